@@ -1,0 +1,1 @@
+"""Consumers: glue between the broker adapter and the pure pipeline."""

@@ -1,0 +1,1 @@
+"""EDXML (QCVN 102:2016/BTTTT): model, hardened parsing, building, organization codes."""

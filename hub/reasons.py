@@ -1,0 +1,313 @@
+"""The reason catalogue: every stable reason code the hub can give, with its texts.
+
+A reason code's *string value never changes once released*: it goes into the ledger, into
+dead-letter headers and into signed status packets that other agencies keep. Add codes; never
+rename or reuse one. Each code has a Vietnamese and an English text (what the sender or operator
+reads), the operator action it calls for, and whether the hub retries it by itself.
+
+``tests/unit/test_reasons.py`` fails if a code lacks a text; the README table is rendered from
+:func:`render_markdown`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Disposition(enum.Enum):
+    """What the pipeline does with a delivery that carries this reason."""
+
+    ACCEPT = "accept"
+    """The check passed; no action."""
+    REJECT = "reject"
+    """Permanent: dead-letter at once and tell the sender."""
+    RETRY = "retry"
+    """Transient: retry with bounded backoff; dead-letter only when attempts run out."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReasonInfo:
+    vi: str
+    """Text for Vietnamese readers (the sender's clerk, the operator)."""
+    en: str
+    """The same in English."""
+    action: str
+    """What an operator should do about it."""
+    disposition: Disposition
+
+
+class Reason(enum.StrEnum):
+    """Stable reason codes. The value is what is stored and sent; never change one."""
+
+    OK = "OK"
+
+    # -- envelope parsing (QCVN 102:2016 packet format) ---------------------------------------
+    ENVELOPE_MALFORMED = "ENVELOPE_MALFORMED"
+    ENVELOPE_TOO_LARGE = "ENVELOPE_TOO_LARGE"
+    ENVELOPE_TOO_DEEP = "ENVELOPE_TOO_DEEP"
+    ENVELOPE_TOO_MANY_ELEMENTS = "ENVELOPE_TOO_MANY_ELEMENTS"
+    ENVELOPE_DTD_FORBIDDEN = "ENVELOPE_DTD_FORBIDDEN"
+    ENVELOPE_SCHEMA_INVALID = "ENVELOPE_SCHEMA_INVALID"
+    ENVELOPE_NOT_EDXML = "ENVELOPE_NOT_EDXML"
+    ENVELOPE_ENCODING_INVALID = "ENVELOPE_ENCODING_INVALID"
+    ATTACHMENT_TOO_LARGE = "ATTACHMENT_TOO_LARGE"
+    ATTACHMENT_ENCODING_INVALID = "ATTACHMENT_ENCODING_INVALID"
+    ATTACHMENT_NOT_IN_MANIFEST = "ATTACHMENT_NOT_IN_MANIFEST"
+    ORGAN_ID_INVALID = "ORGAN_ID_INVALID"
+    DOCUMENT_ID_INVALID = "DOCUMENT_ID_INVALID"
+    DATE_INVALID = "DATE_INVALID"
+    STATUS_CODE_INVALID = "STATUS_CODE_INVALID"
+
+    # -- XML signature ------------------------------------------------------------------------
+    SIGNATURE_MISSING = "SIGNATURE_MISSING"
+    SIGNATURE_MULTIPLE = "SIGNATURE_MULTIPLE"
+    SIGNATURE_INVALID = "SIGNATURE_INVALID"
+    SIGNATURE_DIGEST_MISMATCH = "SIGNATURE_DIGEST_MISMATCH"
+    SIGNATURE_SCOPE_INCOMPLETE = "SIGNATURE_SCOPE_INCOMPLETE"
+    SIGNATURE_ALGORITHM_FORBIDDEN = "SIGNATURE_ALGORITHM_FORBIDDEN"
+    SIGNATURE_KEY_TOO_WEAK = "SIGNATURE_KEY_TOO_WEAK"
+    SIGNATURE_WRAPPING_SUSPECTED = "SIGNATURE_WRAPPING_SUSPECTED"
+    SIGNATURE_CERTIFICATE_MISSING = "SIGNATURE_CERTIFICATE_MISSING"
+
+    # -- certificate trust (Circular 08/2016/TT-BQP, Decree 130/2018) -------------------------
+    CERT_UNTRUSTED_ROOT = "CERT_UNTRUSTED_ROOT"
+    CERT_PUBLIC_CA = "CERT_PUBLIC_CA"
+    CERT_SELF_SIGNED = "CERT_SELF_SIGNED"
+    CERT_PATH_INVALID = "CERT_PATH_INVALID"
+    CERT_EXPIRED = "CERT_EXPIRED"
+    CERT_NOT_YET_VALID = "CERT_NOT_YET_VALID"
+    CERT_REVOKED = "CERT_REVOKED"
+    CERT_KEY_USAGE_INVALID = "CERT_KEY_USAGE_INVALID"
+    CERT_POLICY_MISSING = "CERT_POLICY_MISSING"
+    REVOCATION_UNAVAILABLE = "REVOCATION_UNAVAILABLE"
+
+    # -- who may sign -------------------------------------------------------------------------
+    SIGNER_NOT_AUTHORIZED_FOR_SENDER = "SIGNER_NOT_AUTHORIZED_FOR_SENDER"
+    SENDER_UNKNOWN = "SENDER_UNKNOWN"
+    SENDER_ACCOUNT_MISMATCH = "SENDER_ACCOUNT_MISMATCH"
+
+    # -- PDF attachments (Circular 41/2017, Decree 30/2020 Art. 5) ----------------------------
+    PDF_SIGNATURE_INVALID = "PDF_SIGNATURE_INVALID"
+    PDF_MODIFIED_AFTER_SIGNING = "PDF_MODIFIED_AFTER_SIGNING"
+    PDF_SIGNER_UNTRUSTED = "PDF_SIGNER_UNTRUSTED"
+    PDF_PERSON_SIGNATURE_MISSING = "PDF_PERSON_SIGNATURE_MISSING"
+    PDF_ORGANIZATION_SIGNATURE_MISSING = "PDF_ORGANIZATION_SIGNATURE_MISSING"
+    PDF_MALFORMED = "PDF_MALFORMED"
+
+    # -- routing (Decision 28/2018/QĐ-TTg) ----------------------------------------------------
+    RECIPIENT_UNKNOWN = "RECIPIENT_UNKNOWN"
+    RECIPIENT_MISSING = "RECIPIENT_MISSING"
+    DOCUMENT_CLASSIFIED = "DOCUMENT_CLASSIFIED"
+    DOCUMENT_ID_REUSED = "DOCUMENT_ID_REUSED"
+    DUPLICATE = "DUPLICATE"
+    ORIGINAL_UNKNOWN = "ORIGINAL_UNKNOWN"
+    NOT_ORIGINAL_SENDER = "NOT_ORIGINAL_SENDER"
+    STATUS_ORPHAN = "STATUS_ORPHAN"
+    STATUS_REPORTER_NOT_RECIPIENT = "STATUS_REPORTER_NOT_RECIPIENT"
+
+    # -- infrastructure (transient) -----------------------------------------------------------
+    BROKER_UNAVAILABLE = "BROKER_UNAVAILABLE"
+    LEDGER_UNAVAILABLE = "LEDGER_UNAVAILABLE"
+    DELIVERY_LIMIT_EXCEEDED = "DELIVERY_LIMIT_EXCEEDED"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+
+    # -- operator actions ---------------------------------------------------------------------
+    OPERATOR_DISCARDED = "OPERATOR_DISCARDED"
+
+    @property
+    def info(self) -> ReasonInfo:
+        return CATALOGUE[self]
+
+    @property
+    def vi(self) -> str:
+        return CATALOGUE[self].vi
+
+    @property
+    def en(self) -> str:
+        return CATALOGUE[self].en
+
+    @property
+    def retries(self) -> bool:
+        return CATALOGUE[self].disposition is Disposition.RETRY
+
+
+_A, _R, _T = Disposition.ACCEPT, Disposition.REJECT, Disposition.RETRY
+_FIX_SENDER = "Tell the sending agency to fix and resend; nothing to do on the hub."
+_CHECK_DIR = "Check the organization directory; replay once it is corrected."
+
+CATALOGUE: dict[Reason, ReasonInfo] = {
+    Reason.OK: ReasonInfo("Hợp lệ", "Valid", "None.", _A),
+    Reason.ENVELOPE_MALFORMED: ReasonInfo(
+        "Gói tin không phải XML hợp lệ", "The packet is not well-formed XML", _FIX_SENDER, _R),
+    Reason.ENVELOPE_TOO_LARGE: ReasonInfo(
+        "Gói tin vượt quá dung lượng cho phép", "The packet exceeds the size limit",
+        "Raise limits.max_envelope_bytes only if the document is legitimate.", _R),
+    Reason.ENVELOPE_TOO_DEEP: ReasonInfo(
+        "Cấu trúc XML lồng nhau quá sâu", "The XML nesting is too deep", _FIX_SENDER, _R),
+    Reason.ENVELOPE_TOO_MANY_ELEMENTS: ReasonInfo(
+        "Gói tin có quá nhiều phần tử XML", "The packet has too many XML elements", _FIX_SENDER, _R),
+    Reason.ENVELOPE_DTD_FORBIDDEN: ReasonInfo(
+        "Gói tin chứa DTD hoặc thực thể XML (bị cấm)",
+        "The packet contains a DTD or XML entities (forbidden)",
+        "Possible attack: review the sender's system.", _R),
+    Reason.ENVELOPE_SCHEMA_INVALID: ReasonInfo(
+        "Gói tin không đúng cấu trúc QCVN 102:2016/BTTTT",
+        "The packet does not follow the QCVN 102:2016/BTTTT schema", _FIX_SENDER, _R),
+    Reason.ENVELOPE_NOT_EDXML: ReasonInfo(
+        "Gói tin không phải edXML", "The packet is not an edXML document", _FIX_SENDER, _R),
+    Reason.ENVELOPE_ENCODING_INVALID: ReasonInfo(
+        "Mã hóa ký tự không hợp lệ (yêu cầu UTF-8)", "Invalid character encoding (UTF-8 required)",
+        _FIX_SENDER, _R),
+    Reason.ATTACHMENT_TOO_LARGE: ReasonInfo(
+        "Tệp đính kèm vượt quá dung lượng cho phép", "An attachment exceeds the size limit",
+        "Raise limits.max_attachment_bytes only if the document is legitimate.", _R),
+    Reason.ATTACHMENT_ENCODING_INVALID: ReasonInfo(
+        "Tệp đính kèm không được mã hóa base64 hợp lệ", "An attachment is not valid base64",
+        _FIX_SENDER, _R),
+    Reason.ATTACHMENT_NOT_IN_MANIFEST: ReasonInfo(
+        "Tệp đính kèm không khớp danh mục (manifest)",
+        "Attachments and the manifest do not match", _FIX_SENDER, _R),
+    Reason.ORGAN_ID_INVALID: ReasonInfo(
+        "Mã định danh cơ quan không hợp lệ", "Malformed organization code", _FIX_SENDER, _R),
+    Reason.DOCUMENT_ID_INVALID: ReasonInfo(
+        "Mã văn bản (DocumentId) không hợp lệ", "Malformed DocumentId", _FIX_SENDER, _R),
+    Reason.DATE_INVALID: ReasonInfo(
+        "Ngày tháng không hợp lệ (yêu cầu YYYY/MM/DD)", "Invalid date (YYYY/MM/DD required)",
+        _FIX_SENDER, _R),
+    Reason.STATUS_CODE_INVALID: ReasonInfo(
+        "Mã trạng thái không hợp lệ", "Invalid status code", _FIX_SENDER, _R),
+    Reason.SIGNATURE_MISSING: ReasonInfo(
+        "Gói tin không có chữ ký số", "The packet carries no digital signature", _FIX_SENDER, _R),
+    Reason.SIGNATURE_MULTIPLE: ReasonInfo(
+        "Gói tin có nhiều hơn một chữ ký XML ở cấp gói tin",
+        "The packet carries more than one envelope-level XML signature", _FIX_SENDER, _R),
+    Reason.SIGNATURE_INVALID: ReasonInfo(
+        "Chữ ký số không hợp lệ", "The digital signature does not verify", _FIX_SENDER, _R),
+    Reason.SIGNATURE_DIGEST_MISMATCH: ReasonInfo(
+        "Nội dung đã bị thay đổi sau khi ký", "The content was changed after signing",
+        "Possible tampering in transit: keep the evidence.", _R),
+    Reason.SIGNATURE_SCOPE_INCOMPLETE: ReasonInfo(
+        "Chữ ký không bao phủ toàn bộ gói tin (kể cả tệp đính kèm)",
+        "The signature does not cover the whole packet (attachments included)", _FIX_SENDER, _R),
+    Reason.SIGNATURE_ALGORITHM_FORBIDDEN: ReasonInfo(
+        "Thuật toán ký hoặc băm không được phép (ví dụ SHA-1)",
+        "Forbidden signature or digest algorithm (e.g. SHA-1)", _FIX_SENDER, _R),
+    Reason.SIGNATURE_KEY_TOO_WEAK: ReasonInfo(
+        "Khóa ký quá yếu (RSA dưới 2048 bit)", "The signing key is too weak (RSA below 2048 bits)",
+        _FIX_SENDER, _R),
+    Reason.SIGNATURE_WRAPPING_SUSPECTED: ReasonInfo(
+        "Cấu trúc chữ ký bất thường (nghi tấn công bọc chữ ký)",
+        "Unusual signature structure (suspected signature wrapping)",
+        "Possible attack: keep the evidence and review the sender's system.", _R),
+    Reason.SIGNATURE_CERTIFICATE_MISSING: ReasonInfo(
+        "Chữ ký không kèm chứng thư số của người ký",
+        "The signature does not carry the signer's certificate", _FIX_SENDER, _R),
+    Reason.CERT_UNTRUSTED_ROOT: ReasonInfo(
+        "Chứng thư số không thuộc hệ thống chứng thực chuyên dùng Chính phủ",
+        "The certificate does not chain to a configured specialized root", _FIX_SENDER, _R),
+    Reason.CERT_PUBLIC_CA: ReasonInfo(
+        "Chứng thư số công cộng không được dùng để trao đổi văn bản giữa các cơ quan nhà nước",
+        "A public-CA certificate may not be used for exchange between state bodies",
+        "Tell the sender to sign with its specialized (Ban Cơ yếu) certificate.", _R),
+    Reason.CERT_SELF_SIGNED: ReasonInfo(
+        "Chứng thư số tự ký", "The certificate is self-signed", _FIX_SENDER, _R),
+    Reason.CERT_PATH_INVALID: ReasonInfo(
+        "Không xây dựng được chuỗi chứng thực hợp lệ", "No valid certification path",
+        _FIX_SENDER, _R),
+    Reason.CERT_EXPIRED: ReasonInfo(
+        "Chứng thư số đã hết hạn", "The certificate has expired", _FIX_SENDER, _R),
+    Reason.CERT_NOT_YET_VALID: ReasonInfo(
+        "Chứng thư số chưa có hiệu lực", "The certificate is not yet valid",
+        "Check the clocks of the sender and of the hub.", _R),
+    Reason.CERT_REVOKED: ReasonInfo(
+        "Chứng thư số đã bị thu hồi", "The certificate has been revoked", _FIX_SENDER, _R),
+    Reason.CERT_KEY_USAGE_INVALID: ReasonInfo(
+        "Chứng thư số không được phép dùng để ký", "The certificate's key usage does not allow signing",
+        _FIX_SENDER, _R),
+    Reason.CERT_POLICY_MISSING: ReasonInfo(
+        "Chứng thư số không mang chính sách chứng thư chuyên dùng",
+        "The certificate lacks the specialized certificate policy", _FIX_SENDER, _R),
+    Reason.REVOCATION_UNAVAILABLE: ReasonInfo(
+        "Chưa kiểm tra được tình trạng thu hồi chứng thư (CRL/OCSP); sẽ thử lại",
+        "Revocation status (CRL/OCSP) could not be checked; will retry",
+        "Refresh the CRLs (hub doctor shows their age); deliveries resume by themselves.", _T),
+    Reason.SIGNER_NOT_AUTHORIZED_FOR_SENDER: ReasonInfo(
+        "Người ký không thuộc cơ quan gửi", "The signer may not sign for the sending organization",
+        _CHECK_DIR, _R),
+    Reason.SENDER_UNKNOWN: ReasonInfo(
+        "Cơ quan gửi không có trong danh bạ", "The sending organization is not in the directory",
+        _CHECK_DIR, _R),
+    Reason.SENDER_ACCOUNT_MISMATCH: ReasonInfo(
+        "Tài khoản gửi không thuộc cơ quan gửi",
+        "The broker account that published does not belong to the sending organization",
+        "Possible impersonation: review broker accounts.", _R),
+    Reason.PDF_SIGNATURE_INVALID: ReasonInfo(
+        "Chữ ký trên tệp PDF không hợp lệ", "A PDF signature does not verify", _FIX_SENDER, _R),
+    Reason.PDF_MODIFIED_AFTER_SIGNING: ReasonInfo(
+        "Tệp PDF bị sửa đổi sau khi ký", "The PDF was modified after signing", _FIX_SENDER, _R),
+    Reason.PDF_SIGNER_UNTRUSTED: ReasonInfo(
+        "Chữ ký PDF không thuộc hệ thống chứng thực chuyên dùng",
+        "A PDF signature was not made with a trusted specialized certificate", _FIX_SENDER, _R),
+    Reason.PDF_PERSON_SIGNATURE_MISSING: ReasonInfo(
+        "Văn bản chính thiếu chữ ký của người có thẩm quyền",
+        "The main document lacks the competent person's signature", _FIX_SENDER, _R),
+    Reason.PDF_ORGANIZATION_SIGNATURE_MISSING: ReasonInfo(
+        "Văn bản chính thiếu chữ ký số của cơ quan, tổ chức",
+        "The main document lacks the organization's signature", _FIX_SENDER, _R),
+    Reason.PDF_MALFORMED: ReasonInfo(
+        "Tệp PDF bị lỗi cấu trúc", "A PDF attachment is malformed", _FIX_SENDER, _R),
+    Reason.RECIPIENT_UNKNOWN: ReasonInfo(
+        "Cơ quan nhận không có trong danh bạ", "A recipient is not in the directory", _CHECK_DIR, _R),
+    Reason.RECIPIENT_MISSING: ReasonInfo(
+        "Gói tin không có cơ quan nhận", "The packet names no recipient", _FIX_SENDER, _R),
+    Reason.DOCUMENT_CLASSIFIED: ReasonInfo(
+        "Văn bản mật không được gửi qua hệ thống (Quyết định 28/2018/QĐ-TTg)",
+        "Classified documents may not be sent through the system (Decision 28/2018/QĐ-TTg)",
+        "Tell the sender to use the channel for classified documents.", _R),
+    Reason.DOCUMENT_ID_REUSED: ReasonInfo(
+        "Mã văn bản đã được dùng cho một văn bản khác",
+        "The DocumentId was already used for a different document", _FIX_SENDER, _R),
+    Reason.DUPLICATE: ReasonInfo(
+        "Văn bản đã được nhận trước đó (bỏ qua bản trùng)",
+        "This document was already received (duplicate ignored)", "None.", _A),
+    Reason.ORIGINAL_UNKNOWN: ReasonInfo(
+        "Không tìm thấy văn bản gốc được tham chiếu", "The referenced original document is unknown",
+        _FIX_SENDER, _R),
+    Reason.NOT_ORIGINAL_SENDER: ReasonInfo(
+        "Chỉ cơ quan gửi văn bản gốc mới được thu hồi hoặc cập nhật",
+        "Only the original sender may recall or update a document", _FIX_SENDER, _R),
+    Reason.STATUS_ORPHAN: ReasonInfo(
+        "Trạng thái tham chiếu văn bản không tồn tại",
+        "The status refers to a document the hub never delivered", _FIX_SENDER, _R),
+    Reason.STATUS_REPORTER_NOT_RECIPIENT: ReasonInfo(
+        "Cơ quan báo trạng thái không phải là nơi nhận văn bản",
+        "The reporting organization was not a recipient of the document", _FIX_SENDER, _R),
+    Reason.BROKER_UNAVAILABLE: ReasonInfo(
+        "Máy chủ trao đổi thông điệp tạm thời không sẵn sàng", "The message broker is unavailable",
+        "Check RabbitMQ; the hub reconnects by itself.", _T),
+    Reason.LEDGER_UNAVAILABLE: ReasonInfo(
+        "Sổ nhật ký giao nhận tạm thời không sẵn sàng", "The delivery ledger is unavailable",
+        "Check the database; the hub stops acknowledging until it is back.", _T),
+    Reason.DELIVERY_LIMIT_EXCEEDED: ReasonInfo(
+        "Đã thử lại quá số lần cho phép", "Retried more than the allowed number of times",
+        "Fix the cause shown in the first-failure reason, then replay.", _R),
+    Reason.INTERNAL_ERROR: ReasonInfo(
+        "Lỗi nội bộ của hệ thống trung gian", "Internal error in the hub",
+        "File a bug with the ledger row and the log event; replay once fixed.", _T),
+    Reason.OPERATOR_DISCARDED: ReasonInfo(
+        "Cán bộ vận hành đã hủy thông điệp", "An operator discarded the message", "None.", _R),
+}
+
+
+def render_markdown() -> str:
+    """The reason table for the README and for operators."""
+    lines = [
+        "| code | tiếng Việt | English | retried | operator action |",
+        "|---|---|---|---|---|",
+    ]
+    for reason in Reason:
+        info = reason.info
+        retried = "yes" if info.disposition is Disposition.RETRY else "no"
+        lines.append(f"| `{reason.value}` | {info.vi} | {info.en} | {retried} | {info.action} |")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Signature enforcement: XMLDSig, certificate trust, revocation, PDF signatures."""
