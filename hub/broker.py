@@ -1,0 +1,314 @@
+"""The RabbitMQ adapter: the only module that imports pika.
+
+Everything pika-specific stays here (dramatiq's ``brokers/rabbitmq.py`` is the model): pika's
+exceptions become :class:`BrokerUnavailable` (a :class:`~hub.errors.TransientError`) and never
+leak; deliveries and outgoing messages are plain frozen values; settlement (``basic_ack`` /
+``basic_nack``) happens in :class:`Settler` and nowhere else, and settling a delivery twice raises.
+
+Publishing uses publisher confirms *pipelined*: a batch is written without waiting, then the
+connection's I/O loop runs until every sequence number is confirmed (``basic.ack``) — or one is
+nacked or returned as unroutable (``mandatory``), which fails the whole batch. Waiting for each
+confirm in turn (what ``BlockingChannel.basic_publish`` does in confirm mode) costs a round trip
+per message (~0.7 ms measured); pipelining costs ~0.06 ms.
+
+pika 1.x ``BlockingConnection`` is not thread-safe: one connection per consumer thread, and the
+connection's own ``sleep``/``process_data_events`` keep heartbeats alive while waiting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import pika
+import pika.exceptions
+import pika.spec
+
+from hub.errors import TransientError
+from hub.reasons import Reason
+
+
+class BrokerUnavailable(TransientError):
+    """The broker cannot be reached or refused an operation; retry with backoff."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(Reason.BROKER_UNAVAILABLE, detail)
+
+
+class SettledTwice(RuntimeError):
+    """A delivery was acknowledged or rejected twice: a bug, never a runtime condition."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One message taken from a queue, as plain data."""
+
+    tag: int
+    body: bytes
+    routing_key: str
+    exchange: str
+    redelivered: bool
+    headers: Mapping[str, Any]
+    message_id: str | None
+    user_id: str | None
+    app_id: str | None
+    delivery_count: int
+    """RabbitMQ's ``x-delivery-count`` header of quorum queues (0 on a first delivery)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message to publish durably (persistent, mandatory, confirmed)."""
+
+    exchange: str
+    routing_key: str
+    body: bytes
+    headers: Mapping[str, Any] = field(default_factory=dict)
+    message_id: str | None = None
+    content_type: str = "application/xml"
+    user_id: str | None = None
+    expiration_ms: int | None = None
+
+
+class TopologyLike(Protocol):
+    exchanges: Sequence[Any]
+    queues: Sequence[Any]
+    bindings: Sequence[Any]
+
+
+def _params(url: str, name: str, heartbeat: int = 30) -> pika.URLParameters:
+    params = pika.URLParameters(url)
+    params.client_properties = {"connection_name": name[:200], "product": "edxml-hub"}
+    params.heartbeat = heartbeat
+    params.blocked_connection_timeout = 60
+    params.connection_attempts = 1
+    params.socket_timeout = 5
+    params.stack_timeout = 10
+    return params
+
+
+class Connection:
+    """A blocking AMQP connection with a consuming channel and a confirming publish channel."""
+
+    def __init__(self, url: str, name: str) -> None:
+        self.url = url
+        self.name = name
+        try:
+            self._conn = pika.BlockingConnection(_params(url, name))
+            self.channel = self._conn.channel()
+            self._pub = self._conn.channel()
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            raise BrokerUnavailable(f"cannot connect: {exc!r}") from None
+        self._pending: dict[int, str | None] = {}
+        self._failed: list[str] = []
+        self._seq = 0
+        self._select_ok = False
+        impl = self._pub._impl
+        impl.add_on_return_callback(self._on_return)
+        impl.confirm_delivery(ack_nack_callback=self._on_confirm, callback=self._on_select_ok)
+        self._wait(lambda: self._select_ok, 10, "confirm.select")
+
+    # -- publisher confirms ------------------------------------------------------------------
+    def _on_select_ok(self, _frame: Any) -> None:
+        self._select_ok = True
+
+    def _on_confirm(self, frame: Any) -> None:
+        method = frame.method
+        tags = (
+            [t for t in self._pending if t <= method.delivery_tag]
+            if method.multiple
+            else [method.delivery_tag]
+        )
+        nack = isinstance(method, pika.spec.Basic.Nack)
+        for tag in tags:
+            mid = self._pending.pop(tag, None)
+            if nack:
+                self._failed.append(f"nacked by broker: {mid}")
+
+    def _on_return(self, _ch: Any, method: Any, props: Any, _body: bytes) -> None:
+        self._failed.append(
+            f"unroutable: exchange={method.exchange!r} key={method.routing_key!r}"
+            f" id={props.message_id!r} ({method.reply_text})"
+        )
+
+    def _wait(self, done: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        try:
+            while not done():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise BrokerUnavailable(f"timed out waiting for {what}")
+                self._conn.process_data_events(time_limit=min(left, 0.05))
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            raise BrokerUnavailable(f"{what}: {exc!r}") from None
+
+    def publish(self, messages: Iterable[Outgoing], timeout: float = 30.0) -> int:
+        """Publish durably and return once the broker confirmed every message.
+
+        Raises :class:`BrokerUnavailable` if any message is nacked, returned or unconfirmed: the
+        caller must then not settle the deliveries that caused them (they will be redelivered and
+        republished under the same message id, which recipients deduplicate).
+        """
+        impl = self._pub._impl
+        self._failed.clear()
+        count = 0
+        try:
+            for msg in messages:
+                props = pika.BasicProperties(
+                    delivery_mode=2,
+                    content_type=msg.content_type,
+                    headers=dict(msg.headers) or None,
+                    message_id=msg.message_id,
+                    user_id=msg.user_id,
+                    app_id="edxml-hub",
+                    expiration=str(msg.expiration_ms) if msg.expiration_ms is not None else None,
+                    timestamp=int(time.time()),
+                )
+                self._seq += 1
+                self._pending[self._seq] = msg.message_id
+                impl.basic_publish(msg.exchange, msg.routing_key, msg.body, props, mandatory=True)
+                count += 1
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            raise BrokerUnavailable(f"publish: {exc!r}") from None
+        self._wait(lambda: not self._pending or bool(self._failed), timeout, "publisher confirms")
+        if self._failed:
+            problems = "; ".join(self._failed[:3])
+            self._pending.clear()
+            raise BrokerUnavailable(f"{len(self._failed)} message(s) not accepted: {problems}")
+        return count
+
+    # -- topology ------------------------------------------------------------------------------
+    def declare(self, topology: TopologyLike) -> None:
+        """Declare exchanges, queues and bindings (idempotent)."""
+        ch = self.channel
+        try:
+            for ex in topology.exchanges:
+                ch.exchange_declare(ex.name, exchange_type=ex.type, durable=ex.durable,
+                                    arguments=dict(getattr(ex, "arguments", {}) or {}) or None)
+            for q in topology.queues:
+                ch.queue_declare(q.name, durable=q.durable, arguments=dict(q.arguments) or None)
+            for b in topology.bindings:
+                ch.queue_bind(b.queue, b.exchange, routing_key=b.routing_key)
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            raise BrokerUnavailable(f"declare: {exc!r}") from None
+
+    def delete(self, topology: TopologyLike) -> None:
+        """Remove a topology (tests and ``hub topology delete``)."""
+        ch = self.channel
+        with contextlib.suppress(pika.exceptions.AMQPError):
+            for q in topology.queues:
+                ch.queue_delete(q.name)
+            for ex in topology.exchanges:
+                ch.exchange_delete(ex.name)
+
+    def queue_depth(self, queue: str) -> int:
+        try:
+            ok = self.channel.queue_declare(queue, passive=True)
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            raise BrokerUnavailable(f"queue {queue}: {exc!r}") from None
+        return int(ok.method.message_count)
+
+    # -- consuming -----------------------------------------------------------------------------
+    def consume(self, queue: str, prefetch: int, on_delivery: Callable[[Delivery], None]) -> str:
+        """Start consuming; ``on_delivery`` runs inside :meth:`pump`."""
+
+        def _cb(_ch: Any, method: Any, props: Any, body: bytes) -> None:
+            headers = dict(props.headers or {})
+            on_delivery(Delivery(
+                tag=method.delivery_tag, body=body, routing_key=method.routing_key,
+                exchange=method.exchange, redelivered=method.redelivered, headers=headers,
+                message_id=props.message_id, user_id=props.user_id, app_id=props.app_id,
+                delivery_count=int(headers.get("x-delivery-count", 0) or 0),
+            ))
+
+        try:
+            self.channel.basic_qos(prefetch_count=prefetch)
+            return str(self.channel.basic_consume(queue, _cb, auto_ack=False))
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            raise BrokerUnavailable(f"consume {queue}: {exc!r}") from None
+
+    def cancel(self, consumer_tag: str) -> None:
+        with contextlib.suppress(pika.exceptions.AMQPError, OSError):
+            self.channel.basic_cancel(consumer_tag)
+
+    def pump(self, time_limit: float) -> None:
+        """Run the I/O loop for up to ``time_limit`` seconds (delivers, heartbeats)."""
+        try:
+            self._conn.process_data_events(time_limit=time_limit)
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            raise BrokerUnavailable(f"connection lost: {exc!r}") from None
+
+    def sleep(self, seconds: float) -> None:
+        """Wait while keeping the connection alive (heartbeats keep flowing)."""
+        try:
+            self._conn.sleep(seconds)
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            raise BrokerUnavailable(f"connection lost: {exc!r}") from None
+
+    def get(self, queue: str) -> Delivery | None:
+        """Take one message (``basic.get``) without acknowledging it."""
+        try:
+            method, props, body = self.channel.basic_get(queue, auto_ack=False)
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            raise BrokerUnavailable(f"get {queue}: {exc!r}") from None
+        if method is None:
+            return None
+        headers = dict(props.headers or {})
+        return Delivery(
+            tag=method.delivery_tag, body=body, routing_key=method.routing_key,
+            exchange=method.exchange, redelivered=method.redelivered, headers=headers,
+            message_id=props.message_id, user_id=props.user_id, app_id=props.app_id,
+            delivery_count=int(headers.get("x-delivery-count", 0) or 0),
+        )
+
+    def settler(self) -> Settler:
+        return Settler(self.channel)
+
+    @property
+    def is_open(self) -> bool:
+        return bool(self._conn.is_open)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            if self._conn.is_open:
+                self._conn.close()
+
+
+class Settler:
+    """The only place deliveries are settled. Settling a delivery twice raises."""
+
+    def __init__(self, channel: Any) -> None:
+        self._channel = channel
+        self._settled: set[int] = set()
+
+    def _mark(self, tag: int) -> None:
+        if tag in self._settled:
+            raise SettledTwice(f"delivery {tag} settled twice")
+        self._settled.add(tag)
+
+    def ack(self, tags: Sequence[int]) -> None:
+        """Acknowledge: the delivery's effects are durable (ledger committed, publishes confirmed)."""
+        for tag in tags:
+            self._mark(tag)
+        try:
+            for tag in sorted(tags):
+                self._channel.basic_ack(tag)
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            raise BrokerUnavailable(f"ack: {exc!r}") from None
+
+    def requeue(self, tags: Sequence[int]) -> None:
+        """Give deliveries back to the queue (only at shutdown for work not started)."""
+        for tag in tags:
+            self._mark(tag)
+        try:
+            for tag in sorted(tags):
+                self._channel.basic_nack(tag, requeue=True)
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            raise BrokerUnavailable(f"nack: {exc!r}") from None
+
+
+def connect(url: str, name: str) -> Connection:
+    return Connection(url, name)

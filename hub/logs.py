@@ -1,0 +1,53 @@
+"""Logging: structlog events, JSON in production, readable on a terminal.
+
+Event names are snake_case past tense (``envelope_rejected``); the reason code is a field.
+Context (message id, sender, recipient) is bound once per delivery with
+``structlog.contextvars.bound_contextvars``. Never log keys, passphrases or document bodies:
+:func:`_drop_secrets` removes fields whose names say they hold one, as a last line of defence.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+_SECRET_FIELDS = frozenset({"body", "raw", "password", "passphrase", "key", "private_key", "data"})
+
+
+def _drop_secrets(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for field in _SECRET_FIELDS.intersection(event):
+        event[field] = "<redacted>"
+    return event
+
+
+def configure(fmt: str = "auto", level: str = "info") -> None:
+    """Configure structlog once, in ``main()``."""
+    if fmt == "auto":
+        fmt = "console" if sys.stderr.isatty() else "json"
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        if fmt == "console"
+        else structlog.processors.JSONRenderer(ensure_ascii=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _drop_secrets,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+        ),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str) -> Any:
+    return structlog.get_logger(name)

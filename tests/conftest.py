@@ -1,0 +1,83 @@
+"""Shared fixtures: a real RabbitMQ from testcontainers, fresh names per test.
+
+Real-broker tests carry ``@pytest.mark.broker``. With ``CI=true`` a broker that cannot start
+**fails** the run (dramatiq's ``check_rabbitmq`` idea); elsewhere those tests skip with a
+one-line reason. The terminal summary says how many tests used the container.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from hub import devbroker
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+_used_broker: set[str] = set()
+_broker_desc: list[str] = []
+
+
+def _unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"real broker required in CI: {reason}", pytrace=False)
+    pytest.skip(f"no real broker: {reason}")
+
+
+@pytest.fixture(scope="session")
+def rabbitmq() -> Iterator[devbroker.RunningBroker]:
+    """One RabbitMQ container for the session (image built locally, reused when present)."""
+    try:
+        running = devbroker.start_broker(log=lambda msg: None)
+    except devbroker.BrokerUnavailable as exc:
+        _unavailable(str(exc))
+        raise  # unreachable: skip/fail raise
+    _broker_desc.append(f"{running.kind} {devbroker.IMAGE if running.kind == 'container' else ''}"
+                        f" at {running.host}:{running.port}")
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def broker_url(rabbitmq: devbroker.RunningBroker, request: pytest.FixtureRequest) -> str:
+    """The AMQP URL of the session broker; records that this test used it."""
+    _used_broker.add(request.node.nodeid)
+    return rabbitmq.url
+
+
+@pytest.fixture
+def second_broker(request: pytest.FixtureRequest) -> Iterator[devbroker.RunningBroker]:
+    """A broker of this test's own, which the test may stop, kill, pause or restart."""
+    try:
+        running = devbroker.start_container(log=lambda msg: None)
+    except devbroker.BrokerUnavailable as exc:
+        _unavailable(str(exc))
+        raise
+    _used_broker.add(request.node.nodeid)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def names(request: pytest.FixtureRequest) -> str:
+    """A fresh name prefix for this test's exchanges and queues (FastStream's idea)."""
+    digest = hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:8]
+    stem = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[:24].strip("-")
+    return f"t-{stem}-{digest}-{os.getpid()}"
+
+
+@pytest.fixture
+def connection_name(request: pytest.FixtureRequest) -> str:
+    """Connections are named after their test (aio-pika's idea) to read broker logs easily."""
+    return str(request.node.nodeid)[:200]
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    where = _broker_desc[0] if _broker_desc else "not started"
+    terminalreporter.write_line(
+        f"real-broker tests: {len(_used_broker)} ran against RabbitMQ ({where})"
+    )
