@@ -1,0 +1,125 @@
+"""Organization signing keys, loaded once at start-up.
+
+Layout of a keystore directory (what :func:`hub.pki.init_pki` writes):
+``<organ_id>.key.pem`` (PKCS#8 PEM, optionally encrypted) and ``<organ_id>.pem`` (the
+organization certificate followed by its issuing chain). Loading an RSA key costs ~36 ms
+(OpenSSL 3 checks it), so each key is loaded exactly once and handed around as an object.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from hub.errors import ConfigurationError
+
+_KEY_SUFFIX = ".key.pem"
+
+
+class OrgSigner:
+    """An organization's loaded signing key with its certificate and issuing chain.
+
+    ``repr`` never shows key material. The pyHanko PDF signer built from the same key is
+    cached on first use (:func:`hub.signing.sign_pdf`).
+    """
+
+    __slots__ = ("_pdf_signer", "cert", "chain", "key", "organ_id")
+
+    def __init__(
+        self,
+        organ_id: str,
+        key: rsa.RSAPrivateKey,
+        cert: x509.Certificate,
+        chain: tuple[x509.Certificate, ...] = (),
+    ) -> None:
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise TypeError("OrgSigner needs a loaded RSA private key object")
+        self.organ_id = organ_id
+        self.key = key
+        self.cert = cert
+        self.chain = chain
+        self._pdf_signer: Any = None
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the certificate (hex)."""
+        return hashlib.sha256(self.cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+    def __repr__(self) -> str:
+        return (
+            f"OrgSigner(organ_id={self.organ_id!r}, "
+            f"subject={self.cert.subject.rfc4514_string()!r}, fingerprint={self.fingerprint[:16]}…)"
+        )
+
+    @classmethod
+    def from_files(
+        cls, organ_id: str, key_path: Path, cert_path: Path, passphrase: bytes | None = None
+    ) -> OrgSigner:
+        """Load one key and its certificate chain (the first certificate is the signer's)."""
+        try:
+            key = serialization.load_pem_private_key(key_path.read_bytes(), password=passphrase)
+        except (ValueError, TypeError) as exc:
+            # Never echo the key or passphrase: only the file name.
+            raise ConfigurationError(
+                f"{key_path}: cannot load private key ({type(exc).__name__})") from None
+        except OSError as exc:
+            raise ConfigurationError(f"{key_path}: {exc.strerror}") from None
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise ConfigurationError(f"{key_path}: only RSA keys are supported")
+        try:
+            certs = x509.load_pem_x509_certificates(cert_path.read_bytes())
+        except (ValueError, OSError) as exc:
+            raise ConfigurationError(f"{cert_path}: cannot load certificates ({exc})") from None
+        if not certs:
+            raise ConfigurationError(f"{cert_path}: no certificate")
+        cert_key = certs[0].public_key()
+        if (
+            not isinstance(cert_key, rsa.RSAPublicKey)
+            or cert_key.public_numbers() != key.public_key().public_numbers()
+        ):
+            raise ConfigurationError(f"{cert_path}: certificate does not match {key_path.name}")
+        return cls(organ_id, key, certs[0], tuple(certs[1:]))
+
+
+class Keystore(Mapping[str, OrgSigner]):
+    """Every organization signer of a keystore directory, keyed by organization code."""
+
+    def __init__(self, signers: Mapping[str, OrgSigner]) -> None:
+        self._signers = dict(signers)
+
+    @classmethod
+    def load(cls, dir: Path | str, passphrase: bytes | None = None) -> Keystore:
+        """Load every ``<organ_id>.key.pem`` + ``<organ_id>.pem`` pair in ``dir`` once."""
+        base = Path(dir)
+        if not base.is_dir():
+            raise ConfigurationError(f"{base}: keystore directory not found")
+        signers: dict[str, OrgSigner] = {}
+        for key_path in sorted(base.glob(f"*{_KEY_SUFFIX}")):
+            organ_id = key_path.name[: -len(_KEY_SUFFIX)]
+            cert_path = base / f"{organ_id}.pem"
+            if not cert_path.is_file():
+                raise ConfigurationError(f"{key_path}: no certificate file {cert_path.name}")
+            signers[organ_id] = OrgSigner.from_files(organ_id, key_path, cert_path, passphrase)
+        return cls(signers)
+
+    def signer(self, organ_id: str) -> OrgSigner | None:
+        """The organization's signer, or ``None`` when the keystore holds no key for it."""
+        return self._signers.get(organ_id)
+
+    def __getitem__(self, organ_id: str) -> OrgSigner:
+        return self._signers[organ_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._signers)
+
+    def __len__(self) -> int:
+        return len(self._signers)
+
+    def __repr__(self) -> str:
+        return f"Keystore({sorted(self._signers)!r})"

@@ -1,0 +1,131 @@
+"""The generated test PKI as a session fixture (keys are generated once per test session).
+
+``tests/`` is on ``sys.path`` (it holds the root ``conftest.py``). A test module or conftest
+declares::
+
+    @pytest.fixture(scope="session")
+    def pki(tmp_path_factory: pytest.TempPathFactory) -> GeneratedPki:
+        return session_pki(tmp_path_factory)
+
+:func:`session_pki` generates the PKI once per session whichever module asks first.
+Nothing here is a real key: everything is generated into a temporary directory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+
+from hub.keystore import Keystore, OrgSigner
+from hub.pki import KeyCache, OrgSpec, PkiPaths, SignerSpec, init_pki
+
+PKI_NOW = dt.datetime(2026, 3, 2, 8, 0, 0, tzinfo=dt.UTC)
+"""The instant the test PKI is generated for: validity windows and CRLs are relative to it."""
+AT = PKI_NOW + dt.timedelta(minutes=5)
+"""A receipt time inside every validity window and within the CRLs' freshness."""
+
+SAMPLE_ORGS = (
+    OrgSpec(
+        "000.00.01.H27",
+        "Văn phòng Đoàn ĐBQH, HĐND và UBND tỉnh Hà Tĩnh",
+        (SignerSpec("vp.chanhvanphong", "Nguyễn Văn An"),),
+    ),
+    OrgSpec(
+        "000.00.14.H27",
+        "Sở Thông tin và Truyền thông tỉnh Hà Tĩnh",
+        (SignerSpec("stttt.giamdoc", "Trần Thị Bình"),),
+    ),
+)
+"""Fallback organizations used when the directory is not given."""
+
+
+def _load_certs(path: Path) -> list[x509.Certificate]:
+    return x509.load_pem_x509_certificates(path.read_bytes())
+
+
+@dataclass
+class GeneratedPki:
+    """A generated PKI with its files and the loaded objects tests need."""
+
+    paths: PkiPaths
+    keys: KeyCache = field(default_factory=KeyCache)
+
+    @cached_property
+    def keystore(self) -> Keystore:
+        return Keystore.load(self.paths.keystore)
+
+    @cached_property
+    def root(self) -> x509.Certificate:
+        return _load_certs(self.paths.root_cert)[0]
+
+    @cached_property
+    def issuing_ca(self) -> x509.Certificate:
+        return _load_certs(self.paths.issuing_ca_cert)[0]
+
+    @cached_property
+    def public_root(self) -> x509.Certificate:
+        return _load_certs(self.paths.public_root_cert)[0]
+
+    @cached_property
+    def crls(self) -> tuple[x509.CertificateRevocationList, ...]:
+        return tuple(
+            x509.load_der_x509_crl(p.read_bytes())
+            for p in (self.paths.root_crl_der, self.paths.crl_der)
+        )
+
+    def org(self, organ_id: str) -> OrgSigner:
+        """The organization (seal) signer, from the keystore."""
+        signer = self.keystore.signer(organ_id)
+        assert signer is not None, organ_id
+        return signer
+
+    def _load(self, name: str, where: Any) -> OrgSigner:
+        return OrgSigner.from_files(name, where.key, where.cert)
+
+    @cached_property
+    def _loaded(self) -> dict[str, OrgSigner]:
+        return {}
+
+    def _cached(self, label: str, where: Any) -> OrgSigner:
+        if label not in self._loaded:
+            self._loaded[label] = self._load(label, where)
+        return self._loaded[label]
+
+    def person(self, uid: str) -> OrgSigner:
+        """A person signer's key and certificate (wrapped as a signer)."""
+        return self._cached(f"person:{uid}", self.paths.signers[uid])
+
+    def special(self, kind: str) -> OrgSigner:
+        """One of :data:`hub.pki.SPECIAL_KINDS`."""
+        return self._cached(f"special:{kind}", self.paths.special[kind])
+
+    @property
+    def business(self) -> OrgSigner:
+        """A business certificate under the untrusted public-CA-like chain."""
+        return self._cached("business", self.paths.business)
+
+    @property
+    def self_signed(self) -> OrgSigner:
+        return self._cached("self-signed", self.paths.self_signed)
+
+
+def make_pki(base: Path, directory: Any = SAMPLE_ORGS) -> GeneratedPki:
+    keys = KeyCache()
+    return GeneratedPki(init_pki(base, directory, now=PKI_NOW, keys=keys), keys)
+
+
+_SESSION: dict[Path, GeneratedPki] = {}
+
+
+def session_pki(tmp_path_factory: pytest.TempPathFactory) -> GeneratedPki:
+    """The session's test PKI (generated once per session, ~0.6 s)."""
+    base = tmp_path_factory.getbasetemp()
+    if base not in _SESSION:
+        _SESSION[base] = make_pki(tmp_path_factory.mktemp("pki"))
+    return _SESSION[base]
