@@ -1,0 +1,141 @@
+"""The ledger's tables (SQLAlchemy 2.0 typed models); Alembic migrations create them.
+
+``ledger_documents`` and ``ledger_events`` are the chained, append-only tables: each row has a
+position ``seq`` in one global sequence, its ``entry_hash`` and ``chain_hash`` (see
+:mod:`hub.ledger.chain`). ``ledger_head`` is a single row holding the chain head; a writer locks
+it (``SELECT … FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite) so concurrent consumer
+processes append one after the other. ``ledger_deliveries`` is a *derived* per-recipient state,
+kept for queries; it is not part of the chain and can be recomputed from the events.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes stored as naive UTC (SQLite keeps no offset; PostgreSQL alike)."""
+
+    impl = DateTime(timezone=False)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("ledger timestamps must be timezone-aware")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Head(Base):
+    """The single chain-head row (``id`` = 1), locked by every appending transaction."""
+
+    __tablename__ = "ledger_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    """Position of the last entry (0 when empty)."""
+    chain_hash: Mapped[str] = mapped_column(String(64))
+    checkpoint_seq: Mapped[int] = mapped_column(BigInteger)
+    """Position covered by the latest checkpoint."""
+    checkpoint_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class Document(Base):
+    """A packet the hub received (envelope, status or receipt), with its exact bytes."""
+
+    __tablename__ = "ledger_documents"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    """SHA-256 hex of the exact bytes: the document's identity."""
+    seq: Mapped[int] = mapped_column(BigInteger, unique=True)
+    entry_hash: Mapped[str] = mapped_column(String(64))
+    chain_hash: Mapped[str] = mapped_column(String(64))
+    sender: Mapped[str] = mapped_column(String(64), index=True)
+    document_id: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(16))
+    code: Mapped[str] = mapped_column(String(128), index=True)
+    """The document's number/symbol (Code), for auditors' look-ups."""
+    subject_digest: Mapped[str] = mapped_column(String(64))
+    recipients: Mapped[str] = mapped_column(Text)
+    """Canonical JSON list of recipient organ ids."""
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    links_to: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    """The exact bytes, or NULL when they live in the content-addressed blob store."""
+    report: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """The validation report, canonical JSON text."""
+
+    __table_args__ = (Index("ix_ledger_documents_sender_document_id", "sender", "document_id"),)
+
+
+class Event(Base):
+    """One state transition, appended once and never updated."""
+
+    __tablename__ = "ledger_events"
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    entry_hash: Mapped[str] = mapped_column(String(64))
+    chain_hash: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    message_id: Mapped[str] = mapped_column(String(255))
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    digest: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    organ_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    reason: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(Text)
+    """Canonical JSON object text."""
+
+
+class Delivery(Base):
+    """Derived state of one document for one recipient (latest event kind)."""
+
+    __tablename__ = "ledger_deliveries"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organ_id: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+    state: Mapped[str] = mapped_column(String(32), index=True)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class Checkpoint(Base):
+    """A signed statement of the chain head by the hub operator organization."""
+
+    __tablename__ = "ledger_checkpoints"
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    head: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    signature: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    """Signature over :func:`hub.ledger.chain.checkpoint_payload`; NULL when no signer is set."""
+    cert_pem: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+
+
+TABLES = ("ledger_head", "ledger_documents", "ledger_events", "ledger_deliveries",
+          "ledger_checkpoints")

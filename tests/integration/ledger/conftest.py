@@ -1,0 +1,88 @@
+"""Fixtures for the ledger suite: the same tests on SQLite and on PostgreSQL.
+
+PostgreSQL is the server at 127.0.0.1:5432 (database ``test``); each test gets its own schema,
+dropped afterwards. When the server is unreachable the PostgreSQL cases skip on a laptop and fail
+in CI (``CI=true``), as dramatiq's ``check_rabbitmq`` does.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from ledger_samples import OperatorKey, make_operator_key, sample_batch
+from sqlalchemy import create_engine, text
+
+from hub.ledger import Ledger
+
+PG_BASE = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(scope="session")
+def operator_key() -> OperatorKey:
+    return make_operator_key()
+
+
+@pytest.fixture(scope="session")
+def intruder_key() -> OperatorKey:
+    return make_operator_key("intruder")
+
+
+_pg_state: dict[str, bool] = {}
+
+
+def _postgres_reachable() -> bool:
+    if "ok" not in _pg_state:
+        try:
+            engine = create_engine(PG_BASE, connect_args={"connect_timeout": 3})
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            engine.dispose()
+            _pg_state["ok"] = True
+        except Exception:
+            _pg_state["ok"] = False
+    return _pg_state["ok"]
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    if not _postgres_reachable():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("PostgreSQL at 127.0.0.1:5432 is not reachable (CI=true)")
+        pytest.skip("PostgreSQL at 127.0.0.1:5432 is not reachable")
+    schema = f"ledger_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_BASE)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+
+@pytest.fixture
+def signed_ledger(ledger_url: str, operator_key: OperatorKey, tmp_path: Path) -> Iterator[Ledger]:
+    """A ledger signing a checkpoint every 8 entries, with 6 documents (30 entries) in it."""
+    ledger = Ledger.open(ledger_url, blob_dir=tmp_path / "blobs", checkpoint_every=8,
+                         checkpoint_signer=operator_key.sign,
+                         checkpoint_cert_pem=operator_key.cert_pem)
+    for start in (0, 2, 4):
+        ledger.write(*sample_batch(start, 2))
+    try:
+        yield ledger
+    finally:
+        ledger.close()
