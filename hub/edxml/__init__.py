@@ -1,1 +1,85 @@
-"""EDXML (QCVN 102:2016/BTTTT): model, hardened parsing, building, organization codes."""
+"""EDXML (QCVN 102:2016/BTTTT): model, hardened parsing, building, organization codes.
+
+The public surface is re-exported here; submodules starting with ``_`` are private.
+"""
+
+from hub.edxml._xml import Limits, parse_xml, schema
+from hub.edxml.build import (
+    build_envelope,
+    build_status,
+    response_for,
+    sample_attachment,
+    sample_header,
+    sample_trace,
+)
+from hub.edxml.errors import EnvelopeRefused
+from hub.edxml.model import (
+    DS_NS,
+    NS,
+    VIETNAM_TZ,
+    Attachment,
+    Business,
+    BusinessDocType,
+    Code,
+    DocumentType,
+    Envelope,
+    MessageHeader,
+    Organization,
+    OtherInfo,
+    Packet,
+    PromulgationInfo,
+    Reference,
+    ReplacementInfo,
+    ResponseFor,
+    SignerInfo,
+    StaffInfo,
+    StatusCode,
+    StatusPacket,
+    TraceHeader,
+    TraceHeaderList,
+)
+from hub.edxml.orgcode import DocumentId, OrgCode, OrgCodeFormat
+from hub.edxml.parse import parse_envelope, parse_packet, parse_status, parse_timestamp
+
+__all__ = [
+    "DS_NS",
+    "NS",
+    "VIETNAM_TZ",
+    "Attachment",
+    "Business",
+    "BusinessDocType",
+    "Code",
+    "DocumentId",
+    "DocumentType",
+    "Envelope",
+    "EnvelopeRefused",
+    "Limits",
+    "MessageHeader",
+    "OrgCode",
+    "OrgCodeFormat",
+    "Organization",
+    "OtherInfo",
+    "Packet",
+    "PromulgationInfo",
+    "Reference",
+    "ReplacementInfo",
+    "ResponseFor",
+    "SignerInfo",
+    "StaffInfo",
+    "StatusCode",
+    "StatusPacket",
+    "TraceHeader",
+    "TraceHeaderList",
+    "build_envelope",
+    "build_status",
+    "parse_envelope",
+    "parse_packet",
+    "parse_status",
+    "parse_timestamp",
+    "parse_xml",
+    "response_for",
+    "sample_attachment",
+    "sample_header",
+    "sample_trace",
+    "schema",
+]

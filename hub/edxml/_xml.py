@@ -1,0 +1,176 @@
+"""The hub's only XML parser entry point (hardened), and the cached EDXML schema.
+
+Nothing else in ``hub/`` calls an lxml parser: every byte that arrives goes through
+:func:`parse_xml`, which (in this order, cheapest first)
+
+1. refuses a packet over ``limits.max_bytes`` before reading it (ENVELOPE_TOO_LARGE);
+2. refuses any declared encoding other than UTF-8, and UTF-16/32 byte-order marks
+   (ENVELOPE_ENCODING_INVALID) — QCVN 102 packets are UTF-8;
+3. refuses any markup declaration (``<!DOCTYPE``, ``<!ENTITY``, ``<!ELEMENT`` …) found in the raw
+   bytes (ENVELOPE_DTD_FORBIDDEN): no DTD ever reaches the parser, so entity-expansion bombs and
+   external entities (XXE) are refused without being expanded or fetched;
+4. parses with entity resolution, DTD loading and network access off, and checks again that the
+   tree carries no DTD (defence in depth, in case step 3 was fooled);
+5. walks the tree once to enforce ``max_depth`` and ``max_elements``.
+
+``huge_tree=True`` lifts libxml2's 10 MB text-node limit (an attachment is one base64 text node):
+the hub's own limits judge large documents, not a parser default (signxml's
+``processor.py`` follows the same pattern of one hardened parser).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import re
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from lxml import etree
+
+from hub.edxml.errors import EnvelopeRefused
+from hub.reasons import Reason
+
+if TYPE_CHECKING:
+    from hub.config import LimitSettings
+
+SCHEMA_FILE = "edxml-qcvn102-2016.xsd"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Resource limits applied to every packet before and while it is parsed."""
+
+    max_bytes: int = 50 * 1024 * 1024
+    max_attachment_bytes: int = 40 * 1024 * 1024
+    """Decoded size of one attachment."""
+    max_depth: int = 64
+    max_elements: int = 100_000
+
+    @classmethod
+    def from_settings(cls, settings: LimitSettings) -> Limits:
+        return cls(
+            max_bytes=settings.max_envelope_bytes,
+            max_attachment_bytes=settings.max_attachment_bytes,
+            max_depth=settings.max_depth,
+            max_elements=settings.max_elements,
+        )
+
+
+_XML_DECL = re.compile(rb"\A(?:\xef\xbb\xbf)?\s*<\?xml\s[^>]*?encoding\s*=\s*[\"']([^\"']*)[\"']")
+_UTF8_NAMES = frozenset({b"utf-8", b"utf8"})
+_FOREIGN_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
+
+
+def _check_encoding(data: bytes) -> None:
+    if data.startswith(_FOREIGN_BOMS):
+        raise EnvelopeRefused(Reason.ENVELOPE_ENCODING_INVALID, "UTF-16/32 byte-order mark")
+    match = _XML_DECL.match(data[:512])
+    if match and match.group(1).lower() not in _UTF8_NAMES:
+        name = match.group(1).decode("ascii", "replace")
+        raise EnvelopeRefused(Reason.ENVELOPE_ENCODING_INVALID, f"declared encoding {name!r}")
+
+
+def _check_no_markup_declarations(data: bytes) -> None:
+    """Refuse any ``<!`` that does not open a comment or a CDATA section.
+
+    A DTD is the only other construct starting with ``<!``; base64 never contains ``<``. A
+    ``<!DOCTYPE`` quoted inside a comment is refused too, which costs nothing legitimate.
+    """
+    start = data.find(b"<!")
+    while start != -1:
+        if not (data.startswith(b"<!--", start) or data.startswith(b"<![CDATA[", start)):
+            raise EnvelopeRefused(
+                Reason.ENVELOPE_DTD_FORBIDDEN, f"markup declaration at byte {start}"
+            )
+        start = data.find(b"<!", start + 2)
+
+
+def _new_parser() -> etree.XMLParser:
+    # A parser per call: lxml parser objects must not be shared between threads.
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        dtd_validation=False,
+        load_dtd=False,
+        huge_tree=True,
+        remove_comments=False,
+    )
+
+
+def _syntax_reason(exc: etree.XMLSyntaxError) -> Reason:
+    message = str(exc).lower()
+    if "encoding" in message or "utf-8" in message or "not proper utf" in message:
+        return Reason.ENVELOPE_ENCODING_INVALID
+    if "entity" in message and ("undefined" in message or "declared" in message):
+        return Reason.ENVELOPE_DTD_FORBIDDEN
+    return Reason.ENVELOPE_MALFORMED
+
+
+def _check_shape(root: etree._Element, limits: Limits) -> None:
+    count = 0
+    depth = 0
+    for event, _node in etree.iterwalk(root, events=("start", "end")):
+        if event == "start":
+            depth += 1
+            count += 1
+            if depth > limits.max_depth:
+                raise EnvelopeRefused(
+                    Reason.ENVELOPE_TOO_DEEP, f"nesting deeper than {limits.max_depth}"
+                )
+            if count > limits.max_elements:
+                raise EnvelopeRefused(
+                    Reason.ENVELOPE_TOO_MANY_ELEMENTS, f"more than {limits.max_elements} elements"
+                )
+        else:
+            depth -= 1
+
+
+def parse_xml(data: bytes, limits: Limits) -> etree._Element:
+    """Parse untrusted bytes into an element tree, or raise :class:`EnvelopeRefused`."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError("parse_xml expects bytes")
+    data = bytes(data)
+    if len(data) > limits.max_bytes:
+        raise EnvelopeRefused(
+            Reason.ENVELOPE_TOO_LARGE, f"{len(data)} bytes > limit {limits.max_bytes}"
+        )
+    if not data.strip():
+        raise EnvelopeRefused(Reason.ENVELOPE_MALFORMED, "empty packet")
+    _check_encoding(data)
+    _check_no_markup_declarations(data)
+    try:
+        root = etree.fromstring(data, _new_parser())
+    except etree.XMLSyntaxError as exc:
+        line = getattr(exc, "lineno", None)
+        raise EnvelopeRefused(_syntax_reason(exc), f"line {line}: {exc.msg}") from None
+    if root is None:
+        raise EnvelopeRefused(Reason.ENVELOPE_MALFORMED, "no root element")
+    docinfo: Any = root.getroottree().docinfo  # lxml-stubs lack DocInfo.doctype
+    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
+        raise EnvelopeRefused(Reason.ENVELOPE_DTD_FORBIDDEN, "document type declaration")
+    _check_shape(root, limits)
+    return root
+
+
+@functools.cache
+def schema_bytes() -> bytes:
+    """The EDXML schema shipped as package data (read once)."""
+    return (importlib.resources.files("hub.edxml") / "schemas" / SCHEMA_FILE).read_bytes()
+
+
+_per_thread = threading.local()
+
+
+def schema() -> etree.XMLSchema:
+    """The compiled EDXML schema, cached per thread.
+
+    An ``XMLSchema`` keeps its ``error_log`` on the object, so two threads validating with one
+    instance could read each other's errors; one instance per thread avoids that.
+    """
+    compiled: etree.XMLSchema | None = getattr(_per_thread, "schema", None)
+    if compiled is None:
+        compiled = etree.XMLSchema(etree.fromstring(schema_bytes(), _new_parser()))
+        _per_thread.schema = compiled
+    return compiled

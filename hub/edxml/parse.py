@@ -1,0 +1,515 @@
+"""Parse EDXML packets into the model: hardened parse, XSD validation, then extraction.
+
+Every refusal is an :class:`EnvelopeRefused` with a stable reason; no builtin or lxml exception
+leaves :func:`parse_packet`, :func:`parse_envelope` or :func:`parse_status` (they all go through
+:func:`_guard`, the one place that maps unexpected exceptions).
+
+Values the schema leaves as strings are checked here with precise reasons: organization codes
+(ORGAN_ID_INVALID), DocumentIds (DOCUMENT_ID_INVALID), dates and timestamps (DATE_INVALID),
+status codes (STATUS_CODE_INVALID), attachments (ATTACHMENT_*). Elements are found by namespace
+and local name, never by prefix.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections import Counter
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any, TypeVar
+
+from lxml import etree
+
+from hub.edxml._xml import Limits, parse_xml, schema
+from hub.edxml.errors import EnvelopeRefused
+from hub.edxml.model import (
+    DS_NS,
+    NS,
+    VIETNAM_TZ,
+    Attachment,
+    Business,
+    BusinessDocType,
+    Code,
+    DocumentType,
+    Envelope,
+    MessageHeader,
+    Organization,
+    OtherInfo,
+    PromulgationInfo,
+    Reference,
+    ReplacementInfo,
+    ResponseFor,
+    SignerInfo,
+    StaffInfo,
+    StatusPacket,
+    TraceHeader,
+    TraceHeaderList,
+)
+from hub.edxml.orgcode import DocumentId, OrgCode, parse_date
+from hub.reasons import Reason
+
+T = TypeVar("T")
+_El = etree._Element
+
+_TIMESTAMP_FORMATS = ("%Y/%m/%d %H:%M:%S", "%d/%m/%Y %H:%M:%S")
+_TIMESTAMP = re.compile(r"\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}|\d{2}/\d{2}/\d{4} \d{2}:\d{2}:\d{2}")
+_STATUS_CODE = re.compile(r"\d{2}")
+_B64_WHITESPACE = str.maketrans("", "", " \t\r\n")
+
+# QCVN 102 §1.1–1.14: (minimum, maximum) occurrences; None = unbounded.
+_HEADER_CARDINALITY: dict[str, tuple[int, int | None]] = {
+    "From": (1, 1),
+    "To": (1, None),
+    "Code": (1, 1),
+    "PromulgationInfo": (1, 1),
+    "DocumentType": (1, 1),
+    "Subject": (1, 1),
+    "Content": (0, 1),
+    "SignerInfo": (0, 1),
+    "DueDate": (0, 1),
+    "ToPlaces": (0, 1),
+    "OtherInfo": (0, 1),
+    "ResponseFor": (0, None),
+    "SteeringType": (0, 1),
+    "DocumentId": (1, 1),
+}
+
+
+# -- small helpers --------------------------------------------------------------------------
+
+
+def _local(el: _El) -> str:
+    return etree.QName(el).localname
+
+
+def _kids(el: _El, name: str | None = None) -> list[_El]:
+    out = [c for c in el if isinstance(c.tag, str) and etree.QName(c).namespace == NS]
+    return out if name is None else [c for c in out if etree.QName(c).localname == name]
+
+
+def _child(el: _El, name: str) -> _El | None:
+    found = _kids(el, name)
+    return found[0] if found else None
+
+
+def _text_of(el: _El | None) -> str:
+    """Text content without comments (what exclusive c14n without comments signs)."""
+    if el is None:
+        return ""
+    if len(el) == 0:
+        return el.text or ""
+    parts: list[str] = [el.text or ""]
+    for node in el.iterdescendants():
+        if isinstance(node.tag, str):
+            parts.append(node.text or "")
+        parts.append(node.tail or "")
+    return "".join(parts)
+
+
+def _text(el: _El, name: str) -> str:
+    return _text_of(_child(el, name))
+
+
+def _token(el: _El, name: str) -> str:
+    return _text(el, name).strip()
+
+
+def _int(el: _El, name: str, default: int | None) -> int | None:
+    value = _token(el, name)
+    return int(value) if value else default
+
+
+def _schema_error(el: _El, detail: str) -> EnvelopeRefused:
+    return EnvelopeRefused(Reason.ENVELOPE_SCHEMA_INVALID, f"line {el.sourceline}: {detail}")
+
+
+def _organ_id(el: _El, name: str = "OrganId") -> str:
+    """An OrganId as received (whitespace trimmed), checked against both code formats."""
+    value = _token(el, name)
+    try:
+        OrgCode.parse(value)
+    except EnvelopeRefused as exc:
+        raise EnvelopeRefused(exc.reason, f"line {el.sourceline}: {exc.detail}") from None
+    return value
+
+
+def _date(el: _El, name: str) -> date | None:
+    value = _token(el, name)
+    if not value:
+        return None
+    try:
+        return parse_date(value)
+    except EnvelopeRefused as exc:
+        raise EnvelopeRefused(exc.reason, f"{name} line {el.sourceline}: {exc.detail}") from None
+
+
+def _required_date(el: _El, name: str) -> date:
+    value = _date(el, name)
+    if value is None:
+        raise EnvelopeRefused(Reason.DATE_INVALID, f"{name} line {el.sourceline}: empty date")
+    return value
+
+
+def parse_timestamp(text: str) -> datetime:
+    """``yyyy/MM/dd HH:mm:ss`` (or the ``dd/MM/yyyy HH:mm:ss`` some senders write), Vietnam time."""
+    candidate = text.strip()
+    if _TIMESTAMP.fullmatch(candidate):
+        for fmt in _TIMESTAMP_FORMATS:
+            try:
+                return datetime.strptime(candidate, fmt).replace(tzinfo=VIETNAM_TZ)
+            except ValueError:
+                continue
+    raise EnvelopeRefused(
+        Reason.DATE_INVALID, f"timestamp {text[:25]!r} is not yyyy/MM/dd HH:mm:ss"
+    )
+
+
+def _timestamp(el: _El, name: str) -> datetime:
+    try:
+        return parse_timestamp(_text(el, name))
+    except EnvelopeRefused as exc:
+        raise EnvelopeRefused(exc.reason, f"line {el.sourceline}: {exc.detail}") from None
+
+
+def _content_id(text: str) -> str:
+    value = text.strip()
+    return value[4:] if value.lower().startswith("cid:") else value
+
+
+# -- model extraction -----------------------------------------------------------------------
+
+
+def _organization(el: _El) -> Organization:
+    return Organization(
+        organ_id=_organ_id(el),
+        organ_name=_text(el, "OrganName"),
+        organization_in_charge=_text(el, "OrganizationInCharge"),
+        organ_add=_text(el, "OrganAdd"),
+        email=_token(el, "Email"),
+        telephone=_token(el, "Telephone"),
+        fax=_token(el, "Fax"),
+        website=_token(el, "Website"),
+    )
+
+
+def _document_id(el: _El, name: str = "DocumentId") -> DocumentId:
+    value = _token(el, name)
+    try:
+        return DocumentId.parse(value)
+    except EnvelopeRefused as exc:
+        raise EnvelopeRefused(exc.reason, f"line {el.sourceline}: {exc.detail}") from None
+
+
+def _response_for(el: _El) -> ResponseFor:
+    organ = _organ_id(el)
+    doc_id = _document_id(el)
+    promulgated = _date(el, "PromulgationDate") or doc_id.promulgation_date
+    return ResponseFor(
+        organ_id=organ,
+        code=_token(el, "Code"),
+        promulgation_date=promulgated,
+        document_id=_token(el, "DocumentId"),
+    )
+
+
+def _staff(el: _El | None) -> StaffInfo | None:
+    if el is None:
+        return None
+    return StaffInfo(
+        department=_text(el, "Department"),
+        staff=_text(el, "Staff"),
+        mobile=_token(el, "Mobile"),
+        email=_token(el, "Email"),
+    )
+
+
+def _check_header_cardinality(mh: _El) -> None:
+    counts = Counter(_local(c) for c in _kids(mh))
+    for name, (low, high) in _HEADER_CARDINALITY.items():
+        n = counts.get(name, 0)
+        if n < low:
+            raise _schema_error(mh, f"MessageHeader lacks {name}")
+        if high is not None and n > high:
+            raise _schema_error(mh, f"MessageHeader has {n} {name} elements (at most {high})")
+
+
+def _message_header(mh: _El) -> MessageHeader:
+    _check_header_cardinality(mh)
+    sender = _organization(_kids(mh, "From")[0])
+    recipients = tuple(_organization(t) for t in _kids(mh, "To"))
+    code_el = _kids(mh, "Code")[0]
+    code = Code(_token(code_el, "CodeNumber"), _token(code_el, "CodeNotation"))
+    pi_el = _kids(mh, "PromulgationInfo")[0]
+    promulgation = PromulgationInfo(
+        _text(pi_el, "Place"), _required_date(pi_el, "PromulgationDate")
+    )
+    dt_el = _kids(mh, "DocumentType")[0]
+    detail_el = _child(dt_el, "TypeDetail")
+    document_type = DocumentType(
+        type=int(_token(dt_el, "Type")),
+        type_name=_text(dt_el, "TypeName"),
+        type_detail=None if detail_el is None else _text_of(detail_el),
+    )
+    signer_el = _child(mh, "SignerInfo")
+    signer = (
+        None
+        if signer_el is None
+        else SignerInfo(
+            _text(signer_el, "Competence"),
+            _text(signer_el, "Position"),
+            _text(signer_el, "FullName"),
+        )
+    )
+    places_el = _child(mh, "ToPlaces")
+    places = () if places_el is None else tuple(_text_of(p) for p in _kids(places_el, "Place"))
+    other_el = _child(mh, "OtherInfo")
+    other = OtherInfo() if other_el is None else _other_info(other_el)
+    steering = _int(mh, "SteeringType", 0)
+
+    doc_id = _document_id(mh)
+    doc_id_el = _kids(mh, "DocumentId")[0]
+    # QCVN 102 §1.14: DocumentId = "{From/OrganId},{PromulgationDate},{number}/{notation}".
+    if doc_id.organ_id.strip() != sender.organ_id.strip():
+        raise EnvelopeRefused(
+            Reason.DOCUMENT_ID_INVALID,
+            f"line {doc_id_el.sourceline}: DocumentId names another sender than From/OrganId",
+        )
+    if doc_id.promulgation_date != promulgation.promulgation_date:
+        raise EnvelopeRefused(
+            Reason.DOCUMENT_ID_INVALID,
+            f"line {doc_id_el.sourceline}: DocumentId date differs from PromulgationDate",
+        )
+    return MessageHeader(
+        sender=sender,
+        recipients=recipients,
+        code=code,
+        promulgation_info=promulgation,
+        document_type=document_type,
+        subject=_text(mh, "Subject"),
+        document_id=_token(mh, "DocumentId"),
+        content=_text(mh, "Content"),
+        signer_info=signer,
+        due_date=_date(mh, "DueDate"),
+        to_places=places,
+        other_info=other,
+        response_for=tuple(_response_for(r) for r in _kids(mh, "ResponseFor")),
+        steering_type=steering if steering is not None else 0,
+    )
+
+
+def _other_info(el: _El) -> OtherInfo:
+    appendixes_el = _child(el, "Appendixes")
+    security_el = _child(el, "SecurityLevel")
+    return OtherInfo(
+        priority=_int(el, "Priority", 0) or 0,
+        sphere_of_promulgation=_text(el, "SphereOfPromulgation"),
+        typer_notation=_text(el, "TyperNotation"),
+        promulgation_amount=_int(el, "PromulgationAmount", None),
+        page_amount=_int(el, "PageAmount", None),
+        appendixes=()
+        if appendixes_el is None
+        else tuple(_text_of(a) for a in _kids(appendixes_el, "Appendix")),
+        security_level=None if security_el is None else _text_of(security_el),
+    )
+
+
+def _trace(el: _El) -> TraceHeaderList:
+    hops = tuple(
+        TraceHeader(_organ_id(th), _timestamp(th, "Timestamp")) for th in _kids(el, "TraceHeader")
+    )
+    b_el = _child(el, "Bussiness")
+    business = None
+    if b_el is not None:
+        replacements: list[ReplacementInfo] = []
+        rl = _child(b_el, "ReplacementInfoList")
+        if rl is not None:
+            for ri in _kids(rl, "ReplacementInfo"):
+                ol = _child(ri, "OrganIdList")
+                organs = (
+                    () if ol is None else tuple(_organ_id_text(o) for o in _kids(ol, "OrganId"))
+                )
+                replacements.append(ReplacementInfo(_token(ri, "DocumentId"), organs))
+        doc_id_el = _child(b_el, "DocumentId")
+        business = Business(
+            doc_type=BusinessDocType(int(_token(b_el, "BussinessDocType"))),
+            reason=_text(b_el, "BussinessDocReason"),
+            document_id=None if doc_id_el is None else _text_of(doc_id_el).strip(),
+            staff_info=_staff(_child(b_el, "StaffInfo")),
+            paper=_int(b_el, "Paper", 0) or 0,
+            replacements=tuple(replacements),
+        )
+    return TraceHeaderList(hops, business)
+
+
+def _organ_id_text(el: _El) -> str:
+    value = _text_of(el).strip()
+    try:
+        OrgCode.parse(value)
+    except EnvelopeRefused as exc:
+        raise EnvelopeRefused(exc.reason, f"line {el.sourceline}: {exc.detail}") from None
+    return value
+
+
+def _manifest(body: _El) -> tuple[Reference, ...]:
+    manifest = _child(body, "edXMLManifest")
+    if manifest is None:
+        return ()
+    return tuple(
+        Reference(
+            content_id=_content_id(_text(ref, "ContentId")),
+            attachment_name=_text(ref, "AttachmentName"),
+            content_type=_token(ref, "ContentType"),
+            description=_text(ref, "Description"),
+        )
+        for ref in _kids(manifest, "Reference")
+    )
+
+
+def _attachments(
+    root: _El, manifest: tuple[Reference, ...], limits: Limits
+) -> tuple[Attachment, ...]:
+    encoded = _child(root, "AttachmentEncoded")
+    elements = [] if encoded is None else _kids(encoded, "Attachment")
+    declared = Counter(ref.content_id for ref in manifest)
+    present = Counter(_content_id(_text(a, "ContentId")) for a in elements)
+    if any(n > 1 for n in declared.values()) or any(n > 1 for n in present.values()):
+        raise EnvelopeRefused(Reason.ATTACHMENT_NOT_IN_MANIFEST, "duplicate ContentId")
+    if declared != present:
+        missing = len(declared - present)
+        extra = len(present - declared)
+        raise EnvelopeRefused(
+            Reason.ATTACHMENT_NOT_IN_MANIFEST,
+            f"{missing} declared attachment(s) absent, {extra} attachment(s) not declared",
+        )
+    out: list[Attachment] = []
+    for a in elements:
+        cte = _child(a, "ContentTransferEncoded")
+        encoded_text = _text_of(cte).translate(_B64_WHITESPACE)
+        # Cheap bound before decoding: base64 carries 3 bytes per 4 characters.
+        if len(encoded_text) // 4 * 3 > limits.max_attachment_bytes + 2:
+            raise EnvelopeRefused(
+                Reason.ATTACHMENT_TOO_LARGE,
+                f"line {a.sourceline}: over {limits.max_attachment_bytes} bytes",
+            )
+        try:
+            data = base64.b64decode(encoded_text, validate=True)
+        except (binascii.Error, ValueError):
+            raise EnvelopeRefused(
+                Reason.ATTACHMENT_ENCODING_INVALID, f"line {a.sourceline}: not base64"
+            ) from None
+        if len(data) > limits.max_attachment_bytes:
+            raise EnvelopeRefused(
+                Reason.ATTACHMENT_TOO_LARGE,
+                f"line {a.sourceline}: {len(data)} bytes > {limits.max_attachment_bytes}",
+            )
+        out.append(
+            Attachment(
+                content_id=_content_id(_text(a, "ContentId")),
+                attachment_name=_text(a, "AttachmentName"),
+                content_type=_token(a, "ContentType"),
+                description=_text(a, "Description"),
+                data=data,
+            )
+        )
+    # Keep the manifest's order: it is the order the sender declared.
+    order = {ref.content_id: i for i, ref in enumerate(manifest)}
+    out.sort(key=lambda att: order[att.content_id])
+    return tuple(out)
+
+
+def _status(st: _El, raw: bytes, signatures: int) -> StatusPacket:
+    code = _token(st, "StatusCode")
+    if not _STATUS_CODE.fullmatch(code):
+        raise EnvelopeRefused(
+            Reason.STATUS_CODE_INVALID, f"line {st.sourceline}: status code is not two digits"
+        )
+    rf_el = _kids(st, "ResponseFor")[0]
+    return StatusPacket(
+        response_for=_response_for(rf_el),
+        sender=_organization(_kids(st, "From")[0]),
+        status_code=code,
+        description=_text(st, "Description"),
+        timestamp=_timestamp(st, "Timestamp"),
+        staff_info=_staff(_child(st, "StaffInfo")),
+        raw=raw,
+        signature_count=signatures,
+    )
+
+
+def _validate(root: _El) -> None:
+    if root.tag != f"{{{NS}}}edXML":
+        raise EnvelopeRefused(
+            Reason.ENVELOPE_NOT_EDXML,
+            f"root element {etree.QName(root).localname!r} in namespace "
+            f"{etree.QName(root).namespace!r}",
+        )
+    validator = schema()
+    if not validator.validate(root):
+        log: Any = validator.error_log  # lxml-stubs declare _ErrorLog without its methods
+        first = log[0]
+        raise EnvelopeRefused(Reason.ENVELOPE_SCHEMA_INVALID, f"line {first.line}: {first.message}")
+
+
+def _parse_packet(data: bytes, limits: Limits) -> Envelope | StatusPacket:
+    root = parse_xml(data, limits)
+    _validate(root)
+    raw = bytes(data)
+    signatures = sum(1 for _ in root.iter(f"{{{DS_NS}}}Signature"))
+    envelope_el = _kids(root, "edXMLEnvelope")[0]
+    header_el = _kids(envelope_el, "edXMLHeader")[0]
+    status_el = _child(header_el, "Status")
+    if status_el is not None:
+        return _status(status_el, raw, signatures)
+    header = _message_header(_kids(header_el, "MessageHeader")[0])
+    trace_el = _child(header_el, "TraceHeaderList")
+    manifest = _manifest(_kids(envelope_el, "edXMLBody")[0])
+    return Envelope(
+        header=header,
+        trace=None if trace_el is None else _trace(trace_el),
+        manifest=manifest,
+        attachments=_attachments(root, manifest, limits),
+        raw=raw,
+        signature_count=signatures,
+    )
+
+
+def _guard(call: Callable[[], T]) -> T:
+    """The one place that maps unexpected exceptions: nothing but EnvelopeRefused escapes."""
+    try:
+        return call()
+    except EnvelopeRefused:
+        raise
+    except etree.LxmlError as exc:
+        raise EnvelopeRefused(
+            Reason.ENVELOPE_MALFORMED, f"XML error: {type(exc).__name__}"
+        ) from None
+    except (ValueError, KeyError, IndexError, TypeError, OverflowError, RecursionError) as exc:
+        raise EnvelopeRefused(
+            Reason.ENVELOPE_MALFORMED, f"unexpected content: {type(exc).__name__}"
+        ) from None
+
+
+def parse_packet(data: bytes, limits: Limits | None = None) -> Envelope | StatusPacket:
+    """Parse a document or status packet; raise :class:`EnvelopeRefused` when refused."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError("parse_packet expects bytes")
+    effective = limits or Limits()
+    return _guard(lambda: _parse_packet(bytes(data), effective))
+
+
+def parse_envelope(data: bytes, limits: Limits | None = None) -> Envelope:
+    """Parse a document packet; a status packet is refused (ENVELOPE_SCHEMA_INVALID)."""
+    packet = parse_packet(data, limits)
+    if not isinstance(packet, Envelope):
+        raise EnvelopeRefused(Reason.ENVELOPE_SCHEMA_INVALID, "expected a document, got a status")
+    return packet
+
+
+def parse_status(data: bytes, limits: Limits | None = None) -> StatusPacket:
+    """Parse a status packet; a document packet is refused (ENVELOPE_SCHEMA_INVALID)."""
+    packet = parse_packet(data, limits)
+    if not isinstance(packet, StatusPacket):
+        raise EnvelopeRefused(Reason.ENVELOPE_SCHEMA_INVALID, "expected a status, got a document")
+    return packet
