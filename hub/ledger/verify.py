@@ -85,10 +85,12 @@ def entries(
 ) -> Iterator[tuple[int, str, Any]]:
     """Every chained row up to ``up_to``, in ``seq`` order: ``(seq, "document"|"event", row)``."""
     doc_cols = [c for c in Document.__table__.c if with_raw or c.name != "raw"]
-    docs = conn.execution_options(yield_per=500).execute(
-        select(*doc_cols).where(Document.seq <= up_to).order_by(Document.seq))
-    events = conn.execution_options(yield_per=5000).execute(
-        select(*Event.__table__.c).where(Event.seq <= up_to).order_by(Event.seq))
+    # Options on the statements, not the connection: Connection.execution_options() would
+    # leave later statements on a server-side cursor.
+    docs = conn.execute(select(*doc_cols).where(Document.seq <= up_to).order_by(Document.seq)
+                        .execution_options(yield_per=500))
+    events = conn.execute(select(*Event.__table__.c).where(Event.seq <= up_to)
+                          .order_by(Event.seq).execution_options(yield_per=5000))
     doc_iter = ((int(r.seq), "document", r) for r in docs)
     event_iter = ((int(r.seq), "event", r) for r in events)
     yield from heapq.merge(doc_iter, event_iter, key=lambda t: t[0])
