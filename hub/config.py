@@ -48,6 +48,8 @@ class BrokerSettings:
     """Declare delivery queues as quorum queues (replicated when clustered)."""
     check_user_id: bool = True
     """Require the AMQP user_id of an inbound message to belong to the From organization."""
+    trusted_publishers: tuple[str, ...] = ()
+    """Broker users that may publish for any organization (the hub itself, the axis gateway)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,175 @@
+"""The intake consumer (``hub run``): glue between the broker adapter and the pipeline.
+
+One loop, one thread, one connection (pika's BlockingConnection is not thread-safe). Group
+commit: deliveries are collected up to ``batch_max`` or ``batch_wait_ms``, planned by
+:class:`~hub.pipeline.Pipeline`, then executed in the only safe order:
+
+1. publish phase 1 (deliveries, dead letters, retries, hub receipts) and wait for every confirm;
+2. publish phase 2 (receipts that need the delivery durable first) and wait;
+3. write the ledger in one transaction (retried while the database is down: fail closed);
+4. ack the batch.
+
+A crash anywhere before 4 leaves the deliveries unacknowledged; RabbitMQ redelivers them and
+the ledger's duplicate detection plus deterministic message ids keep recipients from seeing a
+document twice. SIGTERM stops taking new work, finishes the batch in hand, acks it and exits 0.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hub.broker import BrokerUnavailable, Connection, Delivery, Settler, connect
+from hub.errors import TransientError
+from hub.logs import get_logger
+from hub.pipeline import BatchPlan, Pipeline
+from hub.reasons import Reason
+from hub.settlement import Action
+
+log = get_logger("hub.consumers.intake")
+
+
+class Stats:
+    """Counters for metrics and the demo (plain ints; one consumer thread writes them)."""
+
+    def __init__(self) -> None:
+        self.by_outcome: dict[str, int] = {}
+        self.by_reason: dict[str, int] = {}
+        self.batches = 0
+        self.acked = 0
+        self.reconnects = 0
+        self.ledger_retries = 0
+        self.last_batch_at = 0.0
+
+    def count(self, plan: BatchPlan) -> None:
+        self.batches += 1
+        self.acked += len(plan.ack)
+        self.last_batch_at = time.time()
+        for _delivery, disposition in plan.outcomes:
+            key = disposition.action.value
+            self.by_outcome[key] = self.by_outcome.get(key, 0) + 1
+            if disposition.action in (Action.DEAD_LETTER, Action.RETRY):
+                r = disposition.reason.value
+                self.by_reason[r] = self.by_reason.get(r, 0) + 1
+
+
+@dataclass(frozen=True)
+class IntakeOptions:
+    url: str
+    queue: str
+    prefetch: int = 256
+    batch_max: int = 128
+    batch_wait_ms: int = 5
+    reconnect_max_s: float = 30.0
+    name: str = "edxml-hub intake"
+
+
+class IntakeConsumer:
+    def __init__(
+        self,
+        options: IntakeOptions,
+        pipeline: Pipeline,
+        write_ledger: Callable[[BatchPlan], None],
+        *,
+        on_connect: Callable[[Connection], None] | None = None,
+        between_batches: Callable[[], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.options = options
+        self.pipeline = pipeline
+        self.write_ledger = write_ledger
+        self.on_connect = on_connect
+        self.between_batches = between_batches
+        self.stop = stop or threading.Event()
+        self.stats = Stats()
+        self._settler_conn: Connection | None = None
+        self._settler_obj: Settler | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def run(self) -> None:
+        """Consume until :attr:`stop` is set; reconnect with bounded backoff on broker loss."""
+        backoff = 0.2
+        while not self.stop.is_set():
+            conn: Connection | None = None
+            try:
+                conn = connect(self.options.url, self.options.name)
+                if self.on_connect is not None:
+                    self.on_connect(conn)
+                log.info("consumer_connected", queue=self.options.queue)
+                backoff = 0.2
+                self._consume(conn)
+            except BrokerUnavailable as exc:
+                self.stats.reconnects += 1
+                log.warning("broker_lost", detail=exc.detail, retry_in_s=round(backoff, 2))
+                self.stop.wait(backoff)
+                backoff = min(backoff * 2, self.options.reconnect_max_s)
+            finally:
+                if conn is not None:
+                    conn.close()
+        log.info("consumer_stopped", acked=self.stats.acked)
+
+    def _consume(self, conn: Connection) -> None:
+        buffer: list[Delivery] = []
+        tag = conn.consume(self.options.queue, self.options.prefetch, buffer.append)
+        wait = self.options.batch_wait_ms / 1000.0
+        while True:
+            if self.stop.is_set():
+                conn.cancel(tag)
+                conn.pump(0)  # take what is already on the wire, then finish it
+                while buffer:
+                    self._handle(conn, buffer[: self.options.batch_max])
+                    del buffer[: self.options.batch_max]
+                return
+            if not buffer:
+                conn.pump(0.2)
+                if not buffer and self.between_batches is not None:
+                    self.between_batches()
+                continue
+            deadline = time.monotonic() + wait
+            while len(buffer) < self.options.batch_max:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                conn.pump(left)
+            batch = buffer[: self.options.batch_max]
+            del buffer[: len(batch)]
+            self._handle(conn, batch)
+
+    # -- one batch -----------------------------------------------------------------------------
+    def _handle(self, conn: Connection, batch: list[Delivery]) -> None:
+        plan = self.pipeline.process_batch(batch)
+        if plan.first:
+            conn.publish(plan.first)
+        if plan.second:
+            conn.publish(plan.second)
+        self._commit(conn, plan)
+        self._settler(conn).ack(plan.ack)
+        self.stats.count(plan)
+
+    def _settler(self, conn: Connection) -> Settler:
+        # Delivery tags belong to a channel: one settler per connection's consuming channel.
+        if self._settler_conn is not conn:
+            self._settler_conn, self._settler_obj = conn, conn.settler()
+        assert self._settler_obj is not None
+        return self._settler_obj
+
+    def _commit(self, conn: Connection, plan: BatchPlan) -> None:
+        """Write the ledger; while it is down, hold the batch unacknowledged and retry."""
+        backoff = 0.1
+        while True:
+            try:
+                self.write_ledger(plan)
+                return
+            except TransientError as exc:
+                if exc.reason is not Reason.LEDGER_UNAVAILABLE:
+                    raise
+                self.stats.ledger_retries += 1
+                log.error("ledger_unavailable", detail=exc.detail[:200],
+                          retry_in_s=round(backoff, 2), held=len(plan.ack))
+                if self.stop.is_set():
+                    # Give up without acking: the broker redelivers after we close.
+                    raise BrokerUnavailable("stopping while the ledger is down") from None
+                conn.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)

@@ -1,0 +1,489 @@
+"""The intake pipeline: what happens to each delivery, as data.
+
+``process_batch`` takes the deliveries of one group commit and returns a :class:`BatchPlan`:
+the messages to publish (in two confirmed phases), the ledger rows to write in one
+transaction, and the deliveries to acknowledge afterwards. It imports neither pika nor
+SQLAlchemy: the consumer glue (:mod:`hub.consumers.intake`) executes the plan in the only
+order that loses nothing — publish and confirm, commit the ledger, then ack.
+
+Per delivery (Decision 28/2018/QĐ-TTg; QCVN 102:2016):
+
+1. parse through the hardened entry point (reason codes for every refusal);
+2. check the AMQP ``user_id`` belongs to the ``From`` organization (RabbitMQ validates
+   ``user_id`` against the login, so this binds the publisher to its organization);
+3. validate the signature (specialized roots only, revocation, who may sign, PDFs);
+4. detect duplicates by (sender, DocumentId, digest) in the ledger *and* in this batch;
+5. route (pure function) and plan one message per recipient with a deterministic
+   ``message_id`` (``digest:recipient``) so that recipients can drop a republished copy;
+6. plan receipts: ``01`` signed as the recipient organization when the hub holds its key
+   (published only after the delivery is confirmed) and accepted/rejected-by-hub signed as
+   the hub operator.
+
+Exactly-once at the recipient is *at-least-once publishing + idempotent receivers*: a crash
+between the publish confirm and the ledger commit republishes under the same message id, and
+:mod:`hub.client` drops what it has seen. The hub itself never republishes to a recipient the
+ledger records as delivered.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from hub.broker import Delivery, Outgoing
+from hub.edxml import EnvelopeRefused, Limits, parse_packet
+from hub.edxml.model import BusinessDocType, Envelope, StatusPacket
+from hub.errors import PermanentError, TransientError
+from hub.ledger import DocumentIn, EventIn, EventKind
+from hub.logs import get_logger
+from hub.reasons import Reason
+from hub.routing import route, route_status
+from hub.settlement import Action, Disposition, RetryPolicy, decide
+from hub.topology import Names, inbox_key, status_key
+
+log = get_logger("hub.pipeline")
+
+H_ATTEMPTS = "x-hub-attempts"
+H_FIRST_FAILURE = "x-hub-first-failure"
+H_REASON = "x-hub-reason"
+
+
+class LedgerView(Protocol):
+    def find_document(self, sender: str, document_id: str) -> Any: ...
+    def document_by_digest(self, digest: str) -> Any: ...
+    def delivered_to(self, digest: str) -> frozenset[str]: ...
+
+
+class Validator(Protocol):
+    def __call__(self, packet: Envelope | StatusPacket, at: datetime) -> Any: ...
+
+
+class ReceiptIssuer(Protocol):
+    def accepted(self, envelope: Envelope, at: datetime) -> tuple[str, bytes] | None: ...
+    def rejected(self, raw: bytes, packet: Envelope | StatusPacket | None, reason: Reason,
+                 at: datetime) -> tuple[str, bytes] | None: ...
+    def received(self, envelope: Envelope, recipient: str, at: datetime) -> bytes | None: ...
+    def countersign(self, status: StatusPacket, at: datetime) -> bytes | None: ...
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    names: Names
+    limits: Limits
+    retry: RetryPolicy
+    province: str
+    delay_for: Callable[[int], int]
+    """Retry delay (ms) for an attempt; each delay has a queue of its own."""
+    check_user_id: bool = True
+    trusted_publishers: frozenset[str] = frozenset()
+    """Broker users allowed to publish for any organization (the hub itself, the gateway)."""
+
+
+@dataclass
+class BatchPlan:
+    """What the glue executes: publish phase 1, publish phase 2, write, ack."""
+
+    first: list[Outgoing] = field(default_factory=list)
+    """Deliveries, dead letters, retries and hub receipts."""
+    second: list[Outgoing] = field(default_factory=list)
+    """Receipts that may only be sent once phase 1 is confirmed ("01 đã đến")."""
+    documents: list[DocumentIn] = field(default_factory=list)
+    events: list[EventIn] = field(default_factory=list)
+    ack: list[int] = field(default_factory=list)
+    outcomes: list[tuple[Delivery, Disposition]] = field(default_factory=list)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _header_int(headers: Mapping[str, Any], name: str) -> int:
+    try:
+        return int(headers.get(name, 0) or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _signature_value_digest(raw: bytes) -> str | None:
+    """SHA-256 of the sender's ds:SignatureValue, for receipts (the countersignature binding)."""
+    from hub.receipts import signature_value_of
+
+    try:
+        value = signature_value_of(raw)
+    except Exception:  # a packet without a signature has nothing to bind
+        return None
+    return _sha256(value) if value else None
+
+
+class Pipeline:
+    """Plans what happens to each delivery. Stateless between batches."""
+
+    def __init__(
+        self,
+        config: PipelineConfig,
+        *,
+        directory: Any,
+        ledger: LedgerView,
+        validate: Validator,
+        receipts: ReceiptIssuer,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self.config = config
+        self.directory = directory
+        self.ledger = ledger
+        self.validate = validate
+        self.receipts = receipts
+        self.clock = clock
+
+    # -- the batch ---------------------------------------------------------------------------
+    def process_batch(self, deliveries: Sequence[Delivery]) -> BatchPlan:
+        plan = BatchPlan()
+        pending: dict[tuple[str, str], str] = {}  # (sender, document_id) -> digest, this batch
+        for delivery in deliveries:
+            at = self.clock()
+            attempts = _header_int(delivery.headers, H_ATTEMPTS) + 1
+            try:
+                self._process_one(delivery, at, attempts, plan, pending)
+            except PermanentError as exc:
+                self._fail(plan, delivery, at, attempts, None, exc.reason, exc.detail)
+            except TransientError as exc:
+                self._fail(plan, delivery, at, attempts, None, exc.reason, exc.detail)
+            except Exception as exc:  # a bug must not crash the consumer or loop the message
+                log.exception("delivery_crashed", message_id=delivery.message_id,
+                              error=type(exc).__name__)
+                self._fail(plan, delivery, at, attempts, None, Reason.INTERNAL_ERROR,
+                           type(exc).__name__)
+            plan.ack.append(delivery.tag)
+        return plan
+
+    # -- one delivery --------------------------------------------------------------------------
+    def _process_one(self, delivery: Delivery, at: datetime, attempts: int, plan: BatchPlan,
+                     pending: dict[tuple[str, str], str]) -> None:
+        try:
+            packet = parse_packet(delivery.body, self.config.limits)
+        except EnvelopeRefused as exc:
+            self._fail(plan, delivery, at, attempts, None, exc.reason, exc.detail)
+            return
+        sender = packet.sender.organ_id
+        mid = delivery.message_id or packet.digest
+        plan.events.append(EventIn(EventKind.RECEIVED, mid, at, digest=packet.digest,
+                                   organ_id=sender, detail={"bytes": len(delivery.body),
+                                                            "attempt": attempts}))
+        if not self._publisher_may_speak_for(delivery, sender):
+            self._fail(plan, delivery, at, attempts, packet, Reason.SENDER_ACCOUNT_MISMATCH,
+                       f"user_id={delivery.user_id!r}")
+            return
+        if isinstance(packet, StatusPacket):
+            self._process_status(delivery, packet, at, attempts, plan)
+            return
+        self._process_envelope(delivery, packet, at, attempts, plan, pending)
+
+    def _publisher_may_speak_for(self, delivery: Delivery, sender: str) -> bool:
+        if not self.config.check_user_id:
+            return True
+        user = delivery.user_id
+        if user is None:
+            return False
+        if user in self.config.trusted_publishers:
+            return True
+        entry = self.directory.find(sender)
+        return entry is not None and bool(entry.broker_user) and entry.broker_user == user
+
+    def _process_envelope(self, delivery: Delivery, env: Envelope, at: datetime, attempts: int,
+                          plan: BatchPlan, pending: dict[tuple[str, str], str]) -> None:
+        sender = env.sender.organ_id
+        mid = delivery.message_id or env.digest
+        key = (sender, env.document_id)
+
+        # Duplicates first: a redelivery of something already accepted must not be re-judged
+        # (a CRL refreshed since might now say otherwise) and must not be delivered twice.
+        known_digest = pending.get(key)
+        stored = self.ledger.find_document(sender, env.document_id) if known_digest is None else None
+        if stored is not None:
+            known_digest = stored.digest
+        if known_digest is not None:
+            if known_digest != env.digest:
+                self._fail(plan, delivery, at, attempts, env, Reason.DOCUMENT_ID_REUSED,
+                           f"DocumentId {env.document_id} already used with another content")
+                return
+            if stored is None:  # twice in one batch: the first one carries the deliveries
+                self._duplicate(plan, delivery, env, at, attempts, frozenset())
+                return
+            already = self.ledger.delivered_to(env.digest)
+            missing = [r for r in stored.recipients if r not in already]
+            if not missing:
+                self._duplicate(plan, delivery, env, at, attempts, already)
+                return
+            # A crash after the document row but before every delivery: finish the job.
+            report = None
+        else:
+            report = self.validate(env, at)
+            if report.indeterminate or not report.accepted:
+                self._fail(plan, delivery, at, attempts, env, report.reason,
+                           _describe(report), report=report)
+                return
+        routing = route(env, self.directory, at=at, province=self.config.province)
+        if routing.rejection is not None:
+            self._fail(plan, delivery, at, attempts, env, routing.rejection, routing.detail,
+                       report=report)
+            return
+        links_to: str | None = None
+        deliveries = list(routing.deliveries)
+        kind = env.business_kind
+        if kind is not BusinessDocType.NEW:
+            original = self._original_of(env)
+            if original is None:
+                self._fail(plan, delivery, at, attempts, env, Reason.ORIGINAL_UNKNOWN,
+                           f"{kind.name.lower()} of an unknown document", report=report)
+                return
+            if original.sender != sender:
+                self._fail(plan, delivery, at, attempts, env, Reason.NOT_ORIGINAL_SENDER,
+                           f"original sent by {original.sender}", report=report)
+                return
+            links_to = original.digest
+
+        if stored is None:
+            pending[key] = env.digest
+            plan.documents.append(DocumentIn(
+                sender=sender, document_id=env.document_id, digest=env.digest, kind="envelope",
+                raw=env.raw, received_at=at, code=env.header.code.text,
+                recipients=tuple(d.organ_id for d in deliveries),
+                report=report.to_dict() if report is not None else None, links_to=links_to,
+            ))
+            plan.events.append(EventIn(EventKind.VALIDATED, mid, at, digest=env.digest,
+                                       organ_id=sender,
+                                       detail=report.summary() if report is not None else {}))
+            if links_to is not None:
+                plan.events.append(EventIn(EventKind.RECALLED, mid, at, digest=env.digest,
+                                           organ_id=sender,
+                                           detail={"kind": kind.name.lower(), "original": links_to}))
+        delivered = self.ledger.delivered_to(env.digest) if stored is not None else frozenset()
+        for d in deliveries:
+            if d.organ_id in delivered:
+                continue
+            headers = {"x-hub-digest": env.digest, "x-hub-sender": sender,
+                       "x-hub-recipient": d.organ_id, "x-hub-document-id": env.document_id,
+                       "x-hub-via": d.via}
+            plan.first.append(Outgoing(self.config.names.deliver, d.routing_key, env.raw, headers,
+                                       message_id=f"{env.digest}:{d.organ_id}"))
+            plan.events.append(EventIn(EventKind.ROUTED, mid, at, digest=env.digest,
+                                       organ_id=d.organ_id, detail={"via": d.via,
+                                                                    "queue": d.routing_key}))
+            plan.events.append(EventIn(EventKind.DELIVERED, mid, at, digest=env.digest,
+                                       organ_id=d.organ_id, detail={"via": d.via}))
+            if d.via == "direct":
+                receipt = self.receipts.received(env, d.organ_id, at)
+                if receipt is not None:
+                    self._receipt(plan, plan.second, receipt, env, sender, at, "received",
+                                  issuer=d.organ_id)
+        accepted = self.receipts.accepted(env, at) if stored is None else None
+        if accepted is not None:
+            self._receipt(plan, plan.first, accepted[1], env, sender, at, "accepted",
+                          issuer=accepted[0])
+        plan.outcomes.append((delivery, Disposition(Action.DELIVER, attempts=attempts)))
+        log.info("envelope_accepted", message_id=mid, sender=sender, digest=env.digest[:16],
+                 recipients=[d.organ_id for d in deliveries], attempts=attempts)
+
+    def _original_of(self, env: Envelope) -> Any:
+        business = env.trace.business if env.trace is not None else None
+        ref = business.document_id if business is not None else None
+        if not ref and env.header.response_for:
+            ref = env.header.response_for[0].document_id
+        if not ref:
+            return None
+        return self.ledger.find_document(env.sender.organ_id, ref)
+
+    def _process_status(self, delivery: Delivery, status: StatusPacket, at: datetime,
+                        attempts: int, plan: BatchPlan) -> None:
+        mid = delivery.message_id or status.digest
+        reporter = status.sender.organ_id
+        report = self.validate(status, at)
+        if report.indeterminate or not report.accepted:
+            self._fail(plan, delivery, at, attempts, status, report.reason, _describe(report),
+                       report=report)
+            return
+        original = self.ledger.find_document(status.response_for.organ_id,
+                                             status.response_for.document_id)
+        if original is None:
+            self._fail(plan, delivery, at, attempts, status, Reason.STATUS_ORPHAN,
+                       f"{status.response_for.organ_id} {status.response_for.document_id}",
+                       report=report)
+            return
+        delivered = self.ledger.delivered_to(original.digest)
+        if reporter == original.sender:
+            targets = tuple(original.recipients)  # the sender's own status (13: recall)
+        elif reporter in delivered or reporter in original.recipients:
+            targets = (original.sender,)
+        else:
+            self._fail(plan, delivery, at, attempts, status,
+                       Reason.STATUS_REPORTER_NOT_RECIPIENT, reporter, report=report)
+            return
+        if self.ledger.document_by_digest(status.digest) is not None:
+            self._duplicate(plan, delivery, status, at, attempts, frozenset())
+            return
+        routes = []
+        for target in targets:
+            rplan = route_status(status if target == original.sender else None, target,
+                                 self.directory, at=at, province=self.config.province)
+            if rplan.rejection is not None:
+                self._fail(plan, delivery, at, attempts, status, rplan.rejection, rplan.detail,
+                           report=report)
+                return
+            routes.extend((target, d) for d in rplan.deliveries)
+        plan.documents.append(DocumentIn(
+            sender=reporter, document_id=f"status:{status.digest[:32]}", digest=status.digest,
+            kind="status", raw=status.raw, received_at=at, code=status.status_code,
+            recipients=targets, report=report.to_dict(), links_to=original.digest,
+        ))
+        plan.events.append(EventIn(EventKind.STATUS_RECEIVED, mid, at, digest=original.digest,
+                                   organ_id=reporter,
+                                   detail={"status": status.status_code,
+                                           "status_digest": status.digest}))
+        counter = self.receipts.countersign(status, at)
+        for target, d in routes:
+            headers = {"x-hub-digest": status.digest, "x-hub-reporter": reporter,
+                       "x-hub-status": status.status_code, "x-hub-original": original.digest}
+            plan.first.append(Outgoing(self.config.names.deliver, d.routing_key, status.raw,
+                                       headers, message_id=f"{status.digest}:{target}"))
+            if counter is not None:
+                plan.first.append(Outgoing(
+                    self.config.names.deliver, d.routing_key, counter,
+                    {**headers, "x-hub-receipt": "countersigned"},
+                    message_id=f"{status.digest}:{target}:countersigned"))
+        plan.outcomes.append((delivery, Disposition(Action.DELIVER, attempts=attempts)))
+        log.info("status_routed", message_id=mid, reporter=reporter, status=status.status_code,
+                 targets=list(targets))
+
+    # -- outcomes ------------------------------------------------------------------------------
+    def _duplicate(self, plan: BatchPlan, delivery: Delivery, packet: Envelope | StatusPacket,
+                   at: datetime, attempts: int, delivered: frozenset[str]) -> None:
+        mid = delivery.message_id or packet.digest
+        plan.events.append(EventIn(EventKind.DUPLICATE, mid, at, digest=packet.digest,
+                                   organ_id=packet.sender.organ_id, reason=Reason.DUPLICATE.value,
+                                   detail={"delivered_to": sorted(delivered)}))
+        plan.outcomes.append((delivery, decide(Reason.OK, attempts=attempts,
+                                               policy=self.config.retry, duplicate=True)))
+        log.info("duplicate_ignored", message_id=mid, sender=packet.sender.organ_id,
+                 digest=packet.digest[:16])
+
+    def _receipt(self, plan: BatchPlan, phase: list[Outgoing], receipt: bytes, env: Envelope,
+                 sender: str, at: datetime, kind: str, *, issuer: str) -> None:
+        digest = _sha256(receipt)
+        for r in route_status(None, sender, self.directory, at=at,
+                              province=self.config.province).deliveries:
+            phase.append(Outgoing(self.config.names.deliver, r.routing_key, receipt,
+                                  {"x-hub-receipt": kind, "x-hub-original": env.digest,
+                                   "x-hub-issuer": issuer},
+                                  message_id=f"{env.digest}:{kind}:{issuer}"))
+        plan.documents.append(DocumentIn(
+            sender=issuer, document_id=f"receipt:{kind}:{digest[:32]}", digest=digest,
+            kind="receipt", raw=receipt, received_at=at, recipients=(sender,),
+            links_to=env.digest, code=kind,
+        ))
+        plan.events.append(EventIn(EventKind.RECEIPT_ISSUED, f"{env.digest}:{kind}:{issuer}", at,
+                                   digest=env.digest, organ_id=issuer,
+                                   detail={"kind": kind, "receipt_digest": digest}))
+
+    def _fail(self, plan: BatchPlan, delivery: Delivery, at: datetime, attempts: int,
+              packet: Envelope | StatusPacket | None, reason: Reason, detail: str,
+              *, report: Any = None) -> None:
+        disposition = decide(reason, attempts=attempts, policy=self.config.retry, detail=detail)
+        digest = packet.digest if packet is not None else _sha256(delivery.body)
+        sender = packet.sender.organ_id if packet is not None else None
+        mid = delivery.message_id or digest
+        first_failure = str(delivery.headers.get(H_FIRST_FAILURE) or at.isoformat())
+        names = self.config.names
+        if disposition.action is Action.RETRY:
+            delay = self.config.delay_for(attempts)
+            headers = {**_plain_headers(delivery.headers), H_ATTEMPTS: attempts,
+                       H_FIRST_FAILURE: first_failure, H_REASON: reason.value}
+            plan.first.append(Outgoing("", names.retry(delay), delivery.body, headers,
+                                       message_id=delivery.message_id,
+                                       user_id=delivery.user_id))
+            plan.events.append(EventIn(EventKind.RETRY_SCHEDULED, mid, at, digest=digest,
+                                       organ_id=sender, reason=reason.value,
+                                       detail={"attempt": attempts, "delay_ms": delay,
+                                               "detail": detail[:500]}))
+            log.warning("delivery_retry_scheduled", message_id=mid, reason=reason.value,
+                        attempt=attempts, delay_ms=delay)
+        else:
+            final = disposition.reason
+            headers = {
+                **_plain_headers(delivery.headers),
+                H_REASON: final.value,
+                "x-hub-reason-text-vi": final.vi,
+                "x-hub-reason-text-en": final.en,
+                "x-hub-detail": disposition.detail[:1000],
+                H_FIRST_FAILURE: first_failure,
+                H_ATTEMPTS: attempts,
+                "x-hub-original-routing": f"{delivery.exchange}/{delivery.routing_key}",
+                "x-hub-original-user": delivery.user_id or "",
+                "x-hub-sender": sender or "",
+                "x-hub-digest": digest,
+            }
+            if disposition.first_reason is not None:
+                headers["x-hub-first-reason"] = disposition.first_reason.value
+            plan.first.append(Outgoing(names.dlx, final.value, delivery.body, headers,
+                                       message_id=delivery.message_id or digest,
+                                       content_type="application/octet-stream"))
+            # No document row for a refused packet: its digest is in the events and its
+            # exact bytes in the dead-letter queue (a replay judges it afresh).
+            plan.events.append(EventIn(EventKind.REJECTED, mid, at, digest=digest, organ_id=sender,
+                                       reason=final.value, detail={"detail": detail[:500]}))
+            plan.events.append(EventIn(EventKind.DEAD_LETTERED, mid, at, digest=digest,
+                                       organ_id=sender, reason=final.value,
+                                       detail={"queue": names.dlq, "attempts": attempts}))
+            if packet is not None and sender is not None and self.directory.find(sender) is not None:
+                negative = self.receipts.rejected(delivery.body, packet, final, at)
+                if negative is not None:
+                    issuer, receipt = negative
+                    rdigest = _sha256(receipt)
+                    for r in route_status(None, sender, self.directory, at=at,
+                                          province=self.config.province).deliveries:
+                        plan.first.append(Outgoing(
+                            names.deliver, r.routing_key, receipt,
+                            {"x-hub-receipt": "rejected", "x-hub-original": digest,
+                             H_REASON: final.value},
+                            message_id=f"{digest}:rejected:{issuer}"))
+                    plan.documents.append(DocumentIn(
+                        sender=issuer, document_id=f"receipt:rejected:{rdigest[:32]}",
+                        digest=rdigest, kind="receipt", raw=receipt, received_at=at,
+                        recipients=(sender,), links_to=digest, code="rejected",
+                    ))
+                    plan.events.append(EventIn(EventKind.RECEIPT_ISSUED, f"{digest}:rejected",
+                                               at, digest=digest, organ_id=issuer,
+                                               reason=final.value,
+                                               detail={"kind": "rejected",
+                                                       "receipt_digest": rdigest}))
+            log.warning("envelope_rejected", message_id=mid, sender=sender, reason=final.value,
+                        attempts=attempts)
+        plan.outcomes.append((delivery, disposition))
+
+
+def _describe(report: Any) -> str:
+    try:
+        return str(report.summary().get("detail", "")) or report.reason.value
+    except Exception:
+        return str(getattr(report, "reason", ""))
+
+
+def _plain_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
+    """Carry the publisher's headers, minus the broker's own (``x-death``, counts)."""
+    return {k: v for k, v in headers.items() if not k.startswith(("x-death", "x-delivery-count",
+                                                                   "x-first-death"))}
+
+
+def message_id_for(body: bytes) -> str:
+    """A stable id for a body published without one (client side)."""
+    return base64.urlsafe_b64encode(hashlib.sha256(body).digest()[:18]).decode()
+
+
+__all__ = ["BatchPlan", "Pipeline", "PipelineConfig", "inbox_key", "status_key"]

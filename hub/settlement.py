@@ -1,0 +1,77 @@
+"""Settlement is a value decided by a pure function (FastStream's one-place-decides idea).
+
+Every delivery the intake consumer takes ends in exactly one :class:`Disposition`:
+
+``DELIVER``      accepted: route to the recipients, issue receipts, then ack;
+``DUPLICATE``    already handled (same sender, DocumentId and digest): ack, deliver nothing new;
+``DEAD_LETTER``  permanent fault (or attempts exhausted): publish to the dead-letter exchange with
+                 the reason in headers, tell the sender when known, then ack;
+``RETRY``        transient fault: publish to the delay queue for ``delay_ms``, then ack.
+
+The broker acknowledgement itself is always an ``ack`` after the effects above are durable:
+dead-lettering and delaying are *publishes* the hub confirms, so a reason can travel in headers
+and no message is ever requeued in a loop. Only :mod:`hub.broker` calls ``basic_ack``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from hub.reasons import Disposition as ReasonDisposition
+from hub.reasons import Reason
+
+
+class Action(enum.Enum):
+    DELIVER = "deliver"
+    DUPLICATE = "duplicate"
+    DEAD_LETTER = "dead_letter"
+    RETRY = "retry"
+
+
+@dataclass(frozen=True, slots=True)
+class Disposition:
+    action: Action
+    reason: Reason = Reason.OK
+    detail: str = ""
+    delay_ms: int = 0
+    attempts: int = 0
+    """Attempts made so far, this one included."""
+    first_reason: Reason | None = None
+    """For DELIVERY_LIMIT_EXCEEDED: the transient reason that kept failing."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    limit: int = 5
+    """Attempts before a transient fault becomes a dead letter."""
+    base_ms: int = 1000
+    max_ms: int = 60_000
+
+    def delay_for(self, attempt: int) -> int:
+        """Bounded exponential backoff: base, 2·base, 4·base … capped at ``max_ms``."""
+        return int(min(self.max_ms, self.base_ms * (2 ** max(0, attempt - 1))))
+
+
+def decide(
+    reason: Reason, *, attempts: int, policy: RetryPolicy, duplicate: bool = False, detail: str = ""
+) -> Disposition:
+    """Map the outcome of one processing attempt to what happens to the delivery.
+
+    ``attempts`` counts this attempt (1 on the first). A reason whose catalogue entry retries is
+    transient; every other failure is permanent.
+    """
+    if reason is Reason.OK:
+        action = Action.DUPLICATE if duplicate else Action.DELIVER
+        return Disposition(action, Reason.DUPLICATE if duplicate else Reason.OK, detail,
+                           attempts=attempts)
+    if reason.info.disposition is ReasonDisposition.ACCEPT:
+        return Disposition(Action.DUPLICATE, reason, detail, attempts=attempts)
+    if reason.info.disposition is ReasonDisposition.RETRY:
+        if attempts >= policy.limit:
+            return Disposition(Action.DEAD_LETTER, Reason.DELIVERY_LIMIT_EXCEEDED,
+                               f"{reason.value} after {attempts} attempts: {detail}".strip(": "),
+                               attempts=attempts, first_reason=reason)
+        return Disposition(Action.RETRY, reason, detail, delay_ms=policy.delay_for(attempts),
+                           attempts=attempts)
+    return Disposition(Action.DEAD_LETTER, reason, detail, attempts=attempts)
