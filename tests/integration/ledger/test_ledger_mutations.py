@@ -12,11 +12,10 @@ from dataclasses import dataclass
 
 import pytest
 from ledger_samples import OperatorKey
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, select, text, update
 
-from hub.ledger import Ledger
-from hub.ledger import chain
-from hub.ledger.models import Checkpoint
+from hub.ledger import Ledger, chain
+from hub.ledger.models import Checkpoint, Document, Event
 from hub.ledger.verify import document_entry_from_row, entries, event_entry_from_row
 
 
@@ -25,12 +24,13 @@ def rehash_from(conn: Connection, start: int) -> str:
     link = chain.GENESIS
     for seq, kind, row in list(entries(conn, 10**9)):
         if seq >= start:
-            entry = document_entry_from_row(row) if kind == "document" else event_entry_from_row(row)
+            is_doc = kind == "document"
+            entry = document_entry_from_row(row) if is_doc else event_entry_from_row(row)
             entry_hash = chain.entry_hash(entry)
             link = chain.link(link, entry_hash)
-            table = "ledger_documents" if kind == "document" else "ledger_events"
-            conn.execute(text(f"UPDATE {table} SET entry_hash=:e, chain_hash=:c WHERE seq=:s"),
-                         {"e": entry_hash, "c": link, "s": seq})
+            table = Document if is_doc else Event
+            conn.execute(update(table).where(table.seq == seq)
+                         .values(entry_hash=entry_hash, chain_hash=link))
         else:
             link = row.chain_hash
     conn.execute(text("UPDATE ledger_head SET chain_hash=:c"), {"c": link})
