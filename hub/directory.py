@@ -5,8 +5,9 @@ TOML file; every mistake is a :class:`~hub.errors.ConfigurationError` naming the
 
 History matters: bodies are merged, renamed and abolished (the district level ended on
 2025-07-01, provinces were merged the same year), yet old documents keep the codes they were sent
-with. Each entry therefore carries ``valid_from``/``valid_to`` (inclusive dates); routing asks
-:meth:`Directory.find` with the current date, reporting may ask without one. Levels and parents
+with. Each entry therefore carries ``valid_from``/``valid_to``: inclusive days in the file,
+aware instants in :class:`OrgEntry` (``valid_to`` exclusive: the first instant no longer valid).
+Routing asks :meth:`Directory.find` with the current time; reporting may ask without one. Levels and parents
 are data, never derived from a fixed number of administrative levels.
 
 A body may list several codes: the legacy QCVN 102:2016 code and its Decision 20/2020/QĐ-TTg
@@ -47,7 +48,7 @@ import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -83,6 +84,7 @@ _ORG_KEYS = frozenset(
 _SIGNER_KEYS = frozenset(
     {"uid", "fingerprint", "role", "name", "position", "valid_from", "valid_to"}
 )
+_EARLIEST = datetime.min.replace(tzinfo=VIETNAM_TZ)
 _FINGERPRINT = re.compile(r"sha256:([0-9a-fA-F]{2}(?::?[0-9a-fA-F]{2}){31})")
 
 
@@ -97,11 +99,11 @@ class Signer:
     """Lower-case hex SHA-256 of the DER certificate (no colons)."""
     name: str = ""
     position: str = ""
-    valid_from: date | None = None
-    valid_to: date | None = None
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
 
-    def valid_at(self, day: date) -> bool:
-        return _within(day, self.valid_from, self.valid_to)
+    def valid_at(self, at: date | datetime) -> bool:
+        return _within(_instant(at), self.valid_from, self.valid_to)
 
     def matches(self, certificate: x509.Certificate) -> bool:
         """True if the certificate's subject UID or SHA-256 fingerprint is this signer's."""
@@ -123,10 +125,14 @@ class OrgEntry:
     name: str
     parent: str | None
     level: int
-    valid_from: date | None
-    valid_to: date | None
+    valid_from: datetime | None
+    """First instant the entry is valid (TOML ``valid_from`` day, 00:00 Vietnam time)."""
+    valid_to: datetime | None
+    """First instant the entry is NO LONGER valid: the day after the TOML ``valid_to`` (the
+    last valid day), 00:00 Vietnam time. ``valid_to = 2025-06-30`` gives 2025-07-01T00:00+07:00."""
     signers: tuple[Signer, ...]
-    broker_user: str | None
+    broker_user: str
+    """The AMQP user the body publishes as (default: its first code)."""
     reach: Reach
     province: str
     """Level-1 code of the province (or ministry) the body belongs to, e.g. ``H27``."""
@@ -139,11 +145,11 @@ class OrgEntry:
         """The first (preferred) code."""
         return self.codes[0]
 
-    def valid_at(self, day: date) -> bool:
-        return _within(day, self.valid_from, self.valid_to)
+    def valid_at(self, at: date | datetime) -> bool:
+        return _within(_instant(at), self.valid_from, self.valid_to)
 
-    def signers_at(self, day: date) -> tuple[Signer, ...]:
-        return tuple(s for s in self.signers if s.valid_at(day))
+    def signers_at(self, at: date | datetime) -> tuple[Signer, ...]:
+        return tuple(s for s in self.signers if s.valid_at(at))
 
 
 def certificate_uids(certificate: x509.Certificate) -> tuple[str, ...]:
@@ -153,16 +159,24 @@ def certificate_uids(certificate: x509.Certificate) -> tuple[str, ...]:
     )
 
 
-def _within(day: date, start: date | None, end: date | None) -> bool:
-    return (start is None or start <= day) and (end is None or day <= end)
+def _within(at: datetime, start: datetime | None, end: datetime | None) -> bool:
+    return (start is None or start <= at) and (end is None or at < end)
 
 
-def _as_date(at: date | datetime) -> date:
+def _instant(at: date | datetime) -> datetime:
+    """An aware instant: a date means its start in Vietnam time; a naive time is Vietnam time."""
     if isinstance(at, datetime):
-        if at.tzinfo is not None:
-            at = at.astimezone(VIETNAM_TZ)
-        return at.date()
-    return at
+        return at if at.tzinfo is not None else at.replace(tzinfo=VIETNAM_TZ)
+    return datetime.combine(at, time.min, VIETNAM_TZ)
+
+
+class EntryList(tuple[OrgEntry, ...]):
+    """The entries; also callable (``directory.entries()``) so both spellings work."""
+
+    __slots__ = ()
+
+    def __call__(self) -> EntryList:
+        return self
 
 
 def _normalize(code: str) -> str:
@@ -173,7 +187,7 @@ class Directory:
     """An immutable, indexed set of :class:`OrgEntry`."""
 
     def __init__(self, entries: Iterable[OrgEntry], source: str = "<directory>") -> None:
-        self._entries: tuple[OrgEntry, ...] = tuple(entries)
+        self._entries = EntryList(entries)
         self.source = source
         index: dict[str, list[OrgEntry]] = {}
         for entry in self._entries:
@@ -212,7 +226,9 @@ class Directory:
 
     # -- queries -----------------------------------------------------------------------------
 
-    def entries(self) -> tuple[OrgEntry, ...]:
+    @property
+    def entries(self) -> EntryList:
+        """Every entry, past ones included (``directory.entries`` or ``directory.entries()``)."""
         return self._entries
 
     def find(self, code: str, at: date | datetime | None = None) -> OrgEntry | None:
@@ -224,10 +240,9 @@ class Directory:
         if at is None:
             if not candidates:
                 return None
-            return max(candidates, key=lambda e: e.valid_from or date.min)
-        day = _as_date(at)
+            return max(candidates, key=lambda e: e.valid_from or _EARLIEST)
         for entry in candidates:
-            if entry.valid_at(day):
+            if entry.valid_at(at):
                 return entry
         return None
 
@@ -238,8 +253,7 @@ class Directory:
         entry = self.find(organ_id, at)
         if entry is None:
             return None
-        day = _as_date(at)
-        for signer in entry.signers_at(day):
+        for signer in entry.signers_at(at):
             if signer.matches(certificate):
                 return signer
         return None
@@ -263,9 +277,8 @@ class Directory:
 
     def by_broker_user(self, user: str, at: date | datetime | None = None) -> tuple[OrgEntry, ...]:
         """Entries that publish as AMQP user ``user`` (valid at ``at`` when given)."""
-        day = None if at is None else _as_date(at)
         return tuple(
-            e for e in self._entries if e.broker_user == user and (day is None or e.valid_at(day))
+            e for e in self._entries if e.broker_user == user and (at is None or e.valid_at(at))
         )
 
     def children(self, code: str, at: date | datetime | None = None) -> tuple[OrgEntry, ...]:
@@ -274,9 +287,8 @@ class Directory:
         if entry is None:
             return ()
         codes = set(entry.codes)
-        day = None if at is None else _as_date(at)
         return tuple(
-            e for e in self._entries if e.parent in codes and (day is None or e.valid_at(day))
+            e for e in self._entries if e.parent in codes and (at is None or e.valid_at(at))
         )
 
     def __len__(self) -> int:
@@ -358,7 +370,7 @@ class _Loader:
             raise self.error(line, f"{label}: 'level' must be a positive integer")
         valid_from = self._date(raw, "valid_from", line, label)
         valid_to = self._date(raw, "valid_to", line, label)
-        if valid_from and valid_to and valid_to < valid_from:
+        if valid_from and valid_to and valid_to <= valid_from:
             raise self.error(line, f"{label}: valid_to is before valid_from")
         reach = raw.get("reach", "direct")
         if reach not in ("direct", "axis"):
@@ -373,7 +385,7 @@ class _Loader:
         if not isinstance(signers_raw, list):
             raise self.error(line, f"{label}: 'signer' must be an array of tables ([[org.signer]])")
         signers = tuple(self._signer(index, j, s, label) for j, s in enumerate(signers_raw))
-        broker_user = self._str(raw, "broker_user", line, label) or None
+        broker_user = self._str(raw, "broker_user", line, label) or codes[0].strip()
         return OrgEntry(
             codes=tuple(c.strip() for c in codes),
             name=name,
@@ -436,13 +448,16 @@ class _Loader:
             raise self.error(line, f"{label}: '{key}' must not be empty")
         return value
 
-    def _date(self, raw: Mapping[str, Any], key: str, line: int, label: str) -> date | None:
+    def _date(self, raw: Mapping[str, Any], key: str, line: int, label: str) -> datetime | None:
+        """A validity bound as an aware instant (``valid_to``: the day after the last day)."""
         value = raw.get(key)
         if value is None:
             return None
         if isinstance(value, datetime) or not isinstance(value, date):
             raise self.error(line, f"{label}: '{key}' must be a TOML date (YYYY-MM-DD)")
-        return value
+        if key == "valid_to":
+            value = value + timedelta(days=1)
+        return datetime.combine(value, time.min, VIETNAM_TZ)
 
     def _check_consistency(self, entries: list[OrgEntry]) -> None:
         by_code: dict[str, list[OrgEntry]] = {}
@@ -451,12 +466,12 @@ class _Loader:
                 by_code.setdefault(code, []).append(entry)
         # One code, one body at a time: periods of entries sharing a code must not overlap.
         for code, holders in by_code.items():
-            ordered = sorted(holders, key=lambda e: e.valid_from or date.min)
+            ordered = sorted(holders, key=lambda e: e.valid_from or _EARLIEST)
             for before, after in itertools.pairwise(ordered):
                 if (
                     before.valid_to is None
-                    or (after.valid_from is not None and after.valid_from <= before.valid_to)
                     or after.valid_from is None
+                    or after.valid_from < before.valid_to
                 ):
                     raise self.error(
                         after.line,
