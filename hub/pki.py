@@ -78,6 +78,8 @@ class OrgSpec:
     organ_id: str
     name: str
     signers: tuple[SignerSpec, ...] = ()
+    seal_uid: str | None = None
+    """UID of the organization certificate (default: ``organ_id``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,32 +317,30 @@ def _safe_stem(text: str) -> str:
 def orgs_from_directory(directory: Any) -> tuple[OrgSpec, ...]:
     """The organizations served directly, with their person signers, read from a Directory.
 
-    Accepts :class:`hub.directory.Directory` (its ``entries``) or any iterable of
-    :class:`OrgSpec`.
+    Accepts :class:`hub.directory.Directory` or any iterable of :class:`OrgSpec`. The
+    organization certificate's UID is the uid of the entry's ``role = "organization"`` signer
+    (by the directory's convention, the organization's first code).
     """
-    if isinstance(directory, Iterable) and not hasattr(directory, "entries"):
+    if not hasattr(directory, "entries"):
         specs = tuple(directory)
-        if all(isinstance(s, OrgSpec) for s in specs):
-            return specs
-    entries = directory.entries
-    entries = entries() if callable(entries) else entries
-    if isinstance(entries, Mapping):
-        entries = entries.values()
+        if not all(isinstance(s, OrgSpec) for s in specs):
+            raise TypeError("init_pki needs a Directory or OrgSpec values")
+        return specs
     out: list[OrgSpec] = []
-    seen: set[str] = set()
-    for entry in entries:
-        if getattr(entry, "reach", "direct") != "direct":
+    seen_orgs: set[str] = set()
+    seen_people: set[str] = set()
+    for entry in directory.entries():
+        if entry.reach != "direct" or entry.code in seen_orgs:
             continue
-        organ_id = str(entry.codes[0])
-        if organ_id in seen:
-            continue
-        seen.add(organ_id)
-        signers = tuple(
-            SignerSpec(uid=str(s.uid), name=str(getattr(s, "name", s.uid)))
-            for s in getattr(entry, "signers", ())
-            if getattr(s, "uid", None)
-        )
-        out.append(OrgSpec(organ_id=organ_id, name=str(entry.name), signers=signers))
+        seen_orgs.add(entry.code)
+        seal = next(
+            (s.uid for s in entry.signers if s.role == "organization" and s.uid), entry.code)
+        people = []
+        for signer in entry.signers:
+            if signer.role == "person" and signer.uid and signer.uid not in seen_people:
+                seen_people.add(signer.uid)
+                people.append(SignerSpec(uid=signer.uid, name=signer.name or signer.uid))
+        out.append(OrgSpec(entry.code, entry.name, tuple(people), seal_uid=seal))
     return tuple(out)
 
 
@@ -425,7 +425,8 @@ def init_pki(
     organizations: dict[str, IssuedPaths] = {}
     signers: dict[str, IssuedPaths] = {}
     for org in orgs:
-        cert, key = leaf(f"org:{org.organ_id}", _name(org.name, org=org.name, uid=org.organ_id))
+        cert, key = leaf(
+            f"org:{org.organ_id}", _name(org.name, org=org.name, uid=org.seal_uid or org.organ_id))
         organizations[org.organ_id] = _write_issued(
             dir / "keystore", org.organ_id, cert, [ca_cert], key, passphrase
         )
@@ -442,7 +443,7 @@ def init_pki(
     special_certs: dict[str, tuple[x509.Certificate, rsa.RSAPrivateKey]] = {}
 
     def special_name(kind: str) -> x509.Name:
-        return _name(f"{first.name} ({kind})", org=first.name, uid=first.organ_id)
+        return _name(f"{first.name} ({kind})", org=first.name, uid=first.seal_uid or first.organ_id)
 
     special_certs["expired"] = leaf(
         "special:expired", special_name("expired"),
@@ -501,7 +502,7 @@ def init_pki(
     pub_ca = _Issuer(pub_ca_cert, pub_ca_key, None)
     business_cert, business_key = leaf(
         "public:business", _name("Công ty TNHH Ví Dụ (TEST)", org="Công ty TNHH Ví Dụ (TEST)",
-                                 uid=first.organ_id),
+                                 uid=first.seal_uid or first.organ_id),
         issuer=pub_ca, policy=PUBLIC_POLICY_OID,
     )
     pub_root_path = untrusted / "public-root.pem"
@@ -537,7 +538,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--crl-base-url", default=DEFAULT_CRL_BASE_URL)
     parser.add_argument("--ocsp-url", default=None)
     args = parser.parse_args(argv)
-    from hub.directory import Directory  # type: ignore[import-not-found,unused-ignore]
+    from hub.directory import Directory
 
     paths = init_pki(
         args.dir, Directory.sample(), policy_oid=args.policy_oid,

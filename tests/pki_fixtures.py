@@ -22,27 +22,19 @@ from typing import Any
 import pytest
 from cryptography import x509
 
+from hub.directory import Directory
 from hub.keystore import Keystore, OrgSigner
-from hub.pki import KeyCache, OrgSpec, PkiPaths, SignerSpec, init_pki
+from hub.pki import KeyCache, PkiPaths, init_pki, orgs_from_directory
 
 PKI_NOW = dt.datetime(2026, 3, 2, 8, 0, 0, tzinfo=dt.UTC)
 """The instant the test PKI is generated for: validity windows and CRLs are relative to it."""
 AT = PKI_NOW + dt.timedelta(minutes=5)
 """A receipt time inside every validity window and within the CRLs' freshness."""
 
-SAMPLE_ORGS = (
-    OrgSpec(
-        "000.00.01.H27",
-        "Văn phòng Đoàn ĐBQH, HĐND và UBND tỉnh Hà Tĩnh",
-        (SignerSpec("vp.chanhvanphong", "Nguyễn Văn An"),),
-    ),
-    OrgSpec(
-        "000.00.14.H27",
-        "Sở Thông tin và Truyền thông tỉnh Hà Tĩnh",
-        (SignerSpec("stttt.giamdoc", "Trần Thị Bình"),),
-    ),
-)
-"""Fallback organizations used when the directory is not given."""
+DIRECTORY = Directory.sample()
+"""The bundled Hà Tĩnh directory: the PKI issues a certificate to each of its signers."""
+SAMPLE_ORGS = orgs_from_directory(DIRECTORY)
+"""The directly served organizations and their person signers, as the PKI sees them."""
 
 
 def _load_certs(path: Path) -> list[x509.Certificate]:
@@ -115,7 +107,7 @@ class GeneratedPki:
         return self._cached("self-signed", self.paths.self_signed)
 
 
-def make_pki(base: Path, directory: Any = SAMPLE_ORGS) -> GeneratedPki:
+def make_pki(base: Path, directory: Any = DIRECTORY) -> GeneratedPki:
     keys = KeyCache()
     return GeneratedPki(init_pki(base, directory, now=PKI_NOW, keys=keys), keys)
 

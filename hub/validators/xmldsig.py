@@ -1,0 +1,227 @@
+"""The hub's XMLDSig profile for EDXML packets, enforced (pure: no I/O).
+
+The profile (produced by :func:`hub.signing.sign_xml`):
+
+- exactly **one** ``ds:Signature`` in the packet (SIGNATURE_MISSING / SIGNATURE_MULTIPLE), and
+  it is the **last child of** ``edXML:edXMLHeader`` inside ``edXML:edXMLEnvelope`` directly under
+  the ``edXML`` root — the agreed position (CONTRACTS.md; QCVN 102:2016 only names the
+  ``DigitalSignature`` slot) — otherwise SIGNATURE_WRAPPING_SUSPECTED; no ``ds:Object``;
+- ``SignedInfo`` canonicalized with exclusive c14n, signed with RSA-SHA256/384/512 (or RSA-PSS);
+  SHA-1, MD5, DSA, HMAC and anything else are SIGNATURE_ALGORITHM_FORBIDDEN;
+- exactly one ``Reference`` with ``URI=""`` and the transforms enveloped-signature then exclusive
+  c14n, digest SHA-256/384/512. Anything else is SIGNATURE_SCOPE_INCOMPLETE: QCVN 102 places the
+  attachments *outside* ``edXMLEnvelope``, so only a whole-document reference protects the files;
+- ``KeyInfo/X509Data`` carries the signer certificate (SIGNATURE_CERTIFICATE_MISSING), whose RSA
+  key has at least ``policy.min_rsa_bits`` bits (SIGNATURE_KEY_TOO_WEAK).
+
+Then signxml verifies the signature with a fresh ``XMLVerifier`` per packet, against the leaf
+certificate the hub picked itself (``x509_cert=``; the chain is judged by
+:mod:`hub.validators.trust`), and the hub checks that what signxml says is signed is the whole
+document minus the signature ("see what is signed"): any signature-wrapping shape that slips past
+the structural checks fails there.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+from lxml import etree
+from signxml import SignatureConfiguration, XMLVerifier  # type: ignore[attr-defined]
+from signxml.exceptions import (
+    InvalidCertificate,
+    InvalidDigest,
+    InvalidInput,
+    InvalidSignature,
+    SignXMLException,
+)
+
+from hub.edxml._xml import Limits, _new_parser, parse_xml
+from hub.edxml.errors import EnvelopeRefused
+from hub.reasons import Reason
+from hub.validators.outcome import ValidationFailure
+from hub.validators.trust import TrustPolicy
+
+DS_NS = "http://www.w3.org/2000/09/xmldsig#"
+EDXML_NS = "http://www.mic.gov.vn/TBT/QCVN_102_2016"
+DS = f"{{{DS_NS}}}"
+ED = f"{{{EDXML_NS}}}"
+
+EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
+ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
+ALLOWED_SIGNATURE_METHODS = frozenset({
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384",
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512",
+    "http://www.w3.org/2007/05/xmldsig-more#sha256-rsa-MGF1",
+    "http://www.w3.org/2007/05/xmldsig-more#sha384-rsa-MGF1",
+    "http://www.w3.org/2007/05/xmldsig-more#sha512-rsa-MGF1",
+})
+ALLOWED_DIGESTS = frozenset({
+    "http://www.w3.org/2001/04/xmlenc#sha256",
+    "http://www.w3.org/2001/04/xmldsig-more#sha384",
+    "http://www.w3.org/2001/04/xmlenc#sha512",
+})
+REQUIRED_TRANSFORMS = (ENVELOPED, EXC_C14N)
+
+_GENEROUS = Limits(max_bytes=2**62, max_attachment_bytes=2**62, max_depth=10_000,
+                   max_elements=2**62)
+"""The packet already passed the configured limits when it was parsed; here it is only re-read."""
+
+
+@dataclass(frozen=True, slots=True)
+class XmlSignature:
+    """What a verified envelope signature tells the trust check."""
+
+    leaf: x509.Certificate
+    """The signer certificate (from KeyInfo; verified against the signature)."""
+    offered: tuple[x509.Certificate, ...]
+    """The other certificates KeyInfo carried (candidate intermediates, untrusted)."""
+    signature_method: str
+    digest_method: str
+
+
+def _algorithm(element: etree._Element | None) -> str:
+    return "" if element is None else (element.get("Algorithm") or "")
+
+
+def _check_position(signature: etree._Element, root: etree._Element) -> None:
+    header = signature.getparent()
+    envelope = header.getparent() if header is not None else None
+    if (
+        header is None
+        or header.tag != f"{ED}edXMLHeader"
+        or envelope is None
+        or envelope.tag != f"{ED}edXMLEnvelope"
+        or envelope.getparent() is not root
+    ):
+        raise ValidationFailure(
+            Reason.SIGNATURE_WRAPPING_SUSPECTED,
+            "ds:Signature is not in edXML/edXMLEnvelope/edXMLHeader")
+    last = [child for child in header if isinstance(child.tag, str)][-1]
+    if last is not signature:
+        raise ValidationFailure(
+            Reason.SIGNATURE_WRAPPING_SUSPECTED,
+            "ds:Signature is not the last child of edXMLHeader")
+
+
+def _check_signed_info(signature: etree._Element) -> tuple[str, str]:
+    if signature.find(f"{DS}Object") is not None:
+        raise ValidationFailure(
+            Reason.SIGNATURE_WRAPPING_SUSPECTED, "ds:Object inside the signature")
+    signed_info = signature.find(f"{DS}SignedInfo")
+    if signed_info is None:
+        raise ValidationFailure(Reason.SIGNATURE_INVALID, "no SignedInfo")
+    c14n = _algorithm(signed_info.find(f"{DS}CanonicalizationMethod"))
+    if c14n != EXC_C14N:
+        raise ValidationFailure(
+            Reason.SIGNATURE_ALGORITHM_FORBIDDEN, f"SignedInfo canonicalization {c14n!r}")
+    method = _algorithm(signed_info.find(f"{DS}SignatureMethod"))
+    if method not in ALLOWED_SIGNATURE_METHODS:
+        raise ValidationFailure(
+            Reason.SIGNATURE_ALGORITHM_FORBIDDEN, f"signature method {method!r}",
+            evidence={"signature_method": method})
+    references = signed_info.findall(f"{DS}Reference")
+    if len(references) != 1:
+        raise ValidationFailure(
+            Reason.SIGNATURE_SCOPE_INCOMPLETE, f"{len(references)} references (exactly 1 needed)")
+    reference = references[0]
+    uri = reference.get("URI")
+    if uri != "":
+        raise ValidationFailure(
+            Reason.SIGNATURE_SCOPE_INCOMPLETE,
+            f"reference URI {uri!r} does not cover the whole document")
+    transforms = reference.findall(f"{DS}Transforms/{DS}Transform")
+    algorithms = tuple(_algorithm(t) for t in transforms)
+    if algorithms != REQUIRED_TRANSFORMS or any(len(t) for t in transforms):
+        raise ValidationFailure(
+            Reason.SIGNATURE_SCOPE_INCOMPLETE, f"transforms {list(algorithms)}")
+    digest = _algorithm(reference.find(f"{DS}DigestMethod"))
+    if digest not in ALLOWED_DIGESTS:
+        raise ValidationFailure(
+            Reason.SIGNATURE_ALGORITHM_FORBIDDEN, f"digest method {digest!r}",
+            evidence={"digest_method": digest})
+    return method, digest
+
+
+def _certificates(signature: etree._Element) -> list[x509.Certificate]:
+    certs = []
+    for node in signature.iterfind(f"{DS}KeyInfo/{DS}X509Data/{DS}X509Certificate"):
+        try:
+            der = base64.b64decode("".join((node.text or "").split()), validate=True)
+            certs.append(x509.load_der_x509_certificate(der))
+        except (binascii.Error, ValueError):
+            raise ValidationFailure(
+                Reason.SIGNATURE_CERTIFICATE_MISSING, "unreadable X509Certificate") from None
+    if not certs:
+        raise ValidationFailure(
+            Reason.SIGNATURE_CERTIFICATE_MISSING, "no X509Certificate in KeyInfo")
+    return certs
+
+
+def _pick_leaf(certs: list[x509.Certificate]) -> x509.Certificate:
+    """The certificate that issued none of the others (the end of the chain KeyInfo carries)."""
+    for cert in certs:
+        if not any(other.issuer == cert.subject for other in certs if other is not cert):
+            return cert
+    return certs[0]
+
+
+def _count(element: etree._Element) -> int:
+    return sum(1 for _ in element.iter())
+
+
+def check_xml_signature(raw: bytes, policy: TrustPolicy) -> XmlSignature:
+    """Enforce the hub's XMLDSig profile on the exact packet bytes ``raw``.
+
+    Raises :class:`ValidationFailure` with a SIGNATURE_* reason.
+    """
+    try:
+        root = parse_xml(raw, _GENEROUS)
+    except EnvelopeRefused as refused:
+        raise ValidationFailure(refused.reason, refused.detail) from None
+    signatures = list(root.iter(f"{DS}Signature"))
+    if not signatures:
+        raise ValidationFailure(Reason.SIGNATURE_MISSING)
+    if len(signatures) > 1:
+        raise ValidationFailure(Reason.SIGNATURE_MULTIPLE, f"{len(signatures)} ds:Signature")
+    signature = signatures[0]
+    _check_position(signature, root)
+    method, digest = _check_signed_info(signature)
+    certs = _certificates(signature)
+    leaf = _pick_leaf(certs)
+    key = leaf.public_key()
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise ValidationFailure(
+            Reason.SIGNATURE_ALGORITHM_FORBIDDEN, f"{type(key).__name__} key (RSA required)")
+    if key.key_size < policy.min_rsa_bits:
+        raise ValidationFailure(
+            Reason.SIGNATURE_KEY_TOO_WEAK, f"RSA-{key.key_size} < {policy.min_rsa_bits}")
+
+    # A fresh verifier per packet (signxml keeps per-call state); the hardened parser factory
+    # of hub.edxml._xml, so huge base64 attachments are judged by the hub's limits.
+    config = SignatureConfiguration(expect_references=1)
+    try:
+        result = XMLVerifier().verify(
+            raw, x509_cert=leaf, expect_config=config, parser=_new_parser(),
+            # The position was checked above; signxml looks for the signature by itself.
+        )
+    except InvalidDigest as exc:
+        raise ValidationFailure(Reason.SIGNATURE_DIGEST_MISMATCH, str(exc)[:200]) from None
+    except InvalidSignature as exc:
+        raise ValidationFailure(Reason.SIGNATURE_INVALID, str(exc)[:200]) from None
+    except (InvalidInput, InvalidCertificate, SignXMLException) as exc:
+        raise ValidationFailure(Reason.SIGNATURE_INVALID, str(exc)[:200]) from None
+
+    # "See what is signed": the signed content must be the whole document minus the signature.
+    signed = result.signed_xml if not isinstance(result, list) else None
+    if signed is None or signed.tag != root.tag or _count(signed) != _count(root) - _count(
+        signature
+    ):
+        raise ValidationFailure(
+            Reason.SIGNATURE_WRAPPING_SUSPECTED, "signed content is not the whole document")
+    offered = tuple(c for c in certs if c is not leaf)
+    return XmlSignature(leaf=leaf, offered=offered, signature_method=method, digest_method=digest)
