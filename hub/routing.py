@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal, Protocol
 
 from hub.edxml.errors import EnvelopeRefused
@@ -49,8 +49,11 @@ from hub.reasons import Reason
 from hub.topology import (
     AXIS_INBOX_KEY,
     AXIS_STATUS_KEY,
+    VIETNAM_TZ,
     DirectoryEntry,
     inbox_key,
+    instant,
+    last_day,
     status_key,
 )
 
@@ -72,13 +75,9 @@ _MAX_LISTED = 5
 class DirectoryLookup(Protocol):
     """What routing reads of ``hub.directory.Directory``."""
 
-    def find(self, code: str, at: datetime) -> DirectoryEntry | None:
-        """The body with ``code`` (either format) valid at ``at``, or None."""
-        ...
-
-    @property
-    def entries(self) -> Sequence[DirectoryEntry]:
-        """Every entry, abolished ones included (to tell "abolished" from "never existed")."""
+    def find(self, code: str, at: date | datetime | None = None) -> DirectoryEntry | None:
+        """The body holding ``code`` valid on the day of ``at``; without ``at`` the most recent
+        entry holding it, abolished or not (to tell "abolished" from "never existed")."""
         ...
 
 
@@ -126,20 +125,6 @@ class _Resolved:
     why: str = ""
 
 
-def _abolished(directory: DirectoryLookup, code: str, at: datetime) -> DirectoryEntry | None:
-    for entry in directory.entries:
-        if code in entry.codes and entry.valid_to is not None and entry.valid_to <= at:
-            return entry
-    return None
-
-
-def _not_yet(directory: DirectoryLookup, code: str, at: datetime) -> DirectoryEntry | None:
-    for entry in directory.entries:
-        if code in entry.codes and entry.valid_from is not None and at < entry.valid_from:
-            return entry
-    return None
-
-
 def _resolve(
     directory: DirectoryLookup, written: str, at: datetime, unknown: Reason
 ) -> _Resolved:
@@ -150,20 +135,23 @@ def _resolve(
     entry = directory.find(code, at)
     if entry is not None:
         return _Resolved(entry)
-    gone = _abolished(directory, code, at)
-    if gone is not None:
-        assert gone.valid_to is not None
+    known = directory.find(code)
+    if known is None:
+        return _Resolved(None, unknown, f"{code} is not in the directory")
+    moment = instant(at)
+    until = last_day(known)
+    if known.valid_to is not None and until is not None and known.valid_to <= moment:
+        # The 2025 reorganization (district level abolished, provinces merged): abolished
+        # bodies keep their codes in the directory for history; say so, name the successor.
+        successor = f" into {known.successor}" if known.successor else ""
         return _Resolved(
             None, unknown,
-            f"{code} was abolished or merged on {gone.valid_to.date().isoformat()}",
+            f"{code} was abolished or merged{successor}; its last day was {until.isoformat()}",
         )
-    future = _not_yet(directory, code, at)
-    if future is not None:
-        assert future.valid_from is not None
-        return _Resolved(
-            None, unknown, f"{code} exists only from {future.valid_from.date().isoformat()}"
-        )
-    return _Resolved(None, unknown, f"{code} is not in the directory")
+    if known.valid_from is not None and moment < known.valid_from:
+        first = known.valid_from.astimezone(VIETNAM_TZ).date().isoformat()
+        return _Resolved(None, unknown, f"{code} exists only from {first}")
+    return _Resolved(None, unknown, f"{code} is not valid at {moment.isoformat()}")
 
 
 def _primary(entry: DirectoryEntry) -> str:
@@ -261,7 +249,7 @@ def route_status(
     resolved = _resolve(directory, original_sender, at, Reason.RECIPIENT_UNKNOWN)
     entry = resolved.entry
     if entry is None and resolved.reason is Reason.RECIPIENT_UNKNOWN:
-        entry = _abolished(directory, _normalized(original_sender), at)
+        entry = directory.find(_normalized(original_sender))
     if entry is None:
         assert resolved.reason is not None
         return RoutingPlan.refuse(resolved.reason, f"original sender {resolved.why}")

@@ -47,7 +47,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, time, timedelta, timezone
 from types import MappingProxyType
 from typing import Any, Literal, Protocol
 
@@ -72,11 +72,19 @@ __all__ = [
     "build_topology",
     "definitions",
     "direct_entries",
+    "gateway_permissions",
     "inbox_key",
+    "instant",
+    "last_day",
     "permission_matches",
     "rabbit_password_hash",
     "status_key",
+    "valid_at",
 ]
+
+VIETNAM_TZ = timezone(timedelta(hours=7), "ICT")
+"""Same as ``hub.edxml.model.VIETNAM_TZ`` (no daylight saving time); kept here so that the
+topology needs nothing from the EDXML package."""
 
 ExchangeType = Literal["direct", "topic", "fanout", "headers"]
 
@@ -113,7 +121,7 @@ class DirectoryEntry(Protocol):
     def name(self) -> str: ...
 
     @property
-    def broker_user(self) -> str: ...
+    def broker_user(self) -> str | None: ...
 
     @property
     def reach(self) -> str:
@@ -124,10 +132,19 @@ class DirectoryEntry(Protocol):
     def province(self) -> str: ...
 
     @property
-    def valid_from(self) -> datetime | None: ...
+    def valid_from(self) -> datetime | None:
+        """First instant the entry is valid (aware; 00:00 Vietnam time of its first day)."""
+        ...
 
     @property
-    def valid_to(self) -> datetime | None: ...
+    def valid_to(self) -> datetime | None:
+        """First instant it is no longer valid (exclusive); None while the body exists."""
+        ...
+
+    @property
+    def successor(self) -> str | None:
+        """The body that took over after a merger, if the directory knows it."""
+        ...
 
 
 class DirectorySource(Protocol):
@@ -135,6 +152,21 @@ class DirectorySource(Protocol):
 
     @property
     def entries(self) -> Sequence[DirectoryEntry]: ...
+
+
+def instant(at: date | datetime) -> datetime:
+    """An aware instant: a date is its first moment in Vietnam time, a naive time is Vietnam
+    time (the directory's validity bounds are Vietnam days)."""
+    if isinstance(at, datetime):
+        return at if at.tzinfo is not None else at.replace(tzinfo=VIETNAM_TZ)
+    return datetime.combine(at, time.min, VIETNAM_TZ)
+
+
+def last_day(entry: DirectoryEntry) -> date | None:
+    """The last day (Vietnam time) an entry is valid, as the directory file writes it."""
+    if entry.valid_to is None:
+        return None
+    return (entry.valid_to.astimezone(VIETNAM_TZ) - timedelta(microseconds=1)).date()
 
 
 def _check_code(code: str) -> str:
@@ -308,13 +340,17 @@ def _primary_code(entry: DirectoryEntry) -> str:
     return entry.codes[0]
 
 
-def _valid_at(entry: DirectoryEntry, at: datetime) -> bool:
-    if entry.valid_from is not None and at < entry.valid_from:
+def valid_at(entry: DirectoryEntry, at: date | datetime) -> bool:
+    """Whether ``entry`` exists at ``at`` (``valid_from`` inclusive, ``valid_to`` exclusive)."""
+    moment = instant(at)
+    if entry.valid_from is not None and moment < entry.valid_from:
         return False
-    return entry.valid_to is None or at < entry.valid_to
+    return entry.valid_to is None or moment < entry.valid_to
 
 
-def direct_entries(directory: DirectorySource, at: datetime | None = None) -> list[DirectoryEntry]:
+def direct_entries(
+    directory: DirectorySource, at: date | datetime | None = None
+) -> list[DirectoryEntry]:
     """Entries the hub delivers to itself, in directory order; ``at`` drops bodies not valid then.
 
     Without ``at`` abolished bodies keep their queues, so documents already delivered to them
@@ -323,7 +359,7 @@ def direct_entries(directory: DirectorySource, at: datetime | None = None) -> li
     seen: set[str] = set()
     result: list[DirectoryEntry] = []
     for entry in directory.entries:
-        if entry.reach != "direct" or (at is not None and not _valid_at(entry, at)):
+        if entry.reach != "direct" or (at is not None and not valid_at(entry, at)):
             continue
         code = _primary_code(entry)
         if code not in seen:
@@ -339,7 +375,7 @@ def build_topology(
     quorum: bool = True,
     delivery_limit: int = 5,
     retry_delays_ms: Sequence[int] = DEFAULT_RETRY_DELAYS_MS,
-    at: datetime | None = None,
+    at: date | datetime | None = None,
 ) -> Topology:
     """The hub's exchanges, queues and bindings for ``directory`` (see the module diagram)."""
     names = Names(prefix)
@@ -444,6 +480,16 @@ def agency_permissions(entry: DirectoryEntry, prefix: str = "edxml") -> tuple[st
     return "", _anchored(names.inbound), _anchored(names.inbox(code), names.status(code))
 
 
+def gateway_permissions(prefix: str = "edxml") -> tuple[str, str, str]:
+    """``(configure, write, read)`` of the national-axis gateway's account.
+
+    It publishes what arrives from the axis into the inbound exchange (for every remote body:
+    the pipeline lists it among the trusted publishers) and consumes the gateway queue.
+    """
+    names = Names(prefix)
+    return "", _anchored(names.inbound), _anchored(names.gateway)
+
+
 def permission_matches(regex: str, resource: str) -> bool:
     """Whether RabbitMQ grants ``resource`` under permission ``regex`` (for tests and doctor).
 
@@ -488,7 +534,7 @@ def definitions(
     vhost: str = "/",
     hub_user: str = "edxml-hub",
     password_hashes: Mapping[str, str] | None = None,
-    at: datetime | None = None,
+    at: date | datetime | None = None,
 ) -> dict[str, Any]:
     """RabbitMQ ``definitions.json`` content for ``topology`` plus one account per agency.
 
@@ -501,22 +547,34 @@ def definitions(
         {"user": hub_user, "vhost": vhost, "configure": ".*", "write": ".*", "read": ".*"}
     ]
     accounts: dict[str, str] = {hub_user: "the hub"}
-    for entry in direct_entries(directory, at):
-        user = entry.broker_user
-        if not user:
-            continue
+
+    def add(user: str, owner: str, grant: tuple[str, str, str]) -> None:
         if user in accounts:
-            # One account per agency: a shared account would let one body read another's inbox
-            # and defeat the AMQP user_id check on the sender.
+            # One account per agency: a shared account would let one body read another's
+            # inbox and defeat the AMQP user_id check on the sender.
             raise ConfigurationError(
-                f"broker user {user!r} is used by {accounts[user]} and {entry.name!r}"
+                f"broker user {user!r} is used by {accounts[user]} and {owner}"
             )
-        accounts[user] = repr(entry.name)
-        configure, write, read = agency_permissions(entry, topology.names.prefix)
+        accounts[user] = owner
         users.append(_user(user, password_hashes))
+        configure, write, read = grant
         permissions.append(
             {"user": user, "vhost": vhost, "configure": configure, "write": write, "read": read}
         )
+
+    prefix = topology.names.prefix
+    for entry in direct_entries(directory, at):
+        if entry.broker_user:
+            add(entry.broker_user, repr(entry.name), agency_permissions(entry, prefix))
+    # Bodies behind the national axis share the gateway's account (the sample directory calls
+    # it "axis-gateway"); it is created once.
+    gateways = dict.fromkeys(
+        e.broker_user for e in directory.entries
+        if e.reach == "axis" and e.broker_user and (at is None or valid_at(e, at))
+    )
+    for user in gateways:
+        if user:
+            add(user, "the national-axis gateway", gateway_permissions(prefix))
     return {
         "users": users,
         "vhosts": [{"name": vhost}],

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import subprocess
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import pytest
 
+from hub.directory import Directory
 from hub.edxml.model import (
     Code,
     DocumentType,
@@ -25,49 +27,33 @@ from hub.reasons import Reason
 from hub.routing import Delivery, RoutingPlan, route, route_status
 
 NOW = datetime(2025, 9, 1, 9, 0, tzinfo=UTC)
-MERGER = datetime(2025, 7, 1, tzinfo=UTC)
 
+# The bundled Hà Tĩnh sample plus three bodies the sample lacks: another province's body marked
+# "direct" (routing must still send it through the axis), a local body reached through the axis
+# and a commune that exists only from 2026.
+EXTRA = """
+[[org]]
+codes = ["000.00.00.H20"]
+name = "Ủy ban nhân dân tỉnh Đồng Tháp"
+reach = "direct"
 
-@dataclass(frozen=True)
-class Entry:
-    codes: tuple[str, ...]
-    name: str
-    broker_user: str = ""
-    reach: str = "direct"
-    province: str = "H27"
-    valid_from: datetime | None = None
-    valid_to: datetime | None = None
+[[org]]
+codes = ["000.00.40.H27"]
+name = "Đơn vị nối qua trục"
+reach = "axis"
+broker_user = "axis-gateway"
 
-
-@dataclass(frozen=True)
-class Dir:
-    """A stand-in with the directory's contract: ``find(code, at)`` and ``entries``."""
-
-    entries: tuple[Entry, ...] = field(default_factory=tuple)
-
-    def find(self, code: str, at: datetime) -> Entry | None:
-        for entry in self.entries:
-            if code in entry.codes and (entry.valid_from is None or entry.valid_from <= at) and (
-                entry.valid_to is None or at < entry.valid_to
-            ):
-                return entry
-        return None
-
-
-PEOPLES_COMMITTEE = Entry(("000.00.00.H27", "H27"), "UBND tỉnh Hà Tĩnh")
-OFFICE = Entry(("000.00.01.H27", "H27.01"), "Văn phòng UBND tỉnh")
-DEPT_ICT = Entry(("000.00.14.H27", "H27.14"), "Sở Thông tin và Truyền thông")
-OLD_DISTRICT = Entry(("000.00.31.H27",), "UBND huyện Kỳ Anh (cũ)", valid_to=MERGER)
-NEW_COMMUNE = Entry(("H27.99.01",), "UBND xã mới", valid_from=datetime(2026, 1, 1, tzinfo=UTC))
-VIA_LGSP = Entry(("000.00.40.H27",), "Đơn vị nối qua trục", reach="axis")
-MINISTRY = Entry(("000.00.00.G09",), "Bộ Nội vụ", reach="axis", province="G09")
-OTHER_PROVINCE = Entry(("000.00.00.H20",), "UBND tỉnh Đồng Tháp", province="H20")
-DIRECTORY = Dir((PEOPLES_COMMITTEE, OFFICE, DEPT_ICT, OLD_DISTRICT, NEW_COMMUNE, VIA_LGSP,
-                 MINISTRY, OTHER_PROVINCE))
+[[org]]
+codes = ["H27.199"]
+name = "Ủy ban nhân dân xã dự kiến"
+valid_from = 2026-01-01
+"""
+SAMPLE = (importlib.resources.files("hub") / "data" / "directory-ha-tinh.toml").read_text("utf-8")
+DIRECTORY = Directory.from_toml(SAMPLE + EXTRA, "sample+extra")
 
 
 def envelope(
-    sender: str = "000.00.01.H27", to: Sequence[str] = ("000.00.14.H27",), *,
+    sender: str = "000.00.01.H27", to: Sequence[str] = ("000.00.02.H27",), *,
     security_level: str | None = None,
 ) -> Envelope:
     header = MessageHeader(
@@ -95,38 +81,42 @@ class Case:
 
 CASES = [
     Case("one local recipient goes to its inbox", envelope(),
-         (("000.00.14.H27", "direct", "inbox.000.00.14.H27"),)),
+         (("000.00.02.H27", "direct", "inbox.000.00.02.H27"),)),
     Case("several recipients fan out in To order",
-         envelope(to=("000.00.14.H27", "000.00.00.H27")),
-         (("000.00.14.H27", "direct", "inbox.000.00.14.H27"),
+         envelope(to=("000.00.02.H27", "000.00.00.H27")),
+         (("000.00.02.H27", "direct", "inbox.000.00.02.H27"),
           ("000.00.00.H27", "direct", "inbox.000.00.00.H27"))),
     Case("a recipient written twice gets one delivery",
-         envelope(to=("000.00.14.H27", "000.00.14.H27")),
-         (("000.00.14.H27", "direct", "inbox.000.00.14.H27"),)),
+         envelope(to=("000.00.02.H27", "000.00.02.H27")),
+         (("000.00.02.H27", "direct", "inbox.000.00.02.H27"),)),
     Case("a body written under both of its codes gets one delivery to its primary queue",
-         envelope(to=("H27.14", "000.00.14.H27")),
-         (("000.00.14.H27", "direct", "inbox.000.00.14.H27"),)),
+         envelope(to=("H27.02", "000.00.02.H27")),
+         (("000.00.02.H27", "direct", "inbox.000.00.02.H27"),)),
     Case("a Decision 20/2020 identifier routes to the primary code's queue",
-         envelope(to=("H27.14",)),
-         (("000.00.14.H27", "direct", "inbox.000.00.14.H27"),)),
+         envelope(to=("H27.02",)),
+         (("000.00.02.H27", "direct", "inbox.000.00.02.H27"),)),
+    Case("a commune created in the 2025 reorganization is reached directly",
+         envelope(to=("H27.101",)), (("H27.101", "direct", "inbox.H27.101"),)),
     Case("a ministry goes through the national axis", envelope(to=("000.00.00.G09",)),
          (("000.00.00.G09", "axis", "axis.inbox"),)),
-    Case("another province goes through the national axis even if marked direct",
+    Case("another province goes through the national axis", envelope(to=("H41",)),
+         (("000.00.00.H41", "axis", "axis.inbox"),)),
+    Case("another province goes through the axis even if marked direct",
          envelope(to=("000.00.00.H20",)),
          (("000.00.00.H20", "axis", "axis.inbox"),)),
     Case("a local body marked reach axis goes through the gateway",
          envelope(to=("000.00.40.H27",)),
          (("000.00.40.H27", "axis", "axis.inbox"),)),
     Case("local and remote recipients mix",
-         envelope(to=("000.00.00.G09", "000.00.14.H27", "000.00.00.H20")),
+         envelope(to=("000.00.00.G09", "000.00.02.H27", "000.00.00.H41")),
          (("000.00.00.G09", "axis", "axis.inbox"),
-          ("000.00.14.H27", "direct", "inbox.000.00.14.H27"),
-          ("000.00.00.H20", "axis", "axis.inbox"))),
+          ("000.00.02.H27", "direct", "inbox.000.00.02.H27"),
+          ("000.00.00.H41", "axis", "axis.inbox"))),
     Case("a body may send a copy to itself", envelope(to=("000.00.01.H27",)),
          (("000.00.01.H27", "direct", "inbox.000.00.01.H27"),)),
     Case("no recipient is refused", envelope(to=()), rejection=Reason.RECIPIENT_MISSING),
     Case("an unknown recipient refuses the whole envelope",
-         envelope(to=("000.00.14.H27", "000.00.77.H27")),
+         envelope(to=("000.00.02.H27", "000.00.77.H27")),
          rejection=Reason.RECIPIENT_UNKNOWN, detail_has="000.00.77.H27 is not in the directory"),
     Case("an unknown body of another province is refused too",
          envelope(to=("000.00.00.H99",)), rejection=Reason.RECIPIENT_UNKNOWN),
@@ -137,12 +127,15 @@ CASES = [
          rejection=Reason.ORGAN_ID_INVALID, detail_has="000.00.77.H27"),
     Case("an abolished district is refused as abolished",
          envelope(to=("000.00.31.H27",)),
-         rejection=Reason.RECIPIENT_UNKNOWN, detail_has="abolished or merged on 2025-07-01"),
-    Case("a body not yet established is refused", envelope(to=("H27.99.01",)),
+         rejection=Reason.RECIPIENT_UNKNOWN, detail_has="last day was 2025-06-30"),
+    Case("a merged department is refused naming its successor",
+         envelope(to=("000.00.14.H27",)),
+         rejection=Reason.RECIPIENT_UNKNOWN, detail_has="merged into 000.00.15.H27"),
+    Case("a body not yet established is refused", envelope(to=("H27.199",)),
          rejection=Reason.RECIPIENT_UNKNOWN, detail_has="only from 2026-01-01"),
     Case("an unknown sender is refused", envelope(sender="000.00.88.H27"),
          rejection=Reason.SENDER_UNKNOWN, detail_has="sender 000.00.88.H27"),
-    Case("an abolished sender is refused", envelope(sender="000.00.31.H27"),
+    Case("an abolished sender is refused", envelope(sender="000.00.36.H27"),
          rejection=Reason.SENDER_UNKNOWN, detail_has="abolished"),
     Case("a malformed sender code is refused", envelope(sender="H27/01"),
          rejection=Reason.ORGAN_ID_INVALID),
@@ -151,7 +144,7 @@ CASES = [
          rejection=Reason.DOCUMENT_CLASSIFIED),
     Case("an explicit not-secret marking routes normally",
          envelope(security_level="Không mật"),
-         (("000.00.14.H27", "direct", "inbox.000.00.14.H27"),)),
+         (("000.00.02.H27", "direct", "inbox.000.00.02.H27"),)),
 ]
 
 
@@ -171,30 +164,37 @@ def test_every_routing_reason_has_a_case() -> None:
 
 
 def test_a_delivery_keeps_the_code_as_written() -> None:
-    plan = route(envelope(to=("H27.14",)), DIRECTORY, at=NOW, province="H27")
+    plan = route(envelope(to=("H27.02",)), DIRECTORY, at=NOW, province="H27")
     assert plan.deliveries == (
-        Delivery("000.00.14.H27", "direct", "inbox.000.00.14.H27", "H27.14"),)
+        Delivery("000.00.02.H27", "direct", "inbox.000.00.02.H27", "H27.02"),)
 
 
 def test_remote_recipients_share_one_publication_to_the_gateway() -> None:
-    plan = route(envelope(to=("000.00.00.G09", "000.00.14.H27", "000.00.00.H20")), DIRECTORY,
+    plan = route(envelope(to=("000.00.00.G09", "000.00.02.H27", "000.00.00.H41")), DIRECTORY,
                  at=NOW, province="H27")
     assert len(plan.deliveries) == 3
-    assert plan.routing_keys == ("axis.inbox", "inbox.000.00.14.H27")
+    assert plan.routing_keys == ("axis.inbox", "inbox.000.00.02.H27")
 
 
 def test_the_abolished_body_was_routed_before_its_abolition() -> None:
+    # The last valid day is 2025-06-30 in Vietnam time: 23:59 that evening still routes.
     plan = route(envelope(to=("000.00.31.H27",)), DIRECTORY,
-                 at=datetime(2025, 6, 30, tzinfo=UTC), province="H27")
+                 at=datetime(2025, 6, 30, 16, 59, tzinfo=UTC), province="H27")
     assert plan.accepted
     assert plan.deliveries[0].routing_key == "inbox.000.00.31.H27"
 
 
+def test_the_first_minute_after_the_last_day_is_refused() -> None:
+    plan = route(envelope(to=("000.00.31.H27",)), DIRECTORY,
+                 at=datetime(2025, 6, 30, 17, 0, tzinfo=UTC), province="H27")
+    assert plan.rejection is Reason.RECIPIENT_UNKNOWN
+
+
 def test_the_same_directory_routes_differently_for_another_provinces_hub() -> None:
-    plan = route(envelope(sender="000.00.00.H20", to=("000.00.00.H20", "000.00.14.H27")),
+    plan = route(envelope(sender="000.00.00.H20", to=("000.00.00.H20", "000.00.02.H27")),
                  DIRECTORY, at=NOW, province="H20")
     assert [(d.organ_id, d.via) for d in plan.deliveries] == [
-        ("000.00.00.H20", "direct"), ("000.00.14.H27", "axis")]
+        ("000.00.00.H20", "direct"), ("000.00.02.H27", "axis")]
 
 
 def test_a_long_list_of_unknown_recipients_is_summarized() -> None:
@@ -218,7 +218,7 @@ def test_a_plan_is_immutable() -> None:
 # -- statuses -------------------------------------------------------------------------------
 
 
-def status(response_for: str = "000.00.01.H27", reporter: str = "000.00.14.H27") -> StatusPacket:
+def status(response_for: str = "000.00.01.H27", reporter: str = "000.00.02.H27") -> StatusPacket:
     return StatusPacket(
         response_for=ResponseFor(response_for, "123/UBND-VX", date(2025, 9, 1),
                                  f"{response_for},2025/09/01,123/UBND-VX"),
@@ -249,7 +249,7 @@ def test_a_status_naming_the_sender_by_its_other_code_is_accepted() -> None:
 
 
 def test_a_status_whose_response_for_names_another_sender_is_an_orphan() -> None:
-    plan = route_status(status("000.00.14.H27"), "000.00.01.H27", DIRECTORY, at=NOW,
+    plan = route_status(status("000.00.02.H27"), "000.00.01.H27", DIRECTORY, at=NOW,
                         province="H27")
     assert plan.rejection is Reason.STATUS_ORPHAN
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 
+from hub.directory import Directory, OrgEntry
 from hub.errors import ConfigurationError
 from hub.topology import (
     AXIS_INBOX_KEY,
@@ -19,6 +19,7 @@ from hub.topology import (
     agency_permissions,
     build_topology,
     definitions,
+    gateway_permissions,
     inbox_key,
     permission_matches,
     rabbit_password_hash,
@@ -26,33 +27,17 @@ from hub.topology import (
 )
 
 NOW = datetime(2025, 9, 1, tzinfo=UTC)
+DIRECTORY = Directory.sample()
 
 
-@dataclass(frozen=True)
-class Entry:
-    codes: tuple[str, ...]
-    name: str
-    broker_user: str
-    reach: str = "direct"
-    province: str = "H27"
-    valid_from: datetime | None = None
-    valid_to: datetime | None = None
+def _entry(code: str) -> OrgEntry:
+    entry = DIRECTORY.find(code, NOW)
+    assert entry is not None, code
+    return entry
 
 
-@dataclass(frozen=True)
-class Dir:
-    entries: tuple[Entry, ...]
-
-
-OFFICE = Entry(("000.00.01.H27", "H27.01"), "Văn phòng UBND tỉnh", "vp-ubnd")
-DEPT = Entry(("000.00.14.H27", "H27.14"), "Sở Thông tin và Truyền thông", "stttt")
-ABOLISHED = Entry(
-    ("000.00.31.H27",), "UBND huyện Kỳ Anh (cũ)", "kyanh",
-    valid_to=datetime(2025, 7, 1, tzinfo=UTC),
-)
-MINISTRY = Entry(("000.00.00.G01",), "Bộ Nội vụ", "", reach="axis", province="G01")
-DIRECTORY = Dir((OFFICE, DEPT, ABOLISHED, MINISTRY))
-
+OFFICE = _entry("000.00.01.H27")
+HOME_AFFAIRS = _entry("000.00.02.H27")
 
 @pytest.fixture
 def topology() -> Topology:
@@ -93,7 +78,7 @@ def test_each_organization_reached_directly_gets_an_inbox_and_a_status_queue(
     topology: Topology,
 ) -> None:
     queue_names = {q.name for q in topology.queues}
-    for code in ("000.00.01.H27", "000.00.14.H27"):
+    for code in ("000.00.01.H27", "000.00.02.H27", "H27.101"):
         assert f"edxml.org.{code}.inbox" in queue_names
         assert f"edxml.org.{code}.status" in queue_names
         assert BindingSpec("edxml.deliver", f"edxml.org.{code}.inbox", inbox_key(code)) in (
@@ -104,13 +89,17 @@ def test_each_organization_reached_directly_gets_an_inbox_and_a_status_queue(
         )
     # A body reached through the national axis has no queue here; the secondary code never
     # names a queue either.
-    assert not any("G01" in name or "H27.01" in name for name in queue_names)
+    assert not any("G09" in name or "H41" in name or "H27.01." in name for name in queue_names)
 
 
 def test_an_abolished_body_keeps_its_queues_unless_a_time_is_given() -> None:
+    # The district level ended on 2025-06-30 (inclusive last day).
     assert "edxml.org.000.00.31.H27.inbox" in {q.name for q in build_topology(DIRECTORY).queues}
+    last_day = build_topology(DIRECTORY, at=date(2025, 6, 30))
+    assert "edxml.org.000.00.31.H27.inbox" in {q.name for q in last_day.queues}
     current = build_topology(DIRECTORY, at=NOW)
     assert "edxml.org.000.00.31.H27.inbox" not in {q.name for q in current.queues}
+    assert "edxml.org.H27.101.inbox" in {q.name for q in current.queues}
 
 
 def test_envelopes_and_statuses_both_reach_the_intake(topology: Topology) -> None:
@@ -219,7 +208,7 @@ def test_an_agency_reads_only_its_own_queues() -> None:
     assert permission_matches(read, "edxml.org.000.00.01.H27.inbox")
     assert permission_matches(read, "edxml.org.000.00.01.H27.status")
     for resource in (
-        "edxml.org.000.00.14.H27.inbox",  # agency B's queue
+        "edxml.org.000.00.02.H27.inbox",  # agency B's queue
         "edxml.org.000.00.01.H27.inbox.x",
         "edxml.org.000X00.01.H27.inbox",  # an unescaped dot would match this
         "edxml.intake",
@@ -227,7 +216,7 @@ def test_an_agency_reads_only_its_own_queues() -> None:
         "edxml.gateway.axis",
     ):
         assert not permission_matches(read, resource), resource
-    _, _, read_b = agency_permissions(DEPT)
+    _, _, read_b = agency_permissions(HOME_AFFAIRS)
     assert not permission_matches(read_b, "edxml.org.000.00.01.H27.inbox")
 
 
@@ -237,32 +226,60 @@ def test_definitions_give_each_agency_its_own_least_privilege_account(
     content = definitions(topology, DIRECTORY)
     json.dumps(content)  # serializable as definitions.json
     users = {u["name"]: u for u in content["users"]}
-    assert set(users) == {"edxml-hub", "vp-ubnd", "stttt", "kyanh"}
+    assert {"edxml-hub", "000.00.01.H27", "000.00.02.H27", "H27.101", "axis-gateway"} <= set(users)
     permissions = {p["user"]: p for p in content["permissions"]}
     assert permissions["edxml-hub"]["configure"] == ".*"
-    assert permissions["vp-ubnd"]["configure"] == ""
-    assert permission_matches(permissions["vp-ubnd"]["read"], "edxml.org.000.00.01.H27.inbox")
-    assert not permission_matches(permissions["stttt"]["read"], "edxml.org.000.00.01.H27.inbox")
+    office, home = permissions["000.00.01.H27"], permissions["000.00.02.H27"]
+    assert office["configure"] == ""
+    assert permission_matches(office["read"], "edxml.org.000.00.01.H27.inbox")
+    assert not permission_matches(home["read"], "edxml.org.000.00.01.H27.inbox")
     assert {q["name"] for q in content["queues"]} == {q.name for q in topology.queues}
     assert {e["name"] for e in content["exchanges"]} == {e.name for e in topology.exchanges}
     assert len(content["bindings"]) == len(topology.bindings)
     assert content["vhosts"] == [{"name": "/"}]
 
 
+def test_the_gateway_account_publishes_inbound_and_reads_only_the_gateway_queue(
+    topology: Topology,
+) -> None:
+    content = definitions(topology, DIRECTORY)
+    gateway = [p for p in content["permissions"] if p["user"] == "axis-gateway"]
+    assert len(gateway) == 1  # shared by every body behind the axis, created once
+    assert (gateway[0]["configure"], gateway[0]["write"], gateway[0]["read"]) == (
+        gateway_permissions())
+    assert permission_matches(gateway[0]["write"], "edxml.inbound")
+    assert permission_matches(gateway[0]["read"], "edxml.gateway.axis")
+    assert not permission_matches(gateway[0]["read"], "edxml.org.000.00.01.H27.inbox")
+    assert not permission_matches(gateway[0]["write"], "edxml.deliver")
+
+
 def test_definitions_never_invent_passwords(topology: Topology) -> None:
-    hashes = {"vp-ubnd": rabbit_password_hash("given by the operator", salt=b"\x01\x02\x03\x04")}
+    given = rabbit_password_hash("given by the operator", salt=b"\x01\x02\x03\x04")
+    hashes = {"000.00.01.H27": given}
     content = definitions(topology, DIRECTORY, password_hashes=hashes)
     users = {u["name"]: u for u in content["users"]}
-    assert users["vp-ubnd"]["password_hash"] == hashes["vp-ubnd"]
+    assert users["000.00.01.H27"]["password_hash"] == hashes["000.00.01.H27"]
     # No hash given: password log-in stays impossible until the operator sets one.
-    assert users["stttt"]["password_hash"] == ""
+    assert users["000.00.02.H27"]["password_hash"] == ""
     assert users["edxml-hub"]["password_hash"] == ""
 
 
+SHARED_ACCOUNT = """
+[[org]]
+codes = ["000.00.01.H27"]
+name = "Văn phòng"
+broker_user = "shared"
+
+[[org]]
+codes = ["000.00.02.H27"]
+name = "Sở Nội vụ"
+broker_user = "shared"
+"""
+
+
 def test_two_agencies_may_not_share_a_broker_account() -> None:
-    shared = Entry(("000.00.15.H27",), "Sở Nội vụ", "vp-ubnd")
-    directory = Dir((OFFICE, shared))
-    with pytest.raises(ConfigurationError, match="vp-ubnd"):
+    directory = Directory.from_toml(SHARED_ACCOUNT)
+    with pytest.raises(ConfigurationError, match="shared"):
         definitions(build_topology(directory), directory)
 
 
