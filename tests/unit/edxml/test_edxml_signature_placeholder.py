@@ -12,13 +12,13 @@ import datetime as dt
 
 import pytest
 import signxml
-from signxml.signer import XMLSigner
-from signxml.verifier import XMLVerifier
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from lxml import etree
+from signxml.signer import XMLSigner
+from signxml.verifier import XMLVerifier
 
 from hub.edxml import (
     DS_NS,
