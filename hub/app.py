@@ -7,6 +7,7 @@ built once; validators and signxml verifiers are built per message inside the va
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -92,6 +93,24 @@ class HubReceipts:
         return sign_xml(self._build("countersigned", status, self.operator, at), signer)
 
 
+class CrlRefresher:
+    """Refresh CRLs from files and distribution points when idle, at most every ``every_s``."""
+
+    def __init__(self, cache: RevocationCache, every_s: float = 300.0) -> None:
+        self.cache = cache
+        self.every_s = every_s
+        self._last = time.monotonic()
+
+    def __call__(self) -> None:
+        if time.monotonic() - self._last < self.every_s:
+            return
+        self._last = time.monotonic()
+        try:
+            self.cache.refresh()
+        except ConfigurationError as exc:  # a CRL file became unreadable: keep the old ones
+            log.error("crl_refresh_failed", detail=str(exc)[:200])
+
+
 @dataclass
 class Hub:
     settings: Settings
@@ -115,10 +134,17 @@ class Hub:
                              batch_max=b.batch_max, batch_wait_ms=b.batch_wait_ms,
                              reconnect_max_s=b.reconnect_max_s, name=name)
         return IntakeConsumer(opts, self.pipeline, self.write_ledger, on_connect=self.declare,
-                              between_batches=self.revocation.maybe_refresh, stop=stop)
+                              between_batches=CrlRefresher(self.revocation), stop=stop)
 
     def close(self) -> None:
         self.ledger.close()
+
+
+def retry_delays(settings: Settings) -> tuple[int, ...]:
+    """Bounded exponential backoff steps: base, 2·base, … capped at max (one queue each)."""
+    b = settings.broker
+    steps = {min(b.retry_max_ms, b.retry_base_ms * 2**i) for i in range(max(1, b.delivery_limit))}
+    return tuple(sorted(steps))
 
 
 def load_directory(settings: Settings) -> Directory:
@@ -146,7 +172,8 @@ def build_hub(settings: Settings, *, clock: Callable[[], datetime] | None = None
     revocation = RevocationCache(settings)
     b = settings.broker
     topology = build_topology(directory, prefix=b.prefix, quorum=b.quorum,
-                              delivery_limit=b.delivery_limit)
+                              delivery_limit=b.delivery_limit,
+                              retry_delays_ms=retry_delays(settings))
     if ledger is None:
         operator = keystore.signer(settings.hub.operator_organ_id)
         ledger = open_ledger(settings, operator)

@@ -115,8 +115,10 @@ def cmd_topology(args: argparse.Namespace) -> int:
     settings = _settings(args)
     directory = load_directory(settings)
     b = settings.broker
+    from hub.app import retry_delays
+
     topo = build_topology(directory, prefix=b.prefix, quorum=b.quorum,
-                          delivery_limit=b.delivery_limit)
+                          delivery_limit=b.delivery_limit, retry_delays_ms=retry_delays(settings))
     if args.action == "export":
         text = json.dumps(definitions(topo, directory), indent=2, ensure_ascii=False)
         if args.output and args.output != "-":

@@ -36,7 +36,11 @@ class AgencyClient:
                  name: str | None = None) -> None:
         self.names = Names(prefix)
         self.organ_id = organ_id
-        self.user_id = user_id
+        # RabbitMQ checks that user_id equals the login; the hub then checks that the login
+        # belongs to the From organization. Default to the URL's user.
+        from urllib.parse import unquote, urlparse
+
+        self.user_id = user_id or unquote(urlparse(url).username or "") or None
         self.conn: Connection = connect(url, name or f"agency {organ_id}")
         self._seen: set[str] = set()
         self._seen_file = seen_file

@@ -155,9 +155,7 @@ def _run(settings: object, url: str, state: Path) -> int:
         _say(f"  [{number}] {text}")
 
     # Wait for the hub to settle five packets (the stats are updated after each ack).
-    deadline = time.monotonic() + 60
-    while consumer.stats.acked < 5 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    consumer.stats.wait_for(lambda st: st.acked >= 5, 60)
 
     _say("")
     _say("== What each body received")

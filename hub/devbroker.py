@@ -116,6 +116,16 @@ class RunningBroker:
         if proc.returncode != 0:
             raise BrokerUnavailable(f"docker {' '.join(args)} failed: {proc.stderr.strip()}")
 
+    def exec(self, *args: str) -> str:
+        """Run a command inside the broker container (``rabbitmqctl stop_app`` …)."""
+        cid = self.container_id
+        if cid is None:
+            raise BrokerUnavailable("only a container broker supports exec")
+        proc = _run(["docker", "exec", cid, *args], timeout=120)
+        if proc.returncode != 0:
+            raise BrokerUnavailable(f"{' '.join(args)} failed: {proc.stderr.strip()[:200]}")
+        return proc.stdout
+
     def stop(self) -> None:
         if self.kind == "container":
             self.handle.stop()

@@ -66,17 +66,22 @@ def check_trust(settings: Settings) -> str:
 def check_crls(settings: Settings, now: datetime | None = None) -> str:
     from hub.revocation import RevocationCache
 
-    cache = RevocationCache(settings)
-    snap = cache.snapshot()
-    ages = cache.ages(now or datetime.now(UTC))
-    if not ages:
+    at = now or datetime.now(UTC)
+    snap = RevocationCache(settings).refresh()
+    entries = list(snap.by_issuer.values())
+    if not entries:
         raise ValueError("no CRL loaded: revocation cannot be checked (deliveries would wait)")
-    stale = [issuer for issuer, (age, fresh) in ages.items() if not fresh]
+    fresh_for = settings.trust.crl_freshness_s
+    stale = []
+    for e in entries:
+        next_update = e.crl.next_update_utc
+        age = (at - e.crl.last_update_utc).total_seconds()
+        if (next_update is not None and next_update < at) and age > fresh_for:
+            stale.append(e.crl.issuer.rfc4514_string())
     if stale:
-        raise ValueError(f"stale CRL for {', '.join(stale)[:200]}")
-    del snap
-    oldest = max(age for age, _ in ages.values())
-    return f"{len(ages)} CRL(s), oldest {int(oldest)} s old"
+        raise ValueError(f"stale CRL for {'; '.join(stale)[:200]}")
+    oldest = max((at - e.crl.last_update_utc).total_seconds() for e in entries)
+    return f"{len(entries)} CRL(s), oldest issued {int(oldest)} s ago"
 
 
 def check_keystore(settings: Settings, now: datetime | None = None) -> str:

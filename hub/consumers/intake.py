@@ -42,6 +42,12 @@ class Stats:
         self.reconnects = 0
         self.ledger_retries = 0
         self.last_batch_at = 0.0
+        self.changed = threading.Condition()
+        """Notified after every settled batch: tests and the demo wait on it, never poll."""
+
+    def wait_for(self, predicate: Callable[[Stats], bool], timeout: float) -> bool:
+        with self.changed:
+            return self.changed.wait_for(lambda: predicate(self), timeout)
 
     def count(self, plan: BatchPlan) -> None:
         self.batches += 1
@@ -53,6 +59,8 @@ class Stats:
             if disposition.action in (Action.DEAD_LETTER, Action.RETRY):
                 r = disposition.reason.value
                 self.by_reason[r] = self.by_reason.get(r, 0) + 1
+        with self.changed:
+            self.changed.notify_all()
 
 
 @dataclass(frozen=True)

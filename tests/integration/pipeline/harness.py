@@ -1,0 +1,138 @@
+"""A running hub against the real test broker, for pipeline tests.
+
+Each test gets its own topology prefix, its own SQLite ledger, a PKI generated for a pinned
+instant (before the district level was abolished on 1 July 2025, so district bodies still
+exist), and an intake consumer in a thread that the test stops and joins.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hub.app import Hub, build_hub
+from hub.broker import Connection, Delivery, connect
+from hub.client import AgencyClient
+from hub.config import Settings, with_overrides
+from hub.consumers.intake import IntakeConsumer
+from hub.directory import Directory
+from hub.edxml.build import build_envelope, sample_header
+from hub.keystore import Keystore, OrgSigner
+from hub.pki import KeyCache, PkiPaths, init_pki
+from hub.signing import sign_xml
+
+PKI_AT = dt.datetime(2025, 3, 3, 8, 0, tzinfo=dt.UTC)
+"""When the pipeline tests' PKI is issued: districts and communes of 2025 still exist."""
+NOW = PKI_AT + dt.timedelta(minutes=5)
+
+PROVINCE = "000.00.00.H27"
+OFFICE = "000.00.01.H27"
+HOME_AFFAIRS = "000.00.02.H27"
+FINANCE = "000.00.03.H27"
+DISTRICT = "000.00.36.H27"
+COMMUNE = "000.01.36.H27"
+MINISTRY = "000.00.00.G09"
+
+_KEYS = KeyCache()
+
+
+def make_pki(base: Path) -> PkiPaths:
+    return init_pki(base, Directory.sample(), now=PKI_AT, keys=_KEYS)
+
+
+def hub_settings(pki: PkiPaths, tmp: Path, url: str, prefix: str, **broker: Any) -> Settings:
+    return with_overrides(
+        Settings(base_dir=str(tmp)),
+        broker={"url": url, "prefix": prefix, "trusted_publishers": ["guest"],
+                "batch_wait_ms": 2, "retry_base_ms": 50, "retry_max_ms": 200, **broker},
+        trust={"roots": [str(pki.root_cert)], "intermediates": [str(pki.issuing_ca_cert)],
+               "crls": [str(pki.crl_der), str(pki.root_crl_der)], "fetch_crls": False,
+               "public_roots": [str(pki.public_root_cert)], "policy_oids": [pki.policy_oid],
+               "require_pdf_signatures": False},
+        hub={"keystore": str(pki.keystore)},
+        ledger={"url": f"sqlite:///{tmp / 'ledger.sqlite3'}", "blob_dir": str(tmp / "blobs")},
+    )
+
+
+@dataclass
+class RunningHub:
+    hub: Hub
+    consumer: IntakeConsumer
+    thread: threading.Thread
+    url: str
+    clients: dict[str, AgencyClient] = field(default_factory=dict)
+
+    @property
+    def names(self) -> Any:
+        return self.hub.topology.names
+
+    def client(self, org: str) -> AgencyClient:
+        if org not in self.clients:
+            self.clients[org] = AgencyClient(self.url, org, prefix=self.names.prefix)
+        return self.clients[org]
+
+    def wait_acked(self, n: int, timeout: float = 30.0) -> None:
+        """Wait until the consumer settled ``n`` deliveries (a condition, not a sleep)."""
+        ok = self.consumer.stats.wait_for(lambda st: st.acked >= n, timeout)
+        assert ok, (f"only {self.consumer.stats.acked} of {n} deliveries settled in {timeout}s; "
+                    f"outcomes {self.consumer.stats.by_outcome}")
+
+    def drain(self, queue: str, timeout: float = 0.0) -> list[Delivery]:
+        """Take every message in ``queue``. Everything the hub acked is already confirmed in
+        its queue, so after :meth:`wait_acked` no waiting is needed (``timeout`` 0)."""
+        conn = connect(self.url, f"drain {queue}")
+        try:
+            out: list[Delivery] = []
+            settler = conn.settler()
+            waited = 0.0
+            while True:
+                d = conn.get(queue)
+                if d is None:
+                    if waited >= timeout:
+                        return out
+                    conn.sleep(0.05)
+                    waited += 0.05
+                    continue
+                settler.ack([d.tag])
+                out.append(d)
+        finally:
+            conn.close()
+
+
+@contextmanager
+def running_hub(settings: Settings, clock: Callable[[], dt.datetime] = lambda: NOW
+                ) -> Iterator[RunningHub]:
+    hub = build_hub(settings, clock=clock)
+    conn: Connection = connect(settings.broker.url, "harness declare")
+    conn.declare(hub.topology)
+    conn.close()
+    consumer = hub.consumer(name=f"intake {settings.broker.prefix}")
+    thread = threading.Thread(target=consumer.run, daemon=True)
+    thread.start()
+    running = RunningHub(hub, consumer, thread, settings.broker.url)
+    try:
+        yield running
+    finally:
+        consumer.stop.set()
+        thread.join(timeout=30)
+        for c in running.clients.values():
+            c.close()
+        conn = connect(settings.broker.url, "harness cleanup")
+        conn.delete(hub.topology)
+        conn.close()
+        hub.close()
+
+
+def signed_envelope(keystore: Keystore, sender: str, recipients: tuple[str, ...],
+                    number: str = "1", subject: str = "Về việc triển khai chữ ký số",
+                    **kw: Any) -> bytes:
+    signer: OrgSigner | None = keystore.signer(sender)
+    assert signer is not None, sender
+    header = sample_header(sender, recipients, number=number, subject=subject,
+                           promulgation_date=NOW.date(), **kw)
+    return sign_xml(build_envelope(header), signer)

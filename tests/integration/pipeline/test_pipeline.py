@@ -1,0 +1,156 @@
+"""The intake pipeline end to end against the real broker (issue 5 acceptance)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from harness import (
+    COMMUNE,
+    DISTRICT,
+    FINANCE,
+    HOME_AFFAIRS,
+    MINISTRY,
+    PROVINCE,
+    hub_settings,
+    running_hub,
+    signed_envelope,
+)
+
+from hub.keystore import Keystore
+from hub.ledger import EventKind
+from hub.pki import PkiPaths
+
+pytestmark = pytest.mark.broker
+
+
+@pytest.fixture
+def keystore(pipeline_pki: PkiPaths) -> Keystore:
+    return Keystore.load(pipeline_pki.keystore)
+
+
+def test_an_envelope_from_a_commune_reaches_its_district_and_a_department_exactly_once(
+    pipeline_pki: PkiPaths, keystore: Keystore, broker_url: str, names: str, tmp_path: Path
+) -> None:
+    settings = hub_settings(pipeline_pki, tmp_path, broker_url, names)
+    with running_hub(settings) as hub:
+        # Given a commune's signed envelope to its district and a provincial department
+        env = signed_envelope(keystore, COMMUNE, (DISTRICT, HOME_AFFAIRS), number="15")
+        # When it is published, twice (a sender retry)
+        hub.client(COMMUNE).send(env)
+        hub.client(COMMUNE).send(env)
+        hub.wait_acked(2)
+        # Then each recipient queue holds it exactly once, byte for byte
+        district = hub.drain(hub.names.inbox(DISTRICT))
+        department = hub.drain(hub.names.inbox(HOME_AFFAIRS))
+        assert [d.body for d in district] == [env]
+        assert [d.body for d in department] == [env]
+        # And the ledger shows each step
+        kinds = [e.kind for e in hub.hub.ledger.events()]
+        assert kinds.count(EventKind.RECEIVED) == 2
+        assert kinds.count(EventKind.VALIDATED) == 1
+        assert kinds.count(EventKind.DELIVERED) == 2
+        assert kinds.count(EventKind.DUPLICATE) == 1
+        assert hub.hub.ledger.delivered_to(district[0].headers["x-hub-digest"]) == {
+            DISTRICT, HOME_AFFAIRS}
+        assert hub.hub.ledger.verify().ok
+
+
+def test_a_document_for_another_province_goes_to_the_national_axis_gateway(
+    pipeline_pki: PkiPaths, keystore: Keystore, broker_url: str, names: str, tmp_path: Path
+) -> None:
+    settings = hub_settings(pipeline_pki, tmp_path, broker_url, names)
+    with running_hub(settings) as hub:
+        env = signed_envelope(keystore, PROVINCE, (MINISTRY,), number="88")
+        hub.client(PROVINCE).send(env)
+        hub.wait_acked(1)
+        gateway = hub.drain(hub.names.gateway)
+        assert [d.body for d in gateway] == [env]
+        assert gateway[0].headers["x-hub-via"] == "axis"
+
+
+def test_an_envelope_edited_after_signing_is_dead_lettered_at_once_with_its_reason(
+    pipeline_pki: PkiPaths, keystore: Keystore, broker_url: str, names: str, tmp_path: Path
+) -> None:
+    settings = hub_settings(pipeline_pki, tmp_path, broker_url, names)
+    with running_hub(settings) as hub:
+        env = signed_envelope(keystore, FINANCE, (PROVINCE,), subject="Tờ trình kinh phí")
+        tampered = env.replace("Tờ trình kinh phí".encode(), "Tờ trình kinh phí mới".encode())
+        hub.client(FINANCE).send(tampered)
+        hub.wait_acked(1)
+        dead = hub.drain(hub.names.dlq)
+        assert len(dead) == 1
+        assert dead[0].body == tampered
+        assert dead[0].headers["x-hub-reason"] == "SIGNATURE_DIGEST_MISMATCH"
+        assert dead[0].headers["x-hub-attempts"] == 1
+        assert dead[0].headers["x-hub-reason-text-vi"]
+        assert hub.drain(hub.names.inbox(PROVINCE)) == []
+        # The sender gets a negative status signed by the hub operator
+        receipts = hub.drain(hub.names.status(FINANCE))
+        assert [r.headers["x-hub-receipt"] for r in receipts] == ["rejected"]
+
+
+def test_a_body_that_is_not_xml_is_dead_lettered_once_and_never_requeued(
+    pipeline_pki: PkiPaths, broker_url: str, names: str, tmp_path: Path
+) -> None:
+    settings = hub_settings(pipeline_pki, tmp_path, broker_url, names)
+    with running_hub(settings) as hub:
+        hub.client(PROVINCE).send(b"\x00\x01 not xml")
+        hub.wait_acked(1)
+        dead = hub.drain(hub.names.dlq)
+        assert [d.headers["x-hub-reason"] for d in dead] == ["ENVELOPE_MALFORMED"]
+        assert hub.consumer.stats.acked == 1
+
+
+def test_a_document_id_reused_for_different_content_is_refused(
+    pipeline_pki: PkiPaths, keystore: Keystore, broker_url: str, names: str, tmp_path: Path
+) -> None:
+    settings = hub_settings(pipeline_pki, tmp_path, broker_url, names)
+    with running_hub(settings) as hub:
+        first = signed_envelope(keystore, PROVINCE, (FINANCE,), number="9", subject="Bản một")
+        second = signed_envelope(keystore, PROVINCE, (FINANCE,), number="9", subject="Bản hai")
+        hub.client(PROVINCE).send(first)
+        hub.wait_acked(1)
+        hub.client(PROVINCE).send(second)
+        hub.wait_acked(2)
+        assert [d.body for d in hub.drain(hub.names.inbox(FINANCE))] == [first]
+        assert [d.headers["x-hub-reason"] for d in hub.drain(hub.names.dlq)] == [
+            "DOCUMENT_ID_REUSED"]
+
+
+def test_a_transient_fault_is_retried_with_backoff_then_dead_lettered_after_the_limit(
+    pipeline_pki: PkiPaths, keystore: Keystore, broker_url: str, names: str, tmp_path: Path
+) -> None:
+    # Given a hub without any CRL: revocation cannot be checked (INDETERMINATE)
+    settings = hub_settings(pipeline_pki, tmp_path, broker_url, names, delivery_limit=3)
+    from hub.config import with_overrides
+
+    settings = with_overrides(settings, trust={"crls": []})
+    with running_hub(settings) as hub:
+        env = signed_envelope(keystore, PROVINCE, (FINANCE,), number="31")
+        hub.client(PROVINCE).send(env)
+        # Then it is tried three times (two delayed retries), and only then dead-lettered
+        hub.wait_acked(3)
+        dead = hub.drain(hub.names.dlq)
+        assert len(dead) == 1
+        assert dead[0].headers["x-hub-reason"] == "DELIVERY_LIMIT_EXCEEDED"
+        assert dead[0].headers["x-hub-first-reason"] == "REVOCATION_UNAVAILABLE"
+        assert dead[0].headers["x-hub-attempts"] == 3
+        assert hub.drain(hub.names.inbox(FINANCE)) == []
+
+
+def test_a_publisher_whose_account_is_not_the_senders_is_refused(
+    pipeline_pki: PkiPaths, keystore: Keystore, broker_url: str, names: str, tmp_path: Path
+) -> None:
+    settings = hub_settings(pipeline_pki, tmp_path, broker_url, names)
+    from hub.config import with_overrides
+
+    settings = with_overrides(settings, broker={"trusted_publishers": []})
+    with running_hub(settings) as hub:
+        # guest publishes for the province, but the province's account is 000.00.00.H27
+        client = hub.client(PROVINCE)
+        client.user_id = "guest"
+        client.send(signed_envelope(keystore, PROVINCE, (FINANCE,), number="77"))
+        hub.wait_acked(1)
+        assert [d.headers["x-hub-reason"] for d in hub.drain(hub.names.dlq)] == [
+            "SENDER_ACCOUNT_MISMATCH"]
