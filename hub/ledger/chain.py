@@ -57,11 +57,15 @@ GENESIS = "00" * 32
 ENCODING_VERSION = 1
 
 
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
 def canonical_json(value: Any) -> bytes:
     """The canonical UTF-8 JSON bytes of ``value`` (see the module docstring)."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    # One encoder, built once: json.dumps with options builds a new one per call.
+    return _ENCODER.encode(value).encode("utf-8")
 
 
 def utc_text(at: datetime) -> str:
@@ -94,6 +98,8 @@ def normalize(value: Any) -> Any:
 
 def canonical_text(value: Mapping[str, Any] | None) -> str:
     """Canonical JSON text of a mapping as stored in the ledger (``{}`` for None)."""
+    if not value:
+        return "{}"
     return canonical_json(normalize(value or {})).decode("utf-8")
 
 
