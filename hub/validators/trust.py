@@ -126,7 +126,9 @@ class TrustPolicy:
     signatures (see :mod:`hub.validators.pdf`)."""
     axis_legacy_envelope_signature: bool = False
     """Interop policy for national-axis traffic (not implemented yet: always refused)."""
-    cache: ChainCache = field(default_factory=ChainCache, compare=False, repr=False)
+    cache: ChainCache = field(default_factory=ChainCache, init=False, compare=False, repr=False)
+    """Path-building results of this policy (a changed policy, even via ``replace``, starts
+    with an empty cache)."""
 
     @property
     def root_fingerprints(self) -> frozenset[str]:

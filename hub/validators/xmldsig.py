@@ -203,7 +203,11 @@ def check_xml_signature(raw: bytes, policy: TrustPolicy) -> XmlSignature:
 
     # A fresh verifier per packet (signxml keeps per-call state); the hardened parser factory
     # of hub.edxml._xml, so huge base64 attachments are judged by the hub's limits.
-    config = SignatureConfiguration(expect_references=1)
+    # signxml also checks the certificate's validity window; the hub judges that in the trust
+    # check, at the receipt time, with its own reason codes (CERT_EXPIRED …). So signxml is told
+    # to look at a moment inside the window, and only verifies the signature here.
+    config = SignatureConfiguration(
+        expect_references=1, verification_time=leaf.not_valid_before_utc)
     try:
         result = XMLVerifier().verify(
             raw, x509_cert=leaf, expect_config=config, parser=_new_parser(),

@@ -1,0 +1,542 @@
+"""Signature test vectors, generated from the session's test PKI (keys are never committed).
+
+``tests/vectors/signatures/manifest.toml`` lists each vector: an id, the recipe that builds it
+(a function here), the expected indication and reason. :func:`build` turns a recipe name into a
+:class:`Built` packet plus the validation inputs it needs (time, CRLs, policy).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import dataclasses
+import datetime as dt
+import io
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from lxml import etree
+from pki_fixtures import AT, DIRECTORY, PKI_NOW, GeneratedPki
+from signxml import (  # type: ignore[attr-defined]
+    CanonicalizationMethod,
+    DigestAlgorithm,
+    SignatureMethod,
+    XMLSigner,
+    methods,
+)
+
+from hub.edxml import (
+    EnvelopeRefused,
+    Packet,
+    build_envelope,
+    build_status,
+    parse_packet,
+    response_for,
+    sample_attachment,
+    sample_header,
+    sample_trace,
+)
+from hub.edxml.model import Attachment, Organization
+from hub.keystore import OrgSigner
+from hub.reasons import Reason
+from hub.signing import minimal_pdf, sign_pdf, sign_xml
+from hub.validators import CrlEntry, CrlSnapshot, Indication, TrustPolicy
+
+MANIFEST = Path(__file__).resolve().parents[2] / "vectors" / "signatures" / "manifest.toml"
+DS_NS = "http://www.w3.org/2000/09/xmldsig#"
+ED_NS = "http://www.mic.gov.vn/TBT/QCVN_102_2016"
+NSMAP = {"ds": DS_NS, "ed": ED_NS}
+SENDER = "000.00.01.H27"
+"""Văn phòng UBND tỉnh Hà Tĩnh in the sample directory."""
+RECIPIENT = "000.00.02.H27"
+"""Sở Nội vụ (Sở TT&TT, 000.00.14.H27, was merged away on 2025-03-01)."""
+PERSON = "CCCD:042080000003"
+"""The sender's person signer in the sample directory."""
+FIRST_ORG = "000.00.00.H27"
+"""The special certificates carry this organization's identity (the directory's first)."""
+
+
+@dataclass(frozen=True)
+class VectorCase:
+    """One row of the manifest."""
+
+    id: str
+    recipe: str
+    indication: Indication
+    reason: Reason
+    description: str
+
+
+def load_manifest(path: Path = MANIFEST) -> tuple[VectorCase, ...]:
+    with path.open("rb") as fh:
+        data = tomllib.load(fh)
+    return tuple(
+        VectorCase(
+            id=row["id"],
+            recipe=row.get("recipe", row["id"]),
+            indication=Indication(row["indication"]),
+            reason=Reason(row["reason"]),
+            description=row["description"],
+        )
+        for row in data["vector"]
+    )
+
+
+@dataclass(frozen=True)
+class Built:
+    """A packet and the inputs to validate it with."""
+
+    packet: Packet
+    at: dt.datetime
+    crls: CrlSnapshot
+    policy: TrustPolicy
+
+
+@dataclass
+class Vectors:
+    """Builds vectors from one generated PKI (expensive parts — signed PDFs — built once)."""
+
+    pki: GeneratedPki
+    policy_changes: dict[str, object] = field(default_factory=dict)
+
+    @cached_property
+    def policy(self) -> TrustPolicy:
+        return TrustPolicy(
+            roots=(self.pki.root,),
+            intermediates=(self.pki.issuing_ca,),
+            public_roots=(self.pki.public_root,),
+            policy_oids=frozenset({self.pki.paths.policy_oid}),
+        )
+
+    @cached_property
+    def crls(self) -> CrlSnapshot:
+        return CrlSnapshot.of(
+            CrlEntry(c, fetched_at=PKI_NOW, source="test") for c in self.pki.crls)
+
+    @property
+    def org(self) -> OrgSigner:
+        return self.pki.org(SENDER)
+
+    @property
+    def person(self) -> OrgSigner:
+        return self.pki.person(PERSON)
+
+    @cached_property
+    def good_pdf(self) -> bytes:
+        """The main document signed by the competent person, then sealed by the organization."""
+        pdf = sign_pdf(minimal_pdf("Cong van 123"), self.person, field_name="NguoiKy",
+                       reason="Ký ban hành")
+        return sign_pdf(pdf, self.org, field_name="DauCoQuan", reason="Đóng dấu")
+
+    def envelope(
+        self,
+        *,
+        sender: str = SENDER,
+        pdf: bytes | None = None,
+        attachments: tuple[Attachment, ...] | None = None,
+        placeholder: bool = True,
+    ) -> bytes:
+        header = sample_header(
+            Organization(sender, "Văn phòng UBND tỉnh Hà Tĩnh"),
+            Organization(RECIPIENT, "Sở Nội vụ tỉnh Hà Tĩnh"),
+        )
+        if attachments is None:
+            attachments = (sample_attachment(pdf if pdf is not None else self.good_pdf,
+                                             content_id="main-document"),)
+        return build_envelope(header, trace=sample_trace(sender, AT), attachments=attachments,
+                              signature_placeholder=placeholder)
+
+    def signed(self, signer: OrgSigner | None = None, **kwargs: object) -> bytes:
+        return sign_xml(self.envelope(**kwargs), signer or self.org)  # type: ignore[arg-type]
+
+    @cached_property
+    def valid_raw(self) -> bytes:
+        return self.signed()
+
+    def packet(self, raw: bytes) -> Packet:
+        """Parse ``raw``; if the parser refuses it, keep the valid packet's model with ``raw``
+        swapped in — the validators must hold even if a tampered packet got past parsing."""
+        try:
+            return parse_packet(raw)
+        except EnvelopeRefused:
+            return dataclasses.replace(parse_packet(self.valid_raw), raw=raw)
+
+    def done(self, raw: bytes, *, at: dt.datetime = AT, crls: CrlSnapshot | None = None,
+             policy: TrustPolicy | None = None) -> Built:
+        return Built(self.packet(raw), at, self.crls if crls is None else crls,
+                     policy or self.policy)
+
+
+# -- XML surgery helpers ----------------------------------------------------------------------
+
+
+def _tree(raw: bytes) -> etree._Element:
+    return etree.fromstring(raw)
+
+
+def _out(root: etree._Element) -> bytes:
+    return etree.tostring(root, encoding="UTF-8", xml_declaration=True)
+
+
+def _signature(root: etree._Element) -> etree._Element:
+    found: list[etree._Element] = root.xpath("//ds:Signature", namespaces=NSMAP)  # type: ignore[assignment]
+    return found[0]
+
+
+def _xml_signer() -> XMLSigner:
+    return XMLSigner(
+        method=methods.enveloped,
+        signature_algorithm=SignatureMethod.RSA_SHA256,
+        digest_algorithm=DigestAlgorithm.SHA256,
+        c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
+    )
+
+
+# -- recipes ----------------------------------------------------------------------------------
+
+Recipe = Callable[[Vectors], Built]
+RECIPES: dict[str, Recipe] = {}
+
+
+def recipe(fn: Recipe) -> Recipe:
+    RECIPES[fn.__name__] = fn
+    return fn
+
+
+@recipe
+def valid(v: Vectors) -> Built:
+    return v.done(v.valid_raw)
+
+
+@recipe
+def valid_status(v: Vectors) -> Built:
+    original = parse_packet(v.valid_raw)
+    assert not isinstance(original, type(None))
+    raw = build_status(
+        response_for=response_for(original.header),  # type: ignore[union-attr]
+        sender=Organization(RECIPIENT, "Sở Nội vụ tỉnh Hà Tĩnh"),
+        status_code="03", timestamp=AT, description="Đã vào sổ",
+    )
+    return v.done(sign_xml(raw, v.pki.org(RECIPIENT)))
+
+
+@recipe
+def no_pdf_attachment(v: Vectors) -> Built:
+    return v.done(v.signed(attachments=()))
+
+
+@recipe
+def unsigned_pdf_with_policy_off(v: Vectors) -> Built:
+    policy = dataclasses.replace(v.policy, require_pdf_signatures=False)
+    return v.done(v.signed(pdf=minimal_pdf()), policy=policy)
+
+
+@recipe
+def unsigned(v: Vectors) -> Built:
+    return v.done(v.envelope(placeholder=False))
+
+
+@recipe
+def subject_edited(v: Vectors) -> Built:
+    raw = v.valid_raw.replace("triển khai".encode(), "hủy bỏ".encode(), 1)
+    assert raw != v.valid_raw
+    return v.done(raw)
+
+
+@recipe
+def attachment_edited(v: Vectors) -> Built:
+    root = _tree(v.valid_raw)
+    node = root.find(f"{{{ED_NS}}}AttachmentEncoded/{{{ED_NS}}}Attachment"
+                     f"/{{{ED_NS}}}ContentTransferEncoded")
+    assert node is not None
+    assert node.text
+    data = bytearray(base64.b64decode(node.text))
+    data[len(data) // 2] ^= 0x01
+    node.text = base64.b64encode(bytes(data)).decode()
+    return v.done(_out(root))
+
+
+@recipe
+def signature_value_broken(v: Vectors) -> Built:
+    root = _tree(v.valid_raw)
+    value = _signature(root).find(f"{{{DS_NS}}}SignatureValue")
+    assert value is not None
+    assert value.text
+    raw = bytearray(base64.b64decode(value.text))
+    raw[10] ^= 0xFF
+    value.text = base64.b64encode(bytes(raw)).decode()
+    return v.done(_out(root))
+
+
+@recipe
+def certificate_missing(v: Vectors) -> Built:
+    root = _tree(v.valid_raw)
+    signature = _signature(root)
+    key_info = signature.find(f"{{{DS_NS}}}KeyInfo")
+    assert key_info is not None
+    signature.remove(key_info)
+    return v.done(_out(root))
+
+
+@recipe
+def envelope_only_reference(v: Vectors) -> Built:
+    """Signed for real, but only over edXMLEnvelope: the attachments are unprotected."""
+    root = _tree(v.envelope())
+    envelope = root[0]
+    envelope.set("Id", "envelope")
+    signed = _xml_signer().sign(root, key=v.org.key, cert=[v.org.cert, *v.org.chain],
+                                reference_uri="#envelope")
+    return v.done(_out(signed))
+
+
+@recipe
+def sha1(v: Vectors) -> Built:
+    """RSA-SHA1 signature and SHA-1 digest (made by editing the algorithms: signxml 5 refuses
+    to sign with SHA-1; the profile check fires before any cryptography)."""
+    raw = v.valid_raw.replace(
+        b"http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+        b"http://www.w3.org/2000/09/xmldsig#rsa-sha1",
+    )
+    return v.done(raw)
+
+
+@recipe
+def sha1_digest(v: Vectors) -> Built:
+    raw = v.valid_raw.replace(
+        b"http://www.w3.org/2001/04/xmlenc#sha256", b"http://www.w3.org/2000/09/xmldsig#sha1")
+    return v.done(raw)
+
+
+@recipe
+def rsa1024(v: Vectors) -> Built:
+    return v.done(v.signed(v.pki.special("rsa1024")))
+
+
+def _special(kind: str) -> Recipe:
+    def build_special(v: Vectors) -> Built:
+        return v.done(v.signed(v.pki.special(kind), sender=FIRST_ORG))
+    build_special.__name__ = kind
+    return build_special
+
+
+for _kind in ("expired", "not_yet_valid", "revoked", "wrong_key_usage", "no_policy"):
+    recipe(_special(_kind))
+
+
+@recipe
+def crl_stale(v: Vectors) -> Built:
+    # The issuing CA's CRL says nextUpdate = PKI_NOW + 7 days and was fetched at PKI_NOW.
+    return v.done(v.valid_raw, at=PKI_NOW + dt.timedelta(days=8))
+
+
+@recipe
+def crl_missing(v: Vectors) -> Built:
+    return v.done(v.valid_raw, crls=CrlSnapshot())
+
+
+@recipe
+def untrusted_root(v: Vectors) -> Built:
+    # The public-CA-like chain, with no public root configured: just an unknown root.
+    policy = dataclasses.replace(v.policy, public_roots=())
+    return v.done(v.signed(v.pki.business, sender=FIRST_ORG), policy=policy)
+
+
+@recipe
+def public_ca(v: Vectors) -> Built:
+    return v.done(v.signed(v.pki.business, sender=FIRST_ORG))
+
+
+@recipe
+def self_signed(v: Vectors) -> Built:
+    return v.done(v.signed(v.pki.self_signed, sender=FIRST_ORG))
+
+
+@recipe
+def signer_not_entitled(v: Vectors) -> Built:
+    """Sở TT&TT's seal on a packet whose From is Văn phòng UBND."""
+    return v.done(v.signed(v.pki.org(RECIPIENT)))
+
+
+@recipe
+def sender_unknown(v: Vectors) -> Built:
+    return v.done(v.signed(sender="000.00.99.H27"))
+
+
+@recipe
+def pdf_modified_after_signing(v: Vectors) -> Built:
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    writer = IncrementalPdfFileWriter(io.BytesIO(v.good_pdf))
+    page = writer.root["/Pages"]["/Kids"][0].get_object()
+    page["/MediaBox"] = generic.ArrayObject(
+        [generic.NumberObject(n) for n in (0, 0, 300, 300)])  # type: ignore[no-untyped-call]
+    writer.update_container(page)
+    out = io.BytesIO()
+    writer.write(out)  # type: ignore[no-untyped-call]
+    return v.done(v.signed(pdf=out.getvalue()))
+
+
+@recipe
+def pdf_bytes_changed(v: Vectors) -> Built:
+    pdf = bytearray(v.good_pdf)
+    at = pdf.index(b"Cong van 123")
+    pdf[at] = ord("X")
+    return v.done(v.signed(pdf=bytes(pdf)))
+
+
+@recipe
+def pdf_signed_by_untrusted(v: Vectors) -> Built:
+    pdf = sign_pdf(minimal_pdf(), v.pki.business, field_name="NguoiKy", reason="Ký")
+    pdf = sign_pdf(pdf, v.org, field_name="DauCoQuan", reason="Đóng dấu")
+    return v.done(v.signed(pdf=pdf))
+
+
+@recipe
+def pdf_person_missing(v: Vectors) -> Built:
+    return v.done(v.signed(pdf=sign_pdf(minimal_pdf(), v.org, field_name="Dau", reason="r")))
+
+
+@recipe
+def pdf_organization_missing(v: Vectors) -> Built:
+    return v.done(v.signed(pdf=sign_pdf(minimal_pdf(), v.person, field_name="Ky", reason="r")))
+
+
+@recipe
+def pdf_malformed(v: Vectors) -> Built:
+    return v.done(v.signed(pdf=b"%PDF-1.7\nthis is not a PDF\n%%EOF\n"))
+
+
+# -- signature wrapping (XSW) shapes ---------------------------------------------------------
+# After McIntosh & Austel (2005) and Somorovsky et al. (2012): the attacker keeps a valid
+# signature over the original and makes the verifier read different content.
+
+
+def _evil(raw: bytes) -> etree._Element:
+    root = _tree(raw)
+    subject = root.find(f".//{{{ED_NS}}}Subject")
+    assert subject is not None
+    subject.text = "Nội dung giả mạo"
+    return root
+
+
+@recipe
+def xsw_original_in_object(v: Vectors) -> Built:
+    """XSW-1: the signed original moved into ds:Object; forged content where it was."""
+    original = _tree(v.valid_raw)
+    root = _evil(v.valid_raw)
+    signature = _signature(root)
+    obj = etree.SubElement(signature, f"{{{DS_NS}}}Object")
+    del_sig = _signature(original)
+    del_sig.getparent().remove(del_sig)  # type: ignore[union-attr]
+    obj.append(original)
+    return v.done(_out(root))
+
+
+@recipe
+def xsw_object_referenced(v: Vectors) -> Built:
+    """XSW-2: the Reference points at a ds:Object (Id) that carries a copy of the original."""
+    root = _evil(v.valid_raw)
+    signature = _signature(root)
+    obj = etree.SubElement(signature, f"{{{DS_NS}}}Object", Id="original")
+    obj.append(_tree(v.envelope(placeholder=False))[0])
+    reference = signature.find(f"{{{DS_NS}}}SignedInfo/{{{DS_NS}}}Reference")
+    assert reference is not None
+    reference.set("URI", "#original")
+    return v.done(_out(root))
+
+
+@recipe
+def xsw_duplicated_signature(v: Vectors) -> Built:
+    """XSW-3: a second copy of the valid Signature elsewhere in the document."""
+    root = _tree(v.valid_raw)
+    extra = copy.deepcopy(_signature(root))
+    root.append(extra)
+    return v.done(_out(root))
+
+
+@recipe
+def xsw_wrapped_envelope(v: Vectors) -> Built:
+    """XSW-4: forged envelope on top; the signed original (with its signature) wrapped below."""
+    original = _tree(v.valid_raw)
+    root = _evil(v.valid_raw)
+    signature = _signature(root)
+    signature.getparent().remove(signature)  # type: ignore[union-attr]
+    wrapper = etree.SubElement(root, f"{{{ED_NS}}}Wrapper")
+    wrapper.append(original)
+    return v.done(_out(root))
+
+
+@recipe
+def xsw_reference_to_id(v: Vectors) -> Built:
+    """XSW-5: signed for real over one element with an Id; forged content around it."""
+    root = _tree(v.envelope())
+    subject = root.find(f".//{{{ED_NS}}}Subject")
+    assert subject is not None
+    subject.set("Id", "s1")
+    signed = _xml_signer().sign(root, key=v.org.key, cert=[v.org.cert, *v.org.chain],
+                                reference_uri="#s1")
+    code = signed.find(f".//{{{ED_NS}}}CodeNumber")
+    if code is not None:
+        code.text = "999"
+    return v.done(_out(signed))
+
+
+@recipe
+def xsw_signature_moved(v: Vectors) -> Built:
+    """XSW-6: the signature moved out of edXMLHeader (to the end of the document)."""
+    root = _tree(v.valid_raw)
+    signature = _signature(root)
+    signature.getparent().remove(signature)  # type: ignore[union-attr]
+    root.append(signature)
+    return v.done(_out(root))
+
+
+@recipe
+def xsw_content_after_signature(v: Vectors) -> Built:
+    """XSW-7: forged header content appended after the signature in edXMLHeader."""
+    root = _tree(v.valid_raw)
+    signature = _signature(root)
+    header = signature.getparent()
+    assert header is not None
+    etree.SubElement(header, f"{{{ED_NS}}}MessageHeader").text = "giả mạo"
+    return v.done(_out(root))
+
+
+@recipe
+def xsw_two_references(v: Vectors) -> Built:
+    """XSW-8: a second Reference (to an attacker-chosen Id) next to the whole-document one."""
+    root = _tree(v.valid_raw)
+    signed_info = _signature(root).find(f"{{{DS_NS}}}SignedInfo")
+    assert signed_info is not None
+    reference = signed_info.find(f"{{{DS_NS}}}Reference")
+    assert reference is not None
+    extra = copy.deepcopy(reference)
+    extra.set("URI", "#forged")
+    signed_info.append(extra)
+    return v.done(_out(root))
+
+
+@recipe
+def xsw_xpath_transform(v: Vectors) -> Built:
+    """An XPath filter transform that drops the attachments from what is digested."""
+    root = _tree(v.valid_raw)
+    transforms = _signature(root).find(
+        f"{{{DS_NS}}}SignedInfo/{{{DS_NS}}}Reference/{{{DS_NS}}}Transforms")
+    assert transforms is not None
+    xpath = etree.Element(f"{{{DS_NS}}}Transform",
+                          Algorithm="http://www.w3.org/TR/1999/REC-xpath-19991116")
+    etree.SubElement(xpath, f"{{{DS_NS}}}XPath").text = (
+        "not(ancestor-or-self::*[local-name()='AttachmentEncoded'])")
+    transforms.insert(1, xpath)
+    return v.done(_out(root))
+
+
+def build(name: str, vectors: Vectors) -> Built:
+    return RECIPES[name](vectors)
+
+
+__all__ = ["DIRECTORY", "RECIPES", "Built", "VectorCase", "Vectors", "build", "load_manifest"]

@@ -1,0 +1,38 @@
+"""Data-driven signature vectors (tests/vectors/signatures/manifest.toml)."""
+
+from __future__ import annotations
+
+import pytest
+from pki_fixtures import GeneratedPki, session_pki
+from signature_vectors import DIRECTORY, RECIPES, VectorCase, Vectors, build, load_manifest
+
+from hub.validators import validate_packet
+
+CASES = load_manifest()
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> GeneratedPki:
+    return session_pki(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def vectors(pki: GeneratedPki) -> Vectors:
+    return Vectors(pki)
+
+
+def test_every_manifest_row_has_a_recipe_and_every_recipe_a_row() -> None:
+    assert {c.recipe for c in CASES} == set(RECIPES)
+    assert len({c.id for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_a_signature_vector_gets_its_expected_outcome(case: VectorCase, vectors: Vectors) -> None:
+    # Given the packet the recipe built from the generated PKI
+    built = build(case.recipe, vectors)
+    # When the hub validates it (this never raises)
+    report = validate_packet(
+        built.packet, at=built.at, policy=built.policy, directory=DIRECTORY, crls=built.crls)
+    # Then the indication and the first reason are the expected ones
+    assert (report.indication, report.reason) == (case.indication, case.reason), report.describe()
+    assert report.to_dict()["reason"] == case.reason.value
