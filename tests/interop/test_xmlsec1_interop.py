@@ -1,0 +1,143 @@
+"""Interoperability with xmlsec1, the C reference implementation of XML-DSig.
+
+(a) an envelope signed by ``xmlsec1 --sign`` with the test PKI is accepted by the hub's
+validators; (b) what :func:`hub.signing.sign_xml` produces verifies with ``xmlsec1 --verify``
+under the specialized root only. Needs only the ``xmlsec1`` binary: without it these tests skip
+with a reason, except in CI (``CI=true``), where they fail.
+
+Nothing unchecked is ever handed to xmlsec1 (its Debian build crashes on entity bombs): every
+input first passes the hub's hardened parser.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from pki_fixtures import AT, DIRECTORY, PKI_NOW, GeneratedPki, session_pki
+
+from hub.edxml import (
+    Limits,
+    Organization,
+    build_envelope,
+    parse_packet,
+    parse_xml,
+    sample_attachment,
+    sample_header,
+    sample_trace,
+)
+from hub.signing import minimal_pdf, sign_pdf, sign_xml
+from hub.validators import CrlEntry, CrlSnapshot, TrustPolicy, validate_packet
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+XMLSEC1 = shutil.which("xmlsec1")
+SENDER = "000.00.01.H27"
+PERSON = "CCCD:042080000003"
+
+PLACEHOLDER = b'<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#" Id="placeholder"/>'
+TEMPLATE_SIGNATURE = (
+    b'<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#">'
+    b"<ds:SignedInfo>"
+    b'<ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/>'
+    b'<ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/>'
+    b'<ds:Reference URI=""><ds:Transforms>'
+    b'<ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/>'
+    b'<ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/>'
+    b"</ds:Transforms>"
+    b'<ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/>'
+    b"<ds:DigestValue/></ds:Reference></ds:SignedInfo>"
+    b"<ds:SignatureValue/><ds:KeyInfo><ds:X509Data/></ds:KeyInfo></ds:Signature>"
+)
+
+
+@pytest.fixture(scope="session")
+def xmlsec1() -> str:
+    if XMLSEC1 is None:
+        if IN_CI:
+            pytest.fail("xmlsec1 is required in CI (apt-get install xmlsec1)", pytrace=False)
+        pytest.skip("xmlsec1 binary not installed (apt-get install xmlsec1)")
+    return XMLSEC1
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> GeneratedPki:
+    return session_pki(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def policy(pki: GeneratedPki) -> TrustPolicy:
+    return TrustPolicy(
+        roots=(pki.root,), intermediates=(pki.issuing_ca,), public_roots=(pki.public_root,),
+        policy_oids=frozenset({pki.paths.policy_oid}))
+
+
+@pytest.fixture(scope="module")
+def envelope_template(pki: GeneratedPki) -> bytes:
+    pdf = sign_pdf(minimal_pdf(), pki.person(PERSON), field_name="NguoiKy", reason="Ký")
+    pdf = sign_pdf(pdf, pki.org(SENDER), field_name="DauCoQuan", reason="Đóng dấu")
+    header = sample_header(Organization(SENDER, "Văn phòng UBND tỉnh Hà Tĩnh"), "000.00.02.H27")
+    return build_envelope(header, trace=sample_trace(SENDER, AT),
+                          attachments=[sample_attachment(pdf)])
+
+
+def _checked(data: bytes) -> bytes:
+    """Only hand xmlsec1 what the hub's hardened parser accepts (no DTD, within limits)."""
+    parse_xml(data, Limits())
+    return data
+
+
+AT_TEXT = AT.strftime("%Y-%m-%d %H:%M:%S")
+"""xmlsec1 checks certificates at this (pinned) time, not the wall clock: tests stay stable."""
+
+
+def _verify_args(xmlsec1: str, pki: GeneratedPki, file: Path) -> list[str]:
+    return [xmlsec1, "--verify", "--verification-gmt-time", AT_TEXT,
+            "--trusted-pem", str(pki.paths.root_cert),
+            "--untrusted-pem", str(pki.paths.issuing_ca_cert), str(file)]
+
+
+def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=30, check=False)
+
+
+def test_an_envelope_signed_by_xmlsec1_is_accepted_by_the_hub(
+    xmlsec1: str, pki: GeneratedPki, policy: TrustPolicy, envelope_template: bytes,
+    tmp_path: Path,
+) -> None:
+    # Given an envelope whose placeholder is replaced by an xmlsec1 signature template
+    assert PLACEHOLDER in envelope_template
+    template = tmp_path / "template.xml"
+    template.write_bytes(_checked(envelope_template.replace(PLACEHOLDER, TEMPLATE_SIGNATURE)))
+    org = pki.paths.organizations[SENDER]
+    out = tmp_path / "signed.xml"
+    # When xmlsec1 signs it with the organization key (cert and issuing CA into X509Data)
+    result = _run([xmlsec1, "--sign", "--privkey-pem", f"{org.key},{org.cert}",
+                   "--output", str(out), str(template)])
+    assert result.returncode == 0, result.stderr
+    # Then the hub accepts it
+    packet = parse_packet(out.read_bytes())
+    crls = CrlSnapshot.of(CrlEntry(c, fetched_at=PKI_NOW) for c in pki.crls)
+    report = validate_packet(packet, at=AT, policy=policy, directory=DIRECTORY, crls=crls)
+    assert report.accepted, report.describe()
+
+
+def test_what_sign_xml_produces_verifies_with_xmlsec1_under_the_specialized_root(
+    xmlsec1: str, pki: GeneratedPki, envelope_template: bytes, tmp_path: Path,
+) -> None:
+    signed = tmp_path / "signed.xml"
+    signed.write_bytes(_checked(sign_xml(envelope_template, pki.org(SENDER))))
+    result = _run(_verify_args(xmlsec1, pki, signed))
+    assert result.returncode == 0, result.stderr
+
+
+def test_xmlsec1_refuses_a_sign_xml_envelope_edited_after_signing(
+    xmlsec1: str, pki: GeneratedPki, envelope_template: bytes, tmp_path: Path,
+) -> None:
+    signed = sign_xml(envelope_template, pki.org(SENDER))
+    edited = tmp_path / "edited.xml"
+    edited.write_bytes(_checked(signed.replace("triển khai".encode(), "hủy bỏ".encode(), 1)))
+    result = _run(_verify_args(xmlsec1, pki, edited))
+    assert result.returncode != 0
