@@ -299,3 +299,19 @@ def test_wrapped_base64_lines_are_accepted() -> None:
     wrapped = b"\n".join(flat[i : i + 76] for i in range(0, len(flat), 76))
     data = data.replace(flat, wrapped)
     assert parse_envelope(data).attachments[0].data == payload
+
+
+def _with_extension(data: bytes, namespace: str) -> bytes:
+    element = f'<hub:HubEvidence xmlns:hub="{namespace}" version="1" kind="accepted"/>'
+    return data.replace(b"    <ds:Signature", element.encode() + b"\n      <ds:Signature", 1)
+
+
+def test_the_hub_evidence_extension_is_allowed_before_the_signature() -> None:
+    rf = response_for(sample_header(SENDER, RECIPIENTS))
+    data = build_status(response_for=rf, sender=RECIPIENTS[0], status_code="00", timestamp=AT)
+    extended = _with_extension(data, "urn:edxml-hub:receipt:1")
+    assert extended != data
+    assert parse_status(extended).status_code == "00"
+    with pytest.raises(EnvelopeRefused) as caught:
+        parse_status(_with_extension(data, "urn:example:other"))
+    assert caught.value.reason is Reason.ENVELOPE_SCHEMA_INVALID
