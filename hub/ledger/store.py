@@ -163,6 +163,11 @@ class Ledger:
             checkpoint_cert_pem=checkpoint_cert_pem,
         )
 
+    @property
+    def can_sign(self) -> bool:
+        """True when checkpoints are signed (an operator key was given)."""
+        return self._signer is not None
+
     def close(self) -> None:
         self.engine.dispose()
 

@@ -1,0 +1,333 @@
+"""``hub ledger …`` and ``hub evidence …`` subcommands.
+
+:func:`register` adds them to the hub's argument parser; each subcommand sets ``func`` to a
+handler ``(args) -> exit code``. Settings come from ``--config`` (or ``HUB_CONFIG``); ``--url``
+overrides the ledger URL. Errors print one line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from hub.config import Settings, load_settings
+from hub.errors import ConfigurationError, TransientError
+from hub.ledger.backup import BackupError, backup, restore
+from hub.ledger.evidence import EvidenceError, export_evidence, resolve_document, verify_bundle
+from hub.ledger.records import EventKind, StoredEvent
+from hub.ledger.report import PERIODS, adoption_report, render_csv, render_svg, render_table
+from hub.ledger.store import Ledger
+from hub.ledger.verify import SignatureCheck, signature_check_from_cert
+
+EXIT_OK = 0
+"""Everything checked out."""
+EXIT_FAILED = 1
+"""Verification failed: tampering or missing evidence (the problem is printed)."""
+EXIT_USAGE = 2
+"""Bad arguments, unknown document, unreadable file (argparse uses 2 as well)."""
+EXIT_CONFIG = 3
+"""Settings or keys are unusable (same code as the hub CLI)."""
+EXIT_UNAVAILABLE = 4
+"""The ledger database could not be reached (same code as the hub CLI)."""
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``ledger`` and ``evidence`` commands to the hub's parser."""
+    ledger = subparsers.add_parser("ledger", help="the tamper-evident delivery ledger")
+    sub = ledger.add_subparsers(dest="ledger_command", required=True)
+
+    p = _command(sub, "verify", "check the whole hash chain and every checkpoint", _verify)
+    p.add_argument("--operator-cert", type=Path,
+                   help="PEM certificate of the hub operator (default: from the keystore)")
+    p.add_argument("--allow-unsigned", action="store_true",
+                   help="accept unsigned checkpoints (no operator key configured)")
+    p.add_argument("--no-bytes", action="store_true", help="skip re-hashing stored packets")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    p = _command(sub, "query", "events or documents by document, organization, period", _query)
+    p.add_argument("--documents", action="store_true", help="list documents, not events")
+    p.add_argument("--digest")
+    p.add_argument("--document-id")
+    p.add_argument("--code")
+    p.add_argument("--organ", help="organization code (sender, recipient or reporter)")
+    p.add_argument("--since", type=_date, help="ISO date or datetime (inclusive, UTC)")
+    p.add_argument("--until", type=_date, help="ISO date or datetime (exclusive, UTC)")
+    p.add_argument("--kind", choices=[k.value for k in EventKind])
+    p.add_argument("--reason", help="reason code, e.g. CERT_PUBLIC_CA")
+    p.add_argument("--limit", type=int)
+    p.add_argument("--json", action="store_true")
+
+    p = _command(sub, "backup", "write a consistent backup zip", _backup)
+    p.add_argument("path", type=Path)
+    p = _command(sub, "restore", "restore a backup into an empty ledger", _restore)
+    p.add_argument("path", type=Path)
+
+    p = _command(sub, "report", "adoption report per organization and period", _report)
+    p.add_argument("--since", type=_date)
+    p.add_argument("--until", type=_date)
+    p.add_argument("--period", choices=sorted(PERIODS), default="month")
+    p.add_argument("--format", choices=["table", "csv", "svg", "json"], default="table")
+    p.add_argument("--output", type=Path, help="write to a file instead of standard output")
+
+    evidence = subparsers.add_parser("evidence", help="evidence bundles for auditors")
+    esub = evidence.add_subparsers(dest="evidence_command", required=True)
+    p = _command(esub, "export", "write the evidence bundle of one document", _export)
+    p.add_argument("document", help="digest, DocumentId or code of the document")
+    p.add_argument("--output", type=Path, help="bundle path (default: evidence-<digest>.zip)")
+    p = _command(esub, "verify", "check a bundle offline", _verify_bundle, ledger_args=False)
+    p.add_argument("bundle", type=Path)
+    p.add_argument("--operator-cert", type=Path,
+                   help="trusted PEM certificate of the hub operator")
+    p.add_argument("--json", action="store_true")
+
+
+def _command(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    help_text: str,
+    handler: Handler,
+    *,
+    ledger_args: bool = True,
+) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=help_text, description=help_text)
+    if ledger_args:
+        p.add_argument("--url", help="ledger database URL (default: [ledger] url in settings)")
+        p.add_argument("--config", dest="ledger_config", type=Path,
+                       help="settings file (default: the hub's --config, then HUB_CONFIG)")
+    p.set_defaults(func=_guarded(handler))
+    return p
+
+
+def _date(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _guarded(handler: Handler) -> Handler:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except TransientError as error:
+            print(f"hub: the ledger is unavailable ({error.detail or error})", file=sys.stderr)
+            return EXIT_UNAVAILABLE
+        except ConfigurationError as error:
+            print(f"hub: configuration: {error}", file=sys.stderr)
+            return EXIT_CONFIG
+        except (EvidenceError, BackupError, OSError, ValueError) as error:
+            print(f"hub: {error}", file=sys.stderr)
+            return EXIT_USAGE
+
+    return run
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    path = getattr(args, "ledger_config", None) or getattr(args, "config", None)
+    return load_settings(path)
+
+
+def ledger_url(settings: Settings) -> str:
+    """The configured URL, a relative SQLite file resolved next to the configuration file."""
+    url = settings.ledger.url
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/"):
+        return prefix + str(settings.path(url[len(prefix):]))
+    return url
+
+
+def _open(args: argparse.Namespace, *, sign: bool = False) -> tuple[Ledger, Settings]:
+    """Open the configured ledger; with ``sign``, with the operator key so it can checkpoint."""
+    settings = _settings(args)
+    url = getattr(args, "url", None) or ledger_url(settings)
+    signer: Callable[[bytes], bytes] | None = None
+    cert_pem: bytes | None = None
+    if sign and settings.hub.keystore:
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        from hub.app import load_keystore
+
+        operator = load_keystore(settings).signer(settings.hub.operator_organ_id)
+        if operator is not None:
+            key = operator.key
+
+            def signer(data: bytes) -> bytes:
+                return bytes(key.sign(data, padding.PKCS1v15(), hashes.SHA256()))
+
+            cert_pem = operator.cert.public_bytes(serialization.Encoding.PEM)
+    ledger = Ledger.open(url, blob_dir=settings.path(settings.ledger.blob_dir),
+                         blob_threshold=settings.ledger.blob_threshold,
+                         checkpoint_every=settings.ledger.checkpoint_every,
+                         checkpoint_signer=signer, checkpoint_cert_pem=cert_pem)
+    return ledger, settings
+
+
+def _operator_check(args: argparse.Namespace, settings: Settings) -> SignatureCheck | None:
+    """Check checkpoints against the operator's own certificate, never the stored one alone."""
+    cert: Path | None = getattr(args, "operator_cert", None)
+    if cert is None and settings.hub.keystore:
+        candidate = settings.path(settings.hub.keystore) / f"{settings.hub.operator_organ_id}.pem"
+        cert = candidate if candidate.exists() else None
+    return signature_check_from_cert(cert.read_bytes()) if cert is not None else None
+
+
+def _progress_bar(done: int, total: int) -> None:
+    if not sys.stderr.isatty():
+        return
+    width = 40
+    filled = width * done // total if total else width
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,} rows")
+    if done >= total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def _verify(args: argparse.Namespace) -> int:
+    ledger, settings = _open(args)
+    with ledger:
+        check = _operator_check(args, settings)
+        result = ledger.verify(_progress_bar, verify_signature=check,
+                               require_signed=not args.allow_unsigned,
+                               check_bytes=not args.no_bytes)
+    if args.json:
+        print(json.dumps({**result.to_dict(), "operator_cert_checked": check is not None}))
+    elif result.ok:
+        print(f"ok: {result.rows:,} rows, {result.checkpoints} checkpoints"
+              f" ({result.signed_checkpoints} signed)"
+              + ("" if check else "; signatures checked against the stored certificates"))
+    else:
+        print(f"FAILED at row {result.first_bad_row}: {result.problem}")
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _query(args: argparse.Namespace) -> int:
+    ledger, _ = _open(args)
+    with ledger:
+        digest = args.digest
+        if digest is None and (args.document_id or args.code) and not args.documents:
+            docs = ledger.documents(document_id=args.document_id, code=args.code)
+            if not docs:
+                print("no such document", file=sys.stderr)
+                return EXIT_FAILED
+            digest = docs[0].digest
+        if args.documents:
+            rows: Sequence[dict[str, Any]] = [d.to_dict() for d in ledger.documents(
+                code=args.code, document_id=args.document_id, organ_id=args.organ,
+                since=args.since, until=args.until, limit=args.limit)]
+            columns = ["seq", "received_at", "sender", "document_id", "code", "kind", "digest"]
+        else:
+            events: list[StoredEvent] = ledger.events(
+                digest=digest, organ_id=args.organ, since=args.since, until=args.until,
+                kind=args.kind, reason=args.reason, limit=args.limit)
+            rows = [e.to_dict() for e in events]
+            columns = ["seq", "at", "kind", "organ_id", "reason", "message_id", "digest"]
+    if args.json:
+        print(json.dumps(list(rows), ensure_ascii=False, indent=2))
+    else:
+        print(_table(rows, columns), end="")
+    return EXIT_OK
+
+
+def _table(rows: Sequence[dict[str, Any]], columns: list[str]) -> str:
+    cells = [columns] + [["" if r.get(c) is None else str(r.get(c)) for c in columns]
+                         for r in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
+             for line in cells]
+    return "\n".join(lines) + "\n"
+
+
+def _backup(args: argparse.Namespace) -> int:
+    ledger, _ = _open(args)
+    with ledger:
+        counts = backup(ledger, args.path)
+    print(f"backup written to {args.path}: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
+    return EXIT_OK
+
+
+def _restore(args: argparse.Namespace) -> int:
+    ledger, _ = _open(args)
+    with ledger:
+        restore(args.path, ledger)
+        result = ledger.verify(_progress_bar)
+    print(f"restored {result.rows:,} rows; verify: "
+          + ("ok" if result.ok else f"FAILED at row {result.first_bad_row}: {result.problem}"))
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _report(args: argparse.Namespace) -> int:
+    ledger, _ = _open(args)
+    with ledger:
+        rows = adoption_report(ledger, since=args.since, until=args.until, period=args.period)
+    if args.format == "table":
+        text = render_table(rows)
+    elif args.format == "csv":
+        text = render_csv(rows)
+    elif args.format == "svg":
+        text = render_svg(rows)
+    else:
+        text = json.dumps([{"organ_id": r.organ_id, "period": r.period, "sent": r.sent,
+                            "signed_valid": r.signed_valid, "share_valid": round(r.share_valid, 4),
+                            "rejections": dict(r.rejections)} for r in rows], indent=2) + "\n"
+    if args.output is not None:
+        args.output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _trust_files(settings: Settings) -> dict[str, bytes]:
+    """The configured roots, intermediates and CRLs, to ship inside a bundle."""
+    files: dict[str, bytes] = {}
+    for entry in (*settings.trust.roots, *settings.trust.intermediates, *settings.trust.crls):
+        path = settings.path(entry)
+        for item in sorted(path.iterdir()) if path.is_dir() else [path]:
+            if item.is_file():
+                files[item.name] = item.read_bytes()
+    return files
+
+
+def _export(args: argparse.Namespace) -> int:
+    ledger, settings = _open(args, sign=True)
+    with ledger:
+        digest = resolve_document(ledger, args.document)
+        output = args.output or Path(f"evidence-{digest[:16]}.zip")
+        export_evidence(ledger, digest, output, trust_files=_trust_files(settings))
+    print(f"evidence bundle written to {output}")
+    return EXIT_OK
+
+
+def _verify_bundle(args: argparse.Namespace) -> int:
+    cert = args.operator_cert.read_bytes() if args.operator_cert is not None else None
+    result = verify_bundle(args.bundle, trusted_cert_pem=cert)
+    if args.json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False))
+    elif result.ok:
+        print(f"ok: document {result.document}, {result.entries} ledger entries, signed"
+              f" checkpoint at row {result.checkpoint_seq}")
+        for note in result.notes:
+            print(f"note: {note}")
+    else:
+        print("FAILED:")
+        for problem in result.problems:
+            print(f"  - {problem}")
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Stand-alone entry point (``python -m hub.ledger.cli``) until the hub CLI wires us in."""
+    parser = argparse.ArgumentParser(prog="hub")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    handler: Handler = args.func
+    return handler(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
