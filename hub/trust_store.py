@@ -23,7 +23,11 @@ _PEM_SUFFIXES = (".pem", ".crt", ".cer")
 
 def _files(path: Path) -> list[Path]:
     if path.is_dir():
-        return sorted(p for p in path.iterdir() if p.suffix.lower() in _PEM_SUFFIXES)
+        # Keys may sit next to certificates (``*.key.pem``): never read them here.
+        return sorted(
+            p for p in path.iterdir()
+            if p.suffix.lower() in _PEM_SUFFIXES and not p.name.endswith(".key.pem")
+        )
     if path.is_file():
         return [path]
     raise ConfigurationError(f"{path}: certificate file or directory not found")

@@ -1,0 +1,87 @@
+"""validate_packet never raises for bad input, and only reads what it is given."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pki_fixtures import AT, GeneratedPki, session_pki
+from signature_vectors import DIRECTORY, Vectors
+
+from hub.edxml import parse_packet
+from hub.reasons import Reason
+from hub.validators import Indication, validate_packet
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> GeneratedPki:
+    return session_pki(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def vectors(pki: GeneratedPki) -> Vectors:
+    return Vectors(pki)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raw=st.binary(max_size=300))
+def test_arbitrary_bytes_in_place_of_the_packet_are_refused_without_raising(
+    vectors: Vectors, raw: bytes,
+) -> None:
+    packet = dataclasses.replace(parse_packet(vectors.valid_raw), raw=raw)
+    report = validate_packet(packet, at=AT, policy=vectors.policy, directory=DIRECTORY,
+                             crls=vectors.crls)
+    assert not report.accepted
+    assert report.reason is not Reason.INTERNAL_ERROR
+
+
+def test_a_truncated_signed_packet_is_refused_without_raising(vectors: Vectors) -> None:
+    raw = vectors.valid_raw
+    for cut in (len(raw) // 3, len(raw) // 2, len(raw) - 20):
+        packet = dataclasses.replace(parse_packet(raw), raw=raw[:cut])
+        report = validate_packet(packet, at=AT, policy=vectors.policy, directory=DIRECTORY,
+                                 crls=vectors.crls)
+        assert report.indication is Indication.FAILED
+        assert report.reason is Reason.ENVELOPE_MALFORMED
+
+
+def test_a_dtd_smuggled_into_the_raw_bytes_is_refused(vectors: Vectors) -> None:
+    bomb = b'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x "xx">]><a>&x;</a>'
+    packet = dataclasses.replace(parse_packet(vectors.valid_raw), raw=bomb)
+    report = validate_packet(packet, at=AT, policy=vectors.policy, directory=DIRECTORY,
+                             crls=vectors.crls)
+    assert report.reason is Reason.ENVELOPE_DTD_FORBIDDEN
+
+
+def test_the_report_names_the_signer_and_when_validity_was_judged(vectors: Vectors) -> None:
+    packet = parse_packet(vectors.valid_raw)
+    report = validate_packet(packet, at=AT, policy=vectors.policy, directory=DIRECTORY,
+                             crls=vectors.crls)
+    assert report.accepted, report.describe()
+    assert report.signer is not None
+    assert report.signer.uid == "000.00.01.H27"
+    assert report.validated_at == AT
+    trust = next(c for c in report.checks if c.check == "trust")
+    assert trust.evidence["validity_judged_at"] == AT.isoformat()
+    assert [c.check for c in report.checks] == ["xmldsig", "trust", "revocation", "signer", "pdf"]
+
+
+def test_a_bug_in_a_check_becomes_internal_error_not_an_exception(vectors: Vectors) -> None:
+    packet = parse_packet(vectors.valid_raw)
+
+    class BrokenDirectory:
+        def find(self, code: str, at: object = None) -> object:
+            raise RuntimeError("bug")
+
+        def authorizes(self, *args: object) -> bool:
+            return False
+
+        def signer_for(self, *args: object) -> None:
+            return None
+
+    report = validate_packet(packet, at=AT, policy=vectors.policy, directory=BrokenDirectory(),
+                             crls=vectors.crls)
+    assert report.reason is Reason.INTERNAL_ERROR
+    assert report.indeterminate
