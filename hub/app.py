@@ -59,8 +59,11 @@ class HubReceipts:
         kwargs: dict[str, Any] = {}
         if status_code is not None:
             kwargs["status_code"] = status_code
+        # ResponseFor names the original document's sender: for a forwarded status that is
+        # the body the status is about, not the reporter.
+        sender = env.sender.organ_id if isinstance(env, Envelope) else env.response_for.organ_id
         return bytes(build_receipt(
-            kind, envelope_raw=env.raw, signature_value=sig, sender=env.sender.organ_id,
+            kind, envelope_raw=env.raw, signature_value=sig, sender=sender,
             document_id=document_id, code=code, reporter=reporter, at=at, reason=reason,
             **kwargs,
         ))

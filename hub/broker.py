@@ -74,9 +74,12 @@ class Outgoing:
 
 
 class TopologyLike(Protocol):
-    exchanges: Sequence[Any]
-    queues: Sequence[Any]
-    bindings: Sequence[Any]
+    @property
+    def exchanges(self) -> Sequence[Any]: ...
+    @property
+    def queues(self) -> Sequence[Any]: ...
+    @property
+    def bindings(self) -> Sequence[Any]: ...
 
 
 def _params(url: str, name: str, heartbeat: int = 30) -> pika.URLParameters:

@@ -105,7 +105,7 @@ class HubSettings:
     """Path of the organization directory (TOML). Empty: the bundled Hà Tĩnh sample."""
     keystore: str = ""
     """Directory with organization keys: ``<organ_id>.key.pem`` + ``<organ_id>.pem`` (chain)."""
-    key_passphrase_env: str = "HUB_KEY_PASSPHRASE"
+    key_passphrase_env: str = "HUB_KEY_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
     """Environment variable holding the keystore passphrase (never logged)."""
 
 

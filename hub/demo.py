@@ -110,7 +110,7 @@ def _run(settings: object, url: str, state: Path) -> int:
     def person(org: str) -> OrgSigner | None:
         entry = hub.directory.find(org)
         for sg in entry.signers if entry is not None else ():
-            if sg.role == "person" and sg.uid in paths.signers:
+            if sg.role == "person" and sg.uid is not None and sg.uid in paths.signers:
                 ip = paths.signers[sg.uid]
                 return OrgSigner.from_files(org, ip.key, ip.cert)
         return None

@@ -38,6 +38,7 @@ os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
 IMAGE = os.environ.get("HUB_RABBITMQ_IMAGE", "edxml-hub/rabbitmq:3.10-bookworm")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUILD_SCRIPT = REPO_ROOT / "deploy" / "rabbitmq" / "build-image.sh"
+DOCKERD_LOG = Path(os.environ.get("HUB_DOCKERD_LOG", "/var/log/edxml-hub-dockerd.log"))
 
 
 class BrokerUnavailable(RuntimeError):
@@ -64,8 +65,8 @@ def ensure_docker(log: Any = print) -> None:
     dockerd = shutil.which("dockerd")
     if dockerd is None or os.geteuid() != 0:
         raise BrokerUnavailable("no Docker engine answers and dockerd cannot be started here")
-    log("starting dockerd in the background (log: /var/tmp/edxml-hub-dockerd.log)")
-    with open("/var/tmp/edxml-hub-dockerd.log", "ab") as out:  # noqa: SIM115 - handed to the daemon
+    log(f"starting dockerd in the background (log: {DOCKERD_LOG})")
+    with open(DOCKERD_LOG, "ab") as out:
         subprocess.Popen(  # the daemon outlives us on purpose
             [dockerd], stdout=out, stderr=out, start_new_session=True
         )

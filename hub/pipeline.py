@@ -329,7 +329,7 @@ class Pipeline:
         if self.ledger.document_by_digest(status.digest) is not None:
             self._duplicate(plan, delivery, status, at, attempts, frozenset())
             return
-        routes = []
+        routes: list[tuple[str, Any]] = []
         for target in targets:
             rplan = route_status(status if target == original.sender else None, target,
                                  self.directory, at=at, province=self.config.province)

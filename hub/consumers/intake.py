@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from hub.broker import BrokerUnavailable, Connection, Delivery, Settler, connect
 from hub.errors import TransientError
 from hub.logs import get_logger
+from hub.metrics import Histogram
 from hub.pipeline import BatchPlan, Pipeline
 from hub.reasons import Reason
 from hub.settlement import Action
@@ -42,12 +43,19 @@ class Stats:
         self.reconnects = 0
         self.ledger_retries = 0
         self.last_batch_at = 0.0
+        self.stages: dict[str, Histogram] = {}
         self.changed = threading.Condition()
         """Notified after every settled batch: tests and the demo wait on it, never poll."""
 
     def wait_for(self, predicate: Callable[[Stats], bool], timeout: float) -> bool:
         with self.changed:
             return self.changed.wait_for(lambda: predicate(self), timeout)
+
+    def time(self, stage: str, seconds: float) -> None:
+        hist = self.stages.get(stage)
+        if hist is None:
+            hist = self.stages[stage] = Histogram()
+        hist.observe(seconds)
 
     def count(self, plan: BatchPlan) -> None:
         self.batches += 1
@@ -147,13 +155,21 @@ class IntakeConsumer:
 
     # -- one batch -----------------------------------------------------------------------------
     def _handle(self, conn: Connection, batch: list[Delivery]) -> None:
+        t0 = time.perf_counter()
         plan = self.pipeline.process_batch(batch)
+        t1 = time.perf_counter()
         if plan.first:
             conn.publish(plan.first)
         if plan.second:
             conn.publish(plan.second)
+        t2 = time.perf_counter()
         self._commit(conn, plan)
+        t3 = time.perf_counter()
         self._settler(conn).ack(plan.ack)
+        t4 = time.perf_counter()
+        for stage, seconds in (("process", t1 - t0), ("publish", t2 - t1), ("ledger", t3 - t2),
+                               ("ack", t4 - t3), ("batch", t4 - t0)):
+            self.stats.time(stage, seconds)
         self.stats.count(plan)
 
     def _settler(self, conn: Connection) -> Settler:

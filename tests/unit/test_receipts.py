@@ -18,7 +18,6 @@ from signxml import XMLVerifier  # type: ignore[attr-defined]
 from signxml.exceptions import InvalidSignature
 
 from hub.edxml import parse_status
-from hub.edxml._xml import schema_bytes
 from hub.edxml.build import build_envelope, sample_header, sample_trace
 from hub.edxml.model import DS_NS, NS
 from hub.keystore import OrgSigner
@@ -273,26 +272,6 @@ _EXTENSION = (
 )
 
 
-def test_the_receipt_is_valid_once_the_schema_allows_the_hub_extension(
-    envelope_raw: bytes,
-) -> None:
-    # The exact change hub.receipts asks of edxml-qcvn102-2016.xsd (HeaderType, right after the
-    # MessageHeader|Status choice): with it, every receipt kind validates.
-    anchor = b'<xs:element name="DigitalSignature"'
-    text = schema_bytes()
-    assert text.count(anchor) == 1
-    schema = etree.XMLSchema(etree.fromstring(text.replace(anchor, _EXTENSION.encode() + anchor)))
-    for kind, extra in (("accepted", {}), ("rejected", {"reason": Reason.SIGNATURE_INVALID}),
-                        ("received", {}), ("countersigned", {"status_code": "05"})):
-        receipt = receipt_for(envelope_raw, kind, **extra)
-        assert schema.validate(etree.fromstring(receipt)), schema.error_log
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="edxml-qcvn102-2016.xsd does not yet allow urn:edxml-hub:receipt:1 in edXMLHeader "
-    "(see hub.receipts); remove this marker when it does",
-)
 def test_a_receipt_parses_as_a_status_packet(envelope_raw: bytes) -> None:
     status = parse_status(receipt_for(envelope_raw))
     assert status.status_code == "00"

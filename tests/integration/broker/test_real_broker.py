@@ -22,7 +22,8 @@ def test_a_message_published_to_the_test_broker_can_be_consumed_back(
         ch.queue_declare(names, durable=True, arguments={"x-queue-type": "quorum"})
         ch.basic_publish("", names, b"hello", pika.BasicProperties(delivery_mode=2))
         method, _props, body = ch.basic_get(names, auto_ack=True)
-        assert method is not None and body == b"hello"
+        assert method is not None
+        assert body == b"hello"
         ch.queue_delete(names)
     finally:
         conn.close()

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from harness import FINANCE, PROVINCE, hub_settings, running_hub, signed_envelope
+from harness import FINANCE, PROVINCE, hub_settings, running_hub
 
 from hub import devbroker
 from hub.app import build_hub
