@@ -20,7 +20,7 @@ from hub.consumers.intake import IntakeConsumer, IntakeOptions
 from hub.directory import Directory
 from hub.edxml import Limits
 from hub.edxml.model import Envelope, StatusPacket
-from hub.errors import ConfigurationError
+from hub.errors import ConfigurationError, TransientError
 from hub.keystore import Keystore, OrgSigner
 from hub.ledger import Ledger
 from hub.logs import get_logger
@@ -223,8 +223,8 @@ def open_ledger(settings: Settings, operator: OrgSigner | None) -> Ledger:
                            blob_threshold=settings.ledger.blob_threshold,
                            checkpoint_every=settings.ledger.checkpoint_every,
                            checkpoint_signer=signer, checkpoint_cert_pem=cert_pem)
-    except ConfigurationError:
-        raise
+    except (ConfigurationError, TransientError):
+        raise  # a database that is down is not a configuration error: EXIT_UNAVAILABLE
     except Exception as exc:
         raise ConfigurationError(f"ledger {settings.ledger.url}: {exc}") from None
 
