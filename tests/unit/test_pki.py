@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtensionOID, NameOID
 from pki_fixtures import AT, PKI_NOW, SAMPLE_ORGS, GeneratedPki, session_pki
 
+from hub.errors import ConfigurationError
 from hub.keystore import Keystore
-from hub.pki import ISSUING_CA_NAME, ROOT_NAME, TEST_POLICY_OID
+from hub.pki import ISSUING_CA_NAME, ROOT_NAME, TEST_POLICY_OID, KeyCache, OrgSpec, init_pki, main
 
 
 @pytest.fixture(scope="session")
@@ -116,3 +119,20 @@ def test_a_signer_repr_shows_no_key_material(pki: GeneratedPki) -> None:
     assert "PRIVATE" not in text
     assert str(signer.key.private_numbers().d)[:12] not in text
     assert SAMPLE_ORGS[0].organ_id in text
+
+
+def test_an_encrypted_keystore_needs_its_passphrase(tmp_path: Path) -> None:
+    orgs = (OrgSpec("000.00.01.H27", "Văn phòng UBND tỉnh Hà Tĩnh"),)
+    paths = init_pki(tmp_path, orgs, now=PKI_NOW, passphrase=b"test-only", keys=KeyCache())
+    assert b"ENCRYPTED" in paths.organizations["000.00.01.H27"].key.read_bytes()
+    with pytest.raises(ConfigurationError, match="cannot load private key"):
+        Keystore.load(paths.keystore)
+    keystore = Keystore.load(paths.keystore, passphrase=b"test-only")
+    assert keystore.signer("000.00.01.H27") is not None
+
+
+def test_the_pki_command_writes_the_sample_directory_pki(tmp_path: Path) -> None:
+    assert main([str(tmp_path / "pki"), "--crl-base-url", "http://127.0.0.1:9999/crl"]) == 0
+    keystore = Keystore.load(tmp_path / "pki" / "keystore")
+    assert "000.00.00.H27" in keystore
+    assert (tmp_path / "pki" / "crl" / "issuing-ca.crl.pem").is_file()
