@@ -172,7 +172,8 @@ def build_hub(settings: Settings, *, clock: Callable[[], datetime] | None = None
     directory = load_directory(settings)
     keystore = load_keystore(settings)
     policy = load_policy(settings)
-    revocation = RevocationCache(settings)
+    # Issuing CAs seed the CRL distribution points fetched over HTTP (when enabled).
+    revocation = RevocationCache(settings, certificates=policy.intermediates)
     b = settings.broker
     topology = build_topology(directory, prefix=b.prefix, quorum=b.quorum,
                               delivery_limit=b.delivery_limit,
@@ -190,7 +191,23 @@ def build_hub(settings: Settings, *, clock: Callable[[], datetime] | None = None
         trusted_publishers=frozenset(b.trusted_publishers),
     )
 
+    fetched: dict[str, float] = {}
+
     def validate(packet: Envelope | StatusPacket, at: datetime) -> Any:
+        report = validate_packet(packet, at=at, policy=policy, directory=directory,
+                                 crls=revocation.snapshot())
+        if not (report.indeterminate and settings.trust.fetch_crls):
+            return report
+        # Revocation data missing or stale: fetch the CRLs the certificates point to (at most
+        # once a minute per URL), then judge again; still missing -> retried later (transient).
+        urls = {u for c in report.checks for u in str(c.evidence.get("crl_urls", "")).split()
+                if u.startswith(("http://", "https://"))}
+        due = {u for u in urls if time.monotonic() - fetched.get(u, -1e9) > 60}
+        if not due:
+            return report
+        for u in due:
+            fetched[u] = time.monotonic()
+        revocation.refresh(due)
         return validate_packet(packet, at=at, policy=policy, directory=directory,
                                crls=revocation.snapshot())
 

@@ -28,6 +28,7 @@ ledger records as delivered.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from typing import Any, Protocol
 
 from hub.broker import Delivery, Outgoing
 from hub.edxml import EnvelopeRefused, Limits, parse_packet
-from hub.edxml.model import BusinessDocType, Envelope, StatusPacket
+from hub.edxml.model import BusinessDocType, Envelope, Organization, StatusPacket
 from hub.errors import PermanentError, TransientError
 from hub.ledger import DocumentIn, EventIn, EventKind
 from hub.logs import get_logger
@@ -249,6 +250,17 @@ class Pipeline:
                            f"original sent by {original.sender}", report=report)
                 return
             links_to = original.digest
+            # A recall, update or replacement goes to everyone who got the original (plus any
+            # new addressee in its own To): nobody keeps a document its sender withdrew.
+            have = {d.organ_id for d in deliveries}
+            absent = tuple(r for r in original.recipients if r not in have)
+            if absent:
+                widened = dataclasses.replace(env, header=dataclasses.replace(
+                    env.header, recipients=env.header.recipients + tuple(
+                        Organization(r) for r in absent)))
+                extra = route(widened, self.directory, at=at, province=self.config.province)
+                if extra.rejection is None:
+                    deliveries = list(extra.deliveries)
 
         if stored is None:
             pending[key] = env.digest
@@ -293,13 +305,22 @@ class Pipeline:
                  recipients=[d.organ_id for d in deliveries], attempts=attempts)
 
     def _original_of(self, env: Envelope) -> Any:
+        """The document a recall/update/replacement refers to, looked up under its owner.
+
+        A DocumentId starts with its sender's code (QCVN 102: ``{OrganId},{date},{number}``),
+        so the original is found even when someone else claims it; the caller then refuses
+        anyone but the original sender (NOT_ORIGINAL_SENDER).
+        """
         business = env.trace.business if env.trace is not None else None
         ref = business.document_id if business is not None else None
+        if not ref and business is not None and business.replacements:
+            ref = business.replacements[0].document_id
         if not ref and env.header.response_for:
             ref = env.header.response_for[0].document_id
         if not ref:
             return None
-        return self.ledger.find_document(env.sender.organ_id, ref)
+        owner = ref.split(",", 1)[0].strip()
+        return self.ledger.find_document(owner or env.sender.organ_id, ref)
 
     def _process_status(self, delivery: Delivery, status: StatusPacket, at: datetime,
                         attempts: int, plan: BatchPlan) -> None:

@@ -1,6 +1,6 @@
 """The generated test PKI as a session fixture (keys are generated once per test session).
 
-``tests/`` is on ``sys.path`` (it holds the root ``conftest.py``). A test module or conftest
+``tests`` is a package (``from tests.pki_fixtures import ...``). A test module or conftest
 declares::
 
     @pytest.fixture(scope="session")

@@ -17,7 +17,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from pki_fixtures import AT, DIRECTORY, PKI_NOW, GeneratedPki, session_pki
 
 from hub.edxml import (
     Limits,
@@ -31,6 +30,7 @@ from hub.edxml import (
 )
 from hub.signing import minimal_pdf, sign_pdf, sign_xml
 from hub.validators import CrlEntry, CrlSnapshot, TrustPolicy, validate_packet
+from tests.pki_fixtures import AT, DIRECTORY, PKI_NOW, GeneratedPki, session_pki
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 XMLSEC1 = shutil.which("xmlsec1")

@@ -8,11 +8,11 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtensionOID, NameOID
-from pki_fixtures import AT, PKI_NOW, SAMPLE_ORGS, GeneratedPki, session_pki
 
 from hub.errors import ConfigurationError
 from hub.keystore import Keystore
 from hub.pki import ISSUING_CA_NAME, ROOT_NAME, TEST_POLICY_OID, KeyCache, OrgSpec, init_pki, main
+from tests.pki_fixtures import AT, PKI_NOW, SAMPLE_ORGS, GeneratedPki, session_pki
 
 
 @pytest.fixture(scope="session")

@@ -6,10 +6,10 @@ import io
 
 import pytest
 from lxml import etree
-from pki_fixtures import SAMPLE_ORGS, GeneratedPki, session_pki
 from signxml import XMLVerifier  # type: ignore[attr-defined]
 
 from hub.signing import minimal_pdf, sign_pdf, sign_xml
+from tests.pki_fixtures import SAMPLE_ORGS, GeneratedPki, session_pki
 
 DS = "{http://www.w3.org/2000/09/xmldsig#}"
 ORGAN = SAMPLE_ORGS[0].organ_id

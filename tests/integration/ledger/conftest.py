@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ledger_samples import OperatorKey, make_operator_key, sample_batch
 from sqlalchemy import create_engine, text
 
 from hub.ledger import Ledger
+from tests.integration.ledger.ledger_samples import OperatorKey, make_operator_key, sample_batch
 
 PG_BASE = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 

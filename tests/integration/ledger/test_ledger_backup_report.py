@@ -7,12 +7,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from ledger_samples import T0, OperatorKey, envelope_bytes, sample_batch
 
 from hub.ledger import DocumentIn, EventIn, EventKind, Ledger
 from hub.ledger.backup import BackupError, backup, restore
 from hub.ledger.report import adoption_report, render_csv, render_svg, render_table
 from hub.reasons import Reason
+from tests.integration.ledger.ledger_samples import T0, OperatorKey, envelope_bytes, sample_batch
 
 
 def test_a_restored_ledger_verifies(

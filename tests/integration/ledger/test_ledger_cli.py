@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-from ledger_samples import OperatorKey, envelope_bytes, sample_batch
 from sqlalchemy import text
 
 from hub.ledger import Ledger
 from hub.ledger.cli import EXIT_FAILED, EXIT_OK, main
+from tests.integration.ledger.ledger_samples import OperatorKey, envelope_bytes, sample_batch
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from ledger_samples import OperatorKey, envelope_bytes, sample_batch
-from test_ledger_mutations import MUTATIONS, Mutation
 
 from hub.ledger import Ledger
 from hub.ledger.evidence import EvidenceError, export_evidence, resolve_document, verify_bundle
+from tests.integration.ledger.ledger_samples import OperatorKey, envelope_bytes, sample_batch
+from tests.integration.ledger.test_ledger_mutations import MUTATIONS, Mutation
 
 # The document written at row 11 (see test_ledger_mutations): envelope number 2.
 DIGEST = hashlib.sha256(envelope_bytes(2)).hexdigest()
@@ -40,9 +40,8 @@ def test_an_exported_bundle_verifies_offline(
 def test_a_status_packet_linked_to_the_document_is_in_its_bundle(
     signed_ledger: Ledger, operator_key: OperatorKey, tmp_path: Path
 ) -> None:
-    from ledger_samples import T0
-
     from hub.ledger import DocumentIn, EventIn, EventKind
+    from tests.integration.ledger.ledger_samples import T0
 
     status = b"<edXMLStatus for='2'/>"
     status_digest = hashlib.sha256(status).hexdigest()

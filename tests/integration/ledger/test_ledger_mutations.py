@@ -11,12 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-from ledger_samples import OperatorKey
 from sqlalchemy import Connection, select, text, update
 
 from hub.ledger import Ledger, chain
 from hub.ledger.models import Checkpoint, Document, Event
 from hub.ledger.verify import document_entry_from_row, entries, event_entry_from_row
+from tests.integration.ledger.ledger_samples import OperatorKey
 
 
 def rehash_from(conn: Connection, start: int) -> str:
@@ -178,9 +178,8 @@ def test_a_swapped_blob_file_is_detected(
     import hashlib
     from pathlib import Path
 
-    from ledger_samples import T0, envelope_bytes
-
     from hub.ledger import DocumentIn
+    from tests.integration.ledger.ledger_samples import T0, envelope_bytes
 
     blob_dir = Path(str(tmp_path)) / "blobs"
     with Ledger.open(ledger_url, blob_dir=blob_dir, blob_threshold=10) as ledger:

@@ -8,12 +8,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from ledger_samples import T0, OperatorKey, envelope_bytes, sample_batch
 from sqlalchemy import create_engine, text
 
 from hub.errors import TransientError
 from hub.ledger import DocumentIn, EventIn, EventKind, Ledger
 from hub.reasons import Reason
+from tests.integration.ledger.ledger_samples import T0, OperatorKey, envelope_bytes, sample_batch
 
 
 def test_a_written_document_is_found_by_sender_and_document_id(ledger_url: str) -> None:

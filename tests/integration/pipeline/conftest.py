@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import pytest
-from harness import make_pki
 
 from hub.pki import PkiPaths
+from tests.integration.pipeline.harness import make_pki
 
 
 @pytest.fixture(scope="session")

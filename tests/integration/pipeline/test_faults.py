@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from harness import FINANCE, PROVINCE, hub_settings, running_hub
 
 from hub import devbroker
 from hub.app import build_hub
@@ -21,6 +20,7 @@ from hub.keystore import Keystore
 from hub.ledger import Ledger
 from hub.pki import KeyCache, PkiPaths, init_pki
 from hub.topology import ENVELOPE_KEY
+from tests.integration.pipeline.harness import FINANCE, PROVINCE, hub_settings, running_hub
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from harness import (
+
+from hub.keystore import Keystore
+from hub.ledger import EventKind
+from hub.pki import PkiPaths
+from tests.integration.pipeline.harness import (
     COMMUNE,
     DISTRICT,
     FINANCE,
@@ -16,10 +20,6 @@ from harness import (
     running_hub,
     signed_envelope,
 )
-
-from hub.keystore import Keystore
-from hub.ledger import EventKind
-from hub.pki import PkiPaths
 
 pytestmark = pytest.mark.broker
 

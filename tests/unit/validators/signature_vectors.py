@@ -19,7 +19,6 @@ from functools import cached_property
 from pathlib import Path
 
 from lxml import etree
-from pki_fixtures import AT, DIRECTORY, PKI_NOW, GeneratedPki
 from signxml import (  # type: ignore[attr-defined]
     CanonicalizationMethod,
     DigestAlgorithm,
@@ -44,6 +43,7 @@ from hub.keystore import OrgSigner
 from hub.reasons import Reason
 from hub.signing import minimal_pdf, sign_pdf, sign_xml
 from hub.validators import CrlEntry, CrlSnapshot, Indication, TrustPolicy
+from tests.pki_fixtures import AT, DIRECTORY, PKI_NOW, GeneratedPki
 
 MANIFEST = Path(__file__).resolve().parents[2] / "vectors" / "signatures" / "manifest.toml"
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"

@@ -9,12 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pki_fixtures import PKI_NOW, GeneratedPki, session_pki
 
 from hub.config import Settings, with_overrides
 from hub.errors import ConfigurationError
 from hub.revocation import RevocationCache
 from hub.validators.trust import distribution_points
+from tests.pki_fixtures import PKI_NOW, GeneratedPki, session_pki
 
 
 @pytest.fixture(scope="session")

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from pki_fixtures import GeneratedPki, session_pki
-from signature_vectors import DIRECTORY, RECIPES, VectorCase, Vectors, build, load_manifest
 
 from hub.validators import validate_packet
+from tests.pki_fixtures import GeneratedPki, session_pki
+from tests.unit.validators.signature_vectors import (
+    DIRECTORY,
+    RECIPES,
+    VectorCase,
+    Vectors,
+    build,
+    load_manifest,
+)
 
 CASES = load_manifest()
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from pki_fixtures import AT, PKI_NOW, GeneratedPki, session_pki
 
 from hub.config import Settings, with_overrides
 from hub.errors import ConfigurationError
@@ -19,6 +18,7 @@ from hub.trust_store import load_policy
 from hub.validators import CrlEntry, CrlSnapshot, Indication, TrustPolicy
 from hub.validators.outcome import ValidationFailure
 from hub.validators.trust import check_revocation, validate_chain
+from tests.pki_fixtures import AT, PKI_NOW, GeneratedPki, session_pki
 
 SENDER = "000.00.01.H27"
 

@@ -7,12 +7,12 @@ import dataclasses
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pki_fixtures import AT, GeneratedPki, session_pki
-from signature_vectors import DIRECTORY, Vectors
 
 from hub.edxml import parse_packet
 from hub.reasons import Reason
 from hub.validators import Indication, validate_packet
+from tests.pki_fixtures import AT, GeneratedPki, session_pki
+from tests.unit.validators.signature_vectors import DIRECTORY, Vectors
 
 
 @pytest.fixture(scope="session")
