@@ -183,9 +183,20 @@ def _run(settings: object, url: str, state: Path) -> int:
         _say(f"  {d.headers.get('x-hub-sender')}: {reason}")
         _say(f"      vi: {d.headers.get('x-hub-reason-text-vi')}")
         _say(f"      en: {d.headers.get('x-hub-reason-text-en')}")
+        if d.headers.get("x-hub-detail"):
+            _say(f"      detail: {d.headers.get('x-hub-detail')}")
     conn.close()
 
     stats = consumer.stats
+    _say("")
+    _say("== In plain words")
+    _say("  [1] delivered to both recipients, byte for byte as signed; each recipient")
+    _say("      organization signed a '01 đã đến' receipt and the hub signed 'accepted'")
+    _say("  [2] the ministry is outside the province: queued for the national document axis")
+    _say("  [3] refused at once (no retries): the signature no longer matches the content")
+    _say(f"  [4] recognised as a duplicate: delivered once only "
+         f"({stats.by_outcome.get('duplicate', 0)} duplicate ignored)")
+    _say("  [5] refused: the district no longer exists, and its sender was told so")
     _say("")
     _say("== Hub")
     _say(f"  outcomes: {dict(sorted(stats.by_outcome.items()))}")
