@@ -1,0 +1,631 @@
+"""Hub benchmark against the floor (issue 9): one run, one machine, one JSON object.
+
+    bench/run [--quick] [--broker-url URL] [--profile] [--log-level info]
+
+Measures, on the same envelopes:
+
+* the floor: the primitives alone, per envelope, in one process — lxml parse, exclusive c14n,
+  SHA-256, one RSA-2048 verify, one RSA-2048 sign, the share of one batched ledger insert
+  (128 rows) and the share of one batched publish with pipelined confirms (128 messages);
+  for the 1 MB case also the two PDF signatures' digests and verifies;
+* the hub: envelopes/s through ``hub run`` processes (verify + chain + revocation + route +
+  receipts + ledger commit + publish with confirms + ack) with 1 and 2 consumer processes,
+  for ~10 KB envelopes and ~1 MB envelopes carrying a main PDF signed by a person and the
+  organization; the intake queue is pre-loaded, the clock runs from the first consumer
+  registering on the intake queue to the ledger holding every envelope;
+* latency p50/p95/p99 from publish to delivery in the recipient's inbox, with a publisher paced
+  at half the measured single-consumer rate;
+* peak RSS (``VmHWM``) of every consumer process.
+
+The broker is the testcontainers image the tests use (:func:`hub.devbroker.start_container`),
+on the same cores. Nothing is asserted: targets are reported as met or not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import hashlib
+import io
+import json
+import os
+import platform
+import pstats
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from _workload import (  # bench/ is on sys.path: run as a script
+    LARGE,
+    RECIPIENT,
+    SMALL,
+    Shape,
+    consumer_env,
+    hub_settings,
+    make_envelopes,
+    make_pki,
+)
+
+from hub import devbroker
+from hub.app import build_hub
+from hub.broker import Connection, Delivery, Outgoing, connect
+from hub.pki import PkiPaths
+from hub.topology import ENVELOPE_KEY, Names
+
+TARGETS = {
+    "per_consumer_10KB_envelopes_per_s": 1000.0,
+    "ratio_to_floor_10KB": 0.6,
+    "latency_p99_ms": 25.0,
+    "envelopes_per_s_1MB": 40.0,
+    "peak_rss_over_payload_1MB": 3.0,
+}
+
+
+def say(msg: str) -> None:
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+# -- the machine -----------------------------------------------------------------------------------
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem_kb = 0
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    import cryptography
+    import lxml.etree
+    import pika
+
+    return {"cpus": os.cpu_count(), "cpu": cpu, "memory_gb": round(mem_kb / 1024 / 1024, 1),
+            "kernel": platform.release(), "python": platform.python_version(),
+            "openssl": __import__("ssl").OPENSSL_VERSION, "lxml": lxml.etree.__version__,
+            "cryptography": cryptography.__version__, "pika": pika.__version__,
+            "broker": "RabbitMQ 3.10 (Debian bookworm) in the testcontainers image, same cores"}
+
+
+# -- small helpers --------------------------------------------------------------------------------
+def per_call(fn: Callable[[], object], budget_s: float = 0.4, min_calls: int = 5) -> float:
+    """Median seconds per call over 5 rounds sized to take about ``budget_s`` in all."""
+    fn()
+    start = time.perf_counter()
+    fn()
+    one = max(time.perf_counter() - start, 1e-7)
+    calls = max(min_calls, int(budget_s / 5 / one))
+    rounds = []
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        rounds.append((time.perf_counter() - start) / calls)
+    return statistics.median(rounds)
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    k = (len(sorted_values) - 1) * q
+    lo = int(k)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (k - lo)
+
+
+def vm_kb(pid: int, field_name: str) -> int:
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def queue_counts(conn: Connection, queue: str) -> tuple[int, int]:
+    """(ready messages, consumers) of ``queue`` from a passive declare."""
+    ok = conn.channel.queue_declare(queue, passive=True)
+    return int(ok.method.message_count), int(ok.method.consumer_count)
+
+
+def ledger_envelopes(path: Path) -> int:
+    """Envelopes the ledger holds (read by another process: a plain SQLite read in WAL mode)."""
+    if not path.exists():
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)) as db:
+            row = db.execute("SELECT count(*) FROM ledger_documents WHERE kind='envelope'").fetchone()
+            return int(row[0])
+    except sqlite3.Error:
+        return 0
+
+
+def preload(conn: Connection, inbound: str, bodies: Sequence[bytes], batch: int) -> None:
+    for start in range(0, len(bodies), batch):
+        conn.publish([Outgoing(inbound, ENVELOPE_KEY, b, message_id=f"m{start + i}",
+                               user_id="guest")
+                      for i, b in enumerate(bodies[start:start + batch])])
+
+
+# -- a scenario: one prefix, one ledger, N consumer processes ------------------------------------------
+@dataclass
+class Scenario:
+    """A fresh topology prefix and ledger; ``hub run`` processes started on demand."""
+
+    pki: PkiPaths
+    url: str
+    root: Path
+    shape: Shape
+    log_level: str
+    prefix: str = field(default_factory=lambda: f"bench{uuid.uuid4().hex[:8]}")
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.state = self.root / self.prefix
+        self.state.mkdir(parents=True)
+        self.settings = hub_settings(self.pki, self.state, self.url, self.prefix,
+                                     require_pdf=self.shape.pdf_bytes > 0)
+        hub = build_hub(self.settings)
+        self.topology = hub.topology
+        hub.close()
+        self.conn = connect(self.url, f"bench observer {self.prefix}")
+        self.conn.declare(self.topology)
+
+    @property
+    def names(self) -> Names:
+        return self.topology.names
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.state / "ledger.sqlite3"
+
+    def start_consumers(self, k: int) -> None:
+        env = consumer_env(self.settings, self.log_level)
+        for i in range(k):
+            out = (self.state / f"consumer{i}.log").open("wb")
+            self.procs.append(subprocess.Popen(
+                [sys.executable, "-m", "hub.cli", "run", "--name", f"{self.prefix} c{i}"],
+                env=env, cwd=self.state, stdout=out, stderr=subprocess.STDOUT))
+
+    def peak_rss_mb(self) -> list[float]:
+        return [round(vm_kb(p.pid, "VmHWM") / 1024, 1) for p in self.procs]
+
+    def stop(self) -> list[int]:
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        codes = []
+        for p in self.procs:
+            try:
+                codes.append(p.wait(60))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                codes.append(p.wait(10))
+        return codes
+
+    def close(self) -> None:
+        self.stop()
+        with contextlib.suppress(Exception):
+            self.conn.delete(self.topology)
+        self.conn.close()
+
+
+@contextlib.contextmanager
+def scenario(pki: PkiPaths, url: str, root: Path, shape: Shape, log_level: str
+             ) -> Iterator[Scenario]:
+    s = Scenario(pki, url, root, shape, log_level)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def throughput(pki: PkiPaths, url: str, root: Path, shape: Shape, bodies: Sequence[bytes],
+               consumers: int, log_level: str, timeout_s: float = 300) -> dict[str, Any]:
+    """Pre-load ``bodies`` into the intake queue, start ``consumers`` processes, time the drain."""
+    n = len(bodies)
+    with scenario(pki, url, root, shape, log_level) as s:
+        preload(s.conn, s.names.inbound, bodies, 200 if shape is SMALL else 16)
+        ready, _ = queue_counts(s.conn, s.names.intake)
+        assert ready == n, f"intake holds {ready} of {n}"
+        s.start_consumers(consumers)
+        # Start-up (imports, keystore, trust policy) is not envelope work: the clock starts when
+        # the first consumer registers on the intake queue and stops when the ledger holds all.
+        deadline = time.monotonic() + timeout_s
+        t_start = t_end = None
+        while time.monotonic() < deadline:
+            if t_start is None:
+                if queue_counts(s.conn, s.names.intake)[1] >= 1:
+                    t_start = time.perf_counter()
+                elif any(p.poll() is not None for p in s.procs):
+                    raise RuntimeError(f"a consumer exited early; see {s.state}/consumer*.log")
+            elif ledger_envelopes(s.ledger_path) >= n:
+                t_end = time.perf_counter()
+                break
+            time.sleep(0.01)
+        if t_start is None or t_end is None:
+            raise RuntimeError(f"{consumers} consumer(s) did not finish {n} envelopes in "
+                               f"{timeout_s:.0f} s; see {s.state}")
+        rss = s.peak_rss_mb()
+        codes = s.stop()
+        inbox, _ = queue_counts(s.conn, s.names.inbox(RECIPIENT))
+        dlq, _ = queue_counts(s.conn, s.names.dlq)
+        elapsed = t_end - t_start
+        return {
+            "consumers": consumers, "envelopes": n,
+            "envelope_bytes": round(statistics.mean(len(b) for b in bodies)),
+            "seconds": round(elapsed, 3),
+            "envelopes_per_s": round(n / elapsed, 1),
+            "per_consumer_envelopes_per_s": round(n / elapsed / consumers, 1),
+            "delivered": inbox, "dead_lettered": dlq, "exit_codes": codes,
+            "peak_rss_mb": rss,
+        }
+
+
+def idle_rss_mb(pki: PkiPaths, url: str, root: Path, shape: Shape, log_level: str) -> float:
+    """RSS of a consumer that has started and registered but handled nothing (the baseline)."""
+    with scenario(pki, url, root, shape, log_level) as s:
+        s.start_consumers(1)
+        deadline = time.monotonic() + 60
+        while queue_counts(s.conn, s.names.intake)[1] < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return round(vm_kb(s.procs[0].pid, "VmHWM") / 1024, 1)
+
+
+def latency(pki: PkiPaths, url: str, root: Path, bodies: Sequence[bytes], rate: float,
+            log_level: str, warmup_s: float = 1.0) -> dict[str, Any]:
+    """Publish one envelope at a time at ``rate``/s; time each until it reaches the inbox."""
+    sent: dict[str, float] = {}
+    received: dict[str, float] = {}
+    done = threading.Event()
+    with scenario(pki, url, root, SMALL, log_level) as s:
+        s.start_consumers(1)
+        deadline = time.monotonic() + 60
+        while queue_counts(s.conn, s.names.intake)[1] < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        inbox = s.names.inbox(RECIPIENT)
+        rx = connect(url, f"bench recipient {s.prefix}")
+        tags: list[int] = []
+
+        def on_delivery(d: Delivery) -> None:
+            received[str(d.headers.get("x-hub-digest"))] = time.perf_counter()
+            tags.append(d.tag)
+
+        def receive() -> None:
+            settler = rx.settler()
+            rx.consume(inbox, 1000, on_delivery)
+            while not (done.is_set() and len(received) >= len(sent)):
+                rx.pump(0.01)
+                if tags:
+                    settler.ack(list(tags))
+                    tags.clear()
+
+        receiver = threading.Thread(target=receive, daemon=True)
+        receiver.start()
+        pub = connect(url, f"bench publisher {s.prefix}")
+        interval = 1.0 / rate
+        t0 = time.perf_counter()
+        for i, body in enumerate(bodies):
+            due = t0 + i * interval
+            pause = due - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+            sent[hashlib.sha256(body).hexdigest()] = time.perf_counter()
+            pub.publish([Outgoing(s.names.inbound, ENVELOPE_KEY, body, message_id=f"l{i}",
+                                  user_id="guest")])
+        publish_s = time.perf_counter() - t0
+        done.set()
+        receiver.join(timeout=60)
+        pub.close()
+        rx.close()
+        lat = sorted((received[d] - t) * 1000 for d, t in sent.items()
+                     if d in received and t - t0 >= warmup_s)
+        return {
+            "target_rate_per_s": round(rate, 1),
+            "achieved_rate_per_s": round(len(bodies) / publish_s, 1),
+            "envelopes": len(bodies), "measured": len(lat),
+            "lost": len(sent) - len(received),
+            "p50_ms": round(percentile(lat, 0.50), 2), "p95_ms": round(percentile(lat, 0.95), 2),
+            "p99_ms": round(percentile(lat, 0.99), 2),
+            "max_ms": round(lat[-1], 2) if lat else None,
+        }
+
+
+# -- the floor ------------------------------------------------------------------------------------
+def floor(pki: PkiPaths, url: str, bodies: Sequence[bytes], shape: Shape,
+          budget_s: float) -> dict[str, Any]:
+    """Per-envelope cost of the primitives alone, in this process, on ``bodies[0]``."""
+    import base64
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+    from lxml import etree
+
+    from hub.keystore import Keystore
+
+    raw = bodies[0]
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+                             huge_tree=True, remove_blank_text=False)
+    root = etree.fromstring(raw, parser)
+    c14n = etree.tostring(root, method="c14n", exclusive=True)
+    ds = "{http://www.w3.org/2000/09/xmldsig#}"
+    signed_info = etree.tostring(next(root.iter(ds + "SignedInfo")), method="c14n", exclusive=True)
+    sig_value = base64.b64decode(next(root.iter(ds + "SignatureValue")).text or "")
+    cert_b64 = next(root.iter(ds + "X509Certificate")).text or ""
+    pub = x509.load_der_x509_certificate(base64.b64decode(cert_b64)).public_key()
+    assert isinstance(pub, rsa.RSAPublicKey)
+    key = Keystore.load(pki.keystore)[next(iter(Keystore.load(pki.keystore)))].key
+    pkcs1, sha256 = padding.PKCS1v15(), hashes.SHA256()
+    pub.verify(sig_value, signed_info, pkcs1, sha256)
+
+    costs: dict[str, float] = {}
+    costs["lxml_parse"] = per_call(lambda: etree.fromstring(raw, parser), budget_s)
+    costs["exclusive_c14n"] = per_call(
+        lambda: etree.tostring(root, method="c14n", exclusive=True), budget_s)
+    costs["sha256"] = per_call(lambda: hashlib.sha256(c14n).digest(), budget_s)
+    costs["rsa2048_verify"] = per_call(
+        lambda: pub.verify(sig_value, signed_info, pkcs1, sha256), budget_s)
+    costs["rsa2048_sign"] = per_call(lambda: key.sign(signed_info, pkcs1, sha256), budget_s)
+    if shape.pdf_bytes:
+        # The main PDF's two signatures: decode the attachment, digest the signed byte ranges
+        # (about the whole file each) and verify two RSA signatures.
+        att = next(e for e in root.iter() if isinstance(e.tag, str)
+                   and e.tag.endswith("ContentTransferEncoded"))
+        b64 = att.text or ""
+        pdf = base64.b64decode(b64)
+        costs["pdf_base64_decode"] = per_call(lambda: base64.b64decode(b64), budget_s)
+        costs["pdf_2_digests"] = 2 * per_call(lambda: hashlib.sha256(pdf).digest(), budget_s)
+        costs["pdf_2_rsa2048_verifies"] = costs["rsa2048_verify"] * 2
+    batch = 128 if shape is SMALL else 16
+    costs["ledger_insert_share"] = ledger_insert_share(bodies, batch)
+    costs["publish_confirm_share"] = publish_share(url, bodies, batch)
+    total = sum(costs.values())
+    return {
+        "envelope_bytes": len(raw),
+        "batch": batch,
+        "per_envelope_ms": {k: round(v * 1000, 4) for k, v in costs.items()},
+        "total_ms": round(total * 1000, 4),
+        "envelopes_per_s": round(1 / total, 1),
+    }
+
+
+def ledger_insert_share(bodies: Sequence[bytes], batch: int, rounds: int = 8) -> float:
+    """One transaction inserting ``batch`` rows (digest + bytes), SQLite WAL, synchronous=FULL
+    (the ledger's settings), divided by ``batch``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        db = sqlite3.connect(Path(tmp) / "floor.sqlite3", isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("CREATE TABLE d (seq INTEGER PRIMARY KEY, digest TEXT UNIQUE, raw BLOB)")
+        times = []
+        for r in range(rounds):
+            rows = [(hashlib.sha256(b"%d:%d" % (r, i)).hexdigest(), bodies[i % len(bodies)])
+                    for i in range(batch)]
+            start = time.perf_counter()
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany("INSERT INTO d (digest, raw) VALUES (?, ?)", rows)
+            db.execute("COMMIT")
+            times.append(time.perf_counter() - start)
+        db.close()
+    return statistics.median(times) / batch
+
+
+def publish_share(url: str, bodies: Sequence[bytes], batch: int, rounds: int = 8) -> float:
+    """One pipelined-confirm publish of ``batch`` persistent messages to a quorum queue, / batch."""
+    conn = connect(url, "bench floor publisher")
+    queue = f"bench-floor-{uuid.uuid4().hex[:8]}"
+    try:
+        conn.channel.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
+        times = []
+        for r in range(rounds):
+            msgs = [Outgoing("", queue, bodies[(r * batch + i) % len(bodies)], message_id=str(i))
+                    for i in range(batch)]
+            start = time.perf_counter()
+            conn.publish(msgs)
+            times.append(time.perf_counter() - start)
+            conn.channel.queue_purge(queue)
+        return statistics.median(times) / batch
+    finally:
+        with contextlib.suppress(Exception):
+            conn.channel.queue_delete(queue)
+        conn.close()
+
+
+# -- profile ---------------------------------------------------------------------------------------
+def profile(pki: PkiPaths, url: str, root: Path, bodies: Sequence[bytes], log_level: str,
+            top: int = 25) -> dict[str, Any]:
+    """cProfile of one in-process intake consumer draining ``bodies`` (10 KB, one consumer)."""
+    from hub import logs
+
+    n = len(bodies)
+    logs.configure("json", log_level)
+    with scenario(pki, url, root, SMALL, log_level) as s:
+        preload(s.conn, s.names.inbound, bodies, 200)
+        hub = build_hub(s.settings)
+        stop = threading.Event()
+        consumer = hub.consumer(name=f"{s.prefix} profiled", stop=stop)
+
+        def watch() -> None:
+            consumer.stats.wait_for(lambda st: st.acked >= n, 300)
+            stop.set()
+
+        threading.Thread(target=watch, daemon=True).start()
+        prof = cProfile.Profile()
+        sink = io.StringIO()
+        start = time.perf_counter()
+        with contextlib.redirect_stdout(sink):
+            prof.enable()
+            consumer.run()
+            prof.disable()
+        elapsed = time.perf_counter() - start
+        hub.close()
+    stats = pstats.Stats(prof)
+    rows = []
+    for (filename, line, func), (_cc, _nc, tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        rows.append((ct, tt, f"{Path(filename).name}:{line}({func})"))
+    by_cum = sorted(rows, reverse=True)[:top]
+    by_self = sorted(rows, key=lambda r: r[1], reverse=True)[:top]
+    stage = {k: round(h.total / n * 1000, 3) for k, h in consumer.stats.stages.items()}
+    return {
+        "envelopes": n, "seconds_profiled": round(elapsed, 2),
+        "stage_ms_per_envelope": stage,
+        "cumulative_ms_per_envelope": [(name, round(ct / n * 1000, 3)) for ct, _t, name in by_cum],
+        "self_ms_per_envelope": [(name, round(tt / n * 1000, 3)) for _c, tt, name in by_self],
+    }
+
+
+# -- the run ---------------------------------------------------------------------------------------
+def table(result: dict[str, Any]) -> str:
+    lines = ["", f"{'figure':44} {'value':>12} {'target':>10}  met"]
+
+    def row(name: str, value: Any, target: str = "", met: bool | None = None) -> None:
+        flag = "" if met is None else ("yes" if met else "NO")
+        lines.append(f"{name:44} {value!s:>12} {target:>10}  {flag}")
+
+    for shape in ("10KB", "1MB"):
+        fl = result["floor"].get(shape)
+        if fl:
+            row(f"floor {shape} (one process) env/s", fl["envelopes_per_s"])
+        for run in result["hub"].get(shape, []):
+            row(f"hub {shape}, {run['consumers']} consumer(s) env/s", run["envelopes_per_s"])
+    for name, check in result["targets"].items():
+        row(name, check["value"], f"{check['op']} {check['target']}", check["met"])
+    return "\n".join(lines)
+
+
+def evaluate(result: dict[str, Any]) -> dict[str, Any]:
+    checks: dict[str, Any] = {}
+    small = {r["consumers"]: r for r in result["hub"].get("10KB", [])}
+    large = {r["consumers"]: r for r in result["hub"].get("1MB", [])}
+
+    def check(name: str, value: float | None, op: str) -> None:
+        if value is None:
+            return
+        target = TARGETS[name]
+        checks[name] = {"value": value, "op": op, "target": target,
+                        "met": value >= target if op == ">=" else value <= target}
+
+    if 1 in small:
+        check("per_consumer_10KB_envelopes_per_s",
+              min(r["per_consumer_envelopes_per_s"] for r in small.values()), ">=")
+        check("ratio_to_floor_10KB", result["ratio_hub_to_floor"].get("10KB_1_consumer"), ">=")
+    if result.get("latency"):
+        check("latency_p99_ms", result["latency"]["p99_ms"], "<=")
+    if large:
+        check("envelopes_per_s_1MB", min(r["envelopes_per_s"] for r in large.values()), ">=")
+    if result.get("rss_1MB"):
+        check("peak_rss_over_payload_1MB", result["rss_1MB"]["growth_over_in_flight_payload"], "<=")
+    return checks
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    ap.add_argument("--quick", action="store_true", help="about two minutes instead of ten")
+    ap.add_argument("--broker-url", default=None,
+                    help="use this broker instead of starting the testcontainers image")
+    ap.add_argument("--profile", action="store_true",
+                    help="also cProfile one in-process consumer on 10 KB envelopes")
+    ap.add_argument("--log-level", default="info", help="log level of the hub processes")
+    ap.add_argument("--work-seconds", type=float, default=None,
+                    help="seconds of work per throughput run (default 6, quick 3)")
+    ap.add_argument("--output", default=None, help="also write the JSON here")
+    args = ap.parse_args(argv)
+    secs = args.work_seconds or (3.0 if args.quick else 6.0)
+    budget = 0.15 if args.quick else 0.4
+    started = time.perf_counter()
+
+    with tempfile.TemporaryDirectory(prefix="edxml-hub-bench-") as tmp, contextlib.ExitStack() as stack:
+        root = Path(tmp)
+        if args.broker_url:
+            url = args.broker_url
+        else:
+            say("starting RabbitMQ from the testcontainers image")
+            broker = devbroker.start_container(log=say)
+            stack.callback(broker.stop)
+            url = broker.url
+        say("issuing a test PKI")
+        pki = make_pki(root / "pki")
+        result: dict[str, Any] = {"machine": machine(), "mode": "quick" if args.quick else "full",
+                                  "floor": {}, "hub": {}, "ratio_hub_to_floor": {}}
+
+        # Calibrate: a short single-consumer run sizes every later run to ~secs of work.
+        say("calibrating (10 KB, 1 consumer)")
+        calib = make_envelopes(pki, SMALL, 300, tag="C")
+        rate = throughput(pki, url, root, SMALL, calib, 1, args.log_level)["envelopes_per_s"]
+        n_small = int(min(20000, max(500, rate * secs * 2)))  # sized for 2 consumers
+        say(f"~{rate:.0f} env/s; signing {n_small} 10 KB envelopes")
+        small = make_envelopes(pki, SMALL, n_small)
+
+        say("floor, 10 KB")
+        result["floor"]["10KB"] = floor(pki, url, small, SMALL, budget)
+        runs = []
+        for k in (1, 2):
+            say(f"hub, 10 KB, {k} consumer(s)")
+            bodies = small[: max(300, int(n_small * k / 2))]
+            runs.append(throughput(pki, url, root, SMALL, bodies, k, args.log_level))
+        result["hub"]["10KB"] = runs
+        one = runs[0]["envelopes_per_s"]
+        result["ratio_hub_to_floor"]["10KB_1_consumer"] = round(
+            one / result["floor"]["10KB"]["envelopes_per_s"], 3)
+        result["ratio_hub_to_floor"]["10KB_2_consumers_per_process"] = round(
+            runs[1]["per_consumer_envelopes_per_s"] / result["floor"]["10KB"]["envelopes_per_s"], 3)
+
+        say(f"latency at half load ({one / 2:.0f} env/s)")
+        lat_n = int(one / 2 * (4 if args.quick else 10))
+        result["latency"] = latency(pki, url, root, small[:lat_n], one / 2, args.log_level)
+
+        n_large = int(min(600, max(60, 40 * secs * 1.2)))
+        say(f"signing {n_large} ~1 MB envelopes with a signed PDF")
+        large = make_envelopes(pki, LARGE, n_large)
+        say("floor, 1 MB")
+        result["floor"]["1MB"] = floor(pki, url, large, LARGE, budget)
+        runs = []
+        for k in (1, 2):
+            say(f"hub, 1 MB, {k} consumer(s)")
+            runs.append(throughput(pki, url, root, LARGE, large, k, args.log_level))
+        result["hub"]["1MB"] = runs
+        result["ratio_hub_to_floor"]["1MB_1_consumer"] = round(
+            runs[0]["envelopes_per_s"] / result["floor"]["1MB"]["envelopes_per_s"], 3)
+        idle = idle_rss_mb(pki, url, root, LARGE, args.log_level)
+        peak = max(runs[0]["peak_rss_mb"])
+        size_mb = runs[0]["envelope_bytes"] / 1024 / 1024
+        in_flight = size_mb * 256  # prefetch: what one consumer may hold at once
+        batch_payload = size_mb * 128  # batch_max: what one group commit handles
+        result["rss_1MB"] = {
+            "idle_mb": idle, "peak_mb": peak, "envelope_mb": round(size_mb, 3),
+            "prefetch": 256, "batch_max": 128,
+            "in_flight_payload_mb": round(in_flight, 1),
+            "growth_over_in_flight_payload": round((peak - idle) / in_flight, 2),
+            "peak_over_batch_payload": round(peak / batch_payload, 2),
+            "growth_per_envelope_in_flight": round((peak - idle) / 256 / size_mb, 2),
+        }
+        if args.profile:
+            say("profiling one in-process consumer (10 KB)")
+            result["profile"] = profile(pki, url, root, small[: min(len(small), 2000)],
+                                        args.log_level)
+        result["targets"] = evaluate(result)
+        result["seconds_total"] = round(time.perf_counter() - started, 1)
+
+    text = json.dumps(result, indent=2, ensure_ascii=False)
+    print(text)
+    print(table(result), file=sys.stderr)
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
