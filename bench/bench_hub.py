@@ -27,7 +27,6 @@ import argparse
 import contextlib
 import cProfile
 import hashlib
-import io
 import json
 import os
 import platform
@@ -97,7 +96,8 @@ def machine() -> dict[str, Any]:
             "kernel": platform.release(), "python": platform.python_version(),
             "openssl": __import__("ssl").OPENSSL_VERSION, "lxml": lxml.etree.__version__,
             "cryptography": cryptography.__version__, "pika": pika.__version__,
-            "broker": "RabbitMQ 3.10 (Debian bookworm) in the testcontainers image, same cores"}
+            "broker": "RabbitMQ 3.10 (Debian bookworm) in the testcontainers image, same cores",
+            "load_average_at_start": list(os.getloadavg())}
 
 
 # -- small helpers --------------------------------------------------------------------------------
@@ -444,6 +444,120 @@ def publish_share(url: str, bodies: Sequence[bytes], batch: int, rounds: int = 8
         conn.close()
 
 
+# -- where the hub's time goes, without a profiler ----------------------------------------------------
+def instrument(hub: Any, stack: contextlib.ExitStack) -> dict[str, float]:
+    """Wrap the pipeline's collaborators with timers (seconds, summed) until ``stack`` closes.
+
+    Timing in place, on the real batch, rather than each step in a warm loop on one envelope:
+    the loop flatters the steps (caches stay hot) and misses the glue between them.
+    """
+    import importlib
+    from unittest import mock
+
+    timers: dict[str, float] = {}
+
+    def timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                timers[name] = timers.get(name, 0.0) + time.perf_counter() - start
+        return wrapper
+
+    class TimedLog:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def __getattr__(self, level: str) -> Any:
+            return timed("log", getattr(self.inner, level))
+
+    def wrap(owner: Any, attr: str, name: str) -> None:
+        stack.enter_context(mock.patch.object(owner, attr, timed(name, getattr(owner, attr))))
+
+    pipeline_module = importlib.import_module("hub.pipeline")
+    receipts_module = importlib.import_module("hub.receipts")
+    wrap(pipeline_module, "parse_packet", "parse_packet")
+    wrap(pipeline_module, "route", "route")
+    stack.enter_context(mock.patch.object(pipeline_module, "log", TimedLog(pipeline_module.log)))
+    # HubReceipts imports these at call time: patching the module attribute reaches it.
+    wrap(receipts_module, "signature_value_of", "receipts_signature_value_of (re-parse)")
+    wrap(receipts_module, "build_receipt", "receipts_build_receipt")
+    wrap(importlib.import_module("hub.app"), "sign_xml", "receipts_sign_xml")
+    pipeline = hub.pipeline
+    wrap(pipeline, "validate", "validate_packet")
+    wrap(pipeline.receipts, "accepted", "receipts_accepted")
+    wrap(pipeline.receipts, "received", "receipts_received")
+    for method in ("find_document", "delivered_to", "document_by_digest"):
+        wrap(pipeline.ledger, method, "ledger_reads")
+    return timers
+
+
+def breakdown(pki: PkiPaths, url: str, root: Path, bodies: Sequence[bytes], shape: Shape,
+              budget_s: float, log_level: str, batch: int = 128) -> dict[str, Any]:
+    """Per-envelope cost of each step of the full path, timed in this process (no profiler).
+
+    The same objects ``hub run`` builds (:func:`build_hub`): parse, validate, the two signed
+    receipts, the duplicate look-up, then one whole batch planned, published and committed.
+    """
+    import datetime as dt
+
+    from hub import logs
+    from hub.broker import Delivery as In
+    from hub.edxml import Limits, parse_packet
+    from hub.edxml.model import Envelope
+
+    # Log like a consumer does (JSON lines), into the void rather than over the JSON result.
+    with (open(os.devnull, "w") as void, contextlib.redirect_stderr(void),
+          scenario(pki, url, root, shape, log_level) as s, contextlib.ExitStack() as stack):
+        logs.configure("json", log_level)
+        hub = build_hub(s.settings)
+        try:
+            raw = bodies[0]
+            env = parse_packet(raw, Limits.from_settings(s.settings.limits))
+            assert isinstance(env, Envelope)
+            at = dt.datetime.now(dt.UTC)
+            assert hub.pipeline.validate(env, at).accepted
+            costs: dict[str, float] = {}
+            timers = instrument(hub, stack)
+            # One whole batch, as the consumer runs it (fresh documents each round).
+            plan_s, publish_s, ledger_s = [], [], []
+            rounds = max(2, min(5, len(bodies) // batch))
+            for r in range(rounds):
+                chunk = bodies[r * batch:(r + 1) * batch]
+                deliveries = [In(i, b, ENVELOPE_KEY, s.names.inbound, False, {}, f"m{r}-{i}",
+                                 "guest", None, 0) for i, b in enumerate(chunk)]
+                t0 = time.perf_counter()
+                plan = hub.pipeline.process_batch(deliveries)
+                t1 = time.perf_counter()
+                s.conn.publish(plan.first)
+                if plan.second:
+                    s.conn.publish(plan.second)
+                t2 = time.perf_counter()
+                hub.write_ledger(plan)
+                t3 = time.perf_counter()
+                plan_s.append((t1 - t0) / len(chunk))
+                publish_s.append((t2 - t1) / len(chunk))
+                ledger_s.append((t3 - t2) / len(chunk))
+            n_planned = rounds * batch
+            for name, total in sorted(timers.items()):
+                costs["in_plan:" + name] = total / n_planned
+            costs["batch_plan_per_envelope"] = statistics.median(plan_s)
+            costs["batch_publish_2_phases_per_envelope"] = statistics.median(publish_s)
+            costs["batch_ledger_commit_per_envelope"] = statistics.median(ledger_s)
+        finally:
+            hub.close()
+    top = ("parse_packet", "validate_packet", "receipts_accepted", "receipts_received",
+           "ledger_reads", "route", "log")
+    costs["in_plan:other_glue"] = costs["batch_plan_per_envelope"] - sum(
+        costs.get("in_plan:" + k, 0.0) for k in top)
+    whole = (costs["batch_plan_per_envelope"] + costs["batch_publish_2_phases_per_envelope"]
+             + costs["batch_ledger_commit_per_envelope"])
+    return {"batch": batch, "per_envelope_ms": {k: round(v * 1000, 3) for k, v in costs.items()},
+            "batch_total_ms": round(whole * 1000, 3),
+            "in_process_envelopes_per_s": round(1 / whole, 1)}
+
+
 # -- profile ---------------------------------------------------------------------------------------
 def profile(pki: PkiPaths, url: str, root: Path, bodies: Sequence[bytes], log_level: str,
             top: int = 25) -> dict[str, Any]:
@@ -451,8 +565,9 @@ def profile(pki: PkiPaths, url: str, root: Path, bodies: Sequence[bytes], log_le
     from hub import logs
 
     n = len(bodies)
-    logs.configure("json", log_level)
-    with scenario(pki, url, root, SMALL, log_level) as s:
+    with (open(os.devnull, "w") as void, contextlib.redirect_stderr(void),
+          scenario(pki, url, root, SMALL, log_level) as s):
+        logs.configure("json", log_level)
         preload(s.conn, s.names.inbound, bodies, 200)
         hub = build_hub(s.settings)
         stop = threading.Event()
@@ -464,12 +579,10 @@ def profile(pki: PkiPaths, url: str, root: Path, bodies: Sequence[bytes], log_le
 
         threading.Thread(target=watch, daemon=True).start()
         prof = cProfile.Profile()
-        sink = io.StringIO()
         start = time.perf_counter()
-        with contextlib.redirect_stdout(sink):
-            prof.enable()
-            consumer.run()
-            prof.disable()
+        prof.enable()
+        consumer.run()
+        prof.disable()
         elapsed = time.perf_counter() - start
         hub.close()
     stats = pstats.Stats(prof)
@@ -559,7 +672,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         say("issuing a test PKI")
         pki = make_pki(root / "pki")
         result: dict[str, Any] = {"machine": machine(), "mode": "quick" if args.quick else "full",
-                                  "floor": {}, "hub": {}, "ratio_hub_to_floor": {}}
+                                  "floor": {}, "breakdown": {}, "hub": {},
+                                  "ratio_hub_to_floor": {}}
 
         # Calibrate: a short single-consumer run sizes every later run to ~secs of work.
         say("calibrating (10 KB, 1 consumer)")
@@ -571,6 +685,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         say("floor, 10 KB")
         result["floor"]["10KB"] = floor(pki, url, small, SMALL, budget)
+        say("breakdown of the hub path, 10 KB (in process)")
+        result["breakdown"]["10KB"] = breakdown(pki, url, root, small, SMALL, budget,
+                                                args.log_level)
         runs = []
         for k in (1, 2):
             say(f"hub, 10 KB, {k} consumer(s)")
@@ -592,6 +709,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         large = make_envelopes(pki, LARGE, n_large)
         say("floor, 1 MB")
         result["floor"]["1MB"] = floor(pki, url, large, LARGE, budget)
+        say("breakdown of the hub path, 1 MB (in process)")
+        result["breakdown"]["1MB"] = breakdown(pki, url, root, large, LARGE, budget,
+                                               args.log_level, batch=16)
         runs = []
         for k in (1, 2):
             say(f"hub, 1 MB, {k} consumer(s)")
@@ -618,6 +738,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                         args.log_level)
         result["targets"] = evaluate(result)
         result["seconds_total"] = round(time.perf_counter() - started, 1)
+        result["load_average_at_end"] = list(os.getloadavg())
 
     text = json.dumps(result, indent=2, ensure_ascii=False)
     print(text)
