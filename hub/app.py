@@ -143,6 +143,13 @@ class Hub:
         self.ledger.close()
 
 
+def broker_user(url: str) -> str | None:
+    """The login in an AMQP URL (the hub republishes retries under it)."""
+    from urllib.parse import unquote, urlparse
+
+    return unquote(urlparse(url).username or "") or None
+
+
 def retry_delays(settings: Settings) -> tuple[int, ...]:
     """Bounded exponential backoff steps: base, 2·base, … capped at max (one queue each)."""
     b = settings.broker
@@ -189,6 +196,7 @@ def build_hub(settings: Settings, *, clock: Callable[[], datetime] | None = None
         delay_for=topology.retry_delay_ms,
         check_user_id=b.check_user_id,
         trusted_publishers=frozenset(b.trusted_publishers),
+        hub_user=broker_user(b.url),
     )
 
     fetched: dict[str, float] = {}

@@ -242,6 +242,9 @@ def _optional_register(module: str) -> Callable[[Any], None] | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from hub import logs
+
+    logs.configure("auto", "warning")  # stdout is for results; events go to stderr
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

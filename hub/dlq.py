@@ -111,6 +111,7 @@ def browse(conn: Connection, queue: str) -> list[tuple[Delivery, DeadLetter]]:
 
 
 def replay(conn: Connection, queue: str, intake: str, flt: Filter, *, actor: str, note: str,
+           user: str | None,
            record: Callable[[list[DeadLetter], str, str], None],
            progress: Callable[[int, int], None] | None = None,
            now: datetime | None = None) -> list[DeadLetter]:
@@ -134,8 +135,10 @@ def replay(conn: Connection, queue: str, intake: str, flt: Filter, *, actor: str
                                             "x-hub-first-failure", "x-hub-reason"))}
             headers[H_REPLAYED_BY] = actor
             headers[H_REPLAY_NOTE] = note[:500]
+            # Republished under the operator tool's login (a trusted one): the original
+            # publisher stays in x-hub-original-user and is checked again by the pipeline.
             msgs.append(Outgoing("", intake, d.body, headers, message_id=d.message_id,
-                                 content_type="application/xml"))
+                                 content_type="application/xml", user_id=user))
         conn.publish(msgs)
         record([dl for _d, dl in part], actor, note)
         settler.ack([d.tag for d, _dl in part])
@@ -279,7 +282,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
               file=sys.stderr, flush=True)
 
     try:
+        from hub.app import broker_user
+
         done = replay(conn, topo.names.dlq, topo.names.intake, flt, actor=args.actor,
+                      user=broker_user(settings.broker.url),
                       note=args.note or "", record=_recorder(settings, "replayed"), progress=bar)
     finally:
         conn.close()

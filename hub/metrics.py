@@ -140,7 +140,7 @@ class MetricsServer:
     def ready(self) -> tuple[bool, str]:
         from hub.health import check_crls
 
-        if self.consumer is None or self.consumer.stats.reconnects and not self._queue_depths():
+        if self.consumer is None or (self.consumer.stats.reconnects and not self._queue_depths()):
             return False, "broker unavailable"
         try:
             self.hub.ledger.head()

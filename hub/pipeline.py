@@ -51,6 +51,20 @@ log = get_logger("hub.pipeline")
 H_ATTEMPTS = "x-hub-attempts"
 H_FIRST_FAILURE = "x-hub-first-failure"
 H_REASON = "x-hub-reason"
+H_ORIGINAL_USER = "x-hub-original-user"
+
+
+def effective_user(delivery: Delivery, trusted: frozenset[str]) -> str | None:
+    """Who really published: the AMQP user_id, or for a message the hub (or an operator's
+    replay, both trusted logins) republished, the original publisher it recorded."""
+    user = delivery.user_id
+    if user is not None and user in trusted:
+        original = delivery.headers.get(H_ORIGINAL_USER)
+        if isinstance(original, bytes):
+            original = original.decode("utf-8", "replace")
+        if original:
+            return str(original)
+    return user
 
 
 class LedgerView(Protocol):
@@ -82,6 +96,9 @@ class PipelineConfig:
     check_user_id: bool = True
     trusted_publishers: frozenset[str] = frozenset()
     """Broker users allowed to publish for any organization (the hub itself, the gateway)."""
+    hub_user: str | None = None
+    """The hub's own broker login: retries and replays are republished under it, carrying the
+    original publisher in ``x-hub-original-user`` (only trusted logins may speak for others)."""
 
 
 @dataclass
@@ -180,20 +197,27 @@ class Pipeline:
                                                             "attempt": attempts}))
         if not self._publisher_may_speak_for(delivery, sender):
             self._fail(plan, delivery, at, attempts, packet, Reason.SENDER_ACCOUNT_MISMATCH,
-                       f"user_id={delivery.user_id!r}")
+                       f"user_id={self._user(delivery)!r}")
             return
         if isinstance(packet, StatusPacket):
             self._process_status(delivery, packet, at, attempts, plan)
             return
         self._process_envelope(delivery, packet, at, attempts, plan, pending)
 
+    def _trusted(self) -> frozenset[str]:
+        hub = frozenset({self.config.hub_user}) if self.config.hub_user else frozenset()
+        return self.config.trusted_publishers | hub
+
+    def _user(self, delivery: Delivery) -> str | None:
+        return effective_user(delivery, self._trusted())
+
     def _publisher_may_speak_for(self, delivery: Delivery, sender: str) -> bool:
         if not self.config.check_user_id:
             return True
-        user = delivery.user_id
+        user = self._user(delivery)
         if user is None:
             return False
-        if user in self.config.trusted_publishers:
+        if user in self._trusted():
             return True
         entry = self.directory.find(sender)
         return entry is not None and bool(entry.broker_user) and entry.broker_user == user
@@ -228,8 +252,14 @@ class Pipeline:
         else:
             report = self.validate(env, at)
             if report.indeterminate or not report.accepted:
-                self._fail(plan, delivery, at, attempts, env, report.reason,
-                           _describe(report), report=report)
+                reason, detail = report.reason, _describe(report)
+                if report.indeterminate:
+                    # A permanent refusal wins over a pointless retry: an envelope addressed
+                    # to nobody we know fails whatever the revocation status says.
+                    early = route(env, self.directory, at=at, province=self.config.province)
+                    if early.rejection is not None:
+                        reason, detail = early.rejection, early.detail
+                self._fail(plan, delivery, at, attempts, env, reason, detail, report=report)
                 return
         routing = route(env, self.directory, at=at, province=self.config.province)
         if routing.rejection is not None:
@@ -425,10 +455,11 @@ class Pipeline:
         if disposition.action is Action.RETRY:
             delay = self.config.delay_for(attempts)
             headers = {**_plain_headers(delivery.headers), H_ATTEMPTS: attempts,
-                       H_FIRST_FAILURE: first_failure, H_REASON: reason.value}
+                       H_FIRST_FAILURE: first_failure, H_REASON: reason.value,
+                       H_ORIGINAL_USER: self._user(delivery) or ""}
             plan.first.append(Outgoing("", names.retry(delay), delivery.body, headers,
                                        message_id=delivery.message_id,
-                                       user_id=delivery.user_id))
+                                       user_id=self.config.hub_user))
             plan.events.append(EventIn(EventKind.RETRY_SCHEDULED, mid, at, digest=digest,
                                        organ_id=sender, reason=reason.value,
                                        detail={"attempt": attempts, "delay_ms": delay,
@@ -446,7 +477,7 @@ class Pipeline:
                 H_FIRST_FAILURE: first_failure,
                 H_ATTEMPTS: attempts,
                 "x-hub-original-routing": f"{delivery.exchange}/{delivery.routing_key}",
-                "x-hub-original-user": delivery.user_id or "",
+                H_ORIGINAL_USER: self._user(delivery) or "",
                 "x-hub-sender": sender or "",
                 "x-hub-digest": digest,
             }

@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
-from hub import devbroker
+from hub import devbroker, logs
+
+logs.configure("console", "info")  # log events to stderr, never into captured stdout
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 _used_broker: set[str] = set()

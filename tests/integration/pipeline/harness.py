@@ -105,8 +105,8 @@ class RunningHub:
 
 
 @contextmanager
-def running_hub(settings: Settings, clock: Callable[[], dt.datetime] = lambda: NOW
-                ) -> Iterator[RunningHub]:
+def running_hub(settings: Settings, clock: Callable[[], dt.datetime] = lambda: NOW,
+                *, keep_topology: bool = False) -> Iterator[RunningHub]:
     hub = build_hub(settings, clock=clock)
     conn: Connection = connect(settings.broker.url, "harness declare")
     conn.declare(hub.topology)
@@ -122,9 +122,10 @@ def running_hub(settings: Settings, clock: Callable[[], dt.datetime] = lambda: N
         thread.join(timeout=30)
         for c in running.clients.values():
             c.close()
-        conn = connect(settings.broker.url, "harness cleanup")
-        conn.delete(hub.topology)
-        conn.close()
+        if not keep_topology:
+            conn = connect(settings.broker.url, "harness cleanup")
+            conn.delete(hub.topology)
+            conn.close()
         hub.close()
 
 
@@ -136,3 +137,25 @@ def signed_envelope(keystore: Keystore, sender: str, recipients: tuple[str, ...]
     header = sample_header(sender, recipients, number=number, subject=subject,
                            promulgation_date=NOW.date(), **kw)
     return sign_xml(build_envelope(header), signer)
+
+
+def settings_toml(settings: Settings) -> str:
+    """The settings as a TOML file (for driving the CLI as an operator would)."""
+    import dataclasses as dc
+    import json as _json
+
+    lines: list[str] = []
+    for section in ("broker", "ledger", "trust", "limits", "hub", "log", "metrics"):
+        lines.append(f"[{section}]")
+        for f in dc.fields(getattr(settings, section)):
+            value = getattr(getattr(settings, section), f.name)
+            if isinstance(value, bool):
+                lines.append(f"{f.name} = {'true' if value else 'false'}")
+            elif isinstance(value, int | float):
+                lines.append(f"{f.name} = {value}")
+            elif isinstance(value, tuple):
+                lines.append(f"{f.name} = {_json.dumps(list(value), ensure_ascii=False)}")
+            else:
+                lines.append(f"{f.name} = {_json.dumps(value, ensure_ascii=False)}")
+        lines.append("")
+    return "\n".join(lines)
