@@ -1,0 +1,70 @@
+"""The command line: named exit codes, one clear line on user errors, no traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hub.cli import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, main
+
+
+def test_a_missing_configuration_file_is_one_line_and_exit_code_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["--config", str(tmp_path / "nope.toml"), "topology", "export"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == EXIT_CONFIG
+    assert len(err) == 1
+    assert "configuration file not found" in err[0]
+    assert "Traceback" not in err[0]
+
+
+def test_topology_export_writes_definitions_with_least_privilege_agency_accounts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "definitions.json"
+    assert main(["topology", "export", "-o", str(out)]) == EXIT_OK
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert {q["name"] for q in data["queues"]} >= {"edxml.intake", "edxml.dlq",
+                                                     "edxml.gateway.axis"}
+    perms = {p["user"]: p for p in data["permissions"]}
+    finance = perms["000.00.03.H27"]
+    assert finance["configure"] in ("", "^$")
+    assert "inbound" in finance["write"]
+    assert "000\\.00\\.03\\.H27" in finance["read"]
+
+
+def test_pki_init_writes_a_test_pki(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["pki", "init", str(tmp_path / "pki")]) == EXIT_OK
+    assert (tmp_path / "pki" / "keystore").is_dir()
+    assert "test PKI written" in capsys.readouterr().out
+
+
+def test_doctor_reports_each_problem_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "hub.toml"
+    cfg.write_text(f"[broker]\nurl = 'amqp://guest:guest@127.0.0.1:1/'\n"
+                   f"[ledger]\nurl = 'sqlite:///{tmp_path / 'l.sqlite3'}'\n", encoding="utf-8")
+    code = main(["--config", str(cfg), "doctor"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert code == EXIT_FAILURE
+    by_name = {line.split(":")[0][5:]: line for line in lines}
+    assert by_name["broker"].startswith("FAIL")
+    assert by_name["ledger"].startswith("ok")
+    assert by_name["trust anchors"].startswith("FAIL")
+    assert all("\n" not in line for line in lines)
+
+
+def test_sending_a_file_that_is_not_edxml_is_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.xml"
+    bad.write_bytes(b"<!DOCTYPE x [<!ENTITY a 'b'>]><x>&a;</x>")
+    code = main(["send", str(bad)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == EXIT_FAILURE
+    assert len(err) == 1
+    assert "ENVELOPE_DTD_FORBIDDEN" in err[0]

@@ -1,0 +1,41 @@
+"""Settlement is decided by one pure function (STYLE §4)."""
+
+from __future__ import annotations
+
+import pytest
+
+from hub.reasons import Reason
+from hub.settlement import Action, RetryPolicy, decide
+
+POLICY = RetryPolicy(limit=3, base_ms=100, max_ms=250)
+
+
+def test_an_accepted_envelope_is_delivered() -> None:
+    assert decide(Reason.OK, attempts=1, policy=POLICY).action is Action.DELIVER
+
+
+def test_a_duplicate_is_acknowledged_without_delivering_again() -> None:
+    d = decide(Reason.OK, attempts=1, policy=POLICY, duplicate=True)
+    assert d.action is Action.DUPLICATE
+    assert d.reason is Reason.DUPLICATE
+
+
+@pytest.mark.parametrize("reason", [r for r in Reason if r.info.disposition.value == "reject"])
+def test_every_permanent_reason_is_dead_lettered_at_once(reason: Reason) -> None:
+    d = decide(reason, attempts=1, policy=POLICY)
+    assert d.action is Action.DEAD_LETTER
+    assert d.reason is reason
+
+
+def test_a_transient_fault_is_retried_with_bounded_exponential_backoff() -> None:
+    delays = [decide(Reason.REVOCATION_UNAVAILABLE, attempts=a, policy=POLICY).delay_ms
+              for a in (1, 2)]
+    assert delays == [100, 200]
+    assert POLICY.delay_for(10) == 250
+
+
+def test_a_transient_fault_becomes_a_dead_letter_when_attempts_run_out() -> None:
+    d = decide(Reason.LEDGER_UNAVAILABLE, attempts=3, policy=POLICY, detail="db down")
+    assert d.action is Action.DEAD_LETTER
+    assert d.reason is Reason.DELIVERY_LIMIT_EXCEEDED
+    assert d.first_reason is Reason.LEDGER_UNAVAILABLE
