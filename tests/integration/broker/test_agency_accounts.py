@@ -83,15 +83,15 @@ def test_an_agency_publishes_only_to_the_inbound_exchange_and_only_as_itself(
         ch.basic_publish(f"{names}.inbound", ENVELOPE_KEY, b"<x/>",
                          pika.BasicProperties(user_id=accounts[FINANCE]))
         # Straight into another agency's queue through the deliver exchange: refused
+        ch1 = conn.channel()
+        ch1.confirm_delivery()
         with pytest.raises(pika.exceptions.ChannelClosedByBroker) as refused:
-            ch1 = conn.channel()
-            ch1.confirm_delivery()
             ch1.basic_publish(f"{names}.deliver", f"inbox.{HOME_AFFAIRS}", b"<x/>")
         assert refused.value.reply_code == 403
         # Claiming to be another agency (AMQP user_id): RabbitMQ itself refuses it
+        ch2 = conn.channel()
+        ch2.confirm_delivery()
         with pytest.raises(pika.exceptions.ChannelClosedByBroker) as refused:
-            ch2 = conn.channel()
-            ch2.confirm_delivery()
             ch2.basic_publish(f"{names}.inbound", ENVELOPE_KEY, b"<x/>",
                               pika.BasicProperties(user_id=accounts[HOME_AFFAIRS]))
         assert refused.value.reply_code == 406
