@@ -37,6 +37,6 @@ def test_a_second_broker_is_independent_and_refuses_connections_while_paused(
     with pytest.raises(pika.exceptions.AMQPError):
         pika.BlockingConnection(params)
     second_broker.docker("unpause")
-    conn = pika.BlockingConnection(params)
+    conn = pika.BlockingConnection(pika.URLParameters(second_broker.url + "?stack_timeout=60"))
     assert conn.is_open
     conn.close()
