@@ -42,6 +42,7 @@ class BrokerSettings:
     retry_base_ms: int = 1000
     """First retry delay; doubles per attempt up to ``retry_max_ms``."""
     retry_max_ms: int = 60_000
+    """Longest retry delay (bounded backoff); one delay queue per step."""
     reconnect_max_s: float = 30.0
     """Upper bound of the reconnect backoff."""
     quorum: bool = True
@@ -61,6 +62,7 @@ class LedgerSettings:
     blob_threshold: int = 1_048_576
     """Envelopes above this many bytes go to the content-addressed store, not the DB."""
     blob_dir: str = "ledger-blobs"
+    """Directory of the content-addressed store for large envelopes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,7 @@ class TrustSettings:
     fetch_crls: bool = True
     """Fetch CRLs from the certificate's distribution points over HTTP."""
     min_rsa_bits: int = 2048
+    """Smallest RSA key accepted for signatures (Circular 41/2017 profiles use 2048+)."""
     require_pdf_signatures: bool = True
     """Circular 41/2017, Decree 30/2020 Art. 5: the main PDF carries person + organization signatures."""
     axis_legacy_envelope_signature: bool = False
@@ -90,9 +93,13 @@ class TrustSettings:
 @dataclass(frozen=True, slots=True)
 class LimitSettings:
     max_envelope_bytes: int = 50 * 1024 * 1024
+    """Largest packet accepted (checked before parsing)."""
     max_attachment_bytes: int = 40 * 1024 * 1024
+    """Largest decoded attachment."""
     max_depth: int = 64
+    """Deepest XML nesting accepted."""
     max_elements: int = 100_000
+    """Most XML elements accepted in one packet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +121,7 @@ class LogSettings:
     format: str = "auto"
     """``json``, ``console`` or ``auto`` (console on a terminal, JSON otherwise)."""
     level: str = "info"
+    """``debug``, ``info``, ``warning`` or ``error``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +129,7 @@ class MetricsSettings:
     port: int = 0
     """HTTP port for /metrics, /livez, /readyz; 0 disables."""
     host: str = "127.0.0.1"
+    """Address the metrics endpoint listens on."""
 
 
 @dataclass(frozen=True, slots=True)
