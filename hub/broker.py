@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 import pika
@@ -28,7 +27,12 @@ import pika.exceptions
 import pika.spec
 
 from hub.errors import TransientError
+from hub.messages import Delivery, Outgoing
 from hub.reasons import Reason
+
+
+__all__ = ["BrokerUnavailable", "Connection", "Delivery", "Outgoing", "SettledTwice", "Settler",
+           "connect"]
 
 
 class BrokerUnavailable(TransientError):
@@ -40,37 +44,6 @@ class BrokerUnavailable(TransientError):
 
 class SettledTwice(RuntimeError):
     """A delivery was acknowledged or rejected twice: a bug, never a runtime condition."""
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """One message taken from a queue, as plain data."""
-
-    tag: int
-    body: bytes
-    routing_key: str
-    exchange: str
-    redelivered: bool
-    headers: Mapping[str, Any]
-    message_id: str | None
-    user_id: str | None
-    app_id: str | None
-    delivery_count: int
-    """RabbitMQ's ``x-delivery-count`` header of quorum queues (0 on a first delivery)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """A message to publish durably (persistent, mandatory, confirmed)."""
-
-    exchange: str
-    routing_key: str
-    body: bytes
-    headers: Mapping[str, Any] = field(default_factory=dict)
-    message_id: str | None = None
-    content_type: str = "application/xml"
-    user_id: str | None = None
-    expiration_ms: int | None = None
 
 
 class TopologyLike(Protocol):

@@ -35,12 +35,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from hub.broker import Delivery, Outgoing
+from structlog.contextvars import bound_contextvars
+
 from hub.edxml import EnvelopeRefused, Limits, parse_packet
 from hub.edxml.model import BusinessDocType, Envelope, Organization, StatusPacket
 from hub.errors import PermanentError, TransientError
 from hub.ledger import DocumentIn, EventIn, EventKind
 from hub.logs import get_logger
+from hub.messages import Delivery, Outgoing
 from hub.reasons import Reason
 from hub.routing import route, route_status
 from hub.settlement import Action, Disposition, RetryPolicy, decide
@@ -169,7 +171,8 @@ class Pipeline:
             at = self.clock()
             attempts = _header_int(delivery.headers, H_ATTEMPTS) + 1
             try:
-                self._process_one(delivery, at, attempts, plan, pending)
+                with bound_contextvars(message_id=delivery.message_id, attempt=attempts):
+                    self._process_one(delivery, at, attempts, plan, pending)
             except PermanentError as exc:
                 self._fail(plan, delivery, at, attempts, None, exc.reason, exc.detail)
             except TransientError as exc:
@@ -199,10 +202,12 @@ class Pipeline:
             self._fail(plan, delivery, at, attempts, packet, Reason.SENDER_ACCOUNT_MISMATCH,
                        f"user_id={self._user(delivery)!r}")
             return
-        if isinstance(packet, StatusPacket):
-            self._process_status(delivery, packet, at, attempts, plan)
-            return
-        self._process_envelope(delivery, packet, at, attempts, plan, pending)
+        # Context bound once per delivery: every event below carries sender and digest.
+        with bound_contextvars(sender=sender, digest=packet.digest[:16]):
+            if isinstance(packet, StatusPacket):
+                self._process_status(delivery, packet, at, attempts, plan)
+                return
+            self._process_envelope(delivery, packet, at, attempts, plan, pending)
 
     def _trusted(self) -> frozenset[str]:
         hub = frozenset({self.config.hub_user}) if self.config.hub_user else frozenset()

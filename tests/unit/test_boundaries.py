@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 HUB = Path(__file__).resolve().parents[2] / "hub"
-PURE = ["edxml", "validators", "routing.py", "topology.py", "receipts.py", "settlement.py",
+PURE = ["edxml", "validators", "routing.py", "topology.py", "receipts.py", "settlement.py", "messages.py",
         "reasons.py", "directory.py", "pipeline.py"]
 
 
@@ -44,3 +44,13 @@ def test_only_the_broker_adapter_acknowledges_deliveries() -> None:
              if ".basic_ack(" in f.read_text(encoding="utf-8")
              or ".basic_nack(" in f.read_text(encoding="utf-8")}
     assert users == {"broker.py"}
+
+
+def test_the_pipeline_loads_without_pika_or_sqlalchemy() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, hub.pipeline, hub.validators, hub.routing, hub.receipts; "
+            "bad = {'pika', 'sqlalchemy'} & set(sys.modules); print(sorted(bad))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
