@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
 
+from hub import devbroker
+from hub.client import AgencyClient
 from hub.keystore import Keystore
 from hub.ledger import EventKind
 from hub.pki import PkiPaths
@@ -140,17 +143,27 @@ def test_a_transient_fault_is_retried_with_backoff_then_dead_lettered_after_the_
 
 
 def test_a_publisher_whose_account_is_not_the_senders_is_refused(
-    pipeline_pki: PkiPaths, keystore: Keystore, broker_url: str, names: str, tmp_path: Path
+    pipeline_pki: PkiPaths, keystore: Keystore, rabbitmq: devbroker.RunningBroker,
+    broker_url: str, names: str, tmp_path: Path
 ) -> None:
+    if rabbitmq.kind != "container":
+        pytest.skip("accounts are created with rabbitmqctl inside the broker container")
+    # Given Finance's own broker account (the directory's broker_user for 000.00.03.H27)
+    with contextlib.suppress(devbroker.BrokerUnavailable):
+        rabbitmq.exec("rabbitmqctl", "add_user", FINANCE, "finance-test")
+    rabbitmq.exec("rabbitmqctl", "set_permissions", "-p", "/", FINANCE, "^$", ".*", ".*")
+    finance_url = f"amqp://{FINANCE}:finance-test@{rabbitmq.host}:{rabbitmq.port}/"
     settings = hub_settings(pipeline_pki, tmp_path, broker_url, names)
-    from hub.config import with_overrides
-
-    settings = with_overrides(settings, broker={"trusted_publishers": []})
     with running_hub(settings) as hub:
-        # guest publishes for the province, but the province's account is 000.00.00.H27
-        client = hub.client(PROVINCE)
-        client.user_id = "guest"
-        client.send(signed_envelope(keystore, PROVINCE, (FINANCE,), number="77"))
-        hub.wait_acked(1)
+        finance = AgencyClient(finance_url, FINANCE, prefix=names)
+        try:
+            # When Finance publishes its own document, and one the province signed
+            finance.send(signed_envelope(keystore, FINANCE, (PROVINCE,), number="76"))
+            finance.send(signed_envelope(keystore, PROVINCE, (FINANCE,), number="77"))
+        finally:
+            finance.close()
+        hub.wait_acked(2)
+        # Then its own goes through and the other is refused: that login is not the province's
+        assert len(hub.drain(hub.names.inbox(PROVINCE))) == 1
         assert [d.headers["x-hub-reason"] for d in hub.drain(hub.names.dlq)] == [
             "SENDER_ACCOUNT_MISMATCH"]
