@@ -30,7 +30,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -71,6 +71,7 @@ def effective_user(delivery: Delivery, trusted: frozenset[str]) -> str | None:
 
 class LedgerView(Protocol):
     def find_document(self, sender: str, document_id: str) -> Any: ...
+    def find_documents(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Any]: ...
     def document_by_digest(self, digest: str) -> Any: ...
     def delivered_to(self, digest: str) -> frozenset[str]: ...
 
@@ -162,20 +163,36 @@ class Pipeline:
         self.validate = validate
         self.receipts = receipts
         self.clock = clock
+        self._known: dict[tuple[str, str], Any] = {}
 
     # -- the batch ---------------------------------------------------------------------------
     def process_batch(self, deliveries: Sequence[Delivery]) -> BatchPlan:
+        """Plan a batch. Raises :class:`TransientError` (LEDGER_UNAVAILABLE) when the ledger
+        cannot be read: the caller holds the batch unacknowledged and tries again."""
         plan = BatchPlan()
         pending: dict[tuple[str, str], str] = {}  # (sender, document_id) -> digest, this batch
+        parsed: dict[int, Envelope | StatusPacket | EnvelopeRefused] = {}
+        for delivery in deliveries:
+            try:
+                parsed[delivery.tag] = parse_packet(delivery.body, self.config.limits)
+            except EnvelopeRefused as exc:
+                parsed[delivery.tag] = exc
+        # One ledger query for the whole batch's duplicate check (not one per envelope).
+        keys = [(p.sender.organ_id, p.document_id) for p in parsed.values()
+                if isinstance(p, Envelope)]
+        self._known = self.ledger.find_documents(keys) if keys else {}
         for delivery in deliveries:
             at = self.clock()
             attempts = _header_int(delivery.headers, H_ATTEMPTS) + 1
             try:
                 with bound_contextvars(message_id=delivery.message_id, attempt=attempts):
-                    self._process_one(delivery, at, attempts, plan, pending)
+                    self._process_one(delivery, parsed[delivery.tag], at, attempts, plan,
+                                      pending)
             except PermanentError as exc:
                 self._fail(plan, delivery, at, attempts, None, exc.reason, exc.detail)
             except TransientError as exc:
+                if exc.reason is Reason.LEDGER_UNAVAILABLE:
+                    raise  # fail closed: nothing of this batch is published or acked
                 self._fail(plan, delivery, at, attempts, None, exc.reason, exc.detail)
             except Exception as exc:  # a bug must not crash the consumer or loop the message
                 log.exception("delivery_crashed", message_id=delivery.message_id,
@@ -186,12 +203,11 @@ class Pipeline:
         return plan
 
     # -- one delivery --------------------------------------------------------------------------
-    def _process_one(self, delivery: Delivery, at: datetime, attempts: int, plan: BatchPlan,
+    def _process_one(self, delivery: Delivery, packet: Envelope | StatusPacket | EnvelopeRefused,
+                     at: datetime, attempts: int, plan: BatchPlan,
                      pending: dict[tuple[str, str], str]) -> None:
-        try:
-            packet = parse_packet(delivery.body, self.config.limits)
-        except EnvelopeRefused as exc:
-            self._fail(plan, delivery, at, attempts, None, exc.reason, exc.detail)
+        if isinstance(packet, EnvelopeRefused):
+            self._fail(plan, delivery, at, attempts, None, packet.reason, packet.detail)
             return
         sender = packet.sender.organ_id
         mid = delivery.message_id or packet.digest
@@ -236,7 +252,7 @@ class Pipeline:
         # Duplicates first: a redelivery of something already accepted must not be re-judged
         # (a CRL refreshed since might now say otherwise) and must not be delivered twice.
         known_digest = pending.get(key)
-        stored = self.ledger.find_document(sender, env.document_id) if known_digest is None else None
+        stored = self._known.get(key) if known_digest is None else None
         if stored is not None:
             known_digest = stored.digest
         if known_digest is not None:

@@ -156,7 +156,7 @@ class IntakeConsumer:
     # -- one batch -----------------------------------------------------------------------------
     def _handle(self, conn: Connection, batch: list[Delivery]) -> None:
         t0 = time.perf_counter()
-        plan = self.pipeline.process_batch(batch)
+        plan = self._plan(conn, batch)
         t1 = time.perf_counter()
         if plan.first:
             conn.publish(plan.first)
@@ -171,6 +171,29 @@ class IntakeConsumer:
                                ("ack", t4 - t3), ("batch", t4 - t0)):
             self.stats.time(stage, seconds)
         self.stats.count(plan)
+
+    def _plan(self, conn: Connection, batch: list[Delivery]) -> BatchPlan:
+        """Plan the batch; while the ledger cannot be read, hold it and retry (fail closed)."""
+        backoff = 0.1
+        while True:
+            try:
+                return self.pipeline.process_batch(batch)
+            except TransientError as exc:
+                if exc.reason is not Reason.LEDGER_UNAVAILABLE:
+                    raise
+                self._hold(conn, exc, backoff, len(batch))
+                backoff = min(backoff * 2, 5.0)
+
+    def _hold(self, conn: Connection, exc: TransientError, backoff: float, held: int) -> None:
+        self.stats.ledger_retries += 1
+        with self.stats.changed:
+            self.stats.changed.notify_all()
+        log.error("ledger_unavailable", detail=exc.detail[:200], retry_in_s=round(backoff, 2),
+                  held=held)
+        if self.stop.is_set():
+            # Give up without acking: the broker redelivers after we close.
+            raise BrokerUnavailable("stopping while the ledger is down") from None
+        conn.sleep(backoff)
 
     def _settler(self, conn: Connection) -> Settler:
         # Delivery tags belong to a channel: one settler per connection's consuming channel.
@@ -189,11 +212,5 @@ class IntakeConsumer:
             except TransientError as exc:
                 if exc.reason is not Reason.LEDGER_UNAVAILABLE:
                     raise
-                self.stats.ledger_retries += 1
-                log.error("ledger_unavailable", detail=exc.detail[:200],
-                          retry_in_s=round(backoff, 2), held=len(plan.ack))
-                if self.stop.is_set():
-                    # Give up without acking: the broker redelivers after we close.
-                    raise BrokerUnavailable("stopping while the ledger is down") from None
-                conn.sleep(backoff)
+                self._hold(conn, exc, backoff, len(plan.ack))
                 backoff = min(backoff * 2, 5.0)

@@ -9,7 +9,7 @@ processes keep one consistent chain (see :mod:`hub.ledger.models`).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +25,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -369,6 +370,39 @@ class Ledger:
                 .where(Document.sender == sender, Document.document_id == document_id)
                 .order_by(Document.seq).limit(1)).first()
         return _stored_document(row) if row is not None else None
+
+    def find_documents(
+        self, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], StoredDocument]:
+        """:meth:`find_document` for many (sender, DocumentId) keys in one query per 500 keys
+        (the pipeline's duplicate check for a whole batch)."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[tuple[str, str], StoredDocument] = {}
+        with self._reading() as conn:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start:start + 500]
+                rows = conn.execute(
+                    select(*_DOC_COLUMNS)
+                    .where(tuple_(Document.sender, Document.document_id).in_(chunk))
+                    .order_by(Document.seq))
+                for row in rows:
+                    doc = _stored_document(row)
+                    found.setdefault((doc.sender, doc.document_id), doc)
+        return found
+
+    def delivered_to_many(self, digests: Iterable[str]) -> dict[str, frozenset[str]]:
+        """:meth:`delivered_to` for many documents in one query per 500 digests."""
+        wanted = list(dict.fromkeys(digests))
+        out: dict[str, set[str]] = {d: set() for d in wanted}
+        with self._reading() as conn:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start:start + 500]
+                rows = conn.execute(select(Event.digest, Event.organ_id).where(
+                    Event.digest.in_(chunk), Event.kind == EventKind.DELIVERED.value))
+                for digest, organ in rows:
+                    if organ and digest:
+                        out[digest].add(organ)
+        return {d: frozenset(v) for d, v in out.items()}
 
     def document_by_digest(self, digest: str) -> StoredDocument | None:
         with self._reading() as conn:

@@ -16,9 +16,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hub.reasons import Reason
+
+if TYPE_CHECKING:
+    from hub.validators.ocsp import OcspQuery
+
+AXIS_LEGACY_CHECK = "axis_legacy_policy"
+"""Name of the check that records a waived legacy envelope signature (national-axis interop)."""
 
 
 class Indication(enum.StrEnum):
@@ -106,6 +112,23 @@ class ValidationReport:
     validated_at: datetime
     """The time the checks were made *for*: the hub's receipt time (the XML signature carries no
     trusted time, so certificate validity is judged at receipt)."""
+    ocsp_queries: tuple[OcspQuery, ...] = field(default=(), compare=False)
+    """Certificates whose revocation status was undecided and that name an OCSP responder:
+    what :meth:`hub.revocation.RevocationCache.refresh` should ask before judging again. A hint
+    for the caller, not part of the record (:meth:`to_dict` leaves it out)."""
+
+    @property
+    def waiver(self) -> CheckOutcome | None:
+        """The passed ``axis_legacy_policy`` check when the packet was accepted under the
+        national-axis interop policy (its evidence says what was waived and why), else None.
+
+        The pipeline logs ``legacy_envelope_signature_accepted`` from it; the ledger records
+        it with the report."""
+        return next(
+            (c for c in self.checks
+             if c.check == AXIS_LEGACY_CHECK and c.indication is Indication.PASSED),
+            None,
+        )
 
     @property
     def accepted(self) -> bool:
@@ -155,6 +178,9 @@ class ValidationReport:
             detail = problem.evidence.get("detail")
             if detail:
                 out["detail"] = detail
+        waiver = self.waiver
+        if waiver is not None:
+            out["waived"] = waiver.evidence.get("waived_reason", "")
         return out
 
     def describe(self) -> str:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -34,6 +35,7 @@ from cryptography.hazmat.primitives import serialization
 
 from hub.edxml.model import Envelope
 from hub.reasons import Reason
+from hub.validators.ocsp import OcspQuery, OcspSnapshot
 from hub.validators.outcome import Indication, ValidationFailure
 from hub.validators.trust import (
     CrlSnapshot,
@@ -92,11 +94,23 @@ def _modified(status: Any) -> bool:
     return level is None or level > ModificationLevel.FORM_FILLING or not status.docmdp_ok
 
 
+@dataclass(frozen=True, slots=True)
+class _Revocation:
+    """The revocation data handed in, and where to note the OCSP questions left open."""
+
+    crls: CrlSnapshot
+    ocsp: OcspSnapshot | None
+    wanted: list[OcspQuery] | None
+
+
 def _check_signature(
-    embedded: Any, name: str, policy: TrustPolicy, crls: CrlSnapshot, at: datetime
-) -> x509.Certificate:
+    embedded: Any, name: str, policy: TrustPolicy, revocation: _Revocation, at: datetime
+) -> tuple[x509.Certificate, ValidationFailure | None]:
+    """The signer certificate of a valid signature, with the revocation failure left pending
+    (INDETERMINATE), if any; raises for every permanent failure."""
     from pyhanko.sign.validation import validate_pdf_signature
 
+    crls = revocation.crls
     field = embedded.field_name or "?"
     try:
         status = validate_pdf_signature(
@@ -119,21 +133,27 @@ def _check_signature(
         x509.load_der_x509_certificate(c.dump())
         for c in embedded.other_embedded_certs
     ]
-    # The same trust rules as the envelope signature (roots, policy OIDs, public CA, CRLs).
+    # The same trust rules as the envelope signature (roots, policy OIDs, public CA, CRLs, OCSP).
+    pending: ValidationFailure | None = None
     try:
         path = validate_chain(cert, offered, policy, at)
-        check_revocation(path, crls, policy, at)
+        check_revocation(path, crls, policy, at, revocation.ocsp, revocation.wanted)
     except ValidationFailure as failure:
         if failure.indication is Indication.INDETERMINATE:
-            raise
-        raise ValidationFailure(
-            Reason.PDF_SIGNER_UNTRUSTED, f"{name} field {field}: {failure.reason.value}",
-            evidence={"pdf_signer": fingerprint(cert)}) from None
+            # Keep going: a permanent failure further on wins over a pointless retry, and
+            # every signature's open OCSP question is collected at once.
+            pending = ValidationFailure(
+                failure.reason, f"{name} field {field}: {failure.detail}",
+                indication=Indication.INDETERMINATE, evidence=failure.evidence)
+        else:
+            raise ValidationFailure(
+                Reason.PDF_SIGNER_UNTRUSTED, f"{name} field {field}: {failure.reason.value}",
+                evidence={"pdf_signer": fingerprint(cert)}) from None
     if not status.trusted:
         raise ValidationFailure(
             Reason.PDF_SIGNER_UNTRUSTED, f"{name} field {field}: not trusted by pyHanko",
             evidence={"pdf_signer": fingerprint(cert)})
-    return cert
+    return cert, pending
 
 
 def _signatures(data: bytes, name: str) -> Sequence[Any] | None:
@@ -155,8 +175,19 @@ def check_pdf_attachments(
     crls: CrlSnapshot,
     directory: SignerDirectory,
     at: datetime,
+    ocsp: OcspSnapshot | None = None,
+    wanted: list[OcspQuery] | None = None,
+    require_signatures: bool | None = None,
 ) -> dict[str, str]:
-    """Validate the PDF signatures of ``envelope``; returns evidence or raises."""
+    """Validate the PDF signatures of ``envelope``; returns evidence or raises.
+
+    ``require_signatures`` overrides ``policy.require_pdf_signatures`` (the national-axis
+    interop policy always requires them). The evidence names the main document and the
+    fingerprints of the person and organization signers found on it (``main_person``,
+    ``main_organization``).
+    """
+    require = policy.require_pdf_signatures if require_signatures is None else require_signatures
+    revocation = _Revocation(crls, ocsp, wanted)
     by_id = {a.content_id: a for a in envelope.attachments}
     pdfs = [a for a in envelope.attachments if _is_pdf(a.content_type)]
     # The main document: the first PDF in the manifest's order.
@@ -167,25 +198,27 @@ def check_pdf_attachments(
     )
     sender = envelope.sender.organ_id
     evidence: dict[str, str] = {"pdfs": str(len(pdfs))}
-    roles_on_main: set[str] = set()
+    roles_on_main: dict[str, str] = {}
+    pending: ValidationFailure | None = None
     for attachment in pdfs:
         name = attachment.attachment_name or attachment.content_id
         embedded = _signatures(attachment.data, name)
         if embedded is None:
-            if policy.require_pdf_signatures:
+            if require:
                 raise ValidationFailure(Reason.PDF_MALFORMED, f"{name}: not a readable PDF")
             evidence[f"skipped:{name}"] = "unreadable"
             continue
         for signature in embedded:
-            cert = _check_signature(signature, name, policy, crls, at)
+            cert, undecided = _check_signature(signature, name, policy, revocation, at)
+            pending = pending or undecided
             if attachment is main:
                 signer = directory.signer_for(sender, cert, at)
                 if signer is not None:
-                    roles_on_main.add(str(signer.role))
+                    roles_on_main.setdefault(str(signer.role), fingerprint(cert))
         if attachment is main:
             evidence["main"] = name
             evidence["main_signatures"] = str(len(embedded))
-    if policy.require_pdf_signatures and main is not None:
+    if require and main is not None:
         if "person" not in roles_on_main:
             raise ValidationFailure(
                 Reason.PDF_PERSON_SIGNATURE_MISSING,
@@ -194,4 +227,9 @@ def check_pdf_attachments(
             raise ValidationFailure(
                 Reason.PDF_ORGANIZATION_SIGNATURE_MISSING,
                 f"no valid signature of the organization {sender}")
+    if pending is not None:
+        raise pending
+    for role in ("person", "organization"):
+        if role in roles_on_main:
+            evidence[f"main_{role}"] = roles_on_main[role]
     return evidence

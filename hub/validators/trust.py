@@ -12,9 +12,19 @@ Rules (DOMAIN.md §4):
 - The leaf must allow signing (keyUsage digitalSignature or nonRepudiation; a certificate without
   a keyUsage extension is refused: specialized certificates always carry one) and carry one of
   the configured specialized policy OIDs (when any are configured).
-- Revocation comes from CRLs handed in as a :class:`CrlSnapshot` (fetched by
-  :mod:`hub.revocation`). No CRL, or a stale one, is INDETERMINATE (REVOCATION_UNAVAILABLE), never
-  a silent pass: the pipeline retries later.
+- Revocation comes from CRLs handed in as a :class:`CrlSnapshot` and OCSP answers handed in as
+  an :class:`~hub.validators.ocsp.OcspSnapshot` (both fetched by :mod:`hub.revocation`). The
+  decision rule, per certificate of the path but the root (:func:`check_revocation`):
+
+  1. "revoked" from either source — a CRL that lists the serial or an OCSP answer that says
+     revoked, with a revocation time at or before ``at``, verified under the issuing CA — is
+     CERT_REVOKED. Revocation is final, so even a stale source counts, except a stale
+     certificateHold (a suspension may have been lifted since);
+  2. otherwise a fresh "good" OCSP answer, or a fresh CRL without the serial, is "not revoked";
+  3. otherwise (no source, none fresh, OCSP "unknown", a source that does not verify) the check
+     is INDETERMINATE (REVOCATION_UNAVAILABLE), never a silent pass: the pipeline retries later.
+     The evidence names where to look: ``crl_urls`` (distribution points) and ``ocsp_urls``
+     (authorityInfoAccess); :attr:`ValidationReport.ocsp_queries` carries the OCSP questions.
 
 Path building is by issuer name plus signature check (RFC 5280 §6 in its simple form: no name
 constraints or policy mappings, which the specialized hierarchy does not use). The expensive
@@ -41,6 +51,15 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from hub.reasons import Reason
+from hub.validators.ocsp import (
+    CertId,
+    OcspQuery,
+    OcspSnapshot,
+    OcspStatus,
+    OcspUnusable,
+    ocsp_urls,
+    read_answer,
+)
 from hub.validators.outcome import Indication, ValidationFailure
 
 MAX_PATH_LENGTH = 6
@@ -354,47 +373,135 @@ def validate_chain(
     return path
 
 
-def check_revocation(
-    path: Sequence[x509.Certificate], crls: CrlSnapshot, policy: TrustPolicy, at: datetime
-) -> dict[str, str]:
-    """Check every certificate of ``path`` but the root against its issuer's CRL.
+@dataclass(frozen=True, slots=True)
+class _Source:
+    """What one revocation source (a CRL or an OCSP answer) says about one certificate."""
 
-    Returns evidence (CRL numbers used). Raises CERT_REVOKED (FAILED), or
-    REVOCATION_UNAVAILABLE (INDETERMINATE) when a CRL is missing, stale, or does not verify.
-    """
-    evidence: dict[str, str] = {}
-    for cert, issuer in itertools.pairwise(path):
-        entry = crls.for_issuer(cert.issuer)
-        who = "signer" if cert is path[0] else "CA"
-        # Tell the caller where to fetch from (the pipeline hands these to RevocationCache).
-        where = {"crl_urls": " ".join(distribution_points(cert))}
-        if entry is None:
-            raise ValidationFailure(
-                Reason.REVOCATION_UNAVAILABLE, f"no CRL for {cert.issuer.rfc4514_string()}",
-                indication=Indication.INDETERMINATE, evidence=where)
-        crl = entry.crl
-        issuer_key = issuer.public_key()
-        if not isinstance(issuer_key, rsa.RSAPublicKey) or not crl.is_signature_valid(issuer_key):
-            raise ValidationFailure(
-                Reason.REVOCATION_UNAVAILABLE,
-                f"CRL of {cert.issuer.rfc4514_string()} does not verify",
-                indication=Indication.INDETERMINATE, evidence=where)
-        next_update = crl.next_update_utc
-        aged = at - entry.fetched_at > policy.crl_freshness
-        expired = next_update is None or at > next_update
-        if aged and expired:
-            raise ValidationFailure(
-                Reason.REVOCATION_UNAVAILABLE,
+    name: str
+    """``crl`` or ``ocsp``."""
+    fresh: bool = False
+    revoked: str = ""
+    """Non-empty (the detail) when the source says revoked at or before ``at``."""
+    on_hold: bool = False
+    clear: str = ""
+    """Non-empty (the evidence) when the source says not revoked at ``at``."""
+    problem: str = ""
+    """Why this source could not be used (missing, does not verify, unknown, stale)."""
+
+
+def _crl_source(
+    cert: x509.Certificate, issuer: x509.Certificate, crls: CrlSnapshot, policy: TrustPolicy,
+    at: datetime,
+) -> _Source:
+    entry = crls.for_issuer(cert.issuer)
+    if entry is None:
+        return _Source("crl", problem=f"no CRL for {cert.issuer.rfc4514_string()}")
+    crl = entry.crl
+    issuer_key = issuer.public_key()
+    if not isinstance(issuer_key, rsa.RSAPublicKey) or not crl.is_signature_valid(issuer_key):
+        return _Source(
+            "crl", problem=f"CRL of {cert.issuer.rfc4514_string()} does not verify")
+    next_update = crl.next_update_utc
+    aged = at - entry.fetched_at > policy.crl_freshness
+    expired = next_update is None or at > next_update
+    fresh = not (aged and expired)
+    revoked = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
+    if revoked is not None and revoked.revocation_date_utc <= at:
+        try:
+            reason = revoked.extensions.get_extension_for_class(x509.CRLReason).value.reason
+        except x509.ExtensionNotFound:
+            reason = None
+        return _Source(
+            "crl", fresh=fresh, on_hold=reason is x509.ReasonFlags.certificate_hold,
+            revoked=f"revoked {revoked.revocation_date_utc.isoformat()} (CRL {entry.number})")
+    if not fresh:
+        return _Source(
+            "crl", problem=(
                 f"CRL of {cert.issuer.rfc4514_string()} is stale (fetched "
                 f"{entry.fetched_at.isoformat()}, nextUpdate "
-                f"{next_update.isoformat() if next_update else 'none'})",
-                indication=Indication.INDETERMINATE, evidence=where)
-        revoked = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
-        if revoked is not None and revoked.revocation_date_utc <= at:
-            raise ValidationFailure(
-                Reason.CERT_REVOKED,
-                f"{who} certificate serial {cert.serial_number:x} revoked "
-                f"{revoked.revocation_date_utc.isoformat()}",
-                evidence={"crl_number": str(entry.number)})
-        evidence[f"crl_{who}"] = f"{entry.number}@{crl.last_update_utc.isoformat()}"
+                f"{next_update.isoformat() if next_update else 'none'})"))
+    return _Source("crl", fresh=True, clear=f"{entry.number}@{crl.last_update_utc.isoformat()}")
+
+
+def _ocsp_source(
+    cert: x509.Certificate, issuer: x509.Certificate, ocsp: OcspSnapshot, policy: TrustPolicy,
+    at: datetime,
+) -> _Source:
+    cert_id = CertId.of(cert, issuer)
+    entry = ocsp.for_cert(cert_id)
+    if entry is None:
+        return _Source("ocsp", problem="no OCSP answer")
+    try:
+        answer = read_answer(entry, cert_id, issuer, at=at, freshness=policy.crl_freshness)
+    except OcspUnusable as unusable:
+        return _Source("ocsp", problem=f"OCSP answer unusable: {unusable}")
+    when = answer.this_update.isoformat()
+    if answer.status is OcspStatus.REVOKED and answer.revocation_time is not None and (
+        answer.revocation_time <= at
+    ):
+        return _Source(
+            "ocsp", fresh=answer.fresh, on_hold=answer.on_hold,
+            revoked=f"revoked {answer.revocation_time.isoformat()} (OCSP answer of {when})")
+    if answer.status is OcspStatus.UNKNOWN:
+        return _Source("ocsp", problem="OCSP responder does not know the certificate")
+    if not answer.fresh:
+        next_update = answer.next_update.isoformat() if answer.next_update else "none"
+        return _Source(
+            "ocsp", problem=f"OCSP answer is stale (thisUpdate {when}, nextUpdate {next_update})")
+    # "good", or revoked only after ``at``: not revoked when the packet was received.
+    return _Source("ocsp", fresh=True, clear=f"{answer.status.value}@{when} by {answer.responder}")
+
+
+def check_revocation(
+    path: Sequence[x509.Certificate],
+    crls: CrlSnapshot,
+    policy: TrustPolicy,
+    at: datetime,
+    ocsp: OcspSnapshot | None = None,
+    wanted: list[OcspQuery] | None = None,
+) -> dict[str, str]:
+    """Check every certificate of ``path`` but the root with the rule of this module's docstring.
+
+    Returns evidence (the CRL numbers and OCSP answers used). Raises CERT_REVOKED (FAILED), or
+    REVOCATION_UNAVAILABLE (INDETERMINATE) when some certificate's status cannot be decided;
+    then the certificates that name an OCSP responder are appended to ``wanted``.
+    """
+    answers = ocsp if ocsp is not None else OcspSnapshot()
+    evidence: dict[str, str] = {}
+    undecided: list[tuple[x509.Certificate, str]] = []
+    for cert, issuer in itertools.pairwise(path):
+        who = "signer" if cert is path[0] else "CA"
+        sources = (
+            _crl_source(cert, issuer, crls, policy, at),
+            _ocsp_source(cert, issuer, answers, policy, at),
+        )
+        for source in sources:
+            if source.revoked and (source.fresh or not source.on_hold):
+                raise ValidationFailure(
+                    Reason.CERT_REVOKED,
+                    f"{who} certificate serial {cert.serial_number:x} {source.revoked}",
+                    evidence={"revocation_source": source.name})
+        clear = {s.name: s.clear for s in sources if s.clear}
+        if not clear:
+            undecided.append((cert, "; ".join(s.problem or f"{s.name}: on hold" for s in sources)))
+            continue
+        for name, value in clear.items():
+            evidence[f"{name}_{who}"] = value
+    if undecided:
+        urls = {
+            "crl_urls": " ".join(dict.fromkeys(u for c, _ in undecided
+                                               for u in distribution_points(c))),
+            "ocsp_urls": " ".join(dict.fromkeys(u for c, _ in undecided for u in ocsp_urls(c))),
+        }
+        if wanted is not None:
+            issuers = dict(itertools.pairwise(path))
+            for cert, _ in undecided:
+                if ocsp_urls(cert):
+                    wanted.append(OcspQuery(CertId.of(cert, issuers[cert]), ocsp_urls(cert),
+                                            cert.subject.rfc4514_string()))
+        cert, why = undecided[0]
+        who = "signer" if cert is path[0] else "CA"
+        raise ValidationFailure(
+            Reason.REVOCATION_UNAVAILABLE, f"{who} certificate serial {cert.serial_number:x}: {why}",
+            indication=Indication.INDETERMINATE, evidence=urls)
     return evidence

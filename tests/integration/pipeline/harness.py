@@ -106,8 +106,8 @@ class RunningHub:
 
 @contextmanager
 def running_hub(settings: Settings, clock: Callable[[], dt.datetime] = lambda: NOW,
-                *, keep_topology: bool = False) -> Iterator[RunningHub]:
-    hub = build_hub(settings, clock=clock)
+                *, keep_topology: bool = False, ledger: Any = None) -> Iterator[RunningHub]:
+    hub = build_hub(settings, clock=clock, ledger=ledger)
     conn: Connection = connect(settings.broker.url, "harness declare")
     conn.declare(hub.topology)
     conn.close()

@@ -167,3 +167,31 @@ def test_a_publisher_whose_account_is_not_the_senders_is_refused(
         assert len(hub.drain(hub.names.inbox(PROVINCE))) == 1
         assert [d.headers["x-hub-reason"] for d in hub.drain(hub.names.dlq)] == [
             "SENDER_ACCOUNT_MISMATCH"]
+
+
+def test_while_the_ledger_is_locked_nothing_is_acked_and_everything_lands_once_it_is_back(
+    pipeline_pki: PkiPaths, keystore: Keystore, broker_url: str, names: str, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    from hub.ledger import Ledger
+
+    settings = hub_settings(pipeline_pki, tmp_path, broker_url, names)
+    db = tmp_path / "ledger.sqlite3"
+    ledger = Ledger.open(f"sqlite:///{db}", sqlite_busy_timeout_ms=50)
+    with running_hub(settings, ledger=ledger) as hub:
+        # Given another process holding the database's write lock
+        blocker = sqlite3.connect(db, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        try:
+            hub.client(PROVINCE).send(signed_envelope(keystore, PROVINCE, (FINANCE,), number="L1"))
+            # Then the consumer holds the delivery and retries (fail closed), acking nothing
+            assert hub.consumer.stats.wait_for(lambda st: st.ledger_retries >= 2, 30)
+            assert hub.consumer.stats.acked == 0
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        # When the lock is released, the delivery completes exactly once
+        hub.wait_acked(1)
+        assert len(hub.drain(hub.names.inbox(FINANCE))) == 1
+        assert hub.hub.ledger.verify().ok
