@@ -29,7 +29,9 @@ from cryptography import x509
 
 from hub.edxml.model import Envelope, StatusPacket
 from hub.reasons import Reason
+from hub.validators.ocsp import OcspEntry, OcspQuery, OcspSnapshot
 from hub.validators.outcome import (
+    AXIS_LEGACY_CHECK,
     CheckOutcome,
     Indication,
     SignerEvidence,
@@ -47,14 +49,18 @@ from hub.validators.trust import (
     subject_uid,
     validate_chain,
 )
-from hub.validators.xmldsig import XmlSignature, check_xml_signature
+from hub.validators.xmldsig import LEGACY_SHA1, XmlSignature, check_xml_signature
 
 __all__ = [
+    "AXIS_LEGACY_CHECK",
     "ChainCache",
     "CheckOutcome",
     "CrlEntry",
     "CrlSnapshot",
     "Indication",
+    "OcspEntry",
+    "OcspQuery",
+    "OcspSnapshot",
     "SignerEvidence",
     "TrustPolicy",
     "ValidationReport",
@@ -100,6 +106,27 @@ def _signer_evidence(cert: x509.Certificate) -> SignerEvidence:
     )
 
 
+def _legacy_defect(outcome: CheckOutcome) -> str | None:
+    """What is legacy about a failed envelope signature, if that is all that is wrong with it."""
+    if outcome.reason is Reason.SIGNATURE_MISSING:
+        return "missing"
+    if outcome.reason is Reason.SIGNATURE_ALGORITHM_FORBIDDEN and (
+        outcome.evidence.get("signature_method") in LEGACY_SHA1
+        or outcome.evidence.get("digest_method") in LEGACY_SHA1
+    ):
+        return "sha1"
+    return None
+
+
+def _annotated(outcome: CheckOutcome, note: str) -> CheckOutcome:
+    return CheckOutcome(outcome.check, outcome.indication, outcome.reason,
+                        {**outcome.evidence, AXIS_LEGACY_CHECK: note})
+
+
+def _short(fp: str | None) -> str:
+    return fp[:16] if fp else "?"
+
+
 def validate_packet(
     packet: Envelope | StatusPacket,
     *,
@@ -107,14 +134,22 @@ def validate_packet(
     policy: TrustPolicy,
     directory: PacketDirectory,
     crls: CrlSnapshot,
+    ocsp: OcspSnapshot | None = None,
 ) -> ValidationReport:
-    """Every signature check on one parsed packet, judged at ``at`` (the hub's receipt time)."""
+    """Every signature check on one parsed packet, judged at ``at`` (the hub's receipt time).
+
+    ``ocsp`` holds the OCSP answers fetched so far (:mod:`hub.revocation`); without it only
+    CRLs decide revocation.
+    """
     checks: list[CheckOutcome] = []
     found: list[XmlSignature] = []
     path: list[x509.Certificate] = []
+    wanted: list[OcspQuery] = []
+    legacy_sha1 = False
+    waiving = False
 
     def xmldsig() -> dict[str, str]:
-        signature = check_xml_signature(packet.raw, policy)
+        signature = check_xml_signature(packet.raw, policy, legacy_sha1=legacy_sha1)
         found.append(signature)
         return {
             "signature_method": signature.signature_method,
@@ -132,7 +167,7 @@ def validate_packet(
         }
 
     def revocation() -> dict[str, str]:
-        return check_revocation(path, crls, policy, at)
+        return check_revocation(path, crls, policy, at, ocsp, wanted)
 
     def signer() -> dict[str, str]:
         sender = packet.sender.organ_id
@@ -147,13 +182,11 @@ def validate_packet(
 
     def pdf() -> dict[str, str]:
         assert isinstance(packet, Envelope)
-        return check_pdf_attachments(packet, policy=policy, crls=crls, directory=directory, at=at)
+        return check_pdf_attachments(
+            packet, policy=policy, crls=crls, directory=directory, at=at, ocsp=ocsp,
+            wanted=wanted, require_signatures=True if waiving else None)
 
-    if _run("xmldsig", checks, xmldsig):
-        steps: list[tuple[str, Callable[[], dict[str, str]]]] = [
-            ("trust", trust), ("revocation", revocation), ("signer", signer)]
-        if isinstance(packet, Envelope):
-            steps.append(("pdf", pdf))
+    def run(steps: list[tuple[str, Callable[[], dict[str, str]]]]) -> None:
         for name, action in steps:
             if not _run(name, checks, action) and (
                 # Keep going past undecidable revocation so a permanent failure further on
@@ -161,8 +194,112 @@ def validate_packet(
                 name != "revocation" or checks[-1].indication is not Indication.INDETERMINATE
             ):
                 break
+
+    envelope_steps: list[tuple[str, Callable[[], dict[str, str]]]] = [
+        ("trust", trust), ("revocation", revocation), ("signer", signer)]
+    if isinstance(packet, Envelope):
+        envelope_steps.append(("pdf", pdf))
+
+    if _run("xmldsig", checks, xmldsig):
+        run(envelope_steps)
+    else:
+        defect = _legacy_defect(checks[-1])
+        if policy.axis_legacy_envelope_signature and defect is not None:
+            waiving = _axis_legacy(packet, checks, directory, at)
+        if waiving:
+            # National-axis interop (DOMAIN.md §4): the legacy defect is set aside; everything
+            # else is still checked, and the main PDF's signatures must carry the document.
+            waived = checks.pop()
+            if defect == "sha1":
+                legacy_sha1 = True
+                if _run("xmldsig", checks, xmldsig):
+                    checks.pop()  # verified with SHA-1: recorded in the waiver, not as a pass
+                    run(envelope_steps)
+                else:
+                    # A legacy signature that does not verify (digest mismatch …) is never
+                    # waived: its own failure is the verdict.
+                    checks[-1] = _annotated(
+                        checks[-1], f"not applied: the legacy ({defect}) signature fails")
+            else:
+                run([("pdf", pdf)])
+            if not checks or checks[0].check != "xmldsig":
+                checks[:] = _waiver_outcome(packet, waived, checks, found, defect)
+    queries = tuple({q.cert_id: q for q in wanted}.values())
     return ValidationReport(
         checks=tuple(checks),
         signer=_signer_evidence(found[0].leaf) if found else None,
         validated_at=at,
+        ocsp_queries=queries,
     )
+
+
+def _axis_legacy(
+    packet: Envelope | StatusPacket, checks: list[CheckOutcome], directory: PacketDirectory,
+    at: datetime,
+) -> bool:
+    """Whether the interop policy may apply to ``packet``; notes why not on the failure."""
+    sender = packet.sender.organ_id
+    if not isinstance(packet, Envelope):
+        checks[-1] = _annotated(checks[-1], "not applicable: a status packet carries no PDF")
+        return False
+    entry = directory.find(sender, at)
+    reach = getattr(entry, "reach", None)
+    if reach != "axis":
+        # Bodies connected directly to the hub sign with the hub's profile: never waived.
+        checks[-1] = _annotated(
+            checks[-1], f"not applicable: sender {sender} is "
+            + ("not in the directory" if entry is None else f"reached {reach}"))
+        return False
+    return True
+
+
+def _waiver_outcome(
+    packet: Envelope | StatusPacket,
+    waived: CheckOutcome,
+    checks: list[CheckOutcome],
+    found: list[XmlSignature],
+    defect: str | None,
+) -> list[CheckOutcome]:
+    """The checks of a packet the interop policy was tried on, with its verdict recorded.
+
+    All passed (and the main PDF carries person + organization signatures) → a PASSED
+    ``axis_legacy_policy`` check says what was waived. A permanent failure, or no main PDF →
+    the waiver does not apply: the original envelope failure comes back first. Undecided →
+    INDETERMINATE, judged again on retry.
+    """
+    pdf = next((c for c in checks if c.check == "pdf"), None)
+    failed = next((c for c in checks if c.indication is Indication.FAILED), None)
+    if failed is None and (pdf is None or "main" not in pdf.evidence):
+        return [_annotated(waived, "not applied: no signed PDF main document"), *checks]
+    if failed is not None:
+        return [_annotated(waived, f"not applied: {failed.check} {failed.reason.value}"), *checks]
+    sender = packet.sender.organ_id
+    assert pdf is not None
+    evidence = {
+        "policy": "trust.axis_legacy_envelope_signature",
+        "sender": sender,
+        "sender_reach": "axis",
+        "waived_check": waived.check,
+        "waived_reason": waived.reason.value,
+        "waived_detail": waived.evidence.get("detail", ""),
+        "envelope_signature": (
+            f"verified with SHA-1 (integrity only), certificate {fingerprint(found[0].leaf)}"
+            if defect == "sha1" and found else "none"),
+        "binding_signatures": (
+            f"main PDF {pdf.evidence.get('main', '?')}: person "
+            f"{pdf.evidence.get('main_person', '?')}, organization "
+            f"{pdf.evidence.get('main_organization', '?')}"),
+    }
+    pending = next((c for c in checks if c.indication is Indication.INDETERMINATE), None)
+    if pending is not None:
+        evidence["detail"] = f"waiver pending: {pending.check} {pending.reason.value}"
+        outcome = CheckOutcome(AXIS_LEGACY_CHECK, Indication.INDETERMINATE, pending.reason,
+                               evidence)
+    else:
+        evidence["detail"] = (
+            f"legacy envelope signature accepted ({waived.reason.value}) for national-axis "
+            f"sender {sender}: the main PDF carries valid person and organization signatures "
+            f"(person {_short(pdf.evidence.get('main_person'))}, organization "
+            f"{_short(pdf.evidence.get('main_organization'))})")
+        outcome = CheckOutcome.passed(AXIS_LEGACY_CHECK, evidence)
+    return [outcome, *checks]

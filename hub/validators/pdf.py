@@ -60,18 +60,18 @@ def _asn1(cert: x509.Certificate) -> Any:
     return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
 
 
-def _validation_context(policy: TrustPolicy, crls: CrlSnapshot, at: datetime) -> Any:
-    """A fresh pyhanko-certvalidator context per attachment (it keeps state)."""
-    from asn1crypto import crl as asn1_crl
+def _validation_context(policy: TrustPolicy, at: datetime) -> Any:
+    """A fresh pyhanko-certvalidator context per attachment (it keeps state).
+
+    It gets no revocation data on purpose: revocation is judged once, by
+    :func:`~hub.validators.trust.check_revocation`, with the hub's rule (CRL or OCSP, the same
+    freshness window); pyHanko checks integrity and the path to the specialized roots.
+    """
     from pyhanko_certvalidator import ValidationContext
 
     return ValidationContext(
         trust_roots=[_asn1(c) for c in policy.roots],  # never the OS store
         other_certs=[_asn1(c) for c in policy.intermediates],
-        crls=[
-            asn1_crl.CertificateList.load(e.crl.public_bytes(serialization.Encoding.DER))
-            for e in crls.by_issuer.values()
-        ],
         allow_fetching=False,
         moment=at,
         revocation_mode="soft-fail",
@@ -110,11 +110,10 @@ def _check_signature(
     (INDETERMINATE), if any; raises for every permanent failure."""
     from pyhanko.sign.validation import validate_pdf_signature
 
-    crls = revocation.crls
     field = embedded.field_name or "?"
     try:
         status = validate_pdf_signature(
-            embedded, signer_validation_context=_validation_context(policy, crls, at))
+            embedded, signer_validation_context=_validation_context(policy, at))
     except Exception as exc:  # pyHanko raises many types for broken CMS; all mean "invalid"
         raise ValidationFailure(
             Reason.PDF_SIGNATURE_INVALID, f"{name} field {field}: {type(exc).__name__}") from None
@@ -137,7 +136,7 @@ def _check_signature(
     pending: ValidationFailure | None = None
     try:
         path = validate_chain(cert, offered, policy, at)
-        check_revocation(path, crls, policy, at, revocation.ocsp, revocation.wanted)
+        check_revocation(path, revocation.crls, policy, at, revocation.ocsp, revocation.wanted)
     except ValidationFailure as failure:
         if failure.indication is Indication.INDETERMINATE:
             # Keep going: a permanent failure further on wins over a pointless retry, and
@@ -149,6 +148,8 @@ def _check_signature(
             raise ValidationFailure(
                 Reason.PDF_SIGNER_UNTRUSTED, f"{name} field {field}: {failure.reason.value}",
                 evidence={"pdf_signer": fingerprint(cert)}) from None
+        # pyHanko's own verdict below would only repeat the missing revocation data.
+        return cert, pending
     if not status.trusted:
         raise ValidationFailure(
             Reason.PDF_SIGNER_UNTRUSTED, f"{name} field {field}: not trusted by pyHanko",

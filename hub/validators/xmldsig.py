@@ -12,7 +12,13 @@ The profile (produced by :func:`hub.signing.sign_xml`):
   c14n, digest SHA-256/384/512. Anything else is SIGNATURE_SCOPE_INCOMPLETE: QCVN 102 places the
   attachments *outside* ``edXMLEnvelope``, so only a whole-document reference protects the files;
 - ``KeyInfo/X509Data`` carries the signer certificate (SIGNATURE_CERTIFICATE_MISSING), whose RSA
-  key has at least ``policy.min_rsa_bits`` bits (SIGNATURE_KEY_TOO_WEAK).
+  key has at least ``policy.min_rsa_bits`` bits (SIGNATURE_KEY_TOO_WEAK);
+- an empty ``ds:Signature`` (the builder's placeholder, never signed) is SIGNATURE_MISSING.
+
+``legacy_sha1=True`` is used only by the national-axis interop policy (:mod:`hub.validators`):
+the same profile, except that rsa-sha1 and a SHA-1 digest are verified instead of refused — to
+prove the legacy signature is otherwise sound (a digest mismatch is never waived); SHA-1 proves
+nothing about who signed, so the waiver rests on the PDF signatures.
 
 Then signxml verifies the signature with a fresh ``XMLVerifier`` per packet, against the leaf
 certificate the hub picked itself (``x509_cert=``; the chain is judged by
@@ -25,12 +31,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from lxml import etree
-from signxml import SignatureConfiguration, XMLVerifier  # type: ignore[attr-defined]
+from signxml import (  # type: ignore[attr-defined]
+    DigestAlgorithm,
+    SignatureConfiguration,
+    SignatureMethod,
+    XMLVerifier,
+)
 from signxml.exceptions import (
     InvalidCertificate,
     InvalidDigest,
@@ -66,6 +78,10 @@ ALLOWED_DIGESTS = frozenset({
     "http://www.w3.org/2001/04/xmlenc#sha512",
 })
 REQUIRED_TRANSFORMS = (ENVELOPED, EXC_C14N)
+RSA_SHA1 = "http://www.w3.org/2000/09/xmldsig#rsa-sha1"
+SHA1_DIGEST = "http://www.w3.org/2000/09/xmldsig#sha1"
+LEGACY_SHA1 = frozenset({RSA_SHA1, SHA1_DIGEST})
+"""The legacy algorithms of the official SDK's envelope signatures (DOMAIN.md §4)."""
 
 _GENEROUS = Limits(max_bytes=2**62, max_attachment_bytes=2**62, max_depth=10_000,
                    max_elements=2**62)
@@ -108,7 +124,7 @@ def _check_position(signature: etree._Element, root: etree._Element) -> None:
             "ds:Signature is not the last child of edXMLHeader")
 
 
-def _check_signed_info(signature: etree._Element) -> tuple[str, str]:
+def _check_signed_info(signature: etree._Element, legacy_sha1: bool) -> tuple[str, str]:
     if signature.find(f"{DS}Object") is not None:
         raise ValidationFailure(
             Reason.SIGNATURE_WRAPPING_SUSPECTED, "ds:Object inside the signature")
@@ -120,7 +136,7 @@ def _check_signed_info(signature: etree._Element) -> tuple[str, str]:
         raise ValidationFailure(
             Reason.SIGNATURE_ALGORITHM_FORBIDDEN, f"SignedInfo canonicalization {c14n!r}")
     method = _algorithm(signed_info.find(f"{DS}SignatureMethod"))
-    if method not in ALLOWED_SIGNATURE_METHODS:
+    if method not in ALLOWED_SIGNATURE_METHODS and not (legacy_sha1 and method == RSA_SHA1):
         raise ValidationFailure(
             Reason.SIGNATURE_ALGORITHM_FORBIDDEN, f"signature method {method!r}",
             evidence={"signature_method": method})
@@ -140,7 +156,7 @@ def _check_signed_info(signature: etree._Element) -> tuple[str, str]:
         raise ValidationFailure(
             Reason.SIGNATURE_SCOPE_INCOMPLETE, f"transforms {list(algorithms)}")
     digest = _algorithm(reference.find(f"{DS}DigestMethod"))
-    if digest not in ALLOWED_DIGESTS:
+    if digest not in ALLOWED_DIGESTS and not (legacy_sha1 and digest == SHA1_DIGEST):
         raise ValidationFailure(
             Reason.SIGNATURE_ALGORITHM_FORBIDDEN, f"digest method {digest!r}",
             evidence={"digest_method": digest})
@@ -174,10 +190,13 @@ def _count(element: etree._Element) -> int:
     return sum(1 for _ in element.iter())
 
 
-def check_xml_signature(raw: bytes, policy: TrustPolicy) -> XmlSignature:
+def check_xml_signature(
+    raw: bytes, policy: TrustPolicy, *, legacy_sha1: bool = False
+) -> XmlSignature:
     """Enforce the hub's XMLDSig profile on the exact packet bytes ``raw``.
 
-    Raises :class:`ValidationFailure` with a SIGNATURE_* reason.
+    Raises :class:`ValidationFailure` with a SIGNATURE_* reason. ``legacy_sha1`` also verifies
+    (rather than refuses) rsa-sha1 and SHA-1 digests: for the interop policy only.
     """
     try:
         root = parse_xml(raw, _GENEROUS)
@@ -190,7 +209,9 @@ def check_xml_signature(raw: bytes, policy: TrustPolicy) -> XmlSignature:
         raise ValidationFailure(Reason.SIGNATURE_MULTIPLE, f"{len(signatures)} ds:Signature")
     signature = signatures[0]
     _check_position(signature, root)
-    method, digest = _check_signed_info(signature)
+    if not any(isinstance(child.tag, str) for child in signature):
+        raise ValidationFailure(Reason.SIGNATURE_MISSING, "empty placeholder ds:Signature")
+    method, digest = _check_signed_info(signature, legacy_sha1)
     certs = _certificates(signature)
     leaf = _pick_leaf(certs)
     key = leaf.public_key()
@@ -208,6 +229,11 @@ def check_xml_signature(raw: bytes, policy: TrustPolicy) -> XmlSignature:
     # to look at a moment inside the window, and only verifies the signature here.
     config = SignatureConfiguration(
         expect_references=1, verification_time=leaf.not_valid_before_utc)
+    if legacy_sha1:
+        config = dataclasses.replace(
+            config,
+            signature_methods=config.signature_methods | {SignatureMethod.RSA_SHA1},
+            digest_algorithms=config.digest_algorithms | {DigestAlgorithm.SHA1})
     try:
         result = XMLVerifier().verify(
             raw, x509_cert=leaf, expect_config=config, parser=_new_parser(),
