@@ -12,10 +12,13 @@ Keys are always passed as loaded objects: signxml re-loading PEM costs ~37 ms pe
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
 from lxml import etree
 from signxml import (  # type: ignore[attr-defined]
     CanonicalizationMethod,
@@ -49,10 +52,70 @@ def _parse(data: bytes) -> Any:
 def sign_xml(data: bytes, signer: OrgSigner) -> bytes:
     """Sign an EDXML packet that holds the ``<ds:Signature Id="placeholder"/>`` element.
 
+    Enveloped XMLDSig over the whole document (``Reference URI=""``, enveloped-signature +
+    exclusive c14n transforms, SHA-256 digest, RSA-SHA256, KeyInfo with the signer's chain),
+    exactly the profile :func:`sign_xml_signxml` produces with signxml — byte for byte: RSA
+    PKCS#1 v1.5 is deterministic, and ``tests/unit/test_signing_fast_path.py`` compares the
+    two on the whole corpus; xmlsec1 verifies the result in the interop tests. Written
+    directly because signxml re-parses and re-serializes the document several times (1.2 ms
+    against ~0.4 ms for a 10 KB envelope; the hub signs two receipts per envelope).
+
     Returns the signed document serialized once (UTF-8 with an XML declaration). Raises
     ``ValueError`` when the document has no placeholder: the hub never guesses where a
     signature goes.
     """
+    root = _parse(data)
+    found = root.xpath(PLACEHOLDER_XPATH, namespaces={"ds": DS_NS})
+    if not found:
+        raise ValueError("the document has no <ds:Signature Id=\"placeholder\"/> element")
+    if root.get("Id") is not None or root.get("ID") is not None:
+        raise ValueError("the document root must not carry an Id attribute")
+    placeholder = found[0]
+    parent = placeholder.getparent()
+    index = parent.index(placeholder)
+    tail = placeholder.tail
+    previous = placeholder.getprevious()
+    # The enveloped-signature transform removes the Signature element but not the text after
+    # it: detach the element and move its tail where it would be, digest, then restore.
+    saved_text = parent.text if previous is None else previous.tail
+    parent.remove(placeholder)
+    if tail:
+        if previous is None:
+            parent.text = (parent.text or "") + tail
+        else:
+            previous.tail = (previous.tail or "") + tail
+    digest = hashlib.sha256(etree.tostring(root, method="c14n", exclusive=True,
+                                           with_comments=False)).digest()
+    if previous is None:
+        parent.text = saved_text
+    else:
+        previous.tail = saved_text
+
+    sig = etree.Element(_DS("Signature"), nsmap={"ds": DS_NS})
+    signed_info = etree.SubElement(sig, _DS("SignedInfo"))
+    etree.SubElement(signed_info, _DS("CanonicalizationMethod"), Algorithm=_EXC_C14N)
+    etree.SubElement(signed_info, _DS("SignatureMethod"), Algorithm=_RSA_SHA256)
+    reference = etree.SubElement(signed_info, _DS("Reference"), URI="")
+    transforms = etree.SubElement(reference, _DS("Transforms"))
+    etree.SubElement(transforms, _DS("Transform"), Algorithm=_ENVELOPED)
+    etree.SubElement(transforms, _DS("Transform"), Algorithm=_EXC_C14N)
+    etree.SubElement(reference, _DS("DigestMethod"), Algorithm=_SHA256)
+    etree.SubElement(reference, _DS("DigestValue")).text = base64.b64encode(digest).decode()
+    signed_info_c14n = etree.tostring(signed_info, method="c14n", exclusive=True,
+                                      with_comments=False)
+    value = signer.key.sign(signed_info_c14n, padding.PKCS1v15(), hashes.SHA256())
+    etree.SubElement(sig, _DS("SignatureValue")).text = base64.b64encode(value).decode()
+    x509_data = etree.SubElement(etree.SubElement(sig, _DS("KeyInfo")), _DS("X509Data"))
+    for text in _cert_texts(signer):
+        etree.SubElement(x509_data, _DS("X509Certificate")).text = text
+    sig.tail = tail
+    parent.insert(index, sig)
+    out: bytes = etree.tostring(root, encoding="UTF-8", xml_declaration=True)
+    return out
+
+
+def sign_xml_signxml(data: bytes, signer: OrgSigner) -> bytes:
+    """The same signature made by signxml (the reference for the fast path above)."""
     root = _parse(data)
     if not root.xpath(PLACEHOLDER_XPATH, namespaces={"ds": DS_NS}):
         raise ValueError("the document has no <ds:Signature Id=\"placeholder\"/> element")
@@ -63,6 +126,29 @@ def sign_xml(data: bytes, signer: OrgSigner) -> bytes:
     signed = _signer().sign(root, key=signer.key, cert=[signer.cert, *signer.chain])
     out: bytes = etree.tostring(signed, encoding="UTF-8", xml_declaration=True)
     return out
+
+
+_EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
+_RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+_ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
+_SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
+_CERT_TEXTS: dict[str, tuple[str, ...]] = {}
+
+
+def _DS(name: str) -> str:
+    return f"{{{DS_NS}}}{name}"
+
+
+def _cert_texts(signer: OrgSigner) -> tuple[str, ...]:
+    """Base64 DER of the signer's chain, 64 columns like signxml (computed once per signer)."""
+    cached = _CERT_TEXTS.get(signer.fingerprint)
+    if cached is None:
+        texts = []
+        for cert in (signer.cert, *signer.chain):
+            b64 = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
+            texts.append("\n".join(b64[i:i + 64] for i in range(0, len(b64), 64)) + "\n")
+        cached = _CERT_TEXTS[signer.fingerprint] = tuple(texts)
+    return cached
 
 
 # -- PDF ----------------------------------------------------------------------------------------
