@@ -42,6 +42,7 @@ class HubReceipts:
     def __init__(self, keystore: Keystore, operator: str) -> None:
         self.keystore = keystore
         self.operator = operator
+        self._signature_values: dict[str, bytes] = {}
 
     def _operator(self) -> OrgSigner | None:
         return self.keystore.signer(self.operator)
@@ -50,10 +51,16 @@ class HubReceipts:
                reason: Reason | None = None, status_code: str | None = None) -> bytes:
         from hub.receipts import build_receipt, signature_value_of
 
-        try:
-            sig = signature_value_of(env.raw)
-        except Exception:
-            sig = b""
+        sig = self._signature_values.get(env.digest)
+        if sig is None:
+            # Up to three receipts per envelope bind the same SignatureValue: extract it once.
+            try:
+                sig = signature_value_of(env.raw)
+            except Exception:
+                sig = b""
+            if len(self._signature_values) > 4096:
+                self._signature_values.clear()
+            self._signature_values[env.digest] = sig
         code = env.header.code.text if isinstance(env, Envelope) else env.response_for.code
         document_id = env.document_id if isinstance(env, Envelope) else env.response_for.document_id
         kwargs: dict[str, Any] = {}
