@@ -7,6 +7,7 @@ built once; validators and signxml verifiers are built per message inside the va
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -147,6 +148,10 @@ class Hub:
                               between_batches=CrlRefresher(self.revocation), stop=stop)
 
     def close(self) -> None:
+        # Sign the chain head on the way out, so what was recorded is covered by a checkpoint.
+        if self.ledger.can_sign:
+            with contextlib.suppress(TransientError):
+                self.ledger.checkpoint()
         self.ledger.close()
 
 
@@ -254,6 +259,7 @@ def open_ledger(settings: Settings, operator: OrgSigner | None) -> Ledger:
         return Ledger.open(url, blob_dir=settings.path(settings.ledger.blob_dir),
                            blob_threshold=settings.ledger.blob_threshold,
                            checkpoint_every=settings.ledger.checkpoint_every,
+                           checkpoint_interval_s=settings.ledger.checkpoint_interval_s,
                            checkpoint_signer=signer, checkpoint_cert_pem=cert_pem)
     except (ConfigurationError, TransientError):
         raise  # a database that is down is not a configuration error: EXIT_UNAVAILABLE

@@ -59,6 +59,8 @@ class LedgerSettings:
     """SQLAlchemy URL. SQLite (WAL) by default; PostgreSQL in production."""
     checkpoint_every: int = 1000
     """Sign a checkpoint of the hash chain every N rows."""
+    checkpoint_interval_s: int = 60
+    """… or every T seconds, whichever comes first (and when the hub stops)."""
     blob_threshold: int = 1_048_576
     """Envelopes above this many bytes go to the content-addressed store, not the DB."""
     blob_dir: str = "ledger-blobs"

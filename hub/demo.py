@@ -200,11 +200,13 @@ def _run(settings: object, url: str, state: Path) -> int:
     _say("")
     _say("== Hub")
     _say(f"  outcomes: {dict(sorted(stats.by_outcome.items()))}")
-    result = hub.ledger.verify()
-    _say(f"  ledger: {result.rows} rows, hash chain {'verified' if result.ok else 'BROKEN'}"
-         f" ({state / 'ledger.sqlite3'})")
     consumer.stop.set()
     thread.join(timeout=30)
+    hub.ledger.checkpoint()
+    result = hub.ledger.verify()
+    _say(f"  ledger: {result.rows} rows, hash chain {'verified' if result.ok else 'BROKEN'},"
+         f" head signed by the hub operator ({state / 'ledger.sqlite3'})")
+    _say("  auditors: hub --config … ledger verify | ledger query --json | evidence export")
     for c in clients.values():
         c.close()
     cleanup = connect(url, "demo cleanup")

@@ -13,6 +13,13 @@ unless a passphrase is given. What it builds (DOMAIN.md §4; Circular 08/2016/TT
   ``UID`` = the organization code, ``CN`` = ``O`` = organization name), with its key in
   ``DIR/keystore/<organ_id>.key.pem`` and ``DIR/keystore/<organ_id>.pem`` (certificate + chain);
 - CRLs (DER and PEM) from both CAs; the issuing CA's revokes the ``revoked`` special certificate;
+- with ``ocsp_url``: every certificate below the root names that OCSP responder
+  (authorityInfoAccess), and a **delegated OCSP responder** certificate is issued by the issuing
+  CA (id-kp-OCSPSigning, id-pkix-ocsp-nocheck, 30 days; RFC 6960 §4.2.2.2) into
+  ``DIR/ocsp-responder.pem``;
+- with ``include_axis``: certificates for the bodies reached through the national axis too
+  (the same specialized CA serves state bodies nationwide), under ``DIR/axis`` — never in the
+  keystore: the hub does not sign for them;
 - **untrusted** hierarchies for negative tests, kept apart under ``DIR/untrusted``: a public-CA-like
   chain ("NEAC-like public root (TEST)" → "Commercial CA (TEST)" → a business) and a self-signed
   certificate;
@@ -118,6 +125,11 @@ class PkiPaths:
     """kind (:data:`SPECIAL_KINDS`) → certificate and key."""
     policy_oid: str
     crl_base_url: str
+    ocsp_url: str | None = None
+    ocsp_responder: IssuedPaths | None = None
+    """The delegated OCSP responder's certificate (+ issuing CA) and key, with ``ocsp_url``."""
+    axis_organizations: Mapping[str, IssuedPaths] = field(default_factory=dict)
+    """organ_id → seal certificate and key of bodies reached through the axis (``include_axis``)."""
 
 
 @dataclass
@@ -194,6 +206,7 @@ def _build_cert(
     ekus: Sequence[x509.ObjectIdentifier] = (),
     policy_oid: str | None = None,
     ocsp_url: str | None = None,
+    extra: Sequence[x509.ExtensionType] = (),
 ) -> x509.Certificate:
     builder = (
         x509.CertificateBuilder()
@@ -233,6 +246,8 @@ def _build_cert(
             )
     if ekus:
         builder = builder.add_extension(x509.ExtendedKeyUsage(list(ekus)), critical=False)
+    for extension in extra:
+        builder = builder.add_extension(extension, critical=False)
     if policy_oid is not None:
         builder = builder.add_extension(
             x509.CertificatePolicies(
@@ -314,12 +329,15 @@ def _safe_stem(text: str) -> str:
 # -- directory adapter ------------------------------------------------------------------------
 
 
-def orgs_from_directory(directory: Any) -> tuple[OrgSpec, ...]:
+def orgs_from_directory(
+    directory: Any, reach: tuple[str, ...] = ("direct",)
+) -> tuple[OrgSpec, ...]:
     """The organizations served directly, with their person signers, read from a Directory.
 
     Accepts :class:`hub.directory.Directory` or any iterable of :class:`OrgSpec`. The
     organization certificate's UID is the uid of the entry's ``role = "organization"`` signer
-    (by the directory's convention, the organization's first code).
+    (by the directory's convention, the organization's first code). ``reach`` selects the
+    bodies (``("axis",)``: those reached through the national axis).
     """
     if not hasattr(directory, "entries"):
         specs = tuple(directory)
@@ -330,7 +348,7 @@ def orgs_from_directory(directory: Any) -> tuple[OrgSpec, ...]:
     seen_orgs: set[str] = set()
     seen_people: set[str] = set()
     for entry in directory.entries():
-        if entry.reach != "direct" or entry.code in seen_orgs:
+        if entry.reach not in reach or entry.code in seen_orgs:
             continue
         seen_orgs.add(entry.code)
         seal = next(
@@ -357,12 +375,15 @@ def init_pki(
     ocsp_url: str | None = None,
     passphrase: bytes | None = None,
     keys: KeySource | None = None,
+    include_axis: bool = False,
 ) -> PkiPaths:
     """Generate the test PKI for every organization and signer of ``directory`` into ``dir``.
 
     ``directory`` is a :class:`hub.directory.Directory` or a sequence of :class:`OrgSpec`.
     ``now`` pins the validity windows (default: the current time). CRL distribution points are
-    ``{crl_base_url}/root-ca.crl`` and ``{crl_base_url}/issuing-ca.crl``.
+    ``{crl_base_url}/root-ca.crl`` and ``{crl_base_url}/issuing-ca.crl``; ``ocsp_url`` names an
+    OCSP responder in every certificate below the root and issues its delegated certificate;
+    ``include_axis`` also issues certificates to the bodies reached through the national axis.
     """
     now = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
     key_for = keys or _generate
@@ -437,6 +458,33 @@ def init_pki(
             signers[signer.uid] = _write_issued(
                 dir / "signers", _safe_stem(signer.uid), cert, [ca_cert], key, passphrase
             )
+    axis_organizations: dict[str, IssuedPaths] = {}
+    for org in orgs_from_directory(directory, ("axis",)) if include_axis else ():
+        cert, key = leaf(
+            f"org:{org.organ_id}", _name(org.name, org=org.name, uid=org.seal_uid or org.organ_id))
+        axis_organizations[org.organ_id] = _write_issued(
+            dir / "axis", _safe_stem(org.organ_id), cert, [ca_cert], key, passphrase)
+        for signer in org.signers:
+            cert, key = leaf(
+                f"person:{signer.uid}", _name(signer.name, org=org.name, uid=signer.uid))
+            signers[signer.uid] = _write_issued(
+                dir / "signers", _safe_stem(signer.uid), cert, [ca_cert], key, passphrase)
+
+    ocsp_responder: IssuedPaths | None = None
+    if ocsp_url:
+        # RFC 6960 §4.2.2.2: a delegated responder, issued directly by the CA whose
+        # certificates it answers for; nocheck because its own status cannot be asked of itself.
+        responder_key = key_for("ocsp-responder", 2048)
+        responder_cert = _build_cert(
+            subject=_name("OCSP responder (TEST)", org="Ban Cơ yếu Chính phủ (TEST)"),
+            public_key=responder_key.public_key(),
+            issuer=_Issuer(ca_cert, ca_key, None), signing_key=ca_key,
+            not_before=now - day, not_after=now + 30 * day, ca=False,
+            key_usage=_key_usage(digital_signature=True), ekus=(ExtendedKeyUsageOID.OCSP_SIGNING,),
+            extra=(x509.OCSPNoCheck(),),
+        )
+        ocsp_responder = _write_issued(
+            dir, "ocsp-responder", responder_cert, [ca_cert], responder_key, passphrase)
 
     # Special certificates: the first organization's identity, one defect each.
     first = orgs[0]
@@ -527,6 +575,7 @@ def init_pki(
         keystore=dir / "keystore", public_root_cert=pub_root_path, public_ca_cert=pub_ca_path,
         business=business, self_signed=self_signed, organizations=organizations,
         signers=signers, special=special, policy_oid=policy_oid, crl_base_url=crl_base_url,
+        ocsp_url=ocsp_url, ocsp_responder=ocsp_responder, axis_organizations=axis_organizations,
     )
 
 

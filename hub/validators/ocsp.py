@@ -137,11 +137,14 @@ class OcspEntry:
         return next((s for s in self.response.responses if cert_id.matches(s)), None)
 
     def usable_until(self, cert_id: CertId, freshness: timedelta) -> datetime | None:
-        """Until when a cache may keep this answer: its nextUpdate, else thisUpdate + window."""
+        """Until when a cache may keep this answer: as long as it is fresh by :func:`read_answer`'s
+        rule — its nextUpdate or thisUpdate + the freshness window, whichever is later."""
         single = self.single(cert_id)
         if single is None:
             return None
-        return single.next_update_utc or single.this_update_utc + freshness
+        window_end = single.this_update_utc + freshness
+        next_update = single.next_update_utc
+        return window_end if next_update is None else max(next_update, window_end)
 
 
 @dataclass(frozen=True, slots=True)
