@@ -202,7 +202,8 @@ class OcspCache:
             self.errors[url] = detail[:300]
 
     def _post(self, url: str, request: bytes) -> bytes:
-        self.requests += 1
+        with self._lock:
+            self.requests += 1
         response = self._session.post(
             url, data=request, timeout=OCSP_TIMEOUT, stream=True, allow_redirects=False,
             headers={"Content-Type": "application/ocsp-request",

@@ -14,6 +14,7 @@ Nothing here is a real key: everything is generated into a temporary directory.
 from __future__ import annotations
 
 import datetime as dt
+import importlib.resources
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -31,8 +32,36 @@ PKI_NOW = dt.datetime(2026, 3, 2, 8, 0, 0, tzinfo=dt.UTC)
 AT = PKI_NOW + dt.timedelta(minutes=5)
 """A receipt time inside every validity window and within the CRLs' freshness."""
 
-DIRECTORY = Directory.sample()
-"""The bundled Hà Tĩnh directory: the PKI issues a certificate to each of its signers."""
+AXIS_SENDER = "000.00.00.H99"
+"""A fictional province reached through the national axis, with a person signer (the bundled
+sample lists only the seals of its axis bodies)."""
+AXIS_PERSON = "CCCD:099080000001"
+"""The person signer of :data:`AXIS_SENDER`."""
+AXIS_EXTRA = f"""
+[[org]]
+codes = ["{AXIS_SENDER}", "H99"]
+name = "Ủy ban nhân dân tỉnh Thử Nghiệm (TEST)"
+level = 1
+valid_from = 2016-04-01
+broker_user = "axis-gateway"
+reach = "axis"
+
+  [[org.signer]]
+  uid = "{AXIS_SENDER}"
+  role = "organization"
+  name = "Ủy ban nhân dân tỉnh Thử Nghiệm (TEST)"
+
+  [[org.signer]]
+  uid = "{AXIS_PERSON}"
+  role = "person"
+  name = "Lê Văn Trục"
+  position = "Chủ tịch"
+"""
+DIRECTORY = Directory.from_toml(
+    (importlib.resources.files("hub") / "data" / "directory-ha-tinh.toml").read_text("utf-8")
+    + AXIS_EXTRA, "sample+axis")
+"""The bundled Hà Tĩnh directory plus :data:`AXIS_SENDER`: the PKI issues a certificate to each
+of their signers (axis bodies included, outside the keystore)."""
 SAMPLE_ORGS = orgs_from_directory(DIRECTORY)
 """The directly served organizations and their person signers, as the PKI sees them."""
 
@@ -97,6 +126,10 @@ class GeneratedPki:
         """One of :data:`hub.pki.SPECIAL_KINDS`."""
         return self._cached(f"special:{kind}", self.paths.special[kind])
 
+    def axis_org(self, organ_id: str) -> OrgSigner:
+        """The seal of a body reached through the axis (not in the keystore)."""
+        return self._cached(f"axis:{organ_id}", self.paths.axis_organizations[organ_id])
+
     @property
     def business(self) -> OrgSigner:
         """A business certificate under the untrusted public-CA-like chain."""
@@ -107,9 +140,15 @@ class GeneratedPki:
         return self._cached("self-signed", self.paths.self_signed)
 
 
-def make_pki(base: Path, directory: Any = DIRECTORY) -> GeneratedPki:
-    keys = KeyCache()
-    return GeneratedPki(init_pki(base, directory, now=PKI_NOW, keys=keys), keys)
+def make_pki(
+    base: Path, directory: Any = DIRECTORY, *, keys: KeyCache | None = None,
+    ocsp_url: str | None = None,
+) -> GeneratedPki:
+    """A test PKI at :data:`PKI_NOW`; pass the ``keys`` of another to reuse its keys (fast)."""
+    keys = keys or KeyCache()
+    paths = init_pki(base, directory, now=PKI_NOW, keys=keys, ocsp_url=ocsp_url,
+                     include_axis=True)
+    return GeneratedPki(paths, keys)
 
 
 _SESSION: dict[Path, GeneratedPki] = {}
