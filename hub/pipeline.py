@@ -352,7 +352,7 @@ class Pipeline:
             self._receipt(plan, plan.first, accepted[1], env, sender, at, "accepted",
                           issuer=accepted[0])
         plan.outcomes.append((delivery, Disposition(Action.DELIVER, attempts=attempts)))
-        log.info("envelope_accepted", message_id=mid, sender=sender, digest=env.digest[:16],
+        log.debug("envelope_accepted", message_id=mid, sender=sender, digest=env.digest[:16],
                  recipients=[d.organ_id for d in deliveries], attempts=attempts)
 
     def _original_of(self, env: Envelope) -> Any:
@@ -431,7 +431,7 @@ class Pipeline:
                     {**headers, "x-hub-receipt": "countersigned"},
                     message_id=f"{status.digest}:{target}:countersigned"))
         plan.outcomes.append((delivery, Disposition(Action.DELIVER, attempts=attempts)))
-        log.info("status_routed", message_id=mid, reporter=reporter, status=status.status_code,
+        log.debug("status_routed", message_id=mid, reporter=reporter, status=status.status_code,
                  targets=list(targets))
 
     # -- outcomes ------------------------------------------------------------------------------
@@ -443,7 +443,7 @@ class Pipeline:
                                    detail={"delivered_to": sorted(delivered)}))
         plan.outcomes.append((delivery, decide(Reason.OK, attempts=attempts,
                                                policy=self.config.retry, duplicate=True)))
-        log.info("duplicate_ignored", message_id=mid, sender=packet.sender.organ_id,
+        log.debug("duplicate_ignored", message_id=mid, sender=packet.sender.organ_id,
                  digest=packet.digest[:16])
 
     def _receipt(self, plan: BatchPlan, phase: list[Outgoing], receipt: bytes, env: Envelope,
