@@ -247,8 +247,8 @@ def _axis_legacy(
     if reach != "axis":
         # Bodies connected directly to the hub sign with the hub's profile: never waived.
         checks[-1] = _annotated(
-            checks[-1], f"not applicable: sender {sender} is "
-            + ("not in the directory" if entry is None else f"reached {reach}"))
+            checks[-1], f"not applicable: sender {sender} "
+            + ("is not in the directory" if entry is None else f"has reach = {reach!r}"))
         return False
     return True
 

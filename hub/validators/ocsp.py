@@ -9,11 +9,11 @@ in as an :class:`OcspSnapshot`; this module reads them:
   issuer's name (DER), hash of the issuer's public key (the subjectPublicKey BIT STRING) and the
   serial number. Answers are looked up by it (:class:`CertId`).
 - **Who may sign an answer** (RFC 6960 §4.2.2.2): the issuing CA itself, or a *delegated*
-  responder whose certificate was issued directly by that CA, carries id-kp-OCSPSigning and was
-  valid when the answer was produced. The signature must verify with that key, with a SHA-2
-  hash (SHA-1 and MD5 signatures are unusable, as everywhere in the hub). The delegated
-  responder's own revocation is not checked (the CA marks such short-lived certificates with
-  id-pkix-ocsp-nocheck, RFC 6960 §4.2.2.2.1).
+  responder whose certificate was issued directly by that CA, carries id-kp-OCSPSigning and is
+  valid at ``at`` (the time everything else is judged at). The signature must verify with that
+  key, with a SHA-2 hash (SHA-1 and MD5 signatures are unusable, as everywhere in the hub). The
+  delegated responder's own revocation is not checked (the CA marks such short-lived
+  certificates with id-pkix-ocsp-nocheck, RFC 6960 §4.2.2.2.1).
 - **Freshness** (RFC 6960 §3.2, points 4–5), the same window as CRLs
   (``[trust] crl_freshness_s``): an answer is fresh at ``at`` when its thisUpdate is at most
   the freshness window before ``at``, or its nextUpdate has not passed. A thisUpdate later than
@@ -216,10 +216,8 @@ def _verify(key: object, signature: bytes, data: bytes, algorithm: hashes.HashAl
     return True
 
 
-def _delegated(
-    candidate: x509.Certificate, issuer: x509.Certificate, produced_at: datetime
-) -> bool:
-    """RFC 6960 §4.2.2.2: issued directly by the CA, id-kp-OCSPSigning, valid when produced."""
+def _delegated(candidate: x509.Certificate, issuer: x509.Certificate, at: datetime) -> bool:
+    """RFC 6960 §4.2.2.2: issued directly by the CA, id-kp-OCSPSigning, valid at ``at``."""
     if candidate.issuer != issuer.subject:
         return False
     try:
@@ -229,11 +227,11 @@ def _delegated(
         return False
     return (
         ExtendedKeyUsageOID.OCSP_SIGNING in ekus
-        and candidate.not_valid_before_utc <= produced_at <= candidate.not_valid_after_utc
+        and candidate.not_valid_before_utc <= at <= candidate.not_valid_after_utc
     )
 
 
-def _signer(response: ocsp.OCSPResponse, issuer: x509.Certificate) -> str:
+def _signer(response: ocsp.OCSPResponse, issuer: x509.Certificate, at: datetime) -> str:
     """Who signed ``response`` — the issuing CA or a delegated responder — or raise."""
     algorithm = response.signature_hash_algorithm
     if not isinstance(algorithm, _STRONG_HASHES):
@@ -242,9 +240,8 @@ def _signer(response: ocsp.OCSPResponse, issuer: x509.Certificate) -> str:
     data, signature = response.tbs_response_bytes, response.signature
     if _verify(issuer.public_key(), signature, data, algorithm):
         return "issuing CA"
-    produced_at = response.produced_at_utc
     for candidate in response.certificates:
-        if _delegated(candidate, issuer, produced_at) and _verify(
+        if _delegated(candidate, issuer, at) and _verify(
             candidate.public_key(), signature, data, algorithm
         ):
             return hashlib.sha256(candidate.public_bytes(serialization.Encoding.DER)).hexdigest()
@@ -273,7 +270,7 @@ def read_answer(
     single = entry.single(cert_id)
     if single is None:
         raise OcspUnusable(f"no SHA-256 answer for {cert_id}")
-    responder = _signer(response, issuer)
+    responder = _signer(response, issuer, at)
     this_update = single.this_update_utc
     if this_update > entry.fetched_at + CLOCK_SKEW:
         raise OcspUnusable(f"thisUpdate {this_update.isoformat()} is in the future")

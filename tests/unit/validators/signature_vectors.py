@@ -17,7 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from lxml import etree
 from signxml import (  # type: ignore[attr-defined]
     CanonicalizationMethod,
@@ -42,8 +46,10 @@ from hub.edxml.model import Attachment, Organization
 from hub.keystore import OrgSigner
 from hub.reasons import Reason
 from hub.signing import minimal_pdf, sign_pdf, sign_xml
-from hub.validators import CrlEntry, CrlSnapshot, Indication, TrustPolicy
-from tests.pki_fixtures import AT, DIRECTORY, PKI_NOW, GeneratedPki
+from hub.validators import CrlEntry, CrlSnapshot, Indication, OcspEntry, OcspSnapshot, TrustPolicy
+from hub.validators.ocsp import CertId
+from tests.pki_fixtures import AT, AXIS_PERSON, AXIS_SENDER, DIRECTORY, PKI_NOW, GeneratedPki
+from tests.unit.validators.ocsp_responder import Issuer, OcspResponder
 
 MANIFEST = Path(__file__).resolve().parents[2] / "vectors" / "signatures" / "manifest.toml"
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
@@ -93,6 +99,8 @@ class Built:
     at: dt.datetime
     crls: CrlSnapshot
     policy: TrustPolicy
+    ocsp: OcspSnapshot | None = None
+    directory: Any = DIRECTORY
 
 
 @dataclass
@@ -165,9 +173,56 @@ class Vectors:
             return dataclasses.replace(parse_packet(self.valid_raw), raw=raw)
 
     def done(self, raw: bytes, *, at: dt.datetime = AT, crls: CrlSnapshot | None = None,
-             policy: TrustPolicy | None = None) -> Built:
+             policy: TrustPolicy | None = None, ocsp: OcspSnapshot | None = None) -> Built:
         return Built(self.packet(raw), at, self.crls if crls is None else crls,
-                     policy or self.policy)
+                     policy or self.policy, ocsp)
+
+    # -- OCSP: answers built in-process by the test responder (no HTTP) ----------------------
+
+    @cached_property
+    def root_crl_only(self) -> CrlSnapshot:
+        """The root's CRL (covers the issuing CA), none for the issuing CA: OCSP must decide."""
+        return CrlSnapshot.of([CrlEntry(self.pki.crls[0], fetched_at=PKI_NOW, source="test")])
+
+    def responder(self, **settings: Any) -> OcspResponder:
+        ca = Issuer(self.pki.issuing_ca, self.pki.keys("issuing-ca", 2048))
+        return OcspResponder(PKI_NOW, issuers=[ca], **settings)
+
+    def ocsp(self, responder: OcspResponder, *signers: OrgSigner) -> OcspSnapshot:
+        """The responder's answers about ``signers`` (default: the envelope's and the PDF's)."""
+        ca = self.pki.issuing_ca
+        certs = [s.cert for s in signers or (self.org, self.person)]
+        return OcspSnapshot.of(
+            (CertId.of(c, ca), OcspEntry.from_der(responder.answer(c, ca), AT, "test"))
+            for c in certs)
+
+    # -- national axis -------------------------------------------------------------------------
+
+    @property
+    def axis_org(self) -> OrgSigner:
+        return self.pki.axis_org(AXIS_SENDER)
+
+    @cached_property
+    def axis_pdf(self) -> bytes:
+        """The axis sender's main document, signed by its person and sealed by it."""
+        pdf = sign_pdf(minimal_pdf("Cong van lien tinh"), self.pki.person(AXIS_PERSON),
+                       field_name="NguoiKy", reason="Ký ban hành")
+        return sign_pdf(pdf, self.axis_org, field_name="DauCoQuan", reason="Đóng dấu")
+
+    @cached_property
+    def waiving(self) -> TrustPolicy:
+        return dataclasses.replace(self.policy, axis_legacy_envelope_signature=True)
+
+    def legacy_sha1(self, signer: OrgSigner, **kwargs: Any) -> bytes:
+        """An envelope signed like the official SDK's legacy profile: rsa-sha1, SHA-1 digest."""
+        root = _tree(self.envelope(**kwargs))
+        signed = _LegacySha1Signer(
+            method=methods.enveloped,
+            signature_algorithm=SignatureMethod.RSA_SHA1,
+            digest_algorithm=DigestAlgorithm.SHA1,
+            c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
+        ).sign(root, key=signer.key, cert=[signer.cert, *signer.chain])
+        return _out(signed)
 
 
 # -- XML surgery helpers ----------------------------------------------------------------------
@@ -184,6 +239,13 @@ def _out(root: etree._Element) -> bytes:
 def _signature(root: etree._Element) -> etree._Element:
     found: list[etree._Element] = root.xpath("//ds:Signature", namespaces=NSMAP)  # type: ignore[assignment]
     return found[0]
+
+
+class _LegacySha1Signer(XMLSigner):
+    """signxml refuses SHA-1 unless told: only these interop vectors make SHA-1 signatures."""
+
+    def check_deprecated_methods(self) -> None:
+        pass
 
 
 def _xml_signer() -> XMLSigner:
@@ -533,6 +595,155 @@ def xsw_xpath_transform(v: Vectors) -> Built:
         "not(ancestor-or-self::*[local-name()='AttachmentEncoded'])")
     transforms.insert(1, xpath)
     return v.done(_out(root))
+
+
+# -- OCSP ------------------------------------------------------------------------------------
+
+
+@recipe
+def ocsp_good_without_crl(v: Vectors) -> Built:
+    """No CRL of the issuing CA; fresh "good" answers signed by the CA decide."""
+    return v.done(v.valid_raw, crls=v.root_crl_only, ocsp=v.ocsp(v.responder()))
+
+
+@recipe
+def ocsp_delegated_responder(v: Vectors) -> Built:
+    """Answers signed by a delegated responder (id-kp-OCSPSigning, issued by the CA)."""
+    ca_key = v.pki.keys("issuing-ca", 2048)
+    responder_key = v.pki.keys("vector-ocsp-responder", 2048)
+    delegate = (
+        x509.CertificateBuilder().subject_name(x509.Name.from_rfc4514_string(
+            "CN=OCSP delegated (TEST),C=VN"))
+        .issuer_name(v.pki.issuing_ca.subject).public_key(responder_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(PKI_NOW - dt.timedelta(days=1))
+        .not_valid_after(PKI_NOW + dt.timedelta(days=30))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), critical=False)
+        .add_extension(x509.OCSPNoCheck(), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    responder = v.responder(delegate=Issuer(delegate, responder_key))
+    return v.done(v.valid_raw, crls=v.root_crl_only, ocsp=v.ocsp(responder))
+
+
+@recipe
+def ocsp_responder_not_delegated(v: Vectors) -> Built:
+    """Answers signed by another certificate of the CA (the seal) that lacks id-kp-OCSPSigning."""
+    seal = v.pki.org(RECIPIENT)
+    responder = v.responder(delegate=Issuer(seal.cert, seal.key))  # type: ignore[arg-type]
+    return v.done(v.valid_raw, crls=v.root_crl_only, ocsp=v.ocsp(responder))
+
+
+@recipe
+def ocsp_revoked(v: Vectors) -> Built:
+    """The CRL is fresh and silent; the OCSP answer says revoked: revoked wins."""
+    responder = v.responder(revoked={v.org.cert.serial_number: PKI_NOW - dt.timedelta(hours=1)})
+    return v.done(v.valid_raw, ocsp=v.ocsp(responder))
+
+
+@recipe
+def ocsp_unknown_without_crl(v: Vectors) -> Built:
+    responder = v.responder(unknown={v.org.cert.serial_number})
+    return v.done(v.valid_raw, crls=v.root_crl_only, ocsp=v.ocsp(responder))
+
+
+@recipe
+def ocsp_stale_without_crl(v: Vectors) -> Built:
+    """thisUpdate three days old, nextUpdate passed two days ago."""
+    responder = v.responder(this_update=PKI_NOW - dt.timedelta(days=3))
+    return v.done(v.valid_raw, crls=v.root_crl_only, ocsp=v.ocsp(responder))
+
+
+@recipe
+def ocsp_forged_without_crl(v: Vectors) -> Built:
+    """Answers signed with a key that is neither the CA's nor a delegated responder's."""
+    responder = v.responder(forge_with=v.pki.keys("public-ca", 2048))
+    return v.done(v.valid_raw, crls=v.root_crl_only, ocsp=v.ocsp(responder))
+
+
+@recipe
+def ocsp_stale_but_crl_fresh(v: Vectors) -> Built:
+    """A stale OCSP answer does not matter when the CRL is fresh and silent."""
+    responder = v.responder(this_update=PKI_NOW - dt.timedelta(days=3))
+    return v.done(v.valid_raw, ocsp=v.ocsp(responder))
+
+
+# -- national-axis legacy envelope signatures (DOMAIN.md §4) -----------------------------------
+
+
+@recipe
+def axis_legacy_sha1_policy_off(v: Vectors) -> Built:
+    return v.done(v.legacy_sha1(v.axis_org, sender=AXIS_SENDER, pdf=v.axis_pdf))
+
+
+@recipe
+def axis_legacy_sha1_accepted(v: Vectors) -> Built:
+    return v.done(v.legacy_sha1(v.axis_org, sender=AXIS_SENDER, pdf=v.axis_pdf),
+                  policy=v.waiving)
+
+
+@recipe
+def axis_legacy_unsigned_accepted(v: Vectors) -> Built:
+    """The SDK's signature in a foreign namespace is no ds:Signature at all: SIGNATURE_MISSING."""
+    return v.done(v.envelope(sender=AXIS_SENDER, pdf=v.axis_pdf, placeholder=False),
+                  policy=v.waiving)
+
+
+@recipe
+def axis_legacy_placeholder_accepted(v: Vectors) -> Built:
+    """The SDK left the empty signature placeholder."""
+    return v.done(v.envelope(sender=AXIS_SENDER, pdf=v.axis_pdf), policy=v.waiving)
+
+
+@recipe
+def axis_legacy_direct_sender(v: Vectors) -> Built:
+    """The same legacy envelope from a body connected directly: never waived."""
+    return v.done(v.legacy_sha1(v.org, pdf=v.good_pdf), policy=v.waiving)
+
+
+@recipe
+def axis_legacy_content_tampered(v: Vectors) -> Built:
+    """Envelope edited after the SHA-1 signing: the digest mismatch is never waived."""
+    raw = v.legacy_sha1(v.axis_org, sender=AXIS_SENDER, pdf=v.axis_pdf)
+    tampered = raw.replace("triển khai".encode(), "hủy bỏ".encode(), 1)
+    assert tampered != raw
+    return v.done(tampered, policy=v.waiving)
+
+
+@recipe
+def axis_legacy_pdf_tampered(v: Vectors) -> Built:
+    pdf = bytearray(v.axis_pdf)
+    at = pdf.index(b"Cong van lien tinh")
+    pdf[at] = ord("X")
+    return v.done(v.legacy_sha1(v.axis_org, sender=AXIS_SENDER, pdf=bytes(pdf)),
+                  policy=v.waiving)
+
+
+@recipe
+def axis_legacy_pdf_person_missing(v: Vectors) -> Built:
+    pdf = sign_pdf(minimal_pdf(), v.axis_org, field_name="Dau", reason="r")
+    return v.done(v.legacy_sha1(v.axis_org, sender=AXIS_SENDER, pdf=pdf), policy=v.waiving)
+
+
+@recipe
+def axis_legacy_pdf_untrusted(v: Vectors) -> Built:
+    pdf = sign_pdf(minimal_pdf(), v.pki.business, field_name="NguoiKy", reason="Ký")
+    pdf = sign_pdf(pdf, v.axis_org, field_name="DauCoQuan", reason="Đóng dấu")
+    return v.done(v.legacy_sha1(v.axis_org, sender=AXIS_SENDER, pdf=pdf), policy=v.waiving)
+
+
+@recipe
+def axis_legacy_without_pdf(v: Vectors) -> Built:
+    return v.done(v.legacy_sha1(v.axis_org, sender=AXIS_SENDER, attachments=()),
+                  policy=v.waiving)
+
+
+@recipe
+def axis_legacy_wrong_c14n(v: Vectors) -> Built:
+    """Inclusive c14n is not a waivable defect (only SHA-1 and a missing signature are)."""
+    raw = v.legacy_sha1(v.axis_org, sender=AXIS_SENDER, pdf=v.axis_pdf).replace(
+        b"http://www.w3.org/2001/10/xml-exc-c14n#", b"http://www.w3.org/TR/2001/REC-xml-c14n-20010315", 1)
+    return v.done(raw, policy=v.waiving)
 
 
 def build(name: str, vectors: Vectors) -> Built:

@@ -7,7 +7,6 @@ import pytest
 from hub.validators import validate_packet
 from tests.pki_fixtures import GeneratedPki, session_pki
 from tests.unit.validators.signature_vectors import (
-    DIRECTORY,
     RECIPES,
     VectorCase,
     Vectors,
@@ -39,7 +38,8 @@ def test_a_signature_vector_gets_its_expected_outcome(case: VectorCase, vectors:
     built = build(case.recipe, vectors)
     # When the hub validates it (this never raises)
     report = validate_packet(
-        built.packet, at=built.at, policy=built.policy, directory=DIRECTORY, crls=built.crls)
+        built.packet, at=built.at, policy=built.policy, directory=built.directory,
+        crls=built.crls, ocsp=built.ocsp)
     # Then the indication and the first reason are the expected ones
     assert (report.indication, report.reason) == (case.indication, case.reason), report.describe()
     assert report.to_dict()["reason"] == case.reason.value
