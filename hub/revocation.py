@@ -244,6 +244,9 @@ class OcspCache:
             if until is None:
                 self._failed(url, f"no SHA-256 answer for {cert_id}")
                 continue
+            if until < now:
+                self._failed(url, f"stale answer for {cert_id} (usable until {until.isoformat()})")
+                continue
             with self._lock:
                 self._entries[cert_id] = (until, entry)
                 self.errors.pop(url, None)

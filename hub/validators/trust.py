@@ -448,8 +448,10 @@ def _ocsp_source(
         next_update = answer.next_update.isoformat() if answer.next_update else "none"
         return _Source(
             "ocsp", problem=f"OCSP answer is stale (thisUpdate {when}, nextUpdate {next_update})")
-    # "good", or revoked only after ``at``: not revoked when the packet was received.
-    return _Source("ocsp", fresh=True, clear=f"{answer.status.value}@{when} by {answer.responder}")
+    status = answer.status.value
+    if answer.revocation_time is not None:  # revoked only after ``at``
+        status = f"not revoked at receipt (revoked {answer.revocation_time.isoformat()})"
+    return _Source("ocsp", fresh=True, clear=f"{status}@{when} by {answer.responder}")
 
 
 def check_revocation(

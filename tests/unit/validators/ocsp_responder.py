@@ -77,10 +77,21 @@ class OcspResponder:
     forge_with: rsa.RSAPrivateKey | None = None
     """Sign with this key instead, as an impostor CA of the same name (a forged answer)."""
     status: ocsp.OCSPResponseStatus = ocsp.OCSPResponseStatus.SUCCESSFUL
+    oversize: bool = False
+    """Answer with 100 KB of padding (over the hub's limit)."""
     requests: list[CertId] = field(default_factory=list)
     """CertIDs asked over HTTP, in order."""
     _server: http.server.ThreadingHTTPServer | None = field(default=None, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
+
+    def reset(self, issuers: list[Issuer]) -> None:
+        """Answer "good" for everything ``issuers`` issued, as a fresh responder would."""
+        self.issuers = list(issuers)
+        self.revoked, self.unknown = {}, set()
+        self.this_update, self.next_update = None, dt.timedelta(days=1)
+        self.delegate, self.forge_with = None, None
+        self.status, self.oversize = ocsp.OCSPResponseStatus.SUCCESSFUL, False
+        self.requests.clear()
 
     # -- the pure part --------------------------------------------------------------------
 
@@ -153,6 +164,8 @@ class OcspResponder:
                 except ValueError:
                     pass  # respond() answers malformedRequest
                 body = responder.respond(data)
+                if responder.oversize:
+                    body += b"\0" * 100_000
                 self.send_response(200)
                 self.send_header("Content-Type", "application/ocsp-response")
                 self.send_header("Content-Length", str(len(body)))

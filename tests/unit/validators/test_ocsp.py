@@ -1,0 +1,393 @@
+"""OCSP end to end: certificates that name a real local responder, asked over HTTP by the cache.
+
+Each test validates a packet the way the hub does: judge with the answers known, and when the
+report is undecided ask the questions it names (``report.ocsp_queries``), then judge again.
+Only the root's CRL is known (it covers the issuing CA), so OCSP decides for the signers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.x509 import ocsp
+
+from hub.config import Settings, with_overrides
+from hub.reasons import Reason
+from hub.revocation import MAX_OCSP_BYTES, OcspCache, RevocationCache
+from hub.validators import (
+    CrlEntry,
+    CrlSnapshot,
+    Indication,
+    OcspEntry,
+    OcspSnapshot,
+    ValidationReport,
+    validate_packet,
+)
+from hub.validators.ocsp import (
+    CertId,
+    OcspQuery,
+    OcspStatus,
+    OcspUnusable,
+    ocsp_urls,
+    read_answer,
+)
+from hub.validators.outcome import ValidationFailure
+from hub.validators.trust import check_revocation
+from tests.pki_fixtures import AT, DIRECTORY, PKI_NOW, GeneratedPki, make_pki, session_pki
+from tests.unit.validators.ocsp_responder import Issuer, OcspResponder
+from tests.unit.validators.signature_vectors import Vectors
+
+HOUR = dt.timedelta(hours=1)
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> GeneratedPki:
+    return session_pki(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[OcspResponder]:
+    with OcspResponder(PKI_NOW) as responder:
+        yield responder
+
+
+@pytest.fixture(scope="module")
+def ocsp_pki(
+    tmp_path_factory: pytest.TempPathFactory, pki: GeneratedPki, server: OcspResponder,
+) -> GeneratedPki:
+    """The test PKI again (same keys), every certificate naming ``server`` as its responder."""
+    return make_pki(tmp_path_factory.mktemp("ocsp-pki"), keys=pki.keys, ocsp_url=server.url)
+
+
+@pytest.fixture
+def responder(server: OcspResponder, ocsp_pki: GeneratedPki) -> OcspResponder:
+    server.reset([Issuer(ocsp_pki.issuing_ca, ocsp_pki.keys("issuing-ca", 2048))])
+    return server
+
+
+@pytest.fixture(scope="module")
+def vectors(ocsp_pki: GeneratedPki) -> Vectors:
+    return Vectors(ocsp_pki)
+
+
+class Clock:
+    """The cache's notion of now, moved by the test."""
+
+    def __init__(self, now: dt.datetime = AT) -> None:
+        self.now = now
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def cache(clock: Clock) -> RevocationCache:
+    return RevocationCache(with_overrides(Settings(), trust={"crl_freshness_s": 3600}),
+                           clock=clock)
+
+
+def _judge(
+    v: Vectors, cache: RevocationCache, raw: bytes | None = None,
+    crls: CrlSnapshot | None = None,
+) -> tuple[ValidationReport, ValidationReport]:
+    """First judgement, and the one after asking what it asked (as hub.app does)."""
+    packet = v.packet(raw or v.valid_raw)
+
+    def once() -> ValidationReport:
+        return validate_packet(packet, at=AT, policy=v.policy, directory=DIRECTORY,
+                               crls=v.root_crl_only if crls is None else crls,
+                               ocsp=cache.ocsp_snapshot())
+
+    first = once()
+    if first.indeterminate and first.ocsp_queries:
+        cache.refresh(ocsp=first.ocsp_queries)
+        return first, once()
+    return first, first
+
+
+def _revocation(report: ValidationReport) -> dict[str, str]:
+    return dict(next(c for c in report.checks if c.check == "revocation").evidence)
+
+
+def test_the_certificates_name_the_responder(ocsp_pki: GeneratedPki, server: OcspResponder) -> None:
+    assert ocsp_urls(ocsp_pki.org("000.00.01.H27").cert) == (server.url,)
+    assert ocsp_urls(ocsp_pki.issuing_ca) == (server.url,)
+
+
+def test_a_good_answer_from_the_named_responder_accepts_the_packet(
+    vectors: Vectors, cache: RevocationCache, responder: OcspResponder,
+) -> None:
+    # Given no CRL of the issuing CA and no answer yet
+    first, report = _judge(vectors, cache)
+    # Then the first judgement is undecided and says where to ask
+    assert first.indeterminate
+    assert first.reason is Reason.REVOCATION_UNAVAILABLE
+    where = _revocation(first)
+    assert where["ocsp_urls"] == responder.url
+    assert "issuing-ca.crl" in where["crl_urls"]
+    # And once the responder is asked (envelope seal and PDF person: two certificates),
+    asked = {CertId.of(s.cert, vectors.pki.issuing_ca) for s in (vectors.org, vectors.person)}
+    assert set(responder.requests) == asked
+    # the packet is accepted on the OCSP answer
+    assert report.accepted, report.describe()
+    assert _revocation(report)["ocsp_signer"].startswith("good@")
+    assert _revocation(report)["ocsp_signer"].endswith("by issuing CA")
+
+
+def test_answers_are_cached_per_certificate_until_they_expire(
+    vectors: Vectors, cache: RevocationCache, responder: OcspResponder, clock: Clock,
+) -> None:
+    _judge(vectors, cache)
+    asked = len(responder.requests)
+    # A second packet from the same signers is judged without asking again
+    first, _ = _judge(vectors, cache)
+    assert first.accepted
+    assert len(responder.requests) == asked
+    # The answers say nextUpdate = thisUpdate + 1 day: kept until then, dropped after
+    clock.now = PKI_NOW + dt.timedelta(hours=23)
+    assert len(cache.ocsp_snapshot()) == 2
+    clock.now = PKI_NOW + dt.timedelta(days=1, minutes=1)
+    assert len(cache.ocsp_snapshot()) == 0
+
+
+def test_a_revoked_answer_refuses_the_packet(
+    vectors: Vectors, cache: RevocationCache, responder: OcspResponder,
+) -> None:
+    responder.revoked[vectors.org.cert.serial_number] = PKI_NOW - HOUR
+    _, report = _judge(vectors, cache)
+    assert (report.indication, report.reason) == (Indication.FAILED, Reason.CERT_REVOKED)
+    problem = report.first_problem
+    assert problem is not None
+    assert problem.evidence["revocation_source"] == "ocsp"
+
+
+def test_a_revoked_answer_wins_over_a_fresh_crl_that_does_not_list_the_serial(
+    vectors: Vectors, cache: RevocationCache, responder: OcspResponder,
+) -> None:
+    responder.revoked[vectors.org.cert.serial_number] = PKI_NOW - HOUR
+    cache.refresh(ocsp=_judge(vectors, cache)[0].ocsp_queries)
+    _, report = _judge(vectors, cache, crls=vectors.crls)
+    assert report.reason is Reason.CERT_REVOKED
+
+
+def test_an_unknown_answer_leaves_revocation_undecided(
+    vectors: Vectors, cache: RevocationCache, responder: OcspResponder,
+) -> None:
+    responder.unknown.add(vectors.org.cert.serial_number)
+    _, report = _judge(vectors, cache)
+    assert report.indeterminate
+    assert report.reason is Reason.REVOCATION_UNAVAILABLE
+    assert "does not know" in report.summary()["detail"]
+
+
+def test_an_unknown_answer_with_a_fresh_crl_is_decided_by_the_crl(
+    vectors: Vectors, cache: RevocationCache, responder: OcspResponder,
+) -> None:
+    responder.unknown.add(vectors.org.cert.serial_number)
+    _, report = _judge(vectors, cache, crls=vectors.crls)
+    assert report.accepted, report.describe()
+    assert "crl_signer" in _revocation(report)
+
+
+def test_a_stale_answer_is_not_used(
+    vectors: Vectors, cache: RevocationCache, responder: OcspResponder,
+) -> None:
+    # thisUpdate three days old, nextUpdate one day after it: stale at AT
+    responder.this_update = PKI_NOW - dt.timedelta(days=3)
+    _, report = _judge(vectors, cache)
+    assert report.indeterminate
+    assert report.reason is Reason.REVOCATION_UNAVAILABLE
+    assert "stale answer" in cache.ocsp.errors[responder.url]
+
+
+def test_an_answer_without_next_update_is_fresh_for_the_freshness_window(
+    vectors: Vectors, cache: RevocationCache, responder: OcspResponder,
+) -> None:
+    responder.next_update = None
+    responder.this_update = AT - dt.timedelta(minutes=50)
+    _, report = _judge(vectors, cache)
+    assert report.accepted, report.describe()
+    responder.this_update = AT - dt.timedelta(minutes=70)
+    _, report = _judge(vectors, RevocationCache(Settings(), clock=lambda: AT))
+    assert report.indeterminate
+
+
+def test_an_answer_with_a_bad_responder_signature_is_not_used(
+    vectors: Vectors, cache: RevocationCache, responder: OcspResponder,
+) -> None:
+    responder.forge_with = vectors.pki.keys("public-ca", 2048)
+    _, report = _judge(vectors, cache)
+    assert report.indeterminate
+    assert "does not verify" in report.summary()["detail"]
+
+
+def test_a_delegated_responder_issued_by_the_ca_may_sign_the_answers(
+    vectors: Vectors, cache: RevocationCache, responder: OcspResponder, ocsp_pki: GeneratedPki,
+) -> None:
+    # Given the PKI's delegated responder (id-kp-OCSPSigning, nocheck) signs the answers
+    paths = ocsp_pki.paths.ocsp_responder
+    assert paths is not None
+    delegate = ocsp_pki._load("ocsp-responder", paths)
+    responder.delegate = Issuer(delegate.cert, delegate.key)  # type: ignore[arg-type]
+    _, report = _judge(vectors, cache)
+    assert report.accepted, report.describe()
+    assert _revocation(report)["ocsp_signer"].endswith(f"by {delegate.fingerprint}")
+
+
+def test_an_unreachable_responder_leaves_revocation_undecided_and_is_recorded(
+    tmp_path_factory: pytest.TempPathFactory, pki: GeneratedPki, cache: RevocationCache,
+) -> None:
+    # Given certificates naming a responder whose port is closed
+    with OcspResponder(PKI_NOW) as gone:
+        url = gone.url
+    v = Vectors(make_pki(tmp_path_factory.mktemp("ocsp-gone"), keys=pki.keys, ocsp_url=url))
+    first, report = _judge(v, cache)
+    # Then the packet is retried later, the evidence names the responder, the error is kept
+    assert report.indeterminate
+    assert _revocation(report)["ocsp_urls"] == url
+    assert "ConnectionError" in cache.ocsp.errors[url]
+    assert first.ocsp_queries
+
+
+def test_an_unsuccessful_responder_status_is_recorded(
+    vectors: Vectors, cache: RevocationCache, responder: OcspResponder,
+) -> None:
+    responder.status = ocsp.OCSPResponseStatus.TRY_LATER
+    _, report = _judge(vectors, cache)
+    assert report.indeterminate
+    assert cache.ocsp.errors[responder.url] == "responder answered TRY_LATER"
+
+
+def test_an_oversized_answer_is_refused(
+    vectors: Vectors, cache: RevocationCache, responder: OcspResponder,
+) -> None:
+    responder.oversize = True
+    _, report = _judge(vectors, cache)
+    assert report.indeterminate
+    assert "larger than the limit" in cache.ocsp.errors[responder.url]
+    assert MAX_OCSP_BYTES < 100_000
+
+
+def test_the_same_question_is_asked_at_most_once_a_minute(
+    vectors: Vectors, cache: RevocationCache, responder: OcspResponder, clock: Clock,
+) -> None:
+    responder.status = ocsp.OCSPResponseStatus.TRY_LATER
+    first, _ = _judge(vectors, cache)
+    asked = len(responder.requests)
+    cache.refresh(ocsp=first.ocsp_queries)
+    assert len(responder.requests) == asked
+    clock.now += dt.timedelta(seconds=61)
+    cache.refresh(ocsp=first.ocsp_queries)
+    assert len(responder.requests) == 2 * asked
+
+
+def test_fetching_can_be_switched_off(vectors: Vectors, responder: OcspResponder) -> None:
+    cache = RevocationCache(with_overrides(Settings(), trust={"fetch_crls": False}))
+    _, report = _judge(vectors, cache)
+    assert report.indeterminate
+    assert responder.requests == []
+
+
+# -- reading answers (pure) --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ca(pki: GeneratedPki) -> Issuer:
+    return Issuer(pki.issuing_ca, pki.keys("issuing-ca", 2048))
+
+
+def _entry(responder: OcspResponder, cert: x509.Certificate, ca: Issuer,
+           fetched_at: dt.datetime = AT) -> OcspEntry:
+    return OcspEntry.from_der(responder.answer(cert, ca.cert), fetched_at)
+
+
+def test_an_answer_about_another_certificate_is_unusable(pki: GeneratedPki, ca: Issuer) -> None:
+    responder = OcspResponder(PKI_NOW, issuers=[ca])
+    entry = _entry(responder, pki.org("000.00.01.H27").cert, ca)
+    other = CertId.of(pki.org("000.00.02.H27").cert, ca.cert)
+    with pytest.raises(OcspUnusable, match="no SHA-256 answer"):
+        read_answer(entry, other, ca.cert, at=AT, freshness=HOUR)
+
+
+def test_an_answer_signed_with_a_hash_weaker_than_sha256_is_unusable(pki: GeneratedPki, ca: Issuer) -> None:
+    cert = pki.org("000.00.01.H27").cert
+    cert_id = CertId.of(cert, ca.cert)
+    response = (
+        ocsp.OCSPResponseBuilder()
+        .add_response(cert, ca.cert, hashes.SHA256(), ocsp.OCSPCertStatus.GOOD, PKI_NOW,
+                      PKI_NOW + dt.timedelta(days=1), None, None)
+        .responder_id(ocsp.OCSPResponderEncoding.HASH, ca.cert)
+        .sign(ca.key, hashes.SHA224())  # cryptography no longer signs with SHA-1 at all
+    )
+    with pytest.raises(OcspUnusable, match="sha224"):
+        read_answer(OcspEntry(response, AT), cert_id, ca.cert, at=AT, freshness=HOUR)
+
+
+def test_an_answer_from_the_future_is_unusable(pki: GeneratedPki, ca: Issuer) -> None:
+    cert = pki.org("000.00.01.H27").cert
+    responder = OcspResponder(PKI_NOW, issuers=[ca], this_update=AT + HOUR)
+    with pytest.raises(OcspUnusable, match="in the future"):
+        read_answer(_entry(responder, cert, ca), CertId.of(cert, ca.cert), ca.cert, at=AT,
+                    freshness=HOUR)
+
+
+def test_an_answer_produced_after_the_receipt_time_still_decides(
+    pki: GeneratedPki, ca: Issuer,
+) -> None:
+    # A retry days later: the answer is newer than the packet, which only makes it stronger
+    cert = pki.org("000.00.01.H27").cert
+    later = AT + dt.timedelta(days=3)
+    responder = OcspResponder(later, issuers=[ca])
+    answer = read_answer(_entry(responder, cert, ca, fetched_at=later),
+                         CertId.of(cert, ca.cert), ca.cert, at=AT, freshness=HOUR)
+    assert (answer.status, answer.fresh) == (OcspStatus.GOOD, True)
+
+
+def _path(pki: GeneratedPki) -> tuple[x509.Certificate, ...]:
+    return (pki.org("000.00.01.H27").cert, pki.issuing_ca, pki.root)
+
+
+def _snapshot(pki: GeneratedPki, responder: OcspResponder, ca: Issuer) -> OcspSnapshot:
+    cert = pki.org("000.00.01.H27").cert
+    return OcspSnapshot.of([(CertId.of(cert, ca.cert), _entry(responder, cert, ca))])
+
+
+def _root_crl(pki: GeneratedPki) -> CrlSnapshot:
+    return CrlSnapshot.of([CrlEntry(pki.crls[0], PKI_NOW)])
+
+
+def test_a_revocation_after_the_receipt_time_does_not_refuse_the_packet(
+    pki: GeneratedPki, ca: Issuer, vectors: Vectors,
+) -> None:
+    responder = OcspResponder(PKI_NOW, issuers=[ca],
+                              revoked={_path(pki)[0].serial_number: AT + HOUR})
+    evidence = check_revocation(_path(pki), _root_crl(pki), vectors.policy, AT,
+                                _snapshot(pki, responder, ca))
+    assert evidence["ocsp_signer"].startswith("not revoked at receipt (revoked ")
+
+
+def test_a_stale_revoked_answer_still_refuses(pki: GeneratedPki, ca: Issuer,
+                                              vectors: Vectors) -> None:
+    responder = OcspResponder(PKI_NOW, issuers=[ca], this_update=PKI_NOW - dt.timedelta(days=5),
+                              revoked={_path(pki)[0].serial_number: PKI_NOW - dt.timedelta(days=6)})
+    with pytest.raises(ValidationFailure) as failure:
+        check_revocation(_path(pki), _root_crl(pki), vectors.policy, AT,
+                         _snapshot(pki, responder, ca))
+    assert failure.value.reason is Reason.CERT_REVOKED
+
+
+def test_only_http_responders_are_asked(clock: Clock) -> None:
+    cache = OcspCache(clock=clock)
+    query = OcspQuery(CertId(b"\0" * 32, b"\0" * 32, 1),
+                      ("ftp://127.0.0.1/ocsp", "file:///etc/passwd"))
+    assert cache.fetch(query) is None
+    assert cache.requests == 0
