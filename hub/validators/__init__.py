@@ -269,7 +269,9 @@ def _waiver_outcome(
     """
     pdf = next((c for c in checks if c.check == "pdf"), None)
     failed = next((c for c in checks if c.indication is Indication.FAILED), None)
-    if failed is None and (pdf is None or "main" not in pdf.evidence):
+    if failed is None and (
+        pdf is None or (pdf.indication is Indication.PASSED and "main" not in pdf.evidence)
+    ):
         return [_annotated(waived, "not applied: no signed PDF main document"), *checks]
     if failed is not None:
         return [_annotated(waived, f"not applied: {failed.check} {failed.reason.value}"), *checks]
@@ -293,6 +295,7 @@ def _waiver_outcome(
     pending = next((c for c in checks if c.indication is Indication.INDETERMINATE), None)
     if pending is not None:
         evidence["detail"] = f"waiver pending: {pending.check} {pending.reason.value}"
+        del evidence["binding_signatures"]  # not established yet
         outcome = CheckOutcome(AXIS_LEGACY_CHECK, Indication.INDETERMINATE, pending.reason,
                                evidence)
     else:
