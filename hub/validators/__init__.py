@@ -7,11 +7,36 @@ path):
 1. ``xmldsig`` — the hub's XMLDSig profile (:mod:`hub.validators.xmldsig`);
 2. ``trust`` — the signer certificate chains to a specialized root, is valid at ``at``, may sign
    and carries the specialized policy (:mod:`hub.validators.trust`);
-3. ``revocation`` — not revoked according to the CRL snapshot handed in; missing or stale CRLs
-   are INDETERMINATE (retried later), never a pass;
+3. ``revocation`` — not revoked according to the CRL and OCSP snapshots handed in. The rule
+   (:func:`hub.validators.trust.check_revocation`): a fresh "good" OCSP answer or a fresh CRL
+   without the serial → not revoked; "revoked" from either → CERT_REVOKED; neither fresh →
+   INDETERMINATE REVOCATION_UNAVAILABLE (retried later, never a pass), with ``crl_urls`` and
+   ``ocsp_urls`` in the evidence and the OCSP questions in
+   :attr:`ValidationReport.ocsp_queries` for :meth:`hub.revocation.RevocationCache.refresh`;
 4. ``signer`` — the directory lets the certificate sign for the packet's ``From``
    (SENDER_UNKNOWN / SIGNER_NOT_AUTHORIZED_FOR_SENDER);
 5. ``pdf`` — envelopes only: PDF attachment signatures (:mod:`hub.validators.pdf`).
+
+**National-axis interop policy** (``policy.axis_legacy_envelope_signature``, off by default;
+DOMAIN.md §4, Decree 30/2020/NĐ-CP Art. 5: the binding signatures are the PAdES ones in the main
+PDF). When it is on, the packet is an envelope, its sender is reached through the national axis
+(directory ``reach = "axis"``) and the envelope signature fails **only** for a legacy reason —
+rsa-sha1 / SHA-1 digest (SIGNATURE_ALGORITHM_FORBIDDEN) or no signature at all, the SDK's
+foreign namespace or empty placeholder (SIGNATURE_MISSING) — then:
+
+- a SHA-1 signature is verified anyway, with the rest of the profile (a digest mismatch, a
+  wrapped or partial signature is never waived), and its certificate goes through ``trust``,
+  ``revocation`` and ``signer`` as usual;
+- the main PDF must carry valid person **and** organization signatures of the sender under the
+  specialized roots, whatever ``require_pdf_signatures`` says; no PDF, an untrusted, modified
+  or incomplete one → the waiver does not apply and the envelope's own reason is the verdict;
+- accepted packets carry a PASSED ``axis_legacy_policy`` check in place of ``xmldsig`` whose
+  evidence says what was waived (``waived_reason``, ``waived_detail``, ``envelope_signature``,
+  ``binding_signatures``): :attr:`ValidationReport.waiver`. The pure core logs nothing; the
+  pipeline logs ``legacy_envelope_signature_accepted`` from it, the ledger stores the report.
+
+Direct (in-province) senders are never waived; refusals note why the policy did not apply in
+the failed check's evidence (``axis_legacy_policy``).
 
 It never raises for bad input: internal :class:`ValidationFailure` exceptions are mapped to
 outcomes in :func:`_run`, the one adapter; anything else is a bug and becomes INTERNAL_ERROR.

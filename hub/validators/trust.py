@@ -140,11 +140,14 @@ class TrustPolicy:
     """A leaf must carry one of these certificate policies (empty: not checked)."""
     min_rsa_bits: int = 2048
     crl_freshness: timedelta = timedelta(hours=1)
+    """Freshness window of revocation data, CRLs and OCSP answers alike."""
     require_pdf_signatures: bool = True
     """Circular 41/2017, Decree 30/2020 Art. 5: the main PDF carries person + organization
     signatures (see :mod:`hub.validators.pdf`)."""
     axis_legacy_envelope_signature: bool = False
-    """Interop policy for national-axis traffic (not implemented yet: always refused)."""
+    """Interop policy for national-axis traffic: accept a legacy (rsa-sha1 or missing) envelope
+    signature from an axis sender when the main PDF's person + organization signatures are
+    valid; recorded as the ``axis_legacy_policy`` check (see :mod:`hub.validators`)."""
     cache: ChainCache = field(default_factory=ChainCache, init=False, compare=False, repr=False)
     """Path-building results of this policy (a changed policy, even via ``replace``, starts
     with an empty cache)."""
