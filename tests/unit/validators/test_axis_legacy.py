@@ -145,3 +145,9 @@ def test_with_the_policy_on_missing_revocation_data_for_the_pdf_is_retried_not_r
     assert report.checks[0].check == AXIS_LEGACY_CHECK
     assert report.checks[0].indication is Indication.INDETERMINATE
     assert report.waiver is None
+
+
+def test_the_test_pki_issues_axis_certificates_outside_the_keystore(pki: GeneratedPki) -> None:
+    assert AXIS_SENDER in pki.paths.axis_organizations
+    assert pki.paths.axis_organizations[AXIS_SENDER].cert.parent.name == "axis"
+    assert pki.keystore.signer(AXIS_SENDER) is None

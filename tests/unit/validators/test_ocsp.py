@@ -391,3 +391,16 @@ def test_only_http_responders_are_asked(clock: Clock) -> None:
                       ("ftp://127.0.0.1/ocsp", "file:///etc/passwd"))
     assert cache.fetch(query) is None
     assert cache.requests == 0
+
+
+def test_the_test_pki_issues_a_delegated_responder_certificate(ocsp_pki: GeneratedPki) -> None:
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    paths = ocsp_pki.paths.ocsp_responder
+    assert paths is not None
+    cert = x509.load_pem_x509_certificates(paths.cert.read_bytes())[0]
+    assert cert.issuer == ocsp_pki.issuing_ca.subject
+    ekus = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(ekus) == [ExtendedKeyUsageOID.OCSP_SIGNING]
+    assert cert.extensions.get_extension_for_class(x509.OCSPNoCheck) is not None
+    assert ocsp_urls(cert) == ()  # its own status is never asked

@@ -85,3 +85,20 @@ def test_a_bug_in_a_check_becomes_internal_error_not_an_exception(vectors: Vecto
                              crls=vectors.crls)
     assert report.reason is Reason.INTERNAL_ERROR
     assert report.indeterminate
+
+
+def test_a_permanent_pdf_failure_wins_over_an_undecided_earlier_pdf_signature(
+    vectors: Vectors,
+) -> None:
+    from hub.signing import minimal_pdf, sign_pdf
+
+    # Given a PDF signed first by the person (status undecided: no CRL of the issuing CA), then
+    # by a certificate under a public CA
+    pdf = sign_pdf(minimal_pdf(), vectors.person, field_name="NguoiKy", reason="Ký")
+    pdf = sign_pdf(pdf, vectors.pki.business, field_name="DauCoQuan", reason="Đóng dấu")
+    packet = parse_packet(vectors.signed(pdf=pdf))
+    report = validate_packet(packet, at=AT, policy=vectors.policy, directory=DIRECTORY,
+                             crls=vectors.root_crl_only)
+    # Then the refusal is permanent, not a retry
+    assert report.indication is Indication.FAILED
+    assert report.reason is Reason.PDF_SIGNER_UNTRUSTED
