@@ -430,6 +430,8 @@ def _ocsp_source(
     cert: x509.Certificate, issuer: x509.Certificate, ocsp: OcspSnapshot, policy: TrustPolicy,
     at: datetime,
 ) -> _Source:
+    if not ocsp.by_cert:  # the common case without OCSP: skip computing the CertID
+        return _Source("ocsp", problem="no OCSP answer")
     cert_id = CertId.of(cert, issuer)
     entry = ocsp.for_cert(cert_id)
     if entry is None:
