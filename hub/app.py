@@ -215,7 +215,7 @@ def build_hub(settings: Settings, *, clock: Callable[[], datetime] | None = None
 
     def validate(packet: Envelope | StatusPacket, at: datetime) -> Any:
         report = validate_packet(packet, at=at, policy=policy, directory=directory,
-                                 crls=revocation.snapshot())
+                                 crls=revocation.snapshot(), ocsp=revocation.ocsp_snapshot())
         if not (report.indeterminate and settings.trust.fetch_crls):
             return report
         # Revocation data missing or stale: fetch the CRLs the certificates point to (at most
@@ -223,13 +223,13 @@ def build_hub(settings: Settings, *, clock: Callable[[], datetime] | None = None
         urls = {u for c in report.checks for u in str(c.evidence.get("crl_urls", "")).split()
                 if u.startswith(("http://", "https://"))}
         due = {u for u in urls if time.monotonic() - fetched.get(u, -1e9) > 60}
-        if not due:
+        if not due and not report.ocsp_queries:
             return report
         for u in due:
             fetched[u] = time.monotonic()
-        revocation.refresh(due)
+        revocation.refresh(due, ocsp=report.ocsp_queries)  # OCSP is rate-limited in its cache
         return validate_packet(packet, at=at, policy=policy, directory=directory,
-                               crls=revocation.snapshot())
+                               crls=revocation.snapshot(), ocsp=revocation.ocsp_snapshot())
 
     pipeline = Pipeline(config, directory=directory, ledger=ledger, validate=validate,
                         receipts=HubReceipts(keystore, settings.hub.operator_organ_id),

@@ -282,6 +282,14 @@ class Pipeline:
                         reason, detail = early.rejection, early.detail
                 self._fail(plan, delivery, at, attempts, env, reason, detail, report=report)
                 return
+        if report is not None and getattr(report, "waiver", None) is not None:
+            # The national-axis interop policy accepted a legacy envelope signature because
+            # the main PDF's signatures are valid: never silent (DOMAIN §4).
+            evidence = report.waiver.evidence
+            log.warning("legacy_envelope_signature_accepted", sender=sender,
+                        document_id=env.document_id, digest=env.digest,
+                        waived_reason=evidence.get("waived_reason"),
+                        envelope_signature=evidence.get("envelope_signature"))
         routing = route(env, self.directory, at=at, province=self.config.province)
         if routing.rejection is not None:
             self._fail(plan, delivery, at, attempts, env, routing.rejection, routing.detail,
