@@ -32,10 +32,16 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import hashlib
+import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.exceptions import InvalidSignature as InvalidSignatureValue
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from lxml import etree
 from signxml import (  # type: ignore[attr-defined]
     DigestAlgorithm,
@@ -190,8 +196,78 @@ def _count(element: etree._Element) -> int:
     return sum(1 for _ in element.iter())
 
 
+_DIRECT_METHODS: dict[str, Callable[[], hashes.HashAlgorithm]] = {
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256": hashes.SHA256,
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384": hashes.SHA384,
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512": hashes.SHA512,
+}
+_DIRECT_DIGESTS: dict[str, Callable[[bytes], Any]] = {
+    "http://www.w3.org/2001/04/xmlenc#sha256": hashlib.sha256,
+    "http://www.w3.org/2001/04/xmldsig-more#sha384": hashlib.sha384,
+    "http://www.w3.org/2001/04/xmlenc#sha512": hashlib.sha512,
+}
+
+
+def _verify_direct(root: etree._Element, signature: etree._Element, key: rsa.RSAPublicKey,
+                   method: str, digest: str) -> None:
+    """Verify the profile directly on the parsed tree (after every structural check passed).
+
+    The profile leaves one way to compute each value (W3C XMLDSig 1.0 §4.3.3.3, §6.6.4):
+    the reference is the whole document (``URI=""``: comments removed) minus the Signature
+    element (enveloped-signature transform: the element goes, the text after it stays), in
+    exclusive c14n; SignedInfo in exclusive c14n as it sits in the document; RSA PKCS#1 v1.5
+    with the declared hash. signxml computes the same but re-parses and re-serializes the
+    document several times (~1.5 ms against ~0.2 ms for a 10 KB envelope); the two are proven
+    to give the same verdict on the whole vector corpus (tests/unit/validators/
+    test_xmldsig_fast_path.py). RSA-PSS and the legacy SHA-1 path still go through signxml.
+    ``root`` is this function's own parse of the packet: it is modified.
+    """
+    signed_info = signature.find(f"{DS}SignedInfo")
+    reference = signed_info.find(f"{DS}Reference") if signed_info is not None else None
+    if signed_info is None or reference is None:  # excluded by _check_signed_info
+        raise ValidationFailure(Reason.SIGNATURE_INVALID, "no SignedInfo/Reference")
+    try:
+        declared = base64.b64decode(
+            "".join((reference.findtext(f"{DS}DigestValue") or "").split()), validate=True)
+        value = base64.b64decode(
+            "".join((signature.findtext(f"{DS}SignatureValue") or "").split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValidationFailure(Reason.SIGNATURE_INVALID, "DigestValue or SignatureValue "
+                                "is not base64") from None
+    signed_info_c14n = etree.tostring(signed_info, method="c14n", exclusive=True,
+                                      with_comments=False)
+    # SignatureValue first, then the reference: the order signxml uses, so that an edited
+    # SignedInfo (DigestValue included) is SIGNATURE_INVALID on both paths.
+    try:
+        key.verify(value, signed_info_c14n, padding.PKCS1v15(), _DIRECT_METHODS[method]())
+    except InvalidSignatureValue:
+        raise ValidationFailure(Reason.SIGNATURE_INVALID,
+                                "SignatureValue does not verify with the signer's key") from None
+    parent = signature.getparent()
+    assert parent is not None  # _check_position
+    previous = signature.getprevious()
+    tail = signature.tail
+    parent.remove(signature)
+    if tail:
+        if previous is None:
+            parent.text = (parent.text or "") + tail
+        else:
+            previous.tail = (previous.tail or "") + tail
+    document = etree.tostring(root, method="c14n", exclusive=True, with_comments=False)
+    computed = _DIRECT_DIGESTS[digest](document).digest()
+    if not hmac.compare_digest(computed, declared):
+        raise ValidationFailure(Reason.SIGNATURE_DIGEST_MISMATCH,
+                                "the digest of the document does not match DigestValue")
+    # Last, as on signxml's path: URI="" signs the document *without* its comments, so a
+    # comment inside would travel unsigned with the routed bytes. Refused, as the signxml
+    # path refuses it (its signed content then differs from the document).
+    if next(root.iter(etree.Comment, etree.ProcessingInstruction), None) is not None:
+        raise ValidationFailure(Reason.SIGNATURE_WRAPPING_SUSPECTED,
+                                "signed content is not the whole document (comment)")
+
+
 def check_xml_signature(
-    raw: bytes, policy: TrustPolicy, *, legacy_sha1: bool = False
+    raw: bytes, policy: TrustPolicy, *, legacy_sha1: bool = False, direct: bool = True
 ) -> XmlSignature:
     """Enforce the hub's XMLDSig profile on the exact packet bytes ``raw``.
 
@@ -221,6 +297,12 @@ def check_xml_signature(
     if key.key_size < policy.min_rsa_bits:
         raise ValidationFailure(
             Reason.SIGNATURE_KEY_TOO_WEAK, f"RSA-{key.key_size} < {policy.min_rsa_bits}")
+
+    if direct and method in _DIRECT_METHODS and digest in _DIRECT_DIGESTS:
+        _verify_direct(root, signature, key, method, digest)
+        offered = tuple(c for c in certs if c is not leaf)
+        return XmlSignature(leaf=leaf, offered=offered, signature_method=method,
+                            digest_method=digest)
 
     # A fresh verifier per packet (signxml keeps per-call state); the hardened parser factory
     # of hub.edxml._xml, so huge base64 attachments are judged by the hub's limits.
