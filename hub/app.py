@@ -141,7 +141,8 @@ class Hub:
 
     def consumer(self, *, name: str = "edxml-hub intake", stop: Any = None) -> IntakeConsumer:
         b = self.settings.broker
-        opts = IntakeOptions(url=b.url, queue=self.topology.names.intake, prefetch=b.prefetch,
+        opts = IntakeOptions(url=b.url, failover_urls=b.failover_urls,
+                             queue=self.topology.names.intake, prefetch=b.prefetch,
                              batch_max=b.batch_max, batch_wait_ms=b.batch_wait_ms,
                              reconnect_max_s=b.reconnect_max_s, name=name)
         return IntakeConsumer(opts, self.pipeline, self.write_ledger, on_connect=self.declare,

@@ -58,7 +58,7 @@ def _noop() -> None:
     return None
 
 
-def _params(url: str, name: str, heartbeat: int = 30) -> pika.URLParameters:
+def _params(url: str, name: str, heartbeat: int = 15) -> pika.URLParameters:
     params = pika.URLParameters(url)
     params.client_properties = {"connection_name": name[:200], "product": "edxml-hub"}
     params.heartbeat = heartbeat
@@ -79,7 +79,9 @@ class Connection:
             self._conn = pika.BlockingConnection(_params(url, name))
             self.channel = self._conn.channel()
             self._pub = self._conn.channel()
-        except (pika.exceptions.AMQPError, OSError) as exc:
+        except Exception as exc:
+            # pika's connection workflow raises its own classes besides AMQPError (a frozen
+            # node gives AMQPConnectorStackTimeout): none of them may leak out of the adapter.
             raise BrokerUnavailable(f"cannot connect: {exc!r}") from None
         self._pending: dict[int, str | None] = {}
         self._failed: list[str] = []

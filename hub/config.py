@@ -29,6 +29,9 @@ DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/"
 class BrokerSettings:
     url: str = DEFAULT_BROKER_URL
     """AMQP URL of the broker the hub consumes from and publishes to."""
+    failover_urls: tuple[str, ...] = ()
+    """Other nodes of the same RabbitMQ cluster: on connection loss the consumer tries the next
+    URL in turn (quorum queues are served by any node)."""
     prefix: str = "edxml"
     """Prefix of every exchange and queue name (lets tests run side by side)."""
     prefetch: int = 256

@@ -75,11 +75,19 @@ class Stats:
 class IntakeOptions:
     url: str
     queue: str
+    failover_urls: tuple[str, ...] = ()
     prefetch: int = 256
     batch_max: int = 128
     batch_wait_ms: int = 5
     reconnect_max_s: float = 30.0
     name: str = "edxml-hub intake"
+
+
+def _host(url: str) -> str:
+    from urllib.parse import urlparse
+
+    p = urlparse(url)
+    return f"{p.hostname}:{p.port or 5672}"
 
 
 class IntakeConsumer:
@@ -107,10 +115,13 @@ class IntakeConsumer:
     def run(self) -> None:
         """Consume until :attr:`stop` is set; reconnect with bounded backoff on broker loss."""
         backoff = 0.2
+        urls = (self.options.url, *self.options.failover_urls)
+        turn = 0
         while not self.stop.is_set():
             conn: Connection | None = None
+            url = urls[turn % len(urls)]
             try:
-                conn = connect(self.options.url, self.options.name)
+                conn = connect(url, self.options.name)
                 if self.on_connect is not None:
                     self.on_connect(conn)
                 log.info("consumer_connected", queue=self.options.queue)
@@ -118,9 +129,14 @@ class IntakeConsumer:
                 self._consume(conn)
             except BrokerUnavailable as exc:
                 self.stats.reconnects += 1
-                log.warning("broker_lost", detail=exc.detail, retry_in_s=round(backoff, 2))
-                self.stop.wait(backoff)
-                backoff = min(backoff * 2, self.options.reconnect_max_s)
+                with self.stats.changed:
+                    self.stats.changed.notify_all()
+                turn += 1  # next cluster node, if any
+                log.warning("broker_lost", detail=exc.detail[:300], retry_in_s=round(backoff, 2),
+                            next_node=_host(urls[turn % len(urls)]))
+                if turn % len(urls) == 0:  # every node tried: back off before the next round
+                    self.stop.wait(backoff)
+                    backoff = min(backoff * 2, self.options.reconnect_max_s)
             finally:
                 if conn is not None:
                     conn.close()

@@ -106,15 +106,18 @@ class RunningHub:
 
 @contextmanager
 def running_hub(settings: Settings, clock: Callable[[], dt.datetime] = lambda: NOW,
-                *, keep_topology: bool = False, ledger: Any = None) -> Iterator[RunningHub]:
+                *, keep_topology: bool = False, ledger: Any = None,
+                url: str | None = None) -> Iterator[RunningHub]:
+    """``url``: where the harness itself connects (default: the hub's broker URL)."""
+    url = url or settings.broker.url
     hub = build_hub(settings, clock=clock, ledger=ledger)
-    conn: Connection = connect(settings.broker.url, "harness declare")
+    conn: Connection = connect(url, "harness declare")
     conn.declare(hub.topology)
     conn.close()
     consumer = hub.consumer(name=f"intake {settings.broker.prefix}")
     thread = threading.Thread(target=consumer.run, daemon=True)
     thread.start()
-    running = RunningHub(hub, consumer, thread, settings.broker.url)
+    running = RunningHub(hub, consumer, thread, url)
     try:
         yield running
     finally:
@@ -123,7 +126,7 @@ def running_hub(settings: Settings, clock: Callable[[], dt.datetime] = lambda: N
         for c in running.clients.values():
             c.close()
         if not keep_topology:
-            conn = connect(settings.broker.url, "harness cleanup")
+            conn = connect(url, "harness cleanup")
             conn.delete(hub.topology)
             conn.close()
         hub.close()

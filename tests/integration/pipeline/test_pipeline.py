@@ -195,3 +195,20 @@ def test_while_the_ledger_is_locked_nothing_is_acked_and_everything_lands_once_i
         hub.wait_acked(1)
         assert len(hub.drain(hub.names.inbox(FINANCE))) == 1
         assert hub.hub.ledger.verify().ok
+
+
+def test_a_consumer_whose_first_node_is_down_fails_over_to_the_next_cluster_node(
+    pipeline_pki: PkiPaths, keystore: Keystore, broker_url: str, names: str, tmp_path: Path
+) -> None:
+    from hub.config import with_overrides
+
+    settings = hub_settings(pipeline_pki, tmp_path, broker_url, names)
+    # Given a first node that answers nothing (port 1) and a live second node
+    settings = with_overrides(settings, broker={"url": "amqp://guest:guest@127.0.0.1:1/",
+                                                "failover_urls": [broker_url]})
+    with running_hub(settings, url=broker_url) as hub:
+        hub.client(PROVINCE).send(signed_envelope(keystore, PROVINCE, (FINANCE,), number="F1"))
+        # Then the consumer reached the live node and delivered
+        hub.wait_acked(1)
+        assert hub.consumer.stats.reconnects >= 1
+        assert len(hub.drain(hub.names.inbox(FINANCE))) == 1
