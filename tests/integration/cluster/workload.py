@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -148,12 +149,15 @@ class Consumers:
                 self.procs.append(subprocess.Popen(
                     [sys.executable, "-m", "hub.cli", "run", "--name",
                      f"{self.settings.broker.prefix} consumer {i}"],
-                    env=hub_env(self.settings, url), cwd=self.logs, stdout=out, stderr=out))
+                    env={**hub_env(self.settings, url),
+                         # the other nodes, in turn, when this one is lost
+                         "HUB_BROKER__FAILOVER_URLS": ",".join(u for u in urls if u != url)},
+                    cwd=self.logs, stdout=out, stderr=out))
 
     def alive(self) -> bool:
         return all(p.poll() is None for p in self.procs)
 
-    def stop(self, timeout: float = 60) -> list[int | None]:
+    def stop(self, timeout: float = 30) -> list[int | None]:
         """SIGTERM each (finish the batch in hand, exit 0); SIGKILL what does not exit."""
         for p in self.procs:
             if p.poll() is None:
@@ -239,7 +243,7 @@ def publish_reliably(urls: Sequence[str], exchange: str, items: Sequence[tuple[s
                 report.reopened += 1
                 report.problems.append(exc.detail[:120])
                 if conn is not None:
-                    conn.close()
+                    abandon(conn)
                 conn = None
                 which += 1
                 if time.monotonic() > deadline:
@@ -248,6 +252,19 @@ def publish_reliably(urls: Sequence[str], exchange: str, items: Sequence[tuple[s
         if conn is not None:
             conn.close()
     return report
+
+
+def abandon(conn: Connection, timeout: float = 5.0) -> None:
+    """Close a connection that just failed, without waiting on it for more than ``timeout``.
+
+    Measured: after a publish timed out on a node whose queue leader was paused, pika's
+    ``BlockingConnection.close()`` waited for a ``channel.close-ok`` that never came, for good.
+    The close runs in a daemon thread; a connection that does not close in time is left to the
+    broker's heartbeat check. (``hub.broker.Connection`` has no bounded close yet.)
+    """
+    closer = threading.Thread(target=conn.close, daemon=True, name="abandon connection")
+    closer.start()
+    closer.join(timeout)
 
 
 def drain(url: str, queue: str) -> list[Delivery]:
