@@ -32,16 +32,10 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import hashlib
-import hmac
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature as InvalidSignatureValue
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 from lxml import etree
 from signxml import (  # type: ignore[attr-defined]
     DigestAlgorithm,
@@ -60,10 +54,12 @@ from signxml.exceptions import (
 from hub.edxml._xml import Limits, _new_parser, parse_xml
 from hub.edxml.errors import EnvelopeRefused
 from hub.reasons import Reason
+from hub.validators import _fastdsig
 from hub.validators.outcome import ValidationFailure
 from hub.validators.trust import TrustPolicy
 
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
+DSIG11_NS = "http://www.w3.org/2009/xmldsig11#"
 EDXML_NS = "http://www.mic.gov.vn/TBT/QCVN_102_2016"
 DS = f"{{{DS_NS}}}"
 ED = f"{{{EDXML_NS}}}"
@@ -196,74 +192,62 @@ def _count(element: etree._Element) -> int:
     return sum(1 for _ in element.iter())
 
 
-_DIRECT_METHODS: dict[str, Callable[[], hashes.HashAlgorithm]] = {
-    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256": hashes.SHA256,
-    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384": hashes.SHA384,
-    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512": hashes.SHA512,
-}
-_DIRECT_DIGESTS: dict[str, Callable[[bytes], Any]] = {
-    "http://www.w3.org/2001/04/xmlenc#sha256": hashlib.sha256,
-    "http://www.w3.org/2001/04/xmldsig-more#sha384": hashlib.sha384,
-    "http://www.w3.org/2001/04/xmlenc#sha512": hashlib.sha512,
-}
+def _strict_b64(element: etree._Element | None, what: str) -> bytes:
+    """The bytes of a base64 value; anything but base64 and whitespace is SIGNATURE_INVALID.
 
-
-def _verify_direct(root: etree._Element, signature: etree._Element, key: rsa.RSAPublicKey,
-                   method: str, digest: str) -> None:
-    """Verify the profile directly on the parsed tree (after every structural check passed).
-
-    The profile leaves one way to compute each value (W3C XMLDSig 1.0 §4.3.3.3, §6.6.4):
-    the reference is the whole document (``URI=""``: comments removed) minus the Signature
-    element (enveloped-signature transform: the element goes, the text after it stays), in
-    exclusive c14n; SignedInfo in exclusive c14n as it sits in the document; RSA PKCS#1 v1.5
-    with the declared hash. signxml computes the same but re-parses and re-serializes the
-    document several times (~1.5 ms against ~0.2 ms for a 10 KB envelope); the two are proven
-    to give the same verdict on the whole vector corpus (tests/unit/validators/
-    test_xmldsig_fast_path.py). RSA-PSS and the legacy SHA-1 path still go through signxml.
-    ``root`` is this function's own parse of the packet: it is modified.
+    signxml decodes leniently (characters outside the alphabet are skipped), so junk inside
+    ``SignatureValue`` — which no signature covers — would otherwise still verify: one more
+    malleable spot in signed bytes the hub routes as received. Both paths refuse it here.
     """
-    signed_info = signature.find(f"{DS}SignedInfo")
-    reference = signed_info.find(f"{DS}Reference") if signed_info is not None else None
-    if signed_info is None or reference is None:  # excluded by _check_signed_info
-        raise ValidationFailure(Reason.SIGNATURE_INVALID, "no SignedInfo/Reference")
     try:
-        declared = base64.b64decode(
-            "".join((reference.findtext(f"{DS}DigestValue") or "").split()), validate=True)
-        value = base64.b64decode(
-            "".join((signature.findtext(f"{DS}SignatureValue") or "").split()), validate=True)
+        text = "" if element is None else "".join((element.text or "").split())
+        return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise ValidationFailure(Reason.SIGNATURE_INVALID, "DigestValue or SignatureValue "
-                                "is not base64") from None
-    signed_info_c14n = etree.tostring(signed_info, method="c14n", exclusive=True,
-                                      with_comments=False)
-    # SignatureValue first, then the reference: the order signxml uses, so that an edited
-    # SignedInfo (DigestValue included) is SIGNATURE_INVALID on both paths.
-    try:
-        key.verify(value, signed_info_c14n, padding.PKCS1v15(), _DIRECT_METHODS[method]())
-    except InvalidSignatureValue:
-        raise ValidationFailure(Reason.SIGNATURE_INVALID,
-                                "SignatureValue does not verify with the signer's key") from None
-    parent = signature.getparent()
-    assert parent is not None  # _check_position
-    previous = signature.getprevious()
-    tail = signature.tail
-    parent.remove(signature)
-    if tail:
-        if previous is None:
-            parent.text = (parent.text or "") + tail
-        else:
-            previous.tail = (previous.tail or "") + tail
-    document = etree.tostring(root, method="c14n", exclusive=True, with_comments=False)
-    computed = _DIRECT_DIGESTS[digest](document).digest()
-    if not hmac.compare_digest(computed, declared):
-        raise ValidationFailure(Reason.SIGNATURE_DIGEST_MISMATCH,
-                                "the digest of the document does not match DigestValue")
-    # Last, as on signxml's path: URI="" signs the document *without* its comments, so a
-    # comment inside would travel unsigned with the routed bytes. Refused, as the signxml
-    # path refuses it (its signed content then differs from the document).
-    if next(root.iter(etree.Comment, etree.ProcessingInstruction), None) is not None:
-        raise ValidationFailure(Reason.SIGNATURE_WRAPPING_SUSPECTED,
-                                "signed content is not the whole document (comment)")
+        raise ValidationFailure(Reason.SIGNATURE_INVALID, f"{what} is not base64") from None
+
+
+@dataclass(frozen=True, slots=True)
+class _Signer:
+    certs: tuple[x509.Certificate, ...]
+    leaf: x509.Certificate
+    key: rsa.RSAPublicKey | None
+    """The leaf's key when it is RSA (otherwise the key type is refused below)."""
+
+
+_SIGNERS: dict[tuple[str, ...], _Signer] = {}
+_SIGNERS_MAX = 1024
+"""Parsed KeyInfo certificates by their base64 texts: a sender signs thousands of envelopes with
+one certificate, and loading + picking the leaf (name comparisons) cost ~0.1 ms per packet.
+Bounded: cleared when full (pure; no I/O; only successfully parsed values are kept)."""
+
+
+def _signer(signature: etree._Element) -> _Signer:
+    texts = tuple(
+        "".join((node.text or "").split())
+        for node in signature.iterfind(f"{DS}KeyInfo/{DS}X509Data/{DS}X509Certificate"))
+    cached = _SIGNERS.get(texts)
+    if cached is not None:
+        return cached
+    certs = _certificates(signature)
+    leaf = _pick_leaf(certs)
+    key = leaf.public_key()
+    found = _Signer(tuple(certs), leaf, key if isinstance(key, rsa.RSAPublicKey) else None)
+    if len(_SIGNERS) >= _SIGNERS_MAX:
+        _SIGNERS.clear()
+    _SIGNERS[texts] = found
+    return found
+
+
+def _signxml_only(signature: etree._Element, method: str, digest: str) -> bool:
+    """Shapes the direct verifier leaves to signxml: legacy SHA-1, and a KeyInfo that also
+    carries a ``KeyValue`` / ``DEREncodedKeyValue`` (signxml matches those against the
+    certificate; never produced by the hub or xmlsec1 with the hub's template)."""
+    if not _fastdsig.handles(method, digest):
+        return True
+    key_info = signature.find(f"{DS}KeyInfo")
+    return key_info is not None and (
+        key_info.find(f"{DS}KeyValue") is not None
+        or key_info.find(f"{{{DSIG11_NS}}}DEREncodedKeyValue") is not None)
 
 
 def check_xml_signature(
@@ -273,6 +257,9 @@ def check_xml_signature(
 
     Raises :class:`ValidationFailure` with a SIGNATURE_* reason. ``legacy_sha1`` also verifies
     (rather than refuses) rsa-sha1 and SHA-1 digests: for the interop policy only.
+    ``direct=False`` verifies with signxml instead of the direct verifier
+    (:func:`verify_with_signxml`): the same verdict, several times slower; kept as the
+    reference the direct path is proven against.
     """
     try:
         root = parse_xml(raw, _GENEROUS)
@@ -288,22 +275,37 @@ def check_xml_signature(
     if not any(isinstance(child.tag, str) for child in signature):
         raise ValidationFailure(Reason.SIGNATURE_MISSING, "empty placeholder ds:Signature")
     method, digest = _check_signed_info(signature, legacy_sha1)
-    certs = _certificates(signature)
-    leaf = _pick_leaf(certs)
-    key = leaf.public_key()
-    if not isinstance(key, rsa.RSAPublicKey):
+    signature_value = _strict_b64(signature.find(f"{DS}SignatureValue"), "SignatureValue")
+    digest_value = _strict_b64(
+        signature.find(f"{DS}SignedInfo/{DS}Reference/{DS}DigestValue"), "DigestValue")
+    found = _signer(signature)
+    leaf, key = found.leaf, found.key
+    if key is None:
         raise ValidationFailure(
-            Reason.SIGNATURE_ALGORITHM_FORBIDDEN, f"{type(key).__name__} key (RSA required)")
+            Reason.SIGNATURE_ALGORITHM_FORBIDDEN,
+            f"{type(leaf.public_key()).__name__} key (RSA required)")
     if key.key_size < policy.min_rsa_bits:
         raise ValidationFailure(
             Reason.SIGNATURE_KEY_TOO_WEAK, f"RSA-{key.key_size} < {policy.min_rsa_bits}")
 
-    if direct and method in _DIRECT_METHODS and digest in _DIRECT_DIGESTS:
-        _verify_direct(root, signature, key, method, digest)
-        offered = tuple(c for c in certs if c is not leaf)
-        return XmlSignature(leaf=leaf, offered=offered, signature_method=method,
-                            digest_method=digest)
+    if direct and not _signxml_only(signature, method, digest):
+        _fastdsig.verify_enveloped(root, signature, key, method=method, digest=digest,
+                                   digest_value=digest_value, signature_value=signature_value)
+    else:
+        _verify_signxml(raw, root, signature, leaf, legacy_sha1)
+    offered = tuple(c for c in found.certs if c is not leaf)
+    return XmlSignature(leaf=leaf, offered=offered, signature_method=method, digest_method=digest)
 
+
+def verify_with_signxml(
+    raw: bytes, policy: TrustPolicy, *, legacy_sha1: bool = False
+) -> XmlSignature:
+    """:func:`check_xml_signature` with signxml doing the cryptographic part (the reference)."""
+    return check_xml_signature(raw, policy, legacy_sha1=legacy_sha1, direct=False)
+
+
+def _verify_signxml(raw: bytes, root: etree._Element, signature: etree._Element,
+                    leaf: x509.Certificate, legacy_sha1: bool) -> None:
     # A fresh verifier per packet (signxml keeps per-call state); the hardened parser factory
     # of hub.edxml._xml, so huge base64 attachments are judged by the hub's limits.
     # signxml also checks the certificate's validity window; the hub judges that in the trust
@@ -335,5 +337,3 @@ def check_xml_signature(
     ):
         raise ValidationFailure(
             Reason.SIGNATURE_WRAPPING_SUSPECTED, "signed content is not the whole document")
-    offered = tuple(c for c in certs if c is not leaf)
-    return XmlSignature(leaf=leaf, offered=offered, signature_method=method, digest_method=digest)
