@@ -7,8 +7,8 @@ certificate from KeyInfo, strict base64 values). The profile then leaves exactly
 compute each value (W3C XMLDSig 1.0 §4.3.3.3 same-document reference, §6.6.4 enveloped
 signature transform; Exclusive XML Canonicalization 1.0):
 
-1. ``SignedInfo`` in exclusive c14n without comments, as it sits in the document (honouring an
-   ``InclusiveNamespaces PrefixList`` on its ``CanonicalizationMethod`` the way signxml does);
+1. ``SignedInfo`` in exclusive c14n without comments, as it sits in the document (the profile
+   has no ``InclusiveNamespaces``: the schema check before refuses them);
 2. ``SignatureValue`` verified with the leaf's RSA key — PKCS#1 v1.5, or PSS with MGF1 and a
    salt as long as the hash (RFC 6931 §2.3.10) — with the declared hash;
 3. the document element with the Signature element removed (its tail text stays, joined to the
@@ -38,7 +38,6 @@ from hub.validators.outcome import ValidationFailure
 
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
 DS = f"{{{DS_NS}}}"
-EC_NS = "http://www.w3.org/2001/10/xml-exc-c14n#"
 
 _PKCS1 = "pkcs1"
 _PSS = "pss"
@@ -62,16 +61,6 @@ DIGEST_METHODS: dict[str, Callable[[bytes], Any]] = {
 def handles(method: str, digest: str) -> bool:
     """Whether the direct verifier computes this algorithm pair (not SHA-1: signxml does)."""
     return method in SIGNATURE_METHODS and digest in DIGEST_METHODS
-
-
-def inclusive_prefixes(c14n_method: etree._Element | None) -> list[str] | None:
-    """The ``PrefixList`` of an ``ec:InclusiveNamespaces`` child, split as signxml splits it."""
-    if c14n_method is None:
-        return None
-    found = c14n_method.find(f"{{{EC_NS}}}InclusiveNamespaces[@PrefixList]")
-    if found is None:
-        return None
-    return (found.get("PrefixList") or "").split(" ")
 
 
 def _padding(kind: str, algorithm: hashes.HashAlgorithm) -> padding.AsymmetricPadding:
@@ -136,9 +125,8 @@ def verify_enveloped(
     signed_info = signature.find(f"{DS}SignedInfo")
     if signed_info is None:  # excluded by the structural checks
         raise ValidationFailure(Reason.SIGNATURE_INVALID, "no SignedInfo")
-    prefixes = inclusive_prefixes(signed_info.find(f"{DS}CanonicalizationMethod"))
     signed_info_c14n = etree.tostring(signed_info, method="c14n", exclusive=True,
-                                      with_comments=False, inclusive_ns_prefixes=prefixes)
+                                      with_comments=False)
     kind, hash_factory = SIGNATURE_METHODS[method]
     algorithm = hash_factory()
     try:

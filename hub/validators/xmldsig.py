@@ -13,18 +13,28 @@ The profile (produced by :func:`hub.signing.sign_xml`):
   attachments *outside* ``edXMLEnvelope``, so only a whole-document reference protects the files;
 - ``KeyInfo/X509Data`` carries the signer certificate (SIGNATURE_CERTIFICATE_MISSING), whose RSA
   key has at least ``policy.min_rsa_bits`` bits (SIGNATURE_KEY_TOO_WEAK);
-- an empty ``ds:Signature`` (the builder's placeholder, never signed) is SIGNATURE_MISSING.
+- an empty ``ds:Signature`` (the builder's placeholder, never signed) is SIGNATURE_MISSING;
+- the ``ds:Signature`` element is valid against the XMLDSig schema signxml ships (element
+  order, no foreign children; so no ``InclusiveNamespaces``), otherwise SIGNATURE_INVALID;
+- ``SignatureValue`` and ``DigestValue`` are plain, non-empty base64 (whitespace allowed, no
+  markup inside), otherwise SIGNATURE_INVALID; no text after the signature
+  (SIGNATURE_WRAPPING_SUSPECTED).
 
 ``legacy_sha1=True`` is used only by the national-axis interop policy (:mod:`hub.validators`):
 the same profile, except that rsa-sha1 and a SHA-1 digest are verified instead of refused — to
 prove the legacy signature is otherwise sound (a digest mismatch is never waived); SHA-1 proves
 nothing about who signed, so the waiver rests on the PDF signatures.
 
-Then signxml verifies the signature with a fresh ``XMLVerifier`` per packet, against the leaf
-certificate the hub picked itself (``x509_cert=``; the chain is judged by
+Then the signature is verified directly on the parsed tree (:mod:`hub.validators._fastdsig`:
+exclusive c14n of ``SignedInfo``, one RSA verify, exclusive c14n of the document minus the
+signature, digest compared in constant time; a comment in the document, which ``URI=""`` leaves
+unsigned, is SIGNATURE_WRAPPING_SUSPECTED). The legacy SHA-1 algorithms and a KeyInfo that also
+carries a ``KeyValue`` go through signxml instead, with a fresh ``XMLVerifier`` per packet,
+against the leaf certificate the hub picked itself (``x509_cert=``; the chain is judged by
 :mod:`hub.validators.trust`), and the hub checks that what signxml says is signed is the whole
-document minus the signature ("see what is signed"): any signature-wrapping shape that slips past
-the structural checks fails there.
+document minus the signature ("see what is signed"). :func:`verify_with_signxml` runs every
+packet through signxml: the reference the direct path is proven equal to
+(``tests/unit/validators/test_xmldsig_fast_path.py``).
 """
 
 from __future__ import annotations
@@ -32,7 +42,9 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import threading
 from dataclasses import dataclass
+from typing import Any, cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -50,6 +62,7 @@ from signxml.exceptions import (
     InvalidSignature,
     SignXMLException,
 )
+from signxml.processor import get_schema
 
 from hub.edxml._xml import Limits, _new_parser, parse_xml
 from hub.edxml.errors import EnvelopeRefused
@@ -124,6 +137,11 @@ def _check_position(signature: etree._Element, root: etree._Element) -> None:
         raise ValidationFailure(
             Reason.SIGNATURE_WRAPPING_SUSPECTED,
             "ds:Signature is not the last child of edXMLHeader")
+    if signature.tail is not None and signature.tail.strip():
+        # Text after the signature is no part of EDXML (and signxml cannot re-read a signature
+        # serialized with it): refused on both paths.
+        raise ValidationFailure(
+            Reason.SIGNATURE_WRAPPING_SUSPECTED, "text after ds:Signature in edXMLHeader")
 
 
 def _check_signed_info(signature: etree._Element, legacy_sha1: bool) -> tuple[str, str]:
@@ -192,6 +210,32 @@ def _count(element: etree._Element) -> int:
     return sum(1 for _ in element.iter())
 
 
+_per_thread = threading.local()
+
+
+def _signature_schema() -> etree.XMLSchema:
+    """signxml's own XMLDSig 1.1 schema (the W3C schemas it ships, loaded by its own loader),
+    compiled once per thread (an ``XMLSchema`` keeps its error log on the object)."""
+    schema: etree.XMLSchema | None = getattr(_per_thread, "schema", None)
+    if schema is None:
+        schema = _per_thread.schema = get_schema("xmldsig1-schema.xsd")
+    return schema
+
+
+def _check_schema(signature: etree._Element) -> None:
+    """The ``ds:Signature`` element is valid against the XMLDSig schema, as signxml demands
+    before it verifies (W3C XMLDSig 1.0 §4): element order, no foreign children, base64
+    values. That also refuses ``InclusiveNamespaces`` under ``CanonicalizationMethod`` (no
+    declaration for the schema's strict wildcard): the profile has no PrefixList."""
+    schema = _signature_schema()
+    if not schema.validate(signature):
+        error: Any = cast(Any, schema.error_log).last_error  # lxml-stubs lack last_error
+        raise ValidationFailure(
+            Reason.SIGNATURE_INVALID,
+            f"ds:Signature does not follow the XMLDSig schema: {error.message if error else ''}"
+            [:200])
+
+
 def _strict_b64(element: etree._Element | None, what: str) -> bytes:
     """The bytes of a base64 value; anything but base64 and whitespace is SIGNATURE_INVALID.
 
@@ -199,11 +243,16 @@ def _strict_b64(element: etree._Element | None, what: str) -> bytes:
     ``SignatureValue`` — which no signature covers — would otherwise still verify: one more
     malleable spot in signed bytes the hub routes as received. Both paths refuse it here.
     """
+    if element is None or len(element):
+        # A child (element or comment) splits the text: signxml reads only the part before it.
+        raise ValidationFailure(Reason.SIGNATURE_INVALID, f"{what} missing or holds markup")
     try:
-        text = "" if element is None else "".join((element.text or "").split())
-        return base64.b64decode(text, validate=True)
+        value = base64.b64decode("".join((element.text or "").split()), validate=True)
     except (binascii.Error, ValueError):
         raise ValidationFailure(Reason.SIGNATURE_INVALID, f"{what} is not base64") from None
+    if not value:
+        raise ValidationFailure(Reason.SIGNATURE_INVALID, f"{what} is empty")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +337,8 @@ def check_xml_signature(
         raise ValidationFailure(
             Reason.SIGNATURE_KEY_TOO_WEAK, f"RSA-{key.key_size} < {policy.min_rsa_bits}")
 
+    _check_schema(signature)
+
     if direct and not _signxml_only(signature, method, digest):
         _fastdsig.verify_enveloped(root, signature, key, method=method, digest=digest,
                                    digest_value=digest_value, signature_value=signature_value)
@@ -327,7 +378,7 @@ def _verify_signxml(raw: bytes, root: etree._Element, signature: etree._Element,
         raise ValidationFailure(Reason.SIGNATURE_DIGEST_MISMATCH, str(exc)[:200]) from None
     except InvalidSignature as exc:
         raise ValidationFailure(Reason.SIGNATURE_INVALID, str(exc)[:200]) from None
-    except (InvalidInput, InvalidCertificate, SignXMLException) as exc:
+    except (InvalidInput, InvalidCertificate, SignXMLException, etree.DocumentInvalid) as exc:
         raise ValidationFailure(Reason.SIGNATURE_INVALID, str(exc)[:200]) from None
 
     # "See what is signed": the signed content must be the whole document minus the signature.
