@@ -300,7 +300,8 @@ def _signxml_only(signature: etree._Element, method: str, digest: str) -> bool:
 
 
 def check_xml_signature(
-    raw: bytes, policy: TrustPolicy, *, legacy_sha1: bool = False, direct: bool = True
+    raw: bytes, policy: TrustPolicy, *, legacy_sha1: bool = False, direct: bool = True,
+    tree: etree._Element | None = None,
 ) -> XmlSignature:
     """Enforce the hub's XMLDSig profile on the exact packet bytes ``raw``.
 
@@ -308,12 +309,17 @@ def check_xml_signature(
     (rather than refuses) rsa-sha1 and SHA-1 digests: for the interop policy only.
     ``direct=False`` verifies with signxml instead of the direct verifier
     (:func:`verify_with_signxml`): the same verdict, several times slower; kept as the
-    reference the direct path is proven against.
+    reference the direct path is proven against. ``tree``: the root element the hub's
+    hardened parser already built from exactly ``raw`` (saves the re-parse, ~0.1 ms at 10 KB);
+    it is left exactly as it was.
     """
-    try:
-        root = parse_xml(raw, _GENEROUS)
-    except EnvelopeRefused as refused:
-        raise ValidationFailure(refused.reason, refused.detail) from None
+    if tree is not None:
+        root = tree
+    else:
+        try:
+            root = parse_xml(raw, _GENEROUS)
+        except EnvelopeRefused as refused:
+            raise ValidationFailure(refused.reason, refused.detail) from None
     signatures = list(root.iter(f"{DS}Signature"))
     if not signatures:
         raise ValidationFailure(Reason.SIGNATURE_MISSING)

@@ -374,3 +374,20 @@ def test_the_mutations_reach_every_reason_the_signature_step_gives(vectors: Vect
         Reason.SIGNATURE_DIGEST_MISMATCH.value, Reason.SIGNATURE_INVALID.value,
         Reason.SIGNATURE_WRAPPING_SUSPECTED.value}
     assert ("passed", fingerprint(vectors.org.cert)) in seen
+
+
+@pytest.mark.parametrize("name", ["comment_in_content", "pi_in_content", "whitespace_after_signature",
+                                  "newlines_in_signature_value"])
+def test_a_tree_already_parsed_gives_the_same_verdict_and_is_left_as_it_was(
+    name: str, vectors: Vectors
+) -> None:
+    raw = _shape(name, vectors)
+    root = _tree(raw)
+    before = etree.tostring(root)
+    try:
+        sig = check_xml_signature(raw, vectors.policy, tree=root)
+        given_tree: Verdict = ("passed", fingerprint(sig.leaf))
+    except ValidationFailure as failure:
+        given_tree = ("failed", failure.reason.value)
+    assert given_tree == _same(raw, vectors.policy)
+    assert etree.tostring(root) == before
