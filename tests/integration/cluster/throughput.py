@@ -27,7 +27,6 @@ from hub.cluster import Cluster, start_cluster
 from hub.ledger import Ledger
 from tests.integration.cluster.workload import (
     Consumers,
-    consumer_count,
     envelope_count,
     hub_settings,
     live_pki,
@@ -54,7 +53,8 @@ def measure(cluster: Cluster, pki: Any, envelopes: list[bytes], consumers_n: int
         consumers = Consumers(settings, run_dir / "consumers")
         consumers.start([cluster.nodes[i % len(cluster.nodes)].url for i in range(consumers_n)])
         try:
-            if not wait_until(lambda: consumer_count(conn, topology.names.intake) >= consumers_n,
+            if not wait_until(lambda: conn.channel.queue_declare(
+                    topology.names.intake, passive=True).method.consumer_count >= consumers_n,
                               60, conn.sleep):
                 raise RuntimeError(f"consumers did not attach:\n{consumers.tail()}")
             items = [(f"b{i}", body) for i, body in enumerate(envelopes)]

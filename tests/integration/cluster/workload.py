@@ -202,9 +202,62 @@ def envelope_count(ledger_url: str) -> int:
         engine.dispose()
 
 
-def consumer_count(conn: Connection, queue: str) -> int:
-    ok = conn.channel.queue_declare(queue, passive=True)
-    return int(ok.method.consumer_count)
+class Watch:
+    """An observer's broker connection that survives its node going away.
+
+    Measured: when a cut node comes back, autoheal may pick the *majority* side as the loser and
+    restart its nodes, so any node's clients can be disconnected while the cluster heals. The
+    watch then reconnects to the next node that answers.
+    """
+
+    def __init__(self, urls: Sequence[str], name: str) -> None:
+        self.urls = list(urls)
+        self.name = name
+        self._which = 0
+        self._conn: Connection | None = None
+
+    @property
+    def conn(self) -> Connection:
+        deadline = time.monotonic() + 120
+        while self._conn is None:
+            url = self.urls[self._which % len(self.urls)]
+            try:
+                self._conn = connect(url, self.name)
+            except BrokerUnavailable:
+                self._which += 1
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)  # between connection attempts to a restarting cluster
+        return self._conn
+
+    def _lost(self) -> None:
+        if self._conn is not None:
+            abandon(self._conn)
+        self._conn = None
+        self._which += 1
+
+    def sleep(self, seconds: float) -> None:
+        """Wait while keeping the connection alive; reconnect if it was lost."""
+        try:
+            self.conn.sleep(seconds)
+        except BrokerUnavailable:
+            self._lost()
+
+    def consumers(self, queue: str) -> int:
+        try:
+            ok = self.conn.channel.queue_declare(queue, passive=True)
+        except Exception:  # pika's channel errors: reconnect and report nothing seen yet
+            self._lost()
+            return 0
+        return int(ok.method.consumer_count)
+
+    def depth(self, queue: str) -> int:
+        return self.conn.queue_depth(queue)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = None
 
 
 @dataclass
