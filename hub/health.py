@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from hub.config import Settings
+from hub.validators.trust import CrlSnapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,21 +64,24 @@ def check_trust(settings: Settings) -> str:
     return f"{len(policy.roots)} specialized root(s) configured; no system trust store"
 
 
-def check_crls(settings: Settings, now: datetime | None = None) -> str:
+def check_crls(settings: Settings, now: datetime | None = None,
+               snapshot: CrlSnapshot | None = None) -> str:
+    """Revocation data is there and fresh, by the validators' own rule (CrlEntry.is_fresh).
+
+    ``snapshot``: the running hub's CRLs (readiness probe: no I/O). Without it (``hub doctor``)
+    the configured files and distribution points are read once.
+    """
+    from datetime import timedelta
+
     from hub.revocation import RevocationCache
 
     at = now or datetime.now(UTC)
-    snap = RevocationCache(settings).refresh()
+    snap = snapshot if snapshot is not None else RevocationCache(settings).refresh()
     entries = list(snap.by_issuer.values())
     if not entries:
         raise ValueError("no CRL loaded: revocation cannot be checked (deliveries would wait)")
-    fresh_for = settings.trust.crl_freshness_s
-    stale = []
-    for e in entries:
-        next_update = e.crl.next_update_utc
-        age = (at - e.crl.last_update_utc).total_seconds()
-        if (next_update is not None and next_update < at) and age > fresh_for:
-            stale.append(e.crl.issuer.rfc4514_string())
+    freshness = timedelta(seconds=settings.trust.crl_freshness_s)
+    stale = [e.crl.issuer.rfc4514_string() for e in entries if not e.is_fresh(at, freshness)]
     if stale:
         raise ValueError(f"stale CRL for {'; '.join(stale)[:200]}")
     oldest = max((at - e.crl.last_update_utc).total_seconds() for e in entries)

@@ -147,7 +147,7 @@ class MetricsServer:
         except Exception as exc:
             return False, f"ledger unavailable: {type(exc).__name__}"
         try:
-            check_crls(self.hub.settings)
+            check_crls(self.hub.settings, snapshot=self.hub.revocation.snapshot())
         except Exception as exc:
             return False, f"revocation: {exc}"
         return True, "ready"

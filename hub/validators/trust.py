@@ -176,6 +176,14 @@ class CrlEntry:
         except x509.ExtensionNotFound:
             return None
 
+    def is_fresh(self, at: datetime, freshness: timedelta) -> bool:
+        """Usable at ``at``: obtained within ``freshness``, or its nextUpdate not yet passed.
+        The one rule for validation, ``hub doctor`` and the readiness probe."""
+        next_update = self.crl.next_update_utc
+        aged = at - self.fetched_at > freshness
+        expired = next_update is None or at > next_update
+        return not (aged and expired)
+
 
 @dataclass(frozen=True, slots=True)
 class CrlSnapshot:
@@ -405,9 +413,7 @@ def _crl_source(
         return _Source(
             "crl", problem=f"CRL of {cert.issuer.rfc4514_string()} does not verify")
     next_update = crl.next_update_utc
-    aged = at - entry.fetched_at > policy.crl_freshness
-    expired = next_update is None or at > next_update
-    fresh = not (aged and expired)
+    fresh = entry.is_fresh(at, policy.crl_freshness)
     revoked = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
     if revoked is not None and revoked.revocation_date_utc <= at:
         try:
