@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from hub.broker import BrokerUnavailable, Connection, Delivery, Settler, connect
 from hub.errors import TransientError
@@ -28,6 +29,8 @@ from hub.metrics import Histogram
 from hub.pipeline import BatchPlan, Pipeline
 from hub.reasons import Reason
 from hub.settlement import Action
+
+T = TypeVar("T")
 
 log = get_logger("hub.consumers.intake")
 
@@ -190,26 +193,33 @@ class IntakeConsumer:
 
     def _plan(self, conn: Connection, batch: list[Delivery]) -> BatchPlan:
         """Plan the batch; while the ledger cannot be read, hold it and retry (fail closed)."""
+        return self._while_ledger_down(conn, len(batch),
+                                       lambda: self.pipeline.process_batch(batch))
+
+    def _commit(self, conn: Connection, plan: BatchPlan) -> None:
+        """Write the ledger; while it is down, hold the batch unacknowledged and retry."""
+        self._while_ledger_down(conn, len(plan.ack), lambda: self.write_ledger(plan))
+
+    def _while_ledger_down(self, conn: Connection, held: int, step: Callable[[], T]) -> T:
+        """Run ``step``; on LEDGER_UNAVAILABLE keep the ``held`` deliveries unacknowledged,
+        wait with bounded backoff (heartbeats flowing) and try again. On stop, give up without
+        acking: the broker redelivers after we close."""
         backoff = 0.1
         while True:
             try:
-                return self.pipeline.process_batch(batch)
+                return step()
             except TransientError as exc:
                 if exc.reason is not Reason.LEDGER_UNAVAILABLE:
                     raise
-                self._hold(conn, exc, backoff, len(batch))
+                self.stats.ledger_retries += 1
+                with self.stats.changed:
+                    self.stats.changed.notify_all()
+                log.error("ledger_unavailable", detail=exc.detail[:200],
+                          retry_in_s=round(backoff, 2), held=held)
+                if self.stop.is_set():
+                    raise BrokerUnavailable("stopping while the ledger is down") from None
+                conn.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
-
-    def _hold(self, conn: Connection, exc: TransientError, backoff: float, held: int) -> None:
-        self.stats.ledger_retries += 1
-        with self.stats.changed:
-            self.stats.changed.notify_all()
-        log.error("ledger_unavailable", detail=exc.detail[:200], retry_in_s=round(backoff, 2),
-                  held=held)
-        if self.stop.is_set():
-            # Give up without acking: the broker redelivers after we close.
-            raise BrokerUnavailable("stopping while the ledger is down") from None
-        conn.sleep(backoff)
 
     def _settler(self, conn: Connection) -> Settler:
         # Delivery tags belong to a channel: one settler per connection's consuming channel.
@@ -217,16 +227,3 @@ class IntakeConsumer:
             self._settler_conn, self._settler_obj = conn, conn.settler()
         assert self._settler_obj is not None
         return self._settler_obj
-
-    def _commit(self, conn: Connection, plan: BatchPlan) -> None:
-        """Write the ledger; while it is down, hold the batch unacknowledged and retry."""
-        backoff = 0.1
-        while True:
-            try:
-                self.write_ledger(plan)
-                return
-            except TransientError as exc:
-                if exc.reason is not Reason.LEDGER_UNAVAILABLE:
-                    raise
-                self._hold(conn, exc, backoff, len(plan.ack))
-                backoff = min(backoff * 2, 5.0)
