@@ -454,22 +454,26 @@ class Pipeline:
         log.debug("duplicate_ignored", message_id=mid, sender=packet.sender.organ_id,
                  digest=packet.digest[:16])
 
-    def _receipt(self, plan: BatchPlan, phase: list[Outgoing], receipt: bytes, env: Envelope,
-                 sender: str, at: datetime, kind: str, *, issuer: str) -> None:
+    def _receipt(self, plan: BatchPlan, phase: list[Outgoing], receipt: bytes,
+                 about: Envelope | StatusPacket, sender: str, at: datetime, kind: str, *,
+                 issuer: str, reason: Reason | None = None) -> None:
+        """Publish a signed hub receipt about ``about`` to ``sender`` and record it."""
         digest = _sha256(receipt)
+        headers = {"x-hub-receipt": kind, "x-hub-original": about.digest, "x-hub-issuer": issuer}
+        if reason is not None:
+            headers[H_REASON] = reason.value
         for r in route_status(None, sender, self.directory, at=at,
                               province=self.config.province).deliveries:
-            phase.append(Outgoing(self.config.names.deliver, r.routing_key, receipt,
-                                  {"x-hub-receipt": kind, "x-hub-original": env.digest,
-                                   "x-hub-issuer": issuer},
-                                  message_id=f"{env.digest}:{kind}:{issuer}"))
+            phase.append(Outgoing(self.config.names.deliver, r.routing_key, receipt, headers,
+                                  message_id=f"{about.digest}:{kind}:{issuer}"))
         plan.documents.append(DocumentIn(
             sender=issuer, document_id=f"receipt:{kind}:{digest[:32]}", digest=digest,
             kind="receipt", raw=receipt, received_at=at, recipients=(sender,),
-            links_to=env.digest, code=kind,
+            links_to=about.digest, code=kind,
         ))
-        plan.events.append(EventIn(EventKind.RECEIPT_ISSUED, f"{env.digest}:{kind}:{issuer}", at,
-                                   digest=env.digest, organ_id=issuer,
+        plan.events.append(EventIn(EventKind.RECEIPT_ISSUED, f"{about.digest}:{kind}:{issuer}",
+                                   at, digest=about.digest, organ_id=issuer,
+                                   reason=reason.value if reason is not None else None,
                                    detail={"kind": kind, "receipt_digest": digest}))
 
     def _fail(self, plan: BatchPlan, delivery: Delivery, at: datetime, attempts: int,
@@ -526,24 +530,8 @@ class Pipeline:
                 negative = self.receipts.rejected(delivery.body, packet, final, at)
                 if negative is not None:
                     issuer, receipt = negative
-                    rdigest = _sha256(receipt)
-                    for r in route_status(None, sender, self.directory, at=at,
-                                          province=self.config.province).deliveries:
-                        plan.first.append(Outgoing(
-                            names.deliver, r.routing_key, receipt,
-                            {"x-hub-receipt": "rejected", "x-hub-original": digest,
-                             H_REASON: final.value},
-                            message_id=f"{digest}:rejected:{issuer}"))
-                    plan.documents.append(DocumentIn(
-                        sender=issuer, document_id=f"receipt:rejected:{rdigest[:32]}",
-                        digest=rdigest, kind="receipt", raw=receipt, received_at=at,
-                        recipients=(sender,), links_to=digest, code="rejected",
-                    ))
-                    plan.events.append(EventIn(EventKind.RECEIPT_ISSUED, f"{digest}:rejected",
-                                               at, digest=digest, organ_id=issuer,
-                                               reason=final.value,
-                                               detail={"kind": "rejected",
-                                                       "receipt_digest": rdigest}))
+                    self._receipt(plan, plan.first, receipt, packet, sender, at, "rejected",
+                                  issuer=issuer, reason=final)
             log.warning("envelope_rejected", message_id=mid, sender=sender, reason=final.value,
                         attempts=attempts)
         plan.outcomes.append((delivery, disposition))
