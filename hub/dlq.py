@@ -204,8 +204,7 @@ def _recorder(settings: Any, kind: str) -> Callable[[list[DeadLetter], str, str]
 def _print_table(rows: Iterable[DeadLetter], as_json: bool) -> None:
     rows = list(rows)
     if as_json:
-        print(json.dumps([{k: v for k, v in r.__dict__.items() if k != "headers"} if False else
-                          {"id": r.id, "reason": r.reason, "sender": r.sender,
+        print(json.dumps([{"id": r.id, "reason": r.reason, "sender": r.sender,
                            "recipient": r.recipient, "first_failure": r.first_failure,
                            "attempts": r.attempts, "routing": r.routing, "bytes": r.size}
                           for r in rows], ensure_ascii=False, indent=2))
