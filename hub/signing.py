@@ -29,6 +29,7 @@ from signxml import (  # type: ignore[attr-defined]
 )
 
 from hub.keystore import OrgSigner
+from hub.validators._fastdsig import document_c14n
 
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
 PLACEHOLDER_XPATH = "//ds:Signature[@Id='placeholder']"
@@ -71,25 +72,9 @@ def sign_xml(data: bytes, signer: OrgSigner) -> bytes:
     if root.get("Id") is not None or root.get("ID") is not None:
         raise ValueError("the document root must not carry an Id attribute")
     placeholder = found[0]
-    parent = placeholder.getparent()
-    index = parent.index(placeholder)
-    tail = placeholder.tail
-    previous = placeholder.getprevious()
-    # The enveloped-signature transform removes the Signature element but not the text after
-    # it: detach the element and move its tail where it would be, digest, then restore.
-    saved_text = parent.text if previous is None else previous.tail
-    parent.remove(placeholder)
-    if tail:
-        if previous is None:
-            parent.text = (parent.text or "") + tail
-        else:
-            previous.tail = (previous.tail or "") + tail
-    digest = hashlib.sha256(etree.tostring(root, method="c14n", exclusive=True,
-                                           with_comments=False)).digest()
-    if previous is None:
-        parent.text = saved_text
-    else:
-        previous.tail = saved_text
+    # The enveloped-signature transform, exactly as the verifier applies it (one shared helper).
+    document, _commented = document_c14n(root, placeholder)
+    digest = hashlib.sha256(document).digest()
 
     sig = etree.Element(_DS("Signature"), nsmap={"ds": DS_NS})
     signed_info = etree.SubElement(sig, _DS("SignedInfo"))
@@ -108,8 +93,8 @@ def sign_xml(data: bytes, signer: OrgSigner) -> bytes:
     x509_data = etree.SubElement(etree.SubElement(sig, _DS("KeyInfo")), _DS("X509Data"))
     for text in _cert_texts(signer):
         etree.SubElement(x509_data, _DS("X509Certificate")).text = text
-    sig.tail = tail
-    parent.insert(index, sig)
+    sig.tail = placeholder.tail
+    placeholder.getparent().replace(placeholder, sig)
     out: bytes = etree.tostring(root, encoding="UTF-8", xml_declaration=True)
     return out
 
