@@ -21,7 +21,7 @@ from hub.directory import Directory
 from hub.edxml import Attachment, build_envelope, sample_header
 from hub.keystore import Keystore, OrgSigner
 from hub.pki import KeyCache, PkiPaths, init_pki
-from hub.signing import sign_pdf, sign_xml
+from hub.signing import pdf_from_objects, sign_pdf, sign_xml
 
 SENDER = "000.00.01.H27"
 """Văn phòng UBND tỉnh Hà Tĩnh (sample directory); its person signer is ``PERSON``."""
@@ -53,18 +53,7 @@ def padded_pdf(size: int, seed: int = 7) -> bytes:
         b"/BitsPerComponent 8 /Length " + str(len(filler)).encode() + b" >>\nstream\n"
         + filler + b"\nendstream",
     ]
-    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-    for offset in offsets:
-        out += f"{offset:010d} 00000 n \n".encode()
-    out += (f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n"
-            ).encode()
-    return bytes(out)
+    return pdf_from_objects(objects)
 
 
 @dataclass(frozen=True)
