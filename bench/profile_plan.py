@@ -78,6 +78,7 @@ def main() -> int:
            "env_per_s": round(n / (plan_s + ledger_s), 1)}
     print(json.dumps(out))
     if prof:
+        prof.dump_stats("/tmp/prof/last.pstats")
         stats = pstats.Stats(prof, stream=sys.stdout)
         stats.sort_stats("cumulative").print_stats(args.top)
         stats.sort_stats("tottime").print_stats(args.top)

@@ -20,6 +20,7 @@ import hashlib
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from typing import Any
 
 NS = "http://www.mic.gov.vn/TBT/QCVN_102_2016"
 """The EDXML namespace of QCVN 102:2016/BTTTT."""
@@ -256,6 +257,16 @@ class Envelope:
     raw: bytes = field(repr=False)
     signature_count: int = 0
     """How many ``ds:Signature`` elements exist anywhere in the document (for the validators)."""
+    tree: Any = field(default=None, init=False, repr=False, compare=False)
+    """The root element the hardened parser built from exactly ``raw``; None otherwise.
+    Read-only by contract: validators and receipts read it instead of parsing ``raw`` again;
+    nothing modifies or re-serializes it (the hub routes and stores ``raw``). Only the parser
+    sets it, and ``dataclasses.replace`` drops it, so a copy with other ``raw`` bytes can never
+    carry the tree of the original."""
+    _digest: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_digest", hashlib.sha256(self.raw).hexdigest())
 
     @property
     def sender(self) -> Organization:
@@ -284,7 +295,7 @@ class Envelope:
     @property
     def digest(self) -> str:
         """SHA-256 (hex) of the exact bytes: the document's identity in the ledger."""
-        return hashlib.sha256(self.raw).hexdigest()
+        return self._digest
 
 
 class StatusCode(enum.StrEnum):
@@ -342,6 +353,12 @@ class StatusPacket:
     staff_info: StaffInfo | None
     raw: bytes = field(repr=False)
     signature_count: int = 0
+    tree: Any = field(default=None, init=False, repr=False, compare=False)
+    """As :attr:`Envelope.tree`: the parsed root of exactly ``raw``, read-only, or None."""
+    _digest: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_digest", hashlib.sha256(self.raw).hexdigest())
 
     @property
     def code(self) -> StatusCode | None:
@@ -358,7 +375,7 @@ class StatusPacket:
 
     @property
     def digest(self) -> str:
-        return hashlib.sha256(self.raw).hexdigest()
+        return self._digest
 
 
 Packet = Envelope | StatusPacket

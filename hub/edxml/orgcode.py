@@ -23,7 +23,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 
 from hub.edxml.errors import EnvelopeRefused
 from hub.reasons import Reason
@@ -140,7 +140,8 @@ def parse_date(text: str, reason: Reason = Reason.DATE_INVALID) -> date:
     if not _DATE.fullmatch(candidate):
         raise EnvelopeRefused(reason, f"date {text[:20]!r} is not YYYY/MM/DD")
     try:
-        return datetime.strptime(candidate, DATE_FORMAT).date()
+        # The pattern fixed the layout: date() refuses what strptime would (Feb 30, year 0).
+        return date(int(candidate[0:4]), int(candidate[5:7]), int(candidate[8:10]))
     except ValueError:
         raise EnvelopeRefused(reason, f"date {candidate!r} does not exist") from None
 

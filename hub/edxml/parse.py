@@ -165,6 +165,11 @@ def parse_timestamp(text: str) -> datetime:
     if _TIMESTAMP.fullmatch(candidate):
         for fmt in _TIMESTAMP_FORMATS:
             try:
+                if fmt[1] == "Y":  # the usual form: no strptime (~20 µs each, four per packet)
+                    return datetime(int(candidate[0:4]), int(candidate[5:7]),
+                                    int(candidate[8:10]), int(candidate[11:13]),
+                                    int(candidate[14:16]), int(candidate[17:19]),
+                                    tzinfo=VIETNAM_TZ)
                 return datetime.strptime(candidate, fmt).replace(tzinfo=VIETNAM_TZ)
             except ValueError:
                 continue
@@ -467,12 +472,15 @@ def _parse_packet(data: bytes, limits: Limits) -> Envelope | StatusPacket:
     envelope_el = _kids(root, "edXMLEnvelope")[0]
     header_el = _kids(envelope_el, "edXMLHeader")[0]
     status_el = _child(header_el, "Status")
+    packet: Envelope | StatusPacket
     if status_el is not None:
-        return _status(status_el, raw, signatures)
+        packet = _status(status_el, raw, signatures)
+        object.__setattr__(packet, "tree", root)  # only the parser attaches its tree
+        return packet
     header = _message_header(_kids(header_el, "MessageHeader")[0])
     trace_el = _child(header_el, "TraceHeaderList")
     manifest = _manifest(_kids(envelope_el, "edXMLBody")[0])
-    return Envelope(
+    packet = Envelope(
         header=header,
         trace=None if trace_el is None else _trace(trace_el),
         manifest=manifest,
@@ -480,6 +488,8 @@ def _parse_packet(data: bytes, limits: Limits) -> Envelope | StatusPacket:
         raw=raw,
         signature_count=signatures,
     )
+    object.__setattr__(packet, "tree", root)  # only the parser attaches its tree
+    return packet
 
 
 def _guard(call: Callable[[], T]) -> T:

@@ -174,7 +174,8 @@ def validate_packet(
     waiving = False
 
     def xmldsig() -> dict[str, str]:
-        signature = check_xml_signature(packet.raw, policy, legacy_sha1=legacy_sha1)
+        signature = check_xml_signature(packet.raw, policy, legacy_sha1=legacy_sha1,
+                                        tree=packet.tree)
         found.append(signature)
         return {
             "signature_method": signature.signature_method,

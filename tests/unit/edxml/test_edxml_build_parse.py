@@ -100,6 +100,26 @@ def test_the_digest_is_the_sha256_of_the_exact_bytes() -> None:
     assert parse_envelope(data).digest == hashlib.sha256(data).hexdigest()
 
 
+def test_a_parsed_packet_carries_the_tree_of_exactly_its_bytes() -> None:
+    data = build_envelope(sample_header(SENDER, RECIPIENTS))
+    envelope = parse_envelope(data)
+    assert envelope.tree is not None
+    assert etree.tostring(envelope.tree) == etree.tostring(parse_xml(data, Limits()))
+    status = parse_status(build_status(
+        response_for=response_for(envelope), sender=RECIPIENTS[0], status_code=StatusCode.ARRIVED,
+        timestamp=AT))
+    assert status.tree is not None
+
+
+def test_a_copy_with_other_bytes_never_carries_the_original_tree() -> None:
+    envelope = parse_envelope(build_envelope(sample_header(SENDER, RECIPIENTS)))
+    other = build_envelope(sample_header(SENDER, RECIPIENTS, subject="Khác"))
+    copy = dataclasses.replace(envelope, raw=other)
+    # The validators then parse the copy's own bytes (the signature vectors rely on it).
+    assert copy.tree is None
+    assert copy.digest != envelope.digest
+
+
 def test_a_repr_never_shows_document_bodies() -> None:
     data = build_envelope(
         sample_header(SENDER, RECIPIENTS), attachments=[sample_attachment(b"SECRET-BODY")]
