@@ -29,7 +29,7 @@ from hub.pipeline import BatchPlan, Pipeline, PipelineConfig
 from hub.reasons import Reason
 from hub.revocation import RevocationCache
 from hub.settlement import RetryPolicy
-from hub.signing import sign_xml
+from hub.signing import sign_tree
 from hub.topology import Topology, build_topology
 from hub.trust_store import load_policy
 from hub.validators import validate_packet
@@ -49,14 +49,16 @@ class HubReceipts:
         return self.keystore.signer(self.operator)
 
     def _build(self, kind: str, env: Envelope | StatusPacket, reporter: str, at: datetime,
-               reason: Reason | None = None, status_code: str | None = None) -> bytes:
-        from hub.receipts import build_receipt, signature_value_of
+               reason: Reason | None = None, status_code: str | None = None) -> Any:
+        """The unsigned receipt tree (signed in memory by :func:`sign_tree`: no re-parse)."""
+        from hub.receipts import build_receipt_tree, signature_value_of
 
         sig = self._signature_values.get(env.digest)
         if sig is None:
-            # Up to three receipts per envelope bind the same SignatureValue: extract it once.
+            # Up to three receipts per envelope bind the same SignatureValue: extract it once,
+            # from the tree the parser already built.
             try:
-                sig = signature_value_of(env.raw)
+                sig = signature_value_of(env.raw, env.tree)
             except Exception:
                 sig = b""
             if len(self._signature_values) > 4096:
@@ -70,38 +72,38 @@ class HubReceipts:
         # ResponseFor names the original document's sender: for a forwarded status that is
         # the body the status is about, not the reporter.
         sender = env.sender.organ_id if isinstance(env, Envelope) else env.response_for.organ_id
-        return bytes(build_receipt(
+        return build_receipt_tree(
             kind, envelope_raw=env.raw, signature_value=sig, sender=sender,
             document_id=document_id, code=code, reporter=reporter, at=at, reason=reason,
-            **kwargs,
-        ))
+            envelope_digest=env.digest, **kwargs,
+        )
 
     def accepted(self, envelope: Envelope, at: datetime) -> tuple[str, bytes] | None:
         signer = self._operator()
         if signer is None:
             return None
-        return self.operator, sign_xml(self._build("accepted", envelope, self.operator, at),
-                                       signer)
+        return self.operator, sign_tree(self._build("accepted", envelope, self.operator, at),
+                                        signer)
 
     def rejected(self, raw: bytes, packet: Envelope | StatusPacket | None, reason: Reason,
                  at: datetime) -> tuple[str, bytes] | None:
         signer = self._operator()
         if signer is None or packet is None:
             return None
-        return self.operator, sign_xml(
+        return self.operator, sign_tree(
             self._build("rejected", packet, self.operator, at, reason=reason), signer)
 
     def received(self, envelope: Envelope, recipient: str, at: datetime) -> bytes | None:
         signer = self.keystore.signer(recipient)
         if signer is None:
             return None
-        return sign_xml(self._build("received", envelope, recipient, at), signer)
+        return sign_tree(self._build("received", envelope, recipient, at), signer)
 
     def countersign(self, status: StatusPacket, at: datetime) -> bytes | None:
         signer = self._operator()
         if signer is None:
             return None
-        return sign_xml(self._build("countersigned", status, self.operator, at), signer)
+        return sign_tree(self._build("countersigned", status, self.operator, at), signer)
 
 
 class CrlRefresher:

@@ -133,17 +133,6 @@ def _header_int(headers: Mapping[str, Any], name: str) -> int:
         return 0
 
 
-def _signature_value_digest(raw: bytes) -> str | None:
-    """SHA-256 of the sender's ds:SignatureValue, for receipts (the countersignature binding)."""
-    from hub.receipts import signature_value_of
-
-    try:
-        value = signature_value_of(raw)
-    except Exception:  # a packet without a signature has nothing to bind
-        return None
-    return _sha256(value) if value else None
-
-
 class Pipeline:
     """Plans what happens to each delivery. Stateless between batches."""
 

@@ -62,7 +62,7 @@ from datetime import date, datetime
 from lxml import etree
 
 from hub.edxml._xml import Limits, parse_xml
-from hub.edxml.build import XML_DECLARATION, build_status
+from hub.edxml.build import XML_DECLARATION, build_status_tree
 from hub.edxml.errors import EnvelopeRefused
 from hub.edxml.model import DS_NS, NS, VIETNAM_TZ, Organization, ResponseFor, StatusCode
 from hub.edxml.orgcode import DocumentId
@@ -74,6 +74,7 @@ __all__ = [
     "Evidence",
     "ReceiptKind",
     "build_receipt",
+    "build_receipt_tree",
     "check_binding",
     "read_evidence",
     "signature_value_of",
@@ -152,7 +153,7 @@ def _promulgation_date(document_id: str, fallback: datetime) -> date:
 def _evidence_element(
     kind: ReceiptKind,
     *,
-    envelope_raw: bytes,
+    envelope_digest: str,
     signature_value: bytes,
     at: datetime,
     reason: Reason | None,
@@ -170,7 +171,7 @@ def _evidence_element(
         attributes["recipient"] = recipient
     evidence = etree.Element(_hub("HubEvidence"), attributes, nsmap={"hub": HUB_NS})
     digest = etree.SubElement(evidence, _hub("EnvelopeDigest"), {"alg": _ALG})
-    digest.text = hashlib.sha256(envelope_raw).hexdigest()
+    digest.text = envelope_digest
     if signature_value:
         sv = etree.SubElement(evidence, _hub("SignatureValueDigest"), {"alg": _ALG})
         sv.text = hashlib.sha256(signature_value).hexdigest()
@@ -205,6 +206,32 @@ def build_receipt(
     ``b""`` when it had none. ``reason`` is required for ``rejected`` and refused for the
     others; ``status_code`` is the forwarded status's code, for ``countersigned`` only.
     """
+    root = build_receipt_tree(
+        kind, envelope_raw=envelope_raw, signature_value=signature_value, sender=sender,
+        document_id=document_id, code=code, reporter=reporter, at=at, reason=reason,
+        detail=detail, status_code=status_code, recipient=recipient)
+    return XML_DECLARATION + etree.tostring(root, encoding="UTF-8", xml_declaration=False)
+
+
+def build_receipt_tree(
+    kind: ReceiptKind | str,
+    *,
+    envelope_raw: bytes,
+    signature_value: bytes,
+    sender: str,
+    document_id: str,
+    code: str,
+    reporter: Organization | str,
+    at: datetime,
+    reason: Reason | None = None,
+    detail: str = "",
+    status_code: str | None = None,
+    recipient: str | None = None,
+    envelope_digest: str | None = None,
+) -> etree._Element:
+    """The tree :func:`build_receipt` serializes: what the hub signs in memory
+    (:func:`hub.signing.sign_tree`) without a serialize-and-parse round trip.
+    ``envelope_digest``: the hex SHA-256 of ``envelope_raw`` when the caller already has it."""
     kind = ReceiptKind(kind)
     rejected = kind is ReceiptKind.REJECTED
     if rejected != (reason is not None and reason is not Reason.OK):
@@ -216,7 +243,7 @@ def build_receipt(
     description = f"{vi} / {en}"
     if reason is not None:
         description = f"{vi}: {reason.vi} / {en}: {reason.en}"
-    unsigned = build_status(
+    root = build_status_tree(
         response_for=ResponseFor(
             organ_id=sender,
             code=code,
@@ -229,43 +256,43 @@ def build_receipt(
         description=description,
         signature_placeholder=True,
     )
-    # Our own unsigned output: parsing it back through the hardened entry point and serializing
-    # once more is safe (nothing is signed yet) and keeps the builder the only place that knows
-    # the status layout.
-    root = parse_xml(unsigned, _RECEIPT_LIMITS)
     header = _header(root)
     placeholder = header.find(f"{{{DS_NS}}}Signature") if header is not None else None
     previous = placeholder.getprevious() if placeholder is not None else None
     if placeholder is None or previous is None:
         raise AssertionError("build_status produced no Status followed by the placeholder")
     evidence = _evidence_element(
-        kind, envelope_raw=envelope_raw, signature_value=signature_value, at=at, reason=reason,
-        detail=detail, status_code=status_code, recipient=recipient,
+        kind, envelope_digest=envelope_digest or hashlib.sha256(envelope_raw).hexdigest(),
+        signature_value=signature_value, at=at, reason=reason, detail=detail,
+        status_code=status_code, recipient=recipient,
     )
     # After Status (and any TraceHeaderList), before the signature: the signature covers it.
     etree.indent(evidence, space="  ", level=3)  # the builder's layout: header children at 3
     evidence.tail = previous.tail
     placeholder.addprevious(evidence)
-    body = etree.tostring(root, encoding="UTF-8", xml_declaration=False)
-    return XML_DECLARATION + body
+    return root
 
 
 def _header(root: etree._Element) -> etree._Element | None:
     return root.find(f"{{{NS}}}edXMLEnvelope/{{{NS}}}edXMLHeader")
 
 
-def signature_value_of(raw: bytes) -> bytes:
+def signature_value_of(raw: bytes, tree: etree._Element | None = None) -> bytes:
     """The packet-level ``ds:SignatureValue`` of ``raw``, base64-decoded; ``b""`` if none.
 
     The hub's profile puts the signature last in ``edXMLHeader``; a signature directly under
     the root (some older tools) is accepted too. Zero or several candidates, unparseable bytes
     or a value that is not base64 all give ``b""``: there is nothing single to bind to (the
-    validators refuse such packets with their own reasons).
+    validators refuse such packets with their own reasons). ``tree``: the root the hub's
+    parser built from exactly ``raw`` (``Envelope.tree``), read instead of parsing again.
     """
-    try:
-        root = parse_xml(raw, Limits())
-    except EnvelopeRefused:
-        return b""
+    if tree is not None:
+        root = tree
+    else:
+        try:
+            root = parse_xml(raw, Limits())
+        except EnvelopeRefused:
+            return b""
     header = _header(root)
     candidates = [*(header.findall(f"{{{DS_NS}}}Signature") if header is not None else []),
                   *root.findall(f"{{{DS_NS}}}Signature")]

@@ -65,13 +65,22 @@ def sign_xml(data: bytes, signer: OrgSigner) -> bytes:
     ``ValueError`` when the document has no placeholder: the hub never guesses where a
     signature goes.
     """
-    root = _parse(data)
-    found = root.xpath(PLACEHOLDER_XPATH, namespaces={"ds": DS_NS})
-    if not found:
+    return sign_tree(_parse(data), signer)
+
+
+def sign_tree(root: etree._Element, signer: OrgSigner) -> bytes:
+    """:func:`sign_xml` on a tree the hub built itself (a receipt): no parse, same bytes.
+
+    The tree must be what parsing its serialization would give (``build_receipt_tree`` is, and
+    ``tests/unit/test_receipts.py`` proves it byte for byte). It is signed in place.
+    """
+    # The first match of PLACEHOLDER_XPATH, without compiling an XPath per call.
+    placeholder = next((e for e in root.iter(_DS("Signature")) if e.get("Id") == "placeholder"),
+                       None)
+    if placeholder is None:
         raise ValueError("the document has no <ds:Signature Id=\"placeholder\"/> element")
     if root.get("Id") is not None or root.get("ID") is not None:
         raise ValueError("the document root must not carry an Id attribute")
-    placeholder = found[0]
     # The enveloped-signature transform, exactly as the verifier applies it (one shared helper).
     document, _commented = document_c14n(root, placeholder)
     digest = hashlib.sha256(document).digest()
@@ -94,7 +103,10 @@ def sign_xml(data: bytes, signer: OrgSigner) -> bytes:
     for text in _cert_texts(signer):
         etree.SubElement(x509_data, _DS("X509Certificate")).text = text
     sig.tail = placeholder.tail
-    placeholder.getparent().replace(placeholder, sig)
+    parent = placeholder.getparent()
+    if parent is None:
+        raise ValueError("the placeholder must not be the document root")
+    parent.replace(placeholder, sig)
     out: bytes = etree.tostring(root, encoding="UTF-8", xml_declaration=True)
     return out
 

@@ -252,6 +252,27 @@ def build_status(
     signature_placeholder: bool = True,
 ) -> bytes:
     """Serialize a status packet: ``edXML:Status`` in ``edXMLHeader`` and an empty body."""
+    return _serialize(build_status_tree(
+        response_for=response_for, sender=sender, status_code=status_code, timestamp=timestamp,
+        description=description, staff_info=staff_info,
+        signature_placeholder=signature_placeholder))
+
+
+def build_status_tree(
+    *,
+    response_for: ResponseFor,
+    sender: Organization,
+    status_code: StatusCode | str,
+    timestamp: datetime,
+    description: str = "",
+    staff_info: StaffInfo | None = None,
+    signature_placeholder: bool = True,
+) -> etree._Element:
+    """The tree :func:`build_status` serializes, already indented the way it is written.
+
+    For the hub's receipts, which add their evidence and are signed in memory: no
+    serialize-and-parse round trip (``tests/unit/test_receipts.py`` proves the bytes equal).
+    """
     root, envelope, xheader = _skeleton()
     st = _sub(xheader, "Status")
     _response_for(st, response_for)
@@ -264,7 +285,10 @@ def build_status(
     if signature_placeholder:
         _placeholder(xheader)
     etree.SubElement(envelope, _q("edXMLBody"))
-    return _serialize(root)
+    # What pretty_print does when writing (libxml2 leaves elements with text children alone,
+    # so serializing the indented tree with pretty_print gives the same bytes).
+    etree.indent(root, space="  ")
+    return root
 
 
 # -- conveniences for tests, vectors and the demo ------------------------------------------------

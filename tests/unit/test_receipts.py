@@ -27,11 +27,12 @@ from hub.receipts import (
     HUB_STATUS_CODE,
     ReceiptKind,
     build_receipt,
+    build_receipt_tree,
     check_binding,
     read_evidence,
     signature_value_of,
 )
-from hub.signing import sign_xml
+from hub.signing import sign_tree, sign_xml
 
 AT = datetime(2026, 11, 20, 2, 30, tzinfo=UTC)  # 09:30 in Hà Tĩnh
 SENDER = "000.00.02.H27"
@@ -119,6 +120,52 @@ def test_two_packet_level_signatures_give_nothing_to_bind(envelope_raw: bytes) -
     assert signature is not None
     header.append(etree.fromstring(etree.tostring(signature)))
     assert signature_value_of(etree.tostring(root)) == b""
+
+
+def test_the_signature_value_read_from_the_parsed_tree_is_the_same(envelope_raw: bytes) -> None:
+    from hub.edxml import parse_envelope
+
+    envelope = parse_envelope(envelope_raw)
+    assert signature_value_of(envelope_raw, envelope.tree) == signature_value_of(envelope_raw)
+
+
+# -- the in-memory path (what the hub runs) equals the bytes path --------------------------------
+
+IN_MEMORY_CASES: list[dict[str, object]] = [
+    {"kind": "accepted"},
+    {"kind": "received", "recipient": "000.00.03.H27"},
+    {"kind": "rejected", "reason": Reason.RECIPIENT_UNKNOWN, "detail": "which check <&> \"'"},
+    {"kind": "rejected", "reason": Reason.SIGNATURE_INVALID, "document_id": "not, an id"},
+    {"kind": "countersigned", "status_code": "03"},
+    {"kind": "accepted", "signature_value": b""},
+    {"kind": "accepted", "at": datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)},
+    {"kind": "accepted", "reporter": "000.00.99.H27", "code": "Số 5/Tiếng Việt ắ đ"},
+]
+
+
+@pytest.mark.parametrize("case", IN_MEMORY_CASES, ids=lambda c: str(sorted(c.items()))[:60])
+def test_a_receipt_signed_in_memory_is_byte_identical_to_the_bytes_path(
+    envelope_raw: bytes, signer: OrgSigner, case: dict[str, object]
+) -> None:
+    # Given the arguments of one receipt
+    arguments: dict[str, object] = {
+        "envelope_raw": envelope_raw,
+        "signature_value": signature_value_of(envelope_raw),
+        "sender": SENDER,
+        "document_id": f"{SENDER},2026/11/20,123/UBND-VP",
+        "code": "123/UBND-VP",
+        "reporter": OPERATOR,
+        "at": AT,
+    }
+    arguments.update(case)
+    kind = str(arguments.pop("kind"))
+    # When it is built as bytes then signed, and built as a tree then signed in memory
+    via_bytes = sign_xml(build_receipt(kind, **arguments), signer)  # type: ignore[arg-type]
+    unsigned_tree = build_receipt_tree(kind, **arguments)  # type: ignore[arg-type]
+    # Then the unsigned bytes and the signed bytes are the same, byte for byte
+    assert b'<?xml version="1.0" encoding="UTF-8"?>\n' + etree.tostring(
+        unsigned_tree, encoding="UTF-8") == build_receipt(kind, **arguments)  # type: ignore[arg-type]
+    assert sign_tree(unsigned_tree, signer) == via_bytes
 
 
 # -- content -----------------------------------------------------------------------------------
