@@ -29,7 +29,7 @@ class OrgSigner:
     cached on first use (:func:`hub.signing.sign_pdf`).
     """
 
-    __slots__ = ("_pdf_signer", "cert", "chain", "key", "organ_id")
+    __slots__ = ("_fingerprint", "_pdf_signer", "cert", "chain", "key", "organ_id")
 
     def __init__(
         self,
@@ -45,11 +45,13 @@ class OrgSigner:
         self.cert = cert
         self.chain = chain
         self._pdf_signer: Any = None
+        self._fingerprint = hashlib.sha256(
+            cert.public_bytes(serialization.Encoding.DER)).hexdigest()
 
     @property
     def fingerprint(self) -> str:
         """SHA-256 of the certificate (hex)."""
-        return hashlib.sha256(self.cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+        return self._fingerprint
 
     def __repr__(self) -> str:
         return (

@@ -90,6 +90,8 @@ class RevocationCache:
         self._lock = threading.Lock()
         self._from_files: list[CrlEntry] = []
         self._from_urls: dict[str, CrlEntry] = {}
+        self._snapshot: CrlSnapshot | None = None
+        """The last snapshot, kept until the CRLs change (one per envelope cost ~0.1 ms)."""
         self._urls: set[str] = set()
         for cert in certificates:
             self._urls.update(distribution_points(cert))
@@ -115,6 +117,7 @@ class RevocationCache:
                 entries.append(CrlEntry(crl, fetched_at=mtime, source=str(file)))
         with self._lock:
             self._from_files = entries
+            self._snapshot = None
 
     def fetch(self, url: str) -> CrlEntry | None:
         """Fetch one CRL over HTTP; on failure record the error and return None."""
@@ -131,6 +134,7 @@ class RevocationCache:
             return None
         with self._lock:
             self._from_urls[url] = entry
+            self._snapshot = None
             self.errors.pop(url, None)
         return entry
 
@@ -155,8 +159,9 @@ class RevocationCache:
     def snapshot(self) -> CrlSnapshot:
         """The CRLs known now (newest per issuer)."""
         with self._lock:
-            entries = [*self._from_files, *self._from_urls.values()]
-        return CrlSnapshot.of(entries)
+            if self._snapshot is None:
+                self._snapshot = CrlSnapshot.of([*self._from_files, *self._from_urls.values()])
+            return self._snapshot
 
 
 class OcspCache:

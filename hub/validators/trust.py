@@ -35,6 +35,7 @@ times, key usage, policies and revocation are re-checked on every call because t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import threading
@@ -66,9 +67,15 @@ MAX_PATH_LENGTH = 6
 _WEAK_HASHES = (hashes.SHA1, hashes.MD5)
 
 
+@functools.lru_cache(maxsize=8192)
 def fingerprint(cert: x509.Certificate) -> str:
-    """SHA-256 of the certificate DER, hex."""
+    """SHA-256 of the certificate DER, hex (remembered: certificates compare by their DER)."""
     return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+@functools.lru_cache(maxsize=1024)
+def _name_der(name: x509.Name) -> bytes:
+    return name.public_bytes()
 
 
 def subject_uid(cert: x509.Certificate) -> str | None:
@@ -168,6 +175,18 @@ class CrlEntry:
     fetched_at: datetime
     source: str = ""
     """File path or URL it came from (for operators)."""
+    _signed_by: dict[x509.Certificate, bool] = field(
+        default_factory=dict, init=False, compare=False, repr=False)
+
+    def signed_by(self, issuer: x509.Certificate) -> bool:
+        """Whether ``issuer``'s (RSA) key signed this CRL: verified once per issuer and entry
+        (a new CRL is a new entry), not once per envelope."""
+        known = self._signed_by.get(issuer)
+        if known is None:
+            key = issuer.public_key()
+            known = isinstance(key, rsa.RSAPublicKey) and self.crl.is_signature_valid(key)
+            self._signed_by[issuer] = known
+        return known
 
     @property
     def number(self) -> int | None:
@@ -196,14 +215,14 @@ class CrlSnapshot:
         """Keep the newest CRL (by thisUpdate) per issuer."""
         best: dict[bytes, CrlEntry] = {}
         for entry in entries:
-            key = entry.crl.issuer.public_bytes()
+            key = _name_der(entry.crl.issuer)
             current = best.get(key)
             if current is None or entry.crl.last_update_utc >= current.crl.last_update_utc:
                 best[key] = entry
         return cls(MappingProxyType(best))
 
     def for_issuer(self, name: x509.Name) -> CrlEntry | None:
-        return self.by_issuer.get(name.public_bytes())
+        return self.by_issuer.get(_name_der(name))
 
     @property
     def versions(self) -> tuple[str, ...]:
@@ -408,8 +427,7 @@ def _crl_source(
     if entry is None:
         return _Source("crl", problem=f"no CRL for {cert.issuer.rfc4514_string()}")
     crl = entry.crl
-    issuer_key = issuer.public_key()
-    if not isinstance(issuer_key, rsa.RSAPublicKey) or not crl.is_signature_valid(issuer_key):
+    if not entry.signed_by(issuer):
         return _Source(
             "crl", problem=f"CRL of {cert.issuer.rfc4514_string()} does not verify")
     next_update = crl.next_update_utc

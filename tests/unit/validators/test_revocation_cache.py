@@ -58,6 +58,17 @@ def test_configured_crl_files_are_loaded_with_their_file_time(pki: GeneratedPki)
         pki.paths.crl_der.stat().st_mtime, dt.UTC)) < dt.timedelta(seconds=1)
 
 
+def test_the_snapshot_is_kept_until_the_crls_change(pki: GeneratedPki, crl_server: str) -> None:
+    cache = RevocationCache(_settings(crls=[str(pki.paths.root_crl_pem)]), clock=lambda: PKI_NOW)
+    first = cache.snapshot()
+    assert cache.snapshot() is first
+    assert first.for_issuer(pki.issuing_ca.subject) is None
+    # A fetched CRL is in the very next snapshot.
+    cache.refresh([f"{crl_server}/issuing-ca.crl"])
+    assert cache.snapshot() is not first
+    assert cache.snapshot().for_issuer(pki.issuing_ca.subject) is not None
+
+
 def test_an_unreadable_crl_file_is_a_configuration_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.crl"
     bad.write_bytes(b"not a crl")

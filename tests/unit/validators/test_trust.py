@@ -136,6 +136,19 @@ def test_a_crl_signed_by_another_key_is_not_trusted(pki: GeneratedPki, policy: T
     assert "issuing-ca.crl" in failure.value.evidence["crl_urls"]
 
 
+def test_a_crl_verified_for_its_issuer_is_still_refused_for_another_issuer(
+    pki: GeneratedPki,
+) -> None:
+    # The verdict is remembered per (entry, issuer certificate), never per entry alone.
+    entry = CrlEntry(pki.crls[0], PKI_NOW)
+    issuer = pki.issuing_ca if entry.crl.issuer == pki.issuing_ca.subject else pki.root
+    other = pki.root if issuer is pki.issuing_ca else pki.issuing_ca
+    assert entry.signed_by(issuer)
+    assert entry.signed_by(issuer)  # the remembered verdict
+    assert not entry.signed_by(other)
+    assert not entry.signed_by(pki.business.cert)
+
+
 def test_the_snapshot_keeps_the_newest_crl_per_issuer(pki: GeneratedPki) -> None:
     newer = make_crl(pki.issuing_ca, pki.keys("issuing-ca", 2048), this_update=AT,
                      next_update=AT + dt.timedelta(days=7), number=2)
