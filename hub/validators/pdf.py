@@ -18,12 +18,29 @@ DOMAIN.md §4): in the attached PDF — the competent **person**'s signature and
   is PDF_MALFORMED when the policy is on; with the policy off it is skipped (the hub is no PDF
   linter) — unless it is needed for a signature check, which it then is not.
 
+How a signature is checked (:func:`_check_signature`): pyHanko's lower-level API decides
+integrity — the same calls :func:`pyhanko.sign.validation.validate_pdf_signature` makes
+(SubFilter, ``/ByteRange`` digest, coverage, difference analysis, CMS signature, signed
+attributes, pyHanko's algorithm policy) — and the hub decides trust with
+:func:`~hub.validators.trust.validate_chain` and
+:func:`~hub.validators.trust.check_revocation`. What pyHanko's path validation would add on top
+(RFC 5280 §6.1 over the same path: path length, name constraints, critical extensions; its
+signing key-usage rule, nonRepudiation) is run once per certification path and remembered in
+the policy's cache: none of it depends on the validation time once the hub has found every
+certificate of the path valid at ``at``. Signatures pyHanko treats specially (timestamp tokens,
+seed values, CAdES signer attributes) go through the reference. :func:`check_signature_reference`
+is the reference — pyHanko's full ``validate_pdf_signature`` with a fresh
+``ValidationContext``, then the hub's trust rules — kept to prove the fast path gives the same
+verdict (``tests/unit/validators/test_pdf_fast_path.py``).
+
 pyHanko's synchronous API calls ``asyncio.run()``: never call these functions from inside a
 running event loop (the hub's consumers are threads, not coroutines).
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,14 +71,16 @@ class SignerDirectory(Protocol):
     def signer_for(self, organ_id: str, certificate: x509.Certificate, at: datetime) -> Any: ...
 
 
+@functools.lru_cache(maxsize=256)
 def _asn1(cert: x509.Certificate) -> Any:
+    """The asn1crypto form of a configured certificate (roots and CAs: converted once)."""
     from asn1crypto import x509 as asn1_x509
 
     return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
 
 
 def _validation_context(policy: TrustPolicy, at: datetime) -> Any:
-    """A fresh pyhanko-certvalidator context per attachment (it keeps state).
+    """A fresh pyhanko-certvalidator context per signature (it keeps state); the reference's.
 
     It gets no revocation data on purpose: revocation is judged once, by
     :func:`~hub.validators.trust.check_revocation`, with the hub's rule (CRL or OCSP, the same
@@ -82,16 +101,16 @@ def _is_pdf(content_type: str) -> bool:
     return content_type.split(";")[0].strip().lower() in PDF_TYPES
 
 
-def _modified(status: Any) -> bool:
+def _modified(coverage: Any, level: Any, docmdp_ok: bool | None) -> bool:
+    """Changed after signing beyond more signatures or form filling (or not known not to be)."""
     from pyhanko.sign.diff_analysis import ModificationLevel
     from pyhanko.sign.validation import SignatureCoverageLevel
 
-    if status.coverage == SignatureCoverageLevel.ENTIRE_FILE:
+    if coverage == SignatureCoverageLevel.ENTIRE_FILE:
         return False
-    if status.coverage != SignatureCoverageLevel.ENTIRE_REVISION:
+    if coverage != SignatureCoverageLevel.ENTIRE_REVISION:
         return True
-    level = status.modification_level
-    return level is None or level > ModificationLevel.FORM_FILLING or not status.docmdp_ok
+    return level is None or level > ModificationLevel.FORM_FILLING or not docmdp_ok
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,11 +122,61 @@ class _Revocation:
     wanted: list[OcspQuery] | None
 
 
-def _check_signature(
+@dataclass(frozen=True, slots=True)
+class _Integrity:
+    """What pyHanko's validate_pdf_signature establishes about one signature, trust aside."""
+
+    intact: bool
+    """The ``/ByteRange`` digest equals the signed messageDigest."""
+    valid: bool
+    """The CMS signature verifies under the signer's key."""
+    coverage: Any
+    """pyHanko's SignatureCoverageLevel."""
+    modification_level: Any
+    """pyHanko's ModificationLevel of later revisions (None: not known)."""
+    docmdp_ok: bool | None
+    algorithm_problem: str | None
+    """Why pyHanko's algorithm policy refuses the signature (weak digest, short key), if so:
+    pyHanko then never trusts the signer."""
+
+
+def _trusted_path(
+    embedded: Any,
+    cert: x509.Certificate,
+    name: str,
+    field: str,
+    policy: TrustPolicy,
+    revocation: _Revocation,
+    at: datetime,
+) -> tuple[tuple[x509.Certificate, ...] | None, ValidationFailure | None]:
+    """The hub's trust rules (as for the envelope signature: roots, policy OIDs, public CA,
+    CRLs, OCSP). Returns the path, or (None, the pending INDETERMINATE failure); raises
+    PDF_SIGNER_UNTRUSTED for a permanent failure."""
+    offered = [
+        x509.load_der_x509_certificate(c.dump())
+        for c in embedded.other_embedded_certs
+    ]
+    try:
+        path = validate_chain(cert, offered, policy, at)
+        check_revocation(path, revocation.crls, policy, at, revocation.ocsp, revocation.wanted)
+    except ValidationFailure as failure:
+        if failure.indication is Indication.INDETERMINATE:
+            # Keep going: a permanent failure further on wins over a pointless retry, and
+            # every signature's open OCSP question is collected at once.
+            return None, ValidationFailure(
+                failure.reason, f"{name} field {field}: {failure.detail}",
+                indication=Indication.INDETERMINATE, evidence=failure.evidence)
+        raise ValidationFailure(
+            Reason.PDF_SIGNER_UNTRUSTED, f"{name} field {field}: {failure.reason.value}",
+            evidence={"pdf_signer": fingerprint(cert)}) from None
+    return path, None
+
+
+def check_signature_reference(
     embedded: Any, name: str, policy: TrustPolicy, revocation: _Revocation, at: datetime
 ) -> tuple[x509.Certificate, ValidationFailure | None]:
-    """The signer certificate of a valid signature, with the revocation failure left pending
-    (INDETERMINATE), if any; raises for every permanent failure."""
+    """The reference: pyHanko's full ``validate_pdf_signature`` (path building included), then
+    the hub's trust rules. The same verdict as :func:`_check_signature`, several times slower."""
     from pyhanko.sign.validation import validate_pdf_signature
 
     field = embedded.field_name or "?"
@@ -123,38 +192,194 @@ def _check_signature(
     if not status.valid:
         raise ValidationFailure(
             Reason.PDF_SIGNATURE_INVALID, f"{name} field {field}: signature does not verify")
-    if _modified(status):
+    if _modified(status.coverage, status.modification_level, status.docmdp_ok):
         raise ValidationFailure(
             Reason.PDF_MODIFIED_AFTER_SIGNING,
             f"{name} field {field}: changed after signing ({status.modification_level})")
     cert = x509.load_der_x509_certificate(status.signing_cert.dump())
-    offered = [
-        x509.load_der_x509_certificate(c.dump())
-        for c in embedded.other_embedded_certs
-    ]
-    # The same trust rules as the envelope signature (roots, policy OIDs, public CA, CRLs, OCSP).
-    pending: ValidationFailure | None = None
-    try:
-        path = validate_chain(cert, offered, policy, at)
-        check_revocation(path, revocation.crls, policy, at, revocation.ocsp, revocation.wanted)
-    except ValidationFailure as failure:
-        if failure.indication is Indication.INDETERMINATE:
-            # Keep going: a permanent failure further on wins over a pointless retry, and
-            # every signature's open OCSP question is collected at once.
-            pending = ValidationFailure(
-                failure.reason, f"{name} field {field}: {failure.detail}",
-                indication=Indication.INDETERMINATE, evidence=failure.evidence)
-        else:
-            raise ValidationFailure(
-                Reason.PDF_SIGNER_UNTRUSTED, f"{name} field {field}: {failure.reason.value}",
-                evidence={"pdf_signer": fingerprint(cert)}) from None
+    path, pending = _trusted_path(embedded, cert, name, field, policy, revocation, at)
+    if path is None:
         # pyHanko's own verdict below would only repeat the missing revocation data.
         return cert, pending
     if not status.trusted:
         raise ValidationFailure(
             Reason.PDF_SIGNER_UNTRUSTED, f"{name} field {field}: not trusted by pyHanko",
             evidence={"pdf_signer": fingerprint(cert)})
-    return cert, pending
+    return cert, None
+
+
+def _needs_reference(embedded: Any) -> bool:
+    """Signatures whose extras pyHanko validates with the certificate validator (timestamp
+    tokens), or judges from the field (seed values) or from CAdES signer attributes: rare in
+    official documents, so they simply take the reference path."""
+    from pyhanko.sign.general import find_cms_attribute_iter
+
+    if "/SV" in embedded.sig_field:
+        return True
+    signer_info = embedded.signer_info
+    signed, unsigned = signer_info["signed_attrs"], signer_info["unsigned_attrs"]
+    return any(
+        next(iter(find_cms_attribute_iter(attrs, kind)), None) is not None
+        for attrs, kind in ((signed, "content_time_stamp"), (signed, "signer_attributes_v2"),
+                            (unsigned, "signature_time_stamp_token")))
+
+
+def _integrity(embedded: Any, at: datetime) -> _Integrity:
+    """pyHanko's validate_pdf_signature up to (not including) path building, step by step:
+    ``async_validate_pdf_signature`` and ``cms_basic_validation`` in pyhanko/sign/validation.
+    Raises what they raise (any exception means PDF_SIGNATURE_INVALID)."""
+    from asn1crypto import core
+    from pyhanko.sign.diff_analysis import DiffResult, ModificationLevel
+    from pyhanko.sign.fields import SigSeedSubFilter
+    from pyhanko.sign.general import CMSStructuralError, extract_signer_info
+    from pyhanko.sign.validation import SignatureCoverageLevel, errors, generic_cms
+    from pyhanko.sign.validation.utils import CMSAlgorithmUsagePolicy
+    from pyhanko_certvalidator.policy_decl import DisallowWeakAlgorithmsPolicy
+
+    if embedded.sig_object_type != "/Sig":
+        raise errors.SignatureValidationError("Signature object type must be /Sig")
+    accepted = {SigSeedSubFilter.ADOBE_PKCS7_DETACHED, SigSeedSubFilter.PADES,
+                SigSeedSubFilter.PBAD_PADES}
+    if SigSeedSubFilter(embedded.sig_object.get("/SubFilter", None)) not in accepted:
+        raise errors.SignatureValidationError("not a recognized SubFilter type in signatures")
+    embedded.compute_integrity_info()
+    summary = embedded.summarise_integrity_info()
+    signer_info = embedded.signer_info
+    if generic_cms.extract_self_reported_ts(signer_info) is None:
+        embedded.self_reported_timestamp  # noqa: B018 - pyHanko reads (and may refuse) /M
+    signed_data = embedded.signed_data
+    signer_info = extract_signer_info(signed_data)
+    # generic_cms.extract_certs_for_validation(signed_data), done once for the signature.
+    cert = embedded.signer_cert
+    if signed_data["encap_content_info"]["content"] is not core.VOID:
+        raise errors.SignatureValidationError("detached signatures have no encapsulated data")
+    problem: str | None = None
+    try:
+        # The certificate validator's default policy, as ValidationContext() carries it.
+        weak = DisallowWeakAlgorithmsPolicy()  # type: ignore[no-untyped-call]
+        generic_cms._enforce_algorithm_usage(  # the exact rule validate_pdf_signature applies
+            signer_info, cert, CMSAlgorithmUsagePolicy.lift_policy(weak), time_indic=at)
+    except errors.DisallowedAlgorithmError as exc:
+        problem = exc.failure_message
+    try:
+        intact, valid = generic_cms.validate_sig_integrity(
+            signer_info, cert,
+            expected_content_type=signed_data["encap_content_info"]["content_type"].native,
+            actual_digest=embedded.compute_digest())
+    except CMSStructuralError as exc:
+        raise errors.SignatureValidationError(exc.failure_message) from exc
+    # PdfSignatureStatus.modification_level, from the same facts.
+    coverage, diff = summary["coverage"], summary["diff_result"]
+    if diff is None:
+        level = (None if coverage == SignatureCoverageLevel.ENTIRE_REVISION
+                 else ModificationLevel.NONE if coverage == SignatureCoverageLevel.ENTIRE_FILE
+                 else ModificationLevel.OTHER)
+    elif isinstance(diff, DiffResult):
+        level = diff.modification_level
+    else:
+        level = ModificationLevel.OTHER
+    return _Integrity(intact, valid, coverage, level, summary["docmdp_ok"], problem)
+
+
+def _pyhanko_path_check(
+    path: tuple[x509.Certificate, ...], signer: Any, policy: TrustPolicy, at: datetime
+) -> str | None:
+    """What pyHanko's path validation and signing key-usage rule say about the hub's ``path``
+    (None: nothing against it). Remembered per path in ``policy.cache``: the answer does not
+    depend on ``at`` once the hub has found every certificate of the path valid at ``at``
+    (pyHanko's validity check only widens by its time tolerance; no revocation data is given
+    to it, and its algorithm policy does not look at the time). Raises on what would make
+    pyHanko's validate_pdf_signature raise."""
+    from pyhanko.sign.validation import generic_cms
+    from pyhanko.sign.validation.status import PdfSignatureStatus
+    from pyhanko_certvalidator import ValidationContext
+    from pyhanko_certvalidator.authority import CertTrustAnchor
+    from pyhanko_certvalidator.path import ValidationPath
+    from pyhanko_certvalidator.util import CancelableAsyncIterator
+
+    class OnePath(CancelableAsyncIterator[Any]):
+        """The hub's path as pyHanko's only candidate (pyHanko's own lift_iterable_async
+        raises StopIteration in a coroutine when the candidate fails)."""
+
+        def __init__(self, candidate: Any) -> None:
+            self.left = [candidate]
+
+        async def __anext__(self) -> Any:
+            if not self.left:
+                raise StopAsyncIteration
+            return self.left.pop()
+
+        async def cancel(self) -> None:
+            self.left.clear()
+
+    key = ("pdf-pkix", *(fingerprint(c) for c in path))
+    cached = policy.cache.get(key)
+    if isinstance(cached, ValidationFailure):
+        return cached.detail
+    if cached is not None:
+        return None
+    root = _asn1(path[-1])
+    context = ValidationContext(
+        trust_roots=[root], allow_fetching=False, moment=at, revocation_mode="soft-fail")
+    candidate = ValidationPath(
+        CertTrustAnchor(root), [_asn1(c) for c in reversed(path[1:-1])], signer)
+    try:
+        result = asyncio.run(generic_cms.validate_cert_usage(
+            signer, context,
+            key_usage_settings=PdfSignatureStatus.default_usage_constraints(None),
+            paths=OnePath(candidate)))
+        problem = None if result.error_subindic is None else str(result.error_subindic)
+    except ValueError:  # as cms_basic_validation: a processing error is no trust
+        problem = "certificate chain general failure"
+    if problem is None:
+        policy.cache.put(key, path)
+    else:
+        policy.cache.put(key, ValidationFailure(Reason.PDF_SIGNER_UNTRUSTED, problem))
+    return problem
+
+
+def _check_signature(
+    embedded: Any, name: str, policy: TrustPolicy, revocation: _Revocation, at: datetime
+) -> tuple[x509.Certificate, ValidationFailure | None]:
+    """The signer certificate of a valid signature, with the revocation failure left pending
+    (INDETERMINATE), if any; raises for every permanent failure. The same verdict as
+    :func:`check_signature_reference`, in the same order of checks."""
+    field = embedded.field_name or "?"
+    try:
+        if _needs_reference(embedded):
+            return check_signature_reference(embedded, name, policy, revocation, at)
+        facts = _integrity(embedded, at)
+    except Exception as exc:  # pyHanko raises many types for broken CMS; all mean "invalid"
+        raise ValidationFailure(
+            Reason.PDF_SIGNATURE_INVALID, f"{name} field {field}: {type(exc).__name__}") from None
+    if not facts.intact:
+        raise ValidationFailure(
+            Reason.PDF_MODIFIED_AFTER_SIGNING, f"{name} field {field}: signed bytes changed")
+    if not facts.valid:
+        raise ValidationFailure(
+            Reason.PDF_SIGNATURE_INVALID, f"{name} field {field}: signature does not verify")
+    if _modified(facts.coverage, facts.modification_level, facts.docmdp_ok):
+        raise ValidationFailure(
+            Reason.PDF_MODIFIED_AFTER_SIGNING,
+            f"{name} field {field}: changed after signing ({facts.modification_level})")
+    signer = embedded.signer_cert
+    cert = x509.load_der_x509_certificate(signer.dump())
+    path, pending = _trusted_path(embedded, cert, name, field, policy, revocation, at)
+    if path is None:
+        return cert, pending
+    problem = facts.algorithm_problem
+    if problem is None:
+        try:
+            problem = _pyhanko_path_check(path, signer, policy, at)
+        except Exception as exc:  # as in the reference, where pyHanko raised this earlier
+            raise ValidationFailure(
+                Reason.PDF_SIGNATURE_INVALID,
+                f"{name} field {field}: {type(exc).__name__}") from None
+    if problem is not None:
+        raise ValidationFailure(
+            Reason.PDF_SIGNER_UNTRUSTED, f"{name} field {field}: not trusted by pyHanko",
+            evidence={"pdf_signer": fingerprint(cert)})
+    return cert, None
 
 
 def _signatures(data: bytes, name: str) -> Sequence[Any] | None:
@@ -179,14 +404,17 @@ def check_pdf_attachments(
     ocsp: OcspSnapshot | None = None,
     wanted: list[OcspQuery] | None = None,
     require_signatures: bool | None = None,
+    reference: bool = False,
 ) -> dict[str, str]:
     """Validate the PDF signatures of ``envelope``; returns evidence or raises.
 
     ``require_signatures`` overrides ``policy.require_pdf_signatures`` (the national-axis
     interop policy always requires them). The evidence names the main document and the
     fingerprints of the person and organization signers found on it (``main_person``,
-    ``main_organization``).
+    ``main_organization``). ``reference=True`` checks every signature with
+    :func:`check_signature_reference` instead: the same verdict, several times slower.
     """
+    check = check_signature_reference if reference else _check_signature
     require = policy.require_pdf_signatures if require_signatures is None else require_signatures
     revocation = _Revocation(crls, ocsp, wanted)
     by_id = {a.content_id: a for a in envelope.attachments}
@@ -210,7 +438,7 @@ def check_pdf_attachments(
             evidence[f"skipped:{name}"] = "unreadable"
             continue
         for signature in embedded:
-            cert, undecided = _check_signature(signature, name, policy, revocation, at)
+            cert, undecided = check(signature, name, policy, revocation, at)
             pending = pending or undecided
             if attachment is main:
                 signer = directory.signer_for(sender, cert, at)

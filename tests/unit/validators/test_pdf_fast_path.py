@@ -1,0 +1,437 @@
+"""The fast PDF signature check gives exactly the reference's verdict (STYLE: a fast path is
+proven equal to the slow one).
+
+The reference (:func:`hub.validators.pdf.check_signature_reference`) is pyHanko's full
+``validate_pdf_signature`` with a fresh ``ValidationContext``, then the hub's trust rules; the
+fast path checks integrity with pyHanko's lower-level API and leaves trust to the hub, with
+pyHanko's path validation run once per path. A verdict is "passed" with the evidence, or
+"failed" with the indication and reason code; the OCSP questions left open are compared too.
+The corpus: every vector of the signature manifest, and the PDF shapes below (valid, tampered,
+changed after signing, untrusted, expired, revoked, wrong key usage, weak algorithms, a CA path
+length exceeded, unreadable, broken CMS, revocation data missing...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import io
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from hub.edxml import parse_packet
+from hub.edxml.model import Envelope
+from hub.keystore import OrgSigner
+from hub.reasons import Reason
+from hub.signing import minimal_pdf, sign_pdf
+from hub.validators import CrlEntry, CrlSnapshot, OcspSnapshot, TrustPolicy
+from hub.validators.ocsp import OcspQuery
+from hub.validators.outcome import Indication, ValidationFailure
+from hub.validators.pdf import check_pdf_attachments
+from tests.pki_fixtures import AT, DIRECTORY, PKI_NOW, GeneratedPki, session_pki
+from tests.unit.validators.signature_vectors import (
+    VectorCase,
+    Vectors,
+    build,
+    load_manifest,
+)
+
+Verdict = tuple[object, ...]
+DAY = dt.timedelta(days=1)
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> GeneratedPki:
+    return session_pki(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def vectors(pki: GeneratedPki) -> Vectors:
+    return Vectors(pki)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """One envelope and what to judge it with."""
+
+    envelope: Envelope
+    policy: TrustPolicy
+    crls: CrlSnapshot
+    at: dt.datetime = AT
+    ocsp: OcspSnapshot | None = None
+    require: bool | None = None
+
+
+def _verdict(inputs: Inputs, *, reference: bool, at: dt.datetime | None = None) -> Verdict:
+    wanted: list[OcspQuery] = []
+    try:
+        evidence = check_pdf_attachments(
+            inputs.envelope, policy=inputs.policy, crls=inputs.crls, directory=DIRECTORY,
+            at=at or inputs.at, ocsp=inputs.ocsp, wanted=wanted,
+            require_signatures=inputs.require, reference=reference)
+    except ValidationFailure as failure:
+        return ("failed", failure.indication.value, failure.reason.value, tuple(wanted))
+    return ("passed", tuple(sorted(evidence.items())), tuple(wanted))
+
+
+def _same(inputs: Inputs) -> Verdict:
+    """The reference's verdict, after checking the fast path gives it with a cold policy cache,
+    a warm one, and a warm one at another time (the cached pyHanko path check must not hide a
+    time-dependent failure)."""
+    fresh = dataclasses.replace(inputs, policy=dataclasses.replace(inputs.policy))
+    expected = _verdict(fresh, reference=True)
+    assert _verdict(fresh, reference=False) == expected, "cold cache"
+    assert _verdict(fresh, reference=False) == expected, "warm cache"
+    for later in (fresh.at + 2 * DAY, fresh.at + 400 * DAY):  # still valid; all expired
+        assert _verdict(fresh, reference=False, at=later) == _verdict(
+            fresh, reference=True, at=later), later
+    return expected
+
+
+def _failed(reason: Reason, indication: Indication = Indication.FAILED) -> tuple[str, str, str]:
+    return ("failed", indication.value, reason.value)
+
+
+# -- the manifest ------------------------------------------------------------------------------
+
+
+CASES = load_manifest()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_every_signature_vector_gets_the_same_pdf_verdict_from_both_paths(
+    case: VectorCase, vectors: Vectors,
+) -> None:
+    built = build(case.recipe, vectors)
+    if not isinstance(built.packet, Envelope):
+        pytest.skip("a status packet carries no PDF")
+    for require in (None, True, False):
+        _same(Inputs(built.packet, built.policy, built.crls, built.at, built.ocsp, require))
+
+
+# -- certificates and PDFs made for these cases -----------------------------------------------
+
+
+@dataclass
+class Issued:
+    """A CA made for a case, to issue from and to publish a CRL for."""
+
+    cert: x509.Certificate
+    key: rsa.RSAPrivateKey
+    chain: tuple[x509.Certificate, ...] = ()
+
+    def crl(self) -> x509.CertificateRevocationList:
+        return (
+            x509.CertificateRevocationListBuilder().issuer_name(self.cert.subject)
+            .last_update(PKI_NOW - DAY).next_update(PKI_NOW + 7 * DAY)
+            .sign(self.key, hashes.SHA256()))
+
+
+def _issue(
+    pki: GeneratedPki,
+    label: str,
+    issuer: Issued,
+    *,
+    key_usage: dict[str, bool] | None = None,
+    ca: bool = False,
+    path_length: int | None = None,
+    bits: int = 2048,
+    critical: x509.ExtensionType | None = None,
+) -> Issued:
+    usage = {name: False for name in (
+        "digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
+        "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only")}
+    usage.update(key_usage or (
+        {"key_cert_sign": True, "crl_sign": True} if ca
+        else {"digital_signature": True, "content_commitment": True}))
+    key = pki.keys(f"fast-path:{label}", bits)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name.from_rfc4514_string(f"CN={label} (TEST),O=Thu nghiem,C=VN"))
+        .issuer_name(issuer.cert.subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(PKI_NOW - 30 * DAY).not_valid_after(PKI_NOW + 365 * DAY)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=path_length), critical=True)
+        .add_extension(x509.KeyUsage(**usage), critical=True)
+        .add_extension(x509.CertificatePolicies([x509.PolicyInformation(
+            x509.ObjectIdentifier(pki.paths.policy_oid), None)]), critical=False)
+    )
+    if critical is not None:
+        builder = builder.add_extension(critical, critical=True)
+    cert = builder.sign(issuer.key, hashes.SHA256())
+    return Issued(cert, key, (issuer.cert, *issuer.chain))
+
+
+def _issuing_ca(pki: GeneratedPki) -> Issued:
+    return Issued(pki.issuing_ca, pki.keys("issuing-ca", 2048))
+
+
+def _signer(issued: Issued) -> OrgSigner:
+    return OrgSigner("fast-path", issued.key, issued.cert, issued.chain)
+
+
+def _sign_sha1(pdf: bytes, signer: OrgSigner, field_name: str) -> bytes:
+    """A signature whose CMS digest is SHA-1 (pyHanko's algorithm policy refuses it)."""
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import signers
+
+    from hub.signing import _pdf_signer
+
+    meta = signers.PdfSignatureMetadata(field_name=field_name, md_algorithm="sha1")
+    out = signers.sign_pdf(IncrementalPdfFileWriter(io.BytesIO(pdf)), meta,
+                           signer=_pdf_signer(signer))
+    data: bytes = out.getvalue()
+    return data
+
+
+def _add_content_after_signing(pdf: bytes) -> bytes:
+    """An incremental update that draws new text on the signed page (a later revision)."""
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
+    stream = generic.StreamObject(stream_data=b"BT /F1 12 Tf 72 700 Td (Da huy) Tj ET")
+    added = writer.add_object(stream)
+    page = writer.root["/Pages"]["/Kids"][0].get_object()
+    page["/Contents"] = generic.ArrayObject([page.raw_get("/Contents"), added])
+    writer.update_container(page)
+    out = io.BytesIO()
+    writer.write(out)  # type: ignore[no-untyped-call]
+    return out.getvalue()
+
+
+def _contents_spans(pdf: bytes) -> list[tuple[int, int]]:
+    """Where the hex digits of each signature's /Contents are."""
+    return [(m.start(1), m.end(1)) for m in re.finditer(rb"/Contents\s*<([0-9a-fA-F]+)>", pdf)]
+
+
+def _der_length(pdf: bytes, span: tuple[int, int]) -> int:
+    """Hex digits used by the CMS DER inside a /Contents (the rest is zero padding)."""
+    head = bytes.fromhex(pdf[span[0]:span[0] + 8].decode())
+    assert head[:2] == b"\x30\x82"
+    return 2 * (4 + int.from_bytes(head[2:4], "big"))
+
+
+def _flip_hex(pdf: bytes, at: int) -> bytes:
+    out = bytearray(pdf)
+    out[at] = ord("0") if out[at] != ord("0") else ord("1")
+    return bytes(out)
+
+
+# -- PDF shapes -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A PDF case: how to make it, and what to judge it with (beyond the defaults)."""
+
+    make: Callable[[Vectors], bytes]
+    expected: tuple[str, ...] | None = None
+    """The verdict's first three fields, when the case is there to show a check fires."""
+    crls: Callable[[Vectors], CrlSnapshot] | None = None
+    policy: Callable[[Vectors], TrustPolicy] | None = None
+    require: bool | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def _with_crls(*issuers: Callable[[Vectors], Issued]) -> Callable[[Vectors], CrlSnapshot]:
+    def crls(v: Vectors) -> CrlSnapshot:
+        entries = [CrlEntry(c, fetched_at=PKI_NOW, source="test") for c in v.pki.crls]
+        entries += [CrlEntry(i(v).crl(), fetched_at=PKI_NOW, source="test") for i in issuers]
+        return CrlSnapshot.of(entries)
+    return crls
+
+
+def _cached(fn: Callable[[Vectors], Issued]) -> Callable[[Vectors], Issued]:
+    memo: dict[int, Issued] = {}
+
+    def get(v: Vectors) -> Issued:
+        if id(v) not in memo:
+            memo[id(v)] = fn(v)
+        return memo[id(v)]
+    return get
+
+
+@_cached
+def _signing_only_leaf(v: Vectors) -> Issued:
+    """digitalSignature without nonRepudiation: the hub's rule accepts it, pyHanko's not."""
+    return _issue(v.pki, "digital signature only", _issuing_ca(v.pki),
+                  key_usage={"digital_signature": True})
+
+
+@_cached
+def _sub_ca(v: Vectors) -> Issued:
+    """A CA under the issuing CA, whose pathLenConstraint is 0: pyHanko refuses the path."""
+    return _issue(v.pki, "sub CA", _issuing_ca(v.pki), ca=True)
+
+
+@_cached
+def _under_sub_ca(v: Vectors) -> Issued:
+    return _issue(v.pki, "leaf under sub CA", _sub_ca(v))
+
+
+@_cached
+def _short_key(v: Vectors) -> Issued:
+    """A 1024-bit signing key: pyHanko's algorithm policy refuses the CMS signature."""
+    return _issue(v.pki, "short key", _issuing_ca(v.pki), bits=1024)
+
+
+@_cached
+def _unknown_critical(v: Vectors) -> Issued:
+    """A leaf with an unknown critical extension: pyHanko refuses it, the hub has no rule."""
+    return _issue(v.pki, "unknown critical", _issuing_ca(v.pki), critical=x509.UnrecognizedExtension(
+        x509.ObjectIdentifier("1.3.6.1.4.1.99999.9.9"), b"\x05\x00"))
+
+
+def _org_then(v: Vectors, pdf: bytes) -> bytes:
+    return sign_pdf(pdf, v.org, field_name="DauCoQuan", reason="Đóng dấu")
+
+
+def _signed_by(signer: Callable[[Vectors], OrgSigner]) -> Callable[[Vectors], bytes]:
+    """The main document signed by ``signer`` in the person's place, then sealed."""
+    def make(v: Vectors) -> bytes:
+        pdf = sign_pdf(minimal_pdf("Cong van"), signer(v), field_name="NguoiKy", reason="Ký")
+        return _org_then(v, pdf)
+    return make
+
+
+def _issued_by(issued: Callable[[Vectors], Issued]) -> Callable[[Vectors], bytes]:
+    return _signed_by(lambda v: _signer(issued(v)))
+
+
+def _special(kind: str) -> Callable[[Vectors], bytes]:
+    return _signed_by(lambda v: v.pki.special(kind))
+
+
+def _tampered_signature_value(v: Vectors) -> bytes:
+    pdf = v.good_pdf
+    span = _contents_spans(pdf)[-1]
+    return _flip_hex(pdf, span[0] + _der_length(pdf, span) - 3)
+
+
+def _tampered_der_header(v: Vectors) -> bytes:
+    pdf = v.good_pdf
+    return _flip_hex(pdf, _contents_spans(pdf)[-1][0] + 1)
+
+
+def _tampered_inside_cms(v: Vectors) -> bytes:
+    """A hex digit changed in the middle of the CMS (inside the certificates)."""
+    pdf = v.good_pdf
+    span = _contents_spans(pdf)[0]
+    return _flip_hex(pdf, span[0] + _der_length(pdf, span) // 3)
+
+
+def _zeroed_contents(v: Vectors) -> bytes:
+    pdf = bytearray(v.good_pdf)
+    start, end = _contents_spans(bytes(pdf))[-1]
+    pdf[start:end] = b"0" * (end - start)
+    return bytes(pdf)
+
+
+def _truncated(v: Vectors) -> bytes:
+    return v.good_pdf[: len(v.good_pdf) * 2 // 3]
+
+
+def _sha1_person(v: Vectors) -> bytes:
+    return _org_then(v, _sign_sha1(minimal_pdf("Cong van"), v.person, "NguoiKy"))
+
+
+def _third_signature(v: Vectors) -> bytes:
+    """A further signature after the two: allowed (more signatures are no modification)."""
+    return sign_pdf(v.good_pdf, v.pki.org("000.00.02.H27"), field_name="CoQuanNhan",
+                    reason="Đã nhận")
+
+
+def _person_only_policy_off(v: Vectors) -> bytes:
+    return sign_pdf(minimal_pdf(), v.person, field_name="Ky", reason="r")
+
+
+SHAPES: dict[str, Shape] = {
+    "valid": Shape(lambda v: v.good_pdf, ("passed",)),
+    "valid_three_signatures": Shape(_third_signature, ("passed",)),
+    "bytes_changed": Shape(
+        lambda v: v.good_pdf.replace(b"Cong van 123", b"Cong van 124", 1),
+        _failed(Reason.PDF_MODIFIED_AFTER_SIGNING)),
+    "content_added_after_signing": Shape(
+        lambda v: _add_content_after_signing(v.good_pdf),
+        _failed(Reason.PDF_MODIFIED_AFTER_SIGNING)),
+    "content_added_between_signatures": Shape(
+        lambda v: _org_then(v, _add_content_after_signing(
+            sign_pdf(minimal_pdf("Cong van"), v.person, field_name="NguoiKy", reason="Ký"))),
+        _failed(Reason.PDF_MODIFIED_AFTER_SIGNING)),
+    "signature_value_changed": Shape(
+        _tampered_signature_value, _failed(Reason.PDF_SIGNATURE_INVALID)),
+    "cms_header_broken": Shape(_tampered_der_header),
+    "cms_certificates_broken": Shape(_tampered_inside_cms),
+    "cms_zeroed": Shape(_zeroed_contents),
+    "truncated": Shape(_truncated),
+    "not_a_pdf": Shape(lambda v: b"%PDF-1.7\nnot a pdf\n%%EOF\n", _failed(Reason.PDF_MALFORMED)),
+    "not_a_pdf_policy_off": Shape(lambda v: b"%PDF-1.7\nnot a pdf\n%%EOF\n", ("passed",),
+                                  require=False),
+    "untrusted_public_ca": Shape(
+        _signed_by(lambda v: v.pki.business), _failed(Reason.PDF_SIGNER_UNTRUSTED)),
+    "untrusted_root": Shape(
+        _signed_by(lambda v: v.pki.business), _failed(Reason.PDF_SIGNER_UNTRUSTED),
+        policy=lambda v: dataclasses.replace(v.policy, public_roots=())),
+    "self_signed": Shape(
+        _signed_by(lambda v: v.pki.self_signed), _failed(Reason.PDF_SIGNER_UNTRUSTED)),
+    "expired": Shape(_special("expired"), _failed(Reason.PDF_SIGNER_UNTRUSTED)),
+    "not_yet_valid": Shape(_special("not_yet_valid"), _failed(Reason.PDF_SIGNER_UNTRUSTED)),
+    "revoked": Shape(_special("revoked"), _failed(Reason.PDF_SIGNER_UNTRUSTED)),
+    "wrong_key_usage": Shape(_special("wrong_key_usage"), _failed(Reason.PDF_SIGNER_UNTRUSTED)),
+    "no_policy": Shape(_special("no_policy"), _failed(Reason.PDF_SIGNER_UNTRUSTED)),
+    "rsa1024": Shape(_special("rsa1024"), _failed(Reason.PDF_SIGNER_UNTRUSTED)),
+    "digital_signature_only": Shape(
+        _issued_by(_signing_only_leaf), _failed(Reason.PDF_SIGNER_UNTRUSTED)),
+    "digital_signature_only_without_crl": Shape(
+        _issued_by(_signing_only_leaf),
+        _failed(Reason.REVOCATION_UNAVAILABLE, Indication.INDETERMINATE),
+        crls=lambda v: v.root_crl_only, require=False),
+    "ca_path_length_exceeded": Shape(
+        _issued_by(_under_sub_ca), _failed(Reason.PDF_SIGNER_UNTRUSTED),
+        crls=_with_crls(_sub_ca)),
+    "ca_path_length_exceeded_without_crl": Shape(
+        _issued_by(_under_sub_ca), _failed(Reason.REVOCATION_UNAVAILABLE, Indication.INDETERMINATE),
+        require=False),
+    "short_signing_key": Shape(_issued_by(_short_key), _failed(Reason.PDF_SIGNER_UNTRUSTED)),
+    "unknown_critical_extension": Shape(
+        _issued_by(_unknown_critical), _failed(Reason.PDF_SIGNER_UNTRUSTED)),
+    "sha1_digest": Shape(_sha1_person, _failed(Reason.PDF_SIGNER_UNTRUSTED)),
+    "crl_missing": Shape(
+        lambda v: v.good_pdf, _failed(Reason.REVOCATION_UNAVAILABLE, Indication.INDETERMINATE),
+        crls=lambda v: CrlSnapshot()),
+    "person_only": Shape(_person_only_policy_off, _failed(Reason.PDF_ORGANIZATION_SIGNATURE_MISSING)),
+    "person_only_policy_off": Shape(_person_only_policy_off, ("passed",), require=False),
+}
+
+
+@pytest.mark.parametrize("name", SHAPES)
+def test_a_pdf_shape_gets_the_same_verdict_from_both_paths(name: str, vectors: Vectors) -> None:
+    shape = SHAPES[name]
+    # Given an envelope whose main document is the shape's PDF
+    envelope = parse_packet(vectors.envelope(pdf=shape.make(vectors)))
+    assert isinstance(envelope, Envelope)
+    inputs = Inputs(
+        envelope, shape.policy(vectors) if shape.policy else vectors.policy,
+        shape.crls(vectors) if shape.crls else vectors.crls, require=shape.require)
+    # When both paths judge it (the fast one with a cold and a warm cache, and later on)
+    verdict = _same(inputs)
+    # Then the verdict is the one the case is there for
+    if shape.expected is not None:
+        assert verdict[:len(shape.expected)] == shape.expected, verdict
+
+
+def test_the_main_document_signers_are_named_in_the_evidence(vectors: Vectors) -> None:
+    envelope = parse_packet(vectors.envelope())
+    assert isinstance(envelope, Envelope)
+    evidence = check_pdf_attachments(envelope, policy=vectors.policy, crls=vectors.crls,
+                                     directory=DIRECTORY, at=AT)
+    assert evidence["main_person"] == vectors.person.fingerprint
+    assert evidence["main_organization"] == vectors.org.fingerprint
+    assert evidence["main_signatures"] == "2"
