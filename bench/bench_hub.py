@@ -279,6 +279,8 @@ def throughput(pki: PkiPaths, url: str, root: Path, shape: Shape, bodies: Sequen
                     t_start = time.perf_counter()
                 elif any(p.poll() is not None for p in s.procs):
                     raise RuntimeError(f"a consumer exited early; see {s.state}/consumer*.log")
+            elif queue_counts(s.conn, s.names.intake)[0] > 0:
+                pass  # still queued: a passive declare is cheap, a ledger count is not
             elif ledger_envelopes(s.ledger_path) >= n:
                 t_end = time.perf_counter()
                 break
@@ -686,6 +688,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--work-seconds", type=float, default=None,
                     help="seconds of work per throughput run (default 6, quick 3)")
     ap.add_argument("--output", default=None, help="also write the JSON here")
+    ap.add_argument("--only", choices=("10KB", "1MB"), default=None,
+                    help="measure one envelope size only (for iterating on one path)")
     args = ap.parse_args(argv)
     secs = args.work_seconds or (3.0 if args.quick else 6.0)
     budget = 0.15 if args.quick else 0.4
@@ -706,67 +710,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                                   "floor": {}, "breakdown": {}, "hub": {},
                                   "ratio_hub_to_floor": {}}
 
-        # Calibrate: a short single-consumer run sizes every later run to ~secs of work.
-        say("calibrating (10 KB, 1 consumer)")
-        calib = make_envelopes(pki, SMALL, 300, tag="C")
-        rate = throughput(pki, url, root, SMALL, calib, 1, args.log_level)["envelopes_per_s"]
-        n_small = int(min(20000, max(500, rate * secs * 2)))  # sized for 2 consumers
-        say(f"~{rate:.0f} env/s; signing {n_small} 10 KB envelopes")
-        small = make_envelopes(pki, SMALL, n_small)
-
-        say("floor, 10 KB")
-        result["floor"]["10KB"] = floor(pki, url, small, SMALL, budget)
-        say("breakdown of the hub path, 10 KB (in process)")
-        result["breakdown"]["10KB"] = breakdown(pki, url, root, small, SMALL, budget,
-                                                args.log_level)
-        runs = []
-        for k in (1, 2):
-            say(f"hub, 10 KB, {k} consumer(s)")
-            bodies = small[: max(300, int(n_small * k / 2))]
-            runs.append(throughput(pki, url, root, SMALL, bodies, k, args.log_level))
-        result["hub"]["10KB"] = runs
-        one = runs[0]["envelopes_per_s"]
-        result["ratio_hub_to_floor"]["10KB_1_consumer"] = round(
-            one / result["floor"]["10KB"]["envelopes_per_s"], 3)
-        result["ratio_hub_to_floor"]["10KB_2_consumers_per_process"] = round(
-            runs[1]["per_consumer_envelopes_per_s"] / result["floor"]["10KB"]["envelopes_per_s"], 3)
-
-        say(f"latency at half load ({one / 2:.0f} env/s)")
-        lat_n = int(one / 2 * (4 if args.quick else 10))
-        result["latency"] = latency(pki, url, root, small[:lat_n], one / 2, args.log_level)
-
-        n_large = int(min(600, max(60, 40 * secs * 1.2)))
-        say(f"signing {n_large} ~1 MB envelopes with a signed PDF")
-        large = make_envelopes(pki, LARGE, n_large)
-        say("floor, 1 MB")
-        result["floor"]["1MB"] = floor(pki, url, large, LARGE, budget)
-        say("breakdown of the hub path, 1 MB (in process)")
-        result["breakdown"]["1MB"] = breakdown(pki, url, root, large, LARGE, budget,
-                                               args.log_level, batch=16)
-        runs = []
-        for k in (1, 2):
-            say(f"hub, 1 MB, {k} consumer(s)")
-            runs.append(throughput(pki, url, root, LARGE, large, k, args.log_level))
-        result["hub"]["1MB"] = runs
-        result["ratio_hub_to_floor"]["1MB_1_consumer"] = round(
-            runs[0]["envelopes_per_s"] / result["floor"]["1MB"]["envelopes_per_s"], 3)
-        idle = idle_rss_mb(pki, url, root, LARGE, args.log_level)
-        peak = max(runs[0]["peak_rss_mb"])
-        size_mb = runs[0]["envelope_bytes"] / 1024 / 1024
-        in_flight = size_mb * 256  # prefetch: what one consumer may hold at once
-        batch_payload = size_mb * 128  # batch_max: what one group commit handles
-        result["rss_1MB"] = {
-            "idle_mb": idle, "peak_mb": peak, "envelope_mb": round(size_mb, 3),
-            "prefetch": 256, "batch_max": 128,
-            "in_flight_payload_mb": round(in_flight, 1),
-            "growth_over_in_flight_payload": round((peak - idle) / in_flight, 2),
-            "peak_over_batch_payload": round(peak / batch_payload, 2),
-            "growth_per_envelope_in_flight": round((peak - idle) / 256 / size_mb, 2),
-        }
+        if args.only != "1MB":
+            small_figures(args, pki, url, root, secs, budget, result)
+        if args.only != "10KB":
+            large_figures(args, pki, url, root, secs, budget, result)
         if args.profile:
             say("profiling one in-process consumer (10 KB)")
-            result["profile"] = profile(pki, url, root, small[: min(len(small), 2000)],
-                                        args.log_level)
+            small = make_envelopes(pki, SMALL, 2000)
+            result["profile"] = profile(pki, url, root, small, args.log_level)
         result["targets"] = evaluate(result)
         result["seconds_total"] = round(time.perf_counter() - started, 1)
         result["load_average_at_end"] = list(os.getloadavg())
@@ -777,6 +728,73 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.output:
         Path(args.output).write_text(text + "\n")
     return 0
+
+
+def small_figures(args: argparse.Namespace, pki: PkiPaths, url: str, root: Path, secs: float,
+                  budget: float, result: dict[str, Any]) -> None:
+    """Floor, breakdown, throughput (1 and 2 consumers) and latency of 10 KB envelopes."""
+    # Calibrate: a short single-consumer run sizes every later run to ~secs of work.
+    say("calibrating (10 KB, 1 consumer)")
+    calib = make_envelopes(pki, SMALL, 300, tag="C")
+    rate = throughput(pki, url, root, SMALL, calib, 1, args.log_level)["envelopes_per_s"]
+    n_small = int(min(20000, max(500, rate * secs * 2)))  # sized for 2 consumers
+    say(f"~{rate:.0f} env/s; signing {n_small} 10 KB envelopes")
+    small = make_envelopes(pki, SMALL, n_small)
+
+    say("floor, 10 KB")
+    result["floor"]["10KB"] = floor(pki, url, small, SMALL, budget)
+    say("breakdown of the hub path, 10 KB (in process)")
+    result["breakdown"]["10KB"] = breakdown(pki, url, root, small, SMALL, budget,
+                                            args.log_level)
+    runs = []
+    for k in (1, 2):
+        say(f"hub, 10 KB, {k} consumer(s)")
+        bodies = small[: max(300, int(n_small * k / 2))]
+        runs.append(throughput(pki, url, root, SMALL, bodies, k, args.log_level))
+    result["hub"]["10KB"] = runs
+    one = runs[0]["envelopes_per_s"]
+    result["ratio_hub_to_floor"]["10KB_1_consumer"] = round(
+        one / result["floor"]["10KB"]["envelopes_per_s"], 3)
+    result["ratio_hub_to_floor"]["10KB_2_consumers_per_process"] = round(
+        runs[1]["per_consumer_envelopes_per_s"] / result["floor"]["10KB"]["envelopes_per_s"], 3)
+
+    say(f"latency at half load ({one / 2:.0f} env/s)")
+    lat_n = int(one / 2 * (4 if args.quick else 10))
+    result["latency"] = latency(pki, url, root, small[:lat_n], one / 2, args.log_level)
+
+
+
+def large_figures(args: argparse.Namespace, pki: PkiPaths, url: str, root: Path, secs: float,
+                  budget: float, result: dict[str, Any]) -> None:
+    """Floor, breakdown, throughput and peak RSS of 1 MB envelopes with a signed PDF."""
+    n_large = int(min(600, max(60, 40 * secs * 1.2)))
+    say(f"signing {n_large} ~1 MB envelopes with a signed PDF")
+    large = make_envelopes(pki, LARGE, n_large)
+    say("floor, 1 MB")
+    result["floor"]["1MB"] = floor(pki, url, large, LARGE, budget)
+    say("breakdown of the hub path, 1 MB (in process)")
+    result["breakdown"]["1MB"] = breakdown(pki, url, root, large, LARGE, budget,
+                                           args.log_level, batch=16)
+    runs = []
+    for k in (1, 2):
+        say(f"hub, 1 MB, {k} consumer(s)")
+        runs.append(throughput(pki, url, root, LARGE, large, k, args.log_level))
+    result["hub"]["1MB"] = runs
+    result["ratio_hub_to_floor"]["1MB_1_consumer"] = round(
+        runs[0]["envelopes_per_s"] / result["floor"]["1MB"]["envelopes_per_s"], 3)
+    idle = idle_rss_mb(pki, url, root, LARGE, args.log_level)
+    peak = max(runs[0]["peak_rss_mb"])
+    size_mb = runs[0]["envelope_bytes"] / 1024 / 1024
+    in_flight = size_mb * 256  # prefetch: what one consumer may hold at once
+    batch_payload = size_mb * 128  # batch_max: what one group commit handles
+    result["rss_1MB"] = {
+        "idle_mb": idle, "peak_mb": peak, "envelope_mb": round(size_mb, 3),
+        "prefetch": 256, "batch_max": 128,
+        "in_flight_payload_mb": round(in_flight, 1),
+        "growth_over_in_flight_payload": round((peak - idle) / in_flight, 2),
+        "peak_over_batch_payload": round(peak / batch_payload, 2),
+        "growth_per_envelope_in_flight": round((peak - idle) / 256 / size_mb, 2),
+    }
 
 
 if __name__ == "__main__":
