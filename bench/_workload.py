@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import os
 import random
+import shutil
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -65,9 +66,15 @@ class Shape:
     """Size of the text attachment that pads a small envelope (0: none)."""
     pdf_bytes: int
     """Size of the main PDF, signed by a person and the organization (0: none)."""
+    hosted_recipient: bool = False
+    """The hub also holds the recipient's key and signs its "01 received" receipt (a second
+    RSA signature per envelope). Off: the hub holds the operator's key only, as a hub serving
+    agencies that run their own systems (they send their own 01); the path the issue names."""
 
 
 SMALL = Shape("10KB", filler_bytes=1900, pdf_bytes=0)
+SMALL_HOSTED = Shape("10KB, recipient hosted", filler_bytes=1900, pdf_bytes=0,
+                     hosted_recipient=True)
 LARGE = Shape("1MB", filler_bytes=0, pdf_bytes=740_000)
 
 
@@ -128,8 +135,17 @@ def digest(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
+def operator_keystore(pki: PkiPaths, into: Path, operator: str = SENDER) -> Path:
+    """A keystore directory holding the operator organization's key and chain only."""
+    into.mkdir(parents=True, exist_ok=True)
+    for name in (f"{operator}.key.pem", f"{operator}.pem"):
+        shutil.copyfile(pki.keystore / name, into / name)
+    return into
+
+
 def hub_settings(pki: PkiPaths, state: Path, url: str, prefix: str, *,
-                 require_pdf: bool) -> Settings:
+                 require_pdf: bool, hosted_recipient: bool = False) -> Settings:
+    keystore = pki.keystore if hosted_recipient else operator_keystore(pki, state / "keystore")
     return with_overrides(
         Settings(base_dir=str(state)),
         broker={"url": url, "prefix": prefix, "trusted_publishers": ["guest"]},
@@ -137,7 +153,7 @@ def hub_settings(pki: PkiPaths, state: Path, url: str, prefix: str, *,
                "crls": [str(pki.crl_der), str(pki.root_crl_der)], "fetch_crls": False,
                "public_roots": [str(pki.public_root_cert)], "policy_oids": [pki.policy_oid],
                "require_pdf_signatures": require_pdf},
-        hub={"keystore": str(pki.keystore)},
+        hub={"keystore": str(keystore), "operator_organ_id": SENDER},
         ledger={"url": f"sqlite:///{state / 'ledger.sqlite3'}", "blob_dir": str(state / "blobs")},
     )
 
@@ -154,7 +170,9 @@ def consumer_env(settings: Settings, log_level: str) -> dict[str, str]:
         "HUB_TRUST__PUBLIC_ROOTS": ",".join(t.public_roots),
         "HUB_TRUST__POLICY_OIDS": ",".join(t.policy_oids),
         "HUB_TRUST__REQUIRE_PDF_SIGNATURES": str(t.require_pdf_signatures).lower(),
-        "HUB_HUB__KEYSTORE": settings.hub.keystore, "HUB_LEDGER__URL": settings.ledger.url,
+        "HUB_HUB__KEYSTORE": settings.hub.keystore,
+        "HUB_HUB__OPERATOR_ORGAN_ID": settings.hub.operator_organ_id,
+        "HUB_LEDGER__URL": settings.ledger.url,
         "HUB_LEDGER__BLOB_DIR": settings.ledger.blob_dir, "HUB_LOG__LEVEL": log_level,
         "HUB_LOG__FORMAT": "json",
     })

@@ -32,6 +32,7 @@ import os
 import platform
 import pstats
 import signal
+import socket
 import sqlite3
 import statistics
 import subprocess
@@ -39,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +51,7 @@ from _workload import (  # bench/ is on sys.path: run as a script
     LARGE,
     RECIPIENT,
     SMALL,
+    SMALL_HOSTED,
     Shape,
     consumer_env,
     hub_settings,
@@ -204,7 +207,8 @@ class Scenario:
         self.state = self.root / self.prefix
         self.state.mkdir(parents=True)
         self.settings = hub_settings(self.pki, self.state, self.url, self.prefix,
-                                     require_pdf=self.shape.pdf_bytes > 0)
+                                     require_pdf=self.shape.pdf_bytes > 0,
+                                     hosted_recipient=self.shape.hosted_recipient)
         hub = build_hub(self.settings)
         self.topology = hub.topology
         hub.close()
@@ -219,8 +223,8 @@ class Scenario:
     def ledger_path(self) -> Path:
         return self.state / "ledger.sqlite3"
 
-    def start_consumers(self, k: int) -> None:
-        env = consumer_env(self.settings, self.log_level)
+    def start_consumers(self, k: int, extra_env: dict[str, str] | None = None) -> None:
+        env = {**consumer_env(self.settings, self.log_level), **(extra_env or {})}
         for i in range(k):
             out = (self.state / f"consumer{i}.log").open("wb")
             self.procs.append(subprocess.Popen(
@@ -321,7 +325,8 @@ def latency(pki: PkiPaths, url: str, root: Path, bodies: Sequence[bytes], rate: 
     received: dict[str, float] = {}
     done = threading.Event()
     with scenario(pki, url, root, SMALL, log_level) as s:
-        s.start_consumers(1)
+        metrics_port = free_port()
+        s.start_consumers(1, {"HUB_METRICS__PORT": str(metrics_port)})
         deadline = time.monotonic() + 60
         while queue_counts(s.conn, s.names.intake)[1] < 1 and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -358,6 +363,7 @@ def latency(pki: PkiPaths, url: str, root: Path, bodies: Sequence[bytes], rate: 
         publish_s = time.perf_counter() - t0
         done.set()
         receiver.join(timeout=60)
+        stages = stage_means(metrics_port)
         pub.close()
         rx.close()
         lat = sorted((received[d] - t) * 1000 for d, t in sent.items()
@@ -370,7 +376,36 @@ def latency(pki: PkiPaths, url: str, root: Path, bodies: Sequence[bytes], rate: 
             "p50_ms": round(percentile(lat, 0.50), 2), "p95_ms": round(percentile(lat, 0.95), 2),
             "p99_ms": round(percentile(lat, 0.99), 2),
             "max_ms": round(lat[-1], 2) if lat else None,
+            "consumer_batches": stages,
         }
+
+
+def free_port() -> int:
+    with contextlib.closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stage_means(port: int) -> dict[str, Any]:
+    """Mean milliseconds per batch stage and the batch count, from the consumer's /metrics."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+            text = reply.read().decode()
+    except OSError as exc:
+        return {"error": type(exc).__name__}
+    sums: dict[str, float] = {}
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        for suffix, into in (("_sum", sums), ("_count", counts)):
+            prefix = f"hub_stage_seconds{suffix}{{stage=\""
+            if line.startswith(prefix):
+                stage = line[len(prefix):].split('"', 1)[0]
+                into[stage] = float(line.rsplit(" ", 1)[1])
+    out: dict[str, Any] = {"batches": int(counts.get("batch", 0))}
+    for stage, total in sorted(sums.items()):
+        if counts.get(stage):
+            out[f"{stage}_ms_mean"] = round(total / counts[stage] * 1000, 2)
+    return out
 
 
 # -- the floor ------------------------------------------------------------------------------------
@@ -641,7 +676,7 @@ def table(result: dict[str, Any]) -> str:
         flag = "" if met is None else ("yes" if met else "NO")
         lines.append(f"{name:44} {value!s:>12} {target:>10}  {flag}")
 
-    for shape in ("10KB", "1MB"):
+    for shape in ("10KB", "10KB_recipient_hosted", "1MB"):
         fl = result["floor"].get(shape)
         if fl:
             row(f"floor {shape} (one process) env/s", fl["envelopes_per_s"])
@@ -752,6 +787,9 @@ def small_figures(args: argparse.Namespace, pki: PkiPaths, url: str, root: Path,
         bodies = small[: max(300, int(n_small * k / 2))]
         runs.append(throughput(pki, url, root, SMALL, bodies, k, args.log_level))
     result["hub"]["10KB"] = runs
+    say("hub, 10 KB, 1 consumer, the recipient hosted (its 01 receipt signed by the hub too)")
+    result["hub"]["10KB_recipient_hosted"] = [throughput(
+        pki, url, root, SMALL_HOSTED, small[: max(300, n_small // 2)], 1, args.log_level)]
     one = runs[0]["envelopes_per_s"]
     result["ratio_hub_to_floor"]["10KB_1_consumer"] = round(
         one / result["floor"]["10KB"]["envelopes_per_s"], 3)

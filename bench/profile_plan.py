@@ -33,6 +33,8 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--cprofile", action="store_true")
     ap.add_argument("--top", type=int, default=30)
+    ap.add_argument("--hosted", action="store_true",
+                    help="the hub also signs the recipient's 01 receipt (two RSA signatures)")
     args = ap.parse_args()
     shape = SMALL if args.shape == "10KB" else LARGE
     root = Path(tempfile.mkdtemp(prefix="hub-prof-"))
@@ -42,7 +44,7 @@ def main() -> int:
     state = root / "state"
     state.mkdir()
     settings = hub_settings(pki, state, "amqp://guest:guest@127.0.0.1:5672/", "prof",
-                            require_pdf=shape.pdf_bytes > 0)
+                            require_pdf=shape.pdf_bytes > 0, hosted_recipient=args.hosted)
     with open(os.devnull, "w") as void, contextlib.redirect_stderr(void):
         logs.configure("json", "info")
         hub = build_hub(settings)
