@@ -31,7 +31,10 @@ certificate of the path valid at ``at``. Signatures pyHanko treats specially (ti
 seed values, CAdES signer attributes) go through the reference. :func:`check_signature_reference`
 is the reference — pyHanko's full ``validate_pdf_signature`` with a fresh
 ``ValidationContext``, then the hub's trust rules — kept to prove the fast path gives the same
-verdict (``tests/unit/validators/test_pdf_fast_path.py``).
+verdict (``tests/unit/validators/test_pdf_fast_path.py``). Reading a PDF, pyHanko parses each
+signature's ``/Contents`` hex string one character at a time; :func:`read_hex_string` replaces
+that function in pyHanko's object reader (the same result, position and errors, proven on
+random input; anything unusual is handed back to pyHanko's own).
 
 pyHanko's synchronous API calls ``asyncio.run()``: never call these functions from inside a
 running event loop (the hub's consumers are threads, not coroutines).
@@ -42,7 +45,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -382,11 +385,61 @@ def _check_signature(
     return cert, None
 
 
+_HEX_DIGITS = b"0123456789abcdefABCDEF"
+_PDF_WHITESPACE = b" \n\r\t\f\x00"
+_pyhanko_read_hex: Callable[[Any], Any] | None = None
+"""pyHanko's own read_hex_string_from_stream, once :func:`_fast_hex_strings` replaced it."""
+
+
+def read_hex_string(stream: Any) -> Any:
+    """pyHanko's ``read_hex_string_from_stream`` without its Python loop per character.
+
+    A signature's ``/Contents`` is a hex string of tens of kilobytes; pyHanko reads it one
+    character at a time (~4 ms per signature). The same result, the same stream position
+    after it, the same errors: anything but a plain hex string — only hex digits and PDF
+    whitespace up to the closing ``>``, no comment — is left to pyHanko's function
+    (``tests/unit/validators/test_pdf_fast_path.py`` compares the two on random input).
+    """
+    import binascii
+
+    from pyhanko.pdf_utils import generic
+
+    start = stream.tell()
+    stream.read(1)  # the "<", as pyHanko does
+    data, size = b"", 4096
+    while True:
+        more = stream.read(size)
+        searched, data = len(data), data + more
+        end = data.find(b">", searched)
+        if end >= 0 or len(more) < size:  # found, or the end of the file
+            break
+        size *= 2
+    body = data[:end]
+    if end < 0 or b"%" in body or body.translate(None, _PDF_WHITESPACE + _HEX_DIGITS):
+        stream.seek(start)
+        return (_pyhanko_read_hex or generic.read_hex_string_from_stream)(stream)
+    digits = body.translate(None, _PDF_WHITESPACE)
+    stream.seek(start + 1 + end + 1)
+    return generic.pdf_string(binascii.unhexlify(digits + b"0" * (len(digits) % 2)))
+
+
+@functools.cache
+def _fast_hex_strings() -> None:
+    """Have pyHanko's object reader use :func:`read_hex_string` (process-wide, once: it is
+    the same function, only faster)."""
+    global _pyhanko_read_hex
+    from pyhanko.pdf_utils import generic
+
+    _pyhanko_read_hex = generic.read_hex_string_from_stream
+    generic.read_hex_string_from_stream = read_hex_string
+
+
 def _signatures(data: bytes, name: str) -> Sequence[Any] | None:
     """The embedded signatures, or None when the file cannot be read as a PDF."""
     from pyhanko.pdf_utils.misc import PdfError
     from pyhanko.pdf_utils.reader import PdfFileReader
 
+    _fast_hex_strings()
     try:
         reader = PdfFileReader(io.BytesIO(data), strict=False)
         return list(reader.embedded_signatures)

@@ -8,7 +8,8 @@ pyHanko's path validation run once per path. A verdict is "passed" with the evid
 "failed" with the indication and reason code; the OCSP questions left open are compared too.
 The corpus: every vector of the signature manifest, and the PDF shapes below (valid, tampered,
 changed after signing, untrusted, expired, revoked, wrong key usage, weak algorithms, a CA path
-length exceeded, unreadable, broken CMS, revocation data missing...).
+length exceeded, unreadable, broken CMS, revocation data missing...). Both paths read PDFs with
+the faster hex-string reader, itself proven equal to pyHanko's on random input at the end.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hub.edxml import parse_packet
 from hub.edxml.model import Envelope
@@ -31,9 +34,10 @@ from hub.keystore import OrgSigner
 from hub.reasons import Reason
 from hub.signing import minimal_pdf, sign_pdf
 from hub.validators import CrlEntry, CrlSnapshot, OcspSnapshot, TrustPolicy
+from hub.validators import pdf as pdf_module
 from hub.validators.ocsp import OcspQuery
 from hub.validators.outcome import Indication, ValidationFailure
-from hub.validators.pdf import check_pdf_attachments
+from hub.validators.pdf import check_pdf_attachments, read_hex_string
 from tests.pki_fixtures import AT, DIRECTORY, PKI_NOW, GeneratedPki, session_pki
 from tests.unit.validators.signature_vectors import (
     VectorCase,
@@ -435,3 +439,61 @@ def test_the_main_document_signers_are_named_in_the_evidence(vectors: Vectors) -
     assert evidence["main_person"] == vectors.person.fingerprint
     assert evidence["main_organization"] == vectors.org.fingerprint
     assert evidence["main_signatures"] == "2"
+
+
+# -- the hex-string reader ------------------------------------------------------------------------
+
+
+def _read_with(reader: Callable[[io.BytesIO], object], data: bytes) -> tuple[object, ...]:
+    """What a reader returns (type, value, bytes) or raises, and where it leaves the stream."""
+    stream = io.BytesIO(data)
+    try:
+        value = reader(stream)
+    except Exception as exc:
+        return ("raised", type(exc).__name__, str(exc), stream.tell())
+    return (type(value).__name__, value, getattr(value, "original_bytes", None), stream.tell())
+
+
+def _pyhanko_reader() -> Callable[[io.BytesIO], object]:
+    pdf_module._fast_hex_strings()
+    assert pdf_module._pyhanko_read_hex is not None
+    return pdf_module._pyhanko_read_hex
+
+
+TOKENS = st.sampled_from([
+    b"0", b"7", b"a", b"F", b"e9", b" ", b"\n", b"\r\n", b"\t", b"\x0c", b"\x00", b"%", b"% c>\n",
+    b">", b"<", b"g", b"\xff", b"\xc3\xa9", b")", b"/", b"FEFF", b"feff00", b"fffe"])
+HEX_TEXT = st.binary(max_size=5000).map(lambda b: b.hex().encode())
+PLAIN = st.lists(st.one_of(HEX_TEXT, st.sampled_from([b" ", b"\n", b"\r\n", b"\t", b"\x00", b"A"])),
+                 max_size=30).map(b"".join)
+"""Only hex digits and whitespace: the fast reader's own case (the others go to pyHanko's)."""
+
+
+@settings(max_examples=400, deadline=None)
+@given(body=st.one_of(PLAIN, st.lists(st.one_of(TOKENS, HEX_TEXT), max_size=30).map(b"".join)),
+       tail=st.sampled_from([b"", b">", b" /Type /Sig>>", b"%>\n>"]))
+def test_the_hex_string_reader_gives_pyhankos_result_position_and_errors(
+    body: bytes, tail: bytes,
+) -> None:
+    data = b"<" + body + tail
+    assert _read_with(read_hex_string, data) == _read_with(_pyhanko_reader(), data)
+
+
+def test_a_signature_sized_hex_string_is_read_like_pyhanko_reads_it() -> None:
+    # Given a /Contents-sized hex string across several read chunks, with line breaks
+    digits = bytes(range(256)).hex().encode() * 40
+    data = b"<" + b"\n".join(digits[i:i + 64] for i in range(0, len(digits), 64)) + b"> /M (x)"
+    # Then the fast reader returns what pyHanko's does and stops after the ">"
+    fast = _read_with(read_hex_string, data)
+    assert fast == _read_with(_pyhanko_reader(), data)
+    assert fast[3] == data.index(b">") + 1
+
+
+def test_reading_a_pdf_installs_the_fast_hex_reader_in_pyhanko(vectors: Vectors) -> None:
+    from pyhanko.pdf_utils import generic
+
+    envelope = parse_packet(vectors.envelope())
+    assert isinstance(envelope, Envelope)
+    check_pdf_attachments(envelope, policy=vectors.policy, crls=vectors.crls,
+                          directory=DIRECTORY, at=AT)
+    assert generic.read_hex_string_from_stream is read_hex_string
