@@ -430,8 +430,10 @@ def _fast_hex_strings() -> None:
     global _pyhanko_read_hex
     from pyhanko.pdf_utils import generic
 
-    _pyhanko_read_hex = generic.read_hex_string_from_stream
-    generic.read_hex_string_from_stream = read_hex_string
+    original = generic.read_hex_string_from_stream
+    if original is not read_hex_string:  # another thread may have got here first
+        _pyhanko_read_hex = original
+        generic.read_hex_string_from_stream = read_hex_string
 
 
 def _signatures(data: bytes, name: str) -> Sequence[Any] | None:
