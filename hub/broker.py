@@ -87,6 +87,9 @@ class Connection:
         self._pending: dict[int, str | None] = {}
         self._failed: list[str] = []
         self._seq = 0
+        self._failed_through = 0
+        """Every message sent up to this sequence number belongs to a failed wait: a batch that
+        was in flight with a failed one can never be reported confirmed."""
         self._select_ok = False
         impl = self._pub._impl
         impl.add_on_return_callback(self._on_return)
@@ -106,11 +109,13 @@ class Connection:
         )
         nack = isinstance(method, pika.spec.Basic.Nack)
         for tag in tags:
-            mid = self._pending.pop(tag, None)
+            if tag not in self._pending:
+                continue  # a late answer about a batch already given up on
+            mid = self._pending.pop(tag)
             if nack:
                 self._failed.append(f"nacked by broker: {mid}")
-        if not self._pending or self._failed:
-            self._wake()
+        # Wake whoever waits: with batches in flight at once, any confirm may finish one.
+        self._wake()
 
     def _wake(self) -> None:
         # process_data_events(time_limit) returns early only for events of the blocking
@@ -143,9 +148,19 @@ class Connection:
         caller must then not settle the deliveries that caused them (they will be redelivered and
         republished under the same message id, which recipients deduplicate).
         """
+        sent = self.send(messages)
+        self.wait(sent, timeout)
+        return len(sent)
+
+    def send(self, messages: Iterable[Outgoing]) -> range:
+        """Write ``messages`` without waiting; the returned publish sequence numbers go to
+        :meth:`wait`. Several sends may be in flight: a consumer writes the next batch while
+        the broker still confirms the previous one. Any nack or return fails every wait until
+        the connection is given up (the caller then settles nothing it has in flight)."""
         impl = self._pub._impl
-        self._failed.clear()
-        count = 0
+        if not self._pending:
+            self._failed.clear()  # nothing in flight: older failures were already raised
+        first = self._seq + 1
         try:
             for msg in messages:
                 props = pika.BasicProperties(
@@ -161,15 +176,31 @@ class Connection:
                 self._seq += 1
                 self._pending[self._seq] = msg.message_id
                 impl.basic_publish(msg.exchange, msg.routing_key, msg.body, props, mandatory=True)
-                count += 1
         except (pika.exceptions.AMQPError, OSError) as exc:
             raise BrokerUnavailable(f"publish: {exc!r}") from None
-        self._wait(lambda: not self._pending or bool(self._failed), timeout, "publisher confirms")
+        return range(first, self._seq + 1)
+
+    def wait(self, sent: range, timeout: float = 30.0) -> None:
+        """Return once the broker confirmed every message of ``sent`` (from :meth:`send`)."""
+        pending = self._pending
+
+        def done() -> bool:
+            return bool(self._failed) or not any(seq in pending for seq in sent)
+
+        try:
+            self._wait(done, timeout, "publisher confirms")
+        except BrokerUnavailable:
+            self._failed_through = self._seq
+            raise
         if self._failed:
-            problems = "; ".join(self._failed[:3])
+            message = f"{len(self._failed)} message(s) not accepted: " + "; ".join(
+                self._failed[:3])
+            self._failed_through = self._seq
             self._pending.clear()
-            raise BrokerUnavailable(f"{len(self._failed)} message(s) not accepted: {problems}")
-        return count
+            self._failed.clear()
+            raise BrokerUnavailable(message)
+        if sent and sent[0] <= self._failed_through:
+            raise BrokerUnavailable("publisher confirms: a batch in flight with it failed")
 
     # -- topology ------------------------------------------------------------------------------
     def declare(self, topology: TopologyLike) -> None:
@@ -287,22 +318,43 @@ class Settler:
 
     def __init__(self, channel: Any) -> None:
         self._channel = channel
+        self._floor = 0
+        """Every delivery tag up to here is settled (tags count from 1 on a channel)."""
         self._settled: set[int] = set()
+        """Settled tags above the floor (kept small: the floor moves up past them)."""
 
     def _mark(self, tag: int) -> None:
-        if tag in self._settled:
+        if tag <= self._floor or tag in self._settled:
             raise SettledTwice(f"delivery {tag} settled twice")
         self._settled.add(tag)
 
+    def _advance(self) -> None:
+        while self._floor + 1 in self._settled:
+            self._floor += 1
+            self._settled.discard(self._floor)
+
     def ack(self, tags: Sequence[int]) -> None:
-        """Acknowledge: the delivery's effects are durable (ledger committed, publishes confirmed)."""
+        """Acknowledge: the delivery's effects are durable (ledger committed, publishes confirmed).
+
+        When ``tags`` are exactly the next unsettled tags of the channel (a consumer's batch),
+        one ``basic.ack`` with ``multiple`` covers them all; otherwise one per tag."""
+        if not tags:
+            return
+        ordered = sorted(tags)
+        next_unsettled = self._floor + 1
         for tag in tags:
             self._mark(tag)
+        contiguous = ordered[0] == next_unsettled and ordered[-1] - ordered[0] + 1 == len(ordered)
         try:
-            for tag in sorted(tags):
-                self._channel.basic_ack(tag)
+            if contiguous:
+                self._channel.basic_ack(ordered[-1], multiple=True)
+            else:
+                for tag in ordered:
+                    self._channel.basic_ack(tag)
         except (pika.exceptions.AMQPError, OSError) as exc:
             raise BrokerUnavailable(f"ack: {exc!r}") from None
+        finally:
+            self._advance()
 
     def requeue(self, tags: Sequence[int]) -> None:
         """Give deliveries back to the queue (only at shutdown for work not started)."""
@@ -313,6 +365,8 @@ class Settler:
                 self._channel.basic_nack(tag, requeue=True)
         except (pika.exceptions.AMQPError, OSError) as exc:
             raise BrokerUnavailable(f"nack: {exc!r}") from None
+        finally:
+            self._advance()
 
 
 def connect(url: str, name: str) -> Connection:

@@ -1,0 +1,112 @@
+"""The pika adapter on the real broker: batches in flight at once, and settling by ranges."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from hub.broker import BrokerUnavailable, Connection, Delivery, Outgoing, SettledTwice, connect
+
+pytestmark = pytest.mark.broker
+
+
+@pytest.fixture
+def conn(broker_url: str, connection_name: str, names: str) -> Iterator[Connection]:
+    c = connect(broker_url, connection_name)
+    c.channel.queue_declare(names, durable=True, arguments={"x-queue-type": "quorum"})
+    yield c
+    c.channel.queue_delete(names)
+    c.close()
+
+
+def _messages(queue: str, n: int, tag: str) -> list[Outgoing]:
+    return [Outgoing("", queue, f"{tag}{i}".encode(), message_id=f"{tag}{i}") for i in range(n)]
+
+
+def test_two_batches_sent_before_either_is_confirmed_are_both_confirmed(
+    conn: Connection, names: str
+) -> None:
+    # Given a first batch written without waiting
+    first = conn.send(_messages(names, 50, "a"))
+    # When a second batch is written before the first is confirmed
+    second = conn.send(_messages(names, 50, "b"))
+    # Then waiting for the second, then the first, returns (confirms may come in any grouping)
+    conn.wait(second)
+    conn.wait(first)
+    assert len(first) == len(second) == 50
+    assert conn.queue_depth(names) == 100
+
+
+def test_an_unroutable_message_fails_every_batch_in_flight(conn: Connection, names: str) -> None:
+    # Given a good batch in flight
+    good = conn.send(_messages(names, 5, "a"))
+    # And a batch with a message no queue takes (mandatory: the broker returns it)
+    bad = conn.send([Outgoing("", f"{names}-nowhere", b"x", message_id="lost")])
+    # Then waiting for the bad batch fails, naming the message
+    with pytest.raises(BrokerUnavailable, match="unroutable"):
+        conn.wait(bad)
+    # And the batch that was in flight with it is never reported confirmed
+    with pytest.raises(BrokerUnavailable, match="in flight"):
+        conn.wait(good)
+    # But a later batch on the same connection is not failed by the old return
+    conn.wait(conn.send(_messages(names, 1, "c")))
+
+
+def _take(conn: Connection, queue: str, n: int) -> list[Delivery]:
+    got: list[Delivery] = []
+    conn.consume(queue, n, got.append)
+    while len(got) < n:
+        conn.pump(0.05)
+    return got
+
+
+def test_a_batch_of_the_next_unsettled_tags_is_acknowledged_at_once(
+    broker_url: str, connection_name: str, names: str
+) -> None:
+    c = connect(broker_url, connection_name)
+    try:
+        c.channel.queue_declare(names, durable=True, arguments={"x-queue-type": "quorum"})
+        c.publish(_messages(names, 6, "a"))
+        got = _take(c, names, 6)
+        settler = c.settler()
+        # When the first three, then the last three are acknowledged (each batch contiguous)
+        settler.ack([d.tag for d in got[:3]])
+        settler.ack([d.tag for d in got[3:]])
+    finally:
+        c.close()
+    # Then nothing comes back once the consumer is gone
+    check = connect(broker_url, connection_name + " check")
+    try:
+        assert check.queue_depth(names) == 0
+        check.channel.queue_delete(names)
+    finally:
+        check.close()
+
+
+def test_acknowledging_around_a_gap_leaves_the_gap_unsettled(
+    broker_url: str, connection_name: str, names: str
+) -> None:
+    c = connect(broker_url, connection_name)
+    try:
+        c.channel.queue_declare(names, durable=True, arguments={"x-queue-type": "quorum"})
+        c.publish(_messages(names, 5, "a"))
+        got = _take(c, names, 5)
+        settler = c.settler()
+        # When tags 1, 2 and 4, 5 are acknowledged but 3 is not (never a multiple ack over 3)
+        settler.ack([got[0].tag, got[1].tag])
+        settler.ack([got[3].tag, got[4].tag])
+        with pytest.raises(SettledTwice):
+            settler.ack([got[1].tag])
+    finally:
+        c.close()
+    # Then exactly the unsettled one comes back
+    check = connect(broker_url, connection_name + " check")
+    try:
+        assert check.queue_depth(names) == 1
+        back = check.get(names)
+        assert back is not None
+        assert back.body == b"a2"
+        check.channel.queue_delete(names)
+    finally:
+        check.close()
