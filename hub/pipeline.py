@@ -40,7 +40,7 @@ from structlog.contextvars import bound_contextvars
 from hub.edxml import EnvelopeRefused, Limits, parse_packet
 from hub.edxml.model import BusinessDocType, Envelope, Organization, StatusPacket
 from hub.errors import PermanentError, TransientError
-from hub.ledger import DocumentIn, EventIn, EventKind
+from hub.ledger import DocumentIn, EventIn, EventKind, StoredDocument
 from hub.logs import get_logger
 from hub.messages import Delivery, Outgoing
 from hub.reasons import Reason
@@ -74,6 +74,52 @@ class LedgerView(Protocol):
     def find_documents(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Any]: ...
     def document_by_digest(self, digest: str) -> Any: ...
     def delivered_to(self, digest: str) -> frozenset[str]: ...
+
+
+class InFlightView:
+    """The ledger as it will be once the batches in flight are committed (read-only).
+
+    The consumer plans batch *k+1* while batch *k* still waits for confirms and its ledger
+    transaction; planning against this view is planning against the ledger after *k*'s commit:
+    what *k* records is found first in the ledger, then in *k*'s plan (a document the ledger
+    already holds keeps its ledger row, as :meth:`hub.ledger.Ledger.write` keeps it).
+    """
+
+    def __init__(self, ledger: LedgerView, plans: Sequence[BatchPlan]) -> None:
+        self.ledger = ledger
+        self._by_key: dict[tuple[str, str], StoredDocument] = {}
+        self._by_digest: dict[str, StoredDocument] = {}
+        self._delivered: dict[str, set[str]] = {}
+        for plan in plans:
+            for d in plan.documents:
+                doc = StoredDocument(
+                    digest=d.digest, kind=d.kind, sender=d.sender, document_id=d.document_id,
+                    code=d.code, recipients=tuple(d.recipients), received_at=d.received_at,
+                    links_to=d.links_to, size=len(d.raw), seq=0)
+                self._by_key.setdefault((d.sender, d.document_id), doc)
+                self._by_digest.setdefault(d.digest, doc)
+            for e in plan.events:
+                if e.kind is EventKind.DELIVERED and e.digest and e.organ_id:
+                    self._delivered.setdefault(e.digest, set()).add(e.organ_id)
+
+    def find_document(self, sender: str, document_id: str) -> Any:
+        found = self.ledger.find_document(sender, document_id)
+        return found if found is not None else self._by_key.get((sender, document_id))
+
+    def find_documents(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+        wanted = list(keys)
+        found = self.ledger.find_documents(wanted)
+        for key in wanted:
+            if key not in found and key in self._by_key:
+                found[key] = self._by_key[key]
+        return found
+
+    def document_by_digest(self, digest: str) -> Any:
+        found = self.ledger.document_by_digest(digest)
+        return found if found is not None else self._by_digest.get(digest)
+
+    def delivered_to(self, digest: str) -> frozenset[str]:
+        return self.ledger.delivered_to(digest) | frozenset(self._delivered.get(digest, ()))
 
 
 class Validator(Protocol):
@@ -153,11 +199,23 @@ class Pipeline:
         self.receipts = receipts
         self.clock = clock
         self._known: dict[tuple[str, str], Any] = {}
+        self._view: LedgerView = ledger
 
     # -- the batch ---------------------------------------------------------------------------
-    def process_batch(self, deliveries: Sequence[Delivery]) -> BatchPlan:
+    def process_batch(self, deliveries: Sequence[Delivery],
+                      in_flight: Sequence[BatchPlan] = ()) -> BatchPlan:
         """Plan a batch. Raises :class:`TransientError` (LEDGER_UNAVAILABLE) when the ledger
-        cannot be read: the caller holds the batch unacknowledged and tries again."""
+        cannot be read: the caller holds the batch unacknowledged and tries again.
+
+        ``in_flight``: plans published but not yet committed; the batch is planned as if
+        their ledger transactions had committed (:class:`InFlightView`)."""
+        self._view = InFlightView(self.ledger, in_flight) if in_flight else self.ledger
+        try:
+            return self._plan_batch(deliveries)
+        finally:
+            self._view = self.ledger  # keep no plan alive between batches
+
+    def _plan_batch(self, deliveries: Sequence[Delivery]) -> BatchPlan:
         plan = BatchPlan()
         pending: dict[tuple[str, str], str] = {}  # (sender, document_id) -> digest, this batch
         parsed: dict[int, Envelope | StatusPacket | EnvelopeRefused] = {}
@@ -169,7 +227,7 @@ class Pipeline:
         # One ledger query for the whole batch's duplicate check (not one per envelope).
         keys = [(p.sender.organ_id, p.document_id) for p in parsed.values()
                 if isinstance(p, Envelope)]
-        self._known = self.ledger.find_documents(keys) if keys else {}
+        self._known = self._view.find_documents(keys) if keys else {}
         for delivery in deliveries:
             at = self.clock()
             attempts = _header_int(delivery.headers, H_ATTEMPTS) + 1
@@ -252,7 +310,7 @@ class Pipeline:
             if stored is None:  # twice in one batch: the first one carries the deliveries
                 self._duplicate(plan, delivery, env, at, attempts, frozenset())
                 return
-            already = self.ledger.delivered_to(env.digest)
+            already = self._view.delivered_to(env.digest)
             missing = [r for r in stored.recipients if r not in already]
             if not missing:
                 self._duplicate(plan, delivery, env, at, attempts, already)
@@ -325,7 +383,7 @@ class Pipeline:
                 plan.events.append(EventIn(EventKind.RECALLED, mid, at, digest=env.digest,
                                            organ_id=sender,
                                            detail={"kind": kind.name.lower(), "original": links_to}))
-        delivered = self.ledger.delivered_to(env.digest) if stored is not None else frozenset()
+        delivered = self._view.delivered_to(env.digest) if stored is not None else frozenset()
         for d in deliveries:
             if d.organ_id in delivered:
                 continue
@@ -368,7 +426,7 @@ class Pipeline:
         if not ref:
             return None
         owner = ref.split(",", 1)[0].strip()
-        return self.ledger.find_document(owner or env.sender.organ_id, ref)
+        return self._view.find_document(owner or env.sender.organ_id, ref)
 
     def _process_status(self, delivery: Delivery, status: StatusPacket, at: datetime,
                         attempts: int, plan: BatchPlan) -> None:
@@ -379,14 +437,14 @@ class Pipeline:
             self._fail(plan, delivery, at, attempts, status, report.reason, _describe(report),
                        report=report)
             return
-        original = self.ledger.find_document(status.response_for.organ_id,
+        original = self._view.find_document(status.response_for.organ_id,
                                              status.response_for.document_id)
         if original is None:
             self._fail(plan, delivery, at, attempts, status, Reason.STATUS_ORPHAN,
                        f"{status.response_for.organ_id} {status.response_for.document_id}",
                        report=report)
             return
-        delivered = self.ledger.delivered_to(original.digest)
+        delivered = self._view.delivered_to(original.digest)
         if reporter == original.sender:
             targets = tuple(original.recipients)  # the sender's own status (13: recall)
         elif reporter in delivered or reporter in original.recipients:
@@ -395,7 +453,7 @@ class Pipeline:
             self._fail(plan, delivery, at, attempts, status,
                        Reason.STATUS_REPORTER_NOT_RECIPIENT, reporter, report=report)
             return
-        if self.ledger.document_by_digest(status.digest) is not None:
+        if self._view.document_by_digest(status.digest) is not None:
             self._duplicate(plan, delivery, status, at, attempts, frozenset())
             return
         routes: list[tuple[str, Any]] = []
@@ -544,4 +602,4 @@ def message_id_for(body: bytes) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(body).digest()[:18]).decode()
 
 
-__all__ = ["BatchPlan", "Pipeline", "PipelineConfig", "inbox_key", "status_key"]
+__all__ = ["BatchPlan", "InFlightView", "Pipeline", "PipelineConfig", "inbox_key", "status_key"]
