@@ -1,17 +1,24 @@
 """The intake consumer (``hub run``): glue between the broker adapter and the pipeline.
 
 One loop, one thread, one connection (pika's BlockingConnection is not thread-safe). Group
-commit: deliveries are collected up to ``batch_max`` or ``batch_wait_ms``, planned by
-:class:`~hub.pipeline.Pipeline`, then executed in the only safe order:
+commit: deliveries are collected (up to ``batch_max``; ``batch_wait_ms`` only when idle),
+planned by :class:`~hub.pipeline.Pipeline`, then executed in the only safe order:
 
 1. publish phase 1 (deliveries, dead letters, retries, hub receipts) and wait for every confirm;
 2. publish phase 2 (receipts that need the delivery durable first) and wait;
 3. write the ledger in one transaction (retried while the database is down: fail closed);
-4. ack the batch.
+4. ack the batch (one ``basic.ack`` with ``multiple`` for the batch's contiguous tags).
+
+Two batches overlap: once batch *k*'s phase 1 is written, the loop plans batch *k+1* (against
+the ledger as it will be after *k* commits, :class:`~hub.pipeline.InFlightView`) and writes
+its phase 1 while the broker confirms *k*; then it finishes *k* (steps 1–4). The order of
+steps for each batch is unchanged, batches are committed and acked in order, and nothing of
+*k+1* is acked before *k*. With no new work the batch in flight is finished at once.
 
 A crash anywhere before 4 leaves the deliveries unacknowledged; RabbitMQ redelivers them and
 the ledger's duplicate detection plus deterministic message ids keep recipients from seeing a
-document twice. SIGTERM stops taking new work, finishes the batch in hand, acks it and exits 0.
+document twice. SIGTERM stops taking new work, finishes the batches in hand, acks them and
+exits 0.
 """
 
 from __future__ import annotations
@@ -72,6 +79,18 @@ class Stats:
                 self.by_reason[r] = self.by_reason.get(r, 0) + 1
         with self.changed:
             self.changed.notify_all()
+
+
+@dataclass(frozen=True, slots=True)
+class _InFlight:
+    """A batch whose phase 1 is written but not yet confirmed, committed or acked."""
+
+    plan: BatchPlan
+    first: range
+    """Publish sequence numbers of phase 1 (:meth:`hub.broker.Connection.send`)."""
+    started: float
+    planned_s: float
+    sent_s: float
 
 
 @dataclass(frozen=True)
@@ -149,52 +168,79 @@ class IntakeConsumer:
         buffer: list[Delivery] = []
         tag = conn.consume(self.options.queue, self.options.prefetch, buffer.append)
         wait = self.options.batch_wait_ms / 1000.0
+        batch_max = self.options.batch_max
+        in_flight: _InFlight | None = None
         while True:
             if self.stop.is_set():
                 conn.cancel(tag)
                 conn.pump(0)  # take what is already on the wire, then finish it
+                if in_flight is not None:
+                    self._finish(conn, in_flight)
+                    in_flight = None
                 while buffer:
-                    self._handle(conn, buffer[: self.options.batch_max])
-                    del buffer[: self.options.batch_max]
+                    self._finish(conn, self._start(conn, buffer[:batch_max], None))
+                    del buffer[:batch_max]
                 return
             if not buffer:
+                if in_flight is not None:
+                    # Nothing new to plan meanwhile: finish the batch in flight now.
+                    self._finish(conn, in_flight)
+                    in_flight = None
+                    conn.pump(0)
+                    continue
                 conn.pump(0.2)
                 if not buffer and self.between_batches is not None:
                     self.between_batches()
                 continue
-            deadline = time.monotonic() + wait
-            while len(buffer) < self.options.batch_max:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                conn.pump(left)
-            batch = buffer[: self.options.batch_max]
+            if in_flight is None and wait > 0:
+                # Idle until now: give a burst a moment to gather into one batch.
+                deadline = time.monotonic() + wait
+                while len(buffer) < batch_max:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    conn.pump(left)
+            batch = buffer[:batch_max]
             del buffer[: len(batch)]
-            self._handle(conn, batch)
+            started = self._start(conn, batch, in_flight)
+            if in_flight is not None:
+                self._finish(conn, in_flight)
+            in_flight = started
+            conn.pump(0)  # deliveries and confirms that arrived meanwhile
 
     # -- one batch -----------------------------------------------------------------------------
-    def _handle(self, conn: Connection, batch: list[Delivery]) -> None:
+    def _start(self, conn: Connection, batch: list[Delivery],
+               in_flight: _InFlight | None) -> _InFlight:
+        """Plan ``batch`` (seeing what ``in_flight`` will record) and write its phase 1."""
         t0 = time.perf_counter()
-        plan = self._plan(conn, batch)
+        plan = self._plan(conn, batch, () if in_flight is None else (in_flight.plan,))
         t1 = time.perf_counter()
-        if plan.first:
-            conn.publish(plan.first)
-        if plan.second:
-            conn.publish(plan.second)
-        t2 = time.perf_counter()
-        self._commit(conn, plan)
-        t3 = time.perf_counter()
-        self._settler(conn).ack(plan.ack)
-        t4 = time.perf_counter()
-        for stage, seconds in (("process", t1 - t0), ("publish", t2 - t1), ("ledger", t3 - t2),
-                               ("ack", t4 - t3), ("batch", t4 - t0)):
-            self.stats.time(stage, seconds)
-        self.stats.count(plan)
+        first = conn.send(plan.first) if plan.first else range(0)
+        return _InFlight(plan, first, started=t0, planned_s=t1 - t0,
+                         sent_s=time.perf_counter() - t1)
 
-    def _plan(self, conn: Connection, batch: list[Delivery]) -> BatchPlan:
+    def _finish(self, conn: Connection, batch: _InFlight) -> None:
+        """Phase 1 confirmed, phase 2 published and confirmed, ledger committed, then ack."""
+        t1 = time.perf_counter()
+        conn.wait(batch.first)
+        if batch.plan.second:
+            conn.wait(conn.send(batch.plan.second))
+        t2 = time.perf_counter()
+        self._commit(conn, batch.plan)
+        t3 = time.perf_counter()
+        self._settler(conn).ack(batch.plan.ack)
+        t4 = time.perf_counter()
+        for stage, seconds in (("process", batch.planned_s),
+                               ("publish", batch.sent_s + t2 - t1), ("ledger", t3 - t2),
+                               ("ack", t4 - t3), ("batch", t4 - batch.started)):
+            self.stats.time(stage, seconds)
+        self.stats.count(batch.plan)
+
+    def _plan(self, conn: Connection, batch: list[Delivery],
+              in_flight: tuple[BatchPlan, ...]) -> BatchPlan:
         """Plan the batch; while the ledger cannot be read, hold it and retry (fail closed)."""
-        return self._while_ledger_down(conn, len(batch),
-                                       lambda: self.pipeline.process_batch(batch))
+        return self._while_ledger_down(
+            conn, len(batch), lambda: self.pipeline.process_batch(batch, in_flight))
 
     def _commit(self, conn: Connection, plan: BatchPlan) -> None:
         """Write the ledger; while it is down, hold the batch unacknowledged and retry."""
