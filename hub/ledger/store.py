@@ -25,7 +25,6 @@ from sqlalchemy import (
     insert,
     or_,
     select,
-    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -381,13 +380,17 @@ class Ledger:
         with self._reading() as conn:
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start:start + 500]
-                rows = conn.execute(
-                    select(*_DOC_COLUMNS)
-                    .where(tuple_(Document.sender, Document.document_id).in_(chunk))
-                    .order_by(Document.seq))
-                for row in rows:
+                # Two IN lists, not a row-value IN: SQLite then searches the (sender,
+                # document_id) index; the row-value form (and ORDER BY seq) scanned the
+                # whole table on every batch. The pairs are picked out below.
+                pairs = set(chunk)
+                rows = conn.execute(select(*_DOC_COLUMNS).where(
+                    Document.sender.in_(sorted({s for s, _ in chunk})),
+                    Document.document_id.in_(sorted({d for _, d in chunk}))))
+                for row in sorted(rows, key=lambda r: r.seq):
                     doc = _stored_document(row)
-                    found.setdefault((doc.sender, doc.document_id), doc)
+                    if (doc.sender, doc.document_id) in pairs:
+                        found.setdefault((doc.sender, doc.document_id), doc)
         return found
 
     def delivered_to_many(self, digests: Iterable[str]) -> dict[str, frozenset[str]]:

@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 
 from hub.errors import TransientError
 from hub.ledger import DocumentIn, EventIn, EventKind, Ledger
@@ -28,6 +28,50 @@ def test_a_written_document_is_found_by_sender_and_document_id(ledger_url: str) 
         assert ledger.raw(found.digest) == documents[1].raw
         assert ledger.report(found.digest) == {"accepted": True, "reason": "OK"}
         assert ledger.find_document("000.00.00.H27", "nope") is None
+
+
+def test_the_batch_look_up_finds_exactly_the_pairs_asked_for_the_first_one_sent(
+    ledger_url: str,
+) -> None:
+    with Ledger.open(ledger_url) as ledger:
+        docs = []
+        for n, (sender, document_id) in enumerate([("A", "x"), ("B", "y"), ("A", "y")]):
+            raw = envelope_bytes(100 + n)
+            docs.append(DocumentIn(sender, document_id, hashlib.sha256(raw).hexdigest(),
+                                   "envelope", raw, T0 + timedelta(seconds=n)))
+        ledger.write(docs, [])
+        # A later document under an existing key does not replace the first one
+        again = envelope_bytes(200)
+        ledger.write([DocumentIn("A", "x", hashlib.sha256(again).hexdigest(), "envelope",
+                                 again, T0 + timedelta(seconds=9))], [])
+        # (B, x) is asked for: B and x each exist, the pair does not
+        found = ledger.find_documents([("A", "x"), ("B", "x"), ("A", "y")])
+        assert set(found) == {("A", "x"), ("A", "y")}
+        assert found[("A", "x")].digest == docs[0].digest
+        assert found[("A", "y")].digest == docs[2].digest
+
+
+def test_the_batch_look_up_searches_the_index_and_never_scans_the_ledger(tmp_path: Path) -> None:
+    # A scan per batch grows with the ledger: a million documents would be read per batch.
+    url = f"sqlite:///{tmp_path / 'plan.sqlite3'}"
+    with Ledger.open(url) as ledger:
+        statements: list[str] = []
+
+        def remember(conn: object, cursor: object, statement: str, *args: object) -> None:
+            if statement.lstrip().upper().startswith("SELECT"):
+                statements.append(statement)
+
+        event.listen(ledger.engine, "before_cursor_execute", remember)
+        ledger.find_documents([("A", "x"), ("B", "y")])
+        event.remove(ledger.engine, "before_cursor_execute", remember)
+        assert statements
+        with ledger.engine.connect() as conn:
+            for statement in statements:
+                plan = conn.exec_driver_sql(
+                    "EXPLAIN QUERY PLAN " + statement, ("A", "B", "x", "y")).fetchall()
+                details = " ".join(str(row[3]) for row in plan)
+                assert "SCAN" not in details, details
+                assert "USING INDEX ix_ledger_documents_sender_document_id" in details
 
 
 def test_writing_the_same_digest_twice_keeps_one_document(ledger_url: str) -> None:
