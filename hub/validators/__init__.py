@@ -46,6 +46,7 @@ No I/O happens here: the trust policy and CRLs are built outside (:mod:`hub.trus
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
@@ -119,7 +120,9 @@ def _run(check: str, checks: list[CheckOutcome], action: Callable[[], dict[str, 
     return True
 
 
+@functools.lru_cache(maxsize=1024)
 def _signer_evidence(cert: x509.Certificate) -> SignerEvidence:
+    """What the report says about a signer (frozen; remembered per certificate)."""
     return SignerEvidence(
         subject=cert.subject.rfc4514_string(),
         fingerprint=fingerprint(cert),
