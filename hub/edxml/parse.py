@@ -92,8 +92,8 @@ def _kids(el: _El, name: str | None = None) -> list[_El]:
     # parser's main cost (measured ~1 ms of a 1.1 ms parse for a 12 KB envelope).
     if name is None:
         return [c for c in el if isinstance(c.tag, str) and c.tag.startswith(_PREFIX)]
-    tag = _PREFIX + name
-    return [c for c in el if c.tag == tag]
+    # lxml matches the tag in C (a Python loop over every child cost ~0.1 ms per packet).
+    return list(el.iterchildren(_PREFIX + name))
 
 
 def _child(el: _El, name: str) -> _El | None:

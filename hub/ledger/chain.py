@@ -44,6 +44,7 @@ Checkpoints
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -68,6 +69,7 @@ def canonical_json(value: Any) -> bytes:
     return _ENCODER.encode(value).encode("utf-8")
 
 
+@functools.lru_cache(maxsize=1024)
 def utc_text(at: datetime) -> str:
     """A timestamp as canonical UTC text; naive datetimes are refused (time zones are facts)."""
     if at.tzinfo is None or at.utcoffset() is None:
