@@ -53,8 +53,9 @@ SECTIONS = {"config": render_config, "reasons": render_markdown}
 
 def sync(text: str) -> str:
     for name, render in SECTIONS.items():
-        pattern = re.compile(rf"(<!-- BEGIN {name} -->\n).*?(\n<!-- END {name} -->)", re.S)
-        text = pattern.sub(lambda m, r=render: m.group(1) + r() + m.group(2), text)  # type: ignore[misc]
+        # The section may be empty (``BEGIN`` then ``END`` on the next line): it is filled.
+        pattern = re.compile(rf"(<!-- BEGIN {name} -->\n).*?(<!-- END {name} -->)", re.S)
+        text = pattern.sub(lambda m, r=render: m.group(1) + r() + "\n" + m.group(2), text)  # type: ignore[misc]
     return text
 
 
