@@ -38,8 +38,9 @@ class BrokerSettings:
     """Unacknowledged deliveries a consumer may hold (bounded by group commit)."""
     batch_max: int = 128
     """Group commit: settle at most this many deliveries per ledger transaction."""
-    batch_wait_ms: int = 5
-    """Group commit: wait at most this long for a batch to fill."""
+    batch_wait_ms: int = 0
+    """Group commit: a batch is what arrived while the previous one was handled; when idle,
+    wait this long for a burst to gather (0: never; waiting lengthened the latency tail)."""
     delivery_limit: int = 5
     """Attempts before a transiently failing delivery is dead-lettered."""
     retry_base_ms: int = 1000

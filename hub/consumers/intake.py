@@ -100,7 +100,7 @@ class IntakeOptions:
     failover_urls: tuple[str, ...] = ()
     prefetch: int = 256
     batch_max: int = 128
-    batch_wait_ms: int = 5
+    batch_wait_ms: int = 0
     reconnect_max_s: float = 30.0
     name: str = "edxml-hub intake"
 
