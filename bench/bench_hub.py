@@ -551,7 +551,7 @@ def instrument(hub: Any, stack: contextlib.ExitStack) -> dict[str, float]:
     wrap(pipeline_module, "route", "route")
     stack.enter_context(mock.patch.object(pipeline_module, "log", TimedLog(pipeline_module.log)))
     # HubReceipts imports these at call time: patching the module attribute reaches it.
-    wrap(receipts_module, "signature_value_of", "receipts_signature_value_of (re-parse)")
+    wrap(receipts_module, "signature_value_of", "receipts_signature_value_of")
     wrap(receipts_module, "build_receipt_tree", "receipts_build_receipt")
     wrap(importlib.import_module("hub.app"), "sign_tree", "receipts_sign")
     pipeline = hub.pipeline
