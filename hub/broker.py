@@ -88,8 +88,9 @@ class Connection:
         self._failed: list[str] = []
         self._seq = 0
         self._failed_through = 0
-        """Every message sent up to this sequence number belongs to a failed wait: a batch that
-        was in flight with a failed one can never be reported confirmed."""
+        """Every batch whose first message was sent at or before this sequence number has
+        failed: set when a nack or a return *arrives* (not when someone waits), so a batch in
+        flight with a failed one can never be reported confirmed, whatever is sent meanwhile."""
         self._select_ok = False
         impl = self._pub._impl
         impl.add_on_return_callback(self._on_return)
@@ -114,6 +115,7 @@ class Connection:
             mid = self._pending.pop(tag)
             if nack:
                 self._failed.append(f"nacked by broker: {mid}")
+                self._failed_through = self._seq
         # Wake whoever waits: with batches in flight at once, any confirm may finish one.
         self._wake()
 
@@ -128,6 +130,9 @@ class Connection:
             f"unroutable: exchange={method.exchange!r} key={method.routing_key!r}"
             f" id={props.message_id!r} ({method.reply_text})"
         )
+        # The broker returns a message before it confirms it: every batch sent so far is
+        # suspect (the returned one is among them).
+        self._failed_through = self._seq
         self._wake()
 
     def _wait(self, done: Callable[[], bool], timeout: float, what: str) -> None:
@@ -158,8 +163,8 @@ class Connection:
         the broker still confirms the previous one. Any nack or return fails every wait until
         the connection is given up (the caller then settles nothing it has in flight)."""
         impl = self._pub._impl
-        if not self._pending:
-            self._failed.clear()  # nothing in flight: older failures were already raised
+        del self._failed[:-10]  # texts for the message only: which batches failed is
+        # _failed_through; the last few are kept so a late waiter can say why
         first = self._seq + 1
         try:
             for msg in messages:
@@ -181,26 +186,24 @@ class Connection:
         return range(first, self._seq + 1)
 
     def wait(self, sent: range, timeout: float = 30.0) -> None:
-        """Return once the broker confirmed every message of ``sent`` (from :meth:`send`)."""
+        """Return once the broker confirmed every message of ``sent`` (from :meth:`send`);
+        raise :class:`BrokerUnavailable` if any batch in flight with it was nacked or returned."""
         pending = self._pending
 
+        def failed() -> bool:
+            return bool(sent) and sent[0] <= self._failed_through
+
         def done() -> bool:
-            return bool(self._failed) or not any(seq in pending for seq in sent)
+            return failed() or not any(seq in pending for seq in sent)
 
         try:
             self._wait(done, timeout, "publisher confirms")
         except BrokerUnavailable:
             self._failed_through = self._seq
             raise
-        if self._failed:
-            message = f"{len(self._failed)} message(s) not accepted: " + "; ".join(
-                self._failed[:3])
-            self._failed_through = self._seq
-            self._pending.clear()
-            self._failed.clear()
-            raise BrokerUnavailable(message)
-        if sent and sent[0] <= self._failed_through:
-            raise BrokerUnavailable("publisher confirms: a batch in flight with it failed")
+        if failed():
+            problems = "; ".join(self._failed[-3:]) or "a batch in flight with it failed"
+            raise BrokerUnavailable(f"publisher confirms: not accepted: {problems}")
 
     # -- topology ------------------------------------------------------------------------------
     def declare(self, topology: TopologyLike) -> None:
