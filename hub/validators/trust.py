@@ -73,11 +73,6 @@ def fingerprint(cert: x509.Certificate) -> str:
     return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
 
 
-@functools.lru_cache(maxsize=1024)
-def _name_der(name: x509.Name) -> bytes:
-    return name.public_bytes()
-
-
 def subject_uid(cert: x509.Certificate) -> str | None:
     """The subject's UID attribute (OID 0.9.2342.19200300.100.1.1), if any."""
     values = cert.subject.get_attributes_for_oid(NameOID.USER_ID)
@@ -215,14 +210,16 @@ class CrlSnapshot:
         """Keep the newest CRL (by thisUpdate) per issuer."""
         best: dict[bytes, CrlEntry] = {}
         for entry in entries:
-            key = _name_der(entry.crl.issuer)
+            key = entry.crl.issuer.public_bytes()
             current = best.get(key)
             if current is None or entry.crl.last_update_utc >= current.crl.last_update_utc:
                 best[key] = entry
         return cls(MappingProxyType(best))
 
     def for_issuer(self, name: x509.Name) -> CrlEntry | None:
-        return self.by_issuer.get(_name_der(name))
+        # Exact DER, never a cache keyed by Name: Name equality ignores the string type
+        # (PrintableString and UTF8String compare equal), the DER does not.
+        return self.by_issuer.get(name.public_bytes())
 
     @property
     def versions(self) -> tuple[str, ...]:
