@@ -263,7 +263,6 @@ def open_ledger(settings: Settings, operator: OrgSigner | None) -> Ledger:
                            blob_threshold=settings.ledger.blob_threshold,
                            checkpoint_every=settings.ledger.checkpoint_every,
                            checkpoint_interval_s=settings.ledger.checkpoint_interval_s,
-                           sqlite_wal_checkpoint_s=settings.ledger.sqlite_wal_checkpoint_s or None,
                            checkpoint_signer=signer, checkpoint_cert_pem=cert_pem)
     except (ConfigurationError, TransientError):
         raise  # a database that is down is not a configuration error: EXIT_UNAVAILABLE

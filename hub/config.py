@@ -69,9 +69,6 @@ class LedgerSettings:
     """Envelopes above this many bytes go to the content-addressed store, not the DB."""
     blob_dir: str = "ledger-blobs"
     """Directory of the content-addressed store for large envelopes."""
-    sqlite_wal_checkpoint_s: float = 1.0
-    """SQLite: seconds between WAL checkpoints on a background thread, off the commits (they
-    were the latency tail); 0: SQLite checkpoints inside commits."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,6 @@ processes keep one consistent chain (see :mod:`hub.ledger.models`).
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,10 +45,7 @@ from hub.ledger.records import (
     StoredEvent,
     VerifyResult,
 )
-from hub.logs import get_logger
 from hub.reasons import Reason
-
-log = get_logger("hub.ledger")
 
 Signer = Callable[[bytes], bytes]
 SignatureCheck = Callable[[bytes, bytes], bool]
@@ -65,8 +60,7 @@ DELIVERY_KINDS = frozenset({
 _WRITE = "hub_ledger_write"
 
 
-def _install_sqlite_pragmas(engine: Engine, synchronous: str, busy_timeout_ms: int,
-                            auto_wal_checkpoint: bool = True) -> None:
+def _install_sqlite_pragmas(engine: Engine, synchronous: str, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" hook below emit BEGIN itself (pysqlite would defer it).
@@ -76,59 +70,13 @@ def _install_sqlite_pragmas(engine: Engine, synchronous: str, busy_timeout_ms: i
         # FULL: a committed batch survives a power cut (the pipeline acks after commit).
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        if not auto_wal_checkpoint:
-            cursor.execute("PRAGMA wal_autocheckpoint=0")  # _WalCheckpointer does them
         cursor.close()
-
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         # A writer takes the write lock up front: the chain head it reads stays the head.
         immediate = conn.get_execution_options().get(_WRITE, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-
-class _WalCheckpointer:
-    """Copies SQLite's write-ahead log into the database on its own thread and connection.
-
-    By default SQLite checkpoints inside whichever commit crosses 1,000 WAL pages: that commit
-    then also writes and fsyncs the database file (~4 ms more at p95, measured), i.e. the
-    consumer's latency tail. Here the writers never checkpoint; this thread runs a PASSIVE
-    checkpoint every ``every_s`` (it never blocks readers or writers; sqlite3 leaves the GIL
-    while it works) and once more at close. Durability is unchanged: a commit is durable in
-    the WAL (``synchronous=FULL``); the checkpoint only bounds the WAL's size.
-    """
-
-    def __init__(self, path: str, every_s: float, busy_timeout_ms: int) -> None:
-        self._stop = threading.Event()
-        self.runs = 0
-        self.ran = threading.Event()
-        """Set after each checkpoint (tests wait on it)."""
-        self._thread = threading.Thread(
-            target=self._run, args=(path, every_s, busy_timeout_ms),
-            name="ledger-wal-checkpoint", daemon=True)
-        self._thread.start()
-
-    def _run(self, path: str, every_s: float, busy_timeout_ms: int) -> None:
-        db = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None,
-                             check_same_thread=False)
-        try:
-            while True:
-                stopping = self._stop.wait(every_s)
-                try:
-                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                    self.runs += 1
-                    self.ran.set()
-                except sqlite3.Error as error:  # busy or locked: the next round catches up
-                    log.warning("ledger_wal_checkpoint_failed", detail=str(error)[:200])
-                if stopping:
-                    return
-        finally:
-            db.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
 
 
 @dataclass
@@ -156,10 +104,8 @@ class Ledger:
         checkpoint_interval_s: float | None,
         checkpoint_signer: Signer | None,
         checkpoint_cert_pem: bytes | None,
-        wal_checkpointer: _WalCheckpointer | None = None,
     ) -> None:
         self.engine = engine
-        self._wal_checkpointer = wal_checkpointer
         self.blobs = blobs
         self.blob_threshold = blob_threshold
         self.checkpoint_every = checkpoint_every
@@ -183,14 +129,10 @@ class Ledger:
         checkpoint_interval_s: float | None = None,
         sqlite_synchronous: str = "FULL",
         sqlite_busy_timeout_ms: int = 5000,
-        sqlite_wal_checkpoint_s: float | None = None,
     ) -> Ledger:
         """Connect, create or migrate the schema (``alembic upgrade head``) and return a ledger.
 
         SQLite runs in WAL mode with ``synchronous=FULL`` unless told otherwise.
-        ``sqlite_wal_checkpoint_s``: move SQLite's WAL checkpoints off the commits onto a
-        background thread, every that many seconds (:class:`_WalCheckpointer`; ``hub run``
-        does); None keeps SQLite's automatic checkpoints.
         """
         if sqlite_synchronous not in {"FULL", "NORMAL", "EXTRA"}:
             raise ValueError("sqlite_synchronous must be FULL, NORMAL or EXTRA")
@@ -204,23 +146,15 @@ class Ledger:
         else:
             kwargs["pool_pre_ping"] = True
         engine = create_engine(url, **kwargs)
-        background = engine.dialect.name == "sqlite" and sqlite_wal_checkpoint_s is not None
         if engine.dialect.name == "sqlite":
-            _install_sqlite_pragmas(engine, sqlite_synchronous, sqlite_busy_timeout_ms,
-                                    auto_wal_checkpoint=not background)
+            _install_sqlite_pragmas(engine, sqlite_synchronous, sqlite_busy_timeout_ms)
         try:
             upgrade(engine)
         except (exc.OperationalError, exc.InterfaceError) as error:
             engine.dispose()
             raise _unavailable(error) from error
-        checkpointer = None
-        if background and sqlite_wal_checkpoint_s is not None:
-            checkpointer = _WalCheckpointer(
-                str(Path(str(parsed.database)).expanduser()), sqlite_wal_checkpoint_s,
-                sqlite_busy_timeout_ms)
         return cls(
             engine,
-            wal_checkpointer=checkpointer,
             blobs=BlobStore(blob_dir) if blob_dir is not None else None,
             blob_threshold=blob_threshold,
             checkpoint_every=checkpoint_every,
@@ -235,8 +169,6 @@ class Ledger:
         return self._signer is not None
 
     def close(self) -> None:
-        if self._wal_checkpointer is not None:
-            self._wal_checkpointer.close()
         self.engine.dispose()
 
     def __enter__(self) -> Ledger:

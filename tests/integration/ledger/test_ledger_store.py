@@ -230,28 +230,3 @@ def test_the_models_match_the_migrations(ledger_url: str) -> None:
         conn.execute(text("SELECT 1"))
     engine.dispose()
     assert diff == []
-
-
-def test_with_background_checkpoints_commits_leave_the_wal_to_the_checkpointer(
-    tmp_path: Path,
-) -> None:
-    import shutil
-    import sqlite3
-
-    path = tmp_path / "wal.sqlite3"
-    with Ledger.open(f"sqlite:///{path}", sqlite_wal_checkpoint_s=0.05) as ledger:
-        with ledger.engine.connect() as conn:
-            # Commits never checkpoint (that was the consumer's latency tail)...
-            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
-        documents, events = sample_batch(0, 5)
-        ledger.write(documents, events)
-        checkpointer = ledger._wal_checkpointer
-        assert checkpointer is not None
-        # ...the thread copies the log into the database file: a copy of the database file
-        # alone, without its -wal, holds the documents once it has run.
-        for _ in range(2):  # the second run began after the write had committed
-            checkpointer.ran.clear()
-            assert checkpointer.ran.wait(10)
-        shutil.copyfile(path, tmp_path / "alone.sqlite3")
-    with sqlite3.connect(tmp_path / "alone.sqlite3") as db:
-        assert db.execute("SELECT count(*) FROM ledger_documents").fetchone()[0] == 5
