@@ -87,6 +87,8 @@ class InFlightView:
 
     def __init__(self, ledger: LedgerView, plans: Sequence[BatchPlan]) -> None:
         self.ledger = ledger
+        self.used = False
+        """Whether some answer came from a plan in flight (not yet from the ledger)."""
         self._by_key: dict[tuple[str, str], StoredDocument] = {}
         self._by_digest: dict[str, StoredDocument] = {}
         self._delivered: dict[str, set[str]] = {}
@@ -104,7 +106,10 @@ class InFlightView:
 
     def find_document(self, sender: str, document_id: str) -> Any:
         found = self.ledger.find_document(sender, document_id)
-        return found if found is not None else self._by_key.get((sender, document_id))
+        if found is None:
+            found = self._by_key.get((sender, document_id))
+            self.used = self.used or found is not None
+        return found
 
     def find_documents(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Any]:
         wanted = list(keys)
@@ -112,14 +117,21 @@ class InFlightView:
         for key in wanted:
             if key not in found and key in self._by_key:
                 found[key] = self._by_key[key]
+                self.used = True
         return found
 
     def document_by_digest(self, digest: str) -> Any:
         found = self.ledger.document_by_digest(digest)
-        return found if found is not None else self._by_digest.get(digest)
+        if found is None:
+            found = self._by_digest.get(digest)
+            self.used = self.used or found is not None
+        return found
 
     def delivered_to(self, digest: str) -> frozenset[str]:
-        return self.ledger.delivered_to(digest) | frozenset(self._delivered.get(digest, ()))
+        stored = self.ledger.delivered_to(digest)
+        planned = frozenset(self._delivered.get(digest, ())) - stored
+        self.used = self.used or bool(planned)
+        return stored | planned
 
 
 class Validator(Protocol):
@@ -162,6 +174,9 @@ class BatchPlan:
     events: list[EventIn] = field(default_factory=list)
     ack: list[int] = field(default_factory=list)
     outcomes: list[tuple[Delivery, Disposition]] = field(default_factory=list)
+    leans_on_in_flight: bool = False
+    """Planned on what a batch in flight will record (a duplicate of, a recall of, a status
+    about one of its documents): publish nothing of it before that batch is committed."""
 
 
 def _now() -> datetime:
@@ -209,11 +224,14 @@ class Pipeline:
 
         ``in_flight``: plans published but not yet committed; the batch is planned as if
         their ledger transactions had committed (:class:`InFlightView`)."""
-        self._view = InFlightView(self.ledger, in_flight) if in_flight else self.ledger
+        view = InFlightView(self.ledger, in_flight) if in_flight else None
+        self._view = view or self.ledger
         try:
-            return self._plan_batch(deliveries)
+            plan = self._plan_batch(deliveries)
         finally:
             self._view = self.ledger  # keep no plan alive between batches
+        plan.leans_on_in_flight = view is not None and view.used
+        return plan
 
     def _plan_batch(self, deliveries: Sequence[Delivery]) -> BatchPlan:
         plan = BatchPlan()

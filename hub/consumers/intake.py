@@ -13,12 +13,14 @@ Two batches overlap: once batch *k*'s phase 1 is written, the loop plans batch *
 the ledger as it will be after *k* commits, :class:`~hub.pipeline.InFlightView`) and writes
 its phase 1 while the broker confirms *k*; then it finishes *k* (steps 1–4). The order of
 steps for each batch is unchanged, batches are committed and acked in order, and nothing of
-*k+1* is acked before *k*. With no new work the batch in flight is finished at once.
+*k+1* is acked before *k*. When *k+1*'s plan leans on what *k* will record (a resend, a recall
+or a status about one of *k*'s documents), *k* is finished first. With no new work the batch
+in flight is finished at once.
 
 A crash anywhere before 4 leaves the deliveries unacknowledged; RabbitMQ redelivers them and
 the ledger's duplicate detection plus deterministic message ids keep recipients from seeing a
 document twice. SIGTERM stops taking new work, finishes the batches in hand, acks them and
-exits 0.
+exits 0 (while the ledger is down it gives up instead: nothing unfinished is acked).
 """
 
 from __future__ import annotations
@@ -178,7 +180,7 @@ class IntakeConsumer:
                     self._finish(conn, in_flight)
                     in_flight = None
                 while buffer:
-                    self._finish(conn, self._start(conn, buffer[:batch_max], None))
+                    self._finish(conn, self._start(conn, buffer[:batch_max]))
                     del buffer[:batch_max]
                 return
             if not buffer:
@@ -202,21 +204,34 @@ class IntakeConsumer:
                     conn.pump(left)
             batch = buffer[:batch_max]
             del buffer[: len(batch)]
-            started = self._start(conn, batch, in_flight)
+            t0 = time.perf_counter()
+            plan = self._plan(conn, batch, () if in_flight is None else (in_flight.plan,))
+            planned_s = time.perf_counter() - t0
+            if in_flight is not None and plan.leans_on_in_flight:
+                # Planned on what the batch in flight will record (a resend, a recall or a
+                # status about one of its documents): nothing of it leaves before that batch
+                # is committed, so a failure of that batch can never leave it half-told.
+                self._finish(conn, in_flight)
+                in_flight = None
+            started = self._send(conn, plan, t0, planned_s)
             if in_flight is not None:
                 self._finish(conn, in_flight)
             in_flight = started
             conn.pump(0)  # deliveries and confirms that arrived meanwhile
 
     # -- one batch -----------------------------------------------------------------------------
-    def _start(self, conn: Connection, batch: list[Delivery],
-               in_flight: _InFlight | None) -> _InFlight:
-        """Plan ``batch`` (seeing what ``in_flight`` will record) and write its phase 1."""
+    def _start(self, conn: Connection, batch: list[Delivery]) -> _InFlight:
+        """Plan ``batch`` (nothing in flight) and write its phase 1."""
         t0 = time.perf_counter()
-        plan = self._plan(conn, batch, () if in_flight is None else (in_flight.plan,))
+        plan = self._plan(conn, batch, ())
+        return self._send(conn, plan, t0, time.perf_counter() - t0)
+
+    def _send(self, conn: Connection, plan: BatchPlan, started: float,
+              planned_s: float) -> _InFlight:
+        """Write the plan's phase 1 without waiting for the confirms."""
         t1 = time.perf_counter()
         first = conn.send(plan.first) if plan.first else range(0)
-        return _InFlight(plan, first, started=t0, planned_s=t1 - t0,
+        return _InFlight(plan, first, started=started, planned_s=planned_s,
                          sent_s=time.perf_counter() - t1)
 
     def _finish(self, conn: Connection, batch: _InFlight) -> None:

@@ -95,7 +95,12 @@ def _both_ways(pki: PkiPaths, tmp_path: Path, first: list[tuple[bytes, bool]],
                 assert hub.ledger.verify().ok
     assert committed_plan is not None
     assert in_flight_plan is not None
-    return _shape(committed_plan), _shape(in_flight_plan)
+    shape = _shape(in_flight_plan)
+    # The consumer finishes the batch in flight first when the plan leans on it
+    shape["leans_on_in_flight"] = in_flight_plan.leans_on_in_flight
+    committed = _shape(committed_plan)
+    committed["leans_on_in_flight"] = shape["leans_on_in_flight"]
+    return committed, shape
 
 
 def test_a_document_sent_again_while_the_first_copy_is_in_flight_is_a_duplicate(
@@ -105,6 +110,7 @@ def test_a_document_sent_again_while_the_first_copy_is_in_flight_is_a_duplicate(
     committed, in_flight = _both_ways(pki, tmp_path, [(env, False)], [(env, False)])
     assert in_flight == committed
     assert [o[1].value for o in in_flight["outcomes"]] == ["duplicate"]
+    assert in_flight["leans_on_in_flight"]
     assert in_flight["first"] == []  # delivered once, by the first batch
 
 
@@ -116,6 +122,7 @@ def test_a_document_id_reused_while_the_first_is_in_flight_is_refused(
     committed, in_flight = _both_ways(pki, tmp_path, [(env, False)], [(other, False)])
     assert in_flight == committed
     assert [o[2].value for o in in_flight["outcomes"]] == ["DOCUMENT_ID_REUSED"]
+    assert in_flight["leans_on_in_flight"]
 
 
 def test_a_recall_of_a_document_in_flight_reaches_its_recipients_linked(
@@ -134,6 +141,7 @@ def test_a_recall_of_a_document_in_flight_reaches_its_recipients_linked(
     assert in_flight == committed
     assert [o[1].value for o in in_flight["outcomes"]] == ["deliver"]
     assert in_flight["documents"][0][5] == parse_envelope(original).digest  # linked
+    assert in_flight["leans_on_in_flight"]
 
 
 def test_a_status_about_a_document_in_flight_goes_back_to_its_sender(
@@ -148,3 +156,14 @@ def test_a_status_about_a_document_in_flight_goes_back_to_its_sender(
     committed, in_flight = _both_ways(pki, tmp_path, [(env, False)], [(status, True)])
     assert in_flight == committed
     assert [o[1].value for o in in_flight["outcomes"]] == ["deliver"]
+    assert in_flight["leans_on_in_flight"]
+
+
+def test_a_batch_unrelated_to_the_one_in_flight_does_not_wait_for_it(
+    pki: PkiPaths, keystore: Keystore, tmp_path: Path
+) -> None:
+    first = signed_envelope(keystore, PROVINCE, (FINANCE,), number="706")
+    other = signed_envelope(keystore, PROVINCE, (HOME_AFFAIRS,), number="707")
+    committed, in_flight = _both_ways(pki, tmp_path, [(first, False)], [(other, False)])
+    assert in_flight == committed
+    assert not in_flight["leans_on_in_flight"]
