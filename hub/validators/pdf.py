@@ -116,6 +116,21 @@ def _modified(coverage: Any, level: Any, docmdp_ok: bool | None) -> bool:
     return level is None or level > ModificationLevel.FORM_FILLING or not docmdp_ok
 
 
+def _refuse_unsound(facts: Any, name: str, field: str) -> None:
+    """The integrity verdict, in pyHanko's order, for both paths: ``facts`` is pyHanko's
+    signature status (the reference) or :class:`_Integrity` (the fast path)."""
+    if not facts.intact:
+        raise ValidationFailure(
+            Reason.PDF_MODIFIED_AFTER_SIGNING, f"{name} field {field}: signed bytes changed")
+    if not facts.valid:
+        raise ValidationFailure(
+            Reason.PDF_SIGNATURE_INVALID, f"{name} field {field}: signature does not verify")
+    if _modified(facts.coverage, facts.modification_level, facts.docmdp_ok):
+        raise ValidationFailure(
+            Reason.PDF_MODIFIED_AFTER_SIGNING,
+            f"{name} field {field}: changed after signing ({facts.modification_level})")
+
+
 @dataclass(frozen=True, slots=True)
 class _Revocation:
     """The revocation data handed in, and where to note the OCSP questions left open."""
@@ -189,16 +204,7 @@ def check_signature_reference(
     except Exception as exc:  # pyHanko raises many types for broken CMS; all mean "invalid"
         raise ValidationFailure(
             Reason.PDF_SIGNATURE_INVALID, f"{name} field {field}: {type(exc).__name__}") from None
-    if not status.intact:
-        raise ValidationFailure(
-            Reason.PDF_MODIFIED_AFTER_SIGNING, f"{name} field {field}: signed bytes changed")
-    if not status.valid:
-        raise ValidationFailure(
-            Reason.PDF_SIGNATURE_INVALID, f"{name} field {field}: signature does not verify")
-    if _modified(status.coverage, status.modification_level, status.docmdp_ok):
-        raise ValidationFailure(
-            Reason.PDF_MODIFIED_AFTER_SIGNING,
-            f"{name} field {field}: changed after signing ({status.modification_level})")
+    _refuse_unsound(status, name, field)
     cert = x509.load_der_x509_certificate(status.signing_cert.dump())
     path, pending = _trusted_path(embedded, cert, name, field, policy, revocation, at)
     if path is None:
@@ -355,16 +361,7 @@ def _check_signature(
     except Exception as exc:  # pyHanko raises many types for broken CMS; all mean "invalid"
         raise ValidationFailure(
             Reason.PDF_SIGNATURE_INVALID, f"{name} field {field}: {type(exc).__name__}") from None
-    if not facts.intact:
-        raise ValidationFailure(
-            Reason.PDF_MODIFIED_AFTER_SIGNING, f"{name} field {field}: signed bytes changed")
-    if not facts.valid:
-        raise ValidationFailure(
-            Reason.PDF_SIGNATURE_INVALID, f"{name} field {field}: signature does not verify")
-    if _modified(facts.coverage, facts.modification_level, facts.docmdp_ok):
-        raise ValidationFailure(
-            Reason.PDF_MODIFIED_AFTER_SIGNING,
-            f"{name} field {field}: changed after signing ({facts.modification_level})")
+    _refuse_unsound(facts, name, field)
     signer = embedded.signer_cert
     cert = x509.load_der_x509_certificate(signer.dump())
     path, pending = _trusted_path(embedded, cert, name, field, policy, revocation, at)
