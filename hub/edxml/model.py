@@ -246,8 +246,24 @@ class Attachment:
         return hashlib.sha256(self.data).hexdigest()
 
 
+class _ExactBytes:
+    """What both packet kinds keep of their exact bytes: the digest, computed once."""
+
+    __slots__ = ()
+    raw: bytes
+    _digest: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_digest", hashlib.sha256(self.raw).hexdigest())
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 (hex) of the exact bytes: the document's identity in the ledger."""
+        return self._digest
+
+
 @dataclass(frozen=True, slots=True)
-class Envelope:
+class Envelope(_ExactBytes):
     """A document packet: header, trace list, manifest, attachments and the exact bytes."""
 
     header: MessageHeader
@@ -264,9 +280,6 @@ class Envelope:
     sets it, and ``dataclasses.replace`` drops it, so a copy with other ``raw`` bytes can never
     carry the tree of the original."""
     _digest: str = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_digest", hashlib.sha256(self.raw).hexdigest())
 
     @property
     def sender(self) -> Organization:
@@ -291,11 +304,6 @@ class Envelope:
     def is_classified(self) -> bool:
         """True when the hub extension ``OtherInfo/SecurityLevel`` marks a state secret."""
         return self.header.other_info.is_classified
-
-    @property
-    def digest(self) -> str:
-        """SHA-256 (hex) of the exact bytes: the document's identity in the ledger."""
-        return self._digest
 
 
 class StatusCode(enum.StrEnum):
@@ -340,7 +348,7 @@ _STATUS_TEXT: dict[StatusCode, tuple[str, str]] = {
 
 
 @dataclass(frozen=True, slots=True)
-class StatusPacket:
+class StatusPacket(_ExactBytes):
     """A status packet (``edXML:Status`` in ``edXMLHeader``, empty body)."""
 
     response_for: ResponseFor
@@ -357,9 +365,6 @@ class StatusPacket:
     """As :attr:`Envelope.tree`: the parsed root of exactly ``raw``, read-only, or None."""
     _digest: str = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_digest", hashlib.sha256(self.raw).hexdigest())
-
     @property
     def code(self) -> StatusCode | None:
         """The known status code, or None for a reserved one."""
@@ -372,10 +377,6 @@ class StatusPacket:
     def document_id(self) -> str:
         """The DocumentId of the document this status is about."""
         return self.response_for.document_id
-
-    @property
-    def digest(self) -> str:
-        return self._digest
 
 
 Packet = Envelope | StatusPacket

@@ -475,19 +475,18 @@ def _parse_packet(data: bytes, limits: Limits) -> Envelope | StatusPacket:
     packet: Envelope | StatusPacket
     if status_el is not None:
         packet = _status(status_el, raw, signatures)
-        object.__setattr__(packet, "tree", root)  # only the parser attaches its tree
-        return packet
-    header = _message_header(_kids(header_el, "MessageHeader")[0])
-    trace_el = _child(header_el, "TraceHeaderList")
-    manifest = _manifest(_kids(envelope_el, "edXMLBody")[0])
-    packet = Envelope(
-        header=header,
-        trace=None if trace_el is None else _trace(trace_el),
-        manifest=manifest,
-        attachments=_attachments(root, manifest, limits),
-        raw=raw,
-        signature_count=signatures,
-    )
+    else:
+        header = _message_header(_kids(header_el, "MessageHeader")[0])
+        trace_el = _child(header_el, "TraceHeaderList")
+        manifest = _manifest(_kids(envelope_el, "edXMLBody")[0])
+        packet = Envelope(
+            header=header,
+            trace=None if trace_el is None else _trace(trace_el),
+            manifest=manifest,
+            attachments=_attachments(root, manifest, limits),
+            raw=raw,
+            signature_count=signatures,
+        )
     object.__setattr__(packet, "tree", root)  # only the parser attaches its tree
     return packet
 
