@@ -83,16 +83,17 @@ class Stats:
             self.changed.notify_all()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _InFlight:
-    """A batch whose phase 1 is written but not yet confirmed, committed or acked."""
+    """A planned batch; once its phase 1 is written, in flight until confirmed, committed and
+    acked."""
 
     plan: BatchPlan
-    first: range
-    """Publish sequence numbers of phase 1 (:meth:`hub.broker.Connection.send`)."""
     started: float
     planned_s: float
-    sent_s: float
+    first: range = range(0)
+    """Publish sequence numbers of phase 1 (:meth:`hub.broker.Connection.send`)."""
+    sent_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -180,8 +181,10 @@ class IntakeConsumer:
                     self._finish(conn, in_flight)
                     in_flight = None
                 while buffer:
-                    self._finish(conn, self._start(conn, buffer[:batch_max]))
+                    rest = self._plan(conn, buffer[:batch_max], None)
                     del buffer[:batch_max]
+                    self._send(conn, rest)
+                    self._finish(conn, rest)
                 return
             if not buffer:
                 if in_flight is not None:
@@ -204,35 +207,26 @@ class IntakeConsumer:
                     conn.pump(left)
             batch = buffer[:batch_max]
             del buffer[: len(batch)]
-            t0 = time.perf_counter()
-            plan = self._plan(conn, batch, () if in_flight is None else (in_flight.plan,))
-            planned_s = time.perf_counter() - t0
-            if in_flight is not None and plan.leans_on_in_flight:
+            started = self._plan(conn, batch, in_flight)
+            if in_flight is not None and started.plan.leans_on_in_flight:
                 # Planned on what the batch in flight will record (a resend, a recall or a
                 # status about one of its documents): nothing of it leaves before that batch
                 # is committed, so a failure of that batch can never leave it half-told.
                 self._finish(conn, in_flight)
                 in_flight = None
-            started = self._send(conn, plan, t0, planned_s)
+            self._send(conn, started)
             if in_flight is not None:
                 self._finish(conn, in_flight)
             in_flight = started
             conn.pump(0)  # deliveries and confirms that arrived meanwhile
 
     # -- one batch -----------------------------------------------------------------------------
-    def _start(self, conn: Connection, batch: list[Delivery]) -> _InFlight:
-        """Plan ``batch`` (nothing in flight) and write its phase 1."""
-        t0 = time.perf_counter()
-        plan = self._plan(conn, batch, ())
-        return self._send(conn, plan, t0, time.perf_counter() - t0)
-
-    def _send(self, conn: Connection, plan: BatchPlan, started: float,
-              planned_s: float) -> _InFlight:
-        """Write the plan's phase 1 without waiting for the confirms."""
+    def _send(self, conn: Connection, batch: _InFlight) -> None:
+        """Write the batch's phase 1 without waiting for the confirms."""
         t1 = time.perf_counter()
-        first = conn.send(plan.first) if plan.first else range(0)
-        return _InFlight(plan, first, started=started, planned_s=planned_s,
-                         sent_s=time.perf_counter() - t1)
+        if batch.plan.first:
+            batch.first = conn.send(batch.plan.first)
+        batch.sent_s = time.perf_counter() - t1
 
     def _finish(self, conn: Connection, batch: _InFlight) -> None:
         """Phase 1 confirmed, phase 2 published and confirmed, ledger committed, then ack."""
@@ -252,10 +246,14 @@ class IntakeConsumer:
         self.stats.count(batch.plan)
 
     def _plan(self, conn: Connection, batch: list[Delivery],
-              in_flight: tuple[BatchPlan, ...]) -> BatchPlan:
-        """Plan the batch; while the ledger cannot be read, hold it and retry (fail closed)."""
-        return self._while_ledger_down(
-            conn, len(batch), lambda: self.pipeline.process_batch(batch, in_flight))
+              in_flight: _InFlight | None) -> _InFlight:
+        """Plan the batch, seeing what the batch ``in_flight`` will record; while the ledger
+        cannot be read, hold it and retry (fail closed)."""
+        started = time.perf_counter()
+        plans = () if in_flight is None else (in_flight.plan,)
+        plan = self._while_ledger_down(
+            conn, len(batch), lambda: self.pipeline.process_batch(batch, plans))
+        return _InFlight(plan, started=started, planned_s=time.perf_counter() - started)
 
     def _commit(self, conn: Connection, plan: BatchPlan) -> None:
         """Write the ledger; while it is down, hold the batch unacknowledged and retry."""
