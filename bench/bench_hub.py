@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
-import gc
 import hashlib
 import json
 import os
@@ -63,6 +62,7 @@ from _workload import (  # bench/ is on sys.path: run as a script
 from hub import devbroker
 from hub.app import build_hub
 from hub.broker import Connection, Delivery, Outgoing, connect
+from hub.cli import settle_heap
 from hub.pki import PkiPaths
 from hub.topology import ENVELOPE_KEY, Names
 
@@ -352,10 +352,9 @@ def latency(pki: PkiPaths, url: str, root: Path, bodies: Sequence[bytes], rate: 
         receiver.start()
         pub = bench_connect(url, f"bench publisher {s.prefix}")
         interval = 1.0 / rate
-        # The instrument's own collector pauses are not the hub's latency (the hub freezes its
-        # start-up heap the same way, hub.cli.settle_heap).
-        gc.collect()
-        gc.freeze()
+        # The instrument's own collector pauses are not the hub's latency: its heap is settled
+        # the way `hub run` settles the hub's.
+        settle_heap()
         t0 = time.perf_counter()
         for i, body in enumerate(bodies):
             due = t0 + i * interval
