@@ -64,7 +64,7 @@ def envelope_raw(signer: OrgSigner) -> bytes:
     return sign_xml(build_envelope(header, trace=sample_trace(SENDER, AT)), signer)
 
 
-def receipt_for(raw: bytes, kind: str = "accepted", **overrides: object) -> bytes:
+def receipt_arguments(raw: bytes, **overrides: object) -> dict[str, object]:
     arguments: dict[str, object] = {
         "envelope_raw": raw,
         "signature_value": signature_value_of(raw),
@@ -75,7 +75,11 @@ def receipt_for(raw: bytes, kind: str = "accepted", **overrides: object) -> byte
         "at": AT,
     }
     arguments.update(overrides)
-    return build_receipt(kind, **arguments)  # type: ignore[arg-type]
+    return arguments
+
+
+def receipt_for(raw: bytes, kind: str = "accepted", **overrides: object) -> bytes:
+    return build_receipt(kind, **receipt_arguments(raw, **overrides))  # type: ignore[arg-type]
 
 
 def _status_text(receipt: bytes, name: str) -> str:
@@ -148,16 +152,7 @@ def test_a_receipt_signed_in_memory_is_byte_identical_to_the_bytes_path(
     envelope_raw: bytes, signer: OrgSigner, case: dict[str, object]
 ) -> None:
     # Given the arguments of one receipt
-    arguments: dict[str, object] = {
-        "envelope_raw": envelope_raw,
-        "signature_value": signature_value_of(envelope_raw),
-        "sender": SENDER,
-        "document_id": f"{SENDER},2026/11/20,123/UBND-VP",
-        "code": "123/UBND-VP",
-        "reporter": OPERATOR,
-        "at": AT,
-    }
-    arguments.update(case)
+    arguments = receipt_arguments(envelope_raw, **case)
     kind = str(arguments.pop("kind"))
     # When it is built as bytes then signed, and built as a tree then signed in memory
     via_bytes = sign_xml(build_receipt(kind, **arguments), signer)  # type: ignore[arg-type]
