@@ -78,52 +78,42 @@ def _take(conn: Connection, queue: str, n: int) -> list[Delivery]:
     return got
 
 
+@pytest.fixture
+def consumer(conn: Connection, broker_url: str, connection_name: str) -> Iterator[Connection]:
+    """A second connection that takes deliveries; a test closes it to see what comes back."""
+    c = connect(broker_url, connection_name + " consumer")
+    yield c
+    c.close()
+
+
 def test_a_batch_of_the_next_unsettled_tags_is_acknowledged_at_once(
-    broker_url: str, connection_name: str, names: str
+    conn: Connection, consumer: Connection, names: str
 ) -> None:
-    c = connect(broker_url, connection_name)
-    try:
-        c.channel.queue_declare(names, durable=True, arguments={"x-queue-type": "quorum"})
-        c.publish(_messages(names, 6, "a"))
-        got = _take(c, names, 6)
-        settler = c.settler()
-        # When the first three, then the last three are acknowledged (each batch contiguous)
-        settler.ack([d.tag for d in got[:3]])
-        settler.ack([d.tag for d in got[3:]])
-    finally:
-        c.close()
+    consumer.publish(_messages(names, 6, "a"))
+    got = _take(consumer, names, 6)
+    settler = consumer.settler()
+    # When the first three, then the last three are acknowledged (each batch contiguous)
+    settler.ack([d.tag for d in got[:3]])
+    settler.ack([d.tag for d in got[3:]])
     # Then nothing comes back once the consumer is gone
-    check = connect(broker_url, connection_name + " check")
-    try:
-        assert check.queue_depth(names) == 0
-        check.channel.queue_delete(names)
-    finally:
-        check.close()
+    consumer.close()
+    assert conn.queue_depth(names) == 0
 
 
 def test_acknowledging_around_a_gap_leaves_the_gap_unsettled(
-    broker_url: str, connection_name: str, names: str
+    conn: Connection, consumer: Connection, names: str
 ) -> None:
-    c = connect(broker_url, connection_name)
-    try:
-        c.channel.queue_declare(names, durable=True, arguments={"x-queue-type": "quorum"})
-        c.publish(_messages(names, 5, "a"))
-        got = _take(c, names, 5)
-        settler = c.settler()
-        # When tags 1, 2 and 4, 5 are acknowledged but 3 is not (never a multiple ack over 3)
-        settler.ack([got[0].tag, got[1].tag])
-        settler.ack([got[3].tag, got[4].tag])
-        with pytest.raises(SettledTwice):
-            settler.ack([got[1].tag])
-    finally:
-        c.close()
-    # Then exactly the unsettled one comes back
-    check = connect(broker_url, connection_name + " check")
-    try:
-        assert check.queue_depth(names) == 1
-        back = check.get(names)
-        assert back is not None
-        assert back.body == b"a2"
-        check.channel.queue_delete(names)
-    finally:
-        check.close()
+    consumer.publish(_messages(names, 5, "a"))
+    got = _take(consumer, names, 5)
+    settler = consumer.settler()
+    # When tags 1, 2 and 4, 5 are acknowledged but 3 is not (never a multiple ack over 3)
+    settler.ack([got[0].tag, got[1].tag])
+    settler.ack([got[3].tag, got[4].tag])
+    with pytest.raises(SettledTwice):
+        settler.ack([got[1].tag])
+    # Then exactly the unsettled one comes back once the consumer is gone
+    consumer.close()
+    assert conn.queue_depth(names) == 1
+    back = conn.get(names)
+    assert back is not None
+    assert back.body == b"a2"
