@@ -43,7 +43,6 @@ class HubReceipts:
     def __init__(self, keystore: Keystore, operator: str) -> None:
         self.keystore = keystore
         self.operator = operator
-        self._signature_values: dict[str, bytes] = {}
 
     def _operator(self) -> OrgSigner | None:
         return self.keystore.signer(self.operator)
@@ -53,29 +52,17 @@ class HubReceipts:
         """The unsigned receipt tree (signed in memory by :func:`sign_tree`: no re-parse)."""
         from hub.receipts import build_receipt_tree, signature_value_of
 
-        sig = self._signature_values.get(env.digest)
-        if sig is None:
-            # Up to three receipts per envelope bind the same SignatureValue: extract it once,
-            # from the tree the parser already built.
-            try:
-                sig = signature_value_of(env.raw, env.tree)
-            except Exception:
-                sig = b""
-            if len(self._signature_values) > 4096:
-                self._signature_values.clear()
-            self._signature_values[env.digest] = sig
+        # Read from the tree the parser already built: no cache needed (a few microseconds).
+        sig = signature_value_of(env.raw, env.tree)
         code = env.header.code.text if isinstance(env, Envelope) else env.response_for.code
         document_id = env.document_id if isinstance(env, Envelope) else env.response_for.document_id
-        kwargs: dict[str, Any] = {}
-        if status_code is not None:
-            kwargs["status_code"] = status_code
         # ResponseFor names the original document's sender: for a forwarded status that is
         # the body the status is about, not the reporter.
         sender = env.sender.organ_id if isinstance(env, Envelope) else env.response_for.organ_id
         return build_receipt_tree(
             kind, envelope_raw=env.raw, signature_value=sig, sender=sender,
             document_id=document_id, code=code, reporter=reporter, at=at, reason=reason,
-            envelope_digest=env.digest, **kwargs,
+            envelope_digest=env.digest, status_code=status_code,
         )
 
     def accepted(self, envelope: Envelope, at: datetime) -> tuple[str, bytes] | None:
