@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hub.broker import Connection, Outgoing, connect
-from hub.pipeline import message_id_for
+from hub.consumers.plan import message_id_for
 from hub.topology import ENVELOPE_KEY, STATUS_KEY, Names
 
 

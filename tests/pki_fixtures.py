@@ -24,8 +24,8 @@ import pytest
 from cryptography import x509
 
 from hub.directory import Directory
-from hub.keystore import Keystore, OrgSigner
-from hub.pki import KeyCache, PkiPaths, init_pki, orgs_from_directory
+from hub.testing.pki import KeyCache, PkiPaths, init_pki, orgs_from_directory
+from hub.trust.keystore import Keystore, OrgSigner
 
 PKI_NOW = dt.datetime(2026, 3, 2, 8, 0, 0, tzinfo=dt.UTC)
 """The instant the test PKI is generated for: validity windows and CRLs are relative to it."""
@@ -123,7 +123,7 @@ class GeneratedPki:
         return self._cached(f"person:{uid}", self.paths.signers[uid])
 
     def special(self, kind: str) -> OrgSigner:
-        """One of :data:`hub.pki.SPECIAL_KINDS`."""
+        """One of :data:`hub.testing.pki.SPECIAL_KINDS`."""
         return self._cached(f"special:{kind}", self.paths.special[kind])
 
     def axis_org(self, organ_id: str) -> OrgSigner:

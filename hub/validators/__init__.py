@@ -12,7 +12,7 @@ path):
    without the serial → not revoked; "revoked" from either → CERT_REVOKED; neither fresh →
    INDETERMINATE REVOCATION_UNAVAILABLE (retried later, never a pass), with ``crl_urls`` and
    ``ocsp_urls`` in the evidence and the OCSP questions in
-   :attr:`ValidationReport.ocsp_queries` for :meth:`hub.revocation.RevocationCache.refresh`;
+   :attr:`ValidationReport.ocsp_queries` for :meth:`hub.trust.revocation.RevocationCache.refresh`;
 4. ``signer`` — the directory lets the certificate sign for the packet's ``From``
    (SENDER_UNKNOWN / SIGNER_NOT_AUTHORIZED_FOR_SENDER);
 5. ``pdf`` — envelopes only: PDF attachment signatures (:mod:`hub.validators.pdf`).
@@ -40,8 +40,8 @@ the failed check's evidence (``axis_legacy_policy``).
 
 It never raises for bad input: internal :class:`ValidationFailure` exceptions are mapped to
 outcomes in :func:`_run`, the one adapter; anything else is a bug and becomes INTERNAL_ERROR.
-No I/O happens here: the trust policy and CRLs are built outside (:mod:`hub.trust_store`,
-:mod:`hub.revocation`).
+No I/O happens here: the trust policy and CRLs are built outside (:mod:`hub.trust.store`,
+:mod:`hub.trust.revocation`).
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ def validate_packet(
 ) -> ValidationReport:
     """Every signature check on one parsed packet, judged at ``at`` (the hub's receipt time).
 
-    ``ocsp`` holds the OCSP answers fetched so far (:mod:`hub.revocation`); without it only
+    ``ocsp`` holds the OCSP answers fetched so far (:mod:`hub.trust.revocation`); without it only
     CRLs decide revocation.
     """
     checks: list[CheckOutcome] = []

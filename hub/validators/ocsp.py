@@ -2,7 +2,7 @@
 
 The issuing CA of the specialized hierarchy operates an OCSP responder (DOMAIN.md §4; Decree
 130/2018/NĐ-CP: revocation status comes from the CA's CRL/OCSP). When a certificate's
-authorityInfoAccess names one (id-ad-ocsp), :mod:`hub.revocation` asks it and hands the answers
+authorityInfoAccess names one (id-ad-ocsp), :mod:`hub.trust.revocation` asks it and hands the answers
 in as an :class:`OcspSnapshot`; this module reads them:
 
 - **CertID** (RFC 6960 §4.1.1) is always built with **SHA-256** (never SHA-1): hash of the
@@ -103,7 +103,7 @@ class OcspQuery:
     """A certificate whose status the validators could not establish, and where to ask.
 
     Returned in :attr:`hub.validators.outcome.ValidationReport.ocsp_queries`; handed to
-    :meth:`hub.revocation.RevocationCache.refresh`.
+    :meth:`hub.trust.revocation.RevocationCache.refresh`.
     """
 
     cert_id: CertId

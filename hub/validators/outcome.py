@@ -114,7 +114,7 @@ class ValidationReport:
     trusted time, so certificate validity is judged at receipt)."""
     ocsp_queries: tuple[OcspQuery, ...] = field(default=(), compare=False)
     """Certificates whose revocation status was undecided and that name an OCSP responder:
-    what :meth:`hub.revocation.RevocationCache.refresh` should ask before judging again. A hint
+    what :meth:`hub.trust.revocation.RevocationCache.refresh` should ask before judging again. A hint
     for the caller, not part of the record (:meth:`to_dict` leaves it out)."""
 
     @property

@@ -13,7 +13,7 @@ Rules (DOMAIN.md §4):
   a keyUsage extension is refused: specialized certificates always carry one) and carry one of
   the configured specialized policy OIDs (when any are configured).
 - Revocation comes from CRLs handed in as a :class:`CrlSnapshot` and OCSP answers handed in as
-  an :class:`~hub.validators.ocsp.OcspSnapshot` (both fetched by :mod:`hub.revocation`). The
+  an :class:`~hub.validators.ocsp.OcspSnapshot` (both fetched by :mod:`hub.trust.revocation`). The
   decision rule, per certificate of the path but the root (:func:`check_revocation`):
 
   1. "revoked" from either source — a CRL that lists the serial or an OCSP answer that says
@@ -130,7 +130,7 @@ class ChainCache:
 
 @dataclass(frozen=True, slots=True)
 class TrustPolicy:
-    """What the hub trusts. Built once at start-up by :func:`hub.trust_store.load_policy`."""
+    """What the hub trusts. Built once at start-up by :func:`hub.trust.store.load_policy`."""
 
     roots: tuple[x509.Certificate, ...]
     """The specialized roots: the only trust anchors."""

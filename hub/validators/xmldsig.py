@@ -1,6 +1,6 @@
 """The hub's XMLDSig profile for EDXML packets, enforced (pure: no I/O).
 
-The profile (produced by :func:`hub.signing.sign_xml`):
+The profile (produced by :func:`hub.trust.signing.sign_xml`):
 
 - exactly **one** ``ds:Signature`` in the packet (SIGNATURE_MISSING / SIGNATURE_MULTIPLE), and
   it is the **last child of** ``edXML:edXMLHeader`` inside ``edXML:edXMLEnvelope`` directly under

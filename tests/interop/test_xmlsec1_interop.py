@@ -1,7 +1,7 @@
 """Interoperability with xmlsec1, the C reference implementation of XML-DSig.
 
 (a) an envelope signed by ``xmlsec1 --sign`` with the test PKI is accepted by the hub's
-validators; (b) what :func:`hub.signing.sign_xml` produces verifies with ``xmlsec1 --verify``
+validators; (b) what :func:`hub.trust.signing.sign_xml` produces verifies with ``xmlsec1 --verify``
 under the specialized root only. Needs only the ``xmlsec1`` binary: without it these tests skip
 with a reason, except in CI (``CI=true``), where they fail.
 
@@ -28,7 +28,7 @@ from hub.edxml import (
     sample_header,
     sample_trace,
 )
-from hub.signing import minimal_pdf, sign_pdf, sign_xml
+from hub.trust.signing import minimal_pdf, sign_pdf, sign_xml
 from hub.validators import CrlEntry, CrlSnapshot, TrustPolicy, validate_packet
 from tests.pki_fixtures import AT, DIRECTORY, PKI_NOW, GeneratedPki, session_pki
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.cli import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, main
+from hub.ops.cli import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, main
 
 
 def test_a_missing_configuration_file_is_one_line_and_exit_code_3(

@@ -20,9 +20,8 @@ from signxml.exceptions import InvalidSignature
 from hub.edxml import parse_status
 from hub.edxml.build import build_envelope, sample_header, sample_trace
 from hub.edxml.model import DS_NS, NS
-from hub.keystore import OrgSigner
 from hub.reasons import Reason
-from hub.receipts import (
+from hub.receipts.content import (
     HUB_NS,
     HUB_STATUS_CODE,
     ReceiptKind,
@@ -32,7 +31,8 @@ from hub.receipts import (
     read_evidence,
     signature_value_of,
 )
-from hub.signing import sign_tree, sign_xml
+from hub.trust.keystore import OrgSigner
+from hub.trust.signing import sign_tree, sign_xml
 
 AT = datetime(2026, 11, 20, 2, 30, tzinfo=UTC)  # 09:30 in Hà Tĩnh
 SENDER = "000.00.02.H27"
@@ -323,7 +323,7 @@ def test_a_receipt_parses_as_a_status_packet(envelope_raw: bytes) -> None:
 
 def test_receipts_import_neither_pika_nor_sqlalchemy() -> None:
     code = (
-        "import sys, hub.receipts; "
+        "import sys, hub.receipts.content; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in {'pika', 'sqlalchemy'}))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

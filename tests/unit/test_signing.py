@@ -8,7 +8,7 @@ import pytest
 from lxml import etree
 from signxml import XMLVerifier  # type: ignore[attr-defined]
 
-from hub.signing import minimal_pdf, sign_pdf, sign_xml
+from hub.trust.signing import minimal_pdf, sign_pdf, sign_xml
 from tests.pki_fixtures import SAMPLE_ORGS, GeneratedPki, session_pki
 
 DS = "{http://www.w3.org/2000/09/xmldsig#}"

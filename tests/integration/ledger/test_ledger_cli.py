@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from hub.ledger import Ledger
-from hub.ledger.cli import EXIT_FAILED, EXIT_OK, main
+from hub.ops.ledger_cli import EXIT_FAILED, EXIT_OK, main
 from tests.integration.ledger.ledger_samples import OperatorKey, envelope_bytes, sample_batch
 
 

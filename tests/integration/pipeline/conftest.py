@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub.pki import PkiPaths
+from hub.testing.pki import PkiPaths
 from tests.integration.pipeline.harness import make_pki
 
 

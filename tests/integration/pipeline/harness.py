@@ -22,9 +22,9 @@ from hub.config import Settings, with_overrides
 from hub.consumers.intake import IntakeConsumer
 from hub.directory import Directory
 from hub.edxml.build import build_envelope, sample_header
-from hub.keystore import Keystore, OrgSigner
-from hub.pki import KeyCache, PkiPaths, init_pki
-from hub.signing import sign_xml
+from hub.testing.pki import KeyCache, PkiPaths, init_pki
+from hub.trust.keystore import Keystore, OrgSigner
+from hub.trust.signing import sign_xml
 
 PKI_AT = dt.datetime(2025, 3, 3, 8, 0, tzinfo=dt.UTC)
 """When the pipeline tests' PKI is issued: districts and communes of 2025 still exist."""

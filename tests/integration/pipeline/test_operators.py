@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from hub.cli import main
 from hub.config import with_overrides
-from hub.keystore import Keystore
 from hub.ledger import EventKind
-from hub.metrics import serve_metrics
-from hub.pki import PkiPaths
+from hub.ops.cli import main
+from hub.ops.metrics import serve_metrics
+from hub.testing.pki import PkiPaths
+from hub.trust.keystore import Keystore
 from tests.integration.pipeline.harness import (
     DISTRICT,
     FINANCE,

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from hub import devbroker
 from hub.client import AgencyClient
-from hub.keystore import Keystore
 from hub.ledger import EventKind
-from hub.pki import PkiPaths
+from hub.testing import devbroker
+from hub.testing.pki import PkiPaths
+from hub.trust.keystore import Keystore
 from tests.integration.pipeline.harness import (
     COMMUNE,
     DISTRICT,

@@ -11,12 +11,12 @@ import pytest
 from hub.edxml import parse_envelope
 from hub.edxml.build import build_envelope, build_status, response_for, sample_header, sample_trace
 from hub.edxml.model import BusinessDocType
-from hub.keystore import Keystore
 from hub.ledger import EventKind
-from hub.pki import PkiPaths
-from hub.receipt_check import verify_receipt
-from hub.receipts import read_evidence
-from hub.signing import sign_xml
+from hub.ops.receipt_verify import verify_receipt
+from hub.receipts.content import read_evidence
+from hub.testing.pki import PkiPaths
+from hub.trust.keystore import Keystore
+from hub.trust.signing import sign_xml
 from tests.integration.pipeline.harness import (
     FINANCE,
     HOME_AFFAIRS,

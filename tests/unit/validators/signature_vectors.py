@@ -43,9 +43,9 @@ from hub.edxml import (
     sample_trace,
 )
 from hub.edxml.model import Attachment, Organization
-from hub.keystore import OrgSigner
 from hub.reasons import Reason
-from hub.signing import minimal_pdf, sign_pdf, sign_xml
+from hub.trust.keystore import OrgSigner
+from hub.trust.signing import minimal_pdf, sign_pdf, sign_xml
 from hub.validators import CrlEntry, CrlSnapshot, Indication, OcspEntry, OcspSnapshot, TrustPolicy
 from hub.validators.ocsp import CertId
 from tests.pki_fixtures import AT, AXIS_PERSON, AXIS_SENDER, DIRECTORY, PKI_NOW, GeneratedPki

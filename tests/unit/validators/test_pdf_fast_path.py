@@ -30,9 +30,9 @@ from hypothesis import strategies as st
 
 from hub.edxml import parse_packet
 from hub.edxml.model import Envelope, StatusPacket
-from hub.keystore import OrgSigner
 from hub.reasons import Reason
-from hub.signing import minimal_pdf, sign_pdf
+from hub.trust.keystore import OrgSigner
+from hub.trust.signing import minimal_pdf, sign_pdf
 from hub.validators import CrlEntry, CrlSnapshot, OcspSnapshot, TrustPolicy
 from hub.validators import pdf as pdf_module
 from hub.validators.ocsp import OcspQuery
@@ -187,7 +187,7 @@ def _sign_sha1(pdf: bytes, signer: OrgSigner, field_name: str) -> bytes:
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import signers
 
-    from hub.signing import _pdf_signer
+    from hub.trust.signing import _pdf_signer
 
     meta = signers.PdfSignatureMetadata(field_name=field_name, md_algorithm="sha1")
     out = signers.sign_pdf(IncrementalPdfFileWriter(io.BytesIO(pdf)), meta,

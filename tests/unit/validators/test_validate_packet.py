@@ -90,7 +90,7 @@ def test_a_bug_in_a_check_becomes_internal_error_not_an_exception(vectors: Vecto
 def test_a_permanent_pdf_failure_wins_over_an_undecided_earlier_pdf_signature(
     vectors: Vectors,
 ) -> None:
-    from hub.signing import minimal_pdf, sign_pdf
+    from hub.trust.signing import minimal_pdf, sign_pdf
 
     # Given a PDF signed first by the person (status undecided: no CRL of the issuing CA), then
     # by a certificate under a public CA

@@ -1,6 +1,6 @@
 """The direct XMLDSig verifier gives exactly signxml's verdict (STYLE: a fast path is proven
 equal to the slow one): on every vector of the signature manifest, on every valid EDXML vector
-signed by :func:`hub.signing.sign_xml`, on hand-made shapes at the edges of the profile, and on
+signed by :func:`hub.trust.signing.sign_xml`, on hand-made shapes at the edges of the profile, and on
 hypothesis-mutated signed envelopes. A verdict is "passed" with the signer's fingerprint, or
 "failed" with the reason code."""
 
@@ -27,9 +27,9 @@ from signxml import (  # type: ignore[attr-defined]
 )
 
 from hub.edxml import Limits, parse_xml
-from hub.keystore import OrgSigner
 from hub.reasons import Reason
-from hub.signing import sign_xml
+from hub.trust.keystore import OrgSigner
+from hub.trust.signing import sign_xml
 from hub.validators import _fastdsig
 from hub.validators.outcome import ValidationFailure
 from hub.validators.trust import TrustPolicy, fingerprint

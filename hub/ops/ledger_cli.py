@@ -321,7 +321,7 @@ def _verify_bundle(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Stand-alone entry point (``python -m hub.ledger.cli``) until the hub CLI wires us in."""
+    """Stand-alone entry point (``python -m hub.ops.ledger_cli``) until the hub CLI wires us in."""
     parser = argparse.ArgumentParser(prog="hub")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)

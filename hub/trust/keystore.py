@@ -1,6 +1,6 @@
 """Organization signing keys, loaded once at start-up.
 
-Layout of a keystore directory (what :func:`hub.pki.init_pki` writes):
+Layout of a keystore directory (what :func:`hub.testing.pki.init_pki` writes):
 ``<organ_id>.key.pem`` (PKCS#8 PEM, optionally encrypted) and ``<organ_id>.pem`` (the
 organization certificate followed by its issuing chain). Loading an RSA key costs ~36 ms
 (OpenSSL 3 checks it), so each key is loaded exactly once and handed around as an object.
@@ -26,7 +26,7 @@ class OrgSigner:
     """An organization's loaded signing key with its certificate and issuing chain.
 
     ``repr`` never shows key material. The pyHanko PDF signer built from the same key is
-    cached on first use (:func:`hub.signing.sign_pdf`).
+    cached on first use (:func:`hub.trust.signing.sign_pdf`).
     """
 
     __slots__ = ("_fingerprint", "_pdf_signer", "cert", "chain", "key", "organ_id")

@@ -49,8 +49,16 @@ class RetryPolicy:
     max_ms: int = 60_000
 
     def delay_for(self, attempt: int) -> int:
-        """Bounded exponential backoff: base, 2·base, 4·base … capped at ``max_ms``."""
+        """Bounded exponential backoff: base, 2·base, 4·base … capped at ``max_ms``.
+
+        The only backoff computation of the hub: :meth:`steps` (the delay queues the topology
+        declares) and :func:`decide` (the delay a retry is published with) both come from it.
+        """
         return int(min(self.max_ms, self.base_ms * (2 ** max(0, attempt - 1))))
+
+    def steps(self) -> tuple[int, ...]:
+        """Every delay a retry can get, ascending: one delay queue each (``edxml.retry.<ms>``)."""
+        return tuple(sorted({self.delay_for(a) for a in range(1, max(1, self.limit) + 1)}))
 
 
 def decide(

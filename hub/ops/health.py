@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from hub.config import Settings
+from hub.logs import redact_url
 from hub.validators.trust import CrlSnapshot
 
 
@@ -30,11 +31,10 @@ def _run(name: str, fn: Callable[[], str]) -> Check:
 
 def check_broker(settings: Settings) -> str:
     from hub.broker import connect
-    from hub.cli import _redact
 
     conn = connect(settings.broker.url, "edxml-hub doctor")
     conn.close()
-    return f"RabbitMQ answers at {_redact(settings.broker.url)}"
+    return f"RabbitMQ answers at {redact_url(settings.broker.url)}"
 
 
 def check_ledger(settings: Settings) -> str:
@@ -56,7 +56,7 @@ def check_directory(settings: Settings) -> str:
 
 
 def check_trust(settings: Settings) -> str:
-    from hub.trust_store import load_policy
+    from hub.trust.store import load_policy
 
     if not settings.trust.roots:
         raise ValueError("no trust roots configured ([trust] roots): every signature would fail")
@@ -73,7 +73,7 @@ def check_crls(settings: Settings, now: datetime | None = None,
     """
     from datetime import timedelta
 
-    from hub.revocation import RevocationCache
+    from hub.trust.revocation import RevocationCache
 
     at = now or datetime.now(UTC)
     snap = snapshot if snapshot is not None else RevocationCache(settings).refresh()

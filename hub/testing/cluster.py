@@ -15,7 +15,7 @@ cluster with the docker CLI, the way an operator would by hand:
 
 It also breaks the cluster on purpose (``docker kill``/``start``, ``pause``/``unpause``,
 ``network disconnect``/``connect``) and reads the quorum-queue leaders
-(``rabbitmqctl list_queues name leader``). Development tooling, like :mod:`hub.devbroker`:
+(``rabbitmqctl list_queues name leader``). Development tooling, like :mod:`hub.testing.devbroker`:
 production clusters are operated (see ``deploy/`` and ``docs/OPERATIONS.md``), not started by
 the hub.
 """
@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hub.devbroker import IMAGE, BrokerUnavailable, ensure_docker, ensure_image
+from hub.testing.devbroker import IMAGE, BrokerUnavailable, ensure_docker, ensure_image
 
 __all__ = [
     "CLUSTER_CONF",
@@ -303,7 +303,7 @@ def start_cluster(size: int = 3, *, image: str = IMAGE, log: Log = print,
                   conf: str = CLUSTER_CONF, timeout: float = 180) -> Cluster:
     """Start ``size`` nodes of ``image`` on a fresh network and cluster them.
 
-    Raises :class:`ClusterUnavailable` (a :class:`~hub.devbroker.BrokerUnavailable`) with a
+    Raises :class:`ClusterUnavailable` (a :class:`~hub.testing.devbroker.BrokerUnavailable`) with a
     one-line reason when Docker, the image or the cluster cannot be had; nothing is left behind.
     """
     if size < 1:
@@ -324,11 +324,11 @@ def start_cluster(size: int = 3, *, image: str = IMAGE, log: Log = print,
     cluster = Cluster(network, nodes, image, conf_dir, log)
     cookie = secrets.token_hex(16)
     try:
-        _docker("network", "create", "--label", "edxml-hub.cluster=test", network)
+        _docker("network", "create", "--label", "edxml-hub.testing.cluster=test", network)
         for node in nodes:
             _docker("run", "-d", "--name", node.container, "--hostname", node.name,
                     "--network", network, "--network-alias", node.name,
-                    "--label", "edxml-hub.cluster=test",
+                    "--label", "edxml-hub.testing.cluster=test",
                     "-p", f"127.0.0.1:{node.port}:5672",
                     "-e", f"HUB_ERLANG_COOKIE={cookie}",
                     "-e", "RABBITMQ_CONFIG_FILE=/etc/hub-cluster/rabbitmq.conf",
@@ -364,13 +364,13 @@ def cluster(size: int = 3, **kwargs: object) -> Iterator[Cluster]:
 
 def remove_stale(log: Log = print, names: Iterable[str] = ()) -> None:
     """Remove test clusters left behind by a killed run (containers and networks labelled
-    ``edxml-hub.cluster=test``), or only those whose names are given."""
+    ``edxml-hub.testing.cluster=test``), or only those whose names are given."""
     wanted = set(names)
-    ids = _run(["docker", "ps", "-aq", "--filter", "label=edxml-hub.cluster=test"]).stdout.split()
+    ids = _run(["docker", "ps", "-aq", "--filter", "label=edxml-hub.testing.cluster=test"]).stdout.split()
     for cid in ids:
         if not wanted or cid in wanted:
             _run(["docker", "rm", "-f", "-v", cid])
-    nets = _run(["docker", "network", "ls", "-q", "--filter", "label=edxml-hub.cluster=test"])
+    nets = _run(["docker", "network", "ls", "-q", "--filter", "label=edxml-hub.testing.cluster=test"])
     for nid in nets.stdout.split():
         _run(["docker", "network", "rm", nid])
     if ids:

@@ -580,7 +580,7 @@ def init_pki(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m hub.pki DIR``: write the test PKI for the bundled sample directory."""
+    """``python -m hub.testing.pki DIR``: write the test PKI for the bundled sample directory."""
     parser = argparse.ArgumentParser(prog="hub pki init", description=__doc__.splitlines()[0])
     parser.add_argument("dir", type=Path)
     parser.add_argument("--policy-oid", default=TEST_POLICY_OID)

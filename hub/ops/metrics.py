@@ -13,45 +13,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from hub.logs import get_logger
 
-log = get_logger("hub.metrics")
-
-BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-
-
-class Histogram:
-    """A cumulative histogram (seconds), written by one thread."""
-
-    def __init__(self) -> None:
-        self.counts = [0] * (len(BUCKETS) + 1)
-        self.total = 0.0
-        self.n = 0
-
-    def observe(self, seconds: float) -> None:
-        for i, bound in enumerate(BUCKETS):
-            if seconds <= bound:
-                self.counts[i] += 1
-                break
-        else:
-            self.counts[-1] += 1
-        self.total += seconds
-        self.n += 1
-
-    def lines(self, name: str, labels: str) -> Iterable[str]:
-        cumulative = 0
-        for bound, count in zip(BUCKETS, self.counts, strict=False):
-            cumulative += count
-            yield f'{name}_bucket{{{labels},le="{bound}"}} {cumulative}'
-        yield f'{name}_bucket{{{labels},le="+Inf"}} {self.n}'
-        yield f"{name}_sum{{{labels}}} {self.total:.6f}"
-        yield f"{name}_count{{{labels}}} {self.n}"
-
+log = get_logger("hub.ops.metrics")
 
 def _esc(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
@@ -138,7 +106,7 @@ class MetricsServer:
         return "\n".join(out) + "\n"
 
     def ready(self) -> tuple[bool, str]:
-        from hub.health import check_crls
+        from hub.ops.health import check_crls
 
         if self.consumer is None or (self.consumer.stats.reconnects and not self._queue_depths()):
             return False, "broker unavailable"

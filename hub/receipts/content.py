@@ -5,7 +5,7 @@ document by its sender, ``Code`` and ``DocumentId``; ``From`` is the reporting o
 ``StatusCode``, ``Description``, ``Timestamp``) plus one extension element that binds it
 cryptographically to what was received. This module builds the *unsigned* bytes (with the
 ``<ds:Signature Id="placeholder"/>`` the builder leaves as the last child of ``edXMLHeader``);
-the caller signs them with :func:`hub.signing.sign_xml` — as the hub operator, or as the
+the caller signs them with :func:`hub.trust.signing.sign_xml` — as the hub operator, or as the
 recipient organization for ``01``. Pure: no I/O, no broker, no database.
 
 Kinds and status codes — standard codes keep their standard meaning, never another one:
@@ -230,7 +230,7 @@ def build_receipt_tree(
     envelope_digest: str | None = None,
 ) -> etree._Element:
     """The tree :func:`build_receipt` serializes: what the hub signs in memory
-    (:func:`hub.signing.sign_tree`) without a serialize-and-parse round trip.
+    (:func:`hub.trust.signing.sign_tree`) without a serialize-and-parse round trip.
     ``envelope_digest``: the hex SHA-256 of ``envelope_raw`` when the caller already has it."""
     kind = ReceiptKind(kind)
     rejected = kind is ReceiptKind.REJECTED

@@ -1,6 +1,6 @@
 """Keep the README true: the configuration and reason tables are rendered from the code.
 
-``python -m hub._readme`` rewrites the marked sections of README.md; a unit test fails when the
+``python -m hub.testing.readme`` rewrites the marked sections of README.md; a unit test fails when the
 README is out of date.
 """
 

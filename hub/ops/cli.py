@@ -18,6 +18,7 @@ from typing import Any
 
 from hub.config import Settings, load_settings
 from hub.errors import ConfigurationError, HubError
+from hub.logs import redact_url
 
 EXIT_OK = 0
 """Everything went as asked."""
@@ -60,7 +61,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, _stop)
     metrics = None
     if settings.metrics.port:
-        from hub.metrics import serve_metrics
+        from hub.ops.metrics import serve_metrics
 
         metrics = serve_metrics(hub, settings.metrics.host, settings.metrics.port)
     consumer = hub.consumer(name=args.name or "edxml-hub intake", stop=stop)
@@ -114,7 +115,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 # -- pki ------------------------------------------------------------------------------------
 def cmd_pki_init(args: argparse.Namespace) -> int:
-    from hub.pki import main as pki_main
+    from hub.testing.pki import main as pki_main
 
     argv = [str(args.dir)]
     if args.crl_base_url:
@@ -125,15 +126,14 @@ def cmd_pki_init(args: argparse.Namespace) -> int:
 # -- topology -------------------------------------------------------------------------------
 def cmd_topology(args: argparse.Namespace) -> int:
     from hub.app import load_directory
-    from hub.topology import build_topology, definitions
+    from hub.topology import definitions
 
     settings = _settings(args)
     directory = load_directory(settings)
     b = settings.broker
-    from hub.app import retry_delays
+    from hub.app import topology_for
 
-    topo = build_topology(directory, prefix=b.prefix, quorum=b.quorum,
-                          delivery_limit=b.delivery_limit, retry_delays_ms=retry_delays(settings))
+    topo = topology_for(settings, directory)
     if args.action == "export":
         text = json.dumps(definitions(topo, directory), indent=2, ensure_ascii=False)
         if args.output and args.output != "-":
@@ -150,22 +150,13 @@ def cmd_topology(args: argparse.Namespace) -> int:
     finally:
         conn.close()
     print(f"declared {len(topo.exchanges)} exchanges, {len(topo.queues)} queues, "
-          f"{len(topo.bindings)} bindings on {_redact(b.url)}")
+          f"{len(topo.bindings)} bindings on {redact_url(b.url)}")
     return EXIT_OK
-
-
-def _redact(url: str) -> str:
-    from urllib.parse import urlparse
-
-    p = urlparse(url)
-    if p.password:
-        return url.replace(f":{p.password}@", ":***@")
-    return url
 
 
 # -- doctor ---------------------------------------------------------------------------------
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from hub.health import run_checks
+    from hub.ops.health import run_checks
 
     settings = _settings(args)
     results = run_checks(settings)
@@ -179,7 +170,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 # -- receipt --------------------------------------------------------------------------------
 def cmd_receipt_verify(args: argparse.Namespace) -> int:
-    from hub.receipt_check import verify_receipt_file
+    from hub.ops.receipt_verify import verify_receipt_file
 
     settings = _settings(args)
     ok, lines = verify_receipt_file(settings, Path(args.file),
@@ -191,7 +182,7 @@ def cmd_receipt_verify(args: argparse.Namespace) -> int:
 
 # -- demo -----------------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace) -> int:
-    from hub.demo import run_demo
+    from hub.ops.demo import run_demo
 
     return run_demo(args.config, state_dir=Path(args.state_dir) if args.state_dir else None)
 
@@ -238,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     rv.add_argument("--envelope", default=None, help="the original envelope, to check the binding")
     rv.set_defaults(func=cmd_receipt_verify)
 
-    for module in ("hub.ledger.cli", "hub.dlq"):
+    for module in ("hub.ops.ledger_cli", "hub.ops.dlq"):
         register = _optional_register(module)
         if register is not None:
             register(sub)

@@ -21,10 +21,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hub.broker import Connection, Delivery, Outgoing, connect
+from hub.messages import Headers
 from hub.reasons import Reason
 
-H_REPLAYED_BY = "x-hub-replayed-by"
-H_REPLAY_NOTE = "x-hub-replay-note"
+H_REPLAYED_BY = Headers.REPLAYED_BY
+H_REPLAY_NOTE = Headers.REPLAY_NOTE
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,17 +46,17 @@ class DeadLetter:
     def of(cls, d: Delivery) -> DeadLetter:
         h = dict(d.headers)
         death = h.get("x-death")
-        reason = str(h.get("x-hub-reason") or "")
+        reason = str(h.get(Headers.REASON) or "")
         if not reason and death:
             reason = f"BROKER_{str(death[0].get('reason', 'dead-lettered')).upper()}"
         return cls(
-            id=str(d.message_id or h.get("x-hub-digest") or d.tag),
+            id=str(d.message_id or h.get(Headers.DIGEST) or d.tag),
             reason=reason,
-            sender=str(h.get("x-hub-sender") or ""),
-            recipient=str(h.get("x-hub-recipient") or ""),
-            first_failure=str(h.get("x-hub-first-failure") or ""),
-            attempts=int(h.get("x-hub-attempts") or 0),
-            routing=str(h.get("x-hub-original-routing") or f"{d.exchange}/{d.routing_key}"),
+            sender=str(h.get(Headers.SENDER) or ""),
+            recipient=str(h.get(Headers.RECIPIENT) or ""),
+            first_failure=str(h.get(Headers.FIRST_FAILURE) or ""),
+            attempts=int(h.get(Headers.ATTEMPTS) or 0),
+            routing=str(h.get(Headers.ORIGINAL_ROUTING) or f"{d.exchange}/{d.routing_key}"),
             size=len(d.body),
             headers={k: v for k, v in h.items() if isinstance(v, str | int | float | bool)},
         )
@@ -80,7 +81,7 @@ class Filter:
     def matches(self, dl: DeadLetter, now: datetime) -> bool:
         if self.ids and not any(dl.id == i or dl.id.startswith(i) for i in self.ids):
             return False
-        if self.reason and dl.reason != self.reason and dl.headers.get("x-hub-first-reason") != self.reason:
+        if self.reason and dl.reason != self.reason and dl.headers.get(Headers.FIRST_REASON) != self.reason:
             return False
         if self.sender and dl.sender != self.sender:
             return False
@@ -131,8 +132,8 @@ def replay(conn: Connection, queue: str, intake: str, flt: Filter, *, actor: str
         for d, _dl in part:
             headers = {k: v for k, v in d.headers.items()
                        if not k.startswith(("x-death", "x-first-death", "x-last-death",
-                                            "x-delivery-count", "x-hub-attempts",
-                                            "x-hub-first-failure", "x-hub-reason"))}
+                                            "x-delivery-count", Headers.ATTEMPTS,
+                                            Headers.FIRST_FAILURE, Headers.REASON))}
             headers[H_REPLAYED_BY] = actor
             headers[H_REPLAY_NOTE] = note[:500]
             # Republished under the operator tool's login (a trusted one): the original
@@ -171,14 +172,12 @@ def _filter(args: argparse.Namespace) -> Filter:
 
 
 def _context(args: argparse.Namespace) -> tuple[Any, Any, Connection]:
-    from hub.app import load_directory, retry_delays
+    from hub.app import load_directory, topology_for
     from hub.config import load_settings
-    from hub.topology import build_topology
 
     settings = load_settings(args.config)
     b = settings.broker
-    topo = build_topology(load_directory(settings), prefix=b.prefix, quorum=b.quorum,
-                          delivery_limit=b.delivery_limit, retry_delays_ms=retry_delays(settings))
+    topo = topology_for(settings, load_directory(settings))
     return settings, topo, connect(b.url, "edxml-hub dlq")
 
 
@@ -191,7 +190,7 @@ def _recorder(settings: Any, kind: str) -> Callable[[list[DeadLetter], str, str]
         at = datetime.now(UTC)
         try:
             ledger.write([], [
-                EventIn(EventKind(kind), dl.id, at, digest=str(dl.headers.get("x-hub-digest") or "")
+                EventIn(EventKind(kind), dl.id, at, digest=str(dl.headers.get(Headers.DIGEST) or "")
                         or None, organ_id=dl.sender or None, reason=dl.reason or None, actor=actor,
                         detail={"note": note[:500], "reason": dl.reason})
                 for dl in items])
@@ -241,8 +240,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         reason = Reason(dl.reason)
         vi, en, action = reason.vi, reason.en, reason.info.action
     except ValueError:
-        vi = str(dl.headers.get("x-hub-reason-text-vi", ""))
-        en = str(dl.headers.get("x-hub-reason-text-en", ""))
+        vi = str(dl.headers.get(Headers.REASON_TEXT_VI, ""))
+        en = str(dl.headers.get(Headers.REASON_TEXT_EN, ""))
         action = "Unknown reason code: look at the headers."
     print(f"id:            {dl.id}")
     print(f"reason:        {dl.reason}")
@@ -253,7 +252,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"sender:        {dl.sender}")
     print(f"was going to:  {dl.routing}")
     print(f"first failure: {dl.first_failure}  attempts: {dl.attempts}  size: {dl.size} bytes")
-    digest = dl.headers.get("x-hub-digest")
+    digest = dl.headers.get(Headers.DIGEST)
     if digest:
         from hub.app import open_ledger
 

@@ -25,9 +25,9 @@ def verify_receipt(settings: Settings, receipt: bytes, envelope: bytes | None = 
     from hub.app import load_directory
     from hub.edxml import EnvelopeRefused, parse_packet
     from hub.edxml.model import StatusPacket
-    from hub.receipts import check_binding, read_evidence
-    from hub.revocation import RevocationCache
-    from hub.trust_store import load_policy
+    from hub.receipts.content import check_binding, read_evidence
+    from hub.trust.revocation import RevocationCache
+    from hub.trust.store import load_policy
     from hub.validators import validate_packet
 
     lines: list[str] = []

@@ -28,7 +28,7 @@ from signxml import (  # type: ignore[attr-defined]
     methods,
 )
 
-from hub.keystore import OrgSigner
+from hub.trust.keystore import OrgSigner
 from hub.validators._fastdsig import document_c14n
 
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"

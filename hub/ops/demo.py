@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from hub.config import load_settings, with_overrides
-from hub.devbroker import broker_for
+from hub.messages import Headers
+from hub.testing.devbroker import broker_for
 
 PROVINCE = "000.00.00.H27"
 HOME_AFFAIRS = "000.00.02.H27"
@@ -61,9 +62,9 @@ def _run(settings: object, url: str, state: Path) -> int:
     from hub.client import AgencyClient
     from hub.directory import Directory
     from hub.edxml.build import build_envelope, sample_attachment, sample_header
-    from hub.keystore import OrgSigner
-    from hub.pki import init_pki
-    from hub.signing import minimal_pdf, sign_pdf, sign_xml
+    from hub.testing.pki import init_pki
+    from hub.trust.keystore import OrgSigner
+    from hub.trust.signing import minimal_pdf, sign_pdf, sign_xml
 
     pki_dir = state / "pki"
     _say(f"generating a test PKI shaped like the specialized one in {pki_dir}")
@@ -162,7 +163,7 @@ def _run(settings: object, url: str, state: Path) -> int:
     for org, client in clients.items():
         docs = client.documents(timeout=1.0)
         statuses = client.statuses(timeout=0.5)
-        kinds = [str(s.headers.get("x-hub-receipt", "status")) for s in statuses]
+        kinds = [str(s.headers.get(Headers.RECEIPT, "status")) for s in statuses]
         _say(f"  {name.get(org, org)} ({org}): {len(docs)} document(s); "
              f"receipts: {', '.join(kinds) or 'none'}")
     from hub.broker import connect
@@ -179,12 +180,12 @@ def _run(settings: object, url: str, state: Path) -> int:
     _say("")
     _say("== Dead-letter queue (refused, with reasons)")
     for d in dlq:
-        reason = str(d.headers.get("x-hub-reason"))
-        _say(f"  {d.headers.get('x-hub-sender')}: {reason}")
-        _say(f"      vi: {d.headers.get('x-hub-reason-text-vi')}")
-        _say(f"      en: {d.headers.get('x-hub-reason-text-en')}")
-        if d.headers.get("x-hub-detail"):
-            _say(f"      detail: {d.headers.get('x-hub-detail')}")
+        reason = str(d.headers.get(Headers.REASON))
+        _say(f"  {d.headers.get(Headers.SENDER)}: {reason}")
+        _say(f"      vi: {d.headers.get(Headers.REASON_TEXT_VI)}")
+        _say(f"      en: {d.headers.get(Headers.REASON_TEXT_EN)}")
+        if d.headers.get(Headers.DETAIL):
+            _say(f"      detail: {d.headers.get(Headers.DETAIL)}")
     conn.close()
 
     stats = consumer.stats

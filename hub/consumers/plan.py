@@ -33,27 +33,23 @@ import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from structlog.contextvars import bound_contextvars
 
+from hub.consumers.settlement import Action, Disposition, RetryPolicy, decide
 from hub.edxml import EnvelopeRefused, Limits, parse_packet
 from hub.edxml.model import BusinessDocType, Envelope, Organization, StatusPacket
 from hub.errors import PermanentError, TransientError
 from hub.ledger import DocumentIn, EventIn, EventKind, StoredDocument
 from hub.logs import get_logger
-from hub.messages import Delivery, Outgoing
+from hub.messages import Delivery, Headers, Outgoing
 from hub.reasons import Reason
 from hub.routing import route, route_status
-from hub.settlement import Action, Disposition, RetryPolicy, decide
 from hub.topology import Names, inbox_key, status_key
 
-log = get_logger("hub.pipeline")
+log = get_logger("hub.consumers.plan")
 
-H_ATTEMPTS = "x-hub-attempts"
-H_FIRST_FAILURE = "x-hub-first-failure"
-H_REASON = "x-hub-reason"
-H_ORIGINAL_USER = "x-hub-original-user"
 
 
 def effective_user(delivery: Delivery, trusted: frozenset[str]) -> str | None:
@@ -61,7 +57,7 @@ def effective_user(delivery: Delivery, trusted: frozenset[str]) -> str | None:
     replay, both trusted logins) republished, the original publisher it recorded."""
     user = delivery.user_id
     if user is not None and user in trusted:
-        original = delivery.headers.get(H_ORIGINAL_USER)
+        original = delivery.headers.get(Headers.ORIGINAL_USER)
         if isinstance(original, bytes):
             original = original.decode("utf-8", "replace")
         if original:
@@ -134,6 +130,15 @@ class InFlightView:
         return stored | planned
 
 
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    """Why a step refuses the packet (turned into a dead letter by :meth:`Pipeline._fail`)."""
+
+    reason: Reason
+    detail: str
+    report: Any = None
+
+
 class Validator(Protocol):
     def __call__(self, packet: Envelope | StatusPacket, at: datetime) -> Any: ...
 
@@ -152,8 +157,6 @@ class PipelineConfig:
     limits: Limits
     retry: RetryPolicy
     province: str
-    delay_for: Callable[[int], int]
-    """Retry delay (ms) for an attempt; each delay has a queue of its own."""
     check_user_id: bool = True
     trusted_publishers: frozenset[str] = frozenset()
     """Broker users allowed to publish for any organization (the hub itself, the gateway)."""
@@ -248,7 +251,7 @@ class Pipeline:
         self._known = self._view.find_documents(keys) if keys else {}
         for delivery in deliveries:
             at = self.clock()
-            attempts = _header_int(delivery.headers, H_ATTEMPTS) + 1
+            attempts = _header_int(delivery.headers, Headers.ATTEMPTS) + 1
             try:
                 with bound_contextvars(message_id=delivery.message_id, attempt=attempts):
                     self._process_one(delivery, parsed[delivery.tag], at, attempts, plan,
@@ -310,104 +313,148 @@ class Pipeline:
 
     def _process_envelope(self, delivery: Delivery, env: Envelope, at: datetime, attempts: int,
                           plan: BatchPlan, pending: dict[tuple[str, str], str]) -> None:
-        sender = env.sender.organ_id
+        """Duplicates → trust → route → record → deliveries → receipts, each a named step."""
+        seen = self._seen_before(env, pending)
+        if isinstance(seen, _Refusal):
+            self._refuse(plan, delivery, at, attempts, env, seen)
+            return
+        if isinstance(seen, frozenset):
+            self._duplicate(plan, delivery, env, at, attempts, seen)
+            return
+        stored = seen
+        report = None
+        if stored is None:
+            report = self.validate(env, at)
+            refusal = self._judged(env, report, at)
+            if refusal is not None:
+                self._refuse(plan, delivery, at, attempts, env, refusal)
+                return
+        targets = self._targets(env, at, report)
+        if isinstance(targets, _Refusal):
+            self._refuse(plan, delivery, at, attempts, env, targets)
+            return
+        deliveries, links_to = targets
         mid = delivery.message_id or env.digest
-        key = (sender, env.document_id)
+        if stored is None:
+            pending[(env.sender.organ_id, env.document_id)] = env.digest
+            self._record_envelope(plan, env, mid, at, deliveries, report, links_to)
+        delivered = self._view.delivered_to(env.digest) if stored is not None else frozenset()
+        self._plan_deliveries(plan, env, mid, at, [d for d in deliveries
+                                                   if d.organ_id not in delivered])
+        accepted = self.receipts.accepted(env, at) if stored is None else None
+        if accepted is not None:
+            self._receipt(plan, plan.first, accepted[1], env, env.sender.organ_id, at,
+                          "accepted", issuer=accepted[0])
+        plan.outcomes.append((delivery, decide(Reason.OK, attempts=attempts,
+                                               policy=self.config.retry)))
+        log.debug("envelope_accepted", message_id=mid, sender=env.sender.organ_id,
+                  digest=env.digest[:16], recipients=[d.organ_id for d in deliveries],
+                  attempts=attempts)
 
-        # Duplicates first: a redelivery of something already accepted must not be re-judged
-        # (a CRL refreshed since might now say otherwise) and must not be delivered twice.
+    def _seen_before(self, env: Envelope, pending: dict[tuple[str, str], str]
+                     ) -> StoredDocument | frozenset[str] | _Refusal | None:
+        """Duplicates first: a redelivery of something already accepted must not be re-judged
+        (a CRL refreshed since might now say otherwise) and must not be delivered twice.
+
+        ``None``: new. A stored document: accepted before but not delivered to everyone (a
+        crash after the document row), so finish the job. A frozenset: a duplicate, with the
+        recipients it already reached. A refusal: the DocumentId was used for other content.
+        """
+        key = (env.sender.organ_id, env.document_id)
         known_digest = pending.get(key)
         stored = self._known.get(key) if known_digest is None else None
         if stored is not None:
             known_digest = stored.digest
-        if known_digest is not None:
-            if known_digest != env.digest:
-                self._fail(plan, delivery, at, attempts, env, Reason.DOCUMENT_ID_REUSED,
-                           f"DocumentId {env.document_id} already used with another content")
-                return
-            if stored is None:  # twice in one batch: the first one carries the deliveries
-                self._duplicate(plan, delivery, env, at, attempts, frozenset())
-                return
-            already = self._view.delivered_to(env.digest)
-            missing = [r for r in stored.recipients if r not in already]
-            if not missing:
-                self._duplicate(plan, delivery, env, at, attempts, already)
-                return
-            # A crash after the document row but before every delivery: finish the job.
-            report = None
-        else:
-            report = self.validate(env, at)
-            if report.indeterminate or not report.accepted:
-                reason, detail = report.reason, _describe(report)
-                if report.indeterminate:
-                    # A permanent refusal wins over a pointless retry: an envelope addressed
-                    # to nobody we know fails whatever the revocation status says.
-                    early = route(env, self.directory, at=at, province=self.config.province)
-                    if early.rejection is not None:
-                        reason, detail = early.rejection, early.detail
-                self._fail(plan, delivery, at, attempts, env, reason, detail, report=report)
-                return
-        if report is not None and getattr(report, "waiver", None) is not None:
+        if known_digest is None:
+            return None
+        if known_digest != env.digest:
+            return _Refusal(Reason.DOCUMENT_ID_REUSED,
+                            f"DocumentId {env.document_id} already used with another content")
+        if stored is None:  # twice in one batch: the first one carries the deliveries
+            return frozenset()
+        already = self._view.delivered_to(env.digest)
+        if all(r in already for r in stored.recipients):
+            return already
+        return cast(StoredDocument, stored)
+
+    def _judged(self, env: Envelope, report: Any, at: datetime) -> _Refusal | None:
+        """The trust verdict as a refusal, or ``None`` when the envelope is accepted."""
+        if report.indeterminate or not report.accepted:
+            reason, detail = report.reason, _describe(report)
+            if report.indeterminate:
+                # A permanent refusal wins over a pointless retry: an envelope addressed
+                # to nobody we know fails whatever the revocation status says.
+                early = route(env, self.directory, at=at, province=self.config.province)
+                if early.rejection is not None:
+                    reason, detail = early.rejection, early.detail
+            return _Refusal(reason, detail, report)
+        if getattr(report, "waiver", None) is not None:
             # The national-axis interop policy accepted a legacy envelope signature because
             # the main PDF's signatures are valid: never silent (DOMAIN §4).
             evidence = report.waiver.evidence
-            log.warning("legacy_envelope_signature_accepted", sender=sender,
+            log.warning("legacy_envelope_signature_accepted", sender=env.sender.organ_id,
                         document_id=env.document_id, digest=env.digest,
                         waived_reason=evidence.get("waived_reason"),
                         envelope_signature=evidence.get("envelope_signature"))
+        return None
+
+    def _targets(self, env: Envelope, at: datetime, report: Any
+                 ) -> tuple[list[Any], str | None] | _Refusal:
+        """Where the envelope goes, and the document it recalls/updates/replaces (if any)."""
         routing = route(env, self.directory, at=at, province=self.config.province)
         if routing.rejection is not None:
-            self._fail(plan, delivery, at, attempts, env, routing.rejection, routing.detail,
-                       report=report)
-            return
-        links_to: str | None = None
+            return _Refusal(routing.rejection, routing.detail, report)
         deliveries = list(routing.deliveries)
         kind = env.business_kind
-        if kind is not BusinessDocType.NEW:
-            original = self._original_of(env)
-            if original is None:
-                self._fail(plan, delivery, at, attempts, env, Reason.ORIGINAL_UNKNOWN,
-                           f"{kind.name.lower()} of an unknown document", report=report)
-                return
-            if original.sender != sender:
-                self._fail(plan, delivery, at, attempts, env, Reason.NOT_ORIGINAL_SENDER,
-                           f"original sent by {original.sender}", report=report)
-                return
-            links_to = original.digest
-            # A recall, update or replacement goes to everyone who got the original (plus any
-            # new addressee in its own To): nobody keeps a document its sender withdrew.
-            have = {d.organ_id for d in deliveries}
-            absent = tuple(r for r in original.recipients if r not in have)
-            if absent:
-                widened = dataclasses.replace(env, header=dataclasses.replace(
-                    env.header, recipients=env.header.recipients + tuple(
-                        Organization(r) for r in absent)))
-                extra = route(widened, self.directory, at=at, province=self.config.province)
-                if extra.rejection is None:
-                    deliveries = list(extra.deliveries)
+        if kind is BusinessDocType.NEW:
+            return deliveries, None
+        original = self._original_of(env)
+        if original is None:
+            return _Refusal(Reason.ORIGINAL_UNKNOWN, f"{kind.name.lower()} of an unknown document",
+                            report)
+        if original.sender != env.sender.organ_id:
+            return _Refusal(Reason.NOT_ORIGINAL_SENDER, f"original sent by {original.sender}",
+                            report)
+        # A recall, update or replacement goes to everyone who got the original (plus any
+        # new addressee in its own To): nobody keeps a document its sender withdrew.
+        have = {d.organ_id for d in deliveries}
+        absent = tuple(r for r in original.recipients if r not in have)
+        if absent:
+            widened = dataclasses.replace(env, header=dataclasses.replace(
+                env.header, recipients=env.header.recipients + tuple(
+                    Organization(r) for r in absent)))
+            extra = route(widened, self.directory, at=at, province=self.config.province)
+            if extra.rejection is None:
+                deliveries = list(extra.deliveries)
+        return deliveries, original.digest
 
-        if stored is None:
-            pending[key] = env.digest
-            plan.documents.append(DocumentIn(
-                sender=sender, document_id=env.document_id, digest=env.digest, kind="envelope",
-                raw=env.raw, received_at=at, code=env.header.code.text,
-                recipients=tuple(d.organ_id for d in deliveries),
-                report=report.to_dict() if report is not None else None, links_to=links_to,
-            ))
-            plan.events.append(EventIn(EventKind.VALIDATED, mid, at, digest=env.digest,
+    def _record_envelope(self, plan: BatchPlan, env: Envelope, mid: str, at: datetime,
+                         deliveries: Sequence[Any], report: Any, links_to: str | None) -> None:
+        sender = env.sender.organ_id
+        plan.documents.append(DocumentIn(
+            sender=sender, document_id=env.document_id, digest=env.digest, kind="envelope",
+            raw=env.raw, received_at=at, code=env.header.code.text,
+            recipients=tuple(d.organ_id for d in deliveries),
+            report=report.to_dict() if report is not None else None, links_to=links_to,
+        ))
+        plan.events.append(EventIn(EventKind.VALIDATED, mid, at, digest=env.digest,
+                                   organ_id=sender,
+                                   detail=report.summary() if report is not None else {}))
+        if links_to is not None:
+            plan.events.append(EventIn(EventKind.RECALLED, mid, at, digest=env.digest,
                                        organ_id=sender,
-                                       detail=report.summary() if report is not None else {}))
-            if links_to is not None:
-                plan.events.append(EventIn(EventKind.RECALLED, mid, at, digest=env.digest,
-                                           organ_id=sender,
-                                           detail={"kind": kind.name.lower(), "original": links_to}))
-        delivered = self._view.delivered_to(env.digest) if stored is not None else frozenset()
+                                       detail={"kind": env.business_kind.name.lower(),
+                                               "original": links_to}))
+
+    def _plan_deliveries(self, plan: BatchPlan, env: Envelope, mid: str, at: datetime,
+                         deliveries: Sequence[Any]) -> None:
+        """One message per recipient under a deterministic id, and "01" where the hub signs
+        for the recipient (phase 2: only once the delivery is confirmed)."""
+        sender = env.sender.organ_id
         for d in deliveries:
-            if d.organ_id in delivered:
-                continue
-            headers = {"x-hub-digest": env.digest, "x-hub-sender": sender,
-                       "x-hub-recipient": d.organ_id, "x-hub-document-id": env.document_id,
-                       "x-hub-via": d.via}
+            headers = {Headers.DIGEST: env.digest, Headers.SENDER: sender,
+                       Headers.RECIPIENT: d.organ_id, Headers.DOCUMENT_ID: env.document_id,
+                       Headers.VIA: d.via}
             plan.first.append(Outgoing(self.config.names.deliver, d.routing_key, env.raw, headers,
                                        message_id=f"{env.digest}:{d.organ_id}"))
             plan.events.append(EventIn(EventKind.ROUTED, mid, at, digest=env.digest,
@@ -420,13 +467,6 @@ class Pipeline:
                 if receipt is not None:
                     self._receipt(plan, plan.second, receipt, env, sender, at, "received",
                                   issuer=d.organ_id)
-        accepted = self.receipts.accepted(env, at) if stored is None else None
-        if accepted is not None:
-            self._receipt(plan, plan.first, accepted[1], env, sender, at, "accepted",
-                          issuer=accepted[0])
-        plan.outcomes.append((delivery, Disposition(Action.DELIVER, attempts=attempts)))
-        log.debug("envelope_accepted", message_id=mid, sender=sender, digest=env.digest[:16],
-                 recipients=[d.organ_id for d in deliveries], attempts=attempts)
 
     def _original_of(self, env: Envelope) -> Any:
         """The document a recall/update/replacement refers to, looked up under its owner.
@@ -494,20 +534,25 @@ class Pipeline:
                                            "status_digest": status.digest}))
         counter = self.receipts.countersign(status, at)
         for target, d in routes:
-            headers = {"x-hub-digest": status.digest, "x-hub-reporter": reporter,
-                       "x-hub-status": status.status_code, "x-hub-original": original.digest}
+            headers = {Headers.DIGEST: status.digest, Headers.REPORTER: reporter,
+                       Headers.STATUS: status.status_code, Headers.ORIGINAL: original.digest}
             plan.first.append(Outgoing(self.config.names.deliver, d.routing_key, status.raw,
                                        headers, message_id=f"{status.digest}:{target}"))
             if counter is not None:
                 plan.first.append(Outgoing(
                     self.config.names.deliver, d.routing_key, counter,
-                    {**headers, "x-hub-receipt": "countersigned"},
+                    {**headers, Headers.RECEIPT: "countersigned"},
                     message_id=f"{status.digest}:{target}:countersigned"))
         plan.outcomes.append((delivery, Disposition(Action.DELIVER, attempts=attempts)))
         log.debug("status_routed", message_id=mid, reporter=reporter, status=status.status_code,
                  targets=list(targets))
 
     # -- outcomes ------------------------------------------------------------------------------
+    def _refuse(self, plan: BatchPlan, delivery: Delivery, at: datetime, attempts: int,
+                packet: Envelope | StatusPacket, refusal: _Refusal) -> None:
+        self._fail(plan, delivery, at, attempts, packet, refusal.reason, refusal.detail,
+                   report=refusal.report)
+
     def _duplicate(self, plan: BatchPlan, delivery: Delivery, packet: Envelope | StatusPacket,
                    at: datetime, attempts: int, delivered: frozenset[str]) -> None:
         mid = delivery.message_id or packet.digest
@@ -524,9 +569,9 @@ class Pipeline:
                  issuer: str, reason: Reason | None = None) -> None:
         """Publish a signed hub receipt about ``about`` to ``sender`` and record it."""
         digest = _sha256(receipt)
-        headers = {"x-hub-receipt": kind, "x-hub-original": about.digest, "x-hub-issuer": issuer}
+        headers = {Headers.RECEIPT: kind, Headers.ORIGINAL: about.digest, Headers.ISSUER: issuer}
         if reason is not None:
-            headers[H_REASON] = reason.value
+            headers[Headers.REASON] = reason.value
         for r in route_status(None, sender, self.directory, at=at,
                               province=self.config.province).deliveries:
             phase.append(Outgoing(self.config.names.deliver, r.routing_key, receipt, headers,
@@ -548,13 +593,13 @@ class Pipeline:
         digest = packet.digest if packet is not None else _sha256(delivery.body)
         sender = packet.sender.organ_id if packet is not None else None
         mid = delivery.message_id or digest
-        first_failure = str(delivery.headers.get(H_FIRST_FAILURE) or at.isoformat())
+        first_failure = str(delivery.headers.get(Headers.FIRST_FAILURE) or at.isoformat())
         names = self.config.names
         if disposition.action is Action.RETRY:
-            delay = self.config.delay_for(attempts)
-            headers = {**_plain_headers(delivery.headers), H_ATTEMPTS: attempts,
-                       H_FIRST_FAILURE: first_failure, H_REASON: reason.value,
-                       H_ORIGINAL_USER: self._user(delivery) or ""}
+            delay = disposition.delay_ms
+            headers = {**_plain_headers(delivery.headers), Headers.ATTEMPTS: attempts,
+                       Headers.FIRST_FAILURE: first_failure, Headers.REASON: reason.value,
+                       Headers.ORIGINAL_USER: self._user(delivery) or ""}
             plan.first.append(Outgoing("", names.retry(delay), delivery.body, headers,
                                        message_id=delivery.message_id,
                                        user_id=self.config.hub_user))
@@ -568,19 +613,19 @@ class Pipeline:
             final = disposition.reason
             headers = {
                 **_plain_headers(delivery.headers),
-                H_REASON: final.value,
-                "x-hub-reason-text-vi": final.vi,
-                "x-hub-reason-text-en": final.en,
-                "x-hub-detail": disposition.detail[:1000],
-                H_FIRST_FAILURE: first_failure,
-                H_ATTEMPTS: attempts,
-                "x-hub-original-routing": f"{delivery.exchange}/{delivery.routing_key}",
-                H_ORIGINAL_USER: self._user(delivery) or "",
-                "x-hub-sender": sender or "",
-                "x-hub-digest": digest,
+                Headers.REASON: final.value,
+                Headers.REASON_TEXT_VI: final.vi,
+                Headers.REASON_TEXT_EN: final.en,
+                Headers.DETAIL: disposition.detail[:1000],
+                Headers.FIRST_FAILURE: first_failure,
+                Headers.ATTEMPTS: attempts,
+                Headers.ORIGINAL_ROUTING: f"{delivery.exchange}/{delivery.routing_key}",
+                Headers.ORIGINAL_USER: self._user(delivery) or "",
+                Headers.SENDER: sender or "",
+                Headers.DIGEST: digest,
             }
             if disposition.first_reason is not None:
-                headers["x-hub-first-reason"] = disposition.first_reason.value
+                headers[Headers.FIRST_REASON] = disposition.first_reason.value
             plan.first.append(Outgoing(names.dlx, final.value, delivery.body, headers,
                                        message_id=delivery.message_id or digest,
                                        content_type="application/octet-stream"))
