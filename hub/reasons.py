@@ -109,6 +109,7 @@ class Reason(enum.StrEnum):
     # -- infrastructure (transient) -----------------------------------------------------------
     BROKER_UNAVAILABLE = "BROKER_UNAVAILABLE"
     LEDGER_UNAVAILABLE = "LEDGER_UNAVAILABLE"
+    LEDGER_ROW_REJECTED = "LEDGER_ROW_REJECTED"
     DELIVERY_LIMIT_EXCEEDED = "DELIVERY_LIMIT_EXCEEDED"
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
@@ -289,6 +290,12 @@ CATALOGUE: dict[Reason, ReasonInfo] = {
     Reason.LEDGER_UNAVAILABLE: ReasonInfo(
         "Sổ nhật ký giao nhận tạm thời không sẵn sàng", "The delivery ledger is unavailable",
         "Check the database; the hub stops acknowledging until it is back.", _T),
+    Reason.LEDGER_ROW_REJECTED: ReasonInfo(
+        "Sổ nhật ký giao nhận không ghi nhận được bản ghi của gói tin này",
+        "The delivery ledger refused this packet's record",
+        "A bug or a database constraint: the packet's deliveries went out but its ledger rows "
+        "were refused; the hub recorded this refusal and went on. Fix the cause, then replay.",
+        _R),
     Reason.DELIVERY_LIMIT_EXCEEDED: ReasonInfo(
         "Đã thử lại quá số lần cho phép", "Retried more than the allowed number of times",
         "Fix the cause shown in the first-failure reason, then replay.", _R),

@@ -249,8 +249,48 @@ class IntakeConsumer:
         return _InFlight(plan, started=started, planned_s=time.perf_counter() - started)
 
     def _commit(self, conn: BrokerConnection, plan: BatchPlan) -> None:
-        """Write the ledger; while it is down, hold the batch unacknowledged and retry."""
-        self._while_ledger_down(conn, len(plan.ack), lambda: write_plan(self.ledger, plan))
+        """Write the ledger; while it is down, hold the batch unacknowledged and retry.
+
+        A refusal no retry can change (a constraint, a value the database cannot store) must
+        not stop the consumer nor leave the batch's other deliveries unrecorded: the rows are
+        then written delivery by delivery and each refused delivery is isolated."""
+        try:
+            self._while_ledger_down(conn, len(plan.ack), lambda: write_plan(self.ledger, plan))
+        except (TransientError, BrokerUnavailable):
+            raise
+        except Exception as exc:  # a poison row: see _isolate
+            log.error("ledger_batch_refused", error=type(exc).__name__, deliveries=len(plan.ack))
+            self._isolate(conn, plan)
+
+    def _isolate(self, conn: BrokerConnection, plan: BatchPlan) -> None:
+        for span in plan.spans:
+            documents, events = plan.rows_of(span)
+            error = self._write_or_error(conn, documents, events)
+            if error is None:
+                continue
+            log.error("ledger_row_refused", message_id=span.delivery.message_id,
+                      error=error.split(":")[0])
+            isolated = self.pipeline.isolate(span, error)
+            conn.wait(conn.send(isolated.first))
+            if self._write_or_error(conn, isolated.documents, isolated.events) is not None:
+                # Even the refusal cannot be recorded: say so loudly and go on.
+                log.error("ledger_refusal_unrecorded", message_id=span.delivery.message_id)
+            self.stats.count(isolated)
+
+    def _write_or_error(self, conn: BrokerConnection, documents: Sequence[DocumentIn],
+                        events: Sequence[EventIn]) -> str | None:
+        """Write rows in a transaction of their own (held while the ledger is down); the
+        error's text when the ledger refuses them for good."""
+        if not documents and not events:
+            return None
+        try:
+            self._while_ledger_down(conn, 1, lambda: self.ledger.write(documents, events))
+        except (TransientError, BrokerUnavailable):
+            raise
+        except Exception as exc:
+            first = str(exc).splitlines()[0][:300] if str(exc) else ""
+            return f"{type(exc).__name__}: {first}"
+        return None
 
     def _while_ledger_down(self, conn: BrokerConnection, held: int, step: Callable[[], T]) -> T:
         """Run ``step``; on LEDGER_UNAVAILABLE keep the ``held`` deliveries unacknowledged,

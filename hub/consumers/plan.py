@@ -180,6 +180,21 @@ class BatchPlan:
     leans_on_in_flight: bool = False
     """Planned on what a batch in flight will record (a duplicate of, a recall of, a status
     about one of its documents): publish nothing of it before that batch is committed."""
+    spans: list[RowSpan] = field(default_factory=list)
+    """Which ledger rows each delivery planned, in order (to isolate a row the ledger refuses)."""
+
+    def rows_of(self, span: RowSpan) -> tuple[list[DocumentIn], list[EventIn]]:
+        return (self.documents[span.documents[0]:span.documents[1]],
+                self.events[span.events[0]:span.events[1]])
+
+
+@dataclass(frozen=True, slots=True)
+class RowSpan:
+    """The ledger rows one delivery planned: ``documents[a:b]`` and ``events[c:d]``."""
+
+    delivery: Delivery
+    documents: tuple[int, int]
+    events: tuple[int, int]
 
 
 def _now() -> datetime:
@@ -252,6 +267,7 @@ class Pipeline:
         for delivery in deliveries:
             at = self.clock()
             attempts = _header_int(delivery.headers, Headers.ATTEMPTS) + 1
+            rows = (len(plan.documents), len(plan.events))
             try:
                 with bound_contextvars(message_id=delivery.message_id, attempt=attempts):
                     self._process_one(delivery, parsed[delivery.tag], at, attempts, plan,
@@ -268,6 +284,19 @@ class Pipeline:
                 self._fail(plan, delivery, at, attempts, None, Reason.INTERNAL_ERROR,
                            type(exc).__name__)
             plan.ack.append(delivery.tag)
+            plan.spans.append(RowSpan(delivery, (rows[0], len(plan.documents)),
+                                      (rows[1], len(plan.events))))
+        return plan
+
+    def isolate(self, span: RowSpan, error: str) -> BatchPlan:
+        """The ledger refused a row of this delivery for a reason that no retry can change (a
+        constraint, a value the database cannot store): its other effects were published, so
+        dead-letter a copy for an operator with LEDGER_ROW_REJECTED and record that, instead
+        of stopping the consumer (no signed refusal: the recipients did get the document)."""
+        at = self.clock()
+        plan = BatchPlan()
+        attempts = _header_int(span.delivery.headers, Headers.ATTEMPTS) + 1
+        self._fail(plan, span.delivery, at, attempts, None, Reason.LEDGER_ROW_REJECTED, error)
         return plan
 
     # -- one delivery --------------------------------------------------------------------------

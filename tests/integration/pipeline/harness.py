@@ -45,7 +45,8 @@ def make_pki(base: Path) -> PkiPaths:
     return init_pki(base, Directory.sample(), now=PKI_AT, keys=_KEYS)
 
 
-def hub_settings(pki: PkiPaths, tmp: Path, url: str, prefix: str, **broker: Any) -> Settings:
+def hub_settings(pki: PkiPaths, tmp: Path, url: str, prefix: str, *, ledger_url: str | None = None,
+                 **broker: Any) -> Settings:
     return with_overrides(
         Settings(base_dir=str(tmp)),
         broker={"url": url, "prefix": prefix, "trusted_publishers": ["guest"],
@@ -55,7 +56,8 @@ def hub_settings(pki: PkiPaths, tmp: Path, url: str, prefix: str, **broker: Any)
                "public_roots": [str(pki.public_root_cert)], "policy_oids": [pki.policy_oid],
                "require_pdf_signatures": False},
         hub={"keystore": str(pki.keystore)},
-        ledger={"url": f"sqlite:///{tmp / 'ledger.sqlite3'}", "blob_dir": str(tmp / "blobs")},
+        ledger={"url": ledger_url or f"sqlite:///{tmp / 'ledger.sqlite3'}",
+                "blob_dir": str(tmp / "blobs")},
     )
 
 

@@ -85,9 +85,9 @@ def _wait_depth(conn: Connection, queue: str, at_least: int, timeout: float) -> 
 
 
 def test_killing_the_consumer_mid_batch_loses_nothing_and_doubles_nothing(
-    live_pki: PkiPaths, broker_url: str, names: str, tmp_path: Path
+    live_pki: PkiPaths, broker_url: str, names: str, ledger_url: str, tmp_path: Path
 ) -> None:
-    settings = hub_settings(live_pki, tmp_path, broker_url, names)
+    settings = hub_settings(live_pki, tmp_path, broker_url, names, ledger_url=ledger_url)
     hub = build_hub(settings)
     conn = connect(broker_url, "fault test observer")
     conn.declare(hub.topology)
@@ -136,10 +136,10 @@ def test_killing_the_consumer_mid_batch_loses_nothing_and_doubles_nothing(
 
 
 def test_restarting_the_broker_during_a_run_loses_nothing_and_doubles_nothing(
-    live_pki: PkiPaths, second_broker: devbroker.RunningBroker, names: str, tmp_path: Path
+    live_pki: PkiPaths, second_broker: devbroker.RunningBroker, names: str, ledger_url: str, tmp_path: Path
 ) -> None:
     url = second_broker.url
-    settings = hub_settings(live_pki, tmp_path, url, names)
+    settings = hub_settings(live_pki, tmp_path, url, names, ledger_url=ledger_url)
     bodies = _envelopes(live_pki, N, "R")
     with running_hub(settings, clock=lambda: dt.datetime.now(dt.UTC)) as hub:
         _publish(url, hub.names.inbound, bodies)
