@@ -43,6 +43,7 @@ class Hub:
     revocation: RevocationCache
     topology: Topology
     pipeline: Pipeline
+    trust: TrustService
 
     def write_ledger(self, plan: BatchPlan) -> None:
         write_plan(self.ledger, plan)
@@ -129,7 +130,7 @@ def build_hub(settings: Settings, *, clock: Callable[[], datetime] | None = None
     pipeline = Pipeline(config, directory=directory, ledger=ledger, validate=trust,
                         receipts=HubReceipts(keystore, settings.hub.operator_organ_id),
                         clock=clock or (lambda: datetime.now(UTC)))
-    return Hub(settings, directory, keystore, ledger, revocation, topology, pipeline)
+    return Hub(settings, directory, keystore, ledger, revocation, topology, pipeline, trust)
 
 
 def open_ledger(settings: Settings, operator: OrgSigner | None) -> Ledger:

@@ -232,7 +232,9 @@ CATALOGUE: dict[Reason, ReasonInfo] = {
     Reason.REVOCATION_UNAVAILABLE: ReasonInfo(
         "Chưa kiểm tra được tình trạng thu hồi chứng thư (CRL/OCSP); sẽ thử lại",
         "Revocation status (CRL/OCSP) could not be checked; will retry",
-        "Refresh the CRLs (hub doctor shows their age); deliveries resume by themselves.", _T),
+        "Refresh the CRLs (hub doctor names every CA without fresh data); deliveries resume by "
+        "themselves. After the last attempt the delivery is parked in the dead-letter queue under "
+        "this reason and the sender is not told: replay it once revocation data is back.", _T),
     Reason.SIGNER_NOT_AUTHORIZED_FOR_SENDER: ReasonInfo(
         "Người ký không thuộc cơ quan gửi", "The signer may not sign for the sending organization",
         _CHECK_DIR, _R),
@@ -301,7 +303,8 @@ CATALOGUE: dict[Reason, ReasonInfo] = {
         "Fix the cause shown in the first-failure reason, then replay.", _R),
     Reason.INTERNAL_ERROR: ReasonInfo(
         "Lỗi nội bộ của hệ thống trung gian", "Internal error in the hub",
-        "File a bug with the ledger row and the log event; replay once fixed.", _T),
+        "File a bug with the ledger row and the log event; replay once fixed (after the last "
+        "attempt it is parked as DELIVERY_LIMIT_EXCEEDED; the sender is not told).", _T),
     Reason.OPERATOR_DISCARDED: ReasonInfo(
         "Cán bộ vận hành đã hủy thông điệp", "An operator discarded the message", "None.", _R),
 }

@@ -665,7 +665,8 @@ class Pipeline:
             plan.events.append(EventIn(EventKind.DEAD_LETTERED, mid, at, digest=digest,
                                        organ_id=sender, reason=final.value,
                                        detail={"queue": names.dlq, "attempts": attempts}))
-            if packet is not None and sender is not None and self.directory.find(sender) is not None:
+            if (not disposition.parked and packet is not None and sender is not None
+                    and self.directory.find(sender) is not None):
                 negative = self.receipts.rejected(delivery.body, packet, final, at)
                 if negative is not None:
                     issuer, receipt = negative

@@ -38,7 +38,14 @@ class Disposition:
     attempts: int = 0
     """Attempts made so far, this one included."""
     first_reason: Reason | None = None
-    """For DELIVERY_LIMIT_EXCEEDED: the transient reason that kept failing."""
+    """When attempts ran out: the transient reason that kept failing."""
+
+    @property
+    def parked(self) -> bool:
+        """Dead-lettered because the hub could not decide (a transient fault outlived every
+        attempt), not because the packet is wrong: the sender is told nothing until an
+        operator replays or discards it."""
+        return self.action is Action.DEAD_LETTER and self.first_reason is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +84,10 @@ def decide(
         return Disposition(Action.DUPLICATE, reason, detail, attempts=attempts)
     if reason.info.disposition is ReasonDisposition.RETRY:
         if attempts >= policy.limit:
-            return Disposition(Action.DEAD_LETTER, Reason.DELIVERY_LIMIT_EXCEEDED,
+            # Parked, never refused. Revocation that cannot be checked keeps its own reason (an
+            # outage of the CA's CRL/OCSP is an operator's matter, one queue filter away).
+            final = reason if reason is Reason.REVOCATION_UNAVAILABLE else Reason.DELIVERY_LIMIT_EXCEEDED
+            return Disposition(Action.DEAD_LETTER, final,
                                f"{reason.value} after {attempts} attempts: {detail}".strip(": "),
                                attempts=attempts, first_reason=reason)
         return Disposition(Action.RETRY, reason, detail, delay_ms=policy.delay_for(attempts),

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from hub.config import Settings
 from hub.logs import redact_url
-from hub.validators.trust import CrlSnapshot
+from hub.validators.trust import CrlSnapshot, TrustPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,27 +65,41 @@ def check_trust(settings: Settings) -> str:
 
 
 def check_crls(settings: Settings, now: datetime | None = None,
-               snapshot: CrlSnapshot | None = None) -> str:
-    """Revocation data is there and fresh, by the validators' own rule (CrlEntry.is_fresh).
+               snapshot: CrlSnapshot | None = None, policy: TrustPolicy | None = None) -> str:
+    """Every configured CA (specialized roots and issuing CAs) has fresh revocation data, by the
+    validators' own rule (CrlEntry.is_fresh); the ones without it are named.
 
-    ``snapshot``: the running hub's CRLs (readiness probe: no I/O). Without it (``hub doctor``)
-    the configured files and distribution points are read once.
+    A CA without a usable CRL leaves every certificate it issued undecidable: deliveries signed
+    under it wait (INDETERMINATE, retried, then parked), they are never refused for that.
+    ``snapshot`` and ``policy``: the running hub's (readiness probe: no I/O). Without them
+    (``hub doctor``) the configured roots, files and distribution points are read once.
     """
     from datetime import timedelta
 
     from hub.trust.revocation import RevocationCache
+    from hub.trust.store import load_policy
 
     at = now or datetime.now(UTC)
-    snap = snapshot if snapshot is not None else RevocationCache(settings).refresh()
-    entries = list(snap.by_issuer.values())
-    if not entries:
-        raise ValueError("no CRL loaded: revocation cannot be checked (deliveries would wait)")
+    policy = policy or load_policy(settings)
+    snap = snapshot if snapshot is not None else RevocationCache(
+        settings, certificates=policy.intermediates).refresh()
     freshness = timedelta(seconds=settings.trust.crl_freshness_s)
-    stale = [e.crl.issuer.rfc4514_string() for e in entries if not e.is_fresh(at, freshness)]
-    if stale:
-        raise ValueError(f"stale CRL for {'; '.join(stale)[:200]}")
-    oldest = max((at - e.crl.last_update_utc).total_seconds() for e in entries)
-    return f"{len(entries)} CRL(s), oldest issued {int(oldest)} s ago"
+    problems: list[str] = []
+    oldest = 0.0
+    for ca in (*policy.roots, *policy.intermediates):
+        name = ca.subject.rfc4514_string()
+        entry = snap.for_issuer(ca.subject)
+        if entry is None:
+            problems.append(f"no CRL for {name}")
+        elif not entry.is_fresh(at, freshness):
+            problems.append(f"stale CRL for {name}")
+        else:
+            oldest = max(oldest, (at - entry.crl.last_update_utc).total_seconds())
+    if problems:
+        raise ValueError("revocation cannot be checked (deliveries wait, then are parked): "
+                         + "; ".join(problems)[:400])
+    return f"{len(policy.roots) + len(policy.intermediates)} CA(s) with fresh CRLs, " \
+           f"oldest issued {int(oldest)} s ago"
 
 
 def check_keystore(settings: Settings, now: datetime | None = None) -> str:

@@ -115,7 +115,8 @@ class MetricsServer:
         except Exception as exc:
             return False, f"ledger unavailable: {type(exc).__name__}"
         try:
-            check_crls(self.hub.settings, snapshot=self.hub.revocation.snapshot())
+            check_crls(self.hub.settings, snapshot=self.hub.revocation.snapshot(),
+                       policy=self.hub.trust.policy)
         except Exception as exc:
             return False, f"revocation: {exc}"
         return True, "ready"

@@ -121,26 +121,33 @@ def test_a_document_id_reused_for_different_content_is_refused(
             "DOCUMENT_ID_REUSED"]
 
 
-def test_a_transient_fault_is_retried_with_backoff_then_dead_lettered_after_the_limit(
-    pipeline_pki: PkiPaths, keystore: Keystore, broker_url: str, names: str, ledger_url: str, tmp_path: Path
+@pytest.mark.parametrize("crls", ["none", "root_crl_missing"])
+def test_revocation_that_cannot_be_checked_is_retried_then_parked_and_never_refused(
+    pipeline_pki: PkiPaths, keystore: Keystore, broker_url: str, names: str, ledger_url: str,
+    tmp_path: Path, crls: str
 ) -> None:
-    # Given a hub without any CRL: revocation cannot be checked (INDETERMINATE)
+    # Given a hub that cannot check revocation: no CRL at all, or the issuing CA's CRL but not
+    # the root's (the issuing CA's own status is unknown)
     settings = hub_settings(pipeline_pki, tmp_path, broker_url, names, delivery_limit=3,
                             ledger_url=ledger_url)
     from hub.config import with_overrides
 
-    settings = with_overrides(settings, trust={"crls": []})
+    settings = with_overrides(settings, trust={
+        "crls": [] if crls == "none" else [str(pipeline_pki.crl_der)]})
     with running_hub(settings) as hub:
         env = signed_envelope(keystore, PROVINCE, (FINANCE,), number="31")
         hub.client(PROVINCE).send(env)
-        # Then it is tried three times (two delayed retries), and only then dead-lettered
+        # Then it is tried three times (two delayed retries), and only then parked
         hub.wait_acked(3)
         dead = hub.drain(hub.names.dlq)
         assert len(dead) == 1
-        assert dead[0].headers["x-hub-reason"] == "DELIVERY_LIMIT_EXCEEDED"
+        assert dead[0].headers["x-hub-reason"] == "REVOCATION_UNAVAILABLE"
         assert dead[0].headers["x-hub-first-reason"] == "REVOCATION_UNAVAILABLE"
         assert dead[0].headers["x-hub-attempts"] == 3
         assert hub.drain(hub.names.inbox(FINANCE)) == []
+        # And the sender is told nothing: the document is not refused, an operator decides
+        assert hub.drain(hub.names.status(PROVINCE)) == []
+        assert not [e for e in hub.hub.ledger.events() if e.kind is EventKind.RECEIPT_ISSUED]
 
 
 def test_a_publisher_whose_account_is_not_the_senders_is_refused(
