@@ -60,7 +60,7 @@ def sync(text: str) -> str:
 
 
 def main() -> int:
-    readme = Path(__file__).resolve().parent.parent / "README.md"
+    readme = Path(__file__).resolve().parents[2] / "README.md"
     text = readme.read_text(encoding="utf-8")
     new = sync(text)
     if new != text:
