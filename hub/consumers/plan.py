@@ -146,7 +146,8 @@ class Validator(Protocol):
 class ReceiptIssuer(Protocol):
     def accepted(self, envelope: Envelope, at: datetime) -> tuple[str, bytes] | None: ...
     def rejected(self, raw: bytes, packet: Envelope | StatusPacket | None, reason: Reason,
-                 at: datetime) -> tuple[str, bytes] | None: ...
+                 at: datetime, *, publisher: str | None = None,
+                 digest: str | None = None) -> tuple[str, bytes] | None: ...
     def received(self, envelope: Envelope, recipient: str, at: datetime) -> bytes | None: ...
     def countersign(self, status: StatusPacket, at: datetime) -> bytes | None: ...
 
@@ -594,26 +595,64 @@ class Pipeline:
                  digest=packet.digest[:16])
 
     def _receipt(self, plan: BatchPlan, phase: list[Outgoing], receipt: bytes,
-                 about: Envelope | StatusPacket, sender: str, at: datetime, kind: str, *,
+                 about: Envelope | StatusPacket | str, sender: str, at: datetime, kind: str, *,
                  issuer: str, reason: Reason | None = None) -> None:
-        """Publish a signed hub receipt about ``about`` to ``sender`` and record it."""
+        """Publish a signed hub receipt about ``about`` (a packet, or the digest of bytes that
+        could not be read) to ``sender`` and record it."""
+        about_digest = about if isinstance(about, str) else about.digest
         digest = _sha256(receipt)
-        headers = {Headers.RECEIPT: kind, Headers.ORIGINAL: about.digest, Headers.ISSUER: issuer}
+        headers = {Headers.RECEIPT: kind, Headers.ORIGINAL: about_digest, Headers.ISSUER: issuer}
         if reason is not None:
             headers[Headers.REASON] = reason.value
         for r in route_status(None, sender, self.directory, at=at,
                               province=self.config.province).deliveries:
             phase.append(Outgoing(self.config.names.deliver, r.routing_key, receipt, headers,
-                                  message_id=f"{about.digest}:{kind}:{issuer}"))
+                                  message_id=f"{about_digest}:{kind}:{issuer}"))
         plan.documents.append(DocumentIn(
             sender=issuer, document_id=f"receipt:{kind}:{digest[:32]}", digest=digest,
             kind="receipt", raw=receipt, received_at=at, recipients=(sender,),
-            links_to=about.digest, code=kind,
+            links_to=about_digest, code=kind,
         ))
-        plan.events.append(EventIn(EventKind.RECEIPT_ISSUED, f"{about.digest}:{kind}:{issuer}",
-                                   at, digest=about.digest, organ_id=issuer,
+        plan.events.append(EventIn(EventKind.RECEIPT_ISSUED, f"{about_digest}:{kind}:{issuer}",
+                                   at, digest=about_digest, organ_id=issuer,
                                    reason=reason.value if reason is not None else None,
                                    detail={"kind": kind, "receipt_digest": digest}))
+
+    def _tell_refusal(self, plan: BatchPlan, delivery: Delivery,
+                      packet: Envelope | StatusPacket | None, digest: str, reason: Reason,
+                      at: datetime) -> None:
+        """Every refusal gets a signed ``02`` back: to the packet's ``From`` when the packet was
+        read, the directory knows it and its account published it; otherwise to the organization
+        of the broker account that published it (unparseable, not EDXML, schema-invalid, unknown
+        or forged sender). A trusted login (the hub's retries, the gateway) speaks for From."""
+        publisher = self._publisher_org(delivery, at)
+        sender = packet.sender.organ_id if packet is not None else None
+        if (packet is not None and sender is not None and publisher in (None, sender)
+                and self.directory.find(sender) is not None):
+            negative = self.receipts.rejected(delivery.body, packet, reason, at)
+            about: Envelope | StatusPacket | str = packet
+        elif publisher is not None:
+            # Never tell a body named in a From its account did not publish (a forged From):
+            # the refusal goes to the publishing account's organization, about the bytes.
+            sender = publisher
+            negative = self.receipts.rejected(delivery.body, None, reason, at, publisher=sender,
+                                              digest=digest)
+            about = digest
+        else:
+            log.warning("refusal_untold", message_id=delivery.message_id, reason=reason.value)
+            return
+        if negative is not None:
+            issuer, receipt = negative
+            self._receipt(plan, plan.first, receipt, about, sender, at, "rejected",
+                          issuer=issuer, reason=reason)
+
+    def _publisher_org(self, delivery: Delivery, at: datetime) -> str | None:
+        """The organization whose broker account published ``delivery`` (one, or None)."""
+        user = self._user(delivery)
+        if user is None:
+            return None
+        entries = self.directory.by_broker_user(user, at)
+        return entries[0].code if len(entries) == 1 else None
 
     def _fail(self, plan: BatchPlan, delivery: Delivery, at: datetime, attempts: int,
               packet: Envelope | StatusPacket | None, reason: Reason, detail: str,
@@ -665,13 +704,8 @@ class Pipeline:
             plan.events.append(EventIn(EventKind.DEAD_LETTERED, mid, at, digest=digest,
                                        organ_id=sender, reason=final.value,
                                        detail={"queue": names.dlq, "attempts": attempts}))
-            if (not disposition.parked and packet is not None and sender is not None
-                    and self.directory.find(sender) is not None):
-                negative = self.receipts.rejected(delivery.body, packet, final, at)
-                if negative is not None:
-                    issuer, receipt = negative
-                    self._receipt(plan, plan.first, receipt, packet, sender, at, "rejected",
-                                  issuer=issuer, reason=final)
+            if not disposition.parked:
+                self._tell_refusal(plan, delivery, packet, digest, final, at)
             log.warning("envelope_rejected", message_id=mid, sender=sender, reason=final.value,
                         attempts=attempts)
         plan.outcomes.append((delivery, disposition))

@@ -10,11 +10,12 @@ Keys are held once by the :class:`~hub.trust.keystore.Keystore`; each receipt is
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 from lxml import etree
 
-from hub.edxml.model import Envelope, StatusPacket
+from hub.edxml.model import VIETNAM_TZ, Envelope, StatusPacket
 from hub.reasons import Reason
 from hub.receipts.content import build_receipt_tree, signature_value_of
 from hub.trust.keystore import Keystore, OrgSigner
@@ -57,12 +58,28 @@ class HubReceipts:
                                         signer)
 
     def rejected(self, raw: bytes, packet: Envelope | StatusPacket | None, reason: Reason,
-                 at: datetime) -> tuple[str, bytes] | None:
+                 at: datetime, *, publisher: str | None = None,
+                 digest: str | None = None) -> tuple[str, bytes] | None:
+        """The hub's signed refusal (QCVN 102 ``02``). About the parsed ``packet`` when there is
+        one; otherwise (unparseable, not EDXML, unknown sender) about the exact bytes ``raw``,
+        addressed to ``publisher`` — the organization of the publishing broker account — and
+        identified by their digest (``ResponseFor`` then names the digest, as no DocumentId
+        could be read)."""
         signer = self._operator()
-        if signer is None or packet is None:
+        if signer is None:
             return None
-        return self.operator, sign_tree(
-            self._build("rejected", packet, self.operator, at, reason=reason), signer)
+        if packet is not None and publisher is None:
+            return self.operator, sign_tree(
+                self._build("rejected", packet, self.operator, at, reason=reason), signer)
+        if publisher is None:
+            return None
+        digest = digest or hashlib.sha256(raw).hexdigest()
+        day = at.astimezone(VIETNAM_TZ).date()
+        tree = build_receipt_tree(
+            "rejected", envelope_raw=raw, signature_value=b"", sender=publisher,
+            document_id=f"{publisher},{day:%Y/%m/%d},{digest[:16]}", code=digest[:16],
+            reporter=self.operator, at=at, reason=reason, envelope_digest=digest)
+        return self.operator, sign_tree(tree, signer)
 
     def received(self, envelope: Envelope, recipient: str, at: datetime) -> bytes | None:
         signer = self.keystore.signer(recipient)
