@@ -22,6 +22,9 @@ from typing import Any
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509.oid import ExtensionOID, NameOID
 
 from hub.directory import Directory
 from hub.keystore import Keystore, OrgSigner
@@ -160,3 +163,103 @@ def session_pki(tmp_path_factory: pytest.TempPathFactory) -> GeneratedPki:
     if base not in _SESSION:
         _SESSION[base] = make_pki(tmp_path_factory.mktemp("pki"))
     return _SESSION[base]
+
+
+# -- certificates made for one test (CA constraints, malformed fields) ------------------------
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A certificate made for a test, with its key and the chain above it (root excluded)."""
+
+    cert: x509.Certificate
+    key: rsa.RSAPrivateKey
+    chain: tuple[x509.Certificate, ...] = ()
+    name: x509.Name | None = None
+    """The subject as issued, when :func:`patched` made it unreadable (to issue under it)."""
+
+    @property
+    def signer(self) -> OrgSigner:
+        """As a signer (envelope or PDF), offering its chain."""
+        return OrgSigner("test", self.key, self.cert, self.chain)
+
+
+def issuing_ca(pki: GeneratedPki) -> Issued:
+    """The test PKI's issuing CA (pathLenConstraint 0), to issue from."""
+    return Issued(pki.issuing_ca, pki.keys("issuing-ca", 2048))
+
+
+_SIGNING_USAGE = {"digital_signature": True, "content_commitment": True}
+_CA_USAGE = {"key_cert_sign": True, "crl_sign": True}
+
+
+def issue(
+    pki: GeneratedPki,
+    label: str,
+    issuer: Issued,
+    *,
+    ca: bool = False,
+    path_length: int | None = None,
+    key_usage: dict[str, bool] | None = None,
+    extensions: tuple[tuple[x509.ExtensionType, bool], ...] = (),
+    uid: str | None = None,
+    bits: int = 2048,
+) -> Issued:
+    """A certificate under ``issuer`` with the test policy OID; ``extensions`` are added as
+    (value, critical) pairs (an :class:`x509.UnrecognizedExtension` carries any bytes, so a
+    known extension's OID with garbage makes a malformed extension)."""
+    usage = dict.fromkeys((
+        "digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
+        "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only"), False)
+    usage.update(key_usage or (_CA_USAGE if ca else _SIGNING_USAGE))
+    key = pki.keys(f"issued:{label}", bits)
+    attributes = [x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
+                  x509.NameAttribute(NameOID.COMMON_NAME, f"{label} (TEST)")]
+    if uid is not None:
+        attributes.append(x509.NameAttribute(NameOID.USER_ID, uid))
+    builder = (
+        x509.CertificateBuilder().subject_name(x509.Name(attributes))
+        .issuer_name(issuer.name or issuer.cert.subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(PKI_NOW - dt.timedelta(days=30))
+        .not_valid_after(PKI_NOW + dt.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=path_length), critical=True)
+    )
+    given = {e.oid for e, _ in extensions}
+    if ExtensionOID.KEY_USAGE not in given:
+        builder = builder.add_extension(x509.KeyUsage(**usage), critical=True)
+    if ExtensionOID.CERTIFICATE_POLICIES not in given:
+        builder = builder.add_extension(x509.CertificatePolicies([x509.PolicyInformation(
+            x509.ObjectIdentifier(pki.paths.policy_oid), None)]), critical=False)
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    cert = builder.sign(issuer.key, hashes.SHA256())
+    return Issued(cert, key, (issuer.cert, *issuer.chain))
+
+
+def _tlv(tag: int, content: bytes) -> bytes:
+    size = len(content)
+    head = bytes([size]) if size < 0x80 else (
+        bytes([0x80 | ((size.bit_length() + 7) // 8)]) + size.to_bytes((size.bit_length() + 7) // 8,
+                                                                       "big"))
+    return bytes([tag]) + head + content
+
+
+SHA256_RSA = bytes.fromhex("2a864886f70d01010b")
+"""The DER body of the sha256WithRSAEncryption OID (to patch in an unknown algorithm)."""
+
+
+def patched(issued: Issued, issuer: Issued, old: bytes, new: bytes) -> Issued:
+    """``issued`` with ``old`` replaced by ``new`` (same length) everywhere in its DER, then
+    re-signed by ``issuer``: a certificate whose signature verifies but whose content is
+    malformed (a name that is not UTF-8, an unknown signature algorithm ...). Parsed lazily by
+    ``cryptography``, it loads; reading the field raises."""
+    assert len(old) == len(new)
+    tbs = issued.cert.tbs_certificate_bytes
+    assert old in tbs, old
+    tbs = tbs.replace(old, new)
+    signature = issuer.key.sign(tbs, padding.PKCS1v15(), hashes.SHA256())
+    algorithm = _tlv(0x30, _tlv(0x06, SHA256_RSA) + b"\x05\x00").replace(old, new)
+    der = _tlv(0x30, tbs + algorithm + _tlv(0x03, b"\x00" + signature))
+    return Issued(x509.load_der_x509_certificate(der), issued.key, issued.chain,
+                  issued.cert.subject)

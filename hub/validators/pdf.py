@@ -56,7 +56,7 @@ from cryptography.hazmat.primitives import serialization
 from hub.edxml.model import Envelope
 from hub.reasons import Reason
 from hub.validators.ocsp import OcspQuery, OcspSnapshot
-from hub.validators.outcome import Indication, ValidationFailure
+from hub.validators.outcome import Indication, Refusal, ValidationFailure
 from hub.validators.trust import (
     CrlSnapshot,
     TrustPolicy,
@@ -323,7 +323,7 @@ def _pyhanko_path_check(
 
     key = ("pdf-pkix", *(fingerprint(c) for c in path))
     cached = policy.cache.get(key)
-    if isinstance(cached, ValidationFailure):
+    if isinstance(cached, Refusal):
         return cached.detail
     if cached is not None:
         return None
@@ -343,7 +343,7 @@ def _pyhanko_path_check(
     if problem is None:
         policy.cache.put(key, path)
     else:
-        policy.cache.put(key, ValidationFailure(Reason.PDF_SIGNER_UNTRUSTED, problem))
+        policy.cache.put(key, Refusal(Reason.PDF_SIGNER_UNTRUSTED, problem))
     return problem
 
 

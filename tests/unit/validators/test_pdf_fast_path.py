@@ -273,7 +273,8 @@ def _signing_only_leaf(v: Vectors) -> Issued:
 
 @_cached
 def _sub_ca(v: Vectors) -> Issued:
-    """A CA under the issuing CA, whose pathLenConstraint is 0: pyHanko refuses the path."""
+    """A CA under the issuing CA, whose pathLenConstraint is 0: pyHanko and the hub refuse the
+    path."""
     return _issue(v.pki, "sub CA", _issuing_ca(v.pki), ca=True)
 
 
@@ -290,7 +291,7 @@ def _short_key(v: Vectors) -> Issued:
 
 @_cached
 def _unknown_critical(v: Vectors) -> Issued:
-    """A leaf with an unknown critical extension: pyHanko refuses it, the hub has no rule."""
+    """A leaf with an unknown critical extension: pyHanko and the hub refuse it."""
     return _issue(v.pki, "unknown critical", _issuing_ca(v.pki), critical=x509.UnrecognizedExtension(
         x509.ObjectIdentifier("1.3.6.1.4.1.99999.9.9"), b"\x05\x00"))
 
@@ -403,8 +404,8 @@ SHAPES: dict[str, Shape] = {
         _issued_by(_under_sub_ca), _failed(Reason.PDF_SIGNER_UNTRUSTED),
         crls=_with_crls(_sub_ca)),
     "ca_path_length_exceeded_without_crl": Shape(
-        _issued_by(_under_sub_ca), _failed(Reason.REVOCATION_UNAVAILABLE, Indication.INDETERMINATE),
-        require=False),
+        # The hub's own path rules refuse it for good: no pointless wait for revocation data.
+        _issued_by(_under_sub_ca), _failed(Reason.PDF_SIGNER_UNTRUSTED), require=False),
     "short_signing_key": Shape(_issued_by(_short_key), _failed(Reason.PDF_SIGNER_UNTRUSTED)),
     "unknown_critical_extension": Shape(
         _issued_by(_unknown_critical), _failed(Reason.PDF_SIGNER_UNTRUSTED)),
