@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.resources
+import io
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -263,3 +264,90 @@ def patched(issued: Issued, issuer: Issued, old: bytes, new: bytes) -> Issued:
     der = _tlv(0x30, tbs + algorithm + _tlv(0x03, b"\x00" + signature))
     return Issued(x509.load_der_x509_certificate(der), issued.key, issued.chain,
                   issued.cert.subject)
+
+
+# -- PDFs for the change policy (issue 16, M2) --------------------------------------------------
+
+
+FORM_FIELDS = ("SoKyHieu", "NgayBanHanh")
+"""The text fields a clerk fills when issuing (document number and notation, date)."""
+_FIELD_BOX = (228, 20)
+
+
+def form_pdf(text: str = "Cong van", fields: tuple[str, ...] = FORM_FIELDS) -> bytes:
+    """A one-page PDF with empty text fields (merged field + widget, each with an empty
+    appearance), as drafting software leaves the number and date of a document to be issued."""
+    from hub.signing import pdf_from_objects
+
+    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
+    first = 6
+    refs = [f"{first + 2 * i} 0 R" for i in range(len(fields))]
+    objects = [
+        (f"<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields [{' '.join(refs)}] "
+         "/DA (/Helv 10 Tf 0 g) /DR << /Font << /Helv 5 0 R >> >> >> >>").encode(),
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        (f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Annots [{' '.join(refs)}] "
+         "/Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>").encode(),
+        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    width, height = _FIELD_BOX
+    for i, name in enumerate(fields):
+        top = 800 - 30 * i
+        objects.append(
+            (f"<< /FT /Tx /T ({name}) /Type /Annot /Subtype /Widget /F 4 "
+             f"/Rect [320 {top - height} {320 + width} {top}] /P 3 0 R "
+             f"/DA (/Helv 10 Tf 0 g) /AP << /N {first + 2 * i + 1} 0 R >> >>").encode())
+        objects.append(
+            f"<< /Type /XObject /Subtype /Form /BBox [0 0 {width} {height}] /Length 0 >>\n"
+            "stream\n\nendstream".encode())
+    return pdf_from_objects(objects)
+
+
+def fill_form(pdf: bytes, values: dict[str, str]) -> bytes:
+    """An incremental update that fills text fields (value and a new appearance), as a clerk's
+    tool does: what pyHanko's difference analysis calls form filling."""
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
+    width, height = _FIELD_BOX
+    for ref in writer.root["/AcroForm"]["/Fields"]:
+        field = ref.get_object()
+        name = str(field["/T"])
+        if name not in values:
+            continue
+        value = values[name]
+        field["/V"] = generic.pdf_string(value)
+        safe = "".join(c for c in value if c.isascii() and c not in "()\\")
+        appearance = generic.StreamObject(
+            {generic.NameObject("/Type"): generic.NameObject("/XObject"),
+             generic.NameObject("/Subtype"): generic.NameObject("/Form"),
+             generic.NameObject("/BBox"): generic.ArrayObject(
+                 [generic.NumberObject(n)  # type: ignore[no-untyped-call]
+                  for n in (0, 0, width, height)]),
+             generic.NameObject("/Resources"): writer.root["/AcroForm"].raw_get("/DR")},
+            stream_data=f"/Tx BMC BT /Helv 10 Tf 2 6 Td ({safe}) Tj ET EMC".encode())
+        field["/AP"] = generic.DictionaryObject(  # type: ignore[no-untyped-call]
+            {generic.NameObject("/N"): writer.add_object(appearance)})
+        writer.update_container(field)
+    out = io.BytesIO()
+    writer.write(out)  # type: ignore[no-untyped-call]
+    return out.getvalue()
+
+
+def sign_visible(pdf: bytes, signer: OrgSigner, field_name: str,
+                 box: tuple[int, int, int, int] = (0, 0, 595, 842)) -> bytes:
+    """A signature in a new field whose appearance covers ``box`` of the first page (by default
+    the whole A4 page: a "shadow" that hides what was signed before)."""
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import fields, signers
+
+    from hub.signing import _pdf_signer
+
+    meta = signers.PdfSignatureMetadata(field_name=field_name, md_algorithm="sha256")
+    out = signers.sign_pdf(
+        IncrementalPdfFileWriter(io.BytesIO(pdf)), meta, signer=_pdf_signer(signer),
+        new_field_spec=fields.SigFieldSpec(field_name, box=box, on_page=0))
+    data: bytes = out.getvalue()
+    return data

@@ -44,6 +44,7 @@ digests, and are bounded in entries and in bytes.
 
 from __future__ import annotations
 
+import enum
 import functools
 import hashlib
 import itertools
@@ -328,6 +329,43 @@ def _ocsp_urls(cert: x509.Certificate) -> tuple[str, ...]:
         return ()
 
 
+class PdfChange(enum.StrEnum):
+    """How much a PDF may change after a signature (pyHanko's ``ModificationLevel``, by name;
+    each level allows the ones before it)."""
+
+    NONE = "none"
+    """Nothing: the signature covers the whole file."""
+    REVOCATION_DATA = "revocation_data"
+    """Revocation data (the DSS) and document timestamps only (pyHanko's LTA_UPDATES): what
+    long-term archiving adds; no change to what is shown."""
+    FORM_FILLING = "form_filling"
+    """Also filling form fields and adding signatures (pyHanko's FORM_FILLING)."""
+    ANNOTATIONS = "annotations"
+    """Also annotations (pyHanko's ANNOTATIONS; its standard difference analysis does not yet
+    classify any change at this level: other annotation changes stay refused)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PdfChangePolicy:
+    """What may change in a signed PDF, and when (issue 16, M2: PDF "shadow" attacks).
+
+    Vietnamese practice (Circular 41/2017/TT-BTTTT; Decree 30/2020/NĐ-CP on clerical work —
+    article numbers to be confirmed): the competent person signs, the clerk (văn thư) then
+    numbers and dates the document when issuing it, and the organization's seal signs last.
+    So by default changes between the person's signature and the seal are allowed as form
+    filling (and recorded in the report), and after the seal — and after the last signature
+    of any PDF — only revocation data and document timestamps. Any further signature after
+    the seal is refused.
+    """
+
+    before_seal: PdfChange = PdfChange.ANNOTATIONS
+    """Allowed after a signature that the seal (or a later signature) follows."""
+    after_seal: PdfChange = PdfChange.REVOCATION_DATA
+    """Allowed after the organization's seal, and after the last signature of a PDF."""
+    signatures_after_seal: bool = False
+    """Whether a further signature may follow the organization's seal."""
+
+
 @dataclass(frozen=True, slots=True)
 class TrustPolicy:
     """What the hub trusts. Built once at start-up by :func:`hub.trust_store.load_policy`."""
@@ -350,6 +388,8 @@ class TrustPolicy:
     """Interop policy for national-axis traffic: accept a legacy (rsa-sha1 or missing) envelope
     signature from an axis sender when the main PDF's person + organization signatures are
     valid; recorded as the ``axis_legacy_policy`` check (see :mod:`hub.validators`)."""
+    pdf_changes: PdfChangePolicy = PdfChangePolicy()
+    """What may change in a signed PDF after each signature (see :class:`PdfChangePolicy`)."""
     cache: ChainCache = field(default_factory=ChainCache, init=False, compare=False, repr=False)
     """Path-building results of this policy (a changed policy, even via ``replace``, starts
     with an empty cache). Values and refusals only, never exceptions; bounded."""
