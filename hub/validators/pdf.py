@@ -4,11 +4,21 @@ Where the legally binding signatures are (Circular 41/2017/TT-BTTTT; Decree 30/2
 DOMAIN.md §4): in the attached PDF — the competent **person**'s signature and the
 **organization**'s (the electronic seal). The rules:
 
-- every ``application/pdf`` attachment that carries signatures is validated: each signature must
-  be intact and verify (PDF_SIGNATURE_INVALID), cover the document as signed with no later
-  change beyond adding further signatures or form filling (PDF_MODIFIED_AFTER_SIGNING), and be
-  made with a certificate trusted under the specialized roots, with the same policy as the
-  envelope signature (PDF_SIGNER_UNTRUSTED; revocation data missing → REVOCATION_UNAVAILABLE);
+- every attachment that is a PDF — declared ``application/pdf``, or starting with ``%PDF-``
+  within its first 1024 bytes whatever type the manifest declares (issue 16, M3) — and
+  carries signatures is validated: each signature must be intact and verify
+  (PDF_SIGNATURE_INVALID), cover the document as signed with no later change beyond what
+  ``policy.pdf_changes`` allows (PDF_MODIFIED_AFTER_SIGNING, below), and be made with a
+  certificate trusted under the specialized roots, with the same policy as the envelope
+  signature (PDF_SIGNER_UNTRUSTED; revocation data missing → REVOCATION_UNAVAILABLE);
+- what may change after a signature (:class:`~hub.validators.trust.PdfChangePolicy`, pyHanko's
+  difference analysis; issue 16, M2 "shadow attacks"): after the sending organization's seal
+  (its last signature, found by the directory) and after the last signature of any PDF, by
+  default only revocation data and document timestamps — a changed form field, a new
+  annotation or a further signature (say one whose appearance covers the page) is refused;
+  after an earlier signature (the competent person's), what issuing needs — the clerk filling
+  in the number and date — with the fields changed recorded in the evidence
+  (``changed_before_seal``);
 - with ``policy.require_pdf_signatures`` (default on) the **main document** — the first PDF in
   the manifest — must carry a valid signature of a *person* signer and one of the
   *organization* signer of the sending body, as the directory lists them
@@ -36,8 +46,14 @@ signature's ``/Contents`` hex string one character at a time; :func:`read_hex_st
 that function in pyHanko's object reader (the same result, position and errors, proven on
 random input; anything unusual is handed back to pyHanko's own).
 
+Errors: what pyHanko and asn1crypto raise on malformed input is a verdict on the document
+(PDF_SIGNATURE_INVALID; a file nested too deeply for the reader, or unreadable, PDF_MALFORMED;
+a certificate that cannot be read, PDF_SIGNER_UNTRUSTED). Anything else is the hub's own
+problem and propagates (INTERNAL_ERROR, retried), never a permanent refusal.
+
 pyHanko's synchronous API calls ``asyncio.run()``: never call these functions from inside a
-running event loop (the hub's consumers are threads, not coroutines).
+running event loop (the hub's consumers are threads, not coroutines); doing so is such an
+internal error.
 """
 
 from __future__ import annotations

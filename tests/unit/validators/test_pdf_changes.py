@@ -235,6 +235,7 @@ def test_a_pdf_signed_with_a_malformed_certificate_is_refused_for_its_signer(
     assert report.reason in {Reason.PDF_SIGNER_UNTRUSTED, Reason.PDF_SIGNATURE_INVALID}
 
 
+@pytest.mark.filterwarnings("ignore:coroutine .* was never awaited:RuntimeWarning")
 def test_an_internal_error_while_checking_a_pdf_is_not_a_permanent_refusal(
     vectors: Vectors,
 ) -> None:
