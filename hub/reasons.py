@@ -81,6 +81,7 @@ class Reason(enum.StrEnum):
     CERT_KEY_USAGE_INVALID = "CERT_KEY_USAGE_INVALID"
     CERT_POLICY_MISSING = "CERT_POLICY_MISSING"
     REVOCATION_UNAVAILABLE = "REVOCATION_UNAVAILABLE"
+    CERT_MALFORMED = "CERT_MALFORMED"
 
     # -- who may sign -------------------------------------------------------------------------
     SIGNER_NOT_AUTHORIZED_FOR_SENDER = "SIGNER_NOT_AUTHORIZED_FOR_SENDER"
@@ -235,6 +236,9 @@ CATALOGUE: dict[Reason, ReasonInfo] = {
         "Refresh the CRLs (hub doctor names every CA without fresh data); deliveries resume by "
         "themselves. After the last attempt the delivery is parked in the dead-letter queue under "
         "this reason and the sender is not told: replay it once revocation data is back.", _T),
+    Reason.CERT_MALFORMED: ReasonInfo(
+        "Chứng thư số bị lỗi cấu trúc (không đọc được một trường hoặc phần mở rộng)",
+        "A certificate is malformed (a field or extension cannot be read)", _FIX_SENDER, _R),
     Reason.SIGNER_NOT_AUTHORIZED_FOR_SENDER: ReasonInfo(
         "Người ký không thuộc cơ quan gửi", "The signer may not sign for the sending organization",
         _CHECK_DIR, _R),

@@ -46,7 +46,6 @@ No I/O happens here: the trust policy and CRLs are built outside (:mod:`hub.trus
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
@@ -69,9 +68,12 @@ from hub.validators.trust import (
     ChainCache,
     CrlEntry,
     CrlSnapshot,
+    PdfChange,
+    PdfChangePolicy,
     TrustPolicy,
     check_revocation,
     fingerprint,
+    read_certificate,
     subject_uid,
     validate_chain,
 )
@@ -87,6 +89,8 @@ __all__ = [
     "OcspEntry",
     "OcspQuery",
     "OcspSnapshot",
+    "PdfChange",
+    "PdfChangePolicy",
     "SignerEvidence",
     "TrustPolicy",
     "ValidationReport",
@@ -120,17 +124,22 @@ def _run(check: str, checks: list[CheckOutcome], action: Callable[[], dict[str, 
     return True
 
 
-@functools.lru_cache(maxsize=1024)
 def _signer_evidence(cert: x509.Certificate) -> SignerEvidence:
-    """What the report says about a signer (frozen; remembered per certificate)."""
+    """What the report says about a signer (frozen; its facts are read once per certificate).
+    A certificate that cannot be read is named by its digest alone (the ``trust`` check says
+    CERT_MALFORMED)."""
+    try:
+        facts = read_certificate(cert)
+    except ValidationFailure:
+        return SignerEvidence(subject="", fingerprint=fingerprint(cert), issuer="", serial="")
     return SignerEvidence(
-        subject=cert.subject.rfc4514_string(),
-        fingerprint=fingerprint(cert),
-        issuer=cert.issuer.rfc4514_string(),
-        serial=f"{cert.serial_number:x}",
-        uid=subject_uid(cert),
-        not_before=cert.not_valid_before_utc,
-        not_after=cert.not_valid_after_utc,
+        subject=facts.subject_text,
+        fingerprint=facts.fingerprint,
+        issuer=facts.issuer_text,
+        serial=f"{facts.serial:x}",
+        uid=facts.uid,
+        not_before=facts.not_before,
+        not_after=facts.not_after,
     )
 
 
@@ -191,7 +200,7 @@ def validate_packet(
         path.extend(validate_chain(sig.leaf, sig.offered, policy, at))
         return {
             "path": " > ".join(fingerprint(c)[:16] for c in path),
-            "root": path[-1].subject.rfc4514_string(),
+            "root": read_certificate(path[-1]).subject_text,
             "validity_judged_at": at.isoformat(),
         }
 

@@ -48,10 +48,11 @@ _STRONG_HASHES = (hashes.SHA256, hashes.SHA384, hashes.SHA512)
 
 
 def ocsp_urls(cert: x509.Certificate) -> tuple[str, ...]:
-    """The HTTP(S) OCSP responder URLs named in a certificate's authorityInfoAccess."""
+    """The HTTP(S) OCSP responder URLs named in a certificate's authorityInfoAccess (none when
+    the extension is missing or cannot be read)."""
     try:
         access = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
-    except x509.ExtensionNotFound:
+    except (x509.ExtensionNotFound, x509.DuplicateExtension, ValueError):
         return ()
     return tuple(
         d.access_location.value
