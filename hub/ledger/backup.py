@@ -117,8 +117,10 @@ def restore(path: Path, ledger: Ledger) -> dict[str, int]:
     counts: dict[str, int] = {}
     with ledger.engine.connect() as conn, conn.begin():
         conn.execute(delete(Head))
+        names = set(zf.namelist())
         for table in _TABLES:
-            counts[table.name] = _load(conn, table, _lines(zf, f"{table.name}.jsonl"))
+            if f"{table.name}.jsonl" in names:  # ledger_evidence_blobs is new in r0002
+                counts[table.name] = _load(conn, table, _lines(zf, f"{table.name}.jsonl"))
     for name in zf.namelist():
         if name.startswith("blobs/"):
             if ledger.blobs is None:
