@@ -21,9 +21,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Dialect,
-    Boolean,
     Index,
     Integer,
     LargeBinary,

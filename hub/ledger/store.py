@@ -215,6 +215,7 @@ class Ledger:
         sqlite_busy_timeout_ms: int = 5000,
         refused_bytes_cap: int = REFUSED_BYTES_CAP,
         read_only: bool = False,
+        must_exist: bool = False,
     ) -> Ledger:
         """Connect, create or migrate the schema (``alembic upgrade head``) and return a ledger.
 
@@ -223,18 +224,23 @@ class Ledger:
         ``read_only`` is for auditors' commands (verify, query, report, evidence, doctor): the
         database must exist and be at the current schema; nothing is created, migrated or
         written (a SQLite file is opened ``mode=ro``, a PostgreSQL session is ``READ ONLY``), so
-        a read-only copy and a read-only role work. Raises :class:`LedgerOpenError` (one line)
-        when there is no ledger there.
+        a read-only copy and a read-only role work. ``must_exist`` is the same check for a
+        command that appends (an evidence export signing a fresh checkpoint): it may write, but
+        never creates or migrates. Raises :class:`LedgerOpenError` (one line) when there is no
+        ledger at the current schema there.
         """
+        must_exist = must_exist or read_only
         if sqlite_synchronous not in {"FULL", "NORMAL", "EXTRA"}:
             raise ValueError("sqlite_synchronous must be FULL, NORMAL or EXTRA")
         path = _sqlite_file(url)
         kwargs: dict[str, Any] = {}
+        if path is not None and must_exist and not path.is_file():
+            raise LedgerOpenError(f"no ledger at {path} (no such file)")
         if path is not None and read_only:
-            if not path.is_file():
-                raise LedgerOpenError(f"no ledger at {path} (no such file)")
             kwargs["creator"] = _read_only_sqlite(path, sqlite_busy_timeout_ms / 1000)
             url = f"sqlite:///{path}"
+        elif path is not None and must_exist:
+            kwargs["connect_args"] = {"timeout": sqlite_busy_timeout_ms / 1000}
         elif path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": sqlite_busy_timeout_ms / 1000}
@@ -252,7 +258,7 @@ class Ledger:
                 cursor.close()
                 dbapi_connection.commit()
         try:
-            if read_only:
+            if must_exist:
                 _check_schema(engine, url)
             else:
                 upgrade(engine)
