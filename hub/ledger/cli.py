@@ -268,12 +268,11 @@ def _progress_bar(done: int, total: int) -> None:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    trust = operator_trust(args, settings)
-    if _no_anchor(trust):
-        return EXIT_USAGE
-    ledger, settings = _open(args)
+    ledger, settings = _open(args)  # a missing ledger is the first thing to say
     with ledger:
+        trust = operator_trust(args, settings)
+        if _no_anchor(trust):
+            return EXIT_USAGE
         result = ledger.verify(_progress_bar, trust=trust,
                                require_signed=not args.allow_unsigned,
                                check_bytes=not args.no_bytes)
