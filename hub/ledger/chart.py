@@ -29,6 +29,7 @@ def render_chart(rows: Sequence[AdoptionRow], *, fmt: str = "png",
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     plt.rcParams["svg.fonttype"] = "none"  # searchable, selectable Vietnamese text
     plt.rcParams["font.family"] = "DejaVu Sans"  # has every Vietnamese glyph
@@ -62,7 +63,7 @@ def render_chart(rows: Sequence[AdoptionRow], *, fmt: str = "png",
         ax.set_title(title)
         peak = max((r.sent for r in rows), default=1)
         ax.set_xlim(0, peak * 1.45 + 1)
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if rows:
             ax.legend(loc="lower right", fontsize=7, frameon=True)
         fig.tight_layout()

@@ -427,10 +427,3 @@ def checkpoint_signature_problem(
         first_problem = first_problem or problem
     return (f"checkpoint at row {seq} is not signed by the hub operator (forged):"
             f" {first_problem}")
-
-
-def check_checkpoint(cp: Any, verify_signature: SignatureCheck | None,
-                     require_signed: bool) -> str | None:
-    """None when the checkpoint's signature verifies with ``verify_signature``."""
-    checker = _CheckpointChecker(None, verify_signature)
-    return checker.check(cp, require_signed)

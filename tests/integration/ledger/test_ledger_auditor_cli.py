@@ -100,7 +100,8 @@ def test_a_mistyped_ledger_path_is_one_line_of_error_and_creates_nothing(
                  *command[2:]])
     assert code == EXIT_USAGE
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "no ledger at" in err
+    assert err.count("\n") == 1
+    assert "no ledger at" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hub.toml"]
 
 

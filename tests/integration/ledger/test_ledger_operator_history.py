@@ -4,8 +4,6 @@ self-made certificate, or by another organization's genuine certificate, is forg
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from sqlalchemy import select, text
 
@@ -29,8 +27,7 @@ def _open(url: str, operator: Operator) -> Ledger:
 
 
 @pytest.fixture
-def rotated_ledger(ledger_url: str, pki: GeneratedPki) -> Iterator[tuple[str, Operator,
-                                                                         Operator]]:
+def rotated_ledger(ledger_url: str, pki: GeneratedPki) -> tuple[str, Operator, Operator]:
     """Rows 1-20 checkpointed by the operator's first certificate, rows 21-40 by the one a
     rotation installed (a new key from the same CA): checkpoints at 10, 20, 30, 40."""
     old, new = from_signer(pki.org(OPERATOR)), rotated(pki)
@@ -40,7 +37,7 @@ def rotated_ledger(ledger_url: str, pki: GeneratedPki) -> Iterator[tuple[str, Op
     with _open(ledger_url, new) as ledger:
         ledger.write(*sample_batch(4, 2))
         ledger.write(*sample_batch(6, 2))
-    yield ledger_url, old, new
+    return ledger_url, old, new
 
 
 def _trust(pki: GeneratedPki, **changes: object) -> OperatorTrust:
@@ -118,6 +115,8 @@ def test_without_a_trust_anchor_signers_are_not_called_trusted(
     url, _old, _new = rotated_ledger
     with Ledger.open(url, read_only=True) as ledger:
         result = ledger.verify()
-        assert result.ok and not result.signers_trusted
+        assert result.ok
+        assert not result.signers_trusted
         self_signed = ledger.verify(trust=OperatorTrust(self_signed_ok=True))
-        assert self_signed.ok and not self_signed.signers_trusted
+        assert self_signed.ok
+        assert not self_signed.signers_trusted

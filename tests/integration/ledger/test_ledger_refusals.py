@@ -49,7 +49,8 @@ def test_a_refused_packet_never_makes_its_document_id_taken(ledger_url: str) -> 
         assert ledger.document_by_digest(document.digest) is None
         # but an auditor finds it
         found = ledger.document_by_digest(document.digest, include_refused=True)
-        assert found is not None and found.kind == "refused"
+        assert found is not None
+        assert found.kind == "refused"
 
 
 def test_a_refused_packet_over_the_cap_keeps_its_digest_and_size_and_says_so(
@@ -86,7 +87,8 @@ def test_bytes_refused_then_accepted_after_a_replay_are_recorded_both_times(
         # Then both records exist and the pipeline sees the accepted one
         assert sorted(d.kind for d in ledger.documents()) == ["envelope", "refused"]
         found = ledger.find_document("A", "A,2024/03/01,3")
-        assert found is not None and found.kind == "envelope"
+        assert found is not None
+        assert found.kind == "envelope"
         assert ledger.raw(refused.digest) == raw
         assert ledger.verify().ok
 
