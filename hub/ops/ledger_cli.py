@@ -3,6 +3,19 @@
 :func:`register` adds them to the hub's argument parser; each subcommand sets ``func`` to a
 handler ``(args) -> exit code``. Settings come from ``--config`` (or ``HUB_CONFIG``); ``--url``
 overrides the ledger URL. Errors print one line, never a traceback.
+
+Auditors' commands (verify, query, report, backup, evidence) never create or migrate a
+database: a mistyped path is an error, and a read-only SQLite copy or a read-only PostgreSQL
+role is enough. Only ``restore`` and ``migrate`` write the schema; ``evidence export`` may append
+a checkpoint to an existing ledger.
+
+Checkpoint signatures are judged against the hub operator's trust anchors, never against the
+certificate the ledger or the bundle carries: ``--operator-ca`` (the CA roots that issue the
+operator's certificates, with ``--operator-id``, the operator organization's code in their
+subject UID) or ``--operator-cert`` (pinned certificates); by default the configured
+``[trust] roots``/``intermediates`` and ``[hub] operator_organ_id``. Without anchors the verify
+commands refuse to say ok; ``--self-signed-ok`` checks against the stored certificates, and says
+loudly that this proves integrity, not who signed.
 """
 
 from __future__ import annotations
@@ -18,11 +31,17 @@ from typing import Any
 from hub.config import Settings, load_settings
 from hub.errors import ConfigurationError, TransientError
 from hub.ledger.backup import BackupError, backup, restore
-from hub.ledger.evidence import EvidenceError, export_evidence, resolve_document, verify_bundle
-from hub.ledger.records import EventKind, StoredEvent
-from hub.ledger.report import PERIODS, adoption_report, render_csv, render_svg, render_table
+from hub.ledger.evidence import (
+    EvidenceError,
+    TrustMaterial,
+    export_evidence,
+    resolve_document,
+    verify_bundle,
+)
+from hub.ledger.records import EventKind, LedgerOpenError, StoredEvent
+from hub.ledger.report import PERIODS, adoption_report, render_csv, render_json, render_table
 from hub.ledger.store import Ledger
-from hub.ledger.verify import SignatureCheck, signature_check_from_cert
+from hub.ledger.verify import OperatorTrust, load_certificates
 
 EXIT_OK = 0
 """Everything checked out."""
@@ -35,6 +54,12 @@ EXIT_CONFIG = 3
 EXIT_UNAVAILABLE = 4
 """The ledger database could not be reached (same code as the hub CLI)."""
 
+SELF_SIGNED_WARNING = (
+    "WARNING: --self-signed-ok: checkpoint signatures are checked against the certificates"
+    " stored beside them. This proves the records were not changed after signing by WHOEVER"
+    " holds those keys, NOT that the hub operator signed them. Give --operator-ca or"
+    " --operator-cert for evidence.")
+
 Handler = Callable[[argparse.Namespace], int]
 
 
@@ -44,8 +69,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sub = ledger.add_subparsers(dest="ledger_command", required=True)
 
     p = _command(sub, "verify", "check the whole hash chain and every checkpoint", _verify)
-    p.add_argument("--operator-cert", type=Path,
-                   help="PEM certificate of the hub operator (default: from the keystore)")
+    _trust_args(p)
     p.add_argument("--allow-unsigned", action="store_true",
                    help="accept unsigned checkpoints (no operator key configured)")
     p.add_argument("--no-bytes", action="store_true", help="skip re-hashing stored packets")
@@ -73,8 +97,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--since", type=_date)
     p.add_argument("--until", type=_date)
     p.add_argument("--period", choices=sorted(PERIODS), default="month")
-    p.add_argument("--format", choices=["table", "csv", "svg", "json"], default="table")
+    p.add_argument("--format", choices=["table", "csv", "json", "png", "svg"], default="table",
+                   help="png and svg draw a chart (matplotlib); they need --output")
     p.add_argument("--output", type=Path, help="write to a file instead of standard output")
+
+    _command(sub, "migrate", "create the ledger or bring its schema up to date", _migrate)
 
     evidence = subparsers.add_parser("evidence", help="evidence bundles for auditors")
     esub = evidence.add_subparsers(dest="evidence_command", required=True)
@@ -83,9 +110,27 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--output", type=Path, help="bundle path (default: evidence-<digest>.zip)")
     p = _command(esub, "verify", "check a bundle offline", _verify_bundle, ledger_args=False)
     p.add_argument("bundle", type=Path)
-    p.add_argument("--operator-cert", type=Path,
-                   help="trusted PEM certificate of the hub operator")
+    p.add_argument("--config", dest="ledger_config", type=Path,
+                   help="settings file for the default operator trust anchors")
+    _trust_args(p)
     p.add_argument("--json", action="store_true")
+
+
+def _trust_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--operator-ca", type=Path, action="append", default=[],
+                   help="PEM file of a CA root that issues the operator's certificates"
+                        " (repeatable; default: [trust] roots)")
+    p.add_argument("--operator-intermediate", type=Path, action="append", default=[],
+                   help="PEM file of an issuing CA below those roots (repeatable; default:"
+                        " [trust] intermediates)")
+    p.add_argument("--operator-id", help="the operator organization's code, as in its"
+                                         " certificates' subject UID (default: [hub]"
+                                         " operator_organ_id)")
+    p.add_argument("--operator-cert", type=Path, action="append", default=[],
+                   help="a pinned PEM certificate of the hub operator (repeatable: one per"
+                        " certificate in its history)")
+    p.add_argument("--self-signed-ok", action="store_true",
+                   help="UNSAFE: trust the certificates stored with the signatures")
 
 
 def _command(
@@ -120,7 +165,7 @@ def _guarded(handler: Handler) -> Handler:
         except ConfigurationError as error:
             print(f"hub: configuration: {error}", file=sys.stderr)
             return EXIT_CONFIG
-        except (EvidenceError, BackupError, OSError, ValueError) as error:
+        except (EvidenceError, BackupError, LedgerOpenError, OSError, ValueError) as error:
             print(f"hub: {error}", file=sys.stderr)
             return EXIT_USAGE
 
@@ -141,8 +186,11 @@ def ledger_url(settings: Settings) -> str:
     return url
 
 
-def _open(args: argparse.Namespace, *, sign: bool = False) -> tuple[Ledger, Settings]:
-    """Open the configured ledger; with ``sign``, with the operator key so it can checkpoint."""
+def _open(
+    args: argparse.Namespace, *, sign: bool = False, read_only: bool = True
+) -> tuple[Ledger, Settings]:
+    """Open the configured ledger: read-only by default (nothing created or migrated); with
+    ``sign``, an existing ledger with the operator key so it can append a checkpoint."""
     settings = _settings(args)
     url = getattr(args, "url", None) or ledger_url(settings)
     signer: Callable[[bytes], bytes] | None = None
@@ -160,21 +208,52 @@ def _open(args: argparse.Namespace, *, sign: bool = False) -> tuple[Ledger, Sett
             def signer(data: bytes) -> bytes:
                 return bytes(key.sign(data, padding.PKCS1v15(), hashes.SHA256()))
 
-            cert_pem = operator.cert.public_bytes(serialization.Encoding.PEM)
+            # The signer's certificate, then its issuing CAs: the path a verifier checks.
+            cert_pem = b"".join(c.public_bytes(serialization.Encoding.PEM)
+                                for c in (operator.cert, *operator.chain))
     ledger = Ledger.open(url, blob_dir=settings.path(settings.ledger.blob_dir),
                          blob_threshold=settings.ledger.blob_threshold,
                          checkpoint_every=settings.ledger.checkpoint_every,
-                         checkpoint_signer=signer, checkpoint_cert_pem=cert_pem)
+                         checkpoint_signer=signer, checkpoint_cert_pem=cert_pem,
+                         read_only=read_only and signer is None, must_exist=True)
     return ledger, settings
 
 
-def _operator_check(args: argparse.Namespace, settings: Settings) -> SignatureCheck | None:
-    """Check checkpoints against the operator's own certificate, never the stored one alone."""
-    cert: Path | None = getattr(args, "operator_cert", None)
-    if cert is None and settings.hub.keystore:
-        candidate = settings.path(settings.hub.keystore) / f"{settings.hub.operator_organ_id}.pem"
-        cert = candidate if candidate.exists() else None
-    return signature_check_from_cert(cert.read_bytes()) if cert is not None else None
+def _pem_files(paths: Sequence[Path], settings: Settings | None,
+               configured: Sequence[str]) -> tuple[Any, ...]:
+    files = list(paths)
+    if not files and settings is not None:
+        for entry in configured:
+            path = settings.path(entry)
+            files.extend(sorted(p for p in path.iterdir() if p.is_file())
+                         if path.is_dir() else [path])
+    return tuple(c for f in files for c in load_certificates(f.read_bytes()))
+
+
+def operator_trust(args: argparse.Namespace, settings: Settings | None) -> OperatorTrust:
+    """The anchors checkpoint signatures are judged by (see the module docstring)."""
+    roots = _pem_files(args.operator_ca, settings,
+                       settings.trust.roots if settings is not None else ())
+    intermediates = _pem_files(args.operator_intermediate, settings,
+                               settings.trust.intermediates if settings is not None else ())
+    pinned = tuple(c for f in args.operator_cert for c in load_certificates(f.read_bytes())[:1])
+    operator_id = args.operator_id or (
+        settings.hub.operator_organ_id if settings is not None else None)
+    return OperatorTrust(roots=roots, intermediates=intermediates, pinned=pinned,
+                         operator_id=operator_id, self_signed_ok=args.self_signed_ok)
+
+
+def _no_anchor(trust: OperatorTrust) -> bool:
+    """True (after one line of explanation) when nothing trustworthy judges the signers."""
+    if trust.anchored:
+        return False
+    if trust.self_signed_ok:
+        print(SELF_SIGNED_WARNING, file=sys.stderr)
+        return False
+    print("hub: no operator trust anchor: give --operator-ca ROOT.pem (with --operator-id, or"
+          " [trust] roots and [hub] operator_organ_id in the settings) or --operator-cert"
+          " OPERATOR.pem; refusing to call unverified signatures ok", file=sys.stderr)
+    return True
 
 
 def _progress_bar(done: int, total: int) -> None:
@@ -189,18 +268,22 @@ def _progress_bar(done: int, total: int) -> None:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    ledger, settings = _open(args)
+    ledger, settings = _open(args)  # a missing ledger is the first thing to say
     with ledger:
-        check = _operator_check(args, settings)
-        result = ledger.verify(_progress_bar, verify_signature=check,
+        trust = operator_trust(args, settings)
+        if _no_anchor(trust):
+            return EXIT_USAGE
+        result = ledger.verify(_progress_bar, trust=trust,
                                require_signed=not args.allow_unsigned,
                                check_bytes=not args.no_bytes)
     if args.json:
-        print(json.dumps({**result.to_dict(), "operator_cert_checked": check is not None}))
+        print(json.dumps(result.to_dict()))
     elif result.ok:
+        signers = ", ".join(s[:16] for s in result.signers) or "none"
+        how = ("chained to the operator CA roots or pinned" if result.signers_trusted
+               else "UNVERIFIED: checked against the stored certificates only")
         print(f"ok: {result.rows:,} rows, {result.checkpoints} checkpoints"
-              f" ({result.signed_checkpoints} signed)"
-              + ("" if check else "; signatures checked against the stored certificates"))
+              f" ({result.signed_checkpoints} signed); operator certificates {signers} ({how})")
     else:
         print(f"FAILED at row {result.first_bad_row}: {result.problem}")
     return EXIT_OK if result.ok else EXIT_FAILED
@@ -252,29 +335,44 @@ def _backup(args: argparse.Namespace) -> int:
 
 
 def _restore(args: argparse.Namespace) -> int:
-    ledger, _ = _open(args)
-    with ledger:
+    settings = _settings(args)
+    url = getattr(args, "url", None) or ledger_url(settings)
+    with Ledger.open(url, blob_dir=settings.path(settings.ledger.blob_dir),
+                     blob_threshold=settings.ledger.blob_threshold) as ledger:
         restore(args.path, ledger)
         result = ledger.verify(_progress_bar)
-    print(f"restored {result.rows:,} rows; verify: "
-          + ("ok" if result.ok else f"FAILED at row {result.first_bad_row}: {result.problem}"))
+    print(f"restored {result.rows:,} rows; chain: "
+          + ("ok" if result.ok else f"FAILED at row {result.first_bad_row}: {result.problem}")
+          + "; run `hub ledger verify` to check the checkpoint signatures")
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
+def _migrate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    url = getattr(args, "url", None) or ledger_url(settings)
+    with Ledger.open(url) as ledger:
+        seq, _ = ledger.head()
+    print(f"ledger schema up to date ({seq:,} rows)")
+    return EXIT_OK
+
+
 def _report(args: argparse.Namespace) -> int:
+    if args.format in ("png", "svg") and args.output is None:
+        raise ValueError(f"--format {args.format} draws a chart: give --output FILE")
     ledger, _ = _open(args)
     with ledger:
         rows = adoption_report(ledger, since=args.since, until=args.until, period=args.period)
+    if args.format in ("png", "svg"):
+        from hub.ledger.chart import render_chart
+
+        args.output.write_bytes(render_chart(rows, fmt=args.format))
+        return EXIT_OK
     if args.format == "table":
         text = render_table(rows)
     elif args.format == "csv":
         text = render_csv(rows)
-    elif args.format == "svg":
-        text = render_svg(rows)
     else:
-        text = json.dumps([{"organ_id": r.organ_id, "period": r.period, "sent": r.sent,
-                            "signed_valid": r.signed_valid, "share_valid": round(r.share_valid, 4),
-                            "rejections": dict(r.rejections)} for r in rows], indent=2) + "\n"
+        text = render_json(rows)
     if args.output is not None:
         args.output.write_text(text, encoding="utf-8")
     else:
@@ -282,15 +380,21 @@ def _report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _trust_files(settings: Settings) -> dict[str, bytes]:
+def _trust_material(settings: Settings) -> TrustMaterial:
     """The configured roots, intermediates and CRLs, to ship inside a bundle."""
-    files: dict[str, bytes] = {}
-    for entry in (*settings.trust.roots, *settings.trust.intermediates, *settings.trust.crls):
-        path = settings.path(entry)
-        for item in sorted(path.iterdir()) if path.is_dir() else [path]:
-            if item.is_file():
-                files[item.name] = item.read_bytes()
-    return files
+
+    def files(entries: Sequence[str]) -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
+        for entry in entries:
+            path = settings.path(entry)
+            for item in sorted(path.iterdir()) if path.is_dir() else [path]:
+                if item.is_file():
+                    out[item.name] = item.read_bytes()
+        return out
+
+    return TrustMaterial(roots=files(settings.trust.roots),
+                         intermediates=files(settings.trust.intermediates),
+                         crls=files(settings.trust.crls))
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -298,19 +402,24 @@ def _export(args: argparse.Namespace) -> int:
     with ledger:
         digest = resolve_document(ledger, args.document)
         output = args.output or Path(f"evidence-{digest[:16]}.zip")
-        export_evidence(ledger, digest, output, trust_files=_trust_files(settings))
+        export_evidence(ledger, digest, output, trust=_trust_material(settings))
     print(f"evidence bundle written to {output}")
     return EXIT_OK
 
 
 def _verify_bundle(args: argparse.Namespace) -> int:
-    cert = args.operator_cert.read_bytes() if args.operator_cert is not None else None
-    result = verify_bundle(args.bundle, trusted_cert_pem=cert)
+    settings = _settings(args) if (args.ledger_config or _env_config()) else None
+    trust = operator_trust(args, settings)
+    if _no_anchor(trust):
+        return EXIT_USAGE
+    result = verify_bundle(args.bundle, trust=trust)
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
     elif result.ok:
         print(f"ok: document {result.document}, {result.entries} ledger entries, signed"
-              f" checkpoint at row {result.checkpoint_seq}")
+              f" checkpoint at row {result.checkpoint_seq}"
+              + ("" if result.signer_trusted else
+                 " (UNVERIFIED signer: checked against the bundle's certificates only)"))
         for note in result.notes:
             print(f"note: {note}")
     else:
@@ -318,6 +427,12 @@ def _verify_bundle(args: argparse.Namespace) -> int:
         for problem in result.problems:
             print(f"  - {problem}")
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _env_config() -> bool:
+    import os
+
+    return bool(os.environ.get("HUB_CONFIG"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
