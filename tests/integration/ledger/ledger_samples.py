@@ -103,6 +103,6 @@ def refused_packet(
         EventIn(EventKind.REJECTED, mid, at, digest, organ_id=organization, reason=reason,
                 detail={"detail": "sample"}),
         EventIn(EventKind.DEAD_LETTERED, mid, at, digest, organ_id=organization, reason=reason,
-                detail={"queue": "hub.dlq", "attempts": 1}),
+                detail={"queue": "hub.ops.dlq", "attempts": 1}),
     ]
     return document, events

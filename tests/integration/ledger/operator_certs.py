@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from hub.keystore import OrgSigner
+from hub.trust.keystore import OrgSigner
 from tests.pki_fixtures import PKI_NOW, GeneratedPki
 
 OPERATOR = "000.00.01.H27"

@@ -23,9 +23,9 @@ from hub.edxml import (
     sample_header,
     sample_trace,
 )
-from hub.keystore import OrgSigner
 from hub.ledger import REFUSED, DocumentIn, EventIn, EventKind, Refusal, RevocationEvidence
-from hub.signing import minimal_pdf, sign_pdf, sign_xml
+from hub.trust.keystore import OrgSigner
+from hub.trust.signing import minimal_pdf, sign_pdf, sign_xml
 from hub.validators import CrlEntry, CrlSnapshot, TrustPolicy, validate_packet
 from tests.pki_fixtures import AT, DIRECTORY, PKI_NOW, GeneratedPki
 
@@ -106,5 +106,5 @@ def _refused(raw: bytes, digest: str, mid: str, at: datetime, reason: str,
         refusal=Refusal(reason=reason, account=account))
     events = [EventIn(EventKind.REJECTED, mid, at, digest, organ_id=organization, reason=reason),
               EventIn(EventKind.DEAD_LETTERED, mid, at, digest, organ_id=organization,
-                      reason=reason, detail={"queue": "hub.dlq", "attempts": 1})]
+                      reason=reason, detail={"queue": "hub.ops.dlq", "attempts": 1})]
     return Recorded(document, events, reason)

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from hub.ledger import Ledger
-from hub.ledger.cli import EXIT_OK, EXIT_USAGE, main
+from hub.ops.ledger_cli import EXIT_OK, EXIT_USAGE, main
 from tests.integration.ledger.conftest import PG_BASE
 from tests.integration.ledger.ledger_samples import sample_batch
 from tests.integration.ledger.operator_certs import OPERATOR, Operator, from_signer, rotated
@@ -130,7 +130,7 @@ def _run_as_nobody(args: list[str], cwd: Path) -> subprocess.CompletedProcess[st
     prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if (
         os.geteuid() == 0) else []
     env = {**os.environ, "PYTHONPATH": str(REPO), "HOME": str(cwd)}
-    return subprocess.run([*prefix, sys.executable, "-m", "hub.ledger.cli", *args], cwd=cwd,
+    return subprocess.run([*prefix, sys.executable, "-m", "hub.ops.ledger_cli", *args], cwd=cwd,
                           env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
