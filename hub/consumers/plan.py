@@ -41,7 +41,7 @@ from hub.consumers.settlement import Action, Disposition, RetryPolicy, decide
 from hub.edxml import EnvelopeRefused, Limits, parse_packet
 from hub.edxml.model import BusinessDocType, Envelope, Organization, StatusPacket
 from hub.errors import PermanentError, TransientError
-from hub.ledger import DocumentIn, EventIn, EventKind, StoredDocument
+from hub.ledger import DocumentIn, EventIn, EventKind, Refusal, StoredDocument
 from hub.logs import get_logger
 from hub.messages import Delivery, Headers, Outgoing
 from hub.reasons import Reason
@@ -90,6 +90,8 @@ class InFlightView:
         self._delivered: dict[str, set[str]] = {}
         for plan in plans:
             for d in plan.documents:
+                if d.kind == "refused":
+                    continue  # the ledger's duplicate look-ups do not see refused packets
                 doc = StoredDocument(
                     digest=d.digest, kind=d.kind, sender=d.sender, document_id=d.document_id,
                     code=d.code, recipients=tuple(d.recipients), received_at=d.received_at,
@@ -618,6 +620,25 @@ class Pipeline:
                                    reason=reason.value if reason is not None else None,
                                    detail={"kind": kind, "receipt_digest": digest}))
 
+    def _refused_document(self, delivery: Delivery, packet: Envelope | StatusPacket | None,
+                          digest: str, reason: Reason, at: datetime, report: Any) -> DocumentIn:
+        """The ledger row of a refused packet. Its organization is the publishing account's
+        (a forged From is not counted against the body it names); for a trusted login (the
+        hub's retries, the gateway) the packet's From; "" when neither is known."""
+        organization = self._publisher_org(delivery, at)
+        if organization is None and packet is not None:
+            organization = packet.sender.organ_id
+        document_id = code = ""
+        if isinstance(packet, Envelope):
+            document_id, code = packet.document_id, packet.header.code.text
+        elif isinstance(packet, StatusPacket):
+            document_id, code = packet.response_for.document_id, packet.status_code
+        return DocumentIn(
+            sender=organization or "", document_id=document_id, digest=digest, kind="refused",
+            raw=delivery.body, received_at=at, code=code,
+            report=report.to_dict() if report is not None else None,
+            refusal=Refusal(reason=reason.value, account=delivery.user_id))
+
     def _tell_refusal(self, plan: BatchPlan, delivery: Delivery,
                       packet: Envelope | StatusPacket | None, digest: str, reason: Reason,
                       at: datetime) -> None:
@@ -697,8 +718,11 @@ class Pipeline:
             plan.first.append(Outgoing(names.dlx, final.value, delivery.body, headers,
                                        message_id=delivery.message_id or digest,
                                        content_type="application/octet-stream"))
-            # No document row for a refused packet: its digest is in the events and its
-            # exact bytes in the dead-letter queue (a replay judges it afresh).
+            # Every refused packet is a ledger document (kind "refused"): its exact bytes, the
+            # publishing account and organization, the reason. The duplicate checks do not see
+            # it, so a replay is judged afresh; the dead-letter queue may then be discarded.
+            plan.documents.append(self._refused_document(delivery, packet, digest, final, at,
+                                                         report))
             plan.events.append(EventIn(EventKind.REJECTED, mid, at, digest=digest, organ_id=sender,
                                        reason=final.value, detail={"detail": detail[:500]}))
             plan.events.append(EventIn(EventKind.DEAD_LETTERED, mid, at, digest=digest,
