@@ -147,7 +147,7 @@ def test_a_document_whose_ack_was_lost_is_dropped_as_a_duplicate_when_redelivere
     # When the agency restarts with the same seen file and the broker redelivers the document
     again = AgencyClient(broker_url, FINANCE, prefix=topology.names.prefix, seen_file=seen)
     try:
-        assert again.handle_documents(stored.append, timeout=2, limit=1) == 0
+        assert again.handle_documents(lambda r: stored.append(r.body), timeout=2, limit=1) == 0
         # Then it is dropped as a duplicate (and acked): stored exactly once
         assert again.duplicates_dropped == 1
         assert stored == [b"<edXML>four</edXML>"]
