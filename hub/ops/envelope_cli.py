@@ -195,7 +195,14 @@ def cmd_check(args: argparse.Namespace) -> int:
         except ValueError:
             raise KitError(f"--at {args.at!r} is not an ISO 8601 time") from None
         at = at if at.tzinfo else at.replace(tzinfo=UTC)
-    result = check_packet(_read(args.file), settings, at=at, kind=args.kind)
+    import warnings
+
+    from cryptography.utils import CryptographyDeprecationWarning
+
+    with warnings.catch_warnings():
+        # pyHanko imports cryptography's DSA module, which warns on import: noise for a user.
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        result = check_packet(_read(args.file), settings, at=at, kind=args.kind)
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
     else:
