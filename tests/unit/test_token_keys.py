@@ -222,3 +222,36 @@ def _x509_in(receipt: bytes) -> list[bytes]:
 
     return [base64.b64decode(m) for m in re.findall(
         rb"<ds:X509Certificate>([^<]+)</ds:X509Certificate>", receipt)]
+
+
+def test_a_lost_token_session_is_reopened_and_the_signature_is_the_same(
+        operator_token: Token) -> None:
+    key = TokenKey.open(_spec(operator_token))
+    before = key.sign(b"receipt", padding.PKCS1v15(), hashes.SHA256())
+    key._session.close()  # the session is gone (token re-plugged, daemon restarted)
+    assert key.sign(b"receipt", padding.PKCS1v15(), hashes.SHA256()) == before
+
+
+def test_a_token_that_cannot_be_reopened_is_a_transient_error_not_a_crash(
+        operator_token: Token, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hub.errors import TransientError
+    from hub.trust.token import TokenUnavailable
+
+    key = TokenKey.open(_spec(operator_token))
+    key._session.close()
+    monkeypatch.setenv("HUB_TEST_OPERATOR_PIN", "000000")  # the PIN no longer opens it
+    with pytest.raises(TokenUnavailable) as err:
+        key.sign(b"receipt", padding.PKCS1v15(), hashes.SHA256())
+    assert isinstance(err.value, TransientError)
+    assert "000000" not in str(err.value)
+
+
+def test_a_token_key_signs_only_pkcs1_v15_over_the_data(operator_token: Token) -> None:
+    from cryptography.exceptions import UnsupportedAlgorithm
+
+    key = TokenKey.open(_spec(operator_token))
+    pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+    with pytest.raises(UnsupportedAlgorithm):
+        key.sign(b"x", pss, hashes.SHA256())
+    with pytest.raises(UnsupportedAlgorithm):
+        key.sign(b"x", padding.PKCS1v15(), hashes.SHA1())  # noqa: S303
