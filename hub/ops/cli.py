@@ -229,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     rv.add_argument("--envelope", default=None, help="the original envelope, to check the binding")
     rv.set_defaults(func=cmd_receipt_verify)
 
+    from hub.ops.envelope_cli import register as register_envelope_kit
+
+    register_envelope_kit(sub)
     for module in ("hub.ops.ledger_cli", "hub.ops.dlq"):
         register = _optional_register(module)
         if register is not None:
