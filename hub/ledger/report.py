@@ -52,7 +52,7 @@ REASON_CLASSES: Mapping[str, frozenset[Reason]] = {
         Reason.CERT_PATH_INVALID, Reason.CERT_EXPIRED, Reason.CERT_NOT_YET_VALID,
         Reason.CERT_REVOKED, Reason.CERT_KEY_USAGE_INVALID, Reason.CERT_POLICY_MISSING,
         Reason.REVOCATION_UNAVAILABLE, Reason.SIGNER_NOT_AUTHORIZED_FOR_SENDER,
-        Reason.PDF_SIGNER_UNTRUSTED,
+        Reason.PDF_SIGNER_UNTRUSTED, Reason.CERT_MALFORMED,
     }),
     "format": frozenset({
         Reason.ENVELOPE_MALFORMED, Reason.ENVELOPE_TOO_LARGE, Reason.ENVELOPE_TOO_DEEP,
