@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from hub.ledger.records import EventKind, StoredEvent
 from hub.ledger.report import PERIODS, adoption_report, render_csv, render_svg, render_table
 from hub.ledger.store import Ledger
 from hub.ledger.verify import SignatureCheck, signature_check_from_cert
+from hub.ops.args import iso_datetime, reason_code
 
 EXIT_OK = 0
 """Everything checked out."""
@@ -53,27 +54,28 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     p = _command(sub, "query", "events or documents by document, organization, period", _query)
     p.add_argument("--documents", action="store_true", help="list documents, not events")
-    p.add_argument("--digest")
-    p.add_argument("--document-id")
-    p.add_argument("--code")
+    p.add_argument("--digest", help="SHA-256 of the exact envelope bytes")
+    p.add_argument("--document-id", help="the document's DocumentId")
+    p.add_argument("--code", help="the document's code (number and symbol)")
     p.add_argument("--organ", help="organization code (sender, recipient or reporter)")
     p.add_argument("--since", type=_date, help="ISO date or datetime (inclusive, UTC)")
     p.add_argument("--until", type=_date, help="ISO date or datetime (exclusive, UTC)")
-    p.add_argument("--kind", choices=[k.value for k in EventKind])
-    p.add_argument("--reason", help="reason code, e.g. CERT_PUBLIC_CA")
-    p.add_argument("--limit", type=int)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--kind", choices=[k.value for k in EventKind], help="event kind")
+    p.add_argument("--reason", type=reason_code, help="reason code, e.g. CERT_PUBLIC_CA")
+    p.add_argument("--limit", type=int, help="at most this many rows")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
 
     p = _command(sub, "backup", "write a consistent backup zip", _backup)
-    p.add_argument("path", type=Path)
+    p.add_argument("path", type=Path, help="the zip file to write")
     p = _command(sub, "restore", "restore a backup into an empty ledger", _restore)
-    p.add_argument("path", type=Path)
+    p.add_argument("path", type=Path, help="the backup zip to read")
 
     p = _command(sub, "report", "adoption report per organization and period", _report)
-    p.add_argument("--since", type=_date)
-    p.add_argument("--until", type=_date)
-    p.add_argument("--period", choices=sorted(PERIODS), default="month")
-    p.add_argument("--format", choices=["table", "csv", "svg", "json"], default="table")
+    p.add_argument("--since", type=_date, help="ISO date or datetime (inclusive, UTC)")
+    p.add_argument("--until", type=_date, help="ISO date or datetime (exclusive, UTC)")
+    p.add_argument("--period", choices=sorted(PERIODS), default="month",
+                   help="one row per organization and this period")
+    p.add_argument("--format", choices=["table", "csv", "svg", "json"], default="table", help="output format")
     p.add_argument("--output", type=Path, help="write to a file instead of standard output")
 
     evidence = subparsers.add_parser("evidence", help="evidence bundles for auditors")
@@ -82,10 +84,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("document", help="digest, DocumentId or code of the document")
     p.add_argument("--output", type=Path, help="bundle path (default: evidence-<digest>.zip)")
     p = _command(esub, "verify", "check a bundle offline", _verify_bundle, ledger_args=False)
-    p.add_argument("bundle", type=Path)
+    p.add_argument("bundle", type=Path, help="the evidence bundle zip")
     p.add_argument("--operator-cert", type=Path,
                    help="trusted PEM certificate of the hub operator")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def _command(
@@ -106,8 +108,7 @@ def _command(
 
 
 def _date(text: str) -> datetime:
-    value = datetime.fromisoformat(text)
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return iso_datetime(text)
 
 
 def _guarded(handler: Handler) -> Handler:
@@ -161,10 +162,18 @@ def _open(args: argparse.Namespace, *, sign: bool = False) -> tuple[Ledger, Sett
                 return bytes(key.sign(data, padding.PKCS1v15(), hashes.SHA256()))
 
             cert_pem = operator.cert.public_bytes(serialization.Encoding.PEM)
-    ledger = Ledger.open(url, blob_dir=settings.path(settings.ledger.blob_dir),
-                         blob_threshold=settings.ledger.blob_threshold,
-                         checkpoint_every=settings.ledger.checkpoint_every,
-                         checkpoint_signer=signer, checkpoint_cert_pem=cert_pem)
+    try:
+        ledger = Ledger.open(url, blob_dir=settings.path(settings.ledger.blob_dir),
+                             blob_threshold=settings.ledger.blob_threshold,
+                             checkpoint_every=settings.ledger.checkpoint_every,
+                             checkpoint_signer=signer, checkpoint_cert_pem=cert_pem)
+    except (TransientError, ConfigurationError, OSError):
+        raise
+    except Exception as exc:  # the database driver's own errors: an unusable URL
+        from hub.logs import redact_url
+
+        raise ConfigurationError(f"cannot open the ledger at {redact_url(url)}: "
+                                 f"{type(exc).__name__}: {exc}") from None
     return ledger, settings
 
 
