@@ -280,6 +280,26 @@ class Connection:
             raise _channel_error(f"queue {queue}", exc) from None
         return int(ok.method.message_count)
 
+    def queue_stats(self, queue: str) -> tuple[int, int] | None:
+        """``(ready messages, consumers)`` of ``queue``, or ``None`` when it does not exist.
+
+        A passive declare of a missing queue makes the broker close the channel (404): the
+        channel is reopened so that the next question can still be asked (metrics ask one per
+        agency queue)."""
+        try:
+            ok = self.channel.queue_declare(queue, passive=True)
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            if exc.reply_code != 404:
+                raise _channel_error(f"queue {queue}", exc) from None
+            try:
+                self.channel = self._conn.channel()
+            except (pika.exceptions.AMQPError, OSError) as again:
+                raise BrokerUnavailable(f"reopen channel: {again!r}") from None
+            return None
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            raise _channel_error(f"queue {queue}", exc) from None
+        return int(ok.method.message_count), int(ok.method.consumer_count)
+
     # -- consuming -----------------------------------------------------------------------------
     def consume(self, queue: str, prefetch: int, on_delivery: Callable[[Delivery], None]) -> str:
         """Start consuming; ``on_delivery`` runs inside :meth:`pump`."""
