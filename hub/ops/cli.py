@@ -221,12 +221,17 @@ def cmd_topology(args: argparse.Namespace) -> int:
     b = settings.broker
     topo = topology_for(settings, directory)
     if args.action == "export":
+        from hub.app import broker_user
+
         vhost = broker_vhost(b.url)
-        defs = definitions(topo, directory, vhost=vhost)
+        # The hub's own account is the one its broker URL logs in with.
+        hub_user = broker_user(b.url) or "edxml-hub"
+        defs = definitions(topo, directory, vhost=vhost, hub_user=hub_user)
         hashes = None
         if args.passwords is not None:
             hashes = _password_hashes(args.passwords, [u["name"] for u in defs["users"]])
-            defs = definitions(topo, directory, vhost=vhost, password_hashes=hashes)
+            defs = definitions(topo, directory, vhost=vhost, hub_user=hub_user,
+                               password_hashes=hashes)
         text = json.dumps(defs, indent=2, ensure_ascii=False)
         if args.output and args.output != "-":
             _write(Path(args.output), text + "\n")
