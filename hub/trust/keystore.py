@@ -73,7 +73,7 @@ class OrgSigner:
         encrypted = b"ENCRYPTED" in pem.split(b"-----END", 1)[0]
         if encrypted and passphrase is None:
             raise ConfigurationError(
-                f"{key_path}: the key is encrypted and no passphrase was given "
+                f"{key_path}: cannot load private key: it is encrypted and no passphrase was given "
                 "(set the variable named by [hub] key_passphrase_env, HUB_KEY_PASSPHRASE by default)")
         try:
             key = serialization.load_pem_private_key(pem, password=passphrase if encrypted else None)
