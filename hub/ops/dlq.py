@@ -73,6 +73,7 @@ class Filter:
     """Which dead letters an operator means (all given conditions must hold)."""
 
     ids: tuple[str, ...] = ()
+    """Dead-letter ids, or leading parts of them (see :meth:`prefix_only`)."""
     reason: str | None = None
     sender: str | None = None
     recipient: str | None = None
@@ -94,13 +95,17 @@ class Filter:
         return True
 
 
+    def prefix_only(self, chosen: Iterable[DeadLetter]) -> list[DeadLetter]:
+        """The chosen dead letters that no given id names exactly (matched by a prefix only)."""
+        exact = set(self.ids)
+        return [dl for dl in chosen if dl.id not in exact] if self.ids else []
+
+
 def parse_age(text: str) -> timedelta:
-    """``90s``, ``15m``, ``2h``, ``3d``."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    try:
-        return timedelta(seconds=float(text[:-1]) * units[text[-1]])
-    except (KeyError, ValueError, IndexError):
-        raise ValueError(f"age {text!r}: use a number followed by s, m, h or d") from None
+    """``90s``, ``15m``, ``2h``, ``3d``, ``1h30m`` (see :func:`hub.ops.args.parse_duration`)."""
+    from hub.ops.args import parse_duration
+
+    return parse_duration(text)
 
 
 def browse(conn: Connection, queue: str) -> list[tuple[Delivery, DeadLetter]]:
@@ -115,7 +120,8 @@ def replay(conn: Connection, queue: str, intake: str, flt: Filter, *, actor: str
            user: str | None,
            record: Callable[[list[DeadLetter], str, str], None],
            progress: Callable[[int, int], None] | None = None,
-           now: datetime | None = None) -> list[DeadLetter]:
+           now: datetime | None = None,
+           confirm: Callable[[list[DeadLetter]], bool] | None = None) -> list[DeadLetter]:
     """Republish matching dead letters to the intake (full validation again), then ack them.
 
     Order: publish and confirm, record in the ledger, then ack — a crash leaves them in the
@@ -124,6 +130,8 @@ def replay(conn: Connection, queue: str, intake: str, flt: Filter, *, actor: str
     at = now or datetime.now(UTC)
     items = browse(conn, queue)
     chosen = [(d, dl) for d, dl in items if flt.matches(dl, at)]
+    if confirm is not None and chosen and not confirm([dl for _d, dl in chosen]):
+        return []
     settler = conn.settler()
     done: list[DeadLetter] = []
     for start in range(0, len(chosen), 100):
@@ -151,11 +159,14 @@ def replay(conn: Connection, queue: str, intake: str, flt: Filter, *, actor: str
 
 def discard(conn: Connection, queue: str, flt: Filter, *, actor: str, note: str,
             record: Callable[[list[DeadLetter], str, str], None],
-            now: datetime | None = None) -> list[DeadLetter]:
+            now: datetime | None = None,
+            confirm: Callable[[list[DeadLetter]], bool] | None = None) -> list[DeadLetter]:
     if not note.strip():
         raise ValueError("discarding needs a note saying why")
     at = now or datetime.now(UTC)
     chosen = [(d, dl) for d, dl in browse(conn, queue) if flt.matches(dl, at)]
+    if confirm is not None and chosen and not confirm([dl for _d, dl in chosen]):
+        return []
     if chosen:
         record([dl for _d, dl in chosen], actor, note)
         conn.settler().ack([d.tag for d, _dl in chosen])
@@ -167,7 +178,7 @@ def _filter(args: argparse.Namespace) -> Filter:
     return Filter(
         ids=tuple(getattr(args, "ids", ()) or ()),
         reason=args.reason, sender=args.sender, recipient=args.recipient,
-        older_than=parse_age(args.older_than) if args.older_than else None,
+        older_than=args.older_than,
     )
 
 
@@ -200,18 +211,57 @@ def _recorder(settings: Any, kind: str) -> Callable[[list[DeadLetter], str, str]
     return record
 
 
+def _as_dict(dl: DeadLetter) -> dict[str, Any]:
+    return {"id": dl.id, "reason": dl.reason, "sender": dl.sender, "recipient": dl.recipient,
+            "first_failure": dl.first_failure, "attempts": dl.attempts, "routing": dl.routing,
+            "bytes": dl.size}
+
+
 def _print_table(rows: Iterable[DeadLetter], as_json: bool) -> None:
     rows = list(rows)
     if as_json:
-        print(json.dumps([{"id": r.id, "reason": r.reason, "sender": r.sender,
-                           "recipient": r.recipient, "first_failure": r.first_failure,
-                           "attempts": r.attempts, "routing": r.routing, "bytes": r.size}
-                          for r in rows], ensure_ascii=False, indent=2))
+        print(json.dumps([_as_dict(r) for r in rows], ensure_ascii=False, indent=2))
         return
-    print(f"{'id':28} {'reason':34} {'sender':16} {'attempts':>8}  first failure")
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column, justify in (("id", "left"), ("reason", "left"), ("sender", "left"),
+                            ("attempts", "right"), ("first failure", "left")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for r in rows:
-        print(f"{r.id[:28]:28} {r.reason[:34]:34} {r.sender[:16]:16} {r.attempts:>8}  {r.first_failure}")
-    print(f"{len(rows)} dead letter(s)")
+        table.add_row(r.id, r.reason, r.sender, str(r.attempts), r.first_failure)
+    console = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+    console.print(table)
+    console.print(f"{len(rows)} dead letter(s)", highlight=False)
+
+
+def _confirmer(flt: Filter, verb: str, assume_yes: bool) -> Callable[[list[DeadLetter]], bool]:
+    """Ids matched only by a prefix act on nothing until confirmed (``--yes`` or a "y" typed
+    on a terminal); full ids and filters need no confirmation."""
+
+    def confirm(chosen: list[DeadLetter]) -> bool:
+        loose = flt.prefix_only(chosen)
+        if not loose or assume_yes:
+            return True
+        shown = ", ".join(dl.id for dl in loose[:3]) + (" …" if len(loose) > 3 else "")
+        if not sys.stdin.isatty():
+            raise DlqUsageError(f"{len(loose)} dead letter(s) matched by an id prefix only "
+                                f"({shown}): give the full ids or add --yes")
+        answer = input(f"{verb} {len(chosen)} dead letter(s), {len(loose)} matched by an id "
+                       f"prefix only ({shown})? [y/N] ")
+        return answer.strip().lower() in {"y", "yes"}
+
+    return confirm
+
+
+class DlqUsageError(Exception):
+    """A dead-letter command that cannot go on as asked (printed as one line, exit 2)."""
+
+
+def _usage(message: str) -> int:
+    print(f"hub: {message}", file=sys.stderr)
+    return 2
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
@@ -225,6 +275,16 @@ def cmd_ls(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reason_texts(dl: DeadLetter) -> tuple[str, str, str]:
+    try:
+        reason = Reason(dl.reason)
+        return reason.vi, reason.en, reason.info.action
+    except ValueError:
+        return (str(dl.headers.get(Headers.REASON_TEXT_VI, "")),
+                str(dl.headers.get(Headers.REASON_TEXT_EN, "")),
+                "Unknown reason code: look at the headers.")
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     settings, topo, conn = _context(args)
     try:
@@ -235,59 +295,70 @@ def cmd_show(args: argparse.Namespace) -> int:
     if not found:
         print(f"hub: no dead letter with id {args.id}", file=sys.stderr)
         return 1
-    dl = found[0]
-    try:
-        reason = Reason(dl.reason)
-        vi, en, action = reason.vi, reason.en, reason.info.action
-    except ValueError:
-        vi = str(dl.headers.get(Headers.REASON_TEXT_VI, ""))
-        en = str(dl.headers.get(Headers.REASON_TEXT_EN, ""))
-        action = "Unknown reason code: look at the headers."
-    print(f"id:            {dl.id}")
-    print(f"reason:        {dl.reason}")
-    print(f"  tiếng Việt:  {vi}")
-    print(f"  English:     {en}")
-    print(f"  action:      {action}")
-    print(f"detail:        {dl.headers.get('x-hub-detail', '')}")
-    print(f"sender:        {dl.sender}")
-    print(f"was going to:  {dl.routing}")
-    print(f"first failure: {dl.first_failure}  attempts: {dl.attempts}  size: {dl.size} bytes")
+    exact = [dl for dl in found if dl.id == args.id]
+    if not exact and len(found) > 1:
+        shown = ", ".join(dl.id for dl in found[:3]) + (" …" if len(found) > 3 else "")
+        return _usage(f"id prefix {args.id!r} matches {len(found)} dead letters ({shown}): "
+                      "give more of the id")
+    dl = (exact or found)[0]
+    vi, en, action = _reason_texts(dl)
     digest = dl.headers.get(Headers.DIGEST)
+    events: list[Any] = []
     if digest:
         from hub.app import open_ledger
 
         ledger = open_ledger(settings, None)
         try:
-            print("ledger:")
-            for e in ledger.events(digest=str(digest)):
-                print(f"  {e.at}  {e.kind.value:16} {e.organ_id or '':16} {e.reason or ''}")
+            events = list(ledger.events(digest=str(digest)))
         finally:
             ledger.close()
+    if args.json:
+        print(json.dumps({**_as_dict(dl), "reason_vi": vi, "reason_en": en, "action": action,
+                          "detail": str(dl.headers.get(Headers.DETAIL, "")),
+                          "ledger": [{"at": str(e.at), "kind": e.kind.value, "organ_id": e.organ_id,
+                                      "reason": e.reason} for e in events]},
+                         ensure_ascii=False, indent=2))
+        return 0
+    print(f"id:            {dl.id}")
+    print(f"reason:        {dl.reason}")
+    print(f"  tiếng Việt:  {vi}")
+    print(f"  English:     {en}")
+    print(f"  action:      {action}")
+    print(f"detail:        {dl.headers.get(Headers.DETAIL, '')}")
+    print(f"sender:        {dl.sender}")
+    print(f"was going to:  {dl.routing}")
+    print(f"first failure: {dl.first_failure}  attempts: {dl.attempts}  size: {dl.size} bytes")
+    if digest:
+        print("ledger:")
+        for e in events:
+            print(f"  {e.at}  {e.kind.value:16} {e.organ_id or '':16} {e.reason or ''}")
     return 0
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
     flt = _filter(args)
     if not (flt.ids or flt.reason or flt.sender or flt.recipient or flt.older_than or args.all):
-        print("hub: say which dead letters to replay (ids, a filter, or --all)", file=sys.stderr)
-        return 2
+        return _usage("say which dead letters to replay (ids, a filter, or --all)")
     settings, topo, conn = _context(args)
-
-    def bar(done: int, total: int) -> None:
-        width = 30
-        filled = width * done // max(total, 1)
-        print(f"\rreplaying [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="",
-              file=sys.stderr, flush=True)
+    from rich.progress import Progress
 
     try:
         from hub.app import broker_user
 
-        done = replay(conn, topo.names.dlq, topo.names.intake, flt, actor=args.actor,
-                      user=broker_user(settings.broker.url),
-                      note=args.note or "", record=_recorder(settings, "replayed"), progress=bar)
+        with Progress(transient=True, disable=not sys.stderr.isatty()) as bar:
+            task = bar.add_task("replaying", total=None)
+
+            def progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            done = replay(conn, topo.names.dlq, topo.names.intake, flt, actor=args.actor,
+                          user=broker_user(settings.broker.url), note=args.note or "",
+                          record=_recorder(settings, "replayed"), progress=progress,
+                          confirm=_confirmer(flt, "replay", args.yes))
+    except DlqUsageError as exc:
+        return _usage(str(exc))
     finally:
         conn.close()
-    print(file=sys.stderr)
     print(f"replayed {len(done)} message(s) through full validation, as {args.actor}")
     return 0
 
@@ -295,12 +366,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_discard(args: argparse.Namespace) -> int:
     flt = _filter(args)
     if not flt.ids and not flt.reason:
-        print("hub: say which dead letters to discard (ids or --reason)", file=sys.stderr)
-        return 2
+        return _usage("say which dead letters to discard (ids or --reason)")
     settings, topo, conn = _context(args)
     try:
         done = discard(conn, topo.names.dlq, flt, actor=args.actor, note=args.note,
-                       record=_recorder(settings, "discarded"))
+                       record=_recorder(settings, "discarded"),
+                       confirm=_confirmer(flt, "discard", args.yes))
+    except DlqUsageError as exc:
+        return _usage(str(exc))
     finally:
         conn.close()
     print(f"discarded {len(done)} message(s), recorded as {args.actor}: {args.note}")
@@ -308,32 +381,43 @@ def cmd_discard(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
+    from hub.ops.args import duration, nonblank, reason_code
+
     p = sub.add_parser("dlq", help="dead letters: list, show, replay, discard")
-    dsub = p.add_subparsers(dest="dlq_command", required=True)
+    dsub = p.add_subparsers(dest="dlq_command", required=True, metavar="COMMAND")
 
     def filters(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--reason", default=None)
-        q.add_argument("--sender", default=None)
-        q.add_argument("--recipient", default=None)
-        q.add_argument("--older-than", default=None, help="e.g. 30m, 2h, 1d")
+        q.add_argument("--reason", type=reason_code, default=None,
+                       help="reason code of the catalogue (e.g. CERT_REVOKED) or BROKER_*")
+        q.add_argument("--sender", default=None, help="organization code of the sender")
+        q.add_argument("--recipient", default=None, help="organization code it was going to")
+        q.add_argument("--older-than", type=duration, default=None,
+                       help="first failure at least this long ago: 30m, 2h, 1d, 1h30m")
+
+    def ids(q: argparse.ArgumentParser) -> None:
+        q.add_argument("ids", nargs="*",
+                       help="dead-letter ids (from dlq ls); a leading part needs --yes")
+        q.add_argument("--yes", "-y", action="store_true",
+                       help="act on ids matched by a prefix without asking")
+        q.add_argument("--actor", default=getpass.getuser(),
+                       help="operator recorded in the ledger (default: your login)")
 
     q = dsub.add_parser("ls", help="list dead letters (does not consume them)")
     filters(q)
-    q.add_argument("--json", action="store_true")
+    q.add_argument("--json", action="store_true", help="print the list as JSON")
     q.set_defaults(func=cmd_ls)
     q = dsub.add_parser("show", help="one dead letter: reason, detail, ledger history")
-    q.add_argument("id")
+    q.add_argument("id", help="the dead letter's id, or enough of its beginning to be unique")
+    q.add_argument("--json", action="store_true", help="print it as JSON")
     q.set_defaults(func=cmd_show)
     q = dsub.add_parser("replay", help="send dead letters through full validation again")
-    q.add_argument("ids", nargs="*")
+    ids(q)
     filters(q)
-    q.add_argument("--all", action="store_true")
-    q.add_argument("--actor", default=getpass.getuser())
-    q.add_argument("--note", default="")
+    q.add_argument("--all", action="store_true", help="every dead letter")
+    q.add_argument("--note", default="", help="why, recorded in the ledger")
     q.set_defaults(func=cmd_replay)
     q = dsub.add_parser("discard", help="drop dead letters for good (a note is required)")
-    q.add_argument("ids", nargs="*")
+    ids(q)
     filters(q)
-    q.add_argument("--actor", default=getpass.getuser())
-    q.add_argument("--note", required=True)
+    q.add_argument("--note", required=True, type=nonblank, help="why, recorded in the ledger")
     q.set_defaults(func=cmd_discard)

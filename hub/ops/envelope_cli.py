@@ -238,7 +238,7 @@ def register(sub: Any) -> None:
         b.set_defaults(func=cmd_build, kind=kind, group=group)
 
         s = gsub.add_parser("sign", help=f"sign an unsigned {kind} (key file or PKCS#11 token)")
-        s.add_argument("file")
+        s.add_argument("file", help="the unsigned packet (EDXML bytes, signed as they are)")
         s.add_argument("--output", "-o", default="-", help="where to write (default stdout)")
         s.add_argument("--key", default=None, help="private key PEM (PKCS#8 or traditional)")
         s.add_argument("--cert", default=None,
@@ -247,8 +247,8 @@ def register(sub: Any) -> None:
                        help="environment variable holding the key file's passphrase")
         s.add_argument("--pkcs11-module", default=None, metavar="SO",
                        help="PKCS#11 module of the token (e.g. /usr/lib/softhsm/libsofthsm2.so)")
-        s.add_argument("--token-label", default=None)
-        s.add_argument("--key-label", default=None)
+        s.add_argument("--token-label", default=None, help="PKCS#11 token label")
+        s.add_argument("--key-label", default=None, help="label of the key on the token")
         s.add_argument("--pin-env", default=None, metavar="VAR",
                        help="environment variable holding the token PIN")
         s.add_argument("--pin-file", default=None, metavar="FILE",
@@ -256,7 +256,7 @@ def register(sub: Any) -> None:
         s.set_defaults(func=cmd_sign, kind=kind, group=group)
 
         c = gsub.add_parser("check", help=f"the hub's verdict on a signed {kind}, offline")
-        c.add_argument("file")
+        c.add_argument("file", help="the signed packet to judge")
         c.add_argument("--json", action="store_true", help="print the report as JSON")
         c.add_argument("--at", default=None,
                        help="judge at this time (ISO 8601; default now)")

@@ -24,7 +24,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from hub.ledger.records import EventKind, LedgerOpenError, StoredEvent
 from hub.ledger.report import PERIODS, adoption_report, render_csv, render_json, render_table
 from hub.ledger.store import Ledger
 from hub.ledger.verify import OperatorTrust, load_certificates
+from hub.ops.args import iso_datetime, reason_code
 
 EXIT_OK = 0
 """Everything checked out."""
@@ -77,28 +78,29 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     p = _command(sub, "query", "events or documents by document, organization, period", _query)
     p.add_argument("--documents", action="store_true", help="list documents, not events")
-    p.add_argument("--digest")
-    p.add_argument("--document-id")
-    p.add_argument("--code")
+    p.add_argument("--digest", help="SHA-256 of the exact envelope bytes")
+    p.add_argument("--document-id", help="the document's DocumentId")
+    p.add_argument("--code", help="the document's code (number and symbol)")
     p.add_argument("--organ", help="organization code (sender, recipient or reporter)")
     p.add_argument("--since", type=_date, help="ISO date or datetime (inclusive, UTC)")
     p.add_argument("--until", type=_date, help="ISO date or datetime (exclusive, UTC)")
-    p.add_argument("--kind", choices=[k.value for k in EventKind])
-    p.add_argument("--reason", help="reason code, e.g. CERT_PUBLIC_CA")
-    p.add_argument("--limit", type=int)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--kind", choices=[k.value for k in EventKind], help="event kind")
+    p.add_argument("--reason", type=reason_code, help="reason code, e.g. CERT_PUBLIC_CA")
+    p.add_argument("--limit", type=int, help="at most this many rows")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
 
     p = _command(sub, "backup", "write a consistent backup zip", _backup)
-    p.add_argument("path", type=Path)
+    p.add_argument("path", type=Path, help="the zip file to write")
     p = _command(sub, "restore", "restore a backup into an empty ledger", _restore)
-    p.add_argument("path", type=Path)
+    p.add_argument("path", type=Path, help="the backup zip to read")
 
     p = _command(sub, "report", "adoption report per organization and period", _report)
-    p.add_argument("--since", type=_date)
-    p.add_argument("--until", type=_date)
-    p.add_argument("--period", choices=sorted(PERIODS), default="month")
+    p.add_argument("--since", type=_date, help="ISO date or datetime (inclusive, UTC)")
+    p.add_argument("--until", type=_date, help="ISO date or datetime (exclusive, UTC)")
+    p.add_argument("--period", choices=sorted(PERIODS), default="month",
+                   help="one row per organization and this period")
     p.add_argument("--format", choices=["table", "csv", "json", "png", "svg"], default="table",
-                   help="png and svg draw a chart (matplotlib); they need --output")
+                   help="output format; png and svg draw a chart (matplotlib) and need --output")
     p.add_argument("--output", type=Path, help="write to a file instead of standard output")
 
     _command(sub, "migrate", "create the ledger or bring its schema up to date", _migrate)
@@ -109,11 +111,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("document", help="digest, DocumentId or code of the document")
     p.add_argument("--output", type=Path, help="bundle path (default: evidence-<digest>.zip)")
     p = _command(esub, "verify", "check a bundle offline", _verify_bundle, ledger_args=False)
-    p.add_argument("bundle", type=Path)
+    p.add_argument("bundle", type=Path, help="the evidence bundle (zip or unpacked folder)")
     p.add_argument("--config", dest="ledger_config", type=Path,
                    help="settings file for the default operator trust anchors")
     _trust_args(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def _trust_args(p: argparse.ArgumentParser) -> None:
@@ -151,8 +153,7 @@ def _command(
 
 
 def _date(text: str) -> datetime:
-    value = datetime.fromisoformat(text)
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return iso_datetime(text)
 
 
 def _guarded(handler: Handler) -> Handler:
@@ -211,11 +212,19 @@ def _open(
             # The signer's certificate, then its issuing CAs: the path a verifier checks.
             cert_pem = b"".join(c.public_bytes(serialization.Encoding.PEM)
                                 for c in (operator.cert, *operator.chain))
-    ledger = Ledger.open(url, blob_dir=settings.path(settings.ledger.blob_dir),
-                         blob_threshold=settings.ledger.blob_threshold,
-                         checkpoint_every=settings.ledger.checkpoint_every,
-                         checkpoint_signer=signer, checkpoint_cert_pem=cert_pem,
-                         read_only=read_only and signer is None, must_exist=True)
+    try:
+        ledger = Ledger.open(url, blob_dir=settings.path(settings.ledger.blob_dir),
+                             blob_threshold=settings.ledger.blob_threshold,
+                             checkpoint_every=settings.ledger.checkpoint_every,
+                             checkpoint_signer=signer, checkpoint_cert_pem=cert_pem,
+                             read_only=read_only and signer is None, must_exist=True)
+    except (TransientError, ConfigurationError, OSError):
+        raise
+    except Exception as exc:  # the database driver's own errors: an unusable URL
+        from hub.logs import redact_url
+
+        raise ConfigurationError(f"cannot open the ledger at {redact_url(url)}: "
+                                 f"{type(exc).__name__}: {exc}") from None
     return ledger, settings
 
 
@@ -408,6 +417,9 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _verify_bundle(args: argparse.Namespace) -> int:
+    if not args.bundle.exists():
+        print(f"hub: {args.bundle}: no such bundle (a zip or an unpacked folder)", file=sys.stderr)
+        return EXIT_USAGE
     settings = _settings(args) if (args.ledger_config or _env_config()) else None
     trust = operator_trust(args, settings)
     if _no_anchor(trust):

@@ -1,28 +1,155 @@
-"""Metrics (Prometheus text format 0.0.4) and health endpoints of ``hub run``.
+"""Metrics (Prometheus, through ``prometheus_client``) and health endpoints of ``hub run``.
 
 ``GET /metrics``: envelopes by outcome and reason, per-stage latency histograms, queue depths
-(dead-letter queue included), retries, reconnects, certificate expiry per organization key, CRL
-age per issuer, ledger lag. ``GET /livez``: the process answers. ``GET /readyz``: 200 only when
-the broker, the ledger and fresh revocation data are all there (the checks ``hub doctor`` runs).
+and consumers attached (intake: the hub consumers connected; dead letters; national-axis
+gateway), each agency's backlog (documents
+waiting in its inbox) and whether its system is connected (consumers on that inbox), retries,
+reconnects, certificate expiry per organization key, CRL age per issuer, ledger lag, and the
+process metrics and build information ``prometheus_client`` provides. Every metric has a HELP
+text (``promtool check metrics`` runs on this output in the tests).
 
-The server runs in its own thread with its own broker connection (pika connections are not
-shared across threads); it only reads counters the consumer thread writes.
+``GET /livez``: the process answers. ``GET /readyz``: 200 only when the broker, the ledger and
+fresh revocation data are all there (the checks ``hub doctor`` runs).
+
+The server runs in its own threads with its own broker connection (pika connections are not
+shared across threads); it only reads counters the consumer thread writes. Queue figures are
+the broker's, so every consumer exports the same values: the alert rules aggregate them with
+``max by (queue)``, never ``sum``.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from socketserver import ThreadingMixIn
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from prometheus_client import CollectorRegistry, Info, make_wsgi_app
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+
+import hub as hub_package
 from hub.logs import get_logger
 
 log = get_logger("hub.ops.metrics")
 
-def _esc(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+StartResponse = Callable[..., Any]
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # scrapes are not events
+        return
+
+
+class QueueFigures:
+    """What the broker says about the hub's queues, read once per scrape."""
+
+    def __init__(self) -> None:
+        self.reached = False
+        self.queues: dict[str, tuple[int, int]] = {}
+        """Shared queues (intake, dead letters, gateway): ready messages and consumers."""
+        self.agencies: dict[str, tuple[int, int]] = {}
+        """Organization code → its inbox's ready messages and consumers."""
+
+
+class HubCollector(Collector):
+    """Reads the consumer's counters, the broker's queues, keys and CRLs at each scrape."""
+
+    def __init__(self, server: MetricsServer) -> None:
+        self.server = server
+
+    def collect(self) -> Iterator[Metric]:
+        server = self.server
+        stats = server.consumer.stats if server.consumer is not None else None
+        yield from self._consumer(stats)
+        yield from self._queues(server.queue_figures())
+        yield from self._keys()
+
+    def _consumer(self, stats: Any) -> Iterable[Metric]:
+        from hub.consumers.stats import BUCKETS
+
+        envelopes = CounterMetricFamily("hub_envelopes", "Deliveries settled by this consumer, "
+                                        "by outcome.", labels=["outcome"])
+        for outcome, n in sorted((stats.by_outcome if stats else {}).items()):
+            envelopes.add_metric([outcome], n)
+        yield envelopes
+        rejections = CounterMetricFamily("hub_rejections", "Dead letters and retries decided by "
+                                         "this consumer, by reason code.", labels=["reason"])
+        for reason, n in sorted((stats.by_reason if stats else {}).items()):
+            rejections.add_metric([reason], n)
+        yield rejections
+        stages = HistogramMetricFamily("hub_stage_seconds", "Time per batch stage.",
+                                       labels=["stage"])
+        for stage, hist in sorted((stats.stages if stats else {}).items()):
+            cumulative, buckets = 0, []
+            for bound, count in zip(BUCKETS, hist.counts, strict=False):
+                cumulative += count
+                buckets.append((repr(bound), cumulative))
+            buckets.append(("+Inf", hist.n))
+            stages.add_metric([stage], buckets, hist.total)
+        yield stages
+        yield CounterMetricFamily("hub_reconnects", "Times the consumer lost the broker and "
+                                  "reconnected.", value=stats.reconnects if stats else 0)
+        yield CounterMetricFamily("hub_ledger_retries", "Batches held back because the ledger "
+                                  "could not be written, then tried again.",
+                                  value=stats.ledger_retries if stats else 0)
+        last = stats.last_batch_at if stats else 0.0
+        yield GaugeMetricFamily("hub_ledger_lag_seconds", "Seconds since the last committed batch.",
+                                value=max(0.0, time.time() - last) if last else 0.0)
+
+    def _queues(self, figures: QueueFigures) -> Iterable[Metric]:
+        yield GaugeMetricFamily("hub_broker_up", "1 when this scrape could ask the broker about "
+                                "the queues.", value=1.0 if figures.reached else 0.0)
+        depth = GaugeMetricFamily("hub_queue_messages", "Ready messages per hub queue (the "
+                                  "broker's figure: the same on every consumer).", labels=["queue"])
+        consumers = GaugeMetricFamily("hub_queue_consumers", "Consumers attached to each hub "
+                                      "queue.", labels=["queue"])
+        for queue, (messages, attached) in sorted(figures.queues.items()):
+            depth.add_metric([queue], messages)
+            consumers.add_metric([queue], attached)
+        yield depth
+        yield consumers
+        backlog = GaugeMetricFamily("hub_agency_backlog_messages", "Documents waiting in each "
+                                    "agency's inbox for its system to take them.",
+                                    labels=["organ_id"])
+        connected = GaugeMetricFamily("hub_agency_consumers", "Consumers on each agency's inbox "
+                                      "(0: the agency's system is not connected).",
+                                      labels=["organ_id"])
+        for organ_id, (messages, attached) in sorted(figures.agencies.items()):
+            backlog.add_metric([organ_id], messages)
+            connected.add_metric([organ_id], attached)
+        yield backlog
+        yield connected
+
+    def _keys(self) -> Iterable[Metric]:
+        hub = self.server.hub
+        now = datetime.now(UTC)
+        expiry = GaugeMetricFamily("hub_certificate_expiry_seconds", "Seconds until each "
+                                   "organization key's certificate expires.", labels=["organ_id"])
+        for organ_id in sorted(hub.keystore):
+            cert = hub.keystore[organ_id].cert
+            expiry.add_metric([organ_id], round((cert.not_valid_after_utc - now).total_seconds()))
+        yield expiry
+        crl_age = GaugeMetricFamily("hub_crl_age_seconds", "Seconds since each issuer's CRL was "
+                                    "issued.", labels=["issuer"])
+        for entry in hub.revocation.snapshot().by_issuer.values():
+            age = (now - entry.crl.last_update_utc).total_seconds()
+            crl_age.add_metric([entry.crl.issuer.rfc4514_string()], round(age))
+        yield crl_age
 
 
 class MetricsServer:
@@ -31,8 +158,15 @@ class MetricsServer:
         self.consumer: Any = None
         self._lock = threading.Lock()
         self._conn: Any = None
-        server = ThreadingHTTPServer((host, port), self._handler())
-        server.daemon_threads = True
+        self.registry = CollectorRegistry(auto_describe=False)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        Info("hub_build", "Version of edxml-hub this process runs.",
+             registry=self.registry).info({"version": hub_package.__version__})
+        self.registry.register(HubCollector(self))
+        self._metrics_app = make_wsgi_app(self.registry)
+        server = make_server(host, port, self._app, server_class=_ThreadingServer,
+                             handler_class=_QuietHandler)
         self.server = server
         self.port = int(server.server_address[1])
         self.thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
@@ -46,69 +180,48 @@ class MetricsServer:
             self._conn.close()
 
     # -- content -------------------------------------------------------------------------------
-    def _queue_depths(self) -> dict[str, int]:
+    def _agency_inboxes(self) -> dict[str, str]:
+        """Inbox queue name → organization code, for every organization the topology serves."""
+        prefix = f"{self.hub.topology.names.prefix}.org."
+        out: dict[str, str] = {}
+        for q in self.hub.topology.queues:
+            if q.name.startswith(prefix) and q.name.endswith(".inbox"):
+                out[q.name] = q.name[len(prefix):-len(".inbox")]
+        return out
+
+    def queue_figures(self) -> QueueFigures:
         from hub.broker import BrokerUnavailable, connect
 
         names = self.hub.topology.names
-        wanted = [names.intake, names.dlq, names.gateway]
-        depths: dict[str, int] = {}
+        figures = QueueFigures()
         with self._lock:
             try:
                 if self._conn is None or not self._conn.is_open:
                     self._conn = connect(self.hub.settings.broker.url, "edxml-hub metrics")
-                for q in wanted:
-                    depths[q] = self._conn.queue_depth(q)
-            except BrokerUnavailable:
+                for q in (names.intake, names.dlq, names.gateway):
+                    found = self._conn.queue_stats(q)
+                    if found is not None:
+                        figures.queues[q] = found
+                for q, organ_id in self._agency_inboxes().items():
+                    found = self._conn.queue_stats(q)
+                    if found is not None:
+                        figures.agencies[organ_id] = found
+                figures.reached = True
+            except BrokerUnavailable as exc:
+                log.warning("metrics_broker_unavailable", detail=exc.detail[:200])
                 self._conn = None
-        return depths
+        return figures
 
     def render(self) -> str:
-        out: list[str] = []
-        stats = self.consumer.stats if self.consumer is not None else None
-        out.append("# HELP hub_envelopes_total Deliveries settled by outcome.")
-        out.append("# TYPE hub_envelopes_total counter")
-        for outcome, n in sorted((stats.by_outcome if stats else {}).items()):
-            out.append(f'hub_envelopes_total{{outcome="{_esc(outcome)}"}} {n}')
-        out.append("# HELP hub_rejections_total Dead letters and retries by reason code.")
-        out.append("# TYPE hub_rejections_total counter")
-        for reason, n in sorted((stats.by_reason if stats else {}).items()):
-            out.append(f'hub_rejections_total{{reason="{_esc(reason)}"}} {n}')
-        out.append("# HELP hub_stage_seconds Time per batch stage.")
-        out.append("# TYPE hub_stage_seconds histogram")
-        for stage, hist in sorted((stats.stages if stats else {}).items()):
-            out.extend(hist.lines("hub_stage_seconds", f'stage="{_esc(stage)}"'))
-        out.append("# TYPE hub_reconnects_total counter")
-        out.append(f"hub_reconnects_total {stats.reconnects if stats else 0}")
-        out.append("# TYPE hub_ledger_retries_total counter")
-        out.append(f"hub_ledger_retries_total {stats.ledger_retries if stats else 0}")
-        out.append("# HELP hub_ledger_lag_seconds Seconds since the last committed batch.")
-        out.append("# TYPE hub_ledger_lag_seconds gauge")
-        last = stats.last_batch_at if stats else 0.0
-        out.append(f"hub_ledger_lag_seconds {max(0.0, time.time() - last) if last else 0.0:.3f}")
-        out.append("# HELP hub_queue_messages Ready messages per queue.")
-        out.append("# TYPE hub_queue_messages gauge")
-        for q, depth in sorted(self._queue_depths().items()):
-            out.append(f'hub_queue_messages{{queue="{_esc(q)}"}} {depth}')
-        now = datetime.now(UTC)
-        out.append("# HELP hub_certificate_expiry_seconds Seconds until each organization key's "
-                   "certificate expires.")
-        out.append("# TYPE hub_certificate_expiry_seconds gauge")
-        for organ_id in sorted(self.hub.keystore):
-            cert = self.hub.keystore[organ_id].cert
-            left = (cert.not_valid_after_utc - now).total_seconds()
-            out.append(f'hub_certificate_expiry_seconds{{organ_id="{_esc(organ_id)}"}} {left:.0f}')
-        out.append("# HELP hub_crl_age_seconds Seconds since each issuer's CRL was issued.")
-        out.append("# TYPE hub_crl_age_seconds gauge")
-        for entry in self.hub.revocation.snapshot().by_issuer.values():
-            age = (now - entry.crl.last_update_utc).total_seconds()
-            issuer = _esc(entry.crl.issuer.rfc4514_string())
-            out.append(f'hub_crl_age_seconds{{issuer="{issuer}"}} {age:.0f}')
-        return "\n".join(out) + "\n"
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry).decode("utf-8")
 
     def ready(self) -> tuple[bool, str]:
         from hub.ops.health import check_crls
 
-        if self.consumer is None or (self.consumer.stats.reconnects and not self._queue_depths()):
+        if self.consumer is None or (self.consumer.stats.reconnects
+                                     and not self.queue_figures().reached):
             return False, "broker unavailable"
         try:
             self.hub.ledger.head()
@@ -121,33 +234,24 @@ class MetricsServer:
             return False, f"revocation: {exc}"
         return True, "ready"
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        server = self
+    # -- HTTP ----------------------------------------------------------------------------------
+    def _app(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == "/metrics":
+            return self._metrics_app(environ, start_response)  # type: ignore[no-any-return]
+        if path == "/livez":
+            return _text(start_response, "200 OK", "alive\n")
+        if path == "/readyz":
+            ok, why = self.ready()
+            return _text(start_response, "200 OK" if ok else "503 Service Unavailable", why + "\n")
+        return _text(start_response, "404 Not Found", "not found\n")
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:  # quiet
-                return
 
-            def _send(self, code: int, body: str, ctype: str = "text/plain; charset=utf-8") -> None:
-                data = body.encode()
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:
-                if self.path == "/metrics":
-                    self._send(200, server.render(), "text/plain; version=0.0.4; charset=utf-8")
-                elif self.path == "/livez":
-                    self._send(200, "alive\n")
-                elif self.path == "/readyz":
-                    ok, why = server.ready()
-                    self._send(200 if ok else 503, why + "\n")
-                else:
-                    self._send(404, "not found\n")
-
-        return Handler
+def _text(start_response: StartResponse, status: str, body: str) -> list[bytes]:
+    data = body.encode("utf-8")
+    start_response(status, [("Content-Type", "text/plain; charset=utf-8"),
+                            ("Content-Length", str(len(data)))])
+    return [data]
 
 
 def serve_metrics(hub: Any, host: str, port: int) -> MetricsServer:

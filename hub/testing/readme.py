@@ -7,7 +7,6 @@ README is out of date.
 from __future__ import annotations
 
 import ast
-import dataclasses
 import inspect
 import re
 import sys
@@ -35,15 +34,15 @@ def render_config() -> str:
     docs = _field_docs()
     settings = config.Settings()
     out: list[str] = []
-    for f in dataclasses.fields(settings):
-        if f.name == "base_dir":
+    for name in type(settings).model_fields:
+        if name == "base_dir":
             continue
-        section = getattr(settings, f.name)
-        out += [f"**[{f.name}]**", "", "| key | default | meaning |", "|---|---|---|"]
-        for g in dataclasses.fields(section):
-            value = getattr(section, g.name)
-            meaning = docs.get((type(section).__name__, g.name), "").replace("|", "\\|")
-            out.append(f"| `{g.name}` | `{value!r}` | {meaning} |")
+        section = getattr(settings, name)
+        out += [f"**[{name}]**", "", "| key | default | meaning |", "|---|---|---|"]
+        for key in type(section).model_fields:
+            value = getattr(section, key)
+            meaning = docs.get((type(section).__name__, key), "").replace("|", "\\|")
+            out.append(f"| `{key}` | `{value!r}` | {meaning} |")
         out.append("")
     return "\n".join(out).rstrip()
 

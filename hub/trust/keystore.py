@@ -83,13 +83,23 @@ class OrgSigner:
     ) -> OrgSigner:
         """Load one key and its certificate chain (the first certificate is the signer's)."""
         try:
-            key = serialization.load_pem_private_key(key_path.read_bytes(), password=passphrase)
-        except (ValueError, TypeError) as exc:
-            # Never echo the key or passphrase: only the file name.
-            raise ConfigurationError(
-                f"{key_path}: cannot load private key ({type(exc).__name__})") from None
+            pem = key_path.read_bytes()
         except OSError as exc:
             raise ConfigurationError(f"{key_path}: {exc.strerror}") from None
+        # A keystore after a key rotation mixes encrypted and plain keys: the one passphrase
+        # applies to the encrypted ones only (cryptography refuses a password for a plain key).
+        encrypted = b"ENCRYPTED" in pem.split(b"-----END", 1)[0]
+        if encrypted and passphrase is None:
+            raise ConfigurationError(
+                f"{key_path}: cannot load private key: it is encrypted and no passphrase was given "
+                "(set the variable named by [hub] key_passphrase_env, HUB_KEY_PASSPHRASE by default)")
+        try:
+            key = serialization.load_pem_private_key(pem, password=passphrase if encrypted else None)
+        except (ValueError, TypeError) as exc:
+            # Never echo the key or passphrase: only the file name.
+            why = ("wrong passphrase, or the key is damaged" if encrypted
+                   else f"not a readable PEM private key ({type(exc).__name__})")
+            raise ConfigurationError(f"{key_path}: cannot load private key: {why}") from None
         if not isinstance(key, rsa.RSAPrivateKey):
             raise ConfigurationError(f"{key_path}: only RSA keys are supported")
         certs = _load_certificates(cert_path)

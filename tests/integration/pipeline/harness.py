@@ -146,21 +146,21 @@ def signed_envelope(keystore: Keystore, sender: str, recipients: tuple[str, ...]
 
 def settings_toml(settings: Settings) -> str:
     """The settings as a TOML file (for driving the CLI as an operator would)."""
-    import dataclasses as dc
     import json as _json
 
     lines: list[str] = []
     for section in ("broker", "ledger", "trust", "limits", "hub", "log", "metrics"):
         lines.append(f"[{section}]")
-        for f in dc.fields(getattr(settings, section)):
-            value = getattr(getattr(settings, section), f.name)
+        values = getattr(settings, section)
+        for name in type(values).model_fields:
+            value = getattr(values, name)
             if isinstance(value, bool):
-                lines.append(f"{f.name} = {'true' if value else 'false'}")
+                lines.append(f"{name} = {'true' if value else 'false'}")
             elif isinstance(value, int | float):
-                lines.append(f"{f.name} = {value}")
+                lines.append(f"{name} = {value}")
             elif isinstance(value, tuple):
-                lines.append(f"{f.name} = {_json.dumps(list(value), ensure_ascii=False)}")
+                lines.append(f"{name} = {_json.dumps(list(value), ensure_ascii=False)}")
             else:
-                lines.append(f"{f.name} = {_json.dumps(value, ensure_ascii=False)}")
+                lines.append(f"{name} = {_json.dumps(value, ensure_ascii=False)}")
         lines.append("")
     return "\n".join(lines)
