@@ -2,10 +2,26 @@
 
 The profile (produced by :func:`hub.signing.sign_xml`):
 
-- exactly **one** ``ds:Signature`` in the packet (SIGNATURE_MISSING / SIGNATURE_MULTIPLE), and
-  it is the **last child of** ``edXML:edXMLHeader`` inside ``edXML:edXMLEnvelope`` directly under
-  the ``edXML`` root — the agreed position (CONTRACTS.md; QCVN 102:2016 only names the
-  ``DigitalSignature`` slot) — otherwise SIGNATURE_WRAPPING_SUSPECTED; no ``ds:Object``;
+- exactly **one** ``ds:Signature`` in the packet (SIGNATURE_MISSING / SIGNATURE_MULTIPLE), in
+  one of two places under ``edXML/edXMLEnvelope/edXMLHeader`` — otherwise
+  SIGNATURE_WRAPPING_SUSPECTED:
+
+  1. the **standard slot**: the only child of ``edXML:DigitalSignature``, itself the last child
+     of ``edXMLHeader`` (QCVN 102:2016 names this element; the SDK samples leave it in the
+     header and stock tools such as xmlsec1 fill it; the hub's builder puts its placeholder
+     there by default);
+  2. the **last child of** ``edXMLHeader`` (some tools; the hub's earlier output), an empty
+     ``edXML:DigitalSignature`` possibly before it.
+
+  Nothing but whitespace may follow the signature (or the slot) or share the slot with it; a
+  signature in both places is two signatures; no ``ds:Object``. Why neither placement opens a
+  wrapping attack (McIntosh & Austel 2005; Somorovsky et al. 2012): the one ``Reference`` is
+  ``URI=""`` — the whole document, attachments included — and its enveloped-signature transform
+  removes exactly that ``ds:Signature`` element (W3C XMLDSig §6.6.4), nothing else; the slot
+  element stays and is digested. The signed content is therefore the very tree the parser
+  reads the header, the routing and the attachments from: there is no second copy to point the
+  reference at (``#Id`` references, XPath transforms and extra references are refused), and a
+  fixed position leaves no room to move the signature around signed content;
 - ``SignedInfo`` canonicalized with exclusive c14n, signed with RSA-SHA256/384/512 (or RSA-PSS);
   SHA-1, MD5, DSA, HMAC and anything else are SIGNATURE_ALGORITHM_FORBIDDEN;
 - exactly one ``Reference`` with ``URI=""`` and the transforms enveloped-signature then exclusive
@@ -119,8 +135,20 @@ def _algorithm(element: etree._Element | None) -> str:
     return "" if element is None else (element.get("Algorithm") or "")
 
 
+def _wrapping(detail: str) -> ValidationFailure:
+    return ValidationFailure(Reason.SIGNATURE_WRAPPING_SUSPECTED, detail)
+
+
+def _blank(text: str | None) -> bool:
+    return text is None or not text.strip()
+
+
 def _check_position(signature: etree._Element, root: etree._Element) -> None:
-    header = signature.getparent()
+    """The one signature sits in one of the two accepted places (module docstring), and nothing
+    but whitespace follows it there."""
+    parent = signature.getparent()
+    slot = parent if parent is not None and parent.tag == f"{ED}DigitalSignature" else None
+    header = parent if slot is None else slot.getparent()
     envelope = header.getparent() if header is not None else None
     if (
         header is None
@@ -129,19 +157,25 @@ def _check_position(signature: etree._Element, root: etree._Element) -> None:
         or envelope.tag != f"{ED}edXMLEnvelope"
         or envelope.getparent() is not root
     ):
-        raise ValidationFailure(
-            Reason.SIGNATURE_WRAPPING_SUSPECTED,
-            "ds:Signature is not in edXML/edXMLEnvelope/edXMLHeader")
+        raise _wrapping("ds:Signature is neither in edXMLHeader/edXML:DigitalSignature nor the "
+                        "last child of edXMLHeader of edXML/edXMLEnvelope")
     last = [child for child in header if isinstance(child.tag, str)][-1]
-    if last is not signature:
-        raise ValidationFailure(
-            Reason.SIGNATURE_WRAPPING_SUSPECTED,
-            "ds:Signature is not the last child of edXMLHeader")
-    if signature.tail is not None and signature.tail.strip():
+    if slot is not None:
+        if last is not slot:
+            raise _wrapping("edXML:DigitalSignature holding ds:Signature is not the last child "
+                            "of edXMLHeader")
+        if [child for child in slot if isinstance(child.tag, str)] != [signature] or not (
+            _blank(slot.text)
+        ):
+            raise _wrapping("edXML:DigitalSignature holds more than the ds:Signature")
+        if not _blank(slot.tail):
+            raise _wrapping("text after edXML:DigitalSignature in edXMLHeader")
+    elif last is not signature:
+        raise _wrapping("ds:Signature is not the last child of edXMLHeader")
+    if not _blank(signature.tail):
         # Text after the signature is no part of EDXML (and signxml cannot re-read a signature
         # serialized with it): refused on both paths.
-        raise ValidationFailure(
-            Reason.SIGNATURE_WRAPPING_SUSPECTED, "text after ds:Signature in edXMLHeader")
+        raise _wrapping("text after ds:Signature")
 
 
 def _check_signed_info(signature: etree._Element, legacy_sha1: bool) -> tuple[str, str]:

@@ -2,7 +2,9 @@
 
 (a) an envelope signed by ``xmlsec1 --sign`` with the test PKI is accepted by the hub's
 validators; (b) what :func:`hub.signing.sign_xml` produces verifies with ``xmlsec1 --verify``
-under the specialized root only. Needs only the ``xmlsec1`` binary: without it these tests skip
+under the specialized root only. Both in QCVN 102's ``edXMLHeader/edXML:DigitalSignature`` slot
+(where stock tools and the SDK templates put the signature) and as the last child of
+``edXMLHeader``. Needs only the ``xmlsec1`` binary: without it these tests skip
 with a reason, except in CI (``CI=true``), where they fail.
 
 Nothing unchecked is ever handed to xmlsec1 (its Debian build crashes on entity bombs): every
@@ -21,6 +23,7 @@ import pytest
 from hub.edxml import (
     Limits,
     Organization,
+    SignaturePlacement,
     build_envelope,
     parse_packet,
     parse_xml,
@@ -75,12 +78,17 @@ def policy(pki: GeneratedPki) -> TrustPolicy:
 
 
 @pytest.fixture(scope="module")
-def envelope_template(pki: GeneratedPki) -> bytes:
+def signed_pdf(pki: GeneratedPki) -> bytes:
     pdf = sign_pdf(minimal_pdf(), pki.person(PERSON), field_name="NguoiKy", reason="Ký")
-    pdf = sign_pdf(pdf, pki.org(SENDER), field_name="DauCoQuan", reason="Đóng dấu")
+    return sign_pdf(pdf, pki.org(SENDER), field_name="DauCoQuan", reason="Đóng dấu")
+
+
+@pytest.fixture(scope="module", params=list(SignaturePlacement), ids=lambda p: p.value)
+def envelope_template(signed_pdf: bytes, request: pytest.FixtureRequest) -> bytes:
     header = sample_header(Organization(SENDER, "Văn phòng UBND tỉnh Hà Tĩnh"), "000.00.02.H27")
     return build_envelope(header, trace=sample_trace(SENDER, AT),
-                          attachments=[sample_attachment(pdf)])
+                          attachments=[sample_attachment(signed_pdf)],
+                          signature_placement=request.param)
 
 
 def _checked(data: bytes) -> bytes:
@@ -107,7 +115,8 @@ def test_an_envelope_signed_by_xmlsec1_is_accepted_by_the_hub(
     xmlsec1: str, pki: GeneratedPki, policy: TrustPolicy, envelope_template: bytes,
     tmp_path: Path,
 ) -> None:
-    # Given an envelope whose placeholder is replaced by an xmlsec1 signature template
+    # Given an envelope whose placeholder (in edXML:DigitalSignature, or last in edXMLHeader) is
+    # replaced by an xmlsec1 signature template
     assert PLACEHOLDER in envelope_template
     template = tmp_path / "template.xml"
     template.write_bytes(_checked(envelope_template.replace(PLACEHOLDER, TEMPLATE_SIGNATURE)))
@@ -117,7 +126,9 @@ def test_an_envelope_signed_by_xmlsec1_is_accepted_by_the_hub(
     result = _run([xmlsec1, "--sign", "--privkey-pem", f"{org.key},{org.cert}",
                    "--output", str(out), str(template)])
     assert result.returncode == 0, result.stderr
-    # Then the hub accepts it
+    # Then xmlsec1 left the signature where the template was, and the hub accepts it
+    assert (b"<edXML:DigitalSignature>" in out.read_bytes()) is (
+        b"<edXML:DigitalSignature>" in envelope_template)
     packet = parse_packet(out.read_bytes())
     crls = CrlSnapshot.of(CrlEntry(c, fetched_at=PKI_NOW) for c in pki.crls)
     report = validate_packet(packet, at=AT, policy=policy, directory=DIRECTORY, crls=crls)

@@ -34,6 +34,7 @@ from signxml import (  # type: ignore[attr-defined]
 from hub.edxml import (
     EnvelopeRefused,
     Packet,
+    SignaturePlacement,
     build_envelope,
     build_status,
     parse_packet,
@@ -109,6 +110,9 @@ class Vectors:
 
     pki: GeneratedPki
     policy_changes: dict[str, object] = field(default_factory=dict)
+    placement: SignaturePlacement = SignaturePlacement.SLOT
+    """Where the envelopes the recipes start from carry their signature (both are accepted;
+    every vector is run with both)."""
 
     @cached_property
     def policy(self) -> TrustPolicy:
@@ -155,7 +159,8 @@ class Vectors:
             attachments = (sample_attachment(pdf if pdf is not None else self.good_pdf,
                                              content_id="main-document"),)
         return build_envelope(header, trace=sample_trace(sender, AT), attachments=attachments,
-                              signature_placeholder=placeholder)
+                              signature_placeholder=placeholder,
+                              signature_placement=self.placement)
 
     def signed(self, signer: OrgSigner | None = None, **kwargs: object) -> bytes:
         return sign_xml(self.envelope(**kwargs), signer or self.org)  # type: ignore[arg-type]
@@ -281,6 +286,7 @@ def valid_status(v: Vectors) -> Built:
         response_for=response_for(original.header),  # type: ignore[union-attr]
         sender=Organization(RECIPIENT, "Sở Nội vụ tỉnh Hà Tĩnh"),
         status_code="03", timestamp=AT, description="Đã vào sổ",
+        signature_placement=v.placement,
     )
     return v.done(sign_xml(raw, v.pki.org(RECIPIENT)))
 
@@ -595,6 +601,121 @@ def xsw_xpath_transform(v: Vectors) -> Built:
         "not(ancestor-or-self::*[local-name()='AttachmentEncoded'])")
     transforms.insert(1, xpath)
     return v.done(_out(root))
+
+
+# -- placement (QCVN 102 slot edXMLHeader/edXML:DigitalSignature, or last child of the header) ---
+
+
+def _header(root: etree._Element) -> etree._Element:
+    header = root.find(f"{{{ED_NS}}}edXMLEnvelope/{{{ED_NS}}}edXMLHeader")
+    assert header is not None
+    return header
+
+
+def _signed_in(v: Vectors, placement: SignaturePlacement) -> etree._Element:
+    return _tree(dataclasses.replace(v, placement=placement).valid_raw)
+
+
+@recipe
+def signature_in_slot_and_after_it(v: Vectors) -> Built:
+    """One signature in edXML:DigitalSignature, a copy as the last child of edXMLHeader."""
+    root = _signed_in(v, SignaturePlacement.SLOT)
+    _header(root).append(copy.deepcopy(_signature(root)))
+    return v.done(_out(root))
+
+
+@recipe
+def two_signatures_in_the_slot(v: Vectors) -> Built:
+    root = _signed_in(v, SignaturePlacement.SLOT)
+    signature = _signature(root)
+    signature.addnext(copy.deepcopy(signature))
+    return v.done(_out(root))
+
+
+@recipe
+def slot_element_after_the_slot(v: Vectors) -> Built:
+    """Signed in the slot; an element added to edXMLHeader after edXML:DigitalSignature."""
+    root = _signed_in(v, SignaturePlacement.SLOT)
+    etree.SubElement(_header(root), f"{{{DS_NS}}}Object").text = "giả mạo"
+    return v.done(_out(root))
+
+
+@recipe
+def slot_element_before_the_signature(v: Vectors) -> Built:
+    """Signed in the slot; an element added inside edXML:DigitalSignature before the signature."""
+    root = _signed_in(v, SignaturePlacement.SLOT)
+    slot = _signature(root).getparent()
+    assert slot is not None
+    slot.insert(0, etree.Element(f"{{{ED_NS}}}Subject"))
+    return v.done(_out(root))
+
+
+@recipe
+def slot_text_after_the_signature(v: Vectors) -> Built:
+    root = _signed_in(v, SignaturePlacement.SLOT)
+    _signature(root).tail = "giả mạo"
+    return v.done(_out(root))
+
+
+@recipe
+def slot_text_before_the_signature(v: Vectors) -> Built:
+    root = _signed_in(v, SignaturePlacement.SLOT)
+    slot = _signature(root).getparent()
+    assert slot is not None
+    slot.text = "giả mạo"
+    return v.done(_out(root))
+
+
+@recipe
+def slot_moved_into_the_body(v: Vectors) -> Built:
+    """The whole edXML:DigitalSignature (with the signature) moved into edXMLBody."""
+    root = _signed_in(v, SignaturePlacement.SLOT)
+    slot = _signature(root).getparent()
+    body = root.find(f"{{{ED_NS}}}edXMLEnvelope/{{{ED_NS}}}edXMLBody")
+    assert slot is not None
+    assert body is not None
+    body.append(slot)
+    return v.done(_out(root))
+
+
+@recipe
+def slot_nested_deeper(v: Vectors) -> Built:
+    """The signature one level deeper, in an element inside edXML:DigitalSignature."""
+    root = _signed_in(v, SignaturePlacement.SLOT)
+    signature = _signature(root)
+    slot = signature.getparent()
+    assert slot is not None
+    inner = etree.SubElement(slot, f"{{{ED_NS}}}DigitalSignature")
+    inner.append(signature)
+    return v.done(_out(root))
+
+
+@recipe
+def slot_not_last_in_header(v: Vectors) -> Built:
+    """The slot moved before TraceHeaderList: not the last child of edXMLHeader."""
+    root = _signed_in(v, SignaturePlacement.SLOT)
+    slot = _signature(root).getparent()
+    assert slot is not None
+    _header(root).insert(1, slot)
+    return v.done(_out(root))
+
+
+@recipe
+def header_end_followed_by_an_empty_slot(v: Vectors) -> Built:
+    """Signed as the last child of edXMLHeader; an empty edXML:DigitalSignature added after."""
+    root = _signed_in(v, SignaturePlacement.HEADER_END)
+    etree.SubElement(_header(root), f"{{{ED_NS}}}DigitalSignature")
+    return v.done(_out(root))
+
+
+@recipe
+def header_end_after_an_empty_slot(v: Vectors) -> Built:
+    """The SDK leaves an empty edXML:DigitalSignature; the signature follows it (signed so)."""
+    root = _tree(v.envelope(placeholder=False))
+    header = _header(root)
+    etree.SubElement(header, f"{{{ED_NS}}}DigitalSignature")
+    etree.SubElement(header, f"{{{DS_NS}}}Signature", Id="placeholder", nsmap={"ds": DS_NS})
+    return v.done(sign_xml(_out(root), v.org))
 
 
 # -- OCSP ------------------------------------------------------------------------------------

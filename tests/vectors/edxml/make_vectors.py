@@ -27,6 +27,7 @@ from hub.edxml import (
     Attachment,
     BusinessDocType,
     Organization,
+    SignaturePlacement,
     StaffInfo,
     StatusCode,
     build_envelope,
@@ -275,6 +276,17 @@ def _valid() -> list[tuple[str, bytes, dict[str, Any]]]:
         "document-legacy-3-group",
         build_envelope(hcm),
         "older 3-group code 00.64.H29; no attachment, no trace",
+    )
+    doc(
+        "document-signature-header-end",
+        build_envelope(
+            sample_header(VP, SNV, number="88", notation="VP-TH"),
+            trace=sample_trace(VP.organ_id, AT),
+            attachments=_attachments("88-header-end"),
+            signature_placement=SignaturePlacement.HEADER_END,
+        ),
+        "signature placeholder as the last child of edXMLHeader (the other accepted placement; "
+        "the default is inside edXML:DigitalSignature)",
     )
 
     rf = response_for(sample_header(SNV, UBND, number="412", notation="SNV-CCVC"))
