@@ -6,7 +6,8 @@ where the EDXML builder put signxml's ``<ds:Signature Id="placeholder"/>`` — b
 child of ``edXMLHeader``; :class:`hub.edxml.SignaturePlacement`); RSA-SHA256, SHA-256 digest;
 exactly one ``Reference`` with ``URI=""`` and the transforms enveloped-signature + exclusive
 c14n, so the signature covers the **whole document**, including the attachments that QCVN
-102:2016 places outside ``edXMLEnvelope``; ``KeyInfo`` carries the signer certificate and the issuing CA certificate.
+102:2016 places outside ``edXMLEnvelope``; ``KeyInfo`` carries the signer certificate and the
+issuing CA certificate.
 
 Keys are always passed as loaded objects: signxml re-loading PEM costs ~37 ms per signature.
 """
