@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from hub.edxml import (
+    EnvelopeRefused,
     Limits,
     Organization,
     SignaturePlacement,
@@ -31,6 +32,7 @@ from hub.edxml import (
     sample_header,
     sample_trace,
 )
+from hub.reasons import Reason
 from hub.signing import minimal_pdf, sign_pdf, sign_xml
 from hub.validators import CrlEntry, CrlSnapshot, TrustPolicy, validate_packet
 from tests.pki_fixtures import AT, DIRECTORY, PKI_NOW, GeneratedPki, session_pki
@@ -152,3 +154,57 @@ def test_xmlsec1_refuses_a_sign_xml_envelope_edited_after_signing(
     edited.write_bytes(_checked(signed.replace("triển khai".encode(), "hủy bỏ".encode(), 1)))
     result = _run(_verify_args(xmlsec1, pki, edited))
     assert result.returncode != 0
+
+
+STYLESHEET = b'<?xml-stylesheet type="text/xsl" href="http://attacker.example/render.xsl"?>\n'
+
+
+def _after_declaration(data: bytes, markup: bytes) -> bytes:
+    declaration, rest = data.split(b"\n", 1)
+    return declaration + b"\n" + markup + rest
+
+
+def test_a_stylesheet_added_after_signing_is_refused_by_the_hub_and_by_xmlsec1(
+    xmlsec1: str, pki: GeneratedPki, envelope_template: bytes, tmp_path: Path,
+) -> None:
+    # Given an envelope signed by the hub, then an <?xml-stylesheet?> put before its root
+    signed = _checked(sign_xml(envelope_template, pki.org(SENDER)))
+    edited = _after_declaration(signed, STYLESHEET)
+    # When the hub parses it, Then it is refused at once: the PI is outside what is signed
+    with pytest.raises(EnvelopeRefused) as caught:
+        parse_packet(edited)
+    assert caught.value.reason is Reason.ENVELOPE_CONTENT_OUTSIDE_ROOT
+    # And xmlsec1 refuses it too (its URI="" digest covers the whole document node)
+    file = tmp_path / "edited.xml"
+    file.write_bytes(edited)
+    result = _run(_verify_args(xmlsec1, pki, file))
+    assert result.returncode != 0
+    assert "digest" in result.stderr.lower() or "verification" in result.stderr.lower()
+
+
+def test_xmlsec1_signs_a_stylesheet_outside_the_root_which_the_hub_never_signs_nor_accepts(
+    xmlsec1: str, pki: GeneratedPki, envelope_template: bytes, tmp_path: Path,
+) -> None:
+    # Given a template carrying a stylesheet PI before its root
+    template = _after_declaration(envelope_template.replace(PLACEHOLDER, TEMPLATE_SIGNATURE),
+                                  STYLESHEET)
+    _checked(envelope_template)
+    # The hub's signer refuses to sign it (its c14n would leave the PI out of the digest)
+    with pytest.raises(EnvelopeRefused):
+        sign_xml(_after_declaration(envelope_template, STYLESHEET), pki.org(SENDER))
+    # while xmlsec1 signs it with the PI inside its digest: removing the PI breaks its signature
+    file = tmp_path / "template.xml"
+    file.write_bytes(template)
+    out = tmp_path / "signed.xml"
+    org = pki.paths.organizations[SENDER]
+    result = _run([xmlsec1, "--sign", "--privkey-pem", f"{org.key},{org.cert}",
+                   "--output", str(out), str(file)])
+    assert result.returncode == 0, result.stderr
+    assert _run(_verify_args(xmlsec1, pki, out)).returncode == 0
+    stripped = tmp_path / "stripped.xml"
+    stripped.write_bytes(out.read_bytes().replace(STYLESHEET.strip(), b"", 1))
+    assert _run(_verify_args(xmlsec1, pki, stripped)).returncode != 0
+    # and the hub refuses the xmlsec1-signed document at the parse step
+    with pytest.raises(EnvelopeRefused) as caught:
+        parse_packet(out.read_bytes())
+    assert caught.value.reason is Reason.ENVELOPE_CONTENT_OUTSIDE_ROOT
