@@ -57,6 +57,11 @@ class Limits:
     """Decoded size of one attachment."""
     max_depth: int = 64
     max_elements: int = 100_000
+    max_key_info_certificates: int = 4
+    """Certificates one signature's KeyInfo may carry (signer, issuing CA, a cross or root
+    certificate: :mod:`hub.validators.xmldsig`, SIGNATURE_KEY_INFO_TOO_LARGE)."""
+    max_certificate_bytes: int = 16 * 1024
+    """Decoded size of one KeyInfo certificate (a specialized certificate is 1–2 KB)."""
 
     @classmethod
     def from_settings(cls, settings: LimitSettings) -> Limits:

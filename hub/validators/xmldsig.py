@@ -28,13 +28,24 @@ The profile (produced by :func:`hub.signing.sign_xml`):
   c14n, digest SHA-256/384/512. Anything else is SIGNATURE_SCOPE_INCOMPLETE: QCVN 102 places the
   attachments *outside* ``edXMLEnvelope``, so only a whole-document reference protects the files;
 - ``KeyInfo/X509Data`` carries the signer certificate (SIGNATURE_CERTIFICATE_MISSING), whose RSA
-  key has at least ``policy.min_rsa_bits`` bits (SIGNATURE_KEY_TOO_WEAK);
+  key has at least ``policy.min_rsa_bits`` bits (SIGNATURE_KEY_TOO_WEAK). KeyInfo is not covered
+  by the signature, so it is bounded before anything in it is decoded: at most
+  ``Limits.max_key_info_certificates`` certificates of at most ``Limits.max_certificate_bytes``
+  each (SIGNATURE_KEY_INFO_TOO_LARGE); every certificate is read once, whole, inside one guard,
+  and a malformed one (DER, extensions, names, key or algorithm cryptography cannot read) is
+  SIGNATURE_CERTIFICATE_MISSING — never an internal error in a later step;
 - an empty ``ds:Signature`` (the builder's placeholder, never signed) is SIGNATURE_MISSING;
 - the ``ds:Signature`` element is valid against the XMLDSig schema signxml ships (element
   order, no foreign children; so no ``InclusiveNamespaces``), otherwise SIGNATURE_INVALID;
-- ``SignatureValue`` and ``DigestValue`` are plain, non-empty base64 (whitespace allowed, no
-  markup inside), otherwise SIGNATURE_INVALID; no text after the signature
+- ``SignatureValue`` and ``DigestValue`` are plain, non-empty base64 (no markup inside),
+  otherwise SIGNATURE_INVALID; base64 there and in ``X509Certificate`` may carry only the XML
+  whitespace characters space, tab, CR and LF — as xmlsec1 decodes it (U+0085, U+00A0, U+2028,
+  U+3000 … are refused: ``tests/interop`` checks the two agree); no text after the signature
   (SIGNATURE_WRAPPING_SUSPECTED).
+
+The parsed KeyInfo certificates are cached (:class:`SignerCache`) only after the signature
+verified with them, by the SHA-256 of their texts, bounded in bytes held and in entries;
+failures are never cached.
 
 ``legacy_sha1=True`` is used only by the national-axis interop policy (:mod:`hub.validators`):
 the same profile, except that rsa-sha1 and a SHA-1 digest are verified instead of refused — to
@@ -58,11 +69,15 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import hashlib
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, cast
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from lxml import etree
 from signxml import (  # type: ignore[attr-defined]
@@ -117,6 +132,7 @@ LEGACY_SHA1 = frozenset({RSA_SHA1, SHA1_DIGEST})
 _GENEROUS = Limits(max_bytes=2**62, max_attachment_bytes=2**62, max_depth=10_000,
                    max_elements=2**62)
 """The packet already passed the configured limits when it was parsed; here it is only re-read."""
+_DEFAULT_LIMITS = Limits()
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,19 +233,76 @@ def _check_signed_info(signature: etree._Element, legacy_sha1: bool) -> tuple[st
     return method, digest
 
 
-def _certificates(signature: etree._Element) -> list[x509.Certificate]:
-    certs = []
-    for node in signature.iterfind(f"{DS}KeyInfo/{DS}X509Data/{DS}X509Certificate"):
-        try:
-            der = base64.b64decode("".join((node.text or "").split()), validate=True)
-            certs.append(x509.load_der_x509_certificate(der))
-        except (binascii.Error, ValueError):
+_B64_WHITESPACE = str.maketrans("", "", " \t\r\n")
+"""The only characters base64 in XMLDSig may carry besides its alphabet (XML whitespace; W3C
+XMLDSig §4.0.1 ``base64Binary``): xmlsec1 skips exactly these. ``str.split()`` would also skip
+U+0085, U+00A0, U+2028, U+3000 …, which the reference implementation refuses (issue 16, L1)."""
+
+
+def _b64_text(text: str | None) -> str:
+    return (text or "").translate(_B64_WHITESPACE)
+
+
+def _key_info_texts(signature: etree._Element, limits: Limits) -> tuple[str, ...]:
+    """The base64 texts of the KeyInfo certificates, bounded before anything is decoded.
+
+    KeyInfo is outside what the signature covers (anyone can add to it in transit), and every
+    certificate in it is parsed: so at most ``limits.max_key_info_certificates``, each at most
+    ``limits.max_certificate_bytes`` (SIGNATURE_KEY_INFO_TOO_LARGE)."""
+    nodes = list(signature.iterfind(f"{DS}KeyInfo/{DS}X509Data/{DS}X509Certificate"))
+    if len(nodes) > limits.max_key_info_certificates:
+        raise ValidationFailure(
+            Reason.SIGNATURE_KEY_INFO_TOO_LARGE,
+            f"{len(nodes)} X509Certificate in KeyInfo (at most "
+            f"{limits.max_key_info_certificates})")
+    longest = (limits.max_certificate_bytes + 2) // 3 * 4  # base64 length of the largest DER
+    texts = []
+    for position, node in enumerate(nodes, start=1):
+        raw = node.text or ""
+        text = _b64_text(raw) if len(raw) <= 2 * longest else raw
+        if len(text) > longest:
             raise ValidationFailure(
-                Reason.SIGNATURE_CERTIFICATE_MISSING, "unreadable X509Certificate") from None
-    if not certs:
+                Reason.SIGNATURE_KEY_INFO_TOO_LARGE,
+                f"X509Certificate {position} is over {limits.max_certificate_bytes} bytes")
+        texts.append(text)
+    if not texts:
         raise ValidationFailure(
             Reason.SIGNATURE_CERTIFICATE_MISSING, "no X509Certificate in KeyInfo")
-    return certs
+    return tuple(texts)
+
+
+_CERTIFICATE_ERRORS = (ValueError, TypeError, UnsupportedAlgorithm, x509.DuplicateExtension,
+                       x509.UnsupportedGeneralNameType)
+"""What cryptography raises on reading a malformed certificate field (lazily, on access)."""
+
+
+def _read_certificate(text: str, position: int) -> x509.Certificate:
+    """Decode and load one KeyInfo certificate and read, once, inside this guard, every field
+    the later checks read (names, validity, key, signature algorithm, extensions, DER): a
+    malformed certificate is SIGNATURE_CERTIFICATE_MISSING here, never an exception in the
+    trust or report steps (issue 16, L4). cryptography parses a field the same way on every
+    access, so a field read here once is readable later."""
+    what = f"X509Certificate {position} in KeyInfo"
+    try:
+        der = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValidationFailure(
+            Reason.SIGNATURE_CERTIFICATE_MISSING, f"{what} is not base64") from None
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        cert.subject.rfc4514_string()
+        cert.issuer.rfc4514_string()
+        _ = (cert.serial_number, cert.not_valid_before_utc, cert.not_valid_after_utc,
+             cert.signature_algorithm_oid, cert.tbs_certificate_bytes, cert.public_key(),
+             cert.signature_hash_algorithm)
+        for extension in cert.extensions:
+            _ = extension.value
+        cert.public_bytes(serialization.Encoding.DER)
+    except _CERTIFICATE_ERRORS as exc:
+        raise ValidationFailure(
+            Reason.SIGNATURE_CERTIFICATE_MISSING,
+            f"{what} is malformed ({type(exc).__name__})") from None
+    return cert
 
 
 def _pick_leaf(certs: list[x509.Certificate]) -> x509.Certificate:
@@ -271,7 +344,8 @@ def _check_schema(signature: etree._Element) -> None:
 
 
 def _strict_b64(element: etree._Element | None, what: str) -> bytes:
-    """The bytes of a base64 value; anything but base64 and whitespace is SIGNATURE_INVALID.
+    """The bytes of a base64 value; anything but base64 and the four XML whitespace characters
+    (:data:`_B64_WHITESPACE`) is SIGNATURE_INVALID.
 
     signxml decodes leniently (characters outside the alphabet are skipped), so junk inside
     ``SignatureValue`` — which no signature covers — would otherwise still verify: one more
@@ -281,7 +355,7 @@ def _strict_b64(element: etree._Element | None, what: str) -> bytes:
         # A child (element or comment) splits the text: signxml reads only the part before it.
         raise ValidationFailure(Reason.SIGNATURE_INVALID, f"{what} missing or holds markup")
     try:
-        value = base64.b64decode("".join((element.text or "").split()), validate=True)
+        value = base64.b64decode(_b64_text(element.text), validate=True)
     except (binascii.Error, ValueError):
         raise ValidationFailure(Reason.SIGNATURE_INVALID, f"{what} is not base64") from None
     if not value:
@@ -295,30 +369,76 @@ class _Signer:
     leaf: x509.Certificate
     key: rsa.RSAPublicKey | None
     """The leaf's key when it is RSA (otherwise the key type is refused below)."""
+    size: int
+    """Bytes of DER held (what the cache counts)."""
 
 
-_SIGNERS: dict[tuple[str, ...], _Signer] = {}
-_SIGNERS_MAX = 1024
-"""Parsed KeyInfo certificates by their base64 texts: a sender signs thousands of envelopes with
-one certificate, and loading + picking the leaf (name comparisons) cost ~0.1 ms per packet.
-Bounded: cleared when full (pure; no I/O; only successfully parsed values are kept)."""
-
-
-def _signer(signature: etree._Element) -> _Signer:
-    texts = tuple(
-        "".join((node.text or "").split())
-        for node in signature.iterfind(f"{DS}KeyInfo/{DS}X509Data/{DS}X509Certificate"))
-    cached = _SIGNERS.get(texts)
-    if cached is not None:
-        return cached
-    certs = _certificates(signature)
+def _load_signer(texts: tuple[str, ...]) -> _Signer:
+    certs = [_read_certificate(text, n) for n, text in enumerate(texts, start=1)]
     leaf = _pick_leaf(certs)
     key = leaf.public_key()
-    found = _Signer(tuple(certs), leaf, key if isinstance(key, rsa.RSAPublicKey) else None)
-    if len(_SIGNERS) >= _SIGNERS_MAX:
-        _SIGNERS.clear()
-    _SIGNERS[texts] = found
-    return found
+    return _Signer(tuple(certs), leaf, key if isinstance(key, rsa.RSAPublicKey) else None,
+                   sum(len(text) * 3 // 4 for text in texts))
+
+
+class SignerCache:
+    """KeyInfo certificates of signatures that verified, by the SHA-256 of their base64 texts.
+
+    A sender signs thousands of envelopes with one certificate, and loading + reading + picking
+    the leaf cost ~0.1 ms per packet. Only what passed the signature check is kept (a flood of
+    distinct KeyInfos that do not verify leaves nothing behind), least recently used first out,
+    bounded in bytes of DER held as well as in entries (issue 16, M5). Values only: a failure
+    is never cached. Thread-safe; pure (no I/O)."""
+
+    _OVERHEAD = 2048
+    """Bytes counted per entry on top of the DER (parsed objects, key, dict slot)."""
+
+    def __init__(self, max_bytes: int = 4 * 1024 * 1024, max_entries: int = 1024) -> None:
+        self.max_bytes = max_bytes
+        self.max_entries = max_entries
+        self._entries: OrderedDict[bytes, _Signer] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def _cost(self, signer: _Signer) -> int:
+        return signer.size + self._OVERHEAD
+
+    @property
+    def held_bytes(self) -> int:
+        """What the entries held count (DER plus a fixed overhead each)."""
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: bytes) -> _Signer | None:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+            return found
+
+    def put(self, key: bytes, signer: _Signer) -> None:
+        cost = self._cost(signer)
+        if cost > self.max_bytes:
+            return
+        with self._lock:
+            if key in self._entries:
+                return
+            while self._entries and (self._bytes + cost > self.max_bytes
+                                     or len(self._entries) >= self.max_entries):
+                _, old = self._entries.popitem(last=False)
+                self._bytes -= self._cost(old)
+            self._entries[key] = signer
+            self._bytes += cost
+
+
+SIGNER_CACHE = SignerCache()
+"""The process's cache of verified KeyInfo certificates (4 MiB, 1,024 entries at most)."""
+
+
+def _cache_key(texts: tuple[str, ...]) -> bytes:
+    return hashlib.sha256("\n".join(texts).encode("ascii", "replace")).digest()
 
 
 def _signxml_only(signature: etree._Element, method: str, digest: str) -> bool:
@@ -335,7 +455,7 @@ def _signxml_only(signature: etree._Element, method: str, digest: str) -> bool:
 
 def check_xml_signature(
     raw: bytes, policy: TrustPolicy, *, legacy_sha1: bool = False, direct: bool = True,
-    tree: etree._Element | None = None,
+    tree: etree._Element | None = None, limits: Limits | None = None,
 ) -> XmlSignature:
     """Enforce the hub's XMLDSig profile on the exact packet bytes ``raw``.
 
@@ -345,7 +465,8 @@ def check_xml_signature(
     (:func:`verify_with_signxml`): the same verdict, several times slower; kept as the
     reference the direct path is proven against. ``tree``: the root element the hub's
     hardened parser already built from exactly ``raw`` (saves the re-parse, ~0.1 ms at 10 KB);
-    it is left exactly as it was.
+    it is left exactly as it was. ``limits``: the KeyInfo caps
+    (``max_key_info_certificates``, ``max_certificate_bytes``; defaults of :class:`Limits`).
     """
     if tree is not None:
         root = tree
@@ -367,7 +488,10 @@ def check_xml_signature(
     signature_value = _strict_b64(signature.find(f"{DS}SignatureValue"), "SignatureValue")
     digest_value = _strict_b64(
         signature.find(f"{DS}SignedInfo/{DS}Reference/{DS}DigestValue"), "DigestValue")
-    found = _signer(signature)
+    texts = _key_info_texts(signature, limits or _DEFAULT_LIMITS)
+    cache_key = _cache_key(texts)
+    cached = SIGNER_CACHE.get(cache_key)
+    found = cached if cached is not None else _load_signer(texts)
     leaf, key = found.leaf, found.key
     if key is None:
         raise ValidationFailure(
@@ -384,6 +508,8 @@ def check_xml_signature(
                                    digest_value=digest_value, signature_value=signature_value)
     else:
         _verify_signxml(raw, root, signature, leaf, legacy_sha1)
+    if cached is None:
+        SIGNER_CACHE.put(cache_key, found)  # only now: the signature verified with this key
     offered = tuple(c for c in found.certs if c is not leaf)
     return XmlSignature(leaf=leaf, offered=offered, signature_method=method, digest_method=digest)
 

@@ -19,6 +19,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from hub.edxml import (
     EnvelopeRefused,
@@ -208,3 +209,28 @@ def test_xmlsec1_signs_a_stylesheet_outside_the_root_which_the_hub_never_signs_n
     with pytest.raises(EnvelopeRefused) as caught:
         parse_packet(out.read_bytes())
     assert caught.value.reason is Reason.ENVELOPE_CONTENT_OUTSIDE_ROOT
+
+
+@pytest.mark.parametrize("where", ["SignatureValue", "X509Certificate"])
+@pytest.mark.parametrize(
+    "char", ["\u00a0", "\u2028", "\u3000", "\u0085", " \t\r\n"],
+    ids=["no-break-space", "line-separator", "ideographic-space", "next-line", "xml-whitespace"])
+def test_the_hub_and_xmlsec1_agree_on_which_whitespace_base64_may_carry(
+    xmlsec1: str, pki: GeneratedPki, policy: TrustPolicy, envelope_template: bytes,
+    where: str, char: str, tmp_path: Path,
+) -> None:
+    # Given a signed envelope with one character put inside a base64 value of its signature
+    root = parse_xml(sign_xml(envelope_template, pki.org(SENDER)), Limits())
+    node = root.find(f".//{{http://www.w3.org/2000/09/xmldsig#}}{where}")
+    assert node is not None
+    assert node.text
+    node.text = node.text[:20] + char + node.text[20:]
+    edited = etree.tostring(root, encoding="UTF-8", xml_declaration=True)
+    file = tmp_path / "edited.xml"
+    file.write_bytes(_checked(edited))
+    # When xmlsec1 and the hub verify it, Then both accept only XML whitespace (L1)
+    xmlsec1_accepts = _run(_verify_args(xmlsec1, pki, file)).returncode == 0
+    crls = CrlSnapshot.of(CrlEntry(c, fetched_at=PKI_NOW) for c in pki.crls)
+    report = validate_packet(parse_packet(edited), at=AT, policy=policy, directory=DIRECTORY,
+                             crls=crls)
+    assert report.accepted is xmlsec1_accepts is (char == " \t\r\n"), report.describe()

@@ -21,7 +21,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 from lxml import etree
 from signxml import (  # type: ignore[attr-defined]
     CanonicalizationMethod,
@@ -716,6 +716,129 @@ def header_end_after_an_empty_slot(v: Vectors) -> Built:
     etree.SubElement(header, f"{{{ED_NS}}}DigitalSignature")
     etree.SubElement(header, f"{{{DS_NS}}}Signature", Id="placeholder", nsmap={"ds": DS_NS})
     return v.done(sign_xml(_out(root), v.org))
+
+
+# -- KeyInfo: odd certificates and base64 (issue 16, L1 and L4) --------------------------------
+
+
+def _key_info(root: etree._Element) -> etree._Element:
+    x509_data = _signature(root).find(f"{{{DS_NS}}}KeyInfo/{{{DS_NS}}}X509Data")
+    assert x509_data is not None
+    return x509_data
+
+
+def _reissued(v: Vectors, *, key_usage: bytes | None = None) -> x509.Certificate:
+    """The sender's seal certificate issued again by the issuing CA, its keyUsage replaced by
+    the raw bytes ``key_usage`` (not DER of a KeyUsage: cryptography fails when reading it)."""
+    base = v.org.cert
+    builder = (x509.CertificateBuilder().subject_name(base.subject).issuer_name(base.issuer)
+               .public_key(base.public_key()).serial_number(base.serial_number + 1)
+               .not_valid_before(base.not_valid_before_utc)
+               .not_valid_after(base.not_valid_after_utc))
+    for ext in base.extensions:
+        if ext.oid == ExtensionOID.KEY_USAGE and key_usage is not None:
+            builder = builder.add_extension(x509.UnrecognizedExtension(ext.oid, key_usage), True)
+        else:
+            builder = builder.add_extension(ext.value, ext.critical)
+    return builder.sign(v.pki.keys("issuing-ca", 2048), hashes.SHA256())
+
+
+def _der_b64(cert: x509.Certificate) -> str:
+    from cryptography.hazmat.primitives import serialization
+    return base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
+
+
+@recipe
+def certificate_not_der(v: Vectors) -> Built:
+    """X509Certificate holds valid base64 of bytes that are no certificate."""
+    root = _tree(v.valid_raw)
+    _key_info(root)[0].text = base64.b64encode(b"\x30\x82\x01\x00 not a certificate").decode()
+    return v.done(_out(root))
+
+
+@recipe
+def certificate_malformed_extension(v: Vectors) -> Built:
+    """Signed with a certificate (issued by the specialized CA) whose keyUsage cannot be read."""
+    signer = OrgSigner(SENDER, v.org.key, _reissued(v, key_usage=b"\x01\x02garbage"),
+                       v.org.chain)
+    return v.done(v.signed(signer))
+
+
+@recipe
+def certificate_unknown_signature_algorithm(v: Vectors) -> Built:
+    """The signer certificate's signature algorithm OID is one no library knows."""
+    from cryptography.hazmat.primitives import serialization
+    der = v.org.cert.public_bytes(serialization.Encoding.DER)
+    sha256_rsa = bytes.fromhex("2a864886f70d01010b")
+    assert der.count(sha256_rsa) == 2
+    odd = x509.load_der_x509_certificate(der.replace(sha256_rsa, bytes.fromhex("2a864886f70d01017f")))
+    return v.done(v.signed(OrgSigner(SENDER, v.org.key, odd, v.org.chain)))
+
+
+@recipe
+def offered_certificate_malformed(v: Vectors) -> Built:
+    """The leaf is fine; the other certificate KeyInfo offers cannot be read."""
+    root = _tree(v.valid_raw)
+    other = _reissued(v, key_usage=b"\x05\x00")
+    etree.SubElement(_key_info(root), f"{{{DS_NS}}}X509Certificate").text = _der_b64(other)
+    return v.done(_out(root))
+
+
+@recipe
+def key_info_too_many_certificates(v: Vectors) -> Built:
+    """KeyInfo is not covered by the signature: certificates can be added after signing."""
+    root = _tree(v.valid_raw)
+    data = _key_info(root)
+    for _ in range(4):
+        data.append(copy.deepcopy(data[-1]))
+    return v.done(_out(root))
+
+
+@recipe
+def key_info_certificate_too_large(v: Vectors) -> Built:
+    root = _tree(v.valid_raw)
+    etree.SubElement(_key_info(root), f"{{{DS_NS}}}X509Certificate").text = (
+        base64.b64encode(bytes(17 * 1024)).decode())
+    return v.done(_out(root))
+
+
+def _with_char(v: Vectors, path: str, char: str) -> bytes:
+    root = _tree(v.valid_raw)
+    node = _signature(root).find(path)
+    assert node is not None
+    assert node.text
+    node.text = node.text[:20] + char + node.text[20:]
+    return _out(root)
+
+
+@recipe
+def line_separator_in_signature_value(v: Vectors) -> Built:
+    """U+2028 inside SignatureValue: Python's str.split() takes it for whitespace; xmlsec1 and
+    the XMLDSig base64 rules do not."""
+    return v.done(_with_char(v, f"{{{DS_NS}}}SignatureValue", "\u2028"))
+
+
+@recipe
+def next_line_in_signature_value(v: Vectors) -> Built:
+    return v.done(_with_char(v, f"{{{DS_NS}}}SignatureValue", "\u0085"))
+
+
+@recipe
+def ideographic_space_in_digest_value(v: Vectors) -> Built:
+    return v.done(_with_char(
+        v, f"{{{DS_NS}}}SignedInfo/{{{DS_NS}}}Reference/{{{DS_NS}}}DigestValue", "\u3000"))
+
+
+@recipe
+def no_break_space_in_certificate(v: Vectors) -> Built:
+    return v.done(_with_char(
+        v, f"{{{DS_NS}}}KeyInfo/{{{DS_NS}}}X509Data/{{{DS_NS}}}X509Certificate", "\u00a0"))
+
+
+@recipe
+def tab_and_carriage_return_in_signature_value(v: Vectors) -> Built:
+    """The four XML whitespace characters are what base64 in XMLDSig may carry: accepted."""
+    return v.done(_with_char(v, f"{{{DS_NS}}}SignatureValue", " \t\r\n"))
 
 
 # -- OCSP ------------------------------------------------------------------------------------
