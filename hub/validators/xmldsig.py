@@ -503,11 +503,21 @@ def check_xml_signature(
 
     _check_schema(signature)
 
-    if direct and not _signxml_only(signature, method, digest):
-        _fastdsig.verify_enveloped(root, signature, key, method=method, digest=digest,
-                                   digest_value=digest_value, signature_value=signature_value)
-    else:
-        _verify_signxml(raw, root, signature, leaf, legacy_sha1)
+    try:
+        if direct and not _signxml_only(signature, method, digest):
+            _fastdsig.verify_enveloped(root, signature, key, method=method, digest=digest,
+                                       digest_value=digest_value,
+                                       signature_value=signature_value)
+        else:
+            _verify_signxml(raw, root, signature, leaf, legacy_sha1)
+    except etree.C14NError:
+        # libxml2's canonicalizer refuses some well-formed input — relative namespace URIs,
+        # which Namespaces in XML 1.0 deprecates and Canonical XML forbids: nothing any
+        # verifier (xmlsec1 included) can check, on either path.
+        raise ValidationFailure(
+            Reason.SIGNATURE_INVALID,
+            "the document cannot be canonicalized (exclusive c14n), e.g. a relative namespace "
+            "URI") from None
     if cached is None:
         SIGNER_CACHE.put(cache_key, found)  # only now: the signature verified with this key
     offered = tuple(c for c in found.certs if c is not leaf)

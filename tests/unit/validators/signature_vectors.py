@@ -841,6 +841,17 @@ def tab_and_carriage_return_in_signature_value(v: Vectors) -> Built:
     return v.done(_with_char(v, f"{{{DS_NS}}}SignatureValue", " \t\r\n"))
 
 
+@recipe
+def relative_namespace_in_content(v: Vectors) -> Built:
+    """Namespaces 1.0 deprecates relative namespace URIs; canonical XML refuses them."""
+    return v.done(v.valid_raw.replace(b"<edXML:Subject>", b'<edXML:Subject xmlns:x="rel/uri">', 1))
+
+
+@recipe
+def relative_namespace_in_signed_info(v: Vectors) -> Built:
+    return v.done(v.valid_raw.replace(b"<ds:SignedInfo>", b'<ds:SignedInfo xmlns:x="rel">', 1))
+
+
 # -- OCSP ------------------------------------------------------------------------------------
 
 
