@@ -62,6 +62,16 @@ class Limits:
     certificate: :mod:`hub.validators.xmldsig`, SIGNATURE_KEY_INFO_TOO_LARGE)."""
     max_certificate_bytes: int = 16 * 1024
     """Decoded size of one KeyInfo certificate (a specialized certificate is 1–2 KB)."""
+    max_identifier_chars: int = 128
+    """Identifiers the ledger indexes and stores in bounded columns: ``DocumentId`` (also in
+    ``ResponseFor``, ``Bussiness``, ``ReplacementInfo``), ``CodeNumber``, ``CodeNotation`` and
+    the code as stored (``number/notation``; ``ResponseFor/Code``), ``OrganId``, ``ContentId``,
+    ``StatusCode`` (FIELD_TOO_LONG). 128 = ``VARCHAR(128)`` of ``hub.ledger.models``."""
+    max_text_chars: int = 4096
+    """Every other text field of the header, the status, the trace list, the manifest and the
+    attachment metadata (names, addresses, subject, description, …): FIELD_TOO_LONG."""
+    max_content_chars: int = 64 * 1024
+    """``MessageHeader/Content`` (QCVN 102 §1.7), which may summarize the document."""
 
     @classmethod
     def from_settings(cls, settings: LimitSettings) -> Limits:
