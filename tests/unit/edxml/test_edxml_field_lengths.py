@@ -30,7 +30,7 @@ PREFIX = len("000.00.01.H27,2026/11/20,")
 LIMITS = Limits()
 
 
-def _envelope(header: MessageHeader | None = None, **kwargs: object) -> bytes:
+def _envelope(header: MessageHeader | None = None, **kwargs: str) -> bytes:
     from datetime import datetime
 
     header = header or sample_header(SENDER, RECIPIENT, **kwargs)  # type: ignore[arg-type]
@@ -60,8 +60,7 @@ def test_a_document_id_of_the_ledgers_length_is_accepted_and_one_more_character_
 @pytest.mark.parametrize("field", ["number", "notation"])
 def test_a_code_number_or_notation_longer_than_the_ledger_column_is_refused(field: str) -> None:
     long = "9" * (LIMITS.max_identifier_chars + 1)
-    kwargs = {"number": long} if field == "number" else {"notation": long}
-    refused = _refused(_envelope(**kwargs))
+    refused = _refused(_envelope(number=long) if field == "number" else _envelope(notation=long))
     assert refused.reason is Reason.FIELD_TOO_LONG
     assert ("CodeNumber" if field == "number" else "CodeNotation") in refused.detail
 
