@@ -457,9 +457,6 @@ def _status(st: _El, raw: bytes, signatures: int) -> StatusPacket:
 _IDENTIFIERS = frozenset({
     "DocumentId", "CodeNumber", "CodeNotation", "Code", "OrganId", "ContentId", "StatusCode"})
 """Leaf elements bounded by ``Limits.max_identifier_chars`` (measured trimmed, as stored)."""
-_UNREAD = frozenset({f"{{{NS}}}ContentTransferEncoded", f"{{{NS}}}BussinessDocumentInfo"})
-"""Not free text: the attachment's base64 (bounded by the attachment limit) and an opaque
-element the hub never reads."""
 
 
 def _field_limit(name: str, limits: Limits) -> int:
@@ -468,21 +465,38 @@ def _field_limit(name: str, limits: Limits) -> int:
     return limits.max_content_chars if name == "Content" else limits.max_text_chars
 
 
-def _check_field_lengths(parts: list[_El], limits: Limits) -> None:
-    """Every leaf text under ``parts`` within its limit, or FIELD_TOO_LONG naming the field."""
+_LONG_TEXTS = etree.XPath("descendant-or-self::text()[string-length() > $shortest]")
+"""Text nodes longer than the smallest limit, found in C (a Python walk reading every leaf's
+text cost ~50 µs per packet; this ~20 µs)."""
+_NOT_FIELDS = frozenset({f"{{{NS}}}ContentTransferEncoded", f"{{{NS}}}BussinessDocumentInfo"})
+"""Not free text: the attachment's base64 (bounded by the attachment limit), and an opaque
+element the hub never reads."""
+
+
+def _check_field_lengths(parts: list[_El], attachments: list[_El], limits: Limits) -> None:
+    """Every field under ``parts`` and every metadata field of ``attachments`` within its
+    limit, or FIELD_TOO_LONG naming the field. Fields are leaf elements (the schema allows no
+    mixed content where the hub reads)."""
+    shortest = min(limits.max_identifier_chars, limits.max_text_chars, limits.max_content_chars)
+    candidates: list[_El] = []
     for part in parts:
-        for el in part.iter(etree.Element):
-            if el.tag in _UNREAD or len(el) or not el.text:
-                continue
-            name = _local(el)
-            limit = _field_limit(name, limits)
-            if len(el.text) <= limit:
-                continue
-            size = len(el.text.strip()) if name in _IDENTIFIERS else len(el.text)
-            if size > limit:
-                raise EnvelopeRefused(
-                    Reason.FIELD_TOO_LONG,
-                    f"line {el.sourceline}: {name} has {size} characters (at most {limit})")
+        texts: Any = _LONG_TEXTS(part, shortest=shortest)
+        candidates.extend(t.getparent() for t in texts if t.is_text)
+    for attachment in attachments:
+        candidates.extend(c for c in attachment if c.tag not in _NOT_FIELDS)
+    for el in candidates:
+        text = el.text or ""
+        if len(text) <= shortest or len(el) or el.tag in _NOT_FIELDS or any(
+            a.tag in _NOT_FIELDS for a in el.iterancestors()
+        ):
+            continue
+        name = _local(el)
+        limit = _field_limit(name, limits)
+        size = len(text.strip()) if name in _IDENTIFIERS else len(text)
+        if size > limit:
+            raise EnvelopeRefused(
+                Reason.FIELD_TOO_LONG,
+                f"line {el.sourceline}: {name} has {size} characters (at most {limit})")
 
 
 def _check_code_length(code: Code, el: _El, limits: Limits) -> None:
@@ -517,8 +531,8 @@ def _parse_packet(data: bytes, limits: Limits) -> Envelope | StatusPacket:
     header_el = _kids(envelope_el, "edXMLHeader")[0]
     _check_field_lengths(
         [*_kids(header_el, "MessageHeader"), *_kids(header_el, "Status"),
-         *_kids(header_el, "TraceHeaderList"), *_kids(envelope_el, "edXMLBody"),
-         *_kids(root, "AttachmentEncoded")], limits)
+         *_kids(header_el, "TraceHeaderList"), *_kids(envelope_el, "edXMLBody")],
+        [a for e in _kids(root, "AttachmentEncoded") for a in _kids(e, "Attachment")], limits)
     status_el = _child(header_el, "Status")
     packet: Envelope | StatusPacket
     if status_el is not None:
