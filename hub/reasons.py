@@ -117,6 +117,11 @@ class Reason(enum.StrEnum):
     # -- operator actions ---------------------------------------------------------------------
     OPERATOR_DISCARDED = "OPERATOR_DISCARDED"
 
+    # -- hardening (issue 16): only signed bytes travel, bounded fields -------------------------
+    ENVELOPE_CONTENT_OUTSIDE_ROOT = "ENVELOPE_CONTENT_OUTSIDE_ROOT"
+    FIELD_TOO_LONG = "FIELD_TOO_LONG"
+    SIGNATURE_KEY_INFO_TOO_LARGE = "SIGNATURE_KEY_INFO_TOO_LARGE"
+
     @property
     def info(self) -> ReasonInfo:
         return CATALOGUE[self]
@@ -311,6 +316,19 @@ CATALOGUE: dict[Reason, ReasonInfo] = {
         "attempt it is parked as DELIVERY_LIMIT_EXCEEDED; the sender is not told).", _T),
     Reason.OPERATOR_DISCARDED: ReasonInfo(
         "Cán bộ vận hành đã hủy thông điệp", "An operator discarded the message", "None.", _R),
+    Reason.ENVELOPE_CONTENT_OUTSIDE_ROOT: ReasonInfo(
+        "Gói tin có nội dung nằm ngoài phần tử gốc (chỉ dẫn xử lý hoặc chú thích XML), "
+        "không được chữ ký số bảo vệ",
+        "The packet carries content outside its root element (an XML processing instruction "
+        "or comment) that no signature covers",
+        "Possible tampering in transit: keep the evidence; tell the sender to send only the "
+        "signed document.", _R),
+    Reason.FIELD_TOO_LONG: ReasonInfo(
+        "Trường dữ liệu vượt quá độ dài cho phép", "A field exceeds its maximum length",
+        _FIX_SENDER, _R),
+    Reason.SIGNATURE_KEY_INFO_TOO_LARGE: ReasonInfo(
+        "Chữ ký kèm quá nhiều hoặc quá lớn chứng thư số (KeyInfo)",
+        "The signature's KeyInfo carries too many or too large certificates", _FIX_SENDER, _R),
 }
 
 

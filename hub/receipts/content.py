@@ -4,7 +4,7 @@ A receipt is a QCVN 102:2016 status packet (``edXML:Status``: ``ResponseFor`` na
 document by its sender, ``Code`` and ``DocumentId``; ``From`` is the reporting organization;
 ``StatusCode``, ``Description``, ``Timestamp``) plus one extension element that binds it
 cryptographically to what was received. This module builds the *unsigned* bytes (with the
-``<ds:Signature Id="placeholder"/>`` the builder leaves as the last child of ``edXMLHeader``);
+``<ds:Signature Id="placeholder"/>`` the builder leaves in ``edXMLHeader/edXML:DigitalSignature``);
 the caller signs them with :func:`hub.trust.signing.sign_xml` — as the hub operator, or as the
 recipient organization for ``01``. Pure: no I/O, no broker, no database.
 
@@ -257,19 +257,21 @@ def build_receipt_tree(
         signature_placeholder=True,
     )
     header = _header(root)
-    placeholder = header.find(f"{{{DS_NS}}}Signature") if header is not None else None
-    previous = placeholder.getprevious() if placeholder is not None else None
-    if placeholder is None or previous is None:
-        raise AssertionError("build_status produced no Status followed by the placeholder")
+    # The builder's default: the placeholder in edXML:DigitalSignature, the header's last child.
+    slot = header.find(f"{{{NS}}}DigitalSignature") if header is not None else None
+    previous = slot.getprevious() if slot is not None else None
+    if slot is None or previous is None:
+        raise AssertionError("build_status produced no Status followed by the signature slot")
     evidence = _evidence_element(
         kind, envelope_digest=envelope_digest or hashlib.sha256(envelope_raw).hexdigest(),
         signature_value=signature_value, at=at, reason=reason, detail=detail,
         status_code=status_code, recipient=recipient,
     )
-    # After Status (and any TraceHeaderList), before the signature: the signature covers it.
+    # After Status (and any TraceHeaderList), before the signature slot (the XSD's order): the
+    # signature covers it.
     etree.indent(evidence, space="  ", level=3)  # the builder's layout: header children at 3
     evidence.tail = previous.tail
-    placeholder.addprevious(evidence)
+    slot.addprevious(evidence)
     return root
 
 
@@ -280,10 +282,11 @@ def _header(root: etree._Element) -> etree._Element | None:
 def signature_value_of(raw: bytes, tree: etree._Element | None = None) -> bytes:
     """The packet-level ``ds:SignatureValue`` of ``raw``, base64-decoded; ``b""`` if none.
 
-    The hub's profile puts the signature last in ``edXMLHeader``; a signature directly under
-    the root (some older tools) is accepted too. Zero or several candidates, unparseable bytes
-    or a value that is not base64 all give ``b""``: there is nothing single to bind to (the
-    validators refuse such packets with their own reasons). ``tree``: the root the hub's
+    The hub's profile puts the signature in ``edXMLHeader/edXML:DigitalSignature`` or last in
+    ``edXMLHeader``; a signature directly under the root (some older tools) is read too. Zero
+    or several candidates, unparseable bytes or a value that is not base64 all give ``b""``:
+    there is nothing single to bind to (the validators refuse such packets with their own
+    reasons). ``tree``: the root the hub's
     parser built from exactly ``raw`` (``Envelope.tree``), read instead of parsing again.
     """
     if tree is not None:
@@ -295,6 +298,8 @@ def signature_value_of(raw: bytes, tree: etree._Element | None = None) -> bytes:
             return b""
     header = _header(root)
     candidates = [*(header.findall(f"{{{DS_NS}}}Signature") if header is not None else []),
+                  *(header.findall(f"{{{NS}}}DigitalSignature/{{{DS_NS}}}Signature")
+                    if header is not None else []),
                   *root.findall(f"{{{DS_NS}}}Signature")]
     if len(candidates) != 1:
         return b""

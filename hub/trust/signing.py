@@ -1,11 +1,13 @@
 """Signing with loaded keys: enveloped XMLDSig over EDXML packets, and PDF signatures.
 
 The hub's XMLDSig profile (what :mod:`hub.validators.xmldsig` enforces): one ``ds:Signature``,
-the last child of ``edXML:edXMLHeader`` (where the EDXML builder puts signxml's
-``<ds:Signature Id="placeholder"/>``); RSA-SHA256, SHA-256 digest; exactly one ``Reference``
-with ``URI=""`` and the transforms enveloped-signature + exclusive c14n, so the signature covers
-the **whole document**, including the attachments that QCVN 102:2016 places outside
-``edXMLEnvelope``; ``KeyInfo`` carries the signer certificate and the issuing CA certificate.
+where the EDXML builder put signxml's ``<ds:Signature Id="placeholder"/>`` — by default inside
+``edXMLHeader/edXML:DigitalSignature``, the slot QCVN 102:2016 names (or, on request, the last
+child of ``edXMLHeader``; :class:`hub.edxml.SignaturePlacement`); RSA-SHA256, SHA-256 digest;
+exactly one ``Reference`` with ``URI=""`` and the transforms enveloped-signature + exclusive
+c14n, so the signature covers the **whole document**, including the attachments that QCVN
+102:2016 places outside ``edXMLEnvelope``; ``KeyInfo`` carries the signer certificate and the
+issuing CA certificate.
 
 Keys are always passed as loaded objects: signxml re-loading PEM costs ~37 ms per signature.
 """
