@@ -17,7 +17,7 @@
 //   ROOT_PEM        the specialized root: when set, received packets are verified again
 //   CA_PEM          the issuing CA (with ROOT_PEM)
 //   STORE_DIR       where received documents and the seen-set live (default ./store)
-//   SIGNATURE_SLOT  "header-end" (default) or "standard" (edXML:DigitalSignature; see lib/edxml.js)
+//   SIGNATURE_SLOT  "standard" (default: edXML:DigitalSignature, QCVN 102) or "header-end" (see lib/edxml.js)
 //
 // Receiving is at-least-once and idempotent: a delivery is acknowledged only after the document
 // is stored (file fsynced) and answered; a delivery whose message id is already in the seen-set
@@ -68,7 +68,7 @@ const config = () => ({
   rootPem: process.env.ROOT_PEM || '',
   caPem: process.env.CA_PEM || '',
   store: process.env.STORE_DIR || path.resolve('store'),
-  slot: process.env.SIGNATURE_SLOT || 'header-end',
+  slot: process.env.SIGNATURE_SLOT || 'standard',
 });
 
 // The message id the hub's own client uses for what an agency publishes: the first 18 bytes of

@@ -33,6 +33,7 @@ from typing import Any, Protocol, TypeVar
 
 from hub.broker import BrokerUnavailable, Delivery, Settler, TopologyLike, connect
 from hub.consumers.plan import BatchPlan, Pipeline
+from hub.consumers.settlement import Backoff
 from hub.consumers.stats import Stats
 from hub.errors import TransientError
 from hub.ledger.records import DocumentIn, EventIn
@@ -44,6 +45,9 @@ from hub.topology import Topology
 T = TypeVar("T")
 
 log = get_logger("hub.consumers.intake")
+
+LEDGER_WAIT_CAP_S = 5.0
+"""Longest wait between two tries of a ledger that is down (heartbeats keep flowing)."""
 
 
 class BrokerConnection(Protocol):
@@ -132,7 +136,7 @@ class IntakeConsumer:
     # -- lifecycle -----------------------------------------------------------------------------
     def run(self) -> None:
         """Consume until :attr:`stop` is set; reconnect with bounded backoff on broker loss."""
-        backoff = 0.2
+        backoff = Backoff(0.2, self.options.reconnect_max_s)
         urls = (self.options.url, *self.options.failover_urls)
         turn = 0
         while not self.stop.is_set():
@@ -143,18 +147,18 @@ class IntakeConsumer:
                 if self.topology is not None:
                     conn.declare(self.topology)  # idempotent: every (re)connect
                 log.info("consumer_connected", queue=self.options.queue)
-                backoff = 0.2
+                backoff.reset()
                 self._consume(conn)
             except BrokerUnavailable as exc:
                 self.stats.reconnects += 1
                 with self.stats.changed:
                     self.stats.changed.notify_all()
                 turn += 1  # next cluster node, if any
-                log.warning("broker_lost", detail=exc.detail[:300], retry_in_s=round(backoff, 2),
+                log.warning("broker_lost", detail=exc.detail[:300],
+                            retry_in_s=round(backoff.upcoming, 2),
                             next_node=_host(urls[turn % len(urls)]))
                 if turn % len(urls) == 0:  # every node tried: back off before the next round
-                    self.stop.wait(backoff)
-                    backoff = min(backoff * 2, self.options.reconnect_max_s)
+                    self.stop.wait(backoff.next())
             finally:
                 if conn is not None:
                     conn.close()
@@ -296,7 +300,7 @@ class IntakeConsumer:
         """Run ``step``; on LEDGER_UNAVAILABLE keep the ``held`` deliveries unacknowledged,
         wait with bounded backoff (heartbeats flowing) and try again. On stop, give up without
         acking: the broker redelivers after we close."""
-        backoff = 0.1
+        backoff = Backoff(0.1, LEDGER_WAIT_CAP_S)
         while True:
             try:
                 return step()
@@ -307,11 +311,10 @@ class IntakeConsumer:
                 with self.stats.changed:
                     self.stats.changed.notify_all()
                 log.error("ledger_unavailable", detail=exc.detail[:200],
-                          retry_in_s=round(backoff, 2), held=held)
+                          retry_in_s=round(backoff.upcoming, 2), held=held)
                 if self.stop.is_set():
                     raise BrokerUnavailable("stopping while the ledger is down") from None
-                conn.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                conn.sleep(backoff.next())
 
     def _settler(self, conn: BrokerConnection) -> Settler:
         # Delivery tags belong to a channel: one settler per connection's consuming channel.

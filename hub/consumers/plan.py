@@ -45,6 +45,7 @@ from hub.ledger import DocumentIn, EventIn, EventKind, Refusal, StoredDocument
 from hub.logs import get_logger
 from hub.messages import Delivery, Headers, Outgoing
 from hub.reasons import Reason
+from hub.receipts.content import carries_hub_evidence
 from hub.routing import route, route_status
 from hub.topology import Names, inbox_key, status_key
 
@@ -56,12 +57,13 @@ def effective_user(delivery: Delivery, trusted: frozenset[str]) -> str | None:
     """Who really published: the AMQP user_id, or for a message the hub (or an operator's
     replay, both trusted logins) republished, the original publisher it recorded."""
     user = delivery.user_id
-    if user is not None and user in trusted:
-        original = delivery.headers.get(Headers.ORIGINAL_USER)
+    if user is not None and user in trusted and Headers.ORIGINAL_USER in delivery.headers:
+        # A republished message speaks for the publisher it records, and only for it: one
+        # published without a user_id (recorded as "") stays without one, whoever replays it.
+        original = delivery.headers[Headers.ORIGINAL_USER]
         if isinstance(original, bytes):
             original = original.decode("utf-8", "replace")
-        if original:
-            return str(original)
+        return str(original) or None
     return user
 
 
@@ -522,6 +524,10 @@ class Pipeline:
                         attempts: int, plan: BatchPlan) -> None:
         mid = delivery.message_id or status.digest
         reporter = status.sender.organ_id
+        if status.tree is not None and carries_hub_evidence(status.tree):
+            self._fail(plan, delivery, at, attempts, status, Reason.ENVELOPE_SCHEMA_INVALID,
+                       "hub:HubEvidence is the hub's own: a packet from an agency may not carry it")
+            return
         report = self.validate(status, at)
         if report.indeterminate or not report.accepted:
             self._fail(plan, delivery, at, attempts, status, report.reason, _describe(report),
@@ -713,6 +719,9 @@ class Pipeline:
                 Headers.SENDER: sender or "",
                 Headers.DIGEST: digest,
             }
+            if isinstance(packet, Envelope):
+                # Who it was for, so that an operator can find a refused letter by recipient.
+                headers[Headers.RECIPIENT] = ",".join(r.organ_id for r in packet.recipients)
             if disposition.first_reason is not None:
                 headers[Headers.FIRST_REASON] = disposition.first_reason.value
             plan.first.append(Outgoing(names.dlx, final.value, delivery.body, headers,

@@ -93,3 +93,30 @@ def decide(
         return Disposition(Action.RETRY, reason, detail, delay_ms=policy.delay_for(attempts),
                            attempts=attempts)
     return Disposition(Action.DEAD_LETTER, reason, detail, attempts=attempts)
+
+
+@dataclass(slots=True)
+class Backoff:
+    """Doubling waits between tries of something that is down (a broker node, the ledger),
+    capped: the one policy of the process's reconnect and wait loops. A message's retries use
+    :class:`RetryPolicy` (delay queues), not this."""
+
+    first_s: float
+    cap_s: float
+    _next: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._next = self.first_s
+
+    @property
+    def upcoming(self) -> float:
+        """The wait :meth:`next` will give."""
+        return self._next
+
+    def next(self) -> float:
+        wait = self._next
+        self._next = min(self._next * 2, self.cap_s)
+        return wait
+
+    def reset(self) -> None:
+        self._next = self.first_s

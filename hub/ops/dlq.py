@@ -86,7 +86,7 @@ class Filter:
             return False
         if self.sender and dl.sender != self.sender:
             return False
-        if self.recipient and self.recipient not in (dl.recipient, dl.routing):
+        if self.recipient and self.recipient not in (*dl.recipient.split(","), dl.routing):
             return False
         if self.older_than is not None:
             age = dl.age(now)

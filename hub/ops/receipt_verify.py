@@ -9,7 +9,10 @@ proves that the signing organization saw *those* bytes at that time. The check:
 2. its XML signature verifies under the configured specialized roots, the certificate is
    valid and not revoked, and it belongs to the reporting organization (same checks as for
    envelopes);
-3. with ``--envelope``, the evidence digests match the original envelope byte for byte.
+3. the kind of evidence is bound to who signed it: accepted / rejected / countersigned only by
+   the hub operator, received only by the recipient it names (an agency cannot pass off its
+   own receipt as the hub's);
+4. with ``--envelope``, the evidence digests match the original envelope byte for byte.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ def verify_receipt(settings: Settings, receipt: bytes, envelope: bytes | None = 
     from hub.app import load_directory
     from hub.edxml import EnvelopeRefused, parse_packet
     from hub.edxml.model import StatusPacket
-    from hub.receipts.content import check_binding, read_evidence
+    from hub.receipts.content import check_binding, issuer_mismatch, read_evidence
     from hub.trust.revocation import RevocationCache
     from hub.trust.store import load_policy
     from hub.validators import validate_packet
@@ -61,6 +64,10 @@ def verify_receipt(settings: Settings, receipt: bytes, envelope: bytes | None = 
             f"proves: {packet.sender.organ_id} {what} document {packet.response_for.document_id}"
             f" from {packet.response_for.organ_id}, at {evidence.at}")
         lines.append(f"  envelope sha-256:        {evidence.envelope_digest}")
+        forged = issuer_mismatch(evidence, packet.sender.organ_id, settings.hub.operator_organ_id)
+        if forged is not None:
+            ok = False
+            lines.append(f"issuer: NOT the hub's evidence: {forged}")
         if evidence.signature_value_digest:
             lines.append(f"  SignatureValue sha-256:  {evidence.signature_value_digest}")
     if envelope is not None:

@@ -70,20 +70,22 @@ from hub.reasons import Reason
 
 __all__ = [
     "HUB_NS",
-    "HUB_STATUS_CODE",
+    "QCVN_STATUS_CODES",
     "Evidence",
     "ReceiptKind",
     "build_receipt",
     "build_receipt_tree",
+    "carries_hub_evidence",
     "check_binding",
+    "issuer_mismatch",
     "read_evidence",
     "signature_value_of",
 ]
 
 HUB_NS = "urn:edxml-hub:receipt:1"
 """Namespace of the hub's receipt extension (version 1; a new version gets a new URN)."""
-HUB_STATUS_CODE = "00"
-"""StatusCode of the hub's own evidences: not a QCVN 102 code; read ``hub:HubEvidence``."""
+QCVN_STATUS_CODES = frozenset(code.value for code in StatusCode)
+"""The codes a status packet may carry (QCVN 102:2016 as used by the national axis)."""
 _XML_NS = "http://www.w3.org/XML/1998/namespace"
 _ALG = "sha-256"
 _RECEIPT_LIMITS = Limits(max_bytes=1024 * 1024, max_attachment_bytes=0, max_depth=32,
@@ -213,6 +215,22 @@ def build_receipt(
     return XML_DECLARATION + etree.tostring(root, encoding="UTF-8", xml_declaration=False)
 
 
+def standard_code(kind: ReceiptKind, forwarded: str | None = None) -> str:
+    """The QCVN 102 StatusCode a receipt carries, so that a status reader that knows only the
+    standard can act on it (what only the hub says is in ``hub:HubEvidence``):
+
+    - ``received`` and ``accepted``: ``01`` (đã đến — in the recipient's system, or verified and
+      taken in by the exchange);
+    - ``rejected``: ``02`` (từ chối), the reason code and its text in ``Description``;
+    - ``countersigned``: the forwarded status's own code.
+    """
+    if kind is ReceiptKind.REJECTED:
+        return StatusCode.REJECTED.value
+    if kind is ReceiptKind.COUNTERSIGNED and forwarded is not None:
+        return forwarded
+    return StatusCode.ARRIVED.value
+
+
 def build_receipt_tree(
     kind: ReceiptKind | str,
     *,
@@ -242,7 +260,9 @@ def build_receipt_tree(
     vi, en = _DESCRIPTION[kind]
     description = f"{vi} / {en}"
     if reason is not None:
-        description = f"{vi}: {reason.vi} / {en}: {reason.en}"
+        # A reader that knows only QCVN 102 sees a refusal (02) and why: the stable reason code
+        # and its Vietnamese text first, then the English.
+        description = f"{reason.value}: {reason.vi} / {reason.en}"
     root = build_status_tree(
         response_for=ResponseFor(
             organ_id=sender,
@@ -251,7 +271,7 @@ def build_receipt_tree(
             document_id=document_id,
         ),
         sender=_organization(reporter),
-        status_code=StatusCode.ARRIVED if kind is ReceiptKind.RECEIVED else HUB_STATUS_CODE,
+        status_code=standard_code(kind, status_code),
         timestamp=at,
         description=description,
         signature_placeholder=True,
@@ -341,6 +361,31 @@ def read_evidence(receipt: bytes) -> Evidence | None:
         status_code=el.get("status"),
         recipient=el.get("recipient"),
     )
+
+
+def carries_hub_evidence(root: etree._Element) -> bool:
+    """Whether a parsed packet holds anything in the hub's receipt namespace. Only the hub
+    writes that: a packet from an agency that carries it is refused, so no agency can pass off
+    a receipt of its own making as the hub's (issue 16, M4)."""
+    return bool(root.xpath("//*[namespace-uri() = $ns]", ns=HUB_NS))
+
+
+def issuer_mismatch(evidence: Evidence, reporter: str, operator: str) -> str | None:
+    """Why the organization that signed a receipt may not give its kind of evidence, or None.
+
+    ``accepted``, ``rejected`` and ``countersigned`` are the hub's word: only the hub operator
+    signs them. ``received`` ("01 đã đến") is the recipient's word: only the recipient it names.
+    The signature itself (and that its certificate belongs to ``reporter``) is checked apart.
+    """
+    if evidence.kind is ReceiptKind.RECEIVED:
+        if evidence.recipient and evidence.recipient == reporter:
+            return None
+        return f"a 'received' receipt signed by {reporter}, not by the recipient it names " \
+               f"({evidence.recipient or 'none'})"
+    if reporter == operator:
+        return None
+    return f"an '{evidence.kind.value}' receipt is the hub operator's ({operator}), " \
+           f"but {reporter} signed it"
 
 
 def _same(expected_hex: str, data: bytes) -> bool:

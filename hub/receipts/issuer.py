@@ -91,4 +91,5 @@ class HubReceipts:
         signer = self._operator()
         if signer is None:
             return None
-        return sign_tree(self._build("countersigned", status, self.operator, at), signer)
+        return sign_tree(self._build("countersigned", status, self.operator, at,
+                                     status_code=status.status_code), signer)

@@ -100,7 +100,7 @@ from hub.edxml.errors import EnvelopeRefused
 from hub.reasons import Reason
 from hub.validators import _fastdsig
 from hub.validators.outcome import ValidationFailure
-from hub.validators.trust import TrustPolicy
+from hub.validators.trust import TrustPolicy, read_certificate
 
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
 DSIG11_NS = "http://www.w3.org/2009/xmldsig11#"
@@ -277,11 +277,12 @@ _CERTIFICATE_ERRORS = (ValueError, TypeError, UnsupportedAlgorithm, x509.Duplica
 
 
 def _read_certificate(text: str, position: int) -> x509.Certificate:
-    """Decode and load one KeyInfo certificate and read, once, inside this guard, every field
-    the later checks read (names, validity, key, signature algorithm, extensions, DER): a
-    malformed certificate is SIGNATURE_CERTIFICATE_MISSING here, never an exception in the
-    trust or report steps (issue 16, L4). cryptography parses a field the same way on every
-    access, so a field read here once is readable later."""
+    """Decode and load one KeyInfo certificate and read, once, inside a guard, every field the
+    later checks read (:func:`hub.validators.trust.read_certificate`: names, validity, key,
+    extensions): text that is not base64 is SIGNATURE_CERTIFICATE_MISSING, a certificate that
+    cannot be read is CERT_MALFORMED — never an exception in the trust or report steps (issue
+    16, L4). cryptography parses a field the same way on every access, so a field read here
+    once is readable later."""
     what = f"X509Certificate {position} in KeyInfo"
     try:
         der = base64.b64decode(text, validate=True)
@@ -290,18 +291,12 @@ def _read_certificate(text: str, position: int) -> x509.Certificate:
             Reason.SIGNATURE_CERTIFICATE_MISSING, f"{what} is not base64") from None
     try:
         cert = x509.load_der_x509_certificate(der)
-        cert.subject.rfc4514_string()
-        cert.issuer.rfc4514_string()
-        _ = (cert.serial_number, cert.not_valid_before_utc, cert.not_valid_after_utc,
-             cert.signature_algorithm_oid, cert.tbs_certificate_bytes, cert.public_key(),
-             cert.signature_hash_algorithm)
-        for extension in cert.extensions:
-            _ = extension.value
+        cert.public_key()
         cert.public_bytes(serialization.Encoding.DER)
-    except _CERTIFICATE_ERRORS as exc:
+    except Exception as exc:  # any failure to load DER is a malformed certificate, by definition
         raise ValidationFailure(
-            Reason.SIGNATURE_CERTIFICATE_MISSING,
-            f"{what} is malformed ({type(exc).__name__})") from None
+            Reason.CERT_MALFORMED, f"{what} is malformed ({type(exc).__name__})") from None
+    read_certificate(cert)  # CERT_MALFORMED when a field cannot be read
     return cert
 
 

@@ -70,8 +70,6 @@ def test_an_envelope_the_node_example_signs_at_the_end_of_the_header_is_accepted
     assert result.signed["references"] == [""]
 
 
-@pytest.mark.xfail(strict=True, reason="the edXML:DigitalSignature slot is issue 15 item 1; "
-                   "when it lands, remove this mark and make 'standard' the example's default")
 def test_an_envelope_the_node_example_signs_in_the_qcvn_102_slot_is_accepted(
         pki: PkiPaths, tmp_path: Path) -> None:
     result = check_packet(_node_signed(pki, tmp_path, "standard"), _settings(pki))

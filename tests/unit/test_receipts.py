@@ -23,7 +23,7 @@ from hub.edxml.model import DS_NS, NS
 from hub.reasons import Reason
 from hub.receipts.content import (
     HUB_NS,
-    HUB_STATUS_CODE,
+    QCVN_STATUS_CODES,
     ReceiptKind,
     build_receipt,
     build_receipt_tree,
@@ -181,13 +181,14 @@ def test_a_receipt_signed_in_memory_is_byte_identical_to_the_bytes_path(
 # -- content -----------------------------------------------------------------------------------
 
 
-def test_a_rejection_carries_the_hub_code_and_the_reason_in_both_languages(
+def test_a_rejection_is_the_standard_02_with_the_reason_code_and_both_texts(
     envelope_raw: bytes,
 ) -> None:
     receipt = receipt_for(envelope_raw, "rejected", reason=Reason.RECIPIENT_UNKNOWN,
                           detail="recipient 000.00.77.H27 is not in the directory")
-    assert _status_text(receipt, "StatusCode") == HUB_STATUS_CODE == "00"
+    assert _status_text(receipt, "StatusCode") == "02"
     description = _status_text(receipt, "Description")
+    assert description.startswith(f"RECIPIENT_UNKNOWN: {Reason.RECIPIENT_UNKNOWN.vi}")
     assert Reason.RECIPIENT_UNKNOWN.vi in description
     assert Reason.RECIPIENT_UNKNOWN.en in description
     root = etree.fromstring(receipt)
@@ -224,11 +225,36 @@ def test_arrival_keeps_the_standard_code_01(envelope_raw: bytes) -> None:
     assert evidence.recipient == "000.00.03.H27"
 
 
-@pytest.mark.parametrize("kind", ["accepted", "rejected", "countersigned"])
-def test_hub_evidences_never_use_a_standard_status_code(envelope_raw: bytes, kind: str) -> None:
+@pytest.mark.parametrize(("kind", "code"), [("received", "01"), ("accepted", "01"),
+                                           ("rejected", "02"), ("countersigned", "05")])
+def test_every_receipt_carries_only_a_qcvn_102_status_code(
+        envelope_raw: bytes, kind: str, code: str) -> None:
     extra: dict[str, object] = {"reason": Reason.SIGNATURE_INVALID} if kind == "rejected" else {}
+    if kind == "countersigned":
+        extra["status_code"] = "05"
+    if kind == "received":
+        extra.update(reporter="000.00.03.H27", recipient="000.00.03.H27")
     receipt = receipt_for(envelope_raw, kind, **extra)
-    assert _status_text(receipt, "StatusCode") == "00"
+    assert _status_text(receipt, "StatusCode") == code
+    assert code in QCVN_STATUS_CODES
+
+
+@pytest.mark.parametrize("kind", ["received", "accepted", "rejected", "countersigned"])
+def test_a_status_reader_that_knows_only_qcvn_102_reads_every_receipt(
+        envelope_raw: bytes, kind: str) -> None:
+    # A legacy reader: plain XML, the QCVN 102 namespace only, unknown elements ignored.
+    extra: dict[str, object] = {"reason": Reason.SIGNATURE_INVALID} if kind == "rejected" else {}
+    if kind == "countersigned":
+        extra["status_code"] = "03"
+    receipt = receipt_for(envelope_raw, kind, **extra)
+    root = etree.fromstring(receipt, etree.XMLParser(resolve_entities=False, no_network=True))
+    status = root.find(f".//{{{NS}}}Status")
+    assert status is not None
+    legacy = {child.tag.split("}")[1] for child in status
+              if child.tag.startswith(f"{{{NS}}}")}
+    assert {"ResponseFor", "From", "StatusCode", "Description", "Timestamp"} <= legacy
+    assert status.findtext(f"{{{NS}}}StatusCode") in {"01", "02", "03", "04", "05", "06",
+                                                       "13", "15", "16"}
 
 
 def test_a_countersignature_records_the_forwarded_status_code(envelope_raw: bytes) -> None:
@@ -333,7 +359,7 @@ _EXTENSION = (
 
 def test_a_receipt_parses_as_a_status_packet(envelope_raw: bytes) -> None:
     status = parse_status(receipt_for(envelope_raw))
-    assert status.status_code == "00"
+    assert status.status_code == "01"
     assert status.response_for.document_id == f"{SENDER},2026/11/20,123/UBND-VP"
     assert status.response_for.promulgation_date == date(2026, 11, 20)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub.consumers.settlement import Action, RetryPolicy, decide
+from hub.consumers.settlement import Action, Backoff, RetryPolicy, decide
 from hub.reasons import Reason
 
 POLICY = RetryPolicy(limit=3, base_ms=100, max_ms=250)
@@ -53,3 +53,10 @@ def test_revocation_that_cannot_be_checked_is_parked_under_its_own_reason() -> N
 @pytest.mark.parametrize("reason", [r for r in Reason if r.info.disposition.value == "reject"])
 def test_a_permanent_refusal_is_never_parked(reason: Reason) -> None:
     assert not decide(reason, attempts=1, policy=POLICY).parked
+
+
+def test_the_wait_loops_back_off_by_doubling_up_to_their_cap_and_start_over_on_reset() -> None:
+    backoff = Backoff(0.1, 0.5)
+    assert [backoff.next() for _ in range(5)] == [0.1, 0.2, 0.4, 0.5, 0.5]
+    backoff.reset()
+    assert backoff.upcoming == 0.1

@@ -190,8 +190,8 @@ def test_an_envelope_whose_only_certificate_has_an_unreadable_subject_is_refused
                              crls=vectors.crls)
     # Then the report says why; validate_packet did not raise
     assert report.reason is Reason.CERT_MALFORMED, report.describe()
-    assert report.signer is not None
-    assert report.signer.fingerprint
+    # And the refusal names the certificate it could not read
+    assert report.checks[-1].evidence.get("certificate"), report.checks[-1].evidence
 
 
 def test_a_well_formed_certificate_still_passes_the_guard(pki: GeneratedPki) -> None:
