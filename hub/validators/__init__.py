@@ -18,8 +18,10 @@ path):
 5. ``pdf`` — envelopes only: PDF attachment signatures (:mod:`hub.validators.pdf`).
 
 **National-axis interop policy** (``policy.axis_legacy_envelope_signature``, off by default;
-DOMAIN.md §4, Decree 30/2020/NĐ-CP Art. 5: the binding signatures are the PAdES ones in the main
-PDF). When it is on, the packet is an envelope, its sender is reached through the national axis
+Decree 30/2020/NĐ-CP Art. 5: a document signed by the competent person and by the organization
+is the original — in practice the PAdES signatures in the main PDF, while the envelope
+signature of the Government Office's QCVN 102:2016/BTTTT SDK samples is rsa-sha1 or a
+placeholder). When it is on, the packet is an envelope, its sender is reached through the national axis
 (directory ``reach = "axis"``) and the envelope signature fails **only** for a legacy reason —
 rsa-sha1 / SHA-1 digest (SIGNATURE_ALGORITHM_FORBIDDEN) or no signature at all, the SDK's
 foreign namespace or empty placeholder (SIGNATURE_MISSING) — then:

@@ -1,7 +1,7 @@
 """PDF attachment signatures (PAdES-style), validated with pyHanko under the same roots.
 
-Where the legally binding signatures are (Circular 41/2017/TT-BTTTT; Decree 30/2020/NĐ-CP Art. 5;
-DOMAIN.md §4): in the attached PDF — the competent **person**'s signature and the
+Where the legally binding signatures are (Circular 41/2017/TT-BTTTT Art. 6; Decree
+30/2020/NĐ-CP Art. 5): in the attached PDF — the competent **person**'s signature and the
 **organization**'s (the electronic seal). The rules:
 
 - every attachment that is a PDF — declared ``application/pdf``, or starting with ``%PDF-``

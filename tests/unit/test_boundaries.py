@@ -4,7 +4,7 @@
   unit, and the graph between units has no cycle;
 - no import cycle between modules anywhere in ``hub``;
 - pika only in ``hub/broker.py``; SQLAlchemy only in ``hub/ledger/``; acks only in the broker
-  adapter; the pure core loads without either (STYLE §5, §10);
+  adapter; the pure core loads without either;
 - at most 14 top-level modules.
 """
 

@@ -1,4 +1,5 @@
-"""The national-axis interop policy (``[trust] axis_legacy_envelope_signature``; DOMAIN.md §4).
+"""The national-axis interop policy (``[trust] axis_legacy_envelope_signature``; Decree
+30/2020/NĐ-CP Art. 5).
 
 Envelopes from the official SDK often carry an unusable envelope signature (rsa-sha1, a foreign
 namespace, the empty placeholder) while the binding signatures are the PAdES ones in the main

@@ -1,5 +1,5 @@
-"""The fast PDF signature check gives exactly the reference's verdict (STYLE: a fast path is
-proven equal to the slow one).
+"""The fast PDF signature check gives exactly the reference's verdict (every fast path
+is proven equal to the slow one).
 
 The reference (:func:`hub.validators.pdf.check_signature_reference`) is pyHanko's full
 ``validate_pdf_signature`` with a fresh ``ValidationContext``, then the hub's trust rules; the

@@ -1,5 +1,5 @@
-"""The direct XMLDSig verifier gives exactly signxml's verdict (STYLE: a fast path is proven
-equal to the slow one): on every vector of the signature manifest, on every valid EDXML vector
+"""The direct XMLDSig verifier gives exactly signxml's verdict (every fast path is
+proven equal to the slow one): on every vector of the signature manifest, on every valid EDXML vector
 signed by :func:`hub.trust.signing.sign_xml`, on hand-made shapes at the edges of the profile, and on
 hypothesis-mutated signed envelopes — each with the envelopes signed in QCVN 102's
 ``edXML:DigitalSignature`` slot and as the last child of ``edXMLHeader``. A verdict is "passed"
