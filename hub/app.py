@@ -1,8 +1,9 @@
 """Wiring only: build every long-lived object once from :class:`~hub.config.Settings`.
 
 Nothing here is global: ``main()`` loads settings, calls :func:`build_hub`, and hands the
-objects down (STYLE §7). Keys are loaded once (an RSA load costs ~36 ms); the trust policy is
-built once; validators and signxml verifiers are built per message inside the validators.
+objects down: no global settings, no singletons. Keys are loaded once (an RSA load costs
+~36 ms); the trust policy is built once; validators and signxml verifiers are built per message
+inside the validators.
 """
 
 from __future__ import annotations

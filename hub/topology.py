@@ -28,7 +28,7 @@ Decisions recorded here (why, not what):
   apart. Organization codes are ``[0-9A-Z.]`` (QCVN 102:2016 and Decision 20/2020/QĐ-TTg), so
   the lower-case kind prefixes and ``axis`` can never collide with a code.
 - *Quorum queues* (RabbitMQ ≥ 3.10, Debian bookworm ships 3.10.8) are replicated and support
-  ``x-delivery-limit`` (poison messages are dead-lettered instead of looping, STYLE §6),
+  ``x-delivery-limit`` (poison messages are dead-lettered instead of looping),
   ``x-message-ttl`` and ``x-dead-letter-strategy=at-least-once``, which RabbitMQ accepts only
   with ``x-overflow=reject-publish``: a dead-lettered or expired message is kept until the
   target queue confirms it, so a retry hop or a dead-letter never loses a document.

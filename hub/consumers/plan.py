@@ -424,7 +424,7 @@ class Pipeline:
             return _Refusal(reason, detail, report)
         if getattr(report, "waiver", None) is not None:
             # The national-axis interop policy accepted a legacy envelope signature because
-            # the main PDF's signatures are valid: never silent (DOMAIN §4).
+            # the main PDF's signatures are valid: never silent (Decree 30/2020/NĐ-CP Art. 5).
             evidence = report.waiver.evidence
             log.warning("legacy_envelope_signature_accepted", sender=env.sender.organ_id,
                         document_id=env.document_id, digest=env.digest,

@@ -30,7 +30,7 @@ from typing import Any
 
 # testcontainers reads these when it is imported: set them first. Ryuk's image cannot be pulled
 # here, and this VM has /.dockerenv, so without docker_host mode testcontainers would talk to the
-# bridge gateway instead of loopback (measured, see shared/TESTING.md).
+# bridge gateway instead of loopback (measured on the project's test machine).
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 os.environ.setdefault("TC_HOST", "127.0.0.1")
 os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")

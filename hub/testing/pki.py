@@ -1,7 +1,8 @@
 """A generated **test** PKI shaped like Vietnam's specialized (Ban Cơ yếu Chính phủ) hierarchy.
 
 Never use it for real traffic: every key is generated on the spot and written unencrypted
-unless a passphrase is given. What it builds (DOMAIN.md §4; Circular 08/2016/TT-BQP):
+unless a passphrase is given. What it builds (the Government Cipher Committee's specialized
+certification service, Circular 08/2016/TT-BQP):
 
 - the trusted **specialized** hierarchy: root "RootCA chuyên dùng Chính phủ G2 (TEST)" and the
   issuing CA "CA phục vụ các cơ quan Nhà nước G2 (TEST)". The real root is RSA-4096; the test

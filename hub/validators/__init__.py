@@ -18,8 +18,10 @@ path):
 5. ``pdf`` — envelopes only: PDF attachment signatures (:mod:`hub.validators.pdf`).
 
 **National-axis interop policy** (``policy.axis_legacy_envelope_signature``, off by default;
-DOMAIN.md §4, Decree 30/2020/NĐ-CP Art. 5: the binding signatures are the PAdES ones in the main
-PDF). When it is on, the packet is an envelope, its sender is reached through the national axis
+Decree 30/2020/NĐ-CP Art. 5: a document signed by the competent person and by the organization
+is the original — in practice the PAdES signatures in the main PDF, while the envelope
+signature of the Government Office's QCVN 102:2016/BTTTT SDK samples is rsa-sha1 or a
+placeholder). When it is on, the packet is an envelope, its sender is reached through the national axis
 (directory ``reach = "axis"``) and the envelope signature fails **only** for a legacy reason —
 rsa-sha1 / SHA-1 digest (SIGNATURE_ALGORITHM_FORBIDDEN) or no signature at all, the SDK's
 foreign namespace or empty placeholder (SIGNATURE_MISSING) — then:
@@ -178,97 +180,150 @@ def validate_packet(
     ``ocsp`` holds the OCSP answers fetched so far (:mod:`hub.trust.revocation`); without it only
     CRLs decide revocation.
     """
-    checks: list[CheckOutcome] = []
-    found: list[XmlSignature] = []
-    path: list[x509.Certificate] = []
-    wanted: list[OcspQuery] = []
-    legacy_sha1 = False
-    waiving = False
+    checking = _Checking(packet, at=at, policy=policy, directory=directory, crls=crls, ocsp=ocsp)
+    if _run("xmldsig", checking.checks, checking.xmldsig):
+        checking.run(checking.after_signature())
+    else:
+        checking.try_axis_waiver()
+    return checking.report()
 
-    def xmldsig() -> dict[str, str]:
-        signature = check_xml_signature(packet.raw, policy, legacy_sha1=legacy_sha1,
-                                        tree=packet.tree)
-        found.append(signature)
+
+_Step = tuple[str, Callable[[], dict[str, str]]]
+"""A named check: its name in the report, and the action that returns its evidence or raises."""
+
+
+class _Checking:
+    """One packet's validation: its inputs, the outcomes so far, and what each check
+    established for the next ones (the verified signature, the trusted path, the OCSP
+    questions). Built per packet, never shared."""
+
+    def __init__(
+        self,
+        packet: Envelope | StatusPacket,
+        *,
+        at: datetime,
+        policy: TrustPolicy,
+        directory: PacketDirectory,
+        crls: CrlSnapshot,
+        ocsp: OcspSnapshot | None,
+    ) -> None:
+        self.packet = packet
+        self.at = at
+        self.policy = policy
+        self.directory = directory
+        self.crls = crls
+        self.ocsp = ocsp
+        self.checks: list[CheckOutcome] = []
+        self.found: list[XmlSignature] = []
+        self.path: list[x509.Certificate] = []
+        self.wanted: list[OcspQuery] = []
+        self.legacy_sha1 = False
+        """Verify a SHA-1 envelope signature (the national-axis waiver, second attempt)."""
+        self.waiving = False
+        """The national-axis waiver is being tried: the main PDF's signatures are required."""
+
+    # -- the checks: each returns its evidence or raises ValidationFailure ---------------------
+
+    def xmldsig(self) -> dict[str, str]:
+        signature = check_xml_signature(self.packet.raw, self.policy,
+                                        legacy_sha1=self.legacy_sha1, tree=self.packet.tree)
+        self.found.append(signature)
         return {
             "signature_method": signature.signature_method,
             "digest_method": signature.digest_method,
             "certificate": fingerprint(signature.leaf),
         }
 
-    def trust() -> dict[str, str]:
-        sig = found[0]
-        path.extend(validate_chain(sig.leaf, sig.offered, policy, at))
+    def trust(self) -> dict[str, str]:
+        sig = self.found[0]
+        self.path.extend(validate_chain(sig.leaf, sig.offered, self.policy, self.at))
         return {
-            "path": " > ".join(fingerprint(c)[:16] for c in path),
-            "root": read_certificate(path[-1]).subject_text,
-            "validity_judged_at": at.isoformat(),
+            "path": " > ".join(fingerprint(c)[:16] for c in self.path),
+            "root": read_certificate(self.path[-1]).subject_text,
+            "validity_judged_at": self.at.isoformat(),
         }
 
-    def revocation() -> dict[str, str]:
-        return check_revocation(path, crls, policy, at, ocsp, wanted)
+    def revocation(self) -> dict[str, str]:
+        return check_revocation(self.path, self.crls, self.policy, self.at, self.ocsp,
+                                self.wanted)
 
-    def signer() -> dict[str, str]:
-        sender = packet.sender.organ_id
-        if directory.find(sender, at) is None:
+    def signer(self) -> dict[str, str]:
+        sender = self.packet.sender.organ_id
+        if self.directory.find(sender, self.at) is None:
             raise ValidationFailure(Reason.SENDER_UNKNOWN, f"{sender} not in the directory")
-        entry = directory.signer_for(sender, found[0].leaf, at)
+        leaf = self.found[0].leaf
+        entry = self.directory.signer_for(sender, leaf, self.at)
         if entry is None:
             raise ValidationFailure(
                 Reason.SIGNER_NOT_AUTHORIZED_FOR_SENDER,
-                f"certificate {subject_uid(found[0].leaf) or '(no UID)'} may not sign for {sender}")
+                f"certificate {subject_uid(leaf) or '(no UID)'} may not sign for {sender}")
         return {"sender": sender, "role": str(getattr(entry, "role", ""))}
 
-    def pdf() -> dict[str, str]:
-        assert isinstance(packet, Envelope)
+    def pdf(self) -> dict[str, str]:
+        assert isinstance(self.packet, Envelope)
         return check_pdf_attachments(
-            packet, policy=policy, crls=crls, directory=directory, at=at, ocsp=ocsp,
-            wanted=wanted, require_signatures=True if waiving else None)
+            self.packet, policy=self.policy, crls=self.crls, directory=self.directory,
+            at=self.at, ocsp=self.ocsp, wanted=self.wanted,
+            require_signatures=True if self.waiving else None)
 
-    def run(steps: list[tuple[str, Callable[[], dict[str, str]]]]) -> None:
+    # -- the order ---------------------------------------------------------------------------
+
+    def after_signature(self) -> list[_Step]:
+        """The checks that follow a verified envelope signature, in order."""
+        steps: list[_Step] = [
+            ("trust", self.trust), ("revocation", self.revocation), ("signer", self.signer)]
+        if isinstance(self.packet, Envelope):
+            steps.append(("pdf", self.pdf))
+        return steps
+
+    def run(self, steps: list[_Step]) -> None:
+        """Run ``steps`` in order up to the first that does not pass."""
         for name, action in steps:
-            if not _run(name, checks, action) and (
+            if not _run(name, self.checks, action) and (
                 # Keep going past undecidable revocation so a permanent failure further on
                 # (wrong signer, bad PDF) wins over a pointless retry.
-                name != "revocation" or checks[-1].indication is not Indication.INDETERMINATE
+                name != "revocation" or self.checks[-1].indication is not Indication.INDETERMINATE
             ):
                 break
 
-    envelope_steps: list[tuple[str, Callable[[], dict[str, str]]]] = [
-        ("trust", trust), ("revocation", revocation), ("signer", signer)]
-    if isinstance(packet, Envelope):
-        envelope_steps.append(("pdf", pdf))
+    def try_axis_waiver(self) -> None:
+        """After a failed envelope signature: the national-axis interop policy (Decision
+        28/2018/QĐ-TTg, Decree 30/2020/NĐ-CP Art. 5), when it may apply. The legacy defect is
+        set aside; everything else is still checked, and the main PDF's signatures must carry
+        the document."""
+        defect = _legacy_defect(self.checks[-1])
+        if not self.policy.axis_legacy_envelope_signature or defect is None:
+            return
+        if not _axis_legacy(self.packet, self.checks, self.directory, self.at):
+            return
+        self.waiving = True
+        waived = self.checks.pop()
+        if defect == "sha1":
+            self._verify_legacy_sha1()
+        else:
+            self.run([("pdf", self.pdf)])
+        if not self.checks or self.checks[0].check != "xmldsig":
+            self.checks[:] = _waiver_outcome(self.packet, waived, self.checks, self.found, defect)
 
-    if _run("xmldsig", checks, xmldsig):
-        run(envelope_steps)
-    else:
-        defect = _legacy_defect(checks[-1])
-        if policy.axis_legacy_envelope_signature and defect is not None:
-            waiving = _axis_legacy(packet, checks, directory, at)
-        if waiving:
-            # National-axis interop (DOMAIN.md §4): the legacy defect is set aside; everything
-            # else is still checked, and the main PDF's signatures must carry the document.
-            waived = checks.pop()
-            if defect == "sha1":
-                legacy_sha1 = True
-                if _run("xmldsig", checks, xmldsig):
-                    checks.pop()  # verified with SHA-1: recorded in the waiver, not as a pass
-                    run(envelope_steps)
-                else:
-                    # A legacy signature that does not verify (digest mismatch …) is never
-                    # waived: its own failure is the verdict.
-                    checks[-1] = _annotated(
-                        checks[-1], f"not applied: the legacy ({defect}) signature fails")
-            else:
-                run([("pdf", pdf)])
-            if not checks or checks[0].check != "xmldsig":
-                checks[:] = _waiver_outcome(packet, waived, checks, found, defect)
-    queries = tuple({q.cert_id: q for q in wanted}.values())
-    return ValidationReport(
-        checks=tuple(checks),
-        signer=_signer_evidence(found[0].leaf) if found else None,
-        validated_at=at,
-        ocsp_queries=queries,
-    )
+    def _verify_legacy_sha1(self) -> None:
+        self.legacy_sha1 = True
+        if _run("xmldsig", self.checks, self.xmldsig):
+            self.checks.pop()  # verified with SHA-1: recorded in the waiver, not as a pass
+            self.run(self.after_signature())
+        else:
+            # A legacy signature that does not verify (digest mismatch …) is never waived: its
+            # own failure is the verdict.
+            self.checks[-1] = _annotated(
+                self.checks[-1], "not applied: the legacy (sha1) signature fails")
+
+    def report(self) -> ValidationReport:
+        queries = tuple({q.cert_id: q for q in self.wanted}.values())
+        return ValidationReport(
+            checks=tuple(self.checks),
+            signer=_signer_evidence(self.found[0].leaf) if self.found else None,
+            validated_at=self.at,
+            ocsp_queries=queries,
+        )
 
 
 def _axis_legacy(

@@ -1,7 +1,8 @@
 """OCSP answers (RFC 6960) for the revocation check (pure: no I/O; responses are handed in).
 
-The issuing CA of the specialized hierarchy operates an OCSP responder (DOMAIN.md §4; Decree
-130/2018/NĐ-CP: revocation status comes from the CA's CRL/OCSP). When a certificate's
+The issuing CA of the specialized hierarchy operates an OCSP responder (Circular
+41/2017/TT-BTTTT Art. 8 and Decree 130/2018/NĐ-CP: revocation status comes from the CA's
+CRL or OCSP). When a certificate's
 authorityInfoAccess names one (id-ad-ocsp), :mod:`hub.trust.revocation` asks it and hands the answers
 in as an :class:`OcspSnapshot`; this module reads them:
 

@@ -1,7 +1,7 @@
 """PDF attachment signatures (PAdES-style), validated with pyHanko under the same roots.
 
-Where the legally binding signatures are (Circular 41/2017/TT-BTTTT; Decree 30/2020/NĐ-CP Art. 5;
-DOMAIN.md §4): in the attached PDF — the competent **person**'s signature and the
+Where the legally binding signatures are (Circular 41/2017/TT-BTTTT Art. 6; Decree
+30/2020/NĐ-CP Art. 5): in the attached PDF — the competent **person**'s signature and the
 **organization**'s (the electronic seal). The rules:
 
 - every attachment that is a PDF — declared ``application/pdf``, or starting with ``%PDF-``
@@ -600,75 +600,133 @@ def check_pdf_attachments(
     of the file; ``before_seal`` after the others. A signature after the seal is refused
     unless ``signatures_after_seal``.
     """
-    check = check_signature_reference if reference else _check_signature
-    require = policy.require_pdf_signatures if require_signatures is None else require_signatures
-    changes = policy.pdf_changes
-    revocation = _Revocation(crls, ocsp, wanted)
+    run = _PdfCheck(envelope, policy=policy, crls=crls, directory=directory, at=at, ocsp=ocsp,
+                    wanted=wanted, require_signatures=require_signatures, reference=reference)
+    for attachment in run.pdfs:
+        run.attachment(attachment)
+    return run.verdict()
+
+
+_SignatureCheck = Callable[[Any, str, TrustPolicy, _Revocation, datetime, PdfChange], _Checked]
+"""The fast path (:func:`_check_signature`) or the reference (:func:`check_signature_reference`)."""
+
+
+def _main_document(envelope: Envelope, pdfs: Sequence[Attachment]) -> Attachment | None:
+    """The main document: the first PDF in the manifest's order (else the first PDF)."""
     by_id = {a.content_id: a for a in envelope.attachments}
-    pdfs = [a for a in envelope.attachments if _is_pdf_attachment(a)]
-    # The main document: the first PDF in the manifest's order.
-    main = next(
+    return next(
         (by_id[r.content_id] for r in envelope.manifest
          if r.content_id in by_id and (_is_pdf(r.content_type)
                                        or _is_pdf_attachment(by_id[r.content_id]))),
         pdfs[0] if pdfs else None,
     )
-    sender = envelope.sender.organ_id
-    evidence: dict[str, str] = {"pdfs": str(len(pdfs))}
-    roles_on_main: dict[str, str] = {}
-    recorded: list[str] = []
-    pending: ValidationFailure | None = None
-    for attachment in pdfs:
+
+
+def _refuse_signatures_after_seal(embedded: Sequence[Any], seal: int, name: str) -> None:
+    later = [s.field_name or "?" for s in embedded if s.signed_revision > seal]
+    if later:
+        raise ValidationFailure(
+            Reason.PDF_MODIFIED_AFTER_SIGNING,
+            f"{name}: signed again after the organization's seal (field {', '.join(later)})")
+
+
+class _PdfCheck:
+    """One envelope's PDF check: its inputs, and what the signatures checked so far established
+    (the roles found on the main document, the changes recorded before the seal, the first
+    failure left pending). Built per envelope, never shared."""
+
+    def __init__(
+        self,
+        envelope: Envelope,
+        *,
+        policy: TrustPolicy,
+        crls: CrlSnapshot,
+        directory: SignerDirectory,
+        at: datetime,
+        ocsp: OcspSnapshot | None,
+        wanted: list[OcspQuery] | None,
+        require_signatures: bool | None,
+        reference: bool,
+    ) -> None:
+        self.check: _SignatureCheck = check_signature_reference if reference else _check_signature
+        self.policy = policy
+        self.directory = directory
+        self.at = at
+        self.require = (policy.require_pdf_signatures if require_signatures is None
+                        else require_signatures)
+        self.changes = policy.pdf_changes
+        self.revocation = _Revocation(crls, ocsp, wanted)
+        self.sender = envelope.sender.organ_id
+        self.pdfs = [a for a in envelope.attachments if _is_pdf_attachment(a)]
+        self.main = _main_document(envelope, self.pdfs)
+        self.evidence: dict[str, str] = {"pdfs": str(len(self.pdfs))}
+        self.roles_on_main: dict[str, str] = {}
+        """Directory role → fingerprint of the first valid signer in that role on the main PDF."""
+        self.recorded: list[str] = []
+        """What changed between a signature and the seal (``changed_before_seal``)."""
+        self.pending: ValidationFailure | None = None
+        """The first INDETERMINATE failure (revocation data missing), raised last."""
+
+    def attachment(self, attachment: Attachment) -> None:
+        """Check every signature of one PDF, in the order they were made."""
         name = attachment.attachment_name or attachment.content_id
         embedded = _signatures(attachment.data, name)
         if embedded is None:
-            if require:
+            if self.require:
                 raise ValidationFailure(Reason.PDF_MALFORMED, f"{name}: not a readable PDF")
-            evidence[f"skipped:{name}"] = "unreadable"
-            continue
-        seal = _seal_revision(embedded, sender, directory, at)
-        if seal is not None and not changes.signatures_after_seal:
-            later = [s.field_name or "?" for s in embedded if s.signed_revision > seal]
-            if later:
-                raise ValidationFailure(
-                    Reason.PDF_MODIFIED_AFTER_SIGNING,
-                    f"{name}: signed again after the organization's seal (field "
-                    f"{', '.join(later)})")
+            self.evidence[f"skipped:{name}"] = "unreadable"
+            return
+        seal = _seal_revision(embedded, self.sender, self.directory, self.at)
+        if seal is not None and not self.changes.signatures_after_seal:
+            _refuse_signatures_after_seal(embedded, seal, name)
         last = embedded[-1].signed_revision if embedded else None
         for signature in embedded:
-            revision = signature.signed_revision
-            sealed = revision == last or (seal is not None and revision >= seal)
-            checked = check(signature, name, policy, revocation, at,
-                            changes.after_seal if sealed else changes.before_seal)
-            pending = pending or checked.pending
-            if not sealed:
-                later_fields = {s.field_name for s in embedded if s.signed_revision > revision}
-                filled = sorted(checked.changed - later_fields)
-                if filled:
-                    recorded.append(
-                        f"{name} field {signature.field_name or '?'}, then "
-                        f"{_change_name(checked.level)}: {', '.join(filled)}")
-            if attachment is main:
-                signer = directory.signer_for(sender, checked.cert, at)
-                if signer is not None:
-                    roles_on_main.setdefault(str(signer.role), fingerprint(checked.cert))
-        if attachment is main:
-            evidence["main"] = name
-            evidence["main_signatures"] = str(len(embedded))
-    if require and main is not None:
-        if "person" not in roles_on_main:
-            raise ValidationFailure(
-                Reason.PDF_PERSON_SIGNATURE_MISSING,
-                f"no valid signature of a person signer of {sender}")
-        if "organization" not in roles_on_main:
-            raise ValidationFailure(
-                Reason.PDF_ORGANIZATION_SIGNATURE_MISSING,
-                f"no valid signature of the organization {sender}")
-    if pending is not None:
-        raise pending
-    for role in ("person", "organization"):
-        if role in roles_on_main:
-            evidence[f"main_{role}"] = roles_on_main[role]
-    if recorded:
-        evidence["changed_before_seal"] = "; ".join(recorded)
-    return evidence
+            self.signature(signature, embedded, name, seal=seal, last=last,
+                           on_main=attachment is self.main)
+        if attachment is self.main:
+            self.evidence["main"] = name
+            self.evidence["main_signatures"] = str(len(embedded))
+
+    def signature(
+        self, signature: Any, embedded: Sequence[Any], name: str, *, seal: int | None,
+        last: int | None, on_main: bool,
+    ) -> None:
+        """Check one signature against what may change after it (``after_seal`` for the seal,
+        what follows it and the file's last signature; ``before_seal`` for the others)."""
+        revision = signature.signed_revision
+        sealed = revision == last or (seal is not None and revision >= seal)
+        checked = self.check(signature, name, self.policy, self.revocation, self.at,
+                             self.changes.after_seal if sealed else self.changes.before_seal)
+        self.pending = self.pending or checked.pending
+        if not sealed:
+            later_fields = {s.field_name for s in embedded if s.signed_revision > revision}
+            filled = sorted(checked.changed - later_fields)
+            if filled:
+                self.recorded.append(
+                    f"{name} field {signature.field_name or '?'}, then "
+                    f"{_change_name(checked.level)}: {', '.join(filled)}")
+        if on_main:
+            signer = self.directory.signer_for(self.sender, checked.cert, self.at)
+            if signer is not None:
+                self.roles_on_main.setdefault(str(signer.role), fingerprint(checked.cert))
+
+    def verdict(self) -> dict[str, str]:
+        """The evidence, once every PDF was checked; raises for what the main document lacks,
+        then for the failure left pending."""
+        if self.require and self.main is not None:
+            if "person" not in self.roles_on_main:
+                raise ValidationFailure(
+                    Reason.PDF_PERSON_SIGNATURE_MISSING,
+                    f"no valid signature of a person signer of {self.sender}")
+            if "organization" not in self.roles_on_main:
+                raise ValidationFailure(
+                    Reason.PDF_ORGANIZATION_SIGNATURE_MISSING,
+                    f"no valid signature of the organization {self.sender}")
+        if self.pending is not None:
+            raise self.pending
+        for role in ("person", "organization"):
+            if role in self.roles_on_main:
+                self.evidence[f"main_{role}"] = self.roles_on_main[role]
+        if self.recorded:
+            self.evidence["changed_before_seal"] = "; ".join(self.recorded)
+        return self.evidence

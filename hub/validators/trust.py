@@ -1,6 +1,7 @@
 """Certificate trust and revocation (pure: no I/O; the policy and CRLs are handed in).
 
-Rules (DOMAIN.md §4):
+Rules (Circular 41/2017/TT-BTTTT Art. 8: the certificate's validity and status, and the chain up
+to the root; the source of each rule is named with it):
 
 - Only configured **specialized** roots are trust anchors (Circular 08/2016/TT-BQP: the Government
   Cipher Committee's certification service). No system trust store, ever.

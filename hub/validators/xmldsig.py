@@ -127,7 +127,8 @@ REQUIRED_TRANSFORMS = (ENVELOPED, EXC_C14N)
 RSA_SHA1 = "http://www.w3.org/2000/09/xmldsig#rsa-sha1"
 SHA1_DIGEST = "http://www.w3.org/2000/09/xmldsig#sha1"
 LEGACY_SHA1 = frozenset({RSA_SHA1, SHA1_DIGEST})
-"""The legacy algorithms of the official SDK's envelope signatures (DOMAIN.md §4)."""
+"""The legacy algorithms of the envelope signatures in the Government Office's QCVN
+102:2016/BTTTT SDK samples (rsa-sha1, sha1)."""
 
 _GENEROUS = Limits(max_bytes=2**62, max_attachment_bytes=2**62, max_depth=10_000,
                    max_elements=2**62)

@@ -4,8 +4,10 @@
   unit, and the graph between units has no cycle;
 - no import cycle between modules anywhere in ``hub``;
 - pika only in ``hub/broker.py``; SQLAlchemy only in ``hub/ledger/``; acks only in the broker
-  adapter; the pure core loads without either (STYLE §5, §10);
-- at most 14 top-level modules.
+  adapter; the pure core loads without either;
+- at most 14 top-level modules;
+- no function on the envelope path above cyclomatic complexity 15 (ruff's C901, run without
+  pyproject.toml's per-file ignores).
 """
 
 from __future__ import annotations
@@ -151,3 +153,45 @@ def test_the_pipeline_loads_without_pika_or_sqlalchemy() -> None:
             "bad = {'pika', 'sqlalchemy'} & set(sys.modules); print(sorted(bad))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# -- complexity on the envelope path (issue 14: no function above 15) ---------------------------
+
+MAX_COMPLEXITY = 15
+ENVELOPE_PATH = [
+    "broker.py", "consumers", "logs.py", "edxml", "trust", "validators", "directory.py",
+    "routing.py", "topology.py", "receipts", "messages.py",
+    # the ledger as the path uses it (the duplicate check, the batch's commit, refused bytes);
+    # the auditor commands (evidence, verify, report, chart, backup, migrate) are off the path
+    "ledger/__init__.py", "ledger/store.py", "ledger/records.py", "ledger/chain.py",
+    "ledger/models.py", "ledger/blobs.py",
+]
+"""The units of docs/ARCHITECTURE.md's envelope path, as files and folders under ``hub/``."""
+
+
+def _too_complex(*paths: Path) -> list[str]:
+    """Functions above :data:`MAX_COMPLEXITY` (ruff's C901, mccabe), one line each. Run in
+    isolation from pyproject.toml, so no per-file ignore can hide one."""
+    out = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--isolated", "--no-cache", "--select", "C901",
+         "--config", f"lint.mccabe.max-complexity={MAX_COMPLEXITY}",
+         "--output-format", "concise", *map(str, paths)],
+        capture_output=True, text=True, check=False)
+    assert out.returncode in (0, 1), out.stderr  # 2: ruff itself failed
+    return [line for line in out.stdout.splitlines() if "C901" in line]
+
+
+def test_no_function_on_the_envelope_path_is_above_complexity_15() -> None:
+    paths = [HUB / entry for entry in ENVELOPE_PATH]
+    assert all(p.exists() for p in paths), [str(p) for p in paths if not p.exists()]
+    assert _too_complex(*paths) == []
+
+
+def test_the_complexity_check_finds_a_function_above_15(tmp_path: Path) -> None:
+    # Given a function with 15 decisions (complexity 16)
+    branches = "".join(f"    if x == {n}:\n        return {n}\n" for n in range(15))
+    (tmp_path / "tangled.py").write_text(f"def tangled(x: int) -> int:\n{branches}    return -1\n")
+    # Then the check names it
+    found = _too_complex(tmp_path / "tangled.py")
+    assert len(found) == 1
+    assert "`tangled` is too complex (16 > 15)" in found[0]

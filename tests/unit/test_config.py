@@ -1,4 +1,4 @@
-"""Settings: frozen, strict about keys and ranges, environment overrides (STYLE §7)."""
+"""Settings: frozen, strict about keys and ranges, environment overrides."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The generated test PKI has the shape of the specialized hierarchy (DOMAIN.md §4)."""
+"""The generated test PKI has the shape of the specialized hierarchy (Circular 08/2016/TT-BQP)."""
 
 from __future__ import annotations
 

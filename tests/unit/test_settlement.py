@@ -1,4 +1,4 @@
-"""Settlement is decided by one pure function (STYLE §4)."""
+"""Settlement is decided by one pure function."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The direct XMLDSig signer produces exactly what signxml produces (STYLE: a fast path is
-proven equal to the slow one on the whole corpus)."""
+"""The direct XMLDSig signer produces exactly what signxml produces (every fast path
+is proven equal to the slow one on the whole corpus)."""
 
 from __future__ import annotations
 

@@ -271,7 +271,7 @@ def publish_reliably(urls: Sequence[str], exchange: str, items: Sequence[tuple[s
 
     On a nack, a timeout or a dead connection the channel is *reopened* (a new connection, the
     next node) and the whole unconfirmed batch is published again under the same message ids:
-    after a quorum leader is lost a channel may keep nacking (shared/TESTING.md), and the hub's
+    after a quorum leader is lost a channel may keep nacking (measured on RabbitMQ 3.10), and the hub's
     ledger recognises a document it has already recorded (same digest), so a republished copy is
     never delivered twice.
     """

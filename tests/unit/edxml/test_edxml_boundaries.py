@@ -1,4 +1,5 @@
-"""Architecture rules for the EDXML package (STYLE.md §9, §10)."""
+"""Architecture rules for the EDXML package: one hardened XML entry point (as signxml's
+``processor.py``), and a pure core without pika or SQLAlchemy."""
 
 from __future__ import annotations
 

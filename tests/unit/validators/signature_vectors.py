@@ -923,7 +923,7 @@ def ocsp_stale_but_crl_fresh(v: Vectors) -> Built:
     return v.done(v.valid_raw, ocsp=v.ocsp(responder))
 
 
-# -- national-axis legacy envelope signatures (DOMAIN.md §4) -----------------------------------
+# -- national-axis legacy envelope signatures (Decree 30/2020/NĐ-CP Art. 5) --------------------
 
 
 @recipe

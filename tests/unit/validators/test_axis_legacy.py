@@ -1,4 +1,5 @@
-"""The national-axis interop policy (``[trust] axis_legacy_envelope_signature``; DOMAIN.md §4).
+"""The national-axis interop policy (``[trust] axis_legacy_envelope_signature``; Decree
+30/2020/NĐ-CP Art. 5).
 
 Envelopes from the official SDK often carry an unusable envelope signature (rsa-sha1, a foreign
 namespace, the empty placeholder) while the binding signatures are the PAdES ones in the main
@@ -13,18 +14,8 @@ import pytest
 
 from hub.reasons import Reason
 from hub.validators import AXIS_LEGACY_CHECK, Indication, ValidationReport, validate_packet
-from tests.pki_fixtures import AXIS_SENDER, GeneratedPki, session_pki
+from tests.pki_fixtures import AXIS_SENDER, GeneratedPki
 from tests.unit.validators.signature_vectors import Built, Vectors, build
-
-
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> GeneratedPki:
-    return session_pki(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def vectors(pki: GeneratedPki) -> Vectors:
-    return Vectors(pki)
 
 
 def _judge(built: Built) -> ValidationReport:

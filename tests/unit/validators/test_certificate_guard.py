@@ -31,28 +31,11 @@ from tests.pki_fixtures import (
     issue,
     issuing_ca,
     patched,
-    session_pki,
 )
 from tests.unit.validators.signature_vectors import Vectors
 
 SENDER = "000.00.01.H27"
 UNKNOWN_OID = x509.ObjectIdentifier("1.3.6.1.4.1.99999.9.9")
-
-
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> GeneratedPki:
-    return session_pki(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def vectors(pki: GeneratedPki) -> Vectors:
-    return Vectors(pki)
-
-
-def _policy(pki: GeneratedPki) -> TrustPolicy:
-    return TrustPolicy(roots=(pki.root,), intermediates=(pki.issuing_ca,),
-                       public_roots=(pki.public_root,),
-                       policy_oids=frozenset({pki.paths.policy_oid}))
 
 
 def _reason(leaf: Issued, policy: TrustPolicy) -> Reason:
@@ -147,9 +130,9 @@ def test_the_malformed_vectors_load_and_fail_only_when_a_field_is_read(
 
 @pytest.mark.parametrize("name", MALFORMED)
 def test_a_malformed_signer_certificate_is_refused_as_malformed(
-    name: str, pki: GeneratedPki,
+    name: str, pki: GeneratedPki, policy: TrustPolicy,
 ) -> None:
-    assert _reason(_malformed_leaf(pki, name), _policy(pki)) is _expected(name)
+    assert _reason(_malformed_leaf(pki, name), policy) is _expected(name)
 
 
 @pytest.mark.parametrize("name", MALFORMED)
@@ -194,9 +177,9 @@ def test_an_envelope_whose_only_certificate_has_an_unreadable_subject_is_refused
     assert report.checks[-1].evidence.get("certificate"), report.checks[-1].evidence
 
 
-def test_a_well_formed_certificate_still_passes_the_guard(pki: GeneratedPki) -> None:
+def test_a_well_formed_certificate_still_passes_the_guard(pki: GeneratedPki, policy: TrustPolicy) -> None:
     leaf = issue(pki, "well formed", issuing_ca(pki), uid=SENDER)
-    assert validate_chain(leaf.cert, leaf.chain, _policy(pki), AT)[-1] == pki.root
+    assert validate_chain(leaf.cert, leaf.chain, policy, AT)[-1] == pki.root
 
 
 # -- path length and critical extensions (RFC 5280 §6.1.4 (l)-(m), §6.1.3-4 (o)) --------------
@@ -207,9 +190,11 @@ def _sub_ca(pki: GeneratedPki, **kwargs: object) -> Issued:
     return issue(pki, "sub CA", issuing_ca(pki), ca=True, **kwargs)  # type: ignore[arg-type]
 
 
-def test_a_signer_below_a_ca_whose_path_length_is_exhausted_is_refused(pki: GeneratedPki) -> None:
+def test_a_signer_below_a_ca_whose_path_length_is_exhausted_is_refused(
+    pki: GeneratedPki, policy: TrustPolicy,
+) -> None:
     leaf = issue(pki, "leaf under sub CA", _sub_ca(pki), uid=SENDER)
-    assert _reason(leaf, _policy(pki)) is Reason.CERT_PATH_INVALID
+    assert _reason(leaf, policy) is Reason.CERT_PATH_INVALID
 
 
 def test_a_path_within_every_path_length_is_accepted(pki: GeneratedPki) -> None:
@@ -224,20 +209,20 @@ def test_a_path_within_every_path_length_is_accepted(pki: GeneratedPki) -> None:
 
 
 def test_a_signer_certificate_with_an_unknown_critical_extension_is_refused(
-    pki: GeneratedPki,
+    pki: GeneratedPki, policy: TrustPolicy,
 ) -> None:
     leaf = issue(pki, "unknown critical leaf", issuing_ca(pki), uid=SENDER, extensions=(
         (x509.UnrecognizedExtension(UNKNOWN_OID, b"\x05\x00"), True),))
     with pytest.raises(ValidationFailure) as failure:
-        validate_chain(leaf.cert, leaf.chain, _policy(pki), AT)
+        validate_chain(leaf.cert, leaf.chain, policy, AT)
     assert failure.value.reason is Reason.CERT_PATH_INVALID
     assert UNKNOWN_OID.dotted_string in failure.value.detail
 
 
-def test_an_unknown_extension_that_is_not_critical_is_ignored(pki: GeneratedPki) -> None:
+def test_an_unknown_extension_that_is_not_critical_is_ignored(pki: GeneratedPki, policy: TrustPolicy) -> None:
     leaf = issue(pki, "unknown non-critical leaf", issuing_ca(pki), uid=SENDER, extensions=(
         (x509.UnrecognizedExtension(UNKNOWN_OID, b"\x05\x00"), False),))
-    validate_chain(leaf.cert, leaf.chain, _policy(pki), AT)
+    validate_chain(leaf.cert, leaf.chain, policy, AT)
 
 
 def test_a_ca_with_an_unknown_critical_extension_is_refused(pki: GeneratedPki) -> None:
@@ -292,10 +277,9 @@ def _self_signed(pki: GeneratedPki, serial: int) -> x509.Certificate:
 
 
 def test_a_remembered_refusal_is_raised_afresh_each_time_with_a_short_traceback(
-    pki: GeneratedPki,
+    pki: GeneratedPki, policy: TrustPolicy,
 ) -> None:
     # Given a policy that has refused one certificate once
-    policy = _policy(pki)
     cert = pki.self_signed.cert
     raised = []
     for _ in range(50):
@@ -338,9 +322,8 @@ def test_the_path_cache_holds_no_pdf_objects_after_refused_pdf_signatures(
     assert live() <= before
 
 
-def test_the_path_cache_is_bounded_in_entries_and_bytes(pki: GeneratedPki) -> None:
+def test_the_path_cache_is_bounded_in_entries_and_bytes(pki: GeneratedPki, policy: TrustPolicy) -> None:
     cache = ChainCache(size=8, max_bytes=6_000)
-    policy = _policy(pki)
     # Given more distinct signers than the cache holds, each judged once
     for serial in range(1, 40):
         cache.put((str(serial),), (_self_signed(pki, serial), pki.issuing_ca, pki.root))

@@ -37,16 +37,11 @@ from hub.validators.ocsp import (
 )
 from hub.validators.outcome import ValidationFailure
 from hub.validators.trust import check_revocation
-from tests.pki_fixtures import AT, DIRECTORY, PKI_NOW, GeneratedPki, make_pki, session_pki
+from tests.pki_fixtures import AT, DIRECTORY, PKI_NOW, GeneratedPki, make_pki
 from tests.unit.validators.ocsp_responder import Issuer, OcspResponder
 from tests.unit.validators.signature_vectors import Vectors
 
 HOUR = dt.timedelta(hours=1)
-
-
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> GeneratedPki:
-    return session_pki(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -24,28 +24,16 @@ from hub.validators.pdf import check_pdf_attachments
 from tests.pki_fixtures import (
     AT,
     DIRECTORY,
-    GeneratedPki,
     fill_form,
     form_pdf,
     issue,
     issuing_ca,
-    session_pki,
     sign_visible,
 )
 from tests.unit.validators.signature_vectors import PERSON, RECIPIENT, Vectors
 
 ISSUED = {"SoKyHieu": "12/UBND-VP", "NgayBanHanh": "02/03/2026"}
 """What the clerk writes when issuing: the document number and notation, and the date."""
-
-
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> GeneratedPki:
-    return session_pki(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def vectors(pki: GeneratedPki) -> Vectors:
-    return Vectors(pki)
 
 
 def person_signed(v: Vectors) -> bytes:

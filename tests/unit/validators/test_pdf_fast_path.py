@@ -1,5 +1,5 @@
-"""The fast PDF signature check gives exactly the reference's verdict (STYLE: a fast path is
-proven equal to the slow one).
+"""The fast PDF signature check gives exactly the reference's verdict (every fast path
+is proven equal to the slow one).
 
 The reference (:func:`hub.validators.pdf.check_signature_reference`) is pyHanko's full
 ``validate_pdf_signature`` with a fresh ``ValidationContext``, then the hub's trust rules; the
@@ -48,7 +48,7 @@ from hub.validators import pdf as pdf_module
 from hub.validators.ocsp import OcspQuery
 from hub.validators.outcome import Indication, ValidationFailure
 from hub.validators.pdf import check_pdf_attachments, read_hex_string
-from tests.pki_fixtures import AT, DIRECTORY, PKI_NOW, GeneratedPki, fill_form, session_pki
+from tests.pki_fixtures import AT, DIRECTORY, PKI_NOW, GeneratedPki, fill_form
 from tests.unit.validators.signature_vectors import (
     VectorCase,
     Vectors,
@@ -65,16 +65,6 @@ from tests.unit.validators.test_pdf_changes import (
 
 Verdict = tuple[object, ...]
 DAY = dt.timedelta(days=1)
-
-
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> GeneratedPki:
-    return session_pki(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def vectors(pki: GeneratedPki) -> Vectors:
-    return Vectors(pki)
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,7 @@ from hub.config import Settings, with_overrides
 from hub.errors import ConfigurationError
 from hub.trust.revocation import RevocationCache
 from hub.validators.trust import distribution_points
-from tests.pki_fixtures import PKI_NOW, GeneratedPki, session_pki
-
-
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> GeneratedPki:
-    return session_pki(tmp_path_factory)
+from tests.pki_fixtures import PKI_NOW, GeneratedPki
 
 
 @pytest.fixture

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub.edxml import SignaturePlacement
 from hub.validators import validate_packet
-from tests.pki_fixtures import GeneratedPki, session_pki
 from tests.unit.validators.signature_vectors import (
     RECIPES,
     VectorCase,
@@ -19,16 +17,8 @@ from tests.unit.validators.signature_vectors import (
 )
 
 CASES = load_manifest()
-
-
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> GeneratedPki:
-    return session_pki(tmp_path_factory)
-
-
-@pytest.fixture(scope="module", params=list(SignaturePlacement), ids=lambda p: p.value)
-def vectors(pki: GeneratedPki, request: pytest.FixtureRequest) -> Vectors:
-    return Vectors(pki, placement=request.param)
+VECTORS_IN_EVERY_PLACEMENT = True
+"""Each test that uses ``vectors`` runs once per signature placement (conftest)."""
 
 
 def test_every_manifest_row_has_a_recipe_and_every_recipe_a_row() -> None:

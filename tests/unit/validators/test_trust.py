@@ -18,21 +18,9 @@ from hub.trust.store import load_policy
 from hub.validators import CrlEntry, CrlSnapshot, Indication, TrustPolicy
 from hub.validators.outcome import ValidationFailure
 from hub.validators.trust import check_revocation, validate_chain
-from tests.pki_fixtures import AT, PKI_NOW, GeneratedPki, session_pki
+from tests.pki_fixtures import AT, PKI_NOW, GeneratedPki
 
 SENDER = "000.00.01.H27"
-
-
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> GeneratedPki:
-    return session_pki(tmp_path_factory)
-
-
-@pytest.fixture
-def policy(pki: GeneratedPki) -> TrustPolicy:
-    return TrustPolicy(roots=(pki.root,), intermediates=(pki.issuing_ca,),
-                       public_roots=(pki.public_root,),
-                       policy_oids=frozenset({pki.paths.policy_oid}))
 
 
 def _crls(pki: GeneratedPki, fetched_at: dt.datetime = PKI_NOW) -> CrlSnapshot:

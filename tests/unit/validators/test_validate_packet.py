@@ -6,25 +6,14 @@ import base64
 import dataclasses
 import re
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hub.edxml import parse_packet
 from hub.reasons import Reason
 from hub.validators import Indication, validate_packet
-from tests.pki_fixtures import AT, GeneratedPki, session_pki
+from tests.pki_fixtures import AT
 from tests.unit.validators.signature_vectors import DIRECTORY, Vectors
-
-
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> GeneratedPki:
-    return session_pki(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def vectors(pki: GeneratedPki) -> Vectors:
-    return Vectors(pki)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

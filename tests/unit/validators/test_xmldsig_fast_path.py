@@ -1,5 +1,5 @@
-"""The direct XMLDSig verifier gives exactly signxml's verdict (STYLE: a fast path is proven
-equal to the slow one): on every vector of the signature manifest, on every valid EDXML vector
+"""The direct XMLDSig verifier gives exactly signxml's verdict (every fast path is
+proven equal to the slow one): on every vector of the signature manifest, on every valid EDXML vector
 signed by :func:`hub.trust.signing.sign_xml`, on hand-made shapes at the edges of the profile, and on
 hypothesis-mutated signed envelopes — each with the envelopes signed in QCVN 102's
 ``edXML:DigitalSignature`` slot and as the last child of ``edXMLHeader``. A verdict is "passed"
@@ -27,7 +27,7 @@ from signxml import (  # type: ignore[attr-defined]
     methods,
 )
 
-from hub.edxml import Limits, SignaturePlacement, parse_xml
+from hub.edxml import Limits, parse_xml
 from hub.reasons import Reason
 from hub.trust.keystore import OrgSigner
 from hub.trust.signing import sign_xml
@@ -35,7 +35,6 @@ from hub.validators import _fastdsig
 from hub.validators.outcome import ValidationFailure
 from hub.validators.trust import TrustPolicy, fingerprint
 from hub.validators.xmldsig import check_xml_signature, verify_with_signxml
-from tests.pki_fixtures import GeneratedPki, session_pki
 from tests.unit.validators.signature_vectors import (
     DS_NS,
     Vectors,
@@ -48,16 +47,8 @@ EDXML_VALID = sorted(
     (Path(__file__).resolve().parents[2] / "vectors" / "edxml" / "valid").glob("*.xml"))
 EC_NS = "http://www.w3.org/2001/10/xml-exc-c14n#"
 DS = f"{{{DS_NS}}}"
-
-
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> GeneratedPki:
-    return session_pki(tmp_path_factory)
-
-
-@pytest.fixture(scope="module", params=list(SignaturePlacement), ids=lambda p: p.value)
-def vectors(pki: GeneratedPki, request: pytest.FixtureRequest) -> Vectors:
-    return Vectors(pki, placement=request.param)
+VECTORS_IN_EVERY_PLACEMENT = True
+"""Each test that uses ``vectors`` runs once per signature placement (conftest)."""
 
 
 def _verdict(raw: bytes, policy: TrustPolicy, *, direct: bool, legacy_sha1: bool = False

@@ -21,21 +21,11 @@ from hub.trust.signing import sign_xml
 from hub.validators import xmldsig
 from hub.validators.outcome import ValidationFailure
 from hub.validators.xmldsig import SignerCache, check_xml_signature
-from tests.pki_fixtures import PKI_NOW, GeneratedPki, session_pki
+from tests.pki_fixtures import PKI_NOW, GeneratedPki
 from tests.unit.validators.signature_vectors import SENDER, Vectors, build
 
 PADDING_OID = ObjectIdentifier("1.3.6.1.4.1.55555.1")
 """A private extension OID used only to make test certificates large."""
-
-
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> GeneratedPki:
-    return session_pki(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def vectors(pki: GeneratedPki) -> Vectors:
-    return Vectors(pki)
 
 
 @pytest.fixture
