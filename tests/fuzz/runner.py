@@ -18,6 +18,7 @@ import json
 import multiprocessing
 import random
 import signal
+import sys
 import time
 import traceback
 from collections import Counter
@@ -61,6 +62,8 @@ class FuzzConfig:
     watchdog_seconds: float = 60.0
     xmlsec1: str | None = None
     """The xmlsec1 binary (None: accepted mutants are not cross-checked; counted as such)."""
+    warm_up: bool = True
+    """Validate every seed once before timing anything (imports, schemas, first calls)."""
 
 
 @dataclass(frozen=True)
@@ -105,8 +108,9 @@ def make_mutant(corpus: Corpus, seed: int, index: int) -> Mutant:
     return Mutant(index, seed_packet.name, "+".join(names) or "identity", raw, seed_packet.view)
 
 
-class _Hang(Exception):
-    pass
+class _Hang(BaseException):
+    """Raised by the timer. Not an Exception: validate_packet turns any Exception inside a check
+    into INTERNAL_ERROR, which would count a hang as a crash."""
 
 
 class FuzzerBug(Exception):
@@ -373,7 +377,8 @@ def run_in_process(corpus: Corpus, config: FuzzConfig) -> Tally:
     tally = Tally(config)
     previous = signal.signal(signal.SIGALRM, _alarm)
     try:
-        _warm_up(corpus)
+        if config.warm_up:
+            _warm_up(corpus)
         deadline = _deadline(config)
         tally.started = time.monotonic()
         for index in range(_stop_index(config)):
@@ -391,7 +396,8 @@ def _worker(
 ) -> None:
     signal.signal(signal.SIGALRM, _alarm)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
-    _warm_up(corpus)
+    if config.warm_up:
+        _warm_up(corpus)
     stop, step = _stop_index(config), config.workers
     index = first
     while index < stop and time.monotonic() < deadline:
@@ -428,8 +434,12 @@ def run_in_workers(corpus: Corpus, config: FuzzConfig) -> Tally:
     for w in range(config.workers):
         start(w, w)
     done: set[int] = set()
+    shown = time.monotonic()
     try:
         while len(done) < config.workers:
+            if time.monotonic() - shown > PROGRESS_SECONDS:
+                shown = time.monotonic()
+                _progress(tally)
             try:
                 message = queue.get(timeout=0.5)
             except Exception:  # queue.Empty
@@ -460,6 +470,19 @@ def run_in_workers(corpus: Corpus, config: FuzzConfig) -> Tally:
                 proc.kill()
             proc.join()
     return tally
+
+
+PROGRESS_SECONDS = 30.0
+
+
+def _progress(tally: Tally) -> None:
+    """One line on stderr: how far, how fast, anything bad yet."""
+    elapsed = time.monotonic() - tally.started
+    print(f"fuzz: {tally.inputs} inputs in {elapsed:.0f} s ({tally.inputs / elapsed:.1f}/s), "
+          f"{tally.outcomes['accepted']} accepted, {tally.outcomes['crash']} crashes, "
+          f"{tally.outcomes['hang']} hangs, {tally.findings['routed_changed']} routed changes, "
+          f"{tally.findings['xmlsec1_disagreement']} xmlsec1 disagreements",
+          file=sys.stderr, flush=True)
 
 
 def _killed(corpus: Corpus, config: FuzzConfig, index: int, why: str) -> Result:

@@ -175,3 +175,21 @@ def test_pyhankos_reference_refuses_a_pdf_declared_as_another_type(corpus: Corpu
     assert pdf_reference_verdict(corpus, packet) is not None  # type: ignore[arg-type]
     good = parse_packet(corpus.envelope_with(dict(corpus.pdfs)["person+seal"]))
     assert pdf_reference_verdict(corpus, good) is None  # type: ignore[arg-type]
+
+
+class _SpinningCorpus(Corpus):
+    """A validator that never returns (the hang the timer must catch)."""
+
+    def validate(self, packet: Any) -> Any:
+        while True:
+            pass
+
+
+def test_a_validation_that_never_returns_is_counted_as_a_hang_not_a_crash(corpus: Corpus) -> None:
+    spinning = _SpinningCorpus(corpus.vectors, corpus.seeds, corpus.pdfs)
+    summary = run(spinning, FuzzConfig(seed=1, count=20, workers=0, hang_seconds=0.05,
+                                          warm_up=False))
+    # Every mutant the parser lets through reaches the spinning validator.
+    assert summary["hangs"] > 0
+    assert summary["crashes"] == 0
+    assert summary["hangs"] + summary["refused"] == summary["inputs"] == 20
