@@ -1,6 +1,7 @@
 """``python -m tests.fuzz`` (``bench/fuzz``): fuzz the hub's parse + validate, print the counts.
 
     bench/fuzz [--seed N] [--count N] [--seconds S] [--out DIR] [--workers N]
+    bench/fuzz --replay OUT/crash/*.xml --pki OUT/pki
 
 Prints one JSON object (see :meth:`tests.fuzz.runner.Tally.summary`) and writes it, with every
 crash, hang and disagreement (bytes + a JSON note each) and the run's trust material, to
@@ -38,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="findings and summary.json (default: a new temporary directory)")
     p.add_argument("--workers", type=int, default=2, help="worker processes (0: in process)")
     p.add_argument("--hang-seconds", type=float, default=1.0, help="an input slower is a hang")
+    p.add_argument("--replay", type=Path, nargs="+", metavar="FILE",
+                   help="parse + validate saved inputs (with --pki) instead of fuzzing")
+    p.add_argument("--pki", type=Path, help="the run's PKI directory (OUT/pki), for --replay")
     p.add_argument("--no-xmlsec1", action="store_true",
                    help="do not cross-check accepted mutants with xmlsec1 (reported as null)")
     return p
@@ -52,6 +56,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tests.fuzz.runner import FuzzConfig, run
     from tests.pki_fixtures import make_pki
 
+    if args.replay:
+        from tests.fuzz.replay import replay
+
+        if args.pki is None:
+            print("fuzz: --replay needs --pki OUT/pki (the run's PKI)", file=sys.stderr)
+            return EXIT_USAGE
+        for line in replay(args.replay, args.pki):
+            print(line)
+        return EXIT_CLEAN
     xmlsec1 = None if args.no_xmlsec1 else shutil.which("xmlsec1")
     if xmlsec1 is None and not args.no_xmlsec1:
         print("fuzz: xmlsec1 not found (apt-get install xmlsec1), or pass --no-xmlsec1",

@@ -118,12 +118,15 @@ def test_the_seeds_in_the_hubs_signature_position_are_accepted(corpus: Corpus) -
     assert {"envelope", "envelope-empty-slot", "status"} <= accepted
 
 
-def test_only_a_valueerror_inside_a_check_counts_as_the_known_l4_crash() -> None:
-    assert classify("crash", "bit_flip", 'INTERNAL_ERROR: {"detail": "ValueError in trust check"}') \
-        == "L4"
-    assert classify("crash", "bit_flip", "TypeError: Traceback ...") == "new"
-    assert classify("crash", "bit_flip", 'INTERNAL_ERROR: {"detail": "KeyError in pdf check"}') \
-        == "new"
+def test_only_a_certificate_parse_error_counts_as_the_known_l4_crash() -> None:
+    def crash(detail: str) -> str:
+        return classify("crash", "bit_flip", detail)
+
+    assert crash('INTERNAL_ERROR: {"detail": "ValueError in trust check"}') == "L4"
+    assert crash('INTERNAL_ERROR: {"detail": "UnsupportedAlgorithm in xmldsig check"}') == "L4"
+    assert crash("ValueError: Traceback ... error parsing asn1 value: ParseError") == "L4"
+    assert crash("TypeError: Traceback ...") == "new"
+    assert crash('INTERNAL_ERROR: {"detail": "KeyError in pdf check"}') == "new"
 
 
 def test_an_input_is_the_same_mutation_for_the_same_seed_and_index(corpus: Corpus) -> None:
