@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,16 +39,26 @@ ANNEX = Attachment("annex-1", "phu-luc.txt", "text/plain", "Phụ lục",
 """A second, non-PDF attachment: routed content too, and not protected by any PDF signature."""
 
 
+_WRAPPED = re.compile(rb"<edXML:DigitalSignature>\s*(" + re.escape(PLACEHOLDER)
+                      + rb")\s*</edXML:DigitalSignature>")
+
+
+def _last_child(unsigned: bytes) -> bytes:
+    """The placeholder as the last child of ``edXMLHeader``, whichever place the builder chose."""
+    assert PLACEHOLDER in unsigned
+    return _WRAPPED.sub(rb"\1", unsigned, count=1)
+
+
 def _in_standard_slot(unsigned: bytes) -> bytes:
     """Put the placeholder inside ``edXML:DigitalSignature``, the slot QCVN 102 names (issue 15)."""
-    assert PLACEHOLDER in unsigned
+    unsigned = _last_child(unsigned)
     return unsigned.replace(
         PLACEHOLDER, b"<edXML:DigitalSignature>" + PLACEHOLDER + b"</edXML:DigitalSignature>", 1)
 
 
 def _after_empty_slot(unsigned: bytes) -> bytes:
     """The SDK sample's empty ``edXML:DigitalSignature`` left in the header, then the signature."""
-    assert PLACEHOLDER in unsigned
+    unsigned = _last_child(unsigned)
     return unsigned.replace(PLACEHOLDER, b"<edXML:DigitalSignature/>\n    " + PLACEHOLDER, 1)
 
 
@@ -145,10 +156,10 @@ def build_corpus(pki: GeneratedPki) -> Corpus:
         return corpus.validate(packet).accepted
 
     corpus.seeds = (
-        _seed("envelope", sign_xml(unsigned, org), accepted),
+        _seed("envelope", sign_xml(_last_child(unsigned), org), accepted),
         _seed("envelope-standard-slot", sign_xml(_in_standard_slot(unsigned), org), accepted),
         _seed("envelope-empty-slot", sign_xml(_after_empty_slot(unsigned), org), accepted),
-        _seed("status", sign_xml(status, recipient), accepted),
+        _seed("status", sign_xml(_last_child(status), recipient), accepted),
         _seed("status-standard-slot", sign_xml(_in_standard_slot(status), recipient), accepted),
     )
     corpus.pdfs = (("person+seal", v.good_pdf), ("person-only", _person_only(v)))
