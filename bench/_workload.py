@@ -20,9 +20,9 @@ from pathlib import Path
 from hub.config import Settings, with_overrides
 from hub.directory import Directory
 from hub.edxml import Attachment, build_envelope, sample_header
-from hub.keystore import Keystore, OrgSigner
-from hub.pki import KeyCache, PkiPaths, init_pki
-from hub.signing import pdf_from_objects, sign_pdf, sign_xml
+from hub.testing.pki import KeyCache, PkiPaths, init_pki
+from hub.trust.keystore import Keystore, OrgSigner
+from hub.trust.signing import pdf_from_objects, sign_pdf, sign_xml
 
 SENDER = "000.00.01.H27"
 """Văn phòng UBND tỉnh Hà Tĩnh (sample directory); its person signer is ``PERSON``."""

@@ -17,7 +17,7 @@ Measures, on the same envelopes:
   at half the measured single-consumer rate;
 * peak RSS (``VmHWM``) of every consumer process.
 
-The broker is the testcontainers image the tests use (:func:`hub.devbroker.start_container`),
+The broker is the testcontainers image the tests use (:func:`hub.testing.devbroker.start_container`),
 on the same cores. Nothing is asserted: targets are reported as met or not.
 """
 
@@ -59,11 +59,11 @@ from _workload import (  # bench/ is on sys.path: run as a script
     make_pki,
 )
 
-from hub import devbroker
 from hub.app import build_hub
 from hub.broker import Connection, Delivery, Outgoing, connect
-from hub.cli import settle_heap
-from hub.pki import PkiPaths
+from hub.ops.cli import settle_heap
+from hub.testing import devbroker
+from hub.testing.pki import PkiPaths
 from hub.topology import ENVELOPE_KEY, Names
 
 TARGETS = {
@@ -229,7 +229,7 @@ class Scenario:
         for i in range(k):
             out = (self.state / f"consumer{i}.log").open("wb")
             self.procs.append(subprocess.Popen(
-                [sys.executable, "-m", "hub.cli", "run", "--name", f"{self.prefix} c{i}"],
+                [sys.executable, "-m", "hub.ops.cli", "run", "--name", f"{self.prefix} c{i}"],
                 env=env, cwd=self.state, stdout=out, stderr=subprocess.STDOUT))
 
     def peak_rss_mb(self) -> list[float]:
@@ -423,7 +423,7 @@ def floor(pki: PkiPaths, url: str, bodies: Sequence[bytes], shape: Shape,
     from cryptography.hazmat.primitives.asymmetric import padding, rsa
     from lxml import etree
 
-    from hub.keystore import Keystore
+    from hub.trust.keystore import Keystore
 
     raw = bodies[0]
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
@@ -544,15 +544,15 @@ def instrument(hub: Any, stack: contextlib.ExitStack) -> dict[str, float]:
     def wrap(owner: Any, attr: str, name: str) -> None:
         stack.enter_context(mock.patch.object(owner, attr, timed(name, getattr(owner, attr))))
 
-    pipeline_module = importlib.import_module("hub.pipeline")
-    receipts_module = importlib.import_module("hub.receipts")
+    pipeline_module = importlib.import_module("hub.consumers.plan")
+    receipts_module = importlib.import_module("hub.receipts.issuer")
     wrap(pipeline_module, "parse_packet", "parse_packet")
     wrap(pipeline_module, "route", "route")
     stack.enter_context(mock.patch.object(pipeline_module, "log", TimedLog(pipeline_module.log)))
-    # HubReceipts imports these at call time: patching the module attribute reaches it.
+    # HubReceipts calls these through its module's globals: patching them there reaches it.
     wrap(receipts_module, "signature_value_of", "receipts_signature_value_of")
     wrap(receipts_module, "build_receipt_tree", "receipts_build_receipt")
-    wrap(importlib.import_module("hub.app"), "sign_tree", "receipts_sign")
+    wrap(receipts_module, "sign_tree", "receipts_sign")
     pipeline = hub.pipeline
     wrap(pipeline, "validate", "validate_packet")
     wrap(pipeline.receipts, "accepted", "receipts_accepted")

@@ -23,9 +23,9 @@ from pathlib import Path
 import hub.validators as validators
 from hub.directory import Directory
 from hub.edxml import Attachment, build_envelope, parse_packet, sample_header, sample_trace
-from hub.keystore import Keystore
-from hub.pki import init_pki
-from hub.signing import minimal_pdf, sign_pdf, sign_xml
+from hub.testing.pki import init_pki
+from hub.trust.keystore import Keystore
+from hub.trust.signing import minimal_pdf, sign_pdf, sign_xml
 from hub.validators import CrlEntry, CrlSnapshot, TrustPolicy, validate_packet
 from hub.validators.trust import check_revocation, validate_chain
 from hub.validators.xmldsig import check_xml_signature, verify_with_signxml
@@ -91,7 +91,7 @@ def main() -> int:
             header, trace=sample_trace(SENDER, at), attachments=[filler]), org), 100)
 
         person_uid = "CCCD:042080000003"
-        person = __import__("hub.keystore", fromlist=["OrgSigner"]).OrgSigner.from_files(
+        person = __import__("hub.trust.keystore", fromlist=["OrgSigner"]).OrgSigner.from_files(
             person_uid, paths.signers[person_uid].key, paths.signers[person_uid].cert)
         pdf = sign_pdf(sign_pdf(minimal_pdf(), person, field_name="P", reason="r"), org,
                        field_name="O", reason="r")

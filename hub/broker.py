@@ -31,8 +31,8 @@ from hub.errors import TransientError
 from hub.messages import Delivery, Outgoing
 from hub.reasons import Reason
 
-__all__ = ["BrokerUnavailable", "Connection", "Delivery", "Outgoing", "SettledTwice", "Settler",
-           "connect"]
+__all__ = ["BrokerRefused", "BrokerUnavailable", "Connection", "Delivery", "Outgoing", "SettledTwice",
+           "Settler", "connect"]
 
 
 class BrokerUnavailable(TransientError):
@@ -40,6 +40,24 @@ class BrokerUnavailable(TransientError):
 
     def __init__(self, detail: str) -> None:
         super().__init__(Reason.BROKER_UNAVAILABLE, detail)
+
+
+class BrokerRefused(BrokerUnavailable):
+    """The broker answered and said no: a refused login (wrong user or password, no access to
+    the vhost), a missing permission, an unknown exchange, or a ``user_id`` that is not the
+    login. Retrying does not help until the configuration changes; the CLI reports it as a
+    configuration error. A subclass of :class:`BrokerUnavailable` so that a long-running
+    consumer still backs off and retries (an operator may fix the account meanwhile)."""
+
+    def __init__(self, detail: str, reply_code: int | None = None, reply_text: str = "") -> None:
+        super().__init__(detail)
+        self.reply_code = reply_code
+        self.reply_text = reply_text
+
+
+_LOGIN_REFUSED = (pika.exceptions.ProbableAuthenticationError,
+                  pika.exceptions.AuthenticationError,
+                  pika.exceptions.ProbableAccessDeniedError)
 
 
 class SettledTwice(RuntimeError):
@@ -80,6 +98,10 @@ class Connection:
             self._conn = pika.BlockingConnection(_params(url, name))
             self.channel = self._conn.channel()
             self._pub = self._conn.channel()
+        except _LOGIN_REFUSED as exc:
+            user = params_user(url)
+            raise BrokerRefused(f"the broker refused the login of {user!r}: wrong user name or "
+                                f"password, or no access to the vhost ({exc!r})", 403) from None
         except Exception as exc:
             # pika's connection workflow raises its own classes besides AMQPError (a frozen
             # node gives AMQPConnectorStackTimeout): none of them may leak out of the adapter.
@@ -92,8 +114,11 @@ class Connection:
         failed: set when a nack or a return *arrives* (not when someone waits), so a batch in
         flight with a failed one can never be reported confirmed, whatever is sent meanwhile."""
         self._select_ok = False
+        self._pub_closed: tuple[int, str] | None = None
+        """Why the broker closed the publishing channel (reply code and text), if it did."""
         impl = self._pub._impl
         impl.add_on_return_callback(self._on_return)
+        impl.add_on_close_callback(self._on_pub_closed)
         impl.confirm_delivery(ack_nack_callback=self._on_confirm, callback=self._on_select_ok)
         self._wait(lambda: self._select_ok, 10, "confirm.select")
 
@@ -135,6 +160,22 @@ class Connection:
         self._failed_through = self._seq
         self._wake()
 
+    def _on_pub_closed(self, _channel: Any, reason: Exception) -> None:
+        # The broker closes the channel instead of confirming when it refuses a publish: a
+        # user_id that is not the login (406 PRECONDITION_FAILED), an unknown exchange (404),
+        # no write permission (403). Nothing in flight will be confirmed any more: fail every
+        # wait at once with the broker's own words instead of letting it time out.
+        code = getattr(reason, "reply_code", 0)
+        text = str(getattr(reason, "reply_text", "") or reason)
+        self._pub_closed = (int(code or 0), text)
+        self._failed_through = self._seq
+        self._wake()
+
+    def _raise_if_refused(self) -> None:
+        if self._pub_closed is not None and self._pub_closed[0] >= 400:
+            code, text = self._pub_closed
+            raise BrokerRefused(f"the broker refused the publish: {code} {text}", code, text)
+
     def _wait(self, done: Callable[[], bool], timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
         try:
@@ -162,6 +203,7 @@ class Connection:
         :meth:`wait`. Several sends may be in flight: a consumer writes the next batch while
         the broker still confirms the previous one. Any nack or return fails every wait until
         the connection is given up (the caller then settles nothing it has in flight)."""
+        self._raise_if_refused()
         impl = self._pub._impl
         del self._failed[:-10]  # texts for the message only: which batches failed is
         # _failed_through; the last few are kept so a late waiter can say why
@@ -200,8 +242,10 @@ class Connection:
             self._wait(done, timeout, "publisher confirms")
         except BrokerUnavailable:
             self._failed_through = self._seq
+            self._raise_if_refused()
             raise
         if failed():
+            self._raise_if_refused()
             problems = "; ".join(self._failed[-3:]) or "a batch in flight with it failed"
             raise BrokerUnavailable(f"publisher confirms: not accepted: {problems}")
 
@@ -218,7 +262,7 @@ class Connection:
             for b in topology.bindings:
                 ch.queue_bind(b.queue, b.exchange, routing_key=b.routing_key)
         except (pika.exceptions.AMQPError, OSError) as exc:
-            raise BrokerUnavailable(f"declare: {exc!r}") from None
+            raise _channel_error("declare", exc) from None
 
     def delete(self, topology: TopologyLike) -> None:
         """Remove a topology (tests and ``hub topology delete``)."""
@@ -233,8 +277,28 @@ class Connection:
         try:
             ok = self.channel.queue_declare(queue, passive=True)
         except (pika.exceptions.AMQPError, OSError) as exc:
-            raise BrokerUnavailable(f"queue {queue}: {exc!r}") from None
+            raise _channel_error(f"queue {queue}", exc) from None
         return int(ok.method.message_count)
+
+    def queue_stats(self, queue: str) -> tuple[int, int] | None:
+        """``(ready messages, consumers)`` of ``queue``, or ``None`` when it does not exist.
+
+        A passive declare of a missing queue makes the broker close the channel (404): the
+        channel is reopened so that the next question can still be asked (metrics ask one per
+        agency queue)."""
+        try:
+            ok = self.channel.queue_declare(queue, passive=True)
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            if exc.reply_code != 404:
+                raise _channel_error(f"queue {queue}", exc) from None
+            try:
+                self.channel = self._conn.channel()
+            except (pika.exceptions.AMQPError, OSError) as again:
+                raise BrokerUnavailable(f"reopen channel: {again!r}") from None
+            return None
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            raise _channel_error(f"queue {queue}", exc) from None
+        return int(ok.method.message_count), int(ok.method.consumer_count)
 
     # -- consuming -----------------------------------------------------------------------------
     def consume(self, queue: str, prefetch: int, on_delivery: Callable[[Delivery], None]) -> str:
@@ -253,7 +317,7 @@ class Connection:
             self.channel.basic_qos(prefetch_count=prefetch)
             return str(self.channel.basic_consume(queue, _cb, auto_ack=False))
         except (pika.exceptions.AMQPError, OSError) as exc:
-            raise BrokerUnavailable(f"consume {queue}: {exc!r}") from None
+            raise _channel_error(f"consume {queue}", exc) from None
 
     def cancel(self, consumer_tag: str) -> None:
         with contextlib.suppress(pika.exceptions.AMQPError, OSError):
@@ -278,7 +342,7 @@ class Connection:
         try:
             method, props, body = self.channel.basic_get(queue, auto_ack=False)
         except (pika.exceptions.AMQPError, OSError) as exc:
-            raise BrokerUnavailable(f"get {queue}: {exc!r}") from None
+            raise _channel_error(f"get {queue}", exc) from None
         if method is None:
             return None
         headers = dict(props.headers or {})
@@ -370,6 +434,22 @@ class Settler:
             raise BrokerUnavailable(f"nack: {exc!r}") from None
         finally:
             self._advance()
+
+
+def _channel_error(what: str, exc: Exception) -> BrokerUnavailable:
+    """A channel operation failed: refused by the broker (no permission 403, not found 404,
+    precondition 406) or the connection is gone."""
+    if isinstance(exc, pika.exceptions.ChannelClosedByBroker) and exc.reply_code in (403, 404, 406):
+        return BrokerRefused(f"{what}: {exc.reply_code} {exc.reply_text}", exc.reply_code,
+                             exc.reply_text)
+    return BrokerUnavailable(f"{what}: {exc!r}")
+
+
+def params_user(url: str) -> str:
+    """The user name of an AMQP URL (never the password), for messages."""
+    from urllib.parse import unquote, urlparse
+
+    return unquote(urlparse(url).username or "guest")
 
 
 def connect(url: str, name: str) -> Connection:

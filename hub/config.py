@@ -1,93 +1,128 @@
 """Settings: one frozen object, loaded once in ``main()`` from TOML plus ``HUB_*`` overrides.
 
-Unknown keys are errors that name the key (pyHanko's ``config/api.py`` does the same): a typo in
-a province's config must not silently fall back to a default. Environment overrides use
-``HUB_<SECTION>__<KEY>`` (double underscore between section and key), e.g.
-``HUB_BROKER__URL=amqp://...``. Values from the environment are parsed by the field's type.
+The sections are pydantic models and the environment is read by pydantic-settings, so every
+value is checked for its type, its range and its set of allowed words (``prefetch = -5`` or
+``level = "loud"`` is refused in one line naming the key). Unknown keys are errors that name
+the key (pyHanko's ``config/api.py`` does the same): a typo in a province's config must not
+silently fall back to a default. Environment overrides use ``HUB_<SECTION>__<KEY>`` (double
+underscore between section and key), e.g. ``HUB_BROKER__URL=amqp://...``; lists are given
+comma-separated (``HUB_TRUST__ROOTS=a.pem,b.pem``).
 
 Relative paths in the file are resolved against the file's directory.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import tomllib
-import types
-import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from hub.errors import ConfigurationError
+
+
+def _split(value: Any) -> Any:
+    """A comma-separated string (environment) is a list; TOML lists pass unchanged."""
+    if isinstance(value, str):
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    return value
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+StrList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split)]
+"""A list of strings: a TOML array, or comma-separated in the environment."""
+Positive = Annotated[int, Field(ge=1)]
+
+
+class _Section(BaseModel):
+    """A settings section: frozen, unknown keys refused, field docstrings kept as descriptions."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
 
 DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 
-@dataclass(frozen=True, slots=True)
-class BrokerSettings:
+class BrokerSettings(_Section):
     url: str = DEFAULT_BROKER_URL
     """AMQP URL of the broker the hub consumes from and publishes to."""
-    failover_urls: tuple[str, ...] = ()
+    failover_urls: StrList = ()
     """Other nodes of the same RabbitMQ cluster: on connection loss the consumer tries the next
     URL in turn (quorum queues are served by any node)."""
     prefix: str = "edxml"
     """Prefix of every exchange and queue name (lets tests run side by side)."""
-    prefetch: int = 256
+    prefetch: Annotated[int, Field(ge=1, le=65535)] = 256
     """Unacknowledged deliveries a consumer may hold (bounded by group commit)."""
-    batch_max: int = 128
+    batch_max: Positive = 128
     """Group commit: settle at most this many deliveries per ledger transaction."""
-    batch_wait_ms: int = 0
+    batch_wait_ms: Annotated[int, Field(ge=0, le=60_000)] = 0
     """Group commit: a batch is what arrived while the previous one was handled; when idle,
     wait this long for a burst to gather (0: never; waiting lengthened the latency tail)."""
-    delivery_limit: int = 5
+    delivery_limit: Positive = 5
     """Attempts before a transiently failing delivery is dead-lettered."""
-    retry_base_ms: int = 1000
+    retry_base_ms: Positive = 1000
     """First retry delay; doubles per attempt up to ``retry_max_ms``."""
-    retry_max_ms: int = 60_000
+    retry_max_ms: Positive = 60_000
     """Longest retry delay (bounded backoff); one delay queue per step."""
-    reconnect_max_s: float = 30.0
+    reconnect_max_s: Annotated[float, Field(gt=0)] = 30.0
     """Upper bound of the reconnect backoff."""
     quorum: bool = True
     """Declare delivery queues as quorum queues (replicated when clustered)."""
     check_user_id: bool = True
     """Require the AMQP user_id of an inbound message to belong to the From organization."""
-    trusted_publishers: tuple[str, ...] = ()
+    trusted_publishers: StrList = ()
     """Broker users that may publish for any organization (the hub itself, the axis gateway)."""
 
+    @model_validator(mode="after")
+    def _retry_cap_not_below_base(self) -> BrokerSettings:
+        if self.retry_max_ms < self.retry_base_ms:
+            raise ValueError(f"retry_max_ms ({self.retry_max_ms}) is below retry_base_ms "
+                             f"({self.retry_base_ms})")
+        return self
 
-@dataclass(frozen=True, slots=True)
-class LedgerSettings:
+
+class LedgerSettings(_Section):
     url: str = "sqlite:///hub-ledger.sqlite3"
     """SQLAlchemy URL. SQLite (WAL) by default; PostgreSQL in production."""
-    checkpoint_every: int = 1000
+    checkpoint_every: Positive = 1000
     """Sign a checkpoint of the hash chain every N rows."""
-    checkpoint_interval_s: int = 60
+    checkpoint_interval_s: Positive = 60
     """… or every T seconds, whichever comes first (and when the hub stops)."""
-    blob_threshold: int = 1_048_576
+    blob_threshold: Annotated[int, Field(ge=0)] = 1_048_576
     """Envelopes above this many bytes go to the content-addressed store, not the DB."""
     blob_dir: str = "ledger-blobs"
     """Directory of the content-addressed store for large envelopes."""
 
 
-@dataclass(frozen=True, slots=True)
-class TrustSettings:
-    roots: tuple[str, ...] = ()
+class TrustSettings(_Section):
+    roots: StrList = ()
     """PEM files or directories with the specialized roots: the only trust anchors."""
-    intermediates: tuple[str, ...] = ()
+    intermediates: StrList = ()
     """PEM files or directories with issuing CAs (also taken from signatures)."""
-    crls: tuple[str, ...] = ()
+    crls: StrList = ()
     """CRL files (DER or PEM) or directories."""
-    public_roots: tuple[str, ...] = ()
+    public_roots: StrList = ()
     """Roots of public (commercial) CAs: never trusted, only recognised to give CERT_PUBLIC_CA."""
-    policy_oids: tuple[str, ...] = ()
+    policy_oids: StrList = ()
     """Certificate policy OIDs a specialized certificate must carry (empty: not checked)."""
-    crl_freshness_s: int = 3600
+    crl_freshness_s: Positive = 3600
     """A CRL older than this (past its thisUpdate) without a newer one is stale."""
     fetch_crls: bool = True
     """Fetch CRLs from the certificate's distribution points over HTTP."""
-    min_rsa_bits: int = 2048
+    min_rsa_bits: Annotated[int, Field(ge=1024)] = 2048
     """Smallest RSA key accepted for signatures (Circular 41/2017 profiles use 2048+)."""
     require_pdf_signatures: bool = True
     """Circular 41/2017, Decree 30/2020 Art. 5: the main PDF carries person + organization signatures."""
@@ -96,20 +131,18 @@ class TrustSettings:
     signatures are valid. Off by default; every use is logged and recorded."""
 
 
-@dataclass(frozen=True, slots=True)
-class LimitSettings:
-    max_envelope_bytes: int = 50 * 1024 * 1024
+class LimitSettings(_Section):
+    max_envelope_bytes: Positive = 50 * 1024 * 1024
     """Largest packet accepted (checked before parsing)."""
-    max_attachment_bytes: int = 40 * 1024 * 1024
+    max_attachment_bytes: Positive = 40 * 1024 * 1024
     """Largest decoded attachment."""
-    max_depth: int = 64
+    max_depth: Positive = 64
     """Deepest XML nesting accepted."""
-    max_elements: int = 100_000
+    max_elements: Positive = 100_000
     """Most XML elements accepted in one packet."""
 
 
-@dataclass(frozen=True, slots=True)
-class HubSettings:
+class HubSettings(_Section):
     operator_organ_id: str = "000.00.01.H27"
     """The organization that runs the hub (signs accepted/rejected receipts and checkpoints)."""
     province: str = "H27"
@@ -122,33 +155,43 @@ class HubSettings:
     """Environment variable holding the keystore passphrase (never logged)."""
 
 
-@dataclass(frozen=True, slots=True)
-class LogSettings:
-    format: str = "auto"
+class LogSettings(_Section):
+    format: Annotated[Literal["auto", "json", "console"], BeforeValidator(_lower)] = "auto"
     """``json``, ``console`` or ``auto`` (console on a terminal, JSON otherwise)."""
-    level: str = "info"
+    level: Annotated[Literal["debug", "info", "warning", "error"], BeforeValidator(_lower)] = "info"
     """``debug``, ``info``, ``warning`` or ``error``."""
 
 
-@dataclass(frozen=True, slots=True)
-class MetricsSettings:
-    port: int = 0
+class MetricsSettings(_Section):
+    port: Annotated[int, Field(ge=0, le=65535)] = 0
     """HTTP port for /metrics, /livez, /readyz; 0 disables."""
     host: str = "127.0.0.1"
     """Address the metrics endpoint listens on."""
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    broker: BrokerSettings = field(default_factory=BrokerSettings)
-    ledger: LedgerSettings = field(default_factory=LedgerSettings)
-    trust: TrustSettings = field(default_factory=TrustSettings)
-    limits: LimitSettings = field(default_factory=LimitSettings)
-    hub: HubSettings = field(default_factory=HubSettings)
-    log: LogSettings = field(default_factory=LogSettings)
-    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+class Settings(BaseSettings):
+    broker: BrokerSettings = BrokerSettings()
+    ledger: LedgerSettings = LedgerSettings()
+    trust: TrustSettings = TrustSettings()
+    limits: LimitSettings = LimitSettings()
+    hub: HubSettings = HubSettings()
+    log: LogSettings = LogSettings()
+    metrics: MetricsSettings = MetricsSettings()
     base_dir: str = "."
     """Directory relative paths are resolved against (the config file's directory)."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", env_prefix="HUB_",
+                                      env_nested_delimiter="__", case_sensitive=False)
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Constructing Settings() reads nothing but its arguments: the environment is read
+        # once, by load_settings(), from the mapping it is given (tests pass their own).
+        return (init_settings,)
 
     def path(self, value: str) -> Path:
         """Resolve a configured path against :attr:`base_dir`."""
@@ -156,54 +199,48 @@ class Settings:
         return p if p.is_absolute() else Path(self.base_dir) / p
 
 
-_SECTIONS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "base_dir"}
+_SECTIONS = tuple(name for name in Settings.model_fields if name != "base_dir")
 
 
-def _coerce(value: Any, annotation: Any, where: str) -> Any:
-    origin = typing.get_origin(annotation)
-    if annotation is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
-            return value.lower() in {"1", "true", "yes", "on"}
-        raise ConfigurationError(f"{where}: expected true/false, got {value!r}")
-    if annotation is int:
-        if isinstance(value, bool):
-            raise ConfigurationError(f"{where}: expected an integer, got {value!r}")
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            raise ConfigurationError(f"{where}: expected an integer, got {value!r}") from None
-    if annotation is float:
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ConfigurationError(f"{where}: expected a number, got {value!r}") from None
-    if annotation is str:
-        if not isinstance(value, str):
-            raise ConfigurationError(f"{where}: expected a string, got {value!r}")
-        return value
-    if origin is tuple:
-        if isinstance(value, str):
-            value = [v for v in value.split(",") if v] if value else []
-        if not isinstance(value, list | tuple):
-            raise ConfigurationError(f"{where}: expected a list, got {value!r}")
-        return tuple(_coerce(v, str, where) for v in value)
-    if isinstance(annotation, types.UnionType):  # pragma: no cover - not used yet
-        return value
-    raise ConfigurationError(f"{where}: unsupported setting type {annotation!r}")
+class _Environment(EnvSettingsSource):
+    """pydantic-settings' environment source, reading a given mapping instead of ``os.environ``."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(Settings, case_sensitive=False, env_prefix="HUB_",
+                         env_nested_delimiter="__")
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {k.lower(): v for k, v in self._environ.items()}
 
 
-def _build_section(name: str, raw: Mapping[str, Any], where: str) -> Any:
-    cls = typing.get_type_hints(Settings)[name]
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    kwargs: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key not in known:
-            raise ConfigurationError(f"{where}: unknown key [{name}] {key!r}")
-        kwargs[key] = _coerce(value, hints[key], f"{where}: [{name}] {key}")
-    return cls(**kwargs)
+def _one_line(exc: ValidationError, where: str) -> str:
+    """The first problem pydantic found, as ``where: [section] key: what (got value)``."""
+    err = exc.errors()[0]
+    loc = [str(part) for part in err["loc"]]
+    key = f"[{loc[0]}] {'.'.join(loc[1:])}" if len(loc) > 1 else (loc[0] if loc else "")
+    if err["type"] == "extra_forbidden":
+        if len(loc) == 1:
+            return f"{where}: unknown section {loc[0]!r}"
+        return f"{where}: unknown key [{loc[0]}] {'.'.join(loc[1:])!r}"
+    msg = str(err["msg"])
+    msg = msg[:1].lower() + msg[1:]
+    if msg.startswith("value error, "):
+        msg = msg[len("value error, "):]
+    got = err.get("input")
+    shown = "" if isinstance(got, dict) else f" (got {got!r})"
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{where}: {key}: {msg}{shown}{more}"
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(dict(out[key]), value)
+        else:
+            out[key] = value
+    return out
 
 
 def load_settings(
@@ -211,7 +248,7 @@ def load_settings(
 ) -> Settings:
     """Load settings once: defaults, then the TOML file (if any), then ``HUB_*`` variables."""
     env = os.environ if environ is None else environ
-    data: dict[str, dict[str, Any]] = {}
+    data: dict[str, Any] = {}
     base_dir = Path.cwd()
     where = "settings"
     if path is None and env.get("HUB_CONFIG"):
@@ -224,6 +261,10 @@ def load_settings(
                 loaded = tomllib.load(fh)
         except FileNotFoundError:
             raise ConfigurationError(f"{p}: configuration file not found") from None
+        except IsADirectoryError:
+            raise ConfigurationError(f"{p}: is a directory, not a configuration file") from None
+        except PermissionError:
+            raise ConfigurationError(f"{p}: permission denied") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigurationError(f"{p}: {exc}") from None
         base_dir = p.resolve().parent
@@ -232,24 +273,31 @@ def load_settings(
                 raise ConfigurationError(f"{p}: unknown section or key {key!r}")
             if not isinstance(value, dict):
                 raise ConfigurationError(f"{p}: {key!r} must be a table")
-            data[key] = dict(value)
-    for name, value in env.items():
-        if not name.startswith("HUB_") or "__" not in name:
-            continue
-        section, _, key = name[4:].lower().partition("__")
-        if section not in _SECTIONS:
-            raise ConfigurationError(f"environment: unknown section in {name}")
-        data.setdefault(section, {})[key] = value
-    sections = {name: _build_section(name, raw, where) for name, raw in data.items()}
-    return Settings(base_dir=str(base_dir), **sections)
+        data = dict(loaded)
+    for name in env:
+        if name.upper().startswith("HUB_") and "__" in name:
+            section = name[4:].lower().partition("__")[0]
+            if section not in _SECTIONS:
+                raise ConfigurationError(f"environment: unknown section in {name}")
+    try:
+        from_env = _Environment(env)()
+    except Exception as exc:  # pydantic-settings' SettingsError: a value it cannot decode
+        raise ConfigurationError(f"environment: {exc}") from None
+    try:
+        return Settings(base_dir=str(base_dir), **_merge(data, from_env))
+    except ValidationError as exc:
+        origin = f"{where} + environment" if from_env else where
+        raise ConfigurationError(_one_line(exc, origin)) from None
 
 
 def with_overrides(settings: Settings, **sections: Mapping[str, Any]) -> Settings:
-    """Return a copy with some section keys replaced (used by tests and the demo)."""
+    """Return a copy with some section keys replaced (used by tests and the demo), checked
+    like the file."""
     changes: dict[str, Any] = {}
     for name, values in sections.items():
-        current = getattr(settings, name)
-        hints = typing.get_type_hints(type(current))
-        coerced = {k: _coerce(v, hints[k], f"override [{name}] {k}") for k, v in values.items()}
-        changes[name] = dataclasses.replace(current, **coerced)
-    return dataclasses.replace(settings, **changes)
+        current: BaseModel = getattr(settings, name)
+        try:
+            changes[name] = type(current).model_validate({**current.model_dump(), **values})
+        except ValidationError as exc:
+            raise ConfigurationError(_one_line(exc, f"override [{name}]")) from None
+    return settings.model_copy(update=changes)

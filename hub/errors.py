@@ -9,7 +9,7 @@
 
 A bad signature or a malformed envelope is *data* (a reason code in a report); these
 exceptions carry such a reason across layers and are mapped to a settlement in exactly one
-place (:mod:`hub.settlement`). A misuse of the API is an ordinary ``TypeError``.
+place (:mod:`hub.consumers.settlement`). A misuse of the API is an ordinary ``TypeError``.
 """
 
 from __future__ import annotations

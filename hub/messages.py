@@ -39,3 +39,34 @@ class Outgoing:
     content_type: str = "application/xml"
     user_id: str | None = None
     expiration_ms: int | None = None
+
+
+class Headers:
+    """Every ``x-hub-*`` AMQP header the hub writes or reads, named once (docs/INTEGRATING)."""
+
+    DIGEST = "x-hub-digest"
+    """SHA-256 (hex) of the exact packet bytes."""
+    SENDER = "x-hub-sender"
+    RECIPIENT = "x-hub-recipient"
+    DOCUMENT_ID = "x-hub-document-id"
+    VIA = "x-hub-via"
+    """``direct`` (a body of the province) or ``gateway`` (the national-axis connector)."""
+    REPORTER = "x-hub-reporter"
+    STATUS = "x-hub-status"
+    ORIGINAL = "x-hub-original"
+    """Digest of the document a status or receipt is about."""
+    RECEIPT = "x-hub-receipt"
+    """Receipt kind: accepted, rejected, received, countersigned."""
+    ISSUER = "x-hub-issuer"
+    REASON = "x-hub-reason"
+    REASON_TEXT_VI = "x-hub-reason-text-vi"
+    REASON_TEXT_EN = "x-hub-reason-text-en"
+    DETAIL = "x-hub-detail"
+    FIRST_REASON = "x-hub-first-reason"
+    FIRST_FAILURE = "x-hub-first-failure"
+    ATTEMPTS = "x-hub-attempts"
+    ORIGINAL_ROUTING = "x-hub-original-routing"
+    ORIGINAL_USER = "x-hub-original-user"
+    """The publisher a trusted login (the hub's retries, an operator's replay) speaks for."""
+    REPLAYED_BY = "x-hub-replayed-by"
+    REPLAY_NOTE = "x-hub-replay-note"

@@ -81,6 +81,7 @@ class Reason(enum.StrEnum):
     CERT_KEY_USAGE_INVALID = "CERT_KEY_USAGE_INVALID"
     CERT_POLICY_MISSING = "CERT_POLICY_MISSING"
     REVOCATION_UNAVAILABLE = "REVOCATION_UNAVAILABLE"
+    CERT_MALFORMED = "CERT_MALFORMED"
 
     # -- who may sign -------------------------------------------------------------------------
     SIGNER_NOT_AUTHORIZED_FOR_SENDER = "SIGNER_NOT_AUTHORIZED_FOR_SENDER"
@@ -109,11 +110,17 @@ class Reason(enum.StrEnum):
     # -- infrastructure (transient) -----------------------------------------------------------
     BROKER_UNAVAILABLE = "BROKER_UNAVAILABLE"
     LEDGER_UNAVAILABLE = "LEDGER_UNAVAILABLE"
+    LEDGER_ROW_REJECTED = "LEDGER_ROW_REJECTED"
     DELIVERY_LIMIT_EXCEEDED = "DELIVERY_LIMIT_EXCEEDED"
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
     # -- operator actions ---------------------------------------------------------------------
     OPERATOR_DISCARDED = "OPERATOR_DISCARDED"
+
+    # -- hardening (issue 16): only signed bytes travel, bounded fields -------------------------
+    ENVELOPE_CONTENT_OUTSIDE_ROOT = "ENVELOPE_CONTENT_OUTSIDE_ROOT"
+    FIELD_TOO_LONG = "FIELD_TOO_LONG"
+    SIGNATURE_KEY_INFO_TOO_LARGE = "SIGNATURE_KEY_INFO_TOO_LARGE"
 
     @property
     def info(self) -> ReasonInfo:
@@ -231,7 +238,12 @@ CATALOGUE: dict[Reason, ReasonInfo] = {
     Reason.REVOCATION_UNAVAILABLE: ReasonInfo(
         "Chưa kiểm tra được tình trạng thu hồi chứng thư (CRL/OCSP); sẽ thử lại",
         "Revocation status (CRL/OCSP) could not be checked; will retry",
-        "Refresh the CRLs (hub doctor shows their age); deliveries resume by themselves.", _T),
+        "Refresh the CRLs (hub doctor names every CA without fresh data); deliveries resume by "
+        "themselves. After the last attempt the delivery is parked in the dead-letter queue under "
+        "this reason and the sender is not told: replay it once revocation data is back.", _T),
+    Reason.CERT_MALFORMED: ReasonInfo(
+        "Chứng thư số bị lỗi cấu trúc (không đọc được một trường hoặc phần mở rộng)",
+        "A certificate is malformed (a field or extension cannot be read)", _FIX_SENDER, _R),
     Reason.SIGNER_NOT_AUTHORIZED_FOR_SENDER: ReasonInfo(
         "Người ký không thuộc cơ quan gửi", "The signer may not sign for the sending organization",
         _CHECK_DIR, _R),
@@ -289,14 +301,34 @@ CATALOGUE: dict[Reason, ReasonInfo] = {
     Reason.LEDGER_UNAVAILABLE: ReasonInfo(
         "Sổ nhật ký giao nhận tạm thời không sẵn sàng", "The delivery ledger is unavailable",
         "Check the database; the hub stops acknowledging until it is back.", _T),
+    Reason.LEDGER_ROW_REJECTED: ReasonInfo(
+        "Sổ nhật ký giao nhận không ghi nhận được bản ghi của gói tin này",
+        "The delivery ledger refused this packet's record",
+        "A bug or a database constraint: the packet's deliveries went out but its ledger rows "
+        "were refused; the hub recorded this refusal and went on. Fix the cause, then replay.",
+        _R),
     Reason.DELIVERY_LIMIT_EXCEEDED: ReasonInfo(
         "Đã thử lại quá số lần cho phép", "Retried more than the allowed number of times",
         "Fix the cause shown in the first-failure reason, then replay.", _R),
     Reason.INTERNAL_ERROR: ReasonInfo(
         "Lỗi nội bộ của hệ thống trung gian", "Internal error in the hub",
-        "File a bug with the ledger row and the log event; replay once fixed.", _T),
+        "File a bug with the ledger row and the log event; replay once fixed (after the last "
+        "attempt it is parked as DELIVERY_LIMIT_EXCEEDED; the sender is not told).", _T),
     Reason.OPERATOR_DISCARDED: ReasonInfo(
         "Cán bộ vận hành đã hủy thông điệp", "An operator discarded the message", "None.", _R),
+    Reason.ENVELOPE_CONTENT_OUTSIDE_ROOT: ReasonInfo(
+        "Gói tin có nội dung nằm ngoài phần tử gốc (chỉ dẫn xử lý hoặc chú thích XML), "
+        "không được chữ ký số bảo vệ",
+        "The packet carries content outside its root element (an XML processing instruction "
+        "or comment) that no signature covers",
+        "Possible tampering in transit: keep the evidence; tell the sender to send only the "
+        "signed document.", _R),
+    Reason.FIELD_TOO_LONG: ReasonInfo(
+        "Trường dữ liệu vượt quá độ dài cho phép", "A field exceeds its maximum length",
+        _FIX_SENDER, _R),
+    Reason.SIGNATURE_KEY_INFO_TOO_LARGE: ReasonInfo(
+        "Chữ ký kèm quá nhiều hoặc quá lớn chứng thư số (KeyInfo)",
+        "The signature's KeyInfo carries too many or too large certificates", _FIX_SENDER, _R),
 }
 
 

@@ -291,16 +291,6 @@ class Topology:
                 return spec
         raise KeyError(name)
 
-    def retry_delay_ms(self, attempt: int) -> int:
-        """Backoff before retry number ``attempt`` (1-based): doubling steps, capped at the last."""
-        if attempt < 1:
-            raise ValueError(f"attempt must be >= 1, got {attempt}")
-        return self.retry_delays_ms[min(attempt, len(self.retry_delays_ms)) - 1]
-
-    def retry_queue_for(self, attempt: int) -> str:
-        """The delayed-retry queue to publish retry number ``attempt`` to (default exchange)."""
-        return self.names.retry(self.retry_delay_ms(attempt))
-
 
 def _frozen(arguments: dict[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(arguments))

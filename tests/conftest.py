@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from hub import devbroker, logs
+from hub import logs
+from hub.testing import devbroker
 
 logs.configure("console", "info")  # log events to stderr, never into captured stdout
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.resources
+import io
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -22,10 +23,13 @@ from typing import Any
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509.oid import ExtensionOID, NameOID
 
 from hub.directory import Directory
-from hub.keystore import Keystore, OrgSigner
-from hub.pki import KeyCache, PkiPaths, init_pki, orgs_from_directory
+from hub.testing.pki import KeyCache, PkiPaths, init_pki, orgs_from_directory
+from hub.trust.keystore import Keystore, OrgSigner
 
 PKI_NOW = dt.datetime(2026, 3, 2, 8, 0, 0, tzinfo=dt.UTC)
 """The instant the test PKI is generated for: validity windows and CRLs are relative to it."""
@@ -123,7 +127,7 @@ class GeneratedPki:
         return self._cached(f"person:{uid}", self.paths.signers[uid])
 
     def special(self, kind: str) -> OrgSigner:
-        """One of :data:`hub.pki.SPECIAL_KINDS`."""
+        """One of :data:`hub.testing.pki.SPECIAL_KINDS`."""
         return self._cached(f"special:{kind}", self.paths.special[kind])
 
     def axis_org(self, organ_id: str) -> OrgSigner:
@@ -160,3 +164,190 @@ def session_pki(tmp_path_factory: pytest.TempPathFactory) -> GeneratedPki:
     if base not in _SESSION:
         _SESSION[base] = make_pki(tmp_path_factory.mktemp("pki"))
     return _SESSION[base]
+
+
+# -- certificates made for one test (CA constraints, malformed fields) ------------------------
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A certificate made for a test, with its key and the chain above it (root excluded)."""
+
+    cert: x509.Certificate
+    key: rsa.RSAPrivateKey
+    chain: tuple[x509.Certificate, ...] = ()
+    name: x509.Name | None = None
+    """The subject as issued, when :func:`patched` made it unreadable (to issue under it)."""
+
+    @property
+    def signer(self) -> OrgSigner:
+        """As a signer (envelope or PDF), offering its chain."""
+        return OrgSigner("test", self.key, self.cert, self.chain)
+
+
+def issuing_ca(pki: GeneratedPki) -> Issued:
+    """The test PKI's issuing CA (pathLenConstraint 0), to issue from."""
+    return Issued(pki.issuing_ca, pki.keys("issuing-ca", 2048))
+
+
+_SIGNING_USAGE = {"digital_signature": True, "content_commitment": True}
+_CA_USAGE = {"key_cert_sign": True, "crl_sign": True}
+
+
+def issue(
+    pki: GeneratedPki,
+    label: str,
+    issuer: Issued,
+    *,
+    ca: bool = False,
+    path_length: int | None = None,
+    key_usage: dict[str, bool] | None = None,
+    extensions: tuple[tuple[x509.ExtensionType, bool], ...] = (),
+    uid: str | None = None,
+    bits: int = 2048,
+) -> Issued:
+    """A certificate under ``issuer`` with the test policy OID; ``extensions`` are added as
+    (value, critical) pairs (an :class:`x509.UnrecognizedExtension` carries any bytes, so a
+    known extension's OID with garbage makes a malformed extension)."""
+    usage = dict.fromkeys((
+        "digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
+        "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only"), False)
+    usage.update(key_usage or (_CA_USAGE if ca else _SIGNING_USAGE))
+    key = pki.keys(f"issued:{label}", bits)
+    attributes = [x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
+                  x509.NameAttribute(NameOID.COMMON_NAME, f"{label} (TEST)")]
+    if uid is not None:
+        attributes.append(x509.NameAttribute(NameOID.USER_ID, uid))
+    builder = (
+        x509.CertificateBuilder().subject_name(x509.Name(attributes))
+        .issuer_name(issuer.name or issuer.cert.subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(PKI_NOW - dt.timedelta(days=30))
+        .not_valid_after(PKI_NOW + dt.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=path_length), critical=True)
+    )
+    given = {e.oid for e, _ in extensions}
+    if ExtensionOID.KEY_USAGE not in given:
+        builder = builder.add_extension(x509.KeyUsage(**usage), critical=True)
+    if ExtensionOID.CERTIFICATE_POLICIES not in given:
+        builder = builder.add_extension(x509.CertificatePolicies([x509.PolicyInformation(
+            x509.ObjectIdentifier(pki.paths.policy_oid), None)]), critical=False)
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    cert = builder.sign(issuer.key, hashes.SHA256())
+    return Issued(cert, key, (issuer.cert, *issuer.chain))
+
+
+def _tlv(tag: int, content: bytes) -> bytes:
+    size = len(content)
+    head = bytes([size]) if size < 0x80 else (
+        bytes([0x80 | ((size.bit_length() + 7) // 8)]) + size.to_bytes((size.bit_length() + 7) // 8,
+                                                                       "big"))
+    return bytes([tag]) + head + content
+
+
+SHA256_RSA = bytes.fromhex("2a864886f70d01010b")
+"""The DER body of the sha256WithRSAEncryption OID (to patch in an unknown algorithm)."""
+
+
+def patched(issued: Issued, issuer: Issued, old: bytes, new: bytes) -> Issued:
+    """``issued`` with ``old`` replaced by ``new`` (same length) everywhere in its DER, then
+    re-signed by ``issuer``: a certificate whose signature verifies but whose content is
+    malformed (a name that is not UTF-8, an unknown signature algorithm ...). Parsed lazily by
+    ``cryptography``, it loads; reading the field raises."""
+    assert len(old) == len(new)
+    tbs = issued.cert.tbs_certificate_bytes
+    assert old in tbs, old
+    tbs = tbs.replace(old, new)
+    signature = issuer.key.sign(tbs, padding.PKCS1v15(), hashes.SHA256())
+    algorithm = _tlv(0x30, _tlv(0x06, SHA256_RSA) + b"\x05\x00").replace(old, new)
+    der = _tlv(0x30, tbs + algorithm + _tlv(0x03, b"\x00" + signature))
+    return Issued(x509.load_der_x509_certificate(der), issued.key, issued.chain,
+                  issued.cert.subject)
+
+
+# -- PDFs for the change policy (issue 16, M2) --------------------------------------------------
+
+
+FORM_FIELDS = ("SoKyHieu", "NgayBanHanh")
+"""The text fields a clerk fills when issuing (document number and notation, date)."""
+_FIELD_BOX = (228, 20)
+
+
+def form_pdf(text: str = "Cong van", fields: tuple[str, ...] = FORM_FIELDS) -> bytes:
+    """A one-page PDF with empty text fields (merged field + widget, each with an empty
+    appearance), as drafting software leaves the number and date of a document to be issued."""
+    from hub.trust.signing import pdf_from_objects
+
+    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
+    first = 6
+    refs = [f"{first + 2 * i} 0 R" for i in range(len(fields))]
+    objects = [
+        (f"<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields [{' '.join(refs)}] "
+         "/DA (/Helv 10 Tf 0 g) /DR << /Font << /Helv 5 0 R >> >> >> >>").encode(),
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        (f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Annots [{' '.join(refs)}] "
+         "/Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>").encode(),
+        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    width, height = _FIELD_BOX
+    for i, name in enumerate(fields):
+        top = 800 - 30 * i
+        objects.append(
+            (f"<< /FT /Tx /T ({name}) /Type /Annot /Subtype /Widget /F 4 "
+             f"/Rect [320 {top - height} {320 + width} {top}] /P 3 0 R "
+             f"/DA (/Helv 10 Tf 0 g) /AP << /N {first + 2 * i + 1} 0 R >> >>").encode())
+        objects.append(
+            f"<< /Type /XObject /Subtype /Form /BBox [0 0 {width} {height}] /Length 0 >>\n"
+            "stream\n\nendstream".encode())
+    return pdf_from_objects(objects)
+
+
+def fill_form(pdf: bytes, values: dict[str, str]) -> bytes:
+    """An incremental update that fills text fields (value and a new appearance), as a clerk's
+    tool does: what pyHanko's difference analysis calls form filling."""
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
+    width, height = _FIELD_BOX
+    for ref in writer.root["/AcroForm"]["/Fields"]:
+        field = ref.get_object()
+        name = str(field["/T"])
+        if name not in values:
+            continue
+        value = values[name]
+        field["/V"] = generic.pdf_string(value)
+        safe = "".join(c for c in value if c.isascii() and c not in "()\\")
+        appearance = generic.StreamObject(
+            {generic.NameObject("/Type"): generic.NameObject("/XObject"),
+             generic.NameObject("/Subtype"): generic.NameObject("/Form"),
+             generic.NameObject("/BBox"): generic.ArrayObject(
+                 [generic.NumberObject(n)  # type: ignore[no-untyped-call]
+                  for n in (0, 0, width, height)]),
+             generic.NameObject("/Resources"): writer.root["/AcroForm"].raw_get("/DR")},
+            stream_data=f"/Tx BMC BT /Helv 10 Tf 2 6 Td ({safe}) Tj ET EMC".encode())
+        field["/AP"] = generic.DictionaryObject(  # type: ignore[no-untyped-call]
+            {generic.NameObject("/N"): writer.add_object(appearance)})
+        writer.update_container(field)
+    out = io.BytesIO()
+    writer.write(out)  # type: ignore[no-untyped-call]
+    return out.getvalue()
+
+
+def sign_visible(pdf: bytes, signer: OrgSigner, field_name: str,
+                 box: tuple[int, int, int, int] = (0, 0, 595, 842)) -> bytes:
+    """A signature in a new field whose appearance covers ``box`` of the first page (by default
+    the whole A4 page: a "shadow" that hides what was signed before)."""
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import fields, signers
+
+    from hub.trust.signing import _pdf_signer
+
+    meta = signers.PdfSignatureMetadata(field_name=field_name, md_algorithm="sha256")
+    out = signers.sign_pdf(
+        IncrementalPdfFileWriter(io.BytesIO(pdf)), meta, signer=_pdf_signer(signer),
+        new_field_spec=fields.SigFieldSpec(field_name, box=box, on_page=0))
+    data: bytes = out.getvalue()
+    return data

@@ -2,7 +2,7 @@
 
 One loop, one thread, one connection (pika's BlockingConnection is not thread-safe). Group
 commit: deliveries are collected (up to ``batch_max``; ``batch_wait_ms`` only when idle),
-planned by :class:`~hub.pipeline.Pipeline`, then executed in the only safe order:
+planned by :class:`~hub.consumers.plan.Pipeline`, then executed in the only safe order:
 
 1. publish phase 1 (deliveries, dead letters, retries, hub receipts) and wait for every confirm;
 2. publish phase 2 (receipts that need the delivery durable first) and wait;
@@ -10,7 +10,7 @@ planned by :class:`~hub.pipeline.Pipeline`, then executed in the only safe order
 4. ack the batch (one ``basic.ack`` with ``multiple`` for the batch's contiguous tags).
 
 Two batches overlap: once batch *k*'s phase 1 is written, the loop plans batch *k+1* (against
-the ledger as it will be after *k* commits, :class:`~hub.pipeline.InFlightView`) and writes
+the ledger as it will be after *k* commits, :class:`~hub.consumers.plan.InFlightView`) and writes
 its phase 1 while the broker confirms *k*; then it finishes *k* (steps 1–4). The order of
 steps for each batch is unchanged, batches are committed and acked in order, and nothing of
 *k+1* is acked before *k*. When *k+1*'s plan leans on what *k* will record (a resend, a recall
@@ -27,60 +27,50 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
-from hub.broker import BrokerUnavailable, Connection, Delivery, Settler, connect
+from hub.broker import BrokerUnavailable, Delivery, Settler, TopologyLike, connect
+from hub.consumers.plan import BatchPlan, Pipeline
+from hub.consumers.stats import Stats
 from hub.errors import TransientError
+from hub.ledger.records import DocumentIn, EventIn
 from hub.logs import get_logger
-from hub.metrics import Histogram
-from hub.pipeline import BatchPlan, Pipeline
+from hub.messages import Outgoing
 from hub.reasons import Reason
-from hub.settlement import Action
+from hub.topology import Topology
 
 T = TypeVar("T")
 
 log = get_logger("hub.consumers.intake")
 
 
-class Stats:
-    """Counters for metrics and the demo (plain ints; one consumer thread writes them)."""
+class BrokerConnection(Protocol):
+    """What the consumer uses of :class:`hub.broker.Connection` (a fake stands in for unit tests)."""
 
-    def __init__(self) -> None:
-        self.by_outcome: dict[str, int] = {}
-        self.by_reason: dict[str, int] = {}
-        self.batches = 0
-        self.acked = 0
-        self.reconnects = 0
-        self.ledger_retries = 0
-        self.last_batch_at = 0.0
-        self.stages: dict[str, Histogram] = {}
-        self.changed = threading.Condition()
-        """Notified after every settled batch: tests and the demo wait on it, never poll."""
+    def declare(self, topology: TopologyLike) -> None: ...
+    def consume(self, queue: str, prefetch: int,
+                on_delivery: Callable[[Delivery], None]) -> str: ...
+    def cancel(self, consumer_tag: str) -> None: ...
+    def pump(self, time_limit: float) -> None: ...
+    def send(self, messages: Iterable[Outgoing]) -> range: ...
+    def wait(self, sent: range, timeout: float = 30.0) -> None: ...
+    def sleep(self, seconds: float) -> None: ...
+    def settler(self) -> Settler: ...
+    def close(self, timeout: float = 5.0) -> None: ...
 
-    def wait_for(self, predicate: Callable[[Stats], bool], timeout: float) -> bool:
-        with self.changed:
-            return self.changed.wait_for(lambda: predicate(self), timeout)
 
-    def time(self, stage: str, seconds: float) -> None:
-        hist = self.stages.get(stage)
-        if hist is None:
-            hist = self.stages[stage] = Histogram()
-        hist.observe(seconds)
+class LedgerWriter(Protocol):
+    """What the consumer needs of the ledger: one transaction per batch (:class:`hub.ledger.Ledger`)."""
 
-    def count(self, plan: BatchPlan) -> None:
-        self.batches += 1
-        self.acked += len(plan.ack)
-        self.last_batch_at = time.time()
-        for _delivery, disposition in plan.outcomes:
-            key = disposition.action.value
-            self.by_outcome[key] = self.by_outcome.get(key, 0) + 1
-            if disposition.action in (Action.DEAD_LETTER, Action.RETRY):
-                r = disposition.reason.value
-                self.by_reason[r] = self.by_reason.get(r, 0) + 1
-        with self.changed:
-            self.changed.notify_all()
+    def write(self, documents: Sequence[DocumentIn], events: Sequence[EventIn]) -> Any: ...
+
+
+def write_plan(ledger: LedgerWriter, plan: BatchPlan) -> None:
+    """Record what a batch plan did, in one transaction (nothing to write: no transaction)."""
+    if plan.documents or plan.events:
+        ledger.write(plan.documents, plan.events)
 
 
 @dataclass(slots=True)
@@ -120,20 +110,23 @@ class IntakeConsumer:
         self,
         options: IntakeOptions,
         pipeline: Pipeline,
-        write_ledger: Callable[[BatchPlan], None],
+        ledger: LedgerWriter,
         *,
-        on_connect: Callable[[Connection], None] | None = None,
+        topology: Topology | None = None,
         between_batches: Callable[[], None] | None = None,
         stop: threading.Event | None = None,
+        connector: Callable[[str, str], BrokerConnection] = connect,
     ) -> None:
         self.options = options
         self.pipeline = pipeline
-        self.write_ledger = write_ledger
-        self.on_connect = on_connect
+        self.ledger = ledger
+        self.topology = topology
         self.between_batches = between_batches
         self.stop = stop or threading.Event()
+        self._connect = connector
+        """How a connection is opened: :func:`hub.broker.connect` (unit tests pass a fake)."""
         self.stats = Stats()
-        self._settler_conn: Connection | None = None
+        self._settler_conn: BrokerConnection | None = None
         self._settler_obj: Settler | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -143,12 +136,12 @@ class IntakeConsumer:
         urls = (self.options.url, *self.options.failover_urls)
         turn = 0
         while not self.stop.is_set():
-            conn: Connection | None = None
+            conn: BrokerConnection | None = None
             url = urls[turn % len(urls)]
             try:
-                conn = connect(url, self.options.name)
-                if self.on_connect is not None:
-                    self.on_connect(conn)
+                conn = self._connect(url, self.options.name)
+                if self.topology is not None:
+                    conn.declare(self.topology)  # idempotent: every (re)connect
                 log.info("consumer_connected", queue=self.options.queue)
                 backoff = 0.2
                 self._consume(conn)
@@ -167,7 +160,7 @@ class IntakeConsumer:
                     conn.close()
         log.info("consumer_stopped", acked=self.stats.acked)
 
-    def _consume(self, conn: Connection) -> None:
+    def _consume(self, conn: BrokerConnection) -> None:
         buffer: list[Delivery] = []
         tag = conn.consume(self.options.queue, self.options.prefetch, buffer.append)
         wait = self.options.batch_wait_ms / 1000.0
@@ -221,14 +214,14 @@ class IntakeConsumer:
             conn.pump(0)  # deliveries and confirms that arrived meanwhile
 
     # -- one batch -----------------------------------------------------------------------------
-    def _send(self, conn: Connection, batch: _InFlight) -> None:
+    def _send(self, conn: BrokerConnection, batch: _InFlight) -> None:
         """Write the batch's phase 1 without waiting for the confirms."""
         t1 = time.perf_counter()
         if batch.plan.first:
             batch.first = conn.send(batch.plan.first)
         batch.sent_s = time.perf_counter() - t1
 
-    def _finish(self, conn: Connection, batch: _InFlight) -> None:
+    def _finish(self, conn: BrokerConnection, batch: _InFlight) -> None:
         """Phase 1 confirmed, phase 2 published and confirmed, ledger committed, then ack."""
         t1 = time.perf_counter()
         conn.wait(batch.first)
@@ -245,7 +238,7 @@ class IntakeConsumer:
             self.stats.time(stage, seconds)
         self.stats.count(batch.plan)
 
-    def _plan(self, conn: Connection, batch: list[Delivery],
+    def _plan(self, conn: BrokerConnection, batch: list[Delivery],
               in_flight: _InFlight | None) -> _InFlight:
         """Plan the batch, seeing what the batch ``in_flight`` will record; while the ledger
         cannot be read, hold it and retry (fail closed)."""
@@ -255,11 +248,51 @@ class IntakeConsumer:
             conn, len(batch), lambda: self.pipeline.process_batch(batch, plans))
         return _InFlight(plan, started=started, planned_s=time.perf_counter() - started)
 
-    def _commit(self, conn: Connection, plan: BatchPlan) -> None:
-        """Write the ledger; while it is down, hold the batch unacknowledged and retry."""
-        self._while_ledger_down(conn, len(plan.ack), lambda: self.write_ledger(plan))
+    def _commit(self, conn: BrokerConnection, plan: BatchPlan) -> None:
+        """Write the ledger; while it is down, hold the batch unacknowledged and retry.
 
-    def _while_ledger_down(self, conn: Connection, held: int, step: Callable[[], T]) -> T:
+        A refusal no retry can change (a constraint, a value the database cannot store) must
+        not stop the consumer nor leave the batch's other deliveries unrecorded: the rows are
+        then written delivery by delivery and each refused delivery is isolated."""
+        try:
+            self._while_ledger_down(conn, len(plan.ack), lambda: write_plan(self.ledger, plan))
+        except (TransientError, BrokerUnavailable):
+            raise
+        except Exception as exc:  # a poison row: see _isolate
+            log.error("ledger_batch_refused", error=type(exc).__name__, deliveries=len(plan.ack))
+            self._isolate(conn, plan)
+
+    def _isolate(self, conn: BrokerConnection, plan: BatchPlan) -> None:
+        for span in plan.spans:
+            documents, events = plan.rows_of(span)
+            error = self._write_or_error(conn, documents, events)
+            if error is None:
+                continue
+            log.error("ledger_row_refused", message_id=span.delivery.message_id,
+                      error=error.split(":")[0])
+            isolated = self.pipeline.isolate(span, error)
+            conn.wait(conn.send(isolated.first))
+            if self._write_or_error(conn, isolated.documents, isolated.events) is not None:
+                # Even the refusal cannot be recorded: say so loudly and go on.
+                log.error("ledger_refusal_unrecorded", message_id=span.delivery.message_id)
+            self.stats.count(isolated)
+
+    def _write_or_error(self, conn: BrokerConnection, documents: Sequence[DocumentIn],
+                        events: Sequence[EventIn]) -> str | None:
+        """Write rows in a transaction of their own (held while the ledger is down); the
+        error's text when the ledger refuses them for good."""
+        if not documents and not events:
+            return None
+        try:
+            self._while_ledger_down(conn, 1, lambda: self.ledger.write(documents, events))
+        except (TransientError, BrokerUnavailable):
+            raise
+        except Exception as exc:
+            first = str(exc).splitlines()[0][:300] if str(exc) else ""
+            return f"{type(exc).__name__}: {first}"
+        return None
+
+    def _while_ledger_down(self, conn: BrokerConnection, held: int, step: Callable[[], T]) -> T:
         """Run ``step``; on LEDGER_UNAVAILABLE keep the ``held`` deliveries unacknowledged,
         wait with bounded backoff (heartbeats flowing) and try again. On stop, give up without
         acking: the broker redelivers after we close."""
@@ -280,7 +313,7 @@ class IntakeConsumer:
                 conn.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
-    def _settler(self, conn: Connection) -> Settler:
+    def _settler(self, conn: BrokerConnection) -> Settler:
         # Delivery tags belong to a channel: one settler per connection's consuming channel.
         if self._settler_conn is not conn:
             self._settler_conn, self._settler_obj = conn, conn.settler()

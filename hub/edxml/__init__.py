@@ -5,6 +5,7 @@ The public surface is re-exported here; submodules starting with ``_`` are priva
 
 from hub.edxml._xml import Limits, parse_xml, schema
 from hub.edxml.build import (
+    SignaturePlacement,
     build_envelope,
     build_status,
     response_for,
@@ -64,6 +65,7 @@ __all__ = [
     "Reference",
     "ReplacementInfo",
     "ResponseFor",
+    "SignaturePlacement",
     "SignerInfo",
     "StaffInfo",
     "StatusCode",

@@ -5,10 +5,14 @@ with the QCVN namespace as default namespace, ``edXML:edXMLEnvelope`` redeclarin
 prefix, the message header in the documented order (QCVN 102 items 1.1–1.14), the manifest
 generated from the attachments, and the attachments in ``AttachmentEncoded`` outside the envelope.
 
-With ``signature_placeholder=True`` the last child of ``edXMLHeader`` is signxml's enveloped
-signature placeholder ``<ds:Signature Id="placeholder"/>``: ``signxml.XMLSigner(method=enveloped)``
-replaces it with the real signature in that position and excises it when computing the digest, so
-the signature (Reference URI="") covers the whole document, attachments included.
+With ``signature_placeholder=True`` the header carries signxml's enveloped signature placeholder
+``<ds:Signature Id="placeholder"/>``: the signer (:func:`hub.trust.signing.sign_xml`, or
+``signxml.XMLSigner(method=enveloped)``) replaces it with the real signature in that position and
+excises it when computing the digest, so the signature (Reference URI="") covers the whole
+document, attachments included. Where the placeholder goes is :class:`SignaturePlacement`: by
+default inside ``edXML:DigitalSignature``, the last child of ``edXMLHeader`` — the slot QCVN
+102:2016 names and stock tools (xmlsec1 with the SDK templates) fill; or, on request, directly as
+the last child of ``edXMLHeader`` (what the hub emitted before; still accepted by the validators).
 
 The builder creates elements; it never parses (the only parser is :mod:`hub.edxml._xml`).
 """
@@ -16,6 +20,7 @@ The builder creates elements; it never parses (the only parser is :mod:`hub.edxm
 from __future__ import annotations
 
 import base64
+import enum
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
@@ -179,8 +184,22 @@ def _trace(parent: etree._Element, trace: TraceHeaderList, document_id: str) -> 
                     _sub(ol, "OrganId", organ)
 
 
-def _placeholder(parent: etree._Element) -> None:
-    # signxml 5.x looks for exactly one ds:Signature[@Id='placeholder'] and fills it in place.
+class SignaturePlacement(enum.StrEnum):
+    """Where the envelope-level ``ds:Signature`` goes in ``edXMLHeader`` (the two placements
+    :mod:`hub.validators.xmldsig` accepts; exactly one signature in all)."""
+
+    SLOT = "slot"
+    """Inside ``edXML:DigitalSignature``, itself the last child of ``edXMLHeader``: the slot QCVN
+    102:2016 names (SDK sample ``edoc_new.edxml``). The default."""
+    HEADER_END = "header-end"
+    """Directly the last child of ``edXMLHeader`` (some tools; the hub's earlier output)."""
+
+
+def _placeholder(parent: etree._Element, placement: SignaturePlacement) -> None:
+    # signxml 5.x looks for exactly one ds:Signature[@Id='placeholder'] and fills it in place;
+    # so does hub.trust.signing.sign_tree.
+    if SignaturePlacement(placement) is SignaturePlacement.SLOT:
+        parent = _sub(parent, "DigitalSignature")
     etree.SubElement(parent, f"{{{DS_NS}}}Signature", {"Id": "placeholder"}, nsmap={"ds": DS_NS})
 
 
@@ -203,6 +222,7 @@ def build_envelope(
     trace: TraceHeaderList | None = None,
     attachments: Sequence[Attachment] = (),
     signature_placeholder: bool = True,
+    signature_placement: SignaturePlacement = SignaturePlacement.SLOT,
 ) -> bytes:
     """Serialize a document packet; the manifest is generated from ``attachments``."""
     root, envelope, xheader = _skeleton()
@@ -210,7 +230,7 @@ def build_envelope(
     if trace is not None:
         _trace(xheader, trace, header.document_id)
     if signature_placeholder:
-        _placeholder(xheader)
+        _placeholder(xheader, signature_placement)
     body = etree.SubElement(envelope, _q("edXMLBody"))
     manifest = etree.SubElement(body, _q("edXMLManifest"), {"version": "1.0"})
     for att in attachments:
@@ -250,12 +270,13 @@ def build_status(
     description: str = "",
     staff_info: StaffInfo | None = None,
     signature_placeholder: bool = True,
+    signature_placement: SignaturePlacement = SignaturePlacement.SLOT,
 ) -> bytes:
     """Serialize a status packet: ``edXML:Status`` in ``edXMLHeader`` and an empty body."""
     return _serialize(build_status_tree(
         response_for=response_for, sender=sender, status_code=status_code, timestamp=timestamp,
         description=description, staff_info=staff_info,
-        signature_placeholder=signature_placeholder))
+        signature_placeholder=signature_placeholder, signature_placement=signature_placement))
 
 
 def build_status_tree(
@@ -267,6 +288,7 @@ def build_status_tree(
     description: str = "",
     staff_info: StaffInfo | None = None,
     signature_placeholder: bool = True,
+    signature_placement: SignaturePlacement = SignaturePlacement.SLOT,
 ) -> etree._Element:
     """The tree :func:`build_status` serializes, already indented the way it is written.
 
@@ -283,7 +305,7 @@ def build_status_tree(
     if staff_info is not None:
         _staff(st, staff_info)
     if signature_placeholder:
-        _placeholder(xheader)
+        _placeholder(xheader, signature_placement)
     etree.SubElement(envelope, _q("edXMLBody"))
     # What pretty_print does when writing (libxml2 leaves elements with text children alone,
     # so serializing the indented tree with pretty_print gives the same bytes).

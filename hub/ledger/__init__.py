@@ -11,9 +11,14 @@ itself is imported on first use.
 from typing import TYPE_CHECKING, Any
 
 from hub.ledger.records import (
+    REFUSED,
     DocumentIn,
     EventIn,
     EventKind,
+    LedgerOpenError,
+    LedgerRowRejected,
+    Refusal,
+    RevocationEvidence,
     StoredDelivery,
     StoredDocument,
     StoredEvent,
@@ -33,10 +38,15 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "REFUSED",
     "DocumentIn",
     "EventIn",
     "EventKind",
     "Ledger",
+    "LedgerOpenError",
+    "LedgerRowRejected",
+    "Refusal",
+    "RevocationEvidence",
     "StoredDelivery",
     "StoredDocument",
     "StoredEvent",

@@ -19,12 +19,22 @@ from typing import Any
 from sqlalchemy import Connection, LargeBinary, Table, delete, insert, select
 
 from hub.ledger import chain
-from hub.ledger.models import Checkpoint, Delivery, Document, Event, Head, UtcDateTime
+from hub.ledger.models import (
+    Checkpoint,
+    Delivery,
+    Document,
+    Event,
+    EvidenceBlob,
+    Head,
+    UtcDateTime,
+)
 from hub.ledger.store import Ledger
 
 FORMAT = "edxml-hub-ledger-backup/1"
+"""Schema r0002 added columns and ledger_evidence_blobs; a backup of an r0001 ledger lacks them
+and restores as NULLs (what r0002 gives old rows)."""
 _TABLES: tuple[Table, ...] = tuple(
-    m.__table__ for m in (Head, Document, Event, Delivery, Checkpoint))  # type: ignore[misc]
+    m.__table__ for m in (Head, Document, Event, Delivery, Checkpoint, EvidenceBlob))  # type: ignore[misc]
 _CHUNK = 5000
 
 
@@ -107,8 +117,10 @@ def restore(path: Path, ledger: Ledger) -> dict[str, int]:
     counts: dict[str, int] = {}
     with ledger.engine.connect() as conn, conn.begin():
         conn.execute(delete(Head))
+        names = set(zf.namelist())
         for table in _TABLES:
-            counts[table.name] = _load(conn, table, _lines(zf, f"{table.name}.jsonl"))
+            if f"{table.name}.jsonl" in names:  # ledger_evidence_blobs is new in r0002
+                counts[table.name] = _load(conn, table, _lines(zf, f"{table.name}.jsonl"))
     for name in zf.namelist():
         if name.startswith("blobs/"):
             if ledger.blobs is None:

@@ -26,6 +26,18 @@ Entries
          "reason": ... or null, "actor": ..., "detail": <the stored detail text, a canonical
          JSON object serialized as a string>}
 
+    Two keys appear in a document entry only when they have a value (entries written before
+    they existed hash as they always did):
+
+    - ``"refusal"`` (kind ``refused``: a packet the hub refused) — the object
+      ``{"reason": <reason code>, "account": <broker account or null>, "kept": <bool: the
+      bytes are stored>, "cap": <largest refused packet stored, bytes>}``; ``sender`` is then
+      the publishing organization, or "" when unknown;
+    - ``"revocation"`` — the list of revocation data the validation used, each
+      ``{"kind": "crl"|"ocsp", "digest": <sha256 hex of the DER>, "at": <timestamp>,
+      "source": ..., "certificate": <sha256 hex of the DER of the certificate it is about, or
+      null>, "issuer": <same for its issuer, or null>}``.
+
     ``entry_hash = SHA-256(canonical JSON of the entry)`` (hex, lowercase).
 
 Chain
@@ -123,9 +135,11 @@ def document_entry(
     links_to: str | None,
     size: int,
     report_digest: str | None,
+    refusal: Mapping[str, Any] | None = None,
+    revocation: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The canonical object of a document entry (``received_at`` already canonical text)."""
-    return {
+    entry: dict[str, Any] = {
         "v": ENCODING_VERSION,
         "type": "document",
         "seq": seq,
@@ -141,6 +155,11 @@ def document_entry(
         "size": size,
         "report_digest": report_digest,
     }
+    if refusal is not None:
+        entry["refusal"] = dict(refusal)
+    if revocation is not None:
+        entry["revocation"] = [dict(r) for r in revocation]
+    return entry
 
 
 def event_entry(

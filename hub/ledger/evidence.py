@@ -3,24 +3,35 @@
 A bundle holds the exact envelope bytes, every status packet and receipt that refers to it, the
 validation reports, the ledger entries that concern it in canonical form, the hash of every other
 entry from the first concerned entry to the chain head (the chain proof), the latest signed
-checkpoint with its signature and certificate, and the trust material (certificates, CRLs) handed
-in by the caller. :func:`verify_bundle` checks it without a database; ``README.txt`` inside the
-bundle says how to check the signatures with ``xmlsec1`` and ``openssl`` alone.
+checkpoint with its signature and certificate, the exact revocation data (CRL, OCSP answer) the
+validation used, and the trust material (certificates, CRLs) handed in by the caller.
+:func:`verify_bundle` checks it without a database; ``README.txt`` inside the bundle lists
+commands for Debian's stock ``xmlsec1`` (1.2.37: it has no CRL option, so revocation is checked
+with ``openssl verify -crl_check``) and ``openssl`` that check it by hand (a test runs them).
 
-Layout::
+What is checked is the bundle's *content*: the members by name, never the zip's bytes, so a
+bundle unzipped and zipped again (directory entries, another compression, a top folder) verifies,
+and so does an unpacked directory; a changed byte in any member does not.
 
-    README.txt                      how to check by hand
-    manifest.json                   sha256 of every other file
+Layout (format 2)::
+
+    README.txt                      how to check by hand (commands prefixed with "$ ")
+    manifest.json                   canonical JSON {"document", "files": {name: sha256}, "format"}
+    SHA256SUMS                      the same digests for ``sha256sum -c``
     documents/<digest>.xml          exact packet bytes, named by their SHA-256
     reports/<digest>.json           validation report, the exact text the ledger hashed
+    reports/<digest>.refused.json   the report kept with a refused packet's record
     ledger/entries.jsonl            the concerned entries, one canonical JSON per line
     ledger/proof.json               {"start", "prev", "hashes": [[seq, entry_hash], ...],
                                      "head": {"seq", "chain_hash"}}
     ledger/checkpoint.json          the exact signed checkpoint bytes
     ledger/checkpoint.sig           its signature (RSA SHA-256)
     ledger/checkpoints/<seq>.*      every signed checkpoint from the first entry (.json .sig .pem)
-    certs/operator.pem              the certificate of the checkpoint signer
-    trust/...                       certificates and CRLs used to validate (from the caller)
+    certs/operator.pem              the latest checkpoint's signer certificate, then its CAs
+    revocation/<digest>.crl|.ocsp   the exact DER revocation data a validation used (chained)
+    revocation/certs/<digest>.der   the certificates that data is about, and their issuers
+    trust/roots|intermediates|crls/ the hub's configured trust material (compare it with the
+                                    CA's published fingerprints: it is not evidence by itself)
 """
 
 from __future__ import annotations
@@ -29,8 +40,8 @@ import hashlib
 import io
 import json
 import zipfile
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,20 +49,35 @@ from typing import Any
 from sqlalchemy import select
 
 from hub.ledger import chain
-from hub.ledger.models import Checkpoint, Document, Event, Head
+from hub.ledger.models import Checkpoint, Document, Event, EvidenceBlob, Head
+from hub.ledger.records import REFUSED
 from hub.ledger.store import Ledger
 from hub.ledger.verify import (
+    OperatorTrust,
+    checkpoint_signature_problem,
     document_entry_from_row,
     event_entry_from_row,
-    signature_check_from_cert,
+    fingerprint,
+    load_certificates,
 )
 
-FORMAT = "edxml-hub-evidence/1"
-_FIXED_TIME = (2000, 1, 1, 0, 0, 0)  # zip member times carry nothing: the manifest says when
+FORMAT = "edxml-hub-evidence/2"
+FORMAT_V1 = "edxml-hub-evidence/1"
+_FIXED_TIME = (2000, 1, 1, 0, 0, 0)  # zip member times carry nothing: the content says when
+_UNLISTED = ("out/",)  # where the README's commands write their own files
 
 
 class EvidenceError(Exception):
     """The bundle cannot be made (unknown document, no signed checkpoint)."""
+
+
+@dataclass(frozen=True)
+class TrustMaterial:
+    """The hub's configured trust material, shipped so the README's commands run as they are."""
+
+    roots: Mapping[str, bytes] = field(default_factory=dict)
+    intermediates: Mapping[str, bytes] = field(default_factory=dict)
+    crls: Mapping[str, bytes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -63,8 +89,10 @@ class BundleResult:
     entries: int = 0
     checkpoint_seq: int | None = None
     signer_trusted: bool = False
-    """The checkpoint signature was checked against a certificate the caller trusts."""
+    """The checkpoint signatures were checked against the caller's operator trust anchors."""
     notes: tuple[str, ...] = field(default=())
+    signers: tuple[str, ...] = ()
+    """SHA-256 fingerprints of the checkpoint signers, oldest first."""
 
     @property
     def ok(self) -> bool:
@@ -73,12 +101,14 @@ class BundleResult:
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "document": self.document, "problems": list(self.problems),
                 "entries": self.entries, "checkpoint_seq": self.checkpoint_seq,
-                "signer_trusted": self.signer_trusted, "notes": list(self.notes)}
+                "signer_trusted": self.signer_trusted, "notes": list(self.notes),
+                "signers": list(self.signers)}
 
 
 def resolve_document(ledger: Ledger, key: str) -> str:
-    """A document digest from a digest, a DocumentId or a code (first match in that order)."""
-    if ledger.document_by_digest(key) is not None:
+    """A document digest from a digest, a DocumentId or a code (first match in that order);
+    refused packets are found by digest too."""
+    if ledger.document_by_digest(key, include_refused=True) is not None:
         return key
     found = ledger.documents(document_id=key, limit=1) or ledger.documents(code=key, limit=1)
     if not found:
@@ -86,17 +116,27 @@ def resolve_document(ledger: Ledger, key: str) -> str:
     return found[0].digest
 
 
+def _report_name(digest: str, kind: str) -> str:
+    return f"reports/{digest}.refused.json" if kind == REFUSED else f"reports/{digest}.json"
+
+
 def export_evidence(
     ledger: Ledger,
     digest: str,
     path: Path,
     *,
+    trust: TrustMaterial | None = None,
     trust_files: Mapping[str, bytes] | None = None,
     now: datetime | None = None,
 ) -> Path:
-    """Write the evidence bundle of the document ``digest`` to ``path``."""
-    if ledger.document_by_digest(digest) is None:
+    """Write the evidence bundle of the document ``digest`` to ``path``.
+
+    ``trust`` is the configured trust material (``trust_files``, the older flat form, lands
+    under ``trust/roots/``)."""
+    if ledger.document_by_digest(digest, include_refused=True) is None:
         raise EvidenceError(f"unknown document {digest}")
+    if trust is None:
+        trust = TrustMaterial(roots=dict(trust_files or {}))
     with ledger.engine.connect() as conn:
         related = {digest} | set(conn.scalars(
             select(Document.digest).where(Document.links_to == digest)))
@@ -135,12 +175,26 @@ def export_evidence(
                 select(Event.seq, Event.entry_hash)
                 .where(Event.seq >= start, Event.seq <= end))])
         prev = chain.GENESIS if start == 1 else _chain_hash_at(conn, start - 1)
+        references = [ref for _s, e in concerned if e.get("type") == "document"
+                      for ref in e.get("revocation") or ()]
+        wanted = {ref[k] for ref in references for k in ("digest", "certificate", "issuer")
+                  if ref.get(k)}
+        blobs = {r.digest: bytes(r.data) for r in conn.execute(
+            select(EvidenceBlob.digest, EvidenceBlob.data)
+            .where(EvidenceBlob.digest.in_(sorted(wanted))))}
     files: dict[str, bytes] = {}
     for row in doc_rows:
         raw = bytes(row.raw) if row.raw is not None else ledger.raw(row.digest)
-        files[f"documents/{row.digest}.xml"] = raw or b""
+        if raw is not None:
+            files[f"documents/{row.digest}.xml"] = raw
         if row.report is not None:
-            files[f"reports/{row.digest}.json"] = row.report.encode("utf-8")
+            files[_report_name(row.digest, row.kind)] = row.report.encode("utf-8")
+    for ref in references:
+        if ref["digest"] in blobs:
+            files[f"revocation/{ref['digest']}.{ref['kind']}"] = blobs[ref["digest"]]
+        for key in ("certificate", "issuer"):
+            if ref.get(key) in blobs:
+                files[f"revocation/certs/{ref[key]}.der"] = blobs[ref[key]]
     files["ledger/entries.jsonl"] = b"".join(chain.canonical_json(e) + b"\n" for _s, e in concerned)
     files["ledger/proof.json"] = chain.canonical_json({
         "start": start, "prev": prev, "hashes": hashes,
@@ -157,20 +211,24 @@ def export_evidence(
     files["ledger/checkpoint.sig"] = bytes(last.signature)
     if last.cert_pem is not None:
         files["certs/operator.pem"] = bytes(last.cert_pem)
-    for name, data in (trust_files or {}).items():
-        files[f"trust/{Path(name).name}"] = data
-    files["README.txt"] = _readme(digest).encode("utf-8")
-    manifest = {
-        "format": FORMAT, "document": digest,
-        "created_at": chain.utc_text(now or datetime.now(UTC)),
-        "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())},
-    }
+    for folder, material in (("roots", trust.roots), ("intermediates", trust.intermediates),
+                             ("crls", trust.crls)):
+        for name, data in material.items():
+            files[f"trust/{folder}/{Path(name).name}"] = data
+    created = chain.utc_text(now or datetime.now(UTC))
+    files["README.txt"] = _readme(digest, created, concerned, files, last).encode("utf-8")
+    listed = {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())}
+    manifest = chain.canonical_json({"format": FORMAT, "document": digest, "files": listed})
     path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name, data in [("manifest.json", json.dumps(manifest, indent=2).encode()),
+        for name, data in [("manifest.json", manifest), ("SHA256SUMS", _sums(listed)),
                            *sorted(files.items())]:
             zf.writestr(zipfile.ZipInfo(name, _FIXED_TIME), data, zipfile.ZIP_DEFLATED)
     return path
+
+
+def _sums(listed: Mapping[str, str]) -> bytes:
+    return "".join(f"{h}  {name}\n" for name, h in sorted(listed.items())).encode("utf-8")
 
 
 def _chain_hash_at(conn: Any, seq: int) -> str:
@@ -180,27 +238,70 @@ def _chain_hash_at(conn: Any, seq: int) -> str:
     return str(value) if value is not None else chain.GENESIS
 
 
-def verify_bundle(data: bytes | Path, *, trusted_cert_pem: bytes | None = None) -> BundleResult:
-    """Check a bundle offline: file digests, entries against the proof, the chain to the
-    signed checkpoint, and the signature (with ``trusted_cert_pem`` when given)."""
-    raw = data.read_bytes() if isinstance(data, Path) else data
+def read_members(data: bytes | Path) -> dict[str, bytes]:
+    """A bundle's members by name, from a zip (its bytes or path) or an unpacked directory.
+
+    Directory entries are skipped, and a single top folder (``zip -r b.zip evidence-x/``) is
+    taken off: only names and contents count."""
+    files: dict[str, bytes] = {}
+    if isinstance(data, Path) and data.is_dir():
+        for item in sorted(data.rglob("*")):
+            if item.is_file():
+                files[item.relative_to(data).as_posix()] = item.read_bytes()
+    else:
+        raw = data.read_bytes() if isinstance(data, Path) else data
+        with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+            for info in zf.infolist():
+                if not info.is_dir():
+                    files[info.filename] = zf.read(info)
+    if "manifest.json" not in files:
+        tops = {name.split("/", 1)[0] for name in files if "/" in name}
+        if len(tops) == 1 and all("/" in n for n in files):
+            top = tops.pop() + "/"
+            files = {name[len(top):]: body for name, body in files.items()}
+    return files
+
+
+def verify_bundle(
+    data: bytes | Path,
+    *,
+    trust: OperatorTrust | None = None,
+    trusted_cert_pem: bytes | None = None,
+) -> BundleResult:
+    """Check a bundle offline: its members against the manifest, the entries against the proof,
+    the chain to each signed checkpoint, and each checkpoint's signer against ``trust`` (the
+    operator's CA roots or pinned certificates; ``trusted_cert_pem`` pins one certificate).
+
+    Without a trust anchor the signatures are reported as a problem: nothing in the bundle can
+    vouch for itself (issue 16, L5)."""
+    if trusted_cert_pem is not None:
+        pinned = tuple(load_certificates(trusted_cert_pem)[:1])
+        trust = replace(trust, pinned=trust.pinned + pinned) if trust else OperatorTrust(
+            pinned=pinned)
     problems: list[str] = []
     notes: list[str] = []
     try:
-        zf = zipfile.ZipFile(io.BytesIO(raw))
-        files = {name: zf.read(name) for name in zf.namelist()}
-        manifest = json.loads(files.pop("manifest.json"))
-    except (zipfile.BadZipFile, KeyError, ValueError) as error:
+        files = read_members(data)
+        manifest_bytes = files.pop("manifest.json")
+        manifest = json.loads(manifest_bytes)
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as error:
         return BundleResult(None, (f"not an evidence bundle: {error}",))
     document = manifest.get("document")
-    if manifest.get("format") != FORMAT:
-        problems.append(f"unknown bundle format {manifest.get('format')!r}")
+    fmt = manifest.get("format")
+    if fmt not in (FORMAT, FORMAT_V1):
+        problems.append(f"unknown bundle format {fmt!r}")
     listed: dict[str, str] = manifest.get("files", {})
+    if fmt == FORMAT:
+        if chain.canonical_json(manifest) != manifest_bytes:
+            problems.append("manifest.json is not in canonical form (edited)")
+        if files.pop("SHA256SUMS", None) != _sums(listed):
+            problems.append("SHA256SUMS does not match manifest.json")
     for name in sorted(set(listed) | set(files)):
         if name not in files:
             problems.append(f"{name} is listed in the manifest but missing")
         elif name not in listed:
-            problems.append(f"{name} is not listed in the manifest")
+            if not name.startswith(_UNLISTED):
+                notes.append(f"{name} is not part of the evidence (not in the manifest): ignored")
         elif hashlib.sha256(files[name]).hexdigest() != listed[name]:
             problems.append(f"{name} does not match its digest in the manifest")
     try:
@@ -209,8 +310,8 @@ def verify_bundle(data: bytes | Path, *, trusted_cert_pem: bytes | None = None) 
         signed = {
             int(name.rsplit("/", 1)[1][:-5]): (
                 files[name], files[name[:-5] + ".sig"], files.get(name[:-5] + ".pem"))
-            for name in files
-            if name.startswith("ledger/checkpoints/") and name.endswith(".json")}
+            for name in listed
+            if name.startswith("ledger/checkpoints/") and name.endswith(".json") and name in files}
         checkpoints = {seq: json.loads(body) for seq, (body, _s, _c) in signed.items()}
     except (KeyError, ValueError) as error:
         return BundleResult(document, (*problems, f"bundle incomplete: {error}"))
@@ -227,19 +328,10 @@ def verify_bundle(data: bytes | Path, *, trusted_cert_pem: bytes | None = None) 
             problems.append(f"entry {entry.get('seq')} is not in canonical form")
         if hashes.get(int(entry["seq"])) != hashlib.sha256(line).hexdigest():
             problems.append(f"entry {entry.get('seq')} does not match the chain proof (modified)")
-    # 2. the packets and reports against their entries
+    # 2. the packets, reports and revocation data against their entries
     for entry in entries:
-        if entry.get("type") != "document":
-            continue
-        name = f"documents/{entry['digest']}.xml"
-        if name not in files:
-            problems.append(f"{name} is missing")
-        elif hashlib.sha256(files[name]).hexdigest() != entry["digest"]:
-            problems.append(f"{name}: the bytes do not match the ledger digest (swapped)")
-        report = files.get(f"reports/{entry['digest']}.json")
-        report_digest = hashlib.sha256(report).hexdigest() if report is not None else None
-        if report_digest != entry.get("report_digest"):
-            problems.append(f"the report of {entry['digest']} does not match the ledger")
+        if entry.get("type") == "document":
+            problems.extend(_document_problems(entry, files))
     if document is not None and not any(e.get("digest") == document and e.get("type") ==
                                          "document" for e in entries):
         problems.append("the bundle holds no ledger entry for its document")
@@ -260,66 +352,205 @@ def verify_bundle(data: bytes | Path, *, trusted_cert_pem: bytes | None = None) 
             problems.append(f"the chain does not reach the signed checkpoint at row {seq}")
         if seq == end and link != proof["head"]["chain_hash"]:
             problems.append("the chain does not reach the recorded head")
-    # 4. the checkpoint signatures
-    trusted = trusted_cert_pem is not None
+    # 4. the checkpoint signatures, by signers the caller trusts
+    signers: list[str] = []
     for seq, (body, signature, cert_pem) in sorted(signed.items()):
         cp = checkpoints[seq]
         if body != chain.checkpoint_payload(seq, str(cp.get("head")), str(cp.get("at"))):
             problems.append(f"checkpoint {seq} is not a canonical checkpoint")
-        pem = trusted_cert_pem if trusted_cert_pem is not None else cert_pem
-        if pem is None:
-            problems.append(f"no certificate to check the checkpoint at row {seq}")
-        elif not signature_check_from_cert(pem)(body, signature):
-            problems.append(f"the checkpoint signature at row {seq} does not verify (forged)")
-    if not trusted:
-        notes.append("signatures checked against the certificates inside the bundle; compare"
-                     " them with the operator's published certificate")
-    cp_seq = last_cp
-    return BundleResult(document, tuple(problems), len(entries), cp_seq, trusted, tuple(notes))
+            continue
+        try:
+            at = datetime.fromisoformat(str(cp.get("at")).replace("Z", "+00:00"))
+        except ValueError:
+            problems.append(f"checkpoint {seq} has no readable time")
+            continue
+        problem = checkpoint_signature_problem(seq, body, signature, cert_pem, at, trust)
+        if problem is not None:
+            problems.append(problem)
+        elif cert_pem is not None:
+            signer = fingerprint(load_certificates(cert_pem)[0])
+            if signer not in signers:
+                signers.append(signer)
+    trusted = trust is not None and trust.anchored
+    if trust is not None and not trusted:
+        notes.append("UNVERIFIED signer: signatures were checked against the certificates"
+                     " inside the bundle (--self-signed-ok)")
+    return BundleResult(document, tuple(problems), len(entries), last_cp, trusted, tuple(notes),
+                        tuple(signers))
 
 
-def _readme(digest: str) -> str:
-    return f"""Evidence bundle for document {digest}
-(format {FORMAT}, made by edxml-hub)
+def _document_problems(entry: Mapping[str, Any], files: Mapping[str, bytes]) -> list[str]:
+    problems: list[str] = []
+    digest = str(entry["digest"])
+    refusal = entry.get("refusal")
+    kept = not (entry.get("kind") == REFUSED and isinstance(refusal, dict)
+                and not refusal.get("kept"))
+    name = f"documents/{digest}.xml"
+    if name not in files:
+        if kept:
+            problems.append(f"{name} is missing")
+    elif hashlib.sha256(files[name]).hexdigest() != digest:
+        problems.append(f"{name}: the bytes do not match the ledger digest (swapped)")
+    report = files.get(_report_name(digest, str(entry.get("kind"))))
+    report_digest = hashlib.sha256(report).hexdigest() if report is not None else None
+    if report_digest != entry.get("report_digest"):
+        problems.append(f"the report of {digest} does not match the ledger")
+    for ref in entry.get("revocation") or ():
+        wanted = [(f"revocation/{ref['digest']}.{ref['kind']}", ref["digest"])]
+        wanted += [(f"revocation/certs/{ref[k]}.der", ref[k]) for k in ("certificate", "issuer")
+                   if ref.get(k)]
+        for member, member_digest in wanted:
+            body = files.get(member)
+            if body is None:
+                problems.append(f"{member} (revocation evidence of {digest}) is missing")
+            elif hashlib.sha256(body).hexdigest() != member_digest:
+                problems.append(f"{member} does not match the ledger digest (swapped)")
+    return problems
 
-This bundle proves what the hub recorded about one document: the exact bytes it received,
-every status and receipt referring to it, the validation reports, and the ledger entries, chained
-to a checkpoint signed by the hub operator organization. Everything can be checked offline.
 
-1. Files are intact
-   Compare every file with manifest.json:   sha256sum documents/* reports/* ledger/* certs/*
-   A document file is named by the SHA-256 of its bytes:
-       sha256sum documents/{digest}.xml      (must print {digest})
+def _gmt(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
-2. The sender's signature on the envelope (QCVN 102:2016, XML-DSig)
-       xmlsec1 --verify --trusted-pem trust/ROOT.pem --untrusted-pem trust/ISSUING_CA.pem \\
-               documents/{digest}.xml
-   Add --crl-pem trust/CRL.pem (or --crl for DER) to check revocation with the CRLs included.
-   Status packets and receipts in documents/ are checked the same way.
 
-3. The checkpoint signature (hub operator organization)
-       openssl x509 -in certs/operator.pem -pubkey -noout > operator.pub
-       openssl dgst -sha256 -verify operator.pub -signature ledger/checkpoint.sig \\
-               ledger/checkpoint.json
-   (PKCS#1 v1.5; for RSA-PSS add -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:auto)
-   Check that certs/operator.pem is the operator's certificate:
-       openssl verify -CAfile trust/ROOT.pem -untrusted trust/ISSUING_CA.pem certs/operator.pem
-
-4. The ledger entries are those the checkpoint covers
-   ledger/entries.jsonl has one canonical JSON object per line (keys sorted, no spaces, UTF-8).
-   entry_hash = SHA-256(line). ledger/proof.json lists [seq, entry_hash] for every row from
-   "start" to the head; the concerned entries must appear there with the same hash. Then
-       link = prev;  for each row in order: link = SHA-256(bytes(link) + bytes(entry_hash))
-   (hex decoded to 32 bytes each); at the checkpoint's "seq" the link must equal its "head".
-   In Python 3 with the standard library only:
-
-       import hashlib, json
-       p = json.load(open("ledger/proof.json")); c = json.load(open("ledger/checkpoint.json"))
-       link = bytes.fromhex(p["prev"])
-       for seq, h in p["hashes"]:
-           link = hashlib.sha256(link + bytes.fromhex(h)).digest()
-           if seq == c["seq"]: print("checkpoint ok" if link.hex() == c["head"] else "BAD")
-
-   A document entry carries the document's digest and its report's digest
-   (SHA-256 of reports/<digest>.json); an event carries the document digest it concerns.
-"""
+def _readme(digest: str, created: str, concerned: Sequence[tuple[int, Mapping[str, Any]]],
+            files: Mapping[str, bytes], last_checkpoint: Any) -> str:
+    """The bundle's README: what it proves and, on lines starting with ``$ ``, the commands
+    that check it with stock tools (Debian bookworm: xmlsec1 1.2.37, OpenSSL 3, Python 3)."""
+    roots = sorted(n for n in files if n.startswith("trust/roots/"))
+    intermediates = sorted(n for n in files if n.startswith("trust/intermediates/"))
+    untrusted = " -untrusted out/intermediates.pem" if intermediates else ""
+    out = [
+        f"Evidence bundle for document {digest}",
+        f"(format {FORMAT}, made by edxml-hub at {created})",
+        "",
+        "This bundle proves what the hub recorded about one document: the exact bytes it",
+        "received, every status and receipt referring to it, the validation reports, the exact",
+        "revocation data (CRL or OCSP answer) the validation used, and the ledger entries,",
+        "chained to checkpoints signed by the hub operator organization. Everything can be",
+        "checked offline. Each line starting with \"$ \" is a command to run (bash) in the",
+        "unpacked bundle's folder with Debian's stock xmlsec1 and openssl and python3; the",
+        "commands write their own files under out/. Every command must succeed.",
+        "",
+        "$ mkdir -p out",
+        "$ cat /dev/null " + " ".join(roots) + " > out/roots.pem",
+        "$ cat /dev/null " + " ".join(intermediates) + " > out/intermediates.pem",
+        "",
+        "trust/ holds the trust material the hub was configured with. It is not evidence by",
+        "itself: compare each root with the fingerprint the certification authority (Ban Cơ",
+        "yếu Chính phủ) publishes, or put your own copy in its place.",
+        *[f"$ openssl x509 -noout -fingerprint -sha256 -subject -in {r}" for r in roots],
+        "",
+        "1. The files are intact (manifest.json lists the same digests)",
+        "$ sha256sum -c --quiet SHA256SUMS",
+        "",
+        "2. The senders' signatures (XML-DSig, QCVN 102:2016), under the specialized roots, at",
+        "   the time the hub received each packet (xmlsec1 1.2.37 has no CRL option:",
+        "   revocation is step 3)",
+    ]
+    trusted = " ".join(f"--trusted-pem {r}" for r in roots)
+    untrusted_x = " ".join(f"--untrusted-pem {i}" for i in intermediates)
+    signed_docs = [e for _s, e in concerned if e.get("type") == "document"
+                   and e.get("kind") != REFUSED and f"documents/{e['digest']}.xml" in files]
+    for entry in signed_docs:
+        at = _gmt(str(entry["received_at"])).strftime("%Y-%m-%d %H:%M:%S")
+        if roots:
+            out.append(f"$ xmlsec1 --verify --verification-gmt-time \"{at}\" {trusted}"
+                       f"{' ' + untrusted_x if untrusted_x else ''}"
+                       f" documents/{entry['digest']}.xml")
+        else:
+            out.append(f"   documents/{entry['digest']}.xml: no roots in this bundle; run"
+                       " xmlsec1 --verify with your own --trusted-pem")
+    refused = [e for _s, e in concerned if e.get("type") == "document"
+               and e.get("kind") == REFUSED]
+    for entry in refused:
+        refusal = entry.get("refusal") or {}
+        out.append(f"   documents/{entry['digest']}.xml was refused ({refusal.get('reason')});"
+                   + (" its bytes are included" if refusal.get("kept") else
+                      f" its bytes were not kept (over {refusal.get('cap')} bytes)"))
+    out += ["", "3. The revocation status the hub used (exact CRL / OCSP answer, at its time)"]
+    references = [ref for _s, e in concerned if e.get("type") == "document"
+                  for ref in e.get("revocation") or ()]
+    if not references:
+        out.append("   (no revocation data was recorded with this document)")
+    for ref in references:
+        epoch = int(_gmt(str(ref["at"])).timestamp())
+        cert = ref.get("certificate")
+        if cert:
+            out.append(f"$ openssl x509 -inform DER -in revocation/certs/{cert}.der"
+                       f" -out out/{cert}.pem")
+        if ref["kind"] == "crl":
+            out.append(f"$ openssl crl -inform DER -in revocation/{ref['digest']}.crl"
+                       f" -out out/{ref['digest']}.crl.pem")
+            if cert and roots:
+                out.append(f"$ openssl verify -attime {epoch} -crl_check -CRLfile"
+                           f" out/{ref['digest']}.crl.pem -CAfile out/roots.pem{untrusted}"
+                           f" out/{cert}.pem")
+        else:
+            out.append(f"$ openssl ocsp -respin revocation/{ref['digest']}.ocsp -resp_text"
+                       " -noverify")
+            out.append("   (check the responder's signature with openssl ocsp -issuer ...)")
+    out += ["", "4. The checkpoint signatures (the hub operator organization)",
+            "   Each ledger/checkpoints/<row>.pem is the signer's certificate then its CAs;"
+            " its",
+            "   subject UID must be the operator organization's code, and it must chain to the",
+            "   roots at the checkpoint's time (certificates rotate: each checkpoint has its own)."]
+    for name in sorted(n for n in files if n.startswith("ledger/checkpoints/")
+                       and n.endswith(".json")):
+        stem = name[:-5]
+        if f"{stem}.pem" not in files:
+            continue
+        seq = stem.rsplit("/", 1)[1]
+        cp = json.loads(files[name])
+        epoch = int(_gmt(str(cp["at"])).timestamp())
+        out += [
+            f"$ openssl x509 -in {stem}.pem -pubkey -noout -out out/operator-{seq}.pub",
+            f"$ openssl dgst -sha256 -verify out/operator-{seq}.pub -signature {stem}.sig"
+            f" {name}",
+            f"$ openssl x509 -in {stem}.pem -noout -subject -nameopt RFC2253",
+        ]
+        if roots:
+            out.append(f"$ openssl verify -attime {epoch} -CAfile out/roots.pem -untrusted"
+                       f" {stem}.pem {stem}.pem")
+    out += [
+        "   (PKCS#1 v1.5; for RSA-PSS add -sigopt rsa_padding_mode:pss"
+        " -sigopt rsa_pss_saltlen:auto)",
+        f"   ledger/checkpoint.json is the latest (row {last_checkpoint.seq}).",
+        "",
+        "5. The ledger entries are those the checkpoints cover",
+        "   ledger/entries.jsonl has one canonical JSON object per line (keys sorted, no",
+        "   spaces, UTF-8); entry_hash = SHA-256(line). ledger/proof.json lists [seq,",
+        "   entry_hash] for every row from \"start\" to the head. link = prev; for each row:",
+        "   link = SHA-256(bytes(link) + bytes(entry_hash)); at each checkpoint's \"seq\" the",
+        "   link must equal its \"head\". A document entry names the SHA-256 of its bytes",
+        "   (documents/<digest>.xml), of its report, and of its revocation data.",
+        "$ python3 - <<'EOF'",
+        "import glob, hashlib, json, sys",
+        "p = json.load(open('ledger/proof.json'))",
+        "proof = {seq: h for seq, h in p['hashes']}",
+        "for line in open('ledger/entries.jsonl', 'rb').read().splitlines():",
+        "    e = json.loads(line)",
+        "    if proof.get(e['seq']) != hashlib.sha256(line).hexdigest():",
+        "        sys.exit(f\"entry {e['seq']} is not in the chain proof\")",
+        "    if e['type'] == 'document':",
+        "        try:",
+        "            data = open(f\"documents/{e['digest']}.xml\", 'rb').read()",
+        "        except FileNotFoundError:",
+        "            data = None",
+        "        if data is not None and hashlib.sha256(data).hexdigest() != e['digest']:",
+        "            sys.exit(f\"documents/{e['digest']}.xml does not match its entry\")",
+        "heads = {}",
+        "for name in glob.glob('ledger/checkpoints/*.json'):",
+        "    c = json.load(open(name))",
+        "    heads[c['seq']] = c['head']",
+        "link = bytes.fromhex(p['prev'])",
+        "for seq, h in p['hashes']:",
+        "    link = hashlib.sha256(link + bytes.fromhex(h)).digest()",
+        "    if seq in heads and link.hex() != heads.pop(seq):",
+        "        sys.exit(f'the chain does not reach the checkpoint at row {seq}')",
+        "if heads:",
+        "    sys.exit(f'checkpoints beyond the proof: {sorted(heads)}')",
+        "print('chain ok')",
+        "EOF",
+        "",
+    ]
+    return "\n".join(out)

@@ -6,6 +6,13 @@ position ``seq`` in one global sequence, its ``entry_hash`` and ``chain_hash`` (
 it (``SELECT … FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite) so concurrent consumer
 processes append one after the other. ``ledger_deliveries`` is a *derived* per-recipient state,
 kept for queries; it is not part of the chain and can be recomputed from the events.
+
+Column types cannot truncate (migration r0002): every text that comes from a packet or a broker
+property is ``Text``; only values the hub makes itself (hex digests, kinds, states) have a
+length. A document is identified by ``(digest, kind)``: the same bytes can be recorded once as
+refused and once as accepted (an operator replay after a fix), never twice as either.
+``ledger_evidence_blobs`` holds the revocation data (CRLs, OCSP answers) and certificates a
+validation used, content-addressed; chained document entries reference them by digest.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Dialect,
     Index,
@@ -73,14 +81,16 @@ class Document(Base):
 
     __tablename__ = "ledger_documents"
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
-    """SHA-256 hex of the exact bytes: the document's identity."""
+    """SHA-256 hex of the exact bytes: with ``kind``, the document's identity."""
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    """``envelope``, ``status``, ``receipt`` or ``refused``."""
     seq: Mapped[int] = mapped_column(BigInteger, unique=True)
     entry_hash: Mapped[str] = mapped_column(String(64))
     chain_hash: Mapped[str] = mapped_column(String(64))
-    sender: Mapped[str] = mapped_column(String(64), index=True)
-    document_id: Mapped[str] = mapped_column(String(128))
-    kind: Mapped[str] = mapped_column(String(16))
-    code: Mapped[str] = mapped_column(String(128), index=True)
+    sender: Mapped[str] = mapped_column(Text, index=True)
+    """The sending organization ("" for a refused packet whose organization is unknown)."""
+    document_id: Mapped[str] = mapped_column(Text)
+    code: Mapped[str] = mapped_column(Text, index=True)
     """The document's number/symbol (Code), for auditors' look-ups."""
     subject_digest: Mapped[str] = mapped_column(String(64))
     recipients: Mapped[str] = mapped_column(Text)
@@ -92,6 +102,11 @@ class Document(Base):
     """The exact bytes, or NULL when they live in the content-addressed blob store."""
     report: Mapped[str | None] = mapped_column(Text, nullable=True)
     """The validation report, canonical JSON text."""
+    refusal: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """Kind ``refused`` only: canonical JSON ``{"account", "cap", "kept", "reason"}`` (chained)."""
+    revocation: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """Canonical JSON list of the revocation data the validation used (chained; the bytes are
+    in ``ledger_evidence_blobs``), or NULL."""
 
     __table_args__ = (Index("ix_ledger_documents_sender_document_id", "sender", "document_id"),)
 
@@ -104,12 +119,12 @@ class Event(Base):
     entry_hash: Mapped[str] = mapped_column(String(64))
     chain_hash: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(32), index=True)
-    message_id: Mapped[str] = mapped_column(String(255))
+    message_id: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
     digest: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
-    organ_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
-    reason: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
-    actor: Mapped[str] = mapped_column(String(64))
+    organ_id: Mapped[str | None] = mapped_column(Text, nullable=True, index=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True, index=True)
+    actor: Mapped[str] = mapped_column(Text)
     detail: Mapped[str] = mapped_column(Text)
     """Canonical JSON object text."""
 
@@ -119,7 +134,7 @@ class Delivery(Base):
 
     __tablename__ = "ledger_deliveries"
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
-    organ_id: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+    organ_id: Mapped[str] = mapped_column(Text, primary_key=True, index=True)
     state: Mapped[str] = mapped_column(String(32), index=True)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_seq: Mapped[int] = mapped_column(BigInteger)
@@ -135,7 +150,22 @@ class Checkpoint(Base):
     signature: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     """Signature over :func:`hub.ledger.chain.checkpoint_payload`; NULL when no signer is set."""
     cert_pem: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    """The signer's certificate, then (from r0002) the untrusted CAs of its path, PEM. Never
+    trusted for being here: a verifier chains it to the operator's CA roots."""
+
+
+class EvidenceBlob(Base):
+    """A CRL, OCSP answer or certificate a validation used, named by the SHA-256 of its DER."""
+
+    __tablename__ = "ledger_evidence_blobs"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    """``crl``, ``ocsp`` or ``cert``."""
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    first_seen: Mapped[datetime] = mapped_column(UtcDateTime())
+    kept: Mapped[bool] = mapped_column(Boolean, default=True)
+    """Always true today; room for a retention policy that drops old bytes (the digest stays)."""
 
 
 TABLES = ("ledger_head", "ledger_documents", "ledger_events", "ledger_deliveries",
-          "ledger_checkpoints")
+          "ledger_checkpoints", "ledger_evidence_blobs")

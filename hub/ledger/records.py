@@ -38,7 +38,88 @@ class EventKind(enum.StrEnum):
     RETRY_SCHEDULED = "retry_scheduled"
 
 
-DOCUMENT_KINDS = frozenset({"envelope", "status", "receipt"})
+ACCEPTED_KINDS = frozenset({"envelope", "status", "receipt"})
+"""Kinds of packets the hub took in (the pipeline's duplicate checks see only these)."""
+REFUSED = "refused"
+"""Kind of a packet the hub refused: recorded with its :class:`Refusal`, never routed."""
+DOCUMENT_KINDS = ACCEPTED_KINDS | {REFUSED}
+
+
+class LedgerOpenError(Exception):
+    """There is no usable ledger where a read-only command looked (one line for the user)."""
+
+
+class LedgerRowRejected(Exception):
+    """The database refused some rows of a batch for what they hold (not because it is down).
+
+    Raised by :meth:`hub.ledger.Ledger.write` after it located the offending rows: nothing of the
+    batch was written. ``documents`` and ``events`` are the indices (into the ``documents`` and
+    ``events`` arguments) of the rows that cannot be stored on their own; ``rows`` the rows
+    themselves. The consumer re-plans the batch without the deliveries those rows belong to,
+    dead-letters those, and writes again. When no single row is at fault (the batch as a whole
+    fails), both index tuples are empty: write the deliveries one by one.
+
+    ``detail`` names the error class and database code, never the values (they may be document
+    content). Not a :class:`hub.errors.TransientError`: retrying the same rows fails the same way.
+    """
+
+    def __init__(
+        self,
+        documents: tuple[int, ...],
+        events: tuple[int, ...],
+        rows: tuple[DocumentIn | EventIn, ...],
+        detail: str,
+    ) -> None:
+        where = ", ".join([*(f"document #{i}" for i in documents),
+                           *(f"event #{i}" for i in events)]) or "the batch as a whole"
+        super().__init__(f"the ledger refused {where}: {detail}")
+        self.documents = documents
+        self.events = events
+        self.rows = rows
+        self.detail = detail
+
+    @property
+    def digests(self) -> frozenset[str]:
+        """Digests of the packets the refused rows concern (documents and events alike)."""
+        return frozenset(r.digest for r in self.rows if r.digest is not None)
+
+    @property
+    def message_ids(self) -> frozenset[str]:
+        """Message ids of the refused events."""
+        return frozenset(r.message_id for r in self.rows if isinstance(r, EventIn))
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why and from whom a refused packet came (the pipeline's knowledge at refusal time).
+
+    A refused packet is a ledger document of kind ``refused``: its ``sender`` is the publishing
+    organization when known ("" when neither the packet nor the broker account names one)."""
+
+    reason: str
+    """The final :class:`hub.reasons.Reason` code."""
+    account: str | None
+    """The broker account (AMQP ``user_id``) that published it, as received; None when absent."""
+
+
+@dataclass(frozen=True)
+class RevocationEvidence:
+    """Revocation data a validation relied on (Decree 130/2018: status at signing/receipt time).
+
+    Stored content-addressed (``ledger_evidence_blobs``) and referenced from the document's
+    chained entry, so an evidence bundle carries the exact bytes used."""
+
+    kind: str
+    """``crl`` (DER CertificateList) or ``ocsp`` (DER OCSPResponse)."""
+    der: bytes
+    at: datetime
+    """When the hub obtained it (CRL fetch, OCSP answer received)."""
+    source: str = ""
+    """Where from: the URL, or ``configured`` for a CRL from the trust settings."""
+    certificate: bytes | None = None
+    """DER of the certificate whose status it gives (the signer, or a CA on the path)."""
+    issuer: bytes | None = None
+    """DER of that certificate's issuer (needed to check an OCSP answer by hand)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +142,10 @@ class DocumentIn:
     """The validation report (``ValidationReport.to_dict()``)."""
     links_to: str | None = None
     """Digest of the original, for a status packet, receipt or recall."""
+    refusal: Refusal | None = None
+    """Required for (and only for) kind ``refused``."""
+    revocation: tuple[RevocationEvidence, ...] = ()
+    """The CRLs / OCSP answers the validation used (bundled with the document's evidence)."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +176,8 @@ class StoredDocument:
     links_to: str | None
     size: int
     seq: int
+    refusal: Mapping[str, Any] | None = None
+    """For kind ``refused``: ``reason``, ``account``, ``kept`` (bytes stored) and ``cap``."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -98,6 +185,7 @@ class StoredDocument:
             "document_id": self.document_id, "code": self.code,
             "recipients": list(self.recipients), "received_at": self.received_at.isoformat(),
             "links_to": self.links_to, "size": self.size, "seq": self.seq,
+            "refusal": dict(self.refusal) if self.refusal is not None else None,
         }
 
 
@@ -141,14 +229,22 @@ class VerifyResult:
     """What is wrong, in one sentence."""
     checkpoints: int = 0
     signed_checkpoints: int = 0
+    signers: tuple[str, ...] = ()
+    """SHA-256 fingerprints of the certificates whose signatures were accepted, in order."""
+    signers_trusted: bool = False
+    """Signatures were checked against the operator's trust anchors (CA roots or pinned
+    certificates), not merely against the certificates stored beside them."""
 
     @property
     def ok(self) -> bool:
+        """The chain is intact and every checked signature verified. Whether the signers are
+        the operator's is :attr:`signers_trusted` (``hub ledger verify`` requires both)."""
         return self.problem is None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok, "rows": self.rows, "first_bad_row": self.first_bad_row,
             "problem": self.problem, "checkpoints": self.checkpoints,
-            "signed_checkpoints": self.signed_checkpoints,
+            "signed_checkpoints": self.signed_checkpoints, "signers": list(self.signers),
+            "signers_trusted": self.signers_trusted,
         }

@@ -1,38 +1,144 @@
-"""Adoption report: per organization and period, documents sent, the share carrying valid
-specialized signatures, and rejections by reason (the periodic report Hà Tĩnh's plan asks the
-Department of Information and Communications for). Rendered as a table, CSV or a hand-written SVG.
+"""Adoption report: per organization and period, what each unit sent and how much of it carried
+valid specialized signatures — the periodic figure Hà Tĩnh's plan asks every unit to report to
+the Department of Information and Communications (issue 17 item 2).
+
+Counted from ledger documents, refused packets included (every refused packet is a document of
+kind ``refused``, so an organization that only had refusals appears):
+
+- ``sent``: envelopes the hub took in plus packets it refused. The same bytes refused and later
+  accepted (an operator replay) count once, as accepted;
+- ``accepted`` and ``refused`` by reason class (:data:`REASON_CLASSES`: signature, certificate,
+  format, routing, duplicate, other), with the reason codes kept too;
+- ``signed_valid``: accepted envelopes whose validation report passed without the national-axis
+  interop waiver (the signatures are valid specialized signatures);
+- ``pdf_both``: accepted envelopes whose main PDF carries both a person's and the organization's
+  valid signature (Circular 41/2017; the report's ``pdf`` check names both).
+
+Shares are over ``sent``. A refused packet whose organization is unknown is counted under its
+broker account. Rendered as a table, CSV or JSON here; :mod:`hub.ledger.chart` draws it.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from html import escape
+from typing import Any
 
 from sqlalchemy import select
 
-from hub.ledger.models import Document, Event
-from hub.ledger.records import EventKind
+from hub.ledger.models import Document
+from hub.ledger.records import REFUSED
 from hub.ledger.store import Ledger
+from hub.reasons import Reason
 
 PERIODS = {"day": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}
+
+REASON_CLASSES: Mapping[str, frozenset[Reason]] = {
+    "signature": frozenset({
+        Reason.SIGNATURE_MISSING, Reason.SIGNATURE_MULTIPLE, Reason.SIGNATURE_INVALID,
+        Reason.SIGNATURE_DIGEST_MISMATCH, Reason.SIGNATURE_SCOPE_INCOMPLETE,
+        Reason.SIGNATURE_ALGORITHM_FORBIDDEN, Reason.SIGNATURE_KEY_TOO_WEAK,
+        Reason.SIGNATURE_WRAPPING_SUSPECTED, Reason.SIGNATURE_CERTIFICATE_MISSING,
+        Reason.SIGNATURE_KEY_INFO_TOO_LARGE,
+        Reason.PDF_SIGNATURE_INVALID, Reason.PDF_MODIFIED_AFTER_SIGNING,
+        Reason.PDF_PERSON_SIGNATURE_MISSING, Reason.PDF_ORGANIZATION_SIGNATURE_MISSING,
+    }),
+    "certificate": frozenset({
+        Reason.CERT_UNTRUSTED_ROOT, Reason.CERT_PUBLIC_CA, Reason.CERT_SELF_SIGNED,
+        Reason.CERT_PATH_INVALID, Reason.CERT_EXPIRED, Reason.CERT_NOT_YET_VALID,
+        Reason.CERT_REVOKED, Reason.CERT_KEY_USAGE_INVALID, Reason.CERT_POLICY_MISSING,
+        Reason.REVOCATION_UNAVAILABLE, Reason.SIGNER_NOT_AUTHORIZED_FOR_SENDER,
+        Reason.PDF_SIGNER_UNTRUSTED, Reason.CERT_MALFORMED,
+    }),
+    "format": frozenset({
+        Reason.ENVELOPE_MALFORMED, Reason.ENVELOPE_TOO_LARGE, Reason.ENVELOPE_TOO_DEEP,
+        Reason.ENVELOPE_TOO_MANY_ELEMENTS, Reason.ENVELOPE_DTD_FORBIDDEN,
+        Reason.ENVELOPE_SCHEMA_INVALID, Reason.ENVELOPE_NOT_EDXML,
+        Reason.ENVELOPE_ENCODING_INVALID, Reason.ATTACHMENT_TOO_LARGE,
+        Reason.ATTACHMENT_ENCODING_INVALID, Reason.ATTACHMENT_NOT_IN_MANIFEST,
+        Reason.ORGAN_ID_INVALID, Reason.DOCUMENT_ID_INVALID, Reason.DATE_INVALID,
+        Reason.STATUS_CODE_INVALID, Reason.PDF_MALFORMED, Reason.ENVELOPE_CONTENT_OUTSIDE_ROOT,
+        Reason.FIELD_TOO_LONG,
+    }),
+    "routing": frozenset({
+        Reason.SENDER_UNKNOWN, Reason.SENDER_ACCOUNT_MISMATCH, Reason.RECIPIENT_UNKNOWN,
+        Reason.RECIPIENT_MISSING, Reason.DOCUMENT_CLASSIFIED, Reason.ORIGINAL_UNKNOWN,
+        Reason.NOT_ORIGINAL_SENDER, Reason.STATUS_ORPHAN, Reason.STATUS_REPORTER_NOT_RECIPIENT,
+    }),
+    "duplicate": frozenset({Reason.DUPLICATE, Reason.DOCUMENT_ID_REUSED}),
+}
+"""The reason classes of the adoption report; any other code (an outage that ran out of
+retries, an internal error, an operator discard) is ``other``."""
+
+CLASSES = (*REASON_CLASSES, "other")
+
+CLASS_LABELS_VI = {"signature": "chữ ký", "certificate": "chứng thư số", "format": "định dạng",
+                   "routing": "định tuyến", "duplicate": "trùng lặp", "other": "khác"}
+"""Vietnamese labels of the classes (table headers and the chart's legend)."""
+
+_CLASS_OF = {reason.value: name for name, members in REASON_CLASSES.items()
+             for reason in members}
+
+
+def reason_class(code: str | None) -> str:
+    """The report class of a reason code (``other`` for anything unclassified)."""
+    return _CLASS_OF.get(code or "", "other")
 
 
 @dataclass(frozen=True)
 class AdoptionRow:
     organ_id: str
+    """The organization's code, or ``account:<broker account>`` when a refused packet named
+    none (``account:?`` when it had no account either)."""
     period: str
     sent: int
+    accepted: int
     signed_valid: int
-    rejections: Mapping[str, int] = field(default_factory=dict)
+    pdf_both: int
+    refused: Mapping[str, int] = field(default_factory=dict)
+    """Refused packets by class (every class present, zero included)."""
+    reasons: Mapping[str, int] = field(default_factory=dict)
+    """Refused packets by reason code."""
+
+    @property
+    def refused_total(self) -> int:
+        return sum(self.refused.values())
 
     @property
     def share_valid(self) -> float:
         return self.signed_valid / self.sent if self.sent else 0.0
+
+    @property
+    def share_pdf_both(self) -> float:
+        return self.pdf_both / self.sent if self.sent else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"organ_id": self.organ_id, "period": self.period, "sent": self.sent,
+                "accepted": self.accepted, "refused": dict(self.refused),
+                "refused_total": self.refused_total, "reasons": dict(self.reasons),
+                "signed_valid": self.signed_valid, "share_valid": round(self.share_valid, 4),
+                "pdf_both": self.pdf_both, "share_pdf_both": round(self.share_pdf_both, 4)}
+
+
+def _report_facts(text: str | None) -> tuple[bool, bool]:
+    """(valid specialized signatures, main PDF signed by person and organization)."""
+    if text is None:
+        return False, False
+    report = json.loads(text)
+    checks = report.get("checks") or []
+    waived = any(c.get("check") == "axis_legacy_policy" and c.get("indication") == "PASSED"
+                 for c in checks)
+    valid = report.get("indication") == "PASSED" and not waived
+    pdf = next((c for c in checks if c.get("check") == "pdf"), None)
+    evidence = pdf.get("evidence", {}) if pdf is not None else {}
+    both = (pdf is not None and pdf.get("indication") == "PASSED"
+            and bool(evidence.get("main_person")) and bool(evidence.get("main_organization")))
+    return valid, both
 
 
 def adoption_report(
@@ -42,47 +148,60 @@ def adoption_report(
     until: datetime | None = None,
     period: str = "month",
 ) -> list[AdoptionRow]:
-    """Envelopes sent per sender and period; ``signed_valid`` counts those with a VALIDATED
-    event (signature and certificate accepted), rejections count REJECTED events by reason."""
+    """The report rows, sorted by organization then period (see the module docstring)."""
     fmt = PERIODS[period]
-    docs = select(Document.digest, Document.sender, Document.received_at).where(
-        Document.kind == "envelope")
+    stmt = select(Document.digest, Document.kind, Document.sender, Document.received_at,
+                  Document.report, Document.refusal).where(
+        Document.kind.in_(["envelope", REFUSED])).order_by(Document.seq)
     if since is not None:
-        docs = docs.where(Document.received_at >= since)
+        stmt = stmt.where(Document.received_at >= since)
     if until is not None:
-        docs = docs.where(Document.received_at < until)
-    verdicts = select(Event.digest, Event.kind, Event.reason).where(
-        Event.kind.in_([EventKind.VALIDATED.value, EventKind.REJECTED.value]),
-        Event.digest.in_(docs.with_only_columns(Document.digest).scalar_subquery()))
-    with ledger.engine.connect() as conn:
-        documents = list(conn.execute(docs))
-        outcome: dict[str, tuple[bool, list[str]]] = {}
-        for row in conn.execute(verdicts):
-            valid, reasons = outcome.get(row.digest, (False, []))
-            if row.kind == EventKind.VALIDATED.value:
-                valid = True
-            else:
-                reasons.append(row.reason or "UNKNOWN")
-            outcome[row.digest] = (valid, reasons)
+        stmt = stmt.where(Document.received_at < until)
+    with ledger._reading() as conn:
+        rows = list(conn.execute(stmt))
+    accepted_digests = {r.digest for r in rows if r.kind == "envelope"}
+    keys: set[tuple[str, str]] = set()
     sent: Counter[tuple[str, str]] = Counter()
-    valid_count: Counter[tuple[str, str]] = Counter()
-    rejections: dict[tuple[str, str], Counter[str]] = {}
-    for doc in documents:
-        key = (doc.sender, doc.received_at.strftime(fmt))
+    accepted: Counter[tuple[str, str]] = Counter()
+    valid: Counter[tuple[str, str]] = Counter()
+    both: Counter[tuple[str, str]] = Counter()
+    classes: dict[tuple[str, str], Counter[str]] = {}
+    reasons: dict[tuple[str, str], Counter[str]] = {}
+    for row in rows:
+        if row.kind == REFUSED:
+            if row.digest in accepted_digests:
+                continue  # refused, then accepted on a replay: counted once, as accepted
+            refusal = json.loads(row.refusal) if row.refusal is not None else {}
+            organ = row.sender or f"account:{refusal.get('account') or '?'}"
+            key = (organ, row.received_at.strftime(fmt))
+            code = str(refusal.get("reason") or "")
+            classes.setdefault(key, Counter())[reason_class(code)] += 1
+            reasons.setdefault(key, Counter())[code] += 1
+        else:
+            key = (row.sender, row.received_at.strftime(fmt))
+            accepted[key] += 1
+            is_valid, has_both = _report_facts(row.report)
+            valid[key] += int(is_valid)
+            both[key] += int(has_both)
+        keys.add(key)
         sent[key] += 1
-        valid, reasons = outcome.get(doc.digest, (False, []))
-        valid_count[key] += int(valid)
-        rejections.setdefault(key, Counter()).update(reasons)
-    return [AdoptionRow(organ, when, sent[(organ, when)], valid_count[(organ, when)],
-                        dict(sorted(rejections[(organ, when)].items())))
-            for organ, when in sorted(sent)]
+    return [
+        AdoptionRow(
+            organ, when, sent[(organ, when)], accepted[(organ, when)], valid[(organ, when)],
+            both[(organ, when)],
+            {c: classes.get((organ, when), Counter())[c] for c in CLASSES},
+            dict(sorted(reasons.get((organ, when), Counter()).items())))
+        for organ, when in sorted(keys)]
 
 
 def render_table(rows: Sequence[AdoptionRow]) -> str:
-    header = ("Organization", "Period", "Sent", "Valid signed", "Share", "Rejections by reason")
+    header = ("Đơn vị / Organization", "Kỳ / Period", "Gửi / Sent", "Nhận / Accepted",
+              "Từ chối / Refused", "Ký hợp lệ / Valid", "PDF cá nhân+tổ chức",
+              "Lý do từ chối / Refusals by class")
     lines = [header] + [
-        (r.organ_id, r.period, str(r.sent), str(r.signed_valid), f"{r.share_valid:.1%}",
-         ", ".join(f"{k}={v}" for k, v in r.rejections.items()) or "-")
+        (r.organ_id, r.period, str(r.sent), str(r.accepted), str(r.refused_total),
+         f"{r.signed_valid} ({r.share_valid:.1%})", f"{r.pdf_both} ({r.share_pdf_both:.1%})",
+         ", ".join(f"{c}={n}" for c, n in r.refused.items() if n) or "-")
         for r in rows]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     out = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
@@ -92,47 +211,19 @@ def render_table(rows: Sequence[AdoptionRow]) -> str:
 
 
 def render_csv(rows: Sequence[AdoptionRow]) -> str:
+    """One line per organization and period; one column per refusal class."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["organ_id", "period", "sent", "signed_valid", "share_valid", "reason",
-                     "rejections"])
+    writer.writerow(["organ_id", "period", "sent", "accepted", "refused",
+                     *(f"refused_{c}" for c in CLASSES), "signed_valid", "share_valid",
+                     "pdf_both", "share_pdf_both", "reasons"])
     for r in rows:
-        if not r.rejections:
-            writer.writerow([r.organ_id, r.period, r.sent, r.signed_valid,
-                             f"{r.share_valid:.4f}", "", 0])
-        for reason, count in r.rejections.items():
-            writer.writerow([r.organ_id, r.period, r.sent, r.signed_valid,
-                             f"{r.share_valid:.4f}", reason, count])
+        writer.writerow([r.organ_id, r.period, r.sent, r.accepted, r.refused_total,
+                         *(r.refused.get(c, 0) for c in CLASSES), r.signed_valid,
+                         f"{r.share_valid:.4f}", r.pdf_both, f"{r.share_pdf_both:.4f}",
+                         " ".join(f"{k}={v}" for k, v in r.reasons.items())])
     return buffer.getvalue()
 
 
-def render_svg(rows: Sequence[AdoptionRow], *, title: str = "Văn bản gửi / Documents sent") -> str:
-    """A horizontal bar per organization and period: the full bar is documents sent, the dark
-    part those with a valid specialized signature."""
-    bar_h, gap, left, width, top = 18, 6, 260, 420, 40
-    height = top + len(rows) * (bar_h + gap) + 30
-    peak = max((r.sent for r in rows), default=1) or 1
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 120}" '
-        f'height="{height}" font-family="sans-serif" font-size="12">',
-        f'<text x="10" y="20" font-size="14" font-weight="bold">{escape(title)}</text>',
-    ]
-    for i, r in enumerate(rows):
-        y = top + i * (bar_h + gap)
-        full = round(width * r.sent / peak)
-        valid = round(width * r.signed_valid / peak)
-        parts += [
-            f'<text x="{left - 6}" y="{y + 13}" text-anchor="end">'
-            f"{escape(r.organ_id)} {escape(r.period)}</text>",
-            f'<rect x="{left}" y="{y}" width="{full}" height="{bar_h}" fill="#c6dbef"/>',
-            f'<rect x="{left}" y="{y}" width="{valid}" height="{bar_h}" fill="#2171b5"/>',
-            f'<text x="{left + full + 6}" y="{y + 13}">{r.sent} ({r.share_valid:.0%})</text>',
-        ]
-    legend_y = height - 12
-    parts += [
-        f'<rect x="10" y="{legend_y - 10}" width="12" height="12" fill="#2171b5"/>',
-        f'<text x="28" y="{legend_y}">ký số chuyên dùng hợp lệ / valid specialized signature'
-        "</text>",
-        "</svg>",
-    ]
-    return "\n".join(parts) + "\n"
+def render_json(rows: Sequence[AdoptionRow]) -> str:
+    return json.dumps([r.to_dict() for r in rows], ensure_ascii=False, indent=2) + "\n"

@@ -9,12 +9,14 @@ processes keep one consistent chain (see :mod:`hub.ledger.models`).
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from sqlalchemy import (
     Connection,
@@ -33,19 +35,26 @@ from sqlalchemy.engine import make_url
 from hub.errors import TransientError
 from hub.ledger import chain
 from hub.ledger.blobs import BlobStore
-from hub.ledger.migrate import upgrade
-from hub.ledger.models import Checkpoint, Delivery, Document, Event, Head
+from hub.ledger.migrate import current_revision, head_revision, upgrade
+from hub.ledger.models import Checkpoint, Delivery, Document, Event, EvidenceBlob, Head
 from hub.ledger.records import (
+    ACCEPTED_KINDS,
     DOCUMENT_KINDS,
+    REFUSED,
     DocumentIn,
     EventIn,
     EventKind,
+    LedgerOpenError,
+    LedgerRowRejected,
     StoredDelivery,
     StoredDocument,
     StoredEvent,
     VerifyResult,
 )
 from hub.reasons import Reason
+
+if TYPE_CHECKING:
+    from hub.ledger.verify import OperatorTrust
 
 Signer = Callable[[bytes], bytes]
 SignatureCheck = Callable[[bytes, bytes], bool]
@@ -59,16 +68,52 @@ DELIVERY_KINDS = frozenset({
 
 _WRITE = "hub_ledger_write"
 
+REFUSED_BYTES_CAP = 50 * 1024 * 1024
+"""Default largest refused packet whose bytes are kept (the default envelope size limit)."""
 
-def _install_sqlite_pragmas(engine: Engine, synchronous: str, busy_timeout_ms: int) -> None:
+# SQLSTATE classes that blame the rows, not the database: data exception, integrity constraint
+# violation, program limit exceeded (an index entry too large). Any other coded error is the
+# database's state (connection, resources, locks, permissions, shutdown): retry later.
+_ROW_SQLSTATE_CLASSES = frozenset({"22", "23", "54"})
+
+
+def _is_transient(error: BaseException) -> bool:
+    """Whether a failed write may succeed later unchanged (LEDGER_UNAVAILABLE)."""
+    if isinstance(error, exc.TimeoutError):
+        return True  # the connection pool is exhausted
+    if not isinstance(error, exc.DBAPIError):
+        return False  # raised while preparing or binding one row's values
+    if error.connection_invalidated:
+        return True
+    code = getattr(error.orig, "pgcode", None) or getattr(error.orig, "sqlstate", None)
+    if isinstance(code, str) and len(code) == 5:
+        return code[:2] not in _ROW_SQLSTATE_CLASSES
+    # SQLite has no SQLSTATE: "database is locked", I/O errors are OperationalError.
+    return isinstance(error, exc.OperationalError | exc.InterfaceError)
+
+
+def _error_detail(error: BaseException) -> str:
+    """What went wrong, without the values (they may be document content)."""
+    if isinstance(error, exc.DBAPIError):
+        code = getattr(error.orig, "pgcode", None) or getattr(
+            error.orig, "sqlite_errorname", None)
+        return (f"{type(error).__name__}: {type(error.orig).__name__}"
+                + (f" ({code})" if code else ""))
+    return f"{type(error).__name__}: {str(error)[:200]}"
+
+
+def _install_sqlite_pragmas(
+    engine: Engine, synchronous: str, busy_timeout_ms: int, *, read_only: bool = False
+) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" hook below emit BEGIN itself (pysqlite would defer it).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        # FULL: a committed batch survives a power cut (the pipeline acks after commit).
-        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        if not read_only:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            # FULL: a committed batch survives a power cut (the pipeline acks after commit).
+            cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.close()
 
@@ -87,8 +132,43 @@ class _HeadState:
     checkpoint_at: datetime | None
 
 
-def _unavailable(error: Exception) -> TransientError:
+def _unavailable(error: BaseException) -> TransientError:
     return TransientError(Reason.LEDGER_UNAVAILABLE, type(error).__name__)
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (plain or ``file:`` URI form), None for other databases."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database or ""
+    if database in ("", ":memory:") or database.startswith("file::memory:"):
+        raise ValueError("the ledger needs a SQLite file, not an in-memory database")
+    if database.startswith("file:"):
+        database = database[len("file:"):].split("?", 1)[0]
+    return Path(database).expanduser()
+
+
+def _read_only_sqlite(path: Path, timeout_s: float) -> Callable[[], sqlite3.Connection]:
+    """Connections that can never write ``path``: ``mode=ro``; for a copy in a directory the
+    reader may not write (WAL needs its ``-shm`` file), ``immutable=1`` as well."""
+    base = "file:" + quote(str(path.resolve()))
+
+    def connect() -> sqlite3.Connection:
+        conn = sqlite3.connect(f"{base}?mode=ro", uri=True, timeout=timeout_s,
+                               check_same_thread=False)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError as error:
+            conn.close()
+            name = getattr(error, "sqlite_errorname", "")
+            if not name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")):
+                raise
+        return sqlite3.connect(f"{base}?mode=ro&immutable=1", uri=True, timeout=timeout_s,
+                               check_same_thread=False)
+
+    return connect
 
 
 class Ledger:
@@ -104,8 +184,12 @@ class Ledger:
         checkpoint_interval_s: float | None,
         checkpoint_signer: Signer | None,
         checkpoint_cert_pem: bytes | None,
+        refused_bytes_cap: int = REFUSED_BYTES_CAP,
+        read_only: bool = False,
     ) -> None:
         self.engine = engine
+        self.refused_bytes_cap = refused_bytes_cap
+        self.read_only = read_only
         self.blobs = blobs
         self.blob_threshold = blob_threshold
         self.checkpoint_every = checkpoint_every
@@ -129,30 +213,61 @@ class Ledger:
         checkpoint_interval_s: float | None = None,
         sqlite_synchronous: str = "FULL",
         sqlite_busy_timeout_ms: int = 5000,
+        refused_bytes_cap: int = REFUSED_BYTES_CAP,
+        read_only: bool = False,
+        must_exist: bool = False,
     ) -> Ledger:
         """Connect, create or migrate the schema (``alembic upgrade head``) and return a ledger.
 
         SQLite runs in WAL mode with ``synchronous=FULL`` unless told otherwise.
+
+        ``read_only`` is for auditors' commands (verify, query, report, evidence, doctor): the
+        database must exist and be at the current schema; nothing is created, migrated or
+        written (a SQLite file is opened ``mode=ro``, a PostgreSQL session is ``READ ONLY``), so
+        a read-only copy and a read-only role work. ``must_exist`` is the same check for a
+        command that appends (an evidence export signing a fresh checkpoint): it may write, but
+        never creates or migrates. Raises :class:`LedgerOpenError` (one line) when there is no
+        ledger at the current schema there.
         """
+        must_exist = must_exist or read_only
         if sqlite_synchronous not in {"FULL", "NORMAL", "EXTRA"}:
             raise ValueError("sqlite_synchronous must be FULL, NORMAL or EXTRA")
-        parsed = make_url(url)
+        path = _sqlite_file(url)
         kwargs: dict[str, Any] = {}
-        if parsed.get_backend_name() == "sqlite":
-            if parsed.database in (None, "", ":memory:"):
-                raise ValueError("the ledger needs a SQLite file, not an in-memory database")
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        if path is not None and must_exist and not path.is_file():
+            raise LedgerOpenError(f"no ledger at {path} (no such file)")
+        if path is not None and read_only:
+            kwargs["creator"] = _read_only_sqlite(path, sqlite_busy_timeout_ms / 1000)
+            url = f"sqlite:///{path}"
+        elif path is not None and must_exist:
+            kwargs["connect_args"] = {"timeout": sqlite_busy_timeout_ms / 1000}
+        elif path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": sqlite_busy_timeout_ms / 1000}
         else:
             kwargs["pool_pre_ping"] = True
         engine = create_engine(url, **kwargs)
         if engine.dialect.name == "sqlite":
-            _install_sqlite_pragmas(engine, sqlite_synchronous, sqlite_busy_timeout_ms)
+            _install_sqlite_pragmas(engine, sqlite_synchronous, sqlite_busy_timeout_ms,
+                                    read_only=read_only)
+        elif read_only:
+            @event.listens_for(engine, "connect")
+            def _read_only_session(dbapi_connection: Any, _record: Any) -> None:
+                cursor = dbapi_connection.cursor()
+                cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+                cursor.close()
+                dbapi_connection.commit()
         try:
-            upgrade(engine)
+            if must_exist:
+                _check_schema(engine, url)
+            else:
+                upgrade(engine)
         except (exc.OperationalError, exc.InterfaceError) as error:
             engine.dispose()
             raise _unavailable(error) from error
+        except LedgerOpenError:
+            engine.dispose()
+            raise
         return cls(
             engine,
             blobs=BlobStore(blob_dir) if blob_dir is not None else None,
@@ -161,6 +276,8 @@ class Ledger:
             checkpoint_interval_s=checkpoint_interval_s,
             checkpoint_signer=checkpoint_signer,
             checkpoint_cert_pem=checkpoint_cert_pem,
+            refused_bytes_cap=refused_bytes_cap,
+            read_only=read_only,
         )
 
     @property
@@ -181,30 +298,37 @@ class Ledger:
 
     @contextmanager
     def _appending(self) -> Iterator[tuple[Connection, _HeadState]]:
-        """A write transaction holding the chain-head lock; yields the connection and head."""
+        """A write transaction holding the chain-head lock; yields the connection and head.
+
+        Errors that blame the database (unreachable, locked, out of resources) become
+        :class:`TransientError` (LEDGER_UNAVAILABLE); others propagate for :meth:`write` to
+        blame rows."""
+        if self.read_only:
+            raise PermissionError("this ledger was opened read-only")
         try:
             with self.engine.connect() as conn:
                 conn.execution_options(**{_WRITE: True})
                 with conn.begin():
-                    stmt = select(Head.seq, Head.chain_hash, Head.checkpoint_seq,
-                                  Head.checkpoint_at).where(Head.id == 1)
-                    if self._is_pg:
-                        stmt = stmt.with_for_update()
-                    row = conn.execute(stmt).one()
-                    head = _HeadState(int(row.seq), row.chain_hash, int(row.checkpoint_seq),
-                                      row.checkpoint_at)
+                    head = self._locked_head(conn)
                     yield conn, head
                     conn.execute(
                         update(Head).where(Head.id == 1).values(
                             seq=head.seq, chain_hash=head.chain_hash,
                             checkpoint_seq=head.checkpoint_seq, checkpoint_at=head.checkpoint_at)
                     )
-        except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError) as error:
-            raise _unavailable(error) from error
-        except exc.DBAPIError as error:
-            if error.connection_invalidated:
+        except (exc.DBAPIError, exc.TimeoutError) as error:
+            if _is_transient(error):
                 raise _unavailable(error) from error
             raise
+
+    def _locked_head(self, conn: Connection) -> _HeadState:
+        stmt = select(Head.seq, Head.chain_hash, Head.checkpoint_seq,
+                      Head.checkpoint_at).where(Head.id == 1)
+        if self._is_pg:
+            stmt = stmt.with_for_update()
+        row = conn.execute(stmt).one()
+        return _HeadState(int(row.seq), row.chain_hash, int(row.checkpoint_seq),
+                          row.checkpoint_at)
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
@@ -217,88 +341,183 @@ class Ledger:
     # -- writing -----------------------------------------------------------------------------
 
     def write(self, documents: Sequence[DocumentIn], events: Sequence[EventIn]) -> None:
-        """Append ``documents`` (skipping digests already stored) then ``events``, in one
-        transaction. Raises :class:`TransientError` (``LEDGER_UNAVAILABLE``) when the database
-        is unreachable or locked for too long."""
+        """Append ``documents`` (skipping a (digest, kind) already stored) then ``events``, in
+        one transaction.
+
+        Raises :class:`TransientError` (``LEDGER_UNAVAILABLE``) when the database is
+        unreachable, locked for too long or out of resources: retry the same batch later.
+        Raises :class:`LedgerRowRejected` when the database (or the encoding) refuses rows for
+        what they hold: nothing was written; the error names the offending rows so the caller
+        can write the batch again without the deliveries they belong to."""
         if not documents and not events:
             return
-        prepared_docs = [self._prepare_document(d) for d in documents]
-        prepared_events = [_prepare_event(e) for e in events]
-        with self._appending() as (conn, head):
-            wanted = [p["digest"] for p in prepared_docs]
-            existing: set[str] = set()
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start:start + 500]
-                existing.update(conn.scalars(select(Document.digest).where(
-                    Document.digest.in_(chunk))))
-            seq, link = head.seq, head.chain_hash
-            doc_rows: list[dict[str, Any]] = []
-            delivery_rows: list[dict[str, Any]] = []
-            for p in prepared_docs:
-                if p["digest"] in existing:
-                    continue
-                existing.add(p["digest"])
-                seq += 1
-                entry = chain.document_entry(
-                    seq=seq, digest=p["digest"], sender=p["sender"],
-                    document_id=p["document_id"], kind=p["kind"], code=p["code"],
-                    subject_digest=p["subject_digest"], recipients=p["recipient_list"],
-                    received_at=p["received_text"], links_to=p["links_to"], size=p["size"],
-                    report_digest=p["report_digest"])
-                entry_hash = chain.entry_hash(entry)
-                link = chain.link(link, entry_hash)
-                doc_rows.append({
-                    "digest": p["digest"], "seq": seq, "entry_hash": entry_hash,
-                    "chain_hash": link, "sender": p["sender"], "document_id": p["document_id"],
-                    "kind": p["kind"], "code": p["code"], "subject_digest": p["subject_digest"],
-                    "recipients": p["recipients"], "received_at": p["received_at"],
-                    "links_to": p["links_to"], "size": p["size"], "raw": p["raw"],
-                    "report": p["report"],
-                })
-                if p["kind"] == "envelope":
-                    delivery_rows.extend(
-                        {"digest": p["digest"], "organ_id": organ, "state": "pending",
-                         "updated_at": p["received_at"], "updated_seq": seq}
-                        for organ in dict.fromkeys(p["recipient_list"]))
-            event_rows: list[dict[str, Any]] = []
-            for e in prepared_events:
-                seq += 1
-                entry = chain.event_entry(
-                    seq=seq, kind=e["kind"], message_id=e["message_id"], at=e["at_text"],
-                    digest=e["digest"], organ_id=e["organ_id"], reason=e["reason"],
-                    actor=e["actor"], detail=e["detail"])
-                entry_hash = chain.entry_hash(entry)
-                link = chain.link(link, entry_hash)
-                event_rows.append({
-                    "seq": seq, "entry_hash": entry_hash, "chain_hash": link, "kind": e["kind"],
-                    "message_id": e["message_id"], "at": e["at"], "digest": e["digest"],
-                    "organ_id": e["organ_id"], "reason": e["reason"], "actor": e["actor"],
-                    "detail": e["detail"],
-                })
-                if e["kind"] in DELIVERY_KINDS and e["digest"] and e["organ_id"]:
-                    delivery_rows.append(
-                        {"digest": e["digest"], "organ_id": e["organ_id"], "state": e["kind"],
-                         "updated_at": e["at"], "updated_seq": seq})
-            if doc_rows:
-                conn.execute(insert(Document), doc_rows)
-            if event_rows:
-                conn.execute(insert(Event), event_rows)
-            if delivery_rows:
-                self._upsert_deliveries(conn, delivery_rows)
-            head.seq, head.chain_hash = seq, link
-            if self._checkpoint_due(head):
-                self._append_checkpoint(conn, head)
+        try:
+            prepared_docs = [self._prepare_document(d) for d in documents]
+            prepared_events = [_prepare_event(e) for e in events]
+            with self._appending() as (conn, head):
+                self._append(conn, head, prepared_docs, prepared_events)
+                if self._checkpoint_due(head):
+                    self._append_checkpoint(conn, head)
+        except (TransientError, PermissionError):
+            raise
+        except Exception as error:
+            if _is_transient(error):
+                raise _unavailable(error) from error
+            raise self._locate(documents, events, error) from error
 
-    def _prepare_document(self, d: DocumentIn) -> dict[str, Any]:
+    def _locate(self, documents: Sequence[DocumentIn], events: Sequence[EventIn],
+                error: BaseException) -> LedgerRowRejected:
+        """Find the rows the database refuses on their own: each is tried in a savepoint of
+        one transaction that is rolled back (nothing is written, blobs included)."""
+        bad_docs: list[int] = []
+        bad_events: list[int] = []
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(**{_WRITE: True})
+                with conn.begin() as outer:
+                    head = self._locked_head(conn)
+                    items: list[tuple[list[int], int, Callable[[], None]]] = []
+                    for i, d in enumerate(documents):
+                        items.append((bad_docs, i, lambda d=d: self._append(  # type: ignore[misc]
+                            conn, replace(head), [self._prepare_document(d, store=False)], [])))
+                    for i, e in enumerate(events):
+                        items.append((bad_events, i, lambda e=e: self._append(  # type: ignore[misc]
+                            conn, replace(head), [], [_prepare_event(e)])))
+                    for bad, index, attempt in items:
+                        savepoint = conn.begin_nested()
+                        try:
+                            attempt()
+                        except Exception as row_error:
+                            if _is_transient(row_error):
+                                raise
+                            bad.append(index)
+                        savepoint.rollback()
+                    outer.rollback()
+        except Exception as probe_error:
+            if _is_transient(probe_error):
+                raise _unavailable(probe_error) from probe_error
+            raise
+        rows: tuple[DocumentIn | EventIn, ...] = (
+            *(documents[i] for i in bad_docs), *(events[i] for i in bad_events))
+        return LedgerRowRejected(tuple(bad_docs), tuple(bad_events), rows, _error_detail(error))
+
+    def _append(self, conn: Connection, head: _HeadState, prepared_docs: list[dict[str, Any]],
+                prepared_events: list[dict[str, Any]]) -> None:
+        """Chain and insert prepared rows after ``head``; advances ``head``."""
+        wanted = list(dict.fromkeys(p["digest"] for p in prepared_docs))
+        existing: set[tuple[str, str]] = set()
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            existing.update((r.digest, r.kind) for r in conn.execute(
+                select(Document.digest, Document.kind).where(Document.digest.in_(chunk))))
+        seq, link = head.seq, head.chain_hash
+        doc_rows: list[dict[str, Any]] = []
+        delivery_rows: list[dict[str, Any]] = []
+        evidence_rows: dict[str, dict[str, Any]] = {}
+        for p in prepared_docs:
+            if (p["digest"], p["kind"]) in existing:
+                continue
+            existing.add((p["digest"], p["kind"]))
+            seq += 1
+            entry = chain.document_entry(
+                seq=seq, digest=p["digest"], sender=p["sender"],
+                document_id=p["document_id"], kind=p["kind"], code=p["code"],
+                subject_digest=p["subject_digest"], recipients=p["recipient_list"],
+                received_at=p["received_text"], links_to=p["links_to"], size=p["size"],
+                report_digest=p["report_digest"], refusal=p["refusal_obj"],
+                revocation=p["revocation_list"])
+            entry_hash = chain.entry_hash(entry)
+            link = chain.link(link, entry_hash)
+            doc_rows.append({
+                "digest": p["digest"], "seq": seq, "entry_hash": entry_hash,
+                "chain_hash": link, "sender": p["sender"], "document_id": p["document_id"],
+                "kind": p["kind"], "code": p["code"], "subject_digest": p["subject_digest"],
+                "recipients": p["recipients"], "received_at": p["received_at"],
+                "links_to": p["links_to"], "size": p["size"], "raw": p["raw"],
+                "report": p["report"], "refusal": p["refusal"], "revocation": p["revocation"],
+            })
+            evidence_rows.update(p["evidence_rows"])
+            if p["kind"] == "envelope":
+                delivery_rows.extend(
+                    {"digest": p["digest"], "organ_id": organ, "state": "pending",
+                     "updated_at": p["received_at"], "updated_seq": seq}
+                    for organ in dict.fromkeys(p["recipient_list"]))
+        event_rows: list[dict[str, Any]] = []
+        for e in prepared_events:
+            seq += 1
+            entry = chain.event_entry(
+                seq=seq, kind=e["kind"], message_id=e["message_id"], at=e["at_text"],
+                digest=e["digest"], organ_id=e["organ_id"], reason=e["reason"],
+                actor=e["actor"], detail=e["detail"])
+            entry_hash = chain.entry_hash(entry)
+            link = chain.link(link, entry_hash)
+            event_rows.append({
+                "seq": seq, "entry_hash": entry_hash, "chain_hash": link, "kind": e["kind"],
+                "message_id": e["message_id"], "at": e["at"], "digest": e["digest"],
+                "organ_id": e["organ_id"], "reason": e["reason"], "actor": e["actor"],
+                "detail": e["detail"],
+            })
+            if e["kind"] in DELIVERY_KINDS and e["digest"] and e["organ_id"]:
+                delivery_rows.append(
+                    {"digest": e["digest"], "organ_id": e["organ_id"], "state": e["kind"],
+                     "updated_at": e["at"], "updated_seq": seq})
+        if doc_rows:
+            conn.execute(insert(Document), doc_rows)
+        if evidence_rows:
+            self._insert_evidence(conn, list(evidence_rows.values()))
+        if event_rows:
+            conn.execute(insert(Event), event_rows)
+        if delivery_rows:
+            self._upsert_deliveries(conn, delivery_rows)
+        head.seq, head.chain_hash = seq, link
+
+    def _insert_evidence(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        known = set(conn.scalars(select(EvidenceBlob.digest).where(
+            EvidenceBlob.digest.in_([r["digest"] for r in rows]))))
+        fresh = [r for r in rows if r["digest"] not in known]
+        if fresh:
+            conn.execute(insert(EvidenceBlob), fresh)
+
+    def _prepare_document(self, d: DocumentIn, *, store: bool = True) -> dict[str, Any]:
         if d.kind not in DOCUMENT_KINDS:
             raise ValueError(f"unknown document kind {d.kind!r}")
+        if (d.kind == REFUSED) != (d.refusal is not None):
+            raise ValueError("a refusal goes with (and only with) a document of kind 'refused'")
         if chain.sha256_hex(d.raw) != d.digest:
             raise ValueError("DocumentIn.digest is not the SHA-256 of its bytes")
         report = chain.canonical_text(d.report) if d.report is not None else None
         raw: bytes | None = d.raw
-        if self.blobs is not None and len(d.raw) > self.blob_threshold:
-            self.blobs.put(d.digest, d.raw)  # before the row: a row never points at nothing
+        refusal_obj: dict[str, Any] | None = None
+        if d.refusal is not None:
+            kept = len(d.raw) <= self.refused_bytes_cap
+            refusal_obj = {"reason": str(d.refusal.reason), "account": d.refusal.account,
+                           "kept": kept, "cap": self.refused_bytes_cap}
+            if not kept:
+                raw = None
+        if raw is not None and self.blobs is not None and len(d.raw) > self.blob_threshold:
+            if store:
+                self.blobs.put(d.digest, d.raw)  # before the row: a row never points at nothing
             raw = None
+        revocation_list: list[dict[str, Any]] | None = None
+        evidence_rows: dict[str, dict[str, Any]] = {}
+        if d.revocation:
+            revocation_list = []
+            for r in d.revocation:
+                if r.kind not in ("crl", "ocsp"):
+                    raise ValueError(f"unknown revocation data kind {r.kind!r}")
+                refs: dict[str, str | None] = {}
+                for name, kind, data in (("digest", r.kind, r.der),
+                                         ("certificate", "cert", r.certificate),
+                                         ("issuer", "cert", r.issuer)):
+                    if data is None:
+                        refs[name] = None
+                        continue
+                    digest = chain.sha256_hex(data)
+                    refs[name] = digest
+                    evidence_rows[digest] = {"digest": digest, "kind": kind, "data": data,
+                                             "first_seen": r.at, "kept": True}
+                revocation_list.append({"kind": r.kind, "at": chain.utc_text(r.at),
+                                        "source": r.source, **refs})
         recipients = list(d.recipients)
         return {
             "digest": d.digest, "sender": d.sender, "document_id": d.document_id,
@@ -308,6 +527,12 @@ class Ledger:
             "received_at": d.received_at, "received_text": chain.utc_text(d.received_at),
             "links_to": d.links_to, "size": len(d.raw), "raw": raw, "report": report,
             "report_digest": chain.sha256_hex(report.encode("utf-8")) if report else None,
+            "refusal_obj": refusal_obj,
+            "refusal": chain.canonical_json(refusal_obj).decode("utf-8") if refusal_obj else None,
+            "revocation_list": revocation_list,
+            "revocation": (chain.canonical_json(revocation_list).decode("utf-8")
+                           if revocation_list is not None else None),
+            "evidence_rows": evidence_rows,
         }
 
     def _upsert_deliveries(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -362,11 +587,13 @@ class Ledger:
     # -- reading -----------------------------------------------------------------------------
 
     def find_document(self, sender: str, document_id: str) -> StoredDocument | None:
-        """The first document ``sender`` sent under ``document_id`` (QCVN 102 DocumentId)."""
+        """The first document ``sender`` sent under ``document_id`` (QCVN 102 DocumentId) that
+        the hub took in (refused packets never make a DocumentId taken)."""
         with self._reading() as conn:
             row = conn.execute(
                 select(*_DOC_COLUMNS)
-                .where(Document.sender == sender, Document.document_id == document_id)
+                .where(Document.sender == sender, Document.document_id == document_id,
+                       Document.kind != REFUSED)
                 .order_by(Document.seq).limit(1)).first()
         return _stored_document(row) if row is not None else None
 
@@ -386,7 +613,8 @@ class Ledger:
                 pairs = set(chunk)
                 rows = conn.execute(select(*_DOC_COLUMNS).where(
                     Document.sender.in_(sorted({s for s, _ in chunk})),
-                    Document.document_id.in_(sorted({d for _, d in chunk}))))
+                    Document.document_id.in_(sorted({d for _, d in chunk})),
+                    Document.kind != REFUSED))
                 for row in sorted(rows, key=lambda r: r.seq):
                     doc = _stored_document(row)
                     if (doc.sender, doc.document_id) in pairs:
@@ -407,10 +635,18 @@ class Ledger:
                         out[digest].add(organ)
         return {d: frozenset(v) for d, v in out.items()}
 
-    def document_by_digest(self, digest: str) -> StoredDocument | None:
+    def document_by_digest(
+        self, digest: str, *, include_refused: bool = False
+    ) -> StoredDocument | None:
+        """The document the hub took in with these bytes; with ``include_refused``, a refused
+        packet's record when the bytes were only ever refused."""
+        stmt = select(*_DOC_COLUMNS).where(Document.digest == digest)
+        if not include_refused:
+            stmt = stmt.where(Document.kind.in_(ACCEPTED_KINDS))
         with self._reading() as conn:
-            row = conn.execute(select(*_DOC_COLUMNS).where(Document.digest == digest)).first()
-        return _stored_document(row) if row is not None else None
+            rows = list(conn.execute(stmt.order_by(Document.seq)))
+        rows.sort(key=lambda r: r.kind == REFUSED)  # a taken-in record first
+        return _stored_document(rows[0]) if rows else None
 
     def documents(
         self,
@@ -452,18 +688,28 @@ class Ledger:
     def raw(self, digest: str) -> bytes | None:
         """The exact bytes of a document (from the row or the blob store)."""
         with self._reading() as conn:
-            row = conn.execute(select(Document.raw).where(Document.digest == digest)).first()
-        if row is None:
+            rows = list(conn.execute(select(Document.raw).where(Document.digest == digest)))
+        if not rows:
             return None
-        if row.raw is not None:
-            return bytes(row.raw)
+        for row in rows:
+            if row.raw is not None:
+                return bytes(row.raw)
         return self.blobs.get(digest) if self.blobs is not None else None
 
     def report(self, digest: str) -> dict[str, Any] | None:
         """The validation report stored with a document."""
         with self._reading() as conn:
-            text = conn.scalar(select(Document.report).where(Document.digest == digest))
+            rows = list(conn.execute(select(Document.kind, Document.report)
+                                     .where(Document.digest == digest).order_by(Document.seq)))
+        rows.sort(key=lambda r: r.kind == REFUSED)
+        text = next((r.report for r in rows if r.report is not None), None)
         return None if text is None else dict(json.loads(text))
+
+    def evidence_blob(self, digest: str) -> bytes | None:
+        """A CRL, OCSP answer or certificate a validation used, by the SHA-256 of its DER."""
+        with self._reading() as conn:
+            data = conn.scalar(select(EvidenceBlob.data).where(EvidenceBlob.digest == digest))
+        return None if data is None else bytes(data)
 
     def delivered_to(self, digest: str) -> frozenset[str]:
         """Recipients that have a DELIVERED event for ``digest``."""
@@ -530,18 +776,24 @@ class Ledger:
         self,
         progress: Progress | None = None,
         *,
+        trust: OperatorTrust | None = None,
         verify_signature: SignatureCheck | None = None,
         require_signed: bool = False,
         check_bytes: bool = True,
     ) -> VerifyResult:
-        """Check the whole chain, every checkpoint and (by default) every document's bytes."""
+        """Check the whole chain, every checkpoint and (by default) every document's bytes.
+
+        Checkpoint signatures are checked against ``trust`` (the operator's CA roots or pinned
+        certificates, :class:`hub.ledger.verify.OperatorTrust`) or ``verify_signature``; with
+        neither, only the chain is checked and ``signers_trusted`` stays False."""
         from hub.ledger.verify import verify_ledger
 
         try:
             with self.engine.connect() as conn:
                 return verify_ledger(
-                    conn, self.blobs, progress=progress, verify_signature=verify_signature,
-                    require_signed=require_signed, check_bytes=check_bytes)
+                    conn, self.blobs, progress=progress, trust=trust,
+                    verify_signature=verify_signature, require_signed=require_signed,
+                    check_bytes=check_bytes)
         except (exc.OperationalError, exc.InterfaceError) as error:
             raise _unavailable(error) from error
 
@@ -557,14 +809,27 @@ def _prepare_event(e: EventIn) -> dict[str, Any]:
 
 _DOC_COLUMNS = (Document.digest, Document.kind, Document.sender, Document.document_id,
                 Document.code, Document.recipients, Document.received_at, Document.links_to,
-                Document.size, Document.seq)
+                Document.size, Document.seq, Document.refusal)
 
 
 def _stored_document(row: Any) -> StoredDocument:
     return StoredDocument(
         digest=row.digest, kind=row.kind, sender=row.sender, document_id=row.document_id,
         code=row.code, recipients=tuple(json.loads(row.recipients)),
-        received_at=row.received_at, links_to=row.links_to, size=int(row.size), seq=int(row.seq))
+        received_at=row.received_at, links_to=row.links_to, size=int(row.size), seq=int(row.seq),
+        refusal=json.loads(row.refusal) if row.refusal is not None else None)
+
+
+def _check_schema(engine: Engine, url: str) -> None:
+    """Refuse (one line) a database that is not a ledger at this hub's schema."""
+    revision = current_revision(engine)
+    where = make_url(url).render_as_string(hide_password=True)
+    if revision is None:
+        raise LedgerOpenError(f"no ledger at {where} (no ledger tables)")
+    if revision != head_revision():
+        raise LedgerOpenError(
+            f"the ledger at {where} has schema {revision}, this hub reads {head_revision()}:"
+            " upgrade a copy with `hub ledger migrate --url ...` first")
 
 
 def _stored_event(row: Any) -> StoredEvent:

@@ -10,7 +10,11 @@ What each mutation looks like to it:
 - reordered rows: the links disagree;
 - a truncated chain: the chain ends before the recorded head or before a checkpoint;
 - a forged checkpoint: its head is not the chain's, or its signature does not verify;
-- swapped envelope bytes: they no longer hash to the document's digest (which is chained).
+- swapped envelope bytes: they no longer hash to the document's digest (which is chained);
+- swapped revocation evidence: a CRL or OCSP answer no longer hashes to its chained reference;
+- a checkpoint signed by anyone but the operator: its certificate does not chain to the
+  operator's CA roots, was not valid at the checkpoint's time, or names another organization
+  (:class:`OperatorTrust`; a certificate is never trusted because the database holds it).
 """
 
 from __future__ import annotations
@@ -18,28 +22,33 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.x509.oid import NameOID
 from sqlalchemy import Connection, select
 
 from hub.ledger import chain
 from hub.ledger.blobs import BlobStore
-from hub.ledger.models import Checkpoint, Document, Event, Head
-from hub.ledger.records import VerifyResult
+from hub.ledger.models import Checkpoint, Document, Event, EvidenceBlob, Head
+from hub.ledger.records import REFUSED, VerifyResult
 
 SignatureCheck = Callable[[bytes, bytes], bool]
 PROGRESS_EVERY = 10_000
 
 
-def signature_check_from_cert(cert_pem: bytes) -> SignatureCheck:
-    """A checker for signatures made with the key of ``cert_pem`` (RSA PKCS#1 v1.5 or PSS with
-    SHA-256, or ECDSA with SHA-256). It proves who signed only if the caller trusts the cert."""
-    public_key = x509.load_pem_x509_certificate(cert_pem).public_key()
+def signature_check_from_cert(cert: bytes | x509.Certificate) -> SignatureCheck:
+    """A checker for signatures made with the key of ``cert`` (PEM or loaded; RSA PKCS#1 v1.5
+    or PSS with SHA-256, or ECDSA with SHA-256). It proves who signed only if the caller
+    trusts the certificate."""
+    loaded = cert if isinstance(cert, x509.Certificate) else x509.load_pem_x509_certificate(cert)
+    public_key = loaded.public_key()
 
     def check(payload: bytes, signature: bytes) -> bool:
         try:
@@ -63,14 +72,137 @@ def signature_check_from_cert(cert_pem: bytes) -> SignatureCheck:
     return check
 
 
+def fingerprint(cert: x509.Certificate) -> str:
+    return cert.fingerprint(hashes.SHA256()).hex()
+
+
+def load_certificates(pem: bytes) -> list[x509.Certificate]:
+    """Every certificate in a PEM text (a chain, leaf first)."""
+    return list(x509.load_pem_x509_certificates(pem))
+
+
+def _uid(cert: x509.Certificate) -> str | None:
+    values = cert.subject.get_attributes_for_oid(NameOID.USER_ID)
+    return str(values[0].value) if values else None
+
+
+@dataclass(frozen=True)
+class OperatorTrust:
+    """Whose checkpoint signatures a verifier accepts (issue 16 L5, issue 17 item 3).
+
+    A signer certificate is the operator's when it was valid at the checkpoint's time and
+
+    - it is one of ``pinned`` (certificates an auditor got from the operator out of band), or
+    - it chains (through ``intermediates`` or the CAs stored with it, never trusted for being
+      there) to one of ``roots`` and its subject UID is ``operator_id`` — the hub operator
+      organization's code, as the specialized CA writes it into organization certificates.
+      Binding the identity matters: every agency's certificate chains to the same roots.
+
+    So checkpoints signed before and after a rotation (a new operator certificate from the same
+    CA) verify in one run, and a checkpoint under a self-made certificate is forged.
+    ``self_signed_ok`` instead trusts whatever certificate is stored beside a signature: only an
+    explicit, loudly printed choice (it proves integrity, not who signed)."""
+
+    roots: tuple[x509.Certificate, ...] = ()
+    intermediates: tuple[x509.Certificate, ...] = ()
+    pinned: tuple[x509.Certificate, ...] = ()
+    operator_id: str | None = None
+    self_signed_ok: bool = False
+
+    @property
+    def anchored(self) -> bool:
+        """Signers are judged against anchors the caller chose (not the stored certificates)."""
+        return bool(self.pinned) or (bool(self.roots) and self.operator_id is not None)
+
+    def signer_problem(self, chain_certs: Sequence[x509.Certificate],
+                       at: datetime) -> str | None:
+        """None when ``chain_certs[0]`` may sign a checkpoint made at ``at``, else why not."""
+        if not chain_certs:
+            return "no certificate"
+        cert = chain_certs[0]
+        if not _valid_at(cert, at):
+            return (f"certificate {_describe(cert)} was not valid at {chain.utc_text(at)}")
+        if any(fingerprint(cert) == fingerprint(p) for p in self.pinned):
+            return None
+        if self.self_signed_ok and not self.anchored:
+            return None
+        if not self.roots or self.operator_id is None:
+            return f"certificate {_describe(cert)} is not one of the pinned operator certificates"
+        uid = _uid(cert)
+        if uid != self.operator_id:
+            return (f"certificate {_describe(cert)} names organization {uid!r}, not the hub"
+                    f" operator {self.operator_id!r}")
+        path_problem = _chain_to_roots(cert, [*chain_certs[1:], *self.intermediates],
+                                       self.roots, at)
+        if path_problem is not None:
+            return f"certificate {_describe(cert)} {path_problem}"
+        return None
+
+
+def _describe(cert: x509.Certificate) -> str:
+    return f"{cert.subject.rfc4514_string()!r} (sha256 {fingerprint(cert)[:16]})"
+
+
+def _valid_at(cert: x509.Certificate, at: datetime) -> bool:
+    return cert.not_valid_before_utc <= at <= cert.not_valid_after_utc
+
+
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    if cert.issuer != issuer.subject:
+        return False
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        return False
+    if not constraints.ca:
+        return False
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return True
+    return bool(usage.key_cert_sign)
+
+
+def _chain_to_roots(cert: x509.Certificate, candidates: Iterable[x509.Certificate],
+                    roots: Sequence[x509.Certificate], at: datetime,
+                    depth: int = 0) -> str | None:
+    """None when ``cert`` chains to a root through CA certificates valid at ``at``."""
+    if depth > 8:
+        return "has a certification path longer than 8"
+    root_prints = {fingerprint(r) for r in roots}
+    for root in roots:
+        if _issued_by(cert, root) and _is_ca(root) and _valid_at(root, at):
+            return None
+    for ca in candidates:
+        if fingerprint(ca) in root_prints or fingerprint(ca) == fingerprint(cert):
+            continue
+        if _issued_by(cert, ca) and _is_ca(ca) and _valid_at(ca, at):
+            rest = [c for c in candidates if fingerprint(c) != fingerprint(ca)]
+            if _chain_to_roots(ca, rest, roots, at, depth + 1) is None:
+                return None
+    return "does not chain to the operator CA roots"
+
+
 def document_entry_from_row(row: Any) -> dict[str, Any]:
     report_digest = (chain.sha256_hex(row.report.encode("utf-8"))
                      if row.report is not None else None)
+    refusal = getattr(row, "refusal", None)
+    revocation = getattr(row, "revocation", None)
     return chain.document_entry(
         seq=int(row.seq), digest=row.digest, sender=row.sender, document_id=row.document_id,
         kind=row.kind, code=row.code, subject_digest=row.subject_digest,
         recipients=json.loads(row.recipients), received_at=chain.utc_text(row.received_at),
-        links_to=row.links_to, size=int(row.size), report_digest=report_digest)
+        links_to=row.links_to, size=int(row.size), report_digest=report_digest,
+        refusal=json.loads(refusal) if refusal is not None else None,
+        revocation=json.loads(revocation) if revocation is not None else None)
 
 
 def event_entry_from_row(row: Any) -> dict[str, Any]:
@@ -101,11 +233,13 @@ def verify_ledger(
     blobs: BlobStore | None,
     *,
     progress: Callable[[int, int], None] | None = None,
+    trust: OperatorTrust | None = None,
     verify_signature: SignatureCheck | None = None,
     require_signed: bool = False,
     check_bytes: bool = True,
 ) -> VerifyResult:
     """Verify the ledger reachable through ``conn`` (one consistent snapshot)."""
+    checker = _CheckpointChecker(trust, verify_signature)
     if conn.dialect.name == "postgresql":
         conn = conn.execution_options(isolation_level="REPEATABLE READ")
     with conn.begin():
@@ -113,10 +247,12 @@ def verify_ledger(
                             .where(Head.id == 1)).one()
         total = int(head.seq)
         checkpoints = {int(c.seq): c for c in conn.execute(select(*Checkpoint.__table__.c))}
-        result = _walk(conn, blobs, total, checkpoints, progress, verify_signature,
+        result = _walk(conn, blobs, total, checkpoints, progress, checker,
                        require_signed, check_bytes)
         if result is not None:
             return result
+        signers = tuple(checker.signers)
+        trusted = checker.trusted
         rows = total
         signed = sum(1 for c in checkpoints.values() if c.signature is not None)
         beyond = sorted(s for s in checkpoints if s > total)
@@ -124,16 +260,16 @@ def verify_ledger(
             return VerifyResult(
                 rows, total + 1,
                 f"checkpoint at row {beyond[0]} lies beyond the end of the chain (row {total}):"
-                " the ledger was truncated", len(checkpoints), signed)
+                " the ledger was truncated", len(checkpoints), signed, signers, trusted)
         if checkpoints and max(checkpoints) != int(head.checkpoint_seq):
             return VerifyResult(
                 rows, int(head.checkpoint_seq),
                 f"the head records a checkpoint at row {int(head.checkpoint_seq)} but the"
                 f" latest present is at row {max(checkpoints)}: checkpoints were removed",
-                len(checkpoints), signed)
+                len(checkpoints), signed, signers, trusted)
         if progress is not None:
             progress(rows, total)
-        return VerifyResult(rows, None, None, len(checkpoints), signed)
+        return VerifyResult(rows, None, None, len(checkpoints), signed, signers, trusted)
 
 
 def _walk(
@@ -142,7 +278,7 @@ def _walk(
     total: int,
     checkpoints: dict[int, Any],
     progress: Callable[[int, int], None] | None,
-    verify_signature: SignatureCheck | None,
+    checker: _CheckpointChecker,
     require_signed: bool,
     check_bytes: bool,
 ) -> VerifyResult | None:
@@ -167,20 +303,16 @@ def _walk(
             return bad(seq, f"row {seq} ({kind}) breaks the chain: rows were reordered, inserted"
                             " or rewritten")
         if kind == "document" and check_bytes:
-            data: bytes | None = bytes(row.raw) if row.raw is not None else (
-                blobs.get(row.digest) if blobs is not None else None)
-            if data is None:
-                return bad(seq, f"row {seq}: the bytes of document {row.digest} are missing")
-            if hashlib.sha256(data).hexdigest() != row.digest:
-                return bad(seq, f"row {seq}: the stored bytes of document {row.digest} do not"
-                                " match its digest (swapped)")
+            problem = _bytes_problem(conn, blobs, seq, row, entry)
+            if problem is not None:
+                return bad(seq, problem)
         cp = checkpoints.get(seq)
         if cp is not None:
             checked_cps += 1
             if cp.head != link:
                 return bad(seq, f"checkpoint at row {seq} does not match the chain (forged,"
                                 " or the rows before it were rewritten)")
-            problem = check_checkpoint(cp, verify_signature, require_signed)
+            problem = checker.check(cp, require_signed)
             if problem is not None:
                 return bad(seq, problem)
             if cp.signature is not None:
@@ -199,18 +331,99 @@ def _walk(
     return None
 
 
-def check_checkpoint(cp: Any, verify_signature: SignatureCheck | None,
-                     require_signed: bool) -> str | None:
-    """None when the checkpoint's signature is acceptable, else the problem."""
-    seq = int(cp.seq)
-    if cp.signature is None:
-        return f"checkpoint at row {seq} is not signed" if require_signed else None
-    payload = chain.checkpoint_payload(seq, cp.head, chain.utc_text(cp.at))
-    check = verify_signature
-    if check is None:
-        if cp.cert_pem is None:
-            return f"checkpoint at row {seq} carries no certificate to check its signature"
-        check = signature_check_from_cert(bytes(cp.cert_pem))
-    if not check(payload, bytes(cp.signature)):
-        return f"checkpoint at row {seq} has an invalid signature (forged)"
+def _bytes_problem(conn: Connection, blobs: BlobStore | None, seq: int, row: Any,
+                   entry: dict[str, Any]) -> str | None:
+    refusal = entry.get("refusal")
+    kept = not (row.kind == REFUSED and isinstance(refusal, dict) and not refusal.get("kept"))
+    if kept:
+        data: bytes | None = bytes(row.raw) if row.raw is not None else (
+            blobs.get(row.digest) if blobs is not None else None)
+        if data is None:
+            return f"row {seq}: the bytes of document {row.digest} are missing"
+        if hashlib.sha256(data).hexdigest() != row.digest:
+            return (f"row {seq}: the stored bytes of document {row.digest} do not match its"
+                    " digest (swapped)")
+    for ref in entry.get("revocation") or ():
+        for name in ("digest", "certificate", "issuer"):
+            digest = ref.get(name)
+            if digest is None:
+                continue
+            blob = conn.scalar(select(EvidenceBlob.data).where(EvidenceBlob.digest == digest))
+            if blob is None:
+                return f"row {seq}: the revocation evidence {digest} is missing"
+            if hashlib.sha256(bytes(blob)).hexdigest() != digest:
+                return (f"row {seq}: the stored revocation evidence {digest} does not match its"
+                        " digest (swapped)")
     return None
+
+
+class _CheckpointChecker:
+    """Checks checkpoint signatures against the caller's trust and remembers the signers."""
+
+    def __init__(self, trust: OperatorTrust | None,
+                 verify_signature: SignatureCheck | None) -> None:
+        self.trust = trust
+        self.verify_signature = verify_signature
+        self.signers: list[str] = []
+        self.trusted = verify_signature is not None or (trust is not None and trust.anchored)
+
+    def check(self, cp: Any, require_signed: bool) -> str | None:
+        seq = int(cp.seq)
+        if cp.signature is None:
+            return f"checkpoint at row {seq} is not signed" if require_signed else None
+        if self.trust is None and self.verify_signature is None:
+            return None  # nothing to judge signers by: chain only (signers_trusted False)
+        payload = chain.checkpoint_payload(seq, cp.head, chain.utc_text(cp.at))
+        problem = checkpoint_signature_problem(
+            seq, payload, bytes(cp.signature),
+            bytes(cp.cert_pem) if cp.cert_pem is not None else None, cp.at,
+            self.trust, self.verify_signature)
+        if problem is None and cp.cert_pem is not None:
+            signer = fingerprint(load_certificates(bytes(cp.cert_pem))[0])
+            if not self.signers or self.signers[-1] != signer:
+                self.signers.append(signer)
+        return problem
+
+
+def checkpoint_signature_problem(
+    seq: int,
+    payload: bytes,
+    signature: bytes,
+    cert_pem: bytes | None,
+    at: datetime,
+    trust: OperatorTrust | None,
+    verify_signature: SignatureCheck | None = None,
+) -> str | None:
+    """None when the checkpoint at ``seq`` was signed by the operator (per ``trust``), else
+    the problem. ``cert_pem`` is what was stored beside the signature: a path to check, never
+    a reason to trust."""
+    if verify_signature is not None:
+        if verify_signature(payload, signature):
+            return None
+        return f"checkpoint at row {seq} has an invalid signature (forged)"
+    if trust is None:
+        return f"checkpoint at row {seq}: no operator trust anchor to check its signer"
+    at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    stored: list[x509.Certificate] = []
+    if cert_pem is not None:
+        try:
+            stored = load_certificates(cert_pem)
+        except ValueError:
+            return f"checkpoint at row {seq} carries an unreadable certificate (forged)"
+    candidates: list[list[x509.Certificate]] = []
+    if stored:
+        candidates.append(stored)
+    candidates.extend([p] for p in trust.pinned
+                      if not stored or fingerprint(p) != fingerprint(stored[0]))
+    if not candidates:
+        return f"checkpoint at row {seq} carries no certificate to check its signature"
+    first_problem: str | None = None
+    for path in candidates:
+        problem = trust.signer_problem(path, at)
+        if problem is None:
+            if signature_check_from_cert(path[0])(payload, signature):
+                return None
+            problem = "its signature does not verify"
+        first_problem = first_problem or problem
+    return (f"checkpoint at row {seq} is not signed by the hub operator (forged):"
+            f" {first_problem}")

@@ -12,7 +12,7 @@ path):
    without the serial → not revoked; "revoked" from either → CERT_REVOKED; neither fresh →
    INDETERMINATE REVOCATION_UNAVAILABLE (retried later, never a pass), with ``crl_urls`` and
    ``ocsp_urls`` in the evidence and the OCSP questions in
-   :attr:`ValidationReport.ocsp_queries` for :meth:`hub.revocation.RevocationCache.refresh`;
+   :attr:`ValidationReport.ocsp_queries` for :meth:`hub.trust.revocation.RevocationCache.refresh`;
 4. ``signer`` — the directory lets the certificate sign for the packet's ``From``
    (SENDER_UNKNOWN / SIGNER_NOT_AUTHORIZED_FOR_SENDER);
 5. ``pdf`` — envelopes only: PDF attachment signatures (:mod:`hub.validators.pdf`).
@@ -40,13 +40,12 @@ the failed check's evidence (``axis_legacy_policy``).
 
 It never raises for bad input: internal :class:`ValidationFailure` exceptions are mapped to
 outcomes in :func:`_run`, the one adapter; anything else is a bug and becomes INTERNAL_ERROR.
-No I/O happens here: the trust policy and CRLs are built outside (:mod:`hub.trust_store`,
-:mod:`hub.revocation`).
+No I/O happens here: the trust policy and CRLs are built outside (:mod:`hub.trust.store`,
+:mod:`hub.trust.revocation`).
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
@@ -69,9 +68,12 @@ from hub.validators.trust import (
     ChainCache,
     CrlEntry,
     CrlSnapshot,
+    PdfChange,
+    PdfChangePolicy,
     TrustPolicy,
     check_revocation,
     fingerprint,
+    read_certificate,
     subject_uid,
     validate_chain,
 )
@@ -87,6 +89,8 @@ __all__ = [
     "OcspEntry",
     "OcspQuery",
     "OcspSnapshot",
+    "PdfChange",
+    "PdfChangePolicy",
     "SignerEvidence",
     "TrustPolicy",
     "ValidationReport",
@@ -120,17 +124,22 @@ def _run(check: str, checks: list[CheckOutcome], action: Callable[[], dict[str, 
     return True
 
 
-@functools.lru_cache(maxsize=1024)
 def _signer_evidence(cert: x509.Certificate) -> SignerEvidence:
-    """What the report says about a signer (frozen; remembered per certificate)."""
+    """What the report says about a signer (frozen; its facts are read once per certificate).
+    A certificate that cannot be read is named by its digest alone (the ``trust`` check says
+    CERT_MALFORMED)."""
+    try:
+        facts = read_certificate(cert)
+    except ValidationFailure:
+        return SignerEvidence(subject="", fingerprint=fingerprint(cert), issuer="", serial="")
     return SignerEvidence(
-        subject=cert.subject.rfc4514_string(),
-        fingerprint=fingerprint(cert),
-        issuer=cert.issuer.rfc4514_string(),
-        serial=f"{cert.serial_number:x}",
-        uid=subject_uid(cert),
-        not_before=cert.not_valid_before_utc,
-        not_after=cert.not_valid_after_utc,
+        subject=facts.subject_text,
+        fingerprint=facts.fingerprint,
+        issuer=facts.issuer_text,
+        serial=f"{facts.serial:x}",
+        uid=facts.uid,
+        not_before=facts.not_before,
+        not_after=facts.not_after,
     )
 
 
@@ -166,7 +175,7 @@ def validate_packet(
 ) -> ValidationReport:
     """Every signature check on one parsed packet, judged at ``at`` (the hub's receipt time).
 
-    ``ocsp`` holds the OCSP answers fetched so far (:mod:`hub.revocation`); without it only
+    ``ocsp`` holds the OCSP answers fetched so far (:mod:`hub.trust.revocation`); without it only
     CRLs decide revocation.
     """
     checks: list[CheckOutcome] = []
@@ -191,7 +200,7 @@ def validate_packet(
         path.extend(validate_chain(sig.leaf, sig.offered, policy, at))
         return {
             "path": " > ".join(fingerprint(c)[:16] for c in path),
-            "root": path[-1].subject.rfc4514_string(),
+            "root": read_certificate(path[-1]).subject_text,
             "validity_judged_at": at.isoformat(),
         }
 

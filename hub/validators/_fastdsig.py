@@ -18,7 +18,7 @@ signature transform; Exclusive XML Canonicalization 1.0):
 signxml computes the same values but re-parses and re-serializes the document several times
 (~1.5 ms against ~0.15 ms for a 10 KB envelope). ``tests/unit/validators/
 test_xmldsig_fast_path.py`` proves the two give the same verdict on the whole signature vector
-corpus, on the EDXML corpus signed by :func:`hub.signing.sign_xml` and on mutated packets.
+corpus, on the EDXML corpus signed by :func:`hub.trust.signing.sign_xml` and on mutated packets.
 """
 
 from __future__ import annotations

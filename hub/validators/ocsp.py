@@ -2,7 +2,7 @@
 
 The issuing CA of the specialized hierarchy operates an OCSP responder (DOMAIN.md §4; Decree
 130/2018/NĐ-CP: revocation status comes from the CA's CRL/OCSP). When a certificate's
-authorityInfoAccess names one (id-ad-ocsp), :mod:`hub.revocation` asks it and hands the answers
+authorityInfoAccess names one (id-ad-ocsp), :mod:`hub.trust.revocation` asks it and hands the answers
 in as an :class:`OcspSnapshot`; this module reads them:
 
 - **CertID** (RFC 6960 §4.1.1) is always built with **SHA-256** (never SHA-1): hash of the
@@ -48,10 +48,11 @@ _STRONG_HASHES = (hashes.SHA256, hashes.SHA384, hashes.SHA512)
 
 
 def ocsp_urls(cert: x509.Certificate) -> tuple[str, ...]:
-    """The HTTP(S) OCSP responder URLs named in a certificate's authorityInfoAccess."""
+    """The HTTP(S) OCSP responder URLs named in a certificate's authorityInfoAccess (none when
+    the extension is missing or cannot be read)."""
     try:
         access = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
-    except x509.ExtensionNotFound:
+    except (x509.ExtensionNotFound, x509.DuplicateExtension, ValueError):
         return ()
     return tuple(
         d.access_location.value
@@ -103,7 +104,7 @@ class OcspQuery:
     """A certificate whose status the validators could not establish, and where to ask.
 
     Returned in :attr:`hub.validators.outcome.ValidationReport.ocsp_queries`; handed to
-    :meth:`hub.revocation.RevocationCache.refresh`.
+    :meth:`hub.trust.revocation.RevocationCache.refresh`.
     """
 
     cert_id: CertId

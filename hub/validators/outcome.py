@@ -114,7 +114,7 @@ class ValidationReport:
     trusted time, so certificate validity is judged at receipt)."""
     ocsp_queries: tuple[OcspQuery, ...] = field(default=(), compare=False)
     """Certificates whose revocation status was undecided and that name an OCSP responder:
-    what :meth:`hub.revocation.RevocationCache.refresh` should ask before judging again. A hint
+    what :meth:`hub.trust.revocation.RevocationCache.refresh` should ask before judging again. A hint
     for the caller, not part of the record (:meth:`to_dict` leaves it out)."""
 
     @property
@@ -209,7 +209,11 @@ class ValidationReport:
 
 
 class ValidationFailure(Exception):
-    """Raised inside a validator; mapped to a :class:`CheckOutcome` in one place."""
+    """Raised inside a validator; mapped to a :class:`CheckOutcome` in one place.
+
+    Never kept beyond the call that raised it (a cache keeps a :class:`Refusal`): an exception
+    holds its traceback, and through it every frame's locals — PDFs, signature objects.
+    """
 
     def __init__(
         self,
@@ -230,3 +234,26 @@ class ValidationFailure(Exception):
         if self.detail:
             evidence["detail"] = self.detail
         return CheckOutcome(check, self.indication, self.reason, evidence)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A :class:`ValidationFailure` remembered as a value (what caches keep: no exception, no
+    traceback, no frame). :meth:`failure` raises afresh each time."""
+
+    reason: Reason
+    detail: str = ""
+    indication: Indication = Indication.FAILED
+    evidence: Mapping[str, str] = field(default_factory=lambda: _frozen(None))
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "evidence", _frozen(self.evidence))
+
+    @classmethod
+    def of(cls, failure: ValidationFailure) -> Refusal:
+        return cls(failure.reason, failure.detail, failure.indication, failure.evidence)
+
+    def failure(self) -> ValidationFailure:
+        """A new exception with this refusal's reason, detail and evidence."""
+        return ValidationFailure(self.reason, self.detail, indication=self.indication,
+                                 evidence=self.evidence)

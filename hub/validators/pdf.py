@@ -4,11 +4,21 @@ Where the legally binding signatures are (Circular 41/2017/TT-BTTTT; Decree 30/2
 DOMAIN.md §4): in the attached PDF — the competent **person**'s signature and the
 **organization**'s (the electronic seal). The rules:
 
-- every ``application/pdf`` attachment that carries signatures is validated: each signature must
-  be intact and verify (PDF_SIGNATURE_INVALID), cover the document as signed with no later
-  change beyond adding further signatures or form filling (PDF_MODIFIED_AFTER_SIGNING), and be
-  made with a certificate trusted under the specialized roots, with the same policy as the
-  envelope signature (PDF_SIGNER_UNTRUSTED; revocation data missing → REVOCATION_UNAVAILABLE);
+- every attachment that is a PDF — declared ``application/pdf``, or starting with ``%PDF-``
+  within its first 1024 bytes whatever type the manifest declares (issue 16, M3) — and
+  carries signatures is validated: each signature must be intact and verify
+  (PDF_SIGNATURE_INVALID), cover the document as signed with no later change beyond what
+  ``policy.pdf_changes`` allows (PDF_MODIFIED_AFTER_SIGNING, below), and be made with a
+  certificate trusted under the specialized roots, with the same policy as the envelope
+  signature (PDF_SIGNER_UNTRUSTED; revocation data missing → REVOCATION_UNAVAILABLE);
+- what may change after a signature (:class:`~hub.validators.trust.PdfChangePolicy`, pyHanko's
+  difference analysis; issue 16, M2 "shadow attacks"): after the sending organization's seal
+  (its last signature, found by the directory) and after the last signature of any PDF, by
+  default only revocation data and document timestamps — a changed form field, a new
+  annotation or a further signature (say one whose appearance covers the page) is refused;
+  after an earlier signature (the competent person's), what issuing needs — the clerk filling
+  in the number and date — with the fields changed recorded in the evidence
+  (``changed_before_seal``);
 - with ``policy.require_pdf_signatures`` (default on) the **main document** — the first PDF in
   the manifest — must carry a valid signature of a *person* signer and one of the
   *organization* signer of the sending body, as the directory lists them
@@ -36,8 +46,14 @@ signature's ``/Contents`` hex string one character at a time; :func:`read_hex_st
 that function in pyHanko's object reader (the same result, position and errors, proven on
 random input; anything unusual is handed back to pyHanko's own).
 
+Errors: what pyHanko and asn1crypto raise on malformed input is a verdict on the document
+(PDF_SIGNATURE_INVALID; a file nested too deeply for the reader, or unreadable, PDF_MALFORMED;
+a certificate that cannot be read, PDF_SIGNER_UNTRUSTED). Anything else is the hub's own
+problem and propagates (INTERNAL_ERROR, retried), never a permanent refusal.
+
 pyHanko's synchronous API calls ``asyncio.run()``: never call these functions from inside a
-running event loop (the hub's consumers are threads, not coroutines).
+running event loop (the hub's consumers are threads, not coroutines); doing so is such an
+internal error.
 """
 
 from __future__ import annotations
@@ -45,6 +61,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import io
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -53,19 +70,34 @@ from typing import Any, Protocol
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from hub.edxml.model import Envelope
+from hub.edxml.model import Attachment, Envelope
 from hub.reasons import Reason
 from hub.validators.ocsp import OcspQuery, OcspSnapshot
-from hub.validators.outcome import Indication, ValidationFailure
+from hub.validators.outcome import Indication, Refusal, ValidationFailure
 from hub.validators.trust import (
     CrlSnapshot,
+    PdfChange,
     TrustPolicy,
     check_revocation,
     fingerprint,
+    read_certificate,
     validate_chain,
 )
 
 PDF_TYPES = frozenset({"application/pdf"})
+PDF_MAGIC = b"%PDF-"
+PDF_HEADER_WINDOW = 1024
+"""Where PDF readers look for the ``%PDF-`` header (ISO 32000 implementation notes): the hub
+finds PDFs the same way, whatever type the manifest declares (issue 16, M3)."""
+_LEVELS = {PdfChange.NONE: "NONE", PdfChange.REVOCATION_DATA: "LTA_UPDATES",
+           PdfChange.FORM_FILLING: "FORM_FILLING", PdfChange.ANNOTATIONS: "ANNOTATIONS"}
+_INPUT_ERRORS: tuple[type[Exception], ...] = (
+    ValueError, KeyError, TypeError, IndexError, AttributeError, NotImplementedError,
+    OverflowError, zlib.error)
+"""What pyHanko and asn1crypto raise on malformed input, besides pyHanko's ``PdfError``
+(:func:`_input_errors`): a signature they cannot read is PDF_SIGNATURE_INVALID. Anything else
+(RuntimeError from a running event loop, MemoryError ...) is the hub's problem: it propagates
+and becomes INTERNAL_ERROR, retried — never a permanent verdict on the document."""
 
 
 class SignerDirectory(Protocol):
@@ -100,23 +132,48 @@ def _validation_context(policy: TrustPolicy, at: datetime) -> Any:
     )
 
 
-def _is_pdf(content_type: str) -> bool:
-    return content_type.split(";")[0].strip().lower() in PDF_TYPES
+def _is_pdf(content_type: str, data: bytes | None = None) -> bool:
+    """Declared as a PDF, or a PDF by its content (the header in the first 1024 bytes)."""
+    return content_type.split(";")[0].strip().lower() in PDF_TYPES or (
+        data is not None and PDF_MAGIC in data[:PDF_HEADER_WINDOW])
 
 
-def _modified(coverage: Any, level: Any, docmdp_ok: bool | None) -> bool:
-    """Changed after signing beyond more signatures or form filling (or not known not to be)."""
+def _is_pdf_attachment(attachment: Attachment) -> bool:
+    return _is_pdf(attachment.content_type, attachment.data)
+
+
+@functools.cache
+def _input_errors() -> tuple[type[Exception], ...]:
+    from pyhanko.pdf_utils.misc import PdfError
+
+    return (PdfError, *_INPUT_ERRORS)
+
+
+def _level(change: PdfChange) -> Any:
+    """pyHanko's ModificationLevel for a :class:`~hub.validators.trust.PdfChange`."""
     from pyhanko.sign.diff_analysis import ModificationLevel
+
+    return ModificationLevel[_LEVELS[change]]
+
+
+def _change_name(level: Any) -> str:
+    return next((c.value for c, n in _LEVELS.items() if level is not None and n == level.name),
+                str(level))
+
+
+def _modified(coverage: Any, level: Any, docmdp_ok: bool | None, allowed: Any) -> bool:
+    """Changed after signing beyond what ``allowed`` (a ModificationLevel) permits, or not
+    known not to be."""
     from pyhanko.sign.validation import SignatureCoverageLevel
 
     if coverage == SignatureCoverageLevel.ENTIRE_FILE:
         return False
     if coverage != SignatureCoverageLevel.ENTIRE_REVISION:
         return True
-    return level is None or level > ModificationLevel.FORM_FILLING or not docmdp_ok
+    return level is None or level > allowed or not docmdp_ok
 
 
-def _refuse_unsound(facts: Any, name: str, field: str) -> None:
+def _refuse_unsound(facts: Any, name: str, field: str, allowed: PdfChange) -> None:
     """The integrity verdict, in pyHanko's order, for both paths: ``facts`` is pyHanko's
     signature status (the reference) or :class:`_Integrity` (the fast path)."""
     if not facts.intact:
@@ -125,10 +182,44 @@ def _refuse_unsound(facts: Any, name: str, field: str) -> None:
     if not facts.valid:
         raise ValidationFailure(
             Reason.PDF_SIGNATURE_INVALID, f"{name} field {field}: signature does not verify")
-    if _modified(facts.coverage, facts.modification_level, facts.docmdp_ok):
+    if _modified(facts.coverage, facts.modification_level, facts.docmdp_ok, _level(allowed)):
         raise ValidationFailure(
             Reason.PDF_MODIFIED_AFTER_SIGNING,
-            f"{name} field {field}: changed after signing ({facts.modification_level})")
+            f"{name} field {field}: changed after signing "
+            f"({_change_name(facts.modification_level)}; allowed: {allowed.value})")
+
+
+def _changed_fields(diff: Any) -> frozenset[str]:
+    """The form fields pyHanko's difference analysis saw changed after a signature."""
+    from pyhanko.sign.diff_analysis import DiffResult
+
+    return frozenset(diff.changed_form_fields) if isinstance(diff, DiffResult) else frozenset()
+
+
+def _load_certificate(der: bytes, name: str, field: str) -> x509.Certificate:
+    """A certificate carried in a PDF signature, loaded and readable, or PDF_SIGNER_UNTRUSTED
+    (CERT_MALFORMED)."""
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        read_certificate(cert)
+    except (ValueError, ValidationFailure):
+        raise ValidationFailure(
+            Reason.PDF_SIGNER_UNTRUSTED,
+            f"{name} field {field}: {Reason.CERT_MALFORMED.value}") from None
+    return cert
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """One signature that passed (its trust possibly pending revocation data)."""
+
+    cert: x509.Certificate
+    pending: ValidationFailure | None
+    """The INDETERMINATE failure left for later (revocation data missing), if any."""
+    changed: frozenset[str]
+    """Form fields changed after this signature (pyHanko's difference analysis)."""
+    level: Any
+    """pyHanko's ModificationLevel of what followed this signature."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +244,8 @@ class _Integrity:
     modification_level: Any
     """pyHanko's ModificationLevel of later revisions (None: not known)."""
     docmdp_ok: bool | None
+    changed: frozenset[str]
+    """Form fields changed after signing."""
     algorithm_problem: str | None
     """Why pyHanko's algorithm policy refuses the signature (weak digest, short key), if so:
     pyHanko then never trusts the signer."""
@@ -170,10 +263,7 @@ def _trusted_path(
     """The hub's trust rules (as for the envelope signature: roots, policy OIDs, public CA,
     CRLs, OCSP). Returns the path, or (None, the pending INDETERMINATE failure); raises
     PDF_SIGNER_UNTRUSTED for a permanent failure."""
-    offered = [
-        x509.load_der_x509_certificate(c.dump())
-        for c in embedded.other_embedded_certs
-    ]
+    offered = [_load_certificate(c.dump(), name, field) for c in embedded.other_embedded_certs]
     try:
         path = validate_chain(cert, offered, policy, at)
         check_revocation(path, revocation.crls, policy, at, revocation.ocsp, revocation.wanted)
@@ -191,30 +281,36 @@ def _trusted_path(
 
 
 def check_signature_reference(
-    embedded: Any, name: str, policy: TrustPolicy, revocation: _Revocation, at: datetime
-) -> tuple[x509.Certificate, ValidationFailure | None]:
+    embedded: Any, name: str, policy: TrustPolicy, revocation: _Revocation, at: datetime,
+    allowed: PdfChange = PdfChange.FORM_FILLING,
+) -> _Checked:
     """The reference: pyHanko's full ``validate_pdf_signature`` (path building included), then
-    the hub's trust rules. The same verdict as :func:`_check_signature`, several times slower."""
+    the hub's trust rules. The same verdict as :func:`_check_signature`, several times slower.
+    ``allowed``: what may have changed after this signature."""
     from pyhanko.sign.validation import validate_pdf_signature
 
     field = embedded.field_name or "?"
     try:
         status = validate_pdf_signature(
             embedded, signer_validation_context=_validation_context(policy, at))
-    except Exception as exc:  # pyHanko raises many types for broken CMS; all mean "invalid"
+    except RecursionError:
+        raise ValidationFailure(
+            Reason.PDF_MALFORMED, f"{name} field {field}: nested too deeply") from None
+    except _input_errors() as exc:  # pyHanko raises many types for broken CMS: "invalid"
         raise ValidationFailure(
             Reason.PDF_SIGNATURE_INVALID, f"{name} field {field}: {type(exc).__name__}") from None
-    _refuse_unsound(status, name, field)
-    cert = x509.load_der_x509_certificate(status.signing_cert.dump())
+    _refuse_unsound(status, name, field, allowed)
+    cert = _load_certificate(status.signing_cert.dump(), name, field)
+    changed = _changed_fields(status.diff_result)
     path, pending = _trusted_path(embedded, cert, name, field, policy, revocation, at)
     if path is None:
         # pyHanko's own verdict below would only repeat the missing revocation data.
-        return cert, pending
+        return _Checked(cert, pending, changed, status.modification_level)
     if not status.trusted:
         raise ValidationFailure(
             Reason.PDF_SIGNER_UNTRUSTED, f"{name} field {field}: not trusted by pyHanko",
             evidence={"pdf_signer": fingerprint(cert)})
-    return cert, None
+    return _Checked(cert, None, changed, status.modification_level)
 
 
 def _needs_reference(embedded: Any) -> bool:
@@ -287,7 +383,8 @@ def _integrity(embedded: Any, at: datetime) -> _Integrity:
         level = diff.modification_level
     else:
         level = ModificationLevel.OTHER
-    return _Integrity(intact, valid, coverage, level, summary["docmdp_ok"], problem)
+    return _Integrity(intact, valid, coverage, level, summary["docmdp_ok"], _changed_fields(diff),
+                      problem)
 
 
 def _pyhanko_path_check(
@@ -323,7 +420,7 @@ def _pyhanko_path_check(
 
     key = ("pdf-pkix", *(fingerprint(c) for c in path))
     cached = policy.cache.get(key)
-    if isinstance(cached, ValidationFailure):
+    if isinstance(cached, Refusal):
         return cached.detail
     if cached is not None:
         return None
@@ -343,35 +440,39 @@ def _pyhanko_path_check(
     if problem is None:
         policy.cache.put(key, path)
     else:
-        policy.cache.put(key, ValidationFailure(Reason.PDF_SIGNER_UNTRUSTED, problem))
+        policy.cache.put(key, Refusal(Reason.PDF_SIGNER_UNTRUSTED, problem))
     return problem
 
 
 def _check_signature(
-    embedded: Any, name: str, policy: TrustPolicy, revocation: _Revocation, at: datetime
-) -> tuple[x509.Certificate, ValidationFailure | None]:
+    embedded: Any, name: str, policy: TrustPolicy, revocation: _Revocation, at: datetime,
+    allowed: PdfChange = PdfChange.FORM_FILLING,
+) -> _Checked:
     """The signer certificate of a valid signature, with the revocation failure left pending
     (INDETERMINATE), if any; raises for every permanent failure. The same verdict as
     :func:`check_signature_reference`, in the same order of checks."""
     field = embedded.field_name or "?"
     try:
         if _needs_reference(embedded):
-            return check_signature_reference(embedded, name, policy, revocation, at)
+            return check_signature_reference(embedded, name, policy, revocation, at, allowed)
         facts = _integrity(embedded, at)
-    except Exception as exc:  # pyHanko raises many types for broken CMS; all mean "invalid"
+    except RecursionError:
+        raise ValidationFailure(
+            Reason.PDF_MALFORMED, f"{name} field {field}: nested too deeply") from None
+    except _input_errors() as exc:  # pyHanko raises many types for broken CMS: "invalid"
         raise ValidationFailure(
             Reason.PDF_SIGNATURE_INVALID, f"{name} field {field}: {type(exc).__name__}") from None
-    _refuse_unsound(facts, name, field)
+    _refuse_unsound(facts, name, field, allowed)
     signer = embedded.signer_cert
-    cert = x509.load_der_x509_certificate(signer.dump())
+    cert = _load_certificate(signer.dump(), name, field)
     path, pending = _trusted_path(embedded, cert, name, field, policy, revocation, at)
     if path is None:
-        return cert, pending
+        return _Checked(cert, pending, facts.changed, facts.modification_level)
     problem = facts.algorithm_problem
     if problem is None:
         try:
             problem = _pyhanko_path_check(path, signer, policy, at)
-        except Exception as exc:  # as in the reference, where pyHanko raised this earlier
+        except _input_errors() as exc:  # as in the reference, where pyHanko raised it earlier
             raise ValidationFailure(
                 Reason.PDF_SIGNATURE_INVALID,
                 f"{name} field {field}: {type(exc).__name__}") from None
@@ -379,7 +480,7 @@ def _check_signature(
         raise ValidationFailure(
             Reason.PDF_SIGNER_UNTRUSTED, f"{name} field {field}: not trusted by pyHanko",
             evidence={"pdf_signer": fingerprint(cert)})
-    return cert, None
+    return _Checked(cert, None, facts.changed, facts.modification_level)
 
 
 _HEX_DIGITS = b"0123456789abcdefABCDEF"
@@ -434,16 +535,41 @@ def _fast_hex_strings() -> None:
 
 
 def _signatures(data: bytes, name: str) -> Sequence[Any] | None:
-    """The embedded signatures, or None when the file cannot be read as a PDF."""
-    from pyhanko.pdf_utils.misc import PdfError
+    """The embedded signatures in the order they were made (by signed revision), or None when
+    the file cannot be read as a PDF (deep nesting included: pyHanko's reader recurses)."""
     from pyhanko.pdf_utils.reader import PdfFileReader
 
     _fast_hex_strings()
     try:
         reader = PdfFileReader(io.BytesIO(data), strict=False)
-        return list(reader.embedded_signatures)
-    except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError):
+        return sorted(reader.embedded_signatures, key=lambda s: s.signed_revision)
+    except RecursionError:
         return None
+    except _input_errors():
+        return None
+
+
+def _role(signature: Any, sender: str, directory: SignerDirectory, at: datetime) -> str | None:
+    """The directory role of a signature's signer for ``sender`` (None: unknown, or the
+    signature or its certificate cannot be read — its own check says why)."""
+    try:
+        cert = x509.load_der_x509_certificate(signature.signer_cert.dump())
+        read_certificate(cert)
+    except (RecursionError, ValidationFailure):
+        return None
+    except _input_errors():
+        return None
+    signer = directory.signer_for(sender, cert, at)
+    return None if signer is None else str(signer.role)
+
+
+def _seal_revision(
+    signatures: Sequence[Any], sender: str, directory: SignerDirectory, at: datetime,
+) -> int | None:
+    """The revision the sending organization's seal (its last signature) signed, if any."""
+    sealed = [s.signed_revision for s in signatures
+              if _role(s, sender, directory, at) == "organization"]
+    return max(sealed) if sealed else None
 
 
 def check_pdf_attachments(
@@ -460,26 +586,37 @@ def check_pdf_attachments(
 ) -> dict[str, str]:
     """Validate the PDF signatures of ``envelope``; returns evidence or raises.
 
+    Every attachment that is a PDF — declared so, or by its content — is checked.
     ``require_signatures`` overrides ``policy.require_pdf_signatures`` (the national-axis
     interop policy always requires them). The evidence names the main document and the
     fingerprints of the person and organization signers found on it (``main_person``,
-    ``main_organization``). ``reference=True`` checks every signature with
+    ``main_organization``), and what changed between a signature and the seal
+    (``changed_before_seal``). ``reference=True`` checks every signature with
     :func:`check_signature_reference` instead: the same verdict, several times slower.
+
+    What may change after each signature is ``policy.pdf_changes``
+    (:class:`~hub.validators.trust.PdfChangePolicy`): ``after_seal`` after the sender's
+    organization's seal (its last signature, by the directory) and after the last signature
+    of the file; ``before_seal`` after the others. A signature after the seal is refused
+    unless ``signatures_after_seal``.
     """
     check = check_signature_reference if reference else _check_signature
     require = policy.require_pdf_signatures if require_signatures is None else require_signatures
+    changes = policy.pdf_changes
     revocation = _Revocation(crls, ocsp, wanted)
     by_id = {a.content_id: a for a in envelope.attachments}
-    pdfs = [a for a in envelope.attachments if _is_pdf(a.content_type)]
+    pdfs = [a for a in envelope.attachments if _is_pdf_attachment(a)]
     # The main document: the first PDF in the manifest's order.
     main = next(
         (by_id[r.content_id] for r in envelope.manifest
-         if _is_pdf(r.content_type) and r.content_id in by_id),
+         if r.content_id in by_id and (_is_pdf(r.content_type)
+                                       or _is_pdf_attachment(by_id[r.content_id]))),
         pdfs[0] if pdfs else None,
     )
     sender = envelope.sender.organ_id
     evidence: dict[str, str] = {"pdfs": str(len(pdfs))}
     roles_on_main: dict[str, str] = {}
+    recorded: list[str] = []
     pending: ValidationFailure | None = None
     for attachment in pdfs:
         name = attachment.attachment_name or attachment.content_id
@@ -489,13 +626,32 @@ def check_pdf_attachments(
                 raise ValidationFailure(Reason.PDF_MALFORMED, f"{name}: not a readable PDF")
             evidence[f"skipped:{name}"] = "unreadable"
             continue
+        seal = _seal_revision(embedded, sender, directory, at)
+        if seal is not None and not changes.signatures_after_seal:
+            later = [s.field_name or "?" for s in embedded if s.signed_revision > seal]
+            if later:
+                raise ValidationFailure(
+                    Reason.PDF_MODIFIED_AFTER_SIGNING,
+                    f"{name}: signed again after the organization's seal (field "
+                    f"{', '.join(later)})")
+        last = embedded[-1].signed_revision if embedded else None
         for signature in embedded:
-            cert, undecided = check(signature, name, policy, revocation, at)
-            pending = pending or undecided
+            revision = signature.signed_revision
+            sealed = revision == last or (seal is not None and revision >= seal)
+            checked = check(signature, name, policy, revocation, at,
+                            changes.after_seal if sealed else changes.before_seal)
+            pending = pending or checked.pending
+            if not sealed:
+                later_fields = {s.field_name for s in embedded if s.signed_revision > revision}
+                filled = sorted(checked.changed - later_fields)
+                if filled:
+                    recorded.append(
+                        f"{name} field {signature.field_name or '?'}, then "
+                        f"{_change_name(checked.level)}: {', '.join(filled)}")
             if attachment is main:
-                signer = directory.signer_for(sender, cert, at)
+                signer = directory.signer_for(sender, checked.cert, at)
                 if signer is not None:
-                    roles_on_main.setdefault(str(signer.role), fingerprint(cert))
+                    roles_on_main.setdefault(str(signer.role), fingerprint(checked.cert))
         if attachment is main:
             evidence["main"] = name
             evidence["main_signatures"] = str(len(embedded))
@@ -513,4 +669,6 @@ def check_pdf_attachments(
     for role in ("person", "organization"):
         if role in roles_on_main:
             evidence[f"main_{role}"] = roles_on_main[role]
+    if recorded:
+        evidence["changed_before_seal"] = "; ".join(recorded)
     return evidence

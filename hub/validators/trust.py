@@ -13,7 +13,7 @@ Rules (DOMAIN.md §4):
   a keyUsage extension is refused: specialized certificates always carry one) and carry one of
   the configured specialized policy OIDs (when any are configured).
 - Revocation comes from CRLs handed in as a :class:`CrlSnapshot` and OCSP answers handed in as
-  an :class:`~hub.validators.ocsp.OcspSnapshot` (both fetched by :mod:`hub.revocation`). The
+  an :class:`~hub.validators.ocsp.OcspSnapshot` (both fetched by :mod:`hub.trust.revocation`). The
   decision rule, per certificate of the path but the root (:func:`check_revocation`):
 
   1. "revoked" from either source — a CRL that lists the serial or an OCSP answer that says
@@ -27,14 +27,24 @@ Rules (DOMAIN.md §4):
      (authorityInfoAccess); :attr:`ValidationReport.ocsp_queries` carries the OCSP questions.
 
 Path building is by issuer name plus signature check (RFC 5280 §6 in its simple form: no name
-constraints or policy mappings, which the specialized hierarchy does not use). The expensive
-part — finding and verifying the path — is cached per (leaf, offered intermediates); validity
-times, key usage, policies and revocation are re-checked on every call because they depend on
-``at`` and on the CRLs (all cheap).
+constraints or policy mappings, which the specialized hierarchy does not use), with the rules
+pyhanko-certvalidator applies to PDF signers, so that envelope signers get the same ones
+(:func:`_check_constraints`): every CA's ``pathLenConstraint`` (RFC 5280 §6.1.4 (l)-(m)) and
+no critical extension the hub does not process (§6.1.3-4 (o); the trust anchor itself is not
+judged, as pyHanko does not). The expensive part — finding and verifying the path — is cached
+per (leaf, offered intermediates); validity times, key usage, policies and revocation are
+re-checked on every call because they depend on ``at`` and on the CRLs (all cheap).
+
+Certificates are untrusted input (``cryptography`` parses their fields lazily, on first read):
+:func:`read_certificate` reads every field the hub uses once, inside one guard, and maps a field
+that cannot be read to CERT_MALFORMED. The checks below read only those facts. Caches keep
+values, never exceptions (:class:`~hub.validators.outcome.Refusal`), keyed by certificate
+digests, and are bounded in entries and in bytes.
 """
 
 from __future__ import annotations
 
+import enum
 import functools
 import hashlib
 import itertools
@@ -44,12 +54,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
+from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID, NameOID
 
 from hub.reasons import Reason
 from hub.validators.ocsp import (
@@ -58,13 +69,12 @@ from hub.validators.ocsp import (
     OcspSnapshot,
     OcspStatus,
     OcspUnusable,
-    ocsp_urls,
     read_answer,
 )
-from hub.validators.outcome import Indication, ValidationFailure
+from hub.validators.outcome import Indication, Refusal, ValidationFailure
 
 MAX_PATH_LENGTH = 6
-_WEAK_HASHES = (hashes.SHA1, hashes.MD5)
+_WEAK_HASHES = frozenset({hashes.SHA1.name, hashes.MD5.name})
 
 
 @functools.lru_cache(maxsize=8192)
@@ -73,64 +83,292 @@ def fingerprint(cert: x509.Certificate) -> str:
     return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
 
 
-def subject_uid(cert: x509.Certificate) -> str | None:
-    """The subject's UID attribute (OID 0.9.2342.19200300.100.1.1), if any."""
-    values = cert.subject.get_attributes_for_oid(NameOID.USER_ID)
-    return str(values[0].value) if values else None
+class BoundedCache:
+    """A small thread-safe LRU bounded in entries and in (estimated) bytes.
 
+    Values must be plain values — never exceptions (see :class:`Refusal`). ``cost`` estimates
+    what a value keeps alive; an entry costing more than the whole budget is not kept.
+    """
 
-def distribution_points(cert: x509.Certificate) -> tuple[str, ...]:
-    """The HTTP(S) CRL distribution-point URLs of a certificate."""
-    try:
-        points = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
-    except x509.ExtensionNotFound:
-        return ()
-    urls = []
-    for point in points:
-        for name in point.full_name or ():
-            if isinstance(name, x509.UniformResourceIdentifier) and name.value.startswith(
-                ("http://", "https://")
-            ):
-                urls.append(name.value)
-    return tuple(urls)
-
-
-class ChainCache:
-    """A small thread-safe LRU of path-building results, owned by a :class:`TrustPolicy`."""
-
-    def __init__(self, size: int = 1024) -> None:
-        self._size = size
-        self._data: OrderedDict[tuple[str, ...], tuple[x509.Certificate, ...] | ValidationFailure]
-        self._data = OrderedDict()
+    def __init__(self, size: int = 1024, max_bytes: int = 16 << 20) -> None:
+        self.max_entries = size
+        self.max_bytes = max_bytes
+        self._data: OrderedDict[tuple[str, ...], tuple[Any, int]] = OrderedDict()
         self._lock = threading.Lock()
+        self.size_bytes = 0
         self.hits = 0
         self.misses = 0
 
-    def get(
-        self, key: tuple[str, ...]
-    ) -> tuple[x509.Certificate, ...] | ValidationFailure | None:
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def values(self) -> tuple[Any, ...]:
+        """What the cache holds now (for tests and ``hub doctor``)."""
         with self._lock:
-            value = self._data.get(key)
-            if value is None:
+            return tuple(value for value, _ in self._data.values())
+
+    def get(self, key: tuple[str, ...]) -> Any:
+        with self._lock:
+            found = self._data.get(key)
+            if found is None:
                 self.misses += 1
                 return None
             self._data.move_to_end(key)
             self.hits += 1
-            return value
+            return found[0]
 
-    def put(
-        self, key: tuple[str, ...], value: tuple[x509.Certificate, ...] | ValidationFailure
-    ) -> None:
+    def _put(self, key: tuple[str, ...], value: Any, cost: int) -> None:
+        if isinstance(value, BaseException):  # a traceback holds every frame's locals
+            raise TypeError("caches keep values, never exceptions")
         with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self._size:
-                self._data.popitem(last=False)
+            previous = self._data.pop(key, None)
+            if previous is not None:
+                self.size_bytes -= previous[1]
+            if cost > self.max_bytes:
+                return
+            self._data[key] = (value, cost)
+            self.size_bytes += cost
+            while len(self._data) > self.max_entries or self.size_bytes > self.max_bytes:
+                _, (_, freed) = self._data.popitem(last=False)
+                self.size_bytes -= freed
+
+
+_ENTRY_OVERHEAD = 512
+"""Bytes counted per cache entry on top of the certificates and texts it keeps."""
+
+
+def _der_size(cert: x509.Certificate) -> int:
+    return len(cert.public_bytes(serialization.Encoding.DER))
+
+
+class ChainCache(BoundedCache):
+    """Path-building results of a :class:`TrustPolicy`: a path (leaf → root) or a
+    :class:`Refusal`, by certificate digests. Bounded in entries and bytes."""
+
+    def get(self, key: tuple[str, ...]) -> tuple[x509.Certificate, ...] | Refusal | None:
+        value: tuple[x509.Certificate, ...] | Refusal | None = super().get(key)
+        return value
+
+    def put(self, key: tuple[str, ...], value: tuple[x509.Certificate, ...] | Refusal) -> None:
+        if isinstance(value, Refusal):
+            cost = _ENTRY_OVERHEAD + len(value.detail) + sum(
+                len(k) + len(v) for k, v in value.evidence.items())
+        else:
+            cost = _ENTRY_OVERHEAD + sum(_der_size(c) for c in value)
+        self._put(key, value, cost + sum(len(k) for k in key))
+
+
+# -- reading certificates: once, inside one guard ---------------------------------------------
+
+
+KNOWN_CRITICAL_EXTENSIONS = frozenset({
+    ExtensionOID.AUTHORITY_INFORMATION_ACCESS,
+    ExtensionOID.AUTHORITY_KEY_IDENTIFIER,
+    ExtensionOID.BASIC_CONSTRAINTS,
+    ExtensionOID.CRL_DISTRIBUTION_POINTS,
+    ExtensionOID.EXTENDED_KEY_USAGE,
+    ExtensionOID.FRESHEST_CRL,
+    ExtensionOID.SUBJECT_KEY_IDENTIFIER,
+    ExtensionOID.KEY_USAGE,
+    ExtensionOID.OCSP_NO_CHECK,
+    ExtensionOID.CERTIFICATE_POLICIES,
+    ExtensionOID.SUBJECT_ALTERNATIVE_NAME,
+    x509.ObjectIdentifier("1.3.6.1.5.5.7.1.3"),  # qcStatements
+})
+"""Critical extensions a path may carry: pyhanko-certvalidator's ``SUPPORTED_EXTENSIONS``
+(``validate.py``) less those it processes and the hub does not — nameConstraints,
+policyMappings, policyConstraints, inhibitAnyPolicy, AA controls — which the specialized
+hierarchy does not use: a critical one is refused rather than ignored (RFC 5280 §4.2). A test
+keeps this list in step with pyHanko's."""
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateFacts:
+    """Every field of a certificate the validators read, read once (:func:`read_certificate`)."""
+
+    fingerprint: str
+    subject: x509.Name
+    issuer: x509.Name
+    subject_text: str
+    """RFC 4514 form, for details and evidence."""
+    issuer_text: str
+    uid: str | None
+    """The subject's UID attribute (OID 0.9.2342.19200300.100.1.1), if any."""
+    serial: int
+    not_before: datetime
+    not_after: datetime
+    ca: bool
+    """basicConstraints cA (False without the extension)."""
+    path_length: int | None
+    """basicConstraints pathLenConstraint."""
+    key_usage: x509.KeyUsage | None
+    policies: frozenset[str] | None
+    """Dotted OIDs of certificatePolicies (None: no extension)."""
+    critical: frozenset[x509.ObjectIdentifier]
+    """OIDs of the extensions marked critical."""
+    signature_hash: str | None
+    """Hash algorithm of the issuer's signature on this certificate (None: unknown)."""
+    rsa_bits: int | None
+    """The subject key's size when it is RSA."""
+    crl_urls: tuple[str, ...]
+    """HTTP(S) CRL distribution points."""
+    ocsp_urls: tuple[str, ...]
+    """HTTP(S) OCSP responders (authorityInfoAccess id-ad-ocsp)."""
+    size: int
+    """DER length (for cache budgets)."""
+
+    @property
+    def self_issued(self) -> bool:
+        return self.subject == self.issuer
+
+    @property
+    def may_issue(self) -> bool:
+        """A CA whose keyUsage, if present, allows keyCertSign (RFC 5280 §6.1.4 (k), (n))."""
+        return self.ca and (self.key_usage is None or self.key_usage.key_cert_sign)
+
+
+_FACTS = BoundedCache(size=4096, max_bytes=32 << 20)
+"""Facts of readable certificates by digest (pure and bounded: no I/O, no exceptions kept)."""
+_UNREADABLE = (ValueError, TypeError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType,
+               UnsupportedAlgorithm)
+"""What ``cryptography`` raises when a lazily parsed field of a loaded certificate is malformed."""
+
+
+def _uris(names: Iterable[x509.GeneralName]) -> list[str]:
+    return [n.value for n in names if isinstance(n, x509.UniformResourceIdentifier)
+            and n.value.startswith(("http://", "https://"))]
+
+
+def _read(cert: x509.Certificate, fp: str, size: int) -> CertificateFacts:
+    """The fields, read in one go; raises what ``cryptography`` raises for a malformed one."""
+    extensions = cert.extensions
+    values: dict[x509.ObjectIdentifier, x509.ExtensionType] = {e.oid: e.value for e in extensions}
+    basic = values.get(ExtensionOID.BASIC_CONSTRAINTS)
+    usage = values.get(ExtensionOID.KEY_USAGE)
+    policies = values.get(ExtensionOID.CERTIFICATE_POLICIES)
+    points = values.get(ExtensionOID.CRL_DISTRIBUTION_POINTS)
+    access = values.get(ExtensionOID.AUTHORITY_INFORMATION_ACCESS)
+    try:
+        algorithm = cert.signature_hash_algorithm
+        signature_hash = algorithm.name if algorithm is not None else None
+    except UnsupportedAlgorithm:
+        signature_hash = None  # refused by the path rules, not unreadable
+    key = cert.public_key()
+    subject = cert.subject
+    uid = subject.get_attributes_for_oid(NameOID.USER_ID)
+    return CertificateFacts(
+        fingerprint=fp,
+        subject=subject,
+        issuer=cert.issuer,
+        subject_text=subject.rfc4514_string(),
+        issuer_text=cert.issuer.rfc4514_string(),
+        uid=str(uid[0].value) if uid else None,
+        serial=cert.serial_number,
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        ca=isinstance(basic, x509.BasicConstraints) and basic.ca,
+        path_length=basic.path_length if isinstance(basic, x509.BasicConstraints) else None,
+        key_usage=usage if isinstance(usage, x509.KeyUsage) else None,
+        policies=frozenset(p.policy_identifier.dotted_string for p in policies)
+        if isinstance(policies, x509.CertificatePolicies) else None,
+        critical=frozenset(e.oid for e in extensions if e.critical),
+        signature_hash=signature_hash,
+        rsa_bits=key.key_size if isinstance(key, rsa.RSAPublicKey) else None,
+        crl_urls=tuple(u for p in points for u in _uris(p.full_name or ()))
+        if isinstance(points, x509.CRLDistributionPoints) else (),
+        ocsp_urls=tuple(_uris(d.access_location for d in access
+                              if d.access_method == AuthorityInformationAccessOID.OCSP))
+        if isinstance(access, x509.AuthorityInformationAccess) else (),
+        size=size,
+    )
+
+
+def read_certificate(cert: x509.Certificate) -> CertificateFacts:
+    """The facts of ``cert``, read once per certificate (remembered by digest).
+
+    Raises :class:`ValidationFailure` CERT_MALFORMED when a field cannot be read (a malformed
+    extension, name or key): a certificate reason, never an internal error.
+    """
+    der = cert.public_bytes(serialization.Encoding.DER)
+    fp = fingerprint(cert)
+    known: CertificateFacts | None = _FACTS.get((fp,))
+    if known is not None:
+        return known
+    try:
+        facts = _read(cert, fp, len(der))
+    except _UNREADABLE as exc:
+        raise ValidationFailure(
+            Reason.CERT_MALFORMED,
+            f"certificate {fp[:16]} cannot be read ({type(exc).__name__})",
+            evidence={"certificate": fp}) from None
+    _FACTS._put((fp,), facts, _ENTRY_OVERHEAD + 2 * len(der))
+    return facts
+
+
+def subject_uid(cert: x509.Certificate) -> str | None:
+    """The subject's UID attribute (OID 0.9.2342.19200300.100.1.1), if any (None when the
+    certificate cannot be read)."""
+    try:
+        return read_certificate(cert).uid
+    except ValidationFailure:
+        return None
+
+
+def distribution_points(cert: x509.Certificate) -> tuple[str, ...]:
+    """The HTTP(S) CRL distribution-point URLs of a certificate (none when it cannot be read)."""
+    try:
+        return read_certificate(cert).crl_urls
+    except ValidationFailure:
+        return ()
+
+
+def _ocsp_urls(cert: x509.Certificate) -> tuple[str, ...]:
+    try:
+        return read_certificate(cert).ocsp_urls
+    except ValidationFailure:
+        return ()
+
+
+class PdfChange(enum.StrEnum):
+    """How much a PDF may change after a signature (pyHanko's ``ModificationLevel``, by name;
+    each level allows the ones before it)."""
+
+    NONE = "none"
+    """Nothing: the signature covers the whole file."""
+    REVOCATION_DATA = "revocation_data"
+    """Revocation data (the DSS) and document timestamps only (pyHanko's LTA_UPDATES): what
+    long-term archiving adds; no change to what is shown."""
+    FORM_FILLING = "form_filling"
+    """Also filling form fields and adding signatures (pyHanko's FORM_FILLING)."""
+    ANNOTATIONS = "annotations"
+    """Also annotations (pyHanko's ANNOTATIONS; its standard difference analysis does not yet
+    classify any change at this level: other annotation changes stay refused)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PdfChangePolicy:
+    """What may change in a signed PDF, and when (issue 16, M2: PDF "shadow" attacks).
+
+    Vietnamese practice (Circular 41/2017/TT-BTTTT; Decree 30/2020/NĐ-CP on clerical work —
+    article numbers to be confirmed): the competent person signs, the clerk (văn thư) then
+    numbers and dates the document when issuing it, and the organization's seal signs last.
+    So by default changes between the person's signature and the seal are allowed as form
+    filling (and recorded in the report), and after the seal — and after the last signature
+    of any PDF — only revocation data and document timestamps. Any further signature after
+    the seal is refused.
+    """
+
+    before_seal: PdfChange = PdfChange.ANNOTATIONS
+    """Allowed after a signature that the seal (or a later signature) follows."""
+    after_seal: PdfChange = PdfChange.REVOCATION_DATA
+    """Allowed after the organization's seal, and after the last signature of a PDF."""
+    signatures_after_seal: bool = False
+    """Whether a further signature may follow the organization's seal."""
 
 
 @dataclass(frozen=True, slots=True)
 class TrustPolicy:
-    """What the hub trusts. Built once at start-up by :func:`hub.trust_store.load_policy`."""
+    """What the hub trusts. Built once at start-up by :func:`hub.trust.store.load_policy`."""
 
     roots: tuple[x509.Certificate, ...]
     """The specialized roots: the only trust anchors."""
@@ -150,9 +388,11 @@ class TrustPolicy:
     """Interop policy for national-axis traffic: accept a legacy (rsa-sha1 or missing) envelope
     signature from an axis sender when the main PDF's person + organization signatures are
     valid; recorded as the ``axis_legacy_policy`` check (see :mod:`hub.validators`)."""
+    pdf_changes: PdfChangePolicy = PdfChangePolicy()
+    """What may change in a signed PDF after each signature (see :class:`PdfChangePolicy`)."""
     cache: ChainCache = field(default_factory=ChainCache, init=False, compare=False, repr=False)
     """Path-building results of this policy (a changed policy, even via ``replace``, starts
-    with an empty cache)."""
+    with an empty cache). Values and refusals only, never exceptions; bounded."""
 
     @property
     def root_fingerprints(self) -> frozenset[str]:
@@ -235,100 +475,119 @@ class CrlSnapshot:
 # -- path building ----------------------------------------------------------------------------
 
 
-def _is_self_signed(cert: x509.Certificate) -> bool:
-    if cert.issuer != cert.subject:
-        return False
-    try:
-        cert.verify_directly_issued_by(cert)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
+def _is_self_signed(cert: x509.Certificate, facts: CertificateFacts) -> bool:
+    return facts.self_issued and _issued_by(cert, cert)
 
 
 def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     try:
         cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
         return False
     return True
 
 
-def _is_ca(cert: x509.Certificate) -> bool:
-    try:
-        bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
-    except x509.ExtensionNotFound:
-        return False
-    if not bc.ca:
-        return False
-    try:
-        ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
-        return True
-    return ku.key_cert_sign
+def _readable(certs: Iterable[x509.Certificate], what: str) -> list[
+    tuple[x509.Certificate, CertificateFacts]
+]:
+    out = []
+    for position, cert in enumerate(certs, start=1):
+        try:
+            out.append((cert, read_certificate(cert)))
+        except ValidationFailure as failure:
+            raise ValidationFailure(
+                Reason.CERT_MALFORMED, f"{what} #{position}: {failure.detail}",
+                evidence=failure.evidence) from None
+    return out
 
 
 def _build_path(
     leaf: x509.Certificate, offered: Sequence[x509.Certificate], policy: TrustPolicy
 ) -> tuple[x509.Certificate, ...]:
     """leaf → … → trusted root, or raise :class:`ValidationFailure` with why not."""
-    roots = {fingerprint(c): c for c in policy.roots}
-    public = {fingerprint(c): c for c in policy.public_roots}
-    if _is_self_signed(leaf):
-        if fingerprint(leaf) in public:
+    leaf_facts = read_certificate(leaf)
+    roots = {fingerprint(c) for c in policy.roots}
+    public = {fingerprint(c) for c in policy.public_roots}
+    if _is_self_signed(leaf, leaf_facts):
+        if leaf_facts.fingerprint in public:
             raise ValidationFailure(Reason.CERT_PUBLIC_CA, "a public root used as signer")
-        raise ValidationFailure(Reason.CERT_SELF_SIGNED, leaf.subject.rfc4514_string())
-    pool = [*offered, *policy.intermediates, *policy.roots, *policy.public_roots]
+        raise ValidationFailure(Reason.CERT_SELF_SIGNED, leaf_facts.subject_text)
+    pool = [*_readable(offered, "offered certificate"),
+            *_readable((*policy.intermediates, *policy.roots, *policy.public_roots),
+                       "configured certificate")]
     path = [leaf]
-    current = leaf
+    current = leaf_facts
     name_matched_but_bad = False
     while len(path) <= MAX_PATH_LENGTH:
-        candidates = [c for c in pool if c.subject == current.issuer and c not in path]
-        issuer = next((c for c in candidates if _issued_by(current, c)), None)
-        if issuer is None:
+        candidates = [(c, f) for c, f in pool if f.subject == current.issuer and c not in path]
+        found = next(((c, f) for c, f in candidates if _issued_by(path[-1], c)), None)
+        if found is None:
             name_matched_but_bad = bool(candidates)
             break
-        fp = fingerprint(issuer)
-        if fp in roots:
+        issuer, facts = found
+        if facts.fingerprint in roots:
             return (*path, issuer)
-        if fp in public:
+        if facts.fingerprint in public:
+            raise ValidationFailure(Reason.CERT_PUBLIC_CA, f"chains to {facts.subject_text}")
+        if not facts.may_issue:
             raise ValidationFailure(
-                Reason.CERT_PUBLIC_CA, f"chains to {issuer.subject.rfc4514_string()}")
-        if not _is_ca(issuer):
-            raise ValidationFailure(
-                Reason.CERT_PATH_INVALID,
-                f"issuer is not a CA: {issuer.subject.rfc4514_string()}")
-        if _is_self_signed(issuer):
-            raise ValidationFailure(
-                Reason.CERT_UNTRUSTED_ROOT, f"root {issuer.subject.rfc4514_string()}")
+                Reason.CERT_PATH_INVALID, f"issuer is not a CA: {facts.subject_text}")
+        if _is_self_signed(issuer, facts):
+            raise ValidationFailure(Reason.CERT_UNTRUSTED_ROOT, f"root {facts.subject_text}")
         path.append(issuer)
-        current = issuer
+        current = facts
     if name_matched_but_bad:
         raise ValidationFailure(
             Reason.CERT_PATH_INVALID,
-            f"issuer signature does not verify: {current.issuer.rfc4514_string()}")
+            f"issuer signature does not verify: {current.issuer_text}")
     if len(path) > MAX_PATH_LENGTH:
         raise ValidationFailure(Reason.CERT_PATH_INVALID, "path too long")
-    if any(current.issuer == c.subject for c in policy.public_roots):
-        raise ValidationFailure(
-            Reason.CERT_PUBLIC_CA, f"issued under {current.issuer.rfc4514_string()}")
-    raise ValidationFailure(
-        Reason.CERT_UNTRUSTED_ROOT, f"unknown issuer {current.issuer.rfc4514_string()}")
+    if any(current.issuer == f.subject for _, f in pool[len(offered):]
+           if f.fingerprint in public):
+        raise ValidationFailure(Reason.CERT_PUBLIC_CA, f"issued under {current.issuer_text}")
+    raise ValidationFailure(Reason.CERT_UNTRUSTED_ROOT, f"unknown issuer {current.issuer_text}")
+
+
+def _check_constraints(path: Sequence[x509.Certificate]) -> None:
+    """The RFC 5280 §6.1 rules pyhanko-certvalidator applies to PDF signers, for every signer:
+    each CA's pathLenConstraint counts the non-self-issued CAs below it (§6.1.4 (l)-(m)), and
+    no certificate but the trust anchor carries a critical extension the hub does not
+    process (§6.1.3-4 (o), :data:`KNOWN_CRITICAL_EXTENSIONS`)."""
+    facts = [read_certificate(c) for c in path]
+    intermediates = facts[1:-1]  # the leaf's issuer first
+    for position, ca in enumerate(intermediates):
+        below = sum(1 for c in intermediates[:position] if not c.self_issued)
+        if ca.path_length is not None and below > ca.path_length:
+            raise ValidationFailure(
+                Reason.CERT_PATH_INVALID,
+                f"pathLenConstraint {ca.path_length} of {ca.subject_text} exceeded "
+                f"({below} CA certificates below it)")
+    for position, cert in enumerate(facts[:-1]):
+        unknown = cert.critical - KNOWN_CRITICAL_EXTENSIONS
+        if unknown:
+            role = "signer" if position == 0 else "CA"
+            raise ValidationFailure(
+                Reason.CERT_PATH_INVALID,
+                f"{role} certificate {cert.subject_text} carries an unsupported critical "
+                f"extension {', '.join(sorted(o.dotted_string for o in unknown))}")
 
 
 def build_path(
     leaf: x509.Certificate, offered: Sequence[x509.Certificate], policy: TrustPolicy
 ) -> tuple[x509.Certificate, ...]:
-    """The certification path leaf → root (cached per leaf and offered intermediates)."""
+    """The certification path leaf → root (cached per leaf and offered intermediates: the
+    path, or the refusal as a value — a fresh exception is raised each time)."""
     key = (fingerprint(leaf), *sorted(fingerprint(c) for c in offered))
     cached = policy.cache.get(key)
-    if isinstance(cached, ValidationFailure):
-        raise cached
+    if isinstance(cached, Refusal):
+        raise cached.failure()
     if cached is not None:
         return cached
     try:
         path = _build_path(leaf, offered, policy)
+        _check_constraints(path)
     except ValidationFailure as failure:
-        policy.cache.put(key, failure)
+        policy.cache.put(key, Refusal.of(failure))
         raise
     policy.cache.put(key, path)
     return path
@@ -339,48 +598,44 @@ def build_path(
 
 def _check_times(path: Sequence[x509.Certificate], at: datetime) -> None:
     for position, cert in enumerate(path):
+        facts = read_certificate(cert)
         role = "signer" if position == 0 else "CA"
-        if at < cert.not_valid_before_utc:
+        if at < facts.not_before:
             raise ValidationFailure(
                 Reason.CERT_NOT_YET_VALID,
-                f"{role} certificate valid from {cert.not_valid_before_utc.isoformat()}")
-        if at > cert.not_valid_after_utc:
+                f"{role} certificate valid from {facts.not_before.isoformat()}")
+        if at > facts.not_after:
             raise ValidationFailure(
                 Reason.CERT_EXPIRED,
-                f"{role} certificate expired {cert.not_valid_after_utc.isoformat()}")
+                f"{role} certificate expired {facts.not_after.isoformat()}")
 
 
 def _check_algorithms(path: Sequence[x509.Certificate], policy: TrustPolicy) -> None:
     for cert in path[:-1]:  # the root's self-signature proves nothing and is not checked
-        algorithm = cert.signature_hash_algorithm
-        if algorithm is None or isinstance(algorithm, _WEAK_HASHES):
+        algorithm = read_certificate(cert).signature_hash
+        if algorithm is None or algorithm in _WEAK_HASHES:
             raise ValidationFailure(
-                Reason.CERT_PATH_INVALID,
-                f"certificate signed with {getattr(algorithm, 'name', 'unknown')}")
+                Reason.CERT_PATH_INVALID, f"certificate signed with {algorithm or 'unknown'}")
     for cert in path[1:-1]:
-        key = cert.public_key()
-        if isinstance(key, rsa.RSAPublicKey) and key.key_size < policy.min_rsa_bits:
-            raise ValidationFailure(Reason.CERT_PATH_INVALID, f"CA key of {key.key_size} bits")
+        bits = read_certificate(cert).rsa_bits
+        if bits is not None and bits < policy.min_rsa_bits:
+            raise ValidationFailure(Reason.CERT_PATH_INVALID, f"CA key of {bits} bits")
 
 
 def _check_leaf(leaf: x509.Certificate, policy: TrustPolicy) -> None:
-    try:
-        usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
-        raise ValidationFailure(Reason.CERT_KEY_USAGE_INVALID, "no keyUsage extension") from None
+    facts = read_certificate(leaf)
+    usage = facts.key_usage
+    if usage is None:
+        raise ValidationFailure(Reason.CERT_KEY_USAGE_INVALID, "no keyUsage extension")
     if not (usage.digital_signature or usage.content_commitment):
         raise ValidationFailure(
             Reason.CERT_KEY_USAGE_INVALID, "neither digitalSignature nor nonRepudiation")
     if policy.policy_oids:
-        try:
-            policies = leaf.extensions.get_extension_for_class(x509.CertificatePolicies).value
-        except x509.ExtensionNotFound:
+        if facts.policies is None:
+            raise ValidationFailure(Reason.CERT_POLICY_MISSING, "no certificatePolicies extension")
+        if not facts.policies & policy.policy_oids:
             raise ValidationFailure(
-                Reason.CERT_POLICY_MISSING, "no certificatePolicies extension") from None
-        carried = {p.policy_identifier.dotted_string for p in policies}
-        if not carried & policy.policy_oids:
-            raise ValidationFailure(
-                Reason.CERT_POLICY_MISSING, f"policies {sorted(carried)} not accepted")
+                Reason.CERT_POLICY_MISSING, f"policies {sorted(facts.policies)} not accepted")
 
 
 def validate_chain(
@@ -391,7 +646,8 @@ def validate_chain(
 ) -> tuple[x509.Certificate, ...]:
     """Trust checks for a signer certificate at ``at``; returns the path leaf → root.
 
-    Raises :class:`ValidationFailure` with a CERT_* reason.
+    Raises :class:`ValidationFailure` with a CERT_* reason (CERT_MALFORMED for a certificate
+    that cannot be read).
     """
     path = build_path(leaf, offered, policy)
     _check_times(path, at)
@@ -420,16 +676,16 @@ def _crl_source(
     cert: x509.Certificate, issuer: x509.Certificate, crls: CrlSnapshot, policy: TrustPolicy,
     at: datetime,
 ) -> _Source:
-    entry = crls.for_issuer(cert.issuer)
+    facts = read_certificate(cert)
+    entry = crls.for_issuer(facts.issuer)
     if entry is None:
-        return _Source("crl", problem=f"no CRL for {cert.issuer.rfc4514_string()}")
+        return _Source("crl", problem=f"no CRL for {facts.issuer_text}")
     crl = entry.crl
     if not entry.signed_by(issuer):
-        return _Source(
-            "crl", problem=f"CRL of {cert.issuer.rfc4514_string()} does not verify")
+        return _Source("crl", problem=f"CRL of {facts.issuer_text} does not verify")
     next_update = crl.next_update_utc
     fresh = entry.is_fresh(at, policy.crl_freshness)
-    revoked = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
+    revoked = crl.get_revoked_certificate_by_serial_number(facts.serial)
     if revoked is not None and revoked.revocation_date_utc <= at:
         try:
             reason = revoked.extensions.get_extension_for_class(x509.CRLReason).value.reason
@@ -441,7 +697,7 @@ def _crl_source(
     if not fresh:
         return _Source(
             "crl", problem=(
-                f"CRL of {cert.issuer.rfc4514_string()} is stale (fetched "
+                f"CRL of {facts.issuer_text} is stale (fetched "
                 f"{entry.fetched_at.isoformat()}, nextUpdate "
                 f"{next_update.isoformat() if next_update else 'none'})"))
     return _Source("crl", fresh=True, clear=f"{entry.number}@{crl.last_update_utc.isoformat()}")
@@ -519,14 +775,15 @@ def check_revocation(
         urls = {
             "crl_urls": " ".join(dict.fromkeys(u for c, _ in undecided
                                                for u in distribution_points(c))),
-            "ocsp_urls": " ".join(dict.fromkeys(u for c, _ in undecided for u in ocsp_urls(c))),
+            "ocsp_urls": " ".join(dict.fromkeys(u for c, _ in undecided for u in _ocsp_urls(c))),
         }
         if wanted is not None:
             issuers = dict(itertools.pairwise(path))
             for cert, _ in undecided:
-                if ocsp_urls(cert):
-                    wanted.append(OcspQuery(CertId.of(cert, issuers[cert]), ocsp_urls(cert),
-                                            cert.subject.rfc4514_string()))
+                responders = _ocsp_urls(cert)
+                if responders:
+                    wanted.append(OcspQuery(CertId.of(cert, issuers[cert]), responders,
+                                            read_certificate(cert).subject_text))
         cert, why = undecided[0]
         who = "signer" if cert is path[0] else "CA"
         raise ValidationFailure(

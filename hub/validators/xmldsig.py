@@ -1,24 +1,51 @@
 """The hub's XMLDSig profile for EDXML packets, enforced (pure: no I/O).
 
-The profile (produced by :func:`hub.signing.sign_xml`):
+The profile (produced by :func:`hub.trust.signing.sign_xml`):
 
-- exactly **one** ``ds:Signature`` in the packet (SIGNATURE_MISSING / SIGNATURE_MULTIPLE), and
-  it is the **last child of** ``edXML:edXMLHeader`` inside ``edXML:edXMLEnvelope`` directly under
-  the ``edXML`` root — the agreed position (CONTRACTS.md; QCVN 102:2016 only names the
-  ``DigitalSignature`` slot) — otherwise SIGNATURE_WRAPPING_SUSPECTED; no ``ds:Object``;
+- exactly **one** ``ds:Signature`` in the packet (SIGNATURE_MISSING / SIGNATURE_MULTIPLE), in
+  one of two places under ``edXML/edXMLEnvelope/edXMLHeader`` — otherwise
+  SIGNATURE_WRAPPING_SUSPECTED:
+
+  1. the **standard slot**: the only child of ``edXML:DigitalSignature``, itself the last child
+     of ``edXMLHeader`` (QCVN 102:2016 names this element; the SDK samples leave it in the
+     header and stock tools such as xmlsec1 fill it; the hub's builder puts its placeholder
+     there by default);
+  2. the **last child of** ``edXMLHeader`` (some tools; the hub's earlier output), an empty
+     ``edXML:DigitalSignature`` possibly before it.
+
+  Nothing but whitespace may follow the signature (or the slot) or share the slot with it; a
+  signature in both places is two signatures; no ``ds:Object``. Why neither placement opens a
+  wrapping attack (McIntosh & Austel 2005; Somorovsky et al. 2012): the one ``Reference`` is
+  ``URI=""`` — the whole document, attachments included — and its enveloped-signature transform
+  removes exactly that ``ds:Signature`` element (W3C XMLDSig §6.6.4), nothing else; the slot
+  element stays and is digested. The signed content is therefore the very tree the parser
+  reads the header, the routing and the attachments from: there is no second copy to point the
+  reference at (``#Id`` references, XPath transforms and extra references are refused), and a
+  fixed position leaves no room to move the signature around signed content;
 - ``SignedInfo`` canonicalized with exclusive c14n, signed with RSA-SHA256/384/512 (or RSA-PSS);
   SHA-1, MD5, DSA, HMAC and anything else are SIGNATURE_ALGORITHM_FORBIDDEN;
 - exactly one ``Reference`` with ``URI=""`` and the transforms enveloped-signature then exclusive
   c14n, digest SHA-256/384/512. Anything else is SIGNATURE_SCOPE_INCOMPLETE: QCVN 102 places the
   attachments *outside* ``edXMLEnvelope``, so only a whole-document reference protects the files;
 - ``KeyInfo/X509Data`` carries the signer certificate (SIGNATURE_CERTIFICATE_MISSING), whose RSA
-  key has at least ``policy.min_rsa_bits`` bits (SIGNATURE_KEY_TOO_WEAK);
+  key has at least ``policy.min_rsa_bits`` bits (SIGNATURE_KEY_TOO_WEAK). KeyInfo is not covered
+  by the signature, so it is bounded before anything in it is decoded: at most
+  ``Limits.max_key_info_certificates`` certificates of at most ``Limits.max_certificate_bytes``
+  each (SIGNATURE_KEY_INFO_TOO_LARGE); every certificate is read once, whole, inside one guard,
+  and a malformed one (DER, extensions, names, key or algorithm cryptography cannot read) is
+  SIGNATURE_CERTIFICATE_MISSING — never an internal error in a later step;
 - an empty ``ds:Signature`` (the builder's placeholder, never signed) is SIGNATURE_MISSING;
 - the ``ds:Signature`` element is valid against the XMLDSig schema signxml ships (element
   order, no foreign children; so no ``InclusiveNamespaces``), otherwise SIGNATURE_INVALID;
-- ``SignatureValue`` and ``DigestValue`` are plain, non-empty base64 (whitespace allowed, no
-  markup inside), otherwise SIGNATURE_INVALID; no text after the signature
+- ``SignatureValue`` and ``DigestValue`` are plain, non-empty base64 (no markup inside),
+  otherwise SIGNATURE_INVALID; base64 there and in ``X509Certificate`` may carry only the XML
+  whitespace characters space, tab, CR and LF — as xmlsec1 decodes it (U+0085, U+00A0, U+2028,
+  U+3000 … are refused: ``tests/interop`` checks the two agree); no text after the signature
   (SIGNATURE_WRAPPING_SUSPECTED).
+
+The parsed KeyInfo certificates are cached (:class:`SignerCache`) only after the signature
+verified with them, by the SHA-256 of their texts, bounded in bytes held and in entries;
+failures are never cached.
 
 ``legacy_sha1=True`` is used only by the national-axis interop policy (:mod:`hub.validators`):
 the same profile, except that rsa-sha1 and a SHA-1 digest are verified instead of refused — to
@@ -42,11 +69,15 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import hashlib
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, cast
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from lxml import etree
 from signxml import (  # type: ignore[attr-defined]
@@ -101,6 +132,7 @@ LEGACY_SHA1 = frozenset({RSA_SHA1, SHA1_DIGEST})
 _GENEROUS = Limits(max_bytes=2**62, max_attachment_bytes=2**62, max_depth=10_000,
                    max_elements=2**62)
 """The packet already passed the configured limits when it was parsed; here it is only re-read."""
+_DEFAULT_LIMITS = Limits()
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +151,20 @@ def _algorithm(element: etree._Element | None) -> str:
     return "" if element is None else (element.get("Algorithm") or "")
 
 
+def _wrapping(detail: str) -> ValidationFailure:
+    return ValidationFailure(Reason.SIGNATURE_WRAPPING_SUSPECTED, detail)
+
+
+def _blank(text: str | None) -> bool:
+    return text is None or not text.strip()
+
+
 def _check_position(signature: etree._Element, root: etree._Element) -> None:
-    header = signature.getparent()
+    """The one signature sits in one of the two accepted places (module docstring), and nothing
+    but whitespace follows it there."""
+    parent = signature.getparent()
+    slot = parent if parent is not None and parent.tag == f"{ED}DigitalSignature" else None
+    header = parent if slot is None else slot.getparent()
     envelope = header.getparent() if header is not None else None
     if (
         header is None
@@ -129,19 +173,25 @@ def _check_position(signature: etree._Element, root: etree._Element) -> None:
         or envelope.tag != f"{ED}edXMLEnvelope"
         or envelope.getparent() is not root
     ):
-        raise ValidationFailure(
-            Reason.SIGNATURE_WRAPPING_SUSPECTED,
-            "ds:Signature is not in edXML/edXMLEnvelope/edXMLHeader")
+        raise _wrapping("ds:Signature is neither in edXMLHeader/edXML:DigitalSignature nor the "
+                        "last child of edXMLHeader of edXML/edXMLEnvelope")
     last = [child for child in header if isinstance(child.tag, str)][-1]
-    if last is not signature:
-        raise ValidationFailure(
-            Reason.SIGNATURE_WRAPPING_SUSPECTED,
-            "ds:Signature is not the last child of edXMLHeader")
-    if signature.tail is not None and signature.tail.strip():
+    if slot is not None:
+        if last is not slot:
+            raise _wrapping("edXML:DigitalSignature holding ds:Signature is not the last child "
+                            "of edXMLHeader")
+        if [child for child in slot if isinstance(child.tag, str)] != [signature] or not (
+            _blank(slot.text)
+        ):
+            raise _wrapping("edXML:DigitalSignature holds more than the ds:Signature")
+        if not _blank(slot.tail):
+            raise _wrapping("text after edXML:DigitalSignature in edXMLHeader")
+    elif last is not signature:
+        raise _wrapping("ds:Signature is not the last child of edXMLHeader")
+    if not _blank(signature.tail):
         # Text after the signature is no part of EDXML (and signxml cannot re-read a signature
         # serialized with it): refused on both paths.
-        raise ValidationFailure(
-            Reason.SIGNATURE_WRAPPING_SUSPECTED, "text after ds:Signature in edXMLHeader")
+        raise _wrapping("text after ds:Signature")
 
 
 def _check_signed_info(signature: etree._Element, legacy_sha1: bool) -> tuple[str, str]:
@@ -183,19 +233,76 @@ def _check_signed_info(signature: etree._Element, legacy_sha1: bool) -> tuple[st
     return method, digest
 
 
-def _certificates(signature: etree._Element) -> list[x509.Certificate]:
-    certs = []
-    for node in signature.iterfind(f"{DS}KeyInfo/{DS}X509Data/{DS}X509Certificate"):
-        try:
-            der = base64.b64decode("".join((node.text or "").split()), validate=True)
-            certs.append(x509.load_der_x509_certificate(der))
-        except (binascii.Error, ValueError):
+_B64_WHITESPACE = str.maketrans("", "", " \t\r\n")
+"""The only characters base64 in XMLDSig may carry besides its alphabet (XML whitespace; W3C
+XMLDSig §4.0.1 ``base64Binary``): xmlsec1 skips exactly these. ``str.split()`` would also skip
+U+0085, U+00A0, U+2028, U+3000 …, which the reference implementation refuses (issue 16, L1)."""
+
+
+def _b64_text(text: str | None) -> str:
+    return (text or "").translate(_B64_WHITESPACE)
+
+
+def _key_info_texts(signature: etree._Element, limits: Limits) -> tuple[str, ...]:
+    """The base64 texts of the KeyInfo certificates, bounded before anything is decoded.
+
+    KeyInfo is outside what the signature covers (anyone can add to it in transit), and every
+    certificate in it is parsed: so at most ``limits.max_key_info_certificates``, each at most
+    ``limits.max_certificate_bytes`` (SIGNATURE_KEY_INFO_TOO_LARGE)."""
+    nodes = list(signature.iterfind(f"{DS}KeyInfo/{DS}X509Data/{DS}X509Certificate"))
+    if len(nodes) > limits.max_key_info_certificates:
+        raise ValidationFailure(
+            Reason.SIGNATURE_KEY_INFO_TOO_LARGE,
+            f"{len(nodes)} X509Certificate in KeyInfo (at most "
+            f"{limits.max_key_info_certificates})")
+    longest = (limits.max_certificate_bytes + 2) // 3 * 4  # base64 length of the largest DER
+    texts = []
+    for position, node in enumerate(nodes, start=1):
+        raw = node.text or ""
+        text = _b64_text(raw) if len(raw) <= 2 * longest else raw
+        if len(text) > longest:
             raise ValidationFailure(
-                Reason.SIGNATURE_CERTIFICATE_MISSING, "unreadable X509Certificate") from None
-    if not certs:
+                Reason.SIGNATURE_KEY_INFO_TOO_LARGE,
+                f"X509Certificate {position} is over {limits.max_certificate_bytes} bytes")
+        texts.append(text)
+    if not texts:
         raise ValidationFailure(
             Reason.SIGNATURE_CERTIFICATE_MISSING, "no X509Certificate in KeyInfo")
-    return certs
+    return tuple(texts)
+
+
+_CERTIFICATE_ERRORS = (ValueError, TypeError, UnsupportedAlgorithm, x509.DuplicateExtension,
+                       x509.UnsupportedGeneralNameType)
+"""What cryptography raises on reading a malformed certificate field (lazily, on access)."""
+
+
+def _read_certificate(text: str, position: int) -> x509.Certificate:
+    """Decode and load one KeyInfo certificate and read, once, inside this guard, every field
+    the later checks read (names, validity, key, signature algorithm, extensions, DER): a
+    malformed certificate is SIGNATURE_CERTIFICATE_MISSING here, never an exception in the
+    trust or report steps (issue 16, L4). cryptography parses a field the same way on every
+    access, so a field read here once is readable later."""
+    what = f"X509Certificate {position} in KeyInfo"
+    try:
+        der = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValidationFailure(
+            Reason.SIGNATURE_CERTIFICATE_MISSING, f"{what} is not base64") from None
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        cert.subject.rfc4514_string()
+        cert.issuer.rfc4514_string()
+        _ = (cert.serial_number, cert.not_valid_before_utc, cert.not_valid_after_utc,
+             cert.signature_algorithm_oid, cert.tbs_certificate_bytes, cert.public_key(),
+             cert.signature_hash_algorithm)
+        for extension in cert.extensions:
+            _ = extension.value
+        cert.public_bytes(serialization.Encoding.DER)
+    except _CERTIFICATE_ERRORS as exc:
+        raise ValidationFailure(
+            Reason.SIGNATURE_CERTIFICATE_MISSING,
+            f"{what} is malformed ({type(exc).__name__})") from None
+    return cert
 
 
 def _pick_leaf(certs: list[x509.Certificate]) -> x509.Certificate:
@@ -237,7 +344,8 @@ def _check_schema(signature: etree._Element) -> None:
 
 
 def _strict_b64(element: etree._Element | None, what: str) -> bytes:
-    """The bytes of a base64 value; anything but base64 and whitespace is SIGNATURE_INVALID.
+    """The bytes of a base64 value; anything but base64 and the four XML whitespace characters
+    (:data:`_B64_WHITESPACE`) is SIGNATURE_INVALID.
 
     signxml decodes leniently (characters outside the alphabet are skipped), so junk inside
     ``SignatureValue`` — which no signature covers — would otherwise still verify: one more
@@ -247,7 +355,7 @@ def _strict_b64(element: etree._Element | None, what: str) -> bytes:
         # A child (element or comment) splits the text: signxml reads only the part before it.
         raise ValidationFailure(Reason.SIGNATURE_INVALID, f"{what} missing or holds markup")
     try:
-        value = base64.b64decode("".join((element.text or "").split()), validate=True)
+        value = base64.b64decode(_b64_text(element.text), validate=True)
     except (binascii.Error, ValueError):
         raise ValidationFailure(Reason.SIGNATURE_INVALID, f"{what} is not base64") from None
     if not value:
@@ -261,30 +369,76 @@ class _Signer:
     leaf: x509.Certificate
     key: rsa.RSAPublicKey | None
     """The leaf's key when it is RSA (otherwise the key type is refused below)."""
+    size: int
+    """Bytes of DER held (what the cache counts)."""
 
 
-_SIGNERS: dict[tuple[str, ...], _Signer] = {}
-_SIGNERS_MAX = 1024
-"""Parsed KeyInfo certificates by their base64 texts: a sender signs thousands of envelopes with
-one certificate, and loading + picking the leaf (name comparisons) cost ~0.1 ms per packet.
-Bounded: cleared when full (pure; no I/O; only successfully parsed values are kept)."""
-
-
-def _signer(signature: etree._Element) -> _Signer:
-    texts = tuple(
-        "".join((node.text or "").split())
-        for node in signature.iterfind(f"{DS}KeyInfo/{DS}X509Data/{DS}X509Certificate"))
-    cached = _SIGNERS.get(texts)
-    if cached is not None:
-        return cached
-    certs = _certificates(signature)
+def _load_signer(texts: tuple[str, ...]) -> _Signer:
+    certs = [_read_certificate(text, n) for n, text in enumerate(texts, start=1)]
     leaf = _pick_leaf(certs)
     key = leaf.public_key()
-    found = _Signer(tuple(certs), leaf, key if isinstance(key, rsa.RSAPublicKey) else None)
-    if len(_SIGNERS) >= _SIGNERS_MAX:
-        _SIGNERS.clear()
-    _SIGNERS[texts] = found
-    return found
+    return _Signer(tuple(certs), leaf, key if isinstance(key, rsa.RSAPublicKey) else None,
+                   sum(len(text) * 3 // 4 for text in texts))
+
+
+class SignerCache:
+    """KeyInfo certificates of signatures that verified, by the SHA-256 of their base64 texts.
+
+    A sender signs thousands of envelopes with one certificate, and loading + reading + picking
+    the leaf cost ~0.1 ms per packet. Only what passed the signature check is kept (a flood of
+    distinct KeyInfos that do not verify leaves nothing behind), least recently used first out,
+    bounded in bytes of DER held as well as in entries (issue 16, M5). Values only: a failure
+    is never cached. Thread-safe; pure (no I/O)."""
+
+    _OVERHEAD = 2048
+    """Bytes counted per entry on top of the DER (parsed objects, key, dict slot)."""
+
+    def __init__(self, max_bytes: int = 4 * 1024 * 1024, max_entries: int = 1024) -> None:
+        self.max_bytes = max_bytes
+        self.max_entries = max_entries
+        self._entries: OrderedDict[bytes, _Signer] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def _cost(self, signer: _Signer) -> int:
+        return signer.size + self._OVERHEAD
+
+    @property
+    def held_bytes(self) -> int:
+        """What the entries held count (DER plus a fixed overhead each)."""
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: bytes) -> _Signer | None:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+            return found
+
+    def put(self, key: bytes, signer: _Signer) -> None:
+        cost = self._cost(signer)
+        if cost > self.max_bytes:
+            return
+        with self._lock:
+            if key in self._entries:
+                return
+            while self._entries and (self._bytes + cost > self.max_bytes
+                                     or len(self._entries) >= self.max_entries):
+                _, old = self._entries.popitem(last=False)
+                self._bytes -= self._cost(old)
+            self._entries[key] = signer
+            self._bytes += cost
+
+
+SIGNER_CACHE = SignerCache()
+"""The process's cache of verified KeyInfo certificates (4 MiB, 1,024 entries at most)."""
+
+
+def _cache_key(texts: tuple[str, ...]) -> bytes:
+    return hashlib.sha256("\n".join(texts).encode("ascii", "replace")).digest()
 
 
 def _signxml_only(signature: etree._Element, method: str, digest: str) -> bool:
@@ -301,7 +455,7 @@ def _signxml_only(signature: etree._Element, method: str, digest: str) -> bool:
 
 def check_xml_signature(
     raw: bytes, policy: TrustPolicy, *, legacy_sha1: bool = False, direct: bool = True,
-    tree: etree._Element | None = None,
+    tree: etree._Element | None = None, limits: Limits | None = None,
 ) -> XmlSignature:
     """Enforce the hub's XMLDSig profile on the exact packet bytes ``raw``.
 
@@ -311,7 +465,8 @@ def check_xml_signature(
     (:func:`verify_with_signxml`): the same verdict, several times slower; kept as the
     reference the direct path is proven against. ``tree``: the root element the hub's
     hardened parser already built from exactly ``raw`` (saves the re-parse, ~0.1 ms at 10 KB);
-    it is left exactly as it was.
+    it is left exactly as it was. ``limits``: the KeyInfo caps
+    (``max_key_info_certificates``, ``max_certificate_bytes``; defaults of :class:`Limits`).
     """
     if tree is not None:
         root = tree
@@ -333,7 +488,10 @@ def check_xml_signature(
     signature_value = _strict_b64(signature.find(f"{DS}SignatureValue"), "SignatureValue")
     digest_value = _strict_b64(
         signature.find(f"{DS}SignedInfo/{DS}Reference/{DS}DigestValue"), "DigestValue")
-    found = _signer(signature)
+    texts = _key_info_texts(signature, limits or _DEFAULT_LIMITS)
+    cache_key = _cache_key(texts)
+    cached = SIGNER_CACHE.get(cache_key)
+    found = cached if cached is not None else _load_signer(texts)
     leaf, key = found.leaf, found.key
     if key is None:
         raise ValidationFailure(
@@ -345,11 +503,23 @@ def check_xml_signature(
 
     _check_schema(signature)
 
-    if direct and not _signxml_only(signature, method, digest):
-        _fastdsig.verify_enveloped(root, signature, key, method=method, digest=digest,
-                                   digest_value=digest_value, signature_value=signature_value)
-    else:
-        _verify_signxml(raw, root, signature, leaf, legacy_sha1)
+    try:
+        if direct and not _signxml_only(signature, method, digest):
+            _fastdsig.verify_enveloped(root, signature, key, method=method, digest=digest,
+                                       digest_value=digest_value,
+                                       signature_value=signature_value)
+        else:
+            _verify_signxml(raw, root, signature, leaf, legacy_sha1)
+    except etree.C14NError:
+        # libxml2's canonicalizer refuses some well-formed input — relative namespace URIs,
+        # which Namespaces in XML 1.0 deprecates and Canonical XML forbids: nothing any
+        # verifier (xmlsec1 included) can check, on either path.
+        raise ValidationFailure(
+            Reason.SIGNATURE_INVALID,
+            "the document cannot be canonicalized (exclusive c14n), e.g. a relative namespace "
+            "URI") from None
+    if cached is None:
+        SIGNER_CACHE.put(cache_key, found)  # only now: the signature verified with this key
     offered = tuple(c for c in found.certs if c is not leaf)
     return XmlSignature(leaf=leaf, offered=offered, signature_method=method, digest_method=digest)
 

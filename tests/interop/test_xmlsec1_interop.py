@@ -1,8 +1,10 @@
 """Interoperability with xmlsec1, the C reference implementation of XML-DSig.
 
 (a) an envelope signed by ``xmlsec1 --sign`` with the test PKI is accepted by the hub's
-validators; (b) what :func:`hub.signing.sign_xml` produces verifies with ``xmlsec1 --verify``
-under the specialized root only. Needs only the ``xmlsec1`` binary: without it these tests skip
+validators; (b) what :func:`hub.trust.signing.sign_xml` produces verifies with ``xmlsec1 --verify``
+under the specialized root only. Both in QCVN 102's ``edXMLHeader/edXML:DigitalSignature`` slot
+(where stock tools and the SDK templates put the signature) and as the last child of
+``edXMLHeader``. Needs only the ``xmlsec1`` binary: without it these tests skip
 with a reason, except in CI (``CI=true``), where they fail.
 
 Nothing unchecked is ever handed to xmlsec1 (its Debian build crashes on entity bombs): every
@@ -17,10 +19,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from hub.edxml import (
+    EnvelopeRefused,
     Limits,
     Organization,
+    SignaturePlacement,
     build_envelope,
     parse_packet,
     parse_xml,
@@ -28,7 +33,8 @@ from hub.edxml import (
     sample_header,
     sample_trace,
 )
-from hub.signing import minimal_pdf, sign_pdf, sign_xml
+from hub.reasons import Reason
+from hub.trust.signing import minimal_pdf, sign_pdf, sign_xml
 from hub.validators import CrlEntry, CrlSnapshot, TrustPolicy, validate_packet
 from tests.pki_fixtures import AT, DIRECTORY, PKI_NOW, GeneratedPki, session_pki
 
@@ -75,12 +81,17 @@ def policy(pki: GeneratedPki) -> TrustPolicy:
 
 
 @pytest.fixture(scope="module")
-def envelope_template(pki: GeneratedPki) -> bytes:
+def signed_pdf(pki: GeneratedPki) -> bytes:
     pdf = sign_pdf(minimal_pdf(), pki.person(PERSON), field_name="NguoiKy", reason="Ký")
-    pdf = sign_pdf(pdf, pki.org(SENDER), field_name="DauCoQuan", reason="Đóng dấu")
+    return sign_pdf(pdf, pki.org(SENDER), field_name="DauCoQuan", reason="Đóng dấu")
+
+
+@pytest.fixture(scope="module", params=list(SignaturePlacement), ids=lambda p: p.value)
+def envelope_template(signed_pdf: bytes, request: pytest.FixtureRequest) -> bytes:
     header = sample_header(Organization(SENDER, "Văn phòng UBND tỉnh Hà Tĩnh"), "000.00.02.H27")
     return build_envelope(header, trace=sample_trace(SENDER, AT),
-                          attachments=[sample_attachment(pdf)])
+                          attachments=[sample_attachment(signed_pdf)],
+                          signature_placement=request.param)
 
 
 def _checked(data: bytes) -> bytes:
@@ -107,7 +118,8 @@ def test_an_envelope_signed_by_xmlsec1_is_accepted_by_the_hub(
     xmlsec1: str, pki: GeneratedPki, policy: TrustPolicy, envelope_template: bytes,
     tmp_path: Path,
 ) -> None:
-    # Given an envelope whose placeholder is replaced by an xmlsec1 signature template
+    # Given an envelope whose placeholder (in edXML:DigitalSignature, or last in edXMLHeader) is
+    # replaced by an xmlsec1 signature template
     assert PLACEHOLDER in envelope_template
     template = tmp_path / "template.xml"
     template.write_bytes(_checked(envelope_template.replace(PLACEHOLDER, TEMPLATE_SIGNATURE)))
@@ -117,7 +129,9 @@ def test_an_envelope_signed_by_xmlsec1_is_accepted_by_the_hub(
     result = _run([xmlsec1, "--sign", "--privkey-pem", f"{org.key},{org.cert}",
                    "--output", str(out), str(template)])
     assert result.returncode == 0, result.stderr
-    # Then the hub accepts it
+    # Then xmlsec1 left the signature where the template was, and the hub accepts it
+    assert (b"<edXML:DigitalSignature>" in out.read_bytes()) is (
+        b"<edXML:DigitalSignature>" in envelope_template)
     packet = parse_packet(out.read_bytes())
     crls = CrlSnapshot.of(CrlEntry(c, fetched_at=PKI_NOW) for c in pki.crls)
     report = validate_packet(packet, at=AT, policy=policy, directory=DIRECTORY, crls=crls)
@@ -141,3 +155,82 @@ def test_xmlsec1_refuses_a_sign_xml_envelope_edited_after_signing(
     edited.write_bytes(_checked(signed.replace("triển khai".encode(), "hủy bỏ".encode(), 1)))
     result = _run(_verify_args(xmlsec1, pki, edited))
     assert result.returncode != 0
+
+
+STYLESHEET = b'<?xml-stylesheet type="text/xsl" href="http://attacker.example/render.xsl"?>\n'
+
+
+def _after_declaration(data: bytes, markup: bytes) -> bytes:
+    declaration, rest = data.split(b"\n", 1)
+    return declaration + b"\n" + markup + rest
+
+
+def test_a_stylesheet_added_after_signing_is_refused_by_the_hub_and_by_xmlsec1(
+    xmlsec1: str, pki: GeneratedPki, envelope_template: bytes, tmp_path: Path,
+) -> None:
+    # Given an envelope signed by the hub, then an <?xml-stylesheet?> put before its root
+    signed = _checked(sign_xml(envelope_template, pki.org(SENDER)))
+    edited = _after_declaration(signed, STYLESHEET)
+    # When the hub parses it, Then it is refused at once: the PI is outside what is signed
+    with pytest.raises(EnvelopeRefused) as caught:
+        parse_packet(edited)
+    assert caught.value.reason is Reason.ENVELOPE_CONTENT_OUTSIDE_ROOT
+    # And xmlsec1 refuses it too (its URI="" digest covers the whole document node)
+    file = tmp_path / "edited.xml"
+    file.write_bytes(edited)
+    result = _run(_verify_args(xmlsec1, pki, file))
+    assert result.returncode != 0
+    assert "digest" in result.stderr.lower() or "verification" in result.stderr.lower()
+
+
+def test_xmlsec1_signs_a_stylesheet_outside_the_root_which_the_hub_never_signs_nor_accepts(
+    xmlsec1: str, pki: GeneratedPki, envelope_template: bytes, tmp_path: Path,
+) -> None:
+    # Given a template carrying a stylesheet PI before its root
+    template = _after_declaration(envelope_template.replace(PLACEHOLDER, TEMPLATE_SIGNATURE),
+                                  STYLESHEET)
+    _checked(envelope_template)
+    # The hub's signer refuses to sign it (its c14n would leave the PI out of the digest)
+    with pytest.raises(EnvelopeRefused):
+        sign_xml(_after_declaration(envelope_template, STYLESHEET), pki.org(SENDER))
+    # while xmlsec1 signs it with the PI inside its digest: removing the PI breaks its signature
+    file = tmp_path / "template.xml"
+    file.write_bytes(template)
+    out = tmp_path / "signed.xml"
+    org = pki.paths.organizations[SENDER]
+    result = _run([xmlsec1, "--sign", "--privkey-pem", f"{org.key},{org.cert}",
+                   "--output", str(out), str(file)])
+    assert result.returncode == 0, result.stderr
+    assert _run(_verify_args(xmlsec1, pki, out)).returncode == 0
+    stripped = tmp_path / "stripped.xml"
+    stripped.write_bytes(out.read_bytes().replace(STYLESHEET.strip(), b"", 1))
+    assert _run(_verify_args(xmlsec1, pki, stripped)).returncode != 0
+    # and the hub refuses the xmlsec1-signed document at the parse step
+    with pytest.raises(EnvelopeRefused) as caught:
+        parse_packet(out.read_bytes())
+    assert caught.value.reason is Reason.ENVELOPE_CONTENT_OUTSIDE_ROOT
+
+
+@pytest.mark.parametrize("where", ["SignatureValue", "X509Certificate"])
+@pytest.mark.parametrize(
+    "char", ["\u00a0", "\u2028", "\u3000", "\u0085", " \t\r\n"],
+    ids=["no-break-space", "line-separator", "ideographic-space", "next-line", "xml-whitespace"])
+def test_the_hub_and_xmlsec1_agree_on_which_whitespace_base64_may_carry(
+    xmlsec1: str, pki: GeneratedPki, policy: TrustPolicy, envelope_template: bytes,
+    where: str, char: str, tmp_path: Path,
+) -> None:
+    # Given a signed envelope with one character put inside a base64 value of its signature
+    root = parse_xml(sign_xml(envelope_template, pki.org(SENDER)), Limits())
+    node = root.find(f".//{{http://www.w3.org/2000/09/xmldsig#}}{where}")
+    assert node is not None
+    assert node.text
+    node.text = node.text[:20] + char + node.text[20:]
+    edited = etree.tostring(root, encoding="UTF-8", xml_declaration=True)
+    file = tmp_path / "edited.xml"
+    file.write_bytes(_checked(edited))
+    # When xmlsec1 and the hub verify it, Then both accept only XML whitespace (L1)
+    xmlsec1_accepts = _run(_verify_args(xmlsec1, pki, file)).returncode == 0
+    crls = CrlSnapshot.of(CrlEntry(c, fetched_at=PKI_NOW) for c in pki.crls)
+    report = validate_packet(parse_packet(edited), at=AT, policy=policy, directory=DIRECTORY,
+                             crls=crls)
+    assert report.accepted is xmlsec1_accepts is (char == " \t\r\n"), report.describe()

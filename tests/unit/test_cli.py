@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.cli import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, main
+from hub.ops.cli import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, main
 
 
 def test_a_missing_configuration_file_is_one_line_and_exit_code_3(
@@ -68,3 +68,40 @@ def test_sending_a_file_that_is_not_edxml_is_one_clear_line(
     assert code == EXIT_FAILURE
     assert len(err) == 1
     assert "ENVELOPE_DTD_FORBIDDEN" in err[0]
+
+
+def test_topology_export_uses_the_vhost_and_the_hub_login_of_the_broker_url(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "hub.toml"
+    cfg.write_text("[broker]\nurl = 'amqp://edxml-hub:pw@rabbit1:5672/ha-tinh%2Fprod'\n")
+    out = tmp_path / "definitions.json"
+    assert main(["--config", str(cfg), "topology", "export", "-o", str(out)]) == EXIT_OK
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["vhosts"] == [{"name": "ha-tinh/prod"}]
+    assert {item["vhost"] for key in ("permissions", "exchanges", "queues", "bindings")
+            for item in data[key]} == {"ha-tinh/prod"}
+    hub_perm = next(p for p in data["permissions"] if p["user"] == "edxml-hub")
+    assert hub_perm["configure"] == ".*"
+
+
+def test_topology_export_with_passwords_writes_salted_hashes_that_verify(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import base64
+    import hashlib
+
+    first = tmp_path / "plain.json"
+    assert main(["topology", "export", "-o", str(first)]) == EXIT_OK
+    users = [u["name"] for u in json.loads(first.read_text(encoding="utf-8"))["users"]]
+    assert all(u["password_hash"] == "" for u in json.loads(first.read_text())["users"])
+    assert "--passwords" in capsys.readouterr().err  # the export without them warns
+    passwords = tmp_path / "passwords.toml"
+    passwords.write_text("".join(f'"{u}" = "pw of {u}"\n' for u in users), encoding="utf-8")
+    out = tmp_path / "definitions.json"
+    assert main(["topology", "export", "--passwords", str(passwords), "-o", str(out)]) == EXIT_OK
+    for user in json.loads(out.read_text(encoding="utf-8"))["users"]:
+        raw = base64.b64decode(user["password_hash"])
+        salt, digest = raw[:4], raw[4:]
+        assert digest == hashlib.sha256(salt + f"pw of {user['name']}".encode()).digest()
+    assert "pw of" not in out.read_text(encoding="utf-8")

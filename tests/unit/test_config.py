@@ -1,12 +1,13 @@
-"""Settings: frozen, strict about keys, environment overrides (STYLE §7)."""
+"""Settings: frozen, strict about keys and ranges, environment overrides (STYLE §7)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from hub.config import load_settings
+from hub.config import Settings, load_settings, with_overrides
 from hub.errors import ConfigurationError
 
 
@@ -23,6 +24,11 @@ def test_an_unknown_key_is_an_error_that_names_it(tmp_path: Path) -> None:
         load_settings(f, environ={})
 
 
+def test_an_unknown_key_in_the_environment_is_an_error_that_names_it() -> None:
+    with pytest.raises(ConfigurationError, match="urll"):
+        load_settings(None, environ={"HUB_BROKER__URLL": "amqp://x"})
+
+
 def test_an_unknown_section_is_an_error(tmp_path: Path) -> None:
     f = tmp_path / "hub.toml"
     f.write_text("[brokr]\nurl = 'amqp://x'\n")
@@ -30,12 +36,18 @@ def test_an_unknown_section_is_an_error(tmp_path: Path) -> None:
         load_settings(f, environ={})
 
 
+def test_an_unknown_section_in_the_environment_is_an_error() -> None:
+    with pytest.raises(ConfigurationError, match="HUB_BROKR__URL"):
+        load_settings(None, environ={"HUB_BROKR__URL": "amqp://x"})
+
+
 def test_environment_overrides_the_file_and_is_typed(tmp_path: Path) -> None:
     f = tmp_path / "hub.toml"
-    f.write_text("[broker]\nprefetch = 10\n[trust]\nroots = ['a.pem']\n")
+    f.write_text("[broker]\nprefetch = 10\nurl = 'amqp://file'\n[trust]\nroots = ['a.pem']\n")
     s = load_settings(f, environ={"HUB_BROKER__PREFETCH": "99", "HUB_TRUST__ROOTS": "x.pem,y.pem",
                                   "HUB_TRUST__FETCH_CRLS": "false"})
     assert s.broker.prefetch == 99
+    assert s.broker.url == "amqp://file"  # the rest of the section still comes from the file
     assert s.trust.roots == ("x.pem", "y.pem")
     assert s.trust.fetch_crls is False
     assert s.path("x.pem") == tmp_path / "x.pem"
@@ -46,7 +58,41 @@ def test_a_badly_typed_value_is_an_error_that_names_the_key(tmp_path: Path) -> N
         load_settings(None, environ={"HUB_BROKER__PREFETCH": "many"})
 
 
+@pytest.mark.parametrize(("toml", "key"), [
+    ("[broker]\nprefetch = -5\n", "prefetch"),
+    ("[broker]\nbatch_max = 0\n", "batch_max"),
+    ("[broker]\nretry_base_ms = 5000\nretry_max_ms = 1000\n", "retry_max_ms"),
+    ("[metrics]\nport = 70000\n", "port"),
+    ("[log]\nlevel = 'loud'\n", "level"),
+    ("[log]\nformat = 'xml'\n", "format"),
+    ("[trust]\nmin_rsa_bits = 512\n", "min_rsa_bits"),
+], ids=["negative prefetch", "empty batch", "retry cap below base", "port out of range",
+        "unknown log level", "unknown log format", "weak rsa floor"])
+def test_a_value_out_of_range_or_not_in_its_set_is_refused_in_one_line_naming_the_key(
+    tmp_path: Path, toml: str, key: str
+) -> None:
+    f = tmp_path / "hub.toml"
+    f.write_text(toml)
+    with pytest.raises(ConfigurationError, match=key) as refused:
+        load_settings(f, environ={})
+    assert "\n" not in str(refused.value)
+    assert str(f) in str(refused.value)
+
+
 def test_settings_are_frozen() -> None:
     s = load_settings(None, environ={})
-    with pytest.raises(AttributeError):
+    with pytest.raises(ValidationError):
         s.broker.url = "x"  # type: ignore[misc]
+
+
+def test_constructing_settings_reads_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUB_BROKER__PREFETCH", "7")
+    assert Settings().broker.prefetch == 256
+
+
+def test_overrides_are_checked_like_the_file() -> None:
+    s = with_overrides(Settings(), broker={"prefetch": "12", "trusted_publishers": ["guest"]})
+    assert s.broker.prefetch == 12
+    assert s.broker.trusted_publishers == ("guest",)
+    with pytest.raises(ConfigurationError, match="prefetch"):
+        with_overrides(s, broker={"prefetch": -5})

@@ -1,7 +1,7 @@
 """Planning a batch while the previous one is in flight equals planning it after that commit.
 
 The intake consumer plans batch *k+1* while batch *k* still waits for its confirms and its
-ledger transaction (:class:`hub.pipeline.InFlightView`). These tests plan the same second batch
+ledger transaction (:class:`hub.consumers.plan.InFlightView`). These tests plan the same second batch
 both ways — against the in-flight view, and after the first batch's ledger commit — and demand
 the same plan: the same messages, documents and events, byte for byte. No broker is involved:
 planning is pure apart from the ledger (a real SQLite file).
@@ -16,15 +16,15 @@ from typing import Any
 import pytest
 
 from hub.app import Hub, build_hub
+from hub.consumers.plan import BatchPlan
 from hub.edxml import Organization, parse_envelope
 from hub.edxml.build import build_envelope, build_status, response_for, sample_header, sample_trace
 from hub.edxml.model import BusinessDocType
-from hub.keystore import Keystore
 from hub.messages import Delivery
-from hub.pipeline import BatchPlan
-from hub.pki import PkiPaths
-from hub.signing import sign_xml
+from hub.testing.pki import PkiPaths
 from hub.topology import ENVELOPE_KEY, STATUS_KEY
+from hub.trust.keystore import Keystore
+from hub.trust.signing import sign_xml
 from tests.integration.pipeline.harness import (
     FINANCE,
     HOME_AFFAIRS,

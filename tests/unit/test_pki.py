@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtensionOID, NameOID
 
 from hub.errors import ConfigurationError
-from hub.keystore import Keystore
-from hub.pki import ISSUING_CA_NAME, ROOT_NAME, TEST_POLICY_OID, KeyCache, OrgSpec, init_pki, main
+from hub.testing.pki import ISSUING_CA_NAME, ROOT_NAME, TEST_POLICY_OID, KeyCache, OrgSpec, init_pki, main
+from hub.trust.keystore import Keystore
 from tests.pki_fixtures import AT, PKI_NOW, SAMPLE_ORGS, GeneratedPki, session_pki
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hub._readme import sync
+from hub.testing.readme import sync
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_the_readme_tables_match_the_code() -> None:
     text = README.read_text(encoding="utf-8")
-    assert sync(text) == text, "run: python -m hub._readme"
+    assert sync(text) == text, "run: python -m hub.testing.readme"
 
 
 def test_the_readme_tables_are_there_not_only_their_markers() -> None:

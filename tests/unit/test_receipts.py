@@ -17,12 +17,11 @@ from lxml import etree
 from signxml import XMLVerifier  # type: ignore[attr-defined]
 from signxml.exceptions import InvalidSignature
 
-from hub.edxml import parse_status
+from hub.edxml import SignaturePlacement, parse_status
 from hub.edxml.build import build_envelope, sample_header, sample_trace
 from hub.edxml.model import DS_NS, NS
-from hub.keystore import OrgSigner
 from hub.reasons import Reason
-from hub.receipts import (
+from hub.receipts.content import (
     HUB_NS,
     HUB_STATUS_CODE,
     ReceiptKind,
@@ -32,7 +31,8 @@ from hub.receipts import (
     read_evidence,
     signature_value_of,
 )
-from hub.signing import sign_tree, sign_xml
+from hub.trust.keystore import OrgSigner
+from hub.trust.signing import sign_tree, sign_xml
 
 AT = datetime(2026, 11, 20, 2, 30, tzinfo=UTC)  # 09:30 in Hà Tĩnh
 SENDER = "000.00.02.H27"
@@ -120,10 +120,25 @@ def test_two_packet_level_signatures_give_nothing_to_bind(envelope_raw: bytes) -
     root = etree.fromstring(envelope_raw)
     header = root.find(f"{{{NS}}}edXMLEnvelope/{{{NS}}}edXMLHeader")
     assert header is not None
-    signature = header.find(f"{{{DS_NS}}}Signature")
+    signature = header.find(f".//{{{DS_NS}}}Signature")  # in edXML:DigitalSignature
     assert signature is not None
     header.append(etree.fromstring(etree.tostring(signature)))
     assert signature_value_of(etree.tostring(root)) == b""
+
+
+@pytest.mark.parametrize("placement", list(SignaturePlacement), ids=lambda p: p.value)
+def test_the_signature_value_is_found_in_both_accepted_placements(
+    placement: SignaturePlacement, envelope_raw: bytes
+) -> None:
+    root = etree.fromstring(envelope_raw)
+    header = root.find(f"{{{NS}}}edXMLEnvelope/{{{NS}}}edXMLHeader")
+    signature = root.find(f".//{{{DS_NS}}}Signature")
+    assert header is not None
+    assert signature is not None
+    if placement is SignaturePlacement.HEADER_END:
+        header.append(signature)  # out of edXML:DigitalSignature, last in the header
+    value = signature.findtext(f"{{{DS_NS}}}SignatureValue") or ""
+    assert signature_value_of(etree.tostring(root)) == base64.b64decode("".join(value.split()))
 
 
 def test_the_signature_value_read_from_the_parsed_tree_is_the_same(envelope_raw: bytes) -> None:
@@ -300,11 +315,13 @@ def test_a_signed_receipt_still_binds_and_its_signature_covers_the_evidence(
         XMLVerifier().verify(forged, x509_cert=signer.cert)
 
 
-def test_the_evidence_sits_before_the_signature_in_the_header(envelope_raw: bytes) -> None:
+def test_the_evidence_sits_before_the_signature_slot_in_the_header(envelope_raw: bytes) -> None:
     root = etree.fromstring(receipt_for(envelope_raw))
     header = root.find(f"{{{NS}}}edXMLEnvelope/{{{NS}}}edXMLHeader")
     assert header is not None
-    assert [etree.QName(el).localname for el in header] == ["Status", "HubEvidence", "Signature"]
+    assert [etree.QName(el).localname for el in header] == [
+        "Status", "HubEvidence", "DigitalSignature"]
+    assert [etree.QName(el).localname for el in header[-1]] == ["Signature"]
 
 
 # -- schema ------------------------------------------------------------------------------------
@@ -323,7 +340,7 @@ def test_a_receipt_parses_as_a_status_packet(envelope_raw: bytes) -> None:
 
 def test_receipts_import_neither_pika_nor_sqlalchemy() -> None:
     code = (
-        "import sys, hub.receipts; "
+        "import sys, hub.receipts.content; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in {'pika', 'sqlalchemy'}))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from hub.consumers.settlement import Action, RetryPolicy, decide
 from hub.reasons import Reason
-from hub.settlement import Action, RetryPolicy, decide
 
 POLICY = RetryPolicy(limit=3, base_ms=100, max_ms=250)
 
@@ -32,10 +32,24 @@ def test_a_transient_fault_is_retried_with_bounded_exponential_backoff() -> None
               for a in (1, 2)]
     assert delays == [100, 200]
     assert POLICY.delay_for(10) == 250
+    assert POLICY.steps() == (100, 200, 250)
 
 
-def test_a_transient_fault_becomes_a_dead_letter_when_attempts_run_out() -> None:
-    d = decide(Reason.LEDGER_UNAVAILABLE, attempts=3, policy=POLICY, detail="db down")
+def test_a_transient_fault_is_parked_when_attempts_run_out() -> None:
+    d = decide(Reason.INTERNAL_ERROR, attempts=3, policy=POLICY, detail="bug")
     assert d.action is Action.DEAD_LETTER
     assert d.reason is Reason.DELIVERY_LIMIT_EXCEEDED
-    assert d.first_reason is Reason.LEDGER_UNAVAILABLE
+    assert d.first_reason is Reason.INTERNAL_ERROR
+    assert d.parked
+
+
+def test_revocation_that_cannot_be_checked_is_parked_under_its_own_reason() -> None:
+    d = decide(Reason.REVOCATION_UNAVAILABLE, attempts=3, policy=POLICY, detail="no CRL")
+    assert d.action is Action.DEAD_LETTER
+    assert d.reason is Reason.REVOCATION_UNAVAILABLE
+    assert d.parked
+
+
+@pytest.mark.parametrize("reason", [r for r in Reason if r.info.disposition.value == "reject"])
+def test_a_permanent_refusal_is_never_parked(reason: Reason) -> None:
+    assert not decide(reason, attempts=1, policy=POLICY).parked

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import io
+from datetime import datetime
 
 import pytest
 from lxml import etree
 from signxml import XMLVerifier  # type: ignore[attr-defined]
 
-from hub.signing import minimal_pdf, sign_pdf, sign_xml
+from hub.edxml import VIETNAM_TZ, build_envelope, build_status, response_for, sample_header
+from hub.trust.signing import minimal_pdf, sign_pdf, sign_xml
 from tests.pki_fixtures import SAMPLE_ORGS, GeneratedPki, session_pki
 
 DS = "{http://www.w3.org/2000/09/xmldsig#}"
+ED = "{http://www.mic.gov.vn/TBT/QCVN_102_2016}"
 ORGAN = SAMPLE_ORGS[0].organ_id
 
 TEMPLATE = (
@@ -51,6 +54,24 @@ def test_sign_xml_puts_one_whole_document_signature_where_the_placeholder_was(
     assert len(certs) == 2
     result = XMLVerifier().verify(signed, x509_cert=pki.org(ORGAN).cert, expect_references=1)
     assert isinstance(result, object)
+
+
+def test_what_the_hub_builds_and_signs_carries_its_signature_in_the_qcvn_slot(
+    pki: GeneratedPki,
+) -> None:
+    # Given an envelope and a status packet built with the builder's defaults
+    header = sample_header(ORGAN, SAMPLE_ORGS[1].organ_id)
+    packets = [build_envelope(header),
+               build_status(response_for=response_for(header), sender=header.recipients[0],
+                            status_code="03", timestamp=datetime(2026, 11, 20, tzinfo=VIETNAM_TZ))]
+    for packet in packets:
+        # When the hub signs them
+        root = etree.fromstring(sign_xml(packet, pki.org(ORGAN)))
+        # Then the one signature is in edXMLHeader/edXML:DigitalSignature, the header's last child
+        slot = root.find(f"{ED}edXMLEnvelope/{ED}edXMLHeader")[-1]  # type: ignore[index]
+        assert slot.tag == f"{ED}DigitalSignature"
+        assert [child.tag for child in slot] == [f"{DS}Signature"]
+        assert len(root.findall(f".//{DS}Signature")) == 1
 
 
 def test_sign_xml_refuses_a_document_without_placeholder(pki: GeneratedPki) -> None:

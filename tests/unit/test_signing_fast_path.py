@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hub.edxml import parse_packet
-from hub.signing import sign_xml, sign_xml_signxml
+from hub.trust.signing import sign_xml, sign_xml_signxml
 from tests.pki_fixtures import GeneratedPki, session_pki
 
 VALID = sorted((Path(__file__).resolve().parents[1] / "vectors" / "edxml" / "valid").glob("*.xml"))

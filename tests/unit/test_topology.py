@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from hub.consumers.settlement import RetryPolicy
 from hub.directory import Directory, OrgEntry
 from hub.errors import ConfigurationError
 from hub.topology import (
@@ -155,16 +156,14 @@ def test_an_expired_retry_goes_back_to_the_intake(topology: Topology) -> None:
     assert spec.arguments["x-dead-letter-strategy"] == "at-least-once"
 
 
-def test_retries_back_off_exponentially_and_stay_bounded(topology: Topology) -> None:
-    delays = [topology.retry_delay_ms(attempt) for attempt in range(1, 11)]
+def test_every_delay_the_retry_policy_can_choose_has_a_queue() -> None:
+    policy = RetryPolicy(limit=10, base_ms=1000, max_ms=60_000)
+    topology = build_topology(DIRECTORY, retry_delays_ms=policy.steps())
+    delays = [policy.delay_for(attempt) for attempt in range(1, 11)]
     assert delays == [1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000, 60000, 60000]
-    assert topology.retry_queue_for(1) == "edxml.retry.1000"
-    assert topology.retry_queue_for(99) == "edxml.retry.60000"
-    with pytest.raises(ValueError, match="attempt"):
-        topology.retry_queue_for(0)
-    # Every queue a retry can be sent to exists.
     names = {q.name for q in topology.queues}
-    assert all(topology.retry_queue_for(a) in names for a in range(1, 20))
+    assert {topology.names.retry(policy.delay_for(a)) for a in range(1, 20)} <= names
+    assert topology.names.retry(policy.delay_for(1)) == "edxml.retry.1000"
 
 
 @pytest.mark.parametrize("delays", [(), (0, 10), (2000, 1000), (1000, 1000)])

@@ -12,9 +12,9 @@ import pika
 import pika.exceptions
 import pytest
 
-from hub import devbroker
 from hub.broker import connect
 from hub.directory import Directory
+from hub.testing import devbroker
 from hub.topology import ENVELOPE_KEY, agency_permissions, build_topology
 
 pytestmark = pytest.mark.broker

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pika
 import pytest
 
-from hub import devbroker
+from hub.testing import devbroker
 
 pytestmark = pytest.mark.broker
 

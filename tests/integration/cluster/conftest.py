@@ -12,9 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from hub.cluster import Cluster, start_cluster
-from hub.devbroker import BrokerUnavailable
-from hub.pki import PkiPaths
+from hub.testing.cluster import Cluster, start_cluster
+from hub.testing.devbroker import BrokerUnavailable
+from hub.testing.pki import PkiPaths
 from tests.integration.cluster.workload import (
     live_pki,
     pg_schema,

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from hub.broker import connect
-from hub.cluster import Cluster, Node
 from hub.ledger import Ledger
-from hub.pki import PkiPaths
+from hub.testing.cluster import Cluster, Node
+from hub.testing.pki import PkiPaths
 from tests.integration.cluster.conftest import N
 from tests.integration.cluster.workload import (
     FINANCE,

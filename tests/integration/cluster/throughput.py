@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from hub.broker import connect
-from hub.cluster import Cluster, start_cluster
 from hub.ledger import Ledger
+from hub.testing.cluster import Cluster, start_cluster
 from tests.integration.cluster.workload import (
     Consumers,
     envelope_count,

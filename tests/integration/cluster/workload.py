@@ -1,9 +1,9 @@
 """The cluster workload: signed envelopes, ``hub run`` processes, a ledger schema, counters.
 
 Shared by the cluster fault tests and the throughput script (``throughput.py``). Every piece
-is real: a PKI issued now, consumers started as ``python -m hub.cli run`` with ``HUB_*``
+is real: a PKI issued now, consumers started as ``python -m hub.ops.cli run`` with ``HUB_*``
 variables (the way the systemd units and the compose file start them), the ledger in a fresh
-PostgreSQL schema, the broker a three-node cluster from :mod:`hub.cluster`.
+PostgreSQL schema, the broker a three-node cluster from :mod:`hub.testing.cluster`.
 """
 
 from __future__ import annotations
@@ -24,15 +24,15 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from hub.app import retry_delays
+from hub.app import topology_for
 from hub.broker import BrokerUnavailable, Connection, Delivery, Outgoing, connect
 from hub.config import Settings, with_overrides
 from hub.directory import Directory
 from hub.edxml.build import build_envelope, sample_header
-from hub.keystore import Keystore
-from hub.pki import KeyCache, PkiPaths, init_pki
-from hub.signing import sign_xml
-from hub.topology import ENVELOPE_KEY, Topology, build_topology
+from hub.testing.pki import KeyCache, PkiPaths, init_pki
+from hub.topology import ENVELOPE_KEY, Topology
+from hub.trust.keystore import Keystore
+from hub.trust.signing import sign_xml
 
 PG_BASE = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 PROVINCE = "000.00.00.H27"
@@ -108,9 +108,7 @@ def hub_settings(pki: PkiPaths, tmp: Path, *, url: str, prefix: str, ledger_url:
 
 def topology_of(settings: Settings) -> Topology:
     """The topology every ``hub run`` of these settings declares (identical arguments)."""
-    b = settings.broker
-    return build_topology(Directory.sample(), prefix=b.prefix, quorum=b.quorum,
-                          delivery_limit=b.delivery_limit, retry_delays_ms=retry_delays(settings))
+    return topology_for(settings, Directory.sample())
 
 
 def hub_env(settings: Settings, url: str) -> dict[str, str]:
@@ -136,7 +134,7 @@ def hub_env(settings: Settings, url: str) -> dict[str, str]:
 
 @dataclass
 class Consumers:
-    """Several ``python -m hub.cli run`` processes, each connected to its own broker URL."""
+    """Several ``python -m hub.ops.cli run`` processes, each connected to its own broker URL."""
 
     settings: Settings
     logs: Path
@@ -147,7 +145,7 @@ class Consumers:
         for i, url in enumerate(urls, start=len(self.procs) + 1):
             with (self.logs / f"consumer-{i}.log").open("ab") as out:
                 self.procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "hub.cli", "run", "--name",
+                    [sys.executable, "-m", "hub.ops.cli", "run", "--name",
                      f"{self.settings.broker.prefix} consumer {i}"],
                     env={**hub_env(self.settings, url),
                          # the other nodes, in turn, when this one is lost

@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, text
 
 from hub.ledger import Ledger
 from tests.integration.ledger.ledger_samples import OperatorKey, make_operator_key, sample_batch
+from tests.pki_fixtures import GeneratedPki, session_pki
 
 PG_BASE = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 
@@ -86,3 +87,9 @@ def signed_ledger(ledger_url: str, operator_key: OperatorKey, tmp_path: Path) ->
         yield ledger
     finally:
         ledger.close()
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> GeneratedPki:
+    """The generated test PKI (specialized root, issuing CA, organizations, CRLs)."""
+    return session_pki(tmp_path_factory)

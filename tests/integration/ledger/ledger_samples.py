@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from hub.ledger import DocumentIn, EventIn, EventKind
+from hub.ledger import REFUSED, DocumentIn, EventIn, EventKind, Refusal
 
 
 @dataclass(frozen=True)
@@ -77,3 +77,32 @@ def sample_batch(
             events.append(EventIn(EventKind.DELIVERED, f"m{n}", when, digest, organ_id=organ,
                                   detail={"queue": f"org.{organ}"}))
     return documents, events
+
+
+def refused_packet(
+    raw: bytes,
+    reason: str,
+    *,
+    organization: str | None,
+    account: str | None,
+    at: datetime = T0,
+    document_id: str = "",
+    code: str = "",
+    report: dict[str, object] | None = None,
+) -> tuple[DocumentIn, list[EventIn]]:
+    """A refused packet in the shape the pipeline writes it (issue 17 item 1): a document of
+    kind ``refused`` (organization or "" when unknown, the broker account, the reason, the
+    exact bytes) and its REJECTED and DEAD_LETTERED events."""
+    digest = hashlib.sha256(raw).hexdigest()
+    document = DocumentIn(
+        sender=organization or "", document_id=document_id, digest=digest, kind=REFUSED,
+        raw=raw, received_at=at, code=code, report=report,
+        refusal=Refusal(reason=reason, account=account))
+    mid = f"m-{digest[:12]}"
+    events = [
+        EventIn(EventKind.REJECTED, mid, at, digest, organ_id=organization, reason=reason,
+                detail={"detail": "sample"}),
+        EventIn(EventKind.DEAD_LETTERED, mid, at, digest, organ_id=organization, reason=reason,
+                detail={"queue": "hub.ops.dlq", "attempts": 1}),
+    ]
+    return document, events

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from hub.ledger import Ledger
-from hub.ledger.cli import EXIT_FAILED, EXIT_OK, main
+from hub.ops.ledger_cli import EXIT_FAILED, EXIT_OK, main
 from tests.integration.ledger.ledger_samples import OperatorKey, envelope_bytes, sample_batch
 
 
@@ -75,7 +75,7 @@ def test_ledger_backup_then_restore_verifies(
     target = f"sqlite:///{tmp_path / 'restored.sqlite3'}"
     assert main(["ledger", "restore", "--config", str(config), "--url", target,
                  str(backup_zip)]) == EXIT_OK
-    assert "restored 30 rows; verify: ok" in capsys.readouterr().out
+    assert "restored 30 rows; chain: ok" in capsys.readouterr().out
 
 
 def test_evidence_export_then_verify_offline(

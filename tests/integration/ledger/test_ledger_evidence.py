@@ -33,7 +33,7 @@ def test_an_exported_bundle_verifies_offline(
     assert f"documents/{DIGEST}.xml" in names
     assert f"reports/{DIGEST}.json" in names
     assert "README.txt" in names
-    assert "trust/root.pem" in names
+    assert "trust/roots/root.pem" in names
     assert zipfile.ZipFile(path).read(f"documents/{DIGEST}.xml") == envelope_bytes(2)
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import create_engine, event, text
 
 from hub.errors import TransientError
 from hub.ledger import DocumentIn, EventIn, EventKind, Ledger
+from hub.ledger.records import LedgerRowRejected
 from hub.reasons import Reason
 from tests.integration.ledger.ledger_samples import T0, OperatorKey, envelope_bytes, sample_batch
 
@@ -68,7 +69,7 @@ def test_the_batch_look_up_searches_the_index_and_never_scans_the_ledger(tmp_pat
         with ledger.engine.connect() as conn:
             for statement in statements:
                 plan = conn.exec_driver_sql(
-                    "EXPLAIN QUERY PLAN " + statement, ("A", "B", "x", "y")).fetchall()
+                    "EXPLAIN QUERY PLAN " + statement, ("A", "B", "x", "y", "refused")).fetchall()
                 details = " ".join(str(row[3]) for row in plan)
                 assert "SCAN" not in details, details
                 assert "USING INDEX ix_ledger_documents_sender_document_id" in details
@@ -158,14 +159,21 @@ def test_a_forced_checkpoint_covers_the_head(ledger_url: str, operator_key: Oper
         assert result.checkpoints == 1
 
 
-def test_a_naive_timestamp_is_refused(ledger_url: str) -> None:
-    with Ledger.open(ledger_url) as ledger, pytest.raises(ValueError, match="timezone"):
-        ledger.write([], [EventIn(EventKind.RECEIVED, "m", T0.replace(tzinfo=None))])
+def test_a_naive_timestamp_is_refused_as_that_row(ledger_url: str) -> None:
+    with Ledger.open(ledger_url) as ledger, pytest.raises(LedgerRowRejected,
+                                                          match="timezone") as caught:
+        ledger.write([], [EventIn(EventKind.RECEIVED, "m", T0),
+                          EventIn(EventKind.RECEIVED, "m", T0.replace(tzinfo=None))])
+    assert (caught.value.documents, caught.value.events) == ((), (1,))
 
 
-def test_a_digest_that_is_not_the_hash_of_the_bytes_is_refused(ledger_url: str) -> None:
-    with Ledger.open(ledger_url) as ledger, pytest.raises(ValueError, match="SHA-256"):
+def test_a_digest_that_is_not_the_hash_of_the_bytes_is_refused_as_that_row(
+    ledger_url: str,
+) -> None:
+    with Ledger.open(ledger_url) as ledger, pytest.raises(LedgerRowRejected,
+                                                          match="SHA-256") as caught:
         ledger.write([DocumentIn("A", "1", "0" * 64, "envelope", b"x", T0)], [])
+    assert caught.value.documents == (0,)
 
 
 def test_concurrent_writers_keep_one_consistent_chain(ledger_url: str) -> None:

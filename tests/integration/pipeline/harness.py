@@ -22,9 +22,9 @@ from hub.config import Settings, with_overrides
 from hub.consumers.intake import IntakeConsumer
 from hub.directory import Directory
 from hub.edxml.build import build_envelope, sample_header
-from hub.keystore import Keystore, OrgSigner
-from hub.pki import KeyCache, PkiPaths, init_pki
-from hub.signing import sign_xml
+from hub.testing.pki import KeyCache, PkiPaths, init_pki
+from hub.trust.keystore import Keystore, OrgSigner
+from hub.trust.signing import sign_xml
 
 PKI_AT = dt.datetime(2025, 3, 3, 8, 0, tzinfo=dt.UTC)
 """When the pipeline tests' PKI is issued: districts and communes of 2025 still exist."""
@@ -45,7 +45,8 @@ def make_pki(base: Path) -> PkiPaths:
     return init_pki(base, Directory.sample(), now=PKI_AT, keys=_KEYS)
 
 
-def hub_settings(pki: PkiPaths, tmp: Path, url: str, prefix: str, **broker: Any) -> Settings:
+def hub_settings(pki: PkiPaths, tmp: Path, url: str, prefix: str, *, ledger_url: str | None = None,
+                 **broker: Any) -> Settings:
     return with_overrides(
         Settings(base_dir=str(tmp)),
         broker={"url": url, "prefix": prefix, "trusted_publishers": ["guest"],
@@ -55,7 +56,8 @@ def hub_settings(pki: PkiPaths, tmp: Path, url: str, prefix: str, **broker: Any)
                "public_roots": [str(pki.public_root_cert)], "policy_oids": [pki.policy_oid],
                "require_pdf_signatures": False},
         hub={"keystore": str(pki.keystore)},
-        ledger={"url": f"sqlite:///{tmp / 'ledger.sqlite3'}", "blob_dir": str(tmp / "blobs")},
+        ledger={"url": ledger_url or f"sqlite:///{tmp / 'ledger.sqlite3'}",
+                "blob_dir": str(tmp / "blobs")},
     )
 
 
@@ -144,21 +146,21 @@ def signed_envelope(keystore: Keystore, sender: str, recipients: tuple[str, ...]
 
 def settings_toml(settings: Settings) -> str:
     """The settings as a TOML file (for driving the CLI as an operator would)."""
-    import dataclasses as dc
     import json as _json
 
     lines: list[str] = []
     for section in ("broker", "ledger", "trust", "limits", "hub", "log", "metrics"):
         lines.append(f"[{section}]")
-        for f in dc.fields(getattr(settings, section)):
-            value = getattr(getattr(settings, section), f.name)
+        values = getattr(settings, section)
+        for name in type(values).model_fields:
+            value = getattr(values, name)
             if isinstance(value, bool):
-                lines.append(f"{f.name} = {'true' if value else 'false'}")
+                lines.append(f"{name} = {'true' if value else 'false'}")
             elif isinstance(value, int | float):
-                lines.append(f"{f.name} = {value}")
+                lines.append(f"{name} = {value}")
             elif isinstance(value, tuple):
-                lines.append(f"{f.name} = {_json.dumps(list(value), ensure_ascii=False)}")
+                lines.append(f"{name} = {_json.dumps(list(value), ensure_ascii=False)}")
             else:
-                lines.append(f"{f.name} = {_json.dumps(value, ensure_ascii=False)}")
+                lines.append(f"{name} = {_json.dumps(value, ensure_ascii=False)}")
         lines.append("")
     return "\n".join(lines)

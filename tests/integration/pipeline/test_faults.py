@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from hub import devbroker
 from hub.app import build_hub
 from hub.broker import Connection, Outgoing, connect
 from hub.config import Settings
 from hub.directory import Directory
-from hub.keystore import Keystore
 from hub.ledger import Ledger
-from hub.pki import KeyCache, PkiPaths, init_pki
+from hub.testing import devbroker
+from hub.testing.pki import KeyCache, PkiPaths, init_pki
 from hub.topology import ENVELOPE_KEY
+from hub.trust.keystore import Keystore
 from tests.integration.pipeline.harness import FINANCE, PROVINCE, hub_settings, running_hub
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -37,7 +37,7 @@ def _envelopes(pki: PkiPaths, n: int, tag: str) -> list[bytes]:
     ks = Keystore.load(pki.keystore)
     now = dt.datetime.now(dt.UTC)
     from hub.edxml.build import build_envelope, sample_header
-    from hub.signing import sign_xml
+    from hub.trust.signing import sign_xml
 
     signer = ks.signer(PROVINCE)
     assert signer is not None
@@ -85,9 +85,9 @@ def _wait_depth(conn: Connection, queue: str, at_least: int, timeout: float) -> 
 
 
 def test_killing_the_consumer_mid_batch_loses_nothing_and_doubles_nothing(
-    live_pki: PkiPaths, broker_url: str, names: str, tmp_path: Path
+    live_pki: PkiPaths, broker_url: str, names: str, ledger_url: str, tmp_path: Path
 ) -> None:
-    settings = hub_settings(live_pki, tmp_path, broker_url, names)
+    settings = hub_settings(live_pki, tmp_path, broker_url, names, ledger_url=ledger_url)
     hub = build_hub(settings)
     conn = connect(broker_url, "fault test observer")
     conn.declare(hub.topology)
@@ -95,7 +95,7 @@ def test_killing_the_consumer_mid_batch_loses_nothing_and_doubles_nothing(
     bodies = _envelopes(live_pki, N, "K")
     _publish(broker_url, hub.topology.names.inbound, bodies)
     inbox = hub.topology.names.inbox(FINANCE)
-    cmd = [sys.executable, "-m", "hub.cli", "run", "--name", f"{names} victim"]
+    cmd = [sys.executable, "-m", "hub.ops.cli", "run", "--name", f"{names} victim"]
     env = _env(settings)
     # When the consumer is killed (-9) once part of the batch is delivered
     victim = subprocess.Popen(cmd, env=env, cwd=tmp_path)
@@ -136,10 +136,10 @@ def test_killing_the_consumer_mid_batch_loses_nothing_and_doubles_nothing(
 
 
 def test_restarting_the_broker_during_a_run_loses_nothing_and_doubles_nothing(
-    live_pki: PkiPaths, second_broker: devbroker.RunningBroker, names: str, tmp_path: Path
+    live_pki: PkiPaths, second_broker: devbroker.RunningBroker, names: str, ledger_url: str, tmp_path: Path
 ) -> None:
     url = second_broker.url
-    settings = hub_settings(live_pki, tmp_path, url, names)
+    settings = hub_settings(live_pki, tmp_path, url, names, ledger_url=ledger_url)
     bodies = _envelopes(live_pki, N, "R")
     with running_hub(settings, clock=lambda: dt.datetime.now(dt.UTC)) as hub:
         _publish(url, hub.names.inbound, bodies)

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from hub.cli import main
 from hub.config import with_overrides
-from hub.keystore import Keystore
 from hub.ledger import EventKind
-from hub.metrics import serve_metrics
-from hub.pki import PkiPaths
+from hub.ops.cli import main
+from hub.ops.metrics import serve_metrics
+from hub.testing.pki import PkiPaths
+from hub.trust.keystore import Keystore
 from tests.integration.pipeline.harness import (
     DISTRICT,
     FINANCE,
@@ -27,11 +27,11 @@ pytestmark = pytest.mark.broker
 
 
 def test_twenty_rejections_for_four_reasons_are_listed_shown_replayed_and_recorded(
-    pipeline_pki: PkiPaths, broker_url: str, names: str, tmp_path: Path,
+    pipeline_pki: PkiPaths, broker_url: str, names: str, ledger_url: str, tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     keystore = Keystore.load(pipeline_pki.keystore)
-    fixed = hub_settings(pipeline_pki, tmp_path, broker_url, names, delivery_limit=2)
+    fixed = hub_settings(pipeline_pki, tmp_path, broker_url, names, delivery_limit=2, ledger_url=ledger_url)
     # Given a hub whose CRLs are missing (revocation cannot be checked) ...
     broken = with_overrides(fixed, trust={"crls": []})
     config = tmp_path / "hub.toml"
@@ -107,12 +107,12 @@ def test_twenty_rejections_for_four_reasons_are_listed_shown_replayed_and_record
 
 
 def test_a_document_for_an_abolished_district_names_the_reform_in_its_refusal(
-    pipeline_pki: PkiPaths, broker_url: str, names: str, tmp_path: Path
+    pipeline_pki: PkiPaths, broker_url: str, names: str, ledger_url: str, tmp_path: Path
 ) -> None:
     import datetime as dt
 
     keystore = Keystore.load(pipeline_pki.keystore)
-    settings = hub_settings(pipeline_pki, tmp_path, broker_url, names)
+    settings = hub_settings(pipeline_pki, tmp_path, broker_url, names, ledger_url=ledger_url)
     # A clock after 1 July 2025 (the PKI is still valid then)
     later = dt.datetime(2025, 7, 2, 8, 0, tzinfo=dt.UTC)
     with running_hub(with_overrides(settings, trust={"crl_freshness_s": 10**8}),

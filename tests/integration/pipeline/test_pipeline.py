@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from hub import devbroker
 from hub.client import AgencyClient
-from hub.keystore import Keystore
 from hub.ledger import EventKind
-from hub.pki import PkiPaths
+from hub.testing import devbroker
+from hub.testing.pki import PkiPaths
+from hub.trust.keystore import Keystore
 from tests.integration.pipeline.harness import (
     COMMUNE,
     DISTRICT,
@@ -33,9 +33,9 @@ def keystore(pipeline_pki: PkiPaths) -> Keystore:
 
 
 def test_an_envelope_from_a_commune_reaches_its_district_and_a_department_exactly_once(
-    pipeline_pki: PkiPaths, keystore: Keystore, broker_url: str, names: str, tmp_path: Path
+    pipeline_pki: PkiPaths, keystore: Keystore, broker_url: str, names: str, ledger_url: str, tmp_path: Path
 ) -> None:
-    settings = hub_settings(pipeline_pki, tmp_path, broker_url, names)
+    settings = hub_settings(pipeline_pki, tmp_path, broker_url, names, ledger_url=ledger_url)
     with running_hub(settings) as hub:
         # Given a commune's signed envelope to its district and a provincial department
         env = signed_envelope(keystore, COMMUNE, (DISTRICT, HOME_AFFAIRS), number="15")
@@ -60,9 +60,9 @@ def test_an_envelope_from_a_commune_reaches_its_district_and_a_department_exactl
 
 
 def test_a_document_for_another_province_goes_to_the_national_axis_gateway(
-    pipeline_pki: PkiPaths, keystore: Keystore, broker_url: str, names: str, tmp_path: Path
+    pipeline_pki: PkiPaths, keystore: Keystore, broker_url: str, names: str, ledger_url: str, tmp_path: Path
 ) -> None:
-    settings = hub_settings(pipeline_pki, tmp_path, broker_url, names)
+    settings = hub_settings(pipeline_pki, tmp_path, broker_url, names, ledger_url=ledger_url)
     with running_hub(settings) as hub:
         env = signed_envelope(keystore, PROVINCE, (MINISTRY,), number="88")
         hub.client(PROVINCE).send(env)
@@ -73,9 +73,9 @@ def test_a_document_for_another_province_goes_to_the_national_axis_gateway(
 
 
 def test_an_envelope_edited_after_signing_is_dead_lettered_at_once_with_its_reason(
-    pipeline_pki: PkiPaths, keystore: Keystore, broker_url: str, names: str, tmp_path: Path
+    pipeline_pki: PkiPaths, keystore: Keystore, broker_url: str, names: str, ledger_url: str, tmp_path: Path
 ) -> None:
-    settings = hub_settings(pipeline_pki, tmp_path, broker_url, names)
+    settings = hub_settings(pipeline_pki, tmp_path, broker_url, names, ledger_url=ledger_url)
     with running_hub(settings) as hub:
         env = signed_envelope(keystore, FINANCE, (PROVINCE,), subject="Tờ trình kinh phí")
         tampered = env.replace("Tờ trình kinh phí".encode(), "Tờ trình kinh phí mới".encode())
@@ -94,9 +94,9 @@ def test_an_envelope_edited_after_signing_is_dead_lettered_at_once_with_its_reas
 
 
 def test_a_body_that_is_not_xml_is_dead_lettered_once_and_never_requeued(
-    pipeline_pki: PkiPaths, broker_url: str, names: str, tmp_path: Path
+    pipeline_pki: PkiPaths, broker_url: str, names: str, ledger_url: str, tmp_path: Path
 ) -> None:
-    settings = hub_settings(pipeline_pki, tmp_path, broker_url, names)
+    settings = hub_settings(pipeline_pki, tmp_path, broker_url, names, ledger_url=ledger_url)
     with running_hub(settings) as hub:
         hub.client(PROVINCE).send(b"\x00\x01 not xml")
         hub.wait_acked(1)
@@ -106,9 +106,9 @@ def test_a_body_that_is_not_xml_is_dead_lettered_once_and_never_requeued(
 
 
 def test_a_document_id_reused_for_different_content_is_refused(
-    pipeline_pki: PkiPaths, keystore: Keystore, broker_url: str, names: str, tmp_path: Path
+    pipeline_pki: PkiPaths, keystore: Keystore, broker_url: str, names: str, ledger_url: str, tmp_path: Path
 ) -> None:
-    settings = hub_settings(pipeline_pki, tmp_path, broker_url, names)
+    settings = hub_settings(pipeline_pki, tmp_path, broker_url, names, ledger_url=ledger_url)
     with running_hub(settings) as hub:
         first = signed_envelope(keystore, PROVINCE, (FINANCE,), number="9", subject="Bản một")
         second = signed_envelope(keystore, PROVINCE, (FINANCE,), number="9", subject="Bản hai")
@@ -121,30 +121,38 @@ def test_a_document_id_reused_for_different_content_is_refused(
             "DOCUMENT_ID_REUSED"]
 
 
-def test_a_transient_fault_is_retried_with_backoff_then_dead_lettered_after_the_limit(
-    pipeline_pki: PkiPaths, keystore: Keystore, broker_url: str, names: str, tmp_path: Path
+@pytest.mark.parametrize("crls", ["none", "root_crl_missing"])
+def test_revocation_that_cannot_be_checked_is_retried_then_parked_and_never_refused(
+    pipeline_pki: PkiPaths, keystore: Keystore, broker_url: str, names: str, ledger_url: str,
+    tmp_path: Path, crls: str
 ) -> None:
-    # Given a hub without any CRL: revocation cannot be checked (INDETERMINATE)
-    settings = hub_settings(pipeline_pki, tmp_path, broker_url, names, delivery_limit=3)
+    # Given a hub that cannot check revocation: no CRL at all, or the issuing CA's CRL but not
+    # the root's (the issuing CA's own status is unknown)
+    settings = hub_settings(pipeline_pki, tmp_path, broker_url, names, delivery_limit=3,
+                            ledger_url=ledger_url)
     from hub.config import with_overrides
 
-    settings = with_overrides(settings, trust={"crls": []})
+    settings = with_overrides(settings, trust={
+        "crls": [] if crls == "none" else [str(pipeline_pki.crl_der)]})
     with running_hub(settings) as hub:
         env = signed_envelope(keystore, PROVINCE, (FINANCE,), number="31")
         hub.client(PROVINCE).send(env)
-        # Then it is tried three times (two delayed retries), and only then dead-lettered
+        # Then it is tried three times (two delayed retries), and only then parked
         hub.wait_acked(3)
         dead = hub.drain(hub.names.dlq)
         assert len(dead) == 1
-        assert dead[0].headers["x-hub-reason"] == "DELIVERY_LIMIT_EXCEEDED"
+        assert dead[0].headers["x-hub-reason"] == "REVOCATION_UNAVAILABLE"
         assert dead[0].headers["x-hub-first-reason"] == "REVOCATION_UNAVAILABLE"
         assert dead[0].headers["x-hub-attempts"] == 3
         assert hub.drain(hub.names.inbox(FINANCE)) == []
+        # And the sender is told nothing: the document is not refused, an operator decides
+        assert hub.drain(hub.names.status(PROVINCE)) == []
+        assert not [e for e in hub.hub.ledger.events() if e.kind is EventKind.RECEIPT_ISSUED]
 
 
 def test_a_publisher_whose_account_is_not_the_senders_is_refused(
     pipeline_pki: PkiPaths, keystore: Keystore, rabbitmq: devbroker.RunningBroker,
-    broker_url: str, names: str, tmp_path: Path
+    broker_url: str, names: str, ledger_url: str, tmp_path: Path
 ) -> None:
     if rabbitmq.kind != "container":
         pytest.skip("accounts are created with rabbitmqctl inside the broker container")
@@ -153,7 +161,7 @@ def test_a_publisher_whose_account_is_not_the_senders_is_refused(
         rabbitmq.exec("rabbitmqctl", "add_user", FINANCE, "finance-test")
     rabbitmq.exec("rabbitmqctl", "set_permissions", "-p", "/", FINANCE, "^$", ".*", ".*")
     finance_url = f"amqp://{FINANCE}:finance-test@{rabbitmq.host}:{rabbitmq.port}/"
-    settings = hub_settings(pipeline_pki, tmp_path, broker_url, names)
+    settings = hub_settings(pipeline_pki, tmp_path, broker_url, names, ledger_url=ledger_url)
     with running_hub(settings) as hub:
         finance = AgencyClient(finance_url, FINANCE, prefix=names)
         try:
@@ -198,11 +206,11 @@ def test_while_the_ledger_is_locked_nothing_is_acked_and_everything_lands_once_i
 
 
 def test_a_consumer_whose_first_node_is_down_fails_over_to_the_next_cluster_node(
-    pipeline_pki: PkiPaths, keystore: Keystore, broker_url: str, names: str, tmp_path: Path
+    pipeline_pki: PkiPaths, keystore: Keystore, broker_url: str, names: str, ledger_url: str, tmp_path: Path
 ) -> None:
     from hub.config import with_overrides
 
-    settings = hub_settings(pipeline_pki, tmp_path, broker_url, names)
+    settings = hub_settings(pipeline_pki, tmp_path, broker_url, names, ledger_url=ledger_url)
     # Given a first node that answers nothing (port 1) and a live second node
     settings = with_overrides(settings, broker={"url": "amqp://guest:guest@127.0.0.1:1/",
                                                 "failover_urls": [broker_url]})

@@ -11,12 +11,12 @@ import pytest
 from hub.edxml import parse_envelope
 from hub.edxml.build import build_envelope, build_status, response_for, sample_header, sample_trace
 from hub.edxml.model import BusinessDocType
-from hub.keystore import Keystore
 from hub.ledger import EventKind
-from hub.pki import PkiPaths
-from hub.receipt_check import verify_receipt
-from hub.receipts import read_evidence
-from hub.signing import sign_xml
+from hub.ops.receipt_verify import verify_receipt
+from hub.receipts.content import read_evidence
+from hub.testing.pki import PkiPaths
+from hub.trust.keystore import Keystore
+from hub.trust.signing import sign_xml
 from tests.integration.pipeline.harness import (
     FINANCE,
     HOME_AFFAIRS,
@@ -53,9 +53,9 @@ def _sign(keystore: Keystore, org: str, data: bytes) -> bytes:
 
 
 def test_a_sender_gets_a_received_receipt_from_the_recipient_and_an_accepted_one_from_the_hub(
-    pipeline_pki: PkiPaths, keystore: Keystore, broker_url: str, names: str, tmp_path: Path
+    pipeline_pki: PkiPaths, keystore: Keystore, broker_url: str, names: str, ledger_url: str, tmp_path: Path
 ) -> None:
-    settings = hub_settings(pipeline_pki, tmp_path, broker_url, names)
+    settings = hub_settings(pipeline_pki, tmp_path, broker_url, names, ledger_url=ledger_url)
     with running_hub(settings) as hub:
         header = sample_header(PROVINCE, (FINANCE,), number="501", promulgation_date=NOW.date())
         env = _sign(keystore, PROVINCE, build_envelope(header))
@@ -86,9 +86,9 @@ def test_a_sender_gets_a_received_receipt_from_the_recipient_and_an_accepted_one
 
 
 def test_a_recipients_status_is_countersigned_and_routed_back_to_the_sender(
-    pipeline_pki: PkiPaths, keystore: Keystore, broker_url: str, names: str, tmp_path: Path
+    pipeline_pki: PkiPaths, keystore: Keystore, broker_url: str, names: str, ledger_url: str, tmp_path: Path
 ) -> None:
-    settings = hub_settings(pipeline_pki, tmp_path, broker_url, names)
+    settings = hub_settings(pipeline_pki, tmp_path, broker_url, names, ledger_url=ledger_url)
     with running_hub(settings) as hub:
         header = sample_header(PROVINCE, (FINANCE,), number="502", promulgation_date=NOW.date())
         env = _sign(keystore, PROVINCE, build_envelope(header))
@@ -117,9 +117,9 @@ def test_a_recipients_status_is_countersigned_and_routed_back_to_the_sender(
 
 
 def test_a_status_signed_by_another_organization_than_the_reporter_is_refused(
-    pipeline_pki: PkiPaths, keystore: Keystore, broker_url: str, names: str, tmp_path: Path
+    pipeline_pki: PkiPaths, keystore: Keystore, broker_url: str, names: str, ledger_url: str, tmp_path: Path
 ) -> None:
-    settings = hub_settings(pipeline_pki, tmp_path, broker_url, names)
+    settings = hub_settings(pipeline_pki, tmp_path, broker_url, names, ledger_url=ledger_url)
     with running_hub(settings) as hub:
         header = sample_header(PROVINCE, (FINANCE,), number="503", promulgation_date=NOW.date())
         env = _sign(keystore, PROVINCE, build_envelope(header))
@@ -138,9 +138,9 @@ def test_a_status_signed_by_another_organization_than_the_reporter_is_refused(
 
 
 def test_a_recall_reaches_the_same_recipients_and_is_linked_to_the_original(
-    pipeline_pki: PkiPaths, keystore: Keystore, broker_url: str, names: str, tmp_path: Path
+    pipeline_pki: PkiPaths, keystore: Keystore, broker_url: str, names: str, ledger_url: str, tmp_path: Path
 ) -> None:
-    settings = hub_settings(pipeline_pki, tmp_path, broker_url, names)
+    settings = hub_settings(pipeline_pki, tmp_path, broker_url, names, ledger_url=ledger_url)
     with running_hub(settings) as hub:
         original_header = sample_header(PROVINCE, (FINANCE, HOME_AFFAIRS), number="504",
                                         promulgation_date=NOW.date())

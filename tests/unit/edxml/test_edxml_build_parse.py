@@ -18,6 +18,7 @@ from hub.edxml import (
     EnvelopeRefused,
     Organization,
     ResponseFor,
+    SignaturePlacement,
     StaffInfo,
     StatusCode,
     StatusPacket,
@@ -129,11 +130,32 @@ def test_a_repr_never_shows_document_bodies() -> None:
     assert "raw=" not in text
 
 
-def test_the_placeholder_is_the_last_child_of_the_header() -> None:
+def test_the_placeholder_goes_in_the_qcvn_digital_signature_slot_by_default() -> None:
     data = build_envelope(sample_header(SENDER, RECIPIENTS), trace=sample_trace("H27.01", AT))
+    slot = _header_el(data)[-1]
+    assert slot.tag == f"{{{NS}}}DigitalSignature"
+    assert [child.tag for child in slot] == [f"{{{DS_NS}}}Signature"]
+    assert slot[0].get("Id") == "placeholder"
+    status = build_status(response_for=response_for(sample_header(SENDER, RECIPIENTS)),
+                          sender=SENDER, status_code="01", timestamp=AT)
+    assert _header_el(status)[-1].tag == f"{{{NS}}}DigitalSignature"
+
+
+@pytest.mark.parametrize("build", ["envelope", "status"])
+def test_the_placeholder_is_the_last_child_of_the_header_on_request(build: str) -> None:
+    if build == "envelope":
+        data = build_envelope(sample_header(SENDER, RECIPIENTS), trace=sample_trace("H27.01", AT),
+                              signature_placement=SignaturePlacement.HEADER_END)
+    else:
+        data = build_status(response_for=response_for(sample_header(SENDER, RECIPIENTS)),
+                            sender=SENDER, status_code="01", timestamp=AT,
+                            signature_placement=SignaturePlacement.HEADER_END)
     last = _header_el(data)[-1]
     assert last.tag == f"{{{DS_NS}}}Signature"
     assert last.get("Id") == "placeholder"
+
+
+def test_an_envelope_without_placeholder_carries_no_signature() -> None:
     no_placeholder = build_envelope(sample_header(SENDER, RECIPIENTS), signature_placeholder=False)
     assert parse_envelope(no_placeholder).signature_count == 0
 
@@ -249,7 +271,7 @@ def test_every_status_code_round_trips(code: StatusCode) -> None:
     assert status.timestamp == AT
     assert status.staff_info == staff
     assert status.signature_count == 1
-    assert _header_el(data)[-1].tag == f"{{{DS_NS}}}Signature"
+    assert _header_el(data)[-1][0].tag == f"{{{DS_NS}}}Signature"  # in edXML:DigitalSignature
 
 
 def test_a_reserved_status_code_is_passed_through_as_text() -> None:
@@ -323,7 +345,8 @@ def test_wrapped_base64_lines_are_accepted() -> None:
 
 def _with_extension(data: bytes, namespace: str) -> bytes:
     element = f'<hub:HubEvidence xmlns:hub="{namespace}" version="1" kind="accepted"/>'
-    return data.replace(b"    <ds:Signature", element.encode() + b"\n      <ds:Signature", 1)
+    slot = b"    <edXML:DigitalSignature>"
+    return data.replace(slot, element.encode() + b"\n  " + slot, 1)
 
 
 def test_the_hub_evidence_extension_is_allowed_before_the_signature() -> None:

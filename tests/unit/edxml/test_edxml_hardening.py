@@ -117,3 +117,107 @@ def test_text_that_is_not_xml_is_malformed() -> None:
 def test_the_schema_compiles_and_is_cached_per_thread() -> None:
     assert schema() is schema()
     assert b"QCVN_102_2016" in schema_bytes()
+
+
+# -- only the root element travels: nothing outside it but the declaration and whitespace -------
+
+
+def _signed_like() -> bytes:
+    return build_envelope(sample_header("000.00.01.H27", "000.00.00.H27"))
+
+
+@pytest.mark.parametrize(
+    ("where", "markup"),
+    [
+        ("before", b'<?xml-stylesheet type="text/xsl" href="http://attacker.example/x.xsl"?>'),
+        ("after", b'<?xml-stylesheet type="text/xsl" href="x.xsl"?>'),
+        ("before", b"<!-- unsigned note -->"),
+        ("after", b"<!-- unsigned note -->"),
+        ("after", b"<?hub anything?>"),
+    ],
+    ids=["stylesheet-before-root", "stylesheet-after-root", "comment-before-root",
+         "comment-after-root", "pi-after-root"],
+)
+def test_a_processing_instruction_or_comment_outside_the_root_is_refused(
+    where: str, markup: bytes
+) -> None:
+    # Given a packet the parser accepts, and markup outside its root element (exclusive c14n of
+    # the root, what the signature covers, never sees it: it would travel unsigned)
+    data = _signed_like()
+    declaration, rest = data.split(b"\n", 1)
+    edited = (declaration + b"\n" + markup + b"\n" + rest if where == "before"
+              else data + markup + b"\n")
+    # When it is parsed, Then it is refused with a precise reason, at the parse step
+    with pytest.raises(EnvelopeRefused) as caught:
+        parse_xml(edited, Limits())
+    assert caught.value.reason is Reason.ENVELOPE_CONTENT_OUTSIDE_ROOT
+    assert ("processing instruction" if markup.startswith(b"<?") else "comment") in (
+        caught.value.detail)
+    assert _refusal(edited) is Reason.ENVELOPE_CONTENT_OUTSIDE_ROOT
+
+
+def test_the_declaration_a_bom_and_whitespace_around_the_root_are_accepted() -> None:
+    data = b"\xef\xbb\xbf" + _signed_like().replace(b"?>\n", b"?>\n\n \t\r\n", 1) + b"\n\n  \n"
+    assert parse_packet(data).raw == data
+
+
+def test_comments_and_processing_instructions_inside_the_root_are_left_to_the_signature_check(
+) -> None:
+    # Inside the root they are canonicalized with the document (the signature check judges them)
+    parse_xml(b"<a><?pi x?><!-- c --></a>", Limits())
+
+
+# -- UTF-8 only, decided on the raw bytes before the parser runs ----------------------------------
+
+
+def _utf16_document(codec: str) -> bytes:
+    text = _signed_like().decode("utf-8").replace('encoding="UTF-8"', f'encoding="{codec}"', 1)
+    return text.encode(codec.lower())
+
+
+@pytest.mark.parametrize("codec", ["UTF-16-LE", "UTF-16-BE", "UTF-32-LE", "UTF-32-BE"])
+def test_a_utf16_or_utf32_packet_without_a_byte_order_mark_is_refused(codec: str) -> None:
+    data = _utf16_document(codec)
+    assert not data.startswith((b"\xff\xfe", b"\xfe\xff"))
+    assert _refusal(data) is Reason.ENVELOPE_ENCODING_INVALID
+
+
+@pytest.mark.parametrize(
+    "bom", [b"\xff\xfe", b"\xfe\xff", b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"],
+    ids=["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"])
+def test_a_utf16_or_utf32_byte_order_mark_is_refused(bom: bytes) -> None:
+    with pytest.raises(EnvelopeRefused) as caught:
+        parse_xml(bom + b"<a/>", Limits())
+    assert caught.value.reason is Reason.ENVELOPE_ENCODING_INVALID
+
+
+def test_a_dtd_in_utf16_cannot_slip_past_the_markup_declaration_scan() -> None:
+    # "<\0!\0" is not "<!": the raw scan must not be the only guard. The packet is refused on its
+    # bytes (NUL), before any parser sees the DTD.
+    data = BOMB.decode("ascii").replace('version="1.0"', 'version="1.0" encoding="UTF-16"', 1)
+    encoded = data.encode("utf-16-le")
+    assert b"<!" not in encoded
+    started = time.perf_counter()
+    assert _refusal(encoded) is Reason.ENVELOPE_ENCODING_INVALID
+    assert time.perf_counter() - started < 0.05
+
+
+def test_a_nul_byte_in_a_utf8_packet_is_refused_before_parsing() -> None:
+    data = _signed_like().replace("triển khai".encode(), "triển\x00khai".encode(), 1)
+    with pytest.raises(EnvelopeRefused) as caught:
+        parse_xml(data, Limits())
+    assert caught.value.reason is Reason.ENVELOPE_ENCODING_INVALID
+    assert "NUL" in caught.value.detail
+
+
+@pytest.mark.parametrize("codec", ["cp037", "cp500"])
+def test_an_ebcdic_packet_is_refused_as_an_encoding_error(codec: str) -> None:
+    data = f'<?xml version="1.0" encoding="{codec.upper()}"?><a>x</a>'.encode(codec)
+    assert _refusal(data) is Reason.ENVELOPE_ENCODING_INVALID
+
+
+@pytest.mark.parametrize("name", ["UTF-16", "utf-32", "US-ASCII", "UTF-7", "utf_8"])
+def test_an_encoding_declaration_other_than_utf8_is_refused(name: str) -> None:
+    with pytest.raises(EnvelopeRefused) as caught:
+        parse_xml(f'<?xml version="1.0" encoding="{name}"?><a/>'.encode("ascii"), Limits())
+    assert caught.value.reason is Reason.ENVELOPE_ENCODING_INVALID

@@ -1,4 +1,5 @@
-"""signxml 5.2 fills the builder's placeholder in place, over the whole document.
+"""signxml 5.2 fills the builder's placeholder in place (by default inside
+``edXML:DigitalSignature``), over the whole document.
 
 signxml's enveloped signer looks for exactly one ``ds:Signature[@Id='placeholder']``
 (``signxml/signer.py``, ``_unpack``), drops the ``Id`` and puts the signature there; the digest is
@@ -89,7 +90,9 @@ def test_signxml_fills_the_envelope_placeholder_in_place_and_it_verifies(
 
     header = parse_xml(signed, Limits()).find(f"{{{NS}}}edXMLEnvelope/{{{NS}}}edXMLHeader")
     assert header is not None
-    last = header[-1]
+    slot = header[-1]
+    assert slot.tag == f"{{{NS}}}DigitalSignature"  # QCVN 102's slot, the builder's default
+    last = slot[-1]
     assert last.tag == f"{{{DS_NS}}}Signature"
     assert last.get("Id") is None
     assert last.find(f"{{{DS_NS}}}SignedInfo/{{{DS_NS}}}Reference").get("URI") == ""  # type: ignore[union-attr]

@@ -36,6 +36,8 @@ PARSE_REASONS = {
     Reason.DOCUMENT_ID_INVALID,
     Reason.DATE_INVALID,
     Reason.STATUS_CODE_INVALID,
+    Reason.ENVELOPE_CONTENT_OUTSIDE_ROOT,
+    Reason.FIELD_TOO_LONG,
 }
 """Every reason hub.edxml's parser can give."""
 

@@ -55,7 +55,7 @@ def test_the_checkpoint_payload_is_canonical_json() -> None:
 
 def test_the_ledger_package_never_imports_pika() -> None:
     code = ("import sys, hub.ledger, hub.ledger.evidence, hub.ledger.report, hub.ledger.backup, "
-            "hub.ledger.cli; print('pika' in sys.modules)")
+            "hub.ops.ledger_cli; print('pika' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "False"

@@ -21,7 +21,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 from lxml import etree
 from signxml import (  # type: ignore[attr-defined]
     CanonicalizationMethod,
@@ -34,6 +34,7 @@ from signxml import (  # type: ignore[attr-defined]
 from hub.edxml import (
     EnvelopeRefused,
     Packet,
+    SignaturePlacement,
     build_envelope,
     build_status,
     parse_packet,
@@ -43,9 +44,9 @@ from hub.edxml import (
     sample_trace,
 )
 from hub.edxml.model import Attachment, Organization
-from hub.keystore import OrgSigner
 from hub.reasons import Reason
-from hub.signing import minimal_pdf, sign_pdf, sign_xml
+from hub.trust.keystore import OrgSigner
+from hub.trust.signing import minimal_pdf, sign_pdf, sign_xml
 from hub.validators import CrlEntry, CrlSnapshot, Indication, OcspEntry, OcspSnapshot, TrustPolicy
 from hub.validators.ocsp import CertId
 from tests.pki_fixtures import AT, AXIS_PERSON, AXIS_SENDER, DIRECTORY, PKI_NOW, GeneratedPki
@@ -109,6 +110,9 @@ class Vectors:
 
     pki: GeneratedPki
     policy_changes: dict[str, object] = field(default_factory=dict)
+    placement: SignaturePlacement = SignaturePlacement.SLOT
+    """Where the envelopes the recipes start from carry their signature (both are accepted;
+    every vector is run with both)."""
 
     @cached_property
     def policy(self) -> TrustPolicy:
@@ -155,7 +159,8 @@ class Vectors:
             attachments = (sample_attachment(pdf if pdf is not None else self.good_pdf,
                                              content_id="main-document"),)
         return build_envelope(header, trace=sample_trace(sender, AT), attachments=attachments,
-                              signature_placeholder=placeholder)
+                              signature_placeholder=placeholder,
+                              signature_placement=self.placement)
 
     def signed(self, signer: OrgSigner | None = None, **kwargs: object) -> bytes:
         return sign_xml(self.envelope(**kwargs), signer or self.org)  # type: ignore[arg-type]
@@ -281,6 +286,7 @@ def valid_status(v: Vectors) -> Built:
         response_for=response_for(original.header),  # type: ignore[union-attr]
         sender=Organization(RECIPIENT, "Sở Nội vụ tỉnh Hà Tĩnh"),
         status_code="03", timestamp=AT, description="Đã vào sổ",
+        signature_placement=v.placement,
     )
     return v.done(sign_xml(raw, v.pki.org(RECIPIENT)))
 
@@ -595,6 +601,255 @@ def xsw_xpath_transform(v: Vectors) -> Built:
         "not(ancestor-or-self::*[local-name()='AttachmentEncoded'])")
     transforms.insert(1, xpath)
     return v.done(_out(root))
+
+
+# -- placement (QCVN 102 slot edXMLHeader/edXML:DigitalSignature, or last child of the header) ---
+
+
+def _header(root: etree._Element) -> etree._Element:
+    header = root.find(f"{{{ED_NS}}}edXMLEnvelope/{{{ED_NS}}}edXMLHeader")
+    assert header is not None
+    return header
+
+
+def _signed_in(v: Vectors, placement: SignaturePlacement) -> etree._Element:
+    return _tree(dataclasses.replace(v, placement=placement).valid_raw)
+
+
+@recipe
+def signature_in_slot_and_after_it(v: Vectors) -> Built:
+    """One signature in edXML:DigitalSignature, a copy as the last child of edXMLHeader."""
+    root = _signed_in(v, SignaturePlacement.SLOT)
+    _header(root).append(copy.deepcopy(_signature(root)))
+    return v.done(_out(root))
+
+
+@recipe
+def two_signatures_in_the_slot(v: Vectors) -> Built:
+    root = _signed_in(v, SignaturePlacement.SLOT)
+    signature = _signature(root)
+    signature.addnext(copy.deepcopy(signature))
+    return v.done(_out(root))
+
+
+@recipe
+def slot_element_after_the_slot(v: Vectors) -> Built:
+    """Signed in the slot; an element added to edXMLHeader after edXML:DigitalSignature."""
+    root = _signed_in(v, SignaturePlacement.SLOT)
+    etree.SubElement(_header(root), f"{{{DS_NS}}}Object").text = "giả mạo"
+    return v.done(_out(root))
+
+
+@recipe
+def slot_element_before_the_signature(v: Vectors) -> Built:
+    """Signed in the slot; an element added inside edXML:DigitalSignature before the signature."""
+    root = _signed_in(v, SignaturePlacement.SLOT)
+    slot = _signature(root).getparent()
+    assert slot is not None
+    slot.insert(0, etree.Element(f"{{{ED_NS}}}Subject"))
+    return v.done(_out(root))
+
+
+@recipe
+def slot_text_after_the_signature(v: Vectors) -> Built:
+    root = _signed_in(v, SignaturePlacement.SLOT)
+    _signature(root).tail = "giả mạo"
+    return v.done(_out(root))
+
+
+@recipe
+def slot_text_before_the_signature(v: Vectors) -> Built:
+    root = _signed_in(v, SignaturePlacement.SLOT)
+    slot = _signature(root).getparent()
+    assert slot is not None
+    slot.text = "giả mạo"
+    return v.done(_out(root))
+
+
+@recipe
+def slot_moved_into_the_body(v: Vectors) -> Built:
+    """The whole edXML:DigitalSignature (with the signature) moved into edXMLBody."""
+    root = _signed_in(v, SignaturePlacement.SLOT)
+    slot = _signature(root).getparent()
+    body = root.find(f"{{{ED_NS}}}edXMLEnvelope/{{{ED_NS}}}edXMLBody")
+    assert slot is not None
+    assert body is not None
+    body.append(slot)
+    return v.done(_out(root))
+
+
+@recipe
+def slot_nested_deeper(v: Vectors) -> Built:
+    """The signature one level deeper, in an element inside edXML:DigitalSignature."""
+    root = _signed_in(v, SignaturePlacement.SLOT)
+    signature = _signature(root)
+    slot = signature.getparent()
+    assert slot is not None
+    inner = etree.SubElement(slot, f"{{{ED_NS}}}DigitalSignature")
+    inner.append(signature)
+    return v.done(_out(root))
+
+
+@recipe
+def slot_not_last_in_header(v: Vectors) -> Built:
+    """The slot moved before TraceHeaderList: not the last child of edXMLHeader."""
+    root = _signed_in(v, SignaturePlacement.SLOT)
+    slot = _signature(root).getparent()
+    assert slot is not None
+    _header(root).insert(1, slot)
+    return v.done(_out(root))
+
+
+@recipe
+def header_end_followed_by_an_empty_slot(v: Vectors) -> Built:
+    """Signed as the last child of edXMLHeader; an empty edXML:DigitalSignature added after."""
+    root = _signed_in(v, SignaturePlacement.HEADER_END)
+    etree.SubElement(_header(root), f"{{{ED_NS}}}DigitalSignature")
+    return v.done(_out(root))
+
+
+@recipe
+def header_end_after_an_empty_slot(v: Vectors) -> Built:
+    """The SDK leaves an empty edXML:DigitalSignature; the signature follows it (signed so)."""
+    root = _tree(v.envelope(placeholder=False))
+    header = _header(root)
+    etree.SubElement(header, f"{{{ED_NS}}}DigitalSignature")
+    etree.SubElement(header, f"{{{DS_NS}}}Signature", Id="placeholder", nsmap={"ds": DS_NS})
+    return v.done(sign_xml(_out(root), v.org))
+
+
+# -- KeyInfo: odd certificates and base64 (issue 16, L1 and L4) --------------------------------
+
+
+def _key_info(root: etree._Element) -> etree._Element:
+    x509_data = _signature(root).find(f"{{{DS_NS}}}KeyInfo/{{{DS_NS}}}X509Data")
+    assert x509_data is not None
+    return x509_data
+
+
+def _reissued(v: Vectors, *, key_usage: bytes | None = None) -> x509.Certificate:
+    """The sender's seal certificate issued again by the issuing CA, its keyUsage replaced by
+    the raw bytes ``key_usage`` (not DER of a KeyUsage: cryptography fails when reading it)."""
+    base = v.org.cert
+    builder = (x509.CertificateBuilder().subject_name(base.subject).issuer_name(base.issuer)
+               .public_key(base.public_key()).serial_number(base.serial_number + 1)
+               .not_valid_before(base.not_valid_before_utc)
+               .not_valid_after(base.not_valid_after_utc))
+    for ext in base.extensions:
+        if ext.oid == ExtensionOID.KEY_USAGE and key_usage is not None:
+            builder = builder.add_extension(x509.UnrecognizedExtension(ext.oid, key_usage), True)
+        else:
+            builder = builder.add_extension(ext.value, ext.critical)
+    return builder.sign(v.pki.keys("issuing-ca", 2048), hashes.SHA256())
+
+
+def _der_b64(cert: x509.Certificate) -> str:
+    from cryptography.hazmat.primitives import serialization
+    return base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
+
+
+@recipe
+def certificate_not_der(v: Vectors) -> Built:
+    """X509Certificate holds valid base64 of bytes that are no certificate."""
+    root = _tree(v.valid_raw)
+    _key_info(root)[0].text = base64.b64encode(b"\x30\x82\x01\x00 not a certificate").decode()
+    return v.done(_out(root))
+
+
+@recipe
+def certificate_malformed_extension(v: Vectors) -> Built:
+    """Signed with a certificate (issued by the specialized CA) whose keyUsage cannot be read."""
+    signer = OrgSigner(SENDER, v.org.key, _reissued(v, key_usage=b"\x01\x02garbage"),
+                       v.org.chain)
+    return v.done(v.signed(signer))
+
+
+@recipe
+def certificate_unknown_signature_algorithm(v: Vectors) -> Built:
+    """The signer certificate's signature algorithm OID is one no library knows."""
+    from cryptography.hazmat.primitives import serialization
+    der = v.org.cert.public_bytes(serialization.Encoding.DER)
+    sha256_rsa = bytes.fromhex("2a864886f70d01010b")
+    assert der.count(sha256_rsa) == 2
+    odd = x509.load_der_x509_certificate(der.replace(sha256_rsa, bytes.fromhex("2a864886f70d01017f")))
+    return v.done(v.signed(OrgSigner(SENDER, v.org.key, odd, v.org.chain)))
+
+
+@recipe
+def offered_certificate_malformed(v: Vectors) -> Built:
+    """The leaf is fine; the other certificate KeyInfo offers cannot be read."""
+    root = _tree(v.valid_raw)
+    other = _reissued(v, key_usage=b"\x05\x00")
+    etree.SubElement(_key_info(root), f"{{{DS_NS}}}X509Certificate").text = _der_b64(other)
+    return v.done(_out(root))
+
+
+@recipe
+def key_info_too_many_certificates(v: Vectors) -> Built:
+    """KeyInfo is not covered by the signature: certificates can be added after signing."""
+    root = _tree(v.valid_raw)
+    data = _key_info(root)
+    for _ in range(4):
+        data.append(copy.deepcopy(data[-1]))
+    return v.done(_out(root))
+
+
+@recipe
+def key_info_certificate_too_large(v: Vectors) -> Built:
+    root = _tree(v.valid_raw)
+    etree.SubElement(_key_info(root), f"{{{DS_NS}}}X509Certificate").text = (
+        base64.b64encode(bytes(17 * 1024)).decode())
+    return v.done(_out(root))
+
+
+def _with_char(v: Vectors, path: str, char: str) -> bytes:
+    root = _tree(v.valid_raw)
+    node = _signature(root).find(path)
+    assert node is not None
+    assert node.text
+    node.text = node.text[:20] + char + node.text[20:]
+    return _out(root)
+
+
+@recipe
+def line_separator_in_signature_value(v: Vectors) -> Built:
+    """U+2028 inside SignatureValue: Python's str.split() takes it for whitespace; xmlsec1 and
+    the XMLDSig base64 rules do not."""
+    return v.done(_with_char(v, f"{{{DS_NS}}}SignatureValue", "\u2028"))
+
+
+@recipe
+def next_line_in_signature_value(v: Vectors) -> Built:
+    return v.done(_with_char(v, f"{{{DS_NS}}}SignatureValue", "\u0085"))
+
+
+@recipe
+def ideographic_space_in_digest_value(v: Vectors) -> Built:
+    return v.done(_with_char(
+        v, f"{{{DS_NS}}}SignedInfo/{{{DS_NS}}}Reference/{{{DS_NS}}}DigestValue", "\u3000"))
+
+
+@recipe
+def no_break_space_in_certificate(v: Vectors) -> Built:
+    return v.done(_with_char(
+        v, f"{{{DS_NS}}}KeyInfo/{{{DS_NS}}}X509Data/{{{DS_NS}}}X509Certificate", "\u00a0"))
+
+
+@recipe
+def tab_and_carriage_return_in_signature_value(v: Vectors) -> Built:
+    """The four XML whitespace characters are what base64 in XMLDSig may carry: accepted."""
+    return v.done(_with_char(v, f"{{{DS_NS}}}SignatureValue", " \t\r\n"))
+
+
+@recipe
+def relative_namespace_in_content(v: Vectors) -> Built:
+    """Namespaces 1.0 deprecates relative namespace URIs; canonical XML refuses them."""
+    return v.done(v.valid_raw.replace(b"<edXML:Subject>", b'<edXML:Subject xmlns:x="rel/uri">', 1))
+
+
+@recipe
+def relative_namespace_in_signed_info(v: Vectors) -> Built:
+    return v.done(v.valid_raw.replace(b"<ds:SignedInfo>", b'<ds:SignedInfo xmlns:x="rel">', 1))
 
 
 # -- OCSP ------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from cryptography.x509 import ocsp
 
 from hub.config import Settings, with_overrides
 from hub.reasons import Reason
-from hub.revocation import MAX_OCSP_BYTES, OcspCache, RevocationCache
+from hub.trust.revocation import MAX_OCSP_BYTES, OcspCache, RevocationCache
 from hub.validators import (
     CrlEntry,
     CrlSnapshot,

@@ -8,7 +8,9 @@ pyHanko's path validation run once per path. A verdict is "passed" with the evid
 "failed" with the indication and reason code; the OCSP questions left open are compared too.
 The corpus: every vector of the signature manifest, and the PDF shapes below (valid, tampered,
 changed after signing, untrusted, expired, revoked, wrong key usage, weak algorithms, a CA path
-length exceeded, unreadable, broken CMS, revocation data missing...). Both paths read PDFs with
+length exceeded, unreadable, broken CMS, revocation data missing, the change policy's shapes —
+clerk's form filling before the seal, a field changed or a whole-page signature after it —, a
+PDF declared as another type, deep nesting, a malformed signer certificate...). Both paths read PDFs with
 the faster hex-string reader, itself proven equal to pyHanko's on random input at the end.
 """
 
@@ -25,25 +27,40 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import ExtensionOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.edxml import parse_packet
+from hub.edxml import parse_packet, sample_attachment
 from hub.edxml.model import Envelope, StatusPacket
-from hub.keystore import OrgSigner
 from hub.reasons import Reason
-from hub.signing import minimal_pdf, sign_pdf
-from hub.validators import CrlEntry, CrlSnapshot, OcspSnapshot, TrustPolicy
+from hub.trust.keystore import OrgSigner
+from hub.trust.signing import minimal_pdf, sign_pdf
+from hub.validators import (
+    CrlEntry,
+    CrlSnapshot,
+    OcspSnapshot,
+    PdfChange,
+    PdfChangePolicy,
+    TrustPolicy,
+)
 from hub.validators import pdf as pdf_module
 from hub.validators.ocsp import OcspQuery
 from hub.validators.outcome import Indication, ValidationFailure
 from hub.validators.pdf import check_pdf_attachments, read_hex_string
-from tests.pki_fixtures import AT, DIRECTORY, PKI_NOW, GeneratedPki, session_pki
+from tests.pki_fixtures import AT, DIRECTORY, PKI_NOW, GeneratedPki, fill_form, session_pki
 from tests.unit.validators.signature_vectors import (
     VectorCase,
     Vectors,
     build,
     load_manifest,
+)
+from tests.unit.validators.test_pdf_changes import (
+    clerk_issued,
+    deeply_nested_pdf,
+    field_changed_after_seal,
+    person_signed,
+    whole_page_signature_after_seal,
 )
 
 Verdict = tuple[object, ...]
@@ -149,6 +166,8 @@ def _issue(
     path_length: int | None = None,
     bits: int = 2048,
     critical: x509.ExtensionType | None = None,
+    policies: bool = True,
+    extra: x509.ExtensionType | None = None,
 ) -> Issued:
     usage = {name: False for name in (
         "digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
@@ -165,9 +184,12 @@ def _issue(
         .not_valid_before(PKI_NOW - 30 * DAY).not_valid_after(PKI_NOW + 365 * DAY)
         .add_extension(x509.BasicConstraints(ca=ca, path_length=path_length), critical=True)
         .add_extension(x509.KeyUsage(**usage), critical=True)
-        .add_extension(x509.CertificatePolicies([x509.PolicyInformation(
-            x509.ObjectIdentifier(pki.paths.policy_oid), None)]), critical=False)
     )
+    if policies:
+        builder = builder.add_extension(x509.CertificatePolicies([x509.PolicyInformation(
+            x509.ObjectIdentifier(pki.paths.policy_oid), None)]), critical=False)
+    if extra is not None:
+        builder = builder.add_extension(extra, critical=False)
     if critical is not None:
         builder = builder.add_extension(critical, critical=True)
     cert = builder.sign(issuer.key, hashes.SHA256())
@@ -187,7 +209,7 @@ def _sign_sha1(pdf: bytes, signer: OrgSigner, field_name: str) -> bytes:
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import signers
 
-    from hub.signing import _pdf_signer
+    from hub.trust.signing import _pdf_signer
 
     meta = signers.PdfSignatureMetadata(field_name=field_name, md_algorithm="sha1")
     out = signers.sign_pdf(IncrementalPdfFileWriter(io.BytesIO(pdf)), meta,
@@ -243,6 +265,8 @@ class Shape:
     crls: Callable[[Vectors], CrlSnapshot] | None = None
     policy: Callable[[Vectors], TrustPolicy] | None = None
     require: bool | None = None
+    declared: str = "application/pdf"
+    """The content type the manifest declares (PDFs are found by their content too)."""
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -273,7 +297,8 @@ def _signing_only_leaf(v: Vectors) -> Issued:
 
 @_cached
 def _sub_ca(v: Vectors) -> Issued:
-    """A CA under the issuing CA, whose pathLenConstraint is 0: pyHanko refuses the path."""
+    """A CA under the issuing CA, whose pathLenConstraint is 0: pyHanko and the hub refuse the
+    path."""
     return _issue(v.pki, "sub CA", _issuing_ca(v.pki), ca=True)
 
 
@@ -290,9 +315,23 @@ def _short_key(v: Vectors) -> Issued:
 
 @_cached
 def _unknown_critical(v: Vectors) -> Issued:
-    """A leaf with an unknown critical extension: pyHanko refuses it, the hub has no rule."""
+    """A leaf with an unknown critical extension: pyHanko and the hub refuse it."""
     return _issue(v.pki, "unknown critical", _issuing_ca(v.pki), critical=x509.UnrecognizedExtension(
         x509.ObjectIdentifier("1.3.6.1.4.1.99999.9.9"), b"\x05\x00"))
+
+
+@_cached
+def _malformed_policies(v: Vectors) -> Issued:
+    """A leaf whose certificatePolicies extension cannot be parsed (CERT_MALFORMED)."""
+    return _issue(v.pki, "malformed policies", _issuing_ca(v.pki), policies=False,
+                  critical=None, extra=x509.UnrecognizedExtension(
+                      ExtensionOID.CERTIFICATE_POLICIES, b"\x04\x00"))
+
+
+def _lax(v: Vectors) -> TrustPolicy:
+    """Form filling and further signatures allowed after the seal (the pre-issue-16 rule)."""
+    return dataclasses.replace(v.policy, pdf_changes=PdfChangePolicy(
+        after_seal=PdfChange.FORM_FILLING, signatures_after_seal=True))
 
 
 def _org_then(v: Vectors, pdf: bytes) -> bytes:
@@ -349,7 +388,7 @@ def _sha1_person(v: Vectors) -> bytes:
 
 
 def _third_signature(v: Vectors) -> bytes:
-    """A further signature after the two: allowed (more signatures are no modification)."""
+    """A further signature after the seal: refused by default (issue 16, M2)."""
     return sign_pdf(v.good_pdf, v.pki.org("000.00.02.H27"), field_name="CoQuanNhan",
                     reason="Đã nhận")
 
@@ -360,7 +399,34 @@ def _person_only_policy_off(v: Vectors) -> bytes:
 
 SHAPES: dict[str, Shape] = {
     "valid": Shape(lambda v: v.good_pdf, ("passed",)),
-    "valid_three_signatures": Shape(_third_signature, ("passed",)),
+    "signature_after_seal": Shape(_third_signature, _failed(Reason.PDF_MODIFIED_AFTER_SIGNING)),
+    "signature_after_seal_allowed": Shape(_third_signature, ("passed",), policy=_lax),
+    "clerk_fills_number_before_seal": Shape(clerk_issued, ("passed",)),
+    "clerk_fills_number_before_seal_refused_by_policy": Shape(
+        clerk_issued, _failed(Reason.PDF_MODIFIED_AFTER_SIGNING), policy=lambda v: (
+            dataclasses.replace(v.policy, pdf_changes=PdfChangePolicy(
+                before_seal=PdfChange.REVOCATION_DATA)))),
+    "field_changed_after_seal": Shape(
+        field_changed_after_seal, _failed(Reason.PDF_MODIFIED_AFTER_SIGNING)),
+    "field_changed_after_seal_allowed": Shape(field_changed_after_seal, ("passed",), policy=_lax),
+    "whole_page_signature_after_seal": Shape(
+        whole_page_signature_after_seal, _failed(Reason.PDF_MODIFIED_AFTER_SIGNING)),
+    "whole_page_signature_after_seal_allowed": Shape(
+        whole_page_signature_after_seal, ("passed",), policy=_lax),
+    "filled_after_the_only_signature": Shape(
+        lambda v: fill_form(person_signed(v), {"SoKyHieu": "1"}),
+        _failed(Reason.PDF_MODIFIED_AFTER_SIGNING), require=False),
+    "declared_octet_stream": Shape(
+        lambda v: v.good_pdf, ("passed",), declared="application/octet-stream"),
+    "declared_octet_stream_tampered": Shape(
+        lambda v: v.good_pdf.replace(b"Cong van 123", b"Cong van 923", 1),
+        _failed(Reason.PDF_MODIFIED_AFTER_SIGNING), declared="application/octet-stream"),
+    "declared_octet_stream_person_only": Shape(
+        _person_only_policy_off, _failed(Reason.PDF_ORGANIZATION_SIGNATURE_MISSING),
+        declared="application/octet-stream"),
+    "deeply_nested": Shape(lambda v: deeply_nested_pdf(), _failed(Reason.PDF_MALFORMED)),
+    "malformed_signer_certificate": Shape(
+        _issued_by(_malformed_policies), _failed(Reason.PDF_SIGNER_UNTRUSTED)),
     "bytes_changed": Shape(
         lambda v: v.good_pdf.replace(b"Cong van 123", b"Cong van 124", 1),
         _failed(Reason.PDF_MODIFIED_AFTER_SIGNING)),
@@ -403,8 +469,8 @@ SHAPES: dict[str, Shape] = {
         _issued_by(_under_sub_ca), _failed(Reason.PDF_SIGNER_UNTRUSTED),
         crls=_with_crls(_sub_ca)),
     "ca_path_length_exceeded_without_crl": Shape(
-        _issued_by(_under_sub_ca), _failed(Reason.REVOCATION_UNAVAILABLE, Indication.INDETERMINATE),
-        require=False),
+        # The hub's own path rules refuse it for good: no pointless wait for revocation data.
+        _issued_by(_under_sub_ca), _failed(Reason.PDF_SIGNER_UNTRUSTED), require=False),
     "short_signing_key": Shape(_issued_by(_short_key), _failed(Reason.PDF_SIGNER_UNTRUSTED)),
     "unknown_critical_extension": Shape(
         _issued_by(_unknown_critical), _failed(Reason.PDF_SIGNER_UNTRUSTED)),
@@ -421,7 +487,10 @@ SHAPES: dict[str, Shape] = {
 def test_a_pdf_shape_gets_the_same_verdict_from_both_paths(name: str, vectors: Vectors) -> None:
     shape = SHAPES[name]
     # Given an envelope whose main document is the shape's PDF
-    envelope = parse_packet(vectors.envelope(pdf=shape.make(vectors)))
+    attachment = dataclasses.replace(
+        sample_attachment(shape.make(vectors), content_id="main-document"),
+        content_type=shape.declared)
+    envelope = parse_packet(vectors.envelope(attachments=(attachment,)))
     assert isinstance(envelope, Envelope)
     inputs = Inputs(
         envelope, shape.policy(vectors) if shape.policy else vectors.policy,

@@ -12,7 +12,7 @@ import pytest
 
 from hub.config import Settings, with_overrides
 from hub.errors import ConfigurationError
-from hub.revocation import RevocationCache
+from hub.trust.revocation import RevocationCache
 from hub.validators.trust import distribution_points
 from tests.pki_fixtures import PKI_NOW, GeneratedPki, session_pki
 

@@ -1,9 +1,13 @@
-"""Data-driven signature vectors (tests/vectors/signatures/manifest.toml)."""
+"""Data-driven signature vectors (tests/vectors/signatures/manifest.toml), each run twice: with
+the envelopes the recipes start from signed in QCVN 102's ``edXML:DigitalSignature`` slot, and
+signed as the last child of ``edXMLHeader`` (the two accepted placements). So every XSW shape is
+proven to fail in both placements."""
 
 from __future__ import annotations
 
 import pytest
 
+from hub.edxml import SignaturePlacement
 from hub.validators import validate_packet
 from tests.pki_fixtures import GeneratedPki, session_pki
 from tests.unit.validators.signature_vectors import (
@@ -22,9 +26,9 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> GeneratedPki:
     return session_pki(tmp_path_factory)
 
 
-@pytest.fixture(scope="module")
-def vectors(pki: GeneratedPki) -> Vectors:
-    return Vectors(pki)
+@pytest.fixture(scope="module", params=list(SignaturePlacement), ids=lambda p: p.value)
+def vectors(pki: GeneratedPki, request: pytest.FixtureRequest) -> Vectors:
+    return Vectors(pki, placement=request.param)
 
 
 def test_every_manifest_row_has_a_recipe_and_every_recipe_a_row() -> None:

@@ -12,9 +12,9 @@ from cryptography.hazmat.primitives import hashes
 
 from hub.config import Settings, with_overrides
 from hub.errors import ConfigurationError
-from hub.pki import make_crl
 from hub.reasons import Reason
-from hub.trust_store import load_policy
+from hub.testing.pki import make_crl
+from hub.trust.store import load_policy
 from hub.validators import CrlEntry, CrlSnapshot, Indication, TrustPolicy
 from hub.validators.outcome import ValidationFailure
 from hub.validators.trust import check_revocation, validate_chain

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -90,7 +92,7 @@ def test_a_bug_in_a_check_becomes_internal_error_not_an_exception(vectors: Vecto
 def test_a_permanent_pdf_failure_wins_over_an_undecided_earlier_pdf_signature(
     vectors: Vectors,
 ) -> None:
-    from hub.signing import minimal_pdf, sign_pdf
+    from hub.trust.signing import minimal_pdf, sign_pdf
 
     # Given a PDF signed first by the person (status undecided: no CRL of the issuing CA), then
     # by a certificate under a public CA
@@ -102,3 +104,34 @@ def test_a_permanent_pdf_failure_wins_over_an_undecided_earlier_pdf_signature(
     # Then the refusal is permanent, not a retry
     assert report.indication is Indication.FAILED
     assert report.reason is Reason.PDF_SIGNER_UNTRUSTED
+
+
+# -- odd certificates in KeyInfo (issue 16, L4): a certificate reason, never INTERNAL_ERROR -----
+
+_CERT_TEXT = re.compile(rb"<ds:X509Certificate>([^<]*)</ds:X509Certificate>")
+
+
+def _flip_in_certificate(raw: bytes, which: int, position: int, bit: int) -> bytes:
+    found = list(_CERT_TEXT.finditer(raw))
+    match = found[which % len(found)]
+    der = bytearray(base64.b64decode(b"".join(match.group(1).split())))
+    der[position % len(der)] ^= 1 << bit
+    return raw[:match.start(1)] + base64.b64encode(bytes(der)) + raw[match.end(1):]
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(which=st.integers(0, 1), position=st.integers(0, 2000), bit=st.integers(0, 7))
+def test_a_bit_flipped_keyinfo_certificate_gets_a_signature_or_certificate_reason(
+    vectors: Vectors, which: int, position: int, bit: int,
+) -> None:
+    # Given the sender's envelope whose KeyInfo certificate (signer or CA) had one bit flipped in
+    # transit (KeyInfo is not covered by the signature)
+    raw = _flip_in_certificate(vectors.valid_raw, which, position, bit)
+    packet = parse_packet(raw)
+    # When it is validated, Then nothing raises and the verdict names a signature or
+    # certificate reason (or the flip was harmless), never an internal error
+    report = validate_packet(packet, at=AT, policy=vectors.policy, directory=DIRECTORY,
+                             crls=vectors.crls)
+    assert report.reason is not Reason.INTERNAL_ERROR, report.describe()
+    assert report.reason.value.startswith(("OK", "SIGNATURE_", "CERT_")), report.describe()

@@ -1,8 +1,9 @@
 """The direct XMLDSig verifier gives exactly signxml's verdict (STYLE: a fast path is proven
 equal to the slow one): on every vector of the signature manifest, on every valid EDXML vector
-signed by :func:`hub.signing.sign_xml`, on hand-made shapes at the edges of the profile, and on
-hypothesis-mutated signed envelopes. A verdict is "passed" with the signer's fingerprint, or
-"failed" with the reason code."""
+signed by :func:`hub.trust.signing.sign_xml`, on hand-made shapes at the edges of the profile, and on
+hypothesis-mutated signed envelopes — each with the envelopes signed in QCVN 102's
+``edXML:DigitalSignature`` slot and as the last child of ``edXMLHeader``. A verdict is "passed"
+with the signer's fingerprint, or "failed" with the reason code."""
 
 from __future__ import annotations
 
@@ -26,10 +27,10 @@ from signxml import (  # type: ignore[attr-defined]
     methods,
 )
 
-from hub.edxml import Limits, parse_xml
-from hub.keystore import OrgSigner
+from hub.edxml import Limits, SignaturePlacement, parse_xml
 from hub.reasons import Reason
-from hub.signing import sign_xml
+from hub.trust.keystore import OrgSigner
+from hub.trust.signing import sign_xml
 from hub.validators import _fastdsig
 from hub.validators.outcome import ValidationFailure
 from hub.validators.trust import TrustPolicy, fingerprint
@@ -54,9 +55,9 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> GeneratedPki:
     return session_pki(tmp_path_factory)
 
 
-@pytest.fixture(scope="module")
-def vectors(pki: GeneratedPki) -> Vectors:
-    return Vectors(pki)
+@pytest.fixture(scope="module", params=list(SignaturePlacement), ids=lambda p: p.value)
+def vectors(pki: GeneratedPki, request: pytest.FixtureRequest) -> Vectors:
+    return Vectors(pki, placement=request.param)
 
 
 def _verdict(raw: bytes, policy: TrustPolicy, *, direct: bool, legacy_sha1: bool = False
@@ -98,6 +99,12 @@ def test_every_valid_edxml_vector_signed_by_the_hub_passes_both_verifiers(
         pytest.skip("vector carries no signature placeholder")
     raw = sign_xml(data, vectors.org)
     assert _same(raw, vectors.policy) == ("passed", fingerprint(vectors.org.cert))
+
+
+def test_the_edxml_corpus_signs_in_both_accepted_placements() -> None:
+    texts = [p.read_bytes() for p in EDXML_VALID]
+    assert any(b"<edXML:DigitalSignature>" in t and b'Id="placeholder"' in t for t in texts)
+    assert any(b"DigitalSignature" not in t and b'Id="placeholder"' in t for t in texts)
 
 
 # -- shapes at the edges of the profile ---------------------------------------------------------

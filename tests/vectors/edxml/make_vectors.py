@@ -27,6 +27,7 @@ from hub.edxml import (
     Attachment,
     BusinessDocType,
     Organization,
+    SignaturePlacement,
     StaffInfo,
     StatusCode,
     build_envelope,
@@ -275,6 +276,17 @@ def _valid() -> list[tuple[str, bytes, dict[str, Any]]]:
         "document-legacy-3-group",
         build_envelope(hcm),
         "older 3-group code 00.64.H29; no attachment, no trace",
+    )
+    doc(
+        "document-signature-header-end",
+        build_envelope(
+            sample_header(VP, SNV, number="88", notation="VP-TH"),
+            trace=sample_trace(VP.organ_id, AT),
+            attachments=_attachments("88-header-end"),
+            signature_placement=SignaturePlacement.HEADER_END,
+        ),
+        "signature placeholder as the last child of edXMLHeader (the other accepted placement; "
+        "the default is inside edXML:DigitalSignature)",
     )
 
     rf = response_for(sample_header(SNV, UBND, number="412", notation="SNV-CCVC"))
@@ -715,6 +727,51 @@ def _invalid() -> list[tuple[str, bytes, dict[str, Any]]]:
             "not a number",
             {},
         ),
+        # -- issue 16: only signed bytes travel (M1), UTF-8 decided before parsing (L2),
+        # -- fields bounded for the ledger (H1)
+        (
+            "ENVELOPE_CONTENT_OUTSIDE_ROOT",
+            "stylesheet-before-root",
+            sub(b"?>\n", b'?>\n<?xml-stylesheet type="text/xsl" href="render.xsl"?>\n'),
+            "an xml-stylesheet processing instruction before the root (unsigned)",
+            {},
+        ),
+        (
+            "ENVELOPE_CONTENT_OUTSIDE_ROOT",
+            "comment-after-root",
+            base + b"<!-- added in transit -->\n",
+            "a comment after the root element (unsigned)",
+            {},
+        ),
+        (
+            "ENVELOPE_ENCODING_INVALID",
+            "utf16-without-bom",
+            base.decode("utf-8").replace('encoding="UTF-8"', 'encoding="UTF-16"')
+            .encode("utf-16-le"),
+            "UTF-16 LE without a byte-order mark",
+            {},
+        ),
+        (
+            "ENVELOPE_ENCODING_INVALID",
+            "nul-byte",
+            sub("Văn bản gốc".encode(), "Văn bản\x00gốc".encode()),
+            "a NUL byte in a UTF-8 document",
+            {},
+        ),
+        (
+            "FIELD_TOO_LONG",
+            "document-id-129",
+            _long_document_id(base),
+            "DocumentId of 129 characters (the ledger keeps 128)",
+            {},
+        ),
+        (
+            "FIELD_TOO_LONG",
+            "subject-over-text-limit",
+            sub(b"<edXML:Subject>", b"<edXML:Subject>" + "Ắ".encode() * 4097),
+            "Subject over 4096 characters",
+            {},
+        ),
     ]
     out: list[tuple[str, bytes, dict[str, Any]]] = []
     for n, (reason, slug, data, description, extra) in enumerate(cases, start=1):
@@ -726,6 +783,19 @@ def _invalid() -> list[tuple[str, bytes, dict[str, Any]]]:
             )
         )
     return out
+
+
+def _long_document_id(data: bytes) -> bytes:
+    """``data`` with its notation stretched so that DocumentId has 129 characters (the code,
+    in CodeNotation and DocumentId alike, stays consistent and under 128)."""
+    start = data.index(b"<edXML:DocumentId>") + len(b"<edXML:DocumentId>")
+    document_id = data[start:data.index(b"</edXML:DocumentId>", start)]
+    notation = document_id.rsplit(b"/", 1)[1]
+    longer = notation + b"X" * (129 - len(document_id))
+    out = data.replace(b"/" + notation + b"</edXML:DocumentId>", b"/" + longer
+                       + b"</edXML:DocumentId>", 1)
+    return out.replace(b"<edXML:CodeNotation>" + notation + b"<",
+                       b"<edXML:CodeNotation>" + longer + b"<", 1)
 
 
 def _drop_block(data: bytes, start: bytes, end: bytes) -> bytes:

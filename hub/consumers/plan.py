@@ -1,0 +1,756 @@
+"""The intake pipeline: what happens to each delivery, as data.
+
+``process_batch`` takes the deliveries of one group commit and returns a :class:`BatchPlan`:
+the messages to publish (in two confirmed phases), the ledger rows to write in one
+transaction, and the deliveries to acknowledge afterwards. It imports neither pika nor
+SQLAlchemy: the consumer glue (:mod:`hub.consumers.intake`) executes the plan in the only
+order that loses nothing — publish and confirm, commit the ledger, then ack.
+
+Per delivery (Decision 28/2018/QĐ-TTg; QCVN 102:2016):
+
+1. parse through the hardened entry point (reason codes for every refusal);
+2. check the AMQP ``user_id`` belongs to the ``From`` organization (RabbitMQ validates
+   ``user_id`` against the login, so this binds the publisher to its organization);
+3. validate the signature (specialized roots only, revocation, who may sign, PDFs);
+4. detect duplicates by (sender, DocumentId, digest) in the ledger *and* in this batch;
+5. route (pure function) and plan one message per recipient with a deterministic
+   ``message_id`` (``digest:recipient``) so that recipients can drop a republished copy;
+6. plan receipts: ``01`` signed as the recipient organization when the hub holds its key
+   (published only after the delivery is confirmed) and accepted/rejected-by-hub signed as
+   the hub operator.
+
+Exactly-once at the recipient is *at-least-once publishing + idempotent receivers*: a crash
+between the publish confirm and the ledger commit republishes under the same message id, and
+:mod:`hub.client` drops what it has seen. The hub itself never republishes to a recipient the
+ledger records as delivered.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol, cast
+
+from structlog.contextvars import bound_contextvars
+
+from hub.consumers.settlement import Action, Disposition, RetryPolicy, decide
+from hub.edxml import EnvelopeRefused, Limits, parse_packet
+from hub.edxml.model import BusinessDocType, Envelope, Organization, StatusPacket
+from hub.errors import PermanentError, TransientError
+from hub.ledger import DocumentIn, EventIn, EventKind, Refusal, StoredDocument
+from hub.logs import get_logger
+from hub.messages import Delivery, Headers, Outgoing
+from hub.reasons import Reason
+from hub.routing import route, route_status
+from hub.topology import Names, inbox_key, status_key
+
+log = get_logger("hub.consumers.plan")
+
+
+
+def effective_user(delivery: Delivery, trusted: frozenset[str]) -> str | None:
+    """Who really published: the AMQP user_id, or for a message the hub (or an operator's
+    replay, both trusted logins) republished, the original publisher it recorded."""
+    user = delivery.user_id
+    if user is not None and user in trusted:
+        original = delivery.headers.get(Headers.ORIGINAL_USER)
+        if isinstance(original, bytes):
+            original = original.decode("utf-8", "replace")
+        if original:
+            return str(original)
+    return user
+
+
+class LedgerView(Protocol):
+    def find_document(self, sender: str, document_id: str) -> Any: ...
+    def find_documents(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Any]: ...
+    def document_by_digest(self, digest: str) -> Any: ...
+    def delivered_to(self, digest: str) -> frozenset[str]: ...
+
+
+class InFlightView:
+    """The ledger as it will be once the batches in flight are committed (read-only).
+
+    The consumer plans batch *k+1* while batch *k* still waits for confirms and its ledger
+    transaction; planning against this view is planning against the ledger after *k*'s commit:
+    what *k* records is found first in the ledger, then in *k*'s plan (a document the ledger
+    already holds keeps its ledger row, as :meth:`hub.ledger.Ledger.write` keeps it).
+    """
+
+    def __init__(self, ledger: LedgerView, plans: Sequence[BatchPlan]) -> None:
+        self.ledger = ledger
+        self.used = False
+        """Whether some answer came from a plan in flight (not yet from the ledger)."""
+        self._by_key: dict[tuple[str, str], StoredDocument] = {}
+        self._by_digest: dict[str, StoredDocument] = {}
+        self._delivered: dict[str, set[str]] = {}
+        for plan in plans:
+            for d in plan.documents:
+                if d.kind == "refused":
+                    continue  # the ledger's duplicate look-ups do not see refused packets
+                doc = StoredDocument(
+                    digest=d.digest, kind=d.kind, sender=d.sender, document_id=d.document_id,
+                    code=d.code, recipients=tuple(d.recipients), received_at=d.received_at,
+                    links_to=d.links_to, size=len(d.raw), seq=0)
+                self._by_key.setdefault((d.sender, d.document_id), doc)
+                self._by_digest.setdefault(d.digest, doc)
+            for e in plan.events:
+                if e.kind is EventKind.DELIVERED and e.digest and e.organ_id:
+                    self._delivered.setdefault(e.digest, set()).add(e.organ_id)
+
+    def find_document(self, sender: str, document_id: str) -> Any:
+        found = self.ledger.find_document(sender, document_id)
+        if found is None:
+            found = self._by_key.get((sender, document_id))
+            self.used = self.used or found is not None
+        return found
+
+    def find_documents(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+        wanted = list(keys)
+        found = self.ledger.find_documents(wanted)
+        for key in wanted:
+            if key not in found and key in self._by_key:
+                found[key] = self._by_key[key]
+                self.used = True
+        return found
+
+    def document_by_digest(self, digest: str) -> Any:
+        found = self.ledger.document_by_digest(digest)
+        if found is None:
+            found = self._by_digest.get(digest)
+            self.used = self.used or found is not None
+        return found
+
+    def delivered_to(self, digest: str) -> frozenset[str]:
+        stored = self.ledger.delivered_to(digest)
+        planned = frozenset(self._delivered.get(digest, ())) - stored
+        self.used = self.used or bool(planned)
+        return stored | planned
+
+
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    """Why a step refuses the packet (turned into a dead letter by :meth:`Pipeline._fail`)."""
+
+    reason: Reason
+    detail: str
+    report: Any = None
+
+
+class Validator(Protocol):
+    def __call__(self, packet: Envelope | StatusPacket, at: datetime) -> Any: ...
+
+
+class ReceiptIssuer(Protocol):
+    def accepted(self, envelope: Envelope, at: datetime) -> tuple[str, bytes] | None: ...
+    def rejected(self, raw: bytes, packet: Envelope | StatusPacket | None, reason: Reason,
+                 at: datetime, *, publisher: str | None = None,
+                 digest: str | None = None) -> tuple[str, bytes] | None: ...
+    def received(self, envelope: Envelope, recipient: str, at: datetime) -> bytes | None: ...
+    def countersign(self, status: StatusPacket, at: datetime) -> bytes | None: ...
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    names: Names
+    limits: Limits
+    retry: RetryPolicy
+    province: str
+    check_user_id: bool = True
+    trusted_publishers: frozenset[str] = frozenset()
+    """Broker users allowed to publish for any organization (the hub itself, the gateway)."""
+    hub_user: str | None = None
+    """The hub's own broker login: retries and replays are republished under it, carrying the
+    original publisher in ``x-hub-original-user`` (only trusted logins may speak for others)."""
+
+
+@dataclass
+class BatchPlan:
+    """What the glue executes: publish phase 1, publish phase 2, write, ack."""
+
+    first: list[Outgoing] = field(default_factory=list)
+    """Deliveries, dead letters, retries and hub receipts."""
+    second: list[Outgoing] = field(default_factory=list)
+    """Receipts that may only be sent once phase 1 is confirmed ("01 đã đến")."""
+    documents: list[DocumentIn] = field(default_factory=list)
+    events: list[EventIn] = field(default_factory=list)
+    ack: list[int] = field(default_factory=list)
+    outcomes: list[tuple[Delivery, Disposition]] = field(default_factory=list)
+    leans_on_in_flight: bool = False
+    """Planned on what a batch in flight will record (a duplicate of, a recall of, a status
+    about one of its documents): publish nothing of it before that batch is committed."""
+    spans: list[RowSpan] = field(default_factory=list)
+    """Which ledger rows each delivery planned, in order (to isolate a row the ledger refuses)."""
+
+    def rows_of(self, span: RowSpan) -> tuple[list[DocumentIn], list[EventIn]]:
+        return (self.documents[span.documents[0]:span.documents[1]],
+                self.events[span.events[0]:span.events[1]])
+
+
+@dataclass(frozen=True, slots=True)
+class RowSpan:
+    """The ledger rows one delivery planned: ``documents[a:b]`` and ``events[c:d]``."""
+
+    delivery: Delivery
+    documents: tuple[int, int]
+    events: tuple[int, int]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _header_int(headers: Mapping[str, Any], name: str) -> int:
+    try:
+        return int(headers.get(name, 0) or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+class Pipeline:
+    """Plans what happens to each delivery. Stateless between batches."""
+
+    def __init__(
+        self,
+        config: PipelineConfig,
+        *,
+        directory: Any,
+        ledger: LedgerView,
+        validate: Validator,
+        receipts: ReceiptIssuer,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self.config = config
+        self.directory = directory
+        self.ledger = ledger
+        self.validate = validate
+        self.receipts = receipts
+        self.clock = clock
+        self._known: dict[tuple[str, str], Any] = {}
+        self._view: LedgerView = ledger
+
+    # -- the batch ---------------------------------------------------------------------------
+    def process_batch(self, deliveries: Sequence[Delivery],
+                      in_flight: Sequence[BatchPlan] = ()) -> BatchPlan:
+        """Plan a batch. Raises :class:`TransientError` (LEDGER_UNAVAILABLE) when the ledger
+        cannot be read: the caller holds the batch unacknowledged and tries again.
+
+        ``in_flight``: plans published but not yet committed; the batch is planned as if
+        their ledger transactions had committed (:class:`InFlightView`)."""
+        view = InFlightView(self.ledger, in_flight) if in_flight else None
+        self._view = view or self.ledger
+        try:
+            plan = self._plan_batch(deliveries)
+        finally:
+            self._view = self.ledger  # keep no plan alive between batches
+        plan.leans_on_in_flight = view is not None and view.used
+        return plan
+
+    def _plan_batch(self, deliveries: Sequence[Delivery]) -> BatchPlan:
+        plan = BatchPlan()
+        pending: dict[tuple[str, str], str] = {}  # (sender, document_id) -> digest, this batch
+        parsed: dict[int, Envelope | StatusPacket | EnvelopeRefused] = {}
+        for delivery in deliveries:
+            try:
+                parsed[delivery.tag] = parse_packet(delivery.body, self.config.limits)
+            except EnvelopeRefused as exc:
+                parsed[delivery.tag] = exc
+        # One ledger query for the whole batch's duplicate check (not one per envelope).
+        keys = [(p.sender.organ_id, p.document_id) for p in parsed.values()
+                if isinstance(p, Envelope)]
+        self._known = self._view.find_documents(keys) if keys else {}
+        for delivery in deliveries:
+            at = self.clock()
+            attempts = _header_int(delivery.headers, Headers.ATTEMPTS) + 1
+            rows = (len(plan.documents), len(plan.events))
+            try:
+                with bound_contextvars(message_id=delivery.message_id, attempt=attempts):
+                    self._process_one(delivery, parsed[delivery.tag], at, attempts, plan,
+                                      pending)
+            except PermanentError as exc:
+                self._fail(plan, delivery, at, attempts, None, exc.reason, exc.detail)
+            except TransientError as exc:
+                if exc.reason is Reason.LEDGER_UNAVAILABLE:
+                    raise  # fail closed: nothing of this batch is published or acked
+                self._fail(plan, delivery, at, attempts, None, exc.reason, exc.detail)
+            except Exception as exc:  # a bug must not crash the consumer or loop the message
+                log.exception("delivery_crashed", message_id=delivery.message_id,
+                              error=type(exc).__name__)
+                self._fail(plan, delivery, at, attempts, None, Reason.INTERNAL_ERROR,
+                           type(exc).__name__)
+            plan.ack.append(delivery.tag)
+            plan.spans.append(RowSpan(delivery, (rows[0], len(plan.documents)),
+                                      (rows[1], len(plan.events))))
+        return plan
+
+    def isolate(self, span: RowSpan, error: str) -> BatchPlan:
+        """The ledger refused a row of this delivery for a reason that no retry can change (a
+        constraint, a value the database cannot store): its other effects were published, so
+        dead-letter a copy for an operator with LEDGER_ROW_REJECTED and record that, instead
+        of stopping the consumer (no signed refusal: the recipients did get the document)."""
+        at = self.clock()
+        plan = BatchPlan()
+        attempts = _header_int(span.delivery.headers, Headers.ATTEMPTS) + 1
+        self._fail(plan, span.delivery, at, attempts, None, Reason.LEDGER_ROW_REJECTED, error)
+        return plan
+
+    # -- one delivery --------------------------------------------------------------------------
+    def _process_one(self, delivery: Delivery, packet: Envelope | StatusPacket | EnvelopeRefused,
+                     at: datetime, attempts: int, plan: BatchPlan,
+                     pending: dict[tuple[str, str], str]) -> None:
+        if isinstance(packet, EnvelopeRefused):
+            self._fail(plan, delivery, at, attempts, None, packet.reason, packet.detail)
+            return
+        sender = packet.sender.organ_id
+        mid = delivery.message_id or packet.digest
+        plan.events.append(EventIn(EventKind.RECEIVED, mid, at, digest=packet.digest,
+                                   organ_id=sender, detail={"bytes": len(delivery.body),
+                                                            "attempt": attempts}))
+        if not self._publisher_may_speak_for(delivery, sender):
+            self._fail(plan, delivery, at, attempts, packet, Reason.SENDER_ACCOUNT_MISMATCH,
+                       f"user_id={self._user(delivery)!r}")
+            return
+        # Context bound once per delivery: every event below carries sender and digest.
+        with bound_contextvars(sender=sender, digest=packet.digest[:16]):
+            if isinstance(packet, StatusPacket):
+                self._process_status(delivery, packet, at, attempts, plan)
+                return
+            self._process_envelope(delivery, packet, at, attempts, plan, pending)
+
+    def _trusted(self) -> frozenset[str]:
+        hub = frozenset({self.config.hub_user}) if self.config.hub_user else frozenset()
+        return self.config.trusted_publishers | hub
+
+    def _user(self, delivery: Delivery) -> str | None:
+        return effective_user(delivery, self._trusted())
+
+    def _publisher_may_speak_for(self, delivery: Delivery, sender: str) -> bool:
+        if not self.config.check_user_id:
+            return True
+        user = self._user(delivery)
+        if user is None:
+            return False
+        if user in self._trusted():
+            return True
+        entry = self.directory.find(sender)
+        return entry is not None and bool(entry.broker_user) and entry.broker_user == user
+
+    def _process_envelope(self, delivery: Delivery, env: Envelope, at: datetime, attempts: int,
+                          plan: BatchPlan, pending: dict[tuple[str, str], str]) -> None:
+        """Duplicates → trust → route → record → deliveries → receipts, each a named step."""
+        seen = self._seen_before(env, pending)
+        if isinstance(seen, _Refusal):
+            self._refuse(plan, delivery, at, attempts, env, seen)
+            return
+        if isinstance(seen, frozenset):
+            self._duplicate(plan, delivery, env, at, attempts, seen)
+            return
+        stored = seen
+        report = None
+        if stored is None:
+            report = self.validate(env, at)
+            refusal = self._judged(env, report, at)
+            if refusal is not None:
+                self._refuse(plan, delivery, at, attempts, env, refusal)
+                return
+        targets = self._targets(env, at, report)
+        if isinstance(targets, _Refusal):
+            self._refuse(plan, delivery, at, attempts, env, targets)
+            return
+        deliveries, links_to = targets
+        mid = delivery.message_id or env.digest
+        if stored is None:
+            pending[(env.sender.organ_id, env.document_id)] = env.digest
+            self._record_envelope(plan, env, mid, at, deliveries, report, links_to)
+        delivered = self._view.delivered_to(env.digest) if stored is not None else frozenset()
+        self._plan_deliveries(plan, env, mid, at, [d for d in deliveries
+                                                   if d.organ_id not in delivered])
+        accepted = self.receipts.accepted(env, at) if stored is None else None
+        if accepted is not None:
+            self._receipt(plan, plan.first, accepted[1], env, env.sender.organ_id, at,
+                          "accepted", issuer=accepted[0])
+        plan.outcomes.append((delivery, decide(Reason.OK, attempts=attempts,
+                                               policy=self.config.retry)))
+        log.debug("envelope_accepted", message_id=mid, sender=env.sender.organ_id,
+                  digest=env.digest[:16], recipients=[d.organ_id for d in deliveries],
+                  attempts=attempts)
+
+    def _seen_before(self, env: Envelope, pending: dict[tuple[str, str], str]
+                     ) -> StoredDocument | frozenset[str] | _Refusal | None:
+        """Duplicates first: a redelivery of something already accepted must not be re-judged
+        (a CRL refreshed since might now say otherwise) and must not be delivered twice.
+
+        ``None``: new. A stored document: accepted before but not delivered to everyone (a
+        crash after the document row), so finish the job. A frozenset: a duplicate, with the
+        recipients it already reached. A refusal: the DocumentId was used for other content.
+        """
+        key = (env.sender.organ_id, env.document_id)
+        known_digest = pending.get(key)
+        stored = self._known.get(key) if known_digest is None else None
+        if stored is not None:
+            known_digest = stored.digest
+        if known_digest is None:
+            return None
+        if known_digest != env.digest:
+            return _Refusal(Reason.DOCUMENT_ID_REUSED,
+                            f"DocumentId {env.document_id} already used with another content")
+        if stored is None:  # twice in one batch: the first one carries the deliveries
+            return frozenset()
+        already = self._view.delivered_to(env.digest)
+        if all(r in already for r in stored.recipients):
+            return already
+        return cast(StoredDocument, stored)
+
+    def _judged(self, env: Envelope, report: Any, at: datetime) -> _Refusal | None:
+        """The trust verdict as a refusal, or ``None`` when the envelope is accepted."""
+        if report.indeterminate or not report.accepted:
+            reason, detail = report.reason, _describe(report)
+            if report.indeterminate:
+                # A permanent refusal wins over a pointless retry: an envelope addressed
+                # to nobody we know fails whatever the revocation status says.
+                early = route(env, self.directory, at=at, province=self.config.province)
+                if early.rejection is not None:
+                    reason, detail = early.rejection, early.detail
+            return _Refusal(reason, detail, report)
+        if getattr(report, "waiver", None) is not None:
+            # The national-axis interop policy accepted a legacy envelope signature because
+            # the main PDF's signatures are valid: never silent (DOMAIN §4).
+            evidence = report.waiver.evidence
+            log.warning("legacy_envelope_signature_accepted", sender=env.sender.organ_id,
+                        document_id=env.document_id, digest=env.digest,
+                        waived_reason=evidence.get("waived_reason"),
+                        envelope_signature=evidence.get("envelope_signature"))
+        return None
+
+    def _targets(self, env: Envelope, at: datetime, report: Any
+                 ) -> tuple[list[Any], str | None] | _Refusal:
+        """Where the envelope goes, and the document it recalls/updates/replaces (if any)."""
+        routing = route(env, self.directory, at=at, province=self.config.province)
+        if routing.rejection is not None:
+            return _Refusal(routing.rejection, routing.detail, report)
+        deliveries = list(routing.deliveries)
+        kind = env.business_kind
+        if kind is BusinessDocType.NEW:
+            return deliveries, None
+        original = self._original_of(env)
+        if original is None:
+            return _Refusal(Reason.ORIGINAL_UNKNOWN, f"{kind.name.lower()} of an unknown document",
+                            report)
+        if original.sender != env.sender.organ_id:
+            return _Refusal(Reason.NOT_ORIGINAL_SENDER, f"original sent by {original.sender}",
+                            report)
+        # A recall, update or replacement goes to everyone who got the original (plus any
+        # new addressee in its own To): nobody keeps a document its sender withdrew.
+        have = {d.organ_id for d in deliveries}
+        absent = tuple(r for r in original.recipients if r not in have)
+        if absent:
+            widened = dataclasses.replace(env, header=dataclasses.replace(
+                env.header, recipients=env.header.recipients + tuple(
+                    Organization(r) for r in absent)))
+            extra = route(widened, self.directory, at=at, province=self.config.province)
+            if extra.rejection is None:
+                deliveries = list(extra.deliveries)
+        return deliveries, original.digest
+
+    def _record_envelope(self, plan: BatchPlan, env: Envelope, mid: str, at: datetime,
+                         deliveries: Sequence[Any], report: Any, links_to: str | None) -> None:
+        sender = env.sender.organ_id
+        plan.documents.append(DocumentIn(
+            sender=sender, document_id=env.document_id, digest=env.digest, kind="envelope",
+            raw=env.raw, received_at=at, code=env.header.code.text,
+            recipients=tuple(d.organ_id for d in deliveries),
+            report=report.to_dict() if report is not None else None, links_to=links_to,
+        ))
+        plan.events.append(EventIn(EventKind.VALIDATED, mid, at, digest=env.digest,
+                                   organ_id=sender,
+                                   detail=report.summary() if report is not None else {}))
+        if links_to is not None:
+            plan.events.append(EventIn(EventKind.RECALLED, mid, at, digest=env.digest,
+                                       organ_id=sender,
+                                       detail={"kind": env.business_kind.name.lower(),
+                                               "original": links_to}))
+
+    def _plan_deliveries(self, plan: BatchPlan, env: Envelope, mid: str, at: datetime,
+                         deliveries: Sequence[Any]) -> None:
+        """One message per recipient under a deterministic id, and "01" where the hub signs
+        for the recipient (phase 2: only once the delivery is confirmed)."""
+        sender = env.sender.organ_id
+        for d in deliveries:
+            headers = {Headers.DIGEST: env.digest, Headers.SENDER: sender,
+                       Headers.RECIPIENT: d.organ_id, Headers.DOCUMENT_ID: env.document_id,
+                       Headers.VIA: d.via}
+            plan.first.append(Outgoing(self.config.names.deliver, d.routing_key, env.raw, headers,
+                                       message_id=f"{env.digest}:{d.organ_id}"))
+            plan.events.append(EventIn(EventKind.ROUTED, mid, at, digest=env.digest,
+                                       organ_id=d.organ_id, detail={"via": d.via,
+                                                                    "queue": d.routing_key}))
+            plan.events.append(EventIn(EventKind.DELIVERED, mid, at, digest=env.digest,
+                                       organ_id=d.organ_id, detail={"via": d.via}))
+            if d.via == "direct":
+                receipt = self.receipts.received(env, d.organ_id, at)
+                if receipt is not None:
+                    self._receipt(plan, plan.second, receipt, env, sender, at, "received",
+                                  issuer=d.organ_id)
+
+    def _original_of(self, env: Envelope) -> Any:
+        """The document a recall/update/replacement refers to, looked up under its owner.
+
+        A DocumentId starts with its sender's code (QCVN 102: ``{OrganId},{date},{number}``),
+        so the original is found even when someone else claims it; the caller then refuses
+        anyone but the original sender (NOT_ORIGINAL_SENDER).
+        """
+        business = env.trace.business if env.trace is not None else None
+        ref = business.document_id if business is not None else None
+        if not ref and business is not None and business.replacements:
+            ref = business.replacements[0].document_id
+        if not ref and env.header.response_for:
+            ref = env.header.response_for[0].document_id
+        if not ref:
+            return None
+        owner = ref.split(",", 1)[0].strip()
+        return self._view.find_document(owner or env.sender.organ_id, ref)
+
+    def _process_status(self, delivery: Delivery, status: StatusPacket, at: datetime,
+                        attempts: int, plan: BatchPlan) -> None:
+        mid = delivery.message_id or status.digest
+        reporter = status.sender.organ_id
+        report = self.validate(status, at)
+        if report.indeterminate or not report.accepted:
+            self._fail(plan, delivery, at, attempts, status, report.reason, _describe(report),
+                       report=report)
+            return
+        original = self._view.find_document(status.response_for.organ_id,
+                                             status.response_for.document_id)
+        if original is None:
+            self._fail(plan, delivery, at, attempts, status, Reason.STATUS_ORPHAN,
+                       f"{status.response_for.organ_id} {status.response_for.document_id}",
+                       report=report)
+            return
+        delivered = self._view.delivered_to(original.digest)
+        if reporter == original.sender:
+            targets = tuple(original.recipients)  # the sender's own status (13: recall)
+        elif reporter in delivered or reporter in original.recipients:
+            targets = (original.sender,)
+        else:
+            self._fail(plan, delivery, at, attempts, status,
+                       Reason.STATUS_REPORTER_NOT_RECIPIENT, reporter, report=report)
+            return
+        if self._view.document_by_digest(status.digest) is not None:
+            self._duplicate(plan, delivery, status, at, attempts, frozenset())
+            return
+        routes: list[tuple[str, Any]] = []
+        for target in targets:
+            rplan = route_status(status if target == original.sender else None, target,
+                                 self.directory, at=at, province=self.config.province)
+            if rplan.rejection is not None:
+                self._fail(plan, delivery, at, attempts, status, rplan.rejection, rplan.detail,
+                           report=report)
+                return
+            routes.extend((target, d) for d in rplan.deliveries)
+        plan.documents.append(DocumentIn(
+            sender=reporter, document_id=f"status:{status.digest[:32]}", digest=status.digest,
+            kind="status", raw=status.raw, received_at=at, code=status.status_code,
+            recipients=targets, report=report.to_dict(), links_to=original.digest,
+        ))
+        plan.events.append(EventIn(EventKind.STATUS_RECEIVED, mid, at, digest=original.digest,
+                                   organ_id=reporter,
+                                   detail={"status": status.status_code,
+                                           "status_digest": status.digest}))
+        counter = self.receipts.countersign(status, at)
+        for target, d in routes:
+            headers = {Headers.DIGEST: status.digest, Headers.REPORTER: reporter,
+                       Headers.STATUS: status.status_code, Headers.ORIGINAL: original.digest}
+            plan.first.append(Outgoing(self.config.names.deliver, d.routing_key, status.raw,
+                                       headers, message_id=f"{status.digest}:{target}"))
+            if counter is not None:
+                plan.first.append(Outgoing(
+                    self.config.names.deliver, d.routing_key, counter,
+                    {**headers, Headers.RECEIPT: "countersigned"},
+                    message_id=f"{status.digest}:{target}:countersigned"))
+        plan.outcomes.append((delivery, Disposition(Action.DELIVER, attempts=attempts)))
+        log.debug("status_routed", message_id=mid, reporter=reporter, status=status.status_code,
+                 targets=list(targets))
+
+    # -- outcomes ------------------------------------------------------------------------------
+    def _refuse(self, plan: BatchPlan, delivery: Delivery, at: datetime, attempts: int,
+                packet: Envelope | StatusPacket, refusal: _Refusal) -> None:
+        self._fail(plan, delivery, at, attempts, packet, refusal.reason, refusal.detail,
+                   report=refusal.report)
+
+    def _duplicate(self, plan: BatchPlan, delivery: Delivery, packet: Envelope | StatusPacket,
+                   at: datetime, attempts: int, delivered: frozenset[str]) -> None:
+        mid = delivery.message_id or packet.digest
+        plan.events.append(EventIn(EventKind.DUPLICATE, mid, at, digest=packet.digest,
+                                   organ_id=packet.sender.organ_id, reason=Reason.DUPLICATE.value,
+                                   detail={"delivered_to": sorted(delivered)}))
+        plan.outcomes.append((delivery, decide(Reason.OK, attempts=attempts,
+                                               policy=self.config.retry, duplicate=True)))
+        log.debug("duplicate_ignored", message_id=mid, sender=packet.sender.organ_id,
+                 digest=packet.digest[:16])
+
+    def _receipt(self, plan: BatchPlan, phase: list[Outgoing], receipt: bytes,
+                 about: Envelope | StatusPacket | str, sender: str, at: datetime, kind: str, *,
+                 issuer: str, reason: Reason | None = None) -> None:
+        """Publish a signed hub receipt about ``about`` (a packet, or the digest of bytes that
+        could not be read) to ``sender`` and record it."""
+        about_digest = about if isinstance(about, str) else about.digest
+        digest = _sha256(receipt)
+        headers = {Headers.RECEIPT: kind, Headers.ORIGINAL: about_digest, Headers.ISSUER: issuer}
+        if reason is not None:
+            headers[Headers.REASON] = reason.value
+        for r in route_status(None, sender, self.directory, at=at,
+                              province=self.config.province).deliveries:
+            phase.append(Outgoing(self.config.names.deliver, r.routing_key, receipt, headers,
+                                  message_id=f"{about_digest}:{kind}:{issuer}"))
+        plan.documents.append(DocumentIn(
+            sender=issuer, document_id=f"receipt:{kind}:{digest[:32]}", digest=digest,
+            kind="receipt", raw=receipt, received_at=at, recipients=(sender,),
+            links_to=about_digest, code=kind,
+        ))
+        plan.events.append(EventIn(EventKind.RECEIPT_ISSUED, f"{about_digest}:{kind}:{issuer}",
+                                   at, digest=about_digest, organ_id=issuer,
+                                   reason=reason.value if reason is not None else None,
+                                   detail={"kind": kind, "receipt_digest": digest}))
+
+    def _refused_document(self, delivery: Delivery, packet: Envelope | StatusPacket | None,
+                          digest: str, reason: Reason, at: datetime, report: Any) -> DocumentIn:
+        """The ledger row of a refused packet. Its organization is the publishing account's
+        (a forged From is not counted against the body it names); for a trusted login (the
+        hub's retries, the gateway) the packet's From; "" when neither is known."""
+        organization = self._publisher_org(delivery, at)
+        if organization is None and packet is not None:
+            organization = packet.sender.organ_id
+        document_id = code = ""
+        if isinstance(packet, Envelope):
+            document_id, code = packet.document_id, packet.header.code.text
+        elif isinstance(packet, StatusPacket):
+            document_id, code = packet.response_for.document_id, packet.status_code
+        return DocumentIn(
+            sender=organization or "", document_id=document_id, digest=digest, kind="refused",
+            raw=delivery.body, received_at=at, code=code,
+            report=report.to_dict() if report is not None else None,
+            refusal=Refusal(reason=reason.value, account=delivery.user_id))
+
+    def _tell_refusal(self, plan: BatchPlan, delivery: Delivery,
+                      packet: Envelope | StatusPacket | None, digest: str, reason: Reason,
+                      at: datetime) -> None:
+        """Every refusal gets a signed ``02`` back: to the packet's ``From`` when the packet was
+        read, the directory knows it and its account published it; otherwise to the organization
+        of the broker account that published it (unparseable, not EDXML, schema-invalid, unknown
+        or forged sender). A trusted login (the hub's retries, the gateway) speaks for From."""
+        publisher = self._publisher_org(delivery, at)
+        sender = packet.sender.organ_id if packet is not None else None
+        if (packet is not None and sender is not None and publisher in (None, sender)
+                and self.directory.find(sender) is not None):
+            negative = self.receipts.rejected(delivery.body, packet, reason, at)
+            about: Envelope | StatusPacket | str = packet
+        elif publisher is not None:
+            # Never tell a body named in a From its account did not publish (a forged From):
+            # the refusal goes to the publishing account's organization, about the bytes.
+            sender = publisher
+            negative = self.receipts.rejected(delivery.body, None, reason, at, publisher=sender,
+                                              digest=digest)
+            about = digest
+        else:
+            log.warning("refusal_untold", message_id=delivery.message_id, reason=reason.value)
+            return
+        if negative is not None:
+            issuer, receipt = negative
+            self._receipt(plan, plan.first, receipt, about, sender, at, "rejected",
+                          issuer=issuer, reason=reason)
+
+    def _publisher_org(self, delivery: Delivery, at: datetime) -> str | None:
+        """The organization whose broker account published ``delivery`` (one, or None)."""
+        user = self._user(delivery)
+        if user is None:
+            return None
+        entries = self.directory.by_broker_user(user, at)
+        return entries[0].code if len(entries) == 1 else None
+
+    def _fail(self, plan: BatchPlan, delivery: Delivery, at: datetime, attempts: int,
+              packet: Envelope | StatusPacket | None, reason: Reason, detail: str,
+              *, report: Any = None) -> None:
+        disposition = decide(reason, attempts=attempts, policy=self.config.retry, detail=detail)
+        digest = packet.digest if packet is not None else _sha256(delivery.body)
+        sender = packet.sender.organ_id if packet is not None else None
+        mid = delivery.message_id or digest
+        first_failure = str(delivery.headers.get(Headers.FIRST_FAILURE) or at.isoformat())
+        names = self.config.names
+        if disposition.action is Action.RETRY:
+            delay = disposition.delay_ms
+            headers = {**_plain_headers(delivery.headers), Headers.ATTEMPTS: attempts,
+                       Headers.FIRST_FAILURE: first_failure, Headers.REASON: reason.value,
+                       Headers.ORIGINAL_USER: self._user(delivery) or ""}
+            plan.first.append(Outgoing("", names.retry(delay), delivery.body, headers,
+                                       message_id=delivery.message_id,
+                                       user_id=self.config.hub_user))
+            plan.events.append(EventIn(EventKind.RETRY_SCHEDULED, mid, at, digest=digest,
+                                       organ_id=sender, reason=reason.value,
+                                       detail={"attempt": attempts, "delay_ms": delay,
+                                               "detail": detail[:500]}))
+            log.warning("delivery_retry_scheduled", message_id=mid, reason=reason.value,
+                        attempt=attempts, delay_ms=delay)
+        else:
+            final = disposition.reason
+            headers = {
+                **_plain_headers(delivery.headers),
+                Headers.REASON: final.value,
+                Headers.REASON_TEXT_VI: final.vi,
+                Headers.REASON_TEXT_EN: final.en,
+                Headers.DETAIL: disposition.detail[:1000],
+                Headers.FIRST_FAILURE: first_failure,
+                Headers.ATTEMPTS: attempts,
+                Headers.ORIGINAL_ROUTING: f"{delivery.exchange}/{delivery.routing_key}",
+                Headers.ORIGINAL_USER: self._user(delivery) or "",
+                Headers.SENDER: sender or "",
+                Headers.DIGEST: digest,
+            }
+            if disposition.first_reason is not None:
+                headers[Headers.FIRST_REASON] = disposition.first_reason.value
+            plan.first.append(Outgoing(names.dlx, final.value, delivery.body, headers,
+                                       message_id=delivery.message_id or digest,
+                                       content_type="application/octet-stream"))
+            # Every refused packet is a ledger document (kind "refused"): its exact bytes, the
+            # publishing account and organization, the reason. The duplicate checks do not see
+            # it, so a replay is judged afresh; the dead-letter queue may then be discarded.
+            plan.documents.append(self._refused_document(delivery, packet, digest, final, at,
+                                                         report))
+            plan.events.append(EventIn(EventKind.REJECTED, mid, at, digest=digest, organ_id=sender,
+                                       reason=final.value, detail={"detail": detail[:500]}))
+            plan.events.append(EventIn(EventKind.DEAD_LETTERED, mid, at, digest=digest,
+                                       organ_id=sender, reason=final.value,
+                                       detail={"queue": names.dlq, "attempts": attempts}))
+            if not disposition.parked:
+                self._tell_refusal(plan, delivery, packet, digest, final, at)
+            log.warning("envelope_rejected", message_id=mid, sender=sender, reason=final.value,
+                        attempts=attempts)
+        plan.outcomes.append((delivery, disposition))
+
+
+def _describe(report: Any) -> str:
+    try:
+        return str(report.summary().get("detail", "")) or report.reason.value
+    except Exception:
+        return str(getattr(report, "reason", ""))
+
+
+def _plain_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
+    """Carry the publisher's headers, minus the broker's own (``x-death``, counts)."""
+    return {k: v for k, v in headers.items() if not k.startswith(("x-death", "x-delivery-count",
+                                                                   "x-first-death"))}
+
+
+def message_id_for(body: bytes) -> str:
+    """A stable id for a body published without one (client side)."""
+    return base64.urlsafe_b64encode(hashlib.sha256(body).digest()[:18]).decode()
+
+
+__all__ = ["BatchPlan", "InFlightView", "Pipeline", "PipelineConfig", "inbox_key", "status_key"]

@@ -1,0 +1,361 @@
+"""The content of the hub's receipts: EDXML status packets bound to the exact bytes received.
+
+A receipt is a QCVN 102:2016 status packet (``edXML:Status``: ``ResponseFor`` names the received
+document by its sender, ``Code`` and ``DocumentId``; ``From`` is the reporting organization;
+``StatusCode``, ``Description``, ``Timestamp``) plus one extension element that binds it
+cryptographically to what was received. This module builds the *unsigned* bytes (with the
+``<ds:Signature Id="placeholder"/>`` the builder leaves in ``edXMLHeader/edXML:DigitalSignature``);
+the caller signs them with :func:`hub.trust.signing.sign_xml` — as the hub operator, or as the
+recipient organization for ``01``. Pure: no I/O, no broker, no database.
+
+Kinds and status codes — standard codes keep their standard meaning, never another one:
+
+==============  ===========  ==============================================================
+kind            StatusCode   meaning
+==============  ===========  ==============================================================
+``received``    ``01``       Đã đến: the document is durably in the recipient's queue
+                             (QCVN 102 status 01, "sent by the recipient, automatically").
+``accepted``    ``00``       The hub verified and recorded the document (hub evidence).
+``rejected``    ``00``       The hub refused it; ``reason`` carries the stable reason code.
+``countersigned`` ``00``     The hub forwarded a status packet (whose own code is recorded in
+                             the evidence's ``status`` attribute).
+==============  ===========  ==============================================================
+
+``00`` is outside the range QCVN 102 uses (01–16) and means "see ``hub:HubEvidence``": a
+receiving system that does not know the extension sees an unknown two-digit code, which the
+standard's users already log and pass through (07–12 and 14 are unused), and the bilingual
+``Description``. Using ``02`` (returned by the *recipient*) or ``03`` for the hub's own verdict
+would assert something no recipient said.
+
+The extension (namespace :data:`HUB_NS`, prefix ``hub``), placed in ``edXMLHeader`` right
+after ``edXML:Status`` and before the signature, so the hub's signature covers it::
+
+    <hub:HubEvidence xmlns:hub="urn:edxml-hub:receipt:1" version="1"
+                     kind="rejected" reason="RECIPIENT_UNKNOWN" at="2025-09-01T16:00:00.000+07:00"
+                     [status="03"] [recipient="000.00.14.H27"]>
+      <hub:EnvelopeDigest alg="sha-256">hex of SHA-256(exact bytes received)</hub:EnvelopeDigest>
+      <hub:SignatureValueDigest alg="sha-256">hex of SHA-256(sender's ds:SignatureValue,
+          base64-decoded)</hub:SignatureValueDigest>          (absent when unsigned)
+      <hub:ReasonText xml:lang="vi">…</hub:ReasonText>        (rejected only)
+      <hub:ReasonText xml:lang="en">…</hub:ReasonText>
+      <hub:Detail>which codes, which check</hub:Detail>      (optional, never document content)
+    </hub:HubEvidence>
+
+``EnvelopeDigest`` proves *which bytes* the receipt is about (the hub never re-serializes, so
+the sender can hash what it sent); ``SignatureValueDigest`` ties the receipt to the sender's
+signature even if the sender only kept its signature value. The schema
+(``edxml-qcvn102-2016.xsd``) must allow this element: in ``HeaderType``, after the
+``MessageHeader|Status`` choice, ``<xs:any namespace="urn:edxml-hub:receipt:1"
+processContents="lax" minOccurs="0" maxOccurs="1"/>``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from lxml import etree
+
+from hub.edxml._xml import Limits, parse_xml
+from hub.edxml.build import XML_DECLARATION, build_status_tree
+from hub.edxml.errors import EnvelopeRefused
+from hub.edxml.model import DS_NS, NS, VIETNAM_TZ, Organization, ResponseFor, StatusCode
+from hub.edxml.orgcode import DocumentId
+from hub.reasons import Reason
+
+__all__ = [
+    "HUB_NS",
+    "HUB_STATUS_CODE",
+    "Evidence",
+    "ReceiptKind",
+    "build_receipt",
+    "build_receipt_tree",
+    "check_binding",
+    "read_evidence",
+    "signature_value_of",
+]
+
+HUB_NS = "urn:edxml-hub:receipt:1"
+"""Namespace of the hub's receipt extension (version 1; a new version gets a new URN)."""
+HUB_STATUS_CODE = "00"
+"""StatusCode of the hub's own evidences: not a QCVN 102 code; read ``hub:HubEvidence``."""
+_XML_NS = "http://www.w3.org/XML/1998/namespace"
+_ALG = "sha-256"
+_RECEIPT_LIMITS = Limits(max_bytes=1024 * 1024, max_attachment_bytes=0, max_depth=32,
+                         max_elements=10_000)
+"""Receipts are small status packets; anything bigger is not one of ours."""
+
+
+class ReceiptKind(enum.StrEnum):
+    RECEIVED = "received"
+    """QCVN 102 ``01`` (đã đến): durably in the recipient's queue."""
+    ACCEPTED = "accepted"
+    """The hub verified and recorded the document."""
+    REJECTED = "rejected"
+    """The hub refused the document (``reason``)."""
+    COUNTERSIGNED = "countersigned"
+    """The hub forwarded a status packet (``status_code`` is that packet's code)."""
+
+
+_DESCRIPTION: dict[ReceiptKind, tuple[str, str]] = {
+    ReceiptKind.RECEIVED: (StatusCode.ARRIVED.vi, StatusCode.ARRIVED.en),
+    ReceiptKind.ACCEPTED: (
+        "Hệ thống trung gian đã kiểm tra và tiếp nhận văn bản",
+        "The hub verified and accepted the document",
+    ),
+    ReceiptKind.REJECTED: ("Hệ thống trung gian từ chối văn bản", "The hub refused the document"),
+    ReceiptKind.COUNTERSIGNED: (
+        "Hệ thống trung gian đã chuyển trạng thái văn bản",
+        "The hub forwarded the document's status",
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What a receipt's ``hub:HubEvidence`` says (read back by :func:`read_evidence`)."""
+
+    kind: ReceiptKind
+    envelope_digest: str
+    """Hex SHA-256 of the exact bytes received."""
+    signature_value_digest: str | None
+    """Hex SHA-256 of the sender's decoded ``ds:SignatureValue``; None when it had none."""
+    reason: str | None
+    """The stable reason code (kept as text: a later release may know more codes)."""
+    at: str
+    """ISO 8601 time of the evidence, Vietnam time."""
+    status_code: str | None = None
+    recipient: str | None = None
+
+
+def _hub(name: str) -> str:
+    return f"{{{HUB_NS}}}{name}"
+
+
+def _organization(value: Organization | str) -> Organization:
+    return value if isinstance(value, Organization) else Organization(organ_id=value)
+
+
+def _promulgation_date(document_id: str, fallback: datetime) -> date:
+    try:
+        return DocumentId.parse(document_id).promulgation_date
+    except EnvelopeRefused:
+        # A rejected packet may carry a malformed DocumentId; ResponseFor still needs a date.
+        # The DocumentId element keeps the text as received.
+        return fallback.astimezone(VIETNAM_TZ).date() if fallback.tzinfo else fallback.date()
+
+
+def _evidence_element(
+    kind: ReceiptKind,
+    *,
+    envelope_digest: str,
+    signature_value: bytes,
+    at: datetime,
+    reason: Reason | None,
+    detail: str,
+    status_code: str | None,
+    recipient: str | None,
+) -> etree._Element:
+    when = at.astimezone(VIETNAM_TZ) if at.tzinfo is not None else at.replace(tzinfo=VIETNAM_TZ)
+    attributes = {"version": "1", "kind": kind.value, "at": when.isoformat(timespec="milliseconds")}
+    if reason is not None:
+        attributes["reason"] = reason.value
+    if status_code is not None:
+        attributes["status"] = status_code
+    if recipient is not None:
+        attributes["recipient"] = recipient
+    evidence = etree.Element(_hub("HubEvidence"), attributes, nsmap={"hub": HUB_NS})
+    digest = etree.SubElement(evidence, _hub("EnvelopeDigest"), {"alg": _ALG})
+    digest.text = envelope_digest
+    if signature_value:
+        sv = etree.SubElement(evidence, _hub("SignatureValueDigest"), {"alg": _ALG})
+        sv.text = hashlib.sha256(signature_value).hexdigest()
+    if reason is not None:
+        for lang, text in (("vi", reason.vi), ("en", reason.en)):
+            etree.SubElement(evidence, _hub("ReasonText"), {f"{{{_XML_NS}}}lang": lang}).text = text
+    if detail:
+        etree.SubElement(evidence, _hub("Detail")).text = detail
+    return evidence
+
+
+def build_receipt(
+    kind: ReceiptKind | str,
+    *,
+    envelope_raw: bytes,
+    signature_value: bytes,
+    sender: str,
+    document_id: str,
+    code: str,
+    reporter: Organization | str,
+    at: datetime,
+    reason: Reason | None = None,
+    detail: str = "",
+    status_code: str | None = None,
+    recipient: str | None = None,
+) -> bytes:
+    """Unsigned receipt bytes (with the signature placeholder) about ``envelope_raw``.
+
+    ``sender``, ``document_id`` and ``code`` name the received document as it named itself
+    (``ResponseFor``); ``reporter`` is the organization the receipt speaks for (``From``);
+    ``signature_value`` is the sender's ``ds:SignatureValue`` (:func:`signature_value_of`),
+    ``b""`` when it had none. ``reason`` is required for ``rejected`` and refused for the
+    others; ``status_code`` is the forwarded status's code, for ``countersigned`` only.
+    """
+    root = build_receipt_tree(
+        kind, envelope_raw=envelope_raw, signature_value=signature_value, sender=sender,
+        document_id=document_id, code=code, reporter=reporter, at=at, reason=reason,
+        detail=detail, status_code=status_code, recipient=recipient)
+    return XML_DECLARATION + etree.tostring(root, encoding="UTF-8", xml_declaration=False)
+
+
+def build_receipt_tree(
+    kind: ReceiptKind | str,
+    *,
+    envelope_raw: bytes,
+    signature_value: bytes,
+    sender: str,
+    document_id: str,
+    code: str,
+    reporter: Organization | str,
+    at: datetime,
+    reason: Reason | None = None,
+    detail: str = "",
+    status_code: str | None = None,
+    recipient: str | None = None,
+    envelope_digest: str | None = None,
+) -> etree._Element:
+    """The tree :func:`build_receipt` serializes: what the hub signs in memory
+    (:func:`hub.trust.signing.sign_tree`) without a serialize-and-parse round trip.
+    ``envelope_digest``: the hex SHA-256 of ``envelope_raw`` when the caller already has it."""
+    kind = ReceiptKind(kind)
+    rejected = kind is ReceiptKind.REJECTED
+    if rejected != (reason is not None and reason is not Reason.OK):
+        needs = "needs a" if rejected else "takes no"
+        raise ValueError(f"a {kind.value} receipt {needs} reason")
+    if status_code is not None and kind is not ReceiptKind.COUNTERSIGNED:
+        raise ValueError("status_code is the forwarded status's code: countersigned receipts only")
+    vi, en = _DESCRIPTION[kind]
+    description = f"{vi} / {en}"
+    if reason is not None:
+        description = f"{vi}: {reason.vi} / {en}: {reason.en}"
+    root = build_status_tree(
+        response_for=ResponseFor(
+            organ_id=sender,
+            code=code,
+            promulgation_date=_promulgation_date(document_id, at),
+            document_id=document_id,
+        ),
+        sender=_organization(reporter),
+        status_code=StatusCode.ARRIVED if kind is ReceiptKind.RECEIVED else HUB_STATUS_CODE,
+        timestamp=at,
+        description=description,
+        signature_placeholder=True,
+    )
+    header = _header(root)
+    # The builder's default: the placeholder in edXML:DigitalSignature, the header's last child.
+    slot = header.find(f"{{{NS}}}DigitalSignature") if header is not None else None
+    previous = slot.getprevious() if slot is not None else None
+    if slot is None or previous is None:
+        raise AssertionError("build_status produced no Status followed by the signature slot")
+    evidence = _evidence_element(
+        kind, envelope_digest=envelope_digest or hashlib.sha256(envelope_raw).hexdigest(),
+        signature_value=signature_value, at=at, reason=reason, detail=detail,
+        status_code=status_code, recipient=recipient,
+    )
+    # After Status (and any TraceHeaderList), before the signature slot (the XSD's order): the
+    # signature covers it.
+    etree.indent(evidence, space="  ", level=3)  # the builder's layout: header children at 3
+    evidence.tail = previous.tail
+    slot.addprevious(evidence)
+    return root
+
+
+def _header(root: etree._Element) -> etree._Element | None:
+    return root.find(f"{{{NS}}}edXMLEnvelope/{{{NS}}}edXMLHeader")
+
+
+def signature_value_of(raw: bytes, tree: etree._Element | None = None) -> bytes:
+    """The packet-level ``ds:SignatureValue`` of ``raw``, base64-decoded; ``b""`` if none.
+
+    The hub's profile puts the signature in ``edXMLHeader/edXML:DigitalSignature`` or last in
+    ``edXMLHeader``; a signature directly under the root (some older tools) is read too. Zero
+    or several candidates, unparseable bytes or a value that is not base64 all give ``b""``:
+    there is nothing single to bind to (the validators refuse such packets with their own
+    reasons). ``tree``: the root the hub's
+    parser built from exactly ``raw`` (``Envelope.tree``), read instead of parsing again.
+    """
+    if tree is not None:
+        root = tree
+    else:
+        try:
+            root = parse_xml(raw, Limits())
+        except EnvelopeRefused:
+            return b""
+    header = _header(root)
+    candidates = [*(header.findall(f"{{{DS_NS}}}Signature") if header is not None else []),
+                  *(header.findall(f"{{{NS}}}DigitalSignature/{{{DS_NS}}}Signature")
+                    if header is not None else []),
+                  *root.findall(f"{{{DS_NS}}}Signature")]
+    if len(candidates) != 1:
+        return b""
+    values = candidates[0].findall(f"{{{DS_NS}}}SignatureValue")
+    if len(values) != 1:
+        return b""
+    text = "".join((values[0].text or "").split())
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return b""
+
+
+def read_evidence(receipt: bytes) -> Evidence | None:
+    """The ``hub:HubEvidence`` of a receipt, or None when it has not exactly one well-formed one."""
+    try:
+        root = parse_xml(receipt, _RECEIPT_LIMITS)
+    except EnvelopeRefused:
+        return None
+    header = _header(root)
+    found = header.findall(_hub("HubEvidence")) if header is not None else []
+    if len(found) != 1:
+        return None
+    el = found[0]
+    digests = el.findall(_hub("EnvelopeDigest"))
+    sv = el.findall(_hub("SignatureValueDigest"))
+    if len(digests) != 1 or len(sv) > 1 or any(d.get("alg") != _ALG for d in (*digests, *sv)):
+        return None
+    try:
+        kind = ReceiptKind(el.get("kind", ""))
+    except ValueError:
+        return None
+    return Evidence(
+        kind=kind,
+        envelope_digest=(digests[0].text or "").strip(),
+        signature_value_digest=(sv[0].text or "").strip() if sv else None,
+        reason=el.get("reason"),
+        at=el.get("at", ""),
+        status_code=el.get("status"),
+        recipient=el.get("recipient"),
+    )
+
+
+def _same(expected_hex: str, data: bytes) -> bool:
+    return hmac.compare_digest(expected_hex.lower(), hashlib.sha256(data).hexdigest())
+
+
+def check_binding(receipt: bytes, envelope_raw: bytes) -> bool:
+    """Whether ``receipt`` is about exactly ``envelope_raw`` (and its signature, if bound).
+
+    Checks the content only; the receipt's own signature is checked by the validators
+    (``hub receipt verify`` does both).
+    """
+    evidence = read_evidence(receipt)
+    if evidence is None or not _same(evidence.envelope_digest, envelope_raw):
+        return False
+    if evidence.signature_value_digest is None:
+        return True
+    return _same(evidence.signature_value_digest, signature_value_of(envelope_raw))

@@ -1,0 +1,94 @@
+"""The hub's receipt issuer: signed organization receipts (QCVN 102:2016 status packets).
+
+Keys are held once by the :class:`~hub.trust.keystore.Keystore`; each receipt is built as a tree
+(:func:`~hub.receipts.content.build_receipt_tree`) and signed in memory
+(:func:`~hub.trust.signing.sign_tree`): nothing is serialized and parsed again.
+
+``accepted`` / ``rejected`` / ``countersigned`` are signed as the hub operator; ``received``
+("01 đã đến") as the recipient organization, when the hub hosts that organization's key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+from lxml import etree
+
+from hub.edxml.model import VIETNAM_TZ, Envelope, StatusPacket
+from hub.reasons import Reason
+from hub.receipts.content import build_receipt_tree, signature_value_of
+from hub.trust.keystore import Keystore, OrgSigner
+from hub.trust.signing import sign_tree
+
+
+class HubReceipts:
+    """Issues the hub's signed receipts; satisfies :class:`hub.consumers.plan.ReceiptIssuer`."""
+
+    def __init__(self, keystore: Keystore, operator: str) -> None:
+        self.keystore = keystore
+        self.operator = operator
+
+    def _operator(self) -> OrgSigner | None:
+        return self.keystore.signer(self.operator)
+
+    def _build(self, kind: str, env: Envelope | StatusPacket, reporter: str, at: datetime,
+               reason: Reason | None = None,
+               status_code: str | None = None) -> etree._Element:
+        """The unsigned receipt tree, read from the tree the parser already built."""
+        sig = signature_value_of(env.raw, env.tree)
+        if isinstance(env, Envelope):
+            code, document_id, sender = env.header.code.text, env.document_id, env.sender.organ_id
+        else:
+            # ResponseFor names the original document's sender: for a forwarded status that is
+            # the body the status is about, not the reporter.
+            rf = env.response_for
+            code, document_id, sender = rf.code, rf.document_id, rf.organ_id
+        return build_receipt_tree(
+            kind, envelope_raw=env.raw, signature_value=sig, sender=sender,
+            document_id=document_id, code=code, reporter=reporter, at=at, reason=reason,
+            envelope_digest=env.digest, status_code=status_code,
+        )
+
+    def accepted(self, envelope: Envelope, at: datetime) -> tuple[str, bytes] | None:
+        signer = self._operator()
+        if signer is None:
+            return None
+        return self.operator, sign_tree(self._build("accepted", envelope, self.operator, at),
+                                        signer)
+
+    def rejected(self, raw: bytes, packet: Envelope | StatusPacket | None, reason: Reason,
+                 at: datetime, *, publisher: str | None = None,
+                 digest: str | None = None) -> tuple[str, bytes] | None:
+        """The hub's signed refusal (QCVN 102 ``02``). About the parsed ``packet`` when there is
+        one; otherwise (unparseable, not EDXML, unknown sender) about the exact bytes ``raw``,
+        addressed to ``publisher`` — the organization of the publishing broker account — and
+        identified by their digest (``ResponseFor`` then names the digest, as no DocumentId
+        could be read)."""
+        signer = self._operator()
+        if signer is None:
+            return None
+        if packet is not None and publisher is None:
+            return self.operator, sign_tree(
+                self._build("rejected", packet, self.operator, at, reason=reason), signer)
+        if publisher is None:
+            return None
+        digest = digest or hashlib.sha256(raw).hexdigest()
+        day = at.astimezone(VIETNAM_TZ).date()
+        tree = build_receipt_tree(
+            "rejected", envelope_raw=raw, signature_value=b"", sender=publisher,
+            document_id=f"{publisher},{day:%Y/%m/%d},{digest[:16]}", code=digest[:16],
+            reporter=self.operator, at=at, reason=reason, envelope_digest=digest)
+        return self.operator, sign_tree(tree, signer)
+
+    def received(self, envelope: Envelope, recipient: str, at: datetime) -> bytes | None:
+        signer = self.keystore.signer(recipient)
+        if signer is None:
+            return None
+        return sign_tree(self._build("received", envelope, recipient, at), signer)
+
+    def countersign(self, status: StatusPacket, at: datetime) -> bytes | None:
+        signer = self._operator()
+        if signer is None:
+            return None
+        return sign_tree(self._build("countersigned", status, self.operator, at), signer)
