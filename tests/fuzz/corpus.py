@@ -26,7 +26,7 @@ from hub.edxml import (
     response_for,
     sample_attachment,
 )
-from hub.signing import minimal_pdf, sign_pdf, sign_xml
+from hub.trust.signing import minimal_pdf, sign_pdf, sign_xml
 from hub.validators import CrlSnapshot, TrustPolicy, ValidationReport, validate_packet
 from tests.pki_fixtures import AT, DIRECTORY, GeneratedPki
 from tests.unit.validators.signature_vectors import PERSON, RECIPIENT, SENDER, Vectors

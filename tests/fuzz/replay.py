@@ -15,7 +15,7 @@ from pathlib import Path
 from cryptography import x509
 
 from hub.edxml import EnvelopeRefused, parse_packet
-from hub.pki import TEST_POLICY_OID
+from hub.testing.pki import TEST_POLICY_OID
 from hub.validators import CrlEntry, CrlSnapshot, TrustPolicy, validate_packet
 from tests.pki_fixtures import AT, DIRECTORY, PKI_NOW
 
