@@ -71,8 +71,8 @@ class Seed:
     view: tuple[Any, ...]
     """What the hub routes and records from it (:func:`routed_view`)."""
     accepted_today: bool
-    """Whether the hub accepts the seed itself (a seed in the standard signature slot is refused
-    until issue 15's placement rule lands; its mutants are fuzzed all the same)."""
+    """Whether the hub accepts the seed itself: every seed must be (the short test checks), or
+    the run would only fuzz a refusal."""
 
 
 def routed_view(packet: Envelope | StatusPacket) -> tuple[Any, ...]:
