@@ -442,6 +442,10 @@ def run_in_workers(corpus: Corpus, config: FuzzConfig) -> Tally:
 
     for w in range(config.workers):
         start(w, w)
+    # Stop early with SIGTERM or SIGINT to the parent (a background job ignores SIGINT unless
+    # told otherwise): the counts so far are still summarized and written.
+    previous = {sig: signal.signal(sig, signal.default_int_handler)
+                for sig in (signal.SIGTERM, signal.SIGINT)}
     done: set[int] = set()
     shown = time.monotonic()
     try:
@@ -474,6 +478,8 @@ def run_in_workers(corpus: Corpus, config: FuzzConfig) -> Tally:
     except KeyboardInterrupt:
         pass
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         for proc in procs.values():
             if proc.is_alive():
                 proc.kill()
