@@ -5,8 +5,8 @@ and deterministic in its mutations (fixed seed; the test PKI's keys differ per s
 signature bytes do too). It asserts what holds since issue 16's fixes landed: nothing crashes,
 nothing hangs, no accepted mutant routes other From/To/Subject/Code/DocumentId/attachments than
 the original, every accepted PDF passes pyHanko's reference, and no accepted packet breaks the
-byte rules. One class is still open and tolerated here (:data:`TIGHTEN_WHEN_FIXED`): N1, a
-corrupted issuing-CA copy in the unsigned KeyInfo that the hub ignores and xmlsec1 refuses.
+byte rules. N1 (a corrupted issuing-CA copy in the unsigned KeyInfo that the hub ignored and
+xmlsec1 refused) is fixed: a KeyInfo certificate that is not on the validated path is refused.
 """
 
 from __future__ import annotations
@@ -33,12 +33,8 @@ from tests.pki_fixtures import GeneratedPki, session_pki
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 XMLSEC1 = shutil.which("xmlsec1")
 INPUTS = 300
-TIGHTEN_WHEN_FIXED = {
-    "xmlsec1_disagreements": "0 once N1 is fixed (a KeyInfo certificate that is not, byte for "
-                             "byte, one of the validated path is refused); today only N1 is "
-                             "tolerated",
-}
-"""The one assertion of the short run still loosened, and the fix that makes it strict."""
+TIGHTEN_WHEN_FIXED: dict[str, str] = {}
+"""Assertions of the short run still loosened (none since N1 was fixed)."""
 
 
 @pytest.fixture(scope="session")
@@ -103,12 +99,8 @@ def test_every_accepted_mutant_went_to_xmlsec1(summary: dict[str, Any], xmlsec1:
     assert summary["xmlsec1_checked"] == summary["accepted_mutants"]
 
 
-def test_xmlsec1_verifies_every_accepted_mutant_but_the_open_n1_class(
-    summary: dict[str, Any], xmlsec1: str,
-) -> None:
-    # N1 (docs/SECURITY.md) is open: tighten to summary["xmlsec1_disagreements"] == 0.
-    disagreements = summary["findings_by_known_issue"].get("xmlsec1_disagreement", {})
-    assert set(disagreements) <= {"N1"}, _findings(summary, "xmlsec1_disagreement")
+def test_xmlsec1_verifies_every_accepted_mutant(summary: dict[str, Any], xmlsec1: str) -> None:
+    assert summary["xmlsec1_disagreements"] == 0, _findings(summary, "xmlsec1_disagreement")
 
 
 def test_every_accepted_pdf_passes_pyhankos_reference(summary: dict[str, Any]) -> None:

@@ -124,3 +124,26 @@ def test_a_bit_flipped_keyinfo_certificate_gets_a_signature_or_certificate_reaso
                              crls=vectors.crls)
     assert report.reason is not Reason.INTERNAL_ERROR, report.describe()
     assert report.reason.value.startswith(("OK", "SIGNATURE_", "CERT_")), report.describe()
+
+
+def test_a_keyinfo_certificate_that_is_not_on_the_validated_path_is_refused(
+    vectors: Vectors,
+) -> None:
+    # Given the sender's envelope whose unsigned KeyInfo carries a corrupted copy of the issuing
+    # CA: it still parses, and the hub's configured intermediate would complete the chain
+    found = list(_CERT_TEXT.finditer(vectors.valid_raw))
+    assert len(found) >= 2  # the leaf and the issuing CA
+    ca = found[1]
+    der = base64.b64decode(b"".join(ca.group(1).split()))
+    at = der.rindex(b"(TEST)")  # in the CA's own subject name: it no longer names the leaf's issuer
+    corrupted = der[:at] + b"(TESX)" + der[at + 6:]
+    raw = (vectors.valid_raw[:ca.start(1)] + base64.b64encode(corrupted)
+           + vectors.valid_raw[ca.end(1):])
+    packet = parse_packet(raw)
+    # When it is validated
+    report = validate_packet(packet, at=AT, policy=vectors.policy, directory=DIRECTORY,
+                             crls=vectors.crls)
+    # Then it is refused as xmlsec1 refuses it (it builds its chain from the document's copies):
+    # never accepted with a certificate on the wire that nobody validated (fuzzing, N1)
+    assert report.reason is Reason.CERT_PATH_INVALID, report.describe()
+    assert "not on the validated path" in report.describe()
