@@ -116,6 +116,10 @@ class Simulator:
     def __init__(self, systems: Sequence[System], store: Path | str) -> None:
         self.systems = {s.system_id: s for s in systems}
         self._db = sqlite3.connect(str(store), check_same_thread=False, isolation_level=None)
+        # WAL + NORMAL: survives the process being killed (the outage tests do that), and a
+        # commit costs no fsync of its own.
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
         self.faults = Faults()
@@ -310,6 +314,7 @@ def _authenticate(sim: Simulator, method: str, path: str, headers: Any,
 class _Handler(BaseHTTPRequestHandler):
     sim: Simulator
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # small answers: no 40 ms delayed-ACK stalls
 
     def log_message(self, format: str, *args: Any) -> None:
         return
@@ -456,9 +461,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(404, _fail("NOT_FOUND", path))
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hung up (a timeout it gave up on, a killed connector) is no event.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 def serve(sim: Simulator, host: str, port: int) -> ThreadingHTTPServer:
     handler = type("Handler", (_Handler,), {"sim": sim})
-    server = ThreadingHTTPServer((host, port), handler)
+    server = _Server((host, port), handler)
     server.daemon_threads = True
     return server
 
