@@ -20,7 +20,6 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,7 @@ from hub.trust.signing import sign_xml
 from tests.integration.pipeline.harness import NOW, PKI_AT, hub_settings, settings_toml
 
 SYSTEM_ID = "hub-h27"
-SECRET = "axis-test-secret-not-real"  # noqa: S105 - a test value for the simulator
+SECRET = "axis-test-secret-not-real"
 MINISTRY = "000.00.00.G09"
 NGHE_AN = "000.00.00.H41"
 
@@ -97,7 +96,8 @@ class ConnectorProcess:
         lines = [settings_toml(settings), "[axis]"]
         for name in type(a).model_fields:
             value = getattr(a, name)
-            lines.append(f"{name} = {json.dumps(value) if not isinstance(value, bool) else str(value).lower()}")
+            text = str(value).lower() if isinstance(value, bool) else json.dumps(value)
+            lines.append(f"{name} = {text}")
         self.config.write_text("\n".join(lines) + "\n", encoding="utf-8")
         self.log = workdir / "connector.log"
         self.metrics_port = a.metrics_port

@@ -43,7 +43,8 @@ def test_the_same_bytes_sent_again_get_the_duplicate_answer_with_the_first_docum
     raw = _letter("1")
     first = client.send(raw, sender=PROVINCE, message_type=MessageType.EDOC)
     again = client.send(raw, sender=PROVINCE, message_type=MessageType.EDOC)
-    assert judge_send(first) is Verdict.ACCEPTED and judge_send(again) is Verdict.DUPLICATE
+    assert judge_send(first) is Verdict.ACCEPTED
+    assert judge_send(again) is Verdict.DUPLICATE
     assert again.doc_id == first.doc_id
     assert [d["id"] for d in sim.outside()] == [first.doc_id]
     assert sim.document(first.doc_id) == raw
@@ -58,7 +59,8 @@ def test_a_send_stored_but_answered_503_is_recognised_on_the_retry(
     assert judge_send(lost) is Verdict.TRANSIENT
     retry = client.send(raw, sender=PROVINCE, message_type=MessageType.EDOC)
     assert judge_send(retry) is Verdict.DUPLICATE
-    assert sim.stats()["stored_twice"] == 0 and len(sim.outside()) == 1
+    assert sim.stats()["stored_twice"] == 0
+    assert len(sim.outside()) == 1
 
 
 def test_a_wrong_secret_is_refused_as_credentials_never_as_a_document(sim: AxisSimulator) -> None:

@@ -33,7 +33,8 @@ def test_the_axis_unreachable_alert_fires_after_10_minutes_and_not_for_a_short_o
 def test_every_axis_alert_rule_has_a_promtool_case() -> None:
     rules = set(re.findall(r"- alert: (\w+)", RULES.read_text(encoding="utf-8")))
     tested = set(re.findall(r"alertname: (\w+)", RULE_TESTS.read_text(encoding="utf-8")))
-    assert rules and rules <= tested
+    assert rules
+    assert rules <= tested
 
 
 def test_every_metric_in_the_axis_rules_is_exported_by_the_connector() -> None:

@@ -23,17 +23,24 @@ def test_the_circuit_opens_at_the_threshold_and_lets_one_probe_through_after_ope
         b.failure(t)
     assert b.state(2.0) is Circuit.OPEN
     assert not b.allows(31.9)
-    assert b.allows(32.0) and b.state(32.0) is Circuit.HALF_OPEN
+    assert b.allows(32.0)
+    assert b.state(32.0) is Circuit.HALF_OPEN
     b.failure(32.0)  # the probe failed: open again for open_s
-    assert b.state(32.5) is Circuit.OPEN and not b.allows(61.9) and b.allows(62.0)
+    assert b.state(32.5) is Circuit.OPEN
+    assert not b.allows(61.9)
+    assert b.allows(62.0)
     b.success()  # the next probe answered
-    assert b.state(62.0) is Circuit.CLOSED and b.allows(62.0) and b.failures == 0
+    assert b.state(62.0) is Circuit.CLOSED
+    assert b.allows(62.0)
+    assert b.failures == 0
 
 
 def test_refused_credentials_open_the_circuit_at_once() -> None:
     b = Breaker(threshold=5, open_s=10.0)
     b.trip(0.0)
-    assert b.state(0.0) is Circuit.OPEN and not b.allows(9.9) and b.allows(10.0)
+    assert b.state(0.0) is Circuit.OPEN
+    assert not b.allows(9.9)
+    assert b.allows(10.0)
 
 
 def test_a_success_resets_the_backoff() -> None:
@@ -41,4 +48,5 @@ def test_a_success_resets_the_backoff() -> None:
     b.failure(0.0)
     b.failure(1.0)
     b.success()
-    assert b.allows(1.0) and b.delay() == 0.0
+    assert b.allows(1.0)
+    assert b.delay() == 0.0

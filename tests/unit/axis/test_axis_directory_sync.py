@@ -18,7 +18,9 @@ def test_new_agencies_become_external_bodies_reached_through_the_axis() -> None:
     assert report.added == ("000.00.00.G12", "000.00.00.H31")
     directory = Directory.from_toml(text)
     entry = directory.find("G12")
-    assert entry is not None and entry.reach == "axis" and entry.broker_user == "axis-gateway"
+    assert entry is not None
+    assert entry.reach == "axis"
+    assert entry.broker_user == "axis-gateway"
     assert entry.codes == ("000.00.00.G12", "G12")
     assert [s.uid for s in entry.signers] == ["000.00.00.G12"]
 
@@ -40,12 +42,15 @@ def test_a_second_sync_replaces_only_its_block_and_keeps_bodies_the_axis_dropped
     renamed = Agency("G12", "Bộ Tài chính (mới)", code102="000.00.00.G12")
     second, report = sync_directory(first, [renamed])
     assert second.count(BEGIN) == 1
-    assert report.updated == ("000.00.00.G12",) and report.vanished == ("000.00.00.H31",)
+    assert report.updated == ("000.00.00.G12",)
+    assert report.vanished == ("000.00.00.H31",)
     directory = Directory.from_toml(second)
     assert directory.find("G12").name == "Bộ Tài chính (mới)"  # type: ignore[union-attr]
     assert directory.find("000.00.00.H31") is not None  # never deleted
     third, report = sync_directory(second, [renamed])
-    assert third == second and report.unchanged == 1 and report.added == ()
+    assert third == second
+    assert report.unchanged == 1
+    assert report.added == ()
 
 
 def test_agencies_without_a_valid_code_or_with_a_taken_one_are_skipped_and_reported() -> None:

@@ -96,7 +96,9 @@ def test_listing_and_agency_entries_are_read_defensively() -> None:
     assert Listed.from_json({"no": "id"}) is None
     item = Listed.from_json({"id": "a", "from": "G09", "to": "H27.01, H27.02",
                              "messagetype": "edoc"})
-    assert item is not None and item.to == ("H27.01", "H27.02")
+    assert item is not None
+    assert item.to == ("H27.01", "H27.02")
     assert Agency.from_json({"code": "", "name": "x"}) is None
     agency = Agency.from_json({"code": "G09", "code102": "000.00.00.G09", "name": "Bộ Nội vụ"})
-    assert agency is not None and agency.codes == ("000.00.00.G09", "G09")
+    assert agency is not None
+    assert agency.codes == ("000.00.00.G09", "G09")

@@ -50,7 +50,7 @@ def test_no_secret_anywhere_is_a_configuration_error_naming_where_it_looked(
     with pytest.raises(ConfigurationError, match="HUB_AXIS_SECRET"):
         load_secret(load_settings(None, {}), {})
     path = _config(tmp_path, '[axis]\nsecret_file = "missing.secret"\n')
-    with pytest.raises(ConfigurationError, match="missing.secret"):
+    with pytest.raises(ConfigurationError, match=r"missing\.secret"):
         load_secret(load_settings(path, {}), {})
 
 
