@@ -515,10 +515,17 @@ class AxisSimulator:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> AxisSimulator:
+        import os
+
+        import hub
+
+        # The child imports the same hub package as this process, wherever that one came from.
+        root = str(Path(hub.__file__).resolve().parents[1])
+        path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "hub.testing.axis_sim", "--systems", str(self.systems_file),
              "--store", str(self.store), "--port", str(self.port)],
-            stdout=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": path})
         assert self.process.stdout is not None
         line = self.process.stdout.readline()  # blocks until it listens (or dies)
         if not line.startswith("listening "):
