@@ -72,7 +72,8 @@ def build_connector(settings: Settings, *, stop: threading.Event | None = None,
         axis_account=a.broker_user, login=broker_user(b.url),
         forward_hub_evidence=a.forward_hub_evidence,
         legacy_policy=settings.trust.axis_legacy_envelope_signature,
-        reconnect_max_s=b.reconnect_max_s, limits=Limits.from_settings(settings.limits))
+        reconnect_max_s=b.reconnect_max_s, limits=Limits.from_settings(settings.limits),
+        topology=topology)
     breaker = Breaker(threshold=a.failure_threshold, open_s=a.open_s, base_s=a.retry_base_s,
                       max_s=a.retry_max_s)
     connector = AxisConnector(options, axis=client, ledger=ledger, directory=directory,

@@ -126,6 +126,9 @@ class ConnectorOptions:
     """``[trust] axis_legacy_envelope_signature``, recorded with each hand-over."""
     reconnect_max_s: float = 30.0
     limits: Limits = field(default_factory=Limits)
+    topology: Any = None
+    """Declared on every (re)connect, as the intake does (idempotent), so the connector may
+    start first."""
     name: str = "edxml-hub axis connector"
 
 
@@ -198,6 +201,8 @@ class AxisConnector:
             conn: Connection | None = None
             try:
                 conn = self._connect(urls[turn % len(urls)], self.options.name)
+                if self.options.topology is not None:
+                    conn.declare(self.options.topology)
                 backoff = 0.2
                 self._serve(conn)
             except BrokerUnavailable as exc:
