@@ -19,6 +19,7 @@ Faults (``POST /_sim/faults``, JSON; deterministic from ``seed``):
 ``timeout_rate``          share of calls that hang ``hang_s`` and close without an answer;
 ``accept_then_fail_rate`` share of sends stored, then answered 503 (the retry must get, and
                           the connector recognise, the duplicate answer);
+``accept_then_fail_next`` the next so many sends are stored, then answered 503;
 ``duplicate_list_rate``   share of acknowledged documents listed again anyway;
 ``outage_s``              from now, for this long, every call fails (``outage_mode``: ``503``
                           or ``drop``, a closed connection without an answer);
@@ -89,6 +90,7 @@ class Faults:
     timeout_rate: float = 0.0
     hang_s: float = 3.0
     accept_then_fail_rate: float = 0.0
+    accept_then_fail_next: int = 0
     duplicate_list_rate: float = 0.0
     outage_until: float = 0.0
     outage_mode: str = "503"
@@ -185,7 +187,9 @@ class Simulator:
                               f"Đơn vị nhận chưa đăng ký trên trục: {', '.join(refused[:5])}")
         doc_id = self.store(system, sender, recipients, message_type.value, document_id, body)
         self._log_send(digest, "stored")
-        if self.faults.roll(self.faults.accept_then_fail_rate):
+        if self.faults.accept_then_fail_next > 0 or self.faults.roll(
+                self.faults.accept_then_fail_rate):
+            self.faults.accept_then_fail_next = max(0, self.faults.accept_then_fail_next - 1)
             return 503, _fail("INTERNAL", "stored, but the answer was lost")
         return 200, {"status": "OK", "ErrorCode": "0", "ErrorDesc": "", "DocID": doc_id}
 
@@ -399,6 +403,7 @@ class _Handler(BaseHTTPRequestHandler):
                      "duplicate_list_rate"):
             setattr(f, name, float(spec.get(name, 0.0)))
         f.hang_s = float(spec.get("hang_s", 3.0))
+        f.accept_then_fail_next = int(spec.get("accept_then_fail_next", 0))
         if spec.get("outage_s"):
             f.outage_until = time.monotonic() + float(spec["outage_s"])
         f.outage_mode = str(spec.get("outage_mode", "503"))
