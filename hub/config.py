@@ -169,6 +169,70 @@ class MetricsSettings(_Section):
     """Address the metrics endpoint listens on."""
 
 
+class AxisSettings(_Section):
+    """The national document exchange axis (Decision 28/2018/QĐ-TTg) as ``hub axis run`` reaches
+    it. The secret is never a key of this section: it comes from ``secret_file`` or from the
+    environment variable named by ``secret_env``."""
+
+    url: str = ""
+    """Base URL of the axis endpoint (``https://…``); empty: the connector is not configured."""
+    system_id: str = ""
+    """The hub's system id on the axis (issued with its secret key)."""
+    secret_file: str = ""
+    """File holding the system's secret key (one line); read at start-up, never logged."""
+    secret_env: str = "HUB_AXIS_SECRET"  # noqa: S105 - a variable name, not a secret
+    """Environment variable holding the secret key when ``secret_file`` is empty."""
+    verify_tls: bool = True
+    """Verify the axis' TLS certificate (turn off only against a local simulator)."""
+    ca_file: str = ""
+    """CA bundle (PEM) the axis' certificate must chain to; empty: the system's store."""
+    timeout_s: Annotated[float, Field(gt=0, le=600)] = 10.0
+    """Connect and read timeout of one call to the axis."""
+    poll_interval_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    """How often the list of documents received for the province is asked for."""
+    receive_limit: Annotated[int, Field(ge=1, le=1000)] = 100
+    """Entries asked for per ``getReceivedEdocList``."""
+    prefetch: Annotated[int, Field(ge=1, le=65535)] = 64
+    """Gateway-queue messages the connector holds unacknowledged (in hand while the axis is
+    down: they stay queued, never dropped)."""
+    batch_max: Annotated[int, Field(ge=1, le=1000)] = 32
+    """Outbound sends settled per ledger transaction."""
+    retry_base_s: Annotated[float, Field(gt=0)] = 1.0
+    """First wait after a transient failure (timeout, 5xx, refused connection); doubles."""
+    retry_max_s: Annotated[float, Field(gt=0)] = 60.0
+    """Longest wait between two attempts."""
+    failure_threshold: Positive = 5
+    """Consecutive transient failures that open the circuit breaker."""
+    open_s: Annotated[float, Field(gt=0)] = 30.0
+    """How long the circuit stays open before one probe call is let through."""
+    broker_user: str = "axis-gateway"
+    """The broker account the directory gives bodies reached through the axis: what arrives
+    from the axis is published as spoken for by it (``x-hub-original-user``)."""
+    forward_hub_evidence: bool = False
+    """Also send the hub's own evidence receipts (accepted, countersigned; status 00) to
+    senders behind the axis; by default they stay in the ledger."""
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0
+    """HTTP port of the connector's /metrics; 0 disables."""
+    metrics_host: str = "127.0.0.1"
+    """Address the connector's metrics endpoint listens on."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_secret_in_the_file(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and any(str(k).lower() in {"secret", "secret_key", "password"}
+                                             for k in data):
+            raise ValueError("the axis secret never goes in the settings: put it in the file "
+                             "named by secret_file or in the variable named by secret_env")
+        return data
+
+    @model_validator(mode="after")
+    def _retry_cap_not_below_base(self) -> AxisSettings:
+        if self.retry_max_s < self.retry_base_s:
+            raise ValueError(f"retry_max_s ({self.retry_max_s}) is below retry_base_s "
+                             f"({self.retry_base_s})")
+        return self
+
+
 class Settings(BaseSettings):
     broker: BrokerSettings = BrokerSettings()
     ledger: LedgerSettings = LedgerSettings()
@@ -177,6 +241,7 @@ class Settings(BaseSettings):
     hub: HubSettings = HubSettings()
     log: LogSettings = LogSettings()
     metrics: MetricsSettings = MetricsSettings()
+    axis: AxisSettings = AxisSettings()
     base_dir: str = "."
     """Directory relative paths are resolved against (the config file's directory)."""
 

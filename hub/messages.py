@@ -70,3 +70,5 @@ class Headers:
     """The publisher a trusted login (the hub's retries, an operator's replay) speaks for."""
     REPLAYED_BY = "x-hub-replayed-by"
     REPLAY_NOTE = "x-hub-replay-note"
+    AXIS_DOC_ID = "x-hub-axis-doc-id"
+    """The national axis' id of a document the axis connector took from it."""

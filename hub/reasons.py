@@ -122,6 +122,12 @@ class Reason(enum.StrEnum):
     FIELD_TOO_LONG = "FIELD_TOO_LONG"
     SIGNATURE_KEY_INFO_TOO_LARGE = "SIGNATURE_KEY_INFO_TOO_LARGE"
 
+    # -- the national document axis (issue 19; Decision 28/2018/QĐ-TTg) ----------------------
+    AXIS_REFUSED = "AXIS_REFUSED"
+    """The national axis answered a document with a refusal (4xx and a reason of its own)."""
+    AXIS_UNAVAILABLE = "AXIS_UNAVAILABLE"
+    """The national axis did not answer usefully (timeout, 5xx, connection refused)."""
+
     @property
     def info(self) -> ReasonInfo:
         return CATALOGUE[self]
@@ -329,6 +335,17 @@ CATALOGUE: dict[Reason, ReasonInfo] = {
     Reason.SIGNATURE_KEY_INFO_TOO_LARGE: ReasonInfo(
         "Chữ ký kèm quá nhiều hoặc quá lớn chứng thư số (KeyInfo)",
         "The signature's KeyInfo carries too many or too large certificates", _FIX_SENDER, _R),
+    Reason.AXIS_REFUSED: ReasonInfo(
+        "Trục liên thông văn bản quốc gia từ chối văn bản",
+        "The national document exchange axis refused the document",
+        "The axis' own code and text are in the detail (e.g. a recipient not registered on the "
+        "axis): fix the directory or tell the sender; the sender got a signed refusal.", _R),
+    Reason.AXIS_UNAVAILABLE: ReasonInfo(
+        "Trục liên thông văn bản quốc gia tạm thời không sẵn sàng",
+        "The national document exchange axis is unavailable",
+        "Nothing is lost: documents wait in the gateway queue and the connector retries with "
+        "backoff (circuit breaker); check the axis endpoint and the connector's credentials.",
+        _T),
 }
 
 

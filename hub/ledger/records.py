@@ -36,6 +36,16 @@ class EventKind(enum.StrEnum):
     DUPLICATE = "duplicate"
     """The same bytes arrived again; ignored."""
     RETRY_SCHEDULED = "retry_scheduled"
+    AXIS_SENT = "axis_sent"
+    """The national axis accepted the packet for ``organ_id`` (``detail``: the axis' document
+    id, its answer ``accepted`` / ``duplicate`` / ``already_sent``, the message type)."""
+    AXIS_SKIPPED = "axis_skipped"
+    """A gateway message the connector settled without sending it (``detail.why``: hub
+    evidence kept in the ledger, or a document that came from the axis, which fans out itself)."""
+    AXIS_RECEIVED = "axis_received"
+    """Fetched from the national axis and handed to the intake (publisher-confirmed)."""
+    AXIS_ACKNOWLEDGED = "axis_acknowledged"
+    """The national axis was told the hub has the document (``updateStatus``)."""
 
 
 ACCEPTED_KINDS = frozenset({"envelope", "status", "receipt"})

@@ -69,6 +69,7 @@ REASON_CLASSES: Mapping[str, frozenset[Reason]] = {
         Reason.SENDER_UNKNOWN, Reason.SENDER_ACCOUNT_MISMATCH, Reason.RECIPIENT_UNKNOWN,
         Reason.RECIPIENT_MISSING, Reason.DOCUMENT_CLASSIFIED, Reason.ORIGINAL_UNKNOWN,
         Reason.NOT_ORIGINAL_SENDER, Reason.STATUS_ORPHAN, Reason.STATUS_REPORTER_NOT_RECIPIENT,
+        Reason.AXIS_REFUSED,
     }),
     "duplicate": frozenset({Reason.DUPLICATE, Reason.DOCUMENT_ID_REUSED}),
 }

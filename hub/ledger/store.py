@@ -64,6 +64,7 @@ Progress = Callable[[int, int], None]
 DELIVERY_KINDS = frozenset({
     EventKind.ROUTED, EventKind.DELIVERED, EventKind.STATUS_RECEIVED, EventKind.RECALLED,
     EventKind.DEAD_LETTERED, EventKind.REPLAYED, EventKind.DISCARDED, EventKind.RETRY_SCHEDULED,
+    EventKind.AXIS_SENT,
 })
 
 _WRITE = "hub_ledger_write"

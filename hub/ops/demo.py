@@ -2,8 +2,10 @@
 
 What it shows, in plain words: a commune sends a signed document to the provincial People's
 Committee and a department (delivered to both, receipts back); the province writes to a
-ministry (through the national-axis gateway); a document edited after signing is refused; a
-resend is recognised as a duplicate; a letter to a district abolished on 1 July 2025 is refused.
+ministry: the letter leaves through the national-axis connector (``hub axis run``, against the
+axis simulator of ``hub.testing.axis_sim``) and the ministry's signed ``03`` comes back to the
+province; a document edited after signing is refused; a resend is recognised as a duplicate; a
+letter to a district abolished on 1 July 2025 is refused.
 
 It uses the local RabbitMQ at ``broker.url`` when one answers, otherwise starts one the same
 way the tests do; a generated test PKI and an SQLite ledger under ``.hub-demo/``.
@@ -17,6 +19,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from hub.config import load_settings, with_overrides
 from hub.messages import Headers
@@ -28,6 +31,60 @@ FINANCE = "000.00.03.H27"
 COMMUNE = "H27.102"
 ABOLISHED_DISTRICT = "000.00.36.H27"
 MINISTRY = "000.00.00.G09"
+
+
+_AXIS_SYSTEM = "hub-h27-demo"
+
+
+def _start_axis(state: Path) -> Any:
+    """The national-axis simulator (a process of its own), serving this hub's province."""
+    import secrets
+
+    from hub.testing.axis_sim import AxisSimulator, System
+
+    secret = secrets.token_urlsafe(24)
+    (state / "axis.secret").write_text(secret + "\n", encoding="utf-8")
+    store = state / "axis-sim"
+    for old in store.glob("axis-sim.sqlite3*") if store.is_dir() else ():
+        old.unlink()
+    return AxisSimulator(store, [System(_AXIS_SYSTEM, secret, ("H27",))]).start()
+
+
+def _ministry_answers(axis_sim: Any, paths: Any, province: Any, name: dict[str, str]) -> bool:
+    """Wait for the province's letter at the axis, answer it as the ministry with a signed 03,
+    and wait for that 03 in the province's status queue."""
+    from hub.edxml import parse_packet
+    from hub.edxml.build import build_status, response_for
+    from hub.edxml.model import Organization
+    from hub.trust.keystore import OrgSigner
+    from hub.trust.signing import sign_xml
+
+    deadline = time.monotonic() + 30
+    letters: list[Any] = []
+    while not letters and time.monotonic() < deadline:
+        letters = [d for d in axis_sim.outside() if d["messagetype"] == "edoc"]
+        if not letters:
+            time.sleep(0.2)
+    if not letters:
+        _say("  national axis: the letter to the ministry did not arrive")
+        return False
+    letter = axis_sim.document(letters[0]["id"])
+    _say(f"  national axis: the province's letter arrived for {name.get(MINISTRY, MINISTRY)} "
+         f"(axis document id {letters[0]['id'][:8]}…)")
+    ministry = paths.axis_organizations[MINISTRY]
+    signer = OrgSigner.from_files(MINISTRY, ministry.key, ministry.cert)
+    answer = sign_xml(build_status(
+        response_for=response_for(parse_packet(letter)),  # type: ignore[arg-type]
+        sender=Organization(MINISTRY), status_code="03", timestamp=datetime.now(UTC),
+        description="Đã tiếp nhận (vào sổ)"), signer)
+    axis_sim.inject(answer, sender=MINISTRY, to=[PROVINCE], message_type="status")
+    while time.monotonic() < deadline + 30:
+        for status in province.statuses(timeout=0.5):
+            if status.headers.get(Headers.STATUS) == "03" and Headers.RECEIPT not in status.headers:
+                _say(f"  {name[PROVINCE]} received the ministry's signed 03 (đã tiếp nhận) "
+                     "through the axis")
+                return True
+    return False
 
 
 @dataclass
@@ -68,7 +125,8 @@ def _run(settings: object, url: str, state: Path) -> int:
 
     pki_dir = state / "pki"
     _say(f"generating a test PKI shaped like the specialized one in {pki_dir}")
-    paths = init_pki(pki_dir, Directory.sample())
+    paths = init_pki(pki_dir, Directory.sample(), include_axis=True)
+    axis_sim = _start_axis(state)
     prefix = f"edxml-demo-{os.getpid()}"
     settings = with_overrides(
         settings,  # type: ignore[arg-type]
@@ -81,8 +139,16 @@ def _run(settings: object, url: str, state: Path) -> int:
         hub={"keystore": str(paths.keystore)},
         ledger={"url": f"sqlite:///{state / 'ledger.sqlite3'}",
                 "blob_dir": str(state / "blobs")},
+        axis={"url": axis_sim.url, "system_id": _AXIS_SYSTEM,
+              "secret_file": str(state / "axis.secret"), "verify_tls": False,
+              "poll_interval_s": 0.3, "timeout_s": 5.0},
     )
     hub = build_hub(settings)  # type: ignore[arg-type]
+    from hub.axis import build_connector
+
+    axis = build_connector(settings)  # type: ignore[arg-type]
+    axis_thread = threading.Thread(target=axis.connector.run, name="axis", daemon=True)
+    axis_thread.start()
     consumer = hub.consumer(name="edxml-hub demo intake")
     thread = threading.Thread(target=consumer.run, name="intake", daemon=True)
     thread.start()
@@ -177,6 +243,7 @@ def _run(settings: object, url: str, state: Path) -> int:
             break
         dlq.append(d)
     _say(f"  national-axis gateway queue: {gateway} document(s) waiting for the axis")
+    came_back = _ministry_answers(axis_sim, paths, clients[PROVINCE], name)
     _say("")
     _say("== Dead-letter queue (refused, with reasons)")
     for d in dlq:
@@ -193,7 +260,9 @@ def _run(settings: object, url: str, state: Path) -> int:
     _say("== In plain words")
     _say("  [1] delivered to both recipients, byte for byte as signed; each recipient")
     _say("      organization signed a '01 đã đến' receipt and the hub signed 'accepted'")
-    _say("  [2] the ministry is outside the province: queued for the national document axis")
+    _say("  [2] the ministry is outside the province: the letter left through the national")
+    _say("      document axis, and the ministry's signed 03 (đã tiếp nhận) came back"
+         + ("" if came_back else " — NOT SEEN"))
     _say("  [3] refused at once (no retries): the signature no longer matches the content")
     _say(f"  [4] recognised as a duplicate: delivered once only "
          f"({stats.by_outcome.get('duplicate', 0)} duplicate ignored)")
@@ -201,6 +270,10 @@ def _run(settings: object, url: str, state: Path) -> int:
     _say("")
     _say("== Hub")
     _say(f"  outcomes: {dict(sorted(stats.by_outcome.items()))}")
+    axis.connector.stop.set()
+    axis_thread.join(timeout=30)
+    axis.close()
+    axis_sim.kill()
     consumer.stop.set()
     thread.join(timeout=30)
     hub.ledger.checkpoint()
@@ -214,8 +287,8 @@ def _run(settings: object, url: str, state: Path) -> int:
     cleanup.delete(hub.topology)
     cleanup.close()
     hub.close()
-    ok = (stats.by_outcome.get("deliver", 0) == 2 and stats.by_outcome.get("duplicate", 0) == 1
-          and len(dlq) == 2 and result.ok)
+    ok = (stats.by_outcome.get("deliver", 0) == 3 and stats.by_outcome.get("duplicate", 0) == 1
+          and len(dlq) == 2 and result.ok and came_back)
     _say("")
     _say("demo finished: " + ("everything as expected" if ok else "UNEXPECTED outcome, see above"))
     return 0 if ok else 1

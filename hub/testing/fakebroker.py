@@ -96,6 +96,10 @@ class FakeConnection:
     def sleep(self, seconds: float) -> None:
         return None
 
+    def queue_depth(self, queue: str) -> int:
+        with self._lock:
+            return len(self.inbox)
+
     def settler(self) -> Settler:
         return Settler(self.channel)
 

@@ -8,7 +8,7 @@ from hub.reasons import Reason
 NOT_A_REFUSAL_OF_THE_SENDER = {
     Reason.OK, Reason.BROKER_UNAVAILABLE, Reason.LEDGER_UNAVAILABLE,
     Reason.DELIVERY_LIMIT_EXCEEDED, Reason.INTERNAL_ERROR, Reason.OPERATOR_DISCARDED,
-    Reason.LEDGER_ROW_REJECTED,
+    Reason.LEDGER_ROW_REJECTED, Reason.AXIS_UNAVAILABLE,
 }
 """Codes the report counts as ``other``: outcomes of the hub or its operator, not of what the
 sender sent."""

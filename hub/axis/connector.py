@@ -1,0 +1,565 @@
+"""``hub axis run``: the connector between the hub and the national document axis.
+
+One loop, one thread, one broker connection (pika's BlockingConnection is not thread-safe);
+the HTTP calls to the axis are made from the same loop, and every wait goes through the
+connection (``pump``/``sleep``) so heartbeats keep flowing.
+
+**Outbound** — the gateway queue (``hub.topology``: ``P.gateway.axis``, fed by the plan for
+every delivery routed ``via = "axis"``: documents under ``axis.inbox``, statuses and receipts
+for senders behind the axis under ``axis.status``). Per message, in queue order:
+
+1. hub evidence receipts (``accepted``, ``countersigned``; status ``00``) stay in the ledger
+   unless ``[axis] forward_hub_evidence``; a document that *came from* the axis is not sent
+   back to it (the axis fans out to its other recipients itself): ``axis_skipped``;
+2. already handed to the axis (an ``axis_sent`` row for these bytes in the ledger, or earlier
+   in this process): recorded, not sent again;
+3. otherwise ``sendEdoc`` with the exact bytes and their SHA-256 — the document's identity on
+   the axis. Accepted, or the axis' *duplicate* answer (it already holds these bytes: a crash
+   came between its acceptance and our ledger commit) → ``axis_sent`` with the axis' document
+   id; a refusal (4xx with a reason) → dead letter ``AXIS_REFUSED`` carrying the axis' code and
+   text, ledger rows, and the hub's signed refusal to the sender when the sender is a body of
+   this hub; a timeout, 5xx or refused connection → the message stays in hand, unacknowledged,
+   and the breaker (:mod:`hub.axis.breaker`) decides when to try again.
+
+A batch is then executed in the only safe order: dead letters and refusals published and
+confirmed, the ledger committed, then the messages acknowledged (``hub.broker.Settler``). A
+crash anywhere before the ack leaves them queued; step 2 or the axis' duplicate answer keeps
+the axis from storing them twice.
+
+**Inbound** — every ``[axis] poll_interval_s``: ``getReceivedEdocList``; ``getEdoc`` for each;
+the exact bytes are published to the inbound exchange *as any other document*, under the
+connector's broker login speaking for the axis' account (``x-hub-original-user``, the account
+the directory gives bodies behind the axis), so the intake applies full signature enforcement,
+binds ``From`` to that account and routes statuses back to the original senders. The
+national-axis legacy-signature policy (``[trust] axis_legacy_envelope_signature``) can only
+ever apply to such packets (it is limited to senders with ``reach = "axis"``, whose account
+only this connector speaks for); whether it was on is recorded with each hand-over. Once the
+intake queue confirmed the publish and the ledger recorded ``axis_received``, the axis is told
+(``updateStatus`` ``inbox``) and that is recorded (``axis_acknowledged``). A crash in between:
+the axis lists the document again, the ledger shows it was handed over, it is acknowledged
+without being published twice (and the intake's duplicate check would catch it anyway).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
+
+from hub.axis.breaker import Breaker
+from hub.axis.client import AxisUnauthorized, AxisUnavailable
+from hub.axis.metrics import AxisMetrics
+from hub.axis.protocol import (
+    Answer,
+    Listed,
+    MessageType,
+    StatusWord,
+    Verdict,
+    judge_send,
+    message_type_of,
+)
+from hub.broker import BrokerUnavailable, Connection, Delivery, Settler, connect
+from hub.edxml import EnvelopeRefused, Limits, parse_packet
+from hub.edxml.model import Envelope, StatusPacket
+from hub.errors import TransientError
+from hub.ledger.records import DocumentIn, EventIn, EventKind, StoredEvent
+from hub.logs import get_logger
+from hub.messages import Headers, Outgoing
+from hub.reasons import Reason
+from hub.routing import route_status
+from hub.topology import ENVELOPE_KEY, STATUS_KEY, Names
+
+log = get_logger("hub.axis.connector")
+
+T = TypeVar("T")
+
+HUB_EVIDENCE = frozenset({"accepted", "countersigned"})
+"""Receipt kinds that are the hub's own evidence (status 00), not QCVN statuses."""
+_REMEMBERED = 100_000
+"""Digests this process remembers as handed to the axis (beyond, the ledger answers)."""
+
+
+class AxisApi(Protocol):
+    """What the connector calls (:class:`hub.axis.client.AxisClient`)."""
+
+    def send(self, raw: bytes, *, sender: str, message_type: MessageType,
+             digest: str | None = None) -> Answer: ...
+    def received(self, limit: int) -> list[Listed]: ...
+    def fetch(self, doc_id: str) -> bytes: ...
+    def update_status(self, doc_id: str, word: StatusWord) -> Answer: ...
+
+
+class LedgerLike(Protocol):
+    def write(self, documents: Sequence[DocumentIn], events: Sequence[EventIn]) -> Any: ...
+    def events(self, *, digest: str | None = None) -> list[StoredEvent]: ...
+
+
+class Refusals(Protocol):
+    """The hub's receipt issuer (:class:`hub.receipts.HubReceipts`)."""
+
+    def rejected(self, raw: bytes, packet: Envelope | StatusPacket | None, reason: Reason,
+                 at: datetime, *, publisher: str | None = None,
+                 digest: str | None = None) -> tuple[str, bytes] | None: ...
+
+
+@dataclass(frozen=True)
+class ConnectorOptions:
+    url: str
+    names: Names
+    province: str
+    failover_urls: tuple[str, ...] = ()
+    prefetch: int = 64
+    batch_max: int = 32
+    poll_interval_s: float = 5.0
+    receive_limit: int = 100
+    axis_account: str = "axis-gateway"
+    """Published in ``x-hub-original-user`` for what arrives from the axis."""
+    login: str | None = None
+    """The connector's broker login (the AMQP ``user_id`` of its publishes)."""
+    forward_hub_evidence: bool = False
+    legacy_policy: bool = False
+    """``[trust] axis_legacy_envelope_signature``, recorded with each hand-over."""
+    reconnect_max_s: float = 30.0
+    limits: Limits = field(default_factory=Limits)
+    topology: Any = None
+    """Declared on every (re)connect, as the intake does (idempotent), so the connector may
+    start first."""
+    name: str = "edxml-hub axis connector"
+
+
+@dataclass
+class _Effects:
+    """What one outbound batch publishes and records before its acks."""
+
+    first: list[Outgoing] = field(default_factory=list)
+    documents: list[DocumentIn] = field(default_factory=list)
+    events: list[EventIn] = field(default_factory=list)
+    answers: list[str] = field(default_factory=list)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return "" if value is None else str(value)
+
+
+class AxisConnector:
+    def __init__(
+        self,
+        options: ConnectorOptions,
+        *,
+        axis: AxisApi,
+        ledger: LedgerLike,
+        directory: Any,
+        receipts: Refusals | None,
+        breaker: Breaker | None = None,
+        metrics: AxisMetrics | None = None,
+        stop: threading.Event | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        connector: Callable[[str, str], Connection] = connect,
+    ) -> None:
+        self.options = options
+        self.axis = axis
+        self.ledger = ledger
+        self.directory = directory
+        self.receipts = receipts
+        self.breaker = breaker or Breaker()
+        self.metrics = metrics or AxisMetrics()
+        self.stop = stop or threading.Event()
+        self.clock = clock
+        self.now = now
+        self._connect = connector
+        self._sent: OrderedDict[str, str] = OrderedDict()
+        """digest → the axis' document id, for what this process handed over."""
+        self._attempts: dict[str, int] = {}
+        self._queue_checked = 0.0
+        self.changed = threading.Condition()
+        """Notified after every outbound batch and inbound round (tests wait on it)."""
+        self.settled = 0
+        self.handed_over = 0
+        self.acknowledged = 0
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def run(self) -> None:
+        """Run until :attr:`stop` is set; reconnect with bounded backoff on broker loss."""
+        backoff = 0.2
+        urls = (self.options.url, *self.options.failover_urls)
+        turn = 0
+        log.info("axis_connector_started", legacy_envelope_policy=self.options.legacy_policy,
+                 axis_account=self.options.axis_account)
+        while not self.stop.is_set():
+            conn: Connection | None = None
+            try:
+                conn = self._connect(urls[turn % len(urls)], self.options.name)
+                if self.options.topology is not None:
+                    conn.declare(self.options.topology)
+                backoff = 0.2
+                self._serve(conn)
+            except BrokerUnavailable as exc:
+                turn += 1
+                log.warning("broker_lost", detail=exc.detail[:300], retry_in_s=round(backoff, 2))
+                if turn % len(urls) == 0:
+                    self.stop.wait(backoff)
+                    backoff = min(backoff * 2, self.options.reconnect_max_s)
+            finally:
+                if conn is not None:
+                    conn.close()  # what is in hand goes back to the queue
+        log.info("axis_connector_stopped", settled=self.settled, handed_over=self.handed_over)
+
+    def _serve(self, conn: Connection) -> None:
+        buffer: deque[Delivery] = deque()
+        tag = conn.consume(self.options.names.gateway, self.options.prefetch, buffer.append)
+        settler = conn.settler()
+        next_poll = self.clock()
+        while not self.stop.is_set():
+            worked = False
+            if buffer and self.breaker.allows(self.clock()):
+                self._send_batch(conn, settler, buffer)
+                worked = True
+            if self.clock() >= next_poll and self.breaker.allows(self.clock()):
+                self._receive_round(conn)
+                next_poll = self.clock() + self.options.poll_interval_s
+                worked = True
+            self._observe(conn, buffer)
+            if worked:
+                conn.pump(0)
+                continue
+            wake = next_poll
+            if buffer:
+                wake = min(wake, self.breaker.next_call_at())
+            conn.pump(min(1.0, max(0.0, wake - self.clock())))
+        conn.cancel(tag)
+
+    def _observe(self, conn: Connection, buffer: Sequence[Delivery]) -> None:
+        m = self.metrics
+        m.set_circuit(self.breaker.state(self.clock()))
+        m.held.set(len(buffer))
+        if self.clock() - self._queue_checked >= 5.0:
+            self._queue_checked = self.clock()
+            m.queue.set(conn.queue_depth(self.options.names.gateway))
+
+    def _notify(self) -> None:
+        with self.changed:
+            self.changed.notify_all()
+
+    def wait_for(self, predicate: Callable[[AxisConnector], bool], timeout: float) -> bool:
+        """Wait (on a condition, not a sleep) until ``predicate(self)`` holds."""
+        with self.changed:
+            return self.changed.wait_for(lambda: predicate(self), timeout)
+
+    # -- calls to the axis -------------------------------------------------------------------------
+    def _reached(self) -> None:
+        self.breaker.success()
+        self.metrics.up.set(1)
+        self.metrics.last_success.set(time.time())
+
+    def _failed(self, exc: AxisUnavailable) -> None:
+        now = self.clock()
+        if isinstance(exc, AxisUnauthorized):
+            self.breaker.trip(now)
+            log.error("axis_login_refused", detail=exc.detail[:300])
+        else:
+            self.breaker.failure(now)
+        state = self.breaker.state(now)
+        self.metrics.up.set(0)
+        self.metrics.failures.labels(exc.kind).inc()
+        self.metrics.set_circuit(state)
+        log.warning("axis_unavailable", kind=exc.kind, detail=exc.detail[:300],
+                    failures=self.breaker.failures, circuit=state.name.lower(),
+                    retry_in_s=round(max(0.0, self.breaker.next_call_at() - now), 2))
+
+    # -- outbound ------------------------------------------------------------------------------
+    def _send_batch(self, conn: Connection, settler: Settler, buffer: deque[Delivery]) -> None:
+        effects = _Effects()
+        done: list[int] = []
+        for delivery in list(buffer)[: self.options.batch_max]:
+            if not self.breaker.allows(self.clock()):
+                break
+            if not self._outbound_one(delivery, effects):
+                break  # held: it stays first in line, nothing behind it overtakes it
+            done.append(delivery.tag)
+        if effects.first:
+            conn.wait(conn.send(effects.first))
+        self._write(conn, effects.documents, effects.events)
+        if done:
+            settler.ack(done)
+            for _ in done:
+                buffer.popleft()
+        for answer in effects.answers:
+            self.metrics.sent.labels(answer).inc()
+        self.settled += len(done)
+        self._notify()
+
+    def _outbound_one(self, d: Delivery, eff: _Effects) -> bool:
+        """Decide and do what one gateway message needs; False when it must wait."""
+        at = self.now()
+        digest = _sha256(d.body)
+        mid = d.message_id or digest
+        try:
+            packet = parse_packet(d.body, self.options.limits)
+        except EnvelopeRefused as exc:
+            # The hub published it, so it parsed once: a bug or a changed limit. Park it for
+            # an operator; nobody to tell.
+            self._dead_letter(d, None, digest, mid, at, f"{exc.reason.value}: {exc.detail}",
+                              "", None, eff, reason=exc.reason)
+            return True
+        target = self._target(d, packet)
+        receipt_kind = _text(d.headers.get(Headers.RECEIPT))
+        if receipt_kind in HUB_EVIDENCE and not self.options.forward_hub_evidence:
+            return self._skip(eff, mid, at, digest, target, receipt_kind,
+                              "hub evidence (status 00): kept in the ledger, not sent")
+        history = self._history(digest)
+        if isinstance(packet, Envelope) and any(
+                e.kind is EventKind.AXIS_RECEIVED for e in history):
+            return self._skip(eff, mid, at, digest, target, receipt_kind,
+                              "came from the national axis, which delivers to its other "
+                              "recipients itself")
+        doc_id = self._sent.get(digest) or next(
+            (str(e.detail.get("axis_doc_id", "")) for e in history
+             if e.kind is EventKind.AXIS_SENT), None)
+        message_type = message_type_of(packet)
+        if doc_id:
+            self._record_sent(eff, mid, at, digest, target, doc_id, "already_sent",
+                              message_type, 0)
+            return True
+        attempt = self._attempts.get(digest, 0) + 1
+        try:
+            answer = self.axis.send(d.body, sender=packet.sender.organ_id,
+                                    message_type=message_type, digest=digest)
+        except AxisUnavailable as exc:
+            return self._retry_later(eff, exc, mid, at, digest, target, attempt)
+        verdict = judge_send(answer)
+        if verdict is Verdict.UNAUTHORIZED:
+            return self._retry_later(eff, AxisUnauthorized(answer.summary), mid, at, digest,
+                                     target, attempt)
+        if verdict is Verdict.TRANSIENT:
+            kind = f"http_{answer.http_status}" if answer.http_status >= 500 else "answer"
+            return self._retry_later(eff, AxisUnavailable(kind, answer.summary), mid, at,
+                                     digest, target, attempt)
+        self._reached()
+        self._attempts.pop(digest, None)
+        if verdict is Verdict.REFUSED:
+            detail = f"the national axis refused it: {answer.summary}"
+            self._dead_letter(d, packet, digest, mid, at, detail, target, answer, eff)
+            eff.answers.append("refused")
+            log.warning("axis_refused", message_id=mid, digest=digest[:16],
+                        axis_code=answer.error_code, http_status=answer.http_status)
+            return True
+        self._record_sent(eff, mid, at, digest, target, answer.doc_id, verdict.value,
+                          message_type, attempt)
+        return True
+
+    def _target(self, d: Delivery, packet: Envelope | StatusPacket) -> str:
+        """The body behind the axis this message is for (the recipient; for a status or
+        receipt, the original sender it answers)."""
+        if isinstance(packet, StatusPacket):
+            return packet.response_for.organ_id
+        recipient = _text(d.headers.get(Headers.RECIPIENT))
+        if recipient:
+            return recipient
+        mid = d.message_id or ""
+        return mid.split(":", 1)[1] if ":" in mid else ""
+
+    def _history(self, digest: str) -> list[StoredEvent]:
+        return self._while_ledger_down(None, lambda: self.ledger.events(digest=digest))
+
+    def _skip(self, eff: _Effects, mid: str, at: datetime, digest: str, target: str,
+              kind: str, why: str) -> bool:
+        eff.events.append(EventIn(EventKind.AXIS_SKIPPED, mid, at, digest=digest,
+                                  organ_id=None, detail={"recipient": target, "why": why,
+                                                         "receipt": kind}))
+        eff.answers.append("skipped")
+        return True
+
+    def _record_sent(self, eff: _Effects, mid: str, at: datetime, digest: str, target: str,
+                     doc_id: str, answer: str, message_type: MessageType, attempt: int) -> None:
+        eff.events.append(EventIn(EventKind.AXIS_SENT, mid, at, digest=digest,
+                                  organ_id=target or None,
+                                  detail={"axis_doc_id": doc_id, "answer": answer,
+                                          "message_type": message_type.value,
+                                          "attempt": attempt}))
+        eff.answers.append(answer)
+        self._sent[digest] = doc_id
+        self._sent.move_to_end(digest)
+        while len(self._sent) > _REMEMBERED:
+            self._sent.popitem(last=False)
+        log.debug("axis_sent", message_id=mid, digest=digest[:16], answer=answer,
+                  axis_doc_id=doc_id)
+
+    def _retry_later(self, eff: _Effects, exc: AxisUnavailable, mid: str, at: datetime,
+                     digest: str, target: str, attempt: int) -> bool:
+        self._failed(exc)
+        self._attempts[digest] = attempt
+        eff.events.append(EventIn(
+            EventKind.RETRY_SCHEDULED, mid, at, digest=digest, organ_id=None,
+            reason=Reason.AXIS_UNAVAILABLE.value,
+            detail={"recipient": target, "attempt": attempt, "answer": exc.detail[:300],
+                    "kind": exc.kind, "circuit": self.breaker.state(self.clock()).name.lower(),
+                    "retry_in_s": round(max(0.0, self.breaker.next_call_at() - self.clock()),
+                                        3)}))
+        return False
+
+    def _dead_letter(self, d: Delivery, packet: Envelope | StatusPacket | None, digest: str,
+                     mid: str, at: datetime, detail: str, target: str, answer: Answer | None,
+                     eff: _Effects, *, reason: Reason = Reason.AXIS_REFUSED) -> None:
+        """Dead-letter with AXIS_REFUSED (the axis' words in the detail), record it, and send
+        the sender a signed refusal when it is a body of this hub."""
+        names = self.options.names
+        sender = packet.sender.organ_id if packet is not None else ""
+        headers = {k: v for k, v in d.headers.items()
+                   if not k.startswith(("x-death", "x-delivery-count", "x-first-death"))}
+        headers.update({
+            Headers.REASON: reason.value, Headers.REASON_TEXT_VI: reason.vi,
+            Headers.REASON_TEXT_EN: reason.en, Headers.DETAIL: detail[:1000],
+            Headers.FIRST_FAILURE: at.isoformat(), Headers.ATTEMPTS: 1,
+            Headers.ORIGINAL_ROUTING: f"{d.exchange}/{d.routing_key}",
+            Headers.SENDER: sender, Headers.RECIPIENT: target, Headers.DIGEST: digest,
+        })
+        eff.first.append(Outgoing(names.dlx, reason.value, d.body, headers,
+                                  message_id=mid, content_type="application/octet-stream"))
+        axis_detail: dict[str, Any] = {"detail": detail[:500]}
+        if answer is not None:
+            axis_detail.update({"http_status": answer.http_status,
+                                "axis_error_code": answer.error_code,
+                                "axis_error_desc": answer.error_desc[:300]})
+        eff.events.append(EventIn(EventKind.REJECTED, mid, at, digest=digest,
+                                  organ_id=sender or None, reason=reason.value,
+                                  detail=axis_detail))
+        eff.events.append(EventIn(EventKind.DEAD_LETTERED, mid, at, digest=digest,
+                                  organ_id=target or None, reason=reason.value,
+                                  detail={"queue": names.dlq, "attempts": 1}))
+        if packet is not None and not _text(d.headers.get(Headers.RECEIPT)):
+            self._tell_sender(packet, d.body, digest, at, eff)
+
+    def _tell_sender(self, packet: Envelope | StatusPacket, raw: bytes, digest: str,
+                     at: datetime, eff: _Effects) -> None:
+        """The hub's signed refusal to the body that sent the document (or the status) — only
+        to a body of this hub: a refusal is never bounced back towards the axis."""
+        sender = packet.sender.organ_id
+        routes = route_status(None, sender, self.directory, at=at,
+                              province=self.options.province)
+        direct = [r for r in routes.deliveries if r.via == "direct"]
+        if not direct or self.receipts is None:
+            log.warning("axis_refusal_untold", sender=sender, digest=digest[:16])
+            return
+        negative = self.receipts.rejected(raw, packet, Reason.AXIS_REFUSED, at)
+        if negative is None:
+            log.warning("axis_refusal_untold", sender=sender, digest=digest[:16],
+                        why="no operator key")
+            return
+        issuer, receipt = negative
+        receipt_digest = _sha256(receipt)
+        headers = {Headers.RECEIPT: "rejected", Headers.ORIGINAL: digest,
+                   Headers.ISSUER: issuer, Headers.REASON: Reason.AXIS_REFUSED.value}
+        for r in direct:
+            eff.first.append(Outgoing(self.options.names.deliver, r.routing_key, receipt,
+                                      headers, message_id=f"{digest}:rejected:{issuer}"))
+        eff.documents.append(DocumentIn(
+            sender=issuer, document_id=f"receipt:rejected:{receipt_digest[:32]}",
+            digest=receipt_digest, kind="receipt", raw=receipt, received_at=at,
+            recipients=(sender,), links_to=digest, code="rejected"))
+        eff.events.append(EventIn(EventKind.RECEIPT_ISSUED, f"{digest}:rejected:{issuer}", at,
+                                  digest=digest, organ_id=issuer,
+                                  reason=Reason.AXIS_REFUSED.value,
+                                  detail={"kind": "rejected", "receipt_digest": receipt_digest}))
+
+    # -- inbound -------------------------------------------------------------------------------
+    def _receive_round(self, conn: Connection) -> None:
+        try:
+            listed = self.axis.received(self.options.receive_limit)
+        except AxisUnavailable as exc:
+            self._failed(exc)
+            return
+        self._reached()
+        if not listed:
+            return
+        names = self.options.names
+        outgoing: list[Outgoing] = []
+        handed: list[EventIn] = []
+        to_ack: list[Listed] = []
+        for item in listed:
+            try:
+                raw = self.axis.fetch(item.id)
+            except AxisUnavailable as exc:
+                if exc.kind == "not_found":
+                    continue
+                self._failed(exc)
+                break
+            digest = _sha256(raw)
+            to_ack.append(item)
+            history = self._history(digest)
+            if any(e.kind is EventKind.AXIS_RECEIVED for e in history):
+                continue  # handed over before (a crash came before the axis' acknowledgement)
+            mid = f"axis:{item.id}"
+            key = STATUS_KEY if item.message_type == MessageType.STATUS.value else ENVELOPE_KEY
+            outgoing.append(Outgoing(
+                names.inbound, key, raw,
+                {Headers.ORIGINAL_USER: self.options.axis_account, Headers.AXIS_DOC_ID: item.id},
+                message_id=mid, user_id=self.options.login))
+            handed.append(EventIn(EventKind.AXIS_RECEIVED, mid, self.now(), digest=digest,
+                                  organ_id=item.sender or None,
+                                  detail={"axis_doc_id": item.id,
+                                          "message_type": item.message_type,
+                                          "to": list(item.to)[:20], "bytes": len(raw),
+                                          "legacy_envelope_policy": self.options.legacy_policy}))
+        if outgoing:
+            conn.wait(conn.send(outgoing))  # the intake queue holds them durably
+        self._write(conn, [], handed)
+        self.handed_over += len(handed)
+        self.metrics.received.inc(len(handed))
+        acked: list[EventIn] = []
+        for item in to_ack:
+            try:
+                answer = self.axis.update_status(item.id, StatusWord.INBOX)
+            except AxisUnavailable as exc:
+                if exc.kind != "not_found":
+                    self._failed(exc)
+                    break
+                continue
+            acked.append(EventIn(EventKind.AXIS_ACKNOWLEDGED, f"axis:{item.id}", self.now(),
+                                 organ_id=item.sender or None,
+                                 detail={"axis_doc_id": item.id, "status": StatusWord.INBOX.value,
+                                         "answer": answer.summary[:200]}))
+        self._write(conn, [], acked)
+        self.acknowledged += len(acked)
+        if handed:
+            log.info("axis_documents_received", handed_over=len(handed), acknowledged=len(acked))
+        self._notify()
+
+    # -- the ledger ------------------------------------------------------------------------------
+    def _write(self, conn: Connection, documents: Sequence[DocumentIn],
+               events: Iterable[EventIn]) -> None:
+        rows = list(events)
+        if documents or rows:
+            self._while_ledger_down(conn, lambda: self.ledger.write(documents, rows))
+
+    def _while_ledger_down(self, conn: Connection | None, step: Callable[[], T]) -> T:
+        """Run ``step``; while the ledger is unavailable keep everything in hand (nothing is
+        acknowledged, to the broker or to the axis) and try again with bounded backoff."""
+        backoff = 0.1
+        while True:
+            try:
+                return step()
+            except TransientError as exc:
+                if exc.reason is not Reason.LEDGER_UNAVAILABLE:
+                    raise
+                log.error("ledger_unavailable", detail=exc.detail[:200],
+                          retry_in_s=round(backoff, 2))
+                if self.stop.is_set():
+                    raise BrokerUnavailable("stopping while the ledger is down") from None
+                if conn is not None:
+                    conn.sleep(backoff)
+                else:
+                    self.stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+

@@ -1,0 +1,297 @@
+"""The national axis' operations as the hub speaks them: names, words, answers (pure).
+
+The national document exchange axis (Trục liên thông văn bản quốc gia, Decision 28/2018/QĐ-TTg)
+is reached by document systems through the Government Office's SDK (``VPCPXRoadSdk``; VNPT's
+``SDKVXP``, class ``KnobstickServiceImp``), whose calls integrators' public code shows
+(DOMAIN.md §6, unofficial): ``sendEdoc`` (JSON header ``from``, ``servicetype = eDoc``,
+``messagetype`` = ``edoc`` / ``update`` / ``replacement`` / ``revocation`` / ``status``; the
+edXML file; answer ``DocID``), ``getReceivedEdocList`` (entries ``id``, ``from``, ``to``,
+``messagetype``, ``servicetype``), ``getEdoc`` (by ``docId``: the edXML bytes),
+``updateStatus`` (``docId`` and one of ``inbox``, ``acceptance``, ``rejection``, ``processing``,
+``done``, ``fail``) and ``getAgencies`` (``id``, ``code``, ``code102``, ``name``, ``pcode``).
+Every answer carries ``status`` (``OK`` / ``FAIL``), ``ErrorCode`` and ``ErrorDesc``; each
+connected system authenticates with a **system id and a secret key**.
+
+What the SDK puts on the wire behind X-Road is not public. This module fixes our
+reconstruction, shared by the connector (:mod:`hub.axis.client`) and the simulator
+(:mod:`hub.testing.axis_sim`): one ``POST /<operation>`` per call, the SDK's JSON header fields
+as the JSON body (``sendEdoc``: as HTTP headers, the edXML bytes as the body, with their SHA-256
+in ``X-Content-SHA256`` — DOMAIN.md §6), and the secret never sent: each request carries
+``systemId``, ``timestamp`` and ``signature`` = base64 HMAC-SHA256(secret, the canonical request
+of :func:`canonical_request`). Swapping this for the real SDK's transport touches only the
+client.
+
+How an answer is judged (:func:`judge_send`) decides what the connector does with a document:
+
+=====================================  =============  ===========================================
+answer                                  verdict        what happens
+=====================================  =============  ===========================================
+2xx ``OK`` with a ``DocID``             ACCEPTED       recorded (``axis_sent``), then settled
+2xx/409 ``DUPLICATE`` with a ``DocID``  DUPLICATE      the axis already has these bytes: the
+                                                       same, recorded as a duplicate answer
+401 / 403                               UNAUTHORIZED   the connector's credentials: nothing is
+                                                       refused, the circuit opens, an operator
+                                                       must act (never dead-letters documents)
+408 / 429 / 5xx, timeout, refused       TRANSIENT      retried with backoff (AXIS_UNAVAILABLE)
+other 4xx, or 2xx ``FAIL``              REFUSED        dead-lettered AXIS_REFUSED with the
+                                                       axis' own code and text
+=====================================  =============  ===========================================
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from hub.edxml.model import BusinessDocType, Envelope, StatusPacket
+
+__all__ = [
+    "DUPLICATE_CODE",
+    "SERVICE_TYPE",
+    "Agency",
+    "Answer",
+    "Listed",
+    "MessageType",
+    "Op",
+    "StatusWord",
+    "Verdict",
+    "auth_headers",
+    "canonical_request",
+    "judge_send",
+    "message_type_of",
+    "request_signature",
+    "sha256_hex",
+]
+
+SERVICE_TYPE = "eDoc"
+"""``servicetype`` of every document and status call (the SDK's only service type)."""
+DUPLICATE_CODE = "DUPLICATE"
+"""``ErrorCode`` of the axis' answer to bytes it already holds (with the first ``DocID``)."""
+CONTENT_SHA256 = "X-Content-SHA256"
+"""Header with the hex SHA-256 of the edXML bytes sent or fetched (DOMAIN.md §6)."""
+MAX_CLOCK_SKEW_S = 300
+"""A signed request older or newer than this is refused (replay protection)."""
+
+
+class Op(enum.StrEnum):
+    """The axis operations (the SDK's method names)."""
+
+    SEND = "sendEdoc"
+    LIST = "getReceivedEdocList"
+    GET = "getEdoc"
+    UPDATE_STATUS = "updateStatus"
+    AGENCIES = "getAgencies"
+
+    @property
+    def path(self) -> str:
+        return f"/{self.value}"
+
+
+class MessageType(enum.StrEnum):
+    """``messagetype`` of ``sendEdoc``: the business kind of an edXML packet."""
+
+    EDOC = "edoc"
+    UPDATE = "update"
+    REPLACEMENT = "replacement"
+    REVOCATION = "revocation"
+    STATUS = "status"
+
+
+_BY_BUSINESS = {
+    BusinessDocType.NEW: MessageType.EDOC,
+    BusinessDocType.REVOCATION: MessageType.REVOCATION,
+    BusinessDocType.UPDATE: MessageType.UPDATE,
+    BusinessDocType.REPLACEMENT: MessageType.REPLACEMENT,
+}
+
+
+def message_type_of(packet: Envelope | StatusPacket) -> MessageType:
+    """The ``messagetype`` of a packet: ``status`` for a status packet, else its
+    ``Bussiness/BussinessDocType`` (QCVN 102: 0 new, 1 revocation, 2 update, 3 replacement)."""
+    if isinstance(packet, StatusPacket):
+        return MessageType.STATUS
+    return _BY_BUSINESS[packet.business_kind]
+
+
+class StatusWord(enum.StrEnum):
+    """``updateStatus`` words and the QCVN 102 status codes they stand for (DOMAIN.md §6)."""
+
+    INBOX = "inbox"
+    ACCEPTANCE = "acceptance"
+    REJECTION = "rejection"
+    PROCESSING = "processing"
+    DONE = "done"
+    FAIL = "fail"
+
+    @property
+    def qcvn_code(self) -> str | None:
+        """The QCVN 102 status code of the word (``fail`` has none: a transfer failure)."""
+        return _CODE_OF[self]
+
+    @classmethod
+    def for_code(cls, code: str) -> StatusWord | None:
+        """The word for a QCVN 102 status code (04 and 05 are both ``processing``)."""
+        return _WORD_OF.get(code)
+
+
+_CODE_OF: dict[StatusWord, str | None] = {
+    StatusWord.INBOX: "01", StatusWord.ACCEPTANCE: "03", StatusWord.REJECTION: "02",
+    StatusWord.PROCESSING: "05", StatusWord.DONE: "06", StatusWord.FAIL: None,
+}
+_WORD_OF: dict[str, StatusWord] = {
+    "01": StatusWord.INBOX, "02": StatusWord.REJECTION, "03": StatusWord.ACCEPTANCE,
+    "04": StatusWord.PROCESSING, "05": StatusWord.PROCESSING, "06": StatusWord.DONE,
+}
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def canonical_request(system_id: str, timestamp: str, method: str, path: str,
+                      body: bytes) -> bytes:
+    """What the request signature covers: who, when, which operation, which exact body."""
+    return "\n".join((system_id, timestamp, method.upper(), path, sha256_hex(body))).encode()
+
+
+def request_signature(secret: str, system_id: str, timestamp: str, method: str, path: str,
+                      body: bytes) -> str:
+    mac = hmac.new(secret.encode("utf-8"),
+                   canonical_request(system_id, timestamp, method, path, body), hashlib.sha256)
+    return base64.b64encode(mac.digest()).decode("ascii")
+
+
+def auth_headers(system_id: str, secret: str, timestamp: str, method: str, path: str,
+                 body: bytes) -> dict[str, str]:
+    """The headers that authenticate one request (the secret itself never travels)."""
+    return {"systemId": system_id, "timestamp": timestamp,
+            "signature": request_signature(secret, system_id, timestamp, method, path, body)}
+
+
+class Verdict(enum.Enum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    REFUSED = "refused"
+    TRANSIENT = "transient"
+    UNAUTHORIZED = "unauthorized"
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One answer of the axis, as plain data."""
+
+    http_status: int
+    status: str = ""
+    """``OK`` or ``FAIL`` (empty when the body was not the axis' JSON)."""
+    error_code: str = ""
+    error_desc: str = ""
+    doc_id: str = ""
+    data: Any = None
+
+    @classmethod
+    def from_json(cls, http_status: int, body: Any) -> Answer:
+        """Read the SDK's answer fields (``status``, ``ErrorCode``, ``ErrorDesc``, ``DocID``,
+        ``data``); anything else (an HTML error page, a proxy's text) keeps only the status."""
+        if not isinstance(body, Mapping):
+            return cls(http_status)
+
+        def text(*names: str) -> str:
+            for name in names:
+                value = body.get(name)
+                if value is not None:
+                    return str(value)[:1000]
+            return ""
+
+        return cls(http_status, text("status").upper(), text("ErrorCode", "errorCode"),
+                   text("ErrorDesc", "errorDesc"), text("DocID", "docId", "docID"),
+                   body.get("data"))
+
+    @property
+    def summary(self) -> str:
+        """For the ledger and the dead letter: the axis' own words, bounded."""
+        parts = [f"HTTP {self.http_status}"]
+        if self.status:
+            parts.append(self.status)
+        if self.error_code:
+            parts.append(self.error_code)
+        if self.error_desc:
+            parts.append(self.error_desc[:300])
+        return " ".join(parts)
+
+
+def judge_send(answer: Answer) -> Verdict:
+    """The verdict on a ``sendEdoc`` answer (table in the module docstring)."""
+    code = answer.http_status
+    if code in (401, 403):
+        return Verdict.UNAUTHORIZED
+    if code in (408, 429) or code >= 500:
+        return Verdict.TRANSIENT
+    if answer.error_code.upper() == DUPLICATE_CODE and answer.doc_id and code in (200, 201, 409):
+        return Verdict.DUPLICATE
+    if 200 <= code < 300:
+        if answer.status == "OK" and answer.doc_id:
+            return Verdict.ACCEPTED
+        if answer.status == "FAIL":
+            return Verdict.REFUSED
+        return Verdict.TRANSIENT  # a 2xx that is not the axis' answer: a proxy, try again
+    if 400 <= code < 500:
+        return Verdict.REFUSED
+    return Verdict.TRANSIENT
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """One entry of ``getReceivedEdocList``."""
+
+    id: str
+    sender: str = ""
+    to: tuple[str, ...] = ()
+    message_type: str = ""
+    service_type: str = SERVICE_TYPE
+
+    @classmethod
+    def from_json(cls, item: Any) -> Listed | None:
+        if not isinstance(item, Mapping) or not item.get("id"):
+            return None
+        to = item.get("to") or ()
+        if isinstance(to, str):
+            to = tuple(t.strip() for t in to.split(",") if t.strip())
+        return cls(str(item["id"])[:200], str(item.get("from") or "")[:64],
+                   tuple(str(t)[:64] for t in to)[:1000],
+                   str(item.get("messagetype") or item.get("messageType") or "")[:32],
+                   str(item.get("servicetype") or SERVICE_TYPE)[:32])
+
+
+@dataclass(frozen=True, slots=True)
+class Agency:
+    """One body of the axis' directory (``getAgencies``): its QCVN 102 code and/or its
+    Decision 20/2020 identifier, name and parent."""
+
+    code: str
+    name: str
+    code102: str = ""
+    parent: str = ""
+    id: str = ""
+
+    @classmethod
+    def from_json(cls, item: Any) -> Agency | None:
+        if not isinstance(item, Mapping):
+            return None
+        code = str(item.get("code") or "").strip()
+        name = str(item.get("name") or "").strip()
+        if not code or not name:
+            return None
+        return cls(code[:64], name[:500], str(item.get("code102") or "").strip()[:64],
+                   str(item.get("pcode") or "").strip()[:64], str(item.get("id") or "")[:200])
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        """The legacy QCVN 102 code first when known (the directory's primary code), then the
+        other; each once."""
+        ordered = (self.code102, self.code) if self.code102 else (self.code,)
+        return tuple(dict.fromkeys(c for c in ordered if c))
