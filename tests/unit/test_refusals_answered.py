@@ -243,7 +243,10 @@ def test_every_refusal_code_of_the_catalogue_is_answered_or_exempt_for_a_stated_
     # ones seen above (the trust verdict or the routing plan → _refuse → _fail → _tell_refusal).
     assert {"SIGNATURE_DIGEST_MISMATCH", "RECIPIENT_UNKNOWN"} <= answered
     decided_below = {v["reason"] for v in manifest["vector"] if v["indication"] == "FAILED"}
-    for source in [*sorted((HUB / "validators").glob("*.py")), HUB / "routing.py"]:
+    # The national-axis connector decides AXIS_REFUSED itself and answers with the same signed
+    # refusal (tests/integration/axis prove the sender gets it and that it verifies).
+    for source in [*sorted((HUB / "validators").glob("*.py")), HUB / "routing.py",
+                   *sorted((HUB / "axis").glob("*.py"))]:
         decided_below |= set(re.findall(r"Reason\.([A-Z_]+)", source.read_text(encoding="utf-8")))
     refusals = {r for r in Reason if r.info.disposition is Disposition.REJECT}
     unexplained = sorted(r.value for r in refusals
