@@ -36,6 +36,11 @@ class EventKind(enum.StrEnum):
     DUPLICATE = "duplicate"
     """The same bytes arrived again; ignored."""
     RETRY_SCHEDULED = "retry_scheduled"
+    OPERATOR_ACTION = "operator_action"
+    """A person acted through an operator surface (the web console): signed in or was refused,
+    signed out, exported evidence, downloaded a packet's bytes, exported a report, changed an
+    account, or was refused an action their role does not allow. ``actor`` is the person
+    (``console`` when the sign-in name is unknown), ``detail["action"]`` what was done."""
 
 
 ACCEPTED_KINDS = frozenset({"envelope", "status", "receipt"})
