@@ -163,6 +163,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print("hub: the console has no account yet: add one with "
                   "`hub console user add NAME --role admin`", file=sys.stderr)
         app = create_app(services, users)
+        services.start_verification()  # the ledger page shows the chain's state from the start
         host = args.host or settings.console.host
         port = args.port or settings.console.port
         if not settings.console.secure_cookies and host not in ("127.0.0.1", "localhost", "::1"):

@@ -177,6 +177,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "report.none": ("Không có dữ liệu trong khoảng thời gian này.", "No data for this period."),
     "report.computing": ("Đang tính báo cáo…", "Computing the report…"),
     "health.title": ("Tình trạng hệ thống", "Health"),
+    "health.freshness": ("Độ mới yêu cầu", "Required freshness"),
     "health.crls": ("Danh sách thu hồi (CRL)", "Revocation lists (CRL)"),
     "health.ca": ("Tổ chức cấp chứng thư", "Certification authority"),
     "health.issued": ("Phát hành", "Issued"),

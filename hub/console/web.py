@@ -90,15 +90,22 @@ def _local(at: datetime | None) -> str:
     return at.astimezone(VIETNAM_TZ).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _age(seconds: float | None) -> str:
+_UNITS = {"vi": ("giây", "phút", "giờ", "ngày"), "en": ("s", "min", "h", "d")}
+
+
+def _age(seconds: float | None, lang: str = DEFAULT) -> str:
+    """How long ago, in the reader's words: ``12 phút``, ``3 giờ 5 phút``, ``2 ngày 4 giờ``."""
     if seconds is None:
         return ""
-    s = int(seconds)
+    sec, minute, hour, day = _UNITS.get(lang, _UNITS[DEFAULT])
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s} {sec}"
     if s < 3600:
-        return f"{s // 60} ph" if s >= 60 else f"{s} s"
+        return f"{s // 60} {minute}"
     if s < 86400:
-        return f"{s // 3600} h {s % 3600 // 60} ph"
-    return f"{s // 86400} d {s % 86400 // 3600} h"
+        return f"{s // 3600} {hour} {s % 3600 // 60} {minute}"
+    return f"{s // 86400} {day} {s % 86400 // 3600} {hour}"
 
 
 def _date_param(text: str | None) -> datetime | None:
@@ -120,7 +127,11 @@ def create_app(services: ConsoleServices, users: UserStore) -> FastAPI:
     app = FastAPI(title="edxml-hub console", docs_url=None, redoc_url=None, openapi_url=None)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     templates = Jinja2Templates(directory=str(HERE / "templates"))
-    templates.env.globals.update(local=_local, age=_age, Reason=Reason)
+    def org_name(code: str | None) -> str:
+        entry = services.directory.find(code) if code else None
+        return entry.name if entry is not None else ""
+
+    templates.env.globals.update(local=_local, age=_age, Reason=Reason, org_name=org_name)
     app.state.services = services
     app.state.users = users
 

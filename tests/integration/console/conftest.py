@@ -19,6 +19,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from hub.console.services import ConsoleServices
 from hub.console.users import UserStore
 from hub.console.web import create_app
 from hub.testing.pki import PkiPaths
-from tests.integration.pipeline.harness import hub_settings, make_pki
+from tests.integration.pipeline.harness import NOW, hub_settings, make_pki
 
 CHROMIUM = Path("/usr/bin/chromium")
 PASSWORD = "mật khẩu đủ dài 2025"  # noqa: S105 - a test account's password
@@ -101,7 +102,8 @@ def console(settings: Settings, tmp_path: Path) -> Iterator[RunningConsole]:
     users.add("vanhanh", "operator", PASSWORD, full_name="Nguyễn Văn Hành")
     users.add("kiemtoan", "auditor", PASSWORD, full_name="Trần Thị Kiểm")
     users.add("quantri", "admin", PASSWORD, full_name="Lê Quản Trị")
-    services = ConsoleServices(settings)
+    # The console's clock just after the pipeline's (the harness pins the hub at NOW)
+    services = ConsoleServices(settings, clock=lambda: NOW + timedelta(minutes=25))
     app = create_app(services, users)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

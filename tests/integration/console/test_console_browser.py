@@ -143,6 +143,10 @@ def test_an_auditor_searches_a_document_downloads_its_evidence_and_opens_the_ado
         # When the auditor signs in and searches its DocumentId
         sign_in(page, console, "kiemtoan")
         expect(page).to_have_url(re.compile(r"/ledger$"))
+        # (and checks the hash chain: the page follows the check until it is done)
+        page.click("form[action='/ledger/verify'] button")
+        expect(page.locator("#chain")).to_have_text("Nguyên vẹn", timeout=30_000)
+        expect(page.locator("#checkpoint")).to_be_visible()
         page.fill("input[name=document_id]", wanted.document_id)
         page.click("#search button[type=submit]")
         rows = page.locator("#documents tr")
@@ -191,7 +195,7 @@ def test_an_auditor_searches_a_document_downloads_its_evidence_and_opens_the_ado
 
     actions = [dict(e.detail)["action"] for e in hub.hub.ledger.events(
         kind=EventKind.OPERATOR_ACTION) if e.actor == "kiemtoan"]
-    assert actions == ["sign_in", "evidence_export", "report_csv"]
+    assert actions == ["sign_in", "chain_check_started", "evidence_export", "report_csv"]
 
 
 def test_an_auditor_cannot_replay_or_discard_a_dead_letter(
