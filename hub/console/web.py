@@ -521,10 +521,8 @@ def create_app(services: ConsoleServices, users: UserStore) -> FastAPI:
     @app.get("/report/chart.svg", response_model=None)
     def report_chart(since: str = "", until: str = "", period: str = "month",
                      session: Session = Depends(need("report"))) -> Response:
-        from hub.ledger.chart import render_chart
-
-        rows = services.adoption(*report_params(since, until, period))
-        return Response(render_chart(rows, fmt="svg"), media_type="image/svg+xml")
+        return Response(services.adoption_chart(*report_params(since, until, period)),
+                        media_type="image/svg+xml")
 
     @app.get("/report.csv", response_model=None)
     def report_csv(since: str = "", until: str = "", period: str = "month",

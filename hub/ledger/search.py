@@ -63,6 +63,11 @@ def search_documents(
     stmt = select(*_DOC_COLUMNS).where(Document.kind.in_(kinds))
     if document_id:
         stmt = stmt.where(Document.document_id == document_id)
+        if not sender:
+            # QCVN 102: a DocumentId starts with its sender's code ("{OrganId},{date},{n}"):
+            # searching under that sender (or none, a refused packet's unknown sender) walks
+            # the (sender, document_id) index instead of the whole table.
+            stmt = stmt.where(Document.sender.in_([document_id.split(",", 1)[0], ""]))
     if sender:
         stmt = stmt.where(Document.sender == sender)
     if recipient:
