@@ -28,7 +28,7 @@ import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -150,10 +150,8 @@ class UserStore:
         self._db.executescript(_SCHEMA)
         # Never hash twice for an unknown name vs a known one: the same work either way.
         self._dummy = self.hasher.hash(secrets.token_urlsafe(16))
-        try:
+        with suppress(OSError):
             path.chmod(0o600)
-        except OSError:
-            pass
 
     def close(self) -> None:
         with self._lock:
@@ -234,7 +232,7 @@ class UserStore:
                                    "console_users WHERE name = ?", (key,)).fetchone()
         stored = row[0] if row else self._dummy
         try:
-            ok = self.hasher.verify(stored, password[:1024])
+            ok: bool = self.hasher.verify(stored, password[:1024])
         except (VerificationError, InvalidHashError):
             ok = False
         if row is None:

@@ -17,15 +17,14 @@ Security, in one place:
   ``nosniff``, no framing. No traceback ever reaches a page: every error is one line.
 """
 
-from __future__ import annotations
-
+import contextlib
 import hmac
 import secrets
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import Depends, FastAPI, Request
@@ -181,15 +180,27 @@ def create_app(services: ConsoleServices, users: UserStore) -> FastAPI:
                             signed_in=session is not None)
                 raise _Refused(403, "error.csrf")
             if permission not in PERMISSIONS[session.user.role]:
-                try:
+                with contextlib.suppress(AuditUnavailable):  # refused either way
                     services.audit(session.user.name, "refused", what=request.url.path,
                                    permission=permission, role=session.user.role.value)
-                except AuditUnavailable:
-                    pass  # refused either way
                 raise _Refused(403, "error.forbidden", permission)
             return session
 
         return dependency
+
+    # Who may reach a route: the session, checked for the permission (and, on a POST, the
+    # CSRF token first). Annotated aliases, evaluated here (this module has no postponed
+    # annotations: FastAPI reads them at decoration time).
+    DlqView = Annotated[Session, Depends(need("dlq"))]
+    DlqAct = Annotated[Session, Depends(act("dlq.act"))]
+    DlqConfirm = Annotated[Session, Depends(need("dlq.act"))]
+    LedgerView = Annotated[Session, Depends(need("ledger"))]
+    LedgerAct = Annotated[Session, Depends(act("ledger"))]
+    EvidenceView = Annotated[Session, Depends(need("evidence"))]
+    ReportView = Annotated[Session, Depends(need("report"))]
+    HealthView = Annotated[Session, Depends(need("health"))]
+    UsersView = Annotated[Session, Depends(need("users"))]
+    UsersAct = Annotated[Session, Depends(act("users"))]
 
     @app.middleware("http")
     async def headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]
@@ -237,7 +248,7 @@ def create_app(services: ConsoleServices, users: UserStore) -> FastAPI:
         return RedirectResponse(_HOME[session.user.role], 303)
 
     @app.get("/signin", response_model=None)
-    def signin_form(request: Request, next: str = "/", failed: int = 0) -> Response:  # noqa: A002
+    def signin_form(request: Request, next: str = "/", failed: int = 0) -> Response:
         token = secrets.token_urlsafe(32)
         response = render(request, "signin.html", None, 401 if failed else 200,
                           csrf=token, next=_safe_next(next), failed=bool(failed))
@@ -280,7 +291,7 @@ def create_app(services: ConsoleServices, users: UserStore) -> FastAPI:
         return response
 
     @app.get("/lang/{lang}", response_model=None)
-    def language(request: Request, lang: str, next: str = "/") -> Response:  # noqa: A002
+    def language(request: Request, lang: str, next: str = "/") -> Response:
         response = RedirectResponse(_safe_next(next), 303)
         response.set_cookie("hub-lang", lang if lang in LANGUAGES else DEFAULT,
                             max_age=365 * 86400, path="/", secure=secure, samesite="lax")
@@ -299,8 +310,8 @@ def create_app(services: ConsoleServices, users: UserStore) -> FastAPI:
                           recipient=(recipient or "").strip() or None, older_than=age)
 
     @app.get("/dlq", response_model=None)
-    def dead_letters(request: Request, reason: str = "", sender: str = "", recipient: str = "",
-                     older_than: str = "", session: Session = Depends(need("dlq"))) -> Response:
+    def dead_letters(request: Request, session: DlqView, reason: str = "", sender: str = "",
+                     recipient: str = "", older_than: str = "") -> Response:
         flt = letter_filter(reason, sender, recipient, older_than)
         everything = services.dead_letters()
         now = services.clock()
@@ -335,8 +346,7 @@ def create_app(services: ConsoleServices, users: UserStore) -> FastAPI:
     # Dead-letter ids are message ids an agency chose: they travel as a query parameter, never
     # as a path segment (a "/" in one would route elsewhere).
     @app.get("/dlq/letter", response_model=None)
-    def letter(request: Request, id: str,  # noqa: A002
-               session: Session = Depends(need("dlq"))) -> Response:
+    def letter(request: Request, session: DlqView, id: str) -> Response:
         letter_id = id
         from hub.messages import Headers
 
@@ -357,7 +367,7 @@ def create_app(services: ConsoleServices, users: UserStore) -> FastAPI:
                       first_reason=str(dl.headers.get(Headers.FIRST_REASON, "")))
 
     @app.get("/dlq/letter/raw", response_model=None)
-    def letter_raw(id: str, session: Session = Depends(need("dlq"))) -> Response:  # noqa: A002
+    def letter_raw(id: str, session: DlqView) -> Response:
         dl, body = find_letter(id)
         services.audit(session.user.name, "download_bytes", digest=letter_digest(dl),
                        letter=dl.id)
@@ -366,8 +376,8 @@ def create_app(services: ConsoleServices, users: UserStore) -> FastAPI:
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
     @app.get("/dlq/letter/{verb}", response_model=None)
-    def confirm_letter(request: Request, verb: str, id: str,  # noqa: A002
-                       session: Session = Depends(need("dlq.act"))) -> Response:
+    def confirm_letter(request: Request, verb: str, id: str,
+                       session: DlqConfirm) -> Response:
         if verb not in ("replay", "discard"):
             raise _Refused(404, "error.not_found")
         dl, _body = find_letter(id)
@@ -375,7 +385,7 @@ def create_app(services: ConsoleServices, users: UserStore) -> FastAPI:
 
     @app.post("/dlq/letter/{verb}", response_model=None)
     async def act_on_letter(request: Request, verb: str,
-                            session: Session = Depends(act("dlq.act"))) -> Response:
+                            session: DlqAct) -> Response:
         if verb not in ("replay", "discard"):
             raise _Refused(404, "error.not_found")
         form = await request.form()
@@ -395,9 +405,8 @@ def create_app(services: ConsoleServices, users: UserStore) -> FastAPI:
         return render(request, "acted.html", session, verb=verb, letters=done, note=note)
 
     @app.get("/dlq/bulk-replay", response_model=None)
-    def confirm_bulk(request: Request, reason: str = "", sender: str = "", recipient: str = "",
-                     older_than: str = "", session: Session = Depends(need("dlq.act"))
-                     ) -> Response:
+    def confirm_bulk(request: Request, session: DlqConfirm, reason: str = "", sender: str = "",
+                     recipient: str = "", older_than: str = "") -> Response:
         flt = letter_filter(reason, sender, recipient, older_than)
         now = services.clock()
         chosen = [dl for dl in services.dead_letters() if flt.matches(dl, now)]
@@ -406,7 +415,7 @@ def create_app(services: ConsoleServices, users: UserStore) -> FastAPI:
                             "older_than": older_than})
 
     @app.post("/dlq/bulk-replay", response_model=None)
-    async def bulk_replay(request: Request, session: Session = Depends(act("dlq.act"))
+    async def bulk_replay(request: Request, session: DlqAct
                           ) -> Response:
         form = await request.form()
         values = {k: str(form.get(k) or "") for k in ("reason", "sender", "recipient",
@@ -428,7 +437,7 @@ def create_app(services: ConsoleServices, users: UserStore) -> FastAPI:
 
     @app.get("/jobs/{job_id}", response_model=None)
     def job_page(request: Request, job_id: str,
-                 session: Session = Depends(need("dlq.act"))) -> Response:
+                 session: DlqConfirm) -> Response:
         job = services.jobs.get(job_id)
         if job is None:
             raise _Refused(404, "error.not_found")
@@ -436,10 +445,9 @@ def create_app(services: ConsoleServices, users: UserStore) -> FastAPI:
 
     # -- ledger --------------------------------------------------------------------------------
     @app.get("/ledger", response_model=None)
-    def ledger_page(request: Request, document_id: str = "", sender: str = "",
+    def ledger_page(request: Request, session: LedgerView, document_id: str = "", sender: str = "",
                     recipient: str = "", since: str = "", until: str = "", outcome: str = "",
-                    before: int | None = None,
-                    session: Session = Depends(need("ledger"))) -> Response:
+                    before: int | None = None) -> Response:
         if outcome and outcome not in OUTCOMES:
             raise _Refused(400, "error.bad_input", f"outcome {outcome[:20]!r}")
         docs = search_documents(
@@ -459,14 +467,14 @@ def create_app(services: ConsoleServices, users: UserStore) -> FastAPI:
                       head=services.ledger.head()[0])
 
     @app.post("/ledger/verify", response_model=None)
-    async def verify_chain(session: Session = Depends(act("ledger"))) -> Response:
+    async def verify_chain(session: LedgerAct) -> Response:
         services.audit(session.user.name, "chain_check_started")
         services.start_verification()
         return RedirectResponse("/ledger", 303)
 
     @app.get("/ledger/doc/{digest}", response_model=None)
     def document(request: Request, digest: str,
-                 session: Session = Depends(need("ledger"))) -> Response:
+                 session: LedgerView) -> Response:
         docs, events = services.timeline(digest)
         own = [d for d in docs if d.digest == digest]
         if not own:
@@ -479,7 +487,7 @@ def create_app(services: ConsoleServices, users: UserStore) -> FastAPI:
                       packets=packets, events=events, delivered=delivered)
 
     @app.get("/ledger/doc/{digest}/evidence", response_model=None)
-    def evidence(digest: str, session: Session = Depends(need("evidence"))) -> Response:
+    def evidence(digest: str, session: EvidenceView) -> Response:
         from hub.ledger.evidence import EvidenceError, export_evidence
         from hub.ops.ledger_cli import _trust_material
 
@@ -505,8 +513,8 @@ def create_app(services: ConsoleServices, users: UserStore) -> FastAPI:
         return _date_param(since), _date_param(until), period
 
     @app.get("/report", response_model=None)
-    def report(request: Request, since: str = "", until: str = "", period: str = "month",
-               session: Session = Depends(need("report"))) -> Response:
+    def report(request: Request, session: ReportView, since: str = "", until: str = "",
+               period: str = "month") -> Response:
         if not since and not until:
             today = services.clock().astimezone(VIETNAM_TZ).date()
             since = (today.replace(day=1) - timedelta(days=366)).replace(day=1).isoformat()
@@ -519,14 +527,14 @@ def create_app(services: ConsoleServices, users: UserStore) -> FastAPI:
                                                          "period": period}, query=query)
 
     @app.get("/report/chart.svg", response_model=None)
-    def report_chart(since: str = "", until: str = "", period: str = "month",
-                     session: Session = Depends(need("report"))) -> Response:
+    def report_chart(session: ReportView, since: str = "", until: str = "",
+                     period: str = "month") -> Response:
         return Response(services.adoption_chart(*report_params(since, until, period)),
                         media_type="image/svg+xml")
 
     @app.get("/report.csv", response_model=None)
-    def report_csv(since: str = "", until: str = "", period: str = "month",
-                   session: Session = Depends(need("report"))) -> Response:
+    def report_csv(session: ReportView, since: str = "", until: str = "",
+                   period: str = "month") -> Response:
         from hub.ledger.report import render_csv
 
         rows = services.adoption(*report_params(since, until, period))
@@ -537,19 +545,19 @@ def create_app(services: ConsoleServices, users: UserStore) -> FastAPI:
 
     # -- health --------------------------------------------------------------------------------
     @app.get("/health", response_model=None)
-    def health(request: Request, session: Session = Depends(need("health"))) -> Response:
+    def health(request: Request, session: HealthView) -> Response:
         return render(request, "health.html", session, crls=services.crls(),
                       certs=services.certificates(), queues=services.queues(),
                       freshness=services.settings.trust.crl_freshness_s)
 
     # -- users ---------------------------------------------------------------------------------
     @app.get("/users", response_model=None)
-    def users_page(request: Request, session: Session = Depends(need("users"))) -> Response:
+    def users_page(request: Request, session: UsersView) -> Response:
         return render(request, "users.html", session, people=users.users(), roles=list(Role),
                       problem="")
 
     @app.post("/users", response_model=None)
-    async def add_user(request: Request, session: Session = Depends(act("users"))) -> Response:
+    async def add_user(request: Request, session: UsersAct) -> Response:
         form = await request.form()
         name, role = str(form.get("name") or ""), str(form.get("role") or "")
         try:
@@ -563,7 +571,7 @@ def create_app(services: ConsoleServices, users: UserStore) -> FastAPI:
 
     @app.post("/users/{name}/active", response_model=None)
     async def set_active(request: Request, name: str,
-                         session: Session = Depends(act("users"))) -> Response:
+                         session: UsersAct) -> Response:
         form = await request.form()
         active = form.get("active") == "1"
         if name == session.user.name and not active:

@@ -34,7 +34,7 @@ from hub.testing.pki import PkiPaths
 from tests.integration.pipeline.harness import NOW, hub_settings, make_pki
 
 CHROMIUM = Path("/usr/bin/chromium")
-PASSWORD = "mật khẩu đủ dài 2025"  # noqa: S105 - a test account's password
+PASSWORD = "mật khẩu đủ dài 2025"
 CHEAP = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 """Argon2id with test parameters (the console's default costs ~160 ms per hash)."""
 

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, ViewportSize, expect
 
 from hub.ledger import EventKind
 from hub.ledger.evidence import verify_bundle
@@ -29,7 +29,7 @@ from tests.integration.pipeline.harness import (
 
 pytestmark = pytest.mark.broker
 
-SCREEN = {"width": 1366, "height": 800}
+SCREEN: ViewportSize = {"width": 1366, "height": 800}
 
 
 def sign_in(page: Page, console: RunningConsole, name: str, shots: Path | None = None) -> None:
@@ -182,7 +182,8 @@ def test_an_auditor_searches_a_document_downloads_its_evidence_and_opens_the_ado
         assert chart.value.headers["content-type"] == "image/svg+xml"
         expect(page.locator("#report")).to_contain_text(PROVINCE)
         box = page.locator("#chart").bounding_box()
-        assert box is not None and box["width"] > 400  # drawn, not a broken-image icon
+        assert box is not None
+        assert box["width"] > 400
         page.screenshot(path=str(shots / "adoption-report.png"), full_page=True)
         with page.expect_download() as csv:
             page.click("#csv")
@@ -250,8 +251,10 @@ def test_a_form_post_without_the_csrf_token_is_refused(
         sign_in(page, console, "vanhanh")
 
         # When the operator's browser posts a discard without the token, or with another one
-        for form in ({"id": letter.id, "note": "rác"},
-                     {"id": letter.id, "note": "rác", "csrf_token": "x" * 43}):
+        forms: list[dict[str, str | float | bool]] = [
+            {"id": letter.id, "note": "rác"},
+            {"id": letter.id, "note": "rác", "csrf_token": "x" * 43}]
+        for form in forms:
             response = page.request.post(f"{console.url}/dlq/letter/discard", form=form)
             # Then it is refused and nothing is discarded
             assert response.status == 403

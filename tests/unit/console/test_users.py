@@ -36,7 +36,8 @@ def test_the_right_password_signs_in_and_wrong_ones_or_unknown_names_do_not(
     store: UserStore
 ) -> None:
     user = store.authenticate("VanHanh ", GOOD, now=T0)
-    assert user is not None and user.role is Role.OPERATOR
+    assert user is not None
+    assert user.role is Role.OPERATOR
     assert store.authenticate("vanhanh", GOOD + "x", now=T0) is None
     assert store.authenticate("nobody", GOOD, now=T0) is None
 
