@@ -164,6 +164,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                   "`hub console user add NAME --role admin`", file=sys.stderr)
         app = create_app(services, users)
         services.start_verification()  # the ledger page shows the chain's state from the start
+        _warm_report(services)
         host = args.host or settings.console.host
         port = args.port or settings.console.port
         if not settings.console.secure_cookies and host not in ("127.0.0.1", "localhost", "::1"):
@@ -175,6 +176,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         services.close()
         users.close()
     return 0
+
+
+def _warm_report(services: Any) -> None:
+    """Compute the adoption report's default view in the background (a large ledger takes
+    seconds): the first reader then gets it at once."""
+    import threading
+
+    from hub.console.web import _date_param, default_report_since
+
+    since = _date_param(default_report_since(services.clock()))
+    threading.Thread(target=services.adoption, args=(since, None, "month"), daemon=True,
+                     name="adoption-report-warm").start()
 
 
 def register(sub: Any) -> None:

@@ -10,8 +10,7 @@ Stored in a small SQLite file of its own (``[console] users``), not in the ledge
 - the schema of a dozen columns needs no Alembic chain of its own and merges with nobody's.
 
 One console process owns the file (SQLite WAL; the standard library's driver, no SQLAlchemy).
-A console replica on another host needs its own file or a shared volume: documented in
-docs/OPERATIONS.md.
+A console replica on another host needs its own file or a shared volume (docs/console/README.md).
 
 Passwords are hashed with Argon2id (argon2-cffi, RFC 9106 parameters by default: 3 passes,
 64 MiB, parallelism 4, ~160 ms here); tests pass cheaper parameters. Session tokens are 256

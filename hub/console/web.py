@@ -118,6 +118,12 @@ def _date_param(text: str | None) -> datetime | None:
     return datetime(day.year, day.month, day.day, tzinfo=VIETNAM_TZ).astimezone(UTC)
 
 
+def default_report_since(now: datetime) -> str:
+    """The adoption report's default start: the first day of the month a year ago."""
+    today = now.astimezone(VIETNAM_TZ).date()
+    return (today.replace(day=1) - timedelta(days=366)).replace(day=1).isoformat()
+
+
 def create_app(services: ConsoleServices, users: UserStore) -> FastAPI:
     """The console application (serve it with uvicorn: ``hub console serve``)."""
     settings = services.settings.console
@@ -516,8 +522,7 @@ def create_app(services: ConsoleServices, users: UserStore) -> FastAPI:
     def report(request: Request, session: ReportView, since: str = "", until: str = "",
                period: str = "month") -> Response:
         if not since and not until:
-            today = services.clock().astimezone(VIETNAM_TZ).date()
-            since = (today.replace(day=1) - timedelta(days=366)).replace(day=1).isoformat()
+            since = default_report_since(services.clock())
         rows = services.adoption(*report_params(since, until, period))
         from hub.ledger.report import CLASS_LABELS_VI, CLASSES
 
