@@ -233,6 +233,24 @@ class AxisSettings(_Section):
         return self
 
 
+class ConsoleSettings(_Section):
+    host: str = "127.0.0.1"
+    """Address ``hub console serve`` listens on (put TLS in front of it: a reverse proxy)."""
+    port: Annotated[int, Field(ge=1, le=65535)] = 8470
+    """Port of the web console."""
+    users: str = "console-users.sqlite3"
+    """SQLite file of the console's accounts and sessions (argon2 hashes; not the ledger)."""
+    secure_cookies: bool = True
+    """Session cookies carry ``Secure`` (and the ``__Host-`` prefix): sent over HTTPS only
+    (browsers treat http://localhost as secure too). Off only for a plain-HTTP test setup."""
+    session_idle_s: Positive = 1800
+    """A session ends after this long without a request."""
+    session_lifetime_s: Positive = 36_000
+    """A session ends this long after sign-in in any case."""
+    page_size: Annotated[int, Field(ge=10, le=1000)] = 50
+    """Rows per page in lists (dead letters, ledger search)."""
+
+
 class Settings(BaseSettings):
     broker: BrokerSettings = BrokerSettings()
     ledger: LedgerSettings = LedgerSettings()
@@ -242,6 +260,9 @@ class Settings(BaseSettings):
     log: LogSettings = LogSettings()
     metrics: MetricsSettings = MetricsSettings()
     axis: AxisSettings = AxisSettings()
+
+
+    console: ConsoleSettings = ConsoleSettings()
     base_dir: str = "."
     """Directory relative paths are resolved against (the config file's directory)."""
 

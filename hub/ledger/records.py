@@ -46,6 +46,11 @@ class EventKind(enum.StrEnum):
     """Fetched from the national axis and handed to the intake (publisher-confirmed)."""
     AXIS_ACKNOWLEDGED = "axis_acknowledged"
     """The national axis was told the hub has the document (``updateStatus``)."""
+    OPERATOR_ACTION = "operator_action"
+    """A person acted through an operator surface (the web console): signed in or was refused,
+    signed out, exported evidence, downloaded a packet's bytes, exported a report, changed an
+    account, or was refused an action their role does not allow. ``actor`` is the person
+    (``console`` when the sign-in name is unknown), ``detail["action"]`` what was done."""
 
 
 ACCEPTED_KINDS = frozenset({"envelope", "status", "receipt"})

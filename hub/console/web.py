@@ -1,0 +1,598 @@
+"""The console's pages: FastAPI routes rendering Jinja2 templates, plain HTML forms, no script.
+
+Security, in one place:
+
+- **Sign-in** with a login name and password (argon2id, :mod:`hub.console.users`); the session
+  token lives in an ``HttpOnly; SameSite=Strict`` cookie (``Secure`` and the ``__Host-`` prefix
+  unless ``[console] secure_cookies = false``), a new token at every sign-in.
+- **CSRF**: every form carries the session's token (the sign-in form a token double-submitted
+  in its own cookie); every POST without the right token is refused (403) before anything else
+  is looked at.
+- **Roles** (:data:`PERMISSIONS`): a POST the role does not allow is refused (403) and the
+  attempt is recorded in the ledger; buttons a role cannot use are not shown.
+- **Audit**: sign-in (and refusals), sign-out, replay, discard, bulk replay, downloads of bytes,
+  evidence and CSV, account changes, refused attempts — each written to the ledger with the
+  person as actor *before* it happens; when the ledger cannot record it, nothing happens.
+- Headers: a strict Content-Security-Policy (no script at all), ``no-store`` on pages,
+  ``nosniff``, no framing. No traceback ever reaches a page: every error is one line.
+"""
+
+import contextlib
+import hmac
+import secrets
+import tempfile
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.background import BackgroundTask
+
+from hub.console.i18n import DEFAULT, LANGUAGES, translator
+from hub.console.services import AuditUnavailable, ConsoleServices, counts, letter_digest
+from hub.console.users import Role, Session, UserError, UserStore
+from hub.edxml import VIETNAM_TZ, Envelope, EnvelopeRefused, StatusPacket, parse_packet
+from hub.errors import HubError
+from hub.ledger.search import OUTCOMES, search_documents
+from hub.logs import get_logger
+from hub.ops import dlq
+from hub.reasons import Reason
+
+log = get_logger("hub.console")
+
+HERE = Path(__file__).parent
+
+PERMISSIONS: Mapping[Role, frozenset[str]] = {
+    Role.OPERATOR: frozenset({"dlq", "dlq.act", "ledger", "evidence", "report", "health"}),
+    Role.AUDITOR: frozenset({"dlq", "ledger", "evidence", "report", "health"}),
+    Role.ADMIN: frozenset({"users", "health"}),
+}
+"""What each role may do. ``dlq.act`` (replay, discard) is the operator's alone; ``users`` the
+administrator's alone; an auditor only reads."""
+
+_HOME = {Role.OPERATOR: "/dlq", Role.AUDITOR: "/ledger", Role.ADMIN: "/users"}
+_CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'")
+
+
+class _SignIn(Exception):
+    def __init__(self, next_path: str) -> None:
+        self.next_path = next_path
+
+
+class _Refused(Exception):
+    """Shown as a one-line error page with ``status``."""
+
+    def __init__(self, status: int, key: str, detail: str = "") -> None:
+        self.status, self.key, self.detail = status, key, detail
+
+
+def _cookie_names(secure: bool) -> tuple[str, str]:
+    return (("__Host-hub-session", "__Host-hub-signin") if secure
+            else ("hub-session", "hub-signin"))
+
+
+def _safe_next(value: str | None) -> str:
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/"
+
+
+def _local(at: datetime | None) -> str:
+    if at is None:
+        return ""
+    return at.astimezone(VIETNAM_TZ).strftime("%Y-%m-%d %H:%M:%S")
+
+
+_UNITS = {"vi": ("giây", "phút", "giờ", "ngày"), "en": ("s", "min", "h", "d")}
+
+
+def _age(seconds: float | None, lang: str = DEFAULT) -> str:
+    """How long ago, in the reader's words: ``12 phút``, ``3 giờ 5 phút``, ``2 ngày 4 giờ``."""
+    if seconds is None:
+        return ""
+    sec, minute, hour, day = _UNITS.get(lang, _UNITS[DEFAULT])
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s} {sec}"
+    if s < 3600:
+        return f"{s // 60} {minute}"
+    if s < 86400:
+        return f"{s // 3600} {hour} {s % 3600 // 60} {minute}"
+    return f"{s // 86400} {day} {s % 86400 // 3600} {hour}"
+
+
+def _date_param(text: str | None) -> datetime | None:
+    """A form date (``YYYY-MM-DD``), midnight Vietnam time; None when empty."""
+    if not text:
+        return None
+    try:
+        day = date.fromisoformat(text.strip())
+    except ValueError:
+        raise _Refused(400, "error.bad_input", f"{text[:40]!r} is not a date (YYYY-MM-DD)") from None
+    return datetime(day.year, day.month, day.day, tzinfo=VIETNAM_TZ).astimezone(UTC)
+
+
+def default_report_since(now: datetime) -> str:
+    """The adoption report's default start: the first day of the month a year ago."""
+    today = now.astimezone(VIETNAM_TZ).date()
+    return (today.replace(day=1) - timedelta(days=366)).replace(day=1).isoformat()
+
+
+def create_app(services: ConsoleServices, users: UserStore) -> FastAPI:
+    """The console application (serve it with uvicorn: ``hub console serve``)."""
+    settings = services.settings.console
+    secure = settings.secure_cookies
+    session_cookie, signin_cookie = _cookie_names(secure)
+    app = FastAPI(title="edxml-hub console", docs_url=None, redoc_url=None, openapi_url=None)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    def org_name(code: str | None) -> str:
+        entry = services.directory.find(code) if code else None
+        return entry.name if entry is not None else ""
+
+    templates.env.globals.update(local=_local, age=_age, Reason=Reason, org_name=org_name)
+    app.state.services = services
+    app.state.users = users
+
+    # -- plumbing -------------------------------------------------------------------------------
+    def lang_of(request: Request) -> str:
+        lang = request.cookies.get("hub-lang", DEFAULT)
+        return lang if lang in LANGUAGES else DEFAULT
+
+    def render(request: Request, name: str, session: Session | None, status: int = 200,
+               **context: Any) -> HTMLResponse:
+        lang = lang_of(request)
+        perms = PERMISSIONS[session.user.role] if session is not None else frozenset()
+        return templates.TemplateResponse(request, name, {
+            "t": translator(lang), "lang": lang, "session": session, "perms": perms,
+            "path": request.url.path, "query": request.url.query, **context},
+            status_code=status)
+
+    def set_cookie(response: Response, name: str, value: str, max_age: int) -> None:
+        response.set_cookie(name, value, max_age=max_age, path="/", secure=secure,
+                            httponly=True, samesite="strict")
+
+    def current(request: Request) -> Session | None:
+        token = request.cookies.get(session_cookie, "")
+        return users.session(token) if token else None
+
+    def need(permission: str) -> Callable[[Request], Session]:
+        def dependency(request: Request) -> Session:
+            session = current(request)
+            if session is None:
+                raise _SignIn(request.url.path + (f"?{request.url.query}" if request.url.query
+                                                  else ""))
+            if permission not in PERMISSIONS[session.user.role]:
+                raise _Refused(403, "error.forbidden", permission)
+            return session
+
+        return dependency
+
+    def act(permission: str) -> Callable[[Request], Awaitable[Session]]:
+        """A POST: the CSRF token first, then the session, then the role (refusals recorded)."""
+
+        async def dependency(request: Request) -> Session:
+            form = await request.form()
+            session = current(request)
+            sent = str(form.get("csrf_token") or "")
+            if session is None or not sent or not hmac.compare_digest(sent, session.csrf):
+                log.warning("console_csrf_refused", path=request.url.path,
+                            signed_in=session is not None)
+                raise _Refused(403, "error.csrf")
+            if permission not in PERMISSIONS[session.user.role]:
+                with contextlib.suppress(AuditUnavailable):  # refused either way
+                    services.audit(session.user.name, "refused", what=request.url.path,
+                                   permission=permission, role=session.user.role.value)
+                raise _Refused(403, "error.forbidden", permission)
+            return session
+
+        return dependency
+
+    # Who may reach a route: the session, checked for the permission (and, on a POST, the
+    # CSRF token first). Annotated aliases, evaluated here (this module has no postponed
+    # annotations: FastAPI reads them at decoration time).
+    DlqView = Annotated[Session, Depends(need("dlq"))]
+    DlqAct = Annotated[Session, Depends(act("dlq.act"))]
+    DlqConfirm = Annotated[Session, Depends(need("dlq.act"))]
+    LedgerView = Annotated[Session, Depends(need("ledger"))]
+    LedgerAct = Annotated[Session, Depends(act("ledger"))]
+    EvidenceView = Annotated[Session, Depends(need("evidence"))]
+    ReportView = Annotated[Session, Depends(need("report"))]
+    HealthView = Annotated[Session, Depends(need("health"))]
+    UsersView = Annotated[Session, Depends(need("users"))]
+    UsersAct = Annotated[Session, Depends(act("users"))]
+
+    @app.middleware("http")
+    async def headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]
+                      ) -> Response:
+        response = await call_next(request)
+        response.headers.setdefault("Content-Security-Policy", _CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if not request.url.path.startswith("/static/"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.exception_handler(_SignIn)
+    async def to_signin(request: Request, exc: _SignIn) -> Response:
+        return RedirectResponse("/signin?" + urlencode({"next": exc.next_path}), 303)
+
+    @app.exception_handler(_Refused)
+    async def refused(request: Request, exc: _Refused) -> Response:
+        return render(request, "error.html", current(request), exc.status,
+                      message_key=exc.key, detail=exc.detail)
+
+    @app.exception_handler(AuditUnavailable)
+    async def audit_down(request: Request, exc: AuditUnavailable) -> Response:
+        return render(request, "error.html", current(request), 503,
+                      message_key="error.unavailable", detail=f"ledger: {exc}")
+
+    @app.exception_handler(HubError)
+    async def unavailable(request: Request, exc: HubError) -> Response:
+        return render(request, "error.html", current(request), 503,
+                      message_key="error.unavailable", detail=" ".join(str(exc).split())[:300])
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception) -> Response:
+        log.error("console_internal_error", path=request.url.path, error=type(exc).__name__)
+        return HTMLResponse(f"<!doctype html><title>500</title><p>internal error "
+                            f"({type(exc).__name__}); see the console's log</p>", 500)
+
+    # -- signing in ----------------------------------------------------------------------------
+    @app.get("/", response_model=None)
+    def home(request: Request) -> Response:
+        session = current(request)
+        if session is None:
+            return RedirectResponse("/signin", 303)
+        return RedirectResponse(_HOME[session.user.role], 303)
+
+    @app.get("/signin", response_model=None)
+    def signin_form(request: Request, next: str = "/", failed: int = 0) -> Response:
+        token = secrets.token_urlsafe(32)
+        response = render(request, "signin.html", None, 401 if failed else 200,
+                          csrf=token, next=_safe_next(next), failed=bool(failed))
+        set_cookie(response, signin_cookie, token, 3600)
+        return response
+
+    @app.post("/signin", response_model=None)
+    async def signin(request: Request) -> Response:
+        form = await request.form()
+        sent, cookie = str(form.get("csrf_token") or ""), request.cookies.get(signin_cookie, "")
+        if not sent or not cookie or not hmac.compare_digest(sent, cookie):
+            raise _Refused(403, "error.csrf")
+        name, password = str(form.get("name") or "")[:64], str(form.get("password") or "")
+        next_path = _safe_next(str(form.get("next") or "/"))
+        user = users.authenticate(name, password)
+        if user is None:
+            services.audit("console", "sign_in_refused", user=name.strip().lower())
+            return RedirectResponse("/signin?" + urlencode({"next": next_path, "failed": 1}), 303)
+        services.audit(user.name, "sign_in", role=user.role.value)
+        token, _session = users.open_session(user)
+        target = next_path if next_path != "/" else _HOME[user.role]
+        response = RedirectResponse(target, 303)
+        set_cookie(response, session_cookie, token, int(users.lifetime.total_seconds()))
+        response.delete_cookie(signin_cookie, path="/", secure=secure, httponly=True,
+                               samesite="strict")
+        return response
+
+    @app.post("/signout", response_model=None)
+    async def signout(request: Request) -> Response:
+        form = await request.form()
+        session = current(request)
+        if session is None or not hmac.compare_digest(str(form.get("csrf_token") or ""),
+                                                      session.csrf):
+            raise _Refused(403, "error.csrf")
+        services.audit(session.user.name, "sign_out")
+        users.close_session(request.cookies.get(session_cookie, ""))
+        response = RedirectResponse("/signin", 303)
+        response.delete_cookie(session_cookie, path="/", secure=secure, httponly=True,
+                               samesite="strict")
+        return response
+
+    @app.get("/lang/{lang}", response_model=None)
+    def language(request: Request, lang: str, next: str = "/") -> Response:
+        response = RedirectResponse(_safe_next(next), 303)
+        response.set_cookie("hub-lang", lang if lang in LANGUAGES else DEFAULT,
+                            max_age=365 * 86400, path="/", secure=secure, samesite="lax")
+        return response
+
+    # -- dead letters --------------------------------------------------------------------------
+    def letter_filter(reason: str | None, sender: str | None, recipient: str | None,
+                      older_than: str | None) -> dlq.Filter:
+        age = None
+        if older_than:
+            try:
+                age = dlq.parse_age(older_than)
+            except ValueError as exc:
+                raise _Refused(400, "error.bad_input", str(exc)) from None
+        return dlq.Filter(reason=reason or None, sender=(sender or "").strip() or None,
+                          recipient=(recipient or "").strip() or None, older_than=age)
+
+    @app.get("/dlq", response_model=None)
+    def dead_letters(request: Request, session: DlqView, reason: str = "", sender: str = "",
+                     recipient: str = "", older_than: str = "") -> Response:
+        flt = letter_filter(reason, sender, recipient, older_than)
+        everything = services.dead_letters()
+        now = services.clock()
+        chosen = [dl for dl in everything if flt.matches(dl, now)]
+        ages = {dl.id: (a.total_seconds() if (a := dl.age(now)) is not None else None)
+                for dl in chosen}
+        return render(request, "dlq.html", session, letters=chosen[:settings.page_size],
+                      matching=len(chosen), total=len(everything), by_reason=counts(everything),
+                      ages=ages, reasons=sorted({dl.reason for dl in everything}),
+                      form={"reason": reason, "sender": sender, "recipient": recipient,
+                            "older_than": older_than},
+                      filter_query=urlencode({k: v for k, v in (
+                          ("reason", reason), ("sender", sender), ("recipient", recipient),
+                          ("older_than", older_than)) if v}))
+
+    def find_letter(letter_id: str) -> tuple[dlq.DeadLetter, bytes]:
+        found = services.dead_letter(letter_id)
+        if found is None:
+            raise _Refused(404, "dlq.gone", letter_id[:80])
+        return found
+
+    def reason_texts(dl: dlq.DeadLetter) -> tuple[str, str, str]:
+        try:
+            reason = Reason(dl.reason)
+            return reason.vi, reason.en, reason.info.action
+        except ValueError:
+            from hub.messages import Headers
+
+            return (str(dl.headers.get(Headers.REASON_TEXT_VI, "")),
+                    str(dl.headers.get(Headers.REASON_TEXT_EN, "")), "")
+
+    # Dead-letter ids are message ids an agency chose: they travel as a query parameter, never
+    # as a path segment (a "/" in one would route elsewhere).
+    @app.get("/dlq/letter", response_model=None)
+    def letter(request: Request, session: DlqView, id: str) -> Response:
+        letter_id = id
+        from hub.messages import Headers
+
+        dl, body = find_letter(letter_id)
+        digest = letter_digest(dl)
+        report = services.ledger.report(digest) if digest else None
+        packet: Envelope | StatusPacket | None = None
+        unreadable = ""
+        try:
+            packet = parse_packet(body)
+        except EnvelopeRefused as exc:
+            unreadable = f"{exc.reason.value}: {exc.reason.vi} / {exc.reason.en}"
+        vi, en, action = reason_texts(dl)
+        return render(request, "letter.html", session, dl=dl, digest=digest, report=report,
+                      packet=packet, envelope=packet if isinstance(packet, Envelope) else None,
+                      unreadable=unreadable, reason_vi=vi, reason_en=en, action=action,
+                      detail=str(dl.headers.get(Headers.DETAIL, "")),
+                      first_reason=str(dl.headers.get(Headers.FIRST_REASON, "")))
+
+    @app.get("/dlq/letter/raw", response_model=None)
+    def letter_raw(id: str, session: DlqView) -> Response:
+        dl, body = find_letter(id)
+        services.audit(session.user.name, "download_bytes", digest=letter_digest(dl),
+                       letter=dl.id)
+        name = f"dead-letter-{(letter_digest(dl) or 'unknown')[:16]}.xml"
+        return Response(body, media_type="application/octet-stream",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+    @app.get("/dlq/letter/{verb}", response_model=None)
+    def confirm_letter(request: Request, verb: str, id: str,
+                       session: DlqConfirm) -> Response:
+        if verb not in ("replay", "discard"):
+            raise _Refused(404, "error.not_found")
+        dl, _body = find_letter(id)
+        return render(request, "confirm.html", session, dl=dl, verb=verb, note_missing=False)
+
+    @app.post("/dlq/letter/{verb}", response_model=None)
+    async def act_on_letter(request: Request, verb: str,
+                            session: DlqAct) -> Response:
+        if verb not in ("replay", "discard"):
+            raise _Refused(404, "error.not_found")
+        form = await request.form()
+        letter_id = str(form.get("id") or "")
+        note = " ".join(str(form.get("note") or "").split())[:500]
+        if not note:
+            dl, _body = find_letter(letter_id)
+            return render(request, "confirm.html", session, 400, dl=dl, verb=verb,
+                          note_missing=True)
+        flt = dlq.Filter(ids=(letter_id,))
+        if verb == "replay":
+            done = services.replay(flt, actor=session.user.name, note=note)
+        else:
+            done = services.discard(flt, actor=session.user.name, note=note)
+        if not done:
+            raise _Refused(404, "dlq.gone", letter_id[:80])
+        return render(request, "acted.html", session, verb=verb, letters=done, note=note)
+
+    @app.get("/dlq/bulk-replay", response_model=None)
+    def confirm_bulk(request: Request, session: DlqConfirm, reason: str = "", sender: str = "",
+                     recipient: str = "", older_than: str = "") -> Response:
+        flt = letter_filter(reason, sender, recipient, older_than)
+        now = services.clock()
+        chosen = [dl for dl in services.dead_letters() if flt.matches(dl, now)]
+        return render(request, "bulk.html", session, letters=chosen, note_missing=False,
+                      form={"reason": reason, "sender": sender, "recipient": recipient,
+                            "older_than": older_than})
+
+    @app.post("/dlq/bulk-replay", response_model=None)
+    async def bulk_replay(request: Request, session: DlqAct
+                          ) -> Response:
+        form = await request.form()
+        values = {k: str(form.get(k) or "") for k in ("reason", "sender", "recipient",
+                                                      "older_than")}
+        note = " ".join(str(form.get("note") or "").split())[:500]
+        flt = letter_filter(**values)
+        if not any((flt.reason, flt.sender, flt.recipient, flt.older_than)) and \
+                form.get("all") != "1":
+            raise _Refused(400, "error.bad_input", "a filter, or every dead letter explicitly")
+        if not note:
+            now = services.clock()
+            chosen = [dl for dl in services.dead_letters() if flt.matches(dl, now)]
+            return render(request, "bulk.html", session, 400, letters=chosen, note_missing=True,
+                          form=values)
+        services.audit(session.user.name, "bulk_replay_started", note=note,
+                       **{k: v for k, v in values.items() if v})
+        job = services.start_bulk_replay(flt, actor=session.user.name, note=note)
+        return RedirectResponse(f"/jobs/{job.id}", 303)
+
+    @app.get("/jobs/{job_id}", response_model=None)
+    def job_page(request: Request, job_id: str,
+                 session: DlqConfirm) -> Response:
+        job = services.jobs.get(job_id)
+        if job is None:
+            raise _Refused(404, "error.not_found")
+        return render(request, "job.html", session, job=job)
+
+    # -- ledger --------------------------------------------------------------------------------
+    @app.get("/ledger", response_model=None)
+    def ledger_page(request: Request, session: LedgerView, document_id: str = "", sender: str = "",
+                    recipient: str = "", since: str = "", until: str = "", outcome: str = "",
+                    before: int | None = None) -> Response:
+        if outcome and outcome not in OUTCOMES:
+            raise _Refused(400, "error.bad_input", f"outcome {outcome[:20]!r}")
+        docs = search_documents(
+            services.ledger, document_id=document_id.strip() or None,
+            sender=sender.strip() or None, recipient=recipient.strip() or None,
+            since=_date_param(since), until=_date_param(until), outcome=outcome or None,
+            before_seq=before, limit=settings.page_size + 1)
+        more = len(docs) > settings.page_size
+        docs = docs[:settings.page_size]
+        form = {"document_id": document_id, "sender": sender, "recipient": recipient,
+                "since": since, "until": until, "outcome": outcome}
+        next_query = urlencode({**{k: v for k, v in form.items() if v},
+                                "before": docs[-1].seq}) if more and docs else ""
+        return render(request, "ledger.html", session, docs=docs, form=form,
+                      outcomes=list(OUTCOMES), next_query=next_query,
+                      verification=services.verification, checkpoint=services.checkpoint(),
+                      head=services.ledger.head()[0])
+
+    @app.post("/ledger/verify", response_model=None)
+    async def verify_chain(session: LedgerAct) -> Response:
+        services.audit(session.user.name, "chain_check_started")
+        services.start_verification()
+        return RedirectResponse("/ledger", 303)
+
+    @app.get("/ledger/doc/{digest}", response_model=None)
+    def document(request: Request, digest: str,
+                 session: LedgerView) -> Response:
+        docs, events = services.timeline(digest)
+        own = [d for d in docs if d.digest == digest]
+        if not own:
+            raise _Refused(404, "doc.unknown", digest[:80])
+        packets = [(d, services.check_packet(d.digest, digest)) for d in docs
+                   if d.digest != digest and d.kind in ("receipt", "status")]
+        delivered = sorted({e.organ_id for e in events
+                            if e.kind.value == "delivered" and e.organ_id})
+        return render(request, "document.html", session, digest=digest, own=own,
+                      packets=packets, events=events, delivered=delivered)
+
+    @app.get("/ledger/doc/{digest}/evidence", response_model=None)
+    def evidence(digest: str, session: EvidenceView) -> Response:
+        from hub.ledger.evidence import EvidenceError, export_evidence
+        from hub.ops.ledger_cli import _trust_material
+
+        if services.ledger.document_by_digest(digest, include_refused=True) is None:
+            raise _Refused(404, "doc.unknown", digest[:80])
+        services.audit(session.user.name, "evidence_export", digest=digest)
+        folder = Path(tempfile.mkdtemp(prefix="hub-evidence-"))
+        path = folder / f"evidence-{digest[:16]}.zip"
+        try:
+            export_evidence(services.ledger, digest, path,
+                            trust=_trust_material(services.settings))
+        except EvidenceError as exc:
+            _remove(folder)
+            raise _Refused(409, "error.unavailable", str(exc)) from None
+        return FileResponse(path, media_type="application/zip", filename=path.name,
+                            background=BackgroundTask(_remove, folder))
+
+    # -- adoption report -----------------------------------------------------------------------
+    def report_params(since: str, until: str, period: str) -> tuple[datetime | None,
+                                                                   datetime | None, str]:
+        if period not in ("day", "month", "year"):
+            raise _Refused(400, "error.bad_input", f"period {period[:10]!r}")
+        return _date_param(since), _date_param(until), period
+
+    @app.get("/report", response_model=None)
+    def report(request: Request, session: ReportView, since: str = "", until: str = "",
+               period: str = "month") -> Response:
+        if not since and not until:
+            since = default_report_since(services.clock())
+        rows = services.adoption(*report_params(since, until, period))
+        from hub.ledger.report import CLASS_LABELS_VI, CLASSES
+
+        query = urlencode({"since": since, "until": until, "period": period})
+        return render(request, "report.html", session, rows=rows, classes=CLASSES,
+                      class_labels=CLASS_LABELS_VI, form={"since": since, "until": until,
+                                                         "period": period}, query=query)
+
+    @app.get("/report/chart.svg", response_model=None)
+    def report_chart(session: ReportView, since: str = "", until: str = "",
+                     period: str = "month") -> Response:
+        return Response(services.adoption_chart(*report_params(since, until, period)),
+                        media_type="image/svg+xml")
+
+    @app.get("/report.csv", response_model=None)
+    def report_csv(session: ReportView, since: str = "", until: str = "",
+                   period: str = "month") -> Response:
+        from hub.ledger.report import render_csv
+
+        rows = services.adoption(*report_params(since, until, period))
+        services.audit(session.user.name, "report_csv", since=since, until=until, period=period)
+        return Response(render_csv(rows).encode("utf-8"), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition":
+                                 'attachment; filename="adoption-report.csv"'})
+
+    # -- health --------------------------------------------------------------------------------
+    @app.get("/health", response_model=None)
+    def health(request: Request, session: HealthView) -> Response:
+        return render(request, "health.html", session, crls=services.crls(),
+                      certs=services.certificates(), queues=services.queues(),
+                      freshness=services.settings.trust.crl_freshness_s)
+
+    # -- users ---------------------------------------------------------------------------------
+    @app.get("/users", response_model=None)
+    def users_page(request: Request, session: UsersView) -> Response:
+        return render(request, "users.html", session, people=users.users(), roles=list(Role),
+                      problem="")
+
+    @app.post("/users", response_model=None)
+    async def add_user(request: Request, session: UsersAct) -> Response:
+        form = await request.form()
+        name, role = str(form.get("name") or ""), str(form.get("role") or "")
+        try:
+            services.audit(session.user.name, "user_added", user=name[:64], role=role[:16])
+            users.add(name, role, str(form.get("password") or ""),
+                      full_name=str(form.get("full_name") or ""))
+        except UserError as exc:
+            return render(request, "users.html", session, 400, people=users.users(),
+                          roles=list(Role), problem=str(exc))
+        return RedirectResponse("/users", 303)
+
+    @app.post("/users/{name}/active", response_model=None)
+    async def set_active(request: Request, name: str,
+                         session: UsersAct) -> Response:
+        form = await request.form()
+        active = form.get("active") == "1"
+        if name == session.user.name and not active:
+            raise _Refused(400, "error.bad_input", "an administrator cannot disable themself")
+        services.audit(session.user.name, "user_enabled" if active else "user_disabled",
+                       user=name[:64])
+        try:
+            users.set_active(name, active)
+        except UserError as exc:
+            raise _Refused(404, "error.not_found", str(exc)) from None
+        return RedirectResponse("/users", 303)
+
+    return app
+
+
+def _remove(folder: Path) -> None:
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,240 @@
+"""Console pages through the ASGI app (no broker needed): sign-in, CSRF, roles, audit, headers.
+
+A real SQLite ledger and the test PKI; Starlette's test client speaks HTTP to the app in process.
+What needs the broker (dead letters, replay) is in tests/integration/console.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from argon2 import PasswordHasher
+
+from hub.config import Settings, with_overrides
+from hub.console.services import ConsoleServices
+from hub.console.users import UserStore
+from hub.console.web import create_app
+from hub.directory import Directory
+from hub.ledger import EventKind
+from hub.testing.pki import KeyCache, PkiPaths, init_pki
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+PASSWORD = "mật khẩu đủ dài 2026"
+UNREACHABLE = "amqp://guest:guest@127.0.0.1:1/"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> PkiPaths:
+    return init_pki(tmp_path_factory.mktemp("pki"), Directory.sample(), keys=KeyCache())
+
+
+@pytest.fixture
+def app(pki: PkiPaths, tmp_path: Path) -> Iterator[tuple[TestClient, ConsoleServices]]:
+    settings = with_overrides(
+        Settings(base_dir=str(tmp_path)), broker={"url": UNREACHABLE},
+        trust={"roots": [str(pki.root_cert)], "intermediates": [str(pki.issuing_ca_cert)],
+               "crls": [str(pki.crl_der), str(pki.root_crl_der)], "fetch_crls": False},
+        hub={"keystore": str(pki.keystore)},
+        ledger={"url": f"sqlite:///{tmp_path / 'ledger.sqlite3'}"})
+    users = UserStore(tmp_path / "users.sqlite3",
+                      hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    for name, role in (("vanhanh", "operator"), ("kiemtoan", "auditor"), ("quantri", "admin")):
+        users.add(name, role, PASSWORD)
+    services = ConsoleServices(settings)
+    with TestClient(create_app(services, users), base_url="https://console.test") as client:
+        yield client, services
+    services.close()
+    users.close()
+
+
+def token_of(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found is not None
+    return found.group(1)
+
+
+def sign_in(client: TestClient, name: str, password: str = PASSWORD, next_path: str = "/"
+            ) -> str:
+    form = client.get("/signin").text
+    response = client.post("/signin", data={"csrf_token": token_of(form), "name": name,
+                                            "password": password, "next": next_path},
+                           follow_redirects=False)
+    return str(response.headers["location"])
+
+
+def audit(services: ConsoleServices) -> list[tuple[str, dict[str, str]]]:
+    return [(e.actor, dict(e.detail)) for e in services.ledger.events(
+        kind=EventKind.OPERATOR_ACTION)]
+
+
+def test_a_page_without_a_session_sends_the_browser_to_sign_in_and_back(
+    app: tuple[TestClient, ConsoleServices]
+) -> None:
+    client, _ = app
+    response = client.get("/ledger?sender=000.00.01.H27", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/signin?next=%2Fledger%3Fsender%3D000.00.01.H27"
+    assert sign_in(client, "kiemtoan", next_path="/ledger?sender=000.00.01.H27") == \
+        "/ledger?sender=000.00.01.H27"
+
+
+def test_the_session_cookie_is_secure_http_only_and_strict(
+    app: tuple[TestClient, ConsoleServices]
+) -> None:
+    client, _ = app
+    form = client.get("/signin").text
+    response = client.post("/signin", data={"csrf_token": token_of(form), "name": "kiemtoan",
+                                            "password": PASSWORD}, follow_redirects=False)
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith("__Host-hub-session=")
+    for attribute in ("HttpOnly", "Secure", "SameSite=strict", "Path=/"):
+        assert attribute.lower() in cookie.lower()
+
+
+def test_sign_in_is_recorded_and_a_refused_one_too_with_the_name_tried(
+    app: tuple[TestClient, ConsoleServices]
+) -> None:
+    client, services = app
+    assert sign_in(client, "kiemtoan", password="không đúng mật khẩu").startswith(
+        "/signin?")
+    assert sign_in(client, "kiemtoan") == "/ledger"
+    assert audit(services) == [
+        ("console", {"action": "sign_in_refused", "user": "kiemtoan", "via": "console"}),
+        ("kiemtoan", {"action": "sign_in", "role": "auditor", "via": "console"})]
+
+
+def test_a_sign_in_cannot_send_the_browser_to_another_site(
+    app: tuple[TestClient, ConsoleServices]
+) -> None:
+    client, _ = app
+    assert sign_in(client, "vanhanh", next_path="//evil.example/") == "/dlq"
+    assert sign_in(client, "vanhanh", next_path="https://evil.example/") == "/dlq"
+
+
+@pytest.mark.parametrize("path", ["/signin", "/signout", "/ledger/verify", "/dlq/letter/replay",
+                                  "/dlq/bulk-replay", "/users"])
+def test_every_form_post_without_its_token_is_refused(
+    app: tuple[TestClient, ConsoleServices], path: str
+) -> None:
+    client, services = app
+    sign_in(client, "quantri")
+    before = len(services.ledger.events())
+    response = client.post(path, data={"id": "x", "note": "n", "name": "a", "role": "admin",
+                                       "password": PASSWORD})
+    assert response.status_code == 403
+    assert "Biểu mẫu đã hết hạn" in response.text
+    assert len(services.ledger.events()) == before
+
+
+def test_an_auditor_is_refused_replay_and_discard_and_the_attempt_is_recorded(
+    app: tuple[TestClient, ConsoleServices]
+) -> None:
+    client, services = app
+    sign_in(client, "kiemtoan")
+    token = token_of(client.get("/ledger").text)
+    for verb in ("replay", "discard"):
+        assert client.get(f"/dlq/letter/{verb}?id=abc").status_code == 403
+        response = client.post(f"/dlq/letter/{verb}",
+                               data={"id": "abc", "note": "thử", "csrf_token": token})
+        assert response.status_code == 403
+        assert "Vai trò của bạn không được phép" in response.text
+    response = client.post("/dlq/bulk-replay", data={"reason": "CERT_REVOKED", "note": "x",
+                                                     "csrf_token": token})
+    assert response.status_code == 403
+    refused = [d for actor, d in audit(services) if d["action"] == "refused"]
+    assert [(d["what"], d["role"]) for d in refused] == [
+        ("/dlq/letter/replay", "auditor"), ("/dlq/letter/discard", "auditor"),
+        ("/dlq/bulk-replay", "auditor")]
+
+
+@pytest.mark.parametrize(("user", "allowed", "refused"), [
+    ("vanhanh", ["/ledger", "/report", "/health"], ["/users"]),
+    ("kiemtoan", ["/ledger", "/report", "/health"], ["/users", "/dlq/bulk-replay"]),
+    ("quantri", ["/users", "/health"], ["/ledger", "/report", "/dlq"]),
+])
+def test_each_role_reaches_its_pages_and_no_others(
+    app: tuple[TestClient, ConsoleServices], user: str, allowed: list[str], refused: list[str]
+) -> None:
+    client, _ = app
+    sign_in(client, user)
+    for path in allowed:
+        assert client.get(path).status_code == 200, path
+    for path in refused:
+        assert client.get(path).status_code == 403, path
+
+
+def test_pages_forbid_scripts_framing_and_caching(app: tuple[TestClient, ConsoleServices]
+                                                  ) -> None:
+    client, _ = app
+    sign_in(client, "kiemtoan")
+    response = client.get("/ledger")
+    csp = response.headers["content-security-policy"]
+    assert "default-src 'none'" in csp
+    assert "script-src" not in csp
+    assert "frame-ancestors 'none'" in csp
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "<script" not in response.text
+
+
+def test_the_console_speaks_vietnamese_and_switches_to_english(
+    app: tuple[TestClient, ConsoleServices]
+) -> None:
+    client, _ = app
+    sign_in(client, "kiemtoan")
+    assert "<h1>Sổ cái</h1>" in client.get("/ledger").text
+    response = client.get("/lang/en?next=/ledger", follow_redirects=False)
+    assert response.headers["location"] == "/ledger"
+    client.cookies.set("hub-lang", "en")
+    assert "<h1>Ledger</h1>" in client.get("/ledger").text
+    client.cookies.set("hub-lang", "xx")
+    assert "<h1>Sổ cái</h1>" in client.get("/ledger").text
+
+
+def test_an_unreachable_broker_is_one_line_on_the_page_never_a_traceback(
+    app: tuple[TestClient, ConsoleServices]
+) -> None:
+    client, _ = app
+    sign_in(client, "vanhanh")
+    response = client.get("/dlq")
+    assert response.status_code == 503
+    assert "BROKER_UNAVAILABLE" in response.text
+    assert "Traceback" not in response.text
+    health = client.get("/health")
+    assert health.status_code == 200
+    assert "Không kết nối được RabbitMQ" in health.text
+
+
+def test_bad_inputs_are_one_line_pages(app: tuple[TestClient, ConsoleServices]) -> None:
+    client, _ = app
+    sign_in(client, "kiemtoan")
+    for path in ("/ledger?since=2025-13-01", "/ledger?outcome=lost", "/report?period=week",
+                 "/ledger/doc/" + "0" * 64):
+        response = client.get(path)
+        assert response.status_code in (400, 404), path
+        assert "Traceback" not in response.text
+
+
+def test_an_administrator_adds_an_account_and_the_change_is_recorded(
+    app: tuple[TestClient, ConsoleServices]
+) -> None:
+    client, services = app
+    sign_in(client, "quantri")
+    token = token_of(client.get("/users").text)
+    response = client.post("/users", data={"csrf_token": token, "name": "thanhtra",
+                                           "role": "auditor", "password": PASSWORD},
+                           follow_redirects=False)
+    assert response.status_code == 303
+    assert sign_in(client, "thanhtra") == "/ledger"
+    assert ("quantri", {"action": "user_added", "user": "thanhtra", "role": "auditor",
+                        "via": "console"}) in audit(services)
+    short = client.post("/users", data={"csrf_token": token, "name": "ngan", "role": "auditor",
+                                        "password": "ngắn"})
+    assert short.status_code in (400, 403)
