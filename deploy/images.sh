@@ -154,6 +154,11 @@ build_hub_base_image() {
     local req_lines
     req_lines="$(printf '%s\n' "$reqs" | sed "s/'/'\\\\''/g; s/.*/'&'/" | tr '\n' ' ')"
     # A fixed uid/gid (990) so an operator can grant file access on the host if wanted.
+    # Base images of earlier dependency sets are dropped (unless a container still uses one).
+    local old
+    for old in $(docker images edxml-hub/hub-base --format '{{.Tag}}'); do
+        [ "$old" = "$recipe" ] || docker rmi "edxml-hub/hub-base:$old" >/dev/null 2>&1 || true
+    done
     debian_image "$HUB_BASE_IMAGE" "$recipe" "python3 python3-venv ca-certificates" \
         "groupadd --system --gid 990 edxml-hub &&
          useradd --system --uid 990 --gid 990 --home-dir /var/lib/edxml-hub --create-home edxml-hub &&
