@@ -79,8 +79,6 @@ def error_body(reason: Reason, detail: str = "", doc_id: str | None = None) -> d
     return ErrorBody(errorCode=reason.value, errorDesc=reason.en,
                      message=ReasonText(vi=reason.vi, en=reason.en), detail=detail[:500],
                      docId=doc_id).model_dump()
-
-
 def error_response(reason: Reason, status: int, detail: str = "", doc_id: str | None = None,
                    headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(error_body(reason, detail, doc_id), status_code=status, headers=headers)
@@ -132,8 +130,6 @@ class BodyLimit:
             return message
 
         await self.app(scope, limited, send)
-
-
 async def read_body(request: Request, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
@@ -149,8 +145,6 @@ _system_id = APIKeyHeader(name="X-System-Id", auto_error=False, scheme_name="sys
                           description="The agency system's id (the axis SDK's systemId).")
 _secret = APIKeyHeader(name="X-System-Secret", auto_error=False, scheme_name="systemSecret",
                        description="The agency system's secret key.")
-
-
 def _context(request: Request) -> ApiContext:
     ctx: ApiContext = request.app.state.ctx
     return ctx
@@ -207,8 +201,6 @@ def _send_answer(doc_id: str, mid: str, verdict: Verdict) -> Response:
         "duplicate" if verdict.state == "duplicate" else "pending")
     body = SendResult(docId=doc_id, messageId=mid, verdict=state)
     return JSONResponse(body.model_dump(), status_code=202 if state == "pending" else 200)
-
-
 def create_app(ctx: ApiContext) -> BodyLimit:
     """The ASGI application: :func:`build_fastapi` wrapped in the body-size limit."""
     return BodyLimit(build_fastapi(ctx), ctx.max_body_bytes)
@@ -219,23 +211,17 @@ def create_app(ctx: ApiContext) -> BodyLimit:
 
 async def _api_error(_request: Request, exc: ApiError) -> Response:
     return error_response(exc.reason, exc.status, exc.detail, headers=exc.headers)
-
-
 async def _invalid(_request: Request, exc: RequestValidationError) -> Response:
     errors = exc.errors()
     first = errors[0] if errors else {}
     where = ".".join(str(p) for p in first.get("loc", ()))
     return error_response(Reason.API_REQUEST_INVALID, 422,
                           f"{where}: {first.get('msg', 'invalid')}")
-
-
 async def _http(_request: Request, exc: StarletteHTTPException) -> Response:
     if exc.status_code == 413:
         return error_response(Reason.ENVELOPE_TOO_LARGE, 413, str(exc.detail))
     status = exc.status_code if exc.status_code in (400, 404, 405) else 400
     return error_response(Reason.API_REQUEST_INVALID, status, str(exc.detail)[:200])
-
-
 async def _bug(_request: Request, exc: Exception) -> Response:
     log.error("api_request_crashed", error=type(exc).__name__)
     return error_response(Reason.INTERNAL_ERROR, 500, "internal error (logged)")
@@ -249,8 +235,6 @@ router = APIRouter()
     summary="sendEdoc: send a signed document or status packet",
     responses={202: {"model": SendResult, "description": "Sent; verdict pending"}},
     openapi_extra={"requestBody": XML_BODY})
-
-
 async def send_edoc(
     request: Request, caller: CallerDep, ctx: CtxDep,
     messageType: Annotated[MessageType, Query(description="The axis' messageType.")] = "edoc",
@@ -274,8 +258,6 @@ async def send_edoc(
 
 @router.get(f"{API_PREFIX}/edocs", response_model=ReceivedList, tags=["documents"],
     summary="getReceivedEdocList: documents and statuses waiting for you")
-
-
 def received(
     caller: CallerDep, ctx: CtxDep,
     since: Annotated[datetime | None, Query(description="Received at or after.")] = None,
@@ -301,8 +283,6 @@ def received(
 
 @router.get(f"{API_PREFIX}/edocs/{{docId}}", response_model=Edoc, tags=["documents"],
     summary="getEdoc: the exact bytes and the hub's receipts for them")
-
-
 def get_edoc(caller: CallerDep, ctx: CtxDep, docId: DocId) -> Edoc:
     raw, item, receipts = ctx.fetch(caller, docId)
     return Edoc(item=item, content=base64.b64encode(raw).decode("ascii"),
@@ -314,8 +294,6 @@ def get_edoc(caller: CallerDep, ctx: CtxDep, docId: DocId) -> Edoc:
     response_class=Response,
     responses={200: {"content": {"application/xml": {"schema": {
              "type": "string", "format": "binary"}}}, "description": "The exact bytes"}})
-
-
 def get_content(caller: CallerDep, ctx: CtxDep, docId: DocId) -> Response:
     raw, _item, _receipts = ctx.fetch(caller, docId)
     return Response(raw, media_type="application/xml")
@@ -323,8 +301,6 @@ def get_content(caller: CallerDep, ctx: CtxDep, docId: DocId) -> Response:
 
 @router.post(f"{API_PREFIX}/edocs/{{docId}}/ack", response_model=AckResult, tags=["documents"],
     summary="Confirm you have the document: the hub settles it")
-
-
 def acknowledge(caller: CallerDep, ctx: CtxDep, docId: DocId) -> AckResult:
     done, already = ctx.acknowledge(caller, [docId])
     return AckResult(acknowledged=done, alreadyAcknowledged=already)
@@ -332,8 +308,6 @@ def acknowledge(caller: CallerDep, ctx: CtxDep, docId: DocId) -> AckResult:
 
 @router.post(f"{API_PREFIX}/acks", response_model=AckResult, tags=["documents"],
     summary="Confirm several documents at once")
-
-
 def acknowledge_many(caller: CallerDep, ctx: CtxDep, request: AckRequest) -> AckResult:
     for key in request.docIds:
         if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
@@ -348,8 +322,6 @@ def acknowledge_many(caller: CallerDep, ctx: CtxDep, request: AckRequest) -> Ack
     openapi_extra={"requestBody": {"required": True, "content": {
               "application/json": {"schema": {"$ref": "#/components/schemas/StatusRequest"}},
               "application/xml": {"schema": {"type": "string", "format": "binary"}}}}})
-
-
 async def update_status(
     request: Request, caller: CallerDep, ctx: CtxDep, docId: DocId,
     wait: Annotated[float | None, Query(ge=0, le=60)] = None,
@@ -382,8 +354,6 @@ async def update_status(
 
 @router.get(f"{API_PREFIX}/sent", response_model=SentList, tags=["evidence"],
     summary="getSentEdocList: what you sent, and to whom it was delivered")
-
-
 def sent(
     caller: CallerDep, ctx: CtxDep,
     since: Annotated[datetime | None, Query()] = None,
@@ -402,8 +372,6 @@ def sent(
 
 @router.get(f"{API_PREFIX}/sent/{{docId}}/evidence", response_model=Evidence, tags=["evidence"],
     summary="The receipts and statuses of a document you sent, and its timeline")
-
-
 def evidence(caller: CallerDep, ctx: CtxDep, docId: DocId) -> Evidence:
     stored, receipts, statuses, timeline = ctx.evidence(caller, docId)
     return Evidence(docId=docId, documentId=stored.document_id, receipts=receipts,
@@ -414,8 +382,6 @@ def evidence(caller: CallerDep, ctx: CtxDep, docId: DocId) -> Evidence:
 
 @router.get(f"{API_PREFIX}/agencies", response_model=AgencyList, tags=["directory"],
     summary="getAgencies: the directory, with both code formats and validity dates")
-
-
 def agencies(
     _caller: CallerDep, ctx: CtxDep,
     at: Annotated[date | None, Query(description="Only bodies that exist on this day.")] = None,
@@ -429,14 +395,17 @@ def agencies(
     start = (page - 1) * pageSize
     return AgencyList(total=len(found), page=page, pageSize=pageSize,
                       items=found[start:start + pageSize])
-
-
 def _openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, summary=app.summary,
                              description=app.description, routes=app.routes,
                              openapi_version=app.openapi_version)
-        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        components = schema.setdefault("components", {})
+        # The status body is read by hand (JSON or XML): its schema is added here.
+        status = StatusRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.setdefault("schemas", {}).update(status.pop("$defs", {}))
+        components["schemas"]["StatusRequest"] = status
+        schemes = components.setdefault("securitySchemes", {})
         schemes["mutualTLS"] = {"type": "mutualTLS", "description": (
             "The agency system's client certificate, mapped to an organization through "
             "the directory (an organization signer's uid or fingerprint).")}
