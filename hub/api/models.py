@@ -67,6 +67,7 @@ class ReceivedItem(_Model):
     promulgationDate: date | None = None
     statusCode: str | None = Field(default=None, description="For a status packet: QCVN 102 code.")
     receipt: str | None = Field(default=None, description="For a hub receipt: its kind.")
+    reason: str | None = Field(default=None, description="For a refusal: the reason code.")
     responseFor: str | None = Field(default=None, description="For a status: the DocumentId.")
     receivedAt: datetime
     state: Literal["new", "fetched"]

@@ -217,13 +217,15 @@ class ApiContext:
             received_at = stored.received_at
         info: dict[str, Any] = {"receivedAt": received_at, "from": "", "to": [],
                                 "messageType": "unknown"}
-        receipt = headers.get(Headers.RECEIPT) if headers else None
-        if isinstance(receipt, bytes):
-            receipt = receipt.decode("utf-8", "replace")
+        receipt, issuer, reason = (_header(headers, h) for h in (
+            Headers.RECEIPT, Headers.ISSUER, Headers.REASON))
+        if receipt:
+            info.update({"messageType": "status", "receipt": receipt, "from": issuer or "",
+                         "reason": reason})
         try:
             packet = parse_packet(body, self.limits)
         except EnvelopeRefused:
-            return info
+            return info  # (a hub receipt about bytes nobody could read names no document)
         if isinstance(packet, Envelope):
             h = packet.header
             info.update({"messageType": _KINDS.get(packet.business_kind, "edoc"),
@@ -236,8 +238,7 @@ class ApiContext:
             info.update({"messageType": "status", "from": packet.sender.organ_id,
                          "to": [packet.response_for.organ_id],
                          "statusCode": packet.status_code,
-                         "receipt": str(receipt) if receipt else None,
-                         "responseFor": packet.response_for.document_id})
+                         "responseFor": packet.response_for.document_id or None})
         return info
 
     def fetch(self, caller: Caller, key: str) -> tuple[bytes, ReceivedItem, list[Receipt]]:
@@ -397,6 +398,13 @@ class ApiContext:
         timeline = [TimelineEvent(seq=e.seq, kind=e.kind.value, at=e.at, organization=e.organ_id,
                                   reason=e.reason) for e in events]
         return stored, receipts, statuses, timeline
+
+
+def _header(headers: Any, name: str) -> str | None:
+    value = headers.get(name) if headers else None
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return str(value) if value else None
 
 
 def _agency(e: OrgEntry) -> Agency:

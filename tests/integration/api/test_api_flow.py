@@ -177,7 +177,8 @@ def test_refused_packets_get_their_reason_and_nothing_is_delivered(
     assert _listed(api, HOME_AFFAIRS) == []
     assert [i["docId"] for i in _listed(api, FINANCE, messageType="edoc")] == [doc_id]
     refusals = [i for i in _listed(api, FINANCE, messageType="status") if i["receipt"]]
-    assert sorted(i["receipt"] for i in refusals) == ["rejected", "rejected"]
+    assert sorted((i["receipt"], i["reason"]) for i in refusals) == [
+        ("rejected", "SENDER_ACCOUNT_MISMATCH"), ("rejected", "SIGNATURE_MISSING")]
     dead = api.hub.drain(api.hub.names.dlq)
     assert sorted(d.headers["x-hub-reason"] for d in dead) == [
         "SENDER_ACCOUNT_MISMATCH", "SIGNATURE_MISSING"]
