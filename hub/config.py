@@ -206,6 +206,9 @@ class ApiSettings(_Section):
     """Messages the API holds unacknowledged per agency queue (what a list can show)."""
     verdict_wait_s: Annotated[float, Field(ge=0, le=60)] = 10.0
     """How long a send waits by default for the intake's verdict before answering ``pending``."""
+    max_wait_s: Annotated[float, Field(ge=0, le=60)] = 30.0
+    """Longest a request may be held waiting (a send's verdict, a long-polling list): a longer
+    ``wait`` is shortened to this (request threads are a bounded pool)."""
     sign_statuses: bool = True
     """Sign a status update as the agency when the hub's keystore holds its key."""
     secret_cache_s: Annotated[float, Field(ge=0, le=3600)] = 300.0

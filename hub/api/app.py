@@ -309,9 +309,6 @@ def acknowledge(caller: CallerDep, ctx: CtxDep, docId: DocId) -> AckResult:
 @router.post(f"{API_PREFIX}/acks", response_model=AckResult, tags=["documents"],
     summary="Confirm several documents at once")
 def acknowledge_many(caller: CallerDep, ctx: CtxDep, request: AckRequest) -> AckResult:
-    for key in request.docIds:
-        if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
-            raise ApiError(Reason.API_REQUEST_INVALID, 422, "docIds: SHA-256 hex expected")
     done, already = ctx.acknowledge(caller, request.docIds)
     return AckResult(acknowledged=done, alreadyAcknowledged=already)
 

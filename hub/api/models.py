@@ -8,9 +8,9 @@ written for the axis reads them unchanged; docs/API.md maps each one.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 MessageType = Literal["edoc", "update", "replacement", "revocation", "status"]
 """The axis' ``messageType``: a new document (QCVN 102 BussinessDocType 0), an update (2), a
@@ -104,8 +104,11 @@ class Edoc(_Model):
     receipts: list[Receipt]
 
 
+DocIdText = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
 class AckRequest(_Model):
-    docIds: list[str] = Field(min_length=1, max_length=1000)
+    docIds: list[DocIdText] = Field(min_length=1, max_length=1000)
 
 
 class AckResult(_Model):

@@ -95,6 +95,7 @@ class ApiContext:
     operator: str
     max_body_bytes: int
     verdict_wait_s: float
+    max_wait_s: float
     sign_statuses: bool
     require_client_cert: bool
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
@@ -103,6 +104,7 @@ class ApiContext:
     def send(self, caller: Caller, body: bytes, message_type: str, sender: str | None,
              wait: float) -> tuple[str, str, Verdict]:
         """Publish ``body`` for ``caller``; returns (docId, messageId, verdict)."""
+        wait = min(wait, self.max_wait_s)
         if sender is not None and self._entry(caller).codes.count(sender) == 0:
             raise ApiError(Reason.SENDER_ACCOUNT_MISMATCH, 403,
                            f"from={sender} is not the calling organization {caller.organization}")
@@ -178,6 +180,7 @@ class ApiContext:
                  sender: str | None, state: str | None, message_type: str | None,
                  page: int, page_size: int, wait: float) -> tuple[int, list[ReceivedItem]]:
         box = self.mailbox(caller)
+        wait = min(wait, self.max_wait_s)
 
         def matching() -> list[ReceivedItem]:
             items = [self.describe(h) for h in box.snapshot()]
