@@ -92,7 +92,11 @@ def make_api(api_pki: PkiPaths, broker_url: str, names: str, tmp_path: Path
             ctx = build_context(settings, hasher=CHEAP, clock=lambda: NOW)
             running = stack.enter_context(running_api(settings, ctx))
             made = Api(hub, running, settings, secrets)
-            stack.callback(lambda: [c.close() for c in made.clients.values()])
+            def close_clients() -> None:
+                for c in made.clients.values():
+                    c.close()
+
+            stack.callback(close_clients)
             return made
 
         yield start

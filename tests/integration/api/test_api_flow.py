@@ -46,7 +46,8 @@ def _listed(api: Api, org: str, **params: Any) -> list[dict[str, Any]]:
 def _error(answer: Any) -> str:
     body = answer.json()
     assert body["status"] == "FAIL"
-    assert body["message"]["vi"] and body["message"]["en"]
+    assert body["message"]["vi"]
+    assert body["message"]["en"]
     assert "Traceback" not in answer.text
     code: str = body["errorCode"]
     return code
