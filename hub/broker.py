@@ -318,6 +318,7 @@ class Connection:
                 exchange=method.exchange, redelivered=method.redelivered, headers=headers,
                 message_id=props.message_id, user_id=props.user_id, app_id=props.app_id,
                 delivery_count=int(headers.get("x-delivery-count", 0) or 0),
+                timestamp=props.timestamp,
             ))
 
         try:
@@ -358,6 +359,7 @@ class Connection:
             exchange=method.exchange, redelivered=method.redelivered, headers=headers,
             message_id=props.message_id, user_id=props.user_id, app_id=props.app_id,
             delivery_count=int(headers.get("x-delivery-count", 0) or 0),
+            timestamp=props.timestamp,
         )
 
     def settler(self) -> Settler:

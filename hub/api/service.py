@@ -182,14 +182,18 @@ class ApiContext:
         box = self.mailbox(caller)
         wait = min(wait, self.max_wait_s)
 
-        def matching() -> list[ReceivedItem]:
-            items = [self.describe(h) for h in box.snapshot()]
-            return [i for i in items
-                    if (since is None or i.receivedAt >= since)
-                    and (until is None or i.receivedAt < until)
-                    and (sender is None or i.from_ == sender)
-                    and (state is None or i.state == state)
-                    and (message_type is None or i.messageType == message_type)]
+        def matching() -> list[Held]:
+            # Filter on the cached fields; build response items for the page only.
+            out: list[Held] = []
+            for h in box.snapshot():
+                info = self._held_info(h)
+                if ((since is None or info["receivedAt"] >= since)
+                        and (until is None or info["receivedAt"] < until)
+                        and (sender is None or info["from"] == sender)
+                        and (state is None or state == ("fetched" if h.fetched else "new"))
+                        and (message_type is None or info["messageType"] == message_type)):
+                    out.append(h)
+            return out
 
         found = matching()
         deadline = time.monotonic() + wait
@@ -198,26 +202,24 @@ class ApiContext:
                 box.arrived.wait(timeout=max(0.0, min(0.5, deadline - time.monotonic())))
             found = matching()
         start = (page - 1) * page_size
-        return len(found), found[start:start + page_size]
+        return len(found), [self.describe(h) for h in found[start:start + page_size]]
+
+    def _held_info(self, held: Held) -> dict[str, Any]:
+        """The listing fields of a held message, read once from its bytes and kept."""
+        if held.info is None:
+            # When the hub published it (the AMQP timestamp), which survives an API restart.
+            stamp = held.delivery.timestamp
+            sent = datetime.fromtimestamp(stamp, UTC) if isinstance(stamp, int) else held.arrived
+            held.info = self._info(held.delivery.body, held.delivery.headers, sent)
+        return held.info
 
     def describe(self, held: Held) -> ReceivedItem:
-        """The listing fields of a held message (read once from its bytes, then kept)."""
-        if held.info is None:
-            held.info = self._info(held.delivery.body, held.delivery.headers, held.arrived,
-                                   held.key)
         return ReceivedItem(docId=held.key, messageId=held.delivery.message_id,
                             state="fetched" if held.fetched else "new",
                             redelivered=held.delivery.redelivered, size=len(held.delivery.body),
-                            **held.info)
+                            **self._held_info(held))
 
-    def _info(self, body: bytes, headers: Any, arrived: datetime, digest: str) -> dict[str, Any]:
-        received_at = arrived
-        try:
-            stored = self.ledger.document_by_digest(digest)
-        except TransientError:
-            stored = None
-        if stored is not None:
-            received_at = stored.received_at
+    def _info(self, body: bytes, headers: Any, received_at: datetime) -> dict[str, Any]:
         info: dict[str, Any] = {"receivedAt": received_at, "from": "", "to": [],
                                 "messageType": "unknown"}
         receipt, issuer, reason = (_header(headers, h) for h in (
@@ -256,7 +258,7 @@ class ApiContext:
         raw = self._ledger(lambda: self.ledger.raw(key))
         if raw is None:
             raise ApiError(Reason.API_DOCUMENT_NOT_FOUND, 404, f"docId {key}")
-        info = self._info(raw, {}, stored.received_at, key)
+        info = self._info(raw, {}, stored.received_at)
         item = ReceivedItem(docId=key, messageId=None, state="fetched", redelivered=False,
                             size=len(raw), **info)
         return raw, item, self._receipts(caller, key, stored.sender)
