@@ -144,6 +144,13 @@ class Connection:
         # Wake whoever waits: with batches in flight at once, any confirm may finish one.
         self._wake()
 
+    def wake(self) -> None:
+        """Make a :meth:`pump` in progress return at once; callable from any thread (the HTTP
+        API's request threads hand work to the thread that owns the connection). A closed
+        connection has nothing to wake: then it does nothing."""
+        with contextlib.suppress(Exception):
+            self._wake()
+
     def _wake(self) -> None:
         # process_data_events(time_limit) returns early only for events of the blocking
         # layer; a confirm handled on the impl channel is not one. Scheduling a no-op callback
@@ -311,6 +318,7 @@ class Connection:
                 exchange=method.exchange, redelivered=method.redelivered, headers=headers,
                 message_id=props.message_id, user_id=props.user_id, app_id=props.app_id,
                 delivery_count=int(headers.get("x-delivery-count", 0) or 0),
+                timestamp=props.timestamp,
             ))
 
         try:
@@ -351,6 +359,7 @@ class Connection:
             exchange=method.exchange, redelivered=method.redelivered, headers=headers,
             message_id=props.message_id, user_id=props.user_id, app_id=props.app_id,
             delivery_count=int(headers.get("x-delivery-count", 0) or 0),
+            timestamp=props.timestamp,
         )
 
     def settler(self) -> Settler:

@@ -36,7 +36,39 @@ from hub.broker import Connection, Delivery, Outgoing, connect
 from hub.consumers.plan import message_id_for
 from hub.topology import ENVELOPE_KEY, STATUS_KEY, Names
 
-__all__ = ["AgencyClient", "HandlerFailed", "Received"]
+__all__ = ["AgencyClient", "HandlerFailed", "Received", "SeenMessages"]
+
+
+class SeenMessages:
+    """The message ids a receiver already handled: receiver-side dedup (see the module notes).
+
+    In memory, or also appended to ``path`` (one id a line, flushed and fsynced before the
+    caller acknowledges the message) so that a restarted receiver still drops what it handled.
+    Used by :class:`AgencyClient` and by the HTTP API (``hub.api``), which dedups for agencies.
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self._path = path
+        self._ids: set[str] = set()
+        if path is not None and path.exists():
+            self._ids.update(path.read_text().split())
+
+    def __contains__(self, message_id: object) -> bool:
+        return message_id in self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def remember(self, message_id: str) -> None:
+        """Record ``message_id`` as handled; durable on return when a file is used."""
+        if message_id in self._ids:
+            return
+        self._ids.add(message_id)
+        if self._path is not None:
+            with self._path.open("a") as fh:
+                fh.write(message_id + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +108,7 @@ class AgencyClient:
         self.user_id = user_id or unquote(urlparse(url).username or "") or None
         self.conn: Connection = connect(url, name or f"agency {organ_id}")
         self._settler = self.conn.settler()
-        self._seen: set[str] = set()
-        self._seen_file = seen_file
-        if seen_file is not None and seen_file.exists():
-            self._seen.update(seen_file.read_text().split())
+        self._seen = SeenMessages(seen_file)
         self.duplicates_dropped = 0
 
     def send(self, envelope: bytes, *, status: bool = False) -> str:
@@ -88,14 +117,6 @@ class AgencyClient:
         self.conn.publish([Outgoing(self.names.inbound, STATUS_KEY if status else ENVELOPE_KEY,
                                     envelope, message_id=mid, user_id=self.user_id)])
         return mid
-
-    def _remember(self, message_id: str) -> None:
-        self._seen.add(message_id)
-        if self._seen_file is not None:
-            with self._seen_file.open("a") as fh:
-                fh.write(message_id + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
 
     def _handle(self, d: Delivery, queue: str, handler: Callable[[Received], None],
                 retries: int, retry_delay: float) -> None:
@@ -129,7 +150,7 @@ class AgencyClient:
                 continue
             self._handle(d, queue, handler, retries, retry_delay)
             if d.message_id:
-                self._remember(d.message_id)  # seen before the ack: a crash between = a drop
+                self._seen.remember(d.message_id)  # seen before the ack: a crash between = a drop
             self._settler.ack([d.tag])
             handled += 1
         return handled

@@ -251,6 +251,52 @@ class ConsoleSettings(_Section):
     """Rows per page in lists (dead letters, ledger search)."""
 
 
+class ApiSettings(_Section):
+    """``hub api``: the HTTP API for agency document systems (docs/API.md)."""
+
+    host: str = "127.0.0.1"
+    """Address the API listens on."""
+    port: Annotated[int, Field(ge=0, le=65535)] = 8443
+    """TCP port of the API (0: any free port, for tests)."""
+    broker_url: str = ""
+    """AMQP URL the API logs in with (default: ``[broker] url``). Its login publishes for the
+    calling agency (``x-hub-original-user``), so it must be a trusted publisher of the hub
+    (``[broker] trusted_publishers``, or the hub's own login)."""
+    tls_cert: str = ""
+    """PEM certificate (chain) of the API's TLS server; empty: plain HTTP (behind a proxy, or
+    tests)."""
+    tls_key: str = ""
+    """PEM private key of the API's TLS server."""
+    tls_client_ca: str = ""
+    """PEM file of the CAs that issue agency systems' client certificates; empty: no mutual
+    TLS. A certificate is mapped to an organization through the directory (an organization
+    signer's uid or fingerprint)."""
+    require_client_cert: bool = False
+    """Refuse TLS connections without a client certificate (then no system id + secret)."""
+    credentials_file: str = "api-credentials.toml"
+    """TOML file of system ids, their organization and argon2 hashes of their secrets
+    (``hub api credentials``); re-read when it changes."""
+    state_dir: str = "api-state"
+    """Where the API keeps the message ids each agency acknowledged (receiver-side dedup)."""
+    max_body_bytes: Positive = 50 * 1024 * 1024
+    """Largest request body accepted (a larger one is refused before it is read)."""
+    rate_per_s: Annotated[float, Field(gt=0)] = 50.0
+    """Requests per second one agency may make on average (token bucket)."""
+    rate_burst: Positive = 100
+    """Requests one agency may make at once (the bucket's size)."""
+    window: Annotated[int, Field(ge=1, le=10_000)] = 200
+    """Messages the API holds unacknowledged per agency queue (what a list can show)."""
+    verdict_wait_s: Annotated[float, Field(ge=0, le=60)] = 10.0
+    """How long a send waits by default for the intake's verdict before answering ``pending``."""
+    max_wait_s: Annotated[float, Field(ge=0, le=60)] = 30.0
+    """Longest a request may be held waiting (a send's verdict, a long-polling list): a longer
+    ``wait`` is shortened to this (request threads are a bounded pool)."""
+    sign_statuses: bool = True
+    """Sign a status update as the agency when the hub's keystore holds its key."""
+    secret_cache_s: Annotated[float, Field(ge=0, le=3600)] = 300.0
+    """How long a verified secret is remembered (argon2 is slow on purpose); 0: never."""
+
+
 class Settings(BaseSettings):
     broker: BrokerSettings = BrokerSettings()
     ledger: LedgerSettings = LedgerSettings()
@@ -260,9 +306,8 @@ class Settings(BaseSettings):
     log: LogSettings = LogSettings()
     metrics: MetricsSettings = MetricsSettings()
     axis: AxisSettings = AxisSettings()
-
-
     console: ConsoleSettings = ConsoleSettings()
+    api: ApiSettings = ApiSettings()
     base_dir: str = "."
     """Directory relative paths are resolved against (the config file's directory)."""
 

@@ -25,6 +25,9 @@ class Delivery:
     app_id: str | None
     delivery_count: int
     """RabbitMQ's ``x-delivery-count`` header of quorum queues (0 on a first delivery)."""
+    timestamp: int | None = None
+    """The AMQP ``timestamp`` property: when the publisher (the hub, for deliveries) sent it,
+    in seconds since the epoch."""
 
 
 @dataclass(frozen=True, slots=True)

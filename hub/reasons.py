@@ -127,6 +127,14 @@ class Reason(enum.StrEnum):
     """The national axis answered a document with a refusal (4xx and a reason of its own)."""
     AXIS_UNAVAILABLE = "AXIS_UNAVAILABLE"
     """The national axis did not answer usefully (timeout, 5xx, connection refused)."""
+    # -- the HTTP API for agency systems (issue 18): answers to a request, never a packet's fate
+    API_AUTH_REQUIRED = "API_AUTH_REQUIRED"
+    API_CREDENTIALS_INVALID = "API_CREDENTIALS_INVALID"
+    API_CLIENT_CERT_UNKNOWN = "API_CLIENT_CERT_UNKNOWN"
+    API_RATE_LIMITED = "API_RATE_LIMITED"
+    API_REQUEST_INVALID = "API_REQUEST_INVALID"
+    API_DOCUMENT_NOT_FOUND = "API_DOCUMENT_NOT_FOUND"
+    API_KEY_NOT_HELD = "API_KEY_NOT_HELD"
 
     @property
     def info(self) -> ReasonInfo:
@@ -346,6 +354,33 @@ CATALOGUE: dict[Reason, ReasonInfo] = {
         "Nothing is lost: documents wait in the gateway queue and the connector retries with "
         "backoff (circuit breaker); check the axis endpoint and the connector's credentials.",
         _T),
+    Reason.API_AUTH_REQUIRED: ReasonInfo(
+        "Yêu cầu chưa được xác thực (cần chứng thư số của hệ thống hoặc mã hệ thống và khóa bí mật)",
+        "The request is not authenticated (a client certificate or a system id and secret is "
+        "required)", "Tell the agency to configure its system's certificate or credentials.", _R),
+    Reason.API_CREDENTIALS_INVALID: ReasonInfo(
+        "Mã hệ thống hoặc khóa bí mật không đúng", "Unknown system id or wrong secret",
+        "Check the system's entry with `hub api credentials ls`; rotate its secret if it was "
+        "lost.", _R),
+    Reason.API_CLIENT_CERT_UNKNOWN: ReasonInfo(
+        "Chứng thư số của hệ thống không thuộc cơ quan nào trong danh bạ",
+        "The client certificate belongs to no organization of the directory",
+        "Add the certificate's uid or fingerprint as an organization signer in the directory.",
+        _R),
+    Reason.API_RATE_LIMITED: ReasonInfo(
+        "Vượt quá số yêu cầu cho phép, vui lòng thử lại sau",
+        "Too many requests; try again later",
+        "Raise [api] rate_per_s / rate_burst only if the agency's traffic is legitimate.", _R),
+    Reason.API_REQUEST_INVALID: ReasonInfo(
+        "Yêu cầu không hợp lệ", "The request is invalid",
+        "Tell the agency to check its request against the API description (docs/API.md).", _R),
+    Reason.API_DOCUMENT_NOT_FOUND: ReasonInfo(
+        "Không tìm thấy văn bản của cơ quan với mã này",
+        "No document of this organization has this id", "None.", _R),
+    Reason.API_KEY_NOT_HELD: ReasonInfo(
+        "Hệ thống trung gian không giữ khóa của cơ quan: cơ quan phải tự ký và gửi gói tin trạng thái",
+        "The hub holds no key of this organization: send a status packet signed by the agency",
+        "None, or add the organization's key to the keystore if the hub is to sign for it.", _R),
 }
 
 

@@ -34,7 +34,7 @@ LAYERS: dict[str, int] = {
     # 4: wiring and the agency client
     "app": 4, "client": 4,
     # 5: the surfaces and the test tooling
-    "ops": 5, "testing": 5, "__main__": 5, "axis": 5, "console": 5,
+    "ops": 5, "testing": 5, "__main__": 5, "axis": 5, "console": 5, "api": 5,
 }
 PURE = ["edxml", "validators", "routing.py", "topology.py", "receipts", "consumers/settlement.py",
         "consumers/plan.py", "messages.py", "reasons.py", "directory.py"]

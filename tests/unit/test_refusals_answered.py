@@ -59,6 +59,12 @@ EXEMPT: dict[Reason, str] = {
     Reason.OPERATOR_DISCARDED: "an operator's decision about a parked letter, not a refusal",
     Reason.DELIVERY_LIMIT_EXCEEDED: "parked: the hub could not decide; the sender is not told",
     Reason.LEDGER_ROW_REJECTED: "the recipients did get the document; an operator replays it",
+    **dict.fromkeys((Reason.API_AUTH_REQUIRED, Reason.API_CREDENTIALS_INVALID,
+                     Reason.API_CLIENT_CERT_UNKNOWN, Reason.API_RATE_LIMITED,
+                     Reason.API_REQUEST_INVALID, Reason.API_DOCUMENT_NOT_FOUND,
+                     Reason.API_KEY_NOT_HELD),
+                    "the agency API's answer to an HTTP request, given in the HTTP answer; no "
+                    "packet reached the intake"),
 }
 
 

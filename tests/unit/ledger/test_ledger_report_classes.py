@@ -9,6 +9,10 @@ NOT_A_REFUSAL_OF_THE_SENDER = {
     Reason.OK, Reason.BROKER_UNAVAILABLE, Reason.LEDGER_UNAVAILABLE,
     Reason.DELIVERY_LIMIT_EXCEEDED, Reason.INTERNAL_ERROR, Reason.OPERATOR_DISCARDED,
     Reason.LEDGER_ROW_REJECTED, Reason.AXIS_UNAVAILABLE,
+    # The agency API's answers to a request (issue 18): never a packet's outcome in the ledger
+    Reason.API_AUTH_REQUIRED, Reason.API_CREDENTIALS_INVALID, Reason.API_CLIENT_CERT_UNKNOWN,
+    Reason.API_RATE_LIMITED, Reason.API_REQUEST_INVALID, Reason.API_DOCUMENT_NOT_FOUND,
+    Reason.API_KEY_NOT_HELD,
 }
 """Codes the report counts as ``other``: outcomes of the hub or its operator, not of what the
 sender sent."""

@@ -1,0 +1,430 @@
+"""The operations, with the axis' semantics, behind the HTTP layer (no HTTP in here).
+
+Every operation takes an authenticated :class:`~hub.api.auth.Caller`. What each one may touch:
+
+* **send** publishes the exact request bytes to the inbound exchange, as the AMQP client does,
+  under the API's broker login with the caller's broker account in ``x-hub-original-user``:
+  the plan binds *that* account to ``From`` (``hub.consumers.plan.effective_user``). The API
+  judges nothing; it may wait for the intake's verdict in the ledger.
+* **list / fetch / acknowledge** read the caller's own mailbox (its two queues) and, for a
+  document it already acknowledged, the ledger — only documents delivered to it or sent by it.
+* **status** signs a QCVN 102 status packet as the caller (when the hub's keystore holds its
+  key) and sends it like any other packet; the document is settled once the status is
+  confirmed by the broker.
+* **sent / evidence** read the ledger for documents the caller sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+from hub.api.auth import ApiError, Caller, CertificateMap, RateLimiter
+from hub.api.bridge import BrokerBridge, Held, Mailbox
+from hub.api.credentials import CredentialStore
+from hub.api.models import (
+    Agency,
+    Receipt,
+    ReceivedItem,
+    SentItem,
+    TimelineEvent,
+)
+from hub.consumers.plan import message_id_for
+from hub.directory import Directory, OrgEntry
+from hub.edxml import EnvelopeRefused, Limits, parse_packet
+from hub.edxml.build import build_status, response_for
+from hub.edxml.model import BusinessDocType, Envelope, Organization, StaffInfo, StatusPacket
+from hub.edxml.orgcode import OrgCode, OrgCodeFormat
+from hub.errors import TransientError
+from hub.ledger import EventKind, Ledger, StoredDocument
+from hub.messages import Headers, Outgoing
+from hub.reasons import Reason
+from hub.topology import ENVELOPE_KEY, STATUS_KEY, Names, last_day
+from hub.trust.keystore import Keystore
+from hub.trust.signing import sign_xml
+
+__all__ = ["STATUS_WORDS", "ApiContext", "Verdict"]
+
+STATUS_WORDS: dict[str, str | None] = {
+    "inbox": "01", "rejection": "02", "acceptance": "03", "assignment": "04",
+    "processing": "05", "done": "06", "fail": None,
+}
+"""The axis' status words → QCVN 102:2016 status codes (DOMAIN §3, §6). ``fail`` has no QCVN
+code: an agency reports a document it cannot handle as a rejection (02) with a description."""
+
+_KINDS = {BusinessDocType.NEW: "edoc", BusinessDocType.REVOCATION: "revocation",
+          BusinessDocType.UPDATE: "update", BusinessDocType.REPLACEMENT: "replacement"}
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    state: str
+    """accepted, duplicate, refused or pending."""
+    reason: Reason | None = None
+    detail: str = ""
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _ledger_down(exc: TransientError) -> ApiError:
+    return ApiError(exc.reason, 503, "the delivery ledger is unavailable; try again")
+
+
+@dataclass
+class ApiContext:
+    """Every long-lived object of the API, built once (``hub.api.app.build_context``)."""
+
+    directory: Directory
+    keystore: Keystore
+    ledger: Ledger
+    bridge: BrokerBridge
+    credentials: CredentialStore
+    certificates: CertificateMap
+    limiter: RateLimiter
+    names: Names
+    limits: Limits
+    api_user: str
+    operator: str
+    max_body_bytes: int
+    verdict_wait_s: float
+    max_wait_s: float
+    sign_statuses: bool
+    require_client_cert: bool
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    # -- send -----------------------------------------------------------------------------------
+    def send(self, caller: Caller, body: bytes, message_type: str, sender: str | None,
+             wait: float) -> tuple[str, str, Verdict]:
+        """Publish ``body`` for ``caller``; returns (docId, messageId, verdict)."""
+        wait = min(wait, self.max_wait_s)
+        if sender is not None and self._entry(caller).codes.count(sender) == 0:
+            raise ApiError(Reason.SENDER_ACCOUNT_MISMATCH, 403,
+                           f"from={sender} is not the calling organization {caller.organization}")
+        digest = hashlib.sha256(body).hexdigest()
+        mid = message_id_for(body)
+        start = self._head() if wait > 0 else None
+        self._publish(caller, body, status=message_type == "status", message_id=mid)
+        if start is None:
+            return digest, mid, Verdict("pending")
+        return digest, mid, self.verdict(digest, start, wait)
+
+    def _publish(self, caller: Caller, body: bytes, *, status: bool, message_id: str) -> None:
+        message = Outgoing(self.names.inbound, STATUS_KEY if status else ENVELOPE_KEY, body,
+                           {Headers.ORIGINAL_USER: caller.broker_user}, message_id=message_id,
+                           user_id=self.api_user)
+        try:
+            self.bridge.publish((message,)).result(timeout=60)
+        except TransientError as exc:
+            raise ApiError(Reason.BROKER_UNAVAILABLE, 503, "the broker did not take the packet; "
+                           "send it again (the same bytes are recognised)") from exc
+        except TimeoutError as exc:
+            raise ApiError(Reason.BROKER_UNAVAILABLE, 503, "no confirm from the broker") from exc
+
+    def _head(self) -> int | None:
+        try:
+            return self.ledger.head()[0]
+        except TransientError:
+            return None
+
+    def verdict(self, digest: str, after_seq: int | None, wait: float) -> Verdict:
+        """The intake's verdict on ``digest`` from ledger events after ``after_seq``, waiting up
+        to ``wait`` seconds. Whole deliveries commit at once, so a RECEIVED event comes with
+        its outcome; a retry scheduled means the hub is still trying."""
+        if after_seq is None:
+            return Verdict("pending")
+        deadline = time.monotonic() + wait
+        pause = 0.005
+        while True:
+            try:
+                events = [e for e in self.ledger.events(digest=digest) if e.seq > after_seq]
+            except TransientError:
+                events = []
+            state: Verdict | None = None
+            for e in events:
+                if e.kind is EventKind.REJECTED:
+                    reason = Reason(str(e.reason)) if e.reason in Reason.__members__ else None
+                    # (an unknown code would come from a newer hub: say so, do not crash)
+                    state = Verdict("refused", reason or Reason.INTERNAL_ERROR,
+                                    str(e.detail.get("detail", ""))[:300])
+                elif e.kind is EventKind.RETRY_SCHEDULED:
+                    state = None
+                elif e.kind is EventKind.DUPLICATE:
+                    state = Verdict("duplicate")
+                elif e.kind in (EventKind.RECEIVED, EventKind.VALIDATED):
+                    state = Verdict("accepted")
+            if state is not None:
+                return state
+            if time.monotonic() >= deadline:
+                return Verdict("pending")
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+
+    # -- receive --------------------------------------------------------------------------------
+    def mailbox(self, caller: Caller) -> Mailbox:
+        try:
+            return self.bridge.mailbox(caller.organization)
+        except TransientError as exc:
+            raise ApiError(Reason.BROKER_UNAVAILABLE, 503, "the broker is unavailable") from exc
+        except TimeoutError as exc:
+            raise ApiError(Reason.BROKER_UNAVAILABLE, 503, "the broker did not answer") from exc
+
+    def received(self, caller: Caller, *, since: datetime | None, until: datetime | None,
+                 sender: str | None, state: str | None, message_type: str | None,
+                 page: int, page_size: int, wait: float) -> tuple[int, list[ReceivedItem]]:
+        box = self.mailbox(caller)
+        wait = min(wait, self.max_wait_s)
+
+        def matching() -> list[Held]:
+            # Filter on the cached fields; build response items for the page only.
+            out: list[Held] = []
+            for h in box.snapshot():
+                info = self._held_info(h)
+                if ((since is None or info["receivedAt"] >= since)
+                        and (until is None or info["receivedAt"] < until)
+                        and (sender is None or info["from"] == sender)
+                        and (state is None or state == ("fetched" if h.fetched else "new"))
+                        and (message_type is None or info["messageType"] == message_type)):
+                    out.append(h)
+            return out
+
+        found = matching()
+        deadline = time.monotonic() + wait
+        while not found and time.monotonic() < deadline:
+            with box.arrived:
+                box.arrived.wait(timeout=max(0.0, min(0.5, deadline - time.monotonic())))
+            found = matching()
+        start = (page - 1) * page_size
+        return len(found), [self.describe(h) for h in found[start:start + page_size]]
+
+    def _held_info(self, held: Held) -> dict[str, Any]:
+        """The listing fields of a held message, read once from its bytes and kept."""
+        if held.info is None:
+            # When the hub published it (the AMQP timestamp), which survives an API restart.
+            stamp = held.delivery.timestamp
+            sent = datetime.fromtimestamp(stamp, UTC) if isinstance(stamp, int) else held.arrived
+            held.info = self._info(held.delivery.body, held.delivery.headers, sent)
+        return held.info
+
+    def describe(self, held: Held) -> ReceivedItem:
+        return ReceivedItem(docId=held.key, messageId=held.delivery.message_id,
+                            state="fetched" if held.fetched else "new",
+                            redelivered=held.delivery.redelivered, size=len(held.delivery.body),
+                            **self._held_info(held))
+
+    def _info(self, body: bytes, headers: Any, received_at: datetime) -> dict[str, Any]:
+        info: dict[str, Any] = {"receivedAt": received_at, "from": "", "to": [],
+                                "messageType": "unknown"}
+        receipt, issuer, reason = (_header(headers, h) for h in (
+            Headers.RECEIPT, Headers.ISSUER, Headers.REASON))
+        if receipt:
+            info.update({"messageType": "status", "receipt": receipt, "from": issuer or "",
+                         "reason": reason})
+        try:
+            packet = parse_packet(body, self.limits)
+        except EnvelopeRefused:
+            return info  # (a hub receipt about bytes nobody could read names no document)
+        if isinstance(packet, Envelope):
+            h = packet.header
+            info.update({"messageType": _KINDS.get(packet.business_kind, "edoc"),
+                         "from": packet.sender.organ_id,
+                         "to": [r.organ_id for r in h.recipients],
+                         "documentId": packet.document_id, "code": h.code.text,
+                         "subject": h.subject,
+                         "promulgationDate": h.promulgation_info.promulgation_date})
+        elif isinstance(packet, StatusPacket):
+            info.update({"messageType": "status", "from": packet.sender.organ_id,
+                         "to": [packet.response_for.organ_id],
+                         "statusCode": packet.status_code,
+                         "responseFor": packet.response_for.document_id or None})
+        return info
+
+    def fetch(self, caller: Caller, key: str) -> tuple[bytes, ReceivedItem, list[Receipt]]:
+        """A document of the caller's: held for it, or in the ledger delivered to or sent by it."""
+        box = self.mailbox(caller)
+        held = box.get(key)
+        if held is not None:
+            held.fetched = True
+            item = self.describe(held)
+            return held.delivery.body, item, self._receipts(caller, key, item.from_)
+        stored = self._stored_for(caller, key)
+        raw = self._ledger(lambda: self.ledger.raw(key))
+        if raw is None:
+            raise ApiError(Reason.API_DOCUMENT_NOT_FOUND, 404, f"docId {key}")
+        info = self._info(raw, {}, stored.received_at)
+        item = ReceivedItem(docId=key, messageId=None, state="fetched", redelivered=False,
+                            size=len(raw), **info)
+        return raw, item, self._receipts(caller, key, stored.sender)
+
+    def _stored_for(self, caller: Caller, key: str) -> StoredDocument:
+        stored: StoredDocument | None = self._ledger(lambda: self.ledger.document_by_digest(key))
+        # Another organization's document is "not found": the answer says nothing about
+        # whether it exists.
+        if stored is None or (caller.organization not in stored.recipients
+                              and stored.sender != caller.organization):
+            raise ApiError(Reason.API_DOCUMENT_NOT_FOUND, 404, f"docId {key}")
+        return stored
+
+    def _ledger(self, read: Callable[[], Any]) -> Any:
+        try:
+            return read()
+        except TransientError as exc:
+            raise _ledger_down(exc) from exc
+
+    def _receipts(self, caller: Caller, digest: str, sender: str) -> list[Receipt]:
+        """The hub's receipts about ``digest`` the caller may see: all of them for its sender;
+        the hub operator's and the caller's own for a recipient."""
+        docs = self._ledger(lambda: self.ledger.documents(links_to=digest, kind="receipt"))
+        if sender != caller.organization:
+            docs = [d for d in docs if d.sender in (self.operator, caller.organization)]
+        return self._packets(docs)
+
+    def _packets(self, docs: Iterable[StoredDocument]) -> list[Receipt]:
+        out: list[Receipt] = []
+        for d in docs:
+            raw: bytes | None = self._ledger(partial(self.ledger.raw, d.digest))
+            if raw is None:
+                continue
+            kind = d.code if d.kind == "receipt" else "status"
+            out.append(Receipt(docId=d.digest, kind=kind, issuer=d.sender,
+                               statusCode=d.code if d.kind == "status" else "",
+                               receivedAt=d.received_at, content=_b64(raw)))
+        return out
+
+    def acknowledge(self, caller: Caller, keys: list[str]) -> tuple[list[str], list[str]]:
+        box = self.mailbox(caller)
+        held: list[Held] = []
+        already: list[str] = []
+        for key in dict.fromkeys(keys):
+            h = box.get(key)
+            if h is not None:
+                held.append(h)
+            elif key in box.acknowledged:
+                already.append(key)
+            else:
+                raise ApiError(Reason.API_DOCUMENT_NOT_FOUND, 404,
+                               f"docId {key} is not waiting for this organization")
+        self._settle(box, held)
+        return [h.key for h in held], already
+
+    def _settle(self, box: Mailbox, held: list[Held]) -> None:
+        if not held:
+            return
+        try:
+            self.bridge.acknowledge(box, held)
+        except TransientError as exc:
+            raise ApiError(Reason.BROKER_UNAVAILABLE, 503, "the broker is unavailable; the "
+                           "documents will be offered again") from exc
+
+    # -- status ---------------------------------------------------------------------------------
+    def update_status(self, caller: Caller, key: str, status: str, description: str,
+                      staff: StaffInfo | None, wait: float) -> tuple[str, str, Verdict]:
+        code = STATUS_WORDS.get(status, status)
+        if code is None:
+            raise ApiError(Reason.API_REQUEST_INVALID, 422, "'fail' has no QCVN 102 status code: "
+                           "report 'rejection' (02) with a description")
+        raw, item, _ = self.fetch(caller, key)
+        if item.messageType in ("status", "unknown"):
+            raise ApiError(Reason.API_REQUEST_INVALID, 422, "a status is reported about a "
+                           "document, not about a status packet")
+        signer = self.keystore.signer(caller.organization) if self.sign_statuses else None
+        if signer is None:
+            raise ApiError(Reason.API_KEY_NOT_HELD, 409, f"post a status packet signed by "
+                           f"{caller.organization} to /api/v1/edocs/{key}/status as XML")
+        envelope = parse_packet(raw, self.limits)
+        assert isinstance(envelope, Envelope)
+        entry = self._entry(caller)
+        packet = sign_xml(build_status(
+            response_for=response_for(envelope), sender=Organization(entry.codes[0], entry.name),
+            status_code=code, timestamp=self.clock(), description=description,
+            staff_info=staff), signer)
+        return self.send_status(caller, key, packet, wait)
+
+    def send_status(self, caller: Caller, key: str, packet: bytes, wait: float
+                    ) -> tuple[str, str, Verdict]:
+        """Send a status packet about ``key``, then settle ``key`` if the API holds it."""
+        box = self.mailbox(caller)
+        held = box.get(key)
+        if held is None:
+            self._stored_for(caller, key)  # a document of the caller's, or 404
+        digest, mid, verdict = self.send(caller, packet, "status", None, wait)
+        if held is not None and box.get(key) is held:
+            self._settle(box, [held])
+        return digest, mid, verdict
+
+    # -- directory, sent, evidence --------------------------------------------------------------
+    def _entry(self, caller: Caller) -> OrgEntry:
+        entry = self.directory.find(caller.organization)
+        assert entry is not None  # authentication found it
+        return entry
+
+    def agencies(self, *, at: datetime | None, query: str | None, reach: str | None
+                 ) -> list[Agency]:
+        out: list[Agency] = []
+        needle = (query or "").casefold()
+        for e in self.directory.entries:
+            if at is not None and not e.valid_at(at):
+                continue
+            if reach is not None and e.reach != reach:
+                continue
+            if needle and needle not in e.name.casefold() and not any(
+                    needle in c.casefold() for c in e.codes):
+                continue
+            out.append(_agency(e))
+        return out
+
+    def sent(self, caller: Caller, *, since: datetime | None, until: datetime | None,
+             limit: int) -> list[SentItem]:
+        docs = self._ledger(lambda: self.ledger.documents(
+            sender=caller.organization, kind="envelope", since=since, until=until, limit=limit))
+        delivered = self._ledger(lambda: self.ledger.delivered_to_many(d.digest for d in docs))
+        return [SentItem(docId=d.digest, documentId=d.document_id, code=d.code,
+                         to=list(d.recipients), receivedAt=d.received_at,
+                         deliveredTo=sorted(delivered.get(d.digest, ()))) for d in docs]
+
+    def evidence(self, caller: Caller, key: str) -> tuple[StoredDocument, list[Receipt],
+                                                        list[Receipt], list[TimelineEvent]]:
+        stored = self._ledger(lambda: self.ledger.document_by_digest(key))
+        if stored is None or stored.sender != caller.organization:
+            raise ApiError(Reason.API_DOCUMENT_NOT_FOUND, 404, f"no document {key} sent by "
+                           f"{caller.organization}")
+        receipts = self._packets(self._ledger(
+            lambda: self.ledger.documents(links_to=key, kind="receipt")))
+        statuses = self._packets(self._ledger(
+            lambda: self.ledger.documents(links_to=key, kind="status")))
+        events = self._ledger(lambda: self.ledger.events(digest=key))
+        timeline = [TimelineEvent(seq=e.seq, kind=e.kind.value, at=e.at, organization=e.organ_id,
+                                  reason=e.reason) for e in events]
+        return stored, receipts, statuses, timeline
+
+
+def _header(headers: Any, name: str) -> str | None:
+    value = headers.get(name) if headers else None
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return str(value) if value else None
+
+
+def _agency(e: OrgEntry) -> Agency:
+    legacy = electronic = None
+    for code in e.codes:
+        try:
+            parsed = OrgCode.parse(code)
+        except EnvelopeRefused:
+            continue
+        if parsed.format is OrgCodeFormat.EID:
+            electronic = electronic or code
+        else:
+            legacy = legacy or code
+    return Agency(code=e.codes[0], legacyCode=legacy, electronicCode=electronic,
+                  codes=list(e.codes), name=e.name, level=e.level, parent=e.parent,
+                  province=e.province, reach=e.reach,
+                  validFrom=e.valid_from.date() if e.valid_from is not None else None,
+                  validTo=last_day(e), successor=e.successor)
