@@ -72,10 +72,14 @@ _WRITE = "hub_ledger_write"
 REFUSED_BYTES_CAP = 50 * 1024 * 1024
 """Default largest refused packet whose bytes are kept (the default envelope size limit)."""
 
-# SQLSTATE classes that blame the rows, not the database: data exception, integrity constraint
-# violation, program limit exceeded (an index entry too large). Any other coded error is the
-# database's state (connection, resources, locks, permissions, shutdown): retry later.
-_ROW_SQLSTATE_CLASSES = frozenset({"22", "23", "54"})
+# SQLSTATE classes that are the database's state, not the rows': connection (08), invalid
+# transaction state (25), rollback for serialization or deadlock (40), access rules or a schema
+# not there yet (42: an operator fixes it), insufficient resources (53), object state such as a
+# lock not available (55), operator intervention such as a shutdown (57), system and internal
+# errors (58, XX): the same write may succeed later, so the batch is held and retried. Any other
+# class blames the rows (22 data, 23 integrity, 54 limits, P0 a trigger that refuses them …):
+# retrying would stall the consumer on a poison row, so the rows are isolated instead.
+_STATE_SQLSTATE_CLASSES = frozenset({"08", "25", "40", "42", "53", "55", "57", "58", "XX"})
 
 
 def _is_transient(error: BaseException) -> bool:
@@ -88,7 +92,7 @@ def _is_transient(error: BaseException) -> bool:
         return True
     code = getattr(error.orig, "pgcode", None) or getattr(error.orig, "sqlstate", None)
     if isinstance(code, str) and len(code) == 5:
-        return code[:2] not in _ROW_SQLSTATE_CLASSES
+        return code[:2] in _STATE_SQLSTATE_CLASSES
     # SQLite has no SQLSTATE: "database is locked", I/O errors are OperationalError.
     return isinstance(error, exc.OperationalError | exc.InterfaceError)
 

@@ -218,8 +218,8 @@ def _open(
                              checkpoint_every=settings.ledger.checkpoint_every,
                              checkpoint_signer=signer, checkpoint_cert_pem=cert_pem,
                              read_only=read_only and signer is None, must_exist=True)
-    except (TransientError, ConfigurationError, OSError):
-        raise
+    except (TransientError, ConfigurationError, LedgerOpenError, OSError):
+        raise  # a missing ledger is the user's path (exit 2), not the settings
     except Exception as exc:  # the database driver's own errors: an unusable URL
         from hub.logs import redact_url
 

@@ -33,8 +33,8 @@ class HubReceipts:
         return self.keystore.signer(self.operator)
 
     def _build(self, kind: str, env: Envelope | StatusPacket, reporter: str, at: datetime,
-               reason: Reason | None = None,
-               status_code: str | None = None) -> etree._Element:
+               reason: Reason | None = None, status_code: str | None = None,
+               recipient: str | None = None) -> etree._Element:
         """The unsigned receipt tree, read from the tree the parser already built."""
         sig = signature_value_of(env.raw, env.tree)
         if isinstance(env, Envelope):
@@ -47,7 +47,7 @@ class HubReceipts:
         return build_receipt_tree(
             kind, envelope_raw=env.raw, signature_value=sig, sender=sender,
             document_id=document_id, code=code, reporter=reporter, at=at, reason=reason,
-            envelope_digest=env.digest, status_code=status_code,
+            envelope_digest=env.digest, status_code=status_code, recipient=recipient,
         )
 
     def accepted(self, envelope: Envelope, at: datetime) -> tuple[str, bytes] | None:
@@ -85,7 +85,9 @@ class HubReceipts:
         signer = self.keystore.signer(recipient)
         if signer is None:
             return None
-        return sign_tree(self._build("received", envelope, recipient, at), signer)
+        # The evidence names the recipient: only that recipient may sign a "received".
+        return sign_tree(self._build("received", envelope, recipient, at, recipient=recipient),
+                         signer)
 
     def countersign(self, status: StatusPacket, at: datetime) -> bytes | None:
         signer = self._operator()

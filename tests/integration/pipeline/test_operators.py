@@ -67,7 +67,7 @@ def test_twenty_rejections_for_four_reasons_are_listed_shown_replayed_and_record
     listed = json.loads(capsys.readouterr().out)
     assert len(listed) == 20
     assert {d["reason"] for d in listed} == {
-        "DELIVERY_LIMIT_EXCEEDED", "SIGNATURE_DIGEST_MISMATCH", "RECIPIENT_UNKNOWN",
+        "REVOCATION_UNAVAILABLE", "SIGNATURE_DIGEST_MISMATCH", "RECIPIENT_UNKNOWN",
         "ENVELOPE_MALFORMED"}
     assert main(["--config", str(config), "dlq", "ls", "--reason", "RECIPIENT_UNKNOWN"]) == 0
     assert "5 dead letter(s)" in capsys.readouterr().out
