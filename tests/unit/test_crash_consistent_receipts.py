@@ -220,12 +220,12 @@ def test_after_a_crash_every_copy_under_one_message_id_is_the_one_the_ledger_rec
         for o in [*dead, *survived]:
             if Headers.RECEIPT not in o.headers and Headers.DIGEST in o.headers:
                 assert second.ledger.raw(str(o.headers[Headers.DIGEST])) == o.body
-        # And nothing was lost: the three envelopes are recorded, once each
+        # And nothing was lost: the earlier and the three new envelopes are recorded, once each
         envelopes = second.ledger.documents(kind="envelope")
         assert len(envelopes) == 4
         # And the ledger dates an accepted document to the instant its published receipt states
-        for o in receipts.values():
-            evidence = read_evidence(o)
+        for receipt in receipts.values():
+            evidence = read_evidence(receipt)
             assert evidence is not None
             if evidence.kind.value == "accepted":
                 doc = second.ledger.document_by_digest(evidence.envelope_digest)
