@@ -408,11 +408,15 @@ class Ledger:
             with self.engine.connect() as conn:
                 conn.execution_options(**{_WRITE: True})
                 with conn.begin():
-                    conn.execute(stmt, list(rows.values()))
-                    for start in range(0, len(ids), 500):
+                    inserted = set(conn.scalars(stmt.returning(OutboxRow.message_id),
+                                                list(rows.values())))
+                    # Only a message id staged before (a redelivery, or another consumer) is
+                    # read back: usually none.
+                    kept = [m for m in ids if m not in inserted]
+                    for start in range(0, len(kept), 500):
                         for message_id, digest in conn.execute(
                                 select(OutboxRow.message_id, OutboxRow.body_digest).where(
-                                    OutboxRow.message_id.in_(ids[start:start + 500]))):
+                                    OutboxRow.message_id.in_(kept[start:start + 500]))):
                             if digest != rows[message_id]["body_digest"]:
                                 conflicts.append(message_id)
         except (exc.DBAPIError, exc.TimeoutError) as error:
