@@ -23,6 +23,13 @@ Exactly-once at the recipient is *at-least-once publishing + idempotent receiver
 between the publish confirm and the ledger commit republishes under the same message id, and
 :mod:`hub.client` drops what it has seen. The hub itself never republishes to a recipient the
 ledger records as delivered.
+
+A republished copy must be the same bytes, and the ledger's: deliveries are (the exact bytes
+received), receipts would not be (they are signed with the time of the plan). So every receipt
+goes into :attr:`BatchPlan.outbox`, which the consumer stages in the ledger before publishing;
+one query per batch (:meth:`LedgerView.issued`) finds the receipts already staged or recorded
+about the batch's packets, and those are published again instead of new ones; a redelivered
+packet whose receipts were staged is planned at the time they state.
 """
 
 from __future__ import annotations
