@@ -4,9 +4,11 @@ One loop, one thread, one connection (pika's BlockingConnection is not thread-sa
 commit: deliveries are collected (up to ``batch_max``; ``batch_wait_ms`` only when idle),
 planned by :class:`~hub.consumers.plan.Pipeline`, then executed in the only safe order:
 
+0. stage the batch's signed receipts in the ledger's outbox (a transaction of its own);
 1. publish phase 1 (deliveries, dead letters, retries, hub receipts) and wait for every confirm;
 2. publish phase 2 (receipts that need the delivery durable first) and wait;
-3. write the ledger in one transaction (retried while the database is down: fail closed);
+3. write the ledger in one transaction (retried while the database is down: fail closed), which
+   also deletes the batch's outbox rows;
 4. ack the batch (one ``basic.ack`` with ``multiple`` for the batch's contiguous tags).
 
 Two batches overlap: once batch *k*'s phase 1 is written, the loop plans batch *k+1* (against
@@ -19,7 +21,12 @@ in flight is finished at once.
 
 A crash anywhere before 4 leaves the deliveries unacknowledged; RabbitMQ redelivers them and
 the ledger's duplicate detection plus deterministic message ids keep recipients from seeing a
-document twice. SIGTERM stops taking new work, finishes the batches in hand, acks them and
+document twice. Receipts carry a time, so signing them again would give other bytes under the
+same message id: step 0 keeps the bytes, and the plan of a redelivered packet publishes the
+receipts staged (before 3) or recorded (after 3) about it, never new ones — every copy a party
+can receive under one message id is the one the ledger records.
+
+SIGTERM stops taking new work, finishes the batches in hand, acks them and
 exits 0 (while the ledger is down it gives up instead: nothing unfinished is acked).
 """
 
@@ -29,6 +36,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from hub.broker import BrokerUnavailable, Delivery, Settler, TopologyLike, connect
@@ -36,7 +44,7 @@ from hub.consumers.plan import BatchPlan, Pipeline
 from hub.consumers.settlement import Backoff
 from hub.consumers.stats import Stats
 from hub.errors import TransientError
-from hub.ledger.records import DocumentIn, EventIn
+from hub.ledger.records import DocumentIn, EventIn, IssuedReceipt
 from hub.logs import get_logger
 from hub.messages import Outgoing
 from hub.reasons import Reason
@@ -66,15 +74,24 @@ class BrokerConnection(Protocol):
 
 
 class LedgerWriter(Protocol):
-    """What the consumer needs of the ledger: one transaction per batch (:class:`hub.ledger.Ledger`)."""
+    """What the consumer needs of the ledger (:class:`hub.ledger.Ledger`): the outbox staged
+    before publishing, then one transaction per batch that also releases it."""
 
-    def write(self, documents: Sequence[DocumentIn], events: Sequence[EventIn]) -> Any: ...
+    def write(self, documents: Sequence[DocumentIn], events: Sequence[EventIn], *,
+              release: Sequence[str] = ()) -> Any: ...
+    def stage(self, receipts: Sequence[IssuedReceipt]) -> list[str]: ...
+    def release(self, message_ids: Sequence[str]) -> None: ...
 
 
 def write_plan(ledger: LedgerWriter, plan: BatchPlan) -> None:
-    """Record what a batch plan did, in one transaction (nothing to write: no transaction)."""
-    if plan.documents or plan.events:
-        ledger.write(plan.documents, plan.events)
+    """Record what a batch plan did, in one transaction (nothing to write: no transaction),
+    deleting the batch's outbox rows in the same transaction."""
+    if plan.documents or plan.events or plan.outbox:
+        ledger.write(plan.documents, plan.events, release=plan.release)
+
+
+_REPLANS = 3
+"""How often a batch is planned again when another consumer staged the same receipt first."""
 
 
 @dataclass(slots=True)
@@ -248,8 +265,18 @@ class IntakeConsumer:
         cannot be read, hold it and retry (fail closed)."""
         started = time.perf_counter()
         plans = () if in_flight is None else (in_flight.plan,)
-        plan = self._while_ledger_down(
-            conn, len(batch), lambda: self.pipeline.process_batch(batch, plans))
+        for _ in range(_REPLANS):
+            plan = self._while_ledger_down(
+                conn, len(batch), lambda: self.pipeline.process_batch(batch, plans))
+            # Step 0: the receipts' exact bytes are durable before any of them is published.
+            staged = plan.outbox
+            conflicts = self._while_ledger_down(
+                conn, len(batch), partial(self.ledger.stage, staged))
+            if not conflicts:
+                break
+            # Another consumer staged the same receipt (the same bytes published twice at
+            # once): plan again, which publishes its bytes instead.
+            log.warning("outbox_conflict", receipts=len(conflicts))
         return _InFlight(plan, started=started, planned_s=time.perf_counter() - started)
 
     def _commit(self, conn: BrokerConnection, plan: BatchPlan) -> None:
@@ -280,6 +307,9 @@ class IntakeConsumer:
                 # Even the refusal cannot be recorded: say so loudly and go on.
                 log.error("ledger_refusal_unrecorded", message_id=span.delivery.message_id)
             self.stats.count(isolated)
+        # The receipts of refused rows were published but cannot be recorded: the outbox is
+        # not the place to keep them (it holds promises about to be kept, not records).
+        self._while_ledger_down(conn, 1, lambda: self.ledger.release(plan.release))
 
     def _write_or_error(self, conn: BrokerConnection, documents: Sequence[DocumentIn],
                         events: Sequence[EventIn]) -> str | None:

@@ -23,6 +23,13 @@ Exactly-once at the recipient is *at-least-once publishing + idempotent receiver
 between the publish confirm and the ledger commit republishes under the same message id, and
 :mod:`hub.client` drops what it has seen. The hub itself never republishes to a recipient the
 ledger records as delivered.
+
+A republished copy must be the same bytes, and the ledger's: deliveries are (the exact bytes
+received), receipts would not be (they are signed with the time of the plan). So every receipt
+goes into :attr:`BatchPlan.outbox`, which the consumer stages in the ledger before publishing;
+one query per batch (:meth:`LedgerView.issued`) finds the receipts already staged or recorded
+about the batch's packets, and those are published again instead of new ones; a redelivered
+packet whose receipts were staged is planned at the time they state.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Protocol, cast
 
 from structlog.contextvars import bound_contextvars
@@ -41,7 +49,7 @@ from hub.consumers.settlement import Action, Disposition, RetryPolicy, decide
 from hub.edxml import EnvelopeRefused, Limits, parse_packet
 from hub.edxml.model import BusinessDocType, Envelope, Organization, StatusPacket
 from hub.errors import PermanentError, TransientError
-from hub.ledger import DocumentIn, EventIn, EventKind, Refusal, StoredDocument
+from hub.ledger import DocumentIn, EventIn, EventKind, IssuedReceipt, Refusal, StoredDocument
 from hub.logs import get_logger
 from hub.messages import Delivery, Headers, Outgoing
 from hub.reasons import Reason
@@ -72,6 +80,7 @@ class LedgerView(Protocol):
     def find_documents(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Any]: ...
     def document_by_digest(self, digest: str) -> Any: ...
     def delivered_to(self, digest: str) -> frozenset[str]: ...
+    def issued(self, abouts: Iterable[str]) -> Mapping[str, Sequence[IssuedReceipt]]: ...
 
 
 class InFlightView:
@@ -133,6 +142,10 @@ class InFlightView:
         self.used = self.used or bool(planned)
         return stored | planned
 
+    def issued(self, abouts: Iterable[str]) -> Mapping[str, Sequence[IssuedReceipt]]:
+        # The batches in flight staged their receipts before publishing: the outbox has them.
+        return self.ledger.issued(abouts)
+
 
 @dataclass(frozen=True, slots=True)
 class _Refusal:
@@ -153,7 +166,7 @@ class ReceiptIssuer(Protocol):
                  at: datetime, *, publisher: str | None = None,
                  digest: str | None = None) -> tuple[str, bytes] | None: ...
     def received(self, envelope: Envelope, recipient: str, at: datetime) -> bytes | None: ...
-    def countersign(self, status: StatusPacket, at: datetime) -> bytes | None: ...
+    def countersign(self, status: StatusPacket, at: datetime) -> tuple[str, bytes] | None: ...
 
 
 @dataclass(frozen=True)
@@ -187,6 +200,14 @@ class BatchPlan:
     about one of its documents): publish nothing of it before that batch is committed."""
     spans: list[RowSpan] = field(default_factory=list)
     """Which ledger rows each delivery planned, in order (to isolate a row the ledger refuses)."""
+    outbox: list[IssuedReceipt] = field(default_factory=list)
+    """Every signed receipt of the plan, exactly as it will be published: staged in the
+    ledger's outbox before phase 1 (:meth:`hub.ledger.Ledger.stage`), released by the commit."""
+
+    @property
+    def release(self) -> list[str]:
+        """The outbox rows the batch's ledger commit deletes (its receipts, now recorded)."""
+        return [r.message_id for r in self.outbox]
 
     def rows_of(self, span: RowSpan) -> tuple[list[DocumentIn], list[EventIn]]:
         return (self.documents[span.documents[0]:span.documents[1]],
@@ -237,6 +258,7 @@ class Pipeline:
         self.receipts = receipts
         self.clock = clock
         self._known: dict[tuple[str, str], Any] = {}
+        self._issued: dict[str, list[IssuedReceipt]] = {}
         self._view: LedgerView = ledger
 
     # -- the batch ---------------------------------------------------------------------------
@@ -253,6 +275,7 @@ class Pipeline:
             plan = self._plan_batch(deliveries)
         finally:
             self._view = self.ledger  # keep no plan alive between batches
+            self._issued = {}
         plan.leans_on_in_flight = view is not None and view.used
         return plan
 
@@ -269,8 +292,14 @@ class Pipeline:
         keys = [(p.sender.organ_id, p.document_id) for p in parsed.values()
                 if isinstance(p, Envelope)]
         self._known = self._view.find_documents(keys) if keys else {}
+        # And one for the receipts already issued about these packets (a crash after they
+        # were published): they are published again as they were, never signed anew.
+        abouts = {d.tag: (p.digest if isinstance(p, Envelope | StatusPacket)
+                          else _sha256(d.body)) for d, p in
+                  ((d, parsed[d.tag]) for d in deliveries)}
+        self._issued = {a: list(rs) for a, rs in self._view.issued(abouts.values()).items()}
         for delivery in deliveries:
-            at = self.clock()
+            at = self._time_of(delivery, abouts[delivery.tag])
             attempts = _header_int(delivery.headers, Headers.ATTEMPTS) + 1
             rows = (len(plan.documents), len(plan.events))
             try:
@@ -292,6 +321,36 @@ class Pipeline:
             plan.spans.append(RowSpan(delivery, (rows[0], len(plan.documents)),
                                       (rows[1], len(plan.events))))
         return plan
+
+    def _time_of(self, delivery: Delivery, about: str) -> datetime:
+        """The plan's time for a delivery: now; for a redelivery whose receipts were staged
+        but not recorded (a crash between publishing and the ledger commit), the time that
+        plan used, so the ledger records the same instant its published receipts state."""
+        if delivery.redelivered:
+            staged = [r.at for r in self._issued.get(about, ()) if r.staged]
+            if staged:
+                return min(staged)
+        return self.clock()
+
+    def _issue(self, about: str, kind: str, to: str | None, reason: Reason | None,
+               at: datetime, sign: Callable[[], tuple[str, bytes] | None], *,
+               issuer: str | None = None) -> IssuedReceipt | None:
+        """A receipt of ``kind`` about the packet ``about``, for ``to``: the one already issued
+        under the same message id (staged or recorded, same reason), else signed now."""
+        code = reason.value if reason is not None else None
+        for r in self._issued.get(about, ()):
+            if (r.kind == kind and r.reason == code and (issuer is None or r.issuer == issuer)
+                    and (to is None or r.recipient == to)):
+                return r
+        signed = sign()
+        if signed is None:
+            return None
+        who, body = signed
+        issued = IssuedReceipt(f"{about}:{kind}:{who}", about, kind, who, code, body, at,
+                               recipient=to or "")
+        # The same bytes twice in one batch (both refused): one receipt under one message id.
+        self._issued.setdefault(about, []).append(issued)
+        return issued
 
     def isolate(self, span: RowSpan, error: str) -> BatchPlan:
         """The ledger refused a row of this delivery for a reason that no retry can change (a
@@ -375,10 +434,10 @@ class Pipeline:
         delivered = self._view.delivered_to(env.digest) if stored is not None else frozenset()
         self._plan_deliveries(plan, env, mid, at, [d for d in deliveries
                                                    if d.organ_id not in delivered])
-        accepted = self.receipts.accepted(env, at) if stored is None else None
+        accepted = self._issue(env.digest, "accepted", env.sender.organ_id, None, at,
+                               lambda: self.receipts.accepted(env, at)) if stored is None else None
         if accepted is not None:
-            self._receipt(plan, plan.first, accepted[1], env, env.sender.organ_id, at,
-                          "accepted", issuer=accepted[0])
+            self._receipt(plan, plan.first, accepted, env, env.sender.organ_id, at)
         plan.outcomes.append((delivery, decide(Reason.OK, attempts=attempts,
                                                policy=self.config.retry)))
         log.debug("envelope_accepted", message_id=mid, sender=env.sender.organ_id,
@@ -497,10 +556,16 @@ class Pipeline:
             plan.events.append(EventIn(EventKind.DELIVERED, mid, at, digest=env.digest,
                                        organ_id=d.organ_id, detail={"via": d.via}))
             if d.via == "direct":
-                receipt = self.receipts.received(env, d.organ_id, at)
+                receipt = self._issue(env.digest, "received", sender, None, at,
+                                      partial(self._received, env, d.organ_id, at),
+                                      issuer=d.organ_id)
                 if receipt is not None:
-                    self._receipt(plan, plan.second, receipt, env, sender, at, "received",
-                                  issuer=d.organ_id)
+                    self._receipt(plan, plan.second, receipt, env, sender, at)
+
+    def _received(self, env: Envelope, recipient: str, at: datetime) -> tuple[str, bytes] | None:
+        """"01 đã đến" signed as the recipient (when the hub holds its key)."""
+        body = self.receipts.received(env, recipient, at)
+        return None if body is None else (recipient, body)
 
     def _original_of(self, env: Envelope) -> Any:
         """The document a recall/update/replacement refers to, looked up under its owner.
@@ -570,17 +635,33 @@ class Pipeline:
                                    organ_id=reporter,
                                    detail={"status": status.status_code,
                                            "status_digest": status.digest}))
-        counter = self.receipts.countersign(status, at)
+        counter = self._issue(status.digest, "countersigned", None, None, at,
+                              lambda: self.receipts.countersign(status, at))
+        if counter is not None:
+            # One countersignature, recorded once, published to every target of the status.
+            counter_digest = _sha256(counter.body)
+            plan.documents.append(DocumentIn(
+                sender=counter.issuer, document_id=f"receipt:countersigned:{counter_digest[:32]}",
+                digest=counter_digest, kind="receipt", raw=counter.body, received_at=at,
+                recipients=tuple(dict.fromkeys(t for t, _ in routes)), links_to=status.digest,
+                code="countersigned"))
         for target, d in routes:
             headers = {Headers.DIGEST: status.digest, Headers.REPORTER: reporter,
                        Headers.STATUS: status.status_code, Headers.ORIGINAL: original.digest}
             plan.first.append(Outgoing(self.config.names.deliver, d.routing_key, status.raw,
                                        headers, message_id=f"{status.digest}:{target}"))
             if counter is not None:
+                message_id = f"{status.digest}:{target}:countersigned"
+                plan.outbox.append(dataclasses.replace(counter, message_id=message_id,
+                                                       recipient=target))
                 plan.first.append(Outgoing(
-                    self.config.names.deliver, d.routing_key, counter,
-                    {**headers, Headers.RECEIPT: "countersigned"},
-                    message_id=f"{status.digest}:{target}:countersigned"))
+                    self.config.names.deliver, d.routing_key, counter.body,
+                    {**headers, Headers.RECEIPT: "countersigned"}, message_id=message_id))
+                plan.events.append(EventIn(
+                    EventKind.RECEIPT_ISSUED, message_id, at, digest=status.digest,
+                    organ_id=counter.issuer,
+                    detail={"kind": "countersigned", "receipt_digest": counter_digest,
+                            "to": target}))
         plan.outcomes.append((delivery, Disposition(Action.DELIVER, attempts=attempts)))
         log.debug("status_routed", message_id=mid, reporter=reporter, status=status.status_code,
                  targets=list(targets))
@@ -602,12 +683,14 @@ class Pipeline:
         log.debug("duplicate_ignored", message_id=mid, sender=packet.sender.organ_id,
                  digest=packet.digest[:16])
 
-    def _receipt(self, plan: BatchPlan, phase: list[Outgoing], receipt: bytes,
-                 about: Envelope | StatusPacket | str, sender: str, at: datetime, kind: str, *,
-                 issuer: str, reason: Reason | None = None) -> None:
+    def _receipt(self, plan: BatchPlan, phase: list[Outgoing], issued: IssuedReceipt,
+                 about: Envelope | StatusPacket | str, sender: str, at: datetime, *,
+                 reason: Reason | None = None) -> None:
         """Publish a signed hub receipt about ``about`` (a packet, or the digest of bytes that
-        could not be read) to ``sender`` and record it."""
+        could not be read) to ``sender`` and record it; stage it in the outbox first."""
         about_digest = about if isinstance(about, str) else about.digest
+        receipt, kind, issuer = issued.body, issued.kind, issued.issuer
+        plan.outbox.append(issued)
         digest = _sha256(receipt)
         headers = {Headers.RECEIPT: kind, Headers.ORIGINAL: about_digest, Headers.ISSUER: issuer}
         if reason is not None:
@@ -615,16 +698,16 @@ class Pipeline:
         for r in route_status(None, sender, self.directory, at=at,
                               province=self.config.province).deliveries:
             phase.append(Outgoing(self.config.names.deliver, r.routing_key, receipt, headers,
-                                  message_id=f"{about_digest}:{kind}:{issuer}"))
+                                  message_id=issued.message_id))
         plan.documents.append(DocumentIn(
             sender=issuer, document_id=f"receipt:{kind}:{digest[:32]}", digest=digest,
             kind="receipt", raw=receipt, received_at=at, recipients=(sender,),
             links_to=about_digest, code=kind,
         ))
-        plan.events.append(EventIn(EventKind.RECEIPT_ISSUED, f"{about_digest}:{kind}:{issuer}",
+        plan.events.append(EventIn(EventKind.RECEIPT_ISSUED, issued.message_id,
                                    at, digest=about_digest, organ_id=issuer,
                                    reason=reason.value if reason is not None else None,
-                                   detail={"kind": kind, "receipt_digest": digest}))
+                                   detail={"kind": kind, "receipt_digest": digest, "to": sender}))
 
     def _refused_document(self, delivery: Delivery, packet: Envelope | StatusPacket | None,
                           digest: str, reason: Reason, at: datetime, report: Any) -> DocumentIn:
@@ -656,22 +739,24 @@ class Pipeline:
         sender = packet.sender.organ_id if packet is not None else None
         if (packet is not None and sender is not None and publisher in (None, sender)
                 and self.directory.find(sender) is not None):
-            negative = self.receipts.rejected(delivery.body, packet, reason, at)
+            negative = self._issue(packet.digest, "rejected", sender, reason, at,
+                                   lambda: self.receipts.rejected(delivery.body, packet, reason,
+                                                                  at))
             about: Envelope | StatusPacket | str = packet
         elif publisher is not None:
             # Never tell a body named in a From its account did not publish (a forged From):
             # the refusal goes to the publishing account's organization, about the bytes.
             sender = publisher
-            negative = self.receipts.rejected(delivery.body, None, reason, at, publisher=sender,
-                                              digest=digest)
+            negative = self._issue(digest, "rejected", sender, reason, at,
+                                   lambda: self.receipts.rejected(
+                                       delivery.body, None, reason, at, publisher=publisher,
+                                       digest=digest))
             about = digest
         else:
             log.warning("refusal_untold", message_id=delivery.message_id, reason=reason.value)
             return
         if negative is not None:
-            issuer, receipt = negative
-            self._receipt(plan, plan.first, receipt, about, sender, at, "rejected",
-                          issuer=issuer, reason=reason)
+            self._receipt(plan, plan.first, negative, about, sender, at, reason=reason)
 
     def _publisher_org(self, delivery: Delivery, at: datetime) -> str | None:
         """The organization whose broker account published ``delivery`` (one, or None)."""

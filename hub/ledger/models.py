@@ -167,5 +167,29 @@ class EvidenceBlob(Base):
     """Always true today; room for a retention policy that drops old bytes (the digest stays)."""
 
 
+class OutboxRow(Base):
+    """A signed receipt as it is about to be published, before its batch's ledger commit.
+
+    Written in a transaction of its own before the batch's first publish; deleted by the
+    batch's commit (same transaction as its documents and events). Not chained: see migration
+    r0003 and :meth:`hub.ledger.Ledger.stage`."""
+
+    __tablename__ = "ledger_outbox"
+    message_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    """The outgoing AMQP message id (``{about}:{kind}:{issuer}``)."""
+    about: Mapped[str] = mapped_column(String(64), index=True)
+    """SHA-256 hex of the received packet the receipt is about."""
+    kind: Mapped[str] = mapped_column(String(16))
+    issuer: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    recipient: Mapped[str] = mapped_column(Text)
+    """The organization it is published to."""
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    """The exact bytes published."""
+    body_digest: Mapped[str] = mapped_column(String(64))
+    planned_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    """The time the plan used (the receipt's own time)."""
+
+
 TABLES = ("ledger_head", "ledger_documents", "ledger_events", "ledger_deliveries",
-          "ledger_checkpoints", "ledger_evidence_blobs")
+          "ledger_checkpoints", "ledger_evidence_blobs", "ledger_outbox")

@@ -164,6 +164,37 @@ class DocumentIn:
 
 
 @dataclass(frozen=True)
+class IssuedReceipt:
+    """A signed receipt the hub published (or is about to), under its one message id.
+
+    The intake stages the receipts of a batch in the ledger's outbox before publishing them
+    (:meth:`hub.ledger.Ledger.stage`); the batch's commit records them as documents and drops
+    the outbox rows. After a crash the pipeline asks for the receipts already issued about the
+    packets it plans (:meth:`hub.ledger.Ledger.issued`) and publishes those bytes again instead
+    of signing anew: one message id, one byte string."""
+
+    message_id: str
+    """The outgoing AMQP message id."""
+    about: str
+    """SHA-256 hex of the received packet the receipt is about."""
+    kind: str
+    """``accepted``, ``rejected``, ``received`` or ``countersigned``."""
+    issuer: str
+    """The organization that signed it (the operator, or the recipient for ``received``)."""
+    reason: str | None
+    """The reason code of a ``rejected`` receipt."""
+    body: bytes
+    """The exact bytes published."""
+    at: datetime
+    """The time the plan that signed it used (the receipt's own time)."""
+    recipient: str = ""
+    """The organization it is published to."""
+    staged: bool = True
+    """True: from the outbox (published, its batch not yet committed); False: recorded in the
+    ledger (a document of kind ``receipt``)."""
+
+
+@dataclass(frozen=True)
 class EventIn:
     """A state transition to append to the chain."""
 

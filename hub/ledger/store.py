@@ -22,6 +22,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     create_engine,
+    delete,
     event,
     exc,
     insert,
@@ -36,7 +37,15 @@ from hub.errors import TransientError
 from hub.ledger import chain
 from hub.ledger.blobs import BlobStore
 from hub.ledger.migrate import current_revision, head_revision, upgrade
-from hub.ledger.models import Checkpoint, Delivery, Document, Event, EvidenceBlob, Head
+from hub.ledger.models import (
+    Checkpoint,
+    Delivery,
+    Document,
+    Event,
+    EvidenceBlob,
+    Head,
+    OutboxRow,
+)
 from hub.ledger.records import (
     ACCEPTED_KINDS,
     DOCUMENT_KINDS,
@@ -44,6 +53,7 @@ from hub.ledger.records import (
     DocumentIn,
     EventIn,
     EventKind,
+    IssuedReceipt,
     LedgerOpenError,
     LedgerRowRejected,
     StoredDelivery,
@@ -345,9 +355,11 @@ class Ledger:
 
     # -- writing -----------------------------------------------------------------------------
 
-    def write(self, documents: Sequence[DocumentIn], events: Sequence[EventIn]) -> None:
+    def write(self, documents: Sequence[DocumentIn], events: Sequence[EventIn], *,
+              release: Sequence[str] = ()) -> None:
         """Append ``documents`` (skipping a (digest, kind) already stored) then ``events``, in
-        one transaction.
+        one transaction. ``release``: outbox rows (by message id, :meth:`stage`) that these
+        rows record; they are deleted in the same transaction.
 
         Raises :class:`TransientError` (``LEDGER_UNAVAILABLE``) when the database is
         unreachable, locked for too long or out of resources: retry the same batch later.
@@ -355,12 +367,15 @@ class Ledger:
         what they hold: nothing was written; the error names the offending rows so the caller
         can write the batch again without the deliveries they belong to."""
         if not documents and not events:
+            if release:
+                self.release(release)
             return
         try:
             prepared_docs = [self._prepare_document(d) for d in documents]
             prepared_events = [_prepare_event(e) for e in events]
             with self._appending() as (conn, head):
                 self._append(conn, head, prepared_docs, prepared_events)
+                _delete_outbox(conn, release)
                 if self._checkpoint_due(head):
                     self._append_checkpoint(conn, head)
         except (TransientError, PermissionError):
@@ -369,6 +384,118 @@ class Ledger:
             if _is_transient(error):
                 raise _unavailable(error) from error
             raise self._locate(documents, events, error) from error
+
+    # -- the outbox --------------------------------------------------------------------------
+
+    def stage(self, receipts: Sequence[IssuedReceipt]) -> list[str]:
+        """Write the receipts a batch is about to publish to the outbox, in a transaction of
+        their own, *before* the first of them is published (a crash then leaves their exact
+        bytes here for the redelivered packets). A message id already staged keeps its row.
+
+        Returns the message ids already staged with *other* bytes (another consumer signed the
+        same receipt at the same time): the caller plans the batch again, which then reuses the
+        staged bytes. Raises :class:`TransientError` (LEDGER_UNAVAILABLE) like :meth:`write`."""
+        if not receipts:
+            return []
+        if self.read_only:
+            raise PermissionError("this ledger was opened read-only")
+        rows = {r.message_id: {"message_id": r.message_id, "about": r.about, "kind": r.kind,
+                               "issuer": r.issuer, "reason": r.reason,
+                               "recipient": r.recipient, "body": r.body,
+                               "body_digest": chain.sha256_hex(r.body), "planned_at": r.at}
+                for r in receipts}
+        ids = list(rows)
+        stmt: Any = (postgresql.insert(OutboxRow) if self._is_pg
+                     else sqlite.insert(OutboxRow)).on_conflict_do_nothing(
+                         index_elements=["message_id"])
+        conflicts: list[str] = []
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(**{_WRITE: True})
+                with conn.begin():
+                    inserted = set(conn.scalars(stmt.returning(OutboxRow.message_id),
+                                                list(rows.values())))
+                    # Only a message id staged before (a redelivery, or another consumer) is
+                    # read back: usually none.
+                    kept = [m for m in ids if m not in inserted]
+                    for start in range(0, len(kept), 500):
+                        for message_id, digest in conn.execute(
+                                select(OutboxRow.message_id, OutboxRow.body_digest).where(
+                                    OutboxRow.message_id.in_(kept[start:start + 500]))):
+                            if digest != rows[message_id]["body_digest"]:
+                                conflicts.append(message_id)
+        except (exc.DBAPIError, exc.TimeoutError) as error:
+            if _is_transient(error):
+                raise _unavailable(error) from error
+            raise
+        return conflicts
+
+    def release(self, message_ids: Sequence[str]) -> None:
+        """Delete outbox rows (their batch was recorded another way: see the consumer's
+        isolation of a poison row)."""
+        if not message_ids:
+            return
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(**{_WRITE: True})
+                with conn.begin():
+                    _delete_outbox(conn, message_ids)
+        except (exc.DBAPIError, exc.TimeoutError) as error:
+            if _is_transient(error):
+                raise _unavailable(error) from error
+            raise
+
+    def issued(self, abouts: Iterable[str]) -> dict[str, list[IssuedReceipt]]:
+        """The receipts already issued about these packets (by the packets' SHA-256), in one
+        query per 500 digests of the outbox and of the ledger: staged ones (published, batch
+        not committed: a crash) and recorded ones (a ``receipt_issued`` event and its receipt
+        document: committed, then a crash before the ack). What the pipeline republishes
+        instead of signing anew."""
+        wanted = list(dict.fromkeys(abouts))
+        out: dict[str, list[IssuedReceipt]] = {}
+        with self._reading() as conn:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start:start + 500]
+                seen: set[str] = set()
+                for row in conn.execute(select(
+                        OutboxRow.message_id, OutboxRow.about, OutboxRow.kind, OutboxRow.issuer,
+                        OutboxRow.reason, OutboxRow.recipient, OutboxRow.body,
+                        OutboxRow.planned_at).where(OutboxRow.about.in_(chunk))):
+                    seen.add(row.message_id)
+                    out.setdefault(row.about, []).append(IssuedReceipt(
+                        row.message_id, row.about, row.kind, row.issuer, row.reason,
+                        bytes(row.body), row.planned_at, recipient=row.recipient, staged=True))
+                recorded: dict[str, list[Any]] = {}
+                for event_row in conn.execute(select(
+                        Event.message_id, Event.digest, Event.organ_id, Event.reason,
+                        Event.detail).where(Event.digest.in_(chunk),
+                                            Event.kind == EventKind.RECEIPT_ISSUED.value)
+                        .order_by(Event.seq)):
+                    if event_row.message_id in seen:
+                        continue
+                    seen.add(event_row.message_id)
+                    detail = json.loads(event_row.detail)
+                    receipt_digest = detail.get("receipt_digest")
+                    if isinstance(receipt_digest, str):
+                        recorded.setdefault(receipt_digest, []).append((event_row, detail))
+                if not recorded:
+                    continue
+                for doc in conn.execute(select(
+                        Document.digest, Document.raw, Document.received_at,
+                        Document.recipients).where(
+                            Document.kind == "receipt", Document.digest.in_(list(recorded)))):
+                    body = (bytes(doc.raw) if doc.raw is not None
+                            else self.blobs.get(doc.digest) if self.blobs is not None else None)
+                    if body is None:
+                        continue
+                    addressees = json.loads(doc.recipients)
+                    for event_row, detail in recorded[doc.digest]:
+                        to = detail.get("to") or (addressees[0] if addressees else "")
+                        out.setdefault(event_row.digest, []).append(IssuedReceipt(
+                            event_row.message_id, event_row.digest, str(detail.get("kind", "")),
+                            event_row.organ_id or "", event_row.reason, body, doc.received_at,
+                            recipient=str(to), staged=False))
+        return out
 
     def _locate(self, documents: Sequence[DocumentIn], events: Sequence[EventIn],
                 error: BaseException) -> LedgerRowRejected:
@@ -801,6 +928,12 @@ class Ledger:
                     check_bytes=check_bytes)
         except (exc.OperationalError, exc.InterfaceError) as error:
             raise _unavailable(error) from error
+
+
+def _delete_outbox(conn: Connection, message_ids: Sequence[str]) -> None:
+    ids = list(message_ids)
+    for start in range(0, len(ids), 500):
+        conn.execute(delete(OutboxRow).where(OutboxRow.message_id.in_(ids[start:start + 500])))
 
 
 def _prepare_event(e: EventIn) -> dict[str, Any]:

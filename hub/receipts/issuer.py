@@ -89,9 +89,11 @@ class HubReceipts:
         return sign_tree(self._build("received", envelope, recipient, at, recipient=recipient),
                          signer)
 
-    def countersign(self, status: StatusPacket, at: datetime) -> bytes | None:
+    def countersign(self, status: StatusPacket, at: datetime) -> tuple[str, bytes] | None:
+        """The hub's countersignature of a status it forwards: (the operator, the bytes)."""
         signer = self._operator()
         if signer is None:
             return None
-        return sign_tree(self._build("countersigned", status, self.operator, at,
-                                     status_code=status.status_code), signer)
+        return self.operator, sign_tree(
+            self._build("countersigned", status, self.operator, at,
+                        status_code=status.status_code), signer)

@@ -1,9 +1,12 @@
-"""Nothing lost, nothing doubled: a killed consumer and a restarted broker (issue 5)."""
+"""Nothing lost, nothing doubled: a killed consumer and a restarted broker (issue 5); after
+SIGKILL at random points, every copy under one message id is the ledger's (issue 17, item 6)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -11,11 +14,13 @@ from pathlib import Path
 
 import pytest
 
+import hub as hub_package
 from hub.app import build_hub
-from hub.broker import Connection, Outgoing, connect
+from hub.broker import Connection, Delivery, Outgoing, connect
 from hub.config import Settings
 from hub.directory import Directory
-from hub.ledger import Ledger
+from hub.ledger import EventKind, Ledger
+from hub.messages import Headers
 from hub.testing import devbroker
 from hub.testing.pki import KeyCache, PkiPaths, init_pki
 from hub.topology import ENVELOPE_KEY
@@ -69,6 +74,8 @@ def _env(settings: Settings) -> dict[str, str]:
         "HUB_TRUST__REQUIRE_PDF_SIGNATURES": "false",
         "HUB_HUB__KEYSTORE": settings.hub.keystore, "HUB_LEDGER__URL": settings.ledger.url,
         "HUB_LEDGER__BLOB_DIR": settings.ledger.blob_dir, "HUB_LOG__LEVEL": "warning",
+        # The ``hub`` under test, wherever the interpreter's own install points.
+        "PYTHONPATH": str(Path(hub_package.__file__).resolve().parents[1]),
     })
     return env
 
@@ -158,3 +165,121 @@ def test_restarting_the_broker_during_a_run_loses_nothing_and_doubles_nothing(
         assert len(received) == N
         print(f"\nbroker restart: {hub.client(FINANCE).duplicates_dropped} republished copies "
               f"dropped by the recipient for {N} envelopes")
+
+
+FAULT_ENVELOPES = int(os.environ.get("HUB_FAULT_ENVELOPES", "300"))
+"""Envelopes of the SIGKILL test (the issue's acceptance run: 2000, with 10 kills)."""
+FAULT_KILLS = int(os.environ.get("HUB_FAULT_KILLS", "3"))
+FAULT_SEED = int(os.environ.get("HUB_FAULT_SEED", "17"))
+
+
+def _drain(conn: Connection, queue: str) -> list[Delivery]:
+    out: list[Delivery] = []
+    settler = conn.settler()
+    while (d := conn.get(queue)) is not None:
+        settler.ack([d.tag])
+        out.append(d)
+    return out
+
+
+def test_sigkill_at_random_points_leaves_every_copy_under_a_message_id_as_the_ledger_records_it(
+    live_pki: PkiPaths, broker_url: str, names: str, ledger_url: str, tmp_path: Path
+) -> None:
+    settings = hub_settings(live_pki, tmp_path, broker_url, names, ledger_url=ledger_url)
+    hub = build_hub(settings)
+    conn = connect(broker_url, "receipt fault test observer")
+    conn.declare(hub.topology)
+    hub.close()
+    # Given envelopes of which every tenth is altered after signing (a signed refusal each);
+    # the others are accepted (an "accepted" receipt) and reach a hosted recipient (its "01")
+    bodies = _envelopes(live_pki, FAULT_ENVELOPES, "S")
+    for i in range(0, len(bodies), 10):
+        altered = bodies[i].replace("triển khai".encode(), b"trien khai")
+        assert altered != bodies[i]
+        bodies[i] = altered
+    refused = {hashlib.sha256(bodies[i]).hexdigest() for i in range(0, len(bodies), 10)}
+    accepted = [b for i, b in enumerate(bodies) if i % 10]
+    _publish(broker_url, hub.topology.names.inbound, bodies)
+    inbox = hub.topology.names.inbox(FINANCE)
+    cmd = [sys.executable, "-m", "hub.ops.cli", "run", "--name", f"{names} victim"]
+    env = _env(settings)
+    # When ``hub run`` is killed with SIGKILL at random points (seeded) while it works
+    rng = random.Random(FAULT_SEED)
+    points = sorted(rng.sample(range(10, len(accepted) - 10), FAULT_KILLS))
+    for point in points:
+        started_at = conn.queue_depth(inbox)
+        victim = subprocess.Popen(cmd, env=env, cwd=tmp_path)
+        try:
+            depth = started_at
+            waited = 0.0
+            # No event tells another process's progress: poll the recipient's queue depth.
+            while (depth < point or depth <= started_at) and waited < 120:
+                conn.sleep(0.01)
+                waited += 0.01
+                depth = conn.queue_depth(inbox)
+            assert depth > started_at, "the consumer made no progress before its kill"
+        finally:
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(30)
+    # And a last consumer takes over until everything is recorded
+    survivor = subprocess.Popen(cmd, env=env, cwd=tmp_path)
+    ledger = Ledger.open(settings.ledger.url)
+    try:
+        waited = 0.0
+        while waited < 300 and (
+                len(ledger.documents(kind="envelope")) < len(accepted)
+                or len(ledger.documents(kind="refused")) < len(refused)
+                or conn.queue_depth(hub.topology.names.intake) > 0):
+            conn.sleep(0.1)  # another process writes the ledger: no event reaches this one
+            waited += 0.1
+    finally:
+        survivor.send_signal(signal.SIGTERM)
+        code = survivor.wait(60)
+    assert code == 0, "SIGTERM must finish in-flight work and exit 0"
+    try:
+        # Then nothing is lost: every envelope is recorded, once, and delivered
+        assert len(ledger.documents(kind="envelope")) == len(accepted)
+        assert {d.digest for d in ledger.documents(kind="refused")} == refused
+        assert ledger.verify().ok
+        delivered = _drain(conn, inbox)
+        receipts = _drain(conn, hub.topology.names.status(PROVINCE))
+        assert {d.body for d in delivered} == set(accepted)
+        # And every copy a party received under one message id is one byte string, the one
+        # the ledger records under that id (deliveries: the document; receipts: the receipt
+        # of the receipt_issued event)
+        recorded: dict[str, set[bytes]] = {}
+        for event in ledger.events(kind=EventKind.RECEIPT_ISSUED):
+            raw = ledger.raw(str(event.detail["receipt_digest"]))
+            assert raw is not None
+            recorded.setdefault(event.message_id, set()).add(raw)
+        copies: dict[str, list[bytes]] = {}
+        for d in [*delivered, *receipts]:
+            assert d.message_id is not None
+            copies.setdefault(d.message_id, []).append(d.body)
+        mismatched = []
+        for message_id, bodies_seen in copies.items():
+            if message_id in recorded:
+                expected = recorded[message_id]
+            else:
+                digest = message_id.split(":", 1)[0]
+                raw = ledger.raw(digest)
+                expected = {raw} if raw is not None else set()
+            if len(expected) != 1 or set(bodies_seen) != expected:
+                mismatched.append(message_id)
+        kinds = {str(d.headers.get(Headers.RECEIPT)) for d in receipts}
+        assert kinds == {"accepted", "received", "rejected"}
+        assert set(recorded) == {d.message_id for d in receipts}, "a recorded receipt never left"
+        total = sum(len(b) for b in copies.values())
+        print(f"\nSIGKILL x{FAULT_KILLS} (seed {FAULT_SEED}) during {FAULT_ENVELOPES} envelopes "
+              f"({len(accepted)} accepted, {len(refused)} refused): {total} copies under "
+              f"{len(copies)} message ids ({len(delivered)} deliveries, {len(receipts)} "
+              f"receipts); {total - len(copies)} duplicate copies; {len(mismatched)} message ids "
+              f"whose copies differ from each other or from the ledger")
+        assert mismatched == []
+        # And the outbox is empty again: every staged receipt was recorded
+        staged = ledger.issued(hashlib.sha256(b).hexdigest() for b in bodies)
+        assert not [r for rs in staged.values() for r in rs if r.staged]
+    finally:
+        ledger.close()
+        conn.delete(hub.topology)
+        conn.close()
