@@ -572,6 +572,17 @@ def _seal_revision(
     return max(sealed) if sealed else None
 
 
+def _certificate_names(prefix: str, cert: x509.Certificate) -> dict[str, str]:
+    """Serial (hex, as the envelope signer's evidence writes it), issuer and subject (RFC 4514)
+    and subject UID of a signer certificate already found valid (so readable)."""
+    facts = read_certificate(cert)
+    names = {f"{prefix}_serial": f"{facts.serial:x}", f"{prefix}_issuer": facts.issuer_text,
+             f"{prefix}_subject": facts.subject_text}
+    if facts.uid:
+        names[f"{prefix}_uid"] = facts.uid
+    return names
+
+
 def check_pdf_attachments(
     envelope: Envelope,
     *,
@@ -590,7 +601,11 @@ def check_pdf_attachments(
     ``require_signatures`` overrides ``policy.require_pdf_signatures`` (the national-axis
     interop policy always requires them). The evidence names the main document and the
     fingerprints of the person and organization signers found on it (``main_person``,
-    ``main_organization``), and what changed between a signature and the seal
+    ``main_organization``) with each certificate's serial (hex), issuer (RFC 4514), subject
+    and subject UID (``main_person_serial``, ``main_person_issuer``, ``main_person_subject``,
+    ``main_person_uid``, and alike for ``main_organization``: what the office's subscriber
+    registry matches, :mod:`hub.ledger.subscribers`), and what changed between a signature and
+    the seal
     (``changed_before_seal``). ``reference=True`` checks every signature with
     :func:`check_signature_reference` instead: the same verdict, several times slower.
 
@@ -616,6 +631,7 @@ def check_pdf_attachments(
     sender = envelope.sender.organ_id
     evidence: dict[str, str] = {"pdfs": str(len(pdfs))}
     roles_on_main: dict[str, str] = {}
+    certs_on_main: dict[str, x509.Certificate] = {}
     recorded: list[str] = []
     pending: ValidationFailure | None = None
     for attachment in pdfs:
@@ -652,6 +668,7 @@ def check_pdf_attachments(
                 signer = directory.signer_for(sender, checked.cert, at)
                 if signer is not None:
                     roles_on_main.setdefault(str(signer.role), fingerprint(checked.cert))
+                    certs_on_main.setdefault(str(signer.role), checked.cert)
         if attachment is main:
             evidence["main"] = name
             evidence["main_signatures"] = str(len(embedded))
@@ -669,6 +686,7 @@ def check_pdf_attachments(
     for role in ("person", "organization"):
         if role in roles_on_main:
             evidence[f"main_{role}"] = roles_on_main[role]
+            evidence.update(_certificate_names(f"main_{role}", certs_on_main[role]))
     if recorded:
         evidence["changed_before_seal"] = "; ".join(recorded)
     return evidence
