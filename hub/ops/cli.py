@@ -356,7 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     rv.add_argument("--json", action="store_true", help="print the result as JSON")
     rv.set_defaults(func=cmd_receipt_verify)
 
-    for module in ("hub.ops.ledger_cli", "hub.ops.dlq", "hub.ops.envelope_cli"):
+    for module in ("hub.ops.ledger_cli", "hub.ops.dlq", "hub.ops.envelope_cli",
+                   "hub.ops.subscribers_cli"):
         register = _optional_register(module)
         if register is not None:
             register(sub)
