@@ -87,15 +87,17 @@ def render_chart(report: PlanReport, *, fmt: str = "png") -> bytes:
         ax.set_title(f"Chữ ký số chuyên dùng theo kế hoạch — kỳ {period} / The plan's targets,"
                      f" period {period}")
         if rows:
-            ax.legend(loc="lower right", fontsize=7)
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=7,
+                      frameon=False)
 
         years = list(range(PLAN_YEARS[0], PLAN_YEARS[1] + 1))
         years += sorted(y for y in report.issued_per_year if y not in years)
         issued = [report.issued_per_year.get(y, 0) for y in years]
         running = [sum(issued[: i + 1]) for i in range(len(issued))]
         bx = fig.add_subplot(grid[1, 0])
-        bx.bar([str(y) for y in years], issued, color=_ISSUED,
-               label="Cấp trong năm / issued that year")
+        bars = bx.bar([str(y) for y in years], issued, color=_ISSUED,
+                      label="Cấp trong năm / issued that year")
+        bx.bar_label(bars, fontsize=7, padding=2)
         bx.plot([str(y) for y in years], running, color=_CALM, marker="o",
                 label="Lũy kế / running total")
         bx.axhline(CERTIFICATES_TARGET, color=_ALARM, linestyle="--", linewidth=1,
@@ -104,7 +106,7 @@ def render_chart(report: PlanReport, *, fmt: str = "png") -> bytes:
         bx.set_ylim(0, max(CERTIFICATES_TARGET, *running, 1) * 1.15)
         bx.yaxis.set_major_locator(MaxNLocator(integer=True))
         bx.set_title(f"Chứng thư đã cấp / certificates issued: {report.issued_in_plan:,} of"
-                     f" {CERTIFICATES_TARGET:,} ({report.share_of_certificate_target:.0%})",
+                     f" {CERTIFICATES_TARGET:,} ({report.share_of_certificate_target:.1%})",
                      fontsize=9)
         bx.tick_params(axis="x", labelsize=7)
         bx.legend(fontsize=7, loc="upper left")
