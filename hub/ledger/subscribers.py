@@ -64,6 +64,7 @@ a correction to the registry applies to every signature already seen.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -203,6 +204,7 @@ def normalize_serial(text: str) -> str:
     return value.lstrip("0") or "0"
 
 
+@functools.lru_cache(maxsize=1024)
 def issuer_key(text: str) -> str:
     """What issuers are matched by: the common name of a distinguished name (``CN=…,O=…``) or
     the name as written, NFC, case-folded, spaces collapsed. The office writes the CA's name;
@@ -680,6 +682,10 @@ class _Importer:
         self.certs = {c.id: c for c in current.certificates}
         self.by_serial = {(c.issuer_key, c.serial): c.id for c in self.certs.values()
                           if c.serial}
+        self.requests = {c.identifier: c.id for c in self.certs.values() if c.serial is None}
+        self.new_subscribers: list[dict[str, Any]] = []
+        self.inserting: dict[str, dict[str, Any]] = {}
+        """Certificates this import adds, by id (written in bulk by :meth:`flush`)."""
         self.errors: list[RowError] = []
         self.history: list[dict[str, Any]] = []
         self.ids = _HistoryIds(now)
@@ -696,8 +702,8 @@ class _Importer:
         known = self.subscribers.get(row.identifier)
         values = {name: getattr(row, name) for name in _SUBSCRIBER_FIELDS}
         if known is None:
-            self.conn.execute(insert(Subscriber).values(
-                identifier=row.identifier, updated_at=self.now, **values))
+            self.new_subscribers.append({"identifier": row.identifier, "updated_at": self.now,
+                                         **values})
             self.note(row.identifier, None, "created", None,
                       " ".join(v for v in (row.kind, row.position, row.organ_id) if v))
             self.counts["sc"] += 1
@@ -720,8 +726,8 @@ class _Importer:
             found = self.by_serial.get((row.issuer_key, row.serial))
             if found is not None:
                 return self.certs[found]
-        return next((c for c in self.certs.values()
-                     if c.identifier == row.identifier and c.serial is None), None)
+        request = self.requests.get(row.identifier)
+        return self.certs[request] if request is not None else None
 
     def certificate(self, row: RegistryRow) -> None:
         assert row.status is not None
@@ -742,14 +748,16 @@ class _Importer:
                   "status": row.status, "status_date": row.status_date}
         if target is None:
             cert_id = uuid.uuid4().hex
-            self.conn.execute(insert(SubscriberCertificate).values(
-                id=cert_id, identifier=row.identifier, updated_at=self.now, **wanted))
+            self.inserting[cert_id] = {"id": cert_id, "identifier": row.identifier,
+                                       "updated_at": self.now, **wanted}
             self.note(row.identifier, cert_id, "status", None, row.status, row.status_date)
             self.counts["cc"] += 1
         else:
             cert_id = target.id
             changed = {k: v for k, v in wanted.items() if getattr(target, k) != v}
-            if changed:
+            if changed and cert_id in self.inserting:  # added by an earlier row of this file
+                self.inserting[cert_id].update(changed)
+            elif changed:
                 self.conn.execute(update(SubscriberCertificate).where(
                     SubscriberCertificate.id == cert_id).values(updated_at=self.now, **changed))
                 for name, value in changed.items():
@@ -762,6 +770,18 @@ class _Importer:
             row.valid_to, row.status, row.status_date, self.now)
         if row.serial is not None:
             self.by_serial[(row.issuer_key, row.serial)] = cert_id
+            if self.requests.get(row.identifier) == cert_id:
+                del self.requests[row.identifier]
+        else:
+            self.requests[row.identifier] = cert_id
+
+    def flush(self) -> None:
+        """The new rows, in bulk (each in one statement)."""
+        for model, rows in ((Subscriber, self.new_subscribers),
+                            (SubscriberCertificate, list(self.inserting.values())),
+                            (SubscriberHistory, self.history)):
+            if rows:
+                self.conn.execute(insert(model), rows)
 
 
 def import_registry(ledger: Ledger, data: bytes, *, source: str = "registry.csv",
@@ -780,8 +800,7 @@ def import_registry(ledger: Ledger, data: bytes, *, source: str = "registry.csv"
                 importer.certificate(row)
         if importer.errors:
             raise RegistryError(source, importer.errors)
-        if importer.history:
-            conn.execute(insert(SubscriberHistory), importer.history)
+        importer.flush()
     c = importer.counts
     return ImportResult(len(rows), c["sc"], c["su"], c["cc"], c["cu"], len(importer.history))
 
@@ -1000,9 +1019,10 @@ class ObservedCertificate:
 
     serial: str
     issuer_key: str
-    issuer: str
-    uid: str | None
-    subject: str
+    issuer: str = ""
+    uid: str | None = None
+    subject: str = ""
+    """Names, filled in by :func:`describe_certificates` for the certificates that need them."""
     roles: set[str] = field(default_factory=set)
     senders: set[str] = field(default_factory=set)
     months: dict[str, int] = field(default_factory=dict)
@@ -1029,47 +1049,80 @@ class ObservedCertificate:
 
 def observed_certificates(conn: Connection, pending: Sequence[ObservationRow] = ()
                           ) -> dict[tuple[str, str], ObservedCertificate]:
-    """Every certificate seen signing, aggregated in the database (one row per certificate,
-    role, sender and month), plus ``pending`` rows not indexed yet."""
+    """Every certificate seen signing, aggregated in the database — one row per certificate,
+    role, sender and month, read from the covering index in its order (no sort, no table
+    access) — plus ``pending`` rows not indexed yet. Names are left to
+    :func:`describe_certificates`."""
     o = SubscriberObservation
     stmt = (select(o.issuer_key, o.serial, o.role, o.sender, o.month, func.count(),
-                   func.min(o.received_at), func.max(o.received_at), func.min(o.issuer),
-                   func.min(o.uid), func.min(o.subject))
+                   func.min(o.received_at), func.max(o.received_at))
             .group_by(o.issuer_key, o.serial, o.role, o.sender, o.month))
     out: dict[tuple[str, str], ObservedCertificate] = {}
-
-    def add(key: tuple[str, str], issuer: str, uid: str | None, subject: str, role: str,
-            sender: str, month: str, n: int, first: datetime, last: datetime) -> None:
+    for key, role, sender, month, n, first, last in (
+            ((r[0], r[1]), r[2], r[3], r[4], int(r[5]), r[6], r[7]) for r in conn.execute(stmt)):
         seen = out.get(key)
         if seen is None:
-            seen = out[key] = ObservedCertificate(key[1], key[0], issuer, uid, subject)
-        seen.add(role, sender, month, n, first, last)
-
-    for r in conn.execute(stmt):
-        first, last = r[6], r[7]
-        if isinstance(first, str):  # SQLite returns the aggregate as stored text
+            seen = out[key] = ObservedCertificate(key[1], key[0])
+        if isinstance(first, str):  # SQLite may hand back the aggregate as stored text
             first, last = _utc(first), _utc(last)
-        add((r.issuer_key, r.serial), r[8], r[9], r[10], r.role, r.sender, r.month, int(r[5]),
-            first, last)
+        seen.add(role, sender, month, n, first, last)
     for p in pending:
-        add((p.issuer_key, p.serial), p.issuer, p.uid, p.subject, p.role, p.sender, p.month, 1,
-            p.received_at, p.received_at)
+        key = (p.issuer_key, p.serial)
+        seen = out.get(key)
+        if seen is None:
+            seen = out[key] = ObservedCertificate(p.serial, p.issuer_key)
+        seen.add(p.role, p.sender, p.month, 1, p.received_at, p.received_at)
     return out
+
+
+def describe_certificates(conn: Connection, seen: Mapping[tuple[str, str], ObservedCertificate],
+                          keys: Iterable[tuple[str, str]],
+                          pending: Sequence[ObservationRow] = ()) -> None:
+    """Fill in the issuer, subject and subject UID of the certificates ``keys`` (those the
+    registry does not list by serial: matched by identifier, or listed for review)."""
+    wanted = set(keys)
+    o = SubscriberObservation
+    issuers = sorted({k for k, _ in wanted})
+    serials = sorted({s for _, s in wanted})
+    for start in range(0, len(serials), 500):
+        stmt = (select(o.issuer_key, o.serial, func.min(o.issuer), func.min(o.uid),
+                       func.min(o.subject))
+                .where(o.issuer_key.in_(issuers), o.serial.in_(serials[start:start + 500]))
+                .group_by(o.issuer_key, o.serial))
+        for r in conn.execute(stmt):
+            item = seen.get((r[0], r[1]))
+            if item is not None and (r[0], r[1]) in wanted:
+                item.issuer, item.uid, item.subject = r[2], r[3], r[4]
+    for p in pending:
+        item = seen.get((p.issuer_key, p.serial))
+        if item is not None and (p.issuer_key, p.serial) in wanted and not item.issuer:
+            item.issuer, item.uid, item.subject = p.issuer, p.uid, p.subject
 
 
 def _utc(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-def signatures_since(conn: Connection, issuer_key_: str, serial: str, since: datetime,
-                     pending: Sequence[ObservationRow] = ()) -> list[ObservationRow]:
-    """The signatures of one certificate received at or after ``since`` (an alarm's detail)."""
+def signatures_since(conn: Connection, since: Mapping[tuple[str, str], datetime],
+                     pending: Sequence[ObservationRow] = ()
+                     ) -> dict[tuple[str, str], list[ObservationRow]]:
+    """For each certificate (issuer key, serial) in ``since``, its signatures received at or
+    after the instant given (the alarms' detail), in one query per 500 certificates."""
     o = SubscriberObservation
-    rows = [ObservationRow(r.digest, r.role, int(r.seq), r.received_at, r.month, r.sender,
+    out: dict[tuple[str, str], list[ObservationRow]] = {key: [] for key in since}
+    issuers = sorted({issuer for issuer, _ in since})
+    serials = sorted({serial for _, serial in since})
+    rows = list(pending)
+    for start in range(0, len(serials), 500):
+        rows.extend(
+            ObservationRow(r.digest, r.role, int(r.seq), r.received_at, r.month, r.sender,
                            r.serial, r.issuer_key, r.issuer, r.uid, r.subject, r.fingerprint)
-            for r in conn.execute(select(*o.__table__.c).where(
-                o.issuer_key == issuer_key_, o.serial == serial, o.received_at >= since)
-                .order_by(o.seq))]
-    rows.extend(p for p in pending if p.issuer_key == issuer_key_ and p.serial == serial
-                and p.received_at >= since)
-    return rows
+            for r in conn.execute(select(*o.__table__.c)
+                                  .where(o.issuer_key.in_(issuers),
+                                         o.serial.in_(serials[start:start + 500]))
+                                  .order_by(o.seq)))
+    for row in rows:
+        key = (row.issuer_key, row.serial)
+        if key in out and row.received_at >= since[key]:
+            out[key].append(row)
+    return out

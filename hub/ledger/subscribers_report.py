@@ -48,6 +48,7 @@ from hub.ledger.subscribers import (
     Registry,
     SubscriberRecord,
     day_start,
+    describe_certificates,
     indexed_up_to,
     load_registry,
     observed_certificates,
@@ -335,12 +336,12 @@ def _link(ledger: Ledger, sync: bool) -> _Linked:
         indexed = indexed_up_to(conn)
         pending = pending_observations(conn)
         seen = observed_certificates(conn, pending)
+        by_cert = reg.by_certificate()
+        describe_certificates(conn, seen, (k for k in seen if k not in by_cert), pending)
         revoked = [(c, c.revoked_from) for c in reg.certificates
                    if c.revoked_from is not None and c.serial is not None]
-        hits = {c.id: signatures_since(conn, c.issuer_key, c.serial or "", day_start(day),
-                                       pending)
-                for c, day in revoked}
-    by_cert = reg.by_certificate()
+        hits = signatures_since(conn, {(c.issuer_key, c.serial or ""): day_start(day)
+                                       for c, day in revoked}, pending)
     signed_months: dict[str, set[str]] = {}
     used: set[str] = set()
     unknown: list[UnknownSignature] = []
@@ -361,7 +362,7 @@ def _link(ledger: Ledger, sync: bool) -> _Linked:
     unknown.sort(key=lambda u: (u.subscriber is not None, u.senders, u.serial))
     alarms = []
     for cert, day in revoked:
-        rows = hits[cert.id]
+        rows = hits[(cert.issuer_key, cert.serial or "")]
         if rows:
             alarms.append(RevokedAlarm(
                 CertificateItem.of(cert, reg.subscribers.get(cert.identifier)), day, len(rows),
@@ -372,14 +373,24 @@ def _link(ledger: Ledger, sync: bool) -> _Linked:
 
 
 def _group(target: Target, members: Sequence[SubscriberRecord],
-           certs: Mapping[str, Sequence[CertificateRecord]], signed: Mapping[str, set[str]],
-           period: Period) -> GroupFigures:
+           held: Mapping[str, Sequence[CertificateRecord]], signed: Mapping[str, set[str]],
+           period: Period, months: frozenset[str]) -> GroupFigures:
     chosen = [s for s in members if s.position in target.positions]
-    months = period.months
     return GroupFigures(
         target, len(chosen),
-        sum(1 for s in chosen if any(_held_in(c, period) for c in certs.get(s.identifier, ()))),
-        sum(1 for s in chosen if signed.get(s.identifier, set()) & months))
+        sum(1 for s in chosen if any(_held_in(c, period) for c in held.get(s.identifier, ()))),
+        sum(1 for s in chosen if not months.isdisjoint(signed.get(s.identifier, ()))))
+
+
+def _total(organ: str, rows: Sequence[OrganizationRow], period: str) -> OrganizationRow:
+    """The whole registry's row: each person belongs to one organization, so the sums."""
+
+    def add(target: Target, groups: Sequence[GroupFigures]) -> GroupFigures:
+        return GroupFigures(target, sum(g.total for g in groups),
+                            sum(g.certified for g in groups), sum(g.signed for g in groups))
+
+    return OrganizationRow(organ, period, add(LEADERS, [r.leaders for r in rows]),
+                           add(STAFF, [r.staff for r in rows]))
 
 
 def plan_report(
@@ -402,18 +413,22 @@ def plan_report(
     spans = periods(since, until, period)
     linked = _link(ledger, sync)
     reg = linked.registry
-    certs = reg.certificates_of()
-    people = [s for s in reg.subscribers.values() if s.kind == "person"]
+    held = {k: [c for c in v if c.status != "requested"]
+            for k, v in reg.certificates_of().items()}
     by_org: dict[str, list[SubscriberRecord]] = {}
     for s in reg.subscribers.values():
         by_org.setdefault(s.organ_id, [])
-    for s in people:
-        by_org[s.organ_id].append(s)
-    rows = [
-        OrganizationRow(organ, span.label,
-                        *(_group(t, members, certs, linked.signed_months, span) for t in TARGETS))
-        for organ, members in [*sorted(by_org.items()), (ALL, people)]
-        for span in spans]
+        if s.kind == "person":
+            by_org[s.organ_id].append(s)
+    rows: list[OrganizationRow] = []
+    for span in spans:
+        months = span.months
+        these = [OrganizationRow(organ, span.label, *(
+            _group(t, members, held, linked.signed_months, span, months) for t in TARGETS))
+            for organ, members in sorted(by_org.items())]
+        rows.extend(these)
+        rows.append(_total(ALL, these, span.label))
+    rows.sort(key=lambda r: (r.organ_id == ALL, r.organ_id, r.period))
     issued: dict[int, int] = {}
     for c in reg.certificates:
         if c.status != "requested" and c.valid_from is not None:

@@ -154,3 +154,15 @@ def test_the_registry_commands_never_create_a_ledger(tmp_path: Path,
     [line] = capsys.readouterr().err.splitlines()
     assert "no ledger at" in line
     assert not missing.exists()
+
+
+def test_a_request_and_its_certificate_in_one_sheet_become_one_certificate(
+    ledger_url: str,
+) -> None:
+    request = "CCCD:042080000005,cá nhân,Hoàng Văn Em,thủ trưởng,000.00.03.H27,,,,,đề nghị cấp,"
+    issued = request.replace(",,,,,đề nghị cấp,", f",0E 0F,{CA},10/03/2025,10/03/2027,đã cấp,")
+    with Ledger.open(ledger_url) as fresh:
+        result = import_registry(fresh, sheet(request, AN, SEAL, issued), source="mot-lan.csv")
+        assert result.certificates_created == 3
+        [cert] = [c for c in registry(fresh).certificates if c.identifier == "CCCD:042080000005"]
+        assert (cert.serial, cert.status) == ("e0f", "issued")

@@ -91,8 +91,8 @@ def upgrade() -> None:
         sa.Column("fingerprint", sa.String(64), nullable=False),
         sa.PrimaryKeyConstraint("digest", "role", name="pk_subscriber_observations"),
     )
-    op.create_index("ix_subscriber_observations_issuer_key_serial", "subscriber_observations",
-                    ["issuer_key", "serial"])
+    op.create_index("ix_subscriber_observations_certificate", "subscriber_observations",
+                    ["issuer_key", "serial", "role", "sender", "month", "received_at"])
     op.create_table(
         "subscriber_scan",
         sa.Column("id", sa.Integer(), nullable=False),
