@@ -52,8 +52,8 @@ token status changed) is kept in ``subscriber_history`` with the file's name and
 revoked certificate stays revoked (RFC 5280 §3.3: revocation is final).
 
 **Linking** (:func:`signatures_in_report`, :func:`sync_observations`): the validation report the
-ledger keeps with every accepted envelope names the envelope signer (the organization's seal)
-and, in the PDF check's evidence, the main document's person and organization signers (serial,
+ledger keeps with every accepted envelope (and status packet) names the envelope signer (the
+organization's seal) and, in the PDF check's evidence, the main document's person and organization signers (serial,
 issuer, subject UID). Those are copied into ``subscriber_observations`` — a derived index, read
 incrementally by document position (``subscriber_scan``), like ``ledger_deliveries`` — and
 matched to the registry by certificate serial + issuer (the issuer's common name, case-folded),
@@ -945,6 +945,10 @@ class ObservationRow:
                 "uid": self.uid, "subject": self.subject, "fingerprint": self.fingerprint}
 
 
+OBSERVED_KINDS = ("envelope", "status")
+"""Packets whose signatures count: accepted documents, and the status packets agencies send
+(sealed by the reporting organization: its seal is in use). Receipts are the hub's own."""
+
 SYNC_CHUNK = 5000
 """Envelopes read per step: each step's write transaction is short, so the consumers' ledger
 appends never wait long for the SQLite write lock."""
@@ -974,7 +978,8 @@ def _observations(rows: Iterable[Any]) -> list[ObservationRow]:
 def _envelopes_after(conn: Connection, after: int, limit: int | None) -> list[Any]:
     stmt = (select(Document.seq, Document.digest, Document.sender, Document.received_at,
                    Document.report)
-            .where(Document.seq > after, Document.kind == "envelope").order_by(Document.seq))
+            .where(Document.seq > after, Document.kind.in_(OBSERVED_KINDS))
+            .order_by(Document.seq))
     if limit is not None:
         stmt = stmt.limit(limit)
     return list(conn.execute(stmt))
@@ -991,8 +996,8 @@ def pending_observations(conn: Connection) -> list[ObservationRow]:
 
 
 def sync_observations(ledger: Ledger, *, chunk: int = SYNC_CHUNK) -> int:
-    """Index the signatures of every accepted envelope recorded since the last call; returns
-    the number of envelopes read. Safe to run beside the consumers and beside itself."""
+    """Index the signatures of every accepted envelope and status packet recorded since the
+    last call; returns the number of packets read. Safe to run beside the consumers and beside itself."""
     done = 0
     while True:
         with ledger._reading() as conn:

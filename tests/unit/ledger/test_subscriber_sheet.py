@@ -20,7 +20,7 @@ from hub.ledger.subscribers import (
 )
 from hub.validators import validate_packet
 from tests.pki_fixtures import AXIS_PERSON, AXIS_SENDER, GeneratedPki, session_pki
-from tests.unit.validators.signature_vectors import PERSON, SENDER, Vectors, build
+from tests.unit.validators.signature_vectors import PERSON, RECIPIENT, SENDER, Vectors, build
 
 CA = "CA phục vụ các cơ quan Nhà nước G2"
 EN_HEADER = "identifier,kind,name,position,organ_id,serial,issuer,valid_from,valid_to,status"
@@ -211,3 +211,8 @@ def test_a_failed_pdf_check_names_no_pdf_signer(vectors: Vectors) -> None:
     report = _stored_report("pdf_modified_after_signing", vectors)
     assert report["reason"] == "PDF_MODIFIED_AFTER_SIGNING"
     assert [o.role for o in signatures_in_report(report)] == ["seal"]
+
+
+def test_a_status_packet_shows_the_reporting_organization_s_seal(vectors: Vectors) -> None:
+    seen = signatures_in_report(_stored_report("valid_status", vectors))
+    assert [(o.role, o.uid) for o in seen] == [("seal", RECIPIENT)]
