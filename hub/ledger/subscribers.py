@@ -51,14 +51,15 @@ an import; every change (a subscriber or certificate created, a position, an org
 token status changed) is kept in ``subscriber_history`` with the file's name and SHA-256. A
 revoked certificate stays revoked (RFC 5280 §3.3: revocation is final).
 
-**Linking** (:func:`signatures_in_report`, :func:`sync_observations`): the validation report the
-ledger keeps with every accepted envelope (and status packet) names the envelope signer (the
-organization's seal) and, in the PDF check's evidence, the main document's person and organization signers (serial,
-issuer, subject UID). Those are copied into ``subscriber_observations`` — a derived index, read
-incrementally by document position (``subscriber_scan``), like ``ledger_deliveries`` — and
-matched to the registry by certificate serial + issuer (the issuer's common name, case-folded),
-else by the identifier in the subject's UID. Matching happens when the figures are computed, so
-a correction to the registry applies to every signature already seen.
+**Linking** (:func:`signatures_in_report`, :func:`sync_observations`): the validation report
+the ledger keeps with every accepted envelope (and status packet) names the envelope signer
+(the organization's seal) and, in the PDF check's evidence, the main document's person and
+organization signers (serial, issuer, subject UID). Those are copied into
+``subscriber_observations`` — a derived index, read incrementally by document position
+(``subscriber_scan``), like ``ledger_deliveries`` — and matched to the registry by certificate
+serial + issuer (the issuer's common name, case-folded), else by the identifier in the
+subject's UID. Matching happens when the figures are computed, so a correction to the registry
+applies to every signature already seen.
 """
 
 from __future__ import annotations
