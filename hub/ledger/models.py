@@ -17,11 +17,12 @@ validation used, content-addressed; chained document entries reference them by d
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Dialect,
     Index,
@@ -31,6 +32,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -193,3 +195,115 @@ class OutboxRow(Base):
 
 TABLES = ("ledger_head", "ledger_documents", "ledger_events", "ledger_deliveries",
           "ledger_checkpoints", "ledger_evidence_blobs", "ledger_outbox")
+
+
+# -- the province's certificate subscribers (migration r0004, issue 21) -------------------------
+#
+# Not chained: the registry is the office's own records (imported from its spreadsheet), kept in
+# the ledger's database so the plan's figures join it with the signatures the hub saw. Keys are
+# text made by the hub (no database sequences), so a backup restores them as they were.
+
+
+class Subscriber(Base):
+    """A certificate subscriber: a person (an official) or an organization (the seal)."""
+
+    __tablename__ = "subscribers"
+    identifier: Mapped[str] = mapped_column(Text, primary_key=True)
+    """The identifier in the certificate subject's UID: a citizen id (``CCCD:…``) for a person,
+    the organization's code for an organization."""
+    kind: Mapped[str] = mapped_column(String(16))
+    """``person`` or ``organization``."""
+    name: Mapped[str] = mapped_column(Text)
+    position: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    """``head``, ``deputy``, ``division_head``, ``specialist`` or ``clerk`` (persons only)."""
+    organ_id: Mapped[str] = mapped_column(Text, index=True)
+    """The organization the subscriber belongs to (its code as the directory lists it)."""
+    email: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class SubscriberCertificate(Base):
+    """A certificate (or a request for one) of a subscriber, with its token status."""
+
+    __tablename__ = "subscriber_certificates"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    identifier: Mapped[str] = mapped_column(Text, index=True)
+    serial: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """Lower-case hex without leading zeros (as validation reports write it); NULL for a request
+    not issued yet."""
+    issuer: Mapped[str] = mapped_column(Text)
+    """The issuing CA as the office wrote it (its name, or an RFC 4514 distinguished name)."""
+    issuer_key: Mapped[str] = mapped_column(Text)
+    """The issuing CA's common name, case-folded and with spaces collapsed: what is matched."""
+    valid_from: Mapped[date | None] = mapped_column(Date, nullable=True)
+    valid_to: Mapped[date | None] = mapped_column(Date, nullable=True)
+    """The last day the certificate is valid."""
+    status: Mapped[str] = mapped_column(String(16))
+    """``requested``, ``issued``, ``handed_over``, ``revoked`` or ``expired``."""
+    status_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    """The day the status took effect (the hand-over, the revocation), when the office knows."""
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("issuer_key", "serial", name="uq_subscriber_certificates_issuer_serial"),
+    )
+
+
+class SubscriberHistory(Base):
+    """One change to the registry (a subscriber or certificate created, a field changed)."""
+
+    __tablename__ = "subscriber_history"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    """Time-ordered: sorting by id gives the order the changes were made in."""
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    identifier: Mapped[str] = mapped_column(Text, index=True)
+    certificate_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    field: Mapped[str] = mapped_column(String(32))
+    """``created`` or the name of the changed column (``position``, ``status`` ...)."""
+    old: Mapped[str | None] = mapped_column(Text, nullable=True)
+    new: Mapped[str | None] = mapped_column(Text, nullable=True)
+    effective: Mapped[date | None] = mapped_column(Date, nullable=True)
+    """The day the change took effect, when the office gave one (a status date)."""
+    source: Mapped[str] = mapped_column(Text)
+    """Where the change came from: the imported file's name and SHA-256."""
+
+
+class SubscriberObservation(Base):
+    """A signature the hub saw on an accepted envelope (derived from the stored validation
+    report; recomputable, like ``ledger_deliveries``)."""
+
+    __tablename__ = "subscriber_observations"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16), primary_key=True)
+    """``seal`` (the envelope's XML signature), ``person`` or ``organization`` (the main PDF)."""
+    seq: Mapped[int] = mapped_column(BigInteger)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    month: Mapped[str] = mapped_column(String(7))
+    """``YYYY-MM`` of ``received_at`` (UTC, as the adoption report counts)."""
+    sender: Mapped[str] = mapped_column(Text)
+    serial: Mapped[str] = mapped_column(Text)
+    issuer_key: Mapped[str] = mapped_column(Text)
+    issuer: Mapped[str] = mapped_column(Text)
+    uid: Mapped[str | None] = mapped_column(Text, nullable=True)
+    subject: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (
+        # Covers the figures' GROUP BY (certificate, role, sender, month; first and last seen):
+        # read in index order, no sort and no table access.
+        Index("ix_subscriber_observations_certificate", "issuer_key", "serial", "role", "sender",
+              "month", "received_at"),
+    )
+
+
+class SubscriberScan(Base):
+    """How far the observations were read from the ledger (single row, ``id`` = 1)."""
+
+    __tablename__ = "subscriber_scan"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    """The last document position whose signatures are in ``subscriber_observations``."""
+
+
+SUBSCRIBER_TABLES = ("subscribers", "subscriber_certificates", "subscriber_history",
+                     "subscriber_observations", "subscriber_scan")

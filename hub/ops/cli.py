@@ -357,7 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     rv.set_defaults(func=cmd_receipt_verify)
 
     for module in ("hub.ops.ledger_cli", "hub.ops.dlq", "hub.ops.envelope_cli",
-                   "hub.ops.axis_cli", "hub.console.cli", "hub.api.cli"):
+                   "hub.ops.axis_cli", "hub.console.cli", "hub.api.cli",
+                   "hub.ops.subscribers_cli"):
         register = _optional_register(module)
         if register is not None:
             register(sub)

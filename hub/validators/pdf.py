@@ -622,6 +622,18 @@ def _main_document(envelope: Envelope, pdfs: Sequence[Attachment]) -> Attachment
     )
 
 
+def _certificate_names(prefix: str, cert: x509.Certificate) -> dict[str, str]:
+    """Serial (hex, as the envelope signer's evidence writes it), issuer and subject (RFC 4514)
+    and subject UID of a signer certificate already found valid (so readable): what the office's
+    subscriber registry matches (:mod:`hub.ledger.subscribers`)."""
+    facts = read_certificate(cert)
+    names = {f"{prefix}_serial": f"{facts.serial:x}", f"{prefix}_issuer": facts.issuer_text,
+             f"{prefix}_subject": facts.subject_text}
+    if facts.uid:
+        names[f"{prefix}_uid"] = facts.uid
+    return names
+
+
 def _refuse_signatures_after_seal(embedded: Sequence[Any], seal: int, name: str) -> None:
     later = [s.field_name or "?" for s in embedded if s.signed_revision > seal]
     if later:
@@ -662,6 +674,8 @@ class _PdfCheck:
         self.evidence: dict[str, str] = {"pdfs": str(len(self.pdfs))}
         self.roles_on_main: dict[str, str] = {}
         """Directory role → fingerprint of the first valid signer in that role on the main PDF."""
+        self.certs_on_main: dict[str, x509.Certificate] = {}
+        """Directory role → that signer's certificate (its names go into the evidence)."""
         self.recorded: list[str] = []
         """What changed between a signature and the seal (``changed_before_seal``)."""
         self.pending: ValidationFailure | None = None
@@ -709,6 +723,7 @@ class _PdfCheck:
             signer = self.directory.signer_for(self.sender, checked.cert, self.at)
             if signer is not None:
                 self.roles_on_main.setdefault(str(signer.role), fingerprint(checked.cert))
+                self.certs_on_main.setdefault(str(signer.role), checked.cert)
 
     def verdict(self) -> dict[str, str]:
         """The evidence, once every PDF was checked; raises for what the main document lacks,
@@ -727,6 +742,7 @@ class _PdfCheck:
         for role in ("person", "organization"):
             if role in self.roles_on_main:
                 self.evidence[f"main_{role}"] = self.roles_on_main[role]
+                self.evidence.update(_certificate_names(f"main_{role}", self.certs_on_main[role]))
         if self.recorded:
             self.evidence["changed_before_seal"] = "; ".join(self.recorded)
         return self.evidence
