@@ -21,10 +21,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from argon2 import PasswordHasher
+from playwright.sync_api import Browser, BrowserType, Playwright, sync_playwright
 
 from hub.config import Settings, with_overrides
 from hub.console.services import ConsoleServices
@@ -44,6 +45,34 @@ def browser_type_launch_args() -> dict[str, Any]:
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed (bin/setup installs it)")
     return {"executable_path": str(CHROMIUM)}
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    """Playwright for this module only. pytest-playwright keeps one for the whole session, and its
+    sync API leaves an event loop running in the main thread: every later test that calls
+    pyHanko's sync API (``asyncio.run``) would then fail. Stopped here, the loop goes with it."""
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser_context_args() -> dict[str, Any]:
+    """The plugin's own asks the session-wide Playwright; these pages need nothing of it."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def browser_type(playwright: Playwright, browser_name: str) -> BrowserType:
+    return cast(BrowserType, getattr(playwright, browser_name))
+
+
+@pytest.fixture(scope="module")
+def browser(browser_type: BrowserType,
+            browser_type_launch_args: dict[str, Any]) -> Iterator[Browser]:
+    launched = browser_type.launch(**browser_type_launch_args)
+    yield launched
+    launched.close()
 
 
 @pytest.fixture(scope="session")
