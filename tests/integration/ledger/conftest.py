@@ -7,19 +7,15 @@ in CI (``CI=true``), as dramatiq's ``check_rabbitmq`` does.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from hub.ledger import Ledger
 from tests.integration.ledger.ledger_samples import OperatorKey, make_operator_key, sample_batch
+from tests.pg import fresh_schema
 from tests.pki_fixtures import GeneratedPki, session_pki
-
-PG_BASE = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 
 
 @pytest.fixture(scope="session")
@@ -32,38 +28,11 @@ def intruder_key() -> OperatorKey:
     return make_operator_key("intruder")
 
 
-_pg_state: dict[str, bool] = {}
-
-
-def _postgres_reachable() -> bool:
-    if "ok" not in _pg_state:
-        try:
-            engine = create_engine(PG_BASE, connect_args={"connect_timeout": 3})
-            with engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-            engine.dispose()
-            _pg_state["ok"] = True
-        except Exception:
-            _pg_state["ok"] = False
-    return _pg_state["ok"]
-
-
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    if not _postgres_reachable():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("PostgreSQL at 127.0.0.1:5432 is not reachable (CI=true)")
-        pytest.skip("PostgreSQL at 127.0.0.1:5432 is not reachable")
-    schema = f"ledger_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_BASE)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    """A fresh schema on the machine's PostgreSQL (:func:`tests.pg.fresh_schema`)."""
+    with fresh_schema() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

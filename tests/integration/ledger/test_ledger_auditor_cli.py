@@ -19,9 +19,9 @@ from sqlalchemy import create_engine, text
 
 from hub.ledger import Ledger
 from hub.ops.ledger_cli import EXIT_OK, EXIT_USAGE, main
-from tests.integration.ledger.conftest import PG_BASE
 from tests.integration.ledger.ledger_samples import sample_batch
 from tests.integration.ledger.operator_certs import OPERATOR, Operator, from_signer, rotated
+from tests.pg import PG_BASE
 from tests.pki_fixtures import GeneratedPki
 
 REPO = Path(__file__).resolve().parents[3]
