@@ -28,18 +28,28 @@ def promtool() -> str:
     return found
 
 
-def test_promtool_accepts_the_alert_rules() -> None:
-    done = subprocess.run([promtool(), "check", "rules", str(RULES)], capture_output=True,
+def assert_promtool_accepts(*rules: Path) -> None:
+    """``promtool check rules`` on rule files (each alert rules file of deploy/prometheus)."""
+    done = subprocess.run([promtool(), "check", "rules", *map(str, rules)], capture_output=True,
                           text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def assert_promtool_rule_tests_pass(rule_tests: Path) -> None:
+    """``promtool test rules`` on a test file, run where its rule_files paths are relative to."""
+    done = subprocess.run([promtool(), "test", "rules", rule_tests.name], cwd=rule_tests.parent,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_promtool_accepts_the_alert_rules() -> None:
+    assert_promtool_accepts(RULES)
 
 
 def test_the_alert_rules_pass_their_promtool_tests() -> None:
     # Among them: a discard of 5 of 50 dead letters does not fire; two consumers exporting the
     # same queue give one alert with the real growth; real growth fires.
-    done = subprocess.run([promtool(), "test", "rules", RULE_TESTS.name], cwd=RULE_TESTS.parent,
-                          capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert_promtool_rule_tests_pass(RULE_TESTS)
 
 
 def test_every_alert_rule_has_a_promtool_test_or_is_about_up() -> None:
