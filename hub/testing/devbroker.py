@@ -36,7 +36,7 @@ os.environ.setdefault("TC_HOST", "127.0.0.1")
 os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
 
 IMAGE = os.environ.get("HUB_RABBITMQ_IMAGE", "edxml-hub/rabbitmq:3.10-bookworm")
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "deploy" / "rabbitmq" / "build-image.sh"
 DOCKERD_LOG = Path(os.environ.get("HUB_DOCKERD_LOG", "/var/log/edxml-hub-dockerd.log"))
 
