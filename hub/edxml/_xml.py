@@ -172,8 +172,14 @@ def _check_shape(root: etree._Element, limits: Limits) -> None:
     """``max_depth`` and ``max_elements``, judged in C (a Python walk over every element cost
     ~25–40 µs per 10 KB packet, this ~5 µs); a packet over either limit is walked again in
     document order, so the reason named is the one :func:`_walk_shape` meets first, as always."""
-    if _over_shape(limits.max_depth)(root, n=limits.max_elements):
+    if limits.max_depth > _XPATH_DEPTH_CAP or _over_shape(limits.max_depth)(
+            root, n=limits.max_elements):
         _walk_shape(root, limits)
+
+
+_XPATH_DEPTH_CAP = 256
+"""Deeper limits (a re-read with generous limits) are walked: libxml2 refuses an XPath of
+thousands of steps."""
 
 
 def _walk_shape(root: etree._Element, limits: Limits) -> None:

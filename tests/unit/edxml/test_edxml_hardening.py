@@ -254,3 +254,11 @@ def test_an_encoding_declaration_other_than_utf8_is_refused(name: str) -> None:
     with pytest.raises(EnvelopeRefused) as caught:
         parse_xml(f'<?xml version="1.0" encoding="{name}"?><a/>'.encode("ascii"), Limits())
     assert caught.value.reason is Reason.ENVELOPE_ENCODING_INVALID
+
+
+def test_a_depth_limit_deeper_than_an_xpath_can_express_is_still_enforced() -> None:
+    data = b"<a>" * 300 + b"</a>" * 300
+    parse_xml(data, Limits(max_depth=10_000))
+    with pytest.raises(EnvelopeRefused) as caught:
+        parse_xml(data, Limits(max_depth=299))
+    assert caught.value.reason is Reason.ENVELOPE_TOO_DEEP
