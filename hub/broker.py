@@ -215,6 +215,7 @@ class Connection:
         del self._failed[:-10]  # texts for the message only: which batches failed is
         # _failed_through; the last few are kept so a late waiter can say why
         first = self._seq + 1
+        frames = _FrameBatch(self._conn._impl)
         try:
             for msg in messages:
                 props = pika.BasicProperties(
@@ -230,8 +231,12 @@ class Connection:
                 self._seq += 1
                 self._pending[self._seq] = msg.message_id
                 impl.basic_publish(msg.exchange, msg.routing_key, msg.body, props, mandatory=True)
+                frames.flush_if_full()
+            frames.close()
         except (pika.exceptions.AMQPError, OSError) as exc:
             raise BrokerUnavailable(f"publish: {exc!r}") from None
+        finally:
+            frames.release()
         return range(first, self._seq + 1)
 
     def wait(self, sent: range, timeout: float = 30.0) -> None:
@@ -443,6 +448,46 @@ class Settler:
             raise BrokerUnavailable(f"nack: {exc!r}") from None
         finally:
             self._advance()
+
+
+class _FrameBatch:
+    """Hands pika's transport a batch's frames in few large writes.
+
+    pika writes every frame (method, header, body) of every message separately: a batch of
+    128 small messages is ~384 buffered chunks and as many ``send`` calls. While a batch is
+    being published, the connection's frame output is collected here, in order, and written
+    in chunks of about :data:`CHUNK` bytes. Only frames are joined: bytes on the wire are
+    the same, and a message's frames are always written whole (pika marshals all of them
+    before it outputs any)."""
+
+    CHUNK = 256 * 1024
+
+    def __init__(self, conn_impl: Any) -> None:
+        self._impl = conn_impl
+        self._emit = conn_impl._adapter_emit_data
+        self._parts: list[bytes] = []
+        self._size = 0
+        conn_impl._adapter_emit_data = self._collect  # this instance only, until release()
+
+    def _collect(self, data: bytes) -> None:
+        self._parts.append(data)
+        self._size += len(data)
+
+    def flush_if_full(self) -> None:
+        if self._size >= self.CHUNK:
+            self.close()
+
+    def close(self) -> None:
+        """Write what was collected (in order)."""
+        if self._parts:
+            data = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
+            self._parts, self._size = [], 0
+            self._emit(data)
+
+    def release(self) -> None:
+        """Give pika its own output back; frames not yet written (an error) are dropped with
+        the connection they were meant for."""
+        self._impl.__dict__.pop("_adapter_emit_data", None)
 
 
 def _channel_error(what: str, exc: Exception) -> BrokerUnavailable:

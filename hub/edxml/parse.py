@@ -118,47 +118,80 @@ def _text_of(el: _El | None) -> str:
     return "".join(parts)
 
 
-def _text(el: _El, name: str) -> str:
-    return _text_of(_child(el, name))
+class _Fields:
+    """The EDXML children of one element by local name, read in one pass.
 
+    Extraction reads ~45 fields per packet; a C-level child search per field still cost
+    ~1.5 µs of Python calls each (~70 µs per packet), one pass per element and dict look-ups
+    cost a fifth of that. Same semantics as :func:`_kids`: children in the EDXML namespace, in
+    document order."""
 
-def _token(el: _El, name: str) -> str:
-    return _text(el, name).strip()
+    __slots__ = ("_by_name", "el")
 
+    def __init__(self, el: _El) -> None:
+        self.el = el
+        by_name: dict[str, list[_El]] = {}
+        cut = len(_PREFIX)
+        for child in el:
+            tag = child.tag
+            if isinstance(tag, str) and tag.startswith(_PREFIX):
+                found = by_name.get(tag[cut:])
+                if found is None:
+                    by_name[tag[cut:]] = [child]
+                else:
+                    found.append(child)
+        self._by_name = by_name
 
-def _int(el: _El, name: str, default: int | None) -> int | None:
-    value = _token(el, name)
-    return int(value) if value else default
+    def kids(self, name: str) -> list[_El]:
+        return self._by_name.get(name, [])
+
+    def child(self, name: str) -> _El | None:
+        found = self._by_name.get(name)
+        return found[0] if found else None
+
+    def counts(self) -> dict[str, int]:
+        return {name: len(found) for name, found in self._by_name.items()}
+
+    def text(self, name: str) -> str:
+        return _text_of(self.child(name))
+
+    def token(self, name: str) -> str:
+        return self.text(name).strip()
+
+    def int(self, name: str, default: int | None) -> int | None:
+        value = self.token(name)
+        return int(value) if value else default
 
 
 def _schema_error(el: _El, detail: str) -> EnvelopeRefused:
     return EnvelopeRefused(Reason.ENVELOPE_SCHEMA_INVALID, f"line {el.sourceline}: {detail}")
 
 
-def _organ_id(el: _El, name: str = "OrganId") -> str:
+def _organ_id(f: _Fields, name: str = "OrganId") -> str:
     """An OrganId as received (whitespace trimmed), checked against both code formats."""
-    value = _token(el, name)
+    value = f.token(name)
     try:
         OrgCode.parse(value)
     except EnvelopeRefused as exc:
-        raise EnvelopeRefused(exc.reason, f"line {el.sourceline}: {exc.detail}") from None
+        raise EnvelopeRefused(exc.reason, f"line {f.el.sourceline}: {exc.detail}") from None
     return value
 
 
-def _date(el: _El, name: str) -> date | None:
-    value = _token(el, name)
+def _date(f: _Fields, name: str) -> date | None:
+    value = f.token(name)
     if not value:
         return None
     try:
         return parse_date(value)
     except EnvelopeRefused as exc:
-        raise EnvelopeRefused(exc.reason, f"{name} line {el.sourceline}: {exc.detail}") from None
+        raise EnvelopeRefused(exc.reason,
+                              f"{name} line {f.el.sourceline}: {exc.detail}") from None
 
 
-def _required_date(el: _El, name: str) -> date:
-    value = _date(el, name)
+def _required_date(f: _Fields, name: str) -> date:
+    value = _date(f, name)
     if value is None:
-        raise EnvelopeRefused(Reason.DATE_INVALID, f"{name} line {el.sourceline}: empty date")
+        raise EnvelopeRefused(Reason.DATE_INVALID, f"{name} line {f.el.sourceline}: empty date")
     return value
 
 
@@ -181,11 +214,11 @@ def parse_timestamp(text: str) -> datetime:
     )
 
 
-def _timestamp(el: _El, name: str) -> datetime:
+def _timestamp(f: _Fields, name: str) -> datetime:
     try:
-        return parse_timestamp(_text(el, name))
+        return parse_timestamp(f.text(name))
     except EnvelopeRefused as exc:
-        raise EnvelopeRefused(exc.reason, f"line {el.sourceline}: {exc.detail}") from None
+        raise EnvelopeRefused(exc.reason, f"line {f.el.sourceline}: {exc.detail}") from None
 
 
 def _content_id(text: str) -> str:
@@ -197,95 +230,94 @@ def _content_id(text: str) -> str:
 
 
 def _organization(el: _El) -> Organization:
+    f = _Fields(el)
     return Organization(
-        organ_id=_organ_id(el),
-        organ_name=_text(el, "OrganName"),
-        organization_in_charge=_text(el, "OrganizationInCharge"),
-        organ_add=_text(el, "OrganAdd"),
-        email=_token(el, "Email"),
-        telephone=_token(el, "Telephone"),
-        fax=_token(el, "Fax"),
-        website=_token(el, "Website"),
+        organ_id=_organ_id(f),
+        organ_name=f.text("OrganName"),
+        organization_in_charge=f.text("OrganizationInCharge"),
+        organ_add=f.text("OrganAdd"),
+        email=f.token("Email"),
+        telephone=f.token("Telephone"),
+        fax=f.token("Fax"),
+        website=f.token("Website"),
     )
 
 
-def _document_id(el: _El, name: str = "DocumentId") -> DocumentId:
-    value = _token(el, name)
+def _document_id(f: _Fields, name: str = "DocumentId") -> DocumentId:
+    value = f.token(name)
     try:
         return DocumentId.parse(value)
     except EnvelopeRefused as exc:
-        raise EnvelopeRefused(exc.reason, f"line {el.sourceline}: {exc.detail}") from None
+        raise EnvelopeRefused(exc.reason, f"line {f.el.sourceline}: {exc.detail}") from None
 
 
 def _response_for(el: _El) -> ResponseFor:
-    organ = _organ_id(el)
-    doc_id = _document_id(el)
-    promulgated = _date(el, "PromulgationDate") or doc_id.promulgation_date
+    f = _Fields(el)
+    organ = _organ_id(f)
+    doc_id = _document_id(f)
+    promulgated = _date(f, "PromulgationDate") or doc_id.promulgation_date
     return ResponseFor(
         organ_id=organ,
-        code=_token(el, "Code"),
+        code=f.token("Code"),
         promulgation_date=promulgated,
-        document_id=_token(el, "DocumentId"),
+        document_id=f.token("DocumentId"),
     )
 
 
 def _staff(el: _El | None) -> StaffInfo | None:
     if el is None:
         return None
+    f = _Fields(el)
     return StaffInfo(
-        department=_text(el, "Department"),
-        staff=_text(el, "Staff"),
-        mobile=_token(el, "Mobile"),
-        email=_token(el, "Email"),
+        department=f.text("Department"),
+        staff=f.text("Staff"),
+        mobile=f.token("Mobile"),
+        email=f.token("Email"),
     )
 
 
-def _check_header_cardinality(mh: _El) -> None:
-    counts = Counter(_local(c) for c in _kids(mh))
+def _check_header_cardinality(mh: _Fields) -> None:
+    counts = mh.counts()
     for name, (low, high) in _HEADER_CARDINALITY.items():
         n = counts.get(name, 0)
         if n < low:
-            raise _schema_error(mh, f"MessageHeader lacks {name}")
+            raise _schema_error(mh.el, f"MessageHeader lacks {name}")
         if high is not None and n > high:
-            raise _schema_error(mh, f"MessageHeader has {n} {name} elements (at most {high})")
+            raise _schema_error(mh.el,
+                                f"MessageHeader has {n} {name} elements (at most {high})")
 
 
-def _message_header(mh: _El, limits: Limits) -> MessageHeader:
+def _message_header(mh_el: _El, limits: Limits) -> MessageHeader:
+    mh = _Fields(mh_el)
     _check_header_cardinality(mh)
-    sender = _organization(_kids(mh, "From")[0])
-    recipients = tuple(_organization(t) for t in _kids(mh, "To"))
-    code_el = _kids(mh, "Code")[0]
-    code = Code(_token(code_el, "CodeNumber"), _token(code_el, "CodeNotation"))
+    sender = _organization(mh.kids("From")[0])
+    recipients = tuple(_organization(t) for t in mh.kids("To"))
+    code_el = mh.kids("Code")[0]
+    code_f = _Fields(code_el)
+    code = Code(code_f.token("CodeNumber"), code_f.token("CodeNotation"))
     _check_code_length(code, code_el, limits)
-    pi_el = _kids(mh, "PromulgationInfo")[0]
-    promulgation = PromulgationInfo(
-        _text(pi_el, "Place"), _required_date(pi_el, "PromulgationDate")
-    )
-    dt_el = _kids(mh, "DocumentType")[0]
-    detail_el = _child(dt_el, "TypeDetail")
+    pi = _Fields(mh.kids("PromulgationInfo")[0])
+    promulgation = PromulgationInfo(pi.text("Place"), _required_date(pi, "PromulgationDate"))
+    dt = _Fields(mh.kids("DocumentType")[0])
+    detail_el = dt.child("TypeDetail")
     document_type = DocumentType(
-        type=int(_token(dt_el, "Type")),
-        type_name=_text(dt_el, "TypeName"),
+        type=int(dt.token("Type")),
+        type_name=dt.text("TypeName"),
         type_detail=None if detail_el is None else _text_of(detail_el),
     )
-    signer_el = _child(mh, "SignerInfo")
-    signer = (
-        None
-        if signer_el is None
-        else SignerInfo(
-            _text(signer_el, "Competence"),
-            _text(signer_el, "Position"),
-            _text(signer_el, "FullName"),
-        )
-    )
-    places_el = _child(mh, "ToPlaces")
+    signer_el = mh.child("SignerInfo")
+    signer: SignerInfo | None = None
+    if signer_el is not None:
+        si = _Fields(signer_el)
+        signer = SignerInfo(si.text("Competence"), si.text("Position"), si.text("FullName"))
+    places_el = mh.child("ToPlaces")
     places = () if places_el is None else tuple(_text_of(p) for p in _kids(places_el, "Place"))
-    other_el = _child(mh, "OtherInfo")
+    other_el = mh.child("OtherInfo")
     other = OtherInfo() if other_el is None else _other_info(other_el)
-    steering = _int(mh, "SteeringType", 0)
+    steering = mh.int("SteeringType", 0)
 
     doc_id = _document_id(mh)
-    doc_id_el = _kids(mh, "DocumentId")[0]
+    doc_id_el = mh.kids("DocumentId")[0]
     # QCVN 102 §1.14: DocumentId = "{From/OrganId},{PromulgationDate},{number}/{notation}".
     if doc_id.organ_id.strip() != sender.organ_id.strip():
         raise EnvelopeRefused(
@@ -303,27 +335,28 @@ def _message_header(mh: _El, limits: Limits) -> MessageHeader:
         code=code,
         promulgation_info=promulgation,
         document_type=document_type,
-        subject=_text(mh, "Subject"),
-        document_id=_token(mh, "DocumentId"),
-        content=_text(mh, "Content"),
+        subject=mh.text("Subject"),
+        document_id=mh.token("DocumentId"),
+        content=mh.text("Content"),
         signer_info=signer,
         due_date=_date(mh, "DueDate"),
         to_places=places,
         other_info=other,
-        response_for=tuple(_response_for(r) for r in _kids(mh, "ResponseFor")),
+        response_for=tuple(_response_for(r) for r in mh.kids("ResponseFor")),
         steering_type=steering if steering is not None else 0,
     )
 
 
 def _other_info(el: _El) -> OtherInfo:
-    appendixes_el = _child(el, "Appendixes")
-    security_el = _child(el, "SecurityLevel")
+    f = _Fields(el)
+    appendixes_el = f.child("Appendixes")
+    security_el = f.child("SecurityLevel")
     return OtherInfo(
-        priority=_int(el, "Priority", 0) or 0,
-        sphere_of_promulgation=_text(el, "SphereOfPromulgation"),
-        typer_notation=_text(el, "TyperNotation"),
-        promulgation_amount=_int(el, "PromulgationAmount", None),
-        page_amount=_int(el, "PageAmount", None),
+        priority=f.int("Priority", 0) or 0,
+        sphere_of_promulgation=f.text("SphereOfPromulgation"),
+        typer_notation=f.text("TyperNotation"),
+        promulgation_amount=f.int("PromulgationAmount", None),
+        page_amount=f.int("PageAmount", None),
         appendixes=()
         if appendixes_el is None
         else tuple(_text_of(a) for a in _kids(appendixes_el, "Appendix")),
@@ -333,27 +366,30 @@ def _other_info(el: _El) -> OtherInfo:
 
 def _trace(el: _El) -> TraceHeaderList:
     hops = tuple(
-        TraceHeader(_organ_id(th), _timestamp(th, "Timestamp")) for th in _kids(el, "TraceHeader")
+        TraceHeader(_organ_id(th), _timestamp(th, "Timestamp"))
+        for th in map(_Fields, _kids(el, "TraceHeader"))
     )
     b_el = _child(el, "Bussiness")
     business = None
     if b_el is not None:
+        b = _Fields(b_el)
         replacements: list[ReplacementInfo] = []
-        rl = _child(b_el, "ReplacementInfoList")
+        rl = b.child("ReplacementInfoList")
         if rl is not None:
-            for ri in _kids(rl, "ReplacementInfo"):
-                ol = _child(ri, "OrganIdList")
+            for ri_el in _kids(rl, "ReplacementInfo"):
+                ri = _Fields(ri_el)
+                ol = ri.child("OrganIdList")
                 organs = (
                     () if ol is None else tuple(_organ_id_text(o) for o in _kids(ol, "OrganId"))
                 )
-                replacements.append(ReplacementInfo(_token(ri, "DocumentId"), organs))
-        doc_id_el = _child(b_el, "DocumentId")
+                replacements.append(ReplacementInfo(ri.token("DocumentId"), organs))
+        doc_id_el = b.child("DocumentId")
         business = Business(
-            doc_type=BusinessDocType(int(_token(b_el, "BussinessDocType"))),
-            reason=_text(b_el, "BussinessDocReason"),
+            doc_type=BusinessDocType(int(b.token("BussinessDocType"))),
+            reason=b.text("BussinessDocReason"),
             document_id=None if doc_id_el is None else _text_of(doc_id_el).strip(),
-            staff_info=_staff(_child(b_el, "StaffInfo")),
-            paper=_int(b_el, "Paper", 0) or 0,
+            staff_info=_staff(b.child("StaffInfo")),
+            paper=b.int("Paper", 0) or 0,
             replacements=tuple(replacements),
         )
     return TraceHeaderList(hops, business)
@@ -374,12 +410,12 @@ def _manifest(body: _El) -> tuple[Reference, ...]:
         return ()
     return tuple(
         Reference(
-            content_id=_content_id(_text(ref, "ContentId")),
-            attachment_name=_text(ref, "AttachmentName"),
-            content_type=_token(ref, "ContentType"),
-            description=_text(ref, "Description"),
+            content_id=_content_id(ref.text("ContentId")),
+            attachment_name=ref.text("AttachmentName"),
+            content_type=ref.token("ContentType"),
+            description=ref.text("Description"),
         )
-        for ref in _kids(manifest, "Reference")
+        for ref in map(_Fields, _kids(manifest, "Reference"))
     )
 
 
@@ -387,9 +423,9 @@ def _attachments(
     root: _El, manifest: tuple[Reference, ...], limits: Limits
 ) -> tuple[Attachment, ...]:
     encoded = _child(root, "AttachmentEncoded")
-    elements = [] if encoded is None else _kids(encoded, "Attachment")
+    elements = [] if encoded is None else [_Fields(a) for a in _kids(encoded, "Attachment")]
     declared = Counter(ref.content_id for ref in manifest)
-    present = Counter(_content_id(_text(a, "ContentId")) for a in elements)
+    present = Counter(_content_id(a.text("ContentId")) for a in elements)
     if any(n > 1 for n in declared.values()) or any(n > 1 for n in present.values()):
         raise EnvelopeRefused(Reason.ATTACHMENT_NOT_IN_MANIFEST, "duplicate ContentId")
     if declared != present:
@@ -401,31 +437,31 @@ def _attachments(
         )
     out: list[Attachment] = []
     for a in elements:
-        cte = _child(a, "ContentTransferEncoded")
+        cte = a.child("ContentTransferEncoded")
         encoded_text = _text_of(cte).translate(_B64_WHITESPACE)
         # Cheap bound before decoding: base64 carries 3 bytes per 4 characters.
         if len(encoded_text) // 4 * 3 > limits.max_attachment_bytes + 2:
             raise EnvelopeRefused(
                 Reason.ATTACHMENT_TOO_LARGE,
-                f"line {a.sourceline}: over {limits.max_attachment_bytes} bytes",
+                f"line {a.el.sourceline}: over {limits.max_attachment_bytes} bytes",
             )
         try:
             data = base64.b64decode(encoded_text, validate=True)
         except (binascii.Error, ValueError):
             raise EnvelopeRefused(
-                Reason.ATTACHMENT_ENCODING_INVALID, f"line {a.sourceline}: not base64"
+                Reason.ATTACHMENT_ENCODING_INVALID, f"line {a.el.sourceline}: not base64"
             ) from None
         if len(data) > limits.max_attachment_bytes:
             raise EnvelopeRefused(
                 Reason.ATTACHMENT_TOO_LARGE,
-                f"line {a.sourceline}: {len(data)} bytes > {limits.max_attachment_bytes}",
+                f"line {a.el.sourceline}: {len(data)} bytes > {limits.max_attachment_bytes}",
             )
         out.append(
             Attachment(
-                content_id=_content_id(_text(a, "ContentId")),
-                attachment_name=_text(a, "AttachmentName"),
-                content_type=_token(a, "ContentType"),
-                description=_text(a, "Description"),
+                content_id=_content_id(a.text("ContentId")),
+                attachment_name=a.text("AttachmentName"),
+                content_type=a.token("ContentType"),
+                description=a.text("Description"),
                 data=data,
             )
         )
@@ -435,20 +471,21 @@ def _attachments(
     return tuple(out)
 
 
-def _status(st: _El, raw: bytes, signatures: int) -> StatusPacket:
-    code = _token(st, "StatusCode")
+def _status(st_el: _El, raw: bytes, signatures: int) -> StatusPacket:
+    st = _Fields(st_el)
+    code = st.token("StatusCode")
     if not _STATUS_CODE.fullmatch(code):
         raise EnvelopeRefused(
-            Reason.STATUS_CODE_INVALID, f"line {st.sourceline}: status code is not two digits"
+            Reason.STATUS_CODE_INVALID, f"line {st_el.sourceline}: status code is not two digits"
         )
-    rf_el = _kids(st, "ResponseFor")[0]
+    rf_el = st.kids("ResponseFor")[0]
     return StatusPacket(
         response_for=_response_for(rf_el),
-        sender=_organization(_kids(st, "From")[0]),
+        sender=_organization(st.kids("From")[0]),
         status_code=code,
-        description=_text(st, "Description"),
+        description=st.text("Description"),
         timestamp=_timestamp(st, "Timestamp"),
-        staff_info=_staff(_child(st, "StaffInfo")),
+        staff_info=_staff(st.child("StaffInfo")),
         raw=raw,
         signature_count=signatures,
     )

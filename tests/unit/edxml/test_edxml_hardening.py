@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
 import time
 
 import pytest
+from lxml import etree
 
 from hub.edxml import (
     EnvelopeRefused,
@@ -14,7 +16,7 @@ from hub.edxml import (
     parse_xml,
     sample_header,
 )
-from hub.edxml._xml import schema, schema_bytes
+from hub.edxml._xml import _check_shape, _walk_shape, schema, schema_bytes
 from hub.reasons import Reason
 
 BOMB = b"""<?xml version="1.0"?>
@@ -86,6 +88,37 @@ def test_a_packet_with_too_many_elements_is_refused() -> None:
         parse_xml(data, Limits(max_elements=1000))
     assert caught.value.reason is Reason.ENVELOPE_TOO_MANY_ELEMENTS
     parse_xml(data, Limits(max_elements=1001))
+
+
+@pytest.mark.parametrize(("data", "first"), [
+    (b"<a>" + b"<d>" * 10 + b"</d>" * 10 + b"<b/>" * 20 + b"</a>", Reason.ENVELOPE_TOO_DEEP),
+    (b"<a>" + b"<b/>" * 20 + b"<d>" * 10 + b"</d>" * 10 + b"</a>",
+     Reason.ENVELOPE_TOO_MANY_ELEMENTS),
+], ids=["deep-first", "many-first"])
+def test_a_packet_over_both_shape_limits_is_refused_for_the_one_met_first_in_document_order(
+        data: bytes, first: Reason) -> None:
+    with pytest.raises(EnvelopeRefused) as caught:
+        parse_xml(data, Limits(max_depth=8, max_elements=15))
+    assert caught.value.reason is first
+
+
+def test_the_shape_check_in_c_agrees_with_a_walk_of_the_tree_on_random_trees() -> None:
+    rng = random.Random(102)
+    for _ in range(300):
+        root = etree.Element("a")
+        nodes = [(root, 1)]
+        for _ in range(rng.randrange(1, 40)):
+            parent, depth = rng.choice(nodes)
+            nodes.append((etree.SubElement(parent, "e"), depth + 1))
+        limits = Limits(max_depth=rng.randrange(1, 12), max_elements=rng.randrange(1, 45))
+        outcomes = []
+        for check in (_check_shape, _walk_shape):
+            try:
+                check(root, limits)
+                outcomes.append(None)
+            except EnvelopeRefused as refused:
+                outcomes.append((refused.reason, refused.detail))
+        assert outcomes[0] == outcomes[1]
 
 
 @pytest.mark.parametrize(
@@ -221,3 +254,11 @@ def test_an_encoding_declaration_other_than_utf8_is_refused(name: str) -> None:
     with pytest.raises(EnvelopeRefused) as caught:
         parse_xml(f'<?xml version="1.0" encoding="{name}"?><a/>'.encode("ascii"), Limits())
     assert caught.value.reason is Reason.ENVELOPE_ENCODING_INVALID
+
+
+def test_a_depth_limit_deeper_than_an_xpath_can_express_is_still_enforced() -> None:
+    data = b"<a>" * 300 + b"</a>" * 300
+    parse_xml(data, Limits(max_depth=10_000))
+    with pytest.raises(EnvelopeRefused) as caught:
+        parse_xml(data, Limits(max_depth=299))
+    assert caught.value.reason is Reason.ENVELOPE_TOO_DEEP
