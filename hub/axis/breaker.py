@@ -18,7 +18,9 @@ waits, with the broker's heartbeats flowing, until :meth:`Breaker.next_call_at`.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from hub.consumers.settlement import Backoff
 
 
 class Circuit(enum.IntEnum):
@@ -39,6 +41,12 @@ class Breaker:
     """Consecutive transient failures since the last success."""
     opened_at: float | None = None
     _next_call_at: float = 0.0
+    _delay: float = 0.0
+    _backoff: Backoff = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # The process's one doubling-wait policy (hub.consumers.settlement.Backoff).
+        self._backoff = Backoff(self.base_s, self.max_s)
 
     def state(self, now: float) -> Circuit:
         if self.opened_at is None:
@@ -56,14 +64,14 @@ class Breaker:
 
     def delay(self) -> float:
         """The backoff after the current run of failures (0 after a success)."""
-        if self.failures == 0:
-            return 0.0
-        return float(min(self.max_s, self.base_s * 2 ** (self.failures - 1)))
+        return self._delay
 
     def success(self) -> None:
         self.failures = 0
         self.opened_at = None
         self._next_call_at = 0.0
+        self._delay = 0.0
+        self._backoff.reset()
 
     def failure(self, now: float) -> None:
         """A transient failure at ``now``; opens the circuit at the threshold (and re-opens
@@ -71,7 +79,8 @@ class Breaker:
         self.failures += 1
         if self.opened_at is not None or self.failures >= self.threshold:
             self.opened_at = now
-        self._next_call_at = now + self.delay()
+        self._delay = self._backoff.next()
+        self._next_call_at = now + self._delay
 
     def trip(self, now: float) -> None:
         """Open at once (the axis refused the connector's credentials: retrying each
