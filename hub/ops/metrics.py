@@ -158,6 +158,8 @@ class MetricsServer:
         self.consumer: Any = None
         self._lock = threading.Lock()
         self._conn: Any = None
+        self._turn = 0
+        """Index in (url, *failover_urls) of the node that answered last."""
         self.registry = CollectorRegistry(auto_describe=False)
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
@@ -197,7 +199,7 @@ class MetricsServer:
         with self._lock:
             try:
                 if self._conn is None or not self._conn.is_open:
-                    self._conn = connect(self.hub.settings.broker.url, "edxml-hub metrics")
+                    self._conn = self._connect(connect, BrokerUnavailable)
                 for q in (names.intake, names.dlq, names.gateway):
                     found = self._conn.queue_stats(q)
                     if found is not None:
@@ -211,6 +213,24 @@ class MetricsServer:
                 log.warning("metrics_broker_unavailable", detail=exc.detail[:200])
                 self._conn = None
         return figures
+
+    def _connect(self, connect: Any, unavailable: type[Exception]) -> Any:
+        """A connection to the first cluster node that answers, trying the node that answered
+        last time first (the consumer fails over the same way: ``broker.failover_urls``)."""
+        b = self.hub.settings.broker
+        urls = (b.url, *b.failover_urls)
+        error: Exception | None = None
+        for i in range(len(urls)):
+            turn = (self._turn + i) % len(urls)
+            try:
+                conn = connect(urls[turn], "edxml-hub metrics")
+            except unavailable as exc:
+                error = exc
+                continue
+            self._turn = turn
+            return conn
+        assert error is not None
+        raise error
 
     def render(self) -> str:
         from prometheus_client import generate_latest
