@@ -304,14 +304,3 @@ def read(conn: Connection, *, since_day: str | None, until_day: str | None,
     for row in conn.execute(stmt):
         yield PeriodRow(row.organ_id, row.period, row.reason,
                         *(int(getattr(row, c) or 0) for c in COUNTERS))
-
-
-def utc_midnight(at: datetime) -> str | None:
-    """``YYYY-MM-DD`` when ``at`` is a midnight UTC (a bound the rollup can answer for), else
-    None (a time of day, or a naive datetime)."""
-    if at.tzinfo is None or at.utcoffset() is None:
-        return None
-    utc = at.astimezone(UTC)
-    if (utc.hour, utc.minute, utc.second, utc.microsecond) != (0, 0, 0, 0):
-        return None
-    return utc.strftime("%Y-%m-%d")

@@ -106,13 +106,20 @@ def test_the_adoption_report_counts_sent_accepted_and_refused_by_class(
 MARCH = datetime(2026, 3, 1, tzinfo=UTC)
 DAY = datetime(2026, 3, 2, tzinfo=UTC)
 """The day of :data:`AT`, midnight UTC."""
+VN = timedelta(hours=7)
+"""A Vietnam midnight is 17:00 UTC the day before (the console's form dates)."""
 WINDOWS = [
     (None, None), (DAY, DAY + timedelta(days=1)), (DAY - timedelta(days=1), DAY),
     (MARCH, datetime(2026, 4, 1, tzinfo=UTC)), (datetime(2026, 2, 1, tzinfo=UTC), MARCH),
     (datetime(2026, 4, 1, tzinfo=UTC), None), (None, datetime(2026, 4, 1, tzinfo=UTC)),
     (datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC)),
+    # windows with hours: whole days from the rollup, the edges from the documents
+    (DAY - VN, DAY + timedelta(days=1) - VN), (MARCH - VN, datetime(2026, 4, 1, tzinfo=UTC) - VN),
+    (AT - timedelta(minutes=5), datetime(2026, 4, 15, tzinfo=UTC)),
+    (AT + timedelta(minutes=1), None), (None, AT + timedelta(seconds=1)),
+    (AT - timedelta(minutes=1), AT + timedelta(minutes=1)), (AT + timedelta(minutes=1), AT),
 ]
-"""Windows the rollup answers for (bounds at midnight UTC, or none)."""
+"""Windows with bounds at midnight UTC, with hours (Vietnam days), none, or within a day."""
 
 
 def _write_one(ledger: Ledger, packet: tuple[DocumentIn, list[EventIn]]) -> None:
@@ -138,15 +145,17 @@ def test_the_rollup_answers_as_the_documents_do_for_every_window_and_period(
         assert ledger.verify().ok
 
 
-def test_a_window_with_a_time_of_day_is_counted_from_the_documents(
+def test_a_window_with_hours_counts_its_edges_from_the_documents(
     ledger_url: str, recorded: list[Recorded],
 ) -> None:
     with Ledger.open(ledger_url) as ledger:
         _write(ledger, recorded)
-        # the envelopes came at 08:05: a window from 08:06 holds only the April refusal
+        # the envelopes came at 08:05 UTC: a window from 08:06 holds only the April refusal
         rows = adoption_report(ledger, since=AT + timedelta(minutes=1))
         assert [(r.organ_id, r.period, r.sent) for r in rows] == [(SENDER, "2026-04", 1)]
-        assert rows == adoption_report_scan(ledger, since=AT + timedelta(minutes=1))
+        # the Vietnam day of AT (17:00 UTC to 17:00 UTC) holds them all but that refusal
+        rows = adoption_report(ledger, since=DAY - VN, until=DAY + timedelta(days=1) - VN)
+        assert sum(r.sent for r in rows) == len(recorded)
 
 
 ORDERS = ("refused, then accepted in a later batch", "refused and accepted in one batch",
