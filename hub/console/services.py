@@ -320,11 +320,11 @@ class ConsoleServices:
 
     def adoption(self, since: datetime | None, until: datetime | None,
                  period: str) -> list[AdoptionRow]:
-        """The adoption report, read from the ledger's daily rollup (tens of milliseconds on a
-        1,000,000-row ledger; a window with a time of day is counted from the documents, which
-        takes seconds). The figures of a period are reused, recomputed in the background when
-        older than :data:`REPORT_TTL`, so the page, its chart (drawn once per figures) and its
-        CSV agree."""
+        """The adoption report: whole UTC days from the ledger's daily rollup, the hours of a
+        Vietnam-day window before its first and after its last midnight UTC from their
+        documents (tens of milliseconds on a 1,000,000-row ledger). The figures of a period are
+        reused, recomputed in the background when older than :data:`REPORT_TTL`, so the page,
+        its chart (drawn once per figures) and its CSV agree."""
         key = (since, until, period)
         now = self.clock()
         with self._lock:
