@@ -57,7 +57,7 @@ _table: Table = AdoptionDay.__table__  # type: ignore[assignment]
 
 def _scalar(value: Any) -> Any:
     """A value as the stored canonical JSON holds it (enums as their value, floats as text)."""
-    return chain.normalize(value)
+    return value if type(value) is str else chain.normalize(value)
 
 
 def report_facts(report: Any) -> tuple[bool, bool]:
@@ -126,12 +126,12 @@ def contribution(kind: str, digest: str, sender: str, received_text: str,
                  refusal: Mapping[str, Any] | None) -> Contribution | None:
     """The contribution of a document as :meth:`Ledger.write` prepares it (``received_text``:
     its canonical UTC time; ``refusal``: its refusal record); None for other kinds."""
-    day = received_text[:10]
     if kind == ENVELOPE:
         valid, both = report_facts(report)
-        return Contribution(kind, digest, (sender, day, ACCEPTED), valid, both)
+        return Contribution(kind, digest, (sender, received_text[:10], ACCEPTED), valid, both)
     if kind == REFUSED and refusal is not None:
-        return Contribution(kind, digest, (refused_organ(sender, refusal.get("account")), day,
+        return Contribution(kind, digest, (refused_organ(sender, refusal.get("account")),
+                                           received_text[:10],
                                            refusal_reason(refusal.get("reason"))))
     return None
 
