@@ -6,7 +6,7 @@ write in its own transaction (:mod:`hub.ledger.adoption`). Derived from ``ledger
 recomputable, like ``ledger_deliveries``; not part of the hash chain.
 
 The upgrade fills it from the documents already stored: every envelope's stored validation
-report is parsed once, here (about 40 s for a 1,000,000-row ledger on SQLite; see
+report is parsed once, here (6–10 s for a 1,000,000-row ledger on SQLite; see
 docs/PERFORMANCE.md), so the report never parses them again.
 
 Revision ID: r0005
