@@ -179,8 +179,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _warm_report(services: Any) -> None:
-    """Compute the adoption report's default view in the background (a large ledger takes
-    seconds): the first reader then gets it at once."""
+    """Read the adoption report's default view in the background at start-up (tens of
+    milliseconds from the ledger's daily rollup): the first reader and its chart then find the
+    figures cached."""
     import threading
 
     from hub.console.web import _date_param, default_report_since

@@ -4,6 +4,9 @@ A backup is a zip: ``backup.json`` (format, head, row counts), one ``<table>.jso
 (bytes as base64, timestamps as canonical UTC text) and ``blobs/<digest>`` for packets kept in the
 content-addressed store. It is taken in one read transaction, so it is a consistent snapshot.
 A restore refuses a non-empty target; run ``hub ledger verify`` on the result (the tests do).
+The adoption report's rollup (``ledger_adoption``, derived) is not in the backup: the restore
+recomputes it from the restored documents, in its transaction (a backup taken before r0005
+restores the same way).
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from typing import Any
 
 from sqlalchemy import Connection, LargeBinary, Table, delete, insert, select
 
-from hub.ledger import chain
+from hub.ledger import adoption, chain
 from hub.ledger.models import (
+    AdoptionDay,
     Checkpoint,
     Delivery,
     Document,
@@ -121,6 +125,7 @@ def restore(path: Path, ledger: Ledger) -> dict[str, int]:
         for table in _TABLES:
             if f"{table.name}.jsonl" in names:  # ledger_evidence_blobs is new in r0002
                 counts[table.name] = _load(conn, table, _lines(zf, f"{table.name}.jsonl"))
+        counts[AdoptionDay.__tablename__] = adoption.rebuild(conn)
     for name in zf.namelist():
         if name.startswith("blobs/"):
             if ledger.blobs is None:

@@ -13,6 +13,8 @@ length. A document is identified by ``(digest, kind)``: the same bytes can be re
 refused and once as accepted (an operator replay after a fix), never twice as either.
 ``ledger_evidence_blobs`` holds the revocation data (CRLs, OCSP answers) and certificates a
 validation used, content-addressed; chained document entries reference them by digest.
+``ledger_adoption`` is the adoption report's per-day rollup of the documents, derived like
+``ledger_deliveries`` (migration r0005).
 """
 
 from __future__ import annotations
@@ -193,8 +195,33 @@ class OutboxRow(Base):
     """The time the plan used (the receipt's own time)."""
 
 
+class AdoptionDay(Base):
+    """The adoption report's figures for one organization, UTC day and refusal reason: a
+    rollup of ``ledger_documents`` (kinds ``envelope`` and ``refused``) that every ledger write
+    keeps up to date in its own transaction (migration r0005). Derived and recomputable, like
+    ``ledger_deliveries``: not chained; a restore rebuilds it and ``hub ledger verify`` compares
+    it with a recomputation (:mod:`hub.ledger.adoption`)."""
+
+    __tablename__ = "ledger_adoption"
+    organ_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    """The sending organization, or ``account:<broker account>`` (``account:?``) for a refused
+    packet that named none — as the report counts it."""
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    """``YYYY-MM-DD`` of ``received_at`` in UTC."""
+    reason: Mapped[str] = mapped_column(Text, primary_key=True)
+    """The refusal's reason code; ``""`` for accepted envelopes."""
+    accepted: Mapped[int] = mapped_column(BigInteger)
+    """Accepted envelopes (only on ``reason = ""``)."""
+    refused: Mapped[int] = mapped_column(BigInteger)
+    """Refused packets whose bytes were never accepted as an envelope."""
+    signed_valid: Mapped[int] = mapped_column(BigInteger)
+    """Accepted envelopes with valid specialized signatures, no interop waiver."""
+    pdf_both: Mapped[int] = mapped_column(BigInteger)
+    """Accepted envelopes whose main PDF carries a person's and the organization's signature."""
+
+
 TABLES = ("ledger_head", "ledger_documents", "ledger_events", "ledger_deliveries",
-          "ledger_checkpoints", "ledger_evidence_blobs", "ledger_outbox")
+          "ledger_checkpoints", "ledger_evidence_blobs", "ledger_outbox", "ledger_adoption")
 
 
 # -- the province's certificate subscribers (migration r0004, issue 21) -------------------------

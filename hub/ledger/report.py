@@ -16,6 +16,11 @@ kind ``refused``, so an organization that only had refusals appears):
 
 Shares are over ``sent``. A refused packet whose organization is unknown is counted under its
 broker account. Rendered as a table, CSV or JSON here; :mod:`hub.ledger.chart` draws it.
+
+The figures come from ``ledger_adoption``, a per-day rollup every ledger write keeps (migration
+r0005, :mod:`hub.ledger.adoption`, where the counting rules live); only the hours of a window
+before its first and after its last midnight UTC are counted from their documents.
+:func:`adoption_report_scan` counts a whole window from the documents: the reference.
 """
 
 from __future__ import annotations
@@ -26,11 +31,12 @@ import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
+from hub.ledger import adoption
 from hub.ledger.models import Document
 from hub.ledger.records import REFUSED
 from hub.ledger.store import Ledger
@@ -126,22 +132,6 @@ class AdoptionRow:
                 "pdf_both": self.pdf_both, "share_pdf_both": round(self.share_pdf_both, 4)}
 
 
-def _report_facts(text: str | None) -> tuple[bool, bool]:
-    """(valid specialized signatures, main PDF signed by person and organization)."""
-    if text is None:
-        return False, False
-    report = json.loads(text)
-    checks = report.get("checks") or []
-    waived = any(c.get("check") == "axis_legacy_policy" and c.get("indication") == "PASSED"
-                 for c in checks)
-    valid = report.get("indication") == "PASSED" and not waived
-    pdf = next((c for c in checks if c.get("check") == "pdf"), None)
-    evidence = pdf.get("evidence", {}) if pdf is not None else {}
-    both = (pdf is not None and pdf.get("indication") == "PASSED"
-            and bool(evidence.get("main_person")) and bool(evidence.get("main_organization")))
-    return valid, both
-
-
 def adoption_report(
     ledger: Ledger,
     *,
@@ -149,8 +139,87 @@ def adoption_report(
     until: datetime | None = None,
     period: str = "month",
 ) -> list[AdoptionRow]:
-    """The report rows, sorted by organization then period (see the module docstring)."""
+    """The report rows, sorted by organization then period (see the module docstring).
+
+    The whole UTC days of the window are read from the daily rollup (``ledger_adoption``,
+    :mod:`hub.ledger.adoption`: a few thousand rows, whatever the ledger's size); the hours
+    before its first midnight UTC and after its last one (a window of Vietnam days starts and
+    ends at 17:00 UTC) are counted from their documents. Every document counts in its own
+    period and a replay is recognized across the whole ledger, so the parts add up to what
+    :func:`adoption_report_scan` counts over the whole window."""
     fmt = PERIODS[period]
+    if _naive(since) or _naive(until):
+        return adoption_report_scan(ledger, since=since, until=until, period=period)  # refuses
+    first = _midnight_from(since)
+    last = _midnight_before(until)
+    tally = _Tally()
+    with ledger._reading() as conn:
+        if first is not None and last is not None and first > last:  # within one UTC day
+            _count_documents(conn, tally, since, until, fmt)
+            return tally.rows()
+        if since is not None and first is not None and since < first:
+            _count_documents(conn, tally, since, first, fmt)
+        _count_rollup(conn, tally, first, last, period)
+        if until is not None and last is not None and last < until:
+            _count_documents(conn, tally, last, until, fmt)
+    return tally.rows()
+
+
+def adoption_report_scan(
+    ledger: Ledger,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    period: str = "month",
+) -> list[AdoptionRow]:
+    """The report counted from the documents alone: every envelope and refused packet of the
+    window read and its stored validation report parsed (seconds for a month of a
+    1,000,000-row ledger). The reference :func:`adoption_report` is tested against."""
+    fmt = PERIODS[period]
+    tally = _Tally()
+    with ledger._reading() as conn:
+        _count_documents(conn, tally, since, until, fmt)
+    return tally.rows()
+
+
+def _naive(at: datetime | None) -> bool:
+    return at is not None and (at.tzinfo is None or at.utcoffset() is None)
+
+
+def _midnight_from(at: datetime | None) -> datetime | None:
+    """The first midnight UTC at or after ``at``."""
+    if at is None:
+        return None
+    day = at.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return day if day == at else day + timedelta(days=1)
+
+
+def _midnight_before(at: datetime | None) -> datetime | None:
+    """The last midnight UTC at or before ``at``."""
+    if at is None:
+        return None
+    return at.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _count_rollup(conn: Connection, tally: _Tally, since: datetime | None,
+                  until: datetime | None, period: str) -> None:
+    """Add the rollup's days in [since, until) (midnights UTC, or None: unbounded)."""
+    for r in adoption.read(conn, since_day=None if since is None else f"{since:%Y-%m-%d}",
+                           until_day=None if until is None else f"{until:%Y-%m-%d}",
+                           period=period):
+        key = (r.organ_id, r.period)
+        tally.sent[key] += r.accepted + r.refused
+        tally.accepted[key] += r.accepted
+        tally.valid[key] += r.signed_valid
+        tally.both[key] += r.pdf_both
+        if r.refused:
+            tally.classes.setdefault(key, Counter())[reason_class(r.reason)] += r.refused
+            tally.reasons.setdefault(key, Counter())[r.reason] += r.refused
+
+
+def _count_documents(conn: Connection, tally: _Tally, since: datetime | None,
+                     until: datetime | None, fmt: str) -> None:
+    """Add the envelopes and refused packets received in [since, until), read one by one."""
     stmt = select(Document.digest, Document.kind, Document.sender, Document.received_at,
                   Document.report, Document.refusal).where(
         Document.kind.in_(["envelope", REFUSED])).order_by(Document.seq)
@@ -158,41 +227,54 @@ def adoption_report(
         stmt = stmt.where(Document.received_at >= since)
     if until is not None:
         stmt = stmt.where(Document.received_at < until)
-    with ledger._reading() as conn:
-        rows = list(conn.execute(stmt))
+    rows = list(conn.execute(stmt))
     accepted_digests = {r.digest for r in rows if r.kind == "envelope"}
-    keys: set[tuple[str, str]] = set()
-    sent: Counter[tuple[str, str]] = Counter()
-    accepted: Counter[tuple[str, str]] = Counter()
-    valid: Counter[tuple[str, str]] = Counter()
-    both: Counter[tuple[str, str]] = Counter()
-    classes: dict[tuple[str, str], Counter[str]] = {}
-    reasons: dict[tuple[str, str], Counter[str]] = {}
+    # Bytes refused in the window and accepted outside it count once too, as accepted (where
+    # the envelope was received), as the rollup counts them: one look-up per 500 refusals.
+    outside = sorted({r.digest for r in rows
+                      if r.kind == REFUSED and r.digest not in accepted_digests})
+    for start in range(0, len(outside), 500):
+        accepted_digests.update(conn.scalars(select(Document.digest).where(
+            Document.kind == "envelope", Document.digest.in_(outside[start:start + 500]))))
     for row in rows:
         if row.kind == REFUSED:
             if row.digest in accepted_digests:
                 continue  # refused, then accepted on a replay: counted once, as accepted
             refusal = json.loads(row.refusal) if row.refusal is not None else {}
-            organ = row.sender or f"account:{refusal.get('account') or '?'}"
-            key = (organ, row.received_at.strftime(fmt))
-            code = str(refusal.get("reason") or "")
-            classes.setdefault(key, Counter())[reason_class(code)] += 1
-            reasons.setdefault(key, Counter())[code] += 1
+            key = (adoption.refused_organ(row.sender, refusal.get("account")),
+                   row.received_at.strftime(fmt))
+            code = adoption.refusal_reason(refusal.get("reason"))
+            tally.classes.setdefault(key, Counter())[reason_class(code)] += 1
+            tally.reasons.setdefault(key, Counter())[code] += 1
         else:
             key = (row.sender, row.received_at.strftime(fmt))
-            accepted[key] += 1
-            is_valid, has_both = _report_facts(row.report)
-            valid[key] += int(is_valid)
-            both[key] += int(has_both)
-        keys.add(key)
-        sent[key] += 1
-    return [
-        AdoptionRow(
-            organ, when, sent[(organ, when)], accepted[(organ, when)], valid[(organ, when)],
-            both[(organ, when)],
-            {c: classes.get((organ, when), Counter())[c] for c in CLASSES},
-            dict(sorted(reasons.get((organ, when), Counter()).items())))
-        for organ, when in sorted(keys)]
+            tally.accepted[key] += 1
+            is_valid, has_both = adoption.report_facts(
+                json.loads(row.report) if row.report is not None else None)
+            tally.valid[key] += int(is_valid)
+            tally.both[key] += int(has_both)
+        tally.sent[key] += 1
+
+
+@dataclass
+class _Tally:
+    """The report's counters per (organization, period)."""
+
+    sent: Counter[tuple[str, str]] = field(default_factory=Counter)
+    accepted: Counter[tuple[str, str]] = field(default_factory=Counter)
+    valid: Counter[tuple[str, str]] = field(default_factory=Counter)
+    both: Counter[tuple[str, str]] = field(default_factory=Counter)
+    classes: dict[tuple[str, str], Counter[str]] = field(default_factory=dict)
+    reasons: dict[tuple[str, str], Counter[str]] = field(default_factory=dict)
+
+    def rows(self) -> list[AdoptionRow]:
+        return [
+            AdoptionRow(
+                organ, when, self.sent[(organ, when)], self.accepted[(organ, when)],
+                self.valid[(organ, when)], self.both[(organ, when)],
+                {c: self.classes.get((organ, when), Counter())[c] for c in CLASSES},
+                dict(sorted(self.reasons.get((organ, when), Counter()).items())))
+            for organ, when in sorted(k for k, n in self.sent.items() if n)]
 
 
 def render_table(rows: Sequence[AdoptionRow]) -> str:

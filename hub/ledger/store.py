@@ -34,7 +34,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
 from hub.errors import TransientError
-from hub.ledger import chain
+from hub.ledger import adoption, chain
 from hub.ledger.blobs import BlobStore
 from hub.ledger.migrate import current_revision, head_revision, upgrade
 from hub.ledger.models import (
@@ -542,6 +542,8 @@ class Ledger:
             chunk = wanted[start:start + 500]
             existing.update((r.digest, r.kind) for r in conn.execute(
                 select(Document.digest, Document.kind).where(Document.digest.in_(chunk))))
+        stored = frozenset(existing)
+        rolled: list[adoption.Contribution] = []
         seq, link = head.seq, head.chain_hash
         doc_rows: list[dict[str, Any]] = []
         delivery_rows: list[dict[str, Any]] = []
@@ -569,6 +571,8 @@ class Ledger:
                 "report": p["report"], "refusal": p["refusal"], "revocation": p["revocation"],
             })
             evidence_rows.update(p["evidence_rows"])
+            if p["adoption"] is not None:
+                rolled.append(p["adoption"])
             if p["kind"] == "envelope":
                 delivery_rows.extend(
                     {"digest": p["digest"], "organ_id": organ, "state": "pending",
@@ -595,6 +599,8 @@ class Ledger:
                      "updated_at": e["at"], "updated_seq": seq})
         if doc_rows:
             conn.execute(insert(Document), doc_rows)
+        if rolled:
+            adoption.record(conn, rolled, stored)
         if evidence_rows:
             self._insert_evidence(conn, list(evidence_rows.values()))
         if event_rows:
@@ -651,12 +657,13 @@ class Ledger:
                 revocation_list.append({"kind": r.kind, "at": chain.utc_text(r.at),
                                         "source": r.source, **refs})
         recipients = list(d.recipients)
+        received_text = chain.utc_text(d.received_at)
         return {
             "digest": d.digest, "sender": d.sender, "document_id": d.document_id,
             "kind": d.kind, "code": d.code, "subject_digest": d.subject_digest,
             "recipient_list": recipients,
             "recipients": chain.canonical_json(recipients).decode("utf-8"),
-            "received_at": d.received_at, "received_text": chain.utc_text(d.received_at),
+            "received_at": d.received_at, "received_text": received_text,
             "links_to": d.links_to, "size": len(d.raw), "raw": raw, "report": report,
             "report_digest": chain.sha256_hex(report.encode("utf-8")) if report else None,
             "refusal_obj": refusal_obj,
@@ -665,6 +672,8 @@ class Ledger:
             "revocation": (chain.canonical_json(revocation_list).decode("utf-8")
                            if revocation_list is not None else None),
             "evidence_rows": evidence_rows,
+            "adoption": adoption.contribution(
+                d.kind, d.digest, d.sender, received_text, d.report, refusal_obj),
         }
 
     def _upsert_deliveries(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -686,6 +695,12 @@ class Ledger:
                       "updated_at": lite_stmt.excluded.updated_at,
                       "updated_seq": lite_stmt.excluded.updated_seq})
         conn.execute(stmt, list(latest.values()))
+
+    def rebuild_adoption(self) -> int:
+        """Recompute the adoption report's rollup (``ledger_adoption``) from the documents,
+        holding the writers' lock (see :mod:`hub.ledger.adoption`); returns its row count."""
+        with self._appending() as (conn, _head):
+            return adoption.rebuild(conn)
 
     # -- checkpoints -------------------------------------------------------------------------
 

@@ -15,6 +15,10 @@ What each mutation looks like to it:
 - a checkpoint signed by anyone but the operator: its certificate does not chain to the
   operator's CA roots, was not valid at the checkpoint's time, or names another organization
   (:class:`OperatorTrust`; a certificate is never trusted because the database holds it).
+
+Once the chain holds, the adoption report's rollup (``ledger_adoption``, derived and not
+chained) is compared with a recomputation from the documents (:mod:`hub.ledger.adoption`): a
+rollup edited by hand would make the report lie while the chain verifies.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 from sqlalchemy import Connection, select
 
-from hub.ledger import chain
+from hub.ledger import adoption, chain
 from hub.ledger.blobs import BlobStore
 from hub.ledger.models import Checkpoint, Document, Event, EvidenceBlob, Head
 from hub.ledger.records import REFUSED, VerifyResult
@@ -266,6 +270,14 @@ def verify_ledger(
                 rows, int(head.checkpoint_seq),
                 f"the head records a checkpoint at row {int(head.checkpoint_seq)} but the"
                 f" latest present is at row {max(checkpoints)}: checkpoints were removed",
+                len(checkpoints), signed, signers, trusted)
+        differ = adoption.differences(conn)
+        if differ:
+            return VerifyResult(
+                rows, None,
+                f"the chain holds, but the adoption report's rollup (ledger_adoption, derived)"
+                f" differs from the documents for {len(differ)} organization-day(s), e.g."
+                f" {differ[0]}: rebuild it with `hub ledger migrate --rebuild-adoption`",
                 len(checkpoints), signed, signers, trusted)
         if progress is not None:
             progress(rows, total)

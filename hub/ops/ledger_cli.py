@@ -103,7 +103,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="output format; png and svg draw a chart (matplotlib) and need --output")
     p.add_argument("--output", type=Path, help="write to a file instead of standard output")
 
-    _command(sub, "migrate", "create the ledger or bring its schema up to date", _migrate)
+    p = _command(sub, "migrate", "create the ledger or bring its schema up to date", _migrate)
+    p.add_argument("--rebuild-adoption", action="store_true",
+                   help="also recompute the adoption report's rollup (ledger_adoption) from"
+                        " the documents")
 
     evidence = subparsers.add_parser("evidence", help="evidence bundles for auditors")
     esub = evidence.add_subparsers(dest="evidence_command", required=True)
@@ -294,8 +297,12 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"ok: {result.rows:,} rows, {result.checkpoints} checkpoints"
               f" ({result.signed_checkpoints} signed); operator certificates {signers} ({how})")
     else:
-        print(f"FAILED at row {result.first_bad_row}: {result.problem}")
+        print(f"FAILED{_at_row(result.first_bad_row)}: {result.problem}")
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _at_row(seq: int | None) -> str:
+    return "" if seq is None else f" at row {seq}"
 
 
 def _query(args: argparse.Namespace) -> int:
@@ -351,7 +358,7 @@ def _restore(args: argparse.Namespace) -> int:
         restore(args.path, ledger)
         result = ledger.verify(_progress_bar)
     print(f"restored {result.rows:,} rows; chain: "
-          + ("ok" if result.ok else f"FAILED at row {result.first_bad_row}: {result.problem}")
+          + ("ok" if result.ok else f"FAILED{_at_row(result.first_bad_row)}: {result.problem}")
           + "; run `hub ledger verify` to check the checkpoint signatures")
     return EXIT_OK if result.ok else EXIT_FAILED
 
@@ -361,7 +368,9 @@ def _migrate(args: argparse.Namespace) -> int:
     url = getattr(args, "url", None) or ledger_url(settings)
     with Ledger.open(url) as ledger:
         seq, _ = ledger.head()
-    print(f"ledger schema up to date ({seq:,} rows)")
+        rebuilt = ledger.rebuild_adoption() if args.rebuild_adoption else None
+    print(f"ledger schema up to date ({seq:,} rows)"
+          + (f"; adoption rollup rebuilt ({rebuilt:,} rows)" if rebuilt is not None else ""))
     return EXIT_OK
 
 
