@@ -6,7 +6,10 @@ content-addressed store. It is taken in one read transaction, so it is a consist
 A restore refuses a non-empty target; run ``hub ledger verify`` on the result (the tests do).
 The adoption report's rollup (``ledger_adoption``, derived) is not in the backup: the restore
 recomputes it from the restored documents, in its transaction (a backup taken before r0005
-restores the same way).
+restores the same way). The subscriber registry (``subscribers``, ``subscriber_certificates``,
+``subscriber_history``: what the certificate office imported, r0004) is in it; the signatures
+seen on envelopes (``subscriber_observations``, derived) are read again from the restored
+documents when the subscriber report next asks.
 """
 
 from __future__ import annotations
@@ -15,11 +18,11 @@ import base64
 import json
 import zipfile
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, LargeBinary, Table, delete, insert, select
+from sqlalchemy import Connection, Date, LargeBinary, Table, delete, insert, select
 
 from hub.ledger import adoption, chain
 from hub.ledger.models import (
@@ -30,6 +33,9 @@ from hub.ledger.models import (
     Event,
     EvidenceBlob,
     Head,
+    Subscriber,
+    SubscriberCertificate,
+    SubscriberHistory,
     UtcDateTime,
 )
 from hub.ledger.store import Ledger
@@ -38,7 +44,8 @@ FORMAT = "edxml-hub-ledger-backup/1"
 """Schema r0002 added columns and ledger_evidence_blobs; a backup of an r0001 ledger lacks them
 and restores as NULLs (what r0002 gives old rows)."""
 _TABLES: tuple[Table, ...] = tuple(
-    m.__table__ for m in (Head, Document, Event, Delivery, Checkpoint, EvidenceBlob))  # type: ignore[misc]
+    m.__table__ for m in (Head, Document, Event, Delivery, Checkpoint, EvidenceBlob,  # type: ignore[misc]
+                          Subscriber, SubscriberCertificate, SubscriberHistory))
 _CHUNK = 5000
 
 
@@ -54,6 +61,8 @@ def _encode(table: Table, row: Any) -> dict[str, Any]:
             value = base64.b64encode(bytes(value)).decode("ascii")
         elif value is not None and isinstance(column.type, UtcDateTime):
             value = chain.utc_text(value)
+        elif value is not None and isinstance(column.type, Date):
+            value = value.isoformat()
         out[column.name] = value
     return out
 
@@ -66,6 +75,8 @@ def _decode(table: Table, data: dict[str, Any]) -> dict[str, Any]:
             value = base64.b64decode(value)
         elif value is not None and isinstance(column.type, UtcDateTime):
             value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        elif value is not None and isinstance(column.type, Date):
+            value = date.fromisoformat(value)
         out[column.name] = value
     return out
 
@@ -123,7 +134,8 @@ def restore(path: Path, ledger: Ledger) -> dict[str, int]:
         conn.execute(delete(Head))
         names = set(zf.namelist())
         for table in _TABLES:
-            if f"{table.name}.jsonl" in names:  # ledger_evidence_blobs is new in r0002
+            # ledger_evidence_blobs is new in r0002, the subscriber registry in r0004
+            if f"{table.name}.jsonl" in names:
                 counts[table.name] = _load(conn, table, _lines(zf, f"{table.name}.jsonl"))
         counts[AdoptionDay.__tablename__] = adoption.rebuild(conn)
     for name in zf.namelist():
