@@ -140,7 +140,7 @@ class ConsoleServices:
         self.policy = load_policy(settings)
         self.revocation = RevocationCache(settings, certificates=self.policy.intermediates)
         self._revocation_at: datetime | None = None
-        self._recorder = recorder or (lambda kind: dlq._recorder(settings, kind))
+        self._recorder = recorder or (lambda kind: dlq.action_recorder(settings, kind))
         self._dlq_lock = threading.Lock()
         self._queue_lock = threading.Lock()
         self._queue_conn: Connection | None = None

@@ -495,7 +495,7 @@ def create_app(services: ConsoleServices, users: UserStore) -> FastAPI:
     @app.get("/ledger/doc/{digest}/evidence", response_model=None)
     def evidence(digest: str, session: EvidenceView) -> Response:
         from hub.ledger.evidence import EvidenceError, export_evidence
-        from hub.ops.ledger_cli import _trust_material
+        from hub.ops.ledger_cli import trust_material
 
         if services.ledger.document_by_digest(digest, include_refused=True) is None:
             raise _Refused(404, "doc.unknown", digest[:80])
@@ -504,7 +504,7 @@ def create_app(services: ConsoleServices, users: UserStore) -> FastAPI:
         path = folder / f"evidence-{digest[:16]}.zip"
         try:
             export_evidence(services.ledger, digest, path,
-                            trust=_trust_material(services.settings))
+                            trust=trust_material(services.settings))
         except EvidenceError as exc:
             _remove(folder)
             raise _Refused(409, "error.unavailable", str(exc)) from None

@@ -192,7 +192,9 @@ def _context(args: argparse.Namespace) -> tuple[Any, Any, Connection]:
     return settings, topo, connect(b.url, "edxml-hub dlq")
 
 
-def _recorder(settings: Any, kind: str) -> Callable[[list[DeadLetter], str, str], None]:
+def action_recorder(settings: Any, kind: str) -> Callable[[list[DeadLetter], str, str], None]:
+    """Records an operator's replay or discard (``kind``) of dead letters in the ledger, with
+    the person as actor: the CLI and the console keep one audit trail."""
     from hub.app import load_keystore, open_ledger
     from hub.ledger import EventIn, EventKind
 
@@ -353,7 +355,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
             done = replay(conn, topo.names.dlq, topo.names.intake, flt, actor=args.actor,
                           user=broker_user(settings.broker.url), note=args.note or "",
-                          record=_recorder(settings, "replayed"), progress=progress,
+                          record=action_recorder(settings, "replayed"), progress=progress,
                           confirm=_confirmer(flt, "replay", args.yes))
     except DlqUsageError as exc:
         return _usage(str(exc))
@@ -370,7 +372,7 @@ def cmd_discard(args: argparse.Namespace) -> int:
     settings, topo, conn = _context(args)
     try:
         done = discard(conn, topo.names.dlq, flt, actor=args.actor, note=args.note,
-                       record=_recorder(settings, "discarded"),
+                       record=action_recorder(settings, "discarded"),
                        confirm=_confirmer(flt, "discard", args.yes))
     except DlqUsageError as exc:
         return _usage(str(exc))

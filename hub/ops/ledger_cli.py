@@ -398,7 +398,7 @@ def _report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _trust_material(settings: Settings) -> TrustMaterial:
+def trust_material(settings: Settings) -> TrustMaterial:
     """The configured roots, intermediates and CRLs, to ship inside a bundle."""
 
     def files(entries: Sequence[str]) -> dict[str, bytes]:
@@ -420,7 +420,7 @@ def _export(args: argparse.Namespace) -> int:
     with ledger:
         digest = resolve_document(ledger, args.document)
         output = args.output or Path(f"evidence-{digest[:16]}.zip")
-        export_evidence(ledger, digest, output, trust=_trust_material(settings))
+        export_evidence(ledger, digest, output, trust=trust_material(settings))
     print(f"evidence bundle written to {output}")
     return EXIT_OK
 
