@@ -3,6 +3,7 @@ SIGKILL at random points, every copy under one message id is the ledger's (issue
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import os
@@ -10,6 +11,8 @@ import random
 import signal
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -23,7 +26,7 @@ from hub.ledger import EventKind, Ledger
 from hub.messages import Headers
 from hub.testing import devbroker
 from hub.testing.pki import KeyCache, PkiPaths, init_pki
-from hub.topology import ENVELOPE_KEY
+from hub.topology import ENVELOPE_KEY, Topology
 from hub.trust.keystore import Keystore
 from tests.integration.pipeline.harness import FINANCE, PROVINCE, hub_settings, running_hub
 
@@ -80,6 +83,53 @@ def _env(settings: Settings) -> dict[str, str]:
     return env
 
 
+@dataclass
+class _Victims:
+    """``hub run`` processes to kill, on a declared topology, with an observer connection."""
+
+    settings: Settings
+    topology: Topology
+    conn: Connection
+    cmd: list[str]
+    env: dict[str, str]
+    cwd: Path
+
+    def start(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(self.cmd, env=self.env, cwd=self.cwd)
+
+    def survive_until(self, done: Callable[[Ledger], bool], timeout: float) -> Ledger:
+        """A last consumer runs until ``done(ledger)`` (or ``timeout``), then stops with
+        SIGTERM, which must finish its in-flight work and exit 0; returns the ledger."""
+        survivor = self.start()
+        ledger = Ledger.open(self.settings.ledger.url)
+        try:
+            waited = 0.0
+            while not done(ledger) and waited < timeout:
+                self.conn.sleep(0.1)  # another process writes the ledger: no event reaches us
+                waited += 0.1
+        finally:
+            survivor.send_signal(signal.SIGTERM)
+            code = survivor.wait(60)
+        assert code == 0, "SIGTERM must finish in-flight work and exit 0"
+        return ledger
+
+
+@contextlib.contextmanager
+def _victims(pki: PkiPaths, broker_url: str, names: str, ledger_url: str, tmp_path: Path
+             ) -> Iterator[_Victims]:
+    settings = hub_settings(pki, tmp_path, broker_url, names, ledger_url=ledger_url)
+    hub = build_hub(settings)
+    conn = connect(broker_url, "fault test observer")
+    conn.declare(hub.topology)
+    hub.close()
+    cmd = [sys.executable, "-m", "hub.ops.cli", "run", "--name", f"{names} victim"]
+    try:
+        yield _Victims(settings, hub.topology, conn, cmd, _env(settings), tmp_path)
+    finally:
+        conn.delete(hub.topology)
+        conn.close()
+
+
 def _wait_depth(conn: Connection, queue: str, at_least: int, timeout: float) -> int:
     """Wait until ``queue`` holds ``at_least`` messages (the broker gives no event for that)."""
     waited = 0.0
@@ -94,52 +144,31 @@ def _wait_depth(conn: Connection, queue: str, at_least: int, timeout: float) -> 
 def test_killing_the_consumer_mid_batch_loses_nothing_and_doubles_nothing(
     live_pki: PkiPaths, broker_url: str, names: str, ledger_url: str, tmp_path: Path
 ) -> None:
-    settings = hub_settings(live_pki, tmp_path, broker_url, names, ledger_url=ledger_url)
-    hub = build_hub(settings)
-    conn = connect(broker_url, "fault test observer")
-    conn.declare(hub.topology)
-    hub.close()
-    bodies = _envelopes(live_pki, N, "K")
-    _publish(broker_url, hub.topology.names.inbound, bodies)
-    inbox = hub.topology.names.inbox(FINANCE)
-    cmd = [sys.executable, "-m", "hub.ops.cli", "run", "--name", f"{names} victim"]
-    env = _env(settings)
-    # When the consumer is killed (-9) once part of the batch is delivered
-    victim = subprocess.Popen(cmd, env=env, cwd=tmp_path)
-    try:
-        assert _wait_depth(conn, inbox, 150, 60) >= 150
-    finally:
-        victim.send_signal(signal.SIGKILL)
-        victim.wait(30)
-    # And a new consumer takes over
-    survivor = subprocess.Popen(cmd, env=env, cwd=tmp_path)
-    ledger = Ledger.open(settings.ledger.url)
-    try:
-        waited = 0.0
-        while len(ledger.documents(kind="envelope", limit=N + 10)) < N and waited < 120:
-            conn.sleep(0.1)  # another process writes the ledger: no event reaches this one
-            waited += 0.1
-    finally:
-        survivor.send_signal(signal.SIGTERM)
-        code = survivor.wait(60)
-    assert code == 0, "SIGTERM must finish in-flight work and exit 0"
-    assert len(ledger.documents(kind="envelope", limit=N + 10)) == N
-    assert ledger.verify().ok
-    ledger.close()
-    # Then every envelope is in the recipient's queue, and recipients see each exactly once
-    delivered = []
-    settler = conn.settler()
-    while (d := conn.get(inbox)) is not None:
-        settler.ack([d.tag])
-        delivered.append(d)
-    unique = {d.message_id for d in delivered}
-    assert len(unique) == N
-    assert {d.body for d in delivered} == set(bodies)
-    # Any republished copy carries the same message id (recipients drop it); report the count
-    print(f"\nkill -9: {len(delivered) - len(unique)} republished copies for {N} envelopes")
-    assert conn.queue_depth(hub.topology.names.dlq) == 0
-    conn.delete(hub.topology)
-    conn.close()
+    with _victims(live_pki, broker_url, names, ledger_url, tmp_path) as v:
+        bodies = _envelopes(live_pki, N, "K")
+        _publish(broker_url, v.topology.names.inbound, bodies)
+        inbox = v.topology.names.inbox(FINANCE)
+        # When the consumer is killed (-9) once part of the batch is delivered
+        victim = v.start()
+        try:
+            assert _wait_depth(v.conn, inbox, 150, 60) >= 150
+        finally:
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(30)
+        # And a new consumer takes over
+        ledger = v.survive_until(
+            lambda led: len(led.documents(kind="envelope", limit=N + 10)) >= N, 120)
+        assert len(ledger.documents(kind="envelope", limit=N + 10)) == N
+        assert ledger.verify().ok
+        ledger.close()
+        # Then every envelope is in the recipient's queue, and recipients see each exactly once
+        delivered = _drain(v.conn, inbox)
+        unique = {d.message_id for d in delivered}
+        assert len(unique) == N
+        assert {d.body for d in delivered} == set(bodies)
+        # Any republished copy carries the same message id (recipients drop it); count them
+        print(f"\nkill -9: {len(delivered) - len(unique)} republished copies for {N} envelopes")
+        assert v.conn.queue_depth(v.topology.names.dlq) == 0
 
 
 def test_restarting_the_broker_during_a_run_loses_nothing_and_doubles_nothing(
@@ -185,11 +214,12 @@ def _drain(conn: Connection, queue: str) -> list[Delivery]:
 def test_sigkill_at_random_points_leaves_every_copy_under_a_message_id_as_the_ledger_records_it(
     live_pki: PkiPaths, broker_url: str, names: str, ledger_url: str, tmp_path: Path
 ) -> None:
-    settings = hub_settings(live_pki, tmp_path, broker_url, names, ledger_url=ledger_url)
-    hub = build_hub(settings)
-    conn = connect(broker_url, "receipt fault test observer")
-    conn.declare(hub.topology)
-    hub.close()
+    with _victims(live_pki, broker_url, names, ledger_url, tmp_path) as v:
+        _sigkill_at_random_points(live_pki, broker_url, v)
+
+
+def _sigkill_at_random_points(live_pki: PkiPaths, broker_url: str, v: _Victims) -> None:
+    conn, topology = v.conn, v.topology
     # Given envelopes of which every tenth is altered after signing (a signed refusal each);
     # the others are accepted (an "accepted" receipt) and reach a hosted recipient (its "01")
     bodies = _envelopes(live_pki, FAULT_ENVELOPES, "S")
@@ -199,16 +229,14 @@ def test_sigkill_at_random_points_leaves_every_copy_under_a_message_id_as_the_le
         bodies[i] = altered
     refused = {hashlib.sha256(bodies[i]).hexdigest() for i in range(0, len(bodies), 10)}
     accepted = [b for i, b in enumerate(bodies) if i % 10]
-    _publish(broker_url, hub.topology.names.inbound, bodies)
-    inbox = hub.topology.names.inbox(FINANCE)
-    cmd = [sys.executable, "-m", "hub.ops.cli", "run", "--name", f"{names} victim"]
-    env = _env(settings)
+    _publish(broker_url, topology.names.inbound, bodies)
+    inbox = topology.names.inbox(FINANCE)
     # When ``hub run`` is killed with SIGKILL at random points (seeded) while it works
     rng = random.Random(FAULT_SEED)
     points = sorted(rng.sample(range(10, len(accepted) - 10), FAULT_KILLS))
     for point in points:
         started_at = conn.queue_depth(inbox)
-        victim = subprocess.Popen(cmd, env=env, cwd=tmp_path)
+        victim = v.start()
         try:
             depth = started_at
             waited = 0.0
@@ -222,27 +250,17 @@ def test_sigkill_at_random_points_leaves_every_copy_under_a_message_id_as_the_le
             victim.send_signal(signal.SIGKILL)
             victim.wait(30)
     # And a last consumer takes over until everything is recorded
-    survivor = subprocess.Popen(cmd, env=env, cwd=tmp_path)
-    ledger = Ledger.open(settings.ledger.url)
-    try:
-        waited = 0.0
-        while waited < 300 and (
-                len(ledger.documents(kind="envelope")) < len(accepted)
-                or len(ledger.documents(kind="refused")) < len(refused)
-                or conn.queue_depth(hub.topology.names.intake) > 0):
-            conn.sleep(0.1)  # another process writes the ledger: no event reaches this one
-            waited += 0.1
-    finally:
-        survivor.send_signal(signal.SIGTERM)
-        code = survivor.wait(60)
-    assert code == 0, "SIGTERM must finish in-flight work and exit 0"
+    ledger = v.survive_until(lambda led: (
+        len(led.documents(kind="envelope")) >= len(accepted)
+        and len(led.documents(kind="refused")) >= len(refused)
+        and conn.queue_depth(topology.names.intake) == 0), 300)
     try:
         # Then nothing is lost: every envelope is recorded, once, and delivered
         assert len(ledger.documents(kind="envelope")) == len(accepted)
         assert {d.digest for d in ledger.documents(kind="refused")} == refused
         assert ledger.verify().ok
         delivered = _drain(conn, inbox)
-        receipts = _drain(conn, hub.topology.names.status(PROVINCE))
+        receipts = _drain(conn, topology.names.status(PROVINCE))
         assert {d.body for d in delivered} == set(accepted)
         # And every copy a party received under one message id is one byte string, the one
         # the ledger records under that id (deliveries: the document; receipts: the receipt
@@ -281,5 +299,3 @@ def test_sigkill_at_random_points_leaves_every_copy_under_a_message_id_as_the_le
         assert not [r for rs in staged.values() for r in rs if r.staged]
     finally:
         ledger.close()
-        conn.delete(hub.topology)
-        conn.close()
