@@ -34,19 +34,27 @@ def reachable() -> bool:
 
 
 @contextmanager
-def fresh_schema() -> Iterator[str]:
-    """A URL whose search path is a new, empty schema (dropped on exit)."""
+def schema(stem: str = "hub_test") -> Iterator[str]:
+    """A URL whose search path is a new, empty schema named after ``stem`` (dropped on exit).
+    No reachability check: scripts (the cluster throughput run) use it as well as tests."""
+    name = f"{stem}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_BASE)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{name}"'))
+    try:
+        yield f"{PG_BASE}?options=-csearch_path%3D{name}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
+        admin.dispose()
+
+
+@contextmanager
+def fresh_schema(stem: str = "hub_test") -> Iterator[str]:
+    """:func:`schema`, for a test: skipped on a laptop without the server, failed in CI."""
     if not reachable():
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail("PostgreSQL at 127.0.0.1:5432 is not reachable (CI=true)")
         pytest.skip("PostgreSQL at 127.0.0.1:5432 is not reachable")
-    schema = f"hub_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_BASE)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with schema(stem) as url:
+        yield url

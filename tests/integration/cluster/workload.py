@@ -8,7 +8,6 @@ PostgreSQL schema, the broker a three-node cluster from :mod:`hub.testing.cluste
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import os
 import shutil
@@ -17,8 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,8 +31,8 @@ from hub.testing.pki import KeyCache, PkiPaths, init_pki
 from hub.topology import ENVELOPE_KEY, Topology
 from hub.trust.keystore import Keystore
 from hub.trust.signing import sign_xml
+from tests import pg
 
-PG_BASE = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 PROVINCE = "000.00.00.H27"
 """The sender: Ủy ban nhân dân tỉnh Hà Tĩnh (sample directory)."""
 FINANCE = "000.00.03.H27"
@@ -42,30 +40,9 @@ FINANCE = "000.00.03.H27"
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
-def postgres_reachable() -> bool:
-    try:
-        engine = create_engine(PG_BASE, connect_args={"connect_timeout": 3})
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        engine.dispose()
-        return True
-    except Exception:
-        return False
-
-
-@contextlib.contextmanager
-def pg_schema(stem: str = "cluster") -> Iterator[str]:
-    """A fresh PostgreSQL schema for one run's ledger, dropped afterwards; yields its URL."""
-    schema = f"{stem}_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_BASE)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+postgres_reachable = pg.reachable
+pg_schema = pg.schema
+"""The test machine's PostgreSQL (tests/pg.py): one schema per run."""
 
 
 def live_pki(base: Path) -> PkiPaths:
