@@ -49,9 +49,11 @@ pyHanko's own steps, with each RFC 5280 name comparison remembered instead of re
 per 1 MB envelope); and it hashes every signature's ``/ByteRange`` from the bytes in memory,
 their common prefix once, handing pyHanko the digests it would have computed
 (:func:`_seed_digests`). Nothing in pyHanko is replaced for that. Reading a PDF, pyHanko parses
-each signature's ``/Contents`` hex string one character at a time; :func:`read_hex_string`
-replaces that function in pyHanko's object reader (the same result, position and errors,
-proven on random input; anything unusual is handed back to pyHanko's own).
+each signature's ``/Contents`` hex string one character at a time; :func:`read_hex_string` is
+the same function without the loop (the same result, position and errors, proven on random
+input; anything unusual is handed back to pyHanko's own). It is the one change made to pyHanko
+itself, process-wide: installed explicitly at start-up by :func:`install_hex_reader`, on the
+pinned pyHanko release only (:data:`HEX_READER_PYHANKO`).
 
 Errors: what pyHanko and asn1crypto raise on malformed input is a verdict on the document
 (PDF_SIGNATURE_INVALID; a file nested too deeply for the reader, or unreadable, PDF_MALFORMED;
@@ -502,7 +504,12 @@ def _check_signature(
 _HEX_DIGITS = b"0123456789abcdefABCDEF"
 _PDF_WHITESPACE = b" \n\r\t\f\x00"
 _pyhanko_read_hex: Callable[[Any], Any] | None = None
-"""pyHanko's own read_hex_string_from_stream, once :func:`_fast_hex_strings` replaced it."""
+"""pyHanko's own read_hex_string_from_stream, once :func:`install_hex_reader` replaced it."""
+HEX_READER_PYHANKO = frozenset({"0.38.0"})
+"""The pyHanko releases :func:`read_hex_string` is installed into (the release it was proven
+equal to): on any other, :func:`install_hex_reader` leaves pyHanko alone until the proof
+(``tests/unit/validators/test_pdf_fast_path.py``) has been run against it and the release
+added here."""
 
 
 def read_hex_string(stream: Any) -> Any:
@@ -531,23 +538,42 @@ def read_hex_string(stream: Any) -> Any:
     body = data[:end]
     if end < 0 or b"%" in body or body.translate(None, _PDF_WHITESPACE + _HEX_DIGITS):
         stream.seek(start)
-        return (_pyhanko_read_hex or generic.read_hex_string_from_stream)(stream)
+        return pyhanko_hex_reader()(stream)
     digits = body.translate(None, _PDF_WHITESPACE)
     stream.seek(start + 1 + end + 1)
     return generic.pdf_string(binascii.unhexlify(digits + b"0" * (len(digits) % 2)))
 
 
-@functools.cache
-def _fast_hex_strings() -> None:
-    """Have pyHanko's object reader use :func:`read_hex_string` (process-wide, once: it is
-    the same function, only faster)."""
-    global _pyhanko_read_hex
+def pyhanko_hex_reader() -> Callable[[Any], Any]:
+    """pyHanko's own ``read_hex_string_from_stream``, installed or not."""
     from pyhanko.pdf_utils import generic
 
+    return _pyhanko_read_hex or generic.read_hex_string_from_stream
+
+
+def install_hex_reader() -> bool:
+    """Have pyHanko's object reader use :func:`read_hex_string` — the one process-wide change
+    the hub makes to pyHanko (issue 23): made explicitly at start-up (:func:`hub.app.build_hub`),
+    and only on a release in :data:`HEX_READER_PYHANKO`. Returns whether it is installed.
+    Without it every check gives the same verdict, ~4 ms slower per signature. Idempotent."""
+    global _pyhanko_read_hex
+    from pyhanko.pdf_utils import generic
+    from pyhanko.version import __version__
+
+    if __version__ not in HEX_READER_PYHANKO:
+        return False
     original = generic.read_hex_string_from_stream
     if original is not read_hex_string:  # another thread may have got here first
         _pyhanko_read_hex = original
         generic.read_hex_string_from_stream = read_hex_string
+    return True
+
+
+def hex_reader_installed() -> bool:
+    """Whether pyHanko reads hex strings with :func:`read_hex_string`."""
+    from pyhanko.pdf_utils import generic
+
+    return generic.read_hex_string_from_stream is read_hex_string
 
 
 def _seed_digests(data: bytes, signatures: Sequence[Any]) -> None:
@@ -566,7 +592,6 @@ def _signatures(data: bytes, name: str) -> Sequence[Any] | None:
     the file cannot be read as a PDF (deep nesting included: pyHanko's reader recurses)."""
     from pyhanko.pdf_utils.reader import PdfFileReader
 
-    _fast_hex_strings()
     try:
         reader = PdfFileReader(io.BytesIO(data), strict=False)
         return sorted(reader.embedded_signatures, key=lambda s: s.signed_revision)

@@ -15,8 +15,8 @@ of what the fast path does its own way (issue 23): the signer named in the CMS b
 equal only once prepared (RFC 4518), by one that cannot be prepared, by another issuer or
 serial, by its key identifier, a forged certificate with the signer's issuer and serial beside
 it; ``/ByteRange`` rewritten (shorter, past the end, six numbers, negative, huge, real); other
-digest algorithms. Both paths read PDFs with the faster hex-string reader, itself proven equal
-to pyHanko's on random input at the end.
+digest algorithms. Both paths read PDFs with the faster hex-string reader, installed as the hub
+installs it at start-up, itself proven equal to pyHanko's on random input at the end.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import io
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -53,7 +54,12 @@ from hub.validators import (
 from hub.validators import pdf as pdf_module
 from hub.validators.ocsp import OcspQuery
 from hub.validators.outcome import Indication, ValidationFailure
-from hub.validators.pdf import check_pdf_attachments, read_hex_string
+from hub.validators.pdf import (
+    check_pdf_attachments,
+    hex_reader_installed,
+    install_hex_reader,
+    read_hex_string,
+)
 from tests.pki_fixtures import AT, DIRECTORY, PKI_NOW, GeneratedPki, fill_form
 from tests.unit.validators.signature_vectors import (
     VectorCase,
@@ -71,6 +77,12 @@ from tests.unit.validators.test_pdf_changes import (
 
 Verdict = tuple[object, ...]
 DAY = dt.timedelta(days=1)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _hex_reader() -> None:
+    """pyHanko reads hex strings as the hub's start-up has it read them (both paths)."""
+    assert install_hex_reader()
 
 
 @dataclass(frozen=True)
@@ -697,9 +709,9 @@ def _read_with(reader: Callable[[io.BytesIO], object], data: bytes) -> tuple[obj
 
 
 def _pyhanko_reader() -> Callable[[io.BytesIO], object]:
-    pdf_module._fast_hex_strings()
-    assert pdf_module._pyhanko_read_hex is not None
-    return pdf_module._pyhanko_read_hex
+    reader = pdf_module.pyhanko_hex_reader()
+    assert reader is not read_hex_string
+    return reader
 
 
 TOKENS = st.sampled_from([
@@ -731,11 +743,57 @@ def test_a_signature_sized_hex_string_is_read_like_pyhanko_reads_it() -> None:
     assert fast[3] == data.index(b">") + 1
 
 
-def test_reading_a_pdf_installs_the_fast_hex_reader_in_pyhanko(vectors: Vectors) -> None:
+def test_checking_a_pdf_leaves_pyhanko_as_it_is(
+    vectors: Vectors, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from pyhanko.pdf_utils import generic
 
+    # Given pyHanko with its own hex-string reader (nothing installed at start-up)
+    monkeypatch.setattr(generic, "read_hex_string_from_stream", pdf_module.pyhanko_hex_reader())
+    monkeypatch.setattr(pdf_module, "_pyhanko_read_hex", None)
     envelope = parse_packet(vectors.envelope())
     assert isinstance(envelope, Envelope)
-    check_pdf_attachments(envelope, policy=vectors.policy, crls=vectors.crls,
-                          directory=DIRECTORY, at=AT)
-    assert generic.read_hex_string_from_stream is read_hex_string
+    # When the PDF check runs, on either path
+    for reference in (False, True):
+        check_pdf_attachments(envelope, policy=vectors.policy, crls=vectors.crls,
+                              directory=DIRECTORY, at=AT, reference=reference)
+    # Then pyHanko is unchanged: the only change the hub makes is made at start-up
+    assert not hex_reader_installed()
+
+
+def test_the_hex_reader_is_installed_on_the_pinned_pyhanko_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pyhanko.pdf_utils import generic
+    from pyhanko.version import __version__
+
+    original = pdf_module.pyhanko_hex_reader()
+    monkeypatch.setattr(generic, "read_hex_string_from_stream", original)
+    monkeypatch.setattr(pdf_module, "_pyhanko_read_hex", None)
+    # A pyHanko release the reader was not proven against is left alone
+    monkeypatch.setattr(pdf_module, "HEX_READER_PYHANKO", frozenset({"0.0.0"}))
+    assert not install_hex_reader()
+    assert generic.read_hex_string_from_stream is original
+    # The pinned one gets it, once, and pyHanko's own stays reachable
+    monkeypatch.setattr(pdf_module, "HEX_READER_PYHANKO", frozenset({__version__}))
+    assert install_hex_reader()
+    assert install_hex_reader()
+    assert hex_reader_installed()
+    assert pdf_module.pyhanko_hex_reader() is original
+
+
+def test_the_hub_installs_the_hex_reader_at_start_up(
+    vectors: Vectors, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pyhanko.pdf_utils import generic
+
+    from hub.app import build_hub
+    from tests.integration.pipeline.harness import hub_settings
+
+    monkeypatch.setattr(generic, "read_hex_string_from_stream", pdf_module.pyhanko_hex_reader())
+    monkeypatch.setattr(pdf_module, "_pyhanko_read_hex", None)
+    # When the hub starts (no broker needed to build it)
+    hub = build_hub(hub_settings(vectors.pki.paths, tmp_path, "amqp://x:x@127.0.0.1:1/", "hex"))
+    hub.close()
+    # Then pyHanko reads hex strings with the hub's reader
+    assert hex_reader_installed()
