@@ -27,6 +27,7 @@ from hub.testing.pki import init_pki
 from hub.trust.keystore import Keystore
 from hub.trust.signing import minimal_pdf, sign_pdf, sign_xml
 from hub.validators import CrlEntry, CrlSnapshot, TrustPolicy, validate_packet
+from hub.validators.pdf import install_hex_reader
 from hub.validators.trust import check_revocation, validate_chain
 from hub.validators.xmldsig import check_xml_signature, verify_with_signxml
 
@@ -46,6 +47,7 @@ def _per_call(fn: Callable[[], object], repeat: int = 300) -> float:
 
 
 def main() -> int:
+    install_hex_reader()  # as hub.app.build_hub does at start-up
     now = dt.datetime.now(dt.UTC)
     at = now + dt.timedelta(minutes=1)
     directory = Directory.sample()

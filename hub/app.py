@@ -31,6 +31,7 @@ from hub.trust.keystore import Keystore, OrgSigner
 from hub.trust.revocation import RevocationCache
 from hub.trust.service import CrlRefresher, TrustService
 from hub.trust.store import load_policy
+from hub.validators.pdf import HEX_READER_PYHANKO, install_hex_reader
 
 log = get_logger("hub.app")
 
@@ -109,6 +110,10 @@ def load_keystore(settings: Settings) -> Keystore:
 def build_hub(settings: Settings, *, clock: Callable[[], datetime] | None = None,
               ledger: Ledger | None = None) -> Hub:
     """Build the hub's objects once. Raises :class:`ConfigurationError` on unusable settings."""
+    # The hub's one change to pyHanko (a faster, equal hex-string reader), made here,
+    # explicitly, and only on the pyHanko release it was proven against.
+    if not install_hex_reader():
+        log.warning("pdf_hex_reader_not_installed", proven_on=sorted(HEX_READER_PYHANKO))
     directory = load_directory(settings)
     keystore = load_keystore(settings)
     # Issuing CAs seed the CRL distribution points fetched over HTTP (when enabled).

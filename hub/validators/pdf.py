@@ -41,10 +41,19 @@ certificate of the path valid at ``at``. Signatures pyHanko treats specially (ti
 seed values, CAdES signer attributes) go through the reference. :func:`check_signature_reference`
 is the reference — pyHanko's full ``validate_pdf_signature`` with a fresh
 ``ValidationContext``, then the hub's trust rules — kept to prove the fast path gives the same
-verdict (``tests/unit/validators/test_pdf_fast_path.py``). Reading a PDF, pyHanko parses each
-signature's ``/Contents`` hex string one character at a time; :func:`read_hex_string` replaces
-that function in pyHanko's object reader (the same result, position and errors, proven on
-random input; anything unusual is handed back to pyHanko's own).
+verdict (``tests/unit/validators/test_pdf_fast_path.py``).
+
+What the fast path does differently, never what it decides (issue 23): it finds the signer
+certificate and checks the signing-certificate attribute with :mod:`hub.validators._pdfcms` —
+pyHanko's own steps, with each RFC 5280 name comparison remembered instead of redone (~4 ms
+per 1 MB envelope); and it hashes every signature's ``/ByteRange`` from the bytes in memory,
+their common prefix once, handing pyHanko the digests it would have computed
+(:func:`_seed_digests`). Nothing in pyHanko is replaced for that. Reading a PDF, pyHanko parses
+each signature's ``/Contents`` hex string one character at a time; :func:`read_hex_string` is
+the same function without the loop (the same result, position and errors, proven on random
+input; anything unusual is handed back to pyHanko's own). It is the one change made to pyHanko
+itself, process-wide: installed explicitly at start-up by :func:`install_hex_reader`, on the
+pinned pyHanko release only (:data:`HEX_READER_PYHANKO`).
 
 Errors: what pyHanko and asn1crypto raise on malformed input is a verdict on the document
 (PDF_SIGNATURE_INVALID; a file nested too deeply for the reader, or unreadable, PDF_MALFORMED;
@@ -72,6 +81,7 @@ from cryptography.hazmat.primitives import serialization
 
 from hub.edxml.model import Attachment, Envelope
 from hub.reasons import Reason
+from hub.validators import _pdfcms
 from hub.validators.ocsp import OcspQuery, OcspSnapshot
 from hub.validators.outcome import Indication, Refusal, ValidationFailure
 from hub.validators.trust import (
@@ -249,10 +259,12 @@ class _Integrity:
     algorithm_problem: str | None
     """Why pyHanko's algorithm policy refuses the signature (weak digest, short key), if so:
     pyHanko then never trusts the signer."""
+    certs: Any
+    """The CMS's certificates (pyHanko's SignedDataCerts): the signer's, and the others."""
 
 
 def _trusted_path(
-    embedded: Any,
+    others: Sequence[Any],
     cert: x509.Certificate,
     name: str,
     field: str,
@@ -261,9 +273,10 @@ def _trusted_path(
     at: datetime,
 ) -> tuple[tuple[x509.Certificate, ...] | None, ValidationFailure | None]:
     """The hub's trust rules (as for the envelope signature: roots, policy OIDs, public CA,
-    CRLs, OCSP). Returns the path, or (None, the pending INDETERMINATE failure); raises
+    CRLs, OCSP), with the other certificates the CMS carries (``others``) offered for the
+    path. Returns the path, or (None, the pending INDETERMINATE failure); raises
     PDF_SIGNER_UNTRUSTED for a permanent failure."""
-    offered = [_load_certificate(c.dump(), name, field) for c in embedded.other_embedded_certs]
+    offered = [_load_certificate(c.dump(), name, field) for c in others]
     try:
         path = validate_chain(cert, offered, policy, at)
         check_revocation(path, revocation.crls, policy, at, revocation.ocsp, revocation.wanted)
@@ -302,7 +315,8 @@ def check_signature_reference(
     _refuse_unsound(status, name, field, allowed)
     cert = _load_certificate(status.signing_cert.dump(), name, field)
     changed = _changed_fields(status.diff_result)
-    path, pending = _trusted_path(embedded, cert, name, field, policy, revocation, at)
+    path, pending = _trusted_path(
+        embedded.other_embedded_certs, cert, name, field, policy, revocation, at)
     if path is None:
         # pyHanko's own verdict below would only repeat the missing revocation data.
         return _Checked(cert, pending, changed, status.modification_level)
@@ -329,10 +343,11 @@ def _needs_reference(embedded: Any) -> bool:
                             (unsigned, "signature_time_stamp_token")))
 
 
-def _integrity(embedded: Any, at: datetime) -> _Integrity:
+def _integrity(embedded: Any, at: datetime, certs_of: Callable[[Any], Any]) -> _Integrity:
     """pyHanko's validate_pdf_signature up to (not including) path building, step by step:
     ``async_validate_pdf_signature`` and ``cms_basic_validation`` in pyhanko/sign/validation.
-    Raises what they raise (any exception means PDF_SIGNATURE_INVALID)."""
+    Raises what they raise (any exception means PDF_SIGNATURE_INVALID). ``certs_of`` finds the
+    CMS's certificates (:class:`_CmsCertificates`)."""
     from asn1crypto import core
     from pyhanko.sign.diff_analysis import DiffResult, ModificationLevel
     from pyhanko.sign.fields import SigSeedSubFilter
@@ -354,8 +369,9 @@ def _integrity(embedded: Any, at: datetime) -> _Integrity:
         embedded.self_reported_timestamp  # noqa: B018 - pyHanko reads (and may refuse) /M
     signed_data = embedded.signed_data
     signer_info = extract_signer_info(signed_data)
-    # generic_cms.extract_certs_for_validation(signed_data), done once for the signature.
-    cert = embedded.signer_cert
+    # generic_cms.extract_certs_for_validation, its name comparisons remembered (_pdfcms).
+    certs = certs_of(embedded)
+    cert = certs.signer_cert
     if signed_data["encap_content_info"]["content"] is not core.VOID:
         raise errors.SignatureValidationError("detached signatures have no encapsulated data")
     problem: str | None = None
@@ -367,10 +383,10 @@ def _integrity(embedded: Any, at: datetime) -> _Integrity:
     except errors.DisallowedAlgorithmError as exc:
         problem = exc.failure_message
     try:
-        intact, valid = generic_cms.validate_sig_integrity(
+        intact, valid = _pdfcms.validate_sig_integrity(
             signer_info, cert,
             expected_content_type=signed_data["encap_content_info"]["content_type"].native,
-            actual_digest=embedded.compute_digest())
+            actual_digest=embedded.compute_digest(), signing_certificate_checked=True)
     except CMSStructuralError as exc:
         raise errors.SignatureValidationError(exc.failure_message) from exc
     # PdfSignatureStatus.modification_level, from the same facts.
@@ -384,7 +400,7 @@ def _integrity(embedded: Any, at: datetime) -> _Integrity:
     else:
         level = ModificationLevel.OTHER
     return _Integrity(intact, valid, coverage, level, summary["docmdp_ok"], _changed_fields(diff),
-                      problem)
+                      problem, certs)
 
 
 def _pyhanko_path_check(
@@ -446,16 +462,17 @@ def _pyhanko_path_check(
 
 def _check_signature(
     embedded: Any, name: str, policy: TrustPolicy, revocation: _Revocation, at: datetime,
-    allowed: PdfChange = PdfChange.FORM_FILLING,
+    allowed: PdfChange = PdfChange.FORM_FILLING, certs_of: Callable[[Any], Any] | None = None,
 ) -> _Checked:
     """The signer certificate of a valid signature, with the revocation failure left pending
     (INDETERMINATE), if any; raises for every permanent failure. The same verdict as
-    :func:`check_signature_reference`, in the same order of checks."""
+    :func:`check_signature_reference`, in the same order of checks. ``certs_of``: the
+    envelope's :class:`_CmsCertificates` (a fresh one by default)."""
     field = embedded.field_name or "?"
     try:
         if _needs_reference(embedded):
             return check_signature_reference(embedded, name, policy, revocation, at, allowed)
-        facts = _integrity(embedded, at)
+        facts = _integrity(embedded, at, certs_of or _CmsCertificates())
     except RecursionError:
         raise ValidationFailure(
             Reason.PDF_MALFORMED, f"{name} field {field}: nested too deeply") from None
@@ -463,9 +480,10 @@ def _check_signature(
         raise ValidationFailure(
             Reason.PDF_SIGNATURE_INVALID, f"{name} field {field}: {type(exc).__name__}") from None
     _refuse_unsound(facts, name, field, allowed)
-    signer = embedded.signer_cert
+    signer = facts.certs.signer_cert
     cert = _load_certificate(signer.dump(), name, field)
-    path, pending = _trusted_path(embedded, cert, name, field, policy, revocation, at)
+    path, pending = _trusted_path(
+        facts.certs.other_certs, cert, name, field, policy, revocation, at)
     if path is None:
         return _Checked(cert, pending, facts.changed, facts.modification_level)
     problem = facts.algorithm_problem
@@ -486,7 +504,12 @@ def _check_signature(
 _HEX_DIGITS = b"0123456789abcdefABCDEF"
 _PDF_WHITESPACE = b" \n\r\t\f\x00"
 _pyhanko_read_hex: Callable[[Any], Any] | None = None
-"""pyHanko's own read_hex_string_from_stream, once :func:`_fast_hex_strings` replaced it."""
+"""pyHanko's own read_hex_string_from_stream, once :func:`install_hex_reader` replaced it."""
+HEX_READER_PYHANKO = frozenset({"0.38.0"})
+"""The pyHanko releases :func:`read_hex_string` is installed into (the release it was proven
+equal to): on any other, :func:`install_hex_reader` leaves pyHanko alone until the proof
+(``tests/unit/validators/test_pdf_fast_path.py``) has been run against it and the release
+added here."""
 
 
 def read_hex_string(stream: Any) -> Any:
@@ -515,23 +538,53 @@ def read_hex_string(stream: Any) -> Any:
     body = data[:end]
     if end < 0 or b"%" in body or body.translate(None, _PDF_WHITESPACE + _HEX_DIGITS):
         stream.seek(start)
-        return (_pyhanko_read_hex or generic.read_hex_string_from_stream)(stream)
+        return pyhanko_hex_reader()(stream)
     digits = body.translate(None, _PDF_WHITESPACE)
     stream.seek(start + 1 + end + 1)
     return generic.pdf_string(binascii.unhexlify(digits + b"0" * (len(digits) % 2)))
 
 
-@functools.cache
-def _fast_hex_strings() -> None:
-    """Have pyHanko's object reader use :func:`read_hex_string` (process-wide, once: it is
-    the same function, only faster)."""
-    global _pyhanko_read_hex
+def pyhanko_hex_reader() -> Callable[[Any], Any]:
+    """pyHanko's own ``read_hex_string_from_stream``, installed or not."""
     from pyhanko.pdf_utils import generic
 
+    return _pyhanko_read_hex or generic.read_hex_string_from_stream
+
+
+def install_hex_reader() -> bool:
+    """Have pyHanko's object reader use :func:`read_hex_string` — the one process-wide change
+    the hub makes to pyHanko (issue 23): made explicitly at start-up (:func:`hub.app.build_hub`),
+    and only on a release in :data:`HEX_READER_PYHANKO`. Returns whether it is installed.
+    Without it every check gives the same verdict, ~4 ms slower per signature. Idempotent."""
+    global _pyhanko_read_hex
+    from pyhanko.pdf_utils import generic
+    from pyhanko.version import __version__
+
+    if __version__ not in HEX_READER_PYHANKO:
+        return False
     original = generic.read_hex_string_from_stream
     if original is not read_hex_string:  # another thread may have got here first
         _pyhanko_read_hex = original
         generic.read_hex_string_from_stream = read_hex_string
+    return True
+
+
+def hex_reader_installed() -> bool:
+    """Whether pyHanko reads hex strings with :func:`read_hex_string`."""
+    from pyhanko.pdf_utils import generic
+
+    return generic.read_hex_string_from_stream is read_hex_string
+
+
+def _seed_digests(data: bytes, signatures: Sequence[Any]) -> None:
+    """Give each signature its ``/ByteRange`` digest from the bytes in memory
+    (:func:`~hub.validators._pdfcms.byte_range_digests`), in the cache pyHanko's
+    ``compute_digest`` reads first (``external_digests``, per signature object): pyHanko then
+    uses the same digest it would have computed. A range it must judge itself is left to it."""
+    for signature, digest in zip(signatures, _pdfcms.byte_range_digests(data, signatures),
+                                 strict=True):
+        if digest is not None:
+            signature.external_digests[signature.external_md_algorithm] = digest
 
 
 def _signatures(data: bytes, name: str) -> Sequence[Any] | None:
@@ -539,7 +592,6 @@ def _signatures(data: bytes, name: str) -> Sequence[Any] | None:
     the file cannot be read as a PDF (deep nesting included: pyHanko's reader recurses)."""
     from pyhanko.pdf_utils.reader import PdfFileReader
 
-    _fast_hex_strings()
     try:
         reader = PdfFileReader(io.BytesIO(data), strict=False)
         return sorted(reader.embedded_signatures, key=lambda s: s.signed_revision)
@@ -549,11 +601,38 @@ def _signatures(data: bytes, name: str) -> Sequence[Any] | None:
         return None
 
 
-def _role(signature: Any, sender: str, directory: SignerDirectory, at: datetime) -> str | None:
+def _pyhanko_signer(signature: Any) -> Any:
+    """The signer certificate as pyHanko finds it (the reference's)."""
+    return signature.signer_cert
+
+
+class _CmsCertificates:
+    """Each signature's CMS certificates (pyHanko's SignedDataCerts: the signer's, the others)
+    as :func:`hub.validators._pdfcms.signer_certificates` finds them — the fast path's, once per
+    signature of one envelope (first for the seal's role, then for the check). A failure is not
+    remembered: it is raised again where the check needs the certificate, as pyHanko does."""
+
+    def __init__(self) -> None:
+        self._found: dict[Any, Any] = {}  # keyed by the signature object, kept alive meanwhile
+
+    def __call__(self, signature: Any) -> Any:
+        found = self._found.get(signature)
+        if found is None:
+            found = self._found[signature] = _pdfcms.signer_certificates(signature.signed_data)
+        return found
+
+    def signer(self, signature: Any) -> Any:
+        return self(signature).signer_cert
+
+
+def _role(
+    signature: Any, sender: str, directory: SignerDirectory, at: datetime,
+    signer_of: Callable[[Any], Any],
+) -> str | None:
     """The directory role of a signature's signer for ``sender`` (None: unknown, or the
     signature or its certificate cannot be read — its own check says why)."""
     try:
-        cert = x509.load_der_x509_certificate(signature.signer_cert.dump())
+        cert = x509.load_der_x509_certificate(signer_of(signature).dump())
         read_certificate(cert)
     except (RecursionError, ValidationFailure):
         return None
@@ -565,10 +644,11 @@ def _role(signature: Any, sender: str, directory: SignerDirectory, at: datetime)
 
 def _seal_revision(
     signatures: Sequence[Any], sender: str, directory: SignerDirectory, at: datetime,
+    signer_of: Callable[[Any], Any],
 ) -> int | None:
     """The revision the sending organization's seal (its last signature) signed, if any."""
     sealed = [s.signed_revision for s in signatures
-              if _role(s, sender, directory, at) == "organization"]
+              if _role(s, sender, directory, at, signer_of) == "organization"]
     return max(sealed) if sealed else None
 
 
@@ -660,7 +740,12 @@ class _PdfCheck:
         require_signatures: bool | None,
         reference: bool,
     ) -> None:
-        self.check: _SignatureCheck = check_signature_reference if reference else _check_signature
+        self.reference = reference
+        certs = _CmsCertificates()
+        self.check: _SignatureCheck = (
+            check_signature_reference if reference
+            else functools.partial(_check_signature, certs_of=certs))
+        self.signer_of: Callable[[Any], Any] = _pyhanko_signer if reference else certs.signer
         self.policy = policy
         self.directory = directory
         self.at = at
@@ -690,7 +775,9 @@ class _PdfCheck:
                 raise ValidationFailure(Reason.PDF_MALFORMED, f"{name}: not a readable PDF")
             self.evidence[f"skipped:{name}"] = "unreadable"
             return
-        seal = _seal_revision(embedded, self.sender, self.directory, self.at)
+        if not self.reference:
+            _seed_digests(attachment.data, embedded)
+        seal = _seal_revision(embedded, self.sender, self.directory, self.at, self.signer_of)
         if seal is not None and not self.changes.signatures_after_seal:
             _refuse_signatures_after_seal(embedded, seal, name)
         last = embedded[-1].signed_revision if embedded else None

@@ -10,8 +10,13 @@ The corpus: every vector of the signature manifest, and the PDF shapes below (va
 changed after signing, untrusted, expired, revoked, wrong key usage, weak algorithms, a CA path
 length exceeded, unreadable, broken CMS, revocation data missing, the change policy's shapes —
 clerk's form filling before the seal, a field changed or a whole-page signature after it —, a
-PDF declared as another type, deep nesting, a malformed signer certificate...). Both paths read PDFs with
-the faster hex-string reader, itself proven equal to pyHanko's on random input at the end.
+PDF declared as another type, deep nesting, a malformed signer certificate...), and the shapes
+of what the fast path does its own way (issue 23): the signer named in the CMS by an issuer
+equal only once prepared (RFC 4518), by one that cannot be prepared, by another issuer or
+serial, by its key identifier, a forged certificate with the signer's issuer and serial beside
+it; ``/ByteRange`` rewritten (shorter, past the end, six numbers, negative, huge, real); other
+digest algorithms. Both paths read PDFs with the faster hex-string reader, installed as the hub
+installs it at start-up, itself proven equal to pyHanko's on random input at the end.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ import io
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -47,7 +54,12 @@ from hub.validators import (
 from hub.validators import pdf as pdf_module
 from hub.validators.ocsp import OcspQuery
 from hub.validators.outcome import Indication, ValidationFailure
-from hub.validators.pdf import check_pdf_attachments, read_hex_string
+from hub.validators.pdf import (
+    check_pdf_attachments,
+    hex_reader_installed,
+    install_hex_reader,
+    read_hex_string,
+)
 from tests.pki_fixtures import AT, DIRECTORY, PKI_NOW, GeneratedPki, fill_form
 from tests.unit.validators.signature_vectors import (
     VectorCase,
@@ -65,6 +77,12 @@ from tests.unit.validators.test_pdf_changes import (
 
 Verdict = tuple[object, ...]
 DAY = dt.timedelta(days=1)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _hex_reader() -> None:
+    """pyHanko reads hex strings as the hub's start-up has it read them (both paths)."""
+    assert install_hex_reader()
 
 
 @dataclass(frozen=True)
@@ -196,12 +214,17 @@ def _signer(issued: Issued) -> OrgSigner:
 
 def _sign_sha1(pdf: bytes, signer: OrgSigner, field_name: str) -> bytes:
     """A signature whose CMS digest is SHA-1 (pyHanko's algorithm policy refuses it)."""
+    return _sign_with("sha1", pdf, signer, field_name)
+
+
+def _sign_with(md: str, pdf: bytes, signer: OrgSigner, field_name: str) -> bytes:
+    """A signature whose CMS digest (and /ByteRange digest) is ``md``."""
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import signers
 
     from hub.trust.signing import _pdf_signer
 
-    meta = signers.PdfSignatureMetadata(field_name=field_name, md_algorithm="sha1")
+    meta = signers.PdfSignatureMetadata(field_name=field_name, md_algorithm=md)
     out = signers.sign_pdf(IncrementalPdfFileWriter(io.BytesIO(pdf)), meta,
                            signer=_pdf_signer(signer))
     data: bytes = out.getvalue()
@@ -240,6 +263,102 @@ def _flip_hex(pdf: bytes, at: int) -> bytes:
     out = bytearray(pdf)
     out[at] = ord("0") if out[at] != ord("0") else ord("1")
     return bytes(out)
+
+
+def _with_cms(pdf: bytes, index: int, edit: Callable[[Any], None]) -> bytes:
+    """The PDF with the CMS of its ``index``-th signature edited in place (``edit`` changes
+    the parsed SignedData; the /Contents keeps its length). /Contents is outside the signed
+    bytes: what is edited outside the signed attributes leaves the signature intact."""
+    from asn1crypto import cms
+
+    start, end = _contents_spans(pdf)[index]
+    info = cms.ContentInfo.load(bytes.fromhex(pdf[start:start + _der_length(
+        pdf, (start, end))].decode()))
+    edit(info["content"])
+    digits = bytes(info.dump()).hex().encode()  # only what was edited is encoded again
+    assert len(digits) <= end - start, "the edited CMS no longer fits its /Contents"
+    return pdf[:start] + digits.ljust(end - start, b"0") + pdf[end:]
+
+
+def _renamed(name: Any, change: Callable[[str], str]) -> Any:
+    """``name`` with every directory-string value changed by ``change`` and re-encoded as a
+    BMPString (an encoding the certificate does not use)."""
+    from asn1crypto import x509 as asn1_x509
+
+    rdns = []
+    for rdn in name.chosen:
+        values = []
+        for ntv in rdn:
+            value = ntv["value"]
+            if isinstance(value, asn1_x509.DirectoryString):
+                value = asn1_x509.DirectoryString(name="bmp_string", value=change(value.native))
+            values.append(asn1_x509.NameTypeAndValue({"type": ntv["type"].dotted, "value": value}))
+        rdns.append(asn1_x509.RelativeDistinguishedName(values))
+    return asn1_x509.Name(name="", value=asn1_x509.RDNSequence(rdns))
+
+
+def _signer_cert(signed_data: Any) -> Any:
+    """The signer's certificate (found by its serial: the edits keep it unchanged)."""
+    serial = signed_data["signer_infos"][0]["sid"].chosen["serial_number"].native
+    return next(c.chosen for c in signed_data["certificates"] if c.chosen.serial_number == serial)
+
+
+def _named_by_issuer(change: Callable[[str], str], serial_delta: int = 0) -> Callable[[Any], None]:
+    """Name the signer in the SignerInfo by its issuer changed by ``change``."""
+    from asn1crypto import cms
+
+    def edit(signed_data: Any) -> None:
+        cert = _signer_cert(signed_data)
+        signed_data["signer_infos"][0]["sid"] = cms.SignerIdentifier(
+            name="issuer_and_serial_number", value=cms.IssuerAndSerialNumber({
+                "issuer": _renamed(cert.issuer, change),
+                "serial_number": cert.serial_number + serial_delta}))
+    return edit
+
+
+def _named_by_key_identifier(signed_data: Any) -> None:
+    from asn1crypto import cms
+
+    cert = _signer_cert(signed_data)
+    assert cert.key_identifier is not None
+    signed_data["signer_infos"][0]["sid"] = cms.SignerIdentifier(
+        name="subject_key_identifier", value=cert.key_identifier)
+
+
+def _forged_twin(after: bool) -> Callable[[Any], None]:
+    """Add a certificate with the signer's issuer and serial but another subject, after the
+    signer's (pyHanko takes the last match: the signing-certificate attribute then does not
+    name it) or before it."""
+    from asn1crypto import cms, core
+    from asn1crypto import x509 as asn1_x509
+
+    def edit(signed_data: Any) -> None:
+        cert = _signer_cert(signed_data)
+        twin = asn1_x509.Certificate.load(cert.dump())
+        twin["tbs_certificate"]["subject"] = _renamed(cert.subject, lambda v: v + " (forged)")
+        twin = asn1_x509.Certificate.load(twin.dump(force=True))
+        choices = [asn1_x509.Certificate.load(c.chosen.dump()) for c in signed_data["certificates"]]
+        choices = [*choices, twin] if after else [twin, *choices]
+        # Encoded in this order (a SET OF built by asn1crypto would be sorted): pyHanko reads
+        # the certificates in the order they are encoded.
+        body = b"".join(cms.CertificateChoices(name="certificate", value=c).dump() for c in choices)
+        certificates = cms.CertificateSet.load(b"\x31" + core.OctetString(body).dump()[1:])
+        signed_data["certificates"] = certificates
+        assert [c.chosen.dump() for c in signed_data["certificates"]] == [c.dump() for c in choices]
+    return edit
+
+
+def _with_byte_range(index: int, rewrite: Callable[[list[int]], str]) -> Callable[[Vectors], bytes]:
+    """The good PDF with the ``index``-th signature's /ByteRange rewritten in place (same
+    length: pyHanko pads it with spaces). It is inside the signed bytes of that signature and
+    of every later one."""
+    def make(v: Vectors) -> bytes:
+        pdf = v.good_pdf
+        found = list(re.finditer(rb"/ByteRange \[([0-9 ]+)\]( *)", pdf))[index]
+        text = f"/ByteRange [{rewrite([int(n) for n in found.group(1).split()])}]".encode()
+        assert len(text) <= found.end() - found.start()
+        return pdf[:found.start()] + text.ljust(found.end() - found.start()) + pdf[found.end():]
+    return make
 
 
 # -- PDF shapes -----------------------------------------------------------------------------------
@@ -377,6 +496,19 @@ def _sha1_person(v: Vectors) -> bytes:
     return _org_then(v, _sign_sha1(minimal_pdf("Cong van"), v.person, "NguoiKy"))
 
 
+def _seal_edited(edit: Callable[[Any], None]) -> Callable[[Vectors], bytes]:
+    """The good PDF with the seal's CMS edited (:func:`_with_cms`): the last signature, whose
+    /Contents no signature covers."""
+    return lambda v: _with_cms(v.good_pdf, -1, edit)
+
+
+def _signed_with(person_md: str, org_md: str) -> Callable[[Vectors], bytes]:
+    def make(v: Vectors) -> bytes:
+        pdf = _sign_with(person_md, minimal_pdf("Cong van"), v.person, "NguoiKy")
+        return _sign_with(org_md, pdf, v.org, "DauCoQuan")
+    return make
+
+
 def _third_signature(v: Vectors) -> bytes:
     """A further signature after the seal: refused by default (issue 16, M2)."""
     return sign_pdf(v.good_pdf, v.pki.org("000.00.02.H27"), field_name="CoQuanNhan",
@@ -470,6 +602,43 @@ SHAPES: dict[str, Shape] = {
         crls=lambda v: CrlSnapshot()),
     "person_only": Shape(_person_only_policy_off, _failed(Reason.PDF_ORGANIZATION_SIGNATURE_MISSING)),
     "person_only_policy_off": Shape(_person_only_policy_off, ("passed",), require=False),
+    # -- the signer certificate, found by the hub's own matching (issue 23) --
+    "signer_named_by_issuer_equal_once_prepared": Shape(
+        _seal_edited(_named_by_issuer(lambda v: f"  {v.upper()}  ".replace(" ", "   "))),
+        ("passed",)),
+    "signer_named_by_issuer_that_cannot_be_prepared": Shape(
+        _seal_edited(_named_by_issuer(lambda v: v + "\ue000")),
+        _failed(Reason.PDF_SIGNATURE_INVALID)),
+    "signer_named_by_another_issuer": Shape(
+        _seal_edited(_named_by_issuer(lambda v: v + " khac")),
+        _failed(Reason.PDF_SIGNATURE_INVALID)),
+    "signer_named_by_another_serial": Shape(
+        _seal_edited(_named_by_issuer(lambda v: v, serial_delta=1)),
+        _failed(Reason.PDF_SIGNATURE_INVALID)),
+    "signer_named_by_key_identifier": Shape(_seal_edited(_named_by_key_identifier), ("passed",)),
+    "forged_twin_after_the_signer": Shape(
+        _seal_edited(_forged_twin(after=True)), _failed(Reason.PDF_SIGNATURE_INVALID)),
+    "forged_twin_before_the_signer": Shape(_seal_edited(_forged_twin(after=False)), ("passed",)),
+    # -- /ByteRange, hashed by the hub from memory unless pyHanko must judge it --
+    "byte_range_shorter": Shape(
+        _with_byte_range(1, lambda r: f"{r[0]} {r[1]} {r[2]} {r[3] - 1}"),
+        _failed(Reason.PDF_MODIFIED_AFTER_SIGNING)),
+    "byte_range_past_the_end": Shape(
+        _with_byte_range(1, lambda r: f"{r[0]} {r[1]} {r[2]} {r[3] + 100}"),
+        _failed(Reason.PDF_MODIFIED_AFTER_SIGNING)),
+    "byte_range_of_six_numbers": Shape(
+        _with_byte_range(1, lambda r: f"0 10 10 {r[1] - 10} {r[2]} {r[3]}")),
+    "byte_range_negative": Shape(
+        _with_byte_range(1, lambda r: f"0 {r[1]} -{r[2]} {r[3]}")),
+    "byte_range_huge": Shape(
+        _with_byte_range(1, lambda r: f"0 {r[1]} {r[2]} 99999999999999999999999")),
+    "byte_range_real": Shape(_with_byte_range(1, lambda r: f"0 {r[1]}.0 {r[2]} {r[3]}")),
+    "byte_range_of_the_person_shorter": Shape(
+        _with_byte_range(0, lambda r: f"{r[0]} {r[1]} {r[2]} {r[3] - 1}"),
+        _failed(Reason.PDF_MODIFIED_AFTER_SIGNING)),
+    # -- digest algorithms (the common prefix of the ranges is hashed once per algorithm) --
+    "person_sha512_organization_sha256": Shape(_signed_with("sha512", "sha256"), ("passed",)),
+    "both_sha384": Shape(_signed_with("sha384", "sha384"), ("passed",)),
 }
 
 
@@ -502,6 +671,30 @@ def test_the_main_document_signers_are_named_in_the_evidence(vectors: Vectors) -
     assert evidence["main_signatures"] == "2"
 
 
+def test_the_fast_path_neither_matches_names_nor_hashes_byte_ranges_through_pyhanko(
+    vectors: Vectors, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pyhanko.sign import general
+    from pyhanko.sign.validation import pdf_embedded
+
+    def not_on_the_fast_path(*args: object) -> None:
+        raise AssertionError("pyHanko's own step ran")
+
+    # Given pyHanko's name matching and byte-range hashing made to fail when used
+    monkeypatch.setattr(general, "match_issuer_serial", not_on_the_fast_path)
+    monkeypatch.setattr(pdf_embedded, "byte_range_digest", not_on_the_fast_path)
+    envelope = parse_packet(vectors.envelope())
+    assert isinstance(envelope, Envelope)
+    # Then the fast path accepts the good PDF without them (issue 23: they are its cost) ...
+    evidence = check_pdf_attachments(envelope, policy=vectors.policy, crls=vectors.crls,
+                                     directory=DIRECTORY, at=AT)
+    assert evidence["main_signatures"] == "2"
+    # ... where the reference uses them
+    with pytest.raises(AssertionError, match="pyHanko's own step ran"):
+        check_pdf_attachments(envelope, policy=vectors.policy, crls=vectors.crls,
+                              directory=DIRECTORY, at=AT, reference=True)
+
+
 # -- the hex-string reader ------------------------------------------------------------------------
 
 
@@ -516,9 +709,9 @@ def _read_with(reader: Callable[[io.BytesIO], object], data: bytes) -> tuple[obj
 
 
 def _pyhanko_reader() -> Callable[[io.BytesIO], object]:
-    pdf_module._fast_hex_strings()
-    assert pdf_module._pyhanko_read_hex is not None
-    return pdf_module._pyhanko_read_hex
+    reader = pdf_module.pyhanko_hex_reader()
+    assert reader is not read_hex_string
+    return reader
 
 
 TOKENS = st.sampled_from([
@@ -550,11 +743,57 @@ def test_a_signature_sized_hex_string_is_read_like_pyhanko_reads_it() -> None:
     assert fast[3] == data.index(b">") + 1
 
 
-def test_reading_a_pdf_installs_the_fast_hex_reader_in_pyhanko(vectors: Vectors) -> None:
+def test_checking_a_pdf_leaves_pyhanko_as_it_is(
+    vectors: Vectors, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from pyhanko.pdf_utils import generic
 
+    # Given pyHanko with its own hex-string reader (nothing installed at start-up)
+    monkeypatch.setattr(generic, "read_hex_string_from_stream", pdf_module.pyhanko_hex_reader())
+    monkeypatch.setattr(pdf_module, "_pyhanko_read_hex", None)
     envelope = parse_packet(vectors.envelope())
     assert isinstance(envelope, Envelope)
-    check_pdf_attachments(envelope, policy=vectors.policy, crls=vectors.crls,
-                          directory=DIRECTORY, at=AT)
-    assert generic.read_hex_string_from_stream is read_hex_string
+    # When the PDF check runs, on either path
+    for reference in (False, True):
+        check_pdf_attachments(envelope, policy=vectors.policy, crls=vectors.crls,
+                              directory=DIRECTORY, at=AT, reference=reference)
+    # Then pyHanko is unchanged: the only change the hub makes is made at start-up
+    assert not hex_reader_installed()
+
+
+def test_the_hex_reader_is_installed_on_the_pinned_pyhanko_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pyhanko.pdf_utils import generic
+    from pyhanko.version import __version__
+
+    original = pdf_module.pyhanko_hex_reader()
+    monkeypatch.setattr(generic, "read_hex_string_from_stream", original)
+    monkeypatch.setattr(pdf_module, "_pyhanko_read_hex", None)
+    # A pyHanko release the reader was not proven against is left alone
+    monkeypatch.setattr(pdf_module, "HEX_READER_PYHANKO", frozenset({"0.0.0"}))
+    assert not install_hex_reader()
+    assert generic.read_hex_string_from_stream is original
+    # The pinned one gets it, once, and pyHanko's own stays reachable
+    monkeypatch.setattr(pdf_module, "HEX_READER_PYHANKO", frozenset({__version__}))
+    assert install_hex_reader()
+    assert install_hex_reader()
+    assert hex_reader_installed()
+    assert pdf_module.pyhanko_hex_reader() is original
+
+
+def test_the_hub_installs_the_hex_reader_at_start_up(
+    vectors: Vectors, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pyhanko.pdf_utils import generic
+
+    from hub.app import build_hub
+    from tests.integration.pipeline.harness import hub_settings
+
+    monkeypatch.setattr(generic, "read_hex_string_from_stream", pdf_module.pyhanko_hex_reader())
+    monkeypatch.setattr(pdf_module, "_pyhanko_read_hex", None)
+    # When the hub starts (no broker needed to build it)
+    hub = build_hub(hub_settings(vectors.pki.paths, tmp_path, "amqp://x:x@127.0.0.1:1/", "hex"))
+    hub.close()
+    # Then pyHanko reads hex strings with the hub's reader
+    assert hex_reader_installed()
