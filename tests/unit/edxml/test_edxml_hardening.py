@@ -111,7 +111,7 @@ def test_the_shape_check_in_c_agrees_with_a_walk_of_the_tree_on_random_trees() -
             parent, depth = rng.choice(nodes)
             nodes.append((etree.SubElement(parent, "e"), depth + 1))
         limits = Limits(max_depth=rng.randrange(1, 12), max_elements=rng.randrange(1, 45))
-        outcomes = []
+        outcomes: list[tuple[Reason, str] | None] = []
         for check in (_check_shape, _walk_shape):
             try:
                 check(root, limits)
