@@ -40,7 +40,10 @@ Certificates are untrusted input (``cryptography`` parses their fields lazily, o
 :func:`read_certificate` reads every field the hub uses once, inside one guard, and maps a field
 that cannot be read to CERT_MALFORMED. The checks below read only those facts. Caches keep
 values, never exceptions (:class:`~hub.validators.outcome.Refusal`), keyed by certificate
-digests, and are bounded in entries and in bytes.
+digests (the facts are also found by certificate object, :class:`_ByObject`, which holds the
+object), and are bounded in entries and in bytes. What a CRL says about a serial is looked up
+once per CRL entry (:meth:`CrlEntry.listed`): a refreshed CRL is a new entry, so nothing learnt
+from a CRL outlives it; freshness and revocation dates are judged against ``at`` every time.
 """
 
 from __future__ import annotations
@@ -78,9 +81,15 @@ MAX_PATH_LENGTH = 6
 _WEAK_HASHES = frozenset({hashes.SHA1.name, hashes.MD5.name})
 
 
-@functools.lru_cache(maxsize=8192)
 def fingerprint(cert: x509.Certificate) -> str:
-    """SHA-256 of the certificate DER, hex (remembered: certificates compare by their DER)."""
+    """SHA-256 of the certificate DER, hex (remembered: by object for a certificate already
+    read, else by the certificate, which compares by its DER)."""
+    known = _BY_OBJECT.get(cert)
+    return known.fingerprint if known is not None else _fingerprint(cert)
+
+
+@functools.lru_cache(maxsize=8192)
+def _fingerprint(cert: x509.Certificate) -> str:
     return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
 
 
@@ -139,7 +148,8 @@ _ENTRY_OVERHEAD = 512
 
 
 def _der_size(cert: x509.Certificate) -> int:
-    return len(cert.public_bytes(serialization.Encoding.DER))
+    known = _BY_OBJECT.get(cert)
+    return known.size if known is not None else len(cert.public_bytes(serialization.Encoding.DER))
 
 
 class ChainCache(BoundedCache):
@@ -193,6 +203,8 @@ class CertificateFacts:
     subject_text: str
     """RFC 4514 form, for details and evidence."""
     issuer_text: str
+    issuer_der: bytes
+    """The issuer name's DER: what a :class:`CrlSnapshot` is keyed by."""
     uid: str | None
     """The subject's UID attribute (OID 0.9.2342.19200300.100.1.1), if any."""
     serial: int
@@ -230,6 +242,58 @@ class CertificateFacts:
 
 _FACTS = BoundedCache(size=4096, max_bytes=32 << 20)
 """Facts of readable certificates by digest (pure and bounded: no I/O, no exceptions kept)."""
+
+
+class _ByObject:
+    """The facts of the certificate *objects* read lately, found by ``id()``: the hot path.
+
+    Validation meets the same objects again and again — the KeyInfo certificates the signer
+    cache keeps, the policy's, the paths the chain cache keeps — and ``id()`` finds them in a
+    fraction of a microsecond, where hashing a certificate (its parsed DER) costs ~1.5 µs and
+    re-serializing it for its digest ~6 µs; :func:`read_certificate` used to do both up to a
+    dozen times per envelope. Each entry holds its object, so no other object can take that id
+    while the entry lives, and a lookup also checks identity. The facts are those of the
+    digest-keyed :data:`_FACTS` (a certificate with the same DER is the same certificate).
+    Bounded in entries and in bytes; the oldest entry goes first (a certificate dropped is
+    read again from :data:`_FACTS` on its next use). Thread-safe; readers take no lock.
+    """
+
+    def __init__(self, size: int = 2048, max_bytes: int = 8 << 20) -> None:
+        self.max_entries = size
+        self.max_bytes = max_bytes
+        self.size_bytes = 0
+        self._data: dict[int, tuple[x509.Certificate, CertificateFacts]] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    @staticmethod
+    def _cost(facts: CertificateFacts) -> int:
+        return _ENTRY_OVERHEAD + 3 * facts.size  # the object, its DER, the facts' names
+
+    def get(self, cert: x509.Certificate) -> CertificateFacts | None:
+        found = self._data.get(id(cert))
+        return found[1] if found is not None and found[0] is cert else None
+
+    def put(self, cert: x509.Certificate, facts: CertificateFacts) -> None:
+        cost = self._cost(facts)
+        if cost > self.max_bytes:
+            return
+        with self._lock:
+            previous = self._data.pop(id(cert), None)
+            if previous is not None:
+                self.size_bytes -= self._cost(previous[1])
+            while self._data and (len(self._data) >= self.max_entries
+                                  or self.size_bytes + cost > self.max_bytes):
+                _, oldest = self._data.pop(next(iter(self._data)))
+                self.size_bytes -= self._cost(oldest)
+            self._data[id(cert)] = (cert, facts)
+            self.size_bytes += cost
+
+
+_BY_OBJECT = _ByObject()
+"""Facts by certificate object (:class:`_ByObject`)."""
 _UNREADABLE = (ValueError, TypeError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType,
                UnsupportedAlgorithm)
 """What ``cryptography`` raises when a lazily parsed field of a loaded certificate is malformed."""
@@ -263,6 +327,7 @@ def _read(cert: x509.Certificate, fp: str, size: int) -> CertificateFacts:
         issuer=cert.issuer,
         subject_text=subject.rfc4514_string(),
         issuer_text=cert.issuer.rfc4514_string(),
+        issuer_der=cert.issuer.public_bytes(),
         uid=str(uid[0].value) if uid else None,
         serial=cert.serial_number,
         not_before=cert.not_valid_before_utc,
@@ -290,19 +355,22 @@ def read_certificate(cert: x509.Certificate) -> CertificateFacts:
     Raises :class:`ValidationFailure` CERT_MALFORMED when a field cannot be read (a malformed
     extension, name or key): a certificate reason, never an internal error.
     """
-    der = cert.public_bytes(serialization.Encoding.DER)
-    fp = fingerprint(cert)
-    known: CertificateFacts | None = _FACTS.get((fp,))
+    known = _BY_OBJECT.get(cert)
     if known is not None:
         return known
-    try:
-        facts = _read(cert, fp, len(der))
-    except _UNREADABLE as exc:
-        raise ValidationFailure(
-            Reason.CERT_MALFORMED,
-            f"certificate {fp[:16]} cannot be read ({type(exc).__name__})",
-            evidence={"certificate": fp}) from None
-    _FACTS._put((fp,), facts, _ENTRY_OVERHEAD + 2 * len(der))
+    der = cert.public_bytes(serialization.Encoding.DER)
+    fp = hashlib.sha256(der).hexdigest()
+    facts: CertificateFacts | None = _FACTS.get((fp,))
+    if facts is None:
+        try:
+            facts = _read(cert, fp, len(der))
+        except _UNREADABLE as exc:
+            raise ValidationFailure(
+                Reason.CERT_MALFORMED,
+                f"certificate {fp[:16]} cannot be read ({type(exc).__name__})",
+                evidence={"certificate": fp}) from None
+        _FACTS._put((fp,), facts, _ENTRY_OVERHEAD + 2 * len(der))
+    _BY_OBJECT.put(cert, facts)
     return facts
 
 
@@ -403,6 +471,10 @@ class TrustPolicy:
 # -- revocation data --------------------------------------------------------------------------
 
 
+MAX_LISTED_MEMO = 4096
+"""Serials whose CRL lookup one :class:`CrlEntry` remembers (then it starts again)."""
+
+
 @dataclass(frozen=True, slots=True)
 class CrlEntry:
     """One CRL as fetched, with its issuer's name and the time the hub obtained it."""
@@ -411,25 +483,54 @@ class CrlEntry:
     fetched_at: datetime
     source: str = ""
     """File path or URL it came from (for operators)."""
-    _signed_by: dict[x509.Certificate, bool] = field(
+    _signed_by: dict[str, bool] = field(
         default_factory=dict, init=False, compare=False, repr=False)
+    _listed: dict[int, x509.RevokedCertificate | None] = field(
+        default_factory=dict, init=False, compare=False, repr=False)
+    _memo: dict[str, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def signed_by(self, issuer: x509.Certificate) -> bool:
-        """Whether ``issuer``'s (RSA) key signed this CRL: verified once per issuer and entry
-        (a new CRL is a new entry), not once per envelope."""
-        known = self._signed_by.get(issuer)
+        """Whether ``issuer``'s (RSA) key signed this CRL: verified once per issuer (by its
+        DER digest) and entry (a new CRL is a new entry), not once per envelope."""
+        fp = fingerprint(issuer)
+        known = self._signed_by.get(fp)
         if known is None:
             key = issuer.public_key()
             known = isinstance(key, rsa.RSAPublicKey) and self.crl.is_signature_valid(key)
-            self._signed_by[issuer] = known
+            self._signed_by[fp] = known
         return known
+
+    def listed(self, serial: int) -> x509.RevokedCertificate | None:
+        """The CRL's entry for ``serial`` (None: not listed). Looked up once per serial and
+        CRL (cryptography scans the CRL's list), remembered by this entry only — so never
+        beyond this CRL — and at most :data:`MAX_LISTED_MEMO` serials of it."""
+        if serial in self._listed:
+            return self._listed[serial]
+        found = self.crl.get_revoked_certificate_by_serial_number(serial)
+        if len(self._listed) >= MAX_LISTED_MEMO:
+            self._listed.clear()
+        self._listed[serial] = found
+        return found
 
     @property
     def number(self) -> int | None:
-        try:
-            return self.crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
-        except x509.ExtensionNotFound:
-            return None
+        if "number" not in self._memo:  # a malformed extension raises, every time
+            try:
+                number = self.crl.extensions.get_extension_for_class(
+                    x509.CRLNumber).value.crl_number
+            except x509.ExtensionNotFound:
+                number = None
+            self._memo["number"] = number
+        number_: int | None = self._memo["number"]
+        return number_
+
+    @property
+    def label(self) -> str:
+        """``number@thisUpdate``: how evidence names this CRL."""
+        label: str | None = self._memo.get("label")
+        if label is None:
+            label = self._memo["label"] = f"{self.number}@{self.crl.last_update_utc.isoformat()}"
+        return label
 
     def is_fresh(self, at: datetime, freshness: timedelta) -> bool:
         """Usable at ``at``: obtained within ``freshness``, or its nextUpdate not yet passed.
@@ -678,7 +779,8 @@ def _crl_source(
     at: datetime,
 ) -> _Source:
     facts = read_certificate(cert)
-    entry = crls.for_issuer(facts.issuer)
+    # Exact issuer DER, as :meth:`CrlSnapshot.for_issuer` (read once with the certificate).
+    entry = crls.by_issuer.get(facts.issuer_der)
     if entry is None:
         return _Source("crl", problem=f"no CRL for {facts.issuer_text}")
     crl = entry.crl
@@ -686,7 +788,7 @@ def _crl_source(
         return _Source("crl", problem=f"CRL of {facts.issuer_text} does not verify")
     next_update = crl.next_update_utc
     fresh = entry.is_fresh(at, policy.crl_freshness)
-    revoked = crl.get_revoked_certificate_by_serial_number(facts.serial)
+    revoked = entry.listed(facts.serial)
     if revoked is not None and revoked.revocation_date_utc <= at:
         try:
             reason = revoked.extensions.get_extension_for_class(x509.CRLReason).value.reason
@@ -701,7 +803,7 @@ def _crl_source(
                 f"CRL of {facts.issuer_text} is stale (fetched "
                 f"{entry.fetched_at.isoformat()}, nextUpdate "
                 f"{next_update.isoformat() if next_update else 'none'})"))
-    return _Source("crl", fresh=True, clear=f"{entry.number}@{crl.last_update_utc.isoformat()}")
+    return _Source("crl", fresh=True, clear=entry.label)
 
 
 def _ocsp_source(
