@@ -73,7 +73,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -221,7 +221,26 @@ def _check_position(signature: etree._Element, root: etree._Element) -> None:
         raise _wrapping("text after ds:Signature")
 
 
-def _check_signed_info(signature: etree._Element, legacy_sha1: bool) -> tuple[str, str]:
+class _Profile(NamedTuple):
+    """What :func:`_check_signed_info` established, and the elements it found on the way."""
+
+    method: str
+    digest: str
+    kids: dict[Any, list[etree._Element]]
+    """The ``ds:Signature``'s children by tag."""
+    reference: dict[Any, list[etree._Element]]
+    """The one ``Reference``'s children by tag."""
+
+    def digest_value(self, signature: etree._Element) -> etree._Element | None:
+        """``signature.find("SignedInfo/Reference/DigestValue")``: in the one Reference of the
+        first SignedInfo, else (a malformed signature) searched as ``find`` would."""
+        found = _one(self.reference, f"{DS}DigestValue")
+        if found is None:
+            found = _first(signature, f"{DS}SignedInfo", f"{DS}Reference", f"{DS}DigestValue")
+        return found
+
+
+def _check_signed_info(signature: etree._Element, legacy_sha1: bool) -> _Profile:
     kids = _by_tag(signature)
     if _one(kids, f"{DS}Object") is not None:
         raise ValidationFailure(
@@ -261,7 +280,7 @@ def _check_signed_info(signature: etree._Element, legacy_sha1: bool) -> tuple[st
         raise ValidationFailure(
             Reason.SIGNATURE_ALGORITHM_FORBIDDEN, f"digest method {digest!r}",
             evidence={"digest_method": digest})
-    return method, digest
+    return _Profile(method, digest, kids, parts)
 
 
 _B64_WHITESPACE = str.maketrans("", "", " \t\r\n")
@@ -276,7 +295,10 @@ def _b64_text(text: str | None) -> str:
     return (text or "").replace("\n", "").replace(" ", "").replace("\t", "").replace("\r", "")
 
 
-def _key_info_texts(signature: etree._Element, limits: Limits) -> tuple[str, ...]:
+def _key_info_texts(
+    signature: etree._Element, limits: Limits,
+    kids: dict[Any, list[etree._Element]] | None = None,
+) -> tuple[str, ...]:
     """The texts of the KeyInfo certificates as they are (whitespace included: decoding drops
     it, :func:`_load_signer`), bounded before anything is decoded.
 
@@ -284,7 +306,9 @@ def _key_info_texts(signature: etree._Element, limits: Limits) -> tuple[str, ...
     certificate in it is parsed: so at most ``limits.max_key_info_certificates``, each at most
     ``limits.max_certificate_bytes`` once its whitespace is dropped
     (SIGNATURE_KEY_INFO_TOO_LARGE)."""
-    nodes = [node for key_info in signature.iterchildren(f"{DS}KeyInfo")
+    key_infos = (signature.iterchildren(f"{DS}KeyInfo") if kids is None
+                 else kids.get(f"{DS}KeyInfo", ()))
+    nodes = [node for key_info in key_infos
              for data in key_info.iterchildren(f"{DS}X509Data")
              for node in data.iterchildren(f"{DS}X509Certificate")]
     if len(nodes) > limits.max_key_info_certificates:
@@ -478,13 +502,13 @@ def _cache_key(texts: tuple[str, ...]) -> bytes:
     return hashlib.sha256("\x00".join(texts).encode("utf-8", "surrogatepass")).digest()
 
 
-def _signxml_only(signature: etree._Element, method: str, digest: str) -> bool:
+def _signxml_only(profile: _Profile) -> bool:
     """Shapes the direct verifier leaves to signxml: legacy SHA-1, and a KeyInfo that also
     carries a ``KeyValue`` / ``DEREncodedKeyValue`` (signxml matches those against the
     certificate; never produced by the hub or xmlsec1 with the hub's template)."""
-    if not _fastdsig.handles(method, digest):
+    if not _fastdsig.handles(profile.method, profile.digest):
         return True
-    key_info = _first(signature, f"{DS}KeyInfo")
+    key_info = _one(profile.kids, f"{DS}KeyInfo")
     return key_info is not None and (
         _first(key_info, f"{DS}KeyValue") is not None
         or _first(key_info, f"{{{DSIG11_NS}}}DEREncodedKeyValue") is not None)
@@ -521,11 +545,11 @@ def check_xml_signature(
     _check_position(signature, root)
     if not any(isinstance(child.tag, str) for child in signature):
         raise ValidationFailure(Reason.SIGNATURE_MISSING, "empty placeholder ds:Signature")
-    method, digest = _check_signed_info(signature, legacy_sha1)
-    signature_value = _strict_b64(_first(signature, f"{DS}SignatureValue"), "SignatureValue")
-    digest_value = _strict_b64(
-        _first(signature, f"{DS}SignedInfo", f"{DS}Reference", f"{DS}DigestValue"), "DigestValue")
-    texts = _key_info_texts(signature, limits or _DEFAULT_LIMITS)
+    profile = _check_signed_info(signature, legacy_sha1)
+    method, digest = profile.method, profile.digest
+    signature_value = _strict_b64(_one(profile.kids, f"{DS}SignatureValue"), "SignatureValue")
+    digest_value = _strict_b64(profile.digest_value(signature), "DigestValue")
+    texts = _key_info_texts(signature, limits or _DEFAULT_LIMITS, profile.kids)
     cache_key = _cache_key(texts)
     cached = SIGNER_CACHE.get(cache_key)
     found = cached if cached is not None else _load_signer(texts)
@@ -541,7 +565,7 @@ def check_xml_signature(
     _check_schema(signature)
 
     try:
-        if direct and not _signxml_only(signature, method, digest):
+        if direct and not _signxml_only(profile):
             _fastdsig.verify_enveloped(root, signature, key, method=method, digest=digest,
                                        digest_value=digest_value,
                                        signature_value=signature_value)
