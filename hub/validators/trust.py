@@ -806,18 +806,37 @@ def _crl_source(
     return _Source("crl", fresh=True, clear=entry.label)
 
 
+_CERT_IDS: dict[tuple[str, str], CertId] = {}
+MAX_CERT_IDS = 4096
+"""CertIDs remembered (then the memo starts again)."""
+
+
+def _cert_id(cert: x509.Certificate, issuer: x509.Certificate) -> CertId:
+    """``CertId.of(cert, issuer)``, built once per (certificate, issuer) by their DER digests
+    (cryptography builds an OCSP request to compute it)."""
+    key = (fingerprint(cert), fingerprint(issuer))
+    found = _CERT_IDS.get(key)
+    if found is None:
+        found = CertId.of(cert, issuer)
+        if len(_CERT_IDS) >= MAX_CERT_IDS:
+            _CERT_IDS.clear()
+        _CERT_IDS[key] = found
+    return found
+
+
 def _ocsp_source(
     cert: x509.Certificate, issuer: x509.Certificate, ocsp: OcspSnapshot, policy: TrustPolicy,
     at: datetime,
 ) -> _Source:
     if not ocsp.by_cert:  # the common case without OCSP: skip computing the CertID
         return _Source("ocsp", problem="no OCSP answer")
-    cert_id = CertId.of(cert, issuer)
+    cert_id = _cert_id(cert, issuer)
     entry = ocsp.for_cert(cert_id)
     if entry is None:
         return _Source("ocsp", problem="no OCSP answer")
     try:
-        answer = read_answer(entry, cert_id, issuer, at=at, freshness=policy.crl_freshness)
+        answer = read_answer(entry, cert_id, issuer, at=at, freshness=policy.crl_freshness,
+                             issuer_id=fingerprint(issuer))
     except OcspUnusable as unusable:
         return _Source("ocsp", problem=f"OCSP answer unusable: {unusable}")
     when = answer.this_update.isoformat()
@@ -885,7 +904,7 @@ def check_revocation(
             for cert, _ in undecided:
                 responders = _ocsp_urls(cert)
                 if responders:
-                    wanted.append(OcspQuery(CertId.of(cert, issuers[cert]), responders,
+                    wanted.append(OcspQuery(_cert_id(cert, issuers[cert]), responders,
                                             read_certificate(cert).subject_text))
         cert, why = undecided[0]
         who = "signer" if cert is path[0] else "CA"
