@@ -471,6 +471,8 @@ class TrustPolicy:
 # -- revocation data --------------------------------------------------------------------------
 
 
+MAX_PASSED_MEMO = 1024
+"""Paths one :class:`CrlSnapshot` remembers as cleared (then it starts again)."""
 MAX_LISTED_MEMO = 4096
 """Serials whose CRL lookup one :class:`CrlEntry` remembers (then it starts again)."""
 
@@ -535,10 +537,14 @@ class CrlEntry:
     def is_fresh(self, at: datetime, freshness: timedelta) -> bool:
         """Usable at ``at``: obtained within ``freshness``, or its nextUpdate not yet passed.
         The one rule for validation, ``hub doctor`` and the readiness probe."""
+        return at <= self.fresh_until(freshness)
+
+    def fresh_until(self, freshness: timedelta) -> datetime:
+        """The last instant this CRL is fresh: ``fetched_at + freshness`` or its nextUpdate,
+        whichever is later (:meth:`is_fresh` is true up to it, inclusive)."""
+        window_end = self.fetched_at + freshness
         next_update = self.crl.next_update_utc
-        aged = at - self.fetched_at > freshness
-        expired = next_update is None or at > next_update
-        return not (aged and expired)
+        return window_end if next_update is None else max(window_end, next_update)
 
 
 @dataclass(frozen=True, slots=True)
@@ -546,6 +552,10 @@ class CrlSnapshot:
     """The CRLs known at one moment, by issuer name (DER). Immutable: handed to validators."""
 
     by_issuer: Mapping[bytes, CrlEntry] = field(default_factory=lambda: MappingProxyType({}))
+    _passed: dict[tuple[Any, ...], tuple[datetime, dict[str, str]]] = field(
+        default_factory=dict, init=False, compare=False, repr=False)
+    """Paths this snapshot's CRLs cleared without OCSP: until when, with what evidence
+    (:func:`check_revocation`). Lives and dies with the snapshot: new CRLs, new snapshot."""
 
     @classmethod
     def of(cls, entries: Iterable[CrlEntry]) -> CrlSnapshot:
@@ -772,6 +782,9 @@ class _Source:
     """Non-empty (the evidence) when the source says not revoked at ``at``."""
     problem: str = ""
     """Why this source could not be used (missing, does not verify, unknown, stale)."""
+    until: datetime | None = None
+    """For a CRL that is fresh and does not list the serial at all: the last instant it stays
+    fresh (what it says holds for any ``at`` up to then)."""
 
 
 def _crl_source(
@@ -803,7 +816,8 @@ def _crl_source(
                 f"CRL of {facts.issuer_text} is stale (fetched "
                 f"{entry.fetched_at.isoformat()}, nextUpdate "
                 f"{next_update.isoformat() if next_update else 'none'})"))
-    return _Source("crl", fresh=True, clear=entry.label)
+    return _Source("crl", fresh=True, clear=entry.label,
+                   until=entry.fresh_until(policy.crl_freshness) if revoked is None else None)
 
 
 _CERT_IDS: dict[tuple[str, str], CertId] = {}
@@ -873,14 +887,25 @@ def check_revocation(
     then the certificates that name an OCSP responder are appended to ``wanted``.
     """
     answers = ocsp if ocsp is not None else OcspSnapshot()
+    # Without OCSP answers, a path these CRLs cleared stays cleared until the first of them goes
+    # stale: each used CRL is fresh and lists none of the serials (revocation is judged by
+    # the CRL snapshot alone, which carries this memo and is replaced when any CRL changes).
+    key = (tuple(fingerprint(c) for c in path), policy.crl_freshness)
+    if not answers.by_cert:
+        known = crls._passed.get(key)
+        if known is not None and at <= known[0]:
+            return dict(known[1])
     evidence: dict[str, str] = {}
     undecided: list[tuple[x509.Certificate, str]] = []
+    clear_until: list[datetime] = []
     for cert, issuer in itertools.pairwise(path):
         who = "signer" if cert is path[0] else "CA"
         sources = (
             _crl_source(cert, issuer, crls, policy, at),
             _ocsp_source(cert, issuer, answers, policy, at),
         )
+        if sources[0].until is not None:
+            clear_until.append(sources[0].until)
         for source in sources:
             if source.revoked and (source.fresh or not source.on_hold):
                 raise ValidationFailure(
@@ -911,4 +936,8 @@ def check_revocation(
         raise ValidationFailure(
             Reason.REVOCATION_UNAVAILABLE, f"{who} certificate serial {cert.serial_number:x}: {why}",
             indication=Indication.INDETERMINATE, evidence=urls)
+    if not answers.by_cert and clear_until and len(clear_until) == len(path) - 1:
+        if len(crls._passed) >= MAX_PASSED_MEMO:
+            crls._passed.clear()
+        crls._passed[key] = (min(clear_until), dict(evidence))
     return evidence

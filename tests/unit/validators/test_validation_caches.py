@@ -33,6 +33,7 @@ from hub.validators import (
     validate_packet,
     xmldsig,
 )
+from hub.validators.outcome import ValidationFailure
 from hub.validators.xmldsig import DS
 from tests.pki_fixtures import AT, PKI_NOW, GeneratedPki
 from tests.unit.validators.signature_vectors import DIRECTORY, Vectors
@@ -227,3 +228,33 @@ def test_a_report_judged_from_warm_caches_is_the_report_judged_from_cold_ones(
         crls=CrlSnapshot.of(CrlEntry(c, fetched_at=PKI_NOW, source="test")
                             for c in vectors.pki.crls))
     assert warm[0] == warm[1] == warm[2] == cold.to_dict()
+
+
+def test_a_serial_listed_with_a_later_revocation_date_is_refused_from_that_date_with_one_snapshot(
+    vectors: Vectors,
+) -> None:
+    pki = vectors.pki
+    revoked = pki.special("revoked").cert
+    path = (revoked, pki.issuing_ca, pki.root)
+    listed = vectors.crls  # one snapshot, judged at two instants
+    # Before the revocation date the CRL clears it (nothing remembered: the serial is listed)
+    before = PKI_NOW - dt.timedelta(days=2)
+    assert trust.check_revocation(path, listed, vectors.policy, before)
+    # From the revocation date on, it is revoked
+    with pytest.raises(ValidationFailure) as failure:
+        trust.check_revocation(path, listed, vectors.policy, AT)
+    assert failure.value.reason is Reason.CERT_REVOKED
+
+
+def test_a_snapshot_remembers_a_bounded_number_of_cleared_paths(
+    vectors: Vectors, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(trust, "MAX_PASSED_MEMO", 2)
+    snapshot = CrlSnapshot.of(CrlEntry(c, fetched_at=PKI_NOW) for c in vectors.pki.crls)
+    for organ_id in ("000.00.01.H27", "000.00.02.H27", "000.00.03.H27", "000.00.14.H27"):
+        path = trust.validate_chain(vectors.pki.org(organ_id).cert, (), vectors.policy, AT)
+        evidence = trust.check_revocation(path, snapshot, vectors.policy, AT)
+        assert trust.check_revocation(path, snapshot, vectors.policy, AT) == evidence
+        assert 1 <= len(snapshot._passed) <= 2
+    # Another snapshot of the same CRLs starts with nothing remembered
+    assert not CrlSnapshot.of(CrlEntry(c, fetched_at=PKI_NOW) for c in vectors.pki.crls)._passed
