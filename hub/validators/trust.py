@@ -258,7 +258,7 @@ class _ByObject:
     read again from :data:`_FACTS` on its next use). Thread-safe; readers take no lock.
     """
 
-    def __init__(self, size: int = 2048, max_bytes: int = 8 << 20) -> None:
+    def __init__(self, size: int = 1024, max_bytes: int = 4 << 20) -> None:
         self.max_entries = size
         self.max_bytes = max_bytes
         self.size_bytes = 0
@@ -349,8 +349,10 @@ def _read(cert: x509.Certificate, fp: str, size: int) -> CertificateFacts:
     )
 
 
-def read_certificate(cert: x509.Certificate) -> CertificateFacts:
-    """The facts of ``cert``, read once per certificate (remembered by digest).
+def read_certificate(cert: x509.Certificate, *, remember: bool = True) -> CertificateFacts:
+    """The facts of ``cert``, read once per certificate (remembered by digest, and by object
+    unless ``remember`` is false: for certificates that may never be seen again, such as a
+    KeyInfo's before its signature verified).
 
     Raises :class:`ValidationFailure` CERT_MALFORMED when a field cannot be read (a malformed
     extension, name or key): a certificate reason, never an internal error.
@@ -370,7 +372,8 @@ def read_certificate(cert: x509.Certificate) -> CertificateFacts:
                 f"certificate {fp[:16]} cannot be read ({type(exc).__name__})",
                 evidence={"certificate": fp}) from None
         _FACTS._put((fp,), facts, _ENTRY_OVERHEAD + 2 * len(der))
-    _BY_OBJECT.put(cert, facts)
+    if remember:
+        _BY_OBJECT.put(cert, facts)
     return facts
 
 

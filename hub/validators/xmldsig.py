@@ -358,7 +358,9 @@ def _read_certificate(text: str, position: int) -> x509.Certificate:
     except Exception as exc:  # any failure to load DER is a malformed certificate, by definition
         raise ValidationFailure(
             Reason.CERT_MALFORMED, f"{what} is malformed ({type(exc).__name__})") from None
-    read_certificate(cert)  # CERT_MALFORMED when a field cannot be read
+    # CERT_MALFORMED when a field cannot be read. Not remembered by object: the signature has
+    # not verified yet (a flood of distinct KeyInfos must leave nothing but the digest cache).
+    read_certificate(cert, remember=False)
     return cert
 
 

@@ -258,3 +258,26 @@ def test_a_snapshot_remembers_a_bounded_number_of_cleared_paths(
         assert 1 <= len(snapshot._passed) <= 2
     # Another snapshot of the same CRLs starts with nothing remembered
     assert not CrlSnapshot.of(CrlEntry(c, fetched_at=PKI_NOW) for c in vectors.pki.crls)._passed
+
+
+def test_key_info_certificates_that_do_not_verify_are_not_remembered_by_object(
+    vectors: Vectors, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    memo = trust._ByObject()
+    monkeypatch.setattr(trust, "_BY_OBJECT", memo)
+    monkeypatch.setattr(xmldsig, "SIGNER_CACHE", xmldsig.SignerCache())
+    # Given the sender's envelope whose KeyInfo was swapped in transit for other certificates
+    template = _no_pdf(vectors)
+    original = template.split(b"<ds:X509Certificate>", 1)[1].split(b"</ds:X509Certificate>")[0]
+    others = [vectors.pki.org(o).cert for o in ("000.00.02.H27", "000.00.03.H27")]
+    for other in others:
+        forged = template.replace(original, base64.b64encode(
+            other.public_bytes(serialization.Encoding.DER)), 1)
+        # When each is judged, Then each is refused and none of its certificates is kept
+        assert _failed(_judge(vectors, forged)) == ("xmldsig", Reason.SIGNATURE_INVALID)
+    assert len(memo) == 0
+    # While a signature that verifies leaves its certificates (KeyInfo's leaf and CA, and the
+    # policy's when the path is searched) found by object
+    assert _judge(vectors, template).accepted
+    policy = vectors.policy
+    assert 2 <= len(memo) <= 2 + len((*policy.roots, *policy.intermediates, *policy.public_roots))
