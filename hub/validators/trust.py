@@ -33,8 +33,9 @@ pyhanko-certvalidator applies to PDF signers, so that envelope signers get the s
 (:func:`_check_constraints`): every CA's ``pathLenConstraint`` (RFC 5280 §6.1.4 (l)-(m)) and
 no critical extension the hub does not process (§6.1.3-4 (o); the trust anchor itself is not
 judged, as pyHanko does not). The expensive part — finding and verifying the path — is cached
-per (leaf, offered intermediates); validity times, key usage, policies and revocation are
-re-checked on every call because they depend on ``at`` and on the CRLs (all cheap).
+per (leaf, offered intermediates), with the verdict of the checks that depend only on the path
+and the policy (algorithms, key sizes, the leaf's key usage and policies: :class:`CertPath`);
+validity times and revocation are judged on every call, at its ``at`` and with its CRLs.
 
 Certificates are untrusted input (``cryptography`` parses their fields lazily, on first read):
 :func:`read_certificate` reads every field the hub uses once, inside one guard, and maps a field
@@ -153,8 +154,9 @@ def _der_size(cert: x509.Certificate) -> int:
 
 
 class ChainCache(BoundedCache):
-    """Path-building results of a :class:`TrustPolicy`: a path (leaf → root) or a
-    :class:`Refusal`, by certificate digests. Bounded in entries and bytes."""
+    """Path-building results of a :class:`TrustPolicy`: a path (leaf → root, a :class:`CertPath`
+    as :func:`build_path` stores it) or a :class:`Refusal`, by certificate digests. Bounded
+    in entries and bytes."""
 
     def get(self, key: tuple[str, ...]) -> tuple[x509.Certificate, ...] | Refusal | None:
         value: tuple[x509.Certificate, ...] | Refusal | None = super().get(key)
@@ -687,19 +689,46 @@ def _check_constraints(path: Sequence[x509.Certificate]) -> None:
                 f"extension {', '.join(sorted(o.dotted_string for o in unknown))}")
 
 
+class CertPath(tuple[x509.Certificate, ...]):
+    """A certification path leaf → root as the chain cache keeps it (a tuple of certificates),
+    with what was established about it once, under the policy that built it: its
+    certificates' facts and digests, and the verdict of the checks that depend on nothing but
+    the path and the policy — algorithms and key sizes, the leaf's key usage and policies —
+    as a :class:`Refusal` or None. Validity times are never part of it: they are judged at
+    each call's ``at`` (:func:`validate_chain`)."""
+
+    facts: tuple[CertificateFacts, ...]
+    fingerprints: tuple[str, ...]
+    refusal: Refusal | None
+
+    @classmethod
+    def of(cls, certs: Sequence[x509.Certificate], policy: TrustPolicy) -> CertPath:
+        path = cls(certs)
+        path.facts = tuple(read_certificate(c) for c in certs)
+        path.fingerprints = tuple(f.fingerprint for f in path.facts)
+        try:
+            _check_algorithms(path, policy)
+            _check_leaf(path[0], policy)
+        except ValidationFailure as failure:
+            path.refusal = Refusal.of(failure)
+        else:
+            path.refusal = None
+        return path
+
+
 def build_path(
     leaf: x509.Certificate, offered: Sequence[x509.Certificate], policy: TrustPolicy
-) -> tuple[x509.Certificate, ...]:
+) -> CertPath:
     """The certification path leaf → root (cached per leaf and offered intermediates: the
     path, or the refusal as a value — a fresh exception is raised each time)."""
     key = (fingerprint(leaf), *sorted(fingerprint(c) for c in offered))
     cached = policy.cache.get(key)
     if isinstance(cached, Refusal):
         raise cached.failure()
-    if cached is not None:
+    if isinstance(cached, CertPath):
         return cached
     try:
-        path = _build_path(leaf, offered, policy)
+        path = CertPath.of(cached or _build_path(leaf, offered, policy), policy)
         _check_constraints(path)
     except ValidationFailure as failure:
         policy.cache.put(key, Refusal.of(failure))
@@ -711,9 +740,8 @@ def build_path(
 # -- per-call checks --------------------------------------------------------------------------
 
 
-def _check_times(path: Sequence[x509.Certificate], at: datetime) -> None:
-    for position, cert in enumerate(path):
-        facts = read_certificate(cert)
+def _check_times(path: CertPath, at: datetime) -> None:
+    for position, facts in enumerate(path.facts):
         role = "signer" if position == 0 else "CA"
         if at < facts.not_before:
             raise ValidationFailure(
@@ -758,7 +786,7 @@ def validate_chain(
     offered: Sequence[x509.Certificate],
     policy: TrustPolicy,
     at: datetime,
-) -> tuple[x509.Certificate, ...]:
+) -> CertPath:
     """Trust checks for a signer certificate at ``at``; returns the path leaf → root.
 
     Raises :class:`ValidationFailure` with a CERT_* reason (CERT_MALFORMED for a certificate
@@ -766,8 +794,8 @@ def validate_chain(
     """
     path = build_path(leaf, offered, policy)
     _check_times(path, at)
-    _check_algorithms(path, policy)
-    _check_leaf(leaf, policy)
+    if path.refusal is not None:  # _check_algorithms, then _check_leaf, judged with the path
+        raise path.refusal.failure()
     return path
 
 

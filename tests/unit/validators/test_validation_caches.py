@@ -276,8 +276,24 @@ def test_key_info_certificates_that_do_not_verify_are_not_remembered_by_object(
         # When each is judged, Then each is refused and none of its certificates is kept
         assert _failed(_judge(vectors, forged)) == ("xmldsig", Reason.SIGNATURE_INVALID)
     assert len(memo) == 0
-    # While a signature that verifies leaves its certificates (KeyInfo's leaf and CA, and the
-    # policy's when the path is searched) found by object
+    # While a signature that verifies leaves its certificates found by object (its leaf, at
+    # least; the others when the path is searched rather than found in the chain cache)
     assert _judge(vectors, template).accepted
     policy = vectors.policy
-    assert 2 <= len(memo) <= 2 + len((*policy.roots, *policy.intermediates, *policy.public_roots))
+    assert 1 <= len(memo) <= 2 + len((*policy.roots, *policy.intermediates, *policy.public_roots))
+
+
+def test_a_path_s_remembered_refusal_comes_after_the_validity_times_as_before(
+    vectors: Vectors,
+) -> None:
+    # A certificate without a signing keyUsage, judged first inside its validity window
+    cert = vectors.pki.special("wrong_key_usage").cert
+    policy = dataclasses.replace(vectors.policy)
+    expired = cert.not_valid_after_utc + dt.timedelta(seconds=1)
+    for at, reason in ((AT, Reason.CERT_KEY_USAGE_INVALID), (expired, Reason.CERT_EXPIRED),
+                       (AT, Reason.CERT_KEY_USAGE_INVALID), (expired, Reason.CERT_EXPIRED)):
+        with pytest.raises(ValidationFailure) as failure:
+            trust.validate_chain(cert, (), policy, at)
+        # The key-usage verdict is kept with the path; the time is judged first, every time
+        assert failure.value.reason is reason
+    assert policy.cache.hits == 3
