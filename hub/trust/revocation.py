@@ -185,6 +185,10 @@ class OcspCache:
         self._max_entries = max_entries
         self._lock = threading.Lock()
         self._entries: dict[CertId, tuple[datetime, OcspEntry]] = {}
+        self._snapshot: tuple[OcspSnapshot, datetime | None] | None = None
+        """The last snapshot and the first instant one of its answers expires (None: it has
+        none): handed out again until then, or until the answers change (one per envelope
+        cost a pass over every answer)."""
         self._asked: dict[tuple[str, CertId], datetime] = {}
         self.errors: dict[str, str] = {}
         """Last failure per responder URL (for ``hub doctor``); never raised to consumers."""
@@ -254,6 +258,7 @@ class OcspCache:
                 continue
             with self._lock:
                 self._entries[cert_id] = (until, entry)
+                self._snapshot = None
                 self.errors.pop(url, None)
                 if len(self._entries) > self._max_entries:
                     self._prune(now)
@@ -270,11 +275,20 @@ class OcspCache:
         self._entries = {k: v for k, v in self._entries.items() if v[0] >= now}
         while len(self._entries) > self._max_entries:  # still too many: drop the oldest kept
             self._entries.pop(next(iter(self._entries)))
+        self._snapshot = None
 
     def snapshot(self) -> OcspSnapshot:
-        """The answers still within their nextUpdate or freshness window now."""
+        """The answers still within their nextUpdate or freshness window now (the same
+        snapshot object while none of its answers expired and none was added)."""
         now = self._clock()
         with self._lock:
+            if self._snapshot is not None:
+                snapshot, expires = self._snapshot
+                if expires is None or now <= expires:
+                    return snapshot
             self._prune(now)
             kept = [(k, e) for k, (_, e) in self._entries.items()]
-        return OcspSnapshot.of(kept)
+            expires = min((until for until, _ in self._entries.values()), default=None)
+            snapshot = OcspSnapshot.of(kept)
+            self._snapshot = (snapshot, expires)
+        return snapshot

@@ -236,19 +236,20 @@ class _Checking:
 
     def trust(self) -> dict[str, str]:
         sig = self.found[0]
-        self.path.extend(validate_chain(sig.leaf, sig.offered, self.policy, self.at))
+        path = validate_chain(sig.leaf, sig.offered, self.policy, self.at)
+        self.path.extend(path)
         # Every certificate KeyInfo offers must be one of the path the hub validated: KeyInfo is
         # not signed, and a verifier that builds its chain from the document's own copies (as
         # xmlsec1 does) must reach the same verdict as the hub (found by fuzzing, N1).
-        on_path = {fingerprint(c) for c in self.path}
-        stray = [fingerprint(c)[:16] for c in sig.offered if fingerprint(c) not in on_path]
+        on_path = set(path.fingerprints)
+        stray = [fp[:16] for fp in map(fingerprint, sig.offered) if fp not in on_path]
         if stray:
             raise ValidationFailure(
                 Reason.CERT_PATH_INVALID,
                 f"KeyInfo offers certificate(s) {', '.join(stray)} not on the validated path")
         return {
-            "path": " > ".join(fingerprint(c)[:16] for c in self.path),
-            "root": read_certificate(self.path[-1]).subject_text,
+            "path": " > ".join(fp[:16] for fp in path.fingerprints),
+            "root": path.facts[-1].subject_text,
             "validity_judged_at": self.at.isoformat(),
         }
 

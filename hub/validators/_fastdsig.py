@@ -69,6 +69,16 @@ def _padding(kind: str, algorithm: hashes.HashAlgorithm) -> padding.AsymmetricPa
     return padding.PKCS1v15()
 
 
+def _verifier(method: str) -> tuple[hashes.HashAlgorithm, padding.AsymmetricPadding]:
+    kind, hash_factory = SIGNATURE_METHODS[method]
+    algorithm = hash_factory()
+    return algorithm, _padding(kind, algorithm)
+
+
+_VERIFIERS = {method: _verifier(method) for method in SIGNATURE_METHODS}
+"""The hash and padding objects of each method, built once (they are immutable parameters)."""
+
+
 def document_c14n(root: etree._Element, signature: etree._Element) -> tuple[bytes, bool]:
     """Exclusive c14n (no comments) of ``root`` without ``signature``; and whether a comment
     remains in what was canonicalized (URI="" drops comments: they would travel unsigned).
@@ -122,15 +132,14 @@ def verify_enveloped(
     comment (unsigned content; signxml's signed content then differs from the document).
     ``root`` and ``signature`` are left exactly as they were.
     """
-    signed_info = signature.find(f"{DS}SignedInfo")
+    signed_info = next(signature.iterchildren(f"{DS}SignedInfo"), None)  # signature.find
     if signed_info is None:  # excluded by the structural checks
         raise ValidationFailure(Reason.SIGNATURE_INVALID, "no SignedInfo")
     signed_info_c14n = etree.tostring(signed_info, method="c14n", exclusive=True,
                                       with_comments=False)
-    kind, hash_factory = SIGNATURE_METHODS[method]
-    algorithm = hash_factory()
+    algorithm, pad = _VERIFIERS[method]
     try:
-        key.verify(signature_value, signed_info_c14n, _padding(kind, algorithm), algorithm)
+        key.verify(signature_value, signed_info_c14n, pad, algorithm)
     except InvalidSignature:
         raise ValidationFailure(Reason.SIGNATURE_INVALID,
                                 "SignatureValue does not verify with the signer's key") from None

@@ -30,11 +30,13 @@ A response that cannot be used raises :class:`OcspUnusable` with why; the caller
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -122,6 +124,9 @@ class OcspEntry:
     fetched_at: datetime
     source: str = ""
     """The responder URL it came from (for operators)."""
+    _memo: dict[Any, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
+    """What was established about this response (its answer per CertID, which keys verify its
+    signature: :func:`_remembered`). Lives and dies with the entry: a new answer is a new entry."""
 
     @classmethod
     def from_der(cls, data: bytes, fetched_at: datetime, source: str = "") -> OcspEntry:
@@ -133,10 +138,13 @@ class OcspEntry:
         return self.response.response_status is ocsp.OCSPResponseStatus.SUCCESSFUL
 
     def single(self, cert_id: CertId) -> ocsp.OCSPSingleResponse | None:
-        """The answer about ``cert_id`` inside this response, if any."""
+        """The answer about ``cert_id`` inside this response, if any (found once per CertID)."""
         if not self.successful:
             return None
-        return next((s for s in self.response.responses if cert_id.matches(s)), None)
+        found: ocsp.OCSPSingleResponse | None = _remembered(
+            self._memo, ("single", cert_id),
+            lambda: next((s for s in self.response.responses if cert_id.matches(s)), None))
+        return found
 
     def usable_until(self, cert_id: CertId, freshness: timedelta) -> datetime | None:
         """Until when a cache may keep this answer: as long as it is fresh by :func:`read_answer`'s
@@ -205,6 +213,22 @@ class OcspUnusable(Exception):
     """The response says nothing the hub may rely on (the message says why)."""
 
 
+MAX_MEMO = 64
+"""Facts one :class:`OcspEntry` remembers (then it starts again): a response answers about
+one certificate or a few, signed by one key."""
+
+
+def _remembered(memo: dict[Any, Any], key: Any, compute: Callable[[], Any]) -> Any:
+    """``memo[key]``, computed once. An exception is raised again on every call, never kept."""
+    if key in memo:
+        return memo[key]
+    value = compute()
+    if len(memo) >= MAX_MEMO:
+        memo.clear()
+    memo[key] = value
+    return value
+
+
 def _verify(key: object, signature: bytes, data: bytes, algorithm: hashes.HashAlgorithm) -> bool:
     try:
         if isinstance(key, rsa.RSAPublicKey):
@@ -218,8 +242,17 @@ def _verify(key: object, signature: bytes, data: bytes, algorithm: hashes.HashAl
     return True
 
 
-def _delegated(candidate: x509.Certificate, issuer: x509.Certificate, at: datetime) -> bool:
-    """RFC 6960 §4.2.2.2: issued directly by the CA, id-kp-OCSPSigning, valid at ``at``."""
+def _verify_by(cert: x509.Certificate, signature: bytes, data: bytes,
+               algorithm: hashes.HashAlgorithm) -> bool:
+    return _verify(cert.public_key(), signature, data, algorithm)
+
+
+def _der_digest(cert: x509.Certificate) -> str:
+    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+def _issued_for_ocsp(candidate: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """RFC 6960 §4.2.2.2 but the validity time: issued directly by the CA, id-kp-OCSPSigning."""
     if candidate.issuer != issuer.subject:
         return False
     try:
@@ -227,26 +260,38 @@ def _delegated(candidate: x509.Certificate, issuer: x509.Certificate, at: dateti
         ekus = candidate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except (ValueError, TypeError, InvalidSignature, x509.ExtensionNotFound):
         return False
-    return (
-        ExtendedKeyUsageOID.OCSP_SIGNING in ekus
-        and candidate.not_valid_before_utc <= at <= candidate.not_valid_after_utc
-    )
+    return ExtendedKeyUsageOID.OCSP_SIGNING in ekus
 
 
-def _signer(response: ocsp.OCSPResponse, issuer: x509.Certificate, at: datetime) -> str:
-    """Who signed ``response`` — the issuing CA or a delegated responder — or raise."""
+def _signer(entry: OcspEntry, issuer: x509.Certificate, at: datetime,
+            issuer_id: str | None = None) -> str:
+    """Who signed ``entry``'s response — the issuing CA or a delegated responder — or raise.
+
+    With ``issuer_id`` (the issuer's DER digest) the signature checks, which do not depend on
+    ``at``, are remembered on the entry for that issuer; a delegated responder's validity is
+    judged at ``at`` every time. The steps run in the same order either way.
+    """
+    response = entry.response
     algorithm = response.signature_hash_algorithm
     if not isinstance(algorithm, _STRONG_HASHES):
         raise OcspUnusable(
             f"response signed with {getattr(algorithm, 'name', 'an unsupported algorithm')}")
     data, signature = response.tbs_response_bytes, response.signature
-    if _verify(issuer.public_key(), signature, data, algorithm):
+    memo: dict[Any, Any] = entry._memo if issuer_id is not None else {}
+    if _remembered(memo, ("issuer", issuer_id),
+                   lambda: _verify(issuer.public_key(), signature, data, algorithm)):
         return "issuing CA"
-    for candidate in response.certificates:
-        if _delegated(candidate, issuer, at) and _verify(
-            candidate.public_key(), signature, data, algorithm
-        ):
-            return hashlib.sha256(candidate.public_bytes(serialization.Encoding.DER)).hexdigest()
+    for n, candidate in enumerate(response.certificates):
+        if not _remembered(memo, ("delegated", issuer_id, n),
+                           functools.partial(_issued_for_ocsp, candidate, issuer)):
+            continue
+        if not candidate.not_valid_before_utc <= at <= candidate.not_valid_after_utc:
+            continue
+        if _remembered(memo, ("verifies", n), functools.partial(
+                _verify_by, candidate, signature, data, algorithm)):
+            responder: str = _remembered(memo, ("responder", n),
+                                         functools.partial(_der_digest, candidate))
+            return responder
     raise OcspUnusable(
         "response signature does not verify with the issuing CA's key or a delegated "
         "responder (id-kp-OCSPSigning) it issued")
@@ -259,12 +304,14 @@ def read_answer(
     *,
     at: datetime,
     freshness: timedelta,
+    issuer_id: str | None = None,
 ) -> OcspAnswer:
     """Verify ``entry`` and read its answer about ``cert_id`` (issued by ``issuer``) at ``at``.
 
     Raises :class:`OcspUnusable` when the response is unsuccessful, names another certificate,
     is badly signed or comes from the future. Staleness is reported, not raised
-    (:attr:`OcspAnswer.fresh`).
+    (:attr:`OcspAnswer.fresh`). ``issuer_id``: the issuer's DER digest, under which the
+    entry remembers whose key verifies it (:func:`_signer`).
     """
     response = entry.response
     if not entry.successful:
@@ -272,7 +319,7 @@ def read_answer(
     single = entry.single(cert_id)
     if single is None:
         raise OcspUnusable(f"no SHA-256 answer for {cert_id}")
-    responder = _signer(response, issuer, at)
+    responder = _signer(entry, issuer, at, issuer_id)
     this_update = single.this_update_utc
     if this_update > entry.fetched_at + CLOCK_SKEW:
         raise OcspUnusable(f"thisUpdate {this_update.isoformat()} is in the future")

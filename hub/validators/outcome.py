@@ -56,7 +56,7 @@ class CheckOutcome:
 
     @classmethod
     def passed(cls, check: str, evidence: Mapping[str, str] | None = None) -> CheckOutcome:
-        return cls(check, Indication.PASSED, Reason.OK, _frozen(evidence))
+        return cls(check, Indication.PASSED, Reason.OK, evidence or {})  # frozen once, below
 
     @property
     def vi(self) -> str:

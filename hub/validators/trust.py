@@ -33,14 +33,18 @@ pyhanko-certvalidator applies to PDF signers, so that envelope signers get the s
 (:func:`_check_constraints`): every CA's ``pathLenConstraint`` (RFC 5280 §6.1.4 (l)-(m)) and
 no critical extension the hub does not process (§6.1.3-4 (o); the trust anchor itself is not
 judged, as pyHanko does not). The expensive part — finding and verifying the path — is cached
-per (leaf, offered intermediates); validity times, key usage, policies and revocation are
-re-checked on every call because they depend on ``at`` and on the CRLs (all cheap).
+per (leaf, offered intermediates), with the verdict of the checks that depend only on the path
+and the policy (algorithms, key sizes, the leaf's key usage and policies: :class:`CertPath`);
+validity times and revocation are judged on every call, at its ``at`` and with its CRLs.
 
 Certificates are untrusted input (``cryptography`` parses their fields lazily, on first read):
 :func:`read_certificate` reads every field the hub uses once, inside one guard, and maps a field
 that cannot be read to CERT_MALFORMED. The checks below read only those facts. Caches keep
 values, never exceptions (:class:`~hub.validators.outcome.Refusal`), keyed by certificate
-digests, and are bounded in entries and in bytes.
+digests (the facts are also found by certificate object, :class:`_ByObject`, which holds the
+object), and are bounded in entries and in bytes. What a CRL says about a serial is looked up
+once per CRL entry (:meth:`CrlEntry.listed`): a refreshed CRL is a new entry, so nothing learnt
+from a CRL outlives it; freshness and revocation dates are judged against ``at`` every time.
 """
 
 from __future__ import annotations
@@ -78,9 +82,15 @@ MAX_PATH_LENGTH = 6
 _WEAK_HASHES = frozenset({hashes.SHA1.name, hashes.MD5.name})
 
 
-@functools.lru_cache(maxsize=8192)
 def fingerprint(cert: x509.Certificate) -> str:
-    """SHA-256 of the certificate DER, hex (remembered: certificates compare by their DER)."""
+    """SHA-256 of the certificate DER, hex (remembered: by object for a certificate already
+    read, else by the certificate, which compares by its DER)."""
+    known = _BY_OBJECT.get(cert)
+    return known.fingerprint if known is not None else _fingerprint(cert)
+
+
+@functools.lru_cache(maxsize=8192)
+def _fingerprint(cert: x509.Certificate) -> str:
     return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
 
 
@@ -139,12 +149,14 @@ _ENTRY_OVERHEAD = 512
 
 
 def _der_size(cert: x509.Certificate) -> int:
-    return len(cert.public_bytes(serialization.Encoding.DER))
+    known = _BY_OBJECT.get(cert)
+    return known.size if known is not None else len(cert.public_bytes(serialization.Encoding.DER))
 
 
 class ChainCache(BoundedCache):
-    """Path-building results of a :class:`TrustPolicy`: a path (leaf → root) or a
-    :class:`Refusal`, by certificate digests. Bounded in entries and bytes."""
+    """Path-building results of a :class:`TrustPolicy`: a path (leaf → root, a :class:`CertPath`
+    as :func:`build_path` stores it) or a :class:`Refusal`, by certificate digests. Bounded
+    in entries and bytes."""
 
     def get(self, key: tuple[str, ...]) -> tuple[x509.Certificate, ...] | Refusal | None:
         value: tuple[x509.Certificate, ...] | Refusal | None = super().get(key)
@@ -193,6 +205,8 @@ class CertificateFacts:
     subject_text: str
     """RFC 4514 form, for details and evidence."""
     issuer_text: str
+    issuer_der: bytes
+    """The issuer name's DER: what a :class:`CrlSnapshot` is keyed by."""
     uid: str | None
     """The subject's UID attribute (OID 0.9.2342.19200300.100.1.1), if any."""
     serial: int
@@ -230,6 +244,58 @@ class CertificateFacts:
 
 _FACTS = BoundedCache(size=4096, max_bytes=32 << 20)
 """Facts of readable certificates by digest (pure and bounded: no I/O, no exceptions kept)."""
+
+
+class _ByObject:
+    """The facts of the certificate *objects* read lately, found by ``id()``: the hot path.
+
+    Validation meets the same objects again and again — the KeyInfo certificates the signer
+    cache keeps, the policy's, the paths the chain cache keeps — and ``id()`` finds them in a
+    fraction of a microsecond, where hashing a certificate (its parsed DER) costs ~1.5 µs and
+    re-serializing it for its digest ~6 µs; :func:`read_certificate` used to do both up to a
+    dozen times per envelope. Each entry holds its object, so no other object can take that id
+    while the entry lives, and a lookup also checks identity. The facts are those of the
+    digest-keyed :data:`_FACTS` (a certificate with the same DER is the same certificate).
+    Bounded in entries and in bytes; the oldest entry goes first (a certificate dropped is
+    read again from :data:`_FACTS` on its next use). Thread-safe; readers take no lock.
+    """
+
+    def __init__(self, size: int = 1024, max_bytes: int = 4 << 20) -> None:
+        self.max_entries = size
+        self.max_bytes = max_bytes
+        self.size_bytes = 0
+        self._data: dict[int, tuple[x509.Certificate, CertificateFacts]] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    @staticmethod
+    def _cost(facts: CertificateFacts) -> int:
+        return _ENTRY_OVERHEAD + 3 * facts.size  # the object, its DER, the facts' names
+
+    def get(self, cert: x509.Certificate) -> CertificateFacts | None:
+        found = self._data.get(id(cert))
+        return found[1] if found is not None and found[0] is cert else None
+
+    def put(self, cert: x509.Certificate, facts: CertificateFacts) -> None:
+        cost = self._cost(facts)
+        if cost > self.max_bytes:
+            return
+        with self._lock:
+            previous = self._data.pop(id(cert), None)
+            if previous is not None:
+                self.size_bytes -= self._cost(previous[1])
+            while self._data and (len(self._data) >= self.max_entries
+                                  or self.size_bytes + cost > self.max_bytes):
+                _, oldest = self._data.pop(next(iter(self._data)))
+                self.size_bytes -= self._cost(oldest)
+            self._data[id(cert)] = (cert, facts)
+            self.size_bytes += cost
+
+
+_BY_OBJECT = _ByObject()
+"""Facts by certificate object (:class:`_ByObject`)."""
 _UNREADABLE = (ValueError, TypeError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType,
                UnsupportedAlgorithm)
 """What ``cryptography`` raises when a lazily parsed field of a loaded certificate is malformed."""
@@ -263,6 +329,7 @@ def _read(cert: x509.Certificate, fp: str, size: int) -> CertificateFacts:
         issuer=cert.issuer,
         subject_text=subject.rfc4514_string(),
         issuer_text=cert.issuer.rfc4514_string(),
+        issuer_der=cert.issuer.public_bytes(),
         uid=str(uid[0].value) if uid else None,
         serial=cert.serial_number,
         not_before=cert.not_valid_before_utc,
@@ -284,25 +351,31 @@ def _read(cert: x509.Certificate, fp: str, size: int) -> CertificateFacts:
     )
 
 
-def read_certificate(cert: x509.Certificate) -> CertificateFacts:
-    """The facts of ``cert``, read once per certificate (remembered by digest).
+def read_certificate(cert: x509.Certificate, *, remember: bool = True) -> CertificateFacts:
+    """The facts of ``cert``, read once per certificate (remembered by digest, and by object
+    unless ``remember`` is false: for certificates that may never be seen again, such as a
+    KeyInfo's before its signature verified).
 
     Raises :class:`ValidationFailure` CERT_MALFORMED when a field cannot be read (a malformed
     extension, name or key): a certificate reason, never an internal error.
     """
-    der = cert.public_bytes(serialization.Encoding.DER)
-    fp = fingerprint(cert)
-    known: CertificateFacts | None = _FACTS.get((fp,))
+    known = _BY_OBJECT.get(cert)
     if known is not None:
         return known
-    try:
-        facts = _read(cert, fp, len(der))
-    except _UNREADABLE as exc:
-        raise ValidationFailure(
-            Reason.CERT_MALFORMED,
-            f"certificate {fp[:16]} cannot be read ({type(exc).__name__})",
-            evidence={"certificate": fp}) from None
-    _FACTS._put((fp,), facts, _ENTRY_OVERHEAD + 2 * len(der))
+    der = cert.public_bytes(serialization.Encoding.DER)
+    fp = hashlib.sha256(der).hexdigest()
+    facts: CertificateFacts | None = _FACTS.get((fp,))
+    if facts is None:
+        try:
+            facts = _read(cert, fp, len(der))
+        except _UNREADABLE as exc:
+            raise ValidationFailure(
+                Reason.CERT_MALFORMED,
+                f"certificate {fp[:16]} cannot be read ({type(exc).__name__})",
+                evidence={"certificate": fp}) from None
+        _FACTS._put((fp,), facts, _ENTRY_OVERHEAD + 2 * len(der))
+    if remember:
+        _BY_OBJECT.put(cert, facts)
     return facts
 
 
@@ -403,6 +476,12 @@ class TrustPolicy:
 # -- revocation data --------------------------------------------------------------------------
 
 
+MAX_PASSED_MEMO = 1024
+"""Paths one :class:`CrlSnapshot` remembers as cleared (then it starts again)."""
+MAX_LISTED_MEMO = 4096
+"""Serials whose CRL lookup one :class:`CrlEntry` remembers (then it starts again)."""
+
+
 @dataclass(frozen=True, slots=True)
 class CrlEntry:
     """One CRL as fetched, with its issuer's name and the time the hub obtained it."""
@@ -411,33 +490,66 @@ class CrlEntry:
     fetched_at: datetime
     source: str = ""
     """File path or URL it came from (for operators)."""
-    _signed_by: dict[x509.Certificate, bool] = field(
+    _signed_by: dict[str, bool] = field(
         default_factory=dict, init=False, compare=False, repr=False)
+    _listed: dict[int, x509.RevokedCertificate | None] = field(
+        default_factory=dict, init=False, compare=False, repr=False)
+    _memo: dict[str, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def signed_by(self, issuer: x509.Certificate) -> bool:
-        """Whether ``issuer``'s (RSA) key signed this CRL: verified once per issuer and entry
-        (a new CRL is a new entry), not once per envelope."""
-        known = self._signed_by.get(issuer)
+        """Whether ``issuer``'s (RSA) key signed this CRL: verified once per issuer (by its
+        DER digest) and entry (a new CRL is a new entry), not once per envelope."""
+        fp = fingerprint(issuer)
+        known = self._signed_by.get(fp)
         if known is None:
             key = issuer.public_key()
             known = isinstance(key, rsa.RSAPublicKey) and self.crl.is_signature_valid(key)
-            self._signed_by[issuer] = known
+            self._signed_by[fp] = known
         return known
+
+    def listed(self, serial: int) -> x509.RevokedCertificate | None:
+        """The CRL's entry for ``serial`` (None: not listed). Looked up once per serial and
+        CRL (cryptography scans the CRL's list), remembered by this entry only — so never
+        beyond this CRL — and at most :data:`MAX_LISTED_MEMO` serials of it."""
+        if serial in self._listed:
+            return self._listed[serial]
+        found = self.crl.get_revoked_certificate_by_serial_number(serial)
+        if len(self._listed) >= MAX_LISTED_MEMO:
+            self._listed.clear()
+        self._listed[serial] = found
+        return found
 
     @property
     def number(self) -> int | None:
-        try:
-            return self.crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
-        except x509.ExtensionNotFound:
-            return None
+        if "number" not in self._memo:  # a malformed extension raises, every time
+            try:
+                number = self.crl.extensions.get_extension_for_class(
+                    x509.CRLNumber).value.crl_number
+            except x509.ExtensionNotFound:
+                number = None
+            self._memo["number"] = number
+        number_: int | None = self._memo["number"]
+        return number_
+
+    @property
+    def label(self) -> str:
+        """``number@thisUpdate``: how evidence names this CRL."""
+        label: str | None = self._memo.get("label")
+        if label is None:
+            label = self._memo["label"] = f"{self.number}@{self.crl.last_update_utc.isoformat()}"
+        return label
 
     def is_fresh(self, at: datetime, freshness: timedelta) -> bool:
         """Usable at ``at``: obtained within ``freshness``, or its nextUpdate not yet passed.
         The one rule for validation, ``hub doctor`` and the readiness probe."""
+        return at <= self.fresh_until(freshness)
+
+    def fresh_until(self, freshness: timedelta) -> datetime:
+        """The last instant this CRL is fresh: ``fetched_at + freshness`` or its nextUpdate,
+        whichever is later (:meth:`is_fresh` is true up to it, inclusive)."""
+        window_end = self.fetched_at + freshness
         next_update = self.crl.next_update_utc
-        aged = at - self.fetched_at > freshness
-        expired = next_update is None or at > next_update
-        return not (aged and expired)
+        return window_end if next_update is None else max(window_end, next_update)
 
 
 @dataclass(frozen=True, slots=True)
@@ -445,6 +557,10 @@ class CrlSnapshot:
     """The CRLs known at one moment, by issuer name (DER). Immutable: handed to validators."""
 
     by_issuer: Mapping[bytes, CrlEntry] = field(default_factory=lambda: MappingProxyType({}))
+    _passed: dict[tuple[Any, ...], tuple[datetime, dict[str, str]]] = field(
+        default_factory=dict, init=False, compare=False, repr=False)
+    """Paths this snapshot's CRLs cleared without OCSP: until when, with what evidence
+    (:func:`check_revocation`). Lives and dies with the snapshot: new CRLs, new snapshot."""
 
     @classmethod
     def of(cls, entries: Iterable[CrlEntry]) -> CrlSnapshot:
@@ -573,19 +689,46 @@ def _check_constraints(path: Sequence[x509.Certificate]) -> None:
                 f"extension {', '.join(sorted(o.dotted_string for o in unknown))}")
 
 
+class CertPath(tuple[x509.Certificate, ...]):
+    """A certification path leaf → root as the chain cache keeps it (a tuple of certificates),
+    with what was established about it once, under the policy that built it: its
+    certificates' facts and digests, and the verdict of the checks that depend on nothing but
+    the path and the policy — algorithms and key sizes, the leaf's key usage and policies —
+    as a :class:`Refusal` or None. Validity times are never part of it: they are judged at
+    each call's ``at`` (:func:`validate_chain`)."""
+
+    facts: tuple[CertificateFacts, ...]
+    fingerprints: tuple[str, ...]
+    refusal: Refusal | None
+
+    @classmethod
+    def of(cls, certs: Sequence[x509.Certificate], policy: TrustPolicy) -> CertPath:
+        path = cls(certs)
+        path.facts = tuple(read_certificate(c) for c in certs)
+        path.fingerprints = tuple(f.fingerprint for f in path.facts)
+        try:
+            _check_algorithms(path, policy)
+            _check_leaf(path[0], policy)
+        except ValidationFailure as failure:
+            path.refusal = Refusal.of(failure)
+        else:
+            path.refusal = None
+        return path
+
+
 def build_path(
     leaf: x509.Certificate, offered: Sequence[x509.Certificate], policy: TrustPolicy
-) -> tuple[x509.Certificate, ...]:
+) -> CertPath:
     """The certification path leaf → root (cached per leaf and offered intermediates: the
     path, or the refusal as a value — a fresh exception is raised each time)."""
     key = (fingerprint(leaf), *sorted(fingerprint(c) for c in offered))
     cached = policy.cache.get(key)
     if isinstance(cached, Refusal):
         raise cached.failure()
-    if cached is not None:
+    if isinstance(cached, CertPath):
         return cached
     try:
-        path = _build_path(leaf, offered, policy)
+        path = CertPath.of(cached or _build_path(leaf, offered, policy), policy)
         _check_constraints(path)
     except ValidationFailure as failure:
         policy.cache.put(key, Refusal.of(failure))
@@ -597,9 +740,8 @@ def build_path(
 # -- per-call checks --------------------------------------------------------------------------
 
 
-def _check_times(path: Sequence[x509.Certificate], at: datetime) -> None:
-    for position, cert in enumerate(path):
-        facts = read_certificate(cert)
+def _check_times(path: CertPath, at: datetime) -> None:
+    for position, facts in enumerate(path.facts):
         role = "signer" if position == 0 else "CA"
         if at < facts.not_before:
             raise ValidationFailure(
@@ -644,7 +786,7 @@ def validate_chain(
     offered: Sequence[x509.Certificate],
     policy: TrustPolicy,
     at: datetime,
-) -> tuple[x509.Certificate, ...]:
+) -> CertPath:
     """Trust checks for a signer certificate at ``at``; returns the path leaf → root.
 
     Raises :class:`ValidationFailure` with a CERT_* reason (CERT_MALFORMED for a certificate
@@ -652,8 +794,8 @@ def validate_chain(
     """
     path = build_path(leaf, offered, policy)
     _check_times(path, at)
-    _check_algorithms(path, policy)
-    _check_leaf(leaf, policy)
+    if path.refusal is not None:  # _check_algorithms, then _check_leaf, judged with the path
+        raise path.refusal.failure()
     return path
 
 
@@ -671,6 +813,9 @@ class _Source:
     """Non-empty (the evidence) when the source says not revoked at ``at``."""
     problem: str = ""
     """Why this source could not be used (missing, does not verify, unknown, stale)."""
+    until: datetime | None = None
+    """For a CRL that is fresh and does not list the serial at all: the last instant it stays
+    fresh (what it says holds for any ``at`` up to then)."""
 
 
 def _crl_source(
@@ -678,7 +823,8 @@ def _crl_source(
     at: datetime,
 ) -> _Source:
     facts = read_certificate(cert)
-    entry = crls.for_issuer(facts.issuer)
+    # Exact issuer DER, as :meth:`CrlSnapshot.for_issuer` (read once with the certificate).
+    entry = crls.by_issuer.get(facts.issuer_der)
     if entry is None:
         return _Source("crl", problem=f"no CRL for {facts.issuer_text}")
     crl = entry.crl
@@ -686,7 +832,7 @@ def _crl_source(
         return _Source("crl", problem=f"CRL of {facts.issuer_text} does not verify")
     next_update = crl.next_update_utc
     fresh = entry.is_fresh(at, policy.crl_freshness)
-    revoked = crl.get_revoked_certificate_by_serial_number(facts.serial)
+    revoked = entry.listed(facts.serial)
     if revoked is not None and revoked.revocation_date_utc <= at:
         try:
             reason = revoked.extensions.get_extension_for_class(x509.CRLReason).value.reason
@@ -701,7 +847,26 @@ def _crl_source(
                 f"CRL of {facts.issuer_text} is stale (fetched "
                 f"{entry.fetched_at.isoformat()}, nextUpdate "
                 f"{next_update.isoformat() if next_update else 'none'})"))
-    return _Source("crl", fresh=True, clear=f"{entry.number}@{crl.last_update_utc.isoformat()}")
+    return _Source("crl", fresh=True, clear=entry.label,
+                   until=entry.fresh_until(policy.crl_freshness) if revoked is None else None)
+
+
+_CERT_IDS: dict[tuple[str, str], CertId] = {}
+MAX_CERT_IDS = 4096
+"""CertIDs remembered (then the memo starts again)."""
+
+
+def _cert_id(cert: x509.Certificate, issuer: x509.Certificate) -> CertId:
+    """``CertId.of(cert, issuer)``, built once per (certificate, issuer) by their DER digests
+    (cryptography builds an OCSP request to compute it)."""
+    key = (fingerprint(cert), fingerprint(issuer))
+    found = _CERT_IDS.get(key)
+    if found is None:
+        found = CertId.of(cert, issuer)
+        if len(_CERT_IDS) >= MAX_CERT_IDS:
+            _CERT_IDS.clear()
+        _CERT_IDS[key] = found
+    return found
 
 
 def _ocsp_source(
@@ -710,12 +875,13 @@ def _ocsp_source(
 ) -> _Source:
     if not ocsp.by_cert:  # the common case without OCSP: skip computing the CertID
         return _Source("ocsp", problem="no OCSP answer")
-    cert_id = CertId.of(cert, issuer)
+    cert_id = _cert_id(cert, issuer)
     entry = ocsp.for_cert(cert_id)
     if entry is None:
         return _Source("ocsp", problem="no OCSP answer")
     try:
-        answer = read_answer(entry, cert_id, issuer, at=at, freshness=policy.crl_freshness)
+        answer = read_answer(entry, cert_id, issuer, at=at, freshness=policy.crl_freshness,
+                             issuer_id=fingerprint(issuer))
     except OcspUnusable as unusable:
         return _Source("ocsp", problem=f"OCSP answer unusable: {unusable}")
     when = answer.this_update.isoformat()
@@ -752,14 +918,25 @@ def check_revocation(
     then the certificates that name an OCSP responder are appended to ``wanted``.
     """
     answers = ocsp if ocsp is not None else OcspSnapshot()
+    # Without OCSP answers, a path these CRLs cleared stays cleared until the first of them goes
+    # stale: each used CRL is fresh and lists none of the serials (revocation is judged by
+    # the CRL snapshot alone, which carries this memo and is replaced when any CRL changes).
+    key = (tuple(fingerprint(c) for c in path), policy.crl_freshness)
+    if not answers.by_cert:
+        known = crls._passed.get(key)
+        if known is not None and at <= known[0]:
+            return dict(known[1])
     evidence: dict[str, str] = {}
     undecided: list[tuple[x509.Certificate, str]] = []
+    clear_until: list[datetime] = []
     for cert, issuer in itertools.pairwise(path):
         who = "signer" if cert is path[0] else "CA"
         sources = (
             _crl_source(cert, issuer, crls, policy, at),
             _ocsp_source(cert, issuer, answers, policy, at),
         )
+        if sources[0].until is not None:
+            clear_until.append(sources[0].until)
         for source in sources:
             if source.revoked and (source.fresh or not source.on_hold):
                 raise ValidationFailure(
@@ -783,11 +960,15 @@ def check_revocation(
             for cert, _ in undecided:
                 responders = _ocsp_urls(cert)
                 if responders:
-                    wanted.append(OcspQuery(CertId.of(cert, issuers[cert]), responders,
+                    wanted.append(OcspQuery(_cert_id(cert, issuers[cert]), responders,
                                             read_certificate(cert).subject_text))
         cert, why = undecided[0]
         who = "signer" if cert is path[0] else "CA"
         raise ValidationFailure(
             Reason.REVOCATION_UNAVAILABLE, f"{who} certificate serial {cert.serial_number:x}: {why}",
             indication=Indication.INDETERMINATE, evidence=urls)
+    if not answers.by_cert and clear_until and len(clear_until) == len(path) - 1:
+        if len(crls._passed) >= MAX_PASSED_MEMO:
+            crls._passed.clear()
+        crls._passed[key] = (min(clear_until), dict(evidence))
     return evidence

@@ -399,3 +399,81 @@ def test_the_test_pki_issues_a_delegated_responder_certificate(ocsp_pki: Generat
     assert list(ekus) == [ExtendedKeyUsageOID.OCSP_SIGNING]
     assert cert.extensions.get_extension_for_class(x509.OCSPNoCheck) is not None
     assert ocsp_urls(cert) == ()  # its own status is never asked
+
+
+# -- what is remembered about an answer never outlives it, nor serves another issuer or time --
+
+
+def test_a_delegated_responder_that_expires_between_two_envelopes_is_refused_on_the_second(
+    ocsp_pki: GeneratedPki,
+) -> None:
+    # Given an answer signed by the PKI's delegated responder, read once (its checks remembered)
+    ca = Issuer(ocsp_pki.issuing_ca, ocsp_pki.keys("issuing-ca", 2048))
+    paths = ocsp_pki.paths.ocsp_responder
+    assert paths is not None
+    delegate = ocsp_pki._load("ocsp-responder", paths)
+    responder = OcspResponder(PKI_NOW, issuers=[ca])
+    responder.delegate = Issuer(delegate.cert, delegate.key)  # type: ignore[arg-type]
+    cert = ocsp_pki.org("000.00.01.H27").cert
+    entry = _entry(responder, cert, ca)
+    cert_id = CertId.of(cert, ca.cert)
+    issuer_id = delegate.fingerprint  # any stable id: the memo is per issuer
+    answer = read_answer(entry, cert_id, ca.cert, at=AT, freshness=HOUR, issuer_id=issuer_id)
+    assert answer.responder == delegate.fingerprint
+    # When the same entry is read after the responder certificate expired
+    later = delegate.cert.not_valid_after_utc + dt.timedelta(seconds=1)
+    # Then its signature no longer counts, although the signature checks were remembered
+    with pytest.raises(OcspUnusable, match="does not verify"):
+        read_answer(entry, cert_id, ca.cert, at=later, freshness=HOUR, issuer_id=issuer_id)
+    assert read_answer(entry, cert_id, ca.cert, at=AT, freshness=HOUR,
+                       issuer_id=issuer_id).responder == delegate.fingerprint
+
+
+def test_an_answer_verified_for_one_issuer_is_not_taken_as_verified_for_another(
+    pki: GeneratedPki, ca: Issuer,
+) -> None:
+    cert = pki.org("000.00.01.H27").cert
+    entry = _entry(OcspResponder(PKI_NOW, issuers=[ca]), cert, ca)
+    cert_id = CertId.of(cert, ca.cert)
+    assert read_answer(entry, cert_id, ca.cert, at=AT, freshness=HOUR,
+                       issuer_id="issuing-ca").responder == "issuing CA"
+    # The public root's key never signed it: checked for that issuer on its own
+    with pytest.raises(OcspUnusable, match="does not verify"):
+        read_answer(entry, cert_id, pki.public_root, at=AT, freshness=HOUR,
+                    issuer_id="public-root")
+
+
+def test_the_ocsp_snapshot_is_kept_until_an_answer_expires_or_arrives(
+    vectors: Vectors, cache: RevocationCache, responder: OcspResponder, clock: Clock,
+) -> None:
+    _judge(vectors, cache)
+    first = cache.ocsp_snapshot()
+    assert len(first) == 2
+    clock.now = PKI_NOW + dt.timedelta(hours=23)
+    assert cache.ocsp_snapshot() is first
+    # A new answer (the same question, asked again after the retry delay) makes a new one
+    clock.now = AT + dt.timedelta(minutes=2)
+    cache.refresh(ocsp=[OcspQuery(CertId.of(vectors.org.cert, vectors.pki.issuing_ca),
+                                  (responder.url,))])
+    second = cache.ocsp_snapshot()
+    assert second is not first
+    assert len(second) == 2
+    # And once the answers' nextUpdate passed, none is handed out
+    clock.now = PKI_NOW + dt.timedelta(days=2)
+    assert len(cache.ocsp_snapshot()) == 0
+
+
+def test_a_certificate_revoked_in_a_refreshed_answer_is_refused_on_the_next_envelope(
+    vectors: Vectors, cache: RevocationCache, responder: OcspResponder, clock: Clock,
+) -> None:
+    # Given packets accepted on "good" answers (every cache warm)
+    assert _judge(vectors, cache)[1].accepted
+    assert _judge(vectors, cache)[0].accepted
+    # When the responder now says revoked and the hub asks again
+    responder.revoked[vectors.org.cert.serial_number] = PKI_NOW - HOUR
+    clock.now = AT + dt.timedelta(minutes=2)
+    cache.refresh(ocsp=[OcspQuery(CertId.of(vectors.org.cert, vectors.pki.issuing_ca),
+                                  (responder.url,))])
+    # Then the very next packet is refused
+    report, _ = _judge(vectors, cache)
+    assert (report.indication, report.reason) == (Indication.FAILED, Reason.CERT_REVOKED)
