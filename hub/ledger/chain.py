@@ -112,7 +112,10 @@ def is_plain(value: Any, depth: int = 0) -> bool:
         return True
     if depth >= _MAX_DEPTH:
         return False
-    return all(type(item) in _SCALARS or is_plain(item, depth + 1) for item in items)
+    for item in items:  # noqa: SIM110 (a loop: all() over a generator is slower here)
+        if type(item) not in _SCALARS and not is_plain(item, depth + 1):
+            return False
+    return True
 
 
 def canonical_json(value: Any) -> bytes:

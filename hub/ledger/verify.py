@@ -25,7 +25,9 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import uuid
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -35,7 +37,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
-from sqlalchemy import Connection, Dialect, select
+from sqlalchemy import Connection, Dialect, exc, select
 
 from hub.ledger import chain
 from hub.ledger.blobs import BlobStore
@@ -330,37 +332,73 @@ class _TimeText:
         return None
 
 
+def _driver_rows(conn: Connection, sql: str, params: tuple[Any, ...],
+                 batch: int) -> Generator[Sequence[Any], None, None]:
+    """The rows of ``sql`` straight from a driver cursor in ``conn``'s transaction (a
+    server-side cursor on PostgreSQL, fetching ``batch`` rows at a time); the driver's errors
+    wrapped as SQLAlchemy wraps them, so an unavailable database is still told apart."""
+    dbapi_error = conn.dialect.loaded_dbapi.Error
+    raw: Any = conn.connection.dbapi_connection
+    try:
+        if conn.dialect.name == "postgresql":
+            cursor = raw.cursor(name=f"hub_verify_{uuid.uuid4().hex}")
+            cursor.itersize = batch
+        else:
+            cursor = raw.cursor()
+        try:
+            cursor.execute(sql, params)
+            yield from cursor
+        finally:
+            cursor.close()
+    except dbapi_error as error:
+        raise exc.DBAPIError.instance(sql, params, error, dbapi_error,
+                                      dialect=conn.dialect) from error
+
+
 def _chained_rows(conn: Connection, up_to: int, *,
-                  with_raw: bool) -> Iterator[tuple[int, int, Sequence[Any]]]:
+                  with_raw: bool) -> Generator[tuple[int, int, Sequence[Any]], None, None]:
     """Both chained tables merged in ``seq`` order, as plain driver rows:
     ``(seq, _EVENT|_DOCUMENT, row)``; a row's columns are those of :data:`_EVENT_SQL` or
     :data:`_DOCUMENT_SQL`. ``seq`` is ``int()`` of the stored value, as the typed rows gave."""
     mark = "%s" if conn.dialect.name == "postgresql" else "?"
-    # Options on the statements, not the connection: Connection.execution_options() would
-    # leave later statements on a server-side cursor.
-    docs = iter(conn.exec_driver_sql(
-        _DOCUMENT_SQL.format(mark=mark, raw="raw" if with_raw else "NULL"), (up_to,),
-        execution_options={"yield_per": 500}))
-    events = conn.exec_driver_sql(_EVENT_SQL.format(mark=mark), (up_to,),
-                                  execution_options={"yield_per": 5000})
-    doc = next(docs, None)
-    doc_seq = int(doc[0]) if doc is not None else 0
-    for event in events:
-        seq = event[0]
-        if type(seq) is not int:
-            seq = int(seq)
-        while doc is not None and doc_seq <= seq:  # a document first on a tie, as before
+    docs = _driver_rows(conn, _DOCUMENT_SQL.format(mark=mark, raw="raw" if with_raw else "NULL"),
+                        (up_to,), 500)
+    events = _driver_rows(conn, _EVENT_SQL.format(mark=mark), (up_to,), 5000)
+    with closing(docs), closing(events):
+        doc = next(docs, None)
+        doc_seq = int(doc[0]) if doc is not None else 0
+        for event in events:
+            seq = event[0]
+            if type(seq) is not int:
+                seq = int(seq)
+            while doc is not None and doc_seq <= seq:  # a document first on a tie, as before
+                yield doc_seq, _DOCUMENT, doc
+                doc = next(docs, None)
+                doc_seq = int(doc[0]) if doc is not None else 0
+            yield seq, _EVENT, event
+        while doc is not None:
             yield doc_seq, _DOCUMENT, doc
             doc = next(docs, None)
             doc_seq = int(doc[0]) if doc is not None else 0
-        yield seq, _EVENT, event
-    while doc is not None:
-        yield doc_seq, _DOCUMENT, doc
-        doc = next(docs, None)
-        doc_seq = int(doc[0]) if doc is not None else 0
 
 
 def _walk(
+    conn: Connection,
+    blobs: BlobStore | None,
+    total: int,
+    checkpoints: dict[int, Any],
+    progress: Callable[[int, int], None] | None,
+    checker: _CheckpointChecker,
+    require_signed: bool,
+    check_bytes: bool,
+) -> VerifyResult | None:
+    with closing(_chained_rows(conn, total, with_raw=check_bytes)) as rows:
+        return _walk_rows(rows, conn, blobs, total, checkpoints, progress, checker,
+                          require_signed, check_bytes)
+
+
+def _walk_rows(
+    rows: Iterator[tuple[int, int, Sequence[Any]]],
     conn: Connection,
     blobs: BlobStore | None,
     total: int,
@@ -382,7 +420,7 @@ def _walk(
     def bad(seq: int, problem: str) -> VerifyResult:
         return VerifyResult(expected - 1, seq, problem, checked_cps, signed_cps)
 
-    for seq, kind, row in _chained_rows(conn, total, with_raw=check_bytes):
+    for seq, kind, row in rows:
         if seq != expected:
             if seq > expected:
                 return bad(expected, f"row {expected} is missing (deleted)")

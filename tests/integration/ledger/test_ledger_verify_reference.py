@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, create_engine, text
+from sqlalchemy import Connection, create_engine, exc, text
 
+from hub.errors import TransientError
 from hub.ledger import Ledger, chain
 from hub.ledger.verify import (
     _TimeText,
@@ -237,3 +238,19 @@ def test_a_ledger_verifies_after_its_rows_were_read_in_many_batches(
         assert result.ok, result.problem
         assert result.rows == 1500 * 5
         assert_judged_as_the_reference(ledger, operator_key)
+
+
+def test_a_driver_error_while_streaming_is_wrapped_as_sqlalchemy_wraps_it(
+    signed_ledger: Ledger,
+) -> None:
+    with signed_ledger.engine.begin() as conn:
+        conn.execute(text("DROP TABLE ledger_events"))
+    with signed_ledger.engine.connect() as conn:
+        expected = outcome(lambda: list(entries(conn, 30)))  # the typed walk's error
+    assert expected[0] == "raises"
+    assert issubclass(expected[1], exc.DBAPIError)
+    got = outcome(signed_ledger.verify)
+    if issubclass(expected[1], exc.OperationalError):  # SQLite: "no such table"
+        assert got == ("raises", TransientError)
+    else:  # PostgreSQL: undefined table (42P01), a ProgrammingError, as before
+        assert got == expected
