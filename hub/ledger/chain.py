@@ -8,6 +8,8 @@ Canonical JSON
     Only strings, integers, booleans, null, lists and objects occur; floats never do (a float in
     an event's ``detail`` is written as its ``repr`` string before it is stored). Timestamps are
     strings in UTC, ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (always six fractional digits).
+    (The hub writes these bytes with orjson where orjson is proven to write the same ones, and
+    with the standard library's encoder otherwise: :func:`canonical_json`.)
 
 Entries
     Every ledger entry has a position ``seq`` (1, 2, 3, … without gaps, shared by documents and
@@ -64,6 +66,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 GENESIS = "00" * 32
 """The chain hash before the first entry."""
 
@@ -73,12 +77,66 @@ ENCODING_VERSION = 1
 _ENCODER = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
 )
+_SORTED = orjson.OPT_SORT_KEYS
+_SCALARS = frozenset({str, int, bool, type(None)})
+_MAX_DEPTH = 200
+"""Deeper values take the reference encoder (orjson refuses more than 254 levels)."""
+
+
+def canonical_json_reference(value: Any) -> bytes:
+    """The canonical bytes as the specification writes them: the standard library's encoder.
+
+    :func:`canonical_json` returns exactly these bytes, faster; this one stays the reference
+    the tests compare it with, and the path for values orjson would write differently."""
+    # One encoder, built once: json.dumps with options builds a new one per call.
+    return _ENCODER.encode(value).encode("utf-8")
+
+
+def is_plain(value: Any, depth: int = 0) -> bool:
+    """True when ``value`` holds nothing but exact ``str``, ``int``, ``bool`` and ``None``
+    values in lists, tuples and dicts (no subclass such as an enum, no float, no other type).
+
+    orjson writes such a value exactly as the reference encoder does, or refuses it: an integer
+    beyond 64 bits, a lone surrogate, a dict key that is not an exact ``str`` (orjson checks the
+    keys, so this walk does not)."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return True
+    if kind is dict:
+        items = value.values()
+    elif kind is list or kind is tuple:
+        items = value
+    else:
+        return False
+    if _SCALARS.issuperset(map(type, items)):  # flat: one pass in C
+        return True
+    if depth >= _MAX_DEPTH:
+        return False
+    for item in items:  # noqa: SIM110 (a loop: all() over a generator is slower here)
+        if type(item) not in _SCALARS and not is_plain(item, depth + 1):
+            return False
+    return True
 
 
 def canonical_json(value: Any) -> bytes:
-    """The canonical UTF-8 JSON bytes of ``value`` (see the module docstring)."""
-    # One encoder, built once: json.dumps with options builds a new one per call.
-    return _ENCODER.encode(value).encode("utf-8")
+    """The canonical UTF-8 JSON bytes of ``value`` (see the module docstring).
+
+    Byte for byte :func:`canonical_json_reference`: orjson (keys sorted by code point, which is
+    UTF-8 byte order) writes plain values (:func:`is_plain`); anything else, and anything orjson
+    refuses, goes to the reference encoder, which writes it or raises as it always did."""
+    if type(value) is dict and _SCALARS.issuperset(map(type, value.values())):
+        return _encode_plain(value)  # a flat object (most ledger entries): is_plain, inlined
+    return _encode_plain(value) if is_plain(value) else canonical_json_reference(value)
+
+
+def _encode_plain(value: Any) -> bytes:
+    """:func:`canonical_json` of a value :func:`is_plain` accepted."""
+    try:
+        return orjson.dumps(value, option=_SORTED)
+    except orjson.JSONEncodeError:
+        # An integer beyond 64 bits, a lone surrogate, a key that is not a str: the reference
+        # writes or raises.
+        return canonical_json_reference(value)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -90,9 +148,16 @@ def utc_text(at: datetime) -> str:
 
 
 def normalize(value: Any) -> Any:
-    """Make a detail/report value canonical-JSON-safe: floats and datetimes become strings."""
-    if value is None or isinstance(value, bool | int | str):
+    """Make a detail/report value canonical-JSON-safe: floats and datetimes become strings.
+
+    ``str`` and ``int`` subclasses (enums) become the exact ``str``/``int`` of the same value:
+    the reference encoder writes a subclass as that value, so the bytes are the same."""
+    if type(value) in _SCALARS:
         return value
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int):
+        return int.__int__(value)
     if isinstance(value, float):
         # Floats have no single textual form across languages; an auditor compares strings.
         return repr(value) if math.isfinite(value) else str(value)
@@ -114,7 +179,12 @@ def canonical_text(value: Mapping[str, Any] | None) -> str:
     """Canonical JSON text of a mapping as stored in the ledger (``{}`` for None)."""
     if not value:
         return "{}"
-    return canonical_json(normalize(value or {})).decode("utf-8")
+    if is_plain(value):  # normalize() would return an equal copy: skip its walk
+        try:
+            return orjson.dumps(value, option=_SORTED).decode("utf-8")
+        except orjson.JSONEncodeError:
+            pass  # e.g. a key that is not a str: normalize() makes it one
+    return canonical_json(normalize(value)).decode("utf-8")
 
 
 def sha256_hex(data: bytes) -> str:

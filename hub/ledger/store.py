@@ -8,6 +8,7 @@ processes keep one consistent chain (see :mod:`hub.ledger.models`).
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -22,13 +23,11 @@ from sqlalchemy import (
     Connection,
     Engine,
     create_engine,
-    delete,
     event,
     exc,
     insert,
     or_,
     select,
-    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
@@ -45,6 +44,7 @@ from hub.ledger.models import (
     EvidenceBlob,
     Head,
     OutboxRow,
+    UtcDateTime,
 )
 from hub.ledger.records import (
     ACCEPTED_KINDS,
@@ -212,6 +212,7 @@ class Ledger:
         self._signer = checkpoint_signer
         self._cert_pem = checkpoint_cert_pem
         self._is_pg = engine.dialect.name == "postgresql"
+        self._sql = _DriverSql(engine.dialect)
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -326,24 +327,14 @@ class Ledger:
                 with conn.begin():
                     head = self._locked_head(conn)
                     yield conn, head
-                    conn.execute(
-                        update(Head).where(Head.id == 1).values(
-                            seq=head.seq, chain_hash=head.chain_hash,
-                            checkpoint_seq=head.checkpoint_seq, checkpoint_at=head.checkpoint_at)
-                    )
+                    self._sql.update_head(conn, head)
         except (exc.DBAPIError, exc.TimeoutError) as error:
             if _is_transient(error):
                 raise _unavailable(error) from error
             raise
 
     def _locked_head(self, conn: Connection) -> _HeadState:
-        stmt = select(Head.seq, Head.chain_hash, Head.checkpoint_seq,
-                      Head.checkpoint_at).where(Head.id == 1)
-        if self._is_pg:
-            stmt = stmt.with_for_update()
-        row = conn.execute(stmt).one()
-        return _HeadState(int(row.seq), row.chain_hash, int(row.checkpoint_seq),
-                          row.checkpoint_at)
+        return self._sql.locked_head(conn)
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
@@ -375,7 +366,7 @@ class Ledger:
             prepared_events = [_prepare_event(e) for e in events]
             with self._appending() as (conn, head):
                 self._append(conn, head, prepared_docs, prepared_events)
-                _delete_outbox(conn, release)
+                self._sql.delete_outbox(conn, release)
                 if self._checkpoint_due(head):
                     self._append_checkpoint(conn, head)
         except (TransientError, PermissionError):
@@ -439,7 +430,7 @@ class Ledger:
             with self.engine.connect() as conn:
                 conn.execution_options(**{_WRITE: True})
                 with conn.begin():
-                    _delete_outbox(conn, message_ids)
+                    self._sql.delete_outbox(conn, message_ids)
         except (exc.DBAPIError, exc.TimeoutError) as error:
             if _is_transient(error):
                 raise _unavailable(error) from error
@@ -535,19 +526,18 @@ class Ledger:
 
     def _append(self, conn: Connection, head: _HeadState, prepared_docs: list[dict[str, Any]],
                 prepared_events: list[dict[str, Any]]) -> None:
-        """Chain and insert prepared rows after ``head``; advances ``head``."""
-        wanted = list(dict.fromkeys(p["digest"] for p in prepared_docs))
-        existing: set[tuple[str, str]] = set()
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start:start + 500]
-            existing.update((r.digest, r.kind) for r in conn.execute(
-                select(Document.digest, Document.kind).where(Document.digest.in_(chunk))))
+        """Chain and insert prepared rows after ``head``; advances ``head``.
+
+        The rows go to the driver as tuples (:class:`_DriverSql`), one statement per table."""
+        sql = self._sql
+        existing = sql.existing_documents(conn, [p["digest"] for p in prepared_docs])
         stored = frozenset(existing)
         rolled: list[adoption.Contribution] = []
         seq, link = head.seq, head.chain_hash
-        doc_rows: list[dict[str, Any]] = []
-        delivery_rows: list[dict[str, Any]] = []
+        doc_rows: list[tuple[Any, ...]] = []
+        delivery_rows: list[tuple[Any, ...]] = []
         evidence_rows: dict[str, dict[str, Any]] = {}
+        time = sql.time
         for p in prepared_docs:
             if (p["digest"], p["kind"]) in existing:
                 continue
@@ -562,23 +552,18 @@ class Ledger:
                 revocation=p["revocation_list"])
             entry_hash = chain.entry_hash(entry)
             link = chain.link(link, entry_hash)
-            doc_rows.append({
-                "digest": p["digest"], "seq": seq, "entry_hash": entry_hash,
-                "chain_hash": link, "sender": p["sender"], "document_id": p["document_id"],
-                "kind": p["kind"], "code": p["code"], "subject_digest": p["subject_digest"],
-                "recipients": p["recipients"], "received_at": p["received_at"],
-                "links_to": p["links_to"], "size": p["size"], "raw": p["raw"],
-                "report": p["report"], "refusal": p["refusal"], "revocation": p["revocation"],
-            })
+            received_at = time(p["received_at"])
+            doc_rows.append((
+                p["digest"], seq, entry_hash, link, p["sender"], p["document_id"], p["kind"],
+                p["code"], p["subject_digest"], p["recipients"], received_at, p["links_to"],
+                p["size"], p["raw"], p["report"], p["refusal"], p["revocation"]))
             evidence_rows.update(p["evidence_rows"])
             if p["adoption"] is not None:
                 rolled.append(p["adoption"])
             if p["kind"] == "envelope":
-                delivery_rows.extend(
-                    {"digest": p["digest"], "organ_id": organ, "state": "pending",
-                     "updated_at": p["received_at"], "updated_seq": seq}
-                    for organ in dict.fromkeys(p["recipient_list"]))
-        event_rows: list[dict[str, Any]] = []
+                delivery_rows.extend((p["digest"], organ, "pending", received_at, seq)
+                                     for organ in dict.fromkeys(p["recipient_list"]))
+        event_rows: list[tuple[Any, ...]] = []
         for e in prepared_events:
             seq += 1
             entry = chain.event_entry(
@@ -587,26 +572,22 @@ class Ledger:
                 actor=e["actor"], detail=e["detail"])
             entry_hash = chain.entry_hash(entry)
             link = chain.link(link, entry_hash)
-            event_rows.append({
-                "seq": seq, "entry_hash": entry_hash, "chain_hash": link, "kind": e["kind"],
-                "message_id": e["message_id"], "at": e["at"], "digest": e["digest"],
-                "organ_id": e["organ_id"], "reason": e["reason"], "actor": e["actor"],
-                "detail": e["detail"],
-            })
+            at = time(e["at"])
+            event_rows.append((seq, entry_hash, link, e["kind"], e["message_id"], at, e["digest"],
+                               e["organ_id"], e["reason"], e["actor"], e["detail"]))
             if e["kind"] in DELIVERY_KINDS and e["digest"] and e["organ_id"]:
-                delivery_rows.append(
-                    {"digest": e["digest"], "organ_id": e["organ_id"], "state": e["kind"],
-                     "updated_at": e["at"], "updated_seq": seq})
+                delivery_rows.append((e["digest"], e["organ_id"], e["kind"], at, seq))
+        # The batch's statements, in this order (one per table, each only when it has rows).
         if doc_rows:
-            conn.execute(insert(Document), doc_rows)
+            sql.insert(conn, _DOCUMENTS, doc_rows)
         if rolled:
             adoption.record(conn, rolled, stored)
         if evidence_rows:
             self._insert_evidence(conn, list(evidence_rows.values()))
         if event_rows:
-            conn.execute(insert(Event), event_rows)
+            sql.insert(conn, _EVENTS, event_rows)
         if delivery_rows:
-            self._upsert_deliveries(conn, delivery_rows)
+            sql.upsert_deliveries(conn, delivery_rows)
         head.seq, head.chain_hash = seq, link
 
     def _insert_evidence(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -675,26 +656,6 @@ class Ledger:
             "adoption": adoption.contribution(
                 d.kind, d.digest, d.sender, received_text, d.report, refusal_obj),
         }
-
-    def _upsert_deliveries(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
-        # Later rows win: keep the last state per (digest, recipient) of this batch.
-        latest: dict[tuple[str, str], dict[str, Any]] = {}
-        for row in rows:
-            latest[(row["digest"], row["organ_id"])] = row
-        if self._is_pg:
-            pg_stmt = postgresql.insert(Delivery)
-            stmt: Any = pg_stmt.on_conflict_do_update(
-                index_elements=["digest", "organ_id"],
-                set_={"state": pg_stmt.excluded.state, "updated_at": pg_stmt.excluded.updated_at,
-                      "updated_seq": pg_stmt.excluded.updated_seq})
-        else:
-            lite_stmt = sqlite.insert(Delivery)
-            stmt = lite_stmt.on_conflict_do_update(
-                index_elements=["digest", "organ_id"],
-                set_={"state": lite_stmt.excluded.state,
-                      "updated_at": lite_stmt.excluded.updated_at,
-                      "updated_seq": lite_stmt.excluded.updated_seq})
-        conn.execute(stmt, list(latest.values()))
 
     def rebuild_adoption(self) -> int:
         """Recompute the adoption report's rollup (``ledger_adoption``) from the documents,
@@ -945,19 +906,123 @@ class Ledger:
             raise _unavailable(error) from error
 
 
-def _delete_outbox(conn: Connection, message_ids: Sequence[str]) -> None:
-    ids = list(message_ids)
-    for start in range(0, len(ids), 500):
-        conn.execute(delete(OutboxRow).where(OutboxRow.message_id.in_(ids[start:start + 500])))
+_EVENT_KINDS: dict[str, str] = {k.value: k.value for k in EventKind}
+"""Each event kind's stored text, by member or by value (a StrEnum member hashes as its value)."""
 
 
 def _prepare_event(e: EventIn) -> dict[str, Any]:
+    kind = _EVENT_KINDS.get(e.kind)
     return {
-        "kind": EventKind(e.kind).value, "message_id": e.message_id, "at": e.at,
+        "kind": kind if kind is not None else EventKind(e.kind).value,
+        "message_id": e.message_id, "at": e.at,
         "at_text": chain.utc_text(e.at), "digest": e.digest, "organ_id": e.organ_id,
         "reason": None if e.reason is None else str(e.reason), "actor": e.actor,
         "detail": chain.canonical_text(e.detail),
     }
+
+
+# -- driver-level statements -----------------------------------------------------------------
+
+_DOCUMENTS = ("ledger_documents", (
+    "digest", "seq", "entry_hash", "chain_hash", "sender", "document_id", "kind", "code",
+    "subject_digest", "recipients", "received_at", "links_to", "size", "raw", "report",
+    "refusal", "revocation"))
+_EVENTS = ("ledger_events", (
+    "seq", "entry_hash", "chain_hash", "kind", "message_id", "at", "digest", "organ_id",
+    "reason", "actor", "detail"))
+_DELIVERIES = ("ledger_deliveries", ("digest", "organ_id", "state", "updated_at", "updated_seq"))
+_MANY = 1000
+"""Rows per multi-row ``VALUES`` statement on PostgreSQL."""
+
+
+@functools.lru_cache(maxsize=1024)
+def _sqlite_time(at: datetime) -> str:
+    """What SQLAlchemy stores for :class:`hub.ledger.models.UtcDateTime` on SQLite: the naive
+    UTC time as ``YYYY-MM-DD HH:MM:SS.ffffff`` (its DATETIME storage format)."""
+    return _naive_utc(at).isoformat(" ", "microseconds")
+
+
+def _naive_utc(at: datetime) -> datetime:
+    """What :class:`hub.ledger.models.UtcDateTime` binds: aware in, naive UTC out."""
+    if at.tzinfo is None:
+        raise ValueError("ledger timestamps must be timezone-aware")
+    return at.astimezone(UTC).replace(tzinfo=None)
+
+
+class _DriverSql:
+    """The statements a batch runs, as SQL text for the driver with pre-built parameter tuples:
+    no SQLAlchemy compilation or per-row type processing on the hot path. Values are bound as
+    the models' types bind them (:func:`_sqlite_time`, :func:`_naive_utc`; proven equal in the
+    tests); SQLAlchemy still wraps the driver's errors (``exec_driver_sql``), so a refused row
+    and an unavailable database are told apart as before.
+
+    SQLite gets ``executemany`` of one prepared statement; PostgreSQL one multi-row ``VALUES``
+    statement per :data:`_MANY` rows (psycopg2's ``executemany`` is one round trip a row)."""
+
+    def __init__(self, dialect: Any) -> None:
+        self.pg = dialect.name == "postgresql"
+        self.mark = "%s" if self.pg else "?"
+        self.time: Callable[[datetime], Any] = _naive_utc if self.pg else _sqlite_time
+        self._head_time = UtcDateTime().dialect_impl(dialect).result_processor(dialect, None)
+        # Every statement is made of the hub's own table and column names and placeholders.
+        self._head = "SELECT seq, chain_hash, checkpoint_seq, checkpoint_at FROM ledger_head WHERE id = 1"
+        if self.pg:
+            self._head += " FOR UPDATE"
+        m = self.mark
+        self._update_head = (f"UPDATE ledger_head SET seq = {m}, chain_hash = {m},"  # noqa: S608
+                             f" checkpoint_seq = {m}, checkpoint_at = {m} WHERE id = 1")
+        self._upsert = (" ON CONFLICT (digest, organ_id) DO UPDATE SET state = excluded.state,"
+                        " updated_at = excluded.updated_at, updated_seq = excluded.updated_seq")
+
+    def locked_head(self, conn: Connection) -> _HeadState:
+        seq, chain_hash, checkpoint_seq, checkpoint_at = conn.exec_driver_sql(self._head).one()
+        if self._head_time is not None:
+            checkpoint_at = self._head_time(checkpoint_at)
+        return _HeadState(int(seq), chain_hash, int(checkpoint_seq), checkpoint_at)
+
+    def update_head(self, conn: Connection, head: _HeadState) -> None:
+        at = head.checkpoint_at
+        conn.exec_driver_sql(self._update_head, (
+            head.seq, head.chain_hash, head.checkpoint_seq, None if at is None else self.time(at)))
+
+    def existing_documents(self, conn: Connection, digests: Iterable[str]) -> set[tuple[str, str]]:
+        """(digest, kind) of the documents already stored under these digests."""
+        wanted = list(dict.fromkeys(digests))
+        found: set[tuple[str, str]] = set()
+        for start in range(0, len(wanted), 500):
+            chunk = tuple(wanted[start:start + 500])
+            marks = ", ".join([self.mark] * len(chunk))
+            found.update((digest, kind) for digest, kind in conn.exec_driver_sql(
+                f"SELECT digest, kind FROM ledger_documents WHERE digest IN ({marks})",  # noqa: S608
+                chunk))
+        return found
+
+    def delete_outbox(self, conn: Connection, message_ids: Sequence[str]) -> None:
+        ids = tuple(message_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ", ".join([self.mark] * len(chunk))
+            conn.exec_driver_sql(
+                f"DELETE FROM ledger_outbox WHERE message_id IN ({marks})", chunk)  # noqa: S608
+
+    def insert(self, conn: Connection, table: tuple[str, tuple[str, ...]],
+               rows: list[tuple[Any, ...]], suffix: str = "") -> None:
+        name, columns = table
+        head = f"INSERT INTO {name} ({', '.join(columns)}) VALUES "  # noqa: S608
+        one = "(" + ", ".join([self.mark] * len(columns)) + ")"
+        if not self.pg:
+            conn.exec_driver_sql(head + one + suffix, rows)
+            return
+        for start in range(0, len(rows), _MANY):
+            chunk = rows[start:start + _MANY]
+            conn.exec_driver_sql(head + ", ".join([one] * len(chunk)) + suffix,
+                                 tuple(value for row in chunk for value in row))
+
+    def upsert_deliveries(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+        # Later rows win: keep the last state per (digest, recipient) of this batch (a
+        # multi-row upsert may not touch one row twice).
+        latest = {(row[0], row[1]): row for row in rows}
+        self.insert(conn, _DELIVERIES, list(latest.values()), self._upsert)
 
 
 _DOC_COLUMNS = (Document.digest, Document.kind, Document.sender, Document.document_id,

@@ -2,6 +2,9 @@
 
 The check streams both chained tables in ``seq`` order, recomputes each entry's canonical hash
 and chain link (:mod:`hub.ledger.chain`), and stops at the first entry that fails, naming it.
+It reads plain driver rows (no ORM objects or type processing per row) and rebuilds each entry
+from them exactly as :func:`document_entry_from_row` and :func:`event_entry_from_row` do from
+typed rows (:class:`_TimeText` proves its shortcut for the timestamps against the column type).
 What each mutation looks like to it:
 
 - an edited row: its content no longer hashes to its ``entry_hash``;
@@ -26,7 +29,9 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import uuid
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -36,11 +41,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Dialect, exc, select
 
 from hub.ledger import adoption, chain
 from hub.ledger.blobs import BlobStore
-from hub.ledger.models import Checkpoint, Document, Event, EvidenceBlob, Head
+from hub.ledger.models import Checkpoint, Document, Event, EvidenceBlob, Head, UtcDateTime
 from hub.ledger.records import REFUSED, VerifyResult
 
 SignatureCheck = Callable[[bytes, bytes], bool]
@@ -284,6 +289,111 @@ def verify_ledger(
         return VerifyResult(rows, None, None, len(checkpoints), signed, signers, trusted)
 
 
+_EVENT_SQL = ("SELECT seq, entry_hash, chain_hash, kind, message_id, at, digest, organ_id,"
+              " reason, actor, detail FROM ledger_events WHERE seq <= {mark} ORDER BY seq")
+_DOCUMENT_SQL = ("SELECT seq, entry_hash, chain_hash, digest, sender, document_id, kind, code,"
+                 " subject_digest, recipients, received_at, links_to, size, report, refusal,"
+                 " revocation, {raw} FROM ledger_documents WHERE seq <= {mark} ORDER BY seq")
+_EVENT, _DOCUMENT = 0, 1
+_UNSET = object()
+
+
+class _TimeText:
+    """A stored ``UtcDateTime`` value, as the driver returns it, to the canonical UTC text:
+    ``chain.utc_text`` of what the column type reads (the reference, for anything unusual),
+    or a shortcut proven equal to it for the form the hub writes (SQLite: the text
+    ``YYYY-MM-DD HH:MM:SS.ffffff``; PostgreSQL: a naive datetime), from year 1000 on."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self._process = UtcDateTime().dialect_impl(dialect).result_processor(dialect, None)
+        self._stored_as: type = str if dialect.name == "sqlite" else datetime
+        self._last: Any = _UNSET
+        self._last_text = ""
+
+    def reference(self, value: Any) -> str:
+        return chain.utc_text(self._process(value) if self._process is not None else value)
+
+    def __call__(self, value: Any) -> str:
+        if value == self._last and type(value) is type(self._last):
+            return self._last_text  # the events of one batch share their time
+        text = self._shortcut(value) if type(value) is self._stored_as else None
+        if text is None:
+            text = self.reference(value)
+        self._last, self._last_text = value, text
+        return text
+
+    @staticmethod
+    def _shortcut(value: Any) -> str | None:
+        if type(value) is str:
+            # The column type parses with datetime.fromisoformat: with every separator in
+            # place, a 26-character text it accepts without an offset is digits in the form
+            # the hub writes, and the canonical text is that text re-punctuated.
+            if (len(value) != 26 or value[0] == "0" or value[4] != "-" or value[7] != "-"
+                    or value[10] != " " or value[13] != ":" or value[16] != ":"
+                    or value[19] != "."):
+                return None
+            try:
+                parsed = datetime.fromisoformat(value)
+            except ValueError:
+                return None
+            if parsed.tzinfo is not None:
+                return None
+            return value[:10] + "T" + value[11:] + "Z"
+        if type(value) is datetime and value.tzinfo is None and value.year >= 1000:
+            return value.isoformat("T", "microseconds") + "Z"
+        return None
+
+
+def _driver_rows(conn: Connection, sql: str, params: tuple[Any, ...],
+                 batch: int) -> Generator[Sequence[Any], None, None]:
+    """The rows of ``sql`` straight from a driver cursor in ``conn``'s transaction (a
+    server-side cursor on PostgreSQL, fetching ``batch`` rows at a time); the driver's errors
+    wrapped as SQLAlchemy wraps them, so an unavailable database is still told apart."""
+    dbapi_error = conn.dialect.loaded_dbapi.Error
+    raw: Any = conn.connection.dbapi_connection
+    try:
+        if conn.dialect.name == "postgresql":
+            cursor = raw.cursor(name=f"hub_verify_{uuid.uuid4().hex}")
+            cursor.itersize = batch
+        else:
+            cursor = raw.cursor()
+        try:
+            cursor.execute(sql, params)
+            yield from cursor
+        finally:
+            cursor.close()
+    except dbapi_error as error:
+        raise exc.DBAPIError.instance(sql, params, error, dbapi_error,
+                                      dialect=conn.dialect) from error
+
+
+def _chained_rows(conn: Connection, up_to: int, *,
+                  with_raw: bool) -> Generator[tuple[int, int, Sequence[Any]], None, None]:
+    """Both chained tables merged in ``seq`` order, as plain driver rows:
+    ``(seq, _EVENT|_DOCUMENT, row)``; a row's columns are those of :data:`_EVENT_SQL` or
+    :data:`_DOCUMENT_SQL`. ``seq`` is ``int()`` of the stored value, as the typed rows gave."""
+    mark = "%s" if conn.dialect.name == "postgresql" else "?"
+    docs = _driver_rows(conn, _DOCUMENT_SQL.format(mark=mark, raw="raw" if with_raw else "NULL"),
+                        (up_to,), 500)
+    events = _driver_rows(conn, _EVENT_SQL.format(mark=mark), (up_to,), 5000)
+    with closing(docs), closing(events):
+        doc = next(docs, None)
+        doc_seq = int(doc[0]) if doc is not None else 0
+        for event in events:
+            seq = event[0]
+            if type(seq) is not int:
+                seq = int(seq)
+            while doc is not None and doc_seq <= seq:  # a document first on a tie, as before
+                yield doc_seq, _DOCUMENT, doc
+                doc = next(docs, None)
+                doc_seq = int(doc[0]) if doc is not None else 0
+            yield seq, _EVENT, event
+        while doc is not None:
+            yield doc_seq, _DOCUMENT, doc
+            doc = next(docs, None)
+            doc_seq = int(doc[0]) if doc is not None else 0
+
+
 def _walk(
     conn: Connection,
     blobs: BlobStore | None,
@@ -294,28 +404,61 @@ def _walk(
     require_signed: bool,
     check_bytes: bool,
 ) -> VerifyResult | None:
+    with closing(_chained_rows(conn, total, with_raw=check_bytes)) as rows:
+        return _walk_rows(rows, conn, blobs, total, checkpoints, progress, checker,
+                          require_signed, check_bytes)
+
+
+def _walk_rows(
+    rows: Iterator[tuple[int, int, Sequence[Any]]],
+    conn: Connection,
+    blobs: BlobStore | None,
+    total: int,
+    checkpoints: dict[int, Any],
+    progress: Callable[[int, int], None] | None,
+    checker: _CheckpointChecker,
+    require_signed: bool,
+    check_bytes: bool,
+) -> VerifyResult | None:
     link = chain.GENESIS
+    link_bytes = bytes.fromhex(link)
     expected = 1
     checked_cps = signed_cps = 0
+    time_text = _TimeText(conn.dialect)
+    sha256 = hashlib.sha256
+    canonical_json = chain.canonical_json
+    event_entry = chain.event_entry
 
     def bad(seq: int, problem: str) -> VerifyResult:
         return VerifyResult(expected - 1, seq, problem, checked_cps, signed_cps)
 
-    for seq, kind, row in entries(conn, total, with_raw=check_bytes):
+    for seq, kind, row in rows:
         if seq != expected:
             if seq > expected:
                 return bad(expected, f"row {expected} is missing (deleted)")
             return bad(seq, f"row {seq} appears twice")
-        entry = document_entry_from_row(row) if kind == "document" else event_entry_from_row(row)
-        entry_hash = hashlib.sha256(chain.canonical_json(entry)).hexdigest()
-        if entry_hash != row.entry_hash:
-            return bad(seq, f"row {seq} ({kind}) was modified: its content does not match its hash")
-        link = chain.link(link, entry_hash)
-        if link != row.chain_hash:
-            return bad(seq, f"row {seq} ({kind}) breaks the chain: rows were reordered, inserted"
+        if kind == _EVENT:
+            (_s, stored_hash, stored_link, event_kind, message_id, at, digest, organ_id, reason,
+             actor, detail) = row
+            entry = event_entry(
+                seq=seq, kind=event_kind, message_id=message_id, at=time_text(at),
+                digest=digest, organ_id=organ_id, reason=reason, actor=actor, detail=detail)
+        else:
+            stored_hash, stored_link = row[1], row[2]
+            entry = _document_entry(seq, row, time_text)
+        entry_digest = sha256(canonical_json(entry)).digest()
+        if entry_digest.hex() != stored_hash:
+            name = "event" if kind == _EVENT else "document"
+            return bad(seq, f"row {seq} ({name}) was modified: its content does not match its hash")
+        # chain.link(link, entry_hash), on bytes
+        link_bytes = sha256(link_bytes + entry_digest).digest()
+        link = link_bytes.hex()
+        if link != stored_link:
+            name = "event" if kind == _EVENT else "document"
+            return bad(seq, f"row {seq} ({name}) breaks the chain: rows were reordered, inserted"
                             " or rewritten")
-        if kind == "document" and check_bytes:
-            problem = _bytes_problem(conn, blobs, seq, row, entry)
+        if kind == _DOCUMENT and check_bytes:
+            problem = _bytes_problem(conn, blobs, seq, row[6], row[3], row[16], entry)
             if problem is not None:
                 return bad(seq, problem)
         cp = checkpoints.get(seq)
@@ -343,17 +486,31 @@ def _walk(
     return None
 
 
-def _bytes_problem(conn: Connection, blobs: BlobStore | None, seq: int, row: Any,
-                   entry: dict[str, Any]) -> str | None:
+def _document_entry(seq: int, row: Sequence[Any], time_text: _TimeText) -> dict[str, Any]:
+    """:func:`document_entry_from_row` of a plain row of :data:`_DOCUMENT_SQL`."""
+    (_s, _h, _c, digest, sender, document_id, kind, code, subject_digest, recipients,
+     received_at, links_to, size, report, refusal, revocation, _raw) = row
+    return chain.document_entry(
+        seq=seq, digest=digest, sender=sender, document_id=document_id, kind=kind, code=code,
+        subject_digest=subject_digest, recipients=json.loads(recipients),
+        received_at=time_text(received_at), links_to=links_to, size=int(size),
+        report_digest=(chain.sha256_hex(report.encode("utf-8"))
+                       if report is not None else None),
+        refusal=json.loads(refusal) if refusal is not None else None,
+        revocation=json.loads(revocation) if revocation is not None else None)
+
+
+def _bytes_problem(conn: Connection, blobs: BlobStore | None, seq: int, kind: str,
+                   digest: str, raw: Any, entry: dict[str, Any]) -> str | None:
     refusal = entry.get("refusal")
-    kept = not (row.kind == REFUSED and isinstance(refusal, dict) and not refusal.get("kept"))
+    kept = not (kind == REFUSED and isinstance(refusal, dict) and not refusal.get("kept"))
     if kept:
-        data: bytes | None = bytes(row.raw) if row.raw is not None else (
-            blobs.get(row.digest) if blobs is not None else None)
+        data: bytes | None = bytes(raw) if raw is not None else (
+            blobs.get(digest) if blobs is not None else None)
         if data is None:
-            return f"row {seq}: the bytes of document {row.digest} are missing"
-        if hashlib.sha256(data).hexdigest() != row.digest:
-            return (f"row {seq}: the stored bytes of document {row.digest} do not match its"
+            return f"row {seq}: the bytes of document {digest} are missing"
+        if hashlib.sha256(data).hexdigest() != digest:
+            return (f"row {seq}: the stored bytes of document {digest} do not match its"
                     " digest (swapped)")
     for ref in entry.get("revocation") or ():
         for name in ("digest", "certificate", "issuer"):

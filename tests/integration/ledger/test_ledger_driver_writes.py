@@ -1,0 +1,156 @@
+"""The ledger writes its batches through the driver exactly as SQLAlchemy's models wrote them.
+
+:meth:`hub.ledger.Ledger.write` binds pre-built tuples with ``exec_driver_sql`` (SQLite:
+``executemany``; PostgreSQL: multi-row ``VALUES``) instead of ORM/Core inserts. These tests show
+that the stored values are the ones the column types store, that a ledger written the old way
+(Core inserts, the standard library encoder) still verifies and grows, and that batches larger
+than one multi-row statement keep one chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import create_engine, insert, text, update
+
+from hub.ledger import DocumentIn, EventIn, EventKind, Ledger, chain
+from hub.ledger.models import Document, Event, Head, UtcDateTime
+from hub.ledger.store import _naive_utc, _sqlite_time
+from tests.integration.ledger.ledger_samples import T0, envelope_bytes, sample_batch
+
+INSTANTS = [
+    datetime(2024, 3, 1, 8, 0, tzinfo=UTC),
+    datetime(2024, 3, 1, 15, 0, 0, 1, tzinfo=timezone(timedelta(hours=7))),
+    datetime(2024, 12, 31, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-5))),
+    datetime(1, 1, 2, tzinfo=UTC), datetime(999, 5, 5, 5, 5, 5, 5, tzinfo=UTC),
+    datetime(1000, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 12, tzinfo=UTC),
+    datetime(2024, 2, 29, 0, 0, 0, 500000, tzinfo=timezone(timedelta(hours=5, minutes=45))),
+]
+
+
+@pytest.mark.parametrize("at", INSTANTS, ids=str)
+def test_timestamps_are_bound_as_the_column_type_binds_them(at: datetime) -> None:
+    for dialect, ours in ((create_engine("sqlite://").dialect, _sqlite_time),
+                          (create_engine("postgresql+psycopg2://").dialect, _naive_utc)):
+        column_type = UtcDateTime()
+        bound = column_type.process_bind_param(at, dialect)
+        process = column_type.impl_instance.dialect_impl(dialect).bind_processor(dialect)
+        assert ours(at) == (process(bound) if process is not None else bound)
+
+
+def test_a_naive_timestamp_is_refused_by_the_driver_binding_too() -> None:
+    for ours in (_sqlite_time, _naive_utc):
+        with pytest.raises(ValueError, match="timezone-aware"):
+            ours(datetime(2024, 3, 1))
+
+
+def test_rows_written_through_the_driver_hold_what_the_models_read_back(ledger_url: str) -> None:
+    with Ledger.open(ledger_url) as ledger:
+        hanoi = timezone(timedelta(hours=7))
+        when = datetime(2024, 3, 1, 15, 30, 0, 123456, tzinfo=hanoi)
+        raw = envelope_bytes(1)
+        digest = hashlib.sha256(raw).hexdigest()
+        ledger.write(
+            [DocumentIn("000.00.01.H27", "Số 1/UBND “đặc biệt”", digest, "envelope", raw, when,
+                        code="1/UBND-VP", recipients=("000.00.02.H27", "000.00.03.H27"),
+                        report={"accepted": True, "signer": "Văn phòng \u2028 𝒜"})],
+            [EventIn(EventKind.RECEIVED, "m1", when, digest, organ_id="000.00.01.H27",
+                     detail={"bytes": len(raw), "attempt": 1}),
+             EventIn(EventKind.DELIVERED, "m1", when + timedelta(seconds=1), digest,
+                     organ_id="000.00.02.H27", reason="OK", detail={"via": "direct"})])
+        [doc] = ledger.documents()
+        assert (doc.sender, doc.document_id, doc.code, doc.recipients, doc.size, doc.seq) == (
+            "000.00.01.H27", "Số 1/UBND “đặc biệt”", "1/UBND-VP",
+            ("000.00.02.H27", "000.00.03.H27"), len(raw), 1)
+        assert doc.received_at == when
+        assert ledger.raw(digest) == raw
+        assert ledger.report(digest) == {"accepted": True, "signer": "Văn phòng \u2028 𝒜"}
+        received, delivered = ledger.events()
+        assert (received.seq, received.kind, received.at, received.detail) == (
+            2, EventKind.RECEIVED, when, {"bytes": len(raw), "attempt": 1})
+        assert (delivered.seq, delivered.reason, delivered.at) == (
+            3, "OK", when + timedelta(seconds=1))
+        states = {(d.organ_id, d.state, d.updated_at) for d in ledger.deliveries()}
+        assert states == {("000.00.02.H27", "delivered", when + timedelta(seconds=1)),
+                          ("000.00.03.H27", "pending", when)}
+        # The stored timestamps are the column type's own form, byte for byte
+        with ledger.engine.connect() as conn:
+            stored = conn.execute(text("SELECT at FROM ledger_events ORDER BY seq")).scalars()
+            column = UtcDateTime()
+            dialect = conn.dialect
+            process = column.impl_instance.dialect_impl(dialect).bind_processor(dialect)
+            for value, event in zip(stored, (received, delivered), strict=True):
+                bound = column.process_bind_param(event.at, dialect)
+                assert value == (process(bound) if process is not None else bound)
+        assert ledger.verify().ok
+
+
+def test_a_ledger_written_before_the_driver_path_verifies_and_grows(ledger_url: str) -> None:
+    # Given a ledger whose rows were inserted as before: Core inserts of the models, entry
+    # hashes over the standard library encoder's bytes
+    Ledger.open(ledger_url).close()
+    engine = create_engine(ledger_url)
+    link = chain.GENESIS
+    seq = 0
+    with engine.begin() as conn:
+        for n in range(3):
+            raw = envelope_bytes(100 + n)
+            digest = hashlib.sha256(raw).hexdigest()
+            at = T0 + timedelta(minutes=n)
+            report = chain.canonical_json_reference(
+                {"signer": "Văn phòng UBND tỉnh Hà Tĩnh", "n": n}).decode()
+            recipients = ["000.00.02.H27", "000.0\u2028.03.H27"]
+            seq += 1
+            entry = chain.document_entry(
+                seq=seq, digest=digest, sender="000.00.01.H27", document_id=f"Số {n}",
+                kind="envelope", code=f"{n}/UBND", subject_digest="", recipients=recipients,
+                received_at=chain.utc_text(at), links_to=None, size=len(raw),
+                report_digest=hashlib.sha256(report.encode()).hexdigest())
+            entry_hash = hashlib.sha256(chain.canonical_json_reference(entry)).hexdigest()
+            link = chain.link(link, entry_hash)
+            conn.execute(insert(Document).values(
+                digest=digest, seq=seq, entry_hash=entry_hash, chain_hash=link,
+                sender="000.00.01.H27", document_id=f"Số {n}", kind="envelope", code=f"{n}/UBND",
+                subject_digest="", received_at=at, links_to=None, size=len(raw), raw=raw,
+                report=report,
+                recipients=chain.canonical_json_reference(recipients).decode()))
+            seq += 1
+            detail = chain.canonical_json_reference({"via": "trục “LGSP”", "q": "\\\""}).decode()
+            entry = chain.event_entry(
+                seq=seq, kind="delivered", message_id=f"m{n}", at=chain.utc_text(at),
+                digest=digest, organ_id="000.00.02.H27", reason=None, actor="hub", detail=detail)
+            entry_hash = hashlib.sha256(chain.canonical_json_reference(entry)).hexdigest()
+            link = chain.link(link, entry_hash)
+            conn.execute(insert(Event).values(
+                seq=seq, entry_hash=entry_hash, chain_hash=link, kind="delivered",
+                message_id=f"m{n}", at=at, digest=digest, organ_id="000.00.02.H27", reason=None,
+                actor="hub", detail=detail))
+        conn.execute(update(Head).where(Head.id == 1).values(seq=seq, chain_hash=link))
+    engine.dispose()
+    with Ledger.open(ledger_url, checkpoint_every=4) as ledger:
+        # Then it verifies
+        first = ledger.verify()
+        assert first.ok, first.problem
+        assert first.rows == 6
+        # and batches written through the driver continue its chain
+        ledger.write(*sample_batch(0, 2))
+        second = ledger.verify()
+        assert second.ok, second.problem
+        assert second.rows == 6 + 2 * 5
+        assert second.checkpoints >= 1
+
+
+def test_a_batch_larger_than_one_multi_row_statement_keeps_one_chain(ledger_url: str) -> None:
+    documents, events = sample_batch(0, 300)  # 300 documents, 1,200 events, 600 deliveries
+    more_documents, more_events = sample_batch(300, 200, at=T0 + timedelta(days=1))
+    with Ledger.open(ledger_url) as ledger:
+        ledger.write(documents + more_documents, events + more_events)
+        # the same batch again: documents are kept once, the events are appended again
+        ledger.write(documents, events[:5])
+        result = ledger.verify()
+        assert result.ok, result.problem
+        assert result.rows == 500 + 2000 + 5
+        assert ledger.head()[0] == 2505
+        assert len(ledger.deliveries(state="delivered")) == 1000
