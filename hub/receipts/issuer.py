@@ -3,7 +3,9 @@
 Keys are held once by the :class:`~hub.trust.keystore.Keystore`. Each receipt is written from
 its template (:func:`~hub.receipts.template.render_receipt`: the bytes and their exclusive c14n,
 no lxml tree) and signed by construction (:func:`~hub.trust.signing.presign`): only the RSA
-operation is left.
+operation is left, done here — or, while :meth:`HubReceipts.deferred` is open, later and
+elsewhere (a signer process, :mod:`hub.consumers.signing`): the receipt's bytes are then a
+placeholder until its signature comes back.
 
 ``accepted`` / ``rejected`` / ``countersigned`` are signed as the hub operator; ``received``
 ("01 đã đến") as the recipient organization, when the hub hosts that organization's key.
@@ -12,6 +14,9 @@ operation is left.
 from __future__ import annotations
 
 import hashlib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 from hub.edxml.model import VIETNAM_TZ, Envelope, StatusPacket
@@ -19,7 +24,33 @@ from hub.reasons import Reason
 from hub.receipts.content import signature_value_of
 from hub.receipts.template import RenderedReceipt, render_receipt
 from hub.trust.keystore import Keystore, OrgSigner
-from hub.trust.signing import presign, sign_presigned
+from hub.trust.signing import Presigned, presign, sign_presigned
+
+PLACEHOLDER = b"\x00edxml-hub unsigned receipt "
+"""How the bytes of a deferred receipt start until it is signed (never XML: a NUL first)."""
+
+
+class PendingSignatures:
+    """The receipts of one batch that wait for their signature, each behind a placeholder
+    that stands for its bytes in the batch's plan."""
+
+    def __init__(self) -> None:
+        self._prefix = PLACEHOLDER + os.urandom(8).hex().encode() + b":"
+        self.placeholders: list[bytes] = []
+        self.presigned: list[Presigned] = []
+
+    def add(self, presigned: Presigned) -> bytes:
+        placeholder = self._prefix + str(len(self.placeholders)).encode()
+        self.placeholders.append(placeholder)
+        self.presigned.append(presigned)
+        return placeholder
+
+    def requests(self) -> list[tuple[str, bytes]]:
+        """What the signer signs: (organization, SignedInfo) per receipt, in order."""
+        return [(p.organ_id, p.signed_info) for p in self.presigned]
+
+    def __len__(self) -> int:
+        return len(self.presigned)
 
 
 class HubReceipts:
@@ -28,13 +59,28 @@ class HubReceipts:
     def __init__(self, keystore: Keystore, operator: str) -> None:
         self.keystore = keystore
         self.operator = operator
+        self._pending: PendingSignatures | None = None
+
+    @contextmanager
+    def deferred(self) -> Iterator[PendingSignatures]:
+        """While open, receipts are not signed here: each is a placeholder registered in the
+        yielded :class:`PendingSignatures`, to be replaced by its signed bytes."""
+        if self._pending is not None:
+            raise RuntimeError("receipts are already deferred")
+        self._pending = pending = PendingSignatures()
+        try:
+            yield pending
+        finally:
+            self._pending = None
 
     def _operator(self) -> OrgSigner | None:
         return self.keystore.signer(self.operator)
 
     def _sign(self, rendered: RenderedReceipt, signer: OrgSigner) -> bytes:
-        return sign_presigned(presign(rendered.before, rendered.after, rendered.c14n, signer),
-                              signer)
+        presigned = presign(rendered.before, rendered.after, rendered.c14n, signer)
+        if self._pending is not None:
+            return self._pending.add(presigned)
+        return sign_presigned(presigned, signer)
 
     def _render(self, kind: str, env: Envelope | StatusPacket, reporter: str, at: datetime,
                 reason: Reason | None = None, status_code: str | None = None,
