@@ -9,7 +9,9 @@ Measures, on the same envelopes:
   (128 rows) and the share of one batched publish with pipelined confirms (128 messages);
   for the 1 MB case also the two PDF signatures' digests and verifies;
 * the hub: envelopes/s through ``hub run`` processes (verify + chain + revocation + route +
-  receipts + ledger commit + publish with confirms + ack) with 1 and 2 consumer processes,
+  receipts + ledger commit + publish with confirms + ack) with 1 and 2 consumer processes in
+  single-process mode (``[hub] signer_processes = 0``: receipts signed in the consumer's thread),
+  and with 1 consumer and its signer process (``signer_processes = 1``, the default),
   for ~10 KB envelopes and ~1 MB envelopes carrying a main PDF signed by a person and the
   organization; the intake queue is pre-loaded, the clock runs from the first consumer
   registering on the intake queue to the ledger holding every envelope;
@@ -69,6 +71,8 @@ from hub.topology import ENVELOPE_KEY, Names
 TARGETS = {
     "per_consumer_10KB_envelopes_per_s": 1000.0,
     "ratio_to_floor_10KB": 0.6,
+    "with_signer_process_10KB_envelopes_per_s": 1500.0,
+    "ratio_to_floor_10KB_with_signer_process": 0.7,
     "latency_p99_ms": 25.0,
     "envelopes_per_s_1MB": 40.0,
     "peak_rss_over_payload_1MB": 3.0,
@@ -266,14 +270,16 @@ def scenario(pki: PkiPaths, url: str, root: Path, shape: Shape, log_level: str
 
 
 def throughput(pki: PkiPaths, url: str, root: Path, shape: Shape, bodies: Sequence[bytes],
-               consumers: int, log_level: str, timeout_s: float = 300) -> dict[str, Any]:
-    """Pre-load ``bodies`` into the intake queue, start ``consumers`` processes, time the drain."""
+               consumers: int, log_level: str, timeout_s: float = 300,
+               signer_processes: int = 1) -> dict[str, Any]:
+    """Pre-load ``bodies`` into the intake queue, start ``consumers`` processes (each with
+    ``signer_processes`` signer processes of its own), time the drain."""
     n = len(bodies)
     with scenario(pki, url, root, shape, log_level) as s:
         preload(s.conn, s.names.inbound, bodies, 200 if shape is SMALL else 16)
         ready, _ = queue_counts(s.conn, s.names.intake)
         assert ready == n, f"intake holds {ready} of {n}"
-        s.start_consumers(consumers)
+        s.start_consumers(consumers, {"HUB_HUB__SIGNER_PROCESSES": str(signer_processes)})
         # Start-up (imports, keystore, trust policy) is not envelope work: the clock starts when
         # the first consumer registers on the intake queue and stops when the ledger holds all.
         deadline = time.monotonic() + timeout_s
@@ -299,7 +305,7 @@ def throughput(pki: PkiPaths, url: str, root: Path, shape: Shape, bodies: Sequen
         dlq, _ = queue_counts(s.conn, s.names.dlq)
         elapsed = t_end - t_start
         return {
-            "consumers": consumers, "envelopes": n,
+            "consumers": consumers, "signer_processes": signer_processes, "envelopes": n,
             "envelope_bytes": round(statistics.mean(len(b) for b in bodies)),
             "seconds": round(elapsed, 3),
             "envelopes_per_s": round(n / elapsed, 1),
@@ -551,8 +557,9 @@ def instrument(hub: Any, stack: contextlib.ExitStack) -> dict[str, float]:
     stack.enter_context(mock.patch.object(pipeline_module, "log", TimedLog(pipeline_module.log)))
     # HubReceipts calls these through its module's globals: patching them there reaches it.
     wrap(receipts_module, "signature_value_of", "receipts_signature_value_of")
-    wrap(receipts_module, "build_receipt_tree", "receipts_build_receipt")
-    wrap(receipts_module, "sign_tree", "receipts_sign")
+    wrap(receipts_module, "render_receipt", "receipts_render_template")
+    wrap(receipts_module, "presign", "receipts_presign")
+    wrap(receipts_module, "sign_presigned", "receipts_sign_rsa")
     pipeline = hub.pipeline
     wrap(pipeline, "validate", "validate_packet")
     wrap(pipeline.receipts, "accepted", "receipts_accepted")
@@ -680,7 +687,7 @@ def table(result: dict[str, Any]) -> str:
         flag = "" if met is None else ("yes" if met else "NO")
         lines.append(f"{name:44} {value!s:>12} {target:>10}  {flag}")
 
-    for shape in ("10KB", "10KB_recipient_hosted", "1MB"):
+    for shape in ("10KB", "10KB_signer_process", "10KB_recipient_hosted", "1MB"):
         fl = result["floor"].get(shape)
         if fl:
             row(f"floor {shape} (one process) env/s", fl["envelopes_per_s"])
@@ -707,6 +714,10 @@ def evaluate(result: dict[str, Any]) -> dict[str, Any]:
         check("per_consumer_10KB_envelopes_per_s",
               min(r["per_consumer_envelopes_per_s"] for r in small.values()), ">=")
         check("ratio_to_floor_10KB", result["ratio_hub_to_floor"].get("10KB_1_consumer"), ">=")
+    for run in result["hub"].get("10KB_signer_process", []):
+        check("with_signer_process_10KB_envelopes_per_s", run["envelopes_per_s"], ">=")
+        check("ratio_to_floor_10KB_with_signer_process",
+              result["ratio_hub_to_floor"].get("10KB_1_consumer_with_signer_process"), ">=")
     if result.get("latency"):
         check("latency_p99_ms", result["latency"]["p99_ms"], "<=")
     if large:
@@ -776,7 +787,8 @@ def small_figures(args: argparse.Namespace, pki: PkiPaths, url: str, root: Path,
     # Calibrate: a short single-consumer run sizes every later run to ~secs of work.
     say("calibrating (10 KB, 1 consumer)")
     calib = make_envelopes(pki, SMALL, 300, tag="C")
-    rate = throughput(pki, url, root, SMALL, calib, 1, args.log_level)["envelopes_per_s"]
+    rate = throughput(pki, url, root, SMALL, calib, 1, args.log_level,
+                      signer_processes=0)["envelopes_per_s"]
     n_small = int(min(20000, max(500, rate * secs * 2)))  # sized for 2 consumers
     say(f"~{rate:.0f} env/s; signing {n_small} 10 KB envelopes")
     small = make_envelopes(pki, SMALL, n_small)
@@ -788,10 +800,16 @@ def small_figures(args: argparse.Namespace, pki: PkiPaths, url: str, root: Path,
                                             args.log_level)
     runs = []
     for k in (1, 2):
-        say(f"hub, 10 KB, {k} consumer(s)")
+        say(f"hub, 10 KB, {k} consumer(s), single-process mode")
         bodies = small[: max(300, int(n_small * k / 2))]
-        runs.append(throughput(pki, url, root, SMALL, bodies, k, args.log_level))
+        runs.append(throughput(pki, url, root, SMALL, bodies, k, args.log_level,
+                               signer_processes=0))
     result["hub"]["10KB"] = runs
+    say("hub, 10 KB, 1 consumer with its signer process")
+    signer_run = throughput(pki, url, root, SMALL, small, 1, args.log_level, signer_processes=1)
+    result["hub"]["10KB_signer_process"] = [signer_run]
+    result["ratio_hub_to_floor"]["10KB_1_consumer_with_signer_process"] = round(
+        signer_run["envelopes_per_s"] / result["floor"]["10KB"]["envelopes_per_s"], 3)
     say("hub, 10 KB, 1 consumer, the recipient hosted (its 01 receipt signed by the hub too)")
     result["hub"]["10KB_recipient_hosted"] = [throughput(
         pki, url, root, SMALL_HOSTED, small[: max(300, n_small // 2)], 1, args.log_level)]
