@@ -46,8 +46,9 @@ class PendingSignatures:
         return placeholder
 
     def requests(self) -> list[tuple[str, bytes]]:
-        """What the signer signs: (organization, SignedInfo) per receipt, in order."""
-        return [(p.organ_id, p.signed_info) for p in self.presigned]
+        """What the signer needs: (organization, document digest) per receipt, in order; it
+        signs :func:`hub.trust.signing.signed_info_c14n` of the digest."""
+        return [(p.organ_id, p.digest) for p in self.presigned]
 
     def __len__(self) -> int:
         return len(self.presigned)

@@ -2,9 +2,11 @@
 
 The intake consumer spends a quarter of its CPU on RSA signatures for receipts. A
 :class:`SignerPool` moves that work to one or more worker processes, fed one message per batch:
-the consumer sends the SignedInfo bytes of a batch's receipts (already canonical,
-:func:`hub.trust.signing.presign`), plans and commits other work meanwhile, and takes the
-signature values back before anything of the batch is staged or published.
+the consumer sends the organization and the document digest of each of a batch's receipts
+(all that varies in their SignedInfo, :func:`hub.trust.signing.signed_info_c14n`: ~50 bytes a
+receipt, so a batch fits the pipe's buffer and sending never waits), plans and commits other
+work meanwhile, and takes the signature values back before anything of the batch is staged or
+published. It checks each value against the SignedInfo it built itself.
 
 * Each worker loads the keystore itself, once: key files with the same passphrase variable, and
   token keys through a PKCS#11 session of its own, so a token-held key never leaves the token
@@ -174,7 +176,7 @@ class SignerPool:
 
     # -- one batch -----------------------------------------------------------------------------
     def submit(self, requests: Sequence[tuple[str, bytes]]) -> Ticket:
-        """Send a batch: ``(organization, SignedInfo bytes)`` pairs, split in contiguous parts,
+        """Send a batch: ``(organization, document digest)`` pairs, split in contiguous parts,
         one message per worker. Raises :class:`SignerUnavailable` when a worker is gone."""
         if not self._workers:
             raise SignerUnavailable("not started")
@@ -187,7 +189,8 @@ class SignerPool:
             if size:
                 part = requests[start:start + size]
                 try:
-                    worker.conn.send((seq, [org for org, _ in part], [data for _, data in part]))
+                    worker.conn.send((seq, [org for org, _ in part],
+                                      [digest for _, digest in part]))
                 except (OSError, ValueError) as exc:
                     raise SignerUnavailable(f"cannot reach the signer: {exc}") from None
             start += size
@@ -251,7 +254,7 @@ def serve(conn: Connection, spec: SignerSpec) -> None:
 
     logs.configure(spec.log_format, spec.log_level)
     from hub.trust.keystore import Keystore
-    from hub.trust.signing import sign_bytes
+    from hub.trust.signing import sign_bytes, signed_info_c14n
 
     passphrase = os.environ.get(spec.passphrase_env)
     try:
@@ -268,10 +271,10 @@ def serve(conn: Connection, spec: SignerSpec) -> None:
                 return
             if message is None:
                 return
-            seq, organizations, datas = message
+            seq, organizations, digests = message
             try:
-                values = [sign_bytes(keystore[org], data)
-                          for org, data in zip(organizations, datas, strict=True)]
+                values = [sign_bytes(keystore[org], signed_info_c14n(digest))
+                          for org, digest in zip(organizations, digests, strict=True)]
             except KeyError as exc:
                 conn.send((seq, "error", f"no key for {exc.args[0]}"))
             except TransientError as exc:  # a token that cannot sign now

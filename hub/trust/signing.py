@@ -191,8 +191,11 @@ class Presigned:
 
     organ_id: str
     """Whose key signs it (the keystore's organization)."""
+    digest: bytes
+    """The document's SHA-256 (its DigestValue, decoded): all that varies in SignedInfo."""
     signed_info: bytes
-    """SignedInfo in exclusive c14n: what the key signs (RSA PKCS#1 v1.5, SHA-256)."""
+    """SignedInfo in exclusive c14n (:func:`signed_info_c14n` of :attr:`digest`): what the key
+    signs (RSA PKCS#1 v1.5, SHA-256)."""
     head: bytes
     """The document up to ``<ds:SignatureValue>``."""
     tail: bytes
@@ -210,15 +213,22 @@ def presign(before: bytes, after: bytes, document_c14n: bytes, signer: OrgSigner
     the Signature removed (what the enveloped-signature transform hashes). The caller proves
     that for its template (:mod:`hub.receipts.template`).
     """
-    digest = base64.b64encode(hashlib.sha256(document_c14n).digest())
+    digest = hashlib.sha256(document_c14n).digest()
     certificates = b"".join(b"<ds:X509Certificate>" + text.encode()
                             + b"</ds:X509Certificate>" for text in _cert_texts(signer))
     return Presigned(
         organ_id=signer.organ_id,
-        signed_info=_SIGNED_INFO_C14N_HEAD + digest + _SIGNED_INFO_C14N_TAIL,
-        head=before + _SIGNATURE_HEAD + digest + _SIGNATURE_MIDDLE,
+        digest=digest,
+        signed_info=signed_info_c14n(digest),
+        head=before + _SIGNATURE_HEAD + base64.b64encode(digest) + _SIGNATURE_MIDDLE,
         tail=(b"</ds:SignatureValue><ds:KeyInfo><ds:X509Data>" + certificates
               + b"</ds:X509Data></ds:KeyInfo></ds:Signature>" + after))
+
+
+def signed_info_c14n(digest: bytes) -> bytes:
+    """The profile's SignedInfo, in exclusive c14n, for a document whose SHA-256 is ``digest``:
+    what the key signs. A signer process builds it from the digest alone."""
+    return _SIGNED_INFO_C14N_HEAD + base64.b64encode(digest) + _SIGNED_INFO_C14N_TAIL
 
 
 def sign_bytes(signer: OrgSigner, data: bytes) -> bytes:

@@ -354,7 +354,7 @@ def test_a_request_for_a_key_the_signer_does_not_hold_is_an_error_not_a_hang(
                       expected={org: s.fingerprint for org, s in keystore.items()})
     pool.start()
     try:
-        ticket = pool.submit([("000.00.99.H27", b"signed info")])
+        ticket = pool.submit([("000.00.99.H27", bytes(32))])
         with pytest.raises(SignerUnavailable, match=r"no key for 000\.00\.99\.H27"):
             pool.collect(ticket)
     finally:
