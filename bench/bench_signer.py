@@ -52,11 +52,11 @@ def through_pool(keystore: Path, signer: OrgSigner, digest: bytes, n: int, batch
     pool.start()
     try:
         requests = [(signer.organ_id, digest)] * batch
-        pool.collect(pool.submit(requests))
+        pool.collect([pool.submit(requests)])
         start = time.perf_counter()
         rounds = max(1, n // batch)
         for _ in range(rounds):
-            values = pool.collect(pool.submit(requests))
+            values = pool.collect([pool.submit(requests)])
         assert values[0] == sign_bytes(signer, signed_info_c14n(digest))
         return (time.perf_counter() - start) / (rounds * batch) * 1000
     finally:

@@ -1,23 +1,23 @@
-"""Receipts signed off the consumer's thread: one signing request per batch (issue 23).
+"""Receipts signed off the consumer's thread, a few requests per batch (issue 23).
 
 With ``[hub] signer_processes`` ≥ 1 the intake plans a batch with its receipts *deferred*
 (:meth:`hub.receipts.HubReceipts.deferred`): each receipt is written and presigned, and a
 placeholder stands for its bytes wherever the plan holds them — the outbox row, the message to
-publish, the ledger document (its digest and id) and the ``receipt_issued`` event. The batch's
-SignedInfo bytes go to the signer processes in one message (:class:`~hub.trust.signer_pool.
-SignerPool`); the consumer finishes the batch before it meanwhile; then :meth:`ReceiptSigning.
-complete` takes the signature values back, checks each against the certificate the consumer
-holds for its organization, and puts the signed bytes in place of the placeholders. Only then is
-the batch staged and published: a placeholder never leaves the consumer (checked).
+publish, the ledger document (its digest and id) and the ``receipt_issued`` event. Every
+:data:`SIGN_CHUNK` receipts, their digests go to the signer processes in one message
+(:class:`~hub.trust.signer_pool.SignerPool`) while planning goes on; the consumer then
+finishes the batch before this one; then :meth:`ReceiptSigning.complete` takes the signature
+values back, checks each against the certificate the consumer holds for its organization, and
+puts the signed bytes in place of the placeholders. Only then is the batch staged and
+published: a placeholder never leaves the consumer (checked).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -27,15 +27,24 @@ from hub.consumers.plan import BatchPlan
 from hub.receipts.issuer import PLACEHOLDER, HubReceipts, PendingSignatures
 from hub.trust.signer_pool import SignerPool, SignerUnavailable, Ticket
 
-__all__ = ["ReceiptSigning", "SigningJob", "fill"]
+__all__ = ["SIGN_CHUNK", "ReceiptSigning", "SigningJob", "fill"]
+
+
+SIGN_CHUNK = 32
+"""Receipts per request message: the first leave for the signer while the rest of the batch is
+still planned, so signing overlaps planning as well as the previous batch's commit (one message
+per batch left the signer idle until the batch was planned, then the consumer waiting on it
+once the ledger commit got short); 32 keeps the messages few and small (~2 KB)."""
 
 
 @dataclass(slots=True)
 class SigningJob:
-    """The deferred receipts of one planned batch and the request sent for them."""
+    """The deferred receipts of one planned batch and the requests sent for them."""
 
-    pending: PendingSignatures
-    ticket: Ticket | None = None
+    pending: PendingSignatures | None = None
+    tickets: list[Ticket] = field(default_factory=list)
+    broken: bool = False
+    """A request could not be sent: the signer must be restarted and the job sent again."""
 
 
 class ReceiptSigning:
@@ -57,32 +66,51 @@ class ReceiptSigning:
         self.pool.close()
 
     def plan(self, make: Callable[[], BatchPlan]) -> tuple[BatchPlan, SigningJob | None]:
-        """Plan with the receipts deferred, and send their signing request at once."""
-        with self.receipts.deferred() as pending:
+        """Plan with the receipts deferred; their requests leave every :data:`SIGN_CHUNK`
+        receipts while planning goes on, the rest when it ends. Never raises for the signer
+        (planning must not fail for it): a request that cannot be sent marks the job broken,
+        and :meth:`complete` reports it."""
+        job = SigningJob()
+
+        def send(part: list[tuple[str, bytes]]) -> None:
+            if job.broken or not part:
+                return
+            try:
+                job.tickets.append(self.pool.submit(part))
+            except SignerUnavailable:
+                job.broken = True
+
+        with self.receipts.deferred(SIGN_CHUNK, send) as pending:
             plan = make()
         if not len(pending):
             return plan, None
-        job = SigningJob(pending)
-        # Without a ticket complete() reports the signer down, and the consumer restarts it.
-        with contextlib.suppress(SignerUnavailable):
-            self.submit(job)
+        job.pending = pending
+        send(pending.take())
         return plan, job
 
     def submit(self, job: SigningJob) -> None:
-        """(Re)send the job's request. Raises :class:`SignerUnavailable`."""
-        job.ticket = None
-        job.ticket = self.pool.submit(job.pending.requests())
+        """Send the whole job again (after a restart). Raises :class:`SignerUnavailable`."""
+        assert job.pending is not None
+        requests = job.pending.requests()
+        job.tickets, job.broken = [], True
+        job.tickets = [self.pool.submit(requests[i:i + SIGN_CHUNK])
+                       for i in range(0, len(requests), SIGN_CHUNK)]
+        job.broken = False
 
     def complete(self, plan: BatchPlan, job: SigningJob,
                  idle: Callable[[], None] | None = None) -> None:
         """Wait for the job's signatures, check them and fill them into ``plan``. Raises
         :class:`SignerUnavailable` (the plan untouched) when the signer fails: restart the pool
         (:meth:`SignerPool.restart`), :meth:`submit` again and retry."""
-        if job.ticket is None:
-            raise SignerUnavailable("the batch was not sent to the signer")
-        values = self.pool.collect(job.ticket, idle)
+        pending = job.pending
+        assert pending is not None
+        if job.broken:
+            raise SignerUnavailable("a request could not be sent to the signer")
+        values = self.pool.collect(job.tickets, idle)
+        if len(values) != len(pending):
+            raise SignerUnavailable(f"{len(values)} signatures for {len(pending)} receipts")
         bodies: dict[bytes, bytes] = {}
-        for placeholder, presigned, value in zip(job.pending.placeholders, job.pending.presigned,
+        for placeholder, presigned, value in zip(pending.placeholders, pending.presigned,
                                                  values, strict=True):
             key = self._public.get(presigned.organ_id)
             try:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -32,23 +32,37 @@ PLACEHOLDER = b"\x00edxml-hub unsigned receipt "
 
 class PendingSignatures:
     """The receipts of one batch that wait for their signature, each behind a placeholder
-    that stands for its bytes in the batch's plan."""
+    that stands for its bytes in the batch's plan.
 
-    def __init__(self) -> None:
+    With ``on_chunk``, every ``chunk`` receipts added are handed to it at once (their requests,
+    :meth:`take`), so that signing starts while the rest of the batch is still planned."""
+
+    def __init__(self, chunk: int = 0,
+                 on_chunk: Callable[[list[tuple[str, bytes]]], None] | None = None) -> None:
         self._prefix = PLACEHOLDER + os.urandom(8).hex().encode() + b":"
         self.placeholders: list[bytes] = []
         self.presigned: list[Presigned] = []
+        self.chunk = chunk
+        self.on_chunk = on_chunk
+        self._taken = 0
 
     def add(self, presigned: Presigned) -> bytes:
         placeholder = self._prefix + str(len(self.placeholders)).encode()
         self.placeholders.append(placeholder)
         self.presigned.append(presigned)
+        if self.on_chunk is not None and len(self.presigned) - self._taken >= self.chunk:
+            self.on_chunk(self.take())
         return placeholder
 
     def requests(self) -> list[tuple[str, bytes]]:
         """What the signer needs: (organization, document digest) per receipt, in order; it
         signs :func:`hub.trust.signing.signed_info_c14n` of the digest."""
         return [(p.organ_id, p.digest) for p in self.presigned]
+
+    def take(self) -> list[tuple[str, bytes]]:
+        """The requests added since the last :meth:`take`."""
+        taken, self._taken = self._taken, len(self.presigned)
+        return [(p.organ_id, p.digest) for p in self.presigned[taken:]]
 
     def __len__(self) -> int:
         return len(self.presigned)
@@ -63,12 +77,15 @@ class HubReceipts:
         self._pending: PendingSignatures | None = None
 
     @contextmanager
-    def deferred(self) -> Iterator[PendingSignatures]:
+    def deferred(self, chunk: int = 0,
+                 on_chunk: Callable[[list[tuple[str, bytes]]], None] | None = None
+                 ) -> Iterator[PendingSignatures]:
         """While open, receipts are not signed here: each is a placeholder registered in the
-        yielded :class:`PendingSignatures`, to be replaced by its signed bytes."""
+        yielded :class:`PendingSignatures` (which hands every ``chunk`` of them to
+        ``on_chunk``), to be replaced by its signed bytes."""
         if self._pending is not None:
             raise RuntimeError("receipts are already deferred")
-        self._pending = pending = PendingSignatures()
+        self._pending = pending = PendingSignatures(chunk, on_chunk)
         try:
             yield pending
         finally:

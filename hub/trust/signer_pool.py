@@ -1,8 +1,9 @@
 """Signer processes: the hub's receipt keys, loaded once in a process of their own (issue 23).
 
 The intake consumer spends a quarter of its CPU on RSA signatures for receipts. A
-:class:`SignerPool` moves that work to one or more worker processes, fed one message per batch:
-the consumer sends the organization and the document digest of each of a batch's receipts
+:class:`SignerPool` moves that work to one or more worker processes, fed a few messages per
+batch (one per ``SIGN_CHUNK`` receipts, :mod:`hub.consumers.signing`), round robin among the
+workers: the consumer sends the organization and the document digest of each receipt
 (all that varies in their SignedInfo, :func:`hub.trust.signing.signed_info_c14n`: ~50 bytes a
 receipt, so a batch fits the pipe's buffer and sending never waits), plans and commits other
 work meanwhile, and takes the signature values back before anything of the batch is staged or
@@ -75,11 +76,11 @@ class SignerSpec:
 
 @dataclass(frozen=True, slots=True)
 class Ticket:
-    """One batch sent to the workers: its number and how it was split among them."""
+    """One request message sent to a worker: its number, the worker, how many signatures."""
 
     seq: int
-    sizes: tuple[int, ...]
-    """Requests sent to each worker, in worker order (0: none)."""
+    worker: int
+    size: int
 
 
 @dataclass(slots=True)
@@ -176,47 +177,41 @@ class SignerPool:
 
     # -- one batch -----------------------------------------------------------------------------
     def submit(self, requests: Sequence[tuple[str, bytes]]) -> Ticket:
-        """Send a batch: ``(organization, document digest)`` pairs, split in contiguous parts,
-        one message per worker. Raises :class:`SignerUnavailable` when a worker is gone."""
+        """Send ``(organization, document digest)`` pairs in one message to the next worker
+        (round robin). Raises :class:`SignerUnavailable` when that worker is gone."""
         if not self._workers:
             raise SignerUnavailable("not started")
         seq = next(self._seq)
-        n = len(self._workers)
-        share, extra = divmod(len(requests), n)
-        sizes = tuple(share + (1 if i < extra else 0) for i in range(n))
-        start = 0
-        for worker, size in zip(self._workers, sizes, strict=True):
-            if size:
-                part = requests[start:start + size]
-                try:
-                    worker.conn.send((seq, [org for org, _ in part],
-                                      [digest for _, digest in part]))
-                except (OSError, ValueError) as exc:
-                    raise SignerUnavailable(f"cannot reach the signer: {exc}") from None
-            start += size
-        return Ticket(seq, sizes)
+        index = seq % len(self._workers)
+        try:
+            self._workers[index].conn.send(
+                (seq, [org for org, _ in requests], [digest for _, digest in requests]))
+        except (OSError, ValueError) as exc:
+            raise SignerUnavailable(f"cannot reach the signer: {exc}") from None
+        return Ticket(seq, index, len(requests))
 
-    def collect(self, ticket: Ticket, idle: Callable[[], None] | None = None) -> list[bytes]:
-        """The signature values of ``ticket``, in request order. ``idle`` is called every
-        ~0.2 s while waiting (the consumer pumps its broker connection there)."""
+    def collect(self, tickets: Sequence[Ticket], idle: Callable[[], None] | None = None
+                ) -> list[bytes]:
+        """The signature values of ``tickets``, in order. ``idle`` is called every ~0.2 s
+        while waiting (the consumer pumps its broker connection there)."""
         deadline = time.monotonic() + self.timeout_s
-        parts: list[list[bytes]] = []
-        for worker, size in zip(self._workers, ticket.sizes, strict=True):
-            if not size:
-                continue
+        values: list[bytes] = []
+        for ticket in tickets:
+            if ticket.worker >= len(self._workers):
+                raise SignerUnavailable("the signer was restarted since")
+            worker = self._workers[ticket.worker]
             reply = self._receive(worker, deadline, idle)
             while isinstance(reply[0], int) and reply[0] < ticket.seq:
-                # The answer to a batch given up on (its connection was lost meanwhile).
+                # The answer to a request given up on (its connection was lost meanwhile).
                 reply = self._receive(worker, deadline, idle)
             if reply[0] != ticket.seq:
-                raise SignerUnavailable(f"answer to batch {reply[0]}, not {ticket.seq}")
+                raise SignerUnavailable(f"answer to request {reply[0]}, not {ticket.seq}")
             if reply[1] == "error":
                 raise SignerUnavailable(str(reply[2]))
-            values = reply[2]
-            if len(values) != size:
-                raise SignerUnavailable(f"{len(values)} signatures for {size} requests")
-            parts.append(values)
-        return [value for part in parts for value in part]
+            if len(reply[2]) != ticket.size:
+                raise SignerUnavailable(f"{len(reply[2])} signatures for {ticket.size} requests")
+            values.extend(reply[2])
+        return values
 
     def _receive(self, worker: _Worker, deadline: float, idle: Callable[[], None] | None
                  ) -> tuple[Any, ...]:

@@ -19,7 +19,9 @@ import pytest
 
 from hub.app import Hub, build_hub
 from hub.config import Settings, with_overrides
+from hub.consumers import signing as signing_module
 from hub.consumers.intake import IntakeConsumer, IntakeOptions
+from hub.consumers.signing import SIGN_CHUNK
 from hub.edxml import Organization, parse_envelope
 from hub.edxml.build import build_status, response_for
 from hub.errors import ConfigurationError
@@ -146,12 +148,16 @@ def _same_as_reference(published: dict[str, Outgoing], recorded: list[tuple[str,
     assert recorded == expected_recorded
 
 
-@pytest.mark.parametrize("processes", [1, 2], ids=["one signer process", "two signer processes"])
+@pytest.mark.parametrize(("processes", "chunk"), [(1, SIGN_CHUNK), (2, SIGN_CHUNK), (2, 3)],
+                         ids=["one signer process", "two signer processes",
+                              "two signer processes, three receipts a request"])
 def test_receipts_signed_by_signer_processes_are_the_bytes_the_consumer_signs_itself(
         pki: PkiPaths, workload: tuple[bytes, list[tuple[bytes, str]]], tmp_path: Path,
         reference: tuple[dict[str, Outgoing], list[tuple[str, str, bytes]]],
-        processes: int) -> None:
-    # Given a hub whose receipts are signed by signer processes (the keys loaded there)
+        processes: int, chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a hub whose receipts are signed by signer processes (the keys loaded there), sent
+    # to them round robin in requests of `chunk` receipts
+    monkeypatch.setattr(signing_module, "SIGN_CHUNK", chunk)
     hub = build_hub(_settings(pki, tmp_path, processes), clock=lambda: NOW)
     try:
         # When the workload goes through it
@@ -166,8 +172,9 @@ def test_receipts_signed_by_signer_processes_are_the_bytes_the_consumer_signs_it
 
 def _stop_then(act: Callable[[int], None], times: int = 1
                ) -> Callable[[IntakeConsumer], None]:
-    """Make the consumer's signer process stop dead (SIGSTOP) when the first ``times`` batches
-    are sent to it, then ``act`` on its pid: the batch can never have been answered."""
+    """Make the consumer's signer process stop dead (SIGSTOP) when the first ``times`` requests
+    are sent to it (a batch of the workload is one request), then ``act`` on its pid: the
+    request can never have been answered."""
 
     def meddle(consumer: IntakeConsumer) -> None:
         assert consumer.signing is not None
@@ -201,11 +208,12 @@ def test_a_signer_process_killed_mid_batch_is_restarted_and_the_batch_signed_aga
         killed.append(pid)
 
     try:
-        # Given a signer process killed (SIGKILL) with the first two batches' requests in hand
+        # Given a signer process killed (SIGKILL) holding the first batch's request, and the
+        # process started in its place killed too when the batch is sent again
         published, recorded, consumer = _outcome(hub, workload, signing=True,
                                                  meddle=_stop_then(kill, times=2))
-        # Then each batch was held, the signer restarted, the batch signed again: nothing of
-        # it published twice, nothing lost, every byte the reference's
+        # Then the batch was held, the signer restarted, the batch signed again: nothing of it
+        # published twice, nothing lost, every byte the reference's
         assert len(killed) == 2
         assert consumer.stats.signer_restarts == 2
         _same_as_reference(published, recorded, reference)
@@ -356,6 +364,6 @@ def test_a_request_for_a_key_the_signer_does_not_hold_is_an_error_not_a_hang(
     try:
         ticket = pool.submit([("000.00.99.H27", bytes(32))])
         with pytest.raises(SignerUnavailable, match=r"no key for 000\.00\.99\.H27"):
-            pool.collect(ticket)
+            pool.collect([ticket])
     finally:
         pool.close()
