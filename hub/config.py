@@ -155,8 +155,8 @@ class HubSettings(_Section):
     """Environment variable holding the keystore passphrase (never logged)."""
     signer_processes: Annotated[int, Field(ge=0, le=64)] = 1
     """Processes of ``hub run`` that make the RSA signatures of receipts, fed a few messages
-    per batch while it is planned, each holding the keystore's keys (a token key stays on its token: each process opens
-    its own session). 0: the consumer signs in its own thread."""
+    per batch while it is planned, each holding the keystore's keys (a token key stays on its
+    token: each process opens its own session). 0: the consumer signs in its own thread."""
     signer_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
     """Longest wait for one batch's signatures; then the signer process is restarted and the
     batch signed again (held unacknowledged meanwhile). A USB token may sign only a few
