@@ -158,9 +158,9 @@ class HubSettings(_Section):
     per batch while it is planned, each holding the keystore's keys (a token key stays on its
     token: each process opens its own session). 0: the consumer signs in its own thread."""
     signer_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
-    """Longest wait for one batch's signatures; then the signer process is restarted and the
-    batch signed again (held unacknowledged meanwhile). A USB token may sign only a few
-    receipts per second: allow batch_max signatures' time."""
+    """Longest wait for one signing request (up to 32 receipts); then the signer process is
+    restarted and the batch signed again (held unacknowledged meanwhile). A USB token may sign
+    only a few receipts per second: allow 32 of its signatures' time."""
 
 
 class LogSettings(_Section):

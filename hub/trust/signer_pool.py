@@ -17,8 +17,8 @@ published. It checks each value against the SignedInfo it built itself.
 * Workers are started with ``spawn``: the consumer holds pika sockets and threads that must not
   be forked. They ignore SIGINT/SIGTERM (the consumer decides when to stop) and exit when their
   pipe closes, so they never outlive the consumer.
-* A worker that dies, answers with an error (a token that cannot sign), or does not answer
-  within ``timeout_s`` makes :meth:`SignerPool.collect` raise :class:`SignerUnavailable`. Nothing
+* A worker that dies, answers with an error (a token that cannot sign), or does not answer a
+  request within ``timeout_s`` makes :meth:`SignerPool.collect` raise :class:`SignerUnavailable`. Nothing
   of the batch has left the consumer then: it restarts the pool (:meth:`SignerPool.restart`)
   and signs the batch again (:mod:`hub.consumers.intake`). RSA PKCS#1 v1.5 is deterministic, so
   the receipts are the same bytes whichever process signs them.
@@ -194,12 +194,13 @@ class SignerPool:
                 ) -> list[bytes]:
         """The signature values of ``tickets``, in order. ``idle`` is called every ~0.2 s
         while waiting (the consumer pumps its broker connection there)."""
-        deadline = time.monotonic() + self.timeout_s
         values: list[bytes] = []
         for ticket in tickets:
             if ticket.worker >= len(self._workers):
                 raise SignerUnavailable("the signer was restarted since")
             worker = self._workers[ticket.worker]
+            # Per request (a few dozen signatures): a slow token never times a whole batch out.
+            deadline = time.monotonic() + self.timeout_s
             reply = self._receive(worker, deadline, idle)
             while isinstance(reply[0], int) and reply[0] < ticket.seq:
                 # The answer to a request given up on (its connection was lost meanwhile).
@@ -268,14 +269,17 @@ def serve(conn: Connection, spec: SignerSpec) -> None:
                 return
             seq, organizations, digests = message
             try:
-                values = [sign_bytes(keystore[org], signed_info_c14n(digest))
-                          for org, digest in zip(organizations, digests, strict=True)]
+                reply: tuple[Any, ...] = (seq, "ok", [
+                    sign_bytes(keystore[org], signed_info_c14n(digest))
+                    for org, digest in zip(organizations, digests, strict=True)])
             except KeyError as exc:
-                conn.send((seq, "error", f"no key for {exc.args[0]}"))
+                reply = (seq, "error", f"no key for {exc.args[0]}")
             except TransientError as exc:  # a token that cannot sign now
-                conn.send((seq, "error", exc.detail))
-            else:
-                conn.send((seq, "ok", values))
+                reply = (seq, "error", exc.detail)
+            try:
+                conn.send(reply)
+            except OSError:  # the consumer is gone
+                return
     finally:
         for signer in keystore.values():
             signer.close()
