@@ -26,6 +26,7 @@ astral characters, long fields); xmlsec1 verifies the signed result. Pure: no I/
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -97,6 +98,10 @@ class _Writer:
         self.doc.append(text)
         self.c14n.append(text)
 
+    def block(self, texts: tuple[str, str]) -> None:
+        self.doc.append(texts[0])
+        self.c14n.append(texts[1])
+
     def leaf(self, indent: str, tag: str, text: str | None, start_tag: str | None = None,
              start_tag_c14n: str | None = None) -> None:
         """``indent`` then one element holding only text (none: an empty element, as
@@ -138,6 +143,37 @@ _AFTER_C14N = (f"{_L4}</edXML:DigitalSignature>{_L3}</edXML:edXMLHeader>"
                f"{_L3}<edXML:edXMLBody></edXML:edXMLBody>{_L2}</edXML:edXMLEnvelope>\n</edXML>")
 
 
+# The parts that repeat from one receipt to the next are written once (what lxml refuses in
+# them is refused again on each call: a raised exception is not cached).
+
+
+@functools.lru_cache(maxsize=64)
+def _from_block(org: Organization) -> tuple[str, str]:
+    """End of ResponseFor and the reporter's ``From``."""
+    w = _Writer()
+    w.both(f"{_L5}</edXML:ResponseFor>{_L5}<edXML:From>")
+    for field, tag in zip(_ORGANIZATION_FIELDS, _ORGANIZATION_TAGS, strict=True):
+        w.leaf(_L6, f"edXML:{tag}", getattr(org, field))
+    w.both(f"{_L5}</edXML:From>")
+    return "".join(w.doc), "".join(w.c14n)
+
+
+@functools.lru_cache(maxsize=256)
+def _status_block(code: str, description: str) -> tuple[str, str]:
+    w = _Writer()
+    w.leaf(_L5, "edXML:StatusCode", code)
+    w.leaf(_L5, "edXML:Description", description)
+    return "".join(w.doc), "".join(w.c14n)
+
+
+@functools.lru_cache(maxsize=256)
+def _reason_block(reason: Reason) -> tuple[str, str]:
+    w = _Writer()
+    w.leaf(_L5, "hub:ReasonText", reason.vi, 'hub:ReasonText xml:lang="vi"')
+    w.leaf(_L5, "hub:ReasonText", reason.en, 'hub:ReasonText xml:lang="en"')
+    return "".join(w.doc), "".join(w.c14n)
+
+
 def render_receipt(
     kind: ReceiptKind | str,
     *,
@@ -164,12 +200,8 @@ def render_receipt(
     w.leaf(_L6, "edXML:Code", code)
     w.leaf(_L6, "edXML:PromulgationDate", format_date(promulgation_date(document_id, at)))
     w.leaf(_L6, "edXML:DocumentId", document_id)
-    w.both(f"{_L5}</edXML:ResponseFor>{_L5}<edXML:From>")
-    for field, tag in zip(_ORGANIZATION_FIELDS, _ORGANIZATION_TAGS, strict=True):
-        w.leaf(_L6, f"edXML:{tag}", getattr(org, field))
-    w.both(f"{_L5}</edXML:From>")
-    w.leaf(_L5, "edXML:StatusCode", standard_code(kind, status_code))
-    w.leaf(_L5, "edXML:Description", description)
+    w.block(_from_block(org))
+    w.block(_status_block(standard_code(kind, status_code), description))
     w.leaf(_L5, "edXML:Timestamp", format_timestamp(at))
     w.both(f"{_L4}</edXML:Status>")
     # hub:HubEvidence: attributes in insertion order when serialized, sorted in c14n.
@@ -193,8 +225,7 @@ def render_receipt(
         w.leaf(_L5, "hub:SignatureValueDigest", hashlib.sha256(signature_value).hexdigest(),
                f"hub:SignatureValueDigest {alg}")
     if reason is not None:
-        w.leaf(_L5, "hub:ReasonText", reason.vi, 'hub:ReasonText xml:lang="vi"')
-        w.leaf(_L5, "hub:ReasonText", reason.en, 'hub:ReasonText xml:lang="en"')
+        w.block(_reason_block(reason))
     if detail:
         w.leaf(_L5, "hub:Detail", detail)
     w.both(f"{_L4}</hub:HubEvidence>{_L4}<edXML:DigitalSignature>{_L5}")
