@@ -134,6 +134,23 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (k - lo)
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) ``pid`` has used so far; 0 when it is gone."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
+def children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (a consumer's signer processes)."""
+    out: list[int] = []
+    with contextlib.suppress(OSError, ValueError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
 def vm_kb(pid: int, field_name: str) -> int:
     with contextlib.suppress(OSError, ValueError):
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -271,29 +288,38 @@ def scenario(pki: PkiPaths, url: str, root: Path, shape: Shape, log_level: str
 
 def throughput(pki: PkiPaths, url: str, root: Path, shape: Shape, bodies: Sequence[bytes],
                consumers: int, log_level: str, timeout_s: float = 300,
-               signer_processes: int = 1) -> dict[str, Any]:
+               signer_processes: int | None = 1) -> dict[str, Any]:
     """Pre-load ``bodies`` into the intake queue, start ``consumers`` processes (each with
-    ``signer_processes`` signer processes of its own), time the drain."""
+    ``signer_processes`` signer processes of its own; None: the hub's default), time the
+    drain."""
     n = len(bodies)
     with scenario(pki, url, root, shape, log_level) as s:
         preload(s.conn, s.names.inbound, bodies, 200 if shape is SMALL else 16)
         ready, _ = queue_counts(s.conn, s.names.intake)
         assert ready == n, f"intake holds {ready} of {n}"
-        s.start_consumers(consumers, {"HUB_HUB__SIGNER_PROCESSES": str(signer_processes)})
+        s.start_consumers(consumers, {} if signer_processes is None else
+                          {"HUB_HUB__SIGNER_PROCESSES": str(signer_processes)})
         # Start-up (imports, keystore, trust policy) is not envelope work: the clock starts when
         # the first consumer registers on the intake queue and stops when the ledger holds all.
         deadline = time.monotonic() + timeout_s
         t_start = t_end = None
+        consumer_pids = [p.pid for p in s.procs]
+        signer_pids: list[int] = []
+        cpu0: dict[int, float] = {}
         while time.monotonic() < deadline:
             if t_start is None:
                 if queue_counts(s.conn, s.names.intake)[1] >= 1:
                     t_start = time.perf_counter()
+                    # The signer processes start before the consumer registers.
+                    signer_pids = [c for pid in consumer_pids for c in children(pid)]
+                    cpu0 = {pid: cpu_s(pid) for pid in (*consumer_pids, *signer_pids)}
                 elif any(p.poll() is not None for p in s.procs):
                     raise RuntimeError(f"a consumer exited early; see {s.state}/consumer*.log")
             elif queue_counts(s.conn, s.names.intake)[0] > 0:
                 pass  # still queued: a passive declare is cheap, a ledger count is not
             elif ledger_envelopes(s.ledger_path) >= n:
                 t_end = time.perf_counter()
+                cpu1 = {pid: cpu_s(pid) for pid in cpu0}
                 break
             time.sleep(0.01)
         if t_start is None or t_end is None:
@@ -312,6 +338,13 @@ def throughput(pki: PkiPaths, url: str, root: Path, shape: Shape, bodies: Sequen
             "per_consumer_envelopes_per_s": round(n / elapsed / consumers, 1),
             "delivered": inbox, "dead_lettered": dlq, "exit_codes": codes,
             "peak_rss_mb": rss,
+            # CPU per envelope of the consumer processes and of their signer processes over
+            # the timed drain: steadier than envelopes/s on a machine shared with other work.
+            "consumer_cpu_ms_per_envelope": round(sum(
+                cpu1[p] - cpu0[p] for p in consumer_pids) / n * 1000, 3),
+            "signer_cpu_ms_per_envelope": round(sum(
+                cpu1[p] - cpu0[p] for p in signer_pids) / n * 1000, 3),
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
         }
 
 
