@@ -359,14 +359,18 @@ def idle_rss_mb(pki: PkiPaths, url: str, root: Path, shape: Shape, log_level: st
 
 
 def latency(pki: PkiPaths, url: str, root: Path, bodies: Sequence[bytes], rate: float,
-            log_level: str, warmup_s: float = 1.0) -> dict[str, Any]:
-    """Publish one envelope at a time at ``rate``/s; time each until it reaches the inbox."""
+            log_level: str, warmup_s: float = 1.0,
+            signer_processes: int | None = None) -> dict[str, Any]:
+    """Publish one envelope at a time at ``rate``/s; time each until it reaches the inbox.
+    ``signer_processes``: the consumer's (None: the hub's default)."""
     sent: dict[str, float] = {}
     received: dict[str, float] = {}
     done = threading.Event()
     with scenario(pki, url, root, SMALL, log_level) as s:
         metrics_port = free_port()
-        s.start_consumers(1, {"HUB_METRICS__PORT": str(metrics_port)})
+        signer = ({} if signer_processes is None
+                  else {"HUB_HUB__SIGNER_PROCESSES": str(signer_processes)})
+        s.start_consumers(1, {"HUB_METRICS__PORT": str(metrics_port), **signer})
         deadline = time.monotonic() + 60
         while queue_counts(s.conn, s.names.intake)[1] < 1 and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -412,6 +416,7 @@ def latency(pki: PkiPaths, url: str, root: Path, bodies: Sequence[bytes], rate: 
         lat = sorted((received[d] - t) * 1000 for d, t in sent.items()
                      if d in received and t - t0 >= warmup_s)
         return {
+            "signer_processes": signer_processes,
             "target_rate_per_s": round(rate, 1),
             "achieved_rate_per_s": round(len(bodies) / publish_s, 1),
             "envelopes": len(bodies), "measured": len(lat),
