@@ -156,7 +156,8 @@ class HubSettings(_Section):
     signer_processes: Annotated[int, Field(ge=0, le=64)] = 1
     """Processes of ``hub run`` that make the RSA signatures of receipts, fed a few messages
     per batch while it is planned, each holding the keystore's keys (a token key stays on its
-    token: each process opens its own session). 0: the consumer signs in its own thread."""
+    token: each process opens its own session). 0: the consumer signs in its own thread (a host
+    without a spare core)."""
     signer_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
     """Longest wait for one signing request (up to 32 receipts); then the signer process is
     restarted and the batch signed again (held unacknowledged meanwhile). A USB token may sign
