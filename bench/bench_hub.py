@@ -9,7 +9,9 @@ Measures, on the same envelopes:
   (128 rows) and the share of one batched publish with pipelined confirms (128 messages);
   for the 1 MB case also the two PDF signatures' digests and verifies;
 * the hub: envelopes/s through ``hub run`` processes (verify + chain + revocation + route +
-  receipts + ledger commit + publish with confirms + ack) with 1 and 2 consumer processes,
+  receipts + ledger commit + publish with confirms + ack) with 1 and 2 consumer processes in
+  single-process mode (``[hub] signer_processes = 0``: receipts signed in the consumer's thread),
+  and with 1 consumer and its signer process (``signer_processes = 1``, the default),
   for ~10 KB envelopes and ~1 MB envelopes carrying a main PDF signed by a person and the
   organization; the intake queue is pre-loaded, the clock runs from the first consumer
   registering on the intake queue to the ledger holding every envelope;
@@ -69,6 +71,8 @@ from hub.topology import ENVELOPE_KEY, Names
 TARGETS = {
     "per_consumer_10KB_envelopes_per_s": 1000.0,
     "ratio_to_floor_10KB": 0.6,
+    "with_signer_process_10KB_envelopes_per_s": 1500.0,
+    "ratio_to_floor_10KB_with_signer_process": 0.7,
     "latency_p99_ms": 25.0,
     "envelopes_per_s_1MB": 40.0,
     "peak_rss_over_payload_1MB": 3.0,
@@ -128,6 +132,23 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     lo = int(k)
     hi = min(lo + 1, len(sorted_values) - 1)
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (k - lo)
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) ``pid`` has used so far; 0 when it is gone."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
+def children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (a consumer's signer processes)."""
+    out: list[int] = []
+    with contextlib.suppress(OSError, ValueError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            out += [int(c) for c in (task / "children").read_text().split()]
+    return out
 
 
 def vm_kb(pid: int, field_name: str) -> int:
@@ -266,28 +287,39 @@ def scenario(pki: PkiPaths, url: str, root: Path, shape: Shape, log_level: str
 
 
 def throughput(pki: PkiPaths, url: str, root: Path, shape: Shape, bodies: Sequence[bytes],
-               consumers: int, log_level: str, timeout_s: float = 300) -> dict[str, Any]:
-    """Pre-load ``bodies`` into the intake queue, start ``consumers`` processes, time the drain."""
+               consumers: int, log_level: str, timeout_s: float = 300,
+               signer_processes: int | None = 1) -> dict[str, Any]:
+    """Pre-load ``bodies`` into the intake queue, start ``consumers`` processes (each with
+    ``signer_processes`` signer processes of its own; None: the hub's default), time the
+    drain."""
     n = len(bodies)
     with scenario(pki, url, root, shape, log_level) as s:
         preload(s.conn, s.names.inbound, bodies, 200 if shape is SMALL else 16)
         ready, _ = queue_counts(s.conn, s.names.intake)
         assert ready == n, f"intake holds {ready} of {n}"
-        s.start_consumers(consumers)
+        s.start_consumers(consumers, {} if signer_processes is None else
+                          {"HUB_HUB__SIGNER_PROCESSES": str(signer_processes)})
         # Start-up (imports, keystore, trust policy) is not envelope work: the clock starts when
         # the first consumer registers on the intake queue and stops when the ledger holds all.
         deadline = time.monotonic() + timeout_s
         t_start = t_end = None
+        consumer_pids = [p.pid for p in s.procs]
+        signer_pids: list[int] = []
+        cpu0: dict[int, float] = {}
         while time.monotonic() < deadline:
             if t_start is None:
                 if queue_counts(s.conn, s.names.intake)[1] >= 1:
                     t_start = time.perf_counter()
+                    # The signer processes start before the consumer registers.
+                    signer_pids = [c for pid in consumer_pids for c in children(pid)]
+                    cpu0 = {pid: cpu_s(pid) for pid in (*consumer_pids, *signer_pids)}
                 elif any(p.poll() is not None for p in s.procs):
                     raise RuntimeError(f"a consumer exited early; see {s.state}/consumer*.log")
             elif queue_counts(s.conn, s.names.intake)[0] > 0:
                 pass  # still queued: a passive declare is cheap, a ledger count is not
             elif ledger_envelopes(s.ledger_path) >= n:
                 t_end = time.perf_counter()
+                cpu1 = {pid: cpu_s(pid) for pid in cpu0}
                 break
             time.sleep(0.01)
         if t_start is None or t_end is None:
@@ -299,13 +331,20 @@ def throughput(pki: PkiPaths, url: str, root: Path, shape: Shape, bodies: Sequen
         dlq, _ = queue_counts(s.conn, s.names.dlq)
         elapsed = t_end - t_start
         return {
-            "consumers": consumers, "envelopes": n,
+            "consumers": consumers, "signer_processes": signer_processes, "envelopes": n,
             "envelope_bytes": round(statistics.mean(len(b) for b in bodies)),
             "seconds": round(elapsed, 3),
             "envelopes_per_s": round(n / elapsed, 1),
             "per_consumer_envelopes_per_s": round(n / elapsed / consumers, 1),
             "delivered": inbox, "dead_lettered": dlq, "exit_codes": codes,
             "peak_rss_mb": rss,
+            # CPU per envelope of the consumer processes and of their signer processes over
+            # the timed drain: steadier than envelopes/s on a machine shared with other work.
+            "consumer_cpu_ms_per_envelope": round(sum(
+                cpu1[p] - cpu0[p] for p in consumer_pids) / n * 1000, 3),
+            "signer_cpu_ms_per_envelope": round(sum(
+                cpu1[p] - cpu0[p] for p in signer_pids) / n * 1000, 3),
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
         }
 
 
@@ -320,14 +359,18 @@ def idle_rss_mb(pki: PkiPaths, url: str, root: Path, shape: Shape, log_level: st
 
 
 def latency(pki: PkiPaths, url: str, root: Path, bodies: Sequence[bytes], rate: float,
-            log_level: str, warmup_s: float = 1.0) -> dict[str, Any]:
-    """Publish one envelope at a time at ``rate``/s; time each until it reaches the inbox."""
+            log_level: str, warmup_s: float = 1.0,
+            signer_processes: int | None = None) -> dict[str, Any]:
+    """Publish one envelope at a time at ``rate``/s; time each until it reaches the inbox.
+    ``signer_processes``: the consumer's (None: the hub's default)."""
     sent: dict[str, float] = {}
     received: dict[str, float] = {}
     done = threading.Event()
     with scenario(pki, url, root, SMALL, log_level) as s:
         metrics_port = free_port()
-        s.start_consumers(1, {"HUB_METRICS__PORT": str(metrics_port)})
+        signer = ({} if signer_processes is None
+                  else {"HUB_HUB__SIGNER_PROCESSES": str(signer_processes)})
+        s.start_consumers(1, {"HUB_METRICS__PORT": str(metrics_port), **signer})
         deadline = time.monotonic() + 60
         while queue_counts(s.conn, s.names.intake)[1] < 1 and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -373,6 +416,7 @@ def latency(pki: PkiPaths, url: str, root: Path, bodies: Sequence[bytes], rate: 
         lat = sorted((received[d] - t) * 1000 for d, t in sent.items()
                      if d in received and t - t0 >= warmup_s)
         return {
+            "signer_processes": signer_processes,
             "target_rate_per_s": round(rate, 1),
             "achieved_rate_per_s": round(len(bodies) / publish_s, 1),
             "envelopes": len(bodies), "measured": len(lat),
@@ -551,8 +595,9 @@ def instrument(hub: Any, stack: contextlib.ExitStack) -> dict[str, float]:
     stack.enter_context(mock.patch.object(pipeline_module, "log", TimedLog(pipeline_module.log)))
     # HubReceipts calls these through its module's globals: patching them there reaches it.
     wrap(receipts_module, "signature_value_of", "receipts_signature_value_of")
-    wrap(receipts_module, "build_receipt_tree", "receipts_build_receipt")
-    wrap(receipts_module, "sign_tree", "receipts_sign")
+    wrap(receipts_module, "render_receipt", "receipts_render_template")
+    wrap(receipts_module, "presign", "receipts_presign")
+    wrap(receipts_module, "sign_presigned", "receipts_sign_rsa")
     pipeline = hub.pipeline
     wrap(pipeline, "validate", "validate_packet")
     wrap(pipeline.receipts, "accepted", "receipts_accepted")
@@ -680,7 +725,7 @@ def table(result: dict[str, Any]) -> str:
         flag = "" if met is None else ("yes" if met else "NO")
         lines.append(f"{name:44} {value!s:>12} {target:>10}  {flag}")
 
-    for shape in ("10KB", "10KB_recipient_hosted", "1MB"):
+    for shape in ("10KB", "10KB_signer_process", "10KB_recipient_hosted", "1MB"):
         fl = result["floor"].get(shape)
         if fl:
             row(f"floor {shape} (one process) env/s", fl["envelopes_per_s"])
@@ -707,6 +752,10 @@ def evaluate(result: dict[str, Any]) -> dict[str, Any]:
         check("per_consumer_10KB_envelopes_per_s",
               min(r["per_consumer_envelopes_per_s"] for r in small.values()), ">=")
         check("ratio_to_floor_10KB", result["ratio_hub_to_floor"].get("10KB_1_consumer"), ">=")
+    for run in result["hub"].get("10KB_signer_process", []):
+        check("with_signer_process_10KB_envelopes_per_s", run["envelopes_per_s"], ">=")
+        check("ratio_to_floor_10KB_with_signer_process",
+              result["ratio_hub_to_floor"].get("10KB_1_consumer_with_signer_process"), ">=")
     if result.get("latency"):
         check("latency_p99_ms", result["latency"]["p99_ms"], "<=")
     if large:
@@ -776,7 +825,8 @@ def small_figures(args: argparse.Namespace, pki: PkiPaths, url: str, root: Path,
     # Calibrate: a short single-consumer run sizes every later run to ~secs of work.
     say("calibrating (10 KB, 1 consumer)")
     calib = make_envelopes(pki, SMALL, 300, tag="C")
-    rate = throughput(pki, url, root, SMALL, calib, 1, args.log_level)["envelopes_per_s"]
+    rate = throughput(pki, url, root, SMALL, calib, 1, args.log_level,
+                      signer_processes=0)["envelopes_per_s"]
     n_small = int(min(20000, max(500, rate * secs * 2)))  # sized for 2 consumers
     say(f"~{rate:.0f} env/s; signing {n_small} 10 KB envelopes")
     small = make_envelopes(pki, SMALL, n_small)
@@ -788,10 +838,16 @@ def small_figures(args: argparse.Namespace, pki: PkiPaths, url: str, root: Path,
                                             args.log_level)
     runs = []
     for k in (1, 2):
-        say(f"hub, 10 KB, {k} consumer(s)")
+        say(f"hub, 10 KB, {k} consumer(s), single-process mode")
         bodies = small[: max(300, int(n_small * k / 2))]
-        runs.append(throughput(pki, url, root, SMALL, bodies, k, args.log_level))
+        runs.append(throughput(pki, url, root, SMALL, bodies, k, args.log_level,
+                               signer_processes=0))
     result["hub"]["10KB"] = runs
+    say("hub, 10 KB, 1 consumer with its signer process")
+    signer_run = throughput(pki, url, root, SMALL, small, 1, args.log_level, signer_processes=1)
+    result["hub"]["10KB_signer_process"] = [signer_run]
+    result["ratio_hub_to_floor"]["10KB_1_consumer_with_signer_process"] = round(
+        signer_run["envelopes_per_s"] / result["floor"]["10KB"]["envelopes_per_s"], 3)
     say("hub, 10 KB, 1 consumer, the recipient hosted (its 01 receipt signed by the hub too)")
     result["hub"]["10KB_recipient_hosted"] = [throughput(
         pki, url, root, SMALL_HOSTED, small[: max(300, n_small // 2)], 1, args.log_level)]

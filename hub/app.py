@@ -20,6 +20,7 @@ from hub.config import Settings
 from hub.consumers.intake import IntakeConsumer, IntakeOptions, write_plan
 from hub.consumers.plan import BatchPlan, Pipeline, PipelineConfig
 from hub.consumers.settlement import RetryPolicy
+from hub.consumers.signing import ReceiptSigning
 from hub.directory import Directory
 from hub.edxml import Limits
 from hub.errors import ConfigurationError, TransientError
@@ -30,6 +31,7 @@ from hub.topology import Topology, build_topology
 from hub.trust.keystore import Keystore, OrgSigner
 from hub.trust.revocation import RevocationCache
 from hub.trust.service import CrlRefresher, TrustService
+from hub.trust.signer_pool import SignerPool, SignerSpec
 from hub.trust.store import load_policy
 from hub.validators.pdf import HEX_READER_PYHANKO, install_hex_reader
 
@@ -54,13 +56,30 @@ class Hub:
         conn.declare(self.topology)
 
     def consumer(self, *, name: str = "edxml-hub intake", stop: Any = None) -> IntakeConsumer:
+        """The intake consumer; with ``[hub] signer_processes`` its receipts are signed by
+        signer processes it starts when it runs (and stops when it returns)."""
         b = self.settings.broker
         opts = IntakeOptions(url=b.url, failover_urls=b.failover_urls,
                              queue=self.topology.names.intake, prefetch=b.prefetch,
                              batch_max=b.batch_max, batch_wait_ms=b.batch_wait_ms,
                              reconnect_max_s=b.reconnect_max_s, name=name)
         return IntakeConsumer(opts, self.pipeline, self.ledger, topology=self.topology,
-                              between_batches=CrlRefresher(self.revocation), stop=stop)
+                              between_batches=CrlRefresher(self.revocation), stop=stop,
+                              signing=self.receipt_signing())
+
+    def receipt_signing(self) -> ReceiptSigning | None:
+        """Signer processes for the pipeline's receipts (not started), or None: signing in the
+        consumer's thread (``signer_processes = 0``, or no key to sign with)."""
+        h = self.settings.hub
+        receipts = self.pipeline.receipts
+        if not h.signer_processes or not isinstance(receipts, HubReceipts) or not self.keystore:
+            return None
+        spec = SignerSpec(keystore=str(self.settings.path(h.keystore)),
+                          passphrase_env=h.key_passphrase_env,
+                          log_format=self.settings.log.format, log_level=self.settings.log.level)
+        pool = SignerPool(spec, h.signer_processes, timeout_s=h.signer_timeout_s,
+                          expected={org: s.fingerprint for org, s in self.keystore.items()})
+        return ReceiptSigning(receipts, pool)
 
     def close(self) -> None:
         # Sign the chain head on the way out, so what was recorded is covered by a checkpoint.

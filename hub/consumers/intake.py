@@ -19,6 +19,13 @@ steps for each batch is unchanged, batches are committed and acked in order, and
 or a status about one of *k*'s documents), *k* is finished first. With no new work the batch
 in flight is finished at once.
 
+With a signer process (``[hub] signer_processes`` ≥ 1, :mod:`hub.consumers.signing`) the
+receipts of batch *k+1* are planned without their RSA signatures and sent to the signer in one
+message; the loop then finishes batch *k* (confirms, ledger, ack) while the signer signs, takes
+the signatures back, and only then stages and publishes *k+1* (steps 0–1). If the signer dies,
+fails or times out, nothing of *k+1* has been staged or published: the signer is restarted and
+the batch signed again, held unacknowledged meanwhile (with backoff while it cannot start).
+
 A crash anywhere before 4 leaves the deliveries unacknowledged; RabbitMQ redelivers them and
 the ledger's duplicate detection plus deterministic message ids keep recipients from seeing a
 document twice. Receipts carry a time, so signing them again would give other bytes under the
@@ -35,13 +42,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from hub.broker import BrokerUnavailable, Delivery, Settler, TopologyLike, connect
 from hub.consumers.plan import BatchPlan, Pipeline
 from hub.consumers.settlement import Backoff
+from hub.consumers.signing import ReceiptSigning, SigningJob
 from hub.consumers.stats import Stats
 from hub.errors import TransientError
 from hub.ledger.records import DocumentIn, EventIn, IssuedReceipt
@@ -49,6 +57,7 @@ from hub.logs import get_logger
 from hub.messages import Outgoing
 from hub.reasons import Reason
 from hub.topology import Topology
+from hub.trust.signer_pool import SignerUnavailable
 
 T = TypeVar("T")
 
@@ -56,6 +65,8 @@ log = get_logger("hub.consumers.intake")
 
 LEDGER_WAIT_CAP_S = 5.0
 """Longest wait between two tries of a ledger that is down (heartbeats keep flowing)."""
+SIGNER_WAIT_CAP_S = 5.0
+"""Longest wait between two restarts of a signer process that cannot start."""
 
 
 class BrokerConnection(Protocol):
@@ -102,6 +113,11 @@ class _InFlight:
     plan: BatchPlan
     started: float
     planned_s: float
+    deliveries: list[Delivery] = field(default_factory=list)
+    in_flight: tuple[BatchPlan, ...] = ()
+    """The plans in flight it was planned against (planned again on an outbox conflict)."""
+    signing: SigningJob | None = None
+    """Its receipts' signatures, asked of the signer process and not yet in the plan."""
     first: range = range(0)
     """Publish sequence numbers of phase 1 (:meth:`hub.broker.Connection.send`)."""
     sent_s: float = 0.0
@@ -137,6 +153,7 @@ class IntakeConsumer:
         between_batches: Callable[[], None] | None = None,
         stop: threading.Event | None = None,
         connector: Callable[[str, str], BrokerConnection] = connect,
+        signing: ReceiptSigning | None = None,
     ) -> None:
         self.options = options
         self.pipeline = pipeline
@@ -146,6 +163,8 @@ class IntakeConsumer:
         self.stop = stop or threading.Event()
         self._connect = connector
         """How a connection is opened: :func:`hub.broker.connect` (unit tests pass a fake)."""
+        self.signing = signing
+        """Receipts signed by signer processes (None: signed in this thread, while planning)."""
         self.stats = Stats()
         self._settler_conn: BrokerConnection | None = None
         self._settler_obj: Settler | None = None
@@ -153,6 +172,16 @@ class IntakeConsumer:
     # -- lifecycle -----------------------------------------------------------------------------
     def run(self) -> None:
         """Consume until :attr:`stop` is set; reconnect with bounded backoff on broker loss."""
+        if self.signing is not None:
+            self.signing.start()  # ConfigurationError: the keys cannot be loaded there
+        try:
+            self._run()
+        finally:
+            if self.signing is not None:
+                self.signing.close()
+        log.info("consumer_stopped", acked=self.stats.acked)
+
+    def _run(self) -> None:
         backoff = Backoff(0.2, self.options.reconnect_max_s)
         urls = (self.options.url, *self.options.failover_urls)
         turn = 0
@@ -179,7 +208,6 @@ class IntakeConsumer:
             finally:
                 if conn is not None:
                     conn.close()
-        log.info("consumer_stopped", acked=self.stats.acked)
 
     def _consume(self, conn: BrokerConnection) -> None:
         buffer: list[Delivery] = []
@@ -197,6 +225,7 @@ class IntakeConsumer:
                 while buffer:
                     rest = self._plan(conn, buffer[:batch_max], None)
                     del buffer[:batch_max]
+                    self._stage(conn, rest)
                     self._send(conn, rest)
                     self._finish(conn, rest)
                 return
@@ -222,12 +251,15 @@ class IntakeConsumer:
             batch = buffer[:batch_max]
             del buffer[: len(batch)]
             started = self._plan(conn, batch, in_flight)
-            if in_flight is not None and started.plan.leans_on_in_flight:
+            if in_flight is not None and (started.plan.leans_on_in_flight
+                                          or started.signing is not None):
                 # Planned on what the batch in flight will record (a resend, a recall or a
                 # status about one of its documents): nothing of it leaves before that batch
                 # is committed, so a failure of that batch can never leave it half-told.
+                # With its receipts at the signer: finish the batch in flight meanwhile.
                 self._finish(conn, in_flight)
                 in_flight = None
+            self._stage(conn, started)
             self._send(conn, started)
             if in_flight is not None:
                 self._finish(conn, in_flight)
@@ -262,22 +294,78 @@ class IntakeConsumer:
     def _plan(self, conn: BrokerConnection, batch: list[Delivery],
               in_flight: _InFlight | None) -> _InFlight:
         """Plan the batch, seeing what the batch ``in_flight`` will record; while the ledger
-        cannot be read, hold it and retry (fail closed)."""
+        cannot be read, hold it and retry (fail closed). With a signer process, its receipts'
+        signatures are asked for now and put in by :meth:`_stage`."""
         started = time.perf_counter()
         plans = () if in_flight is None else (in_flight.plan,)
+        plan, job = self._plan_once(conn, batch, plans)
+        return _InFlight(plan, started=started, planned_s=time.perf_counter() - started,
+                         deliveries=batch, in_flight=plans, signing=job)
+
+    def _plan_once(self, conn: BrokerConnection, batch: list[Delivery],
+                   plans: tuple[BatchPlan, ...]) -> tuple[BatchPlan, SigningJob | None]:
+        def make() -> BatchPlan:
+            return self.pipeline.process_batch(batch, plans)
+
+        if self.signing is None:
+            return self._while_ledger_down(conn, len(batch), make), None
+        signing = self.signing
+        return self._while_ledger_down(conn, len(batch), lambda: signing.plan(make))
+
+    def _stage(self, conn: BrokerConnection, batch: _InFlight) -> None:
+        """Step 0: the receipts' signatures in (from the signer process, if any), and their
+        exact bytes durable in the outbox before any of them is published."""
+        t0 = time.perf_counter()
         for _ in range(_REPLANS):
-            plan = self._while_ledger_down(
-                conn, len(batch), lambda: self.pipeline.process_batch(batch, plans))
-            # Step 0: the receipts' exact bytes are durable before any of them is published.
-            staged = plan.outbox
+            if batch.signing is not None:
+                self._signatures(conn, batch)
             conflicts = self._while_ledger_down(
-                conn, len(batch), partial(self.ledger.stage, staged))
+                conn, len(batch.deliveries), partial(self.ledger.stage, batch.plan.outbox))
             if not conflicts:
                 break
             # Another consumer staged the same receipt (the same bytes published twice at
             # once): plan again, which publishes its bytes instead.
             log.warning("outbox_conflict", receipts=len(conflicts))
-        return _InFlight(plan, started=started, planned_s=time.perf_counter() - started)
+            batch.plan, batch.signing = self._plan_once(conn, batch.deliveries,
+                                                        batch.in_flight)
+        batch.planned_s += time.perf_counter() - t0
+
+    def _signatures(self, conn: BrokerConnection, batch: _InFlight) -> None:
+        """Fill in the batch's receipt signatures. While the signer is down (dead, failing,
+        silent) the batch is held unacknowledged — nothing of it was staged or published —
+        the signer is restarted and the batch signed again, with bounded backoff."""
+        signing, job = self.signing, batch.signing
+        assert signing is not None
+        assert job is not None
+        backoff = Backoff(0.1, SIGNER_WAIT_CAP_S)
+        t0 = time.perf_counter()
+        failures = 0
+        while True:
+            try:
+                signing.complete(batch.plan, job, idle=partial(conn.pump, 0))
+                break
+            except SignerUnavailable as exc:
+                failures += 1
+                self.stats.signer_restarts += 1
+                with self.stats.changed:
+                    self.stats.changed.notify_all()
+                log.error("signer_unavailable", detail=exc.detail[:300],
+                          held=len(batch.deliveries), failures=failures)
+            while True:
+                if self.stop.is_set() and failures > 1:
+                    # Stopping: one more try for the batch in hand, then leave it unacked.
+                    raise BrokerUnavailable("stopping while the signer is down") from None
+                try:
+                    signing.pool.restart()
+                    signing.submit(job)
+                    break
+                except SignerUnavailable as exc:
+                    failures += 1
+                    log.error("signer_restart_failed", detail=exc.detail[:300],
+                              retry_in_s=round(backoff.upcoming, 2))
+                    conn.sleep(backoff.next())
+        batch.signing = None
+        self.stats.time("sign_wait", time.perf_counter() - t0)
 
     def _commit(self, conn: BrokerConnection, plan: BatchPlan) -> None:
         """Write the ledger; while it is down, hold the batch unacknowledged and retry.

@@ -54,6 +54,8 @@ class Stats:
         self.acked = 0
         self.reconnects = 0
         self.ledger_retries = 0
+        self.signer_restarts = 0
+        """Signer-process failures (died, failed, silent): each held a batch and restarted it."""
         self.last_batch_at = 0.0
         self.stages: dict[str, Histogram] = {}
         self.changed = threading.Condition()

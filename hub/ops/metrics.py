@@ -107,6 +107,10 @@ class HubCollector(Collector):
         yield CounterMetricFamily("hub_ledger_retries", "Batches held back because the ledger "
                                   "could not be written, then tried again.",
                                   value=stats.ledger_retries if stats else 0)
+        yield CounterMetricFamily("hub_signer_restarts", "Times the receipts' signer process "
+                                  "died, failed or did not answer with a batch in hand (held, "
+                                  "the signer restarted, the batch signed again).",
+                                  value=stats.signer_restarts if stats else 0)
         last = stats.last_batch_at if stats else 0.0
         yield GaugeMetricFamily("hub_ledger_lag_seconds", "Seconds since the last committed batch.",
                                 value=max(0.0, time.time() - last) if last else 0.0)

@@ -143,7 +143,8 @@ def _organization(value: Organization | str) -> Organization:
     return value if isinstance(value, Organization) else Organization(organ_id=value)
 
 
-def _promulgation_date(document_id: str, fallback: datetime) -> date:
+def promulgation_date(document_id: str, fallback: datetime) -> date:
+    """``ResponseFor/PromulgationDate``: the DocumentId's date, else the receipt's own day."""
     try:
         return DocumentId.parse(document_id).promulgation_date
     except EnvelopeRefused:
@@ -163,8 +164,7 @@ def _evidence_element(
     status_code: str | None,
     recipient: str | None,
 ) -> etree._Element:
-    when = at.astimezone(VIETNAM_TZ) if at.tzinfo is not None else at.replace(tzinfo=VIETNAM_TZ)
-    attributes = {"version": "1", "kind": kind.value, "at": when.isoformat(timespec="milliseconds")}
+    attributes = {"version": "1", "kind": kind.value, "at": evidence_time(at)}
     if reason is not None:
         attributes["reason"] = reason.value
     if status_code is not None:
@@ -231,6 +231,33 @@ def standard_code(kind: ReceiptKind, forwarded: str | None = None) -> str:
     return StatusCode.ARRIVED.value
 
 
+def checked_request(kind: ReceiptKind | str, reason: Reason | None,
+                    status_code: str | None) -> tuple[ReceiptKind, str]:
+    """The receipt's kind and its ``Description``; ``ValueError`` for an inconsistent request
+    (a refusal without a reason, a reason on anything else, a status code outside a
+    countersignature, an unknown kind)."""
+    kind = ReceiptKind(kind)
+    rejected = kind is ReceiptKind.REJECTED
+    if rejected != (reason is not None and reason is not Reason.OK):
+        needs = "needs a" if rejected else "takes no"
+        raise ValueError(f"a {kind.value} receipt {needs} reason")
+    if status_code is not None and kind is not ReceiptKind.COUNTERSIGNED:
+        raise ValueError("status_code is the forwarded status's code: countersigned receipts only")
+    if reason is not None:
+        # A reader that knows only QCVN 102 sees a refusal (02) and why: the stable reason code
+        # and its Vietnamese text first, then the English.
+        return kind, f"{reason.value}: {reason.vi} / {reason.en}"
+    vi, en = _DESCRIPTION[kind]
+    return kind, f"{vi} / {en}"
+
+
+def evidence_time(at: datetime) -> str:
+    """The evidence's ``at``: ISO 8601 in Vietnam time, milliseconds (a naive time is taken as
+    Vietnam time)."""
+    when = at.astimezone(VIETNAM_TZ) if at.tzinfo is not None else at.replace(tzinfo=VIETNAM_TZ)
+    return when.isoformat(timespec="milliseconds")
+
+
 def build_receipt_tree(
     kind: ReceiptKind | str,
     *,
@@ -250,24 +277,12 @@ def build_receipt_tree(
     """The tree :func:`build_receipt` serializes: what the hub signs in memory
     (:func:`hub.trust.signing.sign_tree`) without a serialize-and-parse round trip.
     ``envelope_digest``: the hex SHA-256 of ``envelope_raw`` when the caller already has it."""
-    kind = ReceiptKind(kind)
-    rejected = kind is ReceiptKind.REJECTED
-    if rejected != (reason is not None and reason is not Reason.OK):
-        needs = "needs a" if rejected else "takes no"
-        raise ValueError(f"a {kind.value} receipt {needs} reason")
-    if status_code is not None and kind is not ReceiptKind.COUNTERSIGNED:
-        raise ValueError("status_code is the forwarded status's code: countersigned receipts only")
-    vi, en = _DESCRIPTION[kind]
-    description = f"{vi} / {en}"
-    if reason is not None:
-        # A reader that knows only QCVN 102 sees a refusal (02) and why: the stable reason code
-        # and its Vietnamese text first, then the English.
-        description = f"{reason.value}: {reason.vi} / {reason.en}"
+    kind, description = checked_request(kind, reason, status_code)
     root = build_status_tree(
         response_for=ResponseFor(
             organ_id=sender,
             code=code,
-            promulgation_date=_promulgation_date(document_id, at),
+            promulgation_date=promulgation_date(document_id, at),
             document_id=document_id,
         ),
         sender=_organization(reporter),

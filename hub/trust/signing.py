@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
@@ -148,6 +149,97 @@ def _cert_texts(signer: OrgSigner) -> tuple[str, ...]:
             texts.append("\n".join(b64[i:i + 64] for i in range(0, len(b64), 64)) + "\n")
         cached = _CERT_TEXTS[signer.fingerprint] = tuple(texts)
     return cached
+
+
+# -- an enveloped signature by construction --------------------------------------------------------
+#
+# For a document the hub writes itself (a receipt) the serialized bytes and their exclusive c14n
+# are known without building a tree, and so is everything sign_tree writes around the signature
+# value: SignedInfo is constant but for DigestValue, and KeyInfo is the signer's chain. The text
+# below is what sign_tree serializes and what lxml's exclusive c14n gives of SignedInfo, byte for
+# byte (tests/unit/test_receipt_template.py compares the two paths on every receipt kind).
+
+def _signed_info_children(c14n: bool) -> str:
+    """SignedInfo's children up to the digest value; exclusive c14n writes empty elements as a
+    start and an end tag, lxml's serializer closes them with ``/>``."""
+
+    def empty(name: str, algorithm: str) -> str:
+        close = f"></ds:{name}>" if c14n else "/>"
+        return f'<ds:{name} Algorithm="{algorithm}"{close}'
+
+    return (empty("CanonicalizationMethod", _EXC_C14N) + empty("SignatureMethod", _RSA_SHA256)
+            + '<ds:Reference URI=""><ds:Transforms>' + empty("Transform", _ENVELOPED)
+            + empty("Transform", _EXC_C14N) + "</ds:Transforms>" + empty("DigestMethod", _SHA256)
+            + "<ds:DigestValue>")
+
+
+_SIGNED_INFO_C14N_HEAD = (f'<ds:SignedInfo xmlns:ds="{DS_NS}">'
+                          + _signed_info_children(c14n=True)).encode()
+"""SignedInfo in exclusive c14n (what the key signs) up to the digest value."""
+_SIGNED_INFO_C14N_TAIL = b"</ds:DigestValue></ds:Reference></ds:SignedInfo>"
+_SIGNATURE_HEAD = (f'<ds:Signature xmlns:ds="{DS_NS}"><ds:SignedInfo>'
+                   + _signed_info_children(c14n=False)).encode()
+"""The Signature element as serialized in the document, up to the digest value."""
+_SIGNATURE_MIDDLE = b"</ds:DigestValue></ds:Reference></ds:SignedInfo><ds:SignatureValue>"
+
+
+@dataclass(frozen=True, slots=True)
+class Presigned:
+    """A document signed but for the RSA operation: :meth:`complete` with the signature value
+    over :attr:`signed_info` gives its bytes. Nothing in it is secret: any process holding the
+    same key may make the signature (RSA PKCS#1 v1.5 is deterministic)."""
+
+    organ_id: str
+    """Whose key signs it (the keystore's organization)."""
+    digest: bytes
+    """The document's SHA-256 (its DigestValue, decoded): all that varies in SignedInfo."""
+    signed_info: bytes
+    """SignedInfo in exclusive c14n (:func:`signed_info_c14n` of :attr:`digest`): what the key
+    signs (RSA PKCS#1 v1.5, SHA-256)."""
+    head: bytes
+    """The document up to ``<ds:SignatureValue>``."""
+    tail: bytes
+    """The document from ``</ds:SignatureValue>`` to its end."""
+
+    def complete(self, signature_value: bytes) -> bytes:
+        return self.head + base64.b64encode(signature_value) + self.tail
+
+
+def presign(before: bytes, after: bytes, document_c14n: bytes, signer: OrgSigner) -> Presigned:
+    """Sign by construction a document the hub wrote itself, without lxml.
+
+    ``before`` + the Signature element + ``after`` is the document as :func:`sign_tree` would
+    serialize it (XML declaration included), and ``document_c14n`` is its exclusive c14n with
+    the Signature removed (what the enveloped-signature transform hashes). The caller proves
+    that for its template (:mod:`hub.receipts.template`).
+    """
+    digest = hashlib.sha256(document_c14n).digest()
+    certificates = b"".join(b"<ds:X509Certificate>" + text.encode()
+                            + b"</ds:X509Certificate>" for text in _cert_texts(signer))
+    return Presigned(
+        organ_id=signer.organ_id,
+        digest=digest,
+        signed_info=signed_info_c14n(digest),
+        head=before + _SIGNATURE_HEAD + base64.b64encode(digest) + _SIGNATURE_MIDDLE,
+        tail=(b"</ds:SignatureValue><ds:KeyInfo><ds:X509Data>" + certificates
+              + b"</ds:X509Data></ds:KeyInfo></ds:Signature>" + after))
+
+
+def signed_info_c14n(digest: bytes) -> bytes:
+    """The profile's SignedInfo, in exclusive c14n, for a document whose SHA-256 is ``digest``:
+    what the key signs. A signer process builds it from the digest alone."""
+    return _SIGNED_INFO_C14N_HEAD + base64.b64encode(digest) + _SIGNED_INFO_C14N_TAIL
+
+
+def sign_bytes(signer: OrgSigner, data: bytes) -> bytes:
+    """The signature value over ``data`` (RSA PKCS#1 v1.5, SHA-256), with the loaded key or on
+    its token. Deterministic: any process holding the same key gives the same bytes."""
+    return bytes(signer.key.sign(data, padding.PKCS1v15(), hashes.SHA256()))
+
+
+def sign_presigned(presigned: Presigned, signer: OrgSigner) -> bytes:
+    """Complete ``presigned`` with ``signer``'s key in this process."""
+    return presigned.complete(sign_bytes(signer, presigned.signed_info))
 
 
 # -- PDF ----------------------------------------------------------------------------------------

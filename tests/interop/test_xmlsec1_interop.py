@@ -34,7 +34,8 @@ from hub.edxml import (
     sample_trace,
 )
 from hub.reasons import Reason
-from hub.trust.signing import minimal_pdf, sign_pdf, sign_xml
+from hub.receipts.template import render_receipt
+from hub.trust.signing import minimal_pdf, presign, sign_pdf, sign_presigned, sign_xml
 from hub.validators import CrlEntry, CrlSnapshot, TrustPolicy, validate_packet
 from tests.pki_fixtures import AT, DIRECTORY, PKI_NOW, GeneratedPki, session_pki
 
@@ -144,6 +145,29 @@ def test_what_sign_xml_produces_verifies_with_xmlsec1_under_the_specialized_root
     signed = tmp_path / "signed.xml"
     signed.write_bytes(_checked(sign_xml(envelope_template, pki.org(SENDER))))
     result = _run(_verify_args(xmlsec1, pki, signed))
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(("kind", "extra"), [
+    ("accepted", {}),
+    ("received", {"recipient": SENDER}),
+    ("rejected", {"reason": Reason.RECIPIENT_UNKNOWN, "detail": "a <detail> & \"quotes\"\r\n"}),
+    ("countersigned", {"status_code": "03"}),
+], ids=["accepted", "received", "rejected", "countersigned"])
+def test_a_receipt_written_from_the_template_verifies_with_xmlsec1(
+    xmlsec1: str, pki: GeneratedPki, tmp_path: Path, kind: str, extra: dict[str, object],
+) -> None:
+    # Given a receipt written from the template (no lxml tree) and signed by construction
+    rendered = render_receipt(
+        kind, envelope_raw=b"<edXML/>", signature_value=b"\x02" * 256, sender="000.00.02.H27",
+        document_id="000.00.02.H27,2025/03/03,7/UBND-VP", code="7/UBND-VP Số ắ",
+        reporter=SENDER, at=AT, **extra)  # type: ignore[arg-type]
+    signer = pki.org(SENDER)
+    receipt = tmp_path / f"{kind}.xml"
+    receipt.write_bytes(_checked(sign_presigned(
+        presign(rendered.before, rendered.after, rendered.c14n, signer), signer)))
+    # Then xmlsec1 verifies it under the specialized root
+    result = _run(_verify_args(xmlsec1, pki, receipt))
     assert result.returncode == 0, result.stderr
 
 

@@ -66,8 +66,13 @@ def test_a_badly_typed_value_is_an_error_that_names_the_key(tmp_path: Path) -> N
     ("[log]\nlevel = 'loud'\n", "level"),
     ("[log]\nformat = 'xml'\n", "format"),
     ("[trust]\nmin_rsa_bits = 512\n", "min_rsa_bits"),
+    ("[hub]\nsigner_processes = -1\n", "signer_processes"),
+    ("[hub]\nsigner_processes = 65\n", "signer_processes"),
+    ("[hub]\nsigner_processes = 1.5\n", "signer_processes"),
+    ("[hub]\nsigner_timeout_s = 0\n", "signer_timeout_s"),
 ], ids=["negative prefetch", "empty batch", "retry cap below base", "port out of range",
-        "unknown log level", "unknown log format", "weak rsa floor"])
+        "unknown log level", "unknown log format", "weak rsa floor", "negative signer processes",
+        "too many signer processes", "a fraction of a signer process", "no time to sign"])
 def test_a_value_out_of_range_or_not_in_its_set_is_refused_in_one_line_naming_the_key(
     tmp_path: Path, toml: str, key: str
 ) -> None:
@@ -96,3 +101,14 @@ def test_overrides_are_checked_like_the_file() -> None:
     assert s.broker.trusted_publishers == ("guest",)
     with pytest.raises(ConfigurationError, match="prefetch"):
         with_overrides(s, broker={"prefetch": -5})
+
+
+def test_the_signer_processes_are_set_from_the_file_or_the_environment(tmp_path: Path) -> None:
+    # One signer process by default (measured: issue 23); 0 signs in the consumer's thread.
+    assert load_settings(None, environ={}).hub.signer_processes == 1
+    f = tmp_path / "hub.toml"
+    f.write_text("[hub]\nsigner_processes = 2\nsigner_timeout_s = 90\n")
+    s = load_settings(f, environ={})
+    assert (s.hub.signer_processes, s.hub.signer_timeout_s) == (2, 90.0)
+    s = load_settings(f, environ={"HUB_HUB__SIGNER_PROCESSES": "0"})
+    assert s.hub.signer_processes == 0

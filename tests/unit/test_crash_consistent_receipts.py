@@ -127,17 +127,18 @@ def keystore(pki: PkiPaths) -> Keystore:
     return Keystore.load(pki.keystore)
 
 
-def _run(hub: Hub, bodies: list[tuple[bytes, str]], point: str | None, *, redelivered: bool
-         ) -> list[Outgoing]:
+def _run(hub: Hub, bodies: list[tuple[bytes, str]], point: str | None, *, redelivered: bool,
+         signer: bool = False) -> list[Outgoing]:
     """One consumer over ``bodies`` (one batch, each published by its broker account); what it
-    published before it died or finished."""
+    published before it died or finished. ``signer``: its receipts signed by a signer process."""
     stop = threading.Event()
     conn = _Broker(point, redelivered=redelivered, stop=stop, expected=len(bodies))
     for i, (body, user) in enumerate(bodies):
         conn.put(body, message_id=f"m{i}", user_id=user)
     consumer = IntakeConsumer(IntakeOptions(url="amqp://fake", queue="intake"), hub.pipeline,
                               _KillingLedger(hub, point == "after phase 2"), stop=stop,
-                              connector=lambda _u, _n: conn)
+                              connector=lambda _u, _n: conn,
+                              signing=hub.receipt_signing() if signer else None)
     if point is None:
         consumer.run()
         assert len(conn.channel.acked_tags()) == len(bodies)
@@ -180,9 +181,11 @@ def _ledger_copy(hub: Hub) -> dict[str, bytes]:
     return recorded
 
 
+@pytest.mark.parametrize("signer", [False, True],
+                         ids=["signed in the consumer", "signed by a signer process"])
 @pytest.mark.parametrize("point", POINTS)
 def test_after_a_crash_every_copy_under_one_message_id_is_the_one_the_ledger_records(
-    pki: PkiPaths, keystore: Keystore, tmp_path: Path, point: str
+    pki: PkiPaths, keystore: Keystore, tmp_path: Path, point: str, signer: bool
 ) -> None:
     settings = hub_settings(pki, tmp_path, "amqp://fake:fake@127.0.0.1:1/", "crash")
     first = build_hub(settings, clock=lambda: NOW)
@@ -190,13 +193,13 @@ def test_after_a_crash_every_copy_under_one_message_id_is_the_one_the_ledger_rec
         bodies = _workload(keystore, first)
         before = len(first.ledger.events(kind=EventKind.RECEIPT_ISSUED))
         # Given a consumer killed at this point of the batch
-        dead = _run(first, bodies, point, redelivered=False)
+        dead = _run(first, bodies, point, redelivered=False, signer=signer)
     finally:
         first.close()
     # When a new consumer, an hour later, takes the redelivered batch
     second = build_hub(settings, clock=lambda: LATER)
     try:
-        survived = _run(second, bodies, None, redelivered=True)
+        survived = _run(second, bodies, None, redelivered=True, signer=signer)
         copies: dict[str, set[bytes]] = {}
         for o in [*dead, *survived]:
             if o.exchange == second.topology.names.deliver:

@@ -255,3 +255,43 @@ def test_a_token_key_signs_only_pkcs1_v15_over_the_data(operator_token: Token) -
         key.sign(b"x", pss, hashes.SHA256())
     with pytest.raises(UnsupportedAlgorithm):
         key.sign(b"x", padding.PKCS1v15(), hashes.SHA1())  # noqa: S303
+
+
+def test_a_signer_process_signs_receipts_on_the_token_with_a_session_of_its_own(
+        pki: PkiPaths, operator_token: Token, tmp_path: Path) -> None:
+    # Given a hub whose operator key is held on the token only, with a signer process
+    settings = with_overrides(
+        hub_settings(pki, tmp_path, "amqp://fake:fake@127.0.0.1:1/", "token"),
+        hub={"keystore": str(_keystore_with_token(pki, tmp_path, operator_token)),
+             "signer_processes": 1})
+    body = signed_envelope(Keystore.load(pki.keystore), HOME_AFFAIRS, (FINANCE,))
+
+    def accepted_receipt(hub_settings_: object, signing: bool) -> bytes:
+        hub = build_hub(hub_settings_, clock=lambda: NOW)  # type: ignore[arg-type]
+        try:
+            stop = threading.Event()
+            conn = FakeConnection(on_idle=lambda c: stop.set() if c.channel.acked_tags() else None)
+            conn.put(body, message_id="m0", user_id="guest")
+            consumer = IntakeConsumer(IntakeOptions(url="amqp://fake", queue="intake"),
+                                      hub.pipeline, hub.ledger, topology=hub.topology, stop=stop,
+                                      connector=lambda _url, _name: conn,
+                                      signing=hub.receipt_signing() if signing else None)
+            consumer.run()
+            if signing:
+                assert consumer.stats.stages["sign_wait"].n == 1
+            receipts = [o.body for o in conn.published
+                        if o.headers.get(Headers.RECEIPT) == "accepted"]
+            assert len(receipts) == 1
+            return receipts[0]
+        finally:
+            hub.close()
+
+    # When an envelope goes through the consumer, its receipts signed in the signer process
+    # (which opened its own session on the token: there is no key file to load)
+    on_token = accepted_receipt(settings, signing=True)
+    # Then the receipt is the very bytes the operator's key file gives, signed in the consumer
+    reference = with_overrides(
+        settings, hub={"keystore": str(pki.keystore), "signer_processes": 0},
+        ledger={"url": f"sqlite:///{tmp_path / 'reference.sqlite3'}"})
+    with_file = accepted_receipt(reference, signing=False)
+    assert on_token == with_file

@@ -1,0 +1,169 @@
+"""Receipts signed off the consumer's thread, a few requests per batch (issue 23).
+
+With ``[hub] signer_processes`` ≥ 1 the intake plans a batch with its receipts *deferred*
+(:meth:`hub.receipts.HubReceipts.deferred`): each receipt is written and presigned, and a
+placeholder stands for its bytes wherever the plan holds them — the outbox row, the message to
+publish, the ledger document (its digest and id) and the ``receipt_issued`` event. Every
+:data:`SIGN_CHUNK` receipts, their digests go to the signer processes in one message
+(:class:`~hub.trust.signer_pool.SignerPool`) while planning goes on; the consumer then
+finishes the batch before this one; then :meth:`ReceiptSigning.complete` takes the signature
+values back, checks each against the certificate the consumer holds for its organization, and
+puts the signed bytes in place of the placeholders. Only then is the batch staged and
+published: a placeholder never leaves the consumer (checked).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from hub.consumers.plan import BatchPlan
+from hub.receipts.issuer import PLACEHOLDER, HubReceipts, PendingSignatures
+from hub.trust.signer_pool import SignerPool, SignerUnavailable, Ticket
+
+__all__ = ["SIGN_CHUNK", "ReceiptSigning", "SigningJob", "fill"]
+
+
+SIGN_CHUNK = 32
+"""Receipts per request message: the first leave for the signer while the rest of the batch is
+still planned, so signing overlaps planning as well as the previous batch's commit (one message
+per batch left the signer idle until the batch was planned, then the consumer waiting on it
+once the ledger commit got short); 32 keeps the messages few and small (~2 KB)."""
+
+
+@dataclass(slots=True)
+class SigningJob:
+    """The deferred receipts of one planned batch and the requests sent for them."""
+
+    pending: PendingSignatures | None = None
+    tickets: list[Ticket] = field(default_factory=list)
+    broken: bool = False
+    """A request could not be sent: the signer must be restarted and the job sent again."""
+
+
+class ReceiptSigning:
+    """Plans batches with deferred receipts and completes them with a :class:`SignerPool`."""
+
+    def __init__(self, receipts: HubReceipts, pool: SignerPool) -> None:
+        self.receipts = receipts
+        self.pool = pool
+        self._public: dict[str, rsa.RSAPublicKey] = {}
+        for organ_id, signer in receipts.keystore.items():
+            key = signer.cert.public_key()
+            if isinstance(key, rsa.RSAPublicKey):
+                self._public[organ_id] = key
+
+    def start(self) -> None:
+        self.pool.start()
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def plan(self, make: Callable[[], BatchPlan]) -> tuple[BatchPlan, SigningJob | None]:
+        """Plan with the receipts deferred; their requests leave every :data:`SIGN_CHUNK`
+        receipts while planning goes on, the rest when it ends. Never raises for the signer
+        (planning must not fail for it): a request that cannot be sent marks the job broken,
+        and :meth:`complete` reports it."""
+        job = SigningJob()
+
+        def send(part: list[tuple[str, bytes]]) -> None:
+            if job.broken or not part:
+                return
+            try:
+                job.tickets.append(self.pool.submit(part))
+            except SignerUnavailable:
+                job.broken = True
+
+        with self.receipts.deferred(SIGN_CHUNK, send) as pending:
+            plan = make()
+        if not len(pending):
+            return plan, None
+        job.pending = pending
+        send(pending.take())
+        return plan, job
+
+    def submit(self, job: SigningJob) -> None:
+        """Send the whole job again (after a restart). Raises :class:`SignerUnavailable`."""
+        assert job.pending is not None
+        requests = job.pending.requests()
+        job.tickets, job.broken = [], True
+        job.tickets = [self.pool.submit(requests[i:i + SIGN_CHUNK])
+                       for i in range(0, len(requests), SIGN_CHUNK)]
+        job.broken = False
+
+    def complete(self, plan: BatchPlan, job: SigningJob,
+                 idle: Callable[[], None] | None = None) -> None:
+        """Wait for the job's signatures, check them and fill them into ``plan``. Raises
+        :class:`SignerUnavailable` (the plan untouched) when the signer fails: restart the pool
+        (:meth:`SignerPool.restart`), :meth:`submit` again and retry."""
+        pending = job.pending
+        assert pending is not None
+        if job.broken:
+            raise SignerUnavailable("a request could not be sent to the signer")
+        values = self.pool.collect(job.tickets, idle)
+        if len(values) != len(pending):
+            raise SignerUnavailable(f"{len(values)} signatures for {len(pending)} receipts")
+        bodies: dict[bytes, bytes] = {}
+        for placeholder, presigned, value in zip(pending.placeholders, pending.presigned,
+                                                 values, strict=True):
+            key = self._public.get(presigned.organ_id)
+            try:
+                if key is None:
+                    raise InvalidSignature
+                # ~0.02 ms: a signer process can never make the hub publish a receipt that does
+                # not verify under the certificate it carries.
+                key.verify(value, presigned.signed_info, padding.PKCS1v15(), hashes.SHA256())
+            except InvalidSignature:
+                raise SignerUnavailable(
+                    f"a signature for {presigned.organ_id} does not verify") from None
+            bodies[placeholder] = presigned.complete(value)
+        fill(plan, bodies)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def fill(plan: BatchPlan, bodies: Mapping[bytes, bytes]) -> None:
+    """Replace every placeholder in ``plan`` by its signed receipt: the bytes in the outbox and
+    in the messages, and in the ledger the document's bytes, digest and id and the event's
+    ``receipt_digest``. Raises ``AssertionError`` if a placeholder would remain."""
+    if not bodies:
+        return
+    digests = {_sha256(p): _sha256(b) for p, b in bodies.items()}
+    plan.outbox[:] = [dataclasses.replace(r, body=bodies[r.body])
+                      if r.body.startswith(PLACEHOLDER) else r for r in plan.outbox]
+    for phase in (plan.first, plan.second):
+        phase[:] = [dataclasses.replace(o, body=bodies[o.body])
+                    if o.body.startswith(PLACEHOLDER) else o for o in phase]
+    for i, d in enumerate(plan.documents):
+        if d.kind == "receipt" and d.raw.startswith(PLACEHOLDER):
+            digest = digests[d.digest]
+            # document_id is "receipt:<kind>:<digest[:32]>" (hub.consumers.plan)
+            assert d.document_id.endswith(d.digest[:32]), d.document_id
+            plan.documents[i] = dataclasses.replace(
+                d, raw=bodies[d.raw], digest=digest,
+                document_id=d.document_id[:-32] + digest[:32])
+    for i, e in enumerate(plan.events):
+        old = e.detail.get("receipt_digest") if e.detail else None
+        if old in digests:
+            plan.events[i] = dataclasses.replace(e, detail={**e.detail,
+                                                            "receipt_digest": digests[old]})
+    _check_signed(plan, digests)
+
+
+def _check_signed(plan: BatchPlan, placeholder_digests: Mapping[str, str]) -> None:
+    left = [o.message_id for o in (*plan.first, *plan.second) if o.body.startswith(PLACEHOLDER)]
+    left += [r.message_id for r in plan.outbox if r.body.startswith(PLACEHOLDER)]
+    left += [d.document_id for d in plan.documents if d.raw.startswith(PLACEHOLDER)
+             or d.digest in placeholder_digests]
+    left += [e.message_id for e in plan.events
+             if e.detail and e.detail.get("receipt_digest") in placeholder_digests]
+    if left:
+        raise AssertionError(f"unsigned receipts left in the plan: {left[:3]}")

@@ -1,0 +1,285 @@
+"""Signer processes: the hub's receipt keys, loaded once in a process of their own (issue 23).
+
+The intake consumer spends a quarter of its CPU on RSA signatures for receipts. A
+:class:`SignerPool` moves that work to one or more worker processes, fed a few messages per
+batch (one per ``SIGN_CHUNK`` receipts, :mod:`hub.consumers.signing`), round robin among the
+workers: the consumer sends the organization and the document digest of each receipt
+(all that varies in their SignedInfo, :func:`hub.trust.signing.signed_info_c14n`: ~50 bytes a
+receipt, so a batch fits the pipe's buffer and sending never waits), plans and commits other
+work meanwhile, and takes the signature values back before anything of the batch is staged or
+published. It checks each value against the SignedInfo it built itself.
+
+* Each worker loads the keystore itself, once: key files with the same passphrase variable, and
+  token keys through a PKCS#11 session of its own, so a token-held key never leaves the token
+  (the token signs). At start the worker reports the certificate fingerprint of every key it
+  holds; the pool refuses a worker whose keys are not the consumer's (a key rotated on disk
+  between the two loads).
+* Workers are started with ``spawn``: the consumer holds pika sockets and threads that must not
+  be forked. They ignore SIGINT/SIGTERM (the consumer decides when to stop) and exit when their
+  pipe closes, so they never outlive the consumer.
+* A worker that dies, answers with an error (a token that cannot sign), or does not answer a
+  request within ``timeout_s`` makes :meth:`SignerPool.collect` raise :class:`SignerUnavailable`. Nothing
+  of the batch has left the consumer then: it restarts the pool (:meth:`SignerPool.restart`)
+  and signs the batch again (:mod:`hub.consumers.intake`). RSA PKCS#1 v1.5 is deterministic, so
+  the receipts are the same bytes whichever process signs them.
+
+No asyncio anywhere: the consumer thread must never hold a running event loop (pyHanko's
+synchronous API calls ``asyncio.run``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from hub.errors import ConfigurationError, TransientError
+from hub.logs import get_logger
+from hub.reasons import Reason
+
+__all__ = ["SignerPool", "SignerSpec", "SignerUnavailable", "Ticket"]
+
+log = get_logger("hub.trust.signer_pool")
+
+START_TIMEOUT_S = 120.0
+"""Longest a worker may take to start and load its keys (a keystore of many keys, a slow token)."""
+_IDLE_EVERY_S = 0.2
+"""While waiting on the workers, call the caller's ``idle`` this often (broker heartbeats)."""
+
+
+class SignerUnavailable(TransientError):
+    """A signer process died, failed or did not answer: nothing of the batch may leave."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(Reason.INTERNAL_ERROR, f"signer process unavailable: {detail}")
+
+
+@dataclass(frozen=True, slots=True)
+class SignerSpec:
+    """What a worker needs to load the keys (nothing secret: the passphrase is read by the
+    worker from the variable named here, as the consumer reads it)."""
+
+    keystore: str
+    """The keystore directory (:meth:`hub.trust.keystore.Keystore.load`)."""
+    passphrase_env: str
+    """The variable holding the keystore passphrase (``[hub] key_passphrase_env``)."""
+    log_format: str = "auto"
+    log_level: str = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """One request message sent to a worker: its number, the worker, how many signatures."""
+
+    seq: int
+    worker: int
+    size: int
+
+
+@dataclass(slots=True)
+class _Worker:
+    process: Any  # multiprocessing.context.SpawnProcess (no public type)
+    conn: Connection
+
+
+class SignerPool:
+    """``processes`` signer workers holding the keys of ``spec``; ``expected`` maps each
+    organization to the SHA-256 fingerprint of its certificate in the consumer's keystore."""
+
+    def __init__(self, spec: SignerSpec, processes: int, *, expected: Mapping[str, str],
+                 timeout_s: float) -> None:
+        if processes < 1:
+            raise ValueError("a signer pool has at least one process")
+        self.spec = spec
+        self.processes = processes
+        self.expected = dict(expected)
+        self.timeout_s = timeout_s
+        self._context = multiprocessing.get_context("spawn")
+        self._workers: list[_Worker] = []
+        self._seq = itertools.count(1)
+        self.restarts = 0
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the workers and wait until each holds exactly the consumer's keys.
+
+        Raises :class:`ConfigurationError` when a worker cannot load them (the message is the
+        worker's one line), :class:`SignerUnavailable` when it dies or does not answer."""
+        if self._workers:
+            return
+        try:
+            for index in range(self.processes):
+                self._workers.append(self._spawn(index))
+            for worker in self._workers:
+                self._handshake(worker)
+        except BaseException:
+            self.close()
+            raise
+        log.info("signer_started", processes=self.processes,
+                 pids=[w.process.pid for w in self._workers], keys=sorted(self.expected))
+
+    def _spawn(self, index: int) -> _Worker:
+        mine, theirs = self._context.Pipe(duplex=True)
+        process = self._context.Process(target=serve, args=(theirs, self.spec),
+                                        name=f"edxml-hub signer {index}", daemon=True)
+        process.start()
+        theirs.close()  # the worker holds the only other end: its death is an EOF here
+        return _Worker(process, mine)
+
+    def _handshake(self, worker: _Worker) -> None:
+        reply = self._receive(worker, time.monotonic() + START_TIMEOUT_S, None)
+        if reply[0] == "error":
+            raise ConfigurationError(f"signer process: {reply[1]}")
+        held = reply[1]
+        if held != self.expected:
+            differs = sorted(k for k in {*held, *self.expected}
+                             if held.get(k) != self.expected.get(k))
+            raise ConfigurationError(
+                "signer process: its keystore is not the consumer's (rotated keys? restart the "
+                f"hub): {', '.join(differs[:5])}")
+
+    def restart(self) -> None:
+        """Stop every worker (killing one that hangs) and start them again."""
+        self.restarts += 1
+        self.close()
+        try:
+            self.start()
+        except ConfigurationError as exc:
+            # It worked before: a token unplugged, a file being replaced. Transient for the
+            # batch in hand, which is held, never dropped.
+            raise SignerUnavailable(str(exc)) from None
+
+    def close(self) -> None:
+        """Ask the workers to exit; kill those that do not within a second."""
+        workers, self._workers = self._workers, []
+        for worker in workers:
+            with contextlib.suppress(OSError, ValueError):
+                worker.conn.send(None)
+            with contextlib.suppress(OSError):
+                worker.conn.close()
+        for worker in workers:
+            worker.process.join(1.0)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join(5.0)
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the workers (for operators and tests)."""
+        return [w.process.pid for w in self._workers]
+
+    # -- one batch -----------------------------------------------------------------------------
+    def submit(self, requests: Sequence[tuple[str, bytes]]) -> Ticket:
+        """Send ``(organization, document digest)`` pairs in one message to the next worker
+        (round robin). Raises :class:`SignerUnavailable` when that worker is gone."""
+        if not self._workers:
+            raise SignerUnavailable("not started")
+        seq = next(self._seq)
+        index = seq % len(self._workers)
+        try:
+            self._workers[index].conn.send(
+                (seq, [org for org, _ in requests], [digest for _, digest in requests]))
+        except (OSError, ValueError) as exc:
+            raise SignerUnavailable(f"cannot reach the signer: {exc}") from None
+        return Ticket(seq, index, len(requests))
+
+    def collect(self, tickets: Sequence[Ticket], idle: Callable[[], None] | None = None
+                ) -> list[bytes]:
+        """The signature values of ``tickets``, in order. ``idle`` is called every ~0.2 s
+        while waiting (the consumer pumps its broker connection there)."""
+        values: list[bytes] = []
+        for ticket in tickets:
+            if ticket.worker >= len(self._workers):
+                raise SignerUnavailable("the signer was restarted since")
+            worker = self._workers[ticket.worker]
+            # Per request (a few dozen signatures): a slow token never times a whole batch out.
+            deadline = time.monotonic() + self.timeout_s
+            reply = self._receive(worker, deadline, idle)
+            while isinstance(reply[0], int) and reply[0] < ticket.seq:
+                # The answer to a request given up on (its connection was lost meanwhile).
+                reply = self._receive(worker, deadline, idle)
+            if reply[0] != ticket.seq:
+                raise SignerUnavailable(f"answer to request {reply[0]}, not {ticket.seq}")
+            if reply[1] == "error":
+                raise SignerUnavailable(str(reply[2]))
+            if len(reply[2]) != ticket.size:
+                raise SignerUnavailable(f"{len(reply[2])} signatures for {ticket.size} requests")
+            values.extend(reply[2])
+        return values
+
+    def _receive(self, worker: _Worker, deadline: float, idle: Callable[[], None] | None
+                 ) -> tuple[Any, ...]:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise SignerUnavailable(
+                    f"no answer from pid {worker.process.pid} within {self.timeout_s:g} s")
+            ready = wait([worker.conn, worker.process.sentinel], min(left, _IDLE_EVERY_S))
+            if worker.conn in ready:
+                try:
+                    reply: tuple[Any, ...] = worker.conn.recv()
+                except (EOFError, OSError):
+                    ready = [worker.process.sentinel]
+                else:
+                    return reply
+            if worker.process.sentinel in ready:
+                worker.process.join(1.0)
+                raise SignerUnavailable(
+                    f"pid {worker.process.pid} exited (code {worker.process.exitcode})")
+            if idle is not None:
+                idle()
+
+
+# -- the worker --------------------------------------------------------------------------------
+
+
+def serve(conn: Connection, spec: SignerSpec) -> None:
+    """A worker's main: load the keys once, then sign batches until the pipe closes."""
+    # The consumer decides when to stop (SIGTERM finishes its batches first): the worker goes
+    # when its pipe closes, never on a signal meant for the process group.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    from hub import logs
+
+    logs.configure(spec.log_format, spec.log_level)
+    from hub.trust.keystore import Keystore
+    from hub.trust.signing import sign_bytes, signed_info_c14n
+
+    passphrase = os.environ.get(spec.passphrase_env)
+    try:
+        keystore = Keystore.load(spec.keystore, passphrase.encode() if passphrase else None)
+    except ConfigurationError as exc:
+        conn.send(("error", str(exc)))
+        return
+    try:
+        conn.send(("ready", {org: signer.fingerprint for org, signer in keystore.items()}))
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                return
+            if message is None:
+                return
+            seq, organizations, digests = message
+            try:
+                reply: tuple[Any, ...] = (seq, "ok", [
+                    sign_bytes(keystore[org], signed_info_c14n(digest))
+                    for org, digest in zip(organizations, digests, strict=True)])
+            except KeyError as exc:
+                reply = (seq, "error", f"no key for {exc.args[0]}")
+            except TransientError as exc:  # a token that cannot sign now
+                reply = (seq, "error", exc.detail)
+            try:
+                conn.send(reply)
+            except OSError:  # the consumer is gone
+                return
+    finally:
+        for signer in keystore.values():
+            signer.close()

@@ -1,0 +1,369 @@
+"""Receipts signed by signer processes (issue 23): the same bytes, and nothing lost when one dies.
+
+The real consumer, pipeline, receipt issuer, SQLite ledger and signer processes (spawned, with
+the test PKI's keys loaded from the keystore directory) run behind the in-memory broker
+connection; every test compares with the consumer signing in its own thread. Crashes are real:
+the signer process is sent SIGKILL (or SIGSTOP, for one that hangs).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub.app import Hub, build_hub
+from hub.config import Settings, with_overrides
+from hub.consumers import signing as signing_module
+from hub.consumers.intake import IntakeConsumer, IntakeOptions
+from hub.consumers.signing import SIGN_CHUNK
+from hub.edxml import Organization, parse_envelope
+from hub.edxml.build import build_status, response_for
+from hub.errors import ConfigurationError
+from hub.messages import Headers, Outgoing
+from hub.testing.fakebroker import FakeConnection
+from hub.testing.pki import PkiPaths
+from hub.trust.keystore import Keystore
+from hub.trust.signer_pool import SignerPool, SignerSpec, SignerUnavailable
+from hub.trust.signing import sign_xml
+from tests.integration.pipeline.harness import (
+    FINANCE,
+    HOME_AFFAIRS,
+    NOW,
+    PROVINCE,
+    hub_settings,
+    make_pki,
+    signed_envelope,
+)
+
+BATCH = 4
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> PkiPaths:
+    return make_pki(tmp_path_factory.mktemp("signer-pki"))
+
+
+@pytest.fixture(scope="module")
+def keystore(pki: PkiPaths) -> Keystore:
+    return Keystore.load(pki.keystore)
+
+
+def _settings(pki: PkiPaths, tmp: Path, processes: int, **hub: Any) -> Settings:
+    return with_overrides(hub_settings(pki, tmp, "amqp://fake:fake@127.0.0.1:1/", "signer"),
+                          hub={"keystore": str(pki.keystore), "signer_processes": processes,
+                               **hub})
+
+
+@pytest.fixture(scope="module")
+def workload(pki: PkiPaths, keystore: Keystore, tmp_path_factory: pytest.TempPathFactory
+             ) -> tuple[bytes, list[tuple[bytes, str]]]:
+    """An envelope recorded first, then several batches of: accepted envelopes (the operator's
+    "accepted", the hosted recipients' "01"), a broken signature and an unparseable packet
+    (signed refusals) and a recipient's status about the first envelope (countersigned)."""
+    earlier = signed_envelope(keystore, PROVINCE, (FINANCE,), number="900")
+    finance = keystore.signer(FINANCE)
+    assert finance is not None
+    status = sign_xml(build_status(
+        response_for=response_for(parse_envelope(earlier)), sender=Organization(FINANCE),
+        status_code="03", timestamp=NOW, description="Đã vào sổ"), finance)
+    fresh = [signed_envelope(keystore, PROVINCE, (FINANCE, HOME_AFFAIRS), number=f"9{i:02d}")
+             for i in range(1, 12)]
+    tampered = fresh[0].replace("Về việc".encode(), "Về viec".encode())
+    bodies = [*((b, "guest") for b in fresh[:5]), (tampered, "guest"), (status, "guest"),
+              (b"<not-edxml/>", HOME_AFFAIRS), *((b, "guest") for b in fresh[5:])]
+    return earlier, bodies
+
+
+def _consumer(hub: Hub, conn: FakeConnection, stop: threading.Event, *, signing: bool
+              ) -> IntakeConsumer:
+    return IntakeConsumer(IntakeOptions(url="amqp://fake", queue="intake", batch_max=BATCH),
+                          hub.pipeline, hub.ledger, stop=stop, connector=lambda _u, _n: conn,
+                          signing=hub.receipt_signing() if signing else None)
+
+
+def _run(hub: Hub, bodies: Sequence[tuple[bytes, str]], *, signing: bool,
+         meddle: Callable[[IntakeConsumer], None] | None = None
+         ) -> tuple[FakeConnection, IntakeConsumer]:
+    """One consumer over ``bodies`` until every delivery is acked (or it stops)."""
+    stop = threading.Event()
+    conn = FakeConnection(on_idle=lambda c: stop.set()
+                          if len(c.channel.acked_tags()) >= len(bodies) else None)
+    for i, (body, user) in enumerate(bodies):
+        conn.put(body, message_id=f"m{i}", user_id=user)
+    consumer = _consumer(hub, conn, stop, signing=signing)
+    if meddle is not None:
+        meddle(consumer)
+    consumer.run()
+    return conn, consumer
+
+
+def _outcome(hub: Hub, workload: tuple[bytes, list[tuple[bytes, str]]], *, signing: bool,
+             meddle: Callable[[IntakeConsumer], None] | None = None
+             ) -> tuple[dict[str, Outgoing], list[tuple[str, str, bytes]], IntakeConsumer]:
+    """What the hub published (by message id: each exactly once) and recorded."""
+    earlier, bodies = workload
+    _run(hub, [(earlier, "guest")], signing=False)
+    conn, consumer = _run(hub, bodies, signing=signing, meddle=meddle)
+    assert len(conn.channel.acked_tags()) == len(bodies)
+    published: dict[str, Outgoing] = {}
+    for o in conn.published:
+        assert o.message_id is not None
+        assert o.message_id not in published, f"published twice: {o.message_id}"
+        published[o.message_id] = o
+    recorded = [(d.kind, d.digest, hub.ledger.raw(d.digest) or b"")
+                for d in hub.ledger.documents()]
+    assert hub.ledger.verify().ok
+    return published, recorded, consumer
+
+
+@pytest.fixture(scope="module")
+def reference(pki: PkiPaths, workload: tuple[bytes, list[tuple[bytes, str]]],
+              tmp_path_factory: pytest.TempPathFactory
+              ) -> tuple[dict[str, Outgoing], list[tuple[str, str, bytes]]]:
+    """The workload through a consumer that signs in its own thread (signer_processes = 0)."""
+    hub = build_hub(_settings(pki, tmp_path_factory.mktemp("reference"), 0), clock=lambda: NOW)
+    try:
+        published, recorded, _ = _outcome(hub, workload, signing=False)
+    finally:
+        hub.close()
+    kinds = {str(o.headers[Headers.RECEIPT]) for o in published.values()
+             if Headers.RECEIPT in o.headers}
+    assert kinds == {"accepted", "received", "rejected", "countersigned"}
+    return published, recorded
+
+
+def _same_as_reference(published: dict[str, Outgoing], recorded: list[tuple[str, str, bytes]],
+                       reference: tuple[dict[str, Outgoing], list[tuple[str, str, bytes]]]
+                       ) -> None:
+    expected_published, expected_recorded = reference
+    assert sorted(published) == sorted(expected_published)
+    for message_id, o in expected_published.items():
+        assert published[message_id] == o, message_id
+    assert recorded == expected_recorded
+
+
+@pytest.mark.parametrize(("processes", "chunk"), [(1, SIGN_CHUNK), (2, SIGN_CHUNK), (2, 3)],
+                         ids=["one signer process", "two signer processes",
+                              "two signer processes, three receipts a request"])
+def test_receipts_signed_by_signer_processes_are_the_bytes_the_consumer_signs_itself(
+        pki: PkiPaths, workload: tuple[bytes, list[tuple[bytes, str]]], tmp_path: Path,
+        reference: tuple[dict[str, Outgoing], list[tuple[str, str, bytes]]],
+        processes: int, chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a hub whose receipts are signed by signer processes (the keys loaded there), sent
+    # to them round robin in requests of `chunk` receipts
+    monkeypatch.setattr(signing_module, "SIGN_CHUNK", chunk)
+    hub = build_hub(_settings(pki, tmp_path, processes), clock=lambda: NOW)
+    try:
+        # When the workload goes through it
+        published, recorded, consumer = _outcome(hub, workload, signing=True)
+        # Then every message, receipt and ledger document is the one signed in the consumer
+        _same_as_reference(published, recorded, reference)
+        assert consumer.stats.signer_restarts == 0
+        assert consumer.stats.stages["sign_wait"].n >= len(workload[1]) // BATCH
+    finally:
+        hub.close()
+
+
+def _stop_then(act: Callable[[int], None], times: int = 1
+               ) -> Callable[[IntakeConsumer], None]:
+    """Make the consumer's signer process stop dead (SIGSTOP) when the first ``times`` requests
+    are sent to it (a batch of the workload is one request), then ``act`` on its pid: the
+    request can never have been answered."""
+
+    def meddle(consumer: IntakeConsumer) -> None:
+        assert consumer.signing is not None
+        pool = consumer.signing.pool
+        submit = pool.submit
+        done: list[int] = []
+
+        def submit_and_act(requests: Sequence[tuple[str, bytes]]) -> Any:
+            if len(done) >= times:
+                return submit(requests)
+            pid = pool.pids[0]
+            os.kill(pid, signal.SIGSTOP)
+            ticket = submit(requests)
+            done.append(pid)
+            act(pid)
+            return ticket
+
+        pool.submit = submit_and_act  # type: ignore[method-assign]
+
+    return meddle
+
+
+def test_a_signer_process_killed_mid_batch_is_restarted_and_the_batch_signed_again(
+        pki: PkiPaths, workload: tuple[bytes, list[tuple[bytes, str]]], tmp_path: Path,
+        reference: tuple[dict[str, Outgoing], list[tuple[str, str, bytes]]]) -> None:
+    hub = build_hub(_settings(pki, tmp_path, 1), clock=lambda: NOW)
+    killed: list[int] = []
+
+    def kill(pid: int) -> None:
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+
+    try:
+        # Given a signer process killed (SIGKILL) holding the first batch's request, and the
+        # process started in its place killed too when the batch is sent again
+        published, recorded, consumer = _outcome(hub, workload, signing=True,
+                                                 meddle=_stop_then(kill, times=2))
+        # Then the batch was held, the signer restarted, the batch signed again: nothing of it
+        # published twice, nothing lost, every byte the reference's
+        assert len(killed) == 2
+        assert consumer.stats.signer_restarts == 2
+        _same_as_reference(published, recorded, reference)
+    finally:
+        hub.close()
+
+
+def test_a_signer_process_that_does_not_answer_in_time_is_replaced(
+        pki: PkiPaths, workload: tuple[bytes, list[tuple[bytes, str]]], tmp_path: Path,
+        reference: tuple[dict[str, Outgoing], list[tuple[str, str, bytes]]]) -> None:
+    hub = build_hub(_settings(pki, tmp_path, 1, signer_timeout_s=0.5), clock=lambda: NOW)
+    try:
+        # Given a signer process that hangs (SIGSTOP) with a batch in hand
+        published, recorded, consumer = _outcome(hub, workload, signing=True,
+                                                 meddle=_stop_then(lambda _pid: None))
+        # Then after signer_timeout_s it is killed and replaced, and the batch signed again
+        assert consumer.stats.signer_restarts == 1
+        _same_as_reference(published, recorded, reference)
+    finally:
+        hub.close()
+
+
+def test_a_signer_process_that_died_while_idle_is_replaced_when_the_next_batch_needs_it(
+        pki: PkiPaths, workload: tuple[bytes, list[tuple[bytes, str]]], tmp_path: Path,
+        reference: tuple[dict[str, Outgoing], list[tuple[str, str, bytes]]]) -> None:
+    hub = build_hub(_settings(pki, tmp_path, 1), clock=lambda: NOW)
+
+    def kill_before_the_first_batch(consumer: IntakeConsumer) -> None:
+        assert consumer.signing is not None
+        signing = consumer.signing
+        start = signing.start
+
+        def start_then_kill() -> None:
+            start()
+            pid = signing.pool.pids[0]
+            os.kill(pid, signal.SIGKILL)
+
+        signing.start = start_then_kill  # type: ignore[method-assign]
+
+    try:
+        published, recorded, consumer = _outcome(hub, workload, signing=True,
+                                                 meddle=kill_before_the_first_batch)
+        assert consumer.stats.signer_restarts == 1
+        _same_as_reference(published, recorded, reference)
+    finally:
+        hub.close()
+
+
+def test_while_the_signer_cannot_start_the_batch_is_held_and_a_stop_leaves_it_unacked(
+        pki: PkiPaths, keystore: Keystore, tmp_path: Path) -> None:
+    # Given a hub whose signer process reads a copy of the keystore
+    copy = tmp_path / "keystore"
+    copy.mkdir()
+    for f in pki.keystore.iterdir():
+        (copy / f.name).write_bytes(f.read_bytes())
+    hub = build_hub(with_overrides(_settings(pki, tmp_path, 1), hub={"keystore": str(copy)}),
+                    clock=lambda: NOW)
+    stop = threading.Event()
+    conn = FakeConnection()
+    body = signed_envelope(keystore, PROVINCE, (FINANCE,), number="990")
+    conn.put(body, message_id="m0", user_id="guest")
+    consumer = _consumer(hub, conn, stop, signing=True)
+    assert consumer.signing is not None
+    pool = consumer.signing.pool
+    submit = pool.submit
+
+    def break_everything(requests: Sequence[tuple[str, bytes]]) -> Any:
+        # When the signer dies with the batch in hand and its keys are gone (a restart fails)
+        pid = pool.pids[0]
+        os.kill(pid, signal.SIGSTOP)
+        ticket = submit(requests)
+        for f in copy.iterdir():
+            f.unlink()
+        os.kill(pid, signal.SIGKILL)
+        return ticket
+
+    pool.submit = break_everything  # type: ignore[method-assign]
+    thread = threading.Thread(target=consumer.run)
+    try:
+        thread.start()
+        # Then the consumer holds the batch (restarting with backoff) instead of dropping it
+        assert consumer.stats.wait_for(lambda s: s.signer_restarts >= 1, 60)
+        stop.set()
+        thread.join(60)
+        assert not thread.is_alive()
+        # And on stop it leaves without acking or publishing anything of the batch
+        assert not conn.channel.acked_tags()
+        assert conn.published == []
+        assert hub.ledger.documents(kind="envelope") == []
+    finally:
+        stop.set()
+        thread.join(60)
+        hub.close()
+
+
+def test_with_no_signer_process_or_no_key_the_consumer_signs_receipts_itself(
+        pki: PkiPaths, tmp_path: Path) -> None:
+    for settings in (_settings(pki, tmp_path, 0),
+                     with_overrides(_settings(pki, tmp_path, 2), hub={"keystore": ""})):
+        hub = build_hub(settings, clock=lambda: NOW)
+        try:
+            assert hub.receipt_signing() is None
+            assert hub.consumer().signing is None
+        finally:
+            hub.close()
+    hub = build_hub(_settings(pki, tmp_path, 2), clock=lambda: NOW)
+    try:
+        signing = hub.receipt_signing()
+        assert signing is not None
+        assert signing.pool.processes == 2
+        assert signing.pool.pids == []  # started by the consumer when it runs, not before
+    finally:
+        hub.close()
+
+
+# -- the pool on its own ---------------------------------------------------------------------------
+
+
+def _spec(pki: PkiPaths) -> SignerSpec:
+    return SignerSpec(keystore=str(pki.keystore), passphrase_env="HUB_TEST_NO_PASSPHRASE")
+
+
+def test_a_signer_process_holding_other_keys_than_the_consumer_is_refused_at_start(
+        pki: PkiPaths, keystore: Keystore) -> None:
+    expected = {org: s.fingerprint for org, s in keystore.items()}
+    expected[PROVINCE] = "0" * 64  # the consumer's certificate for it is another one
+    pool = SignerPool(_spec(pki), 1, expected=expected, timeout_s=10)
+    with pytest.raises(ConfigurationError, match="not the consumer's"):
+        pool.start()
+    assert pool.pids == []
+
+
+def test_a_keystore_the_signer_process_cannot_load_is_one_configuration_line(
+        tmp_path: Path) -> None:
+    (tmp_path / "000.00.01.H27.key.pem").write_text("not a key")
+    (tmp_path / "000.00.01.H27.pem").write_text("not a certificate")
+    pool = SignerPool(SignerSpec(keystore=str(tmp_path), passphrase_env="X"), 1,
+                      expected={}, timeout_s=10)
+    with pytest.raises(ConfigurationError, match=r"signer process: .*000\.00\.01\.H27"):
+        pool.start()
+
+
+def test_a_request_for_a_key_the_signer_does_not_hold_is_an_error_not_a_hang(
+        pki: PkiPaths, keystore: Keystore) -> None:
+    pool = SignerPool(_spec(pki), 1, timeout_s=10,
+                      expected={org: s.fingerprint for org, s in keystore.items()})
+    pool.start()
+    try:
+        ticket = pool.submit([("000.00.99.H27", bytes(32))])
+        with pytest.raises(SignerUnavailable, match=r"no key for 000\.00\.99\.H27"):
+            pool.collect([ticket])
+    finally:
+        pool.close()
