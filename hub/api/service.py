@@ -17,7 +17,9 @@ Every operation takes an authenticated :class:`~hub.api.auth.Caller`. What each 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -334,6 +336,9 @@ class ApiContext:
         if item.messageType in ("status", "unknown"):
             raise ApiError(Reason.API_REQUEST_INVALID, 422, "a status is reported about a "
                            "document, not about a status packet")
+        _xml_text("description", description)
+        for name, value in (dataclasses.asdict(staff).items() if staff is not None else ()):
+            _xml_text(f"staff.{name}", value)
         signer = self.keystore.signer(caller.organization) if self.sign_statuses else None
         if signer is None:
             raise ApiError(Reason.API_KEY_NOT_HELD, 409, f"post a status packet signed by "
@@ -428,3 +433,16 @@ def _agency(e: OrgEntry) -> Agency:
                   province=e.province, reach=e.reach,
                   validFrom=e.valid_from.date() if e.valid_from is not None else None,
                   validTo=last_day(e), successor=e.successor)
+
+
+_NOT_XML_TEXT = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+"""Characters XML 1.0 cannot carry (control characters, NUL, lone surrogates, U+FFFE/FFFF)."""
+
+
+def _xml_text(field: str, value: str) -> None:
+    """A value the hub writes into a status packet must be XML text: a clear 422, not a 500."""
+    found = _NOT_XML_TEXT.search(value)
+    if found is not None:
+        raise ApiError(Reason.API_REQUEST_INVALID, 422,
+                       f"{field} holds a character XML cannot carry "
+                       f"(U+{ord(found.group()):04X} at {found.start()})")

@@ -88,6 +88,14 @@ def test_a_document_sent_through_the_api_is_listed_fetched_acknowledged_and_answ
     again = api.client(FINANCE).post(f"{V1}/edocs/{digest}/ack")
     assert again.json()["alreadyAcknowledged"] == [digest]
 
+    # A description XML cannot carry (a control character) is refused with a clear 422
+    # (schemathesis found it answered 500: lxml refused the text while building the packet)
+    bad = api.client(FINANCE).post(f"{V1}/edocs/{digest}/status",
+                                   json={"status": "acceptance", "description": "Đã nhận\x0b"})
+    assert bad.status_code == 422, bad.text
+    assert bad.json()["errorCode"] == "API_REQUEST_INVALID"
+    assert "U+000B" in bad.text
+
     # And reports "acceptance": the hub signs a QCVN 102 status 03 as Finance
     status = api.client(FINANCE).post(f"{V1}/edocs/{digest}/status",
                                       json={"status": "acceptance",
