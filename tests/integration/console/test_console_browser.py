@@ -181,6 +181,9 @@ def test_an_auditor_searches_a_document_downloads_its_evidence_and_opens_the_ado
         assert chart.value.ok
         assert chart.value.headers["content-type"] == "image/svg+xml"
         expect(page.locator("#report")).to_contain_text(PROVINCE)
+        # The response arrives before the browser decodes and lays out the image: wait for it
+        page.wait_for_function("(img) => img.complete && img.naturalWidth > 400",
+                               arg=page.locator("#chart").element_handle())
         box = page.locator("#chart").bounding_box()
         assert box is not None
         assert box["width"] > 400
