@@ -64,6 +64,7 @@ from hub.axis.protocol import (
     message_type_of,
 )
 from hub.broker import BrokerUnavailable, Connection, Delivery, Settler, connect
+from hub.consumers.settlement import Backoff, Failover
 from hub.edxml import EnvelopeRefused, Limits, parse_packet
 from hub.edxml.model import Envelope, StatusPacket
 from hub.errors import TransientError
@@ -192,25 +193,23 @@ class AxisConnector:
     # -- lifecycle -------------------------------------------------------------------------------
     def run(self) -> None:
         """Run until :attr:`stop` is set; reconnect with bounded backoff on broker loss."""
-        backoff = 0.2
-        urls = (self.options.url, *self.options.failover_urls)
-        turn = 0
+        nodes = Failover((self.options.url, *self.options.failover_urls),
+                         Backoff(0.2, self.options.reconnect_max_s))
         log.info("axis_connector_started", legacy_envelope_policy=self.options.legacy_policy,
                  axis_account=self.options.axis_account)
         while not self.stop.is_set():
             conn: Connection | None = None
             try:
-                conn = self._connect(urls[turn % len(urls)], self.options.name)
+                conn = self._connect(nodes.url, self.options.name)
                 if self.options.topology is not None:
                     conn.declare(self.options.topology)
-                backoff = 0.2
+                nodes.connected()
                 self._serve(conn)
             except BrokerUnavailable as exc:
-                turn += 1
-                log.warning("broker_lost", detail=exc.detail[:300], retry_in_s=round(backoff, 2))
-                if turn % len(urls) == 0:
-                    self.stop.wait(backoff)
-                    backoff = min(backoff * 2, self.options.reconnect_max_s)
+                wait = nodes.lost()
+                log.warning("broker_lost", detail=exc.detail[:300], retry_in_s=round(wait, 2))
+                if wait:
+                    self.stop.wait(wait)
             finally:
                 if conn is not None:
                     conn.close()  # what is in hand goes back to the queue

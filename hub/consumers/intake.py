@@ -48,7 +48,7 @@ from typing import Any, Protocol, TypeVar
 
 from hub.broker import BrokerUnavailable, Delivery, Settler, TopologyLike, connect
 from hub.consumers.plan import BatchPlan, Pipeline
-from hub.consumers.settlement import Backoff
+from hub.consumers.settlement import Backoff, Failover
 from hub.consumers.signing import ReceiptSigning, SigningJob
 from hub.consumers.stats import Stats
 from hub.errors import TransientError
@@ -182,29 +182,26 @@ class IntakeConsumer:
         log.info("consumer_stopped", acked=self.stats.acked)
 
     def _run(self) -> None:
-        backoff = Backoff(0.2, self.options.reconnect_max_s)
-        urls = (self.options.url, *self.options.failover_urls)
-        turn = 0
+        nodes = Failover((self.options.url, *self.options.failover_urls),
+                         Backoff(0.2, self.options.reconnect_max_s))
         while not self.stop.is_set():
             conn: BrokerConnection | None = None
-            url = urls[turn % len(urls)]
             try:
-                conn = self._connect(url, self.options.name)
+                conn = self._connect(nodes.url, self.options.name)
                 if self.topology is not None:
                     conn.declare(self.topology)  # idempotent: every (re)connect
                 log.info("consumer_connected", queue=self.options.queue)
-                backoff.reset()
+                nodes.connected()
                 self._consume(conn)
             except BrokerUnavailable as exc:
                 self.stats.reconnects += 1
                 with self.stats.changed:
                     self.stats.changed.notify_all()
-                turn += 1  # next cluster node, if any
-                log.warning("broker_lost", detail=exc.detail[:300],
-                            retry_in_s=round(backoff.upcoming, 2),
-                            next_node=_host(urls[turn % len(urls)]))
-                if turn % len(urls) == 0:  # every node tried: back off before the next round
-                    self.stop.wait(backoff.next())
+                wait = nodes.lost()  # next cluster node, if any; a wait once all were tried
+                log.warning("broker_lost", detail=exc.detail[:300], retry_in_s=round(wait, 2),
+                            next_node=_host(nodes.url))
+                if wait:
+                    self.stop.wait(wait)
             finally:
                 if conn is not None:
                     conn.close()

@@ -120,3 +120,33 @@ class Backoff:
 
     def reset(self) -> None:
         self._next = self.first_s
+
+
+@dataclass(slots=True)
+class Failover:
+    """The cluster nodes a connection is opened to, in turn: after a lost or refused node the
+    next one at once; once every node was tried, a :class:`Backoff` wait before the next round;
+    a connection that works resets the wait. The one node rotation of the consumer, the
+    national-axis connector and the metrics server (``broker.url`` + ``failover_urls``)."""
+
+    urls: tuple[str, ...]
+    backoff: Backoff
+    turn: int = 0
+
+    @property
+    def url(self) -> str:
+        """The node to try now."""
+        return self.urls[self.turn % len(self.urls)]
+
+    def connected(self) -> None:
+        self.backoff.reset()
+
+    def advance(self) -> None:
+        """Go to the next node (no wait)."""
+        self.turn += 1
+
+    def lost(self) -> float:
+        """The current node was lost or refused: go to the next one; returns how long to wait
+        before trying it (0 within a round, the backoff once every node was tried)."""
+        self.advance()
+        return self.backoff.next() if self.turn % len(self.urls) == 0 else 0.0

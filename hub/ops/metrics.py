@@ -39,6 +39,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 import hub as hub_package
+from hub.consumers.settlement import Backoff, Failover
 from hub.logs import get_logger
 
 log = get_logger("hub.ops.metrics")
@@ -162,8 +163,9 @@ class MetricsServer:
         self.consumer: Any = None
         self._lock = threading.Lock()
         self._conn: Any = None
-        self._turn = 0
-        """Index in (url, *failover_urls) of the node that answered last."""
+        b = hub.settings.broker
+        self._nodes = Failover((b.url, *b.failover_urls), Backoff(0.0, 0.0))
+        """The cluster's nodes; the current one answered last."""
         self.registry = CollectorRegistry(auto_describe=False)
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
@@ -196,14 +198,14 @@ class MetricsServer:
         return out
 
     def queue_figures(self) -> QueueFigures:
-        from hub.broker import BrokerUnavailable, connect
+        from hub.broker import BrokerUnavailable
 
         names = self.hub.topology.names
         figures = QueueFigures()
         with self._lock:
             try:
                 if self._conn is None or not self._conn.is_open:
-                    self._conn = self._connect(connect, BrokerUnavailable)
+                    self._conn = self._connect()
                 for q in (names.intake, names.dlq, names.gateway):
                     found = self._conn.queue_stats(q)
                     if found is not None:
@@ -218,23 +220,20 @@ class MetricsServer:
                 self._conn = None
         return figures
 
-    def _connect(self, connect: Any, unavailable: type[Exception]) -> Any:
-        """A connection to the first cluster node that answers, trying the node that answered
-        last time first (the consumer fails over the same way: ``broker.failover_urls``)."""
-        b = self.hub.settings.broker
-        urls = (b.url, *b.failover_urls)
-        error: Exception | None = None
-        for i in range(len(urls)):
-            turn = (self._turn + i) % len(urls)
+    def _connect(self) -> Any:
+        """A connection to the first cluster node that answers, the node that answered last
+        time first (``broker.failover_urls``, the consumer's rotation; no wait: a scrape)."""
+        from hub.broker import BrokerUnavailable, connect
+
+        nodes = self._nodes
+        for tried in range(1, len(nodes.urls) + 1):
             try:
-                conn = connect(urls[turn], "edxml-hub metrics")
-            except unavailable as exc:
-                error = exc
-                continue
-            self._turn = turn
-            return conn
-        assert error is not None
-        raise error
+                return connect(nodes.url, "edxml-hub metrics")
+            except BrokerUnavailable:
+                nodes.advance()  # after the last node: back to the first one tried
+                if tried == len(nodes.urls):
+                    raise
+        raise AssertionError("a cluster has at least one node")
 
     def render(self) -> str:
         from prometheus_client import generate_latest

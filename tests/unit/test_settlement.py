@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub.consumers.settlement import Action, Backoff, RetryPolicy, decide
+from hub.consumers.settlement import Action, Backoff, Failover, RetryPolicy, decide
 from hub.reasons import Reason
 
 POLICY = RetryPolicy(limit=3, base_ms=100, max_ms=250)
@@ -60,3 +60,18 @@ def test_the_wait_loops_back_off_by_doubling_up_to_their_cap_and_start_over_on_r
     assert [backoff.next() for _ in range(5)] == [0.1, 0.2, 0.4, 0.5, 0.5]
     backoff.reset()
     assert backoff.upcoming == 0.1
+
+
+def test_failover_tries_every_node_at_once_then_waits_with_the_backoff_and_resets_on_success(
+) -> None:
+    nodes = Failover(("amqp://a", "amqp://b", "amqp://c"), Backoff(0.2, 0.5))
+    seen, waits = [], []
+    for _ in range(7):
+        seen.append(nodes.url)
+        waits.append(nodes.lost())
+    assert seen == ["amqp://a", "amqp://b", "amqp://c", "amqp://a", "amqp://b", "amqp://c",
+                    "amqp://a"]
+    assert waits == [0.0, 0.0, 0.2, 0.0, 0.0, 0.4, 0.0]
+    assert [nodes.lost() for _ in range(3)] == [0.0, 0.5, 0.0]  # capped
+    nodes.connected()  # a node answered: the next full round waits the first backoff again
+    assert [nodes.lost() for _ in range(3)] == [0.0, 0.2, 0.0]  # rounds end at the last node
