@@ -441,51 +441,45 @@ class Ledger:
         query per 500 digests of the outbox and of the ledger: staged ones (published, batch
         not committed: a crash) and recorded ones (a ``receipt_issued`` event and its receipt
         document: committed, then a crash before the ack). What the pipeline republishes
-        instead of signing anew."""
+        instead of signing anew. Read through the driver (:class:`_DriverSql`): the pipeline
+        asks once per batch, and a small batch must not pay SQLAlchemy's statement building."""
         wanted = list(dict.fromkeys(abouts))
         out: dict[str, list[IssuedReceipt]] = {}
+        sql = self._sql
         with self._reading() as conn:
             for start in range(0, len(wanted), 500):
-                chunk = wanted[start:start + 500]
+                chunk = tuple(wanted[start:start + 500])
                 seen: set[str] = set()
-                for row in conn.execute(select(
-                        OutboxRow.message_id, OutboxRow.about, OutboxRow.kind, OutboxRow.issuer,
-                        OutboxRow.reason, OutboxRow.recipient, OutboxRow.body,
-                        OutboxRow.planned_at).where(OutboxRow.about.in_(chunk))):
-                    seen.add(row.message_id)
-                    out.setdefault(row.about, []).append(IssuedReceipt(
-                        row.message_id, row.about, row.kind, row.issuer, row.reason,
-                        bytes(row.body), row.planned_at, recipient=row.recipient, staged=True))
+                for (message_id, about, kind, issuer, reason, recipient, body,
+                     planned_at) in sql.outbox_about(conn, chunk):
+                    seen.add(message_id)
+                    out.setdefault(about, []).append(IssuedReceipt(
+                        message_id, about, kind, issuer, reason, bytes(body), planned_at,
+                        recipient=recipient, staged=True))
                 recorded: dict[str, list[Any]] = {}
-                for event_row in conn.execute(select(
-                        Event.message_id, Event.digest, Event.organ_id, Event.reason,
-                        Event.detail).where(Event.digest.in_(chunk),
-                                            Event.kind == EventKind.RECEIPT_ISSUED.value)
-                        .order_by(Event.seq)):
-                    if event_row.message_id in seen:
+                for event_row in sql.receipt_events(conn, chunk):
+                    message_id = event_row[0]
+                    if message_id in seen:
                         continue
-                    seen.add(event_row.message_id)
-                    detail = json.loads(event_row.detail)
+                    seen.add(message_id)
+                    detail = json.loads(event_row[4])
                     receipt_digest = detail.get("receipt_digest")
                     if isinstance(receipt_digest, str):
                         recorded.setdefault(receipt_digest, []).append((event_row, detail))
                 if not recorded:
                     continue
-                for doc in conn.execute(select(
-                        Document.digest, Document.raw, Document.received_at,
-                        Document.recipients).where(
-                            Document.kind == "receipt", Document.digest.in_(list(recorded)))):
-                    body = (bytes(doc.raw) if doc.raw is not None
-                            else self.blobs.get(doc.digest) if self.blobs is not None else None)
+                for digest, raw, received_at, recipients in sql.receipt_documents(
+                        conn, tuple(recorded)):
+                    body = (bytes(raw) if raw is not None
+                            else self.blobs.get(digest) if self.blobs is not None else None)
                     if body is None:
                         continue
-                    addressees = json.loads(doc.recipients)
-                    for event_row, detail in recorded[doc.digest]:
+                    addressees = json.loads(recipients)
+                    for (message_id, about, organ_id, reason, _), detail in recorded[digest]:
                         to = detail.get("to") or (addressees[0] if addressees else "")
-                        out.setdefault(event_row.digest, []).append(IssuedReceipt(
-                            event_row.message_id, event_row.digest, str(detail.get("kind", "")),
-                            event_row.organ_id or "", event_row.reason, body, doc.received_at,
-                            recipient=str(to), staged=False))
+                        out.setdefault(about, []).append(IssuedReceipt(
+                            message_id, about, str(detail.get("kind", "")), organ_id or "",
+                            reason, body, received_at, recipient=str(to), staged=False))
         return out
 
     def _locate(self, documents: Sequence[DocumentIn], events: Sequence[EventIn],
@@ -709,7 +703,7 @@ class Ledger:
         self, keys: Iterable[tuple[str, str]]
     ) -> dict[tuple[str, str], StoredDocument]:
         """:meth:`find_document` for many (sender, DocumentId) keys in one query per 500 keys
-        (the pipeline's duplicate check for a whole batch)."""
+        (the pipeline's duplicate check for a whole batch, read through the driver)."""
         wanted = list(dict.fromkeys(keys))
         found: dict[tuple[str, str], StoredDocument] = {}
         with self._reading() as conn:
@@ -719,12 +713,9 @@ class Ledger:
                 # document_id) index; the row-value form (and ORDER BY seq) scanned the
                 # whole table on every batch. The pairs are picked out below.
                 pairs = set(chunk)
-                rows = conn.execute(select(*_DOC_COLUMNS).where(
-                    Document.sender.in_(sorted({s for s, _ in chunk})),
-                    Document.document_id.in_(sorted({d for _, d in chunk})),
-                    Document.kind != REFUSED))
-                for row in sorted(rows, key=lambda r: r.seq):
-                    doc = _stored_document(row)
+                rows = self._sql.documents_of(conn, sorted({s for s, _ in chunk}),
+                                              sorted({d for _, d in chunk}))
+                for doc in sorted(rows, key=lambda d: d.seq):
                     if (doc.sender, doc.document_id) in pairs:
                         found.setdefault((doc.sender, doc.document_id), doc)
         return found
@@ -964,6 +955,9 @@ class _DriverSql:
         self.mark = "%s" if self.pg else "?"
         self.time: Callable[[datetime], Any] = _naive_utc if self.pg else _sqlite_time
         self._head_time = UtcDateTime().dialect_impl(dialect).result_processor(dialect, None)
+        assert self._head_time is not None  # UtcDateTime always attaches UTC
+        self.read_time: Callable[[Any], Any] = self._head_time
+        """A stored time as the models read it (aware UTC)."""
         # Every statement is made of the hub's own table and column names and placeholders.
         self._head = "SELECT seq, chain_hash, checkpoint_seq, checkpoint_at FROM ledger_head WHERE id = 1"
         if self.pg:
@@ -997,6 +991,45 @@ class _DriverSql:
                 chunk))
         return found
 
+    def _marks(self, n: int) -> str:
+        return ", ".join([self.mark] * n)
+
+    def documents_of(self, conn: Connection, senders: Sequence[str],
+                     document_ids: Sequence[str]) -> list[StoredDocument]:
+        """The documents (not refused) whose sender and DocumentId are among these."""
+        columns = ", ".join(c.key for c in _DOC_COLUMNS)
+        rows = conn.exec_driver_sql(
+            f"SELECT {columns} FROM ledger_documents WHERE sender IN"  # noqa: S608
+            f" ({self._marks(len(senders))}) AND document_id IN ({self._marks(len(document_ids))})"
+            f" AND kind != {self.mark}", (*senders, *document_ids, REFUSED))
+        return [_stored_document_row(row, self.read_time) for row in rows]
+
+    def outbox_about(self, conn: Connection, abouts: Sequence[str]) -> list[tuple[Any, ...]]:
+        """(message_id, about, kind, issuer, reason, recipient, body, planned_at) staged about
+        these packets."""
+        rows = conn.exec_driver_sql(
+            "SELECT message_id, about, kind, issuer, reason, recipient, body, planned_at"  # noqa: S608
+            f" FROM ledger_outbox WHERE about IN ({self._marks(len(abouts))})",
+            abouts)
+        return [(*row[:7], self.read_time(row[7])) for row in rows]
+
+    def receipt_events(self, conn: Connection, digests: Sequence[str]) -> list[tuple[Any, ...]]:
+        """(message_id, digest, organ_id, reason, detail) of the receipts issued about these
+        packets, in chain order."""
+        return [tuple(row) for row in conn.exec_driver_sql(
+            "SELECT message_id, digest, organ_id, reason, detail FROM ledger_events"  # noqa: S608
+            f" WHERE digest IN ({self._marks(len(digests))}) AND kind = {self.mark}"
+            " ORDER BY seq", (*digests, EventKind.RECEIPT_ISSUED.value))]
+
+    def receipt_documents(self, conn: Connection,
+                          digests: Sequence[str]) -> list[tuple[Any, ...]]:
+        """(digest, raw, received_at, recipients) of these receipt documents."""
+        rows = conn.exec_driver_sql(
+            "SELECT digest, raw, received_at, recipients FROM ledger_documents"  # noqa: S608
+            f" WHERE kind = {self.mark} AND digest IN ({self._marks(len(digests))})",
+            ("receipt", *digests))
+        return [(row[0], row[1], self.read_time(row[2]), row[3]) for row in rows]
+
     def delete_outbox(self, conn: Connection, message_ids: Sequence[str]) -> None:
         ids = tuple(message_ids)
         for start in range(0, len(ids), 500):
@@ -1028,6 +1061,17 @@ class _DriverSql:
 _DOC_COLUMNS = (Document.digest, Document.kind, Document.sender, Document.document_id,
                 Document.code, Document.recipients, Document.received_at, Document.links_to,
                 Document.size, Document.seq, Document.refusal)
+
+
+def _stored_document_row(row: Sequence[Any], read_time: Callable[[Any], Any]) -> StoredDocument:
+    """:func:`_stored_document` of a driver row in :data:`_DOC_COLUMNS` order."""
+    (digest, kind, sender, document_id, code, recipients, received_at, links_to, size, seq,
+     refusal) = row
+    return StoredDocument(
+        digest=digest, kind=kind, sender=sender, document_id=document_id, code=code,
+        recipients=tuple(json.loads(recipients)), received_at=read_time(received_at),
+        links_to=links_to, size=int(size), seq=int(seq),
+        refusal=json.loads(refusal) if refusal is not None else None)
 
 
 def _stored_document(row: Any) -> StoredDocument:

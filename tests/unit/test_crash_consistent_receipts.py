@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -42,6 +42,7 @@ from tests.integration.pipeline.harness import (
     make_pki,
     signed_envelope,
 )
+from tests.pg import fresh_schema
 
 LATER = NOW + dt.timedelta(hours=1)
 POINTS = ("after staging", "after phase 1", "after phase 2", "after the commit")
@@ -181,13 +182,25 @@ def _ledger_copy(hub: Hub) -> dict[str, bytes]:
     return recorded
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The ledger on both databases: what the pipeline reads back after a crash (the outbox,
+    the recorded receipts) is read through the driver, whose bindings differ."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+        return
+    with fresh_schema("hub_crash") as url:
+        yield url
+
+
 @pytest.mark.parametrize("signer", [False, True],
                          ids=["signed in the consumer", "signed by a signer process"])
 @pytest.mark.parametrize("point", POINTS)
 def test_after_a_crash_every_copy_under_one_message_id_is_the_one_the_ledger_records(
-    pki: PkiPaths, keystore: Keystore, tmp_path: Path, point: str, signer: bool
+    pki: PkiPaths, keystore: Keystore, tmp_path: Path, point: str, signer: bool, ledger_url: str
 ) -> None:
-    settings = hub_settings(pki, tmp_path, "amqp://fake:fake@127.0.0.1:1/", "crash")
+    settings = hub_settings(pki, tmp_path, "amqp://fake:fake@127.0.0.1:1/", "crash",
+                            ledger_url=ledger_url)
     first = build_hub(settings, clock=lambda: NOW)
     try:
         bodies = _workload(keystore, first)
