@@ -4,34 +4,39 @@ One loop, one thread, one connection (pika's BlockingConnection is not thread-sa
 commit: deliveries are collected (up to ``batch_max``; ``batch_wait_ms`` only when idle),
 planned by :class:`~hub.consumers.plan.Pipeline`, then executed in the only safe order:
 
-0. stage the batch's signed receipts in the ledger's outbox (a transaction of its own);
-1. publish phase 1 (deliveries, dead letters, retries, hub receipts) and wait for every confirm;
-2. publish phase 2 (receipts that need the delivery durable first) and wait;
-3. write the ledger in one transaction (retried while the database is down: fail closed), which
-   also deletes the batch's outbox rows;
+1. publish phase 1 (deliveries, forwarded statuses, dead letters, retries: the bytes as
+   received) and wait for every confirm;
+2. write the ledger in one transaction (retried while the database is down: fail closed); it
+   records every receipt of the batch, exact bytes;
+3. publish the receipts it recorded (hub receipts, "01" signed for a hosted recipient,
+   countersignatures, signed refusals) and wait for every confirm;
 4. ack the batch (one ``basic.ack`` with ``multiple`` for the batch's contiguous tags).
 
 Two batches overlap: once batch *k*'s phase 1 is written, the loop plans batch *k+1* (against
 the ledger as it will be after *k* commits, :class:`~hub.consumers.plan.InFlightView`) and writes
 its phase 1 while the broker confirms *k*; then it finishes *k* (steps 1–4). The order of
 steps for each batch is unchanged, batches are committed and acked in order, and nothing of
-*k+1* is acked before *k*. When *k+1*'s plan leans on what *k* will record (a resend, a recall
-or a status about one of *k*'s documents), *k* is finished first. With no new work the batch
-in flight is finished at once.
+*k+1* is acked before *k*. When *k+1*'s plan leans on what *k* will record (a resend, a recall,
+a status about one of *k*'s documents, a receipt *k* issues), *k* is finished first and *k+1*
+planned again against the ledger. With no new work the batch in flight is finished at once.
 
 With a signer process (``[hub] signer_processes`` ≥ 1, :mod:`hub.consumers.signing`) the
-receipts of batch *k+1* are planned without their RSA signatures and sent to the signer in one
-message; the loop then finishes batch *k* (confirms, ledger, ack) while the signer signs, takes
-the signatures back, and only then stages and publishes *k+1* (steps 0–1). If the signer dies,
-fails or times out, nothing of *k+1* has been staged or published: the signer is restarted and
-the batch signed again, held unacknowledged meanwhile (with backoff while it cannot start).
+receipts of batch *k+1* are planned without their RSA signatures and sent to the signer; the
+loop publishes *k+1*'s phase 1 and finishes batch *k* while the signer signs, and takes the
+signatures back when *k+1* is finished (before its ledger commit). If the signer dies, fails or
+times out, nothing of the batch has been recorded nor any receipt published: the signer is
+restarted and the batch signed again, held unacknowledged meanwhile (with backoff while it
+cannot start).
 
 A crash anywhere before 4 leaves the deliveries unacknowledged; RabbitMQ redelivers them and
 the ledger's duplicate detection plus deterministic message ids keep recipients from seeing a
 document twice. Receipts carry a time, so signing them again would give other bytes under the
-same message id: step 0 keeps the bytes, and the plan of a redelivered packet publishes the
-receipts staged (before 3) or recorded (after 3) about it, never new ones — every copy a party
-can receive under one message id is the one the ledger records.
+same message id: a receipt is published only after the commit that records it, and the plan of
+a redelivered packet publishes the receipts recorded about it, never new ones — every copy a
+party can receive under one message id is the one the ledger records. Two consumers that
+planned the same packet at once (published twice) are told apart by the commit: the second
+finds the first's receipts recorded (:class:`~hub.ledger.ReceiptConflict`) and plans again,
+which makes its copy a duplicate (the first publishes the recorded receipts).
 
 SIGTERM stops taking new work, finishes the batches in hand, acks them and
 exits 0 (while the ledger is down it gives up instead: nothing unfinished is acked).
@@ -52,7 +57,7 @@ from hub.consumers.settlement import Backoff, Failover
 from hub.consumers.signing import ReceiptSigning, SigningJob
 from hub.consumers.stats import Stats
 from hub.errors import TransientError
-from hub.ledger.records import DocumentIn, EventIn, IssuedReceipt
+from hub.ledger.records import DocumentIn, EventIn, ReceiptConflict
 from hub.logs import get_logger
 from hub.messages import Outgoing
 from hub.reasons import Reason
@@ -85,24 +90,23 @@ class BrokerConnection(Protocol):
 
 
 class LedgerWriter(Protocol):
-    """What the consumer needs of the ledger (:class:`hub.ledger.Ledger`): the outbox staged
-    before publishing, then one transaction per batch that also releases it."""
+    """What the consumer needs of the ledger (:class:`hub.ledger.Ledger`): one transaction per
+    batch (which also deletes outbox rows older hubs staged about its packets)."""
 
     def write(self, documents: Sequence[DocumentIn], events: Sequence[EventIn], *,
               release: Sequence[str] = ()) -> Any: ...
-    def stage(self, receipts: Sequence[IssuedReceipt]) -> list[str]: ...
     def release(self, message_ids: Sequence[str]) -> None: ...
 
 
 def write_plan(ledger: LedgerWriter, plan: BatchPlan) -> None:
     """Record what a batch plan did, in one transaction (nothing to write: no transaction),
-    deleting the batch's outbox rows in the same transaction."""
+    deleting outbox rows staged about its packets in the same transaction."""
     if plan.documents or plan.events or plan.outbox:
         ledger.write(plan.documents, plan.events, release=plan.release)
 
 
 _REPLANS = 3
-"""How often a batch is planned again when another consumer staged the same receipt first."""
+"""How often a batch is planned again when another consumer recorded the same receipt first."""
 
 
 @dataclass(slots=True)
@@ -114,8 +118,6 @@ class _InFlight:
     started: float
     planned_s: float
     deliveries: list[Delivery] = field(default_factory=list)
-    in_flight: tuple[BatchPlan, ...] = ()
-    """The plans in flight it was planned against (planned again on an outbox conflict)."""
     signing: SigningJob | None = None
     """Its receipts' signatures, asked of the signer process and not yet in the plan."""
     first: range = range(0)
@@ -222,7 +224,6 @@ class IntakeConsumer:
                 while buffer:
                     rest = self._plan(conn, buffer[:batch_max], None)
                     del buffer[:batch_max]
-                    self._stage(conn, rest)
                     self._send(conn, rest)
                     self._finish(conn, rest)
                 return
@@ -248,15 +249,14 @@ class IntakeConsumer:
             batch = buffer[:batch_max]
             del buffer[: len(batch)]
             started = self._plan(conn, batch, in_flight)
-            if in_flight is not None and (started.plan.leans_on_in_flight
-                                          or started.signing is not None):
-                # Planned on what the batch in flight will record (a resend, a recall or a
-                # status about one of its documents): nothing of it leaves before that batch
-                # is committed, so a failure of that batch can never leave it half-told.
-                # With its receipts at the signer: finish the batch in flight meanwhile.
+            if in_flight is not None and started.plan.leans_on_in_flight:
+                # Planned on what the batch in flight will record (a resend, a recall, a
+                # status about one of its documents, a receipt it issues): nothing of it
+                # leaves before that batch is committed, so a failure of that batch can never
+                # leave it half-told; then it is planned again on the ledger as it is.
                 self._finish(conn, in_flight)
                 in_flight = None
-            self._stage(conn, started)
+                self._replan(conn, started)
             self._send(conn, started)
             if in_flight is not None:
                 self._finish(conn, in_flight)
@@ -272,19 +272,25 @@ class IntakeConsumer:
         batch.sent_s = time.perf_counter() - t1
 
     def _finish(self, conn: BrokerConnection, batch: _InFlight) -> None:
-        """Phase 1 confirmed, phase 2 published and confirmed, ledger committed, then ack."""
+        """Phase 1 confirmed, the receipts signed, ledger committed, the receipts it recorded
+        published and confirmed, then ack."""
         t1 = time.perf_counter()
         conn.wait(batch.first)
-        if batch.plan.second:
-            conn.wait(conn.send(batch.plan.second))
         t2 = time.perf_counter()
-        self._commit(conn, batch.plan)
+        if batch.signing is not None:
+            self._signatures(conn, batch)
         t3 = time.perf_counter()
-        self._settler(conn).ack(batch.plan.ack)
+        receipts = self._commit(conn, batch)
         t4 = time.perf_counter()
+        if receipts:
+            conn.wait(conn.send(receipts))
+        t5 = time.perf_counter()
+        self._settler(conn).ack(batch.plan.ack)
+        t6 = time.perf_counter()
         for stage, seconds in (("process", batch.planned_s),
-                               ("publish", batch.sent_s + t2 - t1), ("ledger", t3 - t2),
-                               ("ack", t4 - t3), ("batch", t4 - batch.started)):
+                               ("publish", batch.sent_s + t2 - t1 + t5 - t4),
+                               ("ledger", t4 - t3), ("ack", t6 - t5),
+                               ("batch", t6 - batch.started)):
             self.stats.time(stage, seconds)
         self.stats.count(batch.plan)
 
@@ -297,7 +303,17 @@ class IntakeConsumer:
         plans = () if in_flight is None else (in_flight.plan,)
         plan, job = self._plan_once(conn, batch, plans)
         return _InFlight(plan, started=started, planned_s=time.perf_counter() - started,
-                         deliveries=batch, in_flight=plans, signing=job)
+                         deliveries=batch, signing=job)
+
+    def _replan(self, conn: BrokerConnection, batch: _InFlight) -> None:
+        """Plan ``batch`` again on the ledger as it is now (every batch before it committed).
+        Signatures asked for the old plan are collected first, so that no answer of the
+        signer is left behind for the next job."""
+        t0 = time.perf_counter()
+        if batch.signing is not None:
+            self._signatures(conn, batch)
+        batch.plan, batch.signing = self._plan_once(conn, batch.deliveries, ())
+        batch.planned_s += time.perf_counter() - t0
 
     def _plan_once(self, conn: BrokerConnection, batch: list[Delivery],
                    plans: tuple[BatchPlan, ...]) -> tuple[BatchPlan, SigningJob | None]:
@@ -309,28 +325,10 @@ class IntakeConsumer:
         signing = self.signing
         return self._while_ledger_down(conn, len(batch), lambda: signing.plan(make))
 
-    def _stage(self, conn: BrokerConnection, batch: _InFlight) -> None:
-        """Step 0: the receipts' signatures in (from the signer process, if any), and their
-        exact bytes durable in the outbox before any of them is published."""
-        t0 = time.perf_counter()
-        for _ in range(_REPLANS):
-            if batch.signing is not None:
-                self._signatures(conn, batch)
-            conflicts = self._while_ledger_down(
-                conn, len(batch.deliveries), partial(self.ledger.stage, batch.plan.outbox))
-            if not conflicts:
-                break
-            # Another consumer staged the same receipt (the same bytes published twice at
-            # once): plan again, which publishes its bytes instead.
-            log.warning("outbox_conflict", receipts=len(conflicts))
-            batch.plan, batch.signing = self._plan_once(conn, batch.deliveries,
-                                                        batch.in_flight)
-        batch.planned_s += time.perf_counter() - t0
-
     def _signatures(self, conn: BrokerConnection, batch: _InFlight) -> None:
         """Fill in the batch's receipt signatures. While the signer is down (dead, failing,
-        silent) the batch is held unacknowledged — nothing of it was staged or published —
-        the signer is restarted and the batch signed again, with bounded backoff."""
+        silent) the batch is held unacknowledged — nothing of it recorded, no receipt of it
+        published — the signer is restarted and the batch signed again, with bounded backoff."""
         signing, job = self.signing, batch.signing
         assert signing is not None
         assert job is not None
@@ -364,25 +362,46 @@ class IntakeConsumer:
         batch.signing = None
         self.stats.time("sign_wait", time.perf_counter() - t0)
 
-    def _commit(self, conn: BrokerConnection, plan: BatchPlan) -> None:
-        """Write the ledger; while it is down, hold the batch unacknowledged and retry.
+    def _commit(self, conn: BrokerConnection, batch: _InFlight) -> list[Outgoing]:
+        """Write the ledger; while it is down, hold the batch unacknowledged and retry. The
+        receipts to publish: those the commit recorded.
 
-        A refusal no retry can change (a constraint, a value the database cannot store) must
-        not stop the consumer nor leave the batch's other deliveries unrecorded: the rows are
-        then written delivery by delivery and each refused delivery is isolated."""
-        try:
-            self._while_ledger_down(conn, len(plan.ack), lambda: write_plan(self.ledger, plan))
-        except (TransientError, BrokerUnavailable):
-            raise
-        except Exception as exc:  # a poison row: see _isolate
-            log.error("ledger_batch_refused", error=type(exc).__name__, deliveries=len(plan.ack))
-            self._isolate(conn, plan)
+        When another consumer recorded one of the batch's receipts first, the batch is planned
+        again (its copy of that packet is then a duplicate). A refusal no retry can change (a constraint, a
+        value the database cannot store) must not stop the consumer nor leave the batch's
+        other deliveries unrecorded: the rows are then written delivery by delivery and each
+        refused delivery is isolated."""
+        for attempt in range(_REPLANS + 1):
+            plan = batch.plan
+            try:
+                self._while_ledger_down(conn, len(plan.ack),
+                                        partial(write_plan, self.ledger, plan))
+                return plan.receipts
+            except ReceiptConflict as exc:
+                log.warning("receipt_conflict", receipts=len(exc.message_ids))
+                if attempt == _REPLANS:
+                    break
+                self._replan(conn, batch)
+                if batch.plan.first:
+                    conn.wait(conn.send(batch.plan.first))
+                if batch.signing is not None:
+                    self._signatures(conn, batch)
+            except (TransientError, BrokerUnavailable):
+                raise
+            except Exception as exc:  # a poison row: see _isolate
+                log.error("ledger_batch_refused", error=type(exc).__name__,
+                          deliveries=len(plan.ack))
+                break
+        return self._isolate(conn, batch.plan)
 
-    def _isolate(self, conn: BrokerConnection, plan: BatchPlan) -> None:
+    def _isolate(self, conn: BrokerConnection, plan: BatchPlan) -> list[Outgoing]:
+        """Write the batch delivery by delivery; the receipts of the deliveries recorded."""
+        receipts: list[Outgoing] = []
         for span in plan.spans:
             documents, events = plan.rows_of(span)
             error = self._write_or_error(conn, documents, events)
             if error is None:
+                receipts.extend(plan.receipts_of(span))
                 continue
             log.error("ledger_row_refused", message_id=span.delivery.message_id,
                       error=error.split(":")[0])
@@ -391,10 +410,12 @@ class IntakeConsumer:
             if self._write_or_error(conn, isolated.documents, isolated.events) is not None:
                 # Even the refusal cannot be recorded: say so loudly and go on.
                 log.error("ledger_refusal_unrecorded", message_id=span.delivery.message_id)
+            else:
+                receipts.extend(isolated.receipts)
             self.stats.count(isolated)
-        # The receipts of refused rows were published but cannot be recorded: the outbox is
-        # not the place to keep them (it holds promises about to be kept, not records).
+        # Outbox rows an older hub staged about these packets: recorded or refused now.
         self._while_ledger_down(conn, 1, lambda: self.ledger.release(plan.release))
+        return receipts
 
     def _write_or_error(self, conn: BrokerConnection, documents: Sequence[DocumentIn],
                         events: Sequence[EventIn]) -> str | None:

@@ -1,10 +1,11 @@
 """The intake pipeline: what happens to each delivery, as data.
 
 ``process_batch`` takes the deliveries of one group commit and returns a :class:`BatchPlan`:
-the messages to publish (in two confirmed phases), the ledger rows to write in one
-transaction, and the deliveries to acknowledge afterwards. It imports neither pika nor
-SQLAlchemy: the consumer glue (:mod:`hub.consumers.intake`) executes the plan in the only
-order that loses nothing — publish and confirm, commit the ledger, then ack.
+the messages to publish (the packets as received, then the signed receipts), the ledger rows
+to write in one transaction, and the deliveries to acknowledge afterwards. It imports neither
+pika nor SQLAlchemy: the consumer glue (:mod:`hub.consumers.intake`) executes the plan in the
+only order that loses nothing — publish and confirm, commit the ledger, publish the receipts
+it recorded and confirm, then ack.
 
 Per delivery (Decision 28/2018/QĐ-TTg; QCVN 102:2016):
 
@@ -25,11 +26,13 @@ between the publish confirm and the ledger commit republishes under the same mes
 ledger records as delivered.
 
 A republished copy must be the same bytes, and the ledger's: deliveries are (the exact bytes
-received), receipts would not be (they are signed with the time of the plan). So every receipt
-goes into :attr:`BatchPlan.outbox`, which the consumer stages in the ledger before publishing;
-one query per batch (:meth:`LedgerView.issued`) finds the receipts already staged or recorded
-about the batch's packets, and those are published again instead of new ones; a redelivered
-packet whose receipts were staged is planned at the time they state.
+received), receipts would not be (they are signed with the time of the plan). So receipts are
+published only *after* the ledger commit that records them (:attr:`BatchPlan.receipts`): a
+receipt that ever left the hub is in the ledger. One query per batch
+(:meth:`LedgerView.issued`) finds the receipts already recorded about the batch's packets (a
+crash after the commit, before the ack), and those are published again instead of new ones.
+(Receipts staged in the outbox by hubs before this order are found and reused the same way; a
+redelivered packet whose receipts were staged is planned at the time they state.)
 """
 
 from __future__ import annotations
@@ -99,6 +102,7 @@ class InFlightView:
         self._by_key: dict[tuple[str, str], StoredDocument] = {}
         self._by_digest: dict[str, StoredDocument] = {}
         self._delivered: dict[str, set[str]] = {}
+        self._receipts_about = {r.about for plan in plans for r in plan.outbox}
         for plan in plans:
             for d in plan.documents:
                 if d.kind == "refused":
@@ -143,8 +147,15 @@ class InFlightView:
         return stored | planned
 
     def issued(self, abouts: Iterable[str]) -> Mapping[str, Sequence[IssuedReceipt]]:
-        # The batches in flight staged their receipts before publishing: the outbox has them.
-        return self.ledger.issued(abouts)
+        wanted = list(abouts)
+        found = {a: list(rs) for a, rs in self.ledger.issued(wanted).items()}
+        # A receipt a batch in flight issued about one of these packets is not recorded yet
+        # (and with a signer process may not be signed yet): the batch leans on it, and the
+        # consumer plans it again once that batch is committed.
+        for about in set(wanted) & self._receipts_about:
+            if not found.get(about):
+                self.used = True
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,12 +196,14 @@ class PipelineConfig:
 
 @dataclass
 class BatchPlan:
-    """What the glue executes: publish phase 1, publish phase 2, write, ack."""
+    """What the glue executes: publish phase 1, write, publish the receipts, ack."""
 
     first: list[Outgoing] = field(default_factory=list)
-    """Deliveries, dead letters, retries and hub receipts."""
-    second: list[Outgoing] = field(default_factory=list)
-    """Receipts that may only be sent once phase 1 is confirmed ("01 đã đến")."""
+    """Deliveries, forwarded statuses, dead letters and retries: the bytes as received, sent
+    before the ledger commit (a copy sent again after a crash is the same bytes)."""
+    receipts: list[Outgoing] = field(default_factory=list)
+    """Every signed receipt, published only once the ledger commit recorded it (and so after
+    phase 1 is confirmed, as "01 đã đến" must be)."""
     documents: list[DocumentIn] = field(default_factory=list)
     events: list[EventIn] = field(default_factory=list)
     ack: list[int] = field(default_factory=list)
@@ -201,17 +214,20 @@ class BatchPlan:
     spans: list[RowSpan] = field(default_factory=list)
     """Which ledger rows each delivery planned, in order (to isolate a row the ledger refuses)."""
     outbox: list[IssuedReceipt] = field(default_factory=list)
-    """Every signed receipt of the plan, exactly as it will be published: staged in the
-    ledger's outbox before phase 1 (:meth:`hub.ledger.Ledger.stage`), released by the commit."""
+    """Every signed receipt of the plan, exactly as it will be published (and recorded)."""
 
     @property
     def release(self) -> list[str]:
-        """The outbox rows the batch's ledger commit deletes (its receipts, now recorded)."""
+        """Outbox rows the batch's ledger commit deletes: receipts a hub before the
+        commit-then-publish order staged about these packets, now recorded."""
         return [r.message_id for r in self.outbox]
 
     def rows_of(self, span: RowSpan) -> tuple[list[DocumentIn], list[EventIn]]:
         return (self.documents[span.documents[0]:span.documents[1]],
                 self.events[span.events[0]:span.events[1]])
+
+    def receipts_of(self, span: RowSpan) -> list[Outgoing]:
+        return self.receipts[span.receipts[0]:span.receipts[1]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +237,8 @@ class RowSpan:
     delivery: Delivery
     documents: tuple[int, int]
     events: tuple[int, int]
+    receipts: tuple[int, int] = (0, 0)
+    """``receipts[a:b]`` of the plan: published only if the delivery's rows are recorded."""
 
 
 def _now() -> datetime:
@@ -301,7 +319,7 @@ class Pipeline:
         for delivery in deliveries:
             at = self._time_of(delivery, abouts[delivery.tag])
             attempts = _header_int(delivery.headers, Headers.ATTEMPTS) + 1
-            rows = (len(plan.documents), len(plan.events))
+            rows = (len(plan.documents), len(plan.events), len(plan.receipts))
             try:
                 with bound_contextvars(message_id=delivery.message_id, attempt=attempts):
                     self._process_one(delivery, parsed[delivery.tag], at, attempts, plan,
@@ -319,7 +337,8 @@ class Pipeline:
                            type(exc).__name__)
             plan.ack.append(delivery.tag)
             plan.spans.append(RowSpan(delivery, (rows[0], len(plan.documents)),
-                                      (rows[1], len(plan.events))))
+                                      (rows[1], len(plan.events)),
+                                      (rows[2], len(plan.receipts))))
         return plan
 
     def _time_of(self, delivery: Delivery, about: str) -> datetime:
@@ -432,12 +451,14 @@ class Pipeline:
             pending[(env.sender.organ_id, env.document_id)] = env.digest
             self._record_envelope(plan, env, mid, at, deliveries, report, links_to)
         delivered = self._view.delivered_to(env.digest) if stored is not None else frozenset()
+        if stored is not None:
+            self._republish(plan, delivery, env.digest, at)
         self._plan_deliveries(plan, env, mid, at, [d for d in deliveries
                                                    if d.organ_id not in delivered])
         accepted = self._issue(env.digest, "accepted", env.sender.organ_id, None, at,
                                lambda: self.receipts.accepted(env, at)) if stored is None else None
         if accepted is not None:
-            self._receipt(plan, plan.first, accepted, env, env.sender.organ_id, at)
+            self._receipt(plan, accepted, env, env.sender.organ_id, at)
         plan.outcomes.append((delivery, decide(Reason.OK, attempts=attempts,
                                                policy=self.config.retry)))
         log.debug("envelope_accepted", message_id=mid, sender=env.sender.organ_id,
@@ -542,7 +563,7 @@ class Pipeline:
     def _plan_deliveries(self, plan: BatchPlan, env: Envelope, mid: str, at: datetime,
                          deliveries: Sequence[Any]) -> None:
         """One message per recipient under a deterministic id, and "01" where the hub signs
-        for the recipient (phase 2: only once the delivery is confirmed)."""
+        for the recipient (published once the delivery is confirmed and recorded)."""
         sender = env.sender.organ_id
         for d in deliveries:
             headers = {Headers.DIGEST: env.digest, Headers.SENDER: sender,
@@ -560,7 +581,7 @@ class Pipeline:
                                       partial(self._received, env, d.organ_id, at),
                                       issuer=d.organ_id)
                 if receipt is not None:
-                    self._receipt(plan, plan.second, receipt, env, sender, at)
+                    self._receipt(plan, receipt, env, sender, at)
 
     def _received(self, env: Envelope, recipient: str, at: datetime) -> tuple[str, bytes] | None:
         """"01 đã đến" signed as the recipient (when the hub holds its key)."""
@@ -654,7 +675,7 @@ class Pipeline:
                 message_id = f"{status.digest}:{target}:countersigned"
                 plan.outbox.append(dataclasses.replace(counter, message_id=message_id,
                                                        recipient=target))
-                plan.first.append(Outgoing(
+                plan.receipts.append(Outgoing(
                     self.config.names.deliver, d.routing_key, counter.body,
                     {**headers, Headers.RECEIPT: "countersigned"}, message_id=message_id))
                 plan.events.append(EventIn(
@@ -678,16 +699,27 @@ class Pipeline:
         plan.events.append(EventIn(EventKind.DUPLICATE, mid, at, digest=packet.digest,
                                    organ_id=packet.sender.organ_id, reason=Reason.DUPLICATE.value,
                                    detail={"delivered_to": sorted(delivered)}))
+        self._republish(plan, delivery, packet.digest, at)
         plan.outcomes.append((delivery, decide(Reason.OK, attempts=attempts,
                                                policy=self.config.retry, duplicate=True)))
         log.debug("duplicate_ignored", message_id=mid, sender=packet.sender.organ_id,
                  digest=packet.digest[:16])
 
-    def _receipt(self, plan: BatchPlan, phase: list[Outgoing], issued: IssuedReceipt,
+    def _republish(self, plan: BatchPlan, delivery: Delivery, about: str, at: datetime) -> None:
+        """A redelivered packet the ledger recorded: its consumer died after the commit, maybe
+        before the receipts left. Publish again every receipt recorded about it, the same
+        bytes under the same message id (receivers drop a copy they have), recorded again."""
+        if not delivery.redelivered:
+            return
+        for issued in self._issued.get(about, ()):
+            self._receipt(plan, issued, about, issued.recipient, at,
+                          reason=Reason(issued.reason) if issued.reason else None)
+
+    def _receipt(self, plan: BatchPlan, issued: IssuedReceipt,
                  about: Envelope | StatusPacket | str, sender: str, at: datetime, *,
                  reason: Reason | None = None) -> None:
-        """Publish a signed hub receipt about ``about`` (a packet, or the digest of bytes that
-        could not be read) to ``sender`` and record it; stage it in the outbox first."""
+        """Record a signed hub receipt about ``about`` (a packet, or the digest of bytes that
+        could not be read) and publish it to ``sender`` once recorded."""
         about_digest = about if isinstance(about, str) else about.digest
         receipt, kind, issuer = issued.body, issued.kind, issued.issuer
         plan.outbox.append(issued)
@@ -697,7 +729,7 @@ class Pipeline:
             headers[Headers.REASON] = reason.value
         for r in route_status(None, sender, self.directory, at=at,
                               province=self.config.province).deliveries:
-            phase.append(Outgoing(self.config.names.deliver, r.routing_key, receipt, headers,
+            plan.receipts.append(Outgoing(self.config.names.deliver, r.routing_key, receipt, headers,
                                   message_id=issued.message_id))
         plan.documents.append(DocumentIn(
             sender=issuer, document_id=f"receipt:{kind}:{digest[:32]}", digest=digest,
@@ -756,7 +788,7 @@ class Pipeline:
             log.warning("refusal_untold", message_id=delivery.message_id, reason=reason.value)
             return
         if negative is not None:
-            self._receipt(plan, plan.first, negative, about, sender, at, reason=reason)
+            self._receipt(plan, negative, about, sender, at, reason=reason)
 
     def _publisher_org(self, delivery: Delivery, at: datetime) -> str | None:
         """The organization whose broker account published ``delivery`` (one, or None)."""

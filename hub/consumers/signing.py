@@ -2,14 +2,15 @@
 
 With ``[hub] signer_processes`` ≥ 1 the intake plans a batch with its receipts *deferred*
 (:meth:`hub.receipts.HubReceipts.deferred`): each receipt is written and presigned, and a
-placeholder stands for its bytes wherever the plan holds them — the outbox row, the message to
-publish, the ledger document (its digest and id) and the ``receipt_issued`` event. Every
+placeholder stands for its bytes wherever the plan holds them — the issued receipt, the message
+to publish, the ledger document (its digest and id) and the ``receipt_issued`` event. Every
 :data:`SIGN_CHUNK` receipts, their digests go to the signer processes in one message
 (:class:`~hub.trust.signer_pool.SignerPool`) while planning goes on; the consumer then
-finishes the batch before this one; then :meth:`ReceiptSigning.complete` takes the signature
-values back, checks each against the certificate the consumer holds for its organization, and
-puts the signed bytes in place of the placeholders. Only then is the batch staged and
-published: a placeholder never leaves the consumer (checked).
+publishes the batch's packets and finishes the batch before this one; then
+:meth:`ReceiptSigning.complete` takes the signature values back, checks each against the
+certificate the consumer holds for its organization, and puts the signed bytes in place of the
+placeholders. Only then is the batch recorded and are its receipts published: a placeholder
+never leaves the consumer (checked).
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ class SigningJob:
     tickets: list[Ticket] = field(default_factory=list)
     broken: bool = False
     """A request could not be sent: the signer must be restarted and the job sent again."""
+    generation: int = 0
+    """The pool's restart count when the requests were sent (:attr:`SignerPool.restarts`)."""
 
 
 class ReceiptSigning:
@@ -70,7 +73,7 @@ class ReceiptSigning:
         receipts while planning goes on, the rest when it ends. Never raises for the signer
         (planning must not fail for it): a request that cannot be sent marks the job broken,
         and :meth:`complete` reports it."""
-        job = SigningJob()
+        job = SigningJob(generation=self.pool.restarts)
 
         def send(part: list[tuple[str, bytes]]) -> None:
             if job.broken or not part:
@@ -93,6 +96,7 @@ class ReceiptSigning:
         assert job.pending is not None
         requests = job.pending.requests()
         job.tickets, job.broken = [], True
+        job.generation = self.pool.restarts
         job.tickets = [self.pool.submit(requests[i:i + SIGN_CHUNK])
                        for i in range(0, len(requests), SIGN_CHUNK)]
         job.broken = False
@@ -104,6 +108,10 @@ class ReceiptSigning:
         (:meth:`SignerPool.restart`), :meth:`submit` again and retry."""
         pending = job.pending
         assert pending is not None
+        if job.generation != self.pool.restarts:
+            # Asked of signer processes replaced since (while the batch before this one was
+            # finished): ask the new ones. Not a failure of theirs.
+            self.submit(job)
         if job.broken:
             raise SignerUnavailable("a request could not be sent to the signer")
         values = self.pool.collect(job.tickets, idle)
@@ -131,15 +139,15 @@ def _sha256(data: bytes) -> str:
 
 
 def fill(plan: BatchPlan, bodies: Mapping[bytes, bytes]) -> None:
-    """Replace every placeholder in ``plan`` by its signed receipt: the bytes in the outbox and
-    in the messages, and in the ledger the document's bytes, digest and id and the event's
-    ``receipt_digest``. Raises ``AssertionError`` if a placeholder would remain."""
+    """Replace every placeholder in ``plan`` by its signed receipt: the bytes of the issued
+    receipts and of the messages, and in the ledger the document's bytes, digest and id and
+    the event's ``receipt_digest``. Raises ``AssertionError`` if a placeholder would remain."""
     if not bodies:
         return
     digests = {_sha256(p): _sha256(b) for p, b in bodies.items()}
     plan.outbox[:] = [dataclasses.replace(r, body=bodies[r.body])
                       if r.body.startswith(PLACEHOLDER) else r for r in plan.outbox]
-    for phase in (plan.first, plan.second):
+    for phase in (plan.first, plan.receipts):
         phase[:] = [dataclasses.replace(o, body=bodies[o.body])
                     if o.body.startswith(PLACEHOLDER) else o for o in phase]
     for i, d in enumerate(plan.documents):
@@ -159,7 +167,8 @@ def fill(plan: BatchPlan, bodies: Mapping[bytes, bytes]) -> None:
 
 
 def _check_signed(plan: BatchPlan, placeholder_digests: Mapping[str, str]) -> None:
-    left = [o.message_id for o in (*plan.first, *plan.second) if o.body.startswith(PLACEHOLDER)]
+    left = [o.message_id for o in (*plan.first, *plan.receipts)
+            if o.body.startswith(PLACEHOLDER)]
     left += [r.message_id for r in plan.outbox if r.body.startswith(PLACEHOLDER)]
     left += [d.document_id for d in plan.documents if d.raw.startswith(PLACEHOLDER)
              or d.digest in placeholder_digests]

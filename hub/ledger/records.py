@@ -104,6 +104,19 @@ class LedgerRowRejected(Exception):
         return frozenset(r.message_id for r in self.rows if isinstance(r, EventIn))
 
 
+class ReceiptConflict(Exception):
+    """Another consumer recorded a receipt under one of the batch's message ids with other
+    bytes first (the same packet published twice and planned by two consumers at once).
+
+    Raised by :meth:`hub.ledger.Ledger.write` before anything is written; none of the batch's
+    receipts has been published (they are published after the commit). The consumer plans the
+    batch again: the plan then finds the recorded receipts and publishes those bytes."""
+
+    def __init__(self, message_ids: tuple[str, ...]) -> None:
+        super().__init__(f"{len(message_ids)} receipts already recorded with other bytes")
+        self.message_ids = message_ids
+
+
 @dataclass(frozen=True)
 class Refusal:
     """Why and from whom a refused packet came (the pipeline's knowledge at refusal time).
@@ -167,11 +180,12 @@ class DocumentIn:
 class IssuedReceipt:
     """A signed receipt the hub published (or is about to), under its one message id.
 
-    The intake stages the receipts of a batch in the ledger's outbox before publishing them
-    (:meth:`hub.ledger.Ledger.stage`); the batch's commit records them as documents and drops
-    the outbox rows. After a crash the pipeline asks for the receipts already issued about the
-    packets it plans (:meth:`hub.ledger.Ledger.issued`) and publishes those bytes again instead
-    of signing anew: one message id, one byte string."""
+    The intake publishes the receipts of a batch only after the commit that records them as
+    documents (and a ``receipt_issued`` event). After a crash the pipeline asks for the receipts
+    already issued about the packets it plans (:meth:`hub.ledger.Ledger.issued`) and publishes
+    those bytes again instead of signing anew: one message id, one byte string. (Hubs before
+    that order staged them in the outbox first, :meth:`hub.ledger.Ledger.stage`; such rows are
+    read and reused the same way.)"""
 
     message_id: str
     """The outgoing AMQP message id."""
@@ -190,8 +204,8 @@ class IssuedReceipt:
     recipient: str = ""
     """The organization it is published to."""
     staged: bool = True
-    """True: from the outbox (published, its batch not yet committed); False: recorded in the
-    ledger (a document of kind ``receipt``)."""
+    """True: from the outbox (staged by an older hub, its batch not committed); False:
+    recorded in the ledger (a document of kind ``receipt``)."""
 
 
 @dataclass(frozen=True)

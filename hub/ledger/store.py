@@ -56,6 +56,7 @@ from hub.ledger.records import (
     IssuedReceipt,
     LedgerOpenError,
     LedgerRowRejected,
+    ReceiptConflict,
     StoredDelivery,
     StoredDocument,
     StoredEvent,
@@ -365,16 +366,40 @@ class Ledger:
             prepared_docs = [self._prepare_document(d) for d in documents]
             prepared_events = [_prepare_event(e) for e in events]
             with self._appending() as (conn, head):
+                self._refuse_receipt_conflicts(conn, prepared_events)
                 self._append(conn, head, prepared_docs, prepared_events)
                 self._sql.delete_outbox(conn, release)
                 if self._checkpoint_due(head):
                     self._append_checkpoint(conn, head)
-        except (TransientError, PermissionError):
+        except (TransientError, PermissionError, ReceiptConflict):
             raise
         except Exception as error:
             if _is_transient(error):
                 raise _unavailable(error) from error
             raise self._locate(documents, events, error) from error
+
+    def _refuse_receipt_conflicts(self, conn: Connection,
+                                  prepared_events: Sequence[dict[str, Any]]) -> None:
+        """Raise :class:`ReceiptConflict` when a ``receipt_issued`` event of the batch names a
+        message id already recorded with other bytes: every copy published under one message
+        id must be the one the ledger records. Checked under the chain-head lock, so two
+        consumers cannot both pass; one indexed query per batch that issues receipts."""
+        planned = {e["message_id"]: (e["digest"], e["detail"]) for e in prepared_events
+                   if e["kind"] == EventKind.RECEIPT_ISSUED.value and e["digest"]}
+        if not planned:
+            return
+        abouts = tuple(dict.fromkeys(digest for digest, _ in planned.values()))
+        conflicts: list[str] = []
+        for start in range(0, len(abouts), 500):
+            for message_id, _, _, _, detail in self._sql.receipt_events(
+                    conn, abouts[start:start + 500]):
+                if message_id not in planned:
+                    continue
+                recorded = json.loads(detail).get("receipt_digest")
+                if recorded != json.loads(planned[message_id][1]).get("receipt_digest"):
+                    conflicts.append(message_id)
+        if conflicts:
+            raise ReceiptConflict(tuple(dict.fromkeys(conflicts)))
 
     # -- the outbox --------------------------------------------------------------------------
 
@@ -382,6 +407,9 @@ class Ledger:
         """Write the receipts a batch is about to publish to the outbox, in a transaction of
         their own, *before* the first of them is published (a crash then leaves their exact
         bytes here for the redelivered packets). A message id already staged keeps its row.
+        The intake no longer stages (it publishes receipts after the commit that records them);
+        kept for tools and for ledgers written by hubs that did, whose rows :meth:`issued`
+        still reads.
 
         Returns the message ids already staged with *other* bytes (another consumer signed the
         same receipt at the same time): the caller plans the batch again, which then reuses the

@@ -3,8 +3,9 @@ item 6).
 
 The real consumer, pipeline, receipt issuer and SQLite ledger run in process behind the in-memory
 broker connection. A first consumer is "killed" (an exception no code of ours catches stands in
-for SIGKILL) at each point of a batch's execution: after its receipts are staged, after phase 1
-is published, after phase 2, after the ledger commit (before the ack). A second consumer, built
+for SIGKILL) at each point of a batch's execution: before anything is published, after phase 1
+is published and confirmed, after the ledger commit (before the receipts are published), after
+the receipts (before the ack). A second consumer, built
 anew with a clock one hour later (signing again would then give other bytes), takes the
 redelivered batch. Whatever either of them published — deliveries, forwarded statuses, the
 accepted / received / rejected / countersigned receipts — must be, for each message id, one byte
@@ -24,10 +25,12 @@ import pytest
 
 from hub.app import Hub, build_hub
 from hub.consumers.intake import IntakeConsumer, IntakeOptions
+from hub.consumers.plan import BatchPlan
 from hub.edxml import Organization, parse_envelope
 from hub.edxml.build import build_status, response_for
-from hub.ledger import DocumentIn, EventIn, EventKind, IssuedReceipt
+from hub.ledger import DocumentIn, EventIn, EventKind, ReceiptConflict
 from hub.messages import Delivery, Headers, Outgoing
+from hub.reasons import Reason
 from hub.receipts.content import read_evidence
 from hub.testing.fakebroker import FakeConnection, RecordingChannel
 from hub.testing.pki import PkiPaths
@@ -45,7 +48,7 @@ from tests.integration.pipeline.harness import (
 from tests.pg import fresh_schema
 
 LATER = NOW + dt.timedelta(hours=1)
-POINTS = ("after staging", "after phase 1", "after phase 2", "after the commit")
+POINTS = ("before phase 1", "after phase 1", "after the commit", "after the receipts")
 
 
 class Killed(BaseException):
@@ -59,7 +62,7 @@ class _KillingChannel(RecordingChannel):
 
     def basic_ack(self, delivery_tag: int, multiple: bool = False) -> None:
         if self.kill:
-            raise Killed("after the commit")
+            raise Killed("after the receipts")
         super().basic_ack(delivery_tag, multiple)
 
 
@@ -72,7 +75,7 @@ class _Broker(FakeConnection):
         super().__init__(on_idle=self._stop_when_done)
         self.point = point
         self.redelivered = redelivered
-        self.channel = _KillingChannel(point == "after the commit")
+        self.channel = _KillingChannel(point == "after the receipts")
         self._stop, self._expected, self._sends = stop, expected, 0
 
     def _stop_when_done(self, conn: FakeConnection) -> None:
@@ -92,15 +95,15 @@ class _Broker(FakeConnection):
 
     def send(self, messages: Iterable[Outgoing]) -> range:
         self._sends += 1
-        if self.point == "after staging" and self._sends == 1:
+        if self.point == "before phase 1" and self._sends == 1:
             raise Killed(self.point)
-        if self.point == "after phase 1" and self._sends == 2:
+        if self.point == "after the commit" and self._sends == 2:
             raise Killed(self.point)
         return super().send(messages)
 
 
 class _KillingLedger:
-    """The hub's ledger, killed when the batch's commit would start (``after phase 2``)."""
+    """The hub's ledger, killed when the batch's commit would start (``after phase 1``)."""
 
     def __init__(self, hub: Hub, kill: bool) -> None:
         self.ledger, self.kill = hub.ledger, kill
@@ -108,11 +111,8 @@ class _KillingLedger:
     def write(self, documents: Sequence[DocumentIn], events: Sequence[EventIn], *,
               release: Sequence[str] = ()) -> None:
         if self.kill:
-            raise Killed("after phase 2")
+            raise Killed("after phase 1")
         self.ledger.write(documents, events, release=release)
-
-    def stage(self, receipts: Sequence[IssuedReceipt]) -> list[str]:
-        return self.ledger.stage(receipts)
 
     def release(self, message_ids: Sequence[str]) -> None:
         self.ledger.release(message_ids)
@@ -137,7 +137,7 @@ def _run(hub: Hub, bodies: list[tuple[bytes, str]], point: str | None, *, redeli
     for i, (body, user) in enumerate(bodies):
         conn.put(body, message_id=f"m{i}", user_id=user)
     consumer = IntakeConsumer(IntakeOptions(url="amqp://fake", queue="intake"), hub.pipeline,
-                              _KillingLedger(hub, point == "after phase 2"), stop=stop,
+                              _KillingLedger(hub, point == "after phase 1"), stop=stop,
                               connector=lambda _u, _n: conn,
                               signing=hub.receipt_signing() if signer else None)
     if point is None:
@@ -255,10 +255,11 @@ def test_after_a_crash_every_copy_under_one_message_id_is_the_one_the_ledger_rec
         second.close()
 
 
-def test_a_receipt_staged_by_another_consumer_first_is_the_one_published(
-    pki: PkiPaths, keystore: Keystore, tmp_path: Path
+def test_a_receipt_recorded_by_another_consumer_first_refuses_the_second_commit(
+    pki: PkiPaths, keystore: Keystore, tmp_path: Path, ledger_url: str
 ) -> None:
-    settings = hub_settings(pki, tmp_path, "amqp://fake:fake@127.0.0.1:1/", "race")
+    settings = hub_settings(pki, tmp_path, "amqp://fake:fake@127.0.0.1:1/", "race",
+                            ledger_url=ledger_url)
     one = build_hub(settings, clock=lambda: NOW)
     two = build_hub(settings, clock=lambda: LATER)
     try:
@@ -270,14 +271,71 @@ def test_a_receipt_staged_by_another_consumer_first_is_the_one_published(
         b = two.pipeline.process_batch([delivery])
         assert {r.message_id for r in a.outbox} == {r.message_id for r in b.outbox}
         assert [r.body for r in a.outbox] != [r.body for r in b.outbox]
-        # When the first stages its receipts, the second's staging reports the conflict
-        assert one.ledger.stage(a.outbox) == []
-        assert sorted(two.ledger.stage(b.outbox)) == sorted(r.message_id for r in b.outbox)
-        # Then planning again publishes the first consumer's bytes
+        # When the first records its batch, the second's commit is refused, naming the receipts
+        one.write_ledger(a)
+        with pytest.raises(ReceiptConflict) as refused:
+            two.write_ledger(b)
+        assert sorted(refused.value.message_ids) == sorted(r.message_id for r in b.outbox)
+        # And nothing of the second batch was written
+        assert len(two.ledger.events(kind=EventKind.RECEIPT_ISSUED)) == len(a.outbox)
+        # Then planning again finds a duplicate: no receipt of its own (the first consumer
+        # publishes the recorded ones), and the ledger keeps one byte string per message id
         again = two.pipeline.process_batch([delivery])
-        assert [r.body for r in again.outbox] == [r.body for r in a.outbox]
-        assert two.ledger.stage(again.outbox) == []
+        assert again.receipts == []
+        assert [o.reason for _, o in again.outcomes] == [Reason.DUPLICATE]
+        two.write_ledger(again)
+        assert set(_ledger_copy(two).values()) == {r.body for r in a.outbox}
+        assert two.ledger.verify().ok
     finally:
         one.close()
         two.close()
 
+
+class _RacedLedger:
+    """The consumer's ledger, with another consumer's commit of the same packet landing just
+    before this consumer's first commit."""
+
+    def __init__(self, hub: Hub, other: Hub, other_plan: BatchPlan) -> None:
+        self.ledger, self.other, self.other_plan = hub.ledger, other, other_plan
+        self.raced = False
+
+    def write(self, documents: Sequence[DocumentIn], events: Sequence[EventIn], *,
+              release: Sequence[str] = ()) -> None:
+        if not self.raced:
+            self.raced = True
+            self.other.write_ledger(self.other_plan)
+        self.ledger.write(documents, events, release=release)
+
+    def release(self, message_ids: Sequence[str]) -> None:
+        self.ledger.release(message_ids)
+
+
+def test_a_consumer_whose_commit_meets_another_consumers_receipts_plans_again_and_acks(
+    pki: PkiPaths, keystore: Keystore, tmp_path: Path
+) -> None:
+    settings = hub_settings(pki, tmp_path, "amqp://fake:fake@127.0.0.1:1/", "raced")
+    one = build_hub(settings, clock=lambda: NOW)
+    two = build_hub(settings, clock=lambda: LATER)
+    try:
+        body = signed_envelope(keystore, PROVINCE, (FINANCE,), number="821")
+        theirs = one.pipeline.process_batch([Delivery(1, body, "edxml.envelope", "edxml.inbound",
+                                                      False, {}, "m0", "guest", None, 0)])
+        # Given a consumer that planned the packet while another consumer did too
+        stop = threading.Event()
+        conn = _Broker(None, redelivered=False, stop=stop, expected=1)
+        conn.put(body, message_id="m0", user_id="guest")
+        consumer = IntakeConsumer(IntakeOptions(url="amqp://fake", queue="intake"),
+                                  two.pipeline, _RacedLedger(two, one, theirs), stop=stop,
+                                  connector=lambda _u, _n: conn)
+        # When the other one's commit lands first
+        consumer.run()
+        # Then this one planned again, published none of its own receipts and acked
+        assert len(conn.channel.acked_tags()) == 1
+        assert not [o for o in conn.published if Headers.RECEIPT in o.headers]
+        # And the ledger holds the other consumer's receipts only, once each
+        assert set(_ledger_copy(two).values()) == {r.body for r in theirs.outbox}
+        assert [e.reason for e in two.ledger.events(kind=EventKind.DUPLICATE)] == ["DUPLICATE"]
+        assert two.ledger.verify().ok
+    finally:
+        one.close()
+        two.close()

@@ -67,7 +67,7 @@ def _shape(plan: BatchPlan) -> dict[str, Any]:
     return {
         "first": [(o.exchange, o.routing_key, o.body, sorted(o.headers.items()), o.message_id)
                   for o in plan.first],
-        "second": [(o.exchange, o.routing_key, o.body, o.message_id) for o in plan.second],
+        "receipts": [(o.exchange, o.routing_key, o.body, o.message_id) for o in plan.receipts],
         "documents": [(d.digest, d.kind, d.sender, d.document_id, d.recipients, d.links_to)
                       for d in plan.documents],
         "events": [(e.kind, e.message_id, e.digest, e.organ_id, e.reason) for e in plan.events],
