@@ -122,7 +122,19 @@ class _InFlight:
     """Its receipts' signatures, asked of the signer process and not yet in the plan."""
     first: range = range(0)
     """Publish sequence numbers of phase 1 (:meth:`hub.broker.Connection.send`)."""
+    receipts: range = range(0)
+    """Publish sequence numbers of its receipts, sent after the commit."""
     sent_s: float = 0.0
+
+
+@dataclass(slots=True)
+class _Hand:
+    """The batches a consumer holds between two rounds of its loop."""
+
+    in_flight: _InFlight | None = None
+    """Planned, its phase 1 sent: to be finished next."""
+    settling: _InFlight | None = None
+    """Committed, its receipts sent: to be acked once they are confirmed."""
 
 
 @dataclass(frozen=True)
@@ -213,32 +225,29 @@ class IntakeConsumer:
         tag = conn.consume(self.options.queue, self.options.prefetch, buffer.append)
         wait = self.options.batch_wait_ms / 1000.0
         batch_max = self.options.batch_max
-        in_flight: _InFlight | None = None
+        hand = _Hand()
         while True:
             if self.stop.is_set():
                 conn.cancel(tag)
                 conn.pump(0)  # take what is already on the wire, then finish it
-                if in_flight is not None:
-                    self._finish(conn, in_flight)
-                    in_flight = None
+                self._drain(conn, hand)
                 while buffer:
                     rest = self._plan(conn, buffer[:batch_max], None)
                     del buffer[:batch_max]
                     self._send(conn, rest)
-                    self._finish(conn, rest)
+                    self._complete(conn, rest)
                 return
             if not buffer:
-                if in_flight is not None:
-                    # Nothing new to plan meanwhile: finish the batch in flight now.
-                    self._finish(conn, in_flight)
-                    in_flight = None
+                if hand.in_flight is not None or hand.settling is not None:
+                    # Nothing new to plan meanwhile: finish the batches in hand now.
+                    self._drain(conn, hand)
                     conn.pump(0)
                     continue
                 conn.pump(0.2)
                 if not buffer and self.between_batches is not None:
                     self.between_batches()
                 continue
-            if in_flight is None and wait > 0:
+            if hand.in_flight is None and wait > 0:
                 # Idle until now: give a burst a moment to gather into one batch.
                 deadline = time.monotonic() + wait
                 while len(buffer) < batch_max:
@@ -248,20 +257,32 @@ class IntakeConsumer:
                     conn.pump(left)
             batch = buffer[:batch_max]
             del buffer[: len(batch)]
-            started = self._plan(conn, batch, in_flight)
-            if in_flight is not None and started.plan.leans_on_in_flight:
+            started = self._plan(conn, batch, hand.in_flight)
+            if hand.in_flight is not None and started.plan.leans_on_in_flight:
                 # Planned on what the batch in flight will record (a resend, a recall, a
                 # status about one of its documents, a receipt it issues): nothing of it
                 # leaves before that batch is committed, so a failure of that batch can never
                 # leave it half-told; then it is planned again on the ledger as it is.
-                self._finish(conn, in_flight)
-                in_flight = None
+                self._drain(conn, hand)
                 self._replan(conn, started)
             self._send(conn, started)
-            if in_flight is not None:
-                self._finish(conn, in_flight)
-            in_flight = started
+            # Batches are acked in order: k-1 (its receipts confirmed by now, as a rule), then
+            # k is finished and its receipts sent, acked in the next round.
+            if hand.settling is not None:
+                self._settle(conn, hand.settling)
+            hand.settling, hand.in_flight = hand.in_flight, started
+            if hand.settling is not None:
+                self._finish(conn, hand.settling)
             conn.pump(0)  # deliveries and confirms that arrived meanwhile
+
+    def _drain(self, conn: BrokerConnection, hand: _Hand) -> None:
+        """Settle the batch whose receipts were sent, then finish and settle the one in flight."""
+        settling, in_flight = hand.settling, hand.in_flight
+        hand.settling = hand.in_flight = None
+        if settling is not None:
+            self._settle(conn, settling)
+        if in_flight is not None:
+            self._complete(conn, in_flight)
 
     # -- one batch -----------------------------------------------------------------------------
     def _send(self, conn: BrokerConnection, batch: _InFlight) -> None:
@@ -271,9 +292,14 @@ class IntakeConsumer:
             batch.first = conn.send(batch.plan.first)
         batch.sent_s = time.perf_counter() - t1
 
+    def _complete(self, conn: BrokerConnection, batch: _InFlight) -> None:
+        """:meth:`_finish` then :meth:`_settle`: the batch done, acked."""
+        self._finish(conn, batch)
+        self._settle(conn, batch)
+
     def _finish(self, conn: BrokerConnection, batch: _InFlight) -> None:
         """Phase 1 confirmed, the receipts signed, ledger committed, the receipts it recorded
-        published and confirmed, then ack."""
+        sent (their confirms and the ack: :meth:`_settle`)."""
         t1 = time.perf_counter()
         conn.wait(batch.first)
         t2 = time.perf_counter()
@@ -283,14 +309,20 @@ class IntakeConsumer:
         receipts = self._commit(conn, batch)
         t4 = time.perf_counter()
         if receipts:
-            conn.wait(conn.send(receipts))
-        t5 = time.perf_counter()
+            batch.receipts = conn.send(receipts)
+        batch.sent_s += t2 - t1 + time.perf_counter() - t4
+        self.stats.time("ledger", t4 - t3)
+
+    def _settle(self, conn: BrokerConnection, batch: _InFlight) -> None:
+        """The batch's receipts confirmed, then its deliveries acked."""
+        t1 = time.perf_counter()
+        conn.wait(batch.receipts)
+        t2 = time.perf_counter()
         self._settler(conn).ack(batch.plan.ack)
-        t6 = time.perf_counter()
+        t3 = time.perf_counter()
         for stage, seconds in (("process", batch.planned_s),
-                               ("publish", batch.sent_s + t2 - t1 + t5 - t4),
-                               ("ledger", t4 - t3), ("ack", t6 - t5),
-                               ("batch", t6 - batch.started)):
+                               ("publish", batch.sent_s + t2 - t1), ("ack", t3 - t2),
+                               ("batch", t3 - batch.started)):
             self.stats.time(stage, seconds)
         self.stats.count(batch.plan)
 
