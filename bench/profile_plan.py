@@ -84,7 +84,7 @@ def main() -> int:
                 if job is not None:
                     signing.complete(plan, job)
                 t3 = time.perf_counter()
-            assert not any("dead" in o.exchange for o in plan.first + plan.second), "refused"
+            assert not any("dead" in o.exchange for o in plan.first + plan.receipts), "refused"
             return t1 - t0, t2 - t1, t3 - t2
 
         run(warm, "warm")
