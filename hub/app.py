@@ -31,7 +31,7 @@ from hub.topology import Topology, build_topology
 from hub.trust.keystore import Keystore, OrgSigner
 from hub.trust.revocation import RevocationCache
 from hub.trust.service import CrlRefresher, TrustService
-from hub.trust.signer_pool import SignerPool, SignerSpec
+from hub.trust.signer_pool import SignerPool, SignerSpec, signer_processes, usable_cores
 from hub.trust.store import load_policy
 from hub.validators.pdf import HEX_READER_PYHANKO, install_hex_reader
 
@@ -72,12 +72,13 @@ class Hub:
         consumer's thread (``signer_processes = 0``, or no key to sign with)."""
         h = self.settings.hub
         receipts = self.pipeline.receipts
-        if not h.signer_processes or not isinstance(receipts, HubReceipts) or not self.keystore:
+        processes = signer_processes(h.signer_processes, usable_cores())
+        if not processes or not isinstance(receipts, HubReceipts) or not self.keystore:
             return None
         spec = SignerSpec(keystore=str(self.settings.path(h.keystore)),
                           passphrase_env=h.key_passphrase_env,
                           log_format=self.settings.log.format, log_level=self.settings.log.level)
-        pool = SignerPool(spec, h.signer_processes, timeout_s=h.signer_timeout_s,
+        pool = SignerPool(spec, processes, timeout_s=h.signer_timeout_s,
                           expected={org: s.fingerprint for org, s in self.keystore.items()})
         return ReceiptSigning(receipts, pool)
 

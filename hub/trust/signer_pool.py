@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 from typing import Any
 
 from hub.errors import ConfigurationError, TransientError
@@ -87,6 +88,27 @@ class Ticket:
 class _Worker:
     process: Any  # multiprocessing.context.SpawnProcess (no public type)
     conn: Connection
+
+
+def usable_cores(affinity: Callable[[int], set[int]] | None = None,
+                 cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """Cores this process may run on: its CPU affinity, capped by a cgroup v2 CPU quota
+    (``cpu.max`` = ``quota period``; a container limited to 1.5 CPUs counts 1)."""
+    get = affinity if affinity is not None else getattr(os, "sched_getaffinity", None)
+    cores = len(get(0)) if get is not None else (os.cpu_count() or 1)
+    with contextlib.suppress(OSError, ValueError):
+        quota, period = cpu_max.read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, int(quota) // int(period)))
+    return max(1, cores)
+
+
+def signer_processes(setting: int | str, cores: int) -> int:
+    """How many signer processes ``[hub] signer_processes`` asks for on a host with
+    ``cores`` usable cores (``auto``: one when there is a core to spare)."""
+    if setting == "auto":
+        return 1 if cores >= 2 else 0
+    return int(setting)
 
 
 class SignerPool:

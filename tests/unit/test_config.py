@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from hub.config import Settings, load_settings, with_overrides
 from hub.errors import ConfigurationError
+from hub.trust.signer_pool import signer_processes, usable_cores
 
 
 def test_defaults_need_no_file(tmp_path: Path) -> None:
@@ -104,11 +105,35 @@ def test_overrides_are_checked_like_the_file() -> None:
 
 
 def test_the_signer_processes_are_set_from_the_file_or_the_environment(tmp_path: Path) -> None:
-    # One signer process by default (measured: issue 23); 0 signs in the consumer's thread.
-    assert load_settings(None, environ={}).hub.signer_processes == 1
+    # "auto" by default: one signer process where a core is spare (measured: issue 23); 0 signs
+    # in the consumer's thread.
+    assert load_settings(None, environ={}).hub.signer_processes == "auto"
+    assert load_settings(None, environ={"HUB_HUB__SIGNER_PROCESSES": "auto"}
+                         ).hub.signer_processes == "auto"
     f = tmp_path / "hub.toml"
     f.write_text("[hub]\nsigner_processes = 2\nsigner_timeout_s = 90\n")
     s = load_settings(f, environ={})
     assert (s.hub.signer_processes, s.hub.signer_timeout_s) == (2, 90.0)
     s = load_settings(f, environ={"HUB_HUB__SIGNER_PROCESSES": "0"})
     assert s.hub.signer_processes == 0
+    with pytest.raises(ConfigurationError, match="signer_processes"):
+        load_settings(f, environ={"HUB_HUB__SIGNER_PROCESSES": "many"})
+
+
+@pytest.mark.parametrize(("setting", "cores", "processes"), [
+    ("auto", 1, 0), ("auto", 2, 1), ("auto", 16, 1), (0, 8, 0), (3, 1, 3)])
+def test_auto_signer_processes_means_one_only_where_a_core_is_spare(
+        setting: int | str, cores: int, processes: int) -> None:
+    assert signer_processes(setting, cores) == processes
+
+
+@pytest.mark.parametrize(("affinity", "cpu_max", "cores"), [
+    ({0, 1}, None, 2), ({0}, None, 1), ({0, 1, 2, 3}, "max 100000\n", 4),
+    ({0, 1, 2, 3}, "150000 100000\n", 1), ({0, 1, 2, 3}, "200000 100000\n", 2),
+    ({0, 1}, "50000 100000\n", 1), ({0, 1}, "garbage\n", 2)])
+def test_usable_cores_count_the_affinity_capped_by_a_cgroup_quota(
+        tmp_path: Path, affinity: set[int], cpu_max: str | None, cores: int) -> None:
+    path = tmp_path / "cpu.max"
+    if cpu_max is not None:
+        path.write_text(cpu_max)
+    assert usable_cores(lambda _pid: affinity, path) == cores
