@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 from cryptography import x509
@@ -47,6 +48,11 @@ from hub.testing.fakebroker import FakeConnection
 
 _CERT_RE = re.compile(rb"(<ds:X509Certificate>)")
 
+
+
+def _same(conn: FakeConnection, _url: str, _name: str) -> FakeConnection:
+    """The consumer's connector: always this fake connection."""
+    return conn
 
 def rss_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -129,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                 consumer = IntakeConsumer(IntakeOptions(url="amqp://fake", queue="intake",
                                                         batch_max=args.batch),
                                           hub.pipeline, hub.ledger, stop=stop,
-                                          connector=lambda _u, _n, c=conn: c)
+                                          connector=partial(_same, conn))
                 consumer.run()
                 outcomes.update(consumer.stats.by_outcome)
                 if not start_rss and at + len(chunk) >= 512:
