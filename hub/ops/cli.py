@@ -407,11 +407,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     import os
 
     from hub import logs
+    from hub.ops.dlq import protect_ids
 
     logs.configure("auto", "warning")  # stdout is for results; events go to stderr
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(protect_ids(sys.argv[1:] if argv is None else argv))
     except SystemExit as exc:  # --help, --version, or a usage error already printed
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:

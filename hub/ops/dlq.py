@@ -15,7 +15,7 @@ import argparse
 import getpass
 import json
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -174,9 +174,36 @@ def discard(conn: Connection, queue: str, flt: Filter, *, actor: str, note: str,
 
 
 # -- CLI ------------------------------------------------------------------------------------
+_SHORT_OPTIONS = frozenset({"-h", "-y"})
+
+
+def protect_ids(argv: Sequence[str]) -> list[str]:
+    """``argv`` with the dead-letter ids that begin with ``-`` passed as ``--id=…``.
+
+    Ids are message ids, URL-safe base64: one in 64 begins with ``-``, which argparse takes
+    for an option ("the following arguments are required: id"). After ``dlq show``,
+    ``replay`` or ``discard``, a token that begins with one ``-``, is at least three characters
+    long and is none of their short options is such an id (up to a literal ``--``)."""
+    out = list(argv)
+    try:
+        start = out.index("dlq") + 2
+    except ValueError:
+        return out
+    if start - 1 >= len(out) or out[start - 1] not in ("show", "replay", "discard"):
+        return out
+    for i in range(start, len(out)):
+        word = out[i]
+        if word == "--":
+            break
+        if (word.startswith("-") and not word.startswith("--") and len(word) >= 3
+                and word not in _SHORT_OPTIONS and "=" not in word):
+            out[i] = f"--id={word}"
+    return out
+
+
 def _filter(args: argparse.Namespace) -> Filter:
     return Filter(
-        ids=tuple(getattr(args, "ids", ()) or ()),
+        ids=(*(getattr(args, "ids", ()) or ()), *(getattr(args, "dash_ids", ()) or ())),
         reason=args.reason, sender=args.sender, recipient=args.recipient,
         older_than=args.older_than,
     )
@@ -288,6 +315,9 @@ def _reason_texts(dl: DeadLetter) -> tuple[str, str, str]:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    args.id = args.id or args.dash_id
+    if not args.id:
+        return _usage("dlq show: give the dead letter's id (from hub dlq ls)")
     settings, topo, conn = _context(args)
     try:
         flt = Filter(ids=(args.id,))
@@ -399,6 +429,8 @@ def register(sub: Any) -> None:
     def ids(q: argparse.ArgumentParser) -> None:
         q.add_argument("ids", nargs="*",
                        help="dead-letter ids (from dlq ls); a leading part needs --yes")
+        q.add_argument("--id", dest="dash_ids", action="append", default=[],
+                       help=argparse.SUPPRESS)  # an id beginning with "-" (protect_ids)
         q.add_argument("--yes", "-y", action="store_true",
                        help="act on ids matched by a prefix without asking")
         q.add_argument("--actor", default=getpass.getuser(),
@@ -409,7 +441,10 @@ def register(sub: Any) -> None:
     q.add_argument("--json", action="store_true", help="print the list as JSON")
     q.set_defaults(func=cmd_ls)
     q = dsub.add_parser("show", help="one dead letter: reason, detail, ledger history")
-    q.add_argument("id", help="the dead letter's id, or enough of its beginning to be unique")
+    q.add_argument("id", nargs="?",
+                   help="the dead letter's id, or enough of its beginning to be unique")
+    q.add_argument("--id", dest="dash_id", default=None,
+                   help=argparse.SUPPRESS)  # an id beginning with "-" (protect_ids)
     q.add_argument("--json", action="store_true", help="print it as JSON")
     q.set_defaults(func=cmd_show)
     q = dsub.add_parser("replay", help="send dead letters through full validation again")
