@@ -29,6 +29,7 @@ from pyhanko.sign.validation import generic_cms
 
 from hub.trust.signing import minimal_pdf, sign_pdf
 from hub.validators import _pdfcms
+from tests.unit.validators.names import renamed
 from tests.unit.validators.signature_vectors import Vectors
 
 Outcome = tuple[object, ...]
@@ -52,20 +53,6 @@ def _asn1(cert: Any) -> asn1_x509.Certificate:
     return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
 
 
-def _renamed(name: Any, change: Callable[[str], str], kind: str = "bmp_string") -> Any:
-    """``name`` with each directory-string value changed and encoded as ``kind``."""
-    rdns = []
-    for rdn in name.chosen:
-        values = []
-        for ntv in rdn:
-            value = ntv["value"]
-            if isinstance(value, asn1_x509.DirectoryString):
-                value = asn1_x509.DirectoryString(name=kind, value=change(value.native))
-            values.append(asn1_x509.NameTypeAndValue({"type": ntv["type"].dotted, "value": value}))
-        rdns.append(asn1_x509.RelativeDistinguishedName(values))
-    return asn1_x509.Name.load(asn1_x509.Name(name="", value=asn1_x509.RDNSequence(rdns)).dump())
-
-
 def _odd_name(value: int) -> Any:
     """A name whose one attribute (an unregistered type) holds an INTEGER: asn1crypto's
     comparison cannot prepare it (TypeError, not ValueError)."""
@@ -83,11 +70,11 @@ def _issued_by(cert: asn1_x509.Certificate, issuer: Any) -> asn1_x509.Certificat
 
 ISSUER_VARIANTS: dict[str, Callable[[Any], Any]] = {
     "identical": lambda n: asn1_x509.Name.load(n.dump()),
-    "upper_case_bmp": lambda n: _renamed(n, str.upper),
-    "spaces_utf8": lambda n: _renamed(n, lambda v: f"  {v}  ".replace(" ", "   "), "utf8_string"),
-    "private_use_character": lambda n: _renamed(n, lambda v: v + "\ue000"),
-    "unassigned_code_point": lambda n: _renamed(n, lambda v: v + "\u0378"),
-    "another_name": lambda n: _renamed(n, lambda v: v + " khac"),
+    "upper_case_bmp": lambda n: renamed(n, str.upper),
+    "spaces_utf8": lambda n: renamed(n, lambda v: f"  {v}  ".replace(" ", "   "), "utf8_string"),
+    "private_use_character": lambda n: renamed(n, lambda v: v + "\ue000"),
+    "unassigned_code_point": lambda n: renamed(n, lambda v: v + "\u0378"),
+    "another_name": lambda n: renamed(n, lambda v: v + " khac"),
     "one_rdn_less": lambda n: asn1_x509.Name.load(asn1_x509.Name(
         name="", value=asn1_x509.RDNSequence(list(n.chosen)[:-1])).dump()),
 }

@@ -61,6 +61,7 @@ from hub.validators.pdf import (
     read_hex_string,
 )
 from tests.pki_fixtures import AT, DIRECTORY, PKI_NOW, GeneratedPki, fill_form
+from tests.unit.validators.names import renamed
 from tests.unit.validators.signature_vectors import (
     VectorCase,
     Vectors,
@@ -280,23 +281,6 @@ def _with_cms(pdf: bytes, index: int, edit: Callable[[Any], None]) -> bytes:
     return pdf[:start] + digits.ljust(end - start, b"0") + pdf[end:]
 
 
-def _renamed(name: Any, change: Callable[[str], str]) -> Any:
-    """``name`` with every directory-string value changed by ``change`` and re-encoded as a
-    BMPString (an encoding the certificate does not use)."""
-    from asn1crypto import x509 as asn1_x509
-
-    rdns = []
-    for rdn in name.chosen:
-        values = []
-        for ntv in rdn:
-            value = ntv["value"]
-            if isinstance(value, asn1_x509.DirectoryString):
-                value = asn1_x509.DirectoryString(name="bmp_string", value=change(value.native))
-            values.append(asn1_x509.NameTypeAndValue({"type": ntv["type"].dotted, "value": value}))
-        rdns.append(asn1_x509.RelativeDistinguishedName(values))
-    return asn1_x509.Name(name="", value=asn1_x509.RDNSequence(rdns))
-
-
 def _signer_cert(signed_data: Any) -> Any:
     """The signer's certificate (found by its serial: the edits keep it unchanged)."""
     serial = signed_data["signer_infos"][0]["sid"].chosen["serial_number"].native
@@ -311,7 +295,7 @@ def _named_by_issuer(change: Callable[[str], str], serial_delta: int = 0) -> Cal
         cert = _signer_cert(signed_data)
         signed_data["signer_infos"][0]["sid"] = cms.SignerIdentifier(
             name="issuer_and_serial_number", value=cms.IssuerAndSerialNumber({
-                "issuer": _renamed(cert.issuer, change),
+                "issuer": renamed(cert.issuer, change),
                 "serial_number": cert.serial_number + serial_delta}))
     return edit
 
@@ -335,7 +319,7 @@ def _forged_twin(after: bool) -> Callable[[Any], None]:
     def edit(signed_data: Any) -> None:
         cert = _signer_cert(signed_data)
         twin = asn1_x509.Certificate.load(cert.dump())
-        twin["tbs_certificate"]["subject"] = _renamed(cert.subject, lambda v: v + " (forged)")
+        twin["tbs_certificate"]["subject"] = renamed(cert.subject, lambda v: v + " (forged)")
         twin = asn1_x509.Certificate.load(twin.dump(force=True))
         choices = [asn1_x509.Certificate.load(c.chosen.dump()) for c in signed_data["certificates"]]
         choices = [*choices, twin] if after else [twin, *choices]
