@@ -131,11 +131,22 @@ def settle_heap() -> None:
     left in the collector's oldest generation, each full pass walked them all — 15-40 ms
     pauses measured, the whole tail of the hub's latency. ``gc.freeze`` after one collection
     keeps full passes to what was allocated since (the documented use of ``gc.freeze``).
+
+    The youngest generation is collected every :data:`GC_YOUNG_THRESHOLD` net allocations
+    instead of CPython's 700: a batch's objects are freed by reference counting when it is
+    done, but with 700 the collector ran every ~9 envelopes and walked the live batch each
+    time (13.7 µs of CPU per 10 KB envelope measured, after ``gc.freeze``); with 10,000, twice
+    in 3,840 envelopes (0.8 µs). Cyclic garbage is still collected, a little later.
     """
     import gc
 
     gc.collect()
     gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
+
+
+GC_YOUNG_THRESHOLD = 10_000
 
 
 # -- send -----------------------------------------------------------------------------------
