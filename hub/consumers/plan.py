@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -192,6 +193,13 @@ class PipelineConfig:
     hub_user: str | None = None
     """The hub's own broker login: retries and replays are republished under it, carrying the
     original publisher in ``x-hub-original-user`` (only trusted logins may speak for others)."""
+
+    @functools.cached_property
+    def trusted(self) -> frozenset[str]:
+        """The logins that may publish for any organization: the trusted publishers and the
+        hub's own (asked twice per delivery: worked out once)."""
+        hub = frozenset({self.hub_user}) if self.hub_user else frozenset()
+        return self.trusted_publishers | hub
 
 
 @dataclass
@@ -406,8 +414,7 @@ class Pipeline:
             self._process_envelope(delivery, packet, at, attempts, plan, pending)
 
     def _trusted(self) -> frozenset[str]:
-        hub = frozenset({self.config.hub_user}) if self.config.hub_user else frozenset()
-        return self.config.trusted_publishers | hub
+        return self.config.trusted
 
     def _user(self, delivery: Delivery) -> str | None:
         return effective_user(delivery, self._trusted())

@@ -369,3 +369,35 @@ def test_a_request_for_a_key_the_signer_does_not_hold_is_an_error_not_a_hang(
             pool.collect([ticket])
     finally:
         pool.close()
+
+
+def test_filling_signatures_copies_each_record_as_dataclasses_replace_would() -> None:
+    """fill() copies the plan's frozen records field by field, without calling ``__init__``
+    again: equal to ``dataclasses.replace`` for every record kind it touches, the original left
+    as it was — and none of those kinds may grow a ``__post_init__`` the copy would skip."""
+    import dataclasses
+    from datetime import UTC, datetime
+
+    from hub.ledger import DocumentIn, EventIn, EventKind, IssuedReceipt
+
+    at = datetime(2026, 12, 6, 9, 30, tzinfo=UTC)
+    records: list[tuple[Any, dict[str, Any]]] = [
+        (Outgoing("hub.deliver", "inbox.x", b"placeholder", {"k": "v"}, message_id="m1"),
+         {"body": b"<signed/>"}),
+        (IssuedReceipt("d:accepted:o", "d", "accepted", "o", None, b"placeholder", at,
+                       recipient="s"), {"body": b"<signed/>"}),
+        (DocumentIn(sender="o", document_id="receipt:accepted:" + "a" * 32, digest="a" * 64,
+                    kind="receipt", raw=b"placeholder", received_at=at, recipients=("s",),
+                    links_to="d", code="accepted"),
+         {"raw": b"<signed/>", "digest": "b" * 64, "document_id": "receipt:accepted:" + "b" * 32}),
+        (EventIn(EventKind.RECEIPT_ISSUED, "m1", at, digest="d", organ_id="o",
+                 detail={"kind": "accepted", "receipt_digest": "a" * 64, "to": "s"}),
+         {"detail": {"kind": "accepted", "receipt_digest": "b" * 64, "to": "s"}}),
+    ]
+    for record, changes in records:
+        assert not hasattr(type(record), "__post_init__"), type(record).__name__
+        before = dataclasses.replace(record)
+        copied = signing_module._replaced(record, **changes)
+        assert copied == dataclasses.replace(record, **changes)
+        assert type(copied) is type(record)
+        assert record == before  # the original untouched
