@@ -633,6 +633,7 @@ def breakdown(pki: PkiPaths, url: str, root: Path, bodies: Sequence[bytes], shap
             assert isinstance(env, Envelope)
             at = dt.datetime.now(dt.UTC)
             assert hub.pipeline.validate(env, at).accepted
+            settle_heap()  # the collector as `hub run` sets it
             costs: dict[str, float] = {}
             timers = instrument(hub, stack)
             # The hub's own adapter, unmodified, as ``hub run`` publishes.

@@ -31,6 +31,7 @@ from hub.app import build_hub
 from hub.config import with_overrides
 from hub.consumers.plan import BatchPlan
 from hub.messages import Delivery
+from hub.ops.cli import settle_heap
 from hub.topology import ENVELOPE_KEY
 
 
@@ -88,6 +89,7 @@ def main() -> int:
             return t1 - t0, t2 - t1, t3 - t2
 
         run(warm, "warm")
+        settle_heap()  # as `hub run` does before it consumes
         prof = cProfile.Profile() if args.cprofile else None
         plan_s = ledger_s = wait_s = 0.0
         cpu0 = time.process_time()
