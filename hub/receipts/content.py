@@ -310,8 +310,19 @@ def build_receipt_tree(
     return root
 
 
+_DS_SIGNATURE = f"{{{DS_NS}}}Signature"
+_DS_SIGNATURE_VALUE = f"{{{DS_NS}}}SignatureValue"
+_DIGITAL_SIGNATURE = f"{{{NS}}}DigitalSignature"
+_ENVELOPE = f"{{{NS}}}edXMLEnvelope"
+_HEADER = f"{{{NS}}}edXMLHeader"
+
+
 def _header(root: etree._Element) -> etree._Element | None:
-    return root.find(f"{{{NS}}}edXMLEnvelope/{{{NS}}}edXMLHeader")
+    """The first ``edXMLEnvelope/edXMLHeader`` (what ``root.find`` of that path gives)."""
+    for envelope in root.iterchildren(_ENVELOPE):
+        for header in envelope.iterchildren(_HEADER):
+            return header
+    return None
 
 
 def signature_value_of(raw: bytes, tree: etree._Element | None = None) -> bytes:
@@ -332,13 +343,15 @@ def signature_value_of(raw: bytes, tree: etree._Element | None = None) -> bytes:
         except EnvelopeRefused:
             return b""
     header = _header(root)
-    candidates = [*(header.findall(f"{{{DS_NS}}}Signature") if header is not None else []),
-                  *(header.findall(f"{{{NS}}}DigitalSignature/{{{DS_NS}}}Signature")
-                    if header is not None else []),
-                  *root.findall(f"{{{DS_NS}}}Signature")]
+    # Children by tag, matched in C (ElementPath ``findall`` cost ~2 µs a call, four calls).
+    candidates = list(root.iterchildren(_DS_SIGNATURE))
+    if header is not None:
+        candidates += header.iterchildren(_DS_SIGNATURE)
+        for slot in header.iterchildren(_DIGITAL_SIGNATURE):
+            candidates += slot.iterchildren(_DS_SIGNATURE)
     if len(candidates) != 1:
         return b""
-    values = candidates[0].findall(f"{{{DS_NS}}}SignatureValue")
+    values = list(candidates[0].iterchildren(_DS_SIGNATURE_VALUE))
     if len(values) != 1:
         return b""
     text = "".join((values[0].text or "").split())

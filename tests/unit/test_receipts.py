@@ -7,6 +7,7 @@ import hashlib
 import subprocess
 import sys
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -371,3 +372,65 @@ def test_receipts_import_neither_pika_nor_sqlalchemy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _signature_value_by_paths(root: etree._Element) -> bytes:
+    """The reference: signature_value_of as written with ElementPath (before issue 23)."""
+    header = root.find(f"{{{NS}}}edXMLEnvelope/{{{NS}}}edXMLHeader")
+    candidates = [*(header.findall(f"{{{DS_NS}}}Signature") if header is not None else []),
+                  *(header.findall(f"{{{NS}}}DigitalSignature/{{{DS_NS}}}Signature")
+                    if header is not None else []),
+                  *root.findall(f"{{{DS_NS}}}Signature")]
+    if len(candidates) != 1:
+        return b""
+    values = candidates[0].findall(f"{{{DS_NS}}}SignatureValue")
+    if len(values) != 1:
+        return b""
+    try:
+        return base64.b64decode("".join((values[0].text or "").split()), validate=True)
+    except ValueError:
+        return b""
+
+
+def _placements(envelope_raw: bytes) -> list[bytes]:
+    """The signature moved, copied and doubled through every slot the reader looks at, and
+    some it does not."""
+    out: list[bytes] = []
+
+    def variant(edit: Any) -> None:
+        root = etree.fromstring(envelope_raw)
+        header = root.find(f"{{{NS}}}edXMLEnvelope/{{{NS}}}edXMLHeader")
+        signature = root.find(f".//{{{DS_NS}}}Signature")
+        assert header is not None
+        assert signature is not None
+        edit(root, header, signature)
+        out.append(etree.tostring(root))
+
+    def copy(el: etree._Element) -> etree._Element:
+        return etree.fromstring(etree.tostring(el))
+
+    variant(lambda root, header, sig: None)
+    variant(lambda root, header, sig: header.append(sig))
+    variant(lambda root, header, sig: root.append(sig))
+    variant(lambda root, header, sig: root.append(copy(sig)))
+    variant(lambda root, header, sig: header.append(copy(sig)))
+    variant(lambda root, header, sig: sig.getparent().append(copy(sig)))
+    variant(lambda root, header, sig: header.append(copy(sig.getparent())))
+    variant(lambda root, header, sig: sig.append(copy(sig.find(f"{{{DS_NS}}}SignatureValue"))))
+    variant(lambda root, header, sig: sig.remove(sig.find(f"{{{DS_NS}}}SignatureValue")))
+    variant(lambda root, header, sig: root.find(f"{{{NS}}}edXMLEnvelope").append(copy(sig)))
+    variant(lambda root, header, sig: root.find(f"{{{NS}}}edXMLEnvelope").insert(
+        0, etree.Element(f"{{{NS}}}edXMLHeader")))
+    variant(lambda root, header, sig: root.insert(0, copy(root.find(f"{{{NS}}}edXMLEnvelope"))))
+    variant(lambda root, header, sig: header.getparent().remove(header))
+    variant(lambda root, header, sig: setattr(sig.find(f"{{{DS_NS}}}SignatureValue"), "text",
+                                              "not base64 !"))
+    return out
+
+
+def test_the_signature_value_reader_agrees_with_its_elementpath_reference_on_every_placement(
+        envelope_raw: bytes) -> None:
+    for raw in _placements(envelope_raw):
+        root = etree.fromstring(raw)
+        assert signature_value_of(raw) == _signature_value_by_paths(root)
+        assert signature_value_of(raw, root) == _signature_value_by_paths(root)
