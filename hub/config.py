@@ -105,6 +105,9 @@ class LedgerSettings(_Section):
     """Envelopes above this many bytes go to the content-addressed store, not the DB."""
     blob_dir: str = "ledger-blobs"
     """Directory of the content-addressed store for large envelopes."""
+    sqlite_wal_checkpoints: Literal["background", "inline"] = "background"
+    """SQLite: who copies the write-ahead log into the database file: a thread of its own
+    (background) or the committing connection, inside the consumer's loop (inline)."""
 
 
 class TrustSettings(_Section):

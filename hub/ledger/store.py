@@ -62,6 +62,7 @@ from hub.ledger.records import (
     StoredEvent,
     VerifyResult,
 )
+from hub.ledger.walcheckpoint import SAFETY_NET_PAGES, WalCheckpointer
 from hub.reasons import Reason
 
 if TYPE_CHECKING:
@@ -118,8 +119,14 @@ def _error_detail(error: BaseException) -> str:
     return f"{type(error).__name__}: {str(error)[:200]}"
 
 
+def _started(checkpointer: WalCheckpointer) -> WalCheckpointer:
+    checkpointer.start()
+    return checkpointer
+
+
 def _install_sqlite_pragmas(
-    engine: Engine, synchronous: str, busy_timeout_ms: int, *, read_only: bool = False
+    engine: Engine, synchronous: str, busy_timeout_ms: int, *, read_only: bool = False,
+    autocheckpoint: int | None = None,
 ) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -130,6 +137,9 @@ def _install_sqlite_pragmas(
             cursor.execute("PRAGMA journal_mode=WAL")
             # FULL: a committed batch survives a power cut (the pipeline acks after commit).
             cursor.execute(f"PRAGMA synchronous={synchronous}")
+            if autocheckpoint is not None:
+                # Checkpoints are made by a WalCheckpointer; this is only its safety net.
+                cursor.execute(f"PRAGMA wal_autocheckpoint={int(autocheckpoint)}")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.close()
 
@@ -202,8 +212,11 @@ class Ledger:
         checkpoint_cert_pem: bytes | None,
         refused_bytes_cap: int = REFUSED_BYTES_CAP,
         read_only: bool = False,
+        wal_checkpointer: WalCheckpointer | None = None,
     ) -> None:
         self.engine = engine
+        self.wal_checkpointer = wal_checkpointer
+        """SQLite WAL checkpoints made in the background (``sqlite_wal_checkpoints``)."""
         self.refused_bytes_cap = refused_bytes_cap
         self.read_only = read_only
         self.blobs = blobs
@@ -233,6 +246,7 @@ class Ledger:
         refused_bytes_cap: int = REFUSED_BYTES_CAP,
         read_only: bool = False,
         must_exist: bool = False,
+        sqlite_wal_checkpoints: str = "inline",
     ) -> Ledger:
         """Connect, create or migrate the schema (``alembic upgrade head``) and return a ledger.
 
@@ -245,10 +259,16 @@ class Ledger:
         command that appends (an evidence export signing a fresh checkpoint): it may write, but
         never creates or migrates. Raises :class:`LedgerOpenError` (one line) when there is no
         ledger at the current schema there.
+
+        ``sqlite_wal_checkpoints="background"``: a SQLite ledger's WAL checkpoints are made by
+        a thread of its own (:mod:`hub.ledger.walcheckpoint`), not by the committing
+        connection — for a long-running writer (``hub run``); ``close()`` stops it.
         """
         must_exist = must_exist or read_only
         if sqlite_synchronous not in {"FULL", "NORMAL", "EXTRA"}:
             raise ValueError("sqlite_synchronous must be FULL, NORMAL or EXTRA")
+        if sqlite_wal_checkpoints not in {"inline", "background"}:
+            raise ValueError("sqlite_wal_checkpoints must be inline or background")
         path = _sqlite_file(url)
         kwargs: dict[str, Any] = {}
         if path is not None and must_exist and not path.is_file():
@@ -264,9 +284,12 @@ class Ledger:
         else:
             kwargs["pool_pre_ping"] = True
         engine = create_engine(url, **kwargs)
+        background = (sqlite_wal_checkpoints == "background" and path is not None
+                      and not read_only)
         if engine.dialect.name == "sqlite":
             _install_sqlite_pragmas(engine, sqlite_synchronous, sqlite_busy_timeout_ms,
-                                    read_only=read_only)
+                                    read_only=read_only,
+                                    autocheckpoint=SAFETY_NET_PAGES if background else None)
         elif read_only:
             @event.listens_for(engine, "connect")
             def _read_only_session(dbapi_connection: Any, _record: Any) -> None:
@@ -295,6 +318,8 @@ class Ledger:
             checkpoint_cert_pem=checkpoint_cert_pem,
             refused_bytes_cap=refused_bytes_cap,
             read_only=read_only,
+            wal_checkpointer=_started(WalCheckpointer(
+                path, timeout_s=sqlite_busy_timeout_ms / 1000)) if background and path else None,
         )
 
     @property
@@ -303,6 +328,8 @@ class Ledger:
         return self._signer is not None
 
     def close(self) -> None:
+        if self.wal_checkpointer is not None:
+            self.wal_checkpointer.close()
         self.engine.dispose()
 
     def __enter__(self) -> Ledger:
@@ -329,6 +356,8 @@ class Ledger:
                     head = self._locked_head(conn)
                     yield conn, head
                     self._sql.update_head(conn, head)
+            if self.wal_checkpointer is not None:
+                self.wal_checkpointer.committed()
         except (exc.DBAPIError, exc.TimeoutError) as error:
             if _is_transient(error):
                 raise _unavailable(error) from error
