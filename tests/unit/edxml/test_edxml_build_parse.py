@@ -436,3 +436,23 @@ def test_the_size_of_base64_with_foreign_characters_is_judged_before_decoding() 
         parse_packet(data, Limits(max_attachment_bytes=3))  # "abc" passes; 9 characters do not
     assert caught.value.reason is Reason.ATTACHMENT_TOO_LARGE
     assert caught.value.detail.endswith(": over 3 bytes")
+
+
+@pytest.mark.parametrize("field", [
+    b"edXML:OrganName", b"edXML:OrganId", b"edXML:CodeNumber", b"edXML:TypeName",
+    b"edXML:Competence", b"edXML:Description", b"edXML:ContentType", b"ContentId",
+    b"AttachmentName",
+])
+def test_a_comment_or_processing_instruction_inside_a_field_is_not_part_of_its_text(
+        field: bytes) -> None:
+    data = build_envelope(sample_header(SENDER, RECIPIENTS),
+                          attachments=[sample_attachment(b"abc", content_id="c1")])
+    start = data.index(b"<" + field + b">") + len(field) + 2
+    end = data.index(b"</" + field + b">", start)
+    value = data[start:end].decode()
+    assert len(value) >= 2
+    edited = (data[:start] + value[:1].encode() + b"<!-- x --><?pi y?>" + value[1:].encode()
+              + b"<!--z-->" + data[end:])
+    before, after = parse_envelope(data), parse_envelope(edited)
+    assert (after.header, after.manifest, after.attachments) == (
+        before.header, before.manifest, before.attachments)
