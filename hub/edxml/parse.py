@@ -136,8 +136,8 @@ class _Fields:
         self.el = el
         by_name: dict[str, list[_El]] = {}
         # The namespace is matched in C (a Python test of every child's tag cost ~1 µs per
-        # element read). A child whose namespace merely starts with NS + "}" is no longer kept
-        # under a name containing "}": no caller looks such a name up.
+        # element read). Same children as the test of tag.startswith(_PREFIX): only a namespace
+        # URI holding "}" could start like it, and the parser refuses such a URI.
         for child in el.iterchildren(_ANY_EDXML):
             name = child.tag[_CUT:]
             found = by_name.get(name)
