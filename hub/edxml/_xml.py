@@ -114,13 +114,18 @@ def _check_no_markup_declarations(data: bytes) -> None:
     A DTD is the only other construct starting with ``<!``; base64 never contains ``<``. A
     ``<!DOCTYPE`` quoted inside a comment is refused too, which costs nothing legitimate.
     """
-    start = data.find(b"<!")
-    while start != -1:
-        if not (data.startswith(b"<!--", start) or data.startswith(b"<![CDATA[", start)):
-            raise EnvelopeRefused(
-                Reason.ENVELOPE_DTD_FORBIDDEN, f"markup declaration at byte {start}"
-            )
-        start = data.find(b"<!", start + 2)
+    if b"!" not in data:  # one memchr: most packets have no "!" at all
+        return
+    # The first "<!" opening neither a comment nor a CDATA section, found in C (a find() loop
+    # over "<!" cost ~7 µs per 10 KB packet: CPython's two-byte search is slow).
+    found = _MARKUP_DECLARATION.search(data)
+    if found is not None:
+        raise EnvelopeRefused(
+            Reason.ENVELOPE_DTD_FORBIDDEN, f"markup declaration at byte {found.start()}"
+        )
+
+
+_MARKUP_DECLARATION = re.compile(rb"<!(?!--|\[CDATA\[)")
 
 
 def _new_parser() -> etree.XMLParser:

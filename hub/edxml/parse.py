@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections import Counter
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any, TypeVar
@@ -60,6 +59,7 @@ _TIMESTAMP_FORMATS = ("%Y/%m/%d %H:%M:%S", "%d/%m/%Y %H:%M:%S")
 _TIMESTAMP = re.compile(r"\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}|\d{2}/\d{2}/\d{4} \d{2}:\d{2}:\d{2}")
 _STATUS_CODE = re.compile(r"\d{2}")
 _B64_WHITESPACE = str.maketrans("", "", " \t\r\n")
+_B64_WHITESPACE_BYTES = b" \t\r\n"
 
 # QCVN 102 §1.1–1.14: (minimum, maximum) occurrences; None = unbounded.
 _HEADER_CARDINALITY: dict[str, tuple[int, int | None]] = {
@@ -88,6 +88,10 @@ def _local(el: _El) -> str:
 
 
 _PREFIX = "{" + NS + "}"
+_ANY_EDXML = _PREFIX + "*"
+"""lxml's tag filter for every element in the EDXML namespace (matched in C; comments and
+processing instructions never match)."""
+_CUT = len(_PREFIX)
 
 
 def _kids(el: _El, name: str | None = None) -> list[_El]:
@@ -131,15 +135,16 @@ class _Fields:
     def __init__(self, el: _El) -> None:
         self.el = el
         by_name: dict[str, list[_El]] = {}
-        cut = len(_PREFIX)
-        for child in el:
-            tag = child.tag
-            if isinstance(tag, str) and tag.startswith(_PREFIX):
-                found = by_name.get(tag[cut:])
-                if found is None:
-                    by_name[tag[cut:]] = [child]
-                else:
-                    found.append(child)
+        # The namespace is matched in C (a Python test of every child's tag cost ~1 µs per
+        # element read). Same children as the test of tag.startswith(_PREFIX): only a namespace
+        # URI holding "}" could start like it, and the parser refuses such a URI.
+        for child in el.iterchildren(_ANY_EDXML):
+            name = child.tag[_CUT:]
+            found = by_name.get(name)
+            if found is None:
+                by_name[name] = [child]
+            else:
+                found.append(child)
         self._by_name = by_name
 
     def kids(self, name: str) -> list[_El]:
@@ -149,11 +154,20 @@ class _Fields:
         found = self._by_name.get(name)
         return found[0] if found else None
 
-    def counts(self) -> dict[str, int]:
-        return {name: len(found) for name, found in self._by_name.items()}
+    def count(self, name: str) -> int:
+        found = self._by_name.get(name)
+        return 0 if found is None else len(found)
 
     def text(self, name: str) -> str:
-        return _text_of(self.child(name))
+        """:func:`_text_of` the first child called ``name`` ("" when there is none), inlined
+        for the usual leaf (~45 fields per packet)."""
+        found = self._by_name.get(name)
+        if found is None:
+            return ""
+        el = found[0]
+        if len(el):
+            return _text_of(el)
+        return el.text or ""
 
     def token(self, name: str) -> str:
         return self.text(name).strip()
@@ -277,9 +291,8 @@ def _staff(el: _El | None) -> StaffInfo | None:
 
 
 def _check_header_cardinality(mh: _Fields) -> None:
-    counts = mh.counts()
     for name, (low, high) in _HEADER_CARDINALITY.items():
-        n = counts.get(name, 0)
+        n = mh.count(name)
         if n < low:
             raise _schema_error(mh.el, f"MessageHeader lacks {name}")
         if high is not None and n > high:
@@ -420,13 +433,17 @@ def _manifest(body: _El) -> tuple[Reference, ...]:
 
 
 def _attachments(
-    root: _El, manifest: tuple[Reference, ...], limits: Limits
+    encoded: _El | None, manifest: tuple[Reference, ...], limits: Limits
 ) -> tuple[Attachment, ...]:
-    encoded = _child(root, "AttachmentEncoded")
+    """The files of ``encoded`` (``AttachmentEncoded``), exactly those the manifest declares."""
     elements = [] if encoded is None else [_Fields(a) for a in _kids(encoded, "Attachment")]
-    declared = Counter(ref.content_id for ref in manifest)
-    present = Counter(_content_id(a.text("ContentId")) for a in elements)
-    if any(n > 1 for n in declared.values()) or any(n > 1 for n in present.values()):
+    declared_ids = [ref.content_id for ref in manifest]
+    present_ids = [_content_id(a.text("ContentId")) for a in elements]
+    # Sets, not Counters (~4 µs per packet): once neither list repeats an id, the multisets
+    # are sets, and a set difference counts what a Counter difference counted.
+    declared = set(declared_ids)
+    present = set(present_ids)
+    if len(declared) != len(declared_ids) or len(present) != len(present_ids):
         raise EnvelopeRefused(Reason.ATTACHMENT_NOT_IN_MANIFEST, "duplicate ContentId")
     if declared != present:
         missing = len(declared - present)
@@ -436,9 +453,14 @@ def _attachments(
             f"{missing} declared attachment(s) absent, {extra} attachment(s) not declared",
         )
     out: list[Attachment] = []
-    for a in elements:
+    for a, content_id in zip(elements, present_ids, strict=True):
         cte = a.child("ContentTransferEncoded")
-        encoded_text = _text_of(cte).translate(_B64_WHITESPACE)
+        text = _text_of(cte)
+        encoded_text: str | bytes
+        if text.isascii():  # O(1); the bytes' C translate is ~7x faster than str's
+            encoded_text = text.encode("ascii").translate(None, _B64_WHITESPACE_BYTES)
+        else:  # decoding refuses it below, after the size check, as always
+            encoded_text = text.translate(_B64_WHITESPACE)
         # Cheap bound before decoding: base64 carries 3 bytes per 4 characters.
         if len(encoded_text) // 4 * 3 > limits.max_attachment_bytes + 2:
             raise EnvelopeRefused(
@@ -458,16 +480,17 @@ def _attachments(
             )
         out.append(
             Attachment(
-                content_id=_content_id(a.text("ContentId")),
+                content_id=content_id,
                 attachment_name=a.text("AttachmentName"),
                 content_type=a.token("ContentType"),
                 description=a.text("Description"),
                 data=data,
             )
         )
-    # Keep the manifest's order: it is the order the sender declared.
-    order = {ref.content_id: i for i, ref in enumerate(manifest)}
-    out.sort(key=lambda att: order[att.content_id])
+    if len(out) > 1:
+        # Keep the manifest's order: it is the order the sender declared.
+        order = {content_id: i for i, content_id in enumerate(declared_ids)}
+        out.sort(key=lambda att: order[att.content_id])
     return tuple(out)
 
 
@@ -564,25 +587,27 @@ def _parse_packet(data: bytes, limits: Limits) -> Envelope | StatusPacket:
     _validate(root)
     raw = bytes(data)
     signatures = sum(1 for _ in root.iter(f"{{{DS_NS}}}Signature"))
-    envelope_el = _kids(root, "edXMLEnvelope")[0]
-    header_el = _kids(envelope_el, "edXMLHeader")[0]
+    # One pass over the children of each level (each _kids call was another one).
+    top = _Fields(root)
+    envelope = _Fields(top.kids("edXMLEnvelope")[0])
+    header = _Fields(envelope.kids("edXMLHeader")[0])
     _check_field_lengths(
-        [*_kids(header_el, "MessageHeader"), *_kids(header_el, "Status"),
-         *_kids(header_el, "TraceHeaderList"), *_kids(envelope_el, "edXMLBody")],
-        [a for e in _kids(root, "AttachmentEncoded") for a in _kids(e, "Attachment")], limits)
-    status_el = _child(header_el, "Status")
+        [*header.kids("MessageHeader"), *header.kids("Status"),
+         *header.kids("TraceHeaderList"), *envelope.kids("edXMLBody")],
+        [a for e in top.kids("AttachmentEncoded") for a in _kids(e, "Attachment")], limits)
+    status_el = header.child("Status")
     packet: Envelope | StatusPacket
     if status_el is not None:
         packet = _status(status_el, raw, signatures)
     else:
-        header = _message_header(_kids(header_el, "MessageHeader")[0], limits)
-        trace_el = _child(header_el, "TraceHeaderList")
-        manifest = _manifest(_kids(envelope_el, "edXMLBody")[0])
+        message_header = _message_header(header.kids("MessageHeader")[0], limits)
+        trace_el = header.child("TraceHeaderList")
+        manifest = _manifest(envelope.kids("edXMLBody")[0])
         packet = Envelope(
-            header=header,
+            header=message_header,
             trace=None if trace_el is None else _trace(trace_el),
             manifest=manifest,
-            attachments=_attachments(root, manifest, limits),
+            attachments=_attachments(top.child("AttachmentEncoded"), manifest, limits),
             raw=raw,
             signature_count=signatures,
         )

@@ -358,3 +358,101 @@ def test_the_hub_evidence_extension_is_allowed_before_the_signature() -> None:
     with pytest.raises(EnvelopeRefused) as caught:
         parse_status(_with_extension(data, "urn:example:other"))
     assert caught.value.reason is Reason.ENVELOPE_SCHEMA_INVALID
+
+
+# -- attachments against the manifest (the parser's set-based matching, issue #23) -------------
+
+
+def _two_attachments() -> bytes:
+    return build_envelope(
+        sample_header(SENDER, RECIPIENTS),
+        attachments=[sample_attachment(b"abc", content_id="c1"),
+                     sample_attachment(b"defg", content_id="c2")])
+
+
+def _refused(data: bytes) -> EnvelopeRefused:
+    with pytest.raises(EnvelopeRefused) as caught:
+        parse_packet(data)
+    return caught.value
+
+
+def test_attachments_come_in_the_order_the_manifest_declares_them() -> None:
+    data = _two_attachments()
+    first = data.index(b"    <Attachment>")
+    second = data.index(b"    <Attachment>", first + 1)
+    end = data.index(b"  </AttachmentEncoded>")
+    swapped = data[:first] + data[second:end] + data[first:second] + data[end:]
+    assert swapped != data
+    envelope = parse_envelope(swapped)
+    assert [a.content_id for a in envelope.attachments] == ["c1", "c2"]
+    assert [a.data for a in envelope.attachments] == [b"abc", b"defg"]
+
+
+@pytest.mark.parametrize(("edit", "detail"), [
+    ((b"<ContentId>c2</ContentId>", b"<ContentId>c1</ContentId>"), "duplicate ContentId"),
+    ((b"<edXML:ContentId>cid:c2<", b"<edXML:ContentId>cid:c1<"), "duplicate ContentId"),
+    ((b"<ContentId>c2</ContentId>", b"<ContentId> CID:c1 </ContentId>"), "duplicate ContentId"),
+    ((b"<ContentId>c2</ContentId>", b"<ContentId>c3</ContentId>"),
+     "1 declared attachment(s) absent, 1 attachment(s) not declared"),
+    ((b"<edXML:ContentId>cid:c2<", b"<edXML:ContentId>cid:c3<"),
+     "1 declared attachment(s) absent, 1 attachment(s) not declared"),
+], ids=["encoded-twice", "declared-twice", "encoded-twice-with-prefix", "encoded-other",
+        "declared-other"])
+def test_attachments_and_manifest_must_name_the_same_content_ids_once(
+        edit: tuple[bytes, bytes], detail: str) -> None:
+    data = _two_attachments()
+    assert data.count(edit[0]) == 1
+    refused = _refused(data.replace(*edit))
+    assert (refused.reason, refused.detail) == (Reason.ATTACHMENT_NOT_IN_MANIFEST, detail)
+
+
+def test_a_declared_attachment_that_is_absent_is_counted() -> None:
+    data = _two_attachments()
+    first = data.index(b"    <Attachment>")
+    second = data.index(b"    <Attachment>", first + 1)
+    refused = _refused(data[:first] + data[second:])
+    assert (refused.reason, refused.detail) == (
+        Reason.ATTACHMENT_NOT_IN_MANIFEST,
+        "1 declared attachment(s) absent, 0 attachment(s) not declared")
+
+
+@pytest.mark.parametrize("spaces", [b" ", b"\t", b"\r\n", b"\n  \t "])
+def test_base64_broken_by_xml_whitespace_is_decoded(spaces: bytes) -> None:
+    data = _two_attachments().replace(b">ZGVmZw==<", b">ZG" + spaces + b"VmZw" + spaces + b"==<")
+    assert parse_envelope(data).attachments[1].data == b"defg"
+
+
+@pytest.mark.parametrize("odd", ["\u00a0", "\u2003", "\u0131", "*", "-"])
+def test_base64_with_any_other_character_is_not_base64(odd: str) -> None:
+    data = _two_attachments().replace(b">ZGVmZw==<", b">ZGVm" + odd.encode() + b"Zw==<")
+    refused = _refused(data)
+    assert refused.reason is Reason.ATTACHMENT_ENCODING_INVALID
+    assert refused.detail.endswith(": not base64")
+
+
+def test_the_size_of_base64_with_foreign_characters_is_judged_before_decoding() -> None:
+    data = _two_attachments().replace(b">ZGVmZw==<", ">ZGVm\u00a0Zw==<".encode())
+    with pytest.raises(EnvelopeRefused) as caught:
+        parse_packet(data, Limits(max_attachment_bytes=3))  # "abc" passes; 9 characters do not
+    assert caught.value.reason is Reason.ATTACHMENT_TOO_LARGE
+    assert caught.value.detail.endswith(": over 3 bytes")
+
+
+@pytest.mark.parametrize("field", [
+    b"edXML:OrganName", b"edXML:OrganId", b"edXML:CodeNumber", b"edXML:TypeName",
+    b"edXML:Competence", b"edXML:Description", b"edXML:ContentType", b"ContentId",
+    b"AttachmentName",
+])
+def test_a_comment_or_processing_instruction_inside_a_field_is_not_part_of_its_text(
+        field: bytes) -> None:
+    data = build_envelope(sample_header(SENDER, RECIPIENTS),
+                          attachments=[sample_attachment(b"abc", content_id="c1")])
+    start = data.index(b"<" + field + b">") + len(field) + 2
+    end = data.index(b"</" + field + b">", start)
+    value = data[start:end].decode()
+    assert len(value) >= 2
+    edited = (data[:start] + value[:1].encode() + b"<!-- x --><?pi y?>" + value[1:].encode()
+              + b"<!--z-->" + data[end:])
+    before, after = parse_envelope(data), parse_envelope(edited)
+    assert (after.header, after.manifest, after.attachments) == (
+        before.header, before.manifest, before.attachments)

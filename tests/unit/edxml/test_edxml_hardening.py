@@ -262,3 +262,27 @@ def test_a_depth_limit_deeper_than_an_xpath_can_express_is_still_enforced() -> N
     with pytest.raises(EnvelopeRefused) as caught:
         parse_xml(data, Limits(max_depth=299))
     assert caught.value.reason is Reason.ENVELOPE_TOO_DEEP
+
+
+def _declaration_at(data: bytes) -> str:
+    with pytest.raises(EnvelopeRefused) as caught:
+        parse_xml(data, Limits())
+    assert caught.value.reason is Reason.ENVELOPE_DTD_FORBIDDEN
+    return caught.value.detail
+
+
+@pytest.mark.parametrize("data", [
+    b"<a><!-- <!x --><![CDATA[<!y]]> ! <!ELEMENT b ANY><!DOCTYPE c></a>",
+    b"<a>!!<!-x--></a>",
+    b"<a><![CDATA<![CDATA[x]]></a>",
+    b"<a><!--x--><!--y--><!></a>",
+], ids=["after-comment-and-cdata", "half-comment", "half-cdata", "empty"])
+def test_the_markup_declaration_named_is_the_first_that_opens_no_comment_or_cdata(
+        data: bytes) -> None:
+    first = min(i for i in range(len(data) - 1) if data[i:i + 2] == b"<!"
+                and not data.startswith((b"<!--", b"<![CDATA["), i))
+    assert _declaration_at(data) == f"markup declaration at byte {first}"
+
+
+def test_exclamation_marks_alone_are_no_markup_declaration() -> None:
+    assert parse_xml("<a>Khẩn! <b>!</b>!<!-- ! --></a>".encode(), Limits()).tag == "a"
