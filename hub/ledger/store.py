@@ -993,6 +993,12 @@ class _DriverSql:
         m = self.mark
         self._update_head = (f"UPDATE ledger_head SET seq = {m}, chain_hash = {m},"  # noqa: S608
                              f" checkpoint_seq = {m}, checkpoint_at = {m} WHERE id = 1")
+        # SQLite's planner (no statistics) picks the index on kind for "digest IN (…) AND
+        # kind = ?": a walk over every receipt the ledger ever recorded, on every batch (the
+        # receipt-conflict check, the pipeline's look-up of receipts issued). "+kind" is the
+        # same comparison made a filter, so the index on digest is used: a few rows a packet.
+        # PostgreSQL has statistics (and no unary plus on text).
+        self._receipt_kind = "kind" if self.pg else "+kind"
         self._upsert = (" ON CONFLICT (digest, organ_id) DO UPDATE SET state = excluded.state,"
                         " updated_at = excluded.updated_at, updated_seq = excluded.updated_seq")
 
@@ -1046,7 +1052,7 @@ class _DriverSql:
         packets, in chain order."""
         return [tuple(row) for row in conn.exec_driver_sql(
             "SELECT message_id, digest, organ_id, reason, detail FROM ledger_events"  # noqa: S608
-            f" WHERE digest IN ({self._marks(len(digests))}) AND kind = {self.mark}"
+            f" WHERE digest IN ({self._marks(len(digests))}) AND {self._receipt_kind} = {self.mark}"
             " ORDER BY seq", (*digests, EventKind.RECEIPT_ISSUED.value))]
 
     def receipt_documents(self, conn: Connection,
