@@ -161,14 +161,15 @@ def test_a_batch_larger_than_one_multi_row_statement_keeps_one_chain(ledger_url:
         assert len(ledger.deliveries(state="delivered")) == 1000
 
 
-def test_the_receipt_look_up_of_a_batch_searches_the_digests_not_every_receipt(
+def test_the_look_ups_of_a_packets_receipts_and_deliveries_search_its_digest_not_every_event(
         tmp_path: Path) -> None:
-    # Given a SQLite ledger that recorded receipts, and the statements a batch runs
+    # Given a SQLite ledger that recorded a receipt and a delivery, and the statements run next
     ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
     digest = hashlib.sha256(b"packet").hexdigest()
     receipt = EventIn(EventKind.RECEIPT_ISSUED, "r1", T0, digest, organ_id="000.00.01.H27",
                       detail={"receipt_digest": "ab" * 32})
-    ledger.write([], [receipt])
+    ledger.write([], [receipt, EventIn(EventKind.DELIVERED, "m1", T0, digest,
+                                       organ_id="000.00.02.H27")])
     statements: list[tuple[str, Any]] = []
 
     @event.listens_for(ledger.engine, "before_cursor_execute")
@@ -176,13 +177,16 @@ def test_the_receipt_look_up_of_a_batch_searches_the_digests_not_every_receipt(
         if "FROM ledger_events" in statement:
             statements.append((statement, parameters))
 
-    # When the batch checks its receipts (the conflict check) and the pipeline asks for them
+    # When a batch checks its receipts (the conflict check), and the pipeline (or the API) asks
+    # for the receipts issued and the recipients reached
     ledger.write([], [receipt])
     ledger.issued([digest])
+    assert ledger.delivered_to(digest) == frozenset({"000.00.02.H27"})
+    assert ledger.delivered_to_many([digest]) == {digest: frozenset({"000.00.02.H27"})}
     event.remove(ledger.engine, "before_cursor_execute", _seen)
-    # Then each look-up searches the index on digest (SQLite's planner, left alone, walked
-    # the index on kind: every receipt the ledger ever recorded, on every batch)
-    assert len(statements) == 2
+    # Then each look-up searches the index on digest (SQLite's planner, left alone, walked the
+    # index on kind: every receipt or delivery the ledger ever recorded, on every batch)
+    assert len(statements) == 4
     with ledger.engine.connect() as conn:
         for statement, parameters in statements:
             plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(
