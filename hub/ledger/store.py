@@ -783,10 +783,7 @@ class Ledger:
         out: dict[str, set[str]] = {d: set() for d in wanted}
         with self._reading() as conn:
             for start in range(0, len(wanted), 500):
-                chunk = wanted[start:start + 500]
-                rows = conn.execute(select(Event.digest, Event.organ_id).where(
-                    Event.digest.in_(chunk), Event.kind == EventKind.DELIVERED.value))
-                for digest, organ in rows:
+                for digest, organ in self._sql.delivered(conn, wanted[start:start + 500]):
                     if organ and digest:
                         out[digest].add(organ)
         return {d: frozenset(v) for d, v in out.items()}
@@ -870,10 +867,7 @@ class Ledger:
     def delivered_to(self, digest: str) -> frozenset[str]:
         """Recipients that have a DELIVERED event for ``digest``."""
         with self._reading() as conn:
-            return frozenset(o for o in conn.scalars(
-                select(Event.organ_id).distinct().where(
-                    Event.digest == digest, Event.kind == EventKind.DELIVERED.value))
-                if o is not None)
+            return frozenset(o for _, o in self._sql.delivered(conn, (digest,)) if o is not None)
 
     def events(
         self,
@@ -1022,6 +1016,13 @@ class _DriverSql:
         m = self.mark
         self._update_head = (f"UPDATE ledger_head SET seq = {m}, chain_hash = {m},"  # noqa: S608
                              f" checkpoint_seq = {m}, checkpoint_at = {m} WHERE id = 1")
+        # SQLite's planner (no statistics) picks the index on kind for "digest IN (…) AND
+        # kind = ?": a walk over every receipt (or delivery) the ledger ever recorded, on every
+        # batch (the receipt-conflict check, the pipeline's look-up of receipts issued and of a
+        # packet's deliveries). "+kind" is the same comparison made a filter, so the index on
+        # digest is used: a few rows a packet. PostgreSQL has statistics (and no unary plus on
+        # text).
+        self._event_kind = "kind" if self.pg else "+kind"
         self._upsert = (" ON CONFLICT (digest, organ_id) DO UPDATE SET state = excluded.state,"
                         " updated_at = excluded.updated_at, updated_seq = excluded.updated_seq")
 
@@ -1075,8 +1076,15 @@ class _DriverSql:
         packets, in chain order."""
         return [tuple(row) for row in conn.exec_driver_sql(
             "SELECT message_id, digest, organ_id, reason, detail FROM ledger_events"  # noqa: S608
-            f" WHERE digest IN ({self._marks(len(digests))}) AND kind = {self.mark}"
+            f" WHERE digest IN ({self._marks(len(digests))}) AND {self._event_kind} = {self.mark}"
             " ORDER BY seq", (*digests, EventKind.RECEIPT_ISSUED.value))]
+
+    def delivered(self, conn: Connection, digests: Sequence[str]) -> list[tuple[Any, ...]]:
+        """(digest, organ_id) of the DELIVERED events about these packets, each pair once."""
+        return [tuple(row) for row in conn.exec_driver_sql(
+            "SELECT DISTINCT digest, organ_id FROM ledger_events"  # noqa: S608
+            f" WHERE digest IN ({self._marks(len(digests))}) AND {self._event_kind} = {self.mark}",
+            (*digests, EventKind.DELIVERED.value))]
 
     def receipt_documents(self, conn: Connection,
                           digests: Sequence[str]) -> list[tuple[Any, ...]]:

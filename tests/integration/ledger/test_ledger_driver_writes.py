@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, insert, text, update
+from sqlalchemy import create_engine, event, insert, text, update
 
 from hub.ledger import DocumentIn, EventIn, EventKind, Ledger, chain
 from hub.ledger.models import Document, Event, Head, UtcDateTime
@@ -157,3 +159,37 @@ def test_a_batch_larger_than_one_multi_row_statement_keeps_one_chain(ledger_url:
         assert result.rows == 500 + 2000 + 5
         assert ledger.head()[0] == 2505
         assert len(ledger.deliveries(state="delivered")) == 1000
+
+
+def test_the_look_ups_of_a_packets_receipts_and_deliveries_search_its_digest_not_every_event(
+        tmp_path: Path) -> None:
+    # Given a SQLite ledger that recorded a receipt and a delivery, and the statements run next
+    ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
+    digest = hashlib.sha256(b"packet").hexdigest()
+    receipt = EventIn(EventKind.RECEIPT_ISSUED, "r1", T0, digest, organ_id="000.00.01.H27",
+                      detail={"receipt_digest": "ab" * 32})
+    ledger.write([], [receipt, EventIn(EventKind.DELIVERED, "m1", T0, digest,
+                                       organ_id="000.00.02.H27")])
+    statements: list[tuple[str, Any]] = []
+
+    @event.listens_for(ledger.engine, "before_cursor_execute")
+    def _seen(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "FROM ledger_events" in statement:
+            statements.append((statement, parameters))
+
+    # When a batch checks its receipts (the conflict check), and the pipeline (or the API) asks
+    # for the receipts issued and the recipients reached
+    ledger.write([], [receipt])
+    ledger.issued([digest])
+    assert ledger.delivered_to(digest) == frozenset({"000.00.02.H27"})
+    assert ledger.delivered_to_many([digest]) == {digest: frozenset({"000.00.02.H27"})}
+    event.remove(ledger.engine, "before_cursor_execute", _seen)
+    # Then each look-up searches the index on digest (SQLite's planner, left alone, walked the
+    # index on kind: every receipt or delivery the ledger ever recorded, on every batch)
+    assert len(statements) == 4
+    with ledger.engine.connect() as conn:
+        for statement, parameters in statements:
+            plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(
+                f"EXPLAIN QUERY PLAN {statement}", parameters))
+            assert "ix_ledger_events_digest" in plan, plan
+    ledger.close()
