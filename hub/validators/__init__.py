@@ -241,14 +241,14 @@ class _Checking:
         # Every certificate KeyInfo offers must be one of the path the hub validated: KeyInfo is
         # not signed, and a verifier that builds its chain from the document's own copies (as
         # xmlsec1 does) must reach the same verdict as the hub (found by fuzzing, N1).
-        on_path = set(path.fingerprints)
+        on_path = path.on_path
         stray = [fp[:16] for fp in map(fingerprint, sig.offered) if fp not in on_path]
         if stray:
             raise ValidationFailure(
                 Reason.CERT_PATH_INVALID,
                 f"KeyInfo offers certificate(s) {', '.join(stray)} not on the validated path")
         return {
-            "path": " > ".join(fp[:16] for fp in path.fingerprints),
+            "path": path.text,
             "root": path.facts[-1].subject_text,
             "validity_judged_at": self.at.isoformat(),
         }

@@ -699,6 +699,10 @@ class CertPath(tuple[x509.Certificate, ...]):
 
     facts: tuple[CertificateFacts, ...]
     fingerprints: tuple[str, ...]
+    on_path: frozenset[str]
+    """The fingerprints as a set (is an offered certificate on the path?)."""
+    text: str
+    """The path as the report writes it: short fingerprints, leaf first, joined by `` > ``."""
     refusal: Refusal | None
 
     @classmethod
@@ -706,6 +710,8 @@ class CertPath(tuple[x509.Certificate, ...]):
         path = cls(certs)
         path.facts = tuple(read_certificate(c) for c in certs)
         path.fingerprints = tuple(f.fingerprint for f in path.facts)
+        path.on_path = frozenset(path.fingerprints)
+        path.text = " > ".join(fp[:16] for fp in path.fingerprints)
         try:
             _check_algorithms(path, policy)
             _check_leaf(path[0], policy)
