@@ -67,6 +67,7 @@ from hub.validators.outcome import (
 )
 from hub.validators.pdf import check_pdf_attachments
 from hub.validators.trust import (
+    CertificateFacts,
     ChainCache,
     CrlEntry,
     CrlSnapshot,
@@ -126,14 +127,31 @@ def _run(check: str, checks: list[CheckOutcome], action: Callable[[], dict[str, 
     return True
 
 
+_EVIDENCE: dict[int, tuple[CertificateFacts, SignerEvidence]] = {}
+"""The signer evidence of the certificate facts read lately, by ``id()`` of the facts (held
+with it, so the id stays theirs); cleared when :data:`_MAX_EVIDENCE` is reached."""
+_MAX_EVIDENCE = 1024
+
+
 def _signer_evidence(cert: x509.Certificate) -> SignerEvidence:
-    """What the report says about a signer (frozen; its facts are read once per certificate).
-    A certificate that cannot be read is named by its digest alone (the ``trust`` check says
-    CERT_MALFORMED)."""
+    """What the report says about a signer (frozen; built once per certificate's facts, which
+    are read once per certificate). A certificate that cannot be read is named by its digest
+    alone (the ``trust`` check says CERT_MALFORMED)."""
     try:
         facts = read_certificate(cert)
     except ValidationFailure:
         return SignerEvidence(subject="", fingerprint=fingerprint(cert), issuer="", serial="")
+    known = _EVIDENCE.get(id(facts))
+    if known is not None and known[0] is facts:
+        return known[1]
+    evidence = _evidence_of(facts)
+    if len(_EVIDENCE) >= _MAX_EVIDENCE:
+        _EVIDENCE.clear()
+    _EVIDENCE[id(facts)] = (facts, evidence)
+    return evidence
+
+
+def _evidence_of(facts: CertificateFacts) -> SignerEvidence:
     return SignerEvidence(
         subject=facts.subject_text,
         fingerprint=facts.fingerprint,
@@ -327,7 +345,7 @@ class _Checking:
                 self.checks[-1], "not applied: the legacy (sha1) signature fails")
 
     def report(self) -> ValidationReport:
-        queries = tuple({q.cert_id: q for q in self.wanted}.values())
+        queries = tuple({q.cert_id: q for q in self.wanted}.values()) if self.wanted else ()
         return ValidationReport(
             checks=tuple(self.checks),
             signer=_signer_evidence(self.found[0].leaf) if self.found else None,
