@@ -277,7 +277,7 @@ class _Profile(NamedTuple):
 
 def _check_signed_info(signature: etree._Element, legacy_sha1: bool) -> _Profile:
     kids = _by_tag(signature)
-    if _one(kids, _OBJECT) is not None:
+    if _OBJECT in kids:  # _by_tag lists are never empty
         raise ValidationFailure(
             Reason.SIGNATURE_WRAPPING_SUSPECTED, "ds:Object inside the signature")
     signed_info = _one(kids, _SIGNED_INFO)
@@ -304,10 +304,11 @@ def _check_signed_info(signature: etree._Element, legacy_sha1: bool) -> _Profile
             Reason.SIGNATURE_SCOPE_INCOMPLETE,
             f"reference URI {uri!r} does not cover the whole document")
     parts = _by_tag(reference)
-    transforms = [transform for parent in parts.get(_TRANSFORMS, ())
-                  for transform in parent.iterchildren(_TRANSFORM)]
-    algorithms = tuple(_algorithm(t) for t in transforms)
-    if algorithms != REQUIRED_TRANSFORMS or any(len(t) for t in transforms):
+    transforms: list[etree._Element] = []
+    for parent in parts.get(_TRANSFORMS, ()):
+        transforms.extend(parent.iterchildren(_TRANSFORM))
+    algorithms = tuple(map(_algorithm, transforms))
+    if algorithms != REQUIRED_TRANSFORMS or any(map(len, transforms)):
         raise ValidationFailure(
             Reason.SIGNATURE_SCOPE_INCOMPLETE, f"transforms {list(algorithms)}")
     digest = _algorithm(_one(parts, _DIGEST_METHOD))
@@ -465,6 +466,8 @@ class _Signer:
     """The leaf's key when it is RSA (otherwise the key type is refused below)."""
     size: int
     """Bytes of DER held (what the cache counts)."""
+    offered: tuple[x509.Certificate, ...]
+    """``certs`` but the leaf (what :class:`XmlSignature` offers the trust check)."""
 
 
 def _load_signer(texts: tuple[str, ...]) -> _Signer:
@@ -474,7 +477,8 @@ def _load_signer(texts: tuple[str, ...]) -> _Signer:
     leaf = _pick_leaf(certs)
     key = leaf.public_key()
     return _Signer(tuple(certs), leaf, key if isinstance(key, rsa.RSAPublicKey) else None,
-                   sum(len(text) * 3 // 4 for text in decoded))
+                   sum(len(text) * 3 // 4 for text in decoded),
+                   tuple(c for c in certs if c is not leaf))
 
 
 class SignerCache:
@@ -616,8 +620,8 @@ def check_xml_signature(
             "URI") from None
     if cached is None:
         SIGNER_CACHE.put(cache_key, found)  # only now: the signature verified with this key
-    offered = tuple(c for c in found.certs if c is not leaf)
-    return XmlSignature(leaf=leaf, offered=offered, signature_method=method, digest_method=digest)
+    return XmlSignature(leaf=leaf, offered=found.offered, signature_method=method,
+                        digest_method=digest)
 
 
 def verify_with_signxml(
