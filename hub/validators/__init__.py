@@ -48,7 +48,7 @@ No I/O happens here: the trust policy and CRLs are built outside (:mod:`hub.trus
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -108,7 +108,9 @@ class PacketDirectory(Protocol):
 
     def authorizes(self, organ_id: str, certificate: x509.Certificate, at: Any) -> bool: ...
 
-    def signer_for(self, organ_id: str, certificate: x509.Certificate, at: Any) -> Any: ...
+    def signer_for(self, organ_id: str, certificate: x509.Certificate, at: Any) -> Any:
+        """The signer entry ``certificate`` belongs to; None as well when :meth:`find` knows
+        no ``organ_id`` at ``at``."""
 
 
 def _run(check: str, checks: list[CheckOutcome], action: Callable[[], dict[str, str]]) -> bool:
@@ -233,7 +235,7 @@ class _Checking:
         self.ocsp = ocsp
         self.checks: list[CheckOutcome] = []
         self.found: list[XmlSignature] = []
-        self.path: list[x509.Certificate] = []
+        self.path: Sequence[x509.Certificate] = ()
         self.wanted: list[OcspQuery] = []
         self.legacy_sha1 = False
         """Verify a SHA-1 envelope signature (the national-axis waiver, second attempt)."""
@@ -255,7 +257,7 @@ class _Checking:
     def trust(self) -> dict[str, str]:
         sig = self.found[0]
         path = validate_chain(sig.leaf, sig.offered, self.policy, self.at)
-        self.path.extend(path)
+        self.path = path  # the CertPath, with its fingerprints (the revocation memo's key)
         # Every certificate KeyInfo offers must be one of the path the hub validated: KeyInfo is
         # not signed, and a verifier that builds its chain from the document's own copies (as
         # xmlsec1 does) must reach the same verdict as the hub (found by fuzzing, N1).
@@ -277,11 +279,13 @@ class _Checking:
 
     def signer(self) -> dict[str, str]:
         sender = self.packet.sender.organ_id
-        if self.directory.find(sender, self.at) is None:
-            raise ValidationFailure(Reason.SENDER_UNKNOWN, f"{sender} not in the directory")
         leaf = self.found[0].leaf
+        # signer_for finds the sender itself (None when unknown): the directory is asked a
+        # second time only to say which of the two refusals it is.
         entry = self.directory.signer_for(sender, leaf, self.at)
         if entry is None:
+            if self.directory.find(sender, self.at) is None:
+                raise ValidationFailure(Reason.SENDER_UNKNOWN, f"{sender} not in the directory")
             raise ValidationFailure(
                 Reason.SIGNER_NOT_AUTHORIZED_FOR_SENDER,
                 f"certificate {subject_uid(leaf) or '(no UID)'} may not sign for {sender}")

@@ -927,7 +927,8 @@ def check_revocation(
     # Without OCSP answers, a path these CRLs cleared stays cleared until the first of them goes
     # stale: each used CRL is fresh and lists none of the serials (revocation is judged by
     # the CRL snapshot alone, which carries this memo and is replaced when any CRL changes).
-    key = (tuple(fingerprint(c) for c in path), policy.crl_freshness)
+    key = (path.fingerprints if isinstance(path, CertPath)
+           else tuple(fingerprint(c) for c in path), policy.crl_freshness)
     if not answers.by_cert:
         known = crls._passed.get(key)
         if known is not None and at <= known[0]:
