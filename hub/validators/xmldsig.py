@@ -215,6 +215,12 @@ def _last_element(parent: etree._Element) -> etree._Element:
     return last
 
 
+def _has_element_child(element: etree._Element) -> bool:
+    """Whether ``element`` has a child element (comments and processing instructions aside):
+    lxml's element-only child filter, no proxy per child."""
+    return next(element.iterchildren(etree.Element), None) is not None
+
+
 def _carries_key_value(key_info: etree._Element) -> bool:
     """Whether ``key_info`` has a ``KeyValue`` or ``dsig11:DEREncodedKeyValue`` child (one
     look-up for both names)."""
@@ -582,7 +588,7 @@ def check_xml_signature(
         raise ValidationFailure(Reason.SIGNATURE_MULTIPLE, f"{len(signatures)} ds:Signature")
     signature = signatures[0]
     _check_position(signature, root)
-    if not any(isinstance(child.tag, str) for child in signature):
+    if not _has_element_child(signature):
         raise ValidationFailure(Reason.SIGNATURE_MISSING, "empty placeholder ds:Signature")
     profile = _check_signed_info(signature, legacy_sha1)
     method, digest = profile.method, profile.digest

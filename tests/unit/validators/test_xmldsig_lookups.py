@@ -17,6 +17,7 @@ from hub.validators.xmldsig import (
     _by_tag,
     _carries_key_value,
     _first,
+    _has_element_child,
     _last_element,
     _one,
 )
@@ -93,3 +94,17 @@ def test_the_key_value_lookup_finds_what_two_lxml_finds_find(children: list[str]
     expected = (key_info.find(f"{DS}KeyValue") is not None
                 or key_info.find(f"{{{DSIG11_NS}}}DEREncodedKeyValue") is not None)
     assert _carries_key_value(key_info) is expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from((*TAGS, "#comment", "#pi", "#entity")), max_size=4))
+def test_the_element_child_lookup_ignores_comments_processing_instructions_and_entities(
+    children: list[str],
+) -> None:
+    signature = etree.Element(f"{DS}Signature")
+    for name in children:
+        if name == "#entity":
+            signature.append(etree.Entity("x"))
+        else:
+            _build(signature, (name, []))
+    assert _has_element_child(signature) is any(isinstance(c.tag, str) for c in signature)
