@@ -142,10 +142,9 @@ def _validation_context(policy: TrustPolicy, at: datetime) -> Any:
     )
 
 
-@functools.lru_cache(maxsize=256)
 def _declared_pdf(content_type: str) -> bool:
-    """Whether ``content_type`` names PDF (a handful of distinct values: remembered)."""
-    return content_type.split(";")[0].strip().lower() in PDF_TYPES
+    """Whether ``content_type`` names PDF (not remembered: the sender writes it, any length)."""
+    return content_type.partition(";")[0].strip().lower() in PDF_TYPES
 
 
 def _is_pdf(content_type: str, data: bytes | None = None) -> bool:
