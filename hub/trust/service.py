@@ -46,7 +46,7 @@ class TrustService:
 
     def __call__(self, packet: Envelope | StatusPacket, at: datetime) -> ValidationReport:
         report = self._judge(packet, at)
-        if not (report.indeterminate and self.fetch_crls):
+        if not (self.fetch_crls and report.indeterminate):
             return report
         now = self._monotonic()
         urls = {u for c in report.checks for u in str(c.evidence.get("crl_urls", "")).split()

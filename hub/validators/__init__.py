@@ -48,7 +48,7 @@ No I/O happens here: the trust policy and CRLs are built outside (:mod:`hub.trus
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -67,6 +67,7 @@ from hub.validators.outcome import (
 )
 from hub.validators.pdf import check_pdf_attachments
 from hub.validators.trust import (
+    CertificateFacts,
     ChainCache,
     CrlEntry,
     CrlSnapshot,
@@ -107,7 +108,9 @@ class PacketDirectory(Protocol):
 
     def authorizes(self, organ_id: str, certificate: x509.Certificate, at: Any) -> bool: ...
 
-    def signer_for(self, organ_id: str, certificate: x509.Certificate, at: Any) -> Any: ...
+    def signer_for(self, organ_id: str, certificate: x509.Certificate, at: Any) -> Any:
+        """The signer entry ``certificate`` belongs to; None as well when :meth:`find` knows
+        no ``organ_id`` at ``at``."""
 
 
 def _run(check: str, checks: list[CheckOutcome], action: Callable[[], dict[str, str]]) -> bool:
@@ -126,14 +129,31 @@ def _run(check: str, checks: list[CheckOutcome], action: Callable[[], dict[str, 
     return True
 
 
+_EVIDENCE: dict[int, tuple[CertificateFacts, SignerEvidence]] = {}
+"""The signer evidence of the certificate facts read lately, by ``id()`` of the facts (held
+with it, so the id stays theirs); cleared when :data:`_MAX_EVIDENCE` is reached."""
+_MAX_EVIDENCE = 1024
+
+
 def _signer_evidence(cert: x509.Certificate) -> SignerEvidence:
-    """What the report says about a signer (frozen; its facts are read once per certificate).
-    A certificate that cannot be read is named by its digest alone (the ``trust`` check says
-    CERT_MALFORMED)."""
+    """What the report says about a signer (frozen; built once per certificate's facts, which
+    are read once per certificate). A certificate that cannot be read is named by its digest
+    alone (the ``trust`` check says CERT_MALFORMED)."""
     try:
         facts = read_certificate(cert)
     except ValidationFailure:
         return SignerEvidence(subject="", fingerprint=fingerprint(cert), issuer="", serial="")
+    known = _EVIDENCE.get(id(facts))
+    if known is not None and known[0] is facts:
+        return known[1]
+    evidence = _evidence_of(facts)
+    if len(_EVIDENCE) >= _MAX_EVIDENCE:
+        _EVIDENCE.clear()
+    _EVIDENCE[id(facts)] = (facts, evidence)
+    return evidence
+
+
+def _evidence_of(facts: CertificateFacts) -> SignerEvidence:
     return SignerEvidence(
         subject=facts.subject_text,
         fingerprint=facts.fingerprint,
@@ -215,7 +235,7 @@ class _Checking:
         self.ocsp = ocsp
         self.checks: list[CheckOutcome] = []
         self.found: list[XmlSignature] = []
-        self.path: list[x509.Certificate] = []
+        self.path: Sequence[x509.Certificate] = ()
         self.wanted: list[OcspQuery] = []
         self.legacy_sha1 = False
         """Verify a SHA-1 envelope signature (the national-axis waiver, second attempt)."""
@@ -237,18 +257,18 @@ class _Checking:
     def trust(self) -> dict[str, str]:
         sig = self.found[0]
         path = validate_chain(sig.leaf, sig.offered, self.policy, self.at)
-        self.path.extend(path)
+        self.path = path  # the CertPath, with its fingerprints (the revocation memo's key)
         # Every certificate KeyInfo offers must be one of the path the hub validated: KeyInfo is
         # not signed, and a verifier that builds its chain from the document's own copies (as
         # xmlsec1 does) must reach the same verdict as the hub (found by fuzzing, N1).
-        on_path = set(path.fingerprints)
+        on_path = path.on_path
         stray = [fp[:16] for fp in map(fingerprint, sig.offered) if fp not in on_path]
         if stray:
             raise ValidationFailure(
                 Reason.CERT_PATH_INVALID,
                 f"KeyInfo offers certificate(s) {', '.join(stray)} not on the validated path")
         return {
-            "path": " > ".join(fp[:16] for fp in path.fingerprints),
+            "path": path.text,
             "root": path.facts[-1].subject_text,
             "validity_judged_at": self.at.isoformat(),
         }
@@ -259,11 +279,13 @@ class _Checking:
 
     def signer(self) -> dict[str, str]:
         sender = self.packet.sender.organ_id
-        if self.directory.find(sender, self.at) is None:
-            raise ValidationFailure(Reason.SENDER_UNKNOWN, f"{sender} not in the directory")
         leaf = self.found[0].leaf
+        # signer_for finds the sender itself (None when unknown): the directory is asked a
+        # second time only to say which of the two refusals it is.
         entry = self.directory.signer_for(sender, leaf, self.at)
         if entry is None:
+            if self.directory.find(sender, self.at) is None:
+                raise ValidationFailure(Reason.SENDER_UNKNOWN, f"{sender} not in the directory")
             raise ValidationFailure(
                 Reason.SIGNER_NOT_AUTHORIZED_FOR_SENDER,
                 f"certificate {subject_uid(leaf) or '(no UID)'} may not sign for {sender}")
@@ -327,7 +349,7 @@ class _Checking:
                 self.checks[-1], "not applied: the legacy (sha1) signature fails")
 
     def report(self) -> ValidationReport:
-        queries = tuple({q.cert_id: q for q in self.wanted}.values())
+        queries = tuple({q.cert_id: q for q in self.wanted}.values()) if self.wanted else ()
         return ValidationReport(
             checks=tuple(self.checks),
             signer=_signer_evidence(self.found[0].leaf) if self.found else None,

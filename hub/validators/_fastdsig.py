@@ -38,6 +38,7 @@ from hub.validators.outcome import ValidationFailure
 
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
 DS = f"{{{DS_NS}}}"
+_SIGNED_INFO = f"{DS}SignedInfo"
 
 _PKCS1 = "pkcs1"
 _PSS = "pss"
@@ -132,7 +133,7 @@ def verify_enveloped(
     comment (unsigned content; signxml's signed content then differs from the document).
     ``root`` and ``signature`` are left exactly as they were.
     """
-    signed_info = next(signature.iterchildren(f"{DS}SignedInfo"), None)  # signature.find
+    signed_info = next(signature.iterchildren(_SIGNED_INFO), None)  # signature.find
     if signed_info is None:  # excluded by the structural checks
         raise ValidationFailure(Reason.SIGNATURE_INVALID, "no SignedInfo")
     signed_info_c14n = etree.tostring(signed_info, method="c14n", exclusive=True,

@@ -142,10 +142,16 @@ def _validation_context(policy: TrustPolicy, at: datetime) -> Any:
     )
 
 
+def _declared_pdf(content_type: str) -> bool:
+    """Whether ``content_type`` names PDF (not remembered: the sender writes it, any length)."""
+    return content_type.partition(";")[0].strip().lower() in PDF_TYPES
+
+
 def _is_pdf(content_type: str, data: bytes | None = None) -> bool:
-    """Declared as a PDF, or a PDF by its content (the header in the first 1024 bytes)."""
-    return content_type.split(";")[0].strip().lower() in PDF_TYPES or (
-        data is not None and PDF_MAGIC in data[:PDF_HEADER_WINDOW])
+    """Declared as a PDF, or a PDF by its content (the header in the first 1024 bytes:
+    ``find`` within the window, which is ``in data[:1024]`` without copying the window)."""
+    return _declared_pdf(content_type) or (
+        data is not None and data.find(PDF_MAGIC, 0, PDF_HEADER_WINDOW) >= 0)
 
 
 def _is_pdf_attachment(attachment: Attachment) -> bool:
@@ -680,6 +686,11 @@ def check_pdf_attachments(
     of the file; ``before_seal`` after the others. A signature after the seal is refused
     unless ``signatures_after_seal``.
     """
+    if not any(map(_is_pdf_attachment, envelope.attachments)) and (
+        _main_document(envelope, ()) is None
+    ):
+        # No PDF at all (most small envelopes): the verdict below, without building the run.
+        return {"pdfs": "0"}
     run = _PdfCheck(envelope, policy=policy, crls=crls, directory=directory, at=at, ocsp=ocsp,
                     wanted=wanted, require_signatures=require_signatures, reference=reference)
     for attachment in run.pdfs:

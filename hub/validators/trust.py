@@ -699,6 +699,10 @@ class CertPath(tuple[x509.Certificate, ...]):
 
     facts: tuple[CertificateFacts, ...]
     fingerprints: tuple[str, ...]
+    on_path: frozenset[str]
+    """The fingerprints as a set (is an offered certificate on the path?)."""
+    text: str
+    """The path as the report writes it: short fingerprints, leaf first, joined by `` > ``."""
     refusal: Refusal | None
 
     @classmethod
@@ -706,6 +710,8 @@ class CertPath(tuple[x509.Certificate, ...]):
         path = cls(certs)
         path.facts = tuple(read_certificate(c) for c in certs)
         path.fingerprints = tuple(f.fingerprint for f in path.facts)
+        path.on_path = frozenset(path.fingerprints)
+        path.text = " > ".join(fp[:16] for fp in path.fingerprints)
         try:
             _check_algorithms(path, policy)
             _check_leaf(path[0], policy)
@@ -921,7 +927,8 @@ def check_revocation(
     # Without OCSP answers, a path these CRLs cleared stays cleared until the first of them goes
     # stale: each used CRL is fresh and lists none of the serials (revocation is judged by
     # the CRL snapshot alone, which carries this memo and is replaced when any CRL changes).
-    key = (tuple(fingerprint(c) for c in path), policy.crl_freshness)
+    key = (path.fingerprints if isinstance(path, CertPath)
+           else tuple(fingerprint(c) for c in path), policy.crl_freshness)
     if not answers.by_cert:
         known = crls._passed.get(key)
         if known is not None and at <= known[0]:

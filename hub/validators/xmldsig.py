@@ -107,6 +107,26 @@ DSIG11_NS = "http://www.w3.org/2009/xmldsig11#"
 EDXML_NS = "http://www.mic.gov.vn/TBT/QCVN_102_2016"
 DS = f"{{{DS_NS}}}"
 ED = f"{{{EDXML_NS}}}"
+# Clark-notation tags, spelt once (an f-string per look-up costs on the hot path).
+_SIGNATURE = f"{DS}Signature"
+_SIGNED_INFO = f"{DS}SignedInfo"
+_OBJECT = f"{DS}Object"
+_C14N_METHOD = f"{DS}CanonicalizationMethod"
+_SIGNATURE_METHOD = f"{DS}SignatureMethod"
+_REFERENCE = f"{DS}Reference"
+_TRANSFORMS = f"{DS}Transforms"
+_TRANSFORM = f"{DS}Transform"
+_DIGEST_METHOD = f"{DS}DigestMethod"
+_DIGEST_VALUE = f"{DS}DigestValue"
+_SIGNATURE_VALUE = f"{DS}SignatureValue"
+_KEY_INFO = f"{DS}KeyInfo"
+_X509_DATA = f"{DS}X509Data"
+_X509_CERTIFICATE = f"{DS}X509Certificate"
+_KEY_VALUE = f"{DS}KeyValue"
+_DER_KEY_VALUE = f"{{{DSIG11_NS}}}DEREncodedKeyValue"
+_SLOT = f"{ED}DigitalSignature"
+_HEADER = f"{ED}edXMLHeader"
+_ENVELOPE = f"{ED}edXMLEnvelope"
 
 EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
 ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
@@ -186,23 +206,44 @@ def _blank(text: str | None) -> bool:
     return text is None or not text.strip()
 
 
+def _last_element(parent: etree._Element) -> etree._Element:
+    """The last child element of ``parent``, which holds at least one (the comments and
+    processing instructions after it stepped over, from the end: no list of every child)."""
+    last = parent[-1]
+    while not isinstance(last.tag, str):
+        last = cast(etree._Element, last.getprevious())
+    return last
+
+
+def _has_element_child(element: etree._Element) -> bool:
+    """Whether ``element`` has a child element (comments and processing instructions aside):
+    lxml's element-only child filter, no proxy per child."""
+    return next(element.iterchildren(etree.Element), None) is not None
+
+
+def _carries_key_value(key_info: etree._Element) -> bool:
+    """Whether ``key_info`` has a ``KeyValue`` or ``dsig11:DEREncodedKeyValue`` child (one
+    look-up for both names)."""
+    return next(key_info.iterchildren(_KEY_VALUE, _DER_KEY_VALUE), None) is not None
+
+
 def _check_position(signature: etree._Element, root: etree._Element) -> None:
     """The one signature sits in one of the two accepted places (module docstring), and nothing
     but whitespace follows it there."""
     parent = signature.getparent()
-    slot = parent if parent is not None and parent.tag == f"{ED}DigitalSignature" else None
+    slot = parent if parent is not None and parent.tag == _SLOT else None
     header = parent if slot is None else slot.getparent()
     envelope = header.getparent() if header is not None else None
     if (
         header is None
-        or header.tag != f"{ED}edXMLHeader"
+        or header.tag != _HEADER
         or envelope is None
-        or envelope.tag != f"{ED}edXMLEnvelope"
+        or envelope.tag != _ENVELOPE
         or envelope.getparent() is not root
     ):
         raise _wrapping("ds:Signature is neither in edXMLHeader/edXML:DigitalSignature nor the "
                         "last child of edXMLHeader of edXML/edXMLEnvelope")
-    last = [child for child in header if isinstance(child.tag, str)][-1]
+    last = _last_element(header)
     if slot is not None:
         if last is not slot:
             raise _wrapping("edXML:DigitalSignature holding ds:Signature is not the last child "
@@ -234,31 +275,31 @@ class _Profile(NamedTuple):
     def digest_value(self, signature: etree._Element) -> etree._Element | None:
         """``signature.find("SignedInfo/Reference/DigestValue")``: in the one Reference of the
         first SignedInfo, else (a malformed signature) searched as ``find`` would."""
-        found = _one(self.reference, f"{DS}DigestValue")
+        found = _one(self.reference, _DIGEST_VALUE)
         if found is None:
-            found = _first(signature, f"{DS}SignedInfo", f"{DS}Reference", f"{DS}DigestValue")
+            found = _first(signature, _SIGNED_INFO, _REFERENCE, _DIGEST_VALUE)
         return found
 
 
 def _check_signed_info(signature: etree._Element, legacy_sha1: bool) -> _Profile:
     kids = _by_tag(signature)
-    if _one(kids, f"{DS}Object") is not None:
+    if _OBJECT in kids:  # _by_tag lists are never empty
         raise ValidationFailure(
             Reason.SIGNATURE_WRAPPING_SUSPECTED, "ds:Object inside the signature")
-    signed_info = _one(kids, f"{DS}SignedInfo")
+    signed_info = _one(kids, _SIGNED_INFO)
     if signed_info is None:
         raise ValidationFailure(Reason.SIGNATURE_INVALID, "no SignedInfo")
     info = _by_tag(signed_info)
-    c14n = _algorithm(_one(info, f"{DS}CanonicalizationMethod"))
+    c14n = _algorithm(_one(info, _C14N_METHOD))
     if c14n != EXC_C14N:
         raise ValidationFailure(
             Reason.SIGNATURE_ALGORITHM_FORBIDDEN, f"SignedInfo canonicalization {c14n!r}")
-    method = _algorithm(_one(info, f"{DS}SignatureMethod"))
+    method = _algorithm(_one(info, _SIGNATURE_METHOD))
     if method not in ALLOWED_SIGNATURE_METHODS and not (legacy_sha1 and method == RSA_SHA1):
         raise ValidationFailure(
             Reason.SIGNATURE_ALGORITHM_FORBIDDEN, f"signature method {method!r}",
             evidence={"signature_method": method})
-    references = info.get(f"{DS}Reference", [])
+    references = info.get(_REFERENCE, [])
     if len(references) != 1:
         raise ValidationFailure(
             Reason.SIGNATURE_SCOPE_INCOMPLETE, f"{len(references)} references (exactly 1 needed)")
@@ -269,13 +310,14 @@ def _check_signed_info(signature: etree._Element, legacy_sha1: bool) -> _Profile
             Reason.SIGNATURE_SCOPE_INCOMPLETE,
             f"reference URI {uri!r} does not cover the whole document")
     parts = _by_tag(reference)
-    transforms = [transform for parent in parts.get(f"{DS}Transforms", ())
-                  for transform in parent.iterchildren(f"{DS}Transform")]
-    algorithms = tuple(_algorithm(t) for t in transforms)
-    if algorithms != REQUIRED_TRANSFORMS or any(len(t) for t in transforms):
+    transforms: list[etree._Element] = []
+    for parent in parts.get(_TRANSFORMS, ()):
+        transforms.extend(parent.iterchildren(_TRANSFORM))
+    algorithms = tuple(map(_algorithm, transforms))
+    if algorithms != REQUIRED_TRANSFORMS or any(map(len, transforms)):
         raise ValidationFailure(
             Reason.SIGNATURE_SCOPE_INCOMPLETE, f"transforms {list(algorithms)}")
-    digest = _algorithm(_one(parts, f"{DS}DigestMethod"))
+    digest = _algorithm(_one(parts, _DIGEST_METHOD))
     if digest not in ALLOWED_DIGESTS and not (legacy_sha1 and digest == SHA1_DIGEST):
         raise ValidationFailure(
             Reason.SIGNATURE_ALGORITHM_FORBIDDEN, f"digest method {digest!r}",
@@ -306,11 +348,11 @@ def _key_info_texts(
     certificate in it is parsed: so at most ``limits.max_key_info_certificates``, each at most
     ``limits.max_certificate_bytes`` once its whitespace is dropped
     (SIGNATURE_KEY_INFO_TOO_LARGE)."""
-    key_infos = (signature.iterchildren(f"{DS}KeyInfo") if kids is None
-                 else kids.get(f"{DS}KeyInfo", ()))
+    key_infos = (signature.iterchildren(_KEY_INFO) if kids is None
+                 else kids.get(_KEY_INFO, ()))
     nodes = [node for key_info in key_infos
-             for data in key_info.iterchildren(f"{DS}X509Data")
-             for node in data.iterchildren(f"{DS}X509Certificate")]
+             for data in key_info.iterchildren(_X509_DATA)
+             for node in data.iterchildren(_X509_CERTIFICATE)]
     if len(nodes) > limits.max_key_info_certificates:
         raise ValidationFailure(
             Reason.SIGNATURE_KEY_INFO_TOO_LARGE,
@@ -430,6 +472,8 @@ class _Signer:
     """The leaf's key when it is RSA (otherwise the key type is refused below)."""
     size: int
     """Bytes of DER held (what the cache counts)."""
+    offered: tuple[x509.Certificate, ...]
+    """``certs`` but the leaf (what :class:`XmlSignature` offers the trust check)."""
 
 
 def _load_signer(texts: tuple[str, ...]) -> _Signer:
@@ -439,7 +483,8 @@ def _load_signer(texts: tuple[str, ...]) -> _Signer:
     leaf = _pick_leaf(certs)
     key = leaf.public_key()
     return _Signer(tuple(certs), leaf, key if isinstance(key, rsa.RSAPublicKey) else None,
-                   sum(len(text) * 3 // 4 for text in decoded))
+                   sum(len(text) * 3 // 4 for text in decoded),
+                   tuple(c for c in certs if c is not leaf))
 
 
 class SignerCache:
@@ -510,10 +555,8 @@ def _signxml_only(profile: _Profile) -> bool:
     certificate; never produced by the hub or xmlsec1 with the hub's template)."""
     if not _fastdsig.handles(profile.method, profile.digest):
         return True
-    key_info = _one(profile.kids, f"{DS}KeyInfo")
-    return key_info is not None and (
-        _first(key_info, f"{DS}KeyValue") is not None
-        or _first(key_info, f"{{{DSIG11_NS}}}DEREncodedKeyValue") is not None)
+    key_info = _one(profile.kids, _KEY_INFO)
+    return key_info is not None and _carries_key_value(key_info)
 
 
 def check_xml_signature(
@@ -538,18 +581,18 @@ def check_xml_signature(
             root = parse_xml(raw, _GENEROUS)
         except EnvelopeRefused as refused:
             raise ValidationFailure(refused.reason, refused.detail) from None
-    signatures = list(root.iter(f"{DS}Signature"))
+    signatures = list(root.iter(_SIGNATURE))
     if not signatures:
         raise ValidationFailure(Reason.SIGNATURE_MISSING)
     if len(signatures) > 1:
         raise ValidationFailure(Reason.SIGNATURE_MULTIPLE, f"{len(signatures)} ds:Signature")
     signature = signatures[0]
     _check_position(signature, root)
-    if not any(isinstance(child.tag, str) for child in signature):
+    if not _has_element_child(signature):
         raise ValidationFailure(Reason.SIGNATURE_MISSING, "empty placeholder ds:Signature")
     profile = _check_signed_info(signature, legacy_sha1)
     method, digest = profile.method, profile.digest
-    signature_value = _strict_b64(_one(profile.kids, f"{DS}SignatureValue"), "SignatureValue")
+    signature_value = _strict_b64(_one(profile.kids, _SIGNATURE_VALUE), "SignatureValue")
     digest_value = _strict_b64(profile.digest_value(signature), "DigestValue")
     texts = _key_info_texts(signature, limits or _DEFAULT_LIMITS, profile.kids)
     cache_key = _cache_key(texts)
@@ -583,8 +626,8 @@ def check_xml_signature(
             "URI") from None
     if cached is None:
         SIGNER_CACHE.put(cache_key, found)  # only now: the signature verified with this key
-    offered = tuple(c for c in found.certs if c is not leaf)
-    return XmlSignature(leaf=leaf, offered=offered, signature_method=method, digest_method=digest)
+    return XmlSignature(leaf=leaf, offered=found.offered, signature_method=method,
+                        digest_method=digest)
 
 
 def verify_with_signxml(

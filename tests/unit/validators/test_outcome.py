@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 
 import pytest
@@ -76,3 +77,33 @@ def test_to_dict_is_json_and_describe_names_every_check() -> None:
     assert "CERT_REVOKED" in text
     assert "Chứng thư số đã bị thu hồi" in text
     assert "revocation" in text
+
+
+@pytest.mark.parametrize("evidence", [None, {}, {"path": "a > b", "root": "CN=Root"}])
+def test_a_passed_outcome_is_the_one_the_constructor_builds(
+    evidence: dict[str, str] | None,
+) -> None:
+    given = None if evidence is None else dict(evidence)
+    fast = CheckOutcome.passed("trust", given)
+    built = CheckOutcome("trust", Indication.PASSED, Reason.OK, given or {})
+    assert fast == built
+    assert {s: getattr(fast, s) for s in CheckOutcome.__slots__} == {
+        s: getattr(built, s) for s in CheckOutcome.__slots__}
+    assert type(fast.evidence) is type(built.evidence)
+    if given is not None:  # the outcome holds a copy: the caller's dict may change later
+        given["late"] = "x"
+        assert "late" not in fast.evidence
+    with pytest.raises(AttributeError):
+        fast.check = "other"  # type: ignore[misc]
+
+
+def test_indeterminate_is_nothing_failed_and_something_undecided_for_every_combination(
+) -> None:
+    for n in range(4):
+        for indications in itertools.product(Indication, repeat=n):
+            report = _report(*(CheckOutcome(f"c{i}", ind, Reason.OK if ind is Indication.PASSED
+                                            else Reason.REVOCATION_UNAVAILABLE)
+                               for i, ind in enumerate(indications)))
+            assert report.indeterminate is (
+                Indication.FAILED not in indications
+                and Indication.INDETERMINATE in indications), indications

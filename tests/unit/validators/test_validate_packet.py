@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 
 from hub.edxml import parse_packet
 from hub.reasons import Reason
-from hub.validators import Indication, validate_packet
+from hub.validators import Indication, _evidence_of, validate_packet
+from hub.validators.trust import read_certificate
+from hub.validators.xmldsig import check_xml_signature
 from tests.pki_fixtures import AT
 from tests.unit.validators.signature_vectors import DIRECTORY, Vectors
 
@@ -57,6 +59,21 @@ def test_the_report_names_the_signer_and_when_validity_was_judged(vectors: Vecto
     trust = next(c for c in report.checks if c.check == "trust")
     assert trust.evidence["validity_judged_at"] == AT.isoformat()
     assert [c.check for c in report.checks] == ["xmldsig", "trust", "revocation", "signer", "pdf"]
+
+
+def test_the_signer_evidence_is_built_from_the_certificate_facts_on_every_packet(
+    vectors: Vectors,
+) -> None:
+    packet = parse_packet(vectors.valid_raw)
+    reports = [validate_packet(packet, at=AT, policy=vectors.policy, directory=DIRECTORY,
+                               crls=vectors.crls) for _ in range(2)]
+    first = reports[0].checks[0]
+    leaf = check_xml_signature(packet.raw, vectors.policy).leaf
+    for report in reports:
+        assert report.signer == _evidence_of(read_certificate(leaf))
+        assert report.signer is not None
+        assert report.signer.fingerprint == first.evidence["certificate"]
+        assert report.signer.serial == f"{leaf.serial_number:x}"
 
 
 def test_a_bug_in_a_check_becomes_internal_error_not_an_exception(vectors: Vectors) -> None:
