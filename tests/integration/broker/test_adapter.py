@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -53,6 +54,31 @@ def test_a_batch_written_in_large_chunks_arrives_whole_and_in_order(
         got.append((d.message_id, d.body))
         conn.settler().ack([d.tag])
     assert got == [(f"m{i}", b) for i, b in enumerate(bodies)]
+
+
+def test_every_property_the_adapter_writes_reaches_the_broker_as_given(
+    conn: Connection, names: str
+) -> None:
+    # Given messages with every header type the hub sends, an expiration, the login as
+    # user_id, a Vietnamese header value and an empty body (the adapter marshals the frames)
+    headers = {"x-hub-sender": "000.00.00.G01", "x-hub-reason-text-vi": "Chữ ký không hợp lệ",
+               "x-hub-attempts": 3, "x-hub-big": 2**40, "x-hub-flag": True, "x-hub-none": None}
+    before = int(time.time())
+    conn.publish([Outgoing("", names, b"", headers, message_id="m-1", user_id="guest",
+                           expiration_ms=600_000, content_type="application/json"),
+                  Outgoing("", names, b"<e/>", message_id="m-2")])
+    # Then the broker hands back exactly what was given, with the adapter's fixed properties
+    _method, props, body = conn.channel.basic_get(names, auto_ack=True)
+    assert body == b""
+    assert {k: props.headers[k] for k in headers} == headers
+    assert (props.message_id, props.user_id, props.expiration, props.content_type) == (
+        "m-1", "guest", "600000", "application/json")
+    assert (props.delivery_mode, props.app_id) == (2, "edxml-hub")
+    assert before <= props.timestamp <= time.time()
+    _method, props, body = conn.channel.basic_get(names, auto_ack=True)
+    assert body == b"<e/>"
+    assert (props.message_id, props.user_id, props.expiration, props.content_type) == (
+        "m-2", None, None, "application/xml")
 
 
 def test_an_unroutable_message_fails_every_batch_in_flight(conn: Connection, names: str) -> None:
