@@ -38,6 +38,7 @@ redelivered packet whose receipts were staged is planned at the time they state.
 from __future__ import annotations
 
 import base64
+import contextvars
 import dataclasses
 import functools
 import hashlib
@@ -47,7 +48,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Protocol, cast
 
-from structlog.contextvars import bound_contextvars
+from structlog.contextvars import bind_contextvars
 
 from hub.consumers.settlement import Action, Disposition, RetryPolicy, decide
 from hub.edxml import EnvelopeRefused, Limits, parse_packet
@@ -257,6 +258,14 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _restore(tokens: Mapping[str, contextvars.Token[Any]]) -> None:
+    """Undo ``bind_contextvars``: what ``bound_contextvars`` leaves on exit (the values bound
+    before, structlog's "unbound" ``...`` where there were none), without reading the whole
+    context on the way in."""
+    bind_contextvars(**{k: ... if t.old_value is contextvars.Token.MISSING else t.old_value
+                        for k, t in tokens.items()})
+
+
 def _header_int(headers: Mapping[str, Any], name: str) -> int:
     try:
         return int(headers.get(name, 0) or 0)
@@ -329,9 +338,14 @@ class Pipeline:
             attempts = _header_int(delivery.headers, Headers.ATTEMPTS) + 1
             rows = (len(plan.documents), len(plan.events), len(plan.receipts))
             try:
-                with bound_contextvars(message_id=delivery.message_id, attempt=attempts):
+                # Context bound while the delivery is planned (not while a failure is handled
+                # below), as ``bound_contextvars`` would (see _restore).
+                context = bind_contextvars(message_id=delivery.message_id, attempt=attempts)
+                try:
                     self._process_one(delivery, parsed[delivery.tag], at, attempts, plan,
                                       pending)
+                finally:
+                    _restore(context)
             except PermanentError as exc:
                 self._fail(plan, delivery, at, attempts, None, exc.reason, exc.detail)
             except TransientError as exc:
@@ -407,11 +421,14 @@ class Pipeline:
                        f"user_id={self._user(delivery)!r}")
             return
         # Context bound once per delivery: every event below carries sender and digest.
-        with bound_contextvars(sender=sender, digest=packet.digest[:16]):
+        context = bind_contextvars(sender=sender, digest=packet.digest[:16])
+        try:
             if isinstance(packet, StatusPacket):
                 self._process_status(delivery, packet, at, attempts, plan)
-                return
-            self._process_envelope(delivery, packet, at, attempts, plan, pending)
+            else:
+                self._process_envelope(delivery, packet, at, attempts, plan, pending)
+        finally:
+            _restore(context)
 
     def _trusted(self) -> frozenset[str]:
         return self.config.trusted
