@@ -218,7 +218,9 @@ def plan(where: Path, out: Path) -> None:
                     in_flight.append(p)
         finally:
             hub.close()
-    plans.append(canonical(events.entries))
+    # Keys sorted: merge_contextvars adds the context in the order the process's context holds
+    # it, which varies from one process to the next (ContextVar hashes are addresses).
+    plans.append(canonical([dict(sorted(e.items())) for e in events.entries]))
     out.write_text(json.dumps(plans, indent=1, ensure_ascii=False))
 
 
