@@ -37,6 +37,7 @@ Rules, and where they come from:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -125,12 +126,21 @@ class _Resolved:
     why: str = ""
 
 
+@functools.lru_cache(maxsize=1024)
+def _normal_form(written: str) -> str | None:
+    """``OrgCode.parse(written).normalized``, or None for a malformed code. Worked out once per
+    code (a pure function of the text; the same few codes are routed again and again)."""
+    try:
+        return OrgCode.parse(written).normalized
+    except EnvelopeRefused:
+        return None
+
+
 def _resolve(
     directory: DirectoryLookup, written: str, at: datetime, unknown: Reason
 ) -> _Resolved:
-    try:
-        code = OrgCode.parse(written).normalized
-    except EnvelopeRefused:
+    code = _normal_form(written)
+    if code is None:
         return _Resolved(None, Reason.ORGAN_ID_INVALID, f"{written[:40]!r} is malformed")
     entry = directory.find(code, at)
     if entry is not None:
@@ -262,7 +272,5 @@ def route_status(
 
 
 def _normalized(code: str) -> str:
-    try:
-        return OrgCode.parse(code).normalized
-    except EnvelopeRefused:
-        return code.strip()
+    normal = _normal_form(code)
+    return code.strip() if normal is None else normal

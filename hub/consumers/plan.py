@@ -38,6 +38,7 @@ redelivered packet whose receipts were staged is planned at the time they state.
 from __future__ import annotations
 
 import base64
+import contextvars
 import dataclasses
 import functools
 import hashlib
@@ -47,7 +48,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Protocol, cast
 
-from structlog.contextvars import bound_contextvars
+from structlog.contextvars import bind_contextvars
 
 from hub.consumers.settlement import Action, Disposition, RetryPolicy, decide
 from hub.edxml import EnvelopeRefused, Limits, parse_packet
@@ -257,6 +258,14 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _restore(tokens: Mapping[str, contextvars.Token[Any]]) -> None:
+    """Undo ``bind_contextvars``: what ``bound_contextvars`` leaves on exit (the values bound
+    before, structlog's "unbound" ``...`` where there were none), without reading the whole
+    context on the way in."""
+    bind_contextvars(**{k: ... if t.old_value is contextvars.Token.MISSING else t.old_value
+                        for k, t in tokens.items()})
+
+
 def _header_int(headers: Mapping[str, Any], name: str) -> int:
     try:
         return int(headers.get(name, 0) or 0)
@@ -286,6 +295,9 @@ class Pipeline:
         self._known: dict[tuple[str, str], Any] = {}
         self._issued: dict[str, list[IssuedReceipt]] = {}
         self._view: LedgerView = ledger
+        self._log: Any = log
+        """The module's logger; during a batch, one logger bound from it for the whole batch
+        (what each call on the module's lazy proxy would assemble again)."""
 
     # -- the batch ---------------------------------------------------------------------------
     def process_batch(self, deliveries: Sequence[Delivery],
@@ -297,11 +309,13 @@ class Pipeline:
         their ledger transactions had committed (:class:`InFlightView`)."""
         view = InFlightView(self.ledger, in_flight) if in_flight else None
         self._view = view or self.ledger
+        self._log = log.bind()
         try:
             plan = self._plan_batch(deliveries)
         finally:
             self._view = self.ledger  # keep no plan alive between batches
             self._issued = {}
+            self._log = log
         plan.leans_on_in_flight = view is not None and view.used
         return plan
 
@@ -329,9 +343,14 @@ class Pipeline:
             attempts = _header_int(delivery.headers, Headers.ATTEMPTS) + 1
             rows = (len(plan.documents), len(plan.events), len(plan.receipts))
             try:
-                with bound_contextvars(message_id=delivery.message_id, attempt=attempts):
+                # Context bound while the delivery is planned (not while a failure is handled
+                # below), as ``bound_contextvars`` would (see _restore).
+                context = bind_contextvars(message_id=delivery.message_id, attempt=attempts)
+                try:
                     self._process_one(delivery, parsed[delivery.tag], at, attempts, plan,
                                       pending)
+                finally:
+                    _restore(context)
             except PermanentError as exc:
                 self._fail(plan, delivery, at, attempts, None, exc.reason, exc.detail)
             except TransientError as exc:
@@ -339,8 +358,8 @@ class Pipeline:
                     raise  # fail closed: nothing of this batch is published or acked
                 self._fail(plan, delivery, at, attempts, None, exc.reason, exc.detail)
             except Exception as exc:  # a bug must not crash the consumer or loop the message
-                log.exception("delivery_crashed", message_id=delivery.message_id,
-                              error=type(exc).__name__)
+                self._log.exception("delivery_crashed", message_id=delivery.message_id,
+                                    error=type(exc).__name__)
                 self._fail(plan, delivery, at, attempts, None, Reason.INTERNAL_ERROR,
                            type(exc).__name__)
             plan.ack.append(delivery.tag)
@@ -407,11 +426,14 @@ class Pipeline:
                        f"user_id={self._user(delivery)!r}")
             return
         # Context bound once per delivery: every event below carries sender and digest.
-        with bound_contextvars(sender=sender, digest=packet.digest[:16]):
+        context = bind_contextvars(sender=sender, digest=packet.digest[:16])
+        try:
             if isinstance(packet, StatusPacket):
                 self._process_status(delivery, packet, at, attempts, plan)
-                return
-            self._process_envelope(delivery, packet, at, attempts, plan, pending)
+            else:
+                self._process_envelope(delivery, packet, at, attempts, plan, pending)
+        finally:
+            _restore(context)
 
     def _trusted(self) -> frozenset[str]:
         return self.config.trusted
@@ -468,9 +490,9 @@ class Pipeline:
             self._receipt(plan, accepted, env, env.sender.organ_id, at)
         plan.outcomes.append((delivery, decide(Reason.OK, attempts=attempts,
                                                policy=self.config.retry)))
-        log.debug("envelope_accepted", message_id=mid, sender=env.sender.organ_id,
-                  digest=env.digest[:16], recipients=[d.organ_id for d in deliveries],
-                  attempts=attempts)
+        self._log.debug("envelope_accepted", message_id=mid, sender=env.sender.organ_id,
+                        digest=env.digest[:16], recipients=[d.organ_id for d in deliveries],
+                        attempts=attempts)
 
     def _seen_before(self, env: Envelope, pending: dict[tuple[str, str], str]
                      ) -> StoredDocument | frozenset[str] | _Refusal | None:
@@ -513,10 +535,10 @@ class Pipeline:
             # The national-axis interop policy accepted a legacy envelope signature because
             # the main PDF's signatures are valid: never silent (Decree 30/2020/NĐ-CP Art. 5).
             evidence = report.waiver.evidence
-            log.warning("legacy_envelope_signature_accepted", sender=env.sender.organ_id,
-                        document_id=env.document_id, digest=env.digest,
-                        waived_reason=evidence.get("waived_reason"),
-                        envelope_signature=evidence.get("envelope_signature"))
+            self._log.warning("legacy_envelope_signature_accepted",
+                              sender=env.sender.organ_id, document_id=env.document_id,
+                              digest=env.digest, waived_reason=evidence.get("waived_reason"),
+                              envelope_signature=evidence.get("envelope_signature"))
         return None
 
     def _targets(self, env: Envelope, at: datetime, report: Any
@@ -571,22 +593,23 @@ class Pipeline:
                          deliveries: Sequence[Any]) -> None:
         """One message per recipient under a deterministic id, and "01" where the hub signs
         for the recipient (published once the delivery is confirmed and recorded)."""
-        sender = env.sender.organ_id
+        sender, digest, document_id = env.sender.organ_id, env.digest, env.document_id
+        deliver = self.config.names.deliver
         for d in deliveries:
-            headers = {Headers.DIGEST: env.digest, Headers.SENDER: sender,
-                       Headers.RECIPIENT: d.organ_id, Headers.DOCUMENT_ID: env.document_id,
-                       Headers.VIA: d.via}
-            plan.first.append(Outgoing(self.config.names.deliver, d.routing_key, env.raw, headers,
-                                       message_id=f"{env.digest}:{d.organ_id}"))
-            plan.events.append(EventIn(EventKind.ROUTED, mid, at, digest=env.digest,
-                                       organ_id=d.organ_id, detail={"via": d.via,
-                                                                    "queue": d.routing_key}))
-            plan.events.append(EventIn(EventKind.DELIVERED, mid, at, digest=env.digest,
-                                       organ_id=d.organ_id, detail={"via": d.via}))
-            if d.via == "direct":
-                receipt = self._issue(env.digest, "received", sender, None, at,
-                                      partial(self._received, env, d.organ_id, at),
-                                      issuer=d.organ_id)
+            organ_id, via, key = d.organ_id, d.via, d.routing_key
+            headers = {Headers.DIGEST: digest, Headers.SENDER: sender,
+                       Headers.RECIPIENT: organ_id, Headers.DOCUMENT_ID: document_id,
+                       Headers.VIA: via}
+            plan.first.append(Outgoing(deliver, key, env.raw, headers,
+                                       message_id=f"{digest}:{organ_id}"))
+            plan.events.append(EventIn(EventKind.ROUTED, mid, at, digest=digest,
+                                       organ_id=organ_id, detail={"via": via, "queue": key}))
+            plan.events.append(EventIn(EventKind.DELIVERED, mid, at, digest=digest,
+                                       organ_id=organ_id, detail={"via": via}))
+            if via == "direct":
+                receipt = self._issue(digest, "received", sender, None, at,
+                                      partial(self._received, env, organ_id, at),
+                                      issuer=organ_id)
                 if receipt is not None:
                     self._receipt(plan, receipt, env, sender, at)
 
@@ -691,8 +714,8 @@ class Pipeline:
                     detail={"kind": "countersigned", "receipt_digest": counter_digest,
                             "to": target}))
         plan.outcomes.append((delivery, Disposition(Action.DELIVER, attempts=attempts)))
-        log.debug("status_routed", message_id=mid, reporter=reporter, status=status.status_code,
-                 targets=list(targets))
+        self._log.debug("status_routed", message_id=mid, reporter=reporter,
+                        status=status.status_code, targets=list(targets))
 
     # -- outcomes ------------------------------------------------------------------------------
     def _refuse(self, plan: BatchPlan, delivery: Delivery, at: datetime, attempts: int,
@@ -709,8 +732,8 @@ class Pipeline:
         self._republish(plan, delivery, packet.digest, at)
         plan.outcomes.append((delivery, decide(Reason.OK, attempts=attempts,
                                                policy=self.config.retry, duplicate=True)))
-        log.debug("duplicate_ignored", message_id=mid, sender=packet.sender.organ_id,
-                 digest=packet.digest[:16])
+        self._log.debug("duplicate_ignored", message_id=mid, sender=packet.sender.organ_id,
+                        digest=packet.digest[:16])
 
     def _republish(self, plan: BatchPlan, delivery: Delivery, about: str, at: datetime) -> None:
         """A redelivered packet the ledger recorded: its consumer died after the commit, maybe
@@ -734,10 +757,11 @@ class Pipeline:
         headers = {Headers.RECEIPT: kind, Headers.ORIGINAL: about_digest, Headers.ISSUER: issuer}
         if reason is not None:
             headers[Headers.REASON] = reason.value
+        deliver = self.config.names.deliver
         for r in route_status(None, sender, self.directory, at=at,
                               province=self.config.province).deliveries:
-            plan.receipts.append(Outgoing(self.config.names.deliver, r.routing_key, receipt, headers,
-                                  message_id=issued.message_id))
+            plan.receipts.append(Outgoing(deliver, r.routing_key, receipt, headers,
+                                          message_id=issued.message_id))
         plan.documents.append(DocumentIn(
             sender=issuer, document_id=f"receipt:{kind}:{digest[:32]}", digest=digest,
             kind="receipt", raw=receipt, received_at=at, recipients=(sender,),
@@ -792,7 +816,7 @@ class Pipeline:
                                        digest=digest))
             about = digest
         else:
-            log.warning("refusal_untold", message_id=delivery.message_id, reason=reason.value)
+            self._log.warning("refusal_untold", message_id=delivery.message_id, reason=reason.value)
             return
         if negative is not None:
             self._receipt(plan, negative, about, sender, at, reason=reason)
@@ -826,8 +850,8 @@ class Pipeline:
                                        organ_id=sender, reason=reason.value,
                                        detail={"attempt": attempts, "delay_ms": delay,
                                                "detail": detail[:500]}))
-            log.warning("delivery_retry_scheduled", message_id=mid, reason=reason.value,
-                        attempt=attempts, delay_ms=delay)
+            self._log.warning("delivery_retry_scheduled", message_id=mid, reason=reason.value,
+                              attempt=attempts, delay_ms=delay)
         else:
             final = disposition.reason
             headers = {
@@ -863,8 +887,8 @@ class Pipeline:
                                        detail={"queue": names.dlq, "attempts": attempts}))
             if not disposition.parked:
                 self._tell_refusal(plan, delivery, packet, digest, final, at)
-            log.warning("envelope_rejected", message_id=mid, sender=sender, reason=final.value,
-                        attempts=attempts)
+            self._log.warning("envelope_rejected", message_id=mid, sender=sender,
+                              reason=final.value, attempts=attempts)
         plan.outcomes.append((delivery, disposition))
 
 

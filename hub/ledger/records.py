@@ -150,7 +150,11 @@ class RevocationEvidence:
     """DER of that certificate's issuer (needed to check an OCSP answer by hand)."""
 
 
-@dataclass(frozen=True)
+_NEW_DICT: Any = object()
+"""Stands for "no ``detail`` given" in :meth:`EventIn.__init__` (a fresh ``{}`` then)."""
+
+
+@dataclass(frozen=True, init=False)
 class DocumentIn:
     """A packet to record, with its exact bytes (never re-serialized)."""
 
@@ -174,6 +178,20 @@ class DocumentIn:
     """Required for (and only for) kind ``refused``."""
     revocation: tuple[RevocationEvidence, ...] = ()
     """The CRLs / OCSP answers the validation used (bundled with the document's evidence)."""
+
+    def __init__(self, sender: str, document_id: str, digest: str, kind: str, raw: bytes,
+                 received_at: datetime, code: str = "", subject_digest: str = "",
+                 recipients: tuple[str, ...] = (), report: Mapping[str, Any] | None = None,
+                 links_to: str | None = None, refusal: Refusal | None = None,
+                 revocation: tuple[RevocationEvidence, ...] = ()) -> None:
+        # What the generated __init__ does (the same parameters and defaults), in one update
+        # of the instance dict instead of one object.__setattr__ per field: the pipeline
+        # builds a few of these per envelope (tests/unit/ledger/test_records.py compares).
+        self.__dict__.update(
+            sender=sender, document_id=document_id, digest=digest, kind=kind, raw=raw,
+            received_at=received_at, code=code, subject_digest=subject_digest,
+            recipients=recipients, report=report, links_to=links_to, refusal=refusal,
+            revocation=revocation)
 
 
 @dataclass(frozen=True)
@@ -208,7 +226,7 @@ class IssuedReceipt:
     recorded in the ledger (a document of kind ``receipt``)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class EventIn:
     """A state transition to append to the chain."""
 
@@ -222,6 +240,14 @@ class EventIn:
     reason: str | None = None
     actor: str = "hub"
     detail: Mapping[str, Any] = field(default_factory=dict)
+
+    def __init__(self, kind: EventKind, message_id: str, at: datetime, digest: str | None = None,
+                 organ_id: str | None = None, reason: str | None = None, actor: str = "hub",
+                 detail: Mapping[str, Any] = _NEW_DICT) -> None:
+        # As DocumentIn's: the generated __init__'s work in one update (five per envelope).
+        self.__dict__.update(
+            kind=kind, message_id=message_id, at=at, digest=digest, organ_id=organ_id,
+            reason=reason, actor=actor, detail={} if detail is _NEW_DICT else detail)
 
 
 @dataclass(frozen=True)

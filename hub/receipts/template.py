@@ -158,6 +158,12 @@ def _from_block(org: Organization) -> tuple[str, str]:
     return "".join(w.doc), "".join(w.c14n)
 
 
+@functools.lru_cache(maxsize=64)
+def _from_code(organ_id: str) -> tuple[str, str]:
+    """:func:`_from_block` of a reporter given by its code alone (no Organization built)."""
+    return _from_block(Organization(organ_id=organ_id))
+
+
 @functools.lru_cache(maxsize=256)
 def _status_block(code: str, description: str) -> tuple[str, str]:
     w = _Writer()
@@ -193,17 +199,25 @@ def render_receipt(
     """The receipt :func:`~hub.receipts.content.build_receipt_tree` builds (same arguments,
     same checks), written as text: its serialization around the signature and its c14n."""
     kind, description = checked_request(kind, reason, status_code)
-    org = reporter if isinstance(reporter, Organization) else Organization(organ_id=reporter)
     w = _Writer()
     w.both(_HEAD)
-    w.leaf(_L6, "edXML:OrganId", sender)
-    w.leaf(_L6, "edXML:Code", code)
-    w.leaf(_L6, "edXML:PromulgationDate", format_date(promulgation_date(document_id, at)))
-    w.leaf(_L6, "edXML:DocumentId", document_id)
-    w.block(_from_block(org))
+    promulgated = format_date(promulgation_date(document_id, at))
+    if (sender and code and document_id
+            and _PLAIN.search(f"{sender}{code}{promulgated}{document_id}") is None):
+        # Non-empty text that needs no escaping (the usual case) is written alike in both.
+        w.both(f"{_L6}<edXML:OrganId>{sender}</edXML:OrganId>{_L6}<edXML:Code>{code}</edXML:Code>"
+               f"{_L6}<edXML:PromulgationDate>{promulgated}</edXML:PromulgationDate>"
+               f"{_L6}<edXML:DocumentId>{document_id}</edXML:DocumentId>")
+    else:
+        w.leaf(_L6, "edXML:OrganId", sender)
+        w.leaf(_L6, "edXML:Code", code)
+        w.leaf(_L6, "edXML:PromulgationDate", promulgated)
+        w.leaf(_L6, "edXML:DocumentId", document_id)
+    w.block(_from_block(reporter) if isinstance(reporter, Organization) else _from_code(reporter))
     w.block(_status_block(standard_code(kind, status_code), description))
-    w.leaf(_L5, "edXML:Timestamp", format_timestamp(at))
-    w.both(f"{_L4}</edXML:Status>")
+    # Digits, "/", " " and ":" only: never escaped, never empty.
+    w.both(f"{_L5}<edXML:Timestamp>{format_timestamp(at)}</edXML:Timestamp>"
+           f"{_L4}</edXML:Status>")
     # hub:HubEvidence: attributes in insertion order when serialized, sorted in c14n.
     attributes = {"version": "1", "kind": kind.value, "at": evidence_time(at)}
     if reason is not None:
@@ -212,18 +226,25 @@ def render_receipt(
         attributes["status"] = status_code
     if recipient is not None:
         attributes["recipient"] = recipient
-    escaped = {name: _attribute(value) for name, value in attributes.items()}
-    declaration = f'hub:HubEvidence xmlns:hub="{HUB_NS}"'
-    w.doc.append(f"{_L4}<{declaration}"
-                 + "".join(f' {name}="{doc}"' for name, (doc, _) in escaped.items()) + ">")
-    w.c14n.append(f"{_L4}<{declaration}"
-                  + "".join(f' {name}="{escaped[name][1]}"' for name in sorted(escaped)) + ">")
+    declaration = f'{_L4}<hub:HubEvidence xmlns:hub="{HUB_NS}"'
+    if _PLAIN_ATTRIBUTE.search("".join(attributes.values())) is None:
+        w.doc.append(declaration + "".join(f' {name}="{value}"'
+                                           for name, value in attributes.items()) + ">")
+        w.c14n.append(declaration + "".join(f' {name}="{attributes[name]}"'
+                                            for name in sorted(attributes)) + ">")
+    else:
+        escaped = {name: _attribute(value) for name, value in attributes.items()}
+        w.doc.append(declaration + "".join(f' {name}="{doc}"'
+                                           for name, (doc, _) in escaped.items()) + ">")
+        w.c14n.append(declaration + "".join(f' {name}="{escaped[name][1]}"'
+                                            for name in sorted(escaped)) + ">")
     digest = envelope_digest or hashlib.sha256(envelope_raw).hexdigest()
     alg = 'alg="sha-256"'
     w.leaf(_L5, "hub:EnvelopeDigest", digest, f"hub:EnvelopeDigest {alg}")
     if signature_value:
-        w.leaf(_L5, "hub:SignatureValueDigest", hashlib.sha256(signature_value).hexdigest(),
-               f"hub:SignatureValueDigest {alg}")
+        # A hex digest: never escaped, never empty.
+        w.both(f'{_L5}<hub:SignatureValueDigest {alg}>'
+               f"{hashlib.sha256(signature_value).hexdigest()}</hub:SignatureValueDigest>")
     if reason is not None:
         w.block(_reason_block(reason))
     if detail:
