@@ -188,7 +188,7 @@ def plan(where: Path, out: Path) -> None:
         logs.configure("json", "debug")
         # And the log events, with the context bound when each was logged.
         structlog.configure(processors=[structlog.contextvars.merge_contextvars, events])
-        hub = build_hub(hub_settings(pki, Path(state), "amqp://u:u@127.0.0.1:1/", "diff"),
+        app = build_hub(hub_settings(pki, Path(state), "amqp://u:u@127.0.0.1:1/", "diff"),
                         clock=clock)
         in_flight: list[BatchPlan] = []
         tag = itertools.count(1)
@@ -206,18 +206,18 @@ def plan(where: Path, out: Path) -> None:
                             redelivered, headers, f"m{n}" if mid == "auto" else mid, user,
                             None, 0))
                 made.append(deliveries)
-                p = hub.pipeline.process_batch(
+                p = app.pipeline.process_batch(
                     deliveries, in_flight=in_flight if batch.get("in_flight") else ())
                 plans.append(canonical(p))
                 if batch["commit"]:
                     for pending in in_flight:
-                        hub.write_ledger(pending)
+                        app.write_ledger(pending)
                     in_flight = []
-                    hub.write_ledger(p)
+                    app.write_ledger(p)
                 else:
                     in_flight.append(p)
         finally:
-            hub.close()
+            app.close()
     # Keys sorted: merge_contextvars adds the context in the order the process's context holds
     # it, which varies from one process to the next (ContextVar hashes are addresses).
     plans.append(canonical([dict(sorted(e.items())) for e in events.entries]))
