@@ -258,12 +258,23 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _restore(tokens: Mapping[str, contextvars.Token[Any]]) -> None:
-    """Undo ``bind_contextvars``: what ``bound_contextvars`` leaves on exit (the values bound
-    before, structlog's "unbound" ``...`` where there were none), without reading the whole
-    context on the way in."""
-    bind_contextvars(**{k: ... if t.old_value is contextvars.Token.MISSING else t.old_value
-                        for k, t in tokens.items()})
+class _Bound:
+    """``structlog.contextvars.bound_contextvars`` without reading the whole context on the
+    way in (a generator-based context manager that does, per delivery): on exit, the values
+    bound before, structlog's "unbound" ``...`` where there were none."""
+
+    __slots__ = ("_tokens", "_values")
+
+    def __init__(self, **values: Any) -> None:
+        self._values = values
+        self._tokens: Mapping[str, contextvars.Token[Any]] = {}
+
+    def __enter__(self) -> None:
+        self._tokens = bind_contextvars(**self._values)
+
+    def __exit__(self, *_exc: object) -> None:
+        bind_contextvars(**{k: ... if t.old_value is contextvars.Token.MISSING else t.old_value
+                            for k, t in self._tokens.items()})
 
 
 def _header_int(headers: Mapping[str, Any], name: str) -> int:
@@ -343,14 +354,9 @@ class Pipeline:
             attempts = _header_int(delivery.headers, Headers.ATTEMPTS) + 1
             rows = (len(plan.documents), len(plan.events), len(plan.receipts))
             try:
-                # Context bound while the delivery is planned (not while a failure is handled
-                # below), as ``bound_contextvars`` would (see _restore).
-                context = bind_contextvars(message_id=delivery.message_id, attempt=attempts)
-                try:
+                with _Bound(message_id=delivery.message_id, attempt=attempts):
                     self._process_one(delivery, parsed[delivery.tag], at, attempts, plan,
                                       pending)
-                finally:
-                    _restore(context)
             except PermanentError as exc:
                 self._fail(plan, delivery, at, attempts, None, exc.reason, exc.detail)
             except TransientError as exc:
@@ -426,14 +432,11 @@ class Pipeline:
                        f"user_id={self._user(delivery)!r}")
             return
         # Context bound once per delivery: every event below carries sender and digest.
-        context = bind_contextvars(sender=sender, digest=packet.digest[:16])
-        try:
+        with _Bound(sender=sender, digest=packet.digest[:16]):
             if isinstance(packet, StatusPacket):
                 self._process_status(delivery, packet, at, attempts, plan)
-            else:
-                self._process_envelope(delivery, packet, at, attempts, plan, pending)
-        finally:
-            _restore(context)
+                return
+            self._process_envelope(delivery, packet, at, attempts, plan, pending)
 
     def _trusted(self) -> frozenset[str]:
         return self.config.trusted

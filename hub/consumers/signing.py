@@ -179,8 +179,7 @@ def fill(plan: BatchPlan, bodies: Mapping[bytes, bytes]) -> None:
     for i, e in enumerate(plan.events):
         old = e.detail.get("receipt_digest") if e.detail else None
         if old in digests:
-            plan.events[i] = _replaced(e, detail={**e.detail,
-                                                            "receipt_digest": digests[old]})
+            plan.events[i] = _replaced(e, detail={**e.detail, "receipt_digest": digests[old]})
     _check_signed(plan, digests)
 
 

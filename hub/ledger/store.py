@@ -119,11 +119,6 @@ def _error_detail(error: BaseException) -> str:
     return f"{type(error).__name__}: {str(error)[:200]}"
 
 
-def _started(checkpointer: WalCheckpointer) -> WalCheckpointer:
-    checkpointer.start()
-    return checkpointer
-
-
 def _install_sqlite_pragmas(
     engine: Engine, synchronous: str, busy_timeout_ms: int, *, read_only: bool = False,
     autocheckpoint: int | None = None,
@@ -284,12 +279,11 @@ class Ledger:
         else:
             kwargs["pool_pre_ping"] = True
         engine = create_engine(url, **kwargs)
-        background = (sqlite_wal_checkpoints == "background" and path is not None
-                      and not read_only)
+        wal_path = path if sqlite_wal_checkpoints == "background" and not read_only else None
         if engine.dialect.name == "sqlite":
             _install_sqlite_pragmas(engine, sqlite_synchronous, sqlite_busy_timeout_ms,
                                     read_only=read_only,
-                                    autocheckpoint=SAFETY_NET_PAGES if background else None)
+                                    autocheckpoint=SAFETY_NET_PAGES if wal_path else None)
         elif read_only:
             @event.listens_for(engine, "connect")
             def _read_only_session(dbapi_connection: Any, _record: Any) -> None:
@@ -308,6 +302,10 @@ class Ledger:
         except LedgerOpenError:
             engine.dispose()
             raise
+        checkpointer = None
+        if wal_path is not None:
+            checkpointer = WalCheckpointer(wal_path, timeout_s=sqlite_busy_timeout_ms / 1000)
+            checkpointer.start()
         return cls(
             engine,
             blobs=BlobStore(blob_dir) if blob_dir is not None else None,
@@ -318,8 +316,7 @@ class Ledger:
             checkpoint_cert_pem=checkpoint_cert_pem,
             refused_bytes_cap=refused_bytes_cap,
             read_only=read_only,
-            wal_checkpointer=_started(WalCheckpointer(
-                path, timeout_s=sqlite_busy_timeout_ms / 1000)) if background and path else None,
+            wal_checkpointer=checkpointer,
         )
 
     @property

@@ -226,18 +226,15 @@ def render_receipt(
         attributes["status"] = status_code
     if recipient is not None:
         attributes["recipient"] = recipient
+    # Values that need no escaping (the usual case, one search for all) are written as given.
+    escaped = ({name: (value, value) for name, value in attributes.items()}
+               if _PLAIN_ATTRIBUTE.search("".join(attributes.values())) is None
+               else {name: _attribute(value) for name, value in attributes.items()})
     declaration = f'{_L4}<hub:HubEvidence xmlns:hub="{HUB_NS}"'
-    if _PLAIN_ATTRIBUTE.search("".join(attributes.values())) is None:
-        w.doc.append(declaration + "".join(f' {name}="{value}"'
-                                           for name, value in attributes.items()) + ">")
-        w.c14n.append(declaration + "".join(f' {name}="{attributes[name]}"'
-                                            for name in sorted(attributes)) + ">")
-    else:
-        escaped = {name: _attribute(value) for name, value in attributes.items()}
-        w.doc.append(declaration + "".join(f' {name}="{doc}"'
-                                           for name, (doc, _) in escaped.items()) + ">")
-        w.c14n.append(declaration + "".join(f' {name}="{escaped[name][1]}"'
-                                            for name in sorted(escaped)) + ">")
+    w.doc.append(declaration + "".join(f' {name}="{doc}"'
+                                       for name, (doc, _) in escaped.items()) + ">")
+    w.c14n.append(declaration + "".join(f' {name}="{escaped[name][1]}"'
+                                        for name in sorted(escaped)) + ">")
     digest = envelope_digest or hashlib.sha256(envelope_raw).hexdigest()
     alg = 'alg="sha-256"'
     w.leaf(_L5, "hub:EnvelopeDigest", digest, f"hub:EnvelopeDigest {alg}")
