@@ -143,6 +143,16 @@ def cpu_s(pid: int) -> float:
     return 0.0
 
 
+def machine_cpu_s() -> tuple[float, float]:
+    """(busy, all) CPU seconds of every core since boot, from ``/proc/stat`` (idle and iowait
+    are not busy)."""
+    with contextlib.suppress(OSError, ValueError):
+        ticks = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+        hz = os.sysconf("SC_CLK_TCK")
+        return (sum(ticks) - ticks[3] - ticks[4]) / hz, sum(ticks) / hz
+    return 0.0, 0.0
+
+
 def children(pid: int) -> list[int]:
     """The child processes of ``pid`` (a consumer's signer processes)."""
     out: list[int] = []
@@ -314,6 +324,7 @@ def throughput(pki: PkiPaths, url: str, root: Path, shape: Shape, bodies: Sequen
                     # The signer processes start before the consumer registers.
                     signer_pids = [c for pid in consumer_pids for c in children(pid)]
                     cpu0 = {pid: cpu_s(pid) for pid in (*consumer_pids, *signer_pids)}
+                    machine0 = machine_cpu_s()
                 elif any(p.poll() is not None for p in s.procs):
                     raise RuntimeError(f"a consumer exited early; see {s.state}/consumer*.log")
             elif queue_counts(s.conn, s.names.intake)[0] > 0:
@@ -321,6 +332,7 @@ def throughput(pki: PkiPaths, url: str, root: Path, shape: Shape, bodies: Sequen
             elif ledger_envelopes(s.ledger_path) >= n:
                 t_end = time.perf_counter()
                 cpu1 = {pid: cpu_s(pid) for pid in cpu0}
+                machine1 = machine_cpu_s()
                 break
             time.sleep(0.01)
         if t_start is None or t_end is None:
@@ -331,6 +343,8 @@ def throughput(pki: PkiPaths, url: str, root: Path, shape: Shape, bodies: Sequen
         inbox, _ = queue_counts(s.conn, s.names.inbox(RECIPIENT))
         dlq, _ = queue_counts(s.conn, s.names.dlq)
         elapsed = t_end - t_start
+        hub_cpu_s = sum(cpu1[p] - cpu0[p] for p in cpu0)
+        busy_s, all_s = machine1[0] - machine0[0], machine1[1] - machine0[1]
         return {
             "consumers": consumers, "signer_processes": signer_processes, "envelopes": n,
             "envelope_bytes": round(statistics.mean(len(b) for b in bodies)),
@@ -345,6 +359,12 @@ def throughput(pki: PkiPaths, url: str, root: Path, shape: Shape, bodies: Sequen
                 cpu1[p] - cpu0[p] for p in consumer_pids) / n * 1000, 3),
             "signer_cpu_ms_per_envelope": round(sum(
                 cpu1[p] - cpu0[p] for p in signer_pids) / n * 1000, 3),
+            # The whole machine over the drain (every core): how busy it was, and the CPU per
+            # envelope spent outside the hub's processes (the broker, the kernel's network and
+            # disk work, this bench's polling) — what the hub shares the cores with.
+            "machine_cpu_busy_fraction": round(busy_s / all_s, 3) if all_s else None,
+            "machine_cpu_ms_per_envelope": round(busy_s / n * 1000, 3),
+            "outside_hub_cpu_ms_per_envelope": round((busy_s - hub_cpu_s) / n * 1000, 3),
             "load_average_after": [round(x, 2) for x in os.getloadavg()],
         }
 

@@ -120,6 +120,7 @@ def main() -> int:
            "load_average": [round(x, 2) for x in os.getloadavg()]}
     print(json.dumps(out))
     if prof:
+        Path("/tmp/prof").mkdir(exist_ok=True)
         prof.dump_stats("/tmp/prof/last.pstats")
         stats = pstats.Stats(prof, stream=sys.stdout)
         stats.sort_stats("cumulative").print_stats(args.top)

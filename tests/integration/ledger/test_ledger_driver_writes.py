@@ -15,11 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, event, insert, text, update
+from sqlalchemy import create_engine, insert, text, update
+from sqlalchemy.exc import DBAPIError
 
+from hub.errors import TransientError
 from hub.ledger import DocumentIn, EventIn, EventKind, Ledger, chain
 from hub.ledger.models import Document, Event, Head, UtcDateTime
 from hub.ledger.store import _naive_utc, _sqlite_time
+from hub.reasons import Reason
 from tests.integration.ledger.ledger_samples import T0, envelope_bytes, sample_batch
 
 INSTANTS = [
@@ -171,19 +174,21 @@ def test_the_look_ups_of_a_packets_receipts_and_deliveries_search_its_digest_not
     ledger.write([], [receipt, EventIn(EventKind.DELIVERED, "m1", T0, digest,
                                        organ_id="000.00.02.H27")])
     statements: list[tuple[str, Any]] = []
+    run_rows = ledger._sql.rows  # the driver statements run on the DBAPI cursor, not via events
 
-    @event.listens_for(ledger.engine, "before_cursor_execute")
-    def _seen(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+    def _seen(conn: Any, statement: str, parameters: Any = ()) -> list[Any]:
         if "FROM ledger_events" in statement:
             statements.append((statement, parameters))
+        return run_rows(conn, statement, parameters)
 
     # When a batch checks its receipts (the conflict check), and the pipeline (or the API) asks
     # for the receipts issued and the recipients reached
+    ledger._sql.rows = _seen  # type: ignore[method-assign]
     ledger.write([], [receipt])
     ledger.issued([digest])
     assert ledger.delivered_to(digest) == frozenset({"000.00.02.H27"})
     assert ledger.delivered_to_many([digest]) == {digest: frozenset({"000.00.02.H27"})}
-    event.remove(ledger.engine, "before_cursor_execute", _seen)
+    ledger._sql.rows = run_rows  # type: ignore[method-assign]
     # Then each look-up searches the index on digest (SQLite's planner, left alone, walked the
     # index on kind: every receipt or delivery the ledger ever recorded, on every batch)
     assert len(statements) == 4
@@ -193,3 +198,50 @@ def test_the_look_ups_of_a_packets_receipts_and_deliveries_search_its_digest_not
                 f"EXPLAIN QUERY PLAN {statement}", parameters))
             assert "ix_ledger_events_digest" in plan, plan
     ledger.close()
+
+
+def test_a_driver_error_on_the_cursor_is_the_error_sqlalchemy_raises_for_it(
+        ledger_url: str) -> None:
+    # Given a ledger (SQLite, PostgreSQL) whose batch statements run on the DBAPI cursor
+    bad = "SELECT digest FROM no_such_table WHERE digest = %s"
+    with Ledger.open(ledger_url) as ledger:
+        bad = bad.replace("%s", ledger._sql.mark)
+        # When a statement fails there, and the same statement through SQLAlchemy
+        with pytest.raises(DBAPIError) as ours, ledger.engine.connect() as conn, conn.begin():
+            ledger._sql.rows(conn, bad, ("document text",))
+        with pytest.raises(DBAPIError) as theirs, ledger.engine.connect() as conn, conn.begin():
+            conn.exec_driver_sql(bad, ("document text",))
+    # Then both are the same SQLAlchemy class around the same driver class (the ledger tells a
+    # refused row from an unavailable database by them), and the values are not listed
+    assert type(ours.value) is type(theirs.value)
+    assert type(ours.value.orig) is type(theirs.value.orig)
+    assert ours.value.connection_invalidated is False
+    assert "[parameters:" not in str(ours.value)
+
+
+def test_a_postgresql_session_killed_in_a_batch_is_unavailable_then_the_next_batch_is_written(
+        postgres_url: str) -> None:
+    # Given a PostgreSQL ledger whose server ends the session in the middle of a batch's
+    # transaction (a restart, an administrator, a failover)
+    admin = create_engine(postgres_url)
+    with Ledger.open(postgres_url) as ledger:
+        ledger.write(*sample_batch(0, 1))
+        locked_head = ledger._sql.locked_head
+
+        def killed(conn: Any) -> Any:
+            pid = ledger._sql.rows(conn, "SELECT pg_backend_pid()")[0][0]
+            with admin.connect() as other:
+                other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            return locked_head(conn)
+
+        ledger._sql.locked_head = killed  # type: ignore[method-assign]
+        # When the batch is written
+        with pytest.raises(TransientError) as caught:
+            ledger.write(*sample_batch(1, 1))
+        ledger._sql.locked_head = locked_head  # type: ignore[method-assign]
+        # Then it is LEDGER_UNAVAILABLE (retried, never a refused row), and the dead
+        # connection left the pool: the next batch is written and the chain holds
+        assert caught.value.reason is Reason.LEDGER_UNAVAILABLE
+        ledger.write(*sample_batch(1, 1))
+        assert ledger.verify().ok
+    admin.dispose()

@@ -6,9 +6,10 @@ import hashlib
 import threading
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, text
 
 from hub.errors import TransientError
 from hub.ledger import DocumentIn, EventIn, EventKind, Ledger
@@ -57,14 +58,16 @@ def test_the_batch_look_up_searches_the_index_and_never_scans_the_ledger(tmp_pat
     url = f"sqlite:///{tmp_path / 'plan.sqlite3'}"
     with Ledger.open(url) as ledger:
         statements: list[str] = []
+        run_rows = ledger._sql.rows  # the driver statements run on the DBAPI cursor
 
-        def remember(conn: object, cursor: object, statement: str, *args: object) -> None:
+        def remember(conn: Any, statement: str, parameters: Any = ()) -> list[Any]:
             if statement.lstrip().upper().startswith("SELECT"):
                 statements.append(statement)
+            return run_rows(conn, statement, parameters)
 
-        event.listen(ledger.engine, "before_cursor_execute", remember)
+        ledger._sql.rows = remember  # type: ignore[method-assign]
         ledger.find_documents([("A", "x"), ("B", "y")])
-        event.remove(ledger.engine, "before_cursor_execute", remember)
+        ledger._sql.rows = run_rows  # type: ignore[method-assign]
         assert statements
         with ledger.engine.connect() as conn:
             for statement in statements:
