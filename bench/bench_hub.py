@@ -10,7 +10,8 @@ Measures, on the same envelopes:
   for the 1 MB case also the two PDF signatures' digests and verifies;
 * the hub: envelopes/s through ``hub run`` processes (verify + chain + revocation + route +
   receipts + ledger commit + publish with confirms + ack) with 1 and 2 consumer processes in
-  single-process mode (``[hub] signer_processes = 0``: receipts signed in the consumer's thread),
+  single-process mode (``[hub] signer_processes = 0``: receipts signed by a thread of the
+  consumer's process, :mod:`hub.trust.signer_thread`),
   and with 1 consumer and its signer process (``signer_processes = 1``, the default),
   for ~10 KB envelopes and ~1 MB envelopes carrying a main PDF signed by a person and the
   organization; the intake queue is pre-loaded, the clock runs from the first consumer

@@ -43,7 +43,8 @@ def main() -> int:
     ap.add_argument("--cprofile", action="store_true")
     ap.add_argument("--top", type=int, default=30)
     ap.add_argument("--signer", type=int, default=0,
-                    help="signer processes for the receipts (0: signed while planning)")
+                    help="signer processes for the receipts (0: one process; a signer thread of it when"
+                         " a second core is usable, as `hub run` does)")
     ap.add_argument("--hosted", action="store_true",
                     help="the hub also signs the recipient's 01 receipt (two RSA signatures)")
     args = ap.parse_args()

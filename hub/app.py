@@ -32,6 +32,7 @@ from hub.trust.keystore import Keystore, OrgSigner
 from hub.trust.revocation import RevocationCache
 from hub.trust.service import CrlRefresher, TrustService
 from hub.trust.signer_pool import SignerPool, SignerSpec, signer_processes, usable_cores
+from hub.trust.signer_thread import SignerThread
 from hub.trust.store import load_policy
 from hub.validators.pdf import HEX_READER_PYHANKO, install_hex_reader
 
@@ -68,13 +69,21 @@ class Hub:
                               signing=self.receipt_signing())
 
     def receipt_signing(self) -> ReceiptSigning | None:
-        """Signer processes for the pipeline's receipts (not started), or None: signing in the
-        consumer's thread (``signer_processes = 0``, or no key to sign with)."""
+        """The signer of the pipeline's receipts (not started): signer processes; with
+        ``signer_processes = 0``, a thread of this process when a second core is usable
+        (:mod:`hub.trust.signer_thread`); None — signed in the consumer's thread while planning
+        — on one core or with no key to sign with."""
         h = self.settings.hub
         receipts = self.pipeline.receipts
-        processes = signer_processes(h.signer_processes, usable_cores())
-        if not processes or not isinstance(receipts, HubReceipts) or not self.keystore:
+        if not isinstance(receipts, HubReceipts) or not self.keystore:
             return None
+        cores = usable_cores()
+        processes = signer_processes(h.signer_processes, cores)
+        if not processes:
+            if cores < 2:
+                return None
+            return ReceiptSigning(receipts, SignerThread(self.keystore,
+                                                         timeout_s=h.signer_timeout_s))
         spec = SignerSpec(keystore=str(self.settings.path(h.keystore)),
                           passphrase_env=h.key_passphrase_env,
                           log_format=self.settings.log.format, log_level=self.settings.log.level)

@@ -5,7 +5,9 @@ With ``[hub] signer_processes`` ≥ 1 the intake plans a batch with its receipts
 placeholder stands for its bytes wherever the plan holds them — the issued receipt, the message
 to publish, the ledger document (its digest and id) and the ``receipt_issued`` event. Every
 :data:`SIGN_CHUNK` receipts, their digests go to the signer processes in one message
-(:class:`~hub.trust.signer_pool.SignerPool`) while planning goes on; the consumer then
+(:class:`~hub.trust.signer_pool.SignerPool`; with ``signer_processes = 0`` on a host with a
+core to spare, a thread of the consumer's process, :class:`~hub.trust.signer_thread.SignerThread`)
+while planning goes on; the consumer then
 publishes the batch's packets and finishes the batch before this one; then
 :meth:`ReceiptSigning.complete` takes the signature values back, checks each against the
 certificate the consumer holds for its organization, and puts the signed bytes in place of the
@@ -26,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from hub.consumers.plan import BatchPlan
 from hub.receipts.issuer import PLACEHOLDER, HubReceipts, PendingSignatures
-from hub.trust.signer_pool import SignerPool, SignerUnavailable, Ticket
+from hub.trust.signer_pool import ReceiptSigner, SignerUnavailable, Ticket
 
 __all__ = ["SIGN_CHUNK", "ReceiptSigning", "SigningJob", "fill"]
 
@@ -51,9 +53,11 @@ class SigningJob:
 
 
 class ReceiptSigning:
-    """Plans batches with deferred receipts and completes them with a :class:`SignerPool`."""
+    """Plans batches with deferred receipts and completes them with a signer: signer
+    processes (:class:`~hub.trust.signer_pool.SignerPool`) or a signer thread
+    (:class:`~hub.trust.signer_thread.SignerThread`)."""
 
-    def __init__(self, receipts: HubReceipts, pool: SignerPool) -> None:
+    def __init__(self, receipts: HubReceipts, pool: ReceiptSigner) -> None:
         self.receipts = receipts
         self.pool = pool
         self._public: dict[str, rsa.RSAPublicKey] = {}

@@ -110,7 +110,7 @@ def _is_transient(error: BaseException) -> bool:
     return isinstance(error, exc.OperationalError | exc.InterfaceError)
 
 
-def _driver_error(conn: Connection, statement: str, params: Any, error: Exception,
+def _driver_error(conn: Connection, statement: str, params: Any, error: Any,
                   dbapi_conn: Any, cursor: Any) -> exc.DBAPIError:
     """The error SQLAlchemy raises for a driver's ``error`` on ``conn`` (its ``DBAPIError``
     subclass for the driver's class, parameters hidden), the connection invalidated when the

@@ -39,13 +39,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from hub.errors import ConfigurationError, TransientError
 from hub.logs import get_logger
 from hub.reasons import Reason
 
-__all__ = ["SignerPool", "SignerSpec", "SignerUnavailable", "Ticket"]
+__all__ = ["ReceiptSigner", "SignerPool", "SignerSpec", "SignerUnavailable", "Ticket"]
 
 log = get_logger("hub.trust.signer_pool")
 
@@ -82,6 +82,21 @@ class Ticket:
     seq: int
     worker: int
     size: int
+
+
+class ReceiptSigner(Protocol):
+    """What :mod:`hub.consumers.signing` needs of a signer: :class:`SignerPool` (processes) or
+    :class:`hub.trust.signer_thread.SignerThread` (a thread of the consumer's process)."""
+
+    restarts: int
+    """How often it was restarted: a ticket from before a restart is asked again."""
+
+    def start(self) -> None: ...
+    def restart(self) -> None: ...
+    def close(self) -> None: ...
+    def submit(self, requests: Sequence[tuple[str, bytes]]) -> Ticket: ...
+    def collect(self, tickets: Sequence[Ticket],
+                idle: Callable[[], None] | None = None) -> list[bytes]: ...
 
 
 @dataclass(slots=True)

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from hub import app as app_module
 from hub.app import Hub, build_hub
 from hub.config import Settings, with_overrides
 from hub.consumers import signing as signing_module
@@ -24,13 +25,16 @@ from hub.consumers.intake import IntakeConsumer, IntakeOptions
 from hub.consumers.signing import SIGN_CHUNK
 from hub.edxml import Organization, parse_envelope
 from hub.edxml.build import build_status, response_for
-from hub.errors import ConfigurationError
+from hub.errors import ConfigurationError, TransientError
 from hub.messages import Headers, Outgoing
+from hub.reasons import Reason
 from hub.testing.fakebroker import FakeConnection
 from hub.testing.pki import PkiPaths
+from hub.trust import signer_thread as signer_thread_module
 from hub.trust.keystore import Keystore
 from hub.trust.signer_pool import SignerPool, SignerSpec, SignerUnavailable
-from hub.trust.signing import sign_xml
+from hub.trust.signer_thread import SignerThread
+from hub.trust.signing import sign_xml, signed_info_c14n
 from tests.integration.pipeline.harness import (
     FINANCE,
     HOME_AFFAIRS,
@@ -168,6 +172,104 @@ def test_receipts_signed_by_signer_processes_are_the_bytes_the_consumer_signs_it
         assert consumer.stats.stages["sign_wait"].n >= len(workload[1]) // BATCH
     finally:
         hub.close()
+
+
+def test_receipts_signed_by_a_signer_thread_are_the_bytes_the_consumer_signs_itself(
+        pki: PkiPaths, workload: tuple[bytes, list[tuple[bytes, str]]], tmp_path: Path,
+        reference: tuple[dict[str, Outgoing], list[tuple[str, str, bytes]]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a hub in one process (signer_processes = 0) on a host with a second core: a thread
+    # of the consumer's process signs, with the keys the consumer loaded
+    monkeypatch.setattr(app_module, "usable_cores", lambda: 2)
+    hub = build_hub(_settings(pki, tmp_path, 0), clock=lambda: NOW)
+    try:
+        # When the workload goes through it
+        published, recorded, consumer = _outcome(hub, workload, signing=True)
+        # Then every message, receipt and ledger document is the one signed in the consumer
+        assert consumer.signing is not None
+        assert isinstance(consumer.signing.pool, SignerThread)
+        _same_as_reference(published, recorded, reference)
+        assert consumer.stats.signer_restarts == 0
+    finally:
+        hub.close()
+
+
+def test_a_signer_thread_that_fails_a_request_is_restarted_and_the_batch_signed_again(
+        pki: PkiPaths, workload: tuple[bytes, list[tuple[bytes, str]]], tmp_path: Path,
+        reference: tuple[dict[str, Outgoing], list[tuple[str, str, bytes]]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a signer thread whose first two signing attempts fail (a token that cannot sign,
+    # then an unexpected error in the crypto library)
+    monkeypatch.setattr(app_module, "usable_cores", lambda: 2)
+    real_sign = signer_thread_module.sign_bytes
+    failures = [TransientError(Reason.INTERNAL_ERROR, "token busy"), RuntimeError("boom")]
+
+    def failing_sign(signer: Any, data: bytes) -> bytes:
+        if failures:
+            raise failures.pop(0)
+        return real_sign(signer, data)
+
+    monkeypatch.setattr(signer_thread_module, "sign_bytes", failing_sign)
+    hub = build_hub(_settings(pki, tmp_path, 0), clock=lambda: NOW)
+    try:
+        # When the workload goes through it
+        published, recorded, consumer = _outcome(hub, workload, signing=True)
+        # Then the batch was held, the thread restarted twice, the batch signed again:
+        # nothing published twice, nothing lost, every byte the reference's
+        assert failures == []
+        assert consumer.stats.signer_restarts == 2
+        _same_as_reference(published, recorded, reference)
+    finally:
+        hub.close()
+
+
+def test_a_signer_thread_that_does_not_answer_in_time_is_given_up_and_replaced(
+        keystore: Keystore, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a signer thread stuck in its first signature (a token that hangs)
+    release = threading.Event()
+    real_sign = signer_thread_module.sign_bytes
+
+    def hanging_sign(signer: Any, data: bytes) -> bytes:
+        release.wait(30)
+        return real_sign(signer, data)
+
+    monkeypatch.setattr(signer_thread_module, "sign_bytes", hanging_sign)
+    thread = SignerThread(keystore, timeout_s=0.3)
+    thread.start()
+    idles: list[int] = []
+    try:
+        ticket = thread.submit([(PROVINCE, bytes(32))])
+        # When its answer is waited for longer than the timeout
+        with pytest.raises(SignerUnavailable, match=r"within 0\.3 s"):
+            thread.collect([ticket], idle=lambda: idles.append(1))
+        # Then the wait ended (the broker kept pumped meanwhile), the thread is replaced, the
+        # old ticket is refused rather than answered late, and the new thread signs
+        assert idles
+        thread.restart()
+        release.set()
+        with pytest.raises(SignerUnavailable, match="restarted since"):
+            thread.collect([ticket])
+        fresh = thread.submit([(PROVINCE, bytes(32))])
+        signer = keystore.signer(PROVINCE)
+        assert signer is not None
+        assert thread.collect([fresh]) == [real_sign(signer, signed_info_c14n(bytes(32)))]
+    finally:
+        release.set()
+        thread.close()
+
+
+def test_a_request_for_a_key_the_signer_thread_does_not_hold_is_an_error_not_a_hang(
+        keystore: Keystore) -> None:
+    thread = SignerThread(keystore, timeout_s=10)
+    with pytest.raises(SignerUnavailable, match="not running"):
+        thread.submit([(PROVINCE, bytes(32))])
+    thread.start()
+    try:
+        ticket = thread.submit([("000.00.99.H27", bytes(32))])
+        with pytest.raises(SignerUnavailable, match=r"no key for 000\.00\.99\.H27"):
+            thread.collect([ticket])
+    finally:
+        thread.close()
 
 
 def _stop_then(act: Callable[[int], None], times: int = 1
@@ -311,8 +413,9 @@ def test_while_the_signer_cannot_start_the_batch_is_held_and_a_stop_leaves_it_un
         hub.close()
 
 
-def test_with_no_signer_process_or_no_key_the_consumer_signs_receipts_itself(
-        pki: PkiPaths, tmp_path: Path) -> None:
+def test_on_one_core_or_with_no_key_the_consumer_signs_receipts_itself(
+        pki: PkiPaths, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(app_module, "usable_cores", lambda: 1)
     for settings in (_settings(pki, tmp_path, 0),
                      with_overrides(_settings(pki, tmp_path, 2), hub={"keystore": ""})):
         hub = build_hub(settings, clock=lambda: NOW)
@@ -321,6 +424,15 @@ def test_with_no_signer_process_or_no_key_the_consumer_signs_receipts_itself(
             assert hub.consumer().signing is None
         finally:
             hub.close()
+    # With no signer process but a second core, a thread of the consumer's process signs
+    monkeypatch.setattr(app_module, "usable_cores", lambda: 2)
+    hub = build_hub(_settings(pki, tmp_path, 0), clock=lambda: NOW)
+    try:
+        signing = hub.receipt_signing()
+        assert signing is not None
+        assert isinstance(signing.pool, SignerThread)
+    finally:
+        hub.close()
     hub = build_hub(_settings(pki, tmp_path, 2), clock=lambda: NOW)
     try:
         signing = hub.receipt_signing()
