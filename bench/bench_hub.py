@@ -805,6 +805,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--output", default=None, help="also write the JSON here")
     ap.add_argument("--only", choices=("10KB", "1MB"), default=None,
                     help="measure one envelope size only (for iterating on one path)")
+    ap.add_argument("--latency-at", type=float, default=None, metavar="RATE",
+                    help="only the latency step, at RATE env/s (10 KB; to compare two trees at "
+                         "one rate, since the usual rate follows each tree's own throughput)")
+    ap.add_argument("--latency-runs", type=int, default=3,
+                    help="with --latency-at: how many runs (each with a fresh consumer)")
     args = ap.parse_args(argv)
     secs = args.work_seconds or (3.0 if args.quick else 6.0)
     budget = 0.15 if args.quick else 0.4
@@ -825,6 +830,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                                   "floor": {}, "breakdown": {}, "hub": {},
                                   "ratio_hub_to_floor": {}}
 
+        if args.latency_at is not None:
+            n = int(args.latency_at * (4 if args.quick else 10))
+            say(f"signing {n * args.latency_runs} 10 KB envelopes")
+            bodies = make_envelopes(pki, SMALL, n * args.latency_runs)
+            result["latency_runs"] = []
+            for k in range(args.latency_runs):
+                say(f"latency at {args.latency_at:.0f} env/s, run {k + 1}")
+                result["latency_runs"].append(latency(
+                    pki, url, root, bodies[k * n:(k + 1) * n], args.latency_at, args.log_level))
+            text = json.dumps(result, indent=2, ensure_ascii=False)
+            print(text)
+            if args.output:
+                Path(args.output).write_text(text + "\n")
+            return 0
         if args.only != "1MB":
             small_figures(args, pki, url, root, secs, budget, result)
         if args.only != "10KB":

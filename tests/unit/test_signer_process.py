@@ -34,6 +34,7 @@ from hub.trust import signer_thread as signer_thread_module
 from hub.trust.keystore import Keystore
 from hub.trust.signer_pool import SignerPool, SignerSpec, SignerUnavailable
 from hub.trust.signer_thread import SignerThread
+from hub.trust.signing import sign_bytes as real_sign
 from hub.trust.signing import sign_xml, signed_info_c14n
 from tests.integration.pipeline.harness import (
     FINANCE,
@@ -201,7 +202,6 @@ def test_a_signer_thread_that_fails_a_request_is_restarted_and_the_batch_signed_
     # Given a signer thread whose first two signing attempts fail (a token that cannot sign,
     # then an unexpected error in the crypto library)
     monkeypatch.setattr(app_module, "usable_cores", lambda: 2)
-    real_sign = signer_thread_module.sign_bytes
     failures = [TransientError(Reason.INTERNAL_ERROR, "token busy"), RuntimeError("boom")]
 
     def failing_sign(signer: Any, data: bytes) -> bytes:
@@ -227,7 +227,6 @@ def test_a_signer_thread_that_does_not_answer_in_time_is_given_up_and_replaced(
         keystore: Keystore, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a signer thread stuck in its first signature (a token that hangs)
     release = threading.Event()
-    real_sign = signer_thread_module.sign_bytes
 
     def hanging_sign(signer: Any, data: bytes) -> bytes:
         release.wait(30)
@@ -281,6 +280,7 @@ def _stop_then(act: Callable[[int], None], times: int = 1
     def meddle(consumer: IntakeConsumer) -> None:
         assert consumer.signing is not None
         pool = consumer.signing.pool
+        assert isinstance(pool, SignerPool)
         submit = pool.submit
         done: list[int] = []
 
@@ -350,6 +350,7 @@ def test_a_signer_process_that_died_while_idle_is_replaced_when_the_next_batch_n
 
         def start_then_kill() -> None:
             start()
+            assert isinstance(signing.pool, SignerPool)
             pid = signing.pool.pids[0]
             os.kill(pid, signal.SIGKILL)
 
@@ -380,6 +381,7 @@ def test_while_the_signer_cannot_start_the_batch_is_held_and_a_stop_leaves_it_un
     consumer = _consumer(hub, conn, stop, signing=True)
     assert consumer.signing is not None
     pool = consumer.signing.pool
+    assert isinstance(pool, SignerPool)
     submit = pool.submit
 
     def break_everything(requests: Sequence[tuple[str, bytes]]) -> Any:
@@ -437,6 +439,7 @@ def test_on_one_core_or_with_no_key_the_consumer_signs_receipts_itself(
     try:
         signing = hub.receipt_signing()
         assert signing is not None
+        assert isinstance(signing.pool, SignerPool)
         assert signing.pool.processes == 2
         assert signing.pool.pids == []  # started by the consumer when it runs, not before
     finally:
