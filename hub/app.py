@@ -32,7 +32,7 @@ from hub.trust.keystore import Keystore, OrgSigner
 from hub.trust.revocation import RevocationCache
 from hub.trust.service import CrlRefresher, TrustService
 from hub.trust.signer_pool import SignerPool, SignerSpec, signer_processes, usable_cores
-from hub.trust.signer_thread import SignerThread
+from hub.trust.signer_thread import SignerThread, holds_token_keys
 from hub.trust.store import load_policy
 from hub.validators.pdf import HEX_READER_PYHANKO, install_hex_reader
 
@@ -70,9 +70,9 @@ class Hub:
 
     def receipt_signing(self) -> ReceiptSigning | None:
         """The signer of the pipeline's receipts (not started): signer processes; with
-        ``signer_processes = 0``, a thread of this process when a second core is usable
-        (:mod:`hub.trust.signer_thread`); None — signed in the consumer's thread while planning
-        — on one core or with no key to sign with."""
+        ``signer_processes = 0``, a thread of this process when a second core is usable and
+        no key is on a token (:mod:`hub.trust.signer_thread`); None — signed in the consumer's
+        thread while planning — otherwise, or with no key to sign with."""
         h = self.settings.hub
         receipts = self.pipeline.receipts
         if not isinstance(receipts, HubReceipts) or not self.keystore:
@@ -80,7 +80,10 @@ class Hub:
         cores = usable_cores()
         processes = signer_processes(h.signer_processes, cores)
         if not processes:
-            if cores < 2:
+            if cores < 2 or holds_token_keys(self.keystore):
+                # A token key's session is shared with the ledger's checkpoint signature in
+                # this process: a token hung in the thread could not be given up (a signer
+                # process is killed and opens a session of its own).
                 return None
             return ReceiptSigning(receipts, SignerThread(self.keystore,
                                                          timeout_s=h.signer_timeout_s))

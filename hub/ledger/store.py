@@ -117,8 +117,9 @@ def _driver_error(conn: Connection, statement: str, params: Any, error: Any,
     database went away — as ``Connection._handle_dbapi_exception`` does, for statements run on
     the DBAPI cursor (:class:`_DriverSql`)."""
     dialect = conn.dialect
-    with contextlib.suppress(Exception):
-        cursor.close()
+    if cursor is not None:
+        with contextlib.suppress(Exception):
+            cursor.close()
     gone = bool(dialect.is_disconnect(error, dbapi_conn, cursor))
     if gone:
         conn.invalidate(error)
@@ -166,8 +167,9 @@ def _install_sqlite_pragmas(
         statement = "BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN"
         dbapi_conn = conn.connection.dbapi_connection
         assert dbapi_conn is not None
-        cursor = dbapi_conn.cursor()
+        cursor = None
         try:
+            cursor = dbapi_conn.cursor()
             cursor.execute(statement)
         except sqlite3.Error as error:
             raise _driver_error(conn, statement, (), error, dbapi_conn, cursor) from error
@@ -1067,8 +1069,9 @@ class _DriverSql:
         """``statement`` run in ``conn``'s transaction; the cursor (caller fetches, closes)."""
         dbapi_conn = conn.connection.dbapi_connection
         assert dbapi_conn is not None  # a live connection, inside its transaction
-        cursor = dbapi_conn.cursor()
+        cursor = None
         try:
+            cursor = dbapi_conn.cursor()
             if many:
                 cursor.executemany(statement, params)
             else:

@@ -15,9 +15,11 @@ signature values taken back by :meth:`SignerThread.collect` in order, checked by
 (:mod:`hub.consumers.signing`) against the certificate before anything of the batch leaves.
 A request the thread cannot sign (no key, a token that fails) or a thread that stopped makes
 :meth:`collect` raise :class:`~hub.trust.signer_pool.SignerUnavailable`: the batch is held and
-signed again after :meth:`restart`, as with a signer process. A token key is used under its
-session's lock (:class:`hub.trust.token.TokenKey`), so the ledger's checkpoint signature in the
-consumer's thread never shares a PKCS#11 operation with it.
+signed again after :meth:`restart`, as with a signer process. Not for keys on a PKCS#11 token
+(:func:`holds_token_keys`): the token's session (and its lock) would be shared with the ledger's
+checkpoint signature in the consumer's thread, and a thread stuck in a hung token cannot be
+given up the way a signer process is killed — such a keystore is signed inline or by signer
+processes, each with a session of its own.
 """
 
 from __future__ import annotations
@@ -34,13 +36,19 @@ from hub.logs import get_logger
 from hub.trust.keystore import OrgSigner
 from hub.trust.signer_pool import SignerUnavailable, Ticket
 from hub.trust.signing import sign_bytes, signed_info_c14n
+from hub.trust.token import TokenKey
 
-__all__ = ["SignerThread"]
+__all__ = ["SignerThread", "holds_token_keys"]
 
 log = get_logger("hub.trust.signer_thread")
 
 _IDLE_EVERY_S = 0.2
 """While waiting on the thread, call the caller's ``idle`` this often (broker heartbeats)."""
+
+
+def holds_token_keys(keystore: Mapping[str, OrgSigner]) -> bool:
+    """Whether some key of ``keystore`` is held on a PKCS#11 token."""
+    return any(isinstance(signer.key, TokenKey) for signer in keystore.values())
 
 
 class _Worker:
@@ -140,6 +148,11 @@ class SignerThread:
                             raise SignerUnavailable("the signer thread stopped")
                         worker.answered.wait(min(left, _IDLE_EVERY_S))
                         answer = worker.answers.pop(ticket.seq, None)
+                    if answer is not None:
+                        # Requests are answered in order: any earlier answer still here was
+                        # asked for a batch given up on (a lost connection, a planning retry).
+                        for stale in [seq for seq in worker.answers if seq < ticket.seq]:
+                            del worker.answers[stale]
                 if answer is not None:
                     break
                 if idle is not None:

@@ -199,14 +199,18 @@ def test_a_signer_thread_that_fails_a_request_is_restarted_and_the_batch_signed_
         pki: PkiPaths, workload: tuple[bytes, list[tuple[bytes, str]]], tmp_path: Path,
         reference: tuple[dict[str, Outgoing], list[tuple[str, str, bytes]]],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given a signer thread whose first two signing attempts fail (a token that cannot sign,
-    # then an unexpected error in the crypto library)
+    # Given signer threads whose first signature fails, in the first two threads started (a
+    # token that cannot sign, then an unexpected error in the crypto library)
     monkeypatch.setattr(app_module, "usable_cores", lambda: 2)
     failures = [TransientError(Reason.INTERNAL_ERROR, "token busy"), RuntimeError("boom")]
+    threads_seen: set[str] = set()
 
     def failing_sign(signer: Any, data: bytes) -> bytes:
-        if failures:
-            raise failures.pop(0)
+        name = threading.current_thread().name
+        if name not in threads_seen:
+            threads_seen.add(name)
+            if failures:
+                raise failures.pop(0)
         return real_sign(signer, data)
 
     monkeypatch.setattr(signer_thread_module, "sign_bytes", failing_sign)
@@ -217,6 +221,7 @@ def test_a_signer_thread_that_fails_a_request_is_restarted_and_the_batch_signed_
         # Then the batch was held, the thread restarted twice, the batch signed again:
         # nothing published twice, nothing lost, every byte the reference's
         assert failures == []
+        assert len(threads_seen) == 3
         assert consumer.stats.signer_restarts == 2
         _same_as_reference(published, recorded, reference)
     finally:
@@ -254,6 +259,23 @@ def test_a_signer_thread_that_does_not_answer_in_time_is_given_up_and_replaced(
         assert thread.collect([fresh]) == [real_sign(signer, signed_info_c14n(bytes(32)))]
     finally:
         release.set()
+        thread.close()
+
+
+def test_answers_for_a_batch_given_up_on_do_not_pile_up_in_the_signer_thread(
+        keystore: Keystore) -> None:
+    # Given a signer thread that signed a request nobody collected (its batch was given up on:
+    # a lost broker connection, a planning retry), then one that is collected
+    thread = SignerThread(keystore, timeout_s=10)
+    thread.start()
+    try:
+        thread.submit([(PROVINCE, bytes(32))])
+        wanted = thread.submit([(PROVINCE, bytes(range(32)))])
+        assert len(thread.collect([wanted])) == 1
+        # Then the uncollected answer was dropped with it
+        assert thread._worker is not None
+        assert thread._worker.answers == {}
+    finally:
         thread.close()
 
 

@@ -17,6 +17,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from hub import app as app_module
 from hub.app import build_hub
 from hub.config import with_overrides
 from hub.consumers.intake import IntakeConsumer, IntakeOptions
@@ -26,6 +27,7 @@ from hub.messages import Headers
 from hub.testing.fakebroker import FakeConnection
 from hub.testing.pki import PkiPaths
 from hub.trust.keystore import Keystore, OrgSigner
+from hub.trust.signer_thread import holds_token_keys
 from hub.trust.signing import sign_xml
 from hub.trust.token import TokenKey, TokenKeySpec
 from tests.integration.pipeline.harness import (
@@ -214,6 +216,26 @@ def test_a_hub_whose_operator_key_is_on_a_token_signs_receipts_that_xmlsec1_veri
         assert hub.ledger.verify().ok
     finally:
         hub.close()
+
+
+def test_a_single_process_hub_with_a_token_key_signs_receipts_in_its_loop_not_a_thread(
+        pki: PkiPaths, operator_token: Token, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a one-process hub (signer_processes = 0) on two cores whose operator key is on a token
+    monkeypatch.setattr(app_module, "usable_cores", lambda: 2)
+    settings = with_overrides(
+        hub_settings(pki, tmp_path, "amqp://fake:fake@127.0.0.1:1/", "token"),
+        hub={"keystore": str(_keystore_with_token(pki, tmp_path, operator_token)),
+             "signer_processes": 0})
+    hub = build_hub(settings, clock=lambda: NOW)
+    try:
+        # Then no signer thread shares the token's session with the ledger's checkpoints (a
+        # thread stuck in a hung token could not be given up): the loop signs, as on one core
+        assert holds_token_keys(hub.keystore)
+        assert hub.receipt_signing() is None
+    finally:
+        hub.close()
+    assert not holds_token_keys(Keystore.load(pki.keystore))
 
 
 def _x509_in(receipt: bytes) -> list[bytes]:

@@ -219,6 +219,28 @@ def test_a_driver_error_on_the_cursor_is_the_error_sqlalchemy_raises_for_it(
     assert "[parameters:" not in str(ours.value)
 
 
+def test_a_cursor_that_cannot_be_opened_is_wrapped_too_and_its_connection_invalidated(
+        tmp_path: Path) -> None:
+    # Given a SQLite ledger whose DBAPI connection went away under a batch's transaction
+    with Ledger.open(f"sqlite:///{tmp_path / 'ledger.sqlite3'}") as ledger:
+        ledger.write(*sample_batch(0, 1))
+        def statement_on_a_closed_connection() -> None:
+            with ledger.engine.connect() as conn, conn.begin():
+                dbapi_conn = conn.connection.dbapi_connection
+                assert dbapi_conn is not None
+                dbapi_conn.close()
+                ledger._sql.rows(conn, "SELECT seq FROM ledger_head")
+
+        # When a statement asks for its cursor (the transaction then rolled back, as a batch's)
+        with pytest.raises(DBAPIError) as caught:
+            statement_on_a_closed_connection()
+        # Then the driver's error is SQLAlchemy's (the ledger classifies it: unavailable, not a
+        # refused row), the dead connection left the pool, and the next batch is written
+        assert caught.value.connection_invalidated is True
+        ledger.write(*sample_batch(1, 1))
+        assert ledger.verify().ok
+
+
 def test_a_postgresql_session_killed_in_a_batch_is_unavailable_then_the_next_batch_is_written(
         postgres_url: str) -> None:
     # Given a PostgreSQL ledger whose server ends the session in the middle of a batch's
