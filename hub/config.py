@@ -160,10 +160,10 @@ class HubSettings(_Section):
     """Processes of ``hub run`` that make the RSA signatures of receipts, fed a few messages
     per batch while it is planned, each holding the keystore's keys (a token key stays on its
     token: each process opens its own session). 0: one process — with a second usable core a
-    thread of it signs (the RSA work runs outside the GIL, beside the consumer's loop), on one
-    core the consumer's loop signs while planning. ``auto``: 1 when the process may use two
-    cores or more (CPU affinity and a cgroup CPU quota both count), else 0 — a signer without a
-    spare core only adds hand-offs."""
+    thread of it signs (the RSA work runs outside the GIL, beside the consumer's loop); on one
+    core, or with a key on a token, the consumer's loop signs while planning. ``auto``: 1 when
+    the process may use two cores or more (CPU affinity and a cgroup CPU quota both count),
+    else 0 — a signer without a spare core only adds hand-offs."""
     signer_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
     """Longest wait for one signing request (up to 32 receipts); then the signer process is
     restarted and the batch signed again (held unacknowledged meanwhile). A USB token may sign
