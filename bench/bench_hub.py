@@ -754,6 +754,9 @@ def table(result: dict[str, Any]) -> str:
             row(f"floor {shape} (one process) env/s", fl["envelopes_per_s"])
         for run in result["hub"].get(shape, []):
             row(f"hub {shape}, {run['consumers']} consumer(s) env/s", run["envelopes_per_s"])
+    for run in result.get("latency_runs", []):
+        row(f"latency at {run['target_rate_per_s']} env/s, p50 / p99 ms",
+            f"{run['p50_ms']} / {run['p99_ms']}")
     for name, check in result["targets"].items():
         row(name, check["value"], f"{check['op']} {check['target']}", check["met"])
     return "\n".join(lines)
@@ -831,23 +834,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                                   "ratio_hub_to_floor": {}}
 
         if args.latency_at is not None:
-            n = int(args.latency_at * (4 if args.quick else 10))
-            say(f"signing {n * args.latency_runs} 10 KB envelopes")
-            bodies = make_envelopes(pki, SMALL, n * args.latency_runs)
-            result["latency_runs"] = []
-            for k in range(args.latency_runs):
-                say(f"latency at {args.latency_at:.0f} env/s, run {k + 1}")
-                result["latency_runs"].append(latency(
-                    pki, url, root, bodies[k * n:(k + 1) * n], args.latency_at, args.log_level))
-            text = json.dumps(result, indent=2, ensure_ascii=False)
-            print(text)
-            if args.output:
-                Path(args.output).write_text(text + "\n")
-            return 0
-        if args.only != "1MB":
-            small_figures(args, pki, url, root, secs, budget, result)
-        if args.only != "10KB":
-            large_figures(args, pki, url, root, secs, budget, result)
+            latency_figures(args, pki, url, root, result)
+        else:
+            if args.only != "1MB":
+                small_figures(args, pki, url, root, secs, budget, result)
+            if args.only != "10KB":
+                large_figures(args, pki, url, root, secs, budget, result)
         if args.profile:
             say("profiling one in-process consumer (10 KB)")
             small = make_envelopes(pki, SMALL, 2000)
@@ -862,6 +854,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.output:
         Path(args.output).write_text(text + "\n")
     return 0
+
+
+def latency_figures(args: argparse.Namespace, pki: PkiPaths, url: str, root: Path,
+                    result: dict[str, Any]) -> None:
+    """``--latency-at``: the latency step alone, ``--latency-runs`` times at one rate."""
+    n = int(args.latency_at * (4 if args.quick else 10))
+    say(f"signing {n * args.latency_runs} 10 KB envelopes")
+    bodies = make_envelopes(pki, SMALL, n * args.latency_runs)
+    result["latency_runs"] = []
+    for k in range(args.latency_runs):
+        say(f"latency at {args.latency_at:.0f} env/s, run {k + 1}")
+        result["latency_runs"].append(latency(
+            pki, url, root, bodies[k * n:(k + 1) * n], args.latency_at, args.log_level))
 
 
 def small_figures(args: argparse.Namespace, pki: PkiPaths, url: str, root: Path, secs: float,

@@ -130,6 +130,25 @@ def _driver_error(conn: Connection, statement: str, params: Any, error: Any,
     return wrapped
 
 
+def _on_cursor(conn: Connection, statement: str, params: Any = (), *,
+               many: bool = False) -> Any:
+    """``statement`` run on the DBAPI cursor of ``conn``, in its transaction (no SQLAlchemy
+    execution context); the open cursor (the caller fetches, closes). A driver error is raised
+    as SQLAlchemy raises it (:func:`_driver_error`)."""
+    dbapi_conn = conn.connection.dbapi_connection
+    assert dbapi_conn is not None  # a live connection, inside its transaction
+    cursor = None
+    try:
+        cursor = dbapi_conn.cursor()
+        if many:
+            cursor.executemany(statement, params)
+        else:
+            cursor.execute(statement, params)
+    except conn.dialect.loaded_dbapi.Error as error:
+        raise _driver_error(conn, statement, params, error, dbapi_conn, cursor) from error
+    return cursor
+
+
 def _error_detail(error: BaseException) -> str:
     """What went wrong, without the values (they may be document content)."""
     if isinstance(error, exc.DBAPIError):
@@ -162,18 +181,9 @@ def _install_sqlite_pragmas(
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         # A writer takes the write lock up front: the chain head it reads stays the head.
-        # On the DBAPI connection (three transactions a batch), its error wrapped as
-        # SQLAlchemy wraps it (_driver_error).
+        # On the DBAPI cursor (three transactions a batch), as the batch's statements.
         statement = "BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN"
-        dbapi_conn = conn.connection.dbapi_connection
-        assert dbapi_conn is not None
-        cursor = None
-        try:
-            cursor = dbapi_conn.cursor()
-            cursor.execute(statement)
-        except sqlite3.Error as error:
-            raise _driver_error(conn, statement, (), error, dbapi_conn, cursor) from error
-        cursor.close()
+        _on_cursor(conn, statement).close()
 
 
 @dataclass
@@ -1030,15 +1040,14 @@ class _DriverSql:
     They run on the DBAPI cursor of the SQLAlchemy connection (inside its transaction), not
     through ``exec_driver_sql``: its execution context cost ~15-20 µs a statement, ~15
     statements a batch — what a small batch paid most for its ledger round. A driver error is
-    wrapped exactly as SQLAlchemy wraps it (:func:`_driver_error`: the same ``DBAPIError``
-    subclass, the connection invalidated on a disconnect), so a refused row and an unavailable
-    database are told apart as before.
+    wrapped exactly as SQLAlchemy wraps it (:func:`_on_cursor`, :func:`_driver_error`: the same
+    ``DBAPIError`` subclass, the connection invalidated on a disconnect), so a refused row and
+    an unavailable database are told apart as before.
 
     SQLite gets ``executemany`` of one prepared statement; PostgreSQL one multi-row ``VALUES``
     statement per :data:`_MANY` rows (psycopg2's ``executemany`` is one round trip a row)."""
 
     def __init__(self, dialect: Any) -> None:
-        self._dbapi_error: type[Exception] = dialect.loaded_dbapi.Error
         self.pg = dialect.name == "postgresql"
         self.mark = "%s" if self.pg else "?"
         self.time: Callable[[datetime], Any] = _naive_utc if self.pg else _sqlite_time
@@ -1063,32 +1072,16 @@ class _DriverSql:
         self._upsert = (" ON CONFLICT (digest, organ_id) DO UPDATE SET state = excluded.state,"
                         " updated_at = excluded.updated_at, updated_seq = excluded.updated_seq")
 
-    # -- running statements on the connection's DBAPI cursor ------------------------------------
-    def _cursor(self, conn: Connection, statement: str, params: Any = (), *,
-                many: bool = False) -> Any:
-        """``statement`` run in ``conn``'s transaction; the cursor (caller fetches, closes)."""
-        dbapi_conn = conn.connection.dbapi_connection
-        assert dbapi_conn is not None  # a live connection, inside its transaction
-        cursor = None
-        try:
-            cursor = dbapi_conn.cursor()
-            if many:
-                cursor.executemany(statement, params)
-            else:
-                cursor.execute(statement, params)
-        except self._dbapi_error as error:
-            raise _driver_error(conn, statement, params, error, dbapi_conn, cursor) from error
-        return cursor
-
+    # -- running statements on the connection's DBAPI cursor (_on_cursor) ----------------------
     def run(self, conn: Connection, statement: str, params: Any = (), *,
             many: bool = False) -> None:
-        self._cursor(conn, statement, params, many=many).close()
+        _on_cursor(conn, statement, params, many=many).close()
 
     def rows(self, conn: Connection, statement: str, params: Any = ()) -> list[Any]:
-        cursor = self._cursor(conn, statement, params)
+        cursor = _on_cursor(conn, statement, params)
         try:
             return list(cursor.fetchall())
-        except self._dbapi_error as error:
+        except conn.dialect.loaded_dbapi.Error as error:
             raise _driver_error(conn, statement, params, error,
                                 conn.connection.dbapi_connection, cursor) from error
         finally:

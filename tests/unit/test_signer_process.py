@@ -153,44 +153,30 @@ def _same_as_reference(published: dict[str, Outgoing], recorded: list[tuple[str,
     assert recorded == expected_recorded
 
 
-@pytest.mark.parametrize(("processes", "chunk"), [(1, SIGN_CHUNK), (2, SIGN_CHUNK), (2, 3)],
+@pytest.mark.parametrize(("processes", "chunk"),
+                         [(1, SIGN_CHUNK), (2, SIGN_CHUNK), (2, 3), (0, SIGN_CHUNK)],
                          ids=["one signer process", "two signer processes",
-                              "two signer processes, three receipts a request"])
+                              "two signer processes, three receipts a request",
+                              "a signer thread (one process, two cores)"])
 def test_receipts_signed_by_signer_processes_are_the_bytes_the_consumer_signs_itself(
         pki: PkiPaths, workload: tuple[bytes, list[tuple[bytes, str]]], tmp_path: Path,
         reference: tuple[dict[str, Outgoing], list[tuple[str, str, bytes]]],
         processes: int, chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a hub whose receipts are signed by signer processes (the keys loaded there), sent
-    # to them round robin in requests of `chunk` receipts
+    # to them round robin in requests of `chunk` receipts — or, in one process on a host with
+    # a second core, by a thread of it with the keys the consumer loaded
     monkeypatch.setattr(signing_module, "SIGN_CHUNK", chunk)
+    monkeypatch.setattr(app_module, "usable_cores", lambda: 2)
     hub = build_hub(_settings(pki, tmp_path, processes), clock=lambda: NOW)
     try:
         # When the workload goes through it
         published, recorded, consumer = _outcome(hub, workload, signing=True)
         # Then every message, receipt and ledger document is the one signed in the consumer
+        assert consumer.signing is not None
+        assert isinstance(consumer.signing.pool, SignerThread if processes == 0 else SignerPool)
         _same_as_reference(published, recorded, reference)
         assert consumer.stats.signer_restarts == 0
         assert consumer.stats.stages["sign_wait"].n >= len(workload[1]) // BATCH
-    finally:
-        hub.close()
-
-
-def test_receipts_signed_by_a_signer_thread_are_the_bytes_the_consumer_signs_itself(
-        pki: PkiPaths, workload: tuple[bytes, list[tuple[bytes, str]]], tmp_path: Path,
-        reference: tuple[dict[str, Outgoing], list[tuple[str, str, bytes]]],
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given a hub in one process (signer_processes = 0) on a host with a second core: a thread
-    # of the consumer's process signs, with the keys the consumer loaded
-    monkeypatch.setattr(app_module, "usable_cores", lambda: 2)
-    hub = build_hub(_settings(pki, tmp_path, 0), clock=lambda: NOW)
-    try:
-        # When the workload goes through it
-        published, recorded, consumer = _outcome(hub, workload, signing=True)
-        # Then every message, receipt and ledger document is the one signed in the consumer
-        assert consumer.signing is not None
-        assert isinstance(consumer.signing.pool, SignerThread)
-        _same_as_reference(published, recorded, reference)
-        assert consumer.stats.signer_restarts == 0
     finally:
         hub.close()
 
