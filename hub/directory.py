@@ -41,7 +41,6 @@ them stable): every organization signs with ``uid = <its first code>``; person s
 
 from __future__ import annotations
 
-import functools
 import importlib.resources
 import itertools
 import os
@@ -108,7 +107,10 @@ class Signer:
 
     def matches(self, certificate: x509.Certificate) -> bool:
         """True if the certificate's subject UID or SHA-256 fingerprint is this signer's."""
-        if self.fingerprint is not None and certificate_fingerprint(certificate) == self.fingerprint:
+        if (
+            self.fingerprint is not None
+            and certificate.fingerprint(hashes.SHA256()).hex() == self.fingerprint
+        ):
             return True
         if self.uid is not None:
             return self.uid in certificate_uids(certificate)
@@ -150,21 +152,11 @@ class OrgEntry:
         return tuple(s for s in self.signers if s.valid_at(at))
 
 
-@functools.lru_cache(maxsize=1024)
 def certificate_uids(certificate: x509.Certificate) -> tuple[str, ...]:
-    """The values of the subject's UID attributes (OID 0.9.2342.19200300.100.1.1).
-
-    Kept per certificate (equal DER, equal answer): reading ``subject`` builds a new ``Name``
-    each time, ~25 µs an envelope for the signer-to-organization binding of a known signer."""
+    """The values of the subject's UID attributes (OID 0.9.2342.19200300.100.1.1)."""
     return tuple(
         str(attr.value) for attr in certificate.subject.get_attributes_for_oid(NameOID.USER_ID)
     )
-
-
-@functools.lru_cache(maxsize=1024)
-def certificate_fingerprint(certificate: x509.Certificate) -> str:
-    """SHA-256 fingerprint of the certificate's DER, hex (kept per certificate)."""
-    return certificate.fingerprint(hashes.SHA256()).hex()
 
 
 def _within(at: datetime, start: datetime | None, end: datetime | None) -> bool:

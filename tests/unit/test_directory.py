@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from hub.directory import Directory, certificate_fingerprint, certificate_uids
+from hub.directory import Directory, certificate_uids
 from hub.edxml import VIETNAM_TZ
 from hub.errors import ConfigurationError
 
@@ -150,26 +150,6 @@ def test_a_signer_may_be_matched_by_fingerprint(tmp_path: Path) -> None:
     assert entry is not None
     assert entry.broker_user == "H27.05"
     assert entry.level == 2
-
-
-def test_a_certificate_s_uids_and_fingerprint_are_read_once_per_certificate() -> None:
-    # Given one certificate, and a second object of the same DER (as each envelope's KeyInfo
-    # yields), and another certificate
-    seal = _cert("000.00.00.H27", "seal")
-    again = x509.load_der_x509_certificate(seal.public_bytes(serialization.Encoding.DER))
-    other = _cert("000.00.00.H41", "other")
-    certificate_uids.cache_clear()
-    certificate_fingerprint.cache_clear()
-    # When the binding reads them (twice each)
-    for cert in (seal, again, other, seal):
-        certificate_uids(cert)
-        certificate_fingerprint(cert)
-    # Then each distinct certificate was read once, and each answer is its own
-    assert certificate_uids.cache_info().misses == certificate_fingerprint.cache_info().misses == 2
-    assert certificate_uids(again) == ("000.00.00.H27",)
-    assert certificate_uids(other) == ("000.00.00.H41",)
-    assert certificate_fingerprint(again) == seal.fingerprint(hashes.SHA256()).hex()
-    assert certificate_fingerprint(other) == other.fingerprint(hashes.SHA256()).hex()
 
 
 def test_the_province_of_a_code_comes_from_the_directory_or_its_syntax(sample: Directory) -> None:
