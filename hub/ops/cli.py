@@ -114,6 +114,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     consumer = hub.consumer(name=args.name or "edxml-hub intake", stop=stop)
     if metrics is not None:
         metrics.consumer = consumer
+    from hub.validators import pdf
+
+    pdf.preload()  # not inside the first batch that holds a PDF; before the heap is frozen
     settle_heap()
     try:
         consumer.run()
