@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hub.config import Settings, with_overrides
+from hub.consumers.plan import BatchPlan
+from hub.consumers.settlement import Action
 from hub.directory import Directory
 from hub.edxml import Attachment, build_envelope, sample_header
 from hub.testing.pki import KeyCache, PkiPaths, init_pki
@@ -129,6 +131,16 @@ def make_envelopes(pki: PkiPaths, shape: Shape, n: int, tag: str = "B") -> list[
     for j in range(max(len(c) for c in chunks)):
         out.extend(p[j] for p in parts if j < len(p))
     return out
+
+
+def not_delivered(plan: BatchPlan, envelopes: int) -> list[str]:
+    """Why a planned batch of ``envelopes`` valid envelopes is not the valid path (each one
+    delivered): the reasons of the others, or that some delivery has no outcome; [] if it is."""
+    problems = sorted({d.reason.value for _delivery, d in plan.outcomes
+                       if d.action is not Action.DELIVER})
+    if len(plan.outcomes) != envelopes:
+        problems.append(f"{len(plan.outcomes)} outcomes for {envelopes} envelopes")
+    return problems
 
 
 def digest(raw: bytes) -> str:

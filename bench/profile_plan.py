@@ -25,12 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench._workload import LARGE, SMALL, hub_settings, make_envelopes, make_pki
+from bench._workload import LARGE, SMALL, hub_settings, make_envelopes, make_pki, not_delivered
 from hub import logs
 from hub.app import build_hub
 from hub.config import with_overrides
 from hub.consumers.plan import BatchPlan
-from hub.consumers.settlement import Action
 from hub.messages import Delivery
 from hub.ops.cli import settle_heap
 from hub.topology import ENVELOPE_KEY
@@ -87,10 +86,8 @@ def main() -> int:
                 if job is not None:
                     signing.complete(plan, job)
                 t3 = time.perf_counter()
-            refused = [d.reason.value for _delivery, d in plan.outcomes
-                       if d.action is not Action.DELIVER]
-            assert len(plan.outcomes) == len(chunk)
-            assert not refused, refused[:3]
+            problems = not_delivered(plan, len(chunk))
+            assert not problems, problems[:3]
             return t1 - t0, t2 - t1, t3 - t2
 
         run(warm, "warm")
