@@ -489,6 +489,7 @@ def floor(pki: PkiPaths, url: str, bodies: Sequence[bytes], shape: Shape,
     from cryptography.hazmat.primitives.asymmetric import padding, rsa
     from lxml import etree
 
+    from hub.edxml.b64 import strict_b64decode
     from hub.trust.keystore import Keystore
 
     raw = bodies[0]
@@ -520,8 +521,10 @@ def floor(pki: PkiPaths, url: str, bodies: Sequence[bytes], shape: Shape,
         att = next(e for e in root.iter() if isinstance(e.tag, str)
                    and e.tag.endswith("ContentTransferEncoded"))
         b64 = att.text or ""
-        pdf = base64.b64decode(b64)
-        costs["pdf_base64_decode"] = per_call(lambda: base64.b64decode(b64), budget_s)
+        # The hub's own decoder (pybase64, the stdlib judging what it refuses): the floor
+        # takes the fastest form of each primitive the hub uses.
+        pdf = strict_b64decode(b64)
+        costs["pdf_base64_decode"] = per_call(lambda: strict_b64decode(b64), budget_s)
         costs["pdf_2_digests"] = 2 * per_call(lambda: hashlib.sha256(pdf).digest(), budget_s)
         costs["pdf_2_rsa2048_verifies"] = costs["rsa2048_verify"] * 2
     batch = 128 if shape is SMALL else 16

@@ -33,6 +33,7 @@ from hub.consumers.plan import BatchPlan
 from hub.messages import Delivery
 from hub.ops.cli import settle_heap
 from hub.topology import ENVELOPE_KEY
+from hub.validators.pdf import preload
 
 
 def main() -> int:
@@ -90,6 +91,7 @@ def main() -> int:
             assert not problems, problems[:3]
             return t1 - t0, t2 - t1, t3 - t2
 
+        preload()  # as `hub run` does at start-up (pyHanko's imports are not a batch's work)
         run(warm, "warm")
         settle_heap()  # as `hub run` does before it consumes
         prof = cProfile.Profile() if args.cprofile else None

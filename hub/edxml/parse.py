@@ -15,7 +15,6 @@ and local name, never by prefix.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import re
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from typing import Any, TypeVar
 from lxml import etree
 
 from hub.edxml._xml import Limits, parse_xml, schema
+from hub.edxml.b64 import strict_b64decode
 from hub.edxml.errors import EnvelopeRefused
 from hub.edxml.model import (
     DS_NS,
@@ -468,7 +468,7 @@ def _attachments(
                 f"line {a.el.sourceline}: over {limits.max_attachment_bytes} bytes",
             )
         try:
-            data = base64.b64decode(encoded_text, validate=True)
+            data = strict_b64decode(encoded_text)
         except (binascii.Error, ValueError):
             raise EnvelopeRefused(
                 Reason.ATTACHMENT_ENCODING_INVALID, f"line {a.el.sourceline}: not base64"

@@ -51,7 +51,6 @@ processContents="lax" minOccurs="0" maxOccurs="1"/>``.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import enum
 import hashlib
@@ -62,6 +61,7 @@ from datetime import date, datetime
 from lxml import etree
 
 from hub.edxml._xml import Limits, parse_xml
+from hub.edxml.b64 import strict_b64decode
 from hub.edxml.build import XML_DECLARATION, build_status_tree
 from hub.edxml.errors import EnvelopeRefused
 from hub.edxml.model import DS_NS, NS, VIETNAM_TZ, Organization, ResponseFor, StatusCode
@@ -356,7 +356,7 @@ def signature_value_of(raw: bytes, tree: etree._Element | None = None) -> bytes:
         return b""
     text = "".join((values[0].text or "").split())
     try:
-        return base64.b64decode(text, validate=True)
+        return strict_b64decode(text)
     except (binascii.Error, ValueError):
         return b""
 

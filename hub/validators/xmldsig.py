@@ -66,7 +66,6 @@ packet through signxml: the reference the direct path is proven equal to
 
 from __future__ import annotations
 
-import base64
 import binascii
 import dataclasses
 import hashlib
@@ -96,6 +95,7 @@ from signxml.exceptions import (
 from signxml.processor import get_schema
 
 from hub.edxml._xml import Limits, _new_parser, parse_xml
+from hub.edxml.b64 import strict_b64decode
 from hub.edxml.errors import EnvelopeRefused
 from hub.reasons import Reason
 from hub.validators import _fastdsig
@@ -389,7 +389,7 @@ def _read_certificate(text: str, position: int) -> x509.Certificate:
     once is readable later."""
     what = f"X509Certificate {position} in KeyInfo"
     try:
-        der = base64.b64decode(text, validate=True)
+        der = strict_b64decode(text)
     except (binascii.Error, ValueError):
         raise ValidationFailure(
             Reason.SIGNATURE_CERTIFICATE_MISSING, f"{what} is not base64") from None
@@ -456,7 +456,7 @@ def _strict_b64(element: etree._Element | None, what: str) -> bytes:
         # A child (element or comment) splits the text: signxml reads only the part before it.
         raise ValidationFailure(Reason.SIGNATURE_INVALID, f"{what} missing or holds markup")
     try:
-        value = base64.b64decode(_b64_text(element.text), validate=True)
+        value = strict_b64decode(_b64_text(element.text))
     except (binascii.Error, ValueError):
         raise ValidationFailure(Reason.SIGNATURE_INVALID, f"{what} is not base64") from None
     if not value:
