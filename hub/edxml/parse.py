@@ -458,7 +458,13 @@ def _attachments(
         text = _text_of(cte)
         encoded_text: str | bytes
         if text.isascii():  # O(1); the bytes' C translate is ~7x faster than str's
-            encoded_text = text.encode("ascii").translate(None, _B64_WHITESPACE_BYTES)
+            encoded_text = text.encode("ascii")
+            # translate copies the whole text (1.07 ms for a 1 MB attachment); four memchr
+            # scans (0.09 ms) find whether there is whitespace to drop at all (none where the
+            # sender wrote the base64 on one line, as hub.edxml.build does).
+            if (b"\n" in encoded_text or b" " in encoded_text or b"\r" in encoded_text
+                    or b"\t" in encoded_text):
+                encoded_text = encoded_text.translate(None, _B64_WHITESPACE_BYTES)
         else:  # decoding refuses it below, after the size check, as always
             encoded_text = text.translate(_B64_WHITESPACE)
         # Cheap bound before decoding: base64 carries 3 bytes per 4 characters.
