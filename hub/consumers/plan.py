@@ -55,6 +55,7 @@ from hub.edxml import EnvelopeRefused, Limits, parse_packet
 from hub.edxml.model import BusinessDocType, Envelope, Organization, StatusPacket
 from hub.errors import PermanentError, TransientError
 from hub.ledger import DocumentIn, EventIn, EventKind, IssuedReceipt, Refusal, StoredDocument
+from hub.ledger.records import of_packet
 from hub.logs import get_logger
 from hub.messages import Delivery, Headers, Outgoing
 from hub.reasons import Reason
@@ -577,12 +578,12 @@ class Pipeline:
     def _record_envelope(self, plan: BatchPlan, env: Envelope, mid: str, at: datetime,
                          deliveries: Sequence[Any], report: Any, links_to: str | None) -> None:
         sender = env.sender.organ_id
-        plan.documents.append(DocumentIn(
+        plan.documents.append(of_packet(DocumentIn(
             sender=sender, document_id=env.document_id, digest=env.digest, kind="envelope",
             raw=env.raw, received_at=at, code=env.header.code.text,
             recipients=tuple(d.organ_id for d in deliveries),
             report=report.to_dict() if report is not None else None, links_to=links_to,
-        ))
+        ), env))
         plan.events.append(EventIn(EventKind.VALIDATED, mid, at, digest=env.digest,
                                    organ_id=sender,
                                    detail=report.summary() if report is not None else {}))
@@ -680,11 +681,11 @@ class Pipeline:
                            report=report)
                 return
             routes.extend((target, d) for d in rplan.deliveries)
-        plan.documents.append(DocumentIn(
+        plan.documents.append(of_packet(DocumentIn(
             sender=reporter, document_id=f"status:{status.digest[:32]}", digest=status.digest,
             kind="status", raw=status.raw, received_at=at, code=status.status_code,
             recipients=targets, report=report.to_dict(), links_to=original.digest,
-        ))
+        ), status))
         plan.events.append(EventIn(EventKind.STATUS_RECEIVED, mid, at, digest=original.digest,
                                    organ_id=reporter,
                                    detail={"status": status.status_code,

@@ -9,6 +9,7 @@ path is checked against it, so the document cannot drift from the code.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sys
 import threading
@@ -22,8 +23,11 @@ import pytest
 from hub.app import Hub, build_hub
 from hub.consumers.intake import IntakeConsumer, IntakeOptions
 from hub.consumers.settlement import Action
+from hub.ledger.records import digest_is_of_raw
+from hub.messages import Delivery
 from hub.testing.fakebroker import FakeConnection
 from hub.testing.pki import PkiPaths
+from hub.topology import ENVELOPE_KEY
 from hub.trust.keystore import Keystore
 from tests.integration.pipeline.harness import (
     FINANCE,
@@ -126,6 +130,17 @@ def test_an_accepted_envelope_is_delivered_recorded_and_acked_through_the_fake_b
     assert [o.headers["x-hub-recipient"] for o in deliveries] == [FINANCE]
     assert hub.ledger.find_document(HOME_AFFAIRS, deliveries[0].headers["x-hub-document-id"])
 
+
+def test_the_planned_envelope_document_carries_the_parsers_digest_of_its_very_bytes(
+        hub: Hub, pki: PkiPaths) -> None:
+    # The ledger then takes that digest instead of hashing the bytes again (of_packet).
+    body = signed_envelope(Keystore.load(pki.keystore), HOME_AFFAIRS, (FINANCE,), number="7")
+    plan = hub.pipeline.process_batch(
+        [Delivery(1, body, ENVELOPE_KEY, "path.inbound", False, {}, "m-7", "guest", None, 0)])
+    [document] = [d for d in plan.documents if d.kind == "envelope"]
+    assert digest_is_of_raw(document)
+    assert document.raw == body
+    assert document.digest == hashlib.sha256(body).hexdigest()
 
 def test_a_second_delivery_of_the_same_envelope_is_acked_and_not_delivered_again(
         hub: Hub, pki: PkiPaths) -> None:
