@@ -349,6 +349,13 @@ def _needs_reference(embedded: Any) -> bool:
                             (unsigned, "signature_time_stamp_token")))
 
 
+_ALGORITHM_VERDICTS: dict[tuple[bytes, bytes, bytes], str | None] = {}
+"""pyHanko's algorithm-usage verdict (None: allowed; else its failure message) by (signature
+algorithm, digest algorithm, signer's public key), all DER. Bounded: an attacker choosing
+algorithms and keys fills it once, then the rule is evaluated every time, as before."""
+_ALGORITHM_VERDICTS_MAX = 1024
+
+
 def _integrity(embedded: Any, at: datetime, certs_of: Callable[[Any], Any]) -> _Integrity:
     """pyHanko's validate_pdf_signature up to (not including) path building, step by step:
     ``async_validate_pdf_signature`` and ``cms_basic_validation`` in pyhanko/sign/validation.
@@ -380,14 +387,24 @@ def _integrity(embedded: Any, at: datetime, certs_of: Callable[[Any], Any]) -> _
     cert = certs.signer_cert
     if signed_data["encap_content_info"]["content"] is not core.VOID:
         raise errors.SignatureValidationError("detached signatures have no encapsulated data")
-    problem: str | None = None
+    # The exact rule validate_pdf_signature applies, under the certificate validator's default
+    # policy (as ValidationContext() carries it). That policy ignores the time, so its verdict
+    # is a function of the three DER values it reads: remembered by them (0.4 ms a signature
+    # of asn1crypto objects, every PDF signed the same way giving the same answer).
+    verdict_key = (signer_info["signature_algorithm"].dump(),
+                   signer_info["digest_algorithm"].dump(), cert.public_key.dump())
     try:
-        # The certificate validator's default policy, as ValidationContext() carries it.
-        weak = DisallowWeakAlgorithmsPolicy()  # type: ignore[no-untyped-call]
-        generic_cms._enforce_algorithm_usage(  # the exact rule validate_pdf_signature applies
-            signer_info, cert, CMSAlgorithmUsagePolicy.lift_policy(weak), time_indic=at)
-    except errors.DisallowedAlgorithmError as exc:
-        problem = exc.failure_message
+        problem = _ALGORITHM_VERDICTS[verdict_key]
+    except KeyError:
+        problem = None
+        try:
+            weak = DisallowWeakAlgorithmsPolicy()  # type: ignore[no-untyped-call]
+            generic_cms._enforce_algorithm_usage(
+                signer_info, cert, CMSAlgorithmUsagePolicy.lift_policy(weak), time_indic=at)
+        except errors.DisallowedAlgorithmError as exc:
+            problem = exc.failure_message
+        if len(_ALGORITHM_VERDICTS) < _ALGORITHM_VERDICTS_MAX:
+            _ALGORITHM_VERDICTS[verdict_key] = problem
     try:
         intact, valid = _pdfcms.validate_sig_integrity(
             signer_info, cert,

@@ -112,10 +112,11 @@ def _verdict(inputs: Inputs, *, reference: bool, at: dt.datetime | None = None) 
 
 def _same(inputs: Inputs) -> Verdict:
     """The reference's verdict, after checking the fast path gives it with a cold policy cache,
-    a warm one, and a warm one at another time (the cached pyHanko path check must not hide a
-    time-dependent failure)."""
+    a warm one, and a warm one at another time (the cached pyHanko path check and the
+    remembered algorithm verdicts must not hide a time-dependent failure)."""
     fresh = dataclasses.replace(inputs, policy=dataclasses.replace(inputs.policy))
     expected = _verdict(fresh, reference=True)
+    pdf_module._ALGORITHM_VERDICTS.clear()  # cold: pyHanko's algorithm rule evaluated
     assert _verdict(fresh, reference=False) == expected, "cold cache"
     assert _verdict(fresh, reference=False) == expected, "warm cache"
     for later in (fresh.at + 2 * DAY, fresh.at + 400 * DAY):  # still valid; all expired
@@ -644,6 +645,30 @@ def test_a_pdf_shape_gets_the_same_verdict_from_both_paths(name: str, vectors: V
     if shape.expected is not None:
         assert verdict[:len(shape.expected)] == shape.expected, verdict
 
+
+@pytest.mark.parametrize(("name", "refused"), [("sha1_digest", "sha1"), ("valid", None)])
+def test_the_algorithm_rule_is_remembered_by_the_algorithms_and_key_it_reads(
+        name: str, refused: str | None, vectors: Vectors) -> None:
+    shape = SHAPES[name]
+    attachment = sample_attachment(shape.make(vectors), content_id="main-document")
+    envelope = parse_packet(vectors.envelope(attachments=(attachment,)))
+    assert isinstance(envelope, Envelope)
+    inputs = Inputs(envelope, vectors.policy, vectors.crls)
+    pdf_module._ALGORITHM_VERDICTS.clear()
+    first = _verdict(inputs, reference=False)
+    remembered = dict(pdf_module._ALGORITHM_VERDICTS)
+    # One verdict per (signature algorithm, digest algorithm, key): the person's and the seal's
+    # (the check stops at a refused signature)
+    assert len(remembered) == (2 if refused is None else 1)
+    problems = [p for p in remembered.values() if p is not None]
+    if refused is None:
+        assert problems == []
+    else:
+        assert len(problems) == 1
+        assert refused in problems[0].lower(), problems
+    # Taken from memory the second time, with the same verdict
+    assert _verdict(inputs, reference=False) == first
+    assert remembered == pdf_module._ALGORITHM_VERDICTS
 
 def test_the_main_document_signers_are_named_in_the_evidence(vectors: Vectors) -> None:
     envelope = parse_packet(vectors.envelope())
