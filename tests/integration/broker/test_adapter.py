@@ -6,8 +6,17 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from pika.adapters.utils.io_services_utils import _AsyncTransportBase
 
-from hub.broker import BrokerUnavailable, Connection, Delivery, Outgoing, SettledTwice, connect
+from hub.broker import (
+    RECV_BYTES,
+    BrokerUnavailable,
+    Connection,
+    Delivery,
+    Outgoing,
+    SettledTwice,
+    connect,
+)
 
 pytestmark = pytest.mark.broker
 
@@ -55,6 +64,28 @@ def test_a_batch_written_in_large_chunks_arrives_whole_and_in_order(
         conn.settler().ack([d.tag])
     assert got == [(f"m{i}", b) for i, b in enumerate(bodies)]
 
+
+def test_consumed_messages_read_in_large_socket_reads_arrive_whole_and_in_order(
+    conn: Connection, names: str
+) -> None:
+    # Given many messages of every size up to several frames waiting in the queue
+    bodies = [bytes([i % 251]) * (1 + (i * 104_729) % 1_100_000) for i in range(24)]
+    bodies += [bytes([i]) * 10_300 for i in range(200)]
+    conn.wait(conn.send([Outgoing("", names, b, message_id=f"m{i}")
+                         for i, b in enumerate(bodies)]))
+    # When the adapter consumes them with a window wide enough to have many frames on the wire
+    got: list[Delivery] = []
+    conn.consume(names, 300, got.append)
+    deadline = time.monotonic() + 60
+    while len(got) < len(bodies) and time.monotonic() < deadline:
+        conn.pump(0.5)
+    conn.settler().ack([d.tag for d in got])
+    # Then each one arrives byte for byte, in order; this connection reads RECV_BYTES at a
+    # time, while pika's own classes keep their 4 KB
+    assert [(d.message_id, d.body) for d in got] == [
+        (f"m{i}", b) for i, b in enumerate(bodies)]
+    assert conn._conn._impl._transport._MAX_RECV_BYTES == RECV_BYTES
+    assert _AsyncTransportBase._MAX_RECV_BYTES == 4096
 
 def test_every_property_the_adapter_writes_reaches_the_broker_as_given(
     conn: Connection, names: str
