@@ -69,6 +69,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import io
 import zlib
 from collections.abc import Callable, Sequence
@@ -349,11 +350,21 @@ def _needs_reference(embedded: Any) -> bool:
                             (unsigned, "signature_time_stamp_token")))
 
 
-_ALGORITHM_VERDICTS: dict[tuple[bytes, bytes, bytes], str | None] = {}
-"""pyHanko's algorithm-usage verdict (None: allowed; else its failure message) by (signature
-algorithm, digest algorithm, signer's public key), all DER. Bounded: an attacker choosing
-algorithms and keys fills it once, then the rule is evaluated every time, as before."""
+_ALGORITHM_VERDICTS: dict[bytes, str | None] = {}
+"""pyHanko's algorithm-usage verdict (None: allowed; else its failure message) by
+:func:`_algorithm_key`. Bounded in entries and, the keys being digests, in size (a sender's
+CMS certificate may carry a public key of megabytes): an attacker choosing algorithms and keys
+fills it once, then the rule is evaluated every time, as before."""
 _ALGORITHM_VERDICTS_MAX = 1024
+
+
+def _algorithm_key(signature_algorithm: bytes, digest_algorithm: bytes, public_key: bytes) -> bytes:
+    """SHA-256 of the three DER values, each length-prefixed (no two triples share an input)."""
+    digest = hashlib.sha256()
+    for part in (signature_algorithm, digest_algorithm, public_key):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.digest()
 
 
 def _integrity(embedded: Any, at: datetime, certs_of: Callable[[Any], Any]) -> _Integrity:
@@ -391,8 +402,8 @@ def _integrity(embedded: Any, at: datetime, certs_of: Callable[[Any], Any]) -> _
     # policy (as ValidationContext() carries it). That policy ignores the time, so its verdict
     # is a function of the three DER values it reads: remembered by them (0.4 ms a signature
     # of asn1crypto objects, every PDF signed the same way giving the same answer).
-    verdict_key = (signer_info["signature_algorithm"].dump(),
-                   signer_info["digest_algorithm"].dump(), cert.public_key.dump())
+    verdict_key = _algorithm_key(signer_info["signature_algorithm"].dump(),
+                                 signer_info["digest_algorithm"].dump(), cert.public_key.dump())
     try:
         problem = _ALGORITHM_VERDICTS[verdict_key]
     except KeyError:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -82,3 +83,7 @@ def test_only_the_packets_own_bytes_and_digest_are_marked() -> None:
     with pytest.raises(ValueError, match="packet's bytes and digest"):
         of_packet(_document(env), other)
     assert not digest_is_of_raw(_document(env))
+    changeable: Any = bytearray(env.raw)  # bytes that could change after they were hashed
+    mutable = dataclasses.replace(env, raw=changeable)
+    with pytest.raises(ValueError, match="packet's bytes and digest"):
+        of_packet(_document(mutable, raw=changeable), mutable)

@@ -657,6 +657,7 @@ def test_the_algorithm_rule_is_remembered_by_the_algorithms_and_key_it_reads(
     pdf_module._ALGORITHM_VERDICTS.clear()
     first = _verdict(inputs, reference=False)
     remembered = dict(pdf_module._ALGORITHM_VERDICTS)
+    assert all(len(key) == 32 for key in remembered)  # digests: a megabyte key is not kept
     # One verdict per (signature algorithm, digest algorithm, key): the person's and the seal's
     # (the check stops at a refused signature)
     assert len(remembered) == (2 if refused is None else 1)
@@ -669,6 +670,31 @@ def test_the_algorithm_rule_is_remembered_by_the_algorithms_and_key_it_reads(
     # Taken from memory the second time, with the same verdict
     assert _verdict(inputs, reference=False) == first
     assert remembered == pdf_module._ALGORITHM_VERDICTS
+
+def _shape_inputs(name: str, vectors: Vectors) -> Inputs:
+    shape = SHAPES[name]
+    attachment = dataclasses.replace(
+        sample_attachment(shape.make(vectors), content_id="main-document"),
+        content_type=shape.declared)
+    envelope = parse_packet(vectors.envelope(attachments=(attachment,)))
+    assert isinstance(envelope, Envelope)
+    return Inputs(envelope, shape.policy(vectors) if shape.policy else vectors.policy,
+                  shape.crls(vectors) if shape.crls else vectors.crls, require=shape.require)
+
+
+def test_an_algorithm_verdict_remembered_for_one_pdf_never_decides_another(
+        vectors: Vectors) -> None:
+    # Given PDFs signed with other algorithms and keys, judged one after the other with what
+    # the earlier ones left remembered (forwards, then backwards)
+    names = ["valid", "rsa1024", "sha1_digest", "short_signing_key",
+             "person_sha512_organization_sha256", "both_sha384"]
+    inputs = {name: _shape_inputs(name, vectors) for name in names}
+    expected = {name: _verdict(inputs[name], reference=True) for name in names}
+    pdf_module._ALGORITHM_VERDICTS.clear()
+    for name in [*names, *reversed(names)]:
+        # Then each gets pyHanko's full reference verdict
+        assert _verdict(inputs[name], reference=False) == expected[name], name
+    assert len(pdf_module._ALGORITHM_VERDICTS) >= 4
 
 def test_the_main_document_signers_are_named_in_the_evidence(vectors: Vectors) -> None:
     envelope = parse_packet(vectors.envelope())
