@@ -23,12 +23,15 @@ import pytest
 from hub.app import Hub, build_hub
 from hub.consumers.intake import IntakeConsumer, IntakeOptions
 from hub.consumers.settlement import Action
+from hub.edxml import Organization, parse_envelope
+from hub.edxml.build import build_status, response_for
 from hub.ledger.records import digest_is_of_raw
 from hub.messages import Delivery
 from hub.testing.fakebroker import FakeConnection
 from hub.testing.pki import PkiPaths
-from hub.topology import ENVELOPE_KEY
+from hub.topology import ENVELOPE_KEY, STATUS_KEY
 from hub.trust.keystore import Keystore
+from hub.trust.signing import sign_xml
 from tests.integration.pipeline.harness import (
     FINANCE,
     HOME_AFFAIRS,
@@ -141,6 +144,24 @@ def test_the_planned_envelope_document_carries_the_parsers_digest_of_its_very_by
     assert digest_is_of_raw(document)
     assert document.raw == body
     assert document.digest == hashlib.sha256(body).hexdigest()
+
+def test_the_planned_status_document_carries_the_parsers_digest_of_its_very_bytes(
+        hub: Hub, pki: PkiPaths) -> None:
+    keystore = Keystore.load(pki.keystore)
+    env = signed_envelope(keystore, HOME_AFFAIRS, (FINANCE,), number="8")
+    hub.write_ledger(hub.pipeline.process_batch(
+        [Delivery(1, env, ENVELOPE_KEY, "path.inbound", False, {}, "m-8", "guest", None, 0)]))
+    finance = keystore.signer(FINANCE)
+    assert finance is not None
+    status = sign_xml(build_status(
+        response_for=response_for(parse_envelope(env)), sender=Organization(FINANCE),
+        status_code="03", timestamp=NOW, description="Đã vào sổ"), finance)
+    plan = hub.pipeline.process_batch(
+        [Delivery(2, status, STATUS_KEY, "path.inbound", False, {}, "m-9", "guest", None, 0)])
+    [document] = [d for d in plan.documents if d.kind == "status"]
+    assert digest_is_of_raw(document)
+    assert document.raw == status
+    assert document.digest == hashlib.sha256(status).hexdigest()
 
 def test_a_second_delivery_of_the_same_envelope_is_acked_and_not_delivered_again(
         hub: Hub, pki: PkiPaths) -> None:
