@@ -22,6 +22,7 @@ import pytest
 
 from hub.app import Hub, build_hub
 from hub.consumers.intake import IntakeConsumer, IntakeOptions
+from hub.consumers.plan import BatchPlan
 from hub.consumers.settlement import Action
 from hub.edxml import Organization, parse_envelope
 from hub.edxml.build import build_status, response_for
@@ -134,34 +135,38 @@ def test_an_accepted_envelope_is_delivered_recorded_and_acked_through_the_fake_b
     assert hub.ledger.find_document(HOME_AFFAIRS, deliveries[0].headers["x-hub-document-id"])
 
 
-def test_the_planned_envelope_document_carries_the_parsers_digest_of_its_very_bytes(
-        hub: Hub, pki: PkiPaths) -> None:
+def _planned(hub: Hub, tag: int, body: bytes, key: str) -> BatchPlan:
+    """The plan of a batch of one delivery of ``body`` under routing key ``key``."""
+    return hub.pipeline.process_batch(
+        [Delivery(tag, body, key, "path.inbound", False, {}, f"m-{tag}", "guest", None, 0)])
+
+
+def _assert_recorded_with_the_parsers_digest(plan: BatchPlan, kind: str, body: bytes) -> None:
     # The ledger then takes that digest instead of hashing the bytes again (of_packet).
-    body = signed_envelope(Keystore.load(pki.keystore), HOME_AFFAIRS, (FINANCE,), number="7")
-    plan = hub.pipeline.process_batch(
-        [Delivery(1, body, ENVELOPE_KEY, "path.inbound", False, {}, "m-7", "guest", None, 0)])
-    [document] = [d for d in plan.documents if d.kind == "envelope"]
+    [document] = [d for d in plan.documents if d.kind == kind]
     assert digest_is_of_raw(document)
     assert document.raw == body
     assert document.digest == hashlib.sha256(body).hexdigest()
+
+
+def test_the_planned_envelope_document_carries_the_parsers_digest_of_its_very_bytes(
+        hub: Hub, pki: PkiPaths) -> None:
+    body = signed_envelope(Keystore.load(pki.keystore), HOME_AFFAIRS, (FINANCE,), number="7")
+    _assert_recorded_with_the_parsers_digest(_planned(hub, 1, body, ENVELOPE_KEY), "envelope", body)
+
 
 def test_the_planned_status_document_carries_the_parsers_digest_of_its_very_bytes(
         hub: Hub, pki: PkiPaths) -> None:
     keystore = Keystore.load(pki.keystore)
     env = signed_envelope(keystore, HOME_AFFAIRS, (FINANCE,), number="8")
-    hub.write_ledger(hub.pipeline.process_batch(
-        [Delivery(1, env, ENVELOPE_KEY, "path.inbound", False, {}, "m-8", "guest", None, 0)]))
+    hub.write_ledger(_planned(hub, 1, env, ENVELOPE_KEY))
     finance = keystore.signer(FINANCE)
     assert finance is not None
     status = sign_xml(build_status(
         response_for=response_for(parse_envelope(env)), sender=Organization(FINANCE),
         status_code="03", timestamp=NOW, description="Đã vào sổ"), finance)
-    plan = hub.pipeline.process_batch(
-        [Delivery(2, status, STATUS_KEY, "path.inbound", False, {}, "m-9", "guest", None, 0)])
-    [document] = [d for d in plan.documents if d.kind == "status"]
-    assert digest_is_of_raw(document)
-    assert document.raw == status
-    assert document.digest == hashlib.sha256(status).hexdigest()
+    _assert_recorded_with_the_parsers_digest(_planned(hub, 2, status, STATUS_KEY), "status", status)
+
 
 def test_a_second_delivery_of_the_same_envelope_is_acked_and_not_delivered_again(
         hub: Hub, pki: PkiPaths) -> None:

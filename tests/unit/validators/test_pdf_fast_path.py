@@ -627,18 +627,23 @@ SHAPES: dict[str, Shape] = {
 }
 
 
-@pytest.mark.parametrize("name", SHAPES)
-def test_a_pdf_shape_gets_the_same_verdict_from_both_paths(name: str, vectors: Vectors) -> None:
+def _shape_inputs(name: str, vectors: Vectors) -> Inputs:
+    """An envelope whose main document is the shape's PDF, with the shape's trust inputs."""
     shape = SHAPES[name]
-    # Given an envelope whose main document is the shape's PDF
     attachment = dataclasses.replace(
         sample_attachment(shape.make(vectors), content_id="main-document"),
         content_type=shape.declared)
     envelope = parse_packet(vectors.envelope(attachments=(attachment,)))
     assert isinstance(envelope, Envelope)
-    inputs = Inputs(
-        envelope, shape.policy(vectors) if shape.policy else vectors.policy,
-        shape.crls(vectors) if shape.crls else vectors.crls, require=shape.require)
+    return Inputs(envelope, shape.policy(vectors) if shape.policy else vectors.policy,
+                  shape.crls(vectors) if shape.crls else vectors.crls, require=shape.require)
+
+
+@pytest.mark.parametrize("name", SHAPES)
+def test_a_pdf_shape_gets_the_same_verdict_from_both_paths(name: str, vectors: Vectors) -> None:
+    shape = SHAPES[name]
+    # Given an envelope whose main document is the shape's PDF
+    inputs = _shape_inputs(name, vectors)
     # When both paths judge it (the fast one with a cold and a warm cache, and later on)
     verdict = _same(inputs)
     # Then the verdict is the one the case is there for
@@ -649,11 +654,7 @@ def test_a_pdf_shape_gets_the_same_verdict_from_both_paths(name: str, vectors: V
 @pytest.mark.parametrize(("name", "refused"), [("sha1_digest", "sha1"), ("valid", None)])
 def test_the_algorithm_rule_is_remembered_by_the_algorithms_and_key_it_reads(
         name: str, refused: str | None, vectors: Vectors) -> None:
-    shape = SHAPES[name]
-    attachment = sample_attachment(shape.make(vectors), content_id="main-document")
-    envelope = parse_packet(vectors.envelope(attachments=(attachment,)))
-    assert isinstance(envelope, Envelope)
-    inputs = Inputs(envelope, vectors.policy, vectors.crls)
+    inputs = _shape_inputs(name, vectors)
     pdf_module._ALGORITHM_VERDICTS.clear()
     first = _verdict(inputs, reference=False)
     remembered = dict(pdf_module._ALGORITHM_VERDICTS)
@@ -671,17 +672,6 @@ def test_the_algorithm_rule_is_remembered_by_the_algorithms_and_key_it_reads(
     assert _verdict(inputs, reference=False) == first
     assert remembered == pdf_module._ALGORITHM_VERDICTS
 
-def _shape_inputs(name: str, vectors: Vectors) -> Inputs:
-    shape = SHAPES[name]
-    attachment = dataclasses.replace(
-        sample_attachment(shape.make(vectors), content_id="main-document"),
-        content_type=shape.declared)
-    envelope = parse_packet(vectors.envelope(attachments=(attachment,)))
-    assert isinstance(envelope, Envelope)
-    return Inputs(envelope, shape.policy(vectors) if shape.policy else vectors.policy,
-                  shape.crls(vectors) if shape.crls else vectors.crls, require=shape.require)
-
-
 def test_an_algorithm_verdict_remembered_for_one_pdf_never_decides_another(
         vectors: Vectors) -> None:
     # Given PDFs signed with other algorithms and keys, judged one after the other with what
@@ -695,6 +685,7 @@ def test_an_algorithm_verdict_remembered_for_one_pdf_never_decides_another(
         # Then each gets pyHanko's full reference verdict
         assert _verdict(inputs[name], reference=False) == expected[name], name
     assert len(pdf_module._ALGORITHM_VERDICTS) >= 4
+
 
 def test_the_main_document_signers_are_named_in_the_evidence(vectors: Vectors) -> None:
     envelope = parse_packet(vectors.envelope())
