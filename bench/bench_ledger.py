@@ -9,9 +9,11 @@ asked); then CPU per write for batches of 1, 2 and 128 envelopes in the pipeline
 (2 documents + 5 events each, SQLite ``NORMAL``: the per-batch fixed cost). Verify: a ledger
 of ``--rows`` entries (1 document per 10 entries, a checkpoint every 1000 signed by an operator
 certificate kept beside it) generated with bulk inserts, then checked
-by :meth:`Ledger.verify` in process and by ``hub ledger verify --operator-cert`` (the auditor's
-command, a fresh process; wall and CPU time). ``--keep DIR`` keeps the generated ledger (and its
-certificate) there and reuses it on the next run; ``--verify-only`` skips the write benchmarks.
+by :meth:`Ledger.verify` in process (with a helper process per usable core, as the auditor's
+command runs it, then by this process alone) and by ``hub ledger verify --operator-cert`` (the
+auditor's command, a fresh process; wall and CPU time, helpers included). ``--keep DIR`` keeps
+the generated ledger (and its certificate) there and reuses it on the next run;
+``--verify-only`` skips the write benchmarks.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from sqlalchemy import create_engine, insert, text, update
 
 from hub.ledger import DocumentIn, EventIn, EventKind, Ledger, chain
 from hub.ledger.models import Checkpoint, Document, Event, Head
+from hub.trust.signer_pool import usable_cores
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 PG = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
@@ -248,15 +251,26 @@ def bench_verify(path: Path, rows: int) -> dict[str, Any]:
         public_key.verify(signature, payload, padding.PKCS1v15(), hashes.SHA256())
         return True
 
+    jobs = usable_cores()
     with Ledger.open(url, read_only=True) as ledger:
         start, cpu = time.perf_counter(), time.process_time()
-        result = ledger.verify(verify_signature=check, require_signed=True)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        result = ledger.verify(verify_signature=check, require_signed=True, jobs=jobs)
         elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+        helpers = resource.getrusage(resource.RUSAGE_CHILDREN)
+        # the same check by this process alone (--jobs 1), for the comparison
+        start_one = time.perf_counter()
+        alone = ledger.verify(verify_signature=check, require_signed=True, jobs=1)
+        elapsed_one = time.perf_counter() - start_one
+    assert alone == result, (alone, result)
     out: dict[str, Any] = {
         "rows": result.rows, "ok": result.ok, "problem": result.problem,
-        "checkpoints": result.checkpoints, "generate_s": generated_s,
+        "checkpoints": result.checkpoints, "generate_s": generated_s, "jobs": jobs,
         "verify_s": round(elapsed, 2), "verify_cpu_s": round(cpu, 2),
-        "rows_per_s": int(result.rows / elapsed)}
+        "verify_helpers_cpu_s": round(helpers.ru_utime + helpers.ru_stime
+                                      - children.ru_utime - children.ru_stime, 2),
+        "rows_per_s": int(result.rows / elapsed),
+        "verify_one_process_s": round(elapsed_one, 2)}
     # The auditor's command, as an auditor runs it: a fresh process, the operator pinned.
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()

@@ -971,20 +971,33 @@ class Ledger:
         verify_signature: SignatureCheck | None = None,
         require_signed: bool = False,
         check_bytes: bool = True,
+        jobs: int | None = None,
+        min_segment_rows: int | None = None,
     ) -> VerifyResult:
         """Check the whole chain, every checkpoint and (by default) every document's bytes.
 
         Checkpoint signatures are checked against ``trust`` (the operator's CA roots or pinned
         certificates, :class:`hub.ledger.verify.OperatorTrust`) or ``verify_signature``; with
-        neither, only the chain is checked and ``signers_trusted`` stays False."""
-        from hub.ledger.verify import verify_ledger
+        neither, only the chain is checked and ``signers_trusted`` stays False.
 
+        ``jobs``: helper processes walking segments of a long chain (None: one per usable
+        core; 1: this process alone); the verdict is the same (:mod:`hub.ledger.verify_parallel`).
+        ``min_segment_rows`` is for tests: the rows a segment must hold."""
+        from hub.ledger.verify import verify_ledger
+        from hub.ledger.verify_parallel import MIN_SEGMENT_ROWS, Helpers
+
+        if jobs is None:
+            from hub.trust.signer_pool import usable_cores
+
+            jobs = usable_cores()
+        helpers = Helpers.of(self.engine, self.blobs, jobs,
+                             min_segment_rows or MIN_SEGMENT_ROWS)
         try:
             with self.engine.connect() as conn:
                 return verify_ledger(
                     conn, self.blobs, progress=progress, trust=trust,
                     verify_signature=verify_signature, require_signed=require_signed,
-                    check_bytes=check_bytes)
+                    check_bytes=check_bytes, helpers=helpers)
         except (exc.OperationalError, exc.InterfaceError) as error:
             raise _unavailable(error) from error
 

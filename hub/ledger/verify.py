@@ -28,13 +28,15 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import itertools
 import json
+import os
 import uuid
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -47,6 +49,9 @@ from hub.ledger import adoption, chain
 from hub.ledger.blobs import BlobStore
 from hub.ledger.models import Checkpoint, Document, Event, EvidenceBlob, Head, UtcDateTime
 from hub.ledger.records import REFUSED, VerifyResult
+
+if TYPE_CHECKING:
+    from hub.ledger.verify_parallel import Helpers
 
 SignatureCheck = Callable[[bytes, bytes], bool]
 PROGRESS_EVERY = 10_000
@@ -246,8 +251,12 @@ def verify_ledger(
     verify_signature: SignatureCheck | None = None,
     require_signed: bool = False,
     check_bytes: bool = True,
+    helpers: Helpers | None = None,
 ) -> VerifyResult:
-    """Verify the ledger reachable through ``conn`` (one consistent snapshot)."""
+    """Verify the ledger reachable through ``conn`` (one consistent snapshot).
+
+    ``helpers``: walk segments of a long chain in helper processes
+    (:mod:`hub.ledger.verify_parallel`); the verdict is the one walk's, row for row."""
     checker = _CheckpointChecker(trust, verify_signature)
     if conn.dialect.name == "postgresql":
         conn = conn.execution_options(isolation_level="REPEATABLE READ")
@@ -256,10 +265,34 @@ def verify_ledger(
                             .where(Head.id == 1)).one()
         total = int(head.seq)
         checkpoints = {int(c.seq): c for c in conn.execute(select(*Checkpoint.__table__.c))}
-        result = _walk(conn, blobs, total, checkpoints, progress, checker,
-                       require_signed, check_bytes)
-        if result is not None:
+        segments = plan_segments(total, checkpoints, helpers.segments(total)
+                                 if helpers is not None else 1)
+        differ: list[str] | None = None
+        if len(segments) > 1 and helpers is not None:
+            from hub.ledger.verify_parallel import walk_in_helpers
+
+            def meanwhile() -> None:
+                nonlocal differ
+                differ = adoption.differences(conn)
+
+            walks: Iterable[tuple[Segment, SegmentWalk]] = walk_in_helpers(
+                conn, blobs, segments, helpers, check_bytes=check_bytes, progress=progress,
+                meanwhile=meanwhile)
+        else:
+            def step(seq: int) -> None:
+                if progress is not None:
+                    progress(seq, total)
+
+            walks = ((s, walk_segment(conn, blobs, s, chain.GENESIS if s.after == 0 else None,
+                                      check_bytes=check_bytes, progress=step))
+                     for s in segments)
+        result, link = judge_walks(walks, checkpoints, checker, require_signed)
+        if result.problem is not None:
             return result
+        checked_cps, signed = result.checkpoints, result.signed_checkpoints
+        if conn.scalar(select(Head.chain_hash).where(Head.id == 1)) != link:
+            return VerifyResult(total, total, "the recorded chain head does not match the"
+                                " last row", checked_cps, signed)
         signers = tuple(checker.signers)
         trusted = checker.trusted
         rows = total
@@ -276,7 +309,8 @@ def verify_ledger(
                 f"the head records a checkpoint at row {int(head.checkpoint_seq)} but the"
                 f" latest present is at row {max(checkpoints)}: checkpoints were removed",
                 len(checkpoints), signed, signers, trusted)
-        differ = adoption.differences(conn)
+        if differ is None:
+            differ = adoption.differences(conn)
         if differ:
             return VerifyResult(
                 rows, None,
@@ -294,6 +328,8 @@ _EVENT_SQL = ("SELECT seq, entry_hash, chain_hash, kind, message_id, at, digest,
 _DOCUMENT_SQL = ("SELECT seq, entry_hash, chain_hash, digest, sender, document_id, kind, code,"
                  " subject_digest, recipients, received_at, links_to, size, report, refusal,"
                  " revocation, {raw} FROM ledger_documents WHERE seq <= {mark} ORDER BY seq")
+_LINK_SQL = ("SELECT chain_hash FROM ledger_documents WHERE seq = {mark}"
+             " UNION ALL SELECT chain_hash FROM ledger_events WHERE seq = {mark}")
 _EVENT, _DOCUMENT = 0, 1
 _UNSET = object()
 
@@ -367,15 +403,19 @@ def _driver_rows(conn: Connection, sql: str, params: tuple[Any, ...],
                                       dialect=conn.dialect) from error
 
 
-def _chained_rows(conn: Connection, up_to: int, *,
-                  with_raw: bool) -> Generator[tuple[int, int, Sequence[Any]], None, None]:
+def _chained_rows(conn: Connection, up_to: int, *, with_raw: bool,
+                  after: int = 0) -> Generator[tuple[int, int, Sequence[Any]], None, None]:
     """Both chained tables merged in ``seq`` order, as plain driver rows:
     ``(seq, _EVENT|_DOCUMENT, row)``; a row's columns are those of :data:`_EVENT_SQL` or
-    :data:`_DOCUMENT_SQL`. ``seq`` is ``int()`` of the stored value, as the typed rows gave."""
+    :data:`_DOCUMENT_SQL`. ``seq`` is ``int()`` of the stored value, as the typed rows gave.
+    ``after`` > 0: only the rows beyond that position (0: every row, whatever its ``seq``)."""
     mark = "%s" if conn.dialect.name == "postgresql" else "?"
-    docs = _driver_rows(conn, _DOCUMENT_SQL.format(mark=mark, raw="raw" if with_raw else "NULL"),
-                        (up_to,), 500)
-    events = _driver_rows(conn, _EVENT_SQL.format(mark=mark), (up_to,), 5000)
+    bound = f" AND seq > {mark}" if after > 0 else ""
+    params = (up_to, after) if after > 0 else (up_to,)
+    docs = _driver_rows(conn, _DOCUMENT_SQL.format(mark=mark + bound,
+                                                   raw="raw" if with_raw else "NULL"),
+                        params, 500)
+    events = _driver_rows(conn, _EVENT_SQL.format(mark=mark + bound), params, 5000)
     with closing(docs), closing(events):
         doc = next(docs, None)
         doc_seq = int(doc[0]) if doc is not None else 0
@@ -394,96 +434,177 @@ def _chained_rows(conn: Connection, up_to: int, *,
             doc_seq = int(doc[0]) if doc is not None else 0
 
 
-def _walk(
-    conn: Connection,
-    blobs: BlobStore | None,
-    total: int,
-    checkpoints: dict[int, Any],
-    progress: Callable[[int, int], None] | None,
-    checker: _CheckpointChecker,
-    require_signed: bool,
-    check_bytes: bool,
-) -> VerifyResult | None:
-    with closing(_chained_rows(conn, total, with_raw=check_bytes)) as rows:
-        return _walk_rows(rows, conn, blobs, total, checkpoints, progress, checker,
-                          require_signed, check_bytes)
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """The rows ``(after, up_to]`` of a chain whose head records ``total`` rows, walked on
+    their own: from the link stored at row ``after`` (the chain's start when 0).
+    ``checkpoints``: the checkpoint positions among them, whose links the walk keeps."""
+
+    after: int
+    up_to: int
+    total: int
+    checkpoints: tuple[int, ...] = ()
 
 
-def _walk_rows(
-    rows: Iterator[tuple[int, int, Sequence[Any]]],
+@dataclass(frozen=True, slots=True)
+class SegmentWalk:
+    """What a walk of one :class:`Segment` found; checkpoints are judged by the caller.
+
+    ``start`` is the link the walk began from (None: row ``after`` is not stored exactly once,
+    so the walk did not begin); the walk stands for the chain's only if that is the link the
+    walk of the rows before it ended on. ``rows`` is the last row judged sound; ``bad_row``
+    and ``problem`` name the first that is not, or ``error`` is what reading it raised."""
+
+    start: str | None
+    rows: int
+    link: str
+    links: dict[int, str]
+    bad_row: int | None = None
+    problem: str | None = None
+    error: BaseException | None = None
+    walker: int = field(default_factory=os.getpid)
+    """The process that walked it."""
+
+
+def start_link(conn: Connection, after: int) -> str | None:
+    """The link a walk of the rows beyond ``after`` begins from: the chain's start for 0, else
+    the link stored at row ``after`` (None unless exactly one row holds that position)."""
+    if after <= 0:
+        return chain.GENESIS
+    mark = "%s" if conn.dialect.name == "postgresql" else "?"
+    found = list(_driver_rows(conn, _LINK_SQL.format(mark=mark), (after, after), 2))
+    return str(found[0][0]) if len(found) == 1 else None
+
+
+def walk_segment(
     conn: Connection,
     blobs: BlobStore | None,
-    total: int,
-    checkpoints: dict[int, Any],
-    progress: Callable[[int, int], None] | None,
-    checker: _CheckpointChecker,
-    require_signed: bool,
+    segment: Segment,
+    begin: str | None,
+    *,
     check_bytes: bool,
-) -> VerifyResult | None:
-    link = chain.GENESIS
+    progress: Callable[[int], None] | None = None,
+) -> SegmentWalk:
+    """Walk ``segment`` from the link ``begin`` (:func:`start_link` when None): every row's
+    hash, its link and (``check_bytes``) its document's bytes, up to the first that fails.
+
+    Rows are judged as one walk of the whole chain judges them (a row missing, twice, edited,
+    out of the chain; the chain truncated): a segment's rows beyond its end are read only to
+    tell a row missing at its end from a truncated chain. ``progress(seq)`` is called every
+    :data:`PROGRESS_EVERY` rows."""
+    if begin is None:
+        begin = start_link(conn, segment.after)
+        if begin is None:
+            return SegmentWalk(None, segment.after, "", {})
+    start = link = begin
+    up_to, total = segment.up_to, segment.total
+    marks = frozenset(segment.checkpoints)
+    links: dict[int, str] = {}
     link_bytes = bytes.fromhex(link)
-    expected = 1
-    checked_cps = signed_cps = 0
+    expected = segment.after + 1
     time_text = _TimeText(conn.dialect)
     sha256 = hashlib.sha256
     canonical_json = chain.canonical_json
     event_entry = chain.event_entry
 
-    def bad(seq: int, problem: str) -> VerifyResult:
-        return VerifyResult(expected - 1, seq, problem, checked_cps, signed_cps)
+    def bad(seq: int, problem: str) -> SegmentWalk:
+        return SegmentWalk(start, expected - 1, link, links, seq, problem)
 
-    for seq, kind, row in rows:
-        if seq != expected:
-            if seq > expected:
-                return bad(expected, f"row {expected} is missing (deleted)")
-            return bad(seq, f"row {seq} appears twice")
-        if kind == _EVENT:
-            (_s, stored_hash, stored_link, event_kind, message_id, at, digest, organ_id, reason,
-             actor, detail) = row
-            entry = event_entry(
-                seq=seq, kind=event_kind, message_id=message_id, at=time_text(at),
-                digest=digest, organ_id=organ_id, reason=reason, actor=actor, detail=detail)
+    rows = _chained_rows(conn, total, with_raw=check_bytes, after=segment.after)
+    try:
+        for seq, kind, row in rows:
+            if seq != expected:
+                if seq > expected:
+                    return bad(expected, f"row {expected} is missing (deleted)")
+                return bad(seq, f"row {seq} appears twice")
+            if seq > up_to:
+                break  # the next segment's first row: this one ends whole
+            if kind == _EVENT:
+                (_s, stored_hash, stored_link, event_kind, message_id, at, digest, organ_id,
+                 reason, actor, detail) = row
+                entry = event_entry(
+                    seq=seq, kind=event_kind, message_id=message_id, at=time_text(at),
+                    digest=digest, organ_id=organ_id, reason=reason, actor=actor, detail=detail)
+            else:
+                stored_hash, stored_link = row[1], row[2]
+                entry = _document_entry(seq, row, time_text)
+            entry_digest = sha256(canonical_json(entry)).digest()
+            if entry_digest.hex() != stored_hash:
+                name = "event" if kind == _EVENT else "document"
+                return bad(seq, f"row {seq} ({name}) was modified: its content does not match"
+                                " its hash")
+            # chain.link(link, entry_hash), on bytes
+            link_bytes = sha256(link_bytes + entry_digest).digest()
+            link = link_bytes.hex()
+            if link != stored_link:
+                name = "event" if kind == _EVENT else "document"
+                return bad(seq, f"row {seq} ({name}) breaks the chain: rows were reordered,"
+                                " inserted or rewritten")
+            if kind == _DOCUMENT and check_bytes:
+                problem = _bytes_problem(conn, blobs, seq, row[6], row[3], row[16], entry)
+                if problem is not None:
+                    return bad(seq, problem)
+            if seq in marks:
+                links[seq] = link
+            expected += 1
+            if progress is not None and seq % PROGRESS_EVERY == 0:
+                progress(seq)
         else:
-            stored_hash, stored_link = row[1], row[2]
-            entry = _document_entry(seq, row, time_text)
-        entry_digest = sha256(canonical_json(entry)).digest()
-        if entry_digest.hex() != stored_hash:
-            name = "event" if kind == _EVENT else "document"
-            return bad(seq, f"row {seq} ({name}) was modified: its content does not match its hash")
-        # chain.link(link, entry_hash), on bytes
-        link_bytes = sha256(link_bytes + entry_digest).digest()
-        link = link_bytes.hex()
-        if link != stored_link:
-            name = "event" if kind == _EVENT else "document"
-            return bad(seq, f"row {seq} ({name}) breaks the chain: rows were reordered, inserted"
-                            " or rewritten")
-        if kind == _DOCUMENT and check_bytes:
-            problem = _bytes_problem(conn, blobs, seq, row[6], row[3], row[16], entry)
-            if problem is not None:
-                return bad(seq, problem)
-        cp = checkpoints.get(seq)
-        if cp is not None:
+            if expected - 1 != up_to:
+                return SegmentWalk(
+                    start, expected - 1, link, links, expected,
+                    f"the chain ends at row {expected - 1} but the head records row {total}:"
+                    " the ledger was truncated")
+    except Exception as error:  # kept for the caller: raised in the chain's order
+        return SegmentWalk(start, expected - 1, link, links, expected, error=error)
+    finally:
+        rows.close()
+    return SegmentWalk(start, up_to, link, links)
+
+
+def judge_walks(
+    walks: Iterable[tuple[Segment, SegmentWalk]],
+    checkpoints: dict[int, Any],
+    checker: _CheckpointChecker,
+    require_signed: bool,
+) -> tuple[VerifyResult, str]:
+    """The first problem of the chain, in its order, from walks of consecutive segments
+    (each begun from the link the one before ended on), with the checkpoints among the rows
+    each judged sound; and the chain's last link. An error a walk met is raised there."""
+    checked_cps = signed_cps = 0
+    link = chain.GENESIS
+    for segment, walk in walks:
+        for seq in segment.checkpoints:
+            if seq > walk.rows:
+                break
+            cp = checkpoints[seq]
             checked_cps += 1
-            if cp.head != link:
-                return bad(seq, f"checkpoint at row {seq} does not match the chain (forged,"
-                                " or the rows before it were rewritten)")
+            if cp.head != walk.links[seq]:
+                return VerifyResult(seq - 1, seq, f"checkpoint at row {seq} does not match the"
+                                    " chain (forged, or the rows before it were rewritten)",
+                                    checked_cps, signed_cps), link
             problem = checker.check(cp, require_signed)
             if problem is not None:
-                return bad(seq, problem)
+                return VerifyResult(seq - 1, seq, problem, checked_cps, signed_cps), link
             if cp.signature is not None:
                 signed_cps += 1
-        expected += 1
-        if progress is not None and seq % PROGRESS_EVERY == 0:
-            progress(seq, total)
-    if expected - 1 != total:
-        return VerifyResult(expected - 1, expected,
-                            f"the chain ends at row {expected - 1} but the head records row"
-                            f" {total}: the ledger was truncated", checked_cps, signed_cps)
-    head_hash = conn.scalar(select(Head.chain_hash).where(Head.id == 1))
-    if head_hash != link:
-        return VerifyResult(total, total, "the recorded chain head does not match the last row",
-                            checked_cps, signed_cps)
-    return None
+        link = walk.link
+        if walk.error is not None:
+            raise walk.error
+        if walk.problem is not None:
+            return VerifyResult(walk.rows, walk.bad_row, walk.problem, checked_cps,
+                                signed_cps), link
+    return VerifyResult(0, None, None, checked_cps, signed_cps), link
+
+
+def plan_segments(total: int, checkpoints: Iterable[int], count: int) -> list[Segment]:
+    """``count`` consecutive segments of about equal rows covering ``1..total`` (one when
+    ``count`` is below 2), each with the checkpoint positions among its rows."""
+    count = max(1, min(count, total))
+    marks = sorted(s for s in checkpoints if s <= total)
+    bounds = [total * i // count for i in range(count + 1)]
+    return [Segment(lo, hi, total, tuple(s for s in marks if lo < s <= hi))
+            for lo, hi in itertools.pairwise(bounds)]
 
 
 def _document_entry(seq: int, row: Sequence[Any], time_text: _TimeText) -> dict[str, Any]:

@@ -85,3 +85,14 @@ def existing_file(text: str) -> Path:
     if not path.is_file():
         raise argparse.ArgumentTypeError(f"{text}: not a file")
     return path
+
+
+def job_count(text: str) -> int:
+    """A number of processes, 1 to 64."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes (1 to 64)")
+    return value

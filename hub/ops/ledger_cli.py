@@ -42,7 +42,7 @@ from hub.ledger.records import EventKind, LedgerOpenError, StoredEvent
 from hub.ledger.report import PERIODS, adoption_report, render_csv, render_json, render_table
 from hub.ledger.store import Ledger
 from hub.ledger.verify import OperatorTrust, load_certificates
-from hub.ops.args import iso_datetime, reason_code
+from hub.ops.args import iso_datetime, job_count, reason_code
 
 EXIT_OK = 0
 """Everything checked out."""
@@ -74,6 +74,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--allow-unsigned", action="store_true",
                    help="accept unsigned checkpoints (no operator key configured)")
     p.add_argument("--no-bytes", action="store_true", help="skip re-hashing stored packets")
+    p.add_argument("--jobs", type=job_count, default=None,
+                   help="processes walking a long chain in segments (default: one per usable"
+                        " core; 1: this process alone); the verdict is the same")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
     p = _command(sub, "query", "events or documents by document, organization, period", _query)
@@ -287,7 +290,7 @@ def _verify(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         result = ledger.verify(_progress_bar, trust=trust,
                                require_signed=not args.allow_unsigned,
-                               check_bytes=not args.no_bytes)
+                               check_bytes=not args.no_bytes, jobs=args.jobs)
     if args.json:
         print(json.dumps(result.to_dict()))
     elif result.ok:

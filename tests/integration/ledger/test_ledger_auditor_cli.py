@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from hub.ledger import Ledger
+from hub.ops.cli import main as hub_main
 from hub.ops.ledger_cli import EXIT_OK, EXIT_USAGE, main
 from tests.integration.ledger.ledger_samples import sample_batch
 from tests.integration.ledger.operator_certs import OPERATOR, Operator, from_signer, rotated
@@ -125,12 +126,15 @@ def test_a_ledger_at_an_older_schema_is_not_migrated_by_a_read(
     assert db.read_bytes() == before
 
 
-def _run_as_nobody(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """The CLI as an unprivileged user (root ignores file modes), in a fresh interpreter."""
+def _run_as_nobody(args: list[str], cwd: Path,
+                   module: bool = True) -> subprocess.CompletedProcess[str]:
+    """The CLI (or, ``module`` False, Python with ``args``) as an unprivileged user (root
+    ignores file modes), in a fresh interpreter."""
     prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if (
         os.geteuid() == 0) else []
     env = {**os.environ, "PYTHONPATH": str(REPO), "HOME": str(cwd)}
-    return subprocess.run([*prefix, sys.executable, "-m", "hub.ops.ledger_cli", *args], cwd=cwd,
+    command = ["-m", "hub.ops.ledger_cli"] if module else []
+    return subprocess.run([*prefix, sys.executable, *command, *args], cwd=cwd,
                           env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
@@ -179,6 +183,60 @@ def test_a_read_only_copy_verifies_queries_and_reports(
     assert sorted(p.name for p in copy.parent.iterdir()) == before
 
 
+HELPERS_WALK = """
+import os, sys
+from hub.ledger import Ledger
+from hub.ledger.verify import plan_segments
+from hub.ledger.verify_parallel import Helpers, walk_in_helpers
+with Ledger.open(sys.argv[1], read_only=True) as ledger:
+    helpers = Helpers.of(ledger.engine, None, 2, 2)
+    with ledger.engine.connect() as conn, conn.begin():
+        walks = walk_in_helpers(conn, None, plan_segments(40, (), helpers.segments(40)), helpers,
+                                check_bytes=True, progress=None, meanwhile=lambda: None)
+print(len(walks), all(w.problem is None for _, w in walks),
+      all(w.walker != os.getpid() for _, w in walks))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() == 0 and shutil.which("setpriv") is None,
+                    reason="needs setpriv to drop root")
+def test_helper_processes_walk_a_read_only_copy_or_leave_it_to_the_caller(
+    read_only_copy: tuple[Path, list[str]],
+) -> None:
+    copy, _anchors = read_only_copy
+    result = _run_as_nobody(["-c", HELPERS_WALK, f"sqlite:///{copy}"], copy.parent.parent,
+                            module=False)
+    assert result.returncode == 0, result.stderr
+    *said, walked = (result.stderr + result.stdout).splitlines()
+    if walked == "8 True False":
+        # A user who may not start this Python again (on this machine the interpreter lies
+        # under /root, which nobody may enter): no helper, one line said, the same walk.
+        assert len(said) == 1, said
+        assert "ledger.verify.helper_not_started error=PermissionError" in said[0]
+    else:
+        assert (said, walked) == ([], "8 True True")
+
+
+def test_ledger_verify_takes_a_number_of_processes_and_refuses_nonsense(
+    audit: tuple[Path, list[str]], capsys: pytest.CaptureFixture[str],
+) -> None:
+    db, anchors = audit
+    assert main(["ledger", "verify", "--url", f"sqlite:///{db}", *anchors, "--jobs", "2"]) == (
+        EXIT_OK)
+    assert capsys.readouterr().out.startswith("ok: 40 rows")
+    for bad in ("0", "-1", "many", "65"):
+        with pytest.raises(SystemExit) as stopped:
+            main(["ledger", "verify", "--url", f"sqlite:///{db}", *anchors, "--jobs", bad])
+        assert stopped.value.code == EXIT_USAGE
+        assert "--jobs: " in capsys.readouterr().err.splitlines()[-1]
+    for bad in ("0", "many"):  # the hub's command line: one line, the cause
+        assert hub_main(["ledger", "verify", "--url", f"sqlite:///{db}", "--jobs", bad]) == (
+            EXIT_USAGE)
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1
+        assert f"'{bad}' is not a number of processes (1 to 64)" in err
+
+
 @pytest.mark.postgres
 def test_a_read_only_postgresql_role_verifies_queries_and_reports(
     postgres_url: str, pki: GeneratedPki, capsys: pytest.CaptureFixture[str],
@@ -201,6 +259,10 @@ def test_a_read_only_postgresql_role_verifies_queries_and_reports(
         assert capsys.readouterr().out.startswith("ok: 40 rows")
         assert main(["ledger", "report", "--url", auditor, "--format", "csv"]) == EXIT_OK
         assert main(["ledger", "query", "--url", auditor, "--documents"]) == EXIT_OK
+        # and helper processes walking the chain in segments open it as that role too
+        with Ledger.open(auditor, read_only=True) as ledger:
+            by_helpers = ledger.verify(jobs=2, min_segment_rows=2)
+        assert (by_helpers.ok, by_helpers.rows) == (True, 40)
         # and the role really cannot write (what the commands did not need)
         engine = create_engine(auditor)
         with pytest.raises(Exception, match="permission denied"), engine.begin() as conn:

@@ -1,0 +1,255 @@
+"""Walk a long chain in segments, in helper processes (``hub ledger verify --jobs``).
+
+Each link of the chain needs only the link before it and its own entry, and every row stores its
+link: the rows ``(a, b]`` can be walked on their own from the link stored at row ``a``. Such a
+walk stands for the chain's exactly when that stored link is the one the walk of the rows up to
+``a`` ended on — which this module checks for every segment before it takes a helper's walk.
+The segments are judged in the chain's order (:func:`hub.ledger.verify.judge_walks`), so the
+first bad row, its problem and the counts are those of one walk of the whole chain.
+
+The helpers read the same snapshot as the caller: on PostgreSQL they import the caller's
+exported snapshot (``SET TRANSACTION SNAPSHOT``); on SQLite the rows up to the head the caller
+read are never rewritten by the hub (the ledger only appends), so any later read transaction
+holds the same ones. A helper that cannot start, fails or dies costs time, never the verdict:
+the caller walks that segment itself.
+
+A helper is ``python -m hub.ledger.verify_parallel FD``: a fresh interpreter that imports this
+module and nothing of the caller's (not its main module, as ``multiprocessing`` would, nor its
+connections, as a ``fork`` would), and talks over one socket (pickled messages, from the parent
+that started it only). It opens the ledger read-only, then walks the segments it is handed one
+at a time: a helper that finishes early takes the next.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from multiprocessing import Pipe
+from multiprocessing.connection import Connection as Channel
+from multiprocessing.connection import wait
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+import hub
+from hub.ledger import chain
+from hub.ledger.blobs import BlobStore
+from hub.ledger.verify import PROGRESS_EVERY, Segment, SegmentWalk, walk_segment
+from hub.logs import get_logger
+
+log = get_logger("hub.ledger.verify_parallel")
+
+MIN_SEGMENT_ROWS = 50_000
+"""Rows a segment must hold to be worth a helper (a helper takes about a second to start);
+a chain of fewer than four times this is walked in one process."""
+SEGMENTS_PER_HELPER = 4
+"""Segments per helper: a helper that finishes early takes the next."""
+_POLL_S = 0.25
+_PROGRESS = "progress"
+_WALK = "walk"
+
+
+@dataclass(frozen=True, slots=True)
+class Helpers:
+    """How helper processes open the ledger again (read-only) and how many there are."""
+
+    url: str
+    blob_dir: str | None
+    jobs: int
+    min_segment_rows: int = MIN_SEGMENT_ROWS
+
+    def segments(self, total: int) -> int:
+        """How many segments to walk a chain of ``total`` rows in (1: in one process)."""
+        if self.jobs < 2 or total < 4 * self.min_segment_rows:
+            return 1
+        return max(1, min(self.jobs * SEGMENTS_PER_HELPER, total // self.min_segment_rows))
+
+    @classmethod
+    def of(cls, engine: Engine, blobs: BlobStore | None, jobs: int,
+           min_segment_rows: int = MIN_SEGMENT_ROWS) -> Helpers | None:
+        """Helpers for the ledger behind ``engine``; None when another process cannot open
+        it (an in-memory database) or ``jobs`` is below 2."""
+        from hub.ledger.store import _sqlite_file
+
+        if jobs < 2:
+            return None
+        url = engine.url.render_as_string(hide_password=False)
+        try:
+            path = _sqlite_file(url)
+        except ValueError:
+            return None
+        if path is not None:
+            url = f"sqlite:///{path.resolve()}"  # the helpers' working directory may differ
+        return cls(url, str(blobs.root.resolve()) if blobs is not None else None, jobs,
+                   min_segment_rows)
+
+
+class _Helper:
+    """One helper process and its socket; ``task`` is the segment it walks (None: idle)."""
+
+    def __init__(self, opening: tuple[Any, ...]) -> None:
+        ours, theirs = Pipe()
+        root = str(Path(hub.__file__).resolve().parent.parent)
+        path = os.environ.get("PYTHONPATH")
+        env = {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", __name__, str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        finally:
+            theirs.close()
+        self.channel = ours
+        self.task: int | None = None
+        self.channel.send(opening)
+
+    def close(self) -> None:
+        self.channel.close()
+        if self.process.poll() is None:
+            self.process.terminate()
+        self.process.wait()
+
+
+def walk_in_helpers(
+    conn: Connection,
+    blobs: BlobStore | None,
+    segments: Sequence[Segment],
+    helpers: Helpers,
+    *,
+    check_bytes: bool,
+    progress: Callable[[int, int], None] | None,
+    meanwhile: Callable[[], None],
+) -> list[tuple[Segment, SegmentWalk]]:
+    """The walks of ``segments`` (consecutive, from the chain's start) in the chain's order,
+    up to the first that finds a problem; ``meanwhile`` runs here while the helpers walk.
+
+    Every walk returned began from the link the one before it ended on: a helper's walk that
+    did not (or a helper that failed) is replaced by this process's own walk of the segment."""
+    snapshot = None
+    if conn.dialect.name == "postgresql":
+        snapshot = str(conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one())
+    total = segments[-1].total
+    opening = (helpers.url, helpers.blob_dir, snapshot, check_bytes)
+    pool: list[_Helper] = []
+    try:
+        for _ in range(min(helpers.jobs, len(segments))):
+            try:
+                pool.append(_Helper(opening))
+            except (OSError, ValueError) as error:
+                log.warning("ledger.verify.helper_not_started", error=type(error).__name__)
+                break
+        work = _Work(segments, pool)
+        meanwhile()
+        walks: list[tuple[Segment, SegmentWalk]] = []
+        link = chain.GENESIS
+
+        def step(seq: int) -> None:
+            if progress is not None:
+                progress(seq, total)
+
+        for index, segment in enumerate(segments):
+            walk = work.result(index, None if progress is None
+                               else lambda: progress(min(work.done, total), total))
+            if walk is None or walk.start != link:
+                walk = walk_segment(conn, blobs, segment, link, check_bytes=check_bytes,
+                                    progress=step)
+            walks.append((segment, walk))
+            if walk.problem is not None or walk.error is not None:
+                break
+            link = walk.link
+        return walks
+    finally:
+        for helper in pool:
+            helper.close()
+
+
+class _Work:
+    """Hands segments to idle helpers and collects their walks."""
+
+    def __init__(self, segments: Sequence[Segment], pool: list[_Helper]) -> None:
+        self.segments = segments
+        self.pending = deque(range(len(segments)))
+        self.walks: dict[int, SegmentWalk | None] = {}
+        self.live = list(pool)
+        self.done = 0
+        for helper in self.live:
+            self._hand(helper)
+
+    def _hand(self, helper: _Helper) -> None:
+        helper.task = self.pending.popleft() if self.pending else None
+        if helper.task is not None:
+            try:
+                helper.channel.send(self.segments[helper.task])
+            except OSError:
+                self._lost(helper)
+
+    def _lost(self, helper: _Helper) -> None:
+        log.warning("ledger.verify.helper_lost", exit=helper.process.poll())
+        if helper.task is not None:
+            self.walks[helper.task] = None
+        helper.task = None
+        self.live.remove(helper)
+        if not self.live:  # nobody left: the caller walks what is still pending
+            self.walks.update((index, None) for index in self.pending)
+            self.pending.clear()
+
+    def result(self, index: int, tick: Callable[[], None] | None) -> SegmentWalk | None:
+        """The helper's walk of segment ``index`` (None: the caller must walk it)."""
+        while index not in self.walks:
+            busy = [h for h in self.live if h.task is not None]
+            if not busy:
+                return None
+            if tick is not None:
+                tick()
+            for channel in wait([h.channel for h in busy], timeout=_POLL_S):
+                helper = next(h for h in busy if h.channel is channel)
+                try:
+                    kind, value = helper.channel.recv()
+                except (EOFError, OSError):
+                    self._lost(helper)
+                    continue
+                if kind == _PROGRESS:
+                    self.done += value
+                elif helper.task is not None:
+                    self.walks[helper.task] = value
+                    self._hand(helper)
+        return self.walks.pop(index)
+
+
+def _serve(fd: int) -> int:
+    """A helper: open the ledger, then walk each segment handed over until the socket closes.
+    A walk that met an error is sent as None (the caller walks it and meets it itself)."""
+    from hub.ledger.store import Ledger
+
+    channel = Channel(fd)
+    url, blob_dir, snapshot, check_bytes = channel.recv()
+    ledger = Ledger.open(url, read_only=True)
+    conn = ledger.engine.connect()
+    if snapshot is not None:
+        conn = conn.execution_options(isolation_level="REPEATABLE READ")
+    conn.begin()
+    if snapshot is not None:
+        if not all(c.isalnum() or c == "-" for c in snapshot):
+            raise ValueError("not a snapshot identifier")
+        conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+    blobs = BlobStore(Path(blob_dir)) if blob_dir else None
+
+    def step(_seq: int) -> None:
+        channel.send((_PROGRESS, PROGRESS_EVERY))
+
+    while True:
+        try:
+            segment = channel.recv()
+        except EOFError:
+            return 0
+        walk = walk_segment(conn, blobs, segment, None, check_bytes=check_bytes, progress=step)
+        channel.send((_WALK, None if walk.error is not None else walk))
+
+
+if __name__ == "__main__":
+    sys.exit(_serve(int(sys.argv[1])))
