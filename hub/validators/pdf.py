@@ -86,6 +86,7 @@ from hub.validators import _pdfcms
 from hub.validators.ocsp import OcspQuery, OcspSnapshot
 from hub.validators.outcome import Indication, Refusal, ValidationFailure
 from hub.validators.trust import (
+    BoundedCache,
     CrlSnapshot,
     PdfChange,
     TrustPolicy,
@@ -350,21 +351,34 @@ def _needs_reference(embedded: Any) -> bool:
                             (unsigned, "signature_time_stamp_token")))
 
 
-_ALGORITHM_VERDICTS: dict[bytes, str | None] = {}
-"""pyHanko's algorithm-usage verdict (None: allowed; else its failure message) by
-:func:`_algorithm_key`. Bounded in entries and, the keys being digests, in size (a sender's
-CMS certificate may carry a public key of megabytes): an attacker choosing algorithms and keys
-fills it once, then the rule is evaluated every time, as before."""
-_ALGORITHM_VERDICTS_MAX = 1024
+class AlgorithmVerdicts(BoundedCache):
+    """pyHanko's algorithm-usage verdict of a CMS signer — None: allowed; else its failure
+    message — by :func:`_algorithm_key` (hex). The keys being digests, an entry's size is
+    bounded whatever the certificate holds (a sender's CMS certificate may carry a public key
+    of megabytes); a miss evaluates the rule, so an attacker choosing algorithms and keys only
+    pushes out older verdicts."""
+
+    def verdict(self, key: str) -> tuple[str | None] | None:
+        """``(problem,)`` as remembered, or None when not remembered."""
+        found: tuple[str | None] | None = self.get((key,))
+        return found
+
+    def put(self, key: str, problem: str | None) -> None:
+        self._put((key,), (problem,), _ENTRY_OVERHEAD + len(key) + len(problem or ""))
 
 
-def _algorithm_key(signature_algorithm: bytes, digest_algorithm: bytes, public_key: bytes) -> bytes:
-    """SHA-256 of the three DER values, each length-prefixed (no two triples share an input)."""
+_ENTRY_OVERHEAD = 128
+_ALGORITHM_VERDICTS = AlgorithmVerdicts(size=1024, max_bytes=1 << 20)
+
+
+def _algorithm_key(signature_algorithm: bytes, digest_algorithm: bytes, public_key: bytes) -> str:
+    """SHA-256 (hex) of the three DER values, each length-prefixed (no two triples share an
+    input)."""
     digest = hashlib.sha256()
     for part in (signature_algorithm, digest_algorithm, public_key):
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
-    return digest.digest()
+    return digest.hexdigest()
 
 
 def _integrity(embedded: Any, at: datetime, certs_of: Callable[[Any], Any]) -> _Integrity:
@@ -404,9 +418,10 @@ def _integrity(embedded: Any, at: datetime, certs_of: Callable[[Any], Any]) -> _
     # of asn1crypto objects, every PDF signed the same way giving the same answer).
     verdict_key = _algorithm_key(signer_info["signature_algorithm"].dump(),
                                  signer_info["digest_algorithm"].dump(), cert.public_key.dump())
-    try:
-        problem = _ALGORITHM_VERDICTS[verdict_key]
-    except KeyError:
+    remembered = _ALGORITHM_VERDICTS.verdict(verdict_key)
+    if remembered is not None:
+        (problem,) = remembered
+    else:
         problem = None
         try:
             weak = DisallowWeakAlgorithmsPolicy()  # type: ignore[no-untyped-call]
@@ -414,8 +429,7 @@ def _integrity(embedded: Any, at: datetime, certs_of: Callable[[Any], Any]) -> _
                 signer_info, cert, CMSAlgorithmUsagePolicy.lift_policy(weak), time_indic=at)
         except errors.DisallowedAlgorithmError as exc:
             problem = exc.failure_message
-        if len(_ALGORITHM_VERDICTS) < _ALGORITHM_VERDICTS_MAX:
-            _ALGORITHM_VERDICTS[verdict_key] = problem
+        _ALGORITHM_VERDICTS.put(verdict_key, problem)
     try:
         intact, valid = _pdfcms.validate_sig_integrity(
             signer_info, cert,

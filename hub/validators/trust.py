@@ -118,6 +118,12 @@ class BoundedCache:
         with self._lock:
             return tuple(value for value, _ in self._data.values())
 
+    def clear(self) -> None:
+        """Forget everything (tests start cold with it)."""
+        with self._lock:
+            self._data.clear()
+            self.size_bytes = 0
+
     def get(self, key: tuple[str, ...]) -> Any:
         with self._lock:
             found = self._data.get(key)

@@ -657,20 +657,26 @@ def test_the_algorithm_rule_is_remembered_by_the_algorithms_and_key_it_reads(
     inputs = _shape_inputs(name, vectors)
     pdf_module._ALGORITHM_VERDICTS.clear()
     first = _verdict(inputs, reference=False)
-    remembered = dict(pdf_module._ALGORITHM_VERDICTS)
-    assert all(len(key) == 32 for key in remembered)  # digests: a megabyte key is not kept
+    memo = pdf_module._ALGORITHM_VERDICTS
+    remembered = memo.values()
+    # kept by a digest (64 hex characters), whatever the size of the key: with the message,
+    # nothing more
+    assert memo.size_bytes == sum(pdf_module._ENTRY_OVERHEAD + 64 + len(p or "")
+                                  for (p,) in remembered)
     # One verdict per (signature algorithm, digest algorithm, key): the person's and the seal's
     # (the check stops at a refused signature)
     assert len(remembered) == (2 if refused is None else 1)
-    problems = [p for p in remembered.values() if p is not None]
+    problems = [p for (p,) in remembered if p is not None]
     if refused is None:
         assert problems == []
     else:
         assert len(problems) == 1
         assert refused in problems[0].lower(), problems
     # Taken from memory the second time, with the same verdict
+    hits = memo.hits
     assert _verdict(inputs, reference=False) == first
-    assert remembered == pdf_module._ALGORITHM_VERDICTS
+    assert memo.values() == remembered
+    assert memo.hits == hits + len(remembered)
 
 def test_an_algorithm_verdict_remembered_for_one_pdf_never_decides_another(
         vectors: Vectors) -> None:

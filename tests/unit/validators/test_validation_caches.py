@@ -34,6 +34,7 @@ from hub.validators import (
     xmldsig,
 )
 from hub.validators.outcome import ValidationFailure
+from hub.validators.pdf import AlgorithmVerdicts
 from hub.validators.xmldsig import DS
 from tests.pki_fixtures import AT, PKI_NOW, GeneratedPki
 from tests.unit.validators.signature_vectors import DIRECTORY, Vectors
@@ -297,3 +298,17 @@ def test_a_path_s_remembered_refusal_comes_after_the_validity_times_as_before(
         # The key-usage verdict is kept with the path; the time is judged first, every time
         assert failure.value.reason is reason
     assert policy.cache.hits == 3
+
+
+def test_the_pdf_algorithm_verdicts_are_bounded_in_entries_and_bytes_and_keep_none() -> None:
+    memo = AlgorithmVerdicts(size=3, max_bytes=1000)
+    for n in range(5):
+        memo.put(f"{n:064x}", None if n % 2 else f"refused {n}")
+    assert len(memo) == 3
+    assert memo.verdict(f"{0:064x}") is None  # pushed out: evaluated again
+    assert memo.verdict(f"{3:064x}") == (None,)  # allowed, remembered: not a miss
+    assert memo.verdict(f"{4:064x}") == ("refused 4",)
+    memo.put("f" * 64, "x" * 2000)  # costs more than the budget: not kept
+    assert memo.verdict("f" * 64) is None
+    memo.clear()
+    assert (len(memo), memo.size_bytes) == (0, 0)
