@@ -268,12 +268,20 @@ def verify_ledger(
         segments = plan_segments(total, checkpoints, helpers.segments(total)
                                  if helpers is not None else 1)
         differ: list[str] | None = None
+        differ_error: Exception | None = None
         if len(segments) > 1 and helpers is not None:
             from hub.ledger.verify_parallel import walk_in_helpers
 
             def meanwhile() -> None:
-                nonlocal differ
-                differ = adoption.differences(conn)
+                # The rollup's check, while the helpers walk; what it raises is raised where
+                # one walk meets it: after the chain holds. In a savepoint, so a database error
+                # leaves the snapshot's transaction usable.
+                nonlocal differ, differ_error
+                try:
+                    with conn.begin_nested():
+                        differ = adoption.differences(conn)
+                except Exception as error:  # kept, raised in the chain's order
+                    differ_error = error
 
             walks: Iterable[tuple[Segment, SegmentWalk]] = walk_in_helpers(
                 conn, blobs, segments, helpers, check_bytes=check_bytes, progress=progress,
@@ -309,6 +317,8 @@ def verify_ledger(
                 f"the head records a checkpoint at row {int(head.checkpoint_seq)} but the"
                 f" latest present is at row {max(checkpoints)}: checkpoints were removed",
                 len(checkpoints), signed, signers, trusted)
+        if differ_error is not None:
+            raise differ_error
         if differ is None:
             differ = adoption.differences(conn)
         if differ:
@@ -328,8 +338,8 @@ _EVENT_SQL = ("SELECT seq, entry_hash, chain_hash, kind, message_id, at, digest,
 _DOCUMENT_SQL = ("SELECT seq, entry_hash, chain_hash, digest, sender, document_id, kind, code,"
                  " subject_digest, recipients, received_at, links_to, size, report, refusal,"
                  " revocation, {raw} FROM ledger_documents WHERE seq <= {mark} ORDER BY seq")
-_LINK_SQL = ("SELECT chain_hash FROM ledger_documents WHERE seq = {mark}"
-             " UNION ALL SELECT chain_hash FROM ledger_events WHERE seq = {mark}")
+_LINK_SQL = ("SELECT chain_hash FROM ledger_documents WHERE seq >= {mark} AND seq < {mark}"
+             " UNION ALL SELECT chain_hash FROM ledger_events WHERE seq >= {mark} AND seq < {mark}")
 _EVENT, _DOCUMENT = 0, 1
 _UNSET = object()
 
@@ -408,10 +418,12 @@ def _chained_rows(conn: Connection, up_to: int, *, with_raw: bool,
     """Both chained tables merged in ``seq`` order, as plain driver rows:
     ``(seq, _EVENT|_DOCUMENT, row)``; a row's columns are those of :data:`_EVENT_SQL` or
     :data:`_DOCUMENT_SQL`. ``seq`` is ``int()`` of the stored value, as the typed rows gave.
-    ``after`` > 0: only the rows beyond that position (0: every row, whatever its ``seq``)."""
+    ``after`` > 0: only the rows beyond that position (0: every row, whatever its ``seq``):
+    those whose ``int(seq)`` is beyond it (a SQLite column may hold 11.5, which counts as 11).
+    """
     mark = "%s" if conn.dialect.name == "postgresql" else "?"
-    bound = f" AND seq > {mark}" if after > 0 else ""
-    params = (up_to, after) if after > 0 else (up_to,)
+    bound = f" AND seq >= {mark}" if after > 0 else ""
+    params = (up_to, after + 1) if after > 0 else (up_to,)
     docs = _driver_rows(conn, _DOCUMENT_SQL.format(mark=mark + bound,
                                                    raw="raw" if with_raw else "NULL"),
                         params, 500)
@@ -468,11 +480,13 @@ class SegmentWalk:
 
 def start_link(conn: Connection, after: int) -> str | None:
     """The link a walk of the rows beyond ``after`` begins from: the chain's start for 0, else
-    the link stored at row ``after`` (None unless exactly one row holds that position)."""
+    the link stored at row ``after`` (None unless exactly one row holds that position, as
+    ``int(seq)`` reads it)."""
     if after <= 0:
         return chain.GENESIS
     mark = "%s" if conn.dialect.name == "postgresql" else "?"
-    found = list(_driver_rows(conn, _LINK_SQL.format(mark=mark), (after, after), 2))
+    bounds = (after, after + 1)
+    found = list(_driver_rows(conn, _LINK_SQL.format(mark=mark), bounds + bounds, 2))
     return str(found[0][0]) if len(found) == 1 else None
 
 

@@ -13,11 +13,15 @@ read are never rewritten by the hub (the ledger only appends), so any later read
 holds the same ones. A helper that cannot start, fails or dies costs time, never the verdict:
 the caller walks that segment itself.
 
-A helper is ``python -m hub.ledger.verify_parallel FD``: a fresh interpreter that imports this
-module and nothing of the caller's (not its main module, as ``multiprocessing`` would, nor its
-connections, as a ``fork`` would), and talks over one socket (pickled messages, from the parent
-that started it only). It opens the ledger read-only, then walks the segments it is handed one
-at a time: a helper that finishes early takes the next.
+A helper is ``python -P -m hub.ledger.verify_parallel FD``: a fresh interpreter that imports
+this module and nothing of the caller's (not its main module, as ``multiprocessing`` would, nor
+its connections, as a ``fork`` would, nor code from the working directory), and talks over one
+socket (pickled messages, from the parent that started it only). It opens the ledger read-only,
+then walks the segments it is handed one at a time: a helper that finishes early takes the
+next. On PostgreSQL a helper waits at most :data:`LOCK_TIMEOUT_MS` for a table lock (the
+caller holds share locks a queued table change waits behind; the server would not see the
+caller waiting for its helpers), then leaves its segments to the caller. The rollup check runs
+in the caller meanwhile; what it raises is raised where one walk would meet it.
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import sysconfig
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection as Channel
 from multiprocessing.connection import wait
@@ -49,6 +54,9 @@ MIN_SEGMENT_ROWS = 50_000
 a chain of fewer than four times this is walked in one process."""
 SEGMENTS_PER_HELPER = 4
 """Segments per helper: a helper that finishes early takes the next."""
+LOCK_TIMEOUT_MS = 2000
+"""How long a helper on PostgreSQL waits for a table lock before it leaves its segment to the
+caller."""
 _POLL_S = 0.25
 _PROGRESS = "progress"
 _WALK = "walk"
@@ -58,7 +66,7 @@ _WALK = "walk"
 class Helpers:
     """How helper processes open the ledger again (read-only) and how many there are."""
 
-    url: str
+    url: str = field(repr=False)  # may hold the database password
     blob_dir: str | None
     jobs: int
     min_segment_rows: int = MIN_SEGMENT_ROWS
@@ -89,30 +97,49 @@ class Helpers:
                    min_segment_rows)
 
 
+def _helper_environment() -> dict[str, str]:
+    """The caller's environment, with this checkout on ``PYTHONPATH`` when the interpreter
+    would not find it on its own (an installed hub needs nothing; site-packages is never put
+    ahead of the standard library)."""
+    env = dict(os.environ)
+    root = str(Path(hub.__file__).resolve().parent.parent)
+    installed = {str(Path(sysconfig.get_paths()[k]).resolve()) for k in ("purelib", "platlib")}
+    if root not in installed:
+        path = env.get("PYTHONPATH")
+        env["PYTHONPATH"] = root + (os.pathsep + path if path else "")
+    return env
+
+
 class _Helper:
     """One helper process and its socket; ``task`` is the segment it walks (None: idle)."""
 
     def __init__(self, opening: tuple[Any, ...]) -> None:
         ours, theirs = Pipe()
-        root = str(Path(hub.__file__).resolve().parent.parent)
-        path = os.environ.get("PYTHONPATH")
-        env = {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
-        try:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", __name__, str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-        finally:
-            theirs.close()
         self.channel = ours
         self.task: int | None = None
-        self.channel.send(opening)
+        self.process: subprocess.Popen[bytes] | None = None
+        try:
+            try:
+                # -P: the working directory (an auditor's unpacked copy, say) is not put on
+                # the helper's import path, as it is not on the hub command's.
+                self.process = subprocess.Popen(
+                    [sys.executable, "-P", "-m", __name__, str(theirs.fileno())],
+                    pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    env=_helper_environment())
+            finally:
+                theirs.close()
+            self.channel.send(opening)
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
         self.channel.close()
-        if self.process.poll() is None:
-            self.process.terminate()
-        self.process.wait()
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.terminate()
+            self.process.wait()
 
 
 def walk_in_helpers(
@@ -148,20 +175,27 @@ def walk_in_helpers(
         walks: list[tuple[Segment, SegmentWalk]] = []
         link = chain.GENESIS
 
-        def step(seq: int) -> None:
+        def tick() -> None:
             if progress is not None:
-                progress(seq, total)
+                progress(min(work.done, total), total)
 
+        def step(_seq: int) -> None:  # this process's own walk counts with the helpers'
+            work.done += PROGRESS_EVERY
+            tick()
+
+        by_caller = 0
         for index, segment in enumerate(segments):
-            walk = work.result(index, None if progress is None
-                               else lambda: progress(min(work.done, total), total))
+            walk = work.result(index, tick)
             if walk is None or walk.start != link:
+                by_caller += 1
                 walk = walk_segment(conn, blobs, segment, link, check_bytes=check_bytes,
                                     progress=step)
             walks.append((segment, walk))
             if walk.problem is not None or walk.error is not None:
                 break
             link = walk.link
+        log.info("ledger.verify.segments", segments=len(segments), walked=len(walks),
+                 by_helpers=len(walks) - by_caller, by_caller=by_caller, helpers=len(pool))
         return walks
     finally:
         for helper in pool:
@@ -189,7 +223,8 @@ class _Work:
                 self._lost(helper)
 
     def _lost(self, helper: _Helper) -> None:
-        log.warning("ledger.verify.helper_lost", exit=helper.process.poll())
+        log.warning("ledger.verify.helper_lost",
+                    exit=helper.process.poll() if helper.process is not None else None)
         if helper.task is not None:
             self.walks[helper.task] = None
         helper.task = None
@@ -198,14 +233,13 @@ class _Work:
             self.walks.update((index, None) for index in self.pending)
             self.pending.clear()
 
-    def result(self, index: int, tick: Callable[[], None] | None) -> SegmentWalk | None:
+    def result(self, index: int, tick: Callable[[], None]) -> SegmentWalk | None:
         """The helper's walk of segment ``index`` (None: the caller must walk it)."""
         while index not in self.walks:
             busy = [h for h in self.live if h.task is not None]
             if not busy:
                 return None
-            if tick is not None:
-                tick()
+            tick()
             for channel in wait([h.channel for h in busy], timeout=_POLL_S):
                 helper = next(h for h in busy if h.channel is channel)
                 try:
@@ -231,6 +265,14 @@ def _serve(fd: int) -> int:
     ledger = Ledger.open(url, read_only=True)
     conn = ledger.engine.connect()
     if snapshot is not None:
+        # The caller holds its tables' share locks; a statement queued for an exclusive lock
+        # behind them would hold this helper, and the caller would wait for the helper unseen
+        # by the server's deadlock detection. The helper gives up instead (its segments are then
+        # walked by the caller). Set on the session, before its transaction.
+        raw: Any = conn.connection.dbapi_connection
+        with raw.cursor() as cursor:
+            cursor.execute(f"SET lock_timeout = {int(LOCK_TIMEOUT_MS)}")
+        raw.commit()
         conn = conn.execution_options(isolation_level="REPEATABLE READ")
     conn.begin()
     if snapshot is not None:

@@ -208,13 +208,16 @@ def test_helper_processes_walk_a_read_only_copy_or_leave_it_to_the_caller(
                             module=False)
     assert result.returncode == 0, result.stderr
     *said, walked = (result.stderr + result.stdout).splitlines()
+    warned = [line for line in said if "[warning" in line]
+    assert len(said) == len(warned) + 1, said  # and the count of segments walked, by whom
     if walked == "8 True False":
         # A user who may not start this Python again (on this machine the interpreter lies
-        # under /root, which nobody may enter): no helper, one line said, the same walk.
-        assert len(said) == 1, said
-        assert "ledger.verify.helper_not_started error=PermissionError" in said[0]
+        # under /root, which nobody may enter): no helper, one warning, the same walk.
+        assert len(warned) == 1, said
+        assert "ledger.verify.helper_not_started error=PermissionError" in warned[0]
+        assert "by_caller=8" in said[1]
     else:
-        assert (said, walked) == ([], "8 True True")
+        assert (warned, walked) == ([], "8 True True")
 
 
 def test_ledger_verify_takes_a_number_of_processes_and_refuses_nonsense(

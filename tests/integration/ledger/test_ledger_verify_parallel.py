@@ -10,16 +10,25 @@ first bad row, problem, counts, signers, or the exception raised — is the sing
 from __future__ import annotations
 
 import itertools
+import logging
 import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, MutableMapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+import structlog
+from sqlalchemy import create_engine, text
+from structlog.testing import capture_logs
 
 from hub.ledger import Ledger
 from hub.ledger.verify import (
     PROGRESS_EVERY,
+    Segment,
     _CheckpointChecker,
     judge_walks,
     plan_segments,
@@ -33,18 +42,45 @@ from tests.integration.ledger.ledger_samples import (
     sample_batch,
 )
 from tests.integration.ledger.test_ledger_mutations import MUTATIONS, Mutation
-from tests.integration.ledger.test_ledger_verify_reference import MOVES, TEXTS, outcome
+from tests.integration.ledger.test_ledger_verify_reference import MOVES, TEXTS
 
 TINY = 2
 """Rows a segment needs here: the 30-row fixture is walked in eight segments."""
 
 
+@contextmanager
+def logged() -> Iterator[list[MutableMapping[str, Any]]]:
+    """The events logged meanwhile, every level (whatever an earlier test configured)."""
+    saved = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    try:
+        with capture_logs() as events:
+            yield events
+    finally:
+        structlog.configure(**saved)
+
+
+def verdict(run: Callable[[], Any]) -> tuple[str, Any]:
+    """What ``run`` returned, or the type and words of what it raised."""
+    try:
+        return ("result", run())
+    except Exception as error:
+        return ("raises", (type(error), str(error)))
+
+
 def judged_alike(ledger: Ledger, operator_key: OperatorKey, **kwargs: Any) -> Any:
-    """The verdict of one walk, after checking the helpers' walk gives the very same."""
-    one = outcome(lambda: ledger.verify(verify_signature=operator_key.check, jobs=1, **kwargs))
-    many = outcome(lambda: ledger.verify(verify_signature=operator_key.check, jobs=2,
-                                         min_segment_rows=TINY, **kwargs))
+    """The verdict of one walk, after checking the helpers' walk gives the very same — and
+    that helpers did walk (the first segment at least, whatever is wrong beyond it)."""
+    one = verdict(lambda: ledger.verify(verify_signature=operator_key.check, jobs=1, **kwargs))
+    with logged() as events:
+        many = verdict(lambda: ledger.verify(verify_signature=operator_key.check, jobs=2,
+                                             min_segment_rows=TINY, **kwargs))
     assert many == one
+    walked = [e for e in events if e["event"] == "ledger.verify.segments"]
+    assert len(walked) == 1, events
+    assert (walked[0]["segments"], walked[0]["helpers"]) == (8, 2)
+    assert walked[0]["by_helpers"] >= 1, walked
+    assert not [e for e in events if e["log_level"] == "warning"], events
     return one
 
 
@@ -185,10 +221,131 @@ def test_progress_reaches_the_caller_from_the_helpers(tmp_path: Path) -> None:
     assert seen == sorted(seen)
 
 
-def test_a_walk_segment_begun_from_another_link_is_not_taken(signed_ledger: Ledger) -> None:
+def test_a_segment_begins_from_the_link_stored_where_the_one_before_ends(
+    signed_ledger: Ledger,
+) -> None:
     with signed_ledger.engine.connect() as conn, conn.begin():
         first, second = plan_segments(30, (), 2)
         one = walk_segment(conn, None, first, None, check_bytes=False)
         two = walk_segment(conn, None, second, None, check_bytes=False)
     assert one.start is not None
     assert two.start == one.link
+
+
+def test_a_tampered_report_is_the_modified_row_not_the_rollups_error(
+    signed_ledger: Ledger, operator_key: OperatorKey
+) -> None:
+    # The rollup check (run while the helpers walk) cannot parse the report; one walk never
+    # gets there: the row is modified
+    with signed_ledger.engine.begin() as conn:
+        conn.execute(text("UPDATE ledger_documents SET report = 'not json' WHERE seq = 11"))
+    kind, result = judged_alike(signed_ledger, operator_key)
+    assert kind == "result"
+    assert (result.first_bad_row, "modified" in (result.problem or "")) == (11, True)
+
+
+def test_an_error_of_the_rollup_check_is_raised_once_the_chain_holds(
+    signed_ledger: Ledger, operator_key: OperatorKey
+) -> None:
+    if signed_ledger.engine.dialect.name != "sqlite":
+        pytest.skip("a PostgreSQL integer column holds no text")
+    with signed_ledger.engine.begin() as conn:
+        conn.execute(text("UPDATE ledger_adoption SET accepted = 'many'"))
+    kind, _ = judged_alike(signed_ledger, operator_key)
+    assert kind == "raises"
+
+
+@pytest.mark.parametrize("moved", ["11.5", "10.5", "3.5", "3.25"])
+def test_a_position_stored_as_a_fraction_at_a_boundary_is_read_as_one_walk_reads_it(
+    signed_ledger: Ledger, operator_key: OperatorKey, moved: str
+) -> None:
+    # SQLite keeps 11.5 in an integer column; the walk reads int(seq). Rows 3 and 11 end
+    # segments here: the segment after begins from a row found by that reading, or its
+    # helper's walk is not taken and the caller walks it from the link it has.
+    if signed_ledger.engine.dialect.name != "sqlite":
+        pytest.skip("a PostgreSQL bigint column holds no fraction")
+    row = int(float(moved))
+    with signed_ledger.engine.begin() as conn:
+        for table in ("ledger_documents", "ledger_events"):
+            conn.execute(text(f"UPDATE {table} SET seq = {moved} WHERE seq = {row}"))  # noqa: S608
+    judged_alike(signed_ledger, operator_key)
+
+
+def test_a_helper_walk_begun_from_another_link_is_not_taken(signed_ledger: Ledger) -> None:
+    # Segments that do not meet (rows 4 and 5 skipped): the helper walks rows 6-7 from the
+    # link stored at row 5, not the one the walk of rows 1-3 ended on, so the caller walks
+    # them itself from its own link — and the chain breaks at row 6.
+    helpers = Helpers.of(signed_ledger.engine, signed_ledger.blobs, 2, TINY)
+    assert helpers is not None
+    apart = [Segment(0, 3, 30), Segment(5, 7, 30)]
+    with signed_ledger.engine.connect() as conn, conn.begin(), logged() as events:
+        walks = walk_in_helpers(conn, signed_ledger.blobs, apart, helpers, check_bytes=True,
+                                progress=None, meanwhile=lambda: None)
+    (_, first), (_, second) = walks
+    assert first.walker != os.getpid()
+    assert (second.walker, second.start, second.bad_row) == (os.getpid(), first.link, 6)
+    assert "breaks the chain" in (second.problem or "")
+    walked = [e for e in events if e["event"] == "ledger.verify.segments"]
+    assert (walked[0]["by_helpers"], walked[0]["by_caller"]) == (1, 1)
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_helper_behind_a_queued_lock_leaves_its_segments_to_the_caller(
+    postgres_url: str, operator_key: OperatorKey
+) -> None:
+    # The caller holds its share locks; a table change queued behind them would hold the
+    # helpers, and the caller would wait for them unseen by the server: they give up.
+    with Ledger.open(postgres_url) as ledger:
+        for start in (0, 2, 4):
+            ledger.write(*sample_batch(start, 2))
+        helpers = Helpers.of(ledger.engine, None, 2, TINY)
+        assert helpers is not None
+        other = create_engine(postgres_url)
+
+        column = f"extra_{uuid.uuid4().hex}"
+
+        def alter() -> None:
+            with other.begin() as conn:
+                conn.execute(text(f"ALTER TABLE ledger_events ADD COLUMN {column} integer"))
+
+        change = threading.Thread(target=alter)
+        with ledger.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin(), logged() as events:
+                conn.execute(text("SELECT count(*) FROM ledger_events")).scalar_one()
+                change.start()  # queued behind this transaction's share lock
+                deadline = time.monotonic() + 60
+                with other.connect() as watch:
+                    while not watch.execute(text(
+                            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type ="
+                            " 'Lock' AND query LIKE :q"), {"q": f"%{column}%"}).scalar_one():
+                        assert time.monotonic() < deadline, "the table change was never queued"
+                segments = plan_segments(30, (), helpers.segments(30))
+                walks = walk_in_helpers(conn, None, segments, helpers, check_bytes=False,
+                                        progress=None, meanwhile=lambda: None)
+        change.join()
+        other.dispose()
+        assert [walk.problem for _, walk in walks] == [None] * 8
+        walked = [e for e in events if e["event"] == "ledger.verify.segments"]
+        assert walked[0]["by_caller"] >= 1, walked
+
+
+def test_helpers_do_not_import_code_from_the_working_directory(
+    signed_ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An auditor verifying inside an unpacked directory that holds a package of a name the
+    # helpers import: the helpers never run it (nor does the hub command)
+    planted = tmp_path / "unpacked"
+    (planted / "sqlalchemy").mkdir(parents=True)
+    ran = tmp_path / "planted-code-ran"
+    (planted / "sqlalchemy" / "__init__.py").write_text(
+        f"open({str(ran)!r}, 'w').close()\nraise SystemExit(3)\n")
+    monkeypatch.chdir(planted)
+    helpers = Helpers.of(signed_ledger.engine, signed_ledger.blobs, 2, TINY)
+    assert helpers is not None
+    with signed_ledger.engine.connect() as conn, conn.begin(), logged() as events:
+        walks = walk_in_helpers(conn, signed_ledger.blobs, plan_segments(30, (), 8), helpers,
+                                check_bytes=True, progress=None, meanwhile=lambda: None)
+    assert not ran.exists()
+    assert all(walk.walker != os.getpid() for _, walk in walks)
+    assert not [e for e in events if e["log_level"] == "warning"], events
