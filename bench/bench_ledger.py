@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 from sqlalchemy import create_engine, insert, text, update
 
+from hub import logs
 from hub.ledger import DocumentIn, EventIn, EventKind, Ledger, chain
 from hub.ledger.models import Checkpoint, Document, Event, Head
 from hub.trust.signer_pool import usable_cores
@@ -297,6 +298,7 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, default=None,
                         help="keep (and reuse) the generated ledger in this directory")
     args = parser.parse_args()
+    logs.configure("auto", "warning")  # stdout is for the figures; events go to stderr
     out: dict[str, Any] = {"python": sys.version.split()[0]}
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
