@@ -64,6 +64,7 @@ from hub.ledger.records import (
     VerifyResult,
     digest_is_of_raw,
 )
+from hub.ledger.urls import sqlite_file as _sqlite_file
 from hub.ledger.walcheckpoint import SAFETY_NET_PAGES, WalCheckpointer
 from hub.reasons import Reason
 
@@ -197,19 +198,6 @@ class _HeadState:
 
 def _unavailable(error: BaseException) -> TransientError:
     return TransientError(Reason.LEDGER_UNAVAILABLE, type(error).__name__)
-
-
-def _sqlite_file(url: str) -> Path | None:
-    """The file of a SQLite URL (plain or ``file:`` URI form), None for other databases."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return None
-    database = parsed.database or ""
-    if database in ("", ":memory:") or database.startswith("file::memory:"):
-        raise ValueError("the ledger needs a SQLite file, not an in-memory database")
-    if database.startswith("file:"):
-        database = database[len("file:"):].split("?", 1)[0]
-    return Path(database).expanduser()
 
 
 def _read_only_sqlite(path: Path, timeout_s: float) -> Callable[[], sqlite3.Connection]:

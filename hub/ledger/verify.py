@@ -36,7 +36,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -50,10 +50,30 @@ from hub.ledger.blobs import BlobStore
 from hub.ledger.models import Checkpoint, Document, Event, EvidenceBlob, Head, UtcDateTime
 from hub.ledger.records import REFUSED, VerifyResult
 
-if TYPE_CHECKING:
-    from hub.ledger.verify_parallel import Helpers
-
 SignatureCheck = Callable[[bytes, bytes], bool]
+
+
+class SegmentWalkers(Protocol):
+    """Who walks a long chain's segments elsewhere (:class:`hub.ledger.verify_parallel.Helpers`:
+    helper processes); this module only judges their walks."""
+
+    def segments(self, total: int) -> int:
+        """How many segments to cut a chain of ``total`` rows into (1: walk it here)."""
+        ...
+
+    def walk(
+        self,
+        conn: Connection,
+        blobs: BlobStore | None,
+        segments: Sequence[Segment],
+        *,
+        check_bytes: bool,
+        progress: Callable[[int, int], None] | None,
+        meanwhile: Callable[[], None],
+    ) -> list[tuple[Segment, SegmentWalk]]:
+        """The walks of ``segments`` in the chain's order, up to the first with a problem,
+        each begun from the link the one before ended on; ``meanwhile`` runs here."""
+        ...
 PROGRESS_EVERY = 10_000
 
 
@@ -251,12 +271,12 @@ def verify_ledger(
     verify_signature: SignatureCheck | None = None,
     require_signed: bool = False,
     check_bytes: bool = True,
-    helpers: Helpers | None = None,
+    helpers: SegmentWalkers | None = None,
 ) -> VerifyResult:
     """Verify the ledger reachable through ``conn`` (one consistent snapshot).
 
-    ``helpers``: walk segments of a long chain in helper processes
-    (:mod:`hub.ledger.verify_parallel`); the verdict is the one walk's, row for row."""
+    ``helpers``: walk segments of a long chain elsewhere (helper processes,
+    :mod:`hub.ledger.verify_parallel`); the verdict is the one walk's, row for row."""
     checker = _CheckpointChecker(trust, verify_signature)
     if conn.dialect.name == "postgresql":
         conn = conn.execution_options(isolation_level="REPEATABLE READ")
@@ -270,8 +290,6 @@ def verify_ledger(
         differ: list[str] | None = None
         differ_error: Exception | None = None
         if len(segments) > 1 and helpers is not None:
-            from hub.ledger.verify_parallel import walk_in_helpers
-
             def meanwhile() -> None:
                 # The rollup's check, while the helpers walk; what it raises is raised where
                 # one walk meets it: after the chain holds. In a savepoint, so a database error
@@ -283,8 +301,8 @@ def verify_ledger(
                 except Exception as error:  # kept, raised in the chain's order
                     differ_error = error
 
-            walks: Iterable[tuple[Segment, SegmentWalk]] = walk_in_helpers(
-                conn, blobs, segments, helpers, check_bytes=check_bytes, progress=progress,
+            walks: Iterable[tuple[Segment, SegmentWalk]] = helpers.walk(
+                conn, blobs, segments, check_bytes=check_bytes, progress=progress,
                 meanwhile=meanwhile)
         else:
             def step(seq: int) -> None:

@@ -13,7 +13,7 @@ read are never rewritten by the hub (the ledger only appends), so any later read
 holds the same ones. A helper that cannot start, fails or dies costs time, never the verdict:
 the caller walks that segment itself.
 
-A helper is ``python -P -m hub.ledger.verify_parallel FD``: a fresh interpreter that imports
+A helper is ``python -P -m hub.ledger.verify_helper FD``: a fresh interpreter that imports
 this module and nothing of the caller's (not its main module, as ``multiprocessing`` would, nor
 its connections, as a ``fork`` would, nor code from the working directory), and talks over one
 socket (pickled messages, from the parent that started it only). It opens the ledger read-only,
@@ -34,7 +34,6 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing import Pipe
-from multiprocessing.connection import Connection as Channel
 from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,7 @@ from sqlalchemy import Connection, Engine
 import hub
 from hub.ledger import chain
 from hub.ledger.blobs import BlobStore
+from hub.ledger.urls import sqlite_file
 from hub.ledger.verify import PROGRESS_EVERY, Segment, SegmentWalk, walk_segment
 from hub.logs import get_logger
 
@@ -57,9 +57,12 @@ SEGMENTS_PER_HELPER = 4
 LOCK_TIMEOUT_MS = 2000
 """How long a helper on PostgreSQL waits for a table lock before it leaves its segment to the
 caller."""
+HELPER_MODULE = "hub.ledger.verify_helper"
+"""What a helper process runs (``python -P -m``)."""
 _POLL_S = 0.25
-_PROGRESS = "progress"
-_WALK = "walk"
+PROGRESS = "progress"
+WALK = "walk"
+"""The kinds of message a helper sends: rows walked, or a walk."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,18 +80,31 @@ class Helpers:
             return 1
         return max(1, min(self.jobs * SEGMENTS_PER_HELPER, total // self.min_segment_rows))
 
+    def walk(
+        self,
+        conn: Connection,
+        blobs: BlobStore | None,
+        segments: Sequence[Segment],
+        *,
+        check_bytes: bool,
+        progress: Callable[[int, int], None] | None,
+        meanwhile: Callable[[], None],
+    ) -> list[tuple[Segment, SegmentWalk]]:
+        """:func:`walk_in_helpers` with these helpers
+        (:class:`hub.ledger.verify.SegmentWalkers`)."""
+        return walk_in_helpers(conn, blobs, segments, self, check_bytes=check_bytes,
+                               progress=progress, meanwhile=meanwhile)
+
     @classmethod
     def of(cls, engine: Engine, blobs: BlobStore | None, jobs: int,
            min_segment_rows: int = MIN_SEGMENT_ROWS) -> Helpers | None:
         """Helpers for the ledger behind ``engine``; None when another process cannot open
         it (an in-memory database) or ``jobs`` is below 2."""
-        from hub.ledger.store import _sqlite_file
-
         if jobs < 2:
             return None
         url = engine.url.render_as_string(hide_password=False)
         try:
-            path = _sqlite_file(url)
+            path = sqlite_file(url)
         except ValueError:
             return None
         if path is not None:
@@ -123,7 +139,7 @@ class _Helper:
                 # -P: the working directory (an auditor's unpacked copy, say) is not put on
                 # the helper's import path, as it is not on the hub command's.
                 self.process = subprocess.Popen(
-                    [sys.executable, "-P", "-m", __name__, str(theirs.fileno())],
+                    [sys.executable, "-P", "-m", HELPER_MODULE, str(theirs.fileno())],
                     pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                     env=_helper_environment())
@@ -247,51 +263,9 @@ class _Work:
                 except (EOFError, OSError):
                     self._lost(helper)
                     continue
-                if kind == _PROGRESS:
+                if kind == PROGRESS:
                     self.done += value
                 elif helper.task is not None:
                     self.walks[helper.task] = value
                     self._hand(helper)
         return self.walks.pop(index)
-
-
-def _serve(fd: int) -> int:
-    """A helper: open the ledger, then walk each segment handed over until the socket closes.
-    A walk that met an error is sent as None (the caller walks it and meets it itself)."""
-    from hub.ledger.store import Ledger
-
-    channel = Channel(fd)
-    url, blob_dir, snapshot, check_bytes = channel.recv()
-    ledger = Ledger.open(url, read_only=True)
-    conn = ledger.engine.connect()
-    if snapshot is not None:
-        # The caller holds its tables' share locks; a statement queued for an exclusive lock
-        # behind them would hold this helper, and the caller would wait for the helper unseen
-        # by the server's deadlock detection. The helper gives up instead (its segments are then
-        # walked by the caller). Set on the session, before its transaction.
-        raw: Any = conn.connection.dbapi_connection
-        with raw.cursor() as cursor:
-            cursor.execute(f"SET lock_timeout = {int(LOCK_TIMEOUT_MS)}")
-        raw.commit()
-        conn = conn.execution_options(isolation_level="REPEATABLE READ")
-    conn.begin()
-    if snapshot is not None:
-        if not all(c.isalnum() or c == "-" for c in snapshot):
-            raise ValueError("not a snapshot identifier")
-        conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
-    blobs = BlobStore(Path(blob_dir)) if blob_dir else None
-
-    def step(_seq: int) -> None:
-        channel.send((_PROGRESS, PROGRESS_EVERY))
-
-    while True:
-        try:
-            segment = channel.recv()
-        except EOFError:
-            return 0
-        walk = walk_segment(conn, blobs, segment, None, check_bytes=check_bytes, progress=step)
-        channel.send((_WALK, None if walk.error is not None else walk))
-
-
-if __name__ == "__main__":
-    sys.exit(_serve(int(sys.argv[1])))
