@@ -51,6 +51,7 @@ from hub.ledger.models import Checkpoint, Document, Event, EvidenceBlob, Head, U
 from hub.ledger.records import REFUSED, VerifyResult
 
 SignatureCheck = Callable[[bytes, bytes], bool]
+PROGRESS_EVERY = 10_000
 
 
 class SegmentWalkers(Protocol):
@@ -74,7 +75,6 @@ class SegmentWalkers(Protocol):
         """The walks of ``segments`` in the chain's order, up to the first with a problem,
         each begun from the link the one before ended on; ``meanwhile`` runs here."""
         ...
-PROGRESS_EVERY = 10_000
 
 
 def signature_check_from_cert(cert: bytes | x509.Certificate) -> SignatureCheck:
@@ -309,9 +309,8 @@ def verify_ledger(
                 if progress is not None:
                     progress(seq, total)
 
-            walks = ((s, walk_segment(conn, blobs, s, chain.GENESIS if s.after == 0 else None,
-                                      check_bytes=check_bytes, progress=step))
-                     for s in segments)
+            walks = ((s, walk_segment(conn, blobs, s, None, check_bytes=check_bytes,
+                                      progress=step)) for s in segments)
         result, link = judge_walks(walks, checkpoints, checker, require_signed)
         if result.problem is not None:
             return result

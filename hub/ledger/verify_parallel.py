@@ -90,10 +90,55 @@ class Helpers:
         progress: Callable[[int, int], None] | None,
         meanwhile: Callable[[], None],
     ) -> list[tuple[Segment, SegmentWalk]]:
-        """:func:`walk_in_helpers` with these helpers
-        (:class:`hub.ledger.verify.SegmentWalkers`)."""
-        return walk_in_helpers(conn, blobs, segments, self, check_bytes=check_bytes,
-                               progress=progress, meanwhile=meanwhile)
+        """The walks of ``segments`` (consecutive, from the chain's start) in the chain's order,
+        up to the first that finds a problem; ``meanwhile`` runs here while the helpers walk
+        (:class:`hub.ledger.verify.SegmentWalkers`).
+
+        Every walk returned began from the link the one before it ended on: a helper's walk that
+        did not (or a helper that failed) is replaced by this process's own walk of the segment."""
+        snapshot = None
+        if conn.dialect.name == "postgresql":
+            snapshot = str(conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one())
+        total = segments[-1].total
+        opening = (self.url, self.blob_dir, snapshot, check_bytes)
+        pool: list[_Helper] = []
+        try:
+            for _ in range(min(self.jobs, len(segments))):
+                try:
+                    pool.append(_Helper(opening))
+                except (OSError, ValueError) as error:
+                    log.warning("ledger.verify.helper_not_started", error=type(error).__name__)
+                    break
+            work = _Work(segments, pool)
+            meanwhile()
+            walks: list[tuple[Segment, SegmentWalk]] = []
+            link = chain.GENESIS
+
+            def tick() -> None:
+                if progress is not None:
+                    progress(min(work.done, total), total)
+
+            def step(_seq: int) -> None:  # this process's own walk counts with the helpers'
+                work.done += PROGRESS_EVERY
+                tick()
+
+            by_caller = 0
+            for index, segment in enumerate(segments):
+                walk = work.result(index, tick)
+                if walk is None or walk.start != link:
+                    by_caller += 1
+                    walk = walk_segment(conn, blobs, segment, link, check_bytes=check_bytes,
+                                        progress=step)
+                walks.append((segment, walk))
+                if walk.problem is not None or walk.error is not None:
+                    break
+                link = walk.link
+            log.info("ledger.verify.segments", segments=len(segments), walked=len(walks),
+                     by_helpers=len(walks) - by_caller, by_caller=by_caller, helpers=len(pool))
+            return walks
+        finally:
+            for helper in pool:
+                helper.close()
 
     @classmethod
     def of(cls, engine: Engine, blobs: BlobStore | None, jobs: int,
@@ -156,66 +201,6 @@ class _Helper:
             if self.process.poll() is None:
                 self.process.terminate()
             self.process.wait()
-
-
-def walk_in_helpers(
-    conn: Connection,
-    blobs: BlobStore | None,
-    segments: Sequence[Segment],
-    helpers: Helpers,
-    *,
-    check_bytes: bool,
-    progress: Callable[[int, int], None] | None,
-    meanwhile: Callable[[], None],
-) -> list[tuple[Segment, SegmentWalk]]:
-    """The walks of ``segments`` (consecutive, from the chain's start) in the chain's order,
-    up to the first that finds a problem; ``meanwhile`` runs here while the helpers walk.
-
-    Every walk returned began from the link the one before it ended on: a helper's walk that
-    did not (or a helper that failed) is replaced by this process's own walk of the segment."""
-    snapshot = None
-    if conn.dialect.name == "postgresql":
-        snapshot = str(conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one())
-    total = segments[-1].total
-    opening = (helpers.url, helpers.blob_dir, snapshot, check_bytes)
-    pool: list[_Helper] = []
-    try:
-        for _ in range(min(helpers.jobs, len(segments))):
-            try:
-                pool.append(_Helper(opening))
-            except (OSError, ValueError) as error:
-                log.warning("ledger.verify.helper_not_started", error=type(error).__name__)
-                break
-        work = _Work(segments, pool)
-        meanwhile()
-        walks: list[tuple[Segment, SegmentWalk]] = []
-        link = chain.GENESIS
-
-        def tick() -> None:
-            if progress is not None:
-                progress(min(work.done, total), total)
-
-        def step(_seq: int) -> None:  # this process's own walk counts with the helpers'
-            work.done += PROGRESS_EVERY
-            tick()
-
-        by_caller = 0
-        for index, segment in enumerate(segments):
-            walk = work.result(index, tick)
-            if walk is None or walk.start != link:
-                by_caller += 1
-                walk = walk_segment(conn, blobs, segment, link, check_bytes=check_bytes,
-                                    progress=step)
-            walks.append((segment, walk))
-            if walk.problem is not None or walk.error is not None:
-                break
-            link = walk.link
-        log.info("ledger.verify.segments", segments=len(segments), walked=len(walks),
-                 by_helpers=len(walks) - by_caller, by_caller=by_caller, helpers=len(pool))
-        return walks
-    finally:
-        for helper in pool:
-            helper.close()
 
 
 class _Work:

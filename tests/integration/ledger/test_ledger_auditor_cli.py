@@ -187,11 +187,11 @@ HELPERS_WALK = """
 import os, sys
 from hub.ledger import Ledger
 from hub.ledger.verify import plan_segments
-from hub.ledger.verify_parallel import Helpers, walk_in_helpers
+from hub.ledger.verify_parallel import Helpers
 with Ledger.open(sys.argv[1], read_only=True) as ledger:
     helpers = Helpers.of(ledger.engine, None, 2, 2)
     with ledger.engine.connect() as conn, conn.begin():
-        walks = walk_in_helpers(conn, None, plan_segments(40, (), helpers.segments(40)), helpers,
+        walks = helpers.walk(conn, None, plan_segments(40, (), helpers.segments(40)),
                                 check_bytes=True, progress=None, meanwhile=lambda: None)
 print(len(walks), all(w.problem is None for _, w in walks),
       all(w.walker != os.getpid() for _, w in walks))

@@ -34,7 +34,7 @@ from hub.ledger.verify import (
     plan_segments,
     walk_segment,
 )
-from hub.ledger.verify_parallel import Helpers, walk_in_helpers
+from hub.ledger.verify_parallel import Helpers
 from tests.integration.ledger.ledger_samples import (
     OperatorKey,
     envelope_bytes,
@@ -139,8 +139,8 @@ def test_the_segments_are_walked_by_the_helpers_not_by_the_caller(
     assert helpers is not None
     with signed_ledger.engine.connect() as conn, conn.begin():
         segments = plan_segments(30, (), helpers.segments(30))
-        walks = walk_in_helpers(conn, signed_ledger.blobs, segments, helpers,
-                                check_bytes=True, progress=None, meanwhile=lambda: None)
+        walks = helpers.walk(conn, signed_ledger.blobs, segments, check_bytes=True,
+                             progress=None, meanwhile=lambda: None)
     assert len(walks) == len(segments) == 8
     assert all(walk.walker != os.getpid() and walk.problem is None for _, walk in walks)
     assert len({walk.walker for _, walk in walks}) == 2
@@ -155,8 +155,8 @@ def test_helpers_that_cannot_open_the_ledger_leave_the_walk_to_the_caller(
     nowhere = Helpers(f"sqlite:///{tmp_path / 'no-such-ledger.sqlite3'}", None, 2, TINY)
     with signed_ledger.engine.connect() as conn, conn.begin():
         segments = plan_segments(30, (), nowhere.segments(30))
-        walks = walk_in_helpers(conn, signed_ledger.blobs, segments, nowhere,
-                                check_bytes=True, progress=None, meanwhile=lambda: None)
+        walks = nowhere.walk(conn, signed_ledger.blobs, segments, check_bytes=True,
+                             progress=None, meanwhile=lambda: None)
         result, _ = judge_walks(walks, {}, _CheckpointChecker(None, None), False)
     assert all(walk.walker == os.getpid() for _, walk in walks)
     assert result is not None
@@ -183,7 +183,7 @@ def test_on_postgresql_the_helpers_read_the_callers_snapshot(
             with conn.begin():
                 assert conn.execute(text("SELECT seq FROM ledger_head")).scalar_one() == 30
                 segments = plan_segments(30, (), helpers.segments(30))
-                walks = walk_in_helpers(conn, None, segments, helpers, check_bytes=False,
+                walks = helpers.walk(conn, None, segments, check_bytes=False,
                                         progress=None, meanwhile=tamper)
         assert [walk.problem for _, walk in walks] == [None] * 8
         assert all(walk.walker != os.getpid() for _, walk in walks)
@@ -279,7 +279,7 @@ def test_a_helper_walk_begun_from_another_link_is_not_taken(signed_ledger: Ledge
     assert helpers is not None
     apart = [Segment(0, 3, 30), Segment(5, 7, 30)]
     with signed_ledger.engine.connect() as conn, conn.begin(), logged() as events:
-        walks = walk_in_helpers(conn, signed_ledger.blobs, apart, helpers, check_bytes=True,
+        walks = helpers.walk(conn, signed_ledger.blobs, apart, check_bytes=True,
                                 progress=None, meanwhile=lambda: None)
     (_, first), (_, second) = walks
     assert first.walker != os.getpid()
@@ -321,7 +321,7 @@ def test_on_postgresql_a_helper_behind_a_queued_lock_leaves_its_segments_to_the_
                             " 'Lock' AND query LIKE :q"), {"q": f"%{column}%"}).scalar_one():
                         assert time.monotonic() < deadline, "the table change was never queued"
                 segments = plan_segments(30, (), helpers.segments(30))
-                walks = walk_in_helpers(conn, None, segments, helpers, check_bytes=False,
+                walks = helpers.walk(conn, None, segments, check_bytes=False,
                                         progress=None, meanwhile=lambda: None)
         change.join()
         other.dispose()
@@ -344,7 +344,7 @@ def test_helpers_do_not_import_code_from_the_working_directory(
     helpers = Helpers.of(signed_ledger.engine, signed_ledger.blobs, 2, TINY)
     assert helpers is not None
     with signed_ledger.engine.connect() as conn, conn.begin(), logged() as events:
-        walks = walk_in_helpers(conn, signed_ledger.blobs, plan_segments(30, (), 8), helpers,
+        walks = helpers.walk(conn, signed_ledger.blobs, plan_segments(30, (), 8),
                                 check_bytes=True, progress=None, meanwhile=lambda: None)
     assert not ran.exists()
     assert all(walk.walker != os.getpid() for _, walk in walks)
