@@ -75,7 +75,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -358,16 +358,17 @@ class AlgorithmVerdicts(BoundedCache):
     of megabytes); a miss evaluates the rule, so an attacker choosing algorithms and keys only
     pushes out older verdicts."""
 
+    entry_overhead: ClassVar[int] = 128  # a short tuple and a hex key, no certificates
+
     def verdict(self, key: str) -> tuple[str | None] | None:
         """``(problem,)`` as remembered, or None when not remembered."""
         found: tuple[str | None] | None = self.get((key,))
         return found
 
     def put(self, key: str, problem: str | None) -> None:
-        self._put((key,), (problem,), _ENTRY_OVERHEAD + len(key) + len(problem or ""))
+        self._put((key,), (problem,), self.entry_overhead + len(key) + len(problem or ""))
 
 
-_ENTRY_OVERHEAD = 128
 _ALGORITHM_VERDICTS = AlgorithmVerdicts(size=1024, max_bytes=1 << 20)
 
 

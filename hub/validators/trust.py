@@ -59,7 +59,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ClassVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -100,6 +100,10 @@ class BoundedCache:
     Values must be plain values — never exceptions (see :class:`Refusal`). ``cost`` estimates
     what a value keeps alive; an entry costing more than the whole budget is not kept.
     """
+
+    entry_overhead: ClassVar[int] = 512
+    """Bytes counted per entry on top of the certificates and texts it keeps (the key tuple,
+    the value's object, the LRU's node); a cache of smaller values states its own."""
 
     def __init__(self, size: int = 1024, max_bytes: int = 16 << 20) -> None:
         self.max_entries = size
@@ -150,10 +154,6 @@ class BoundedCache:
                 self.size_bytes -= freed
 
 
-_ENTRY_OVERHEAD = 512
-"""Bytes counted per cache entry on top of the certificates and texts it keeps."""
-
-
 def _der_size(cert: x509.Certificate) -> int:
     known = _BY_OBJECT.get(cert)
     return known.size if known is not None else len(cert.public_bytes(serialization.Encoding.DER))
@@ -170,10 +170,10 @@ class ChainCache(BoundedCache):
 
     def put(self, key: tuple[str, ...], value: tuple[x509.Certificate, ...] | Refusal) -> None:
         if isinstance(value, Refusal):
-            cost = _ENTRY_OVERHEAD + len(value.detail) + sum(
+            cost = self.entry_overhead + len(value.detail) + sum(
                 len(k) + len(v) for k, v in value.evidence.items())
         else:
-            cost = _ENTRY_OVERHEAD + sum(_der_size(c) for c in value)
+            cost = self.entry_overhead + sum(_der_size(c) for c in value)
         self._put(key, value, cost + sum(len(k) for k in key))
 
 
@@ -278,7 +278,8 @@ class _ByObject:
 
     @staticmethod
     def _cost(facts: CertificateFacts) -> int:
-        return _ENTRY_OVERHEAD + 3 * facts.size  # the object, its DER, the facts' names
+        # the object, its DER, the facts' names
+        return BoundedCache.entry_overhead + 3 * facts.size
 
     def get(self, cert: x509.Certificate) -> CertificateFacts | None:
         found = self._data.get(id(cert))
@@ -379,7 +380,7 @@ def read_certificate(cert: x509.Certificate, *, remember: bool = True) -> Certif
                 Reason.CERT_MALFORMED,
                 f"certificate {fp[:16]} cannot be read ({type(exc).__name__})",
                 evidence={"certificate": fp}) from None
-        _FACTS._put((fp,), facts, _ENTRY_OVERHEAD + 2 * len(der))
+        _FACTS._put((fp,), facts, _FACTS.entry_overhead + 2 * len(der))
     if remember:
         _BY_OBJECT.put(cert, facts)
     return facts

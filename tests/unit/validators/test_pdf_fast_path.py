@@ -661,7 +661,7 @@ def test_the_algorithm_rule_is_remembered_by_the_algorithms_and_key_it_reads(
     remembered = memo.values()
     # kept by a digest (64 hex characters), whatever the size of the key: with the message,
     # nothing more
-    assert memo.size_bytes == sum(pdf_module._ENTRY_OVERHEAD + 64 + len(p or "")
+    assert memo.size_bytes == sum(memo.entry_overhead + 64 + len(p or "")
                                   for (p,) in remembered)
     # One verdict per (signature algorithm, digest algorithm, key): the person's and the seal's
     # (the check stops at a refused signature)
