@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Table, delete, func, insert, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -106,7 +107,24 @@ def refusal_reason(reason: Any) -> str:
 def day_of(at: datetime) -> str:
     """The UTC day of a timestamp, ``YYYY-MM-DD`` (as :func:`hub.ledger.chain.utc_text`
     begins)."""
+    if at.tzinfo is UTC and at.year >= 1000:  # as the ledger reads them: the same text
+        return at.date().isoformat()
     return at.astimezone(UTC).strftime("%Y-%m-%d")
+
+
+def stored_report(text: str | None) -> Any:
+    """A stored validation report's JSON, parsed for :func:`report_facts` (None stays None).
+
+    orjson where it reads the text, else the standard library (NaN, a lone surrogate: texts the
+    hub never stores, parsed as before). The one reading they differ on, an integer beyond 64
+    bits (orjson gives a float), gives the same facts: no rule looks at a number beyond its
+    truth, which the two share."""
+    if text is None:
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +250,7 @@ def recompute(conn: Connection) -> Tally:
     for row in conn.execute(select(Document.sender, Document.received_at, Document.report)
                             .where(Document.kind == ENVELOPE)
                             .execution_options(yield_per=2000)):
-        valid, both = report_facts(json.loads(row.report) if row.report is not None else None)
+        valid, both = report_facts(stored_report(row.report))
         tally.add_envelope((row.sender, day_of(row.received_at), ACCEPTED), valid, both)
     return tally
 
