@@ -10,8 +10,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+from hub.ledger.models import VERSION_TABLE
+
 MIGRATIONS = Path(__file__).with_name("migrations")
-VERSION_TABLE = "ledger_alembic_version"
+__all__ = ["VERSION_TABLE", "alembic_config", "current_revision", "head_revision", "upgrade"]
 
 
 def alembic_config() -> Config:

@@ -220,6 +220,12 @@ class AdoptionDay(Base):
     """Accepted envelopes whose main PDF carries a person's and the organization's signature."""
 
 
+SCHEMA_REVISION = "r0005"
+"""The migration this hub's schema is at (``alembic`` head; a test holds the two equal). A
+read-only open compares the stored revision with it, without loading Alembic's scripts."""
+VERSION_TABLE = "ledger_alembic_version"
+"""Where Alembic records a database's revision."""
+
 TABLES = ("ledger_head", "ledger_documents", "ledger_events", "ledger_deliveries",
           "ledger_checkpoints", "ledger_evidence_blobs", "ledger_outbox", "ledger_adoption")
 

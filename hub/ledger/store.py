@@ -27,6 +27,7 @@ from sqlalchemy import (
     event,
     exc,
     insert,
+    inspect,
     or_,
     select,
 )
@@ -36,8 +37,9 @@ from sqlalchemy.engine import make_url
 from hub.errors import TransientError
 from hub.ledger import adoption, chain
 from hub.ledger.blobs import BlobStore
-from hub.ledger.migrate import current_revision, head_revision, upgrade
 from hub.ledger.models import (
+    SCHEMA_REVISION,
+    VERSION_TABLE,
     Checkpoint,
     Delivery,
     Document,
@@ -325,6 +327,8 @@ class Ledger:
             if must_exist:
                 _check_schema(engine, url)
             else:
+                from hub.ledger.migrate import upgrade  # Alembic: only where the schema changes
+
                 upgrade(engine)
         except (exc.OperationalError, exc.InterfaceError) as error:
             engine.dispose()
@@ -1222,14 +1226,26 @@ def _stored_document(row: Any) -> StoredDocument:
 
 def _check_schema(engine: Engine, url: str) -> None:
     """Refuse (one line) a database that is not a ledger at this hub's schema."""
-    revision = current_revision(engine)
+    revision = _stored_revision(engine)
     where = make_url(url).render_as_string(hide_password=True)
     if revision is None:
         raise LedgerOpenError(f"no ledger at {where} (no ledger tables)")
-    if revision != head_revision():
+    if revision != SCHEMA_REVISION:
         raise LedgerOpenError(
-            f"the ledger at {where} has schema {revision}, this hub reads {head_revision()}:"
+            f"the ledger at {where} has schema {revision}, this hub reads {SCHEMA_REVISION}:"
             " upgrade a copy with `hub ledger migrate --url ...` first")
+
+
+def _stored_revision(engine: Engine) -> str | None:
+    """The revision Alembic recorded in the database (several, comma-separated, should a
+    database hold more than one; None: no version table or no row), read as
+    ``alembic.runtime.migration.MigrationContext`` reads it, without importing Alembic."""
+    with engine.connect() as conn:
+        if not inspect(conn).has_table(VERSION_TABLE):
+            return None
+        found = sorted(str(v) for v in conn.exec_driver_sql(
+            f"SELECT version_num FROM {VERSION_TABLE}").scalars())  # noqa: S608
+    return ",".join(found) or None
 
 
 def _stored_event(row: Any) -> StoredEvent:
