@@ -303,10 +303,15 @@ def test_on_postgresql_a_helper_behind_a_queued_lock_leaves_its_segments_to_the_
         other = create_engine(postgres_url)
 
         column = f"extra_{uuid.uuid4().hex}"
+        altered: list[object] = []
 
         def alter() -> None:
-            with other.begin() as conn:
-                conn.execute(text(f"ALTER TABLE ledger_events ADD COLUMN {column} integer"))
+            try:
+                with other.begin() as conn:
+                    conn.execute(text(f"ALTER TABLE ledger_events ADD COLUMN {column} integer"))
+                altered.append("done")
+            except Exception as error:  # reported by the waiting loop below
+                altered.append(error)
 
         change = threading.Thread(target=alter)
         with ledger.engine.connect() as conn:
@@ -315,10 +320,13 @@ def test_on_postgresql_a_helper_behind_a_queued_lock_leaves_its_segments_to_the_
                 conn.execute(text("SELECT count(*) FROM ledger_events")).scalar_one()
                 change.start()  # queued behind this transaction's share lock
                 deadline = time.monotonic() + 60
-                with other.connect() as watch:
+                # Autocommit: a transaction reads pg_stat_activity once, at its first look.
+                with other.connect().execution_options(isolation_level="AUTOCOMMIT") as watch:
                     while not watch.execute(text(
                             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type ="
                             " 'Lock' AND query LIKE :q"), {"q": f"%{column}%"}).scalar_one():
+                        # the change cannot end before this transaction does: if it did, say how
+                        assert not altered, f"the table change was not queued: {altered}"
                         assert time.monotonic() < deadline, "the table change was never queued"
                 segments = plan_segments(30, (), helpers.segments(30))
                 walks = helpers.walk(conn, None, segments, check_bytes=False,
