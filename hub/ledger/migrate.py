@@ -1,4 +1,8 @@
-"""Bring a ledger database to the newest schema with Alembic (migrations ship as package data)."""
+"""Bring a ledger database to the newest schema with Alembic (migrations ship as package data).
+
+A new migration moves :data:`hub.ledger.models.SCHEMA_REVISION` with it: a read-only open checks
+the stored revision against that constant without importing Alembic (a unit test holds the two
+equal)."""
 
 from __future__ import annotations
 
