@@ -1226,26 +1226,30 @@ def _stored_document(row: Any) -> StoredDocument:
 
 def _check_schema(engine: Engine, url: str) -> None:
     """Refuse (one line) a database that is not a ledger at this hub's schema."""
-    revision = _stored_revision(engine)
+    revisions = _stored_revisions(engine)
     where = make_url(url).render_as_string(hide_password=True)
-    if revision is None:
+    if not revisions:
         raise LedgerOpenError(f"no ledger at {where} (no ledger tables)")
-    if revision != SCHEMA_REVISION:
+    if len(revisions) > 1:
+        # Alembic itself refuses such a table ("more than one head"): no upgrade mends it.
         raise LedgerOpenError(
-            f"the ledger at {where} has schema {revision}, this hub reads {SCHEMA_REVISION}:"
+            f"the ledger at {where} records {len(revisions)} schema revisions"
+            f" ({', '.join(revisions)}) where Alembic keeps one: not a ledger this hub reads")
+    if revisions[0] != SCHEMA_REVISION:
+        raise LedgerOpenError(
+            f"the ledger at {where} has schema {revisions[0]}, this hub reads {SCHEMA_REVISION}:"
             " upgrade a copy with `hub ledger migrate --url ...` first")
 
 
-def _stored_revision(engine: Engine) -> str | None:
-    """The revision Alembic recorded in the database (several, comma-separated, should a
-    database hold more than one; None: no version table or no row), read as
-    ``alembic.runtime.migration.MigrationContext`` reads it, without importing Alembic."""
+def _stored_revisions(engine: Engine) -> tuple[str, ...]:
+    """The revisions Alembic recorded in the database, sorted (none: no version table or no
+    row), read as ``alembic.runtime.migration.MigrationContext`` reads them, without importing
+    Alembic."""
     with engine.connect() as conn:
         if not inspect(conn).has_table(VERSION_TABLE):
-            return None
-        found = sorted(str(v) for v in conn.exec_driver_sql(
-            f"SELECT version_num FROM {VERSION_TABLE}").scalars())  # noqa: S608
-    return ",".join(found) or None
+            return ()
+        return tuple(sorted(str(v) for v in conn.exec_driver_sql(
+            f"SELECT version_num FROM {VERSION_TABLE}").scalars()))  # noqa: S608
 
 
 def _stored_event(row: Any) -> StoredEvent:

@@ -126,6 +126,21 @@ def test_a_ledger_at_an_older_schema_is_not_migrated_by_a_read(
     assert db.read_bytes() == before
 
 
+def test_a_ledger_recording_two_schema_revisions_is_refused_without_advice_to_upgrade(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    db = tmp_path / "two.sqlite3"
+    Ledger.open(f"sqlite:///{db}").close()
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO ledger_alembic_version VALUES ('r0004')"))
+    engine.dispose()
+    assert main(["ledger", "query", "--url", f"sqlite:///{db}"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "records 2 schema revisions (r0004, r0005)" in err, err
+    assert "upgrade" not in err
+
+
 def _run_as_nobody(args: list[str], cwd: Path,
                    module: bool = True) -> subprocess.CompletedProcess[str]:
     """The CLI (or, ``module`` False, Python with ``args``) as an unprivileged user (root

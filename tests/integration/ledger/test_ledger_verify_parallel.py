@@ -333,6 +333,7 @@ def test_on_postgresql_a_helper_behind_a_queued_lock_leaves_its_segments_to_the_
                                         progress=None, meanwhile=lambda: None)
         change.join()
         other.dispose()
+        assert altered == ["done"], altered
         assert [walk.problem for _, walk in walks] == [None] * 8
         walked = [e for e in events if e["event"] == "ledger.verify.segments"]
         assert walked[0]["by_caller"] >= 1, walked
