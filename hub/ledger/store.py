@@ -326,8 +326,10 @@ class Ledger:
         try:
             if must_exist:
                 _check_schema(engine, url)
-            else:
-                from hub.ledger.migrate import upgrade  # Alembic: only where the schema changes
+            elif _stored_revisions(engine) != (SCHEMA_REVISION,):
+                # Alembic only where the schema changes (a ledger at this schema is the usual
+                # case: what `alembic upgrade head` would find and leave alone).
+                from hub.ledger.migrate import upgrade
 
                 upgrade(engine)
         except (exc.OperationalError, exc.InterfaceError) as error:
