@@ -27,7 +27,6 @@ from sqlalchemy import (
     event,
     exc,
     insert,
-    inspect,
     or_,
     select,
 )
@@ -37,9 +36,9 @@ from sqlalchemy.engine import make_url
 from hub.errors import TransientError
 from hub.ledger import adoption, chain
 from hub.ledger.blobs import BlobStore
+from hub.ledger.migrate import stored_revisions, upgrade
 from hub.ledger.models import (
     SCHEMA_REVISION,
-    VERSION_TABLE,
     Checkpoint,
     Delivery,
     Document,
@@ -326,11 +325,7 @@ class Ledger:
         try:
             if must_exist:
                 _check_schema(engine, url)
-            elif _stored_revisions(engine) != (SCHEMA_REVISION,):
-                # Alembic only where the schema changes (a ledger at this schema is the usual
-                # case: what `alembic upgrade head` would find and leave alone).
-                from hub.ledger.migrate import upgrade
-
+            else:
                 upgrade(engine)
         except (exc.OperationalError, exc.InterfaceError) as error:
             engine.dispose()
@@ -1228,7 +1223,7 @@ def _stored_document(row: Any) -> StoredDocument:
 
 def _check_schema(engine: Engine, url: str) -> None:
     """Refuse (one line) a database that is not a ledger at this hub's schema."""
-    revisions = _stored_revisions(engine)
+    revisions = stored_revisions(engine)
     where = make_url(url).render_as_string(hide_password=True)
     if not revisions:
         raise LedgerOpenError(f"no ledger at {where} (no ledger tables)")
@@ -1241,17 +1236,6 @@ def _check_schema(engine: Engine, url: str) -> None:
         raise LedgerOpenError(
             f"the ledger at {where} has schema {revisions[0]}, this hub reads {SCHEMA_REVISION}:"
             " upgrade a copy with `hub ledger migrate --url ...` first")
-
-
-def _stored_revisions(engine: Engine) -> tuple[str, ...]:
-    """The revisions Alembic recorded in the database, sorted (none: no version table or no
-    row), read as ``alembic.runtime.migration.MigrationContext`` reads them, without importing
-    Alembic."""
-    with engine.connect() as conn:
-        if not inspect(conn).has_table(VERSION_TABLE):
-            return ()
-        return tuple(sorted(str(v) for v in conn.exec_driver_sql(
-            f"SELECT version_num FROM {VERSION_TABLE}").scalars()))  # noqa: S608
 
 
 def _stored_event(row: Any) -> StoredEvent:
