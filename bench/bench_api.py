@@ -28,7 +28,6 @@ import datetime as dt
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +46,7 @@ from hub.consumers.plan import message_id_for
 from hub.edxml import Attachment, build_envelope, sample_header
 from hub.testing import devbroker
 from hub.testing.pki import PkiPaths
+from hub.testing.ports import free_port
 from hub.topology import ENVELOPE_KEY, Names
 from hub.trust.keystore import Keystore
 from hub.trust.signing import sign_xml
@@ -70,12 +70,6 @@ def cpu_seconds(pid: int) -> float:
 def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def envelopes(pki: PkiPaths, systems: int, docs: int, tag: str) -> list[list[bytes]]:

@@ -35,7 +35,6 @@ import os
 import platform
 import pstats
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -67,6 +66,7 @@ from hub.broker import Connection, Delivery, Outgoing, connect
 from hub.ops.cli import settle_heap
 from hub.testing import devbroker
 from hub.testing.pki import PkiPaths
+from hub.testing.ports import free_port
 from hub.topology import ENVELOPE_KEY, Names
 
 TARGETS = {
@@ -448,12 +448,6 @@ def latency(pki: PkiPaths, url: str, root: Path, bodies: Sequence[bytes], rate: 
             "max_ms": round(lat[-1], 2) if lat else None,
             "consumer_batches": stages,
         }
-
-
-def free_port() -> int:
-    with contextlib.closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def stage_means(port: int) -> dict[str, Any]:

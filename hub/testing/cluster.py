@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
-import socket
 import subprocess
 import tempfile
 import time
@@ -34,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hub.testing.devbroker import IMAGE, BrokerUnavailable, ensure_docker, ensure_image
+from hub.testing.ports import free_port
 
 __all__ = [
     "CLUSTER_CONF",
@@ -84,12 +84,6 @@ def _docker(*args: str, timeout: float = 60) -> str:
     if proc.returncode != 0:
         raise ClusterUnavailable(f"docker {' '.join(args[:3])}: {proc.stderr.strip()[:300]}")
     return proc.stdout
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,7 +313,7 @@ def start_cluster(size: int = 3, *, image: str = IMAGE, log: Log = print,
     (conf_dir / "enabled_plugins").write_text("[].\n")
     for f in conf_dir.iterdir():
         f.chmod(0o644)
-    nodes = tuple(Node(f"rabbit{i}", f"{network}-rabbit{i}", _free_port())
+    nodes = tuple(Node(f"rabbit{i}", f"{network}-rabbit{i}", free_port())
                   for i in range(1, size + 1))
     cluster = Cluster(network, nodes, image, conf_dir, log)
     cookie = secrets.token_hex(16)

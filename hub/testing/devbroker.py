@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hub.testing.ports import free_port
+
 # testcontainers reads these when it is imported: set them first. Ryuk's image cannot be pulled
 # here, and this VM has /.dockerenv, so without docker_host mode testcontainers would talk to the
 # bridge gateway instead of loopback (measured on the project's test machine).
@@ -152,27 +154,21 @@ def start_container(tag: str = IMAGE, log: Any = print, **kwargs: Any) -> Runnin
     return RunningBroker(f"amqp://guest:guest@{host}:{port}/", host, port, "container", container)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class PrivateRabbit:
     """A private ``rabbitmq-server`` process (fallback when no container engine can run)."""
 
     def __init__(self) -> None:
         self.base = Path(tempfile.mkdtemp(prefix="edxml-hub-rabbit-"))
-        self.port = _free_port()
+        self.port = free_port()
         self.node = f"hub{self.port}@localhost"
         self.env = dict(
             os.environ,
             RABBITMQ_NODENAME=self.node,
             RABBITMQ_NODE_PORT=str(self.port),
-            RABBITMQ_DIST_PORT=str(_free_port()),
+            RABBITMQ_DIST_PORT=str(free_port()),
             RABBITMQ_MNESIA_BASE=str(self.base / "mnesia"),
             RABBITMQ_LOG_BASE=str(self.base / "log"),
-            ERL_EPMD_PORT=str(_free_port()),
+            ERL_EPMD_PORT=str(free_port()),
             RABBITMQ_ENABLED_PLUGINS_FILE=str(self.base / "enabled_plugins"),
             RABBITMQ_CONFIG_FILE=str(self.base / "rabbitmq"),
             HOME=str(self.base),

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ import pytest
 
 from hub.config import Settings
 from hub.testing.pki import PkiPaths
+from hub.testing.ports import free_port
 from hub.trust.keystore import Keystore
 from tests.integration.api.conftest import SYSTEMS, api_settings, register_systems
 from tests.integration.pipeline.harness import (
@@ -36,12 +36,6 @@ from tests.integration.pipeline.harness import (
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _config(settings: Settings, tmp: Path, port: int) -> Path:
@@ -95,7 +89,7 @@ def test_a_document_fetched_but_not_acknowledged_is_offered_again_after_the_api_
 ) -> None:
     settings = api_settings(api_pki, tmp_path, broker_url, names)
     secrets = register_systems(settings)
-    port = _free_port()
+    port = free_port()
     config = _config(settings, tmp_path, port)
     envelope = signed_envelope(keystore, PROVINCE, (FINANCE,), number="1821")
     digest = hashlib.sha256(envelope).hexdigest()
@@ -137,7 +131,7 @@ def test_a_copy_of_an_acknowledged_document_is_dropped_for_the_agency(
 
     settings = api_settings(api_pki, tmp_path, broker_url, names)
     secrets = register_systems(settings)
-    port = _free_port()
+    port = free_port()
     config = _config(settings, tmp_path, port)
     envelope = signed_envelope(keystore, PROVINCE, (FINANCE,), number="1822")
     digest = hashlib.sha256(envelope).hexdigest()

@@ -12,7 +12,6 @@ import datetime as dt
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -79,12 +78,6 @@ def connector_in_thread(settings: Settings) -> Iterator[RunningConnector]:
         running.connector.stop.set()
         thread.join(timeout=30)
         running.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class ConnectorProcess:

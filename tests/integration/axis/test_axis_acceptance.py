@@ -24,13 +24,13 @@ from hub.edxml.model import StatusPacket
 from hub.ledger.records import EventKind
 from hub.messages import Headers
 from hub.testing.pki import PkiPaths
+from hub.testing.ports import free_port
 from hub.trust.signing import sign_xml
 from tests.integration.axis.harness import (
     MINISTRY,
     ConnectorProcess,
     axis_settings,
     axis_signer,
-    free_port,
     make_axis_pki,
     signed_status,
     start_simulator,

@@ -1,0 +1,35 @@
+"""Ports for test servers are chosen where no outgoing connection can be given them."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from hub.testing import ports
+from hub.testing.ports import ephemeral_range, free_port
+
+
+def test_a_free_port_lies_outside_the_kernels_ephemeral_range_and_can_be_bound() -> None:
+    low, high = ephemeral_range()
+    for _ in range(20):
+        port = free_port()
+        assert not low <= port <= high
+        with socket.socket() as server:
+            server.bind(("127.0.0.1", port))
+            server.listen(1)
+
+
+def test_a_port_someone_listens_on_is_never_offered() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", free_port()))
+        taken.listen(1)
+        busy = taken.getsockname()[1]
+        assert all(free_port() != busy for _ in range(200))
+
+
+def test_without_room_outside_the_range_the_kernel_chooses(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ports, "ephemeral_range", lambda: (1024, 65535))
+    port = free_port()
+    assert 1024 <= port <= 65535
