@@ -47,8 +47,21 @@ class BrokerUnavailable(RuntimeError):
     """No broker could be started; the message says why in one line."""
 
 
-def _run(args: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
+def _run(args: list[str], timeout: float = 60, env: dict[str, str] | None = None
+         ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False,
+                          env=env)
+
+
+_RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
+"""Debian's scripts themselves: ``/usr/sbin/rabbitmq-server`` and ``rabbitmqctl`` are a wrapper
+that, run as root, switches to the ``rabbitmq`` user (``su``) — which can neither write a private
+node's directories made by this process nor see its ``HOME`` (the Erlang cookie)."""
+
+
+def _rabbit_tool(name: str) -> str:
+    own = _RABBIT_BIN / name
+    return str(own) if own.exists() else (shutil.which(name) or f"/usr/sbin/{name}")
 
 
 def docker_ready() -> bool:
@@ -180,14 +193,15 @@ class PrivateRabbit:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60) -> None:
-        server = shutil.which("rabbitmq-server") or "/usr/sbin/rabbitmq-server"
+        server = _rabbit_tool("rabbitmq-server")
         if not Path(server).exists():
             raise BrokerUnavailable("rabbitmq-server is not installed")
         self.proc = subprocess.Popen([server], env=self.env, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            ctl = _run(["rabbitmqctl", "-n", self.node, "await_startup", "--timeout", "5"], 20)
+            ctl = _run([_rabbit_tool("rabbitmqctl"), "-n", self.node, "await_startup",
+                        "--timeout", "5"], 20, self.env)
             if ctl.returncode == 0:
                 return
             if self.proc.poll() is not None:
@@ -195,7 +209,7 @@ class PrivateRabbit:
         raise BrokerUnavailable("private rabbitmq-server did not start in time")
 
     def stop(self) -> None:
-        _run(["rabbitmqctl", "-n", self.node, "stop"], 60)
+        _run([_rabbit_tool("rabbitmqctl"), "-n", self.node, "stop"], 60, self.env)
         if self.proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=30)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pika
+import pytest
+
 from hub.testing import devbroker
 
 
@@ -11,3 +16,24 @@ def test_the_rabbitmq_image_build_script_is_found_where_the_repository_keeps_it(
     # image could start a broker.
     assert devbroker.BUILD_SCRIPT.is_file()
     assert (devbroker.REPO_ROOT / "pyproject.toml").is_file()
+
+
+@pytest.mark.slow
+def test_without_docker_a_private_rabbitmq_server_process_boots_takes_a_connection_and_stops(
+) -> None:
+    # The fallback for a machine that refuses to run dockerd. Debian's /usr/sbin wrapper, run
+    # as root, switched to the rabbitmq user: the node could not create its directories nor
+    # share the Erlang cookie with rabbitmqctl, and the fallback never started.
+    server = devbroker._rabbit_tool("rabbitmq-server")
+    if not Path(server).exists():
+        pytest.skip("rabbitmq-server is not installed on this machine")
+    broker = devbroker.start_process()
+    try:
+        assert broker.kind == "process"
+        connection = pika.BlockingConnection(pika.URLParameters(broker.url))
+        channel = connection.channel()
+        channel.queue_declare("fallback-check", auto_delete=True)
+        connection.close()
+    finally:
+        broker.stop()
+    assert not broker.handle.base.exists()

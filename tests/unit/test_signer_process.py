@@ -236,6 +236,7 @@ def test_a_signer_thread_that_does_not_answer_in_time_is_given_up_and_replaced(
         # old ticket is refused rather than answered late, and the new thread signs
         assert idles
         thread.restart()
+        thread.timeout_s = 30.0  # the replacement's real signature: no race with a busy machine
         release.set()
         with pytest.raises(SignerUnavailable, match="restarted since"):
             thread.collect([ticket])

@@ -30,6 +30,7 @@ from hub.edxml.model import Organization
 from hub.edxml.parse import parse_packet
 from hub.testing.axis_sim import AxisSimulator, System
 from hub.testing.pki import KeyCache, PkiPaths, init_pki
+from hub.testing.ports import free_port
 from hub.trust.keystore import OrgSigner
 from hub.trust.signing import sign_xml
 from tests.integration.pipeline.harness import NOW, PKI_AT, hub_settings, settings_toml
@@ -59,12 +60,14 @@ def axis_settings(pki: PkiPaths, tmp: Path, url: str, prefix: str, sim_url: str,
     secret.write_text(SECRET + "\n", encoding="utf-8")
     return with_overrides(base, axis={
         "url": sim_url, "system_id": SYSTEM_ID, "secret_file": str(secret),
-        "verify_tls": False, "timeout_s": 2.0, "poll_interval_s": 0.2, "retry_base_s": 0.05,
+        "verify_tls": False, "timeout_s": 10.0, "poll_interval_s": 0.2, "retry_base_s": 0.05,
         "retry_max_s": 0.4, "failure_threshold": 3, "open_s": 0.8, "batch_max": 32, **axis})
 
 
 def start_simulator(workdir: Path) -> AxisSimulator:
-    return AxisSimulator(workdir, [System(SYSTEM_ID, SECRET, ("H27",))]).start()
+    # A port outside the ephemeral range: the outage tests start the simulator again on it.
+    return AxisSimulator(workdir, [System(SYSTEM_ID, SECRET, ("H27",))],
+                         port=free_port()).start()
 
 
 @contextmanager

@@ -32,7 +32,9 @@ def sim(tmp_path: Path) -> Iterator[AxisSimulator]:
 
 @pytest.fixture
 def client(sim: AxisSimulator) -> Iterator[AxisClient]:
-    c = AxisClient(sim.url, SYSTEM_ID, SECRET, verify=False, timeout_s=1.0)
+    # Generous: a busy machine may take over a second to answer; the timeout test below has
+    # an impatient client of its own.
+    c = AxisClient(sim.url, SYSTEM_ID, SECRET, verify=False, timeout_s=10.0)
     yield c
     c.close()
 
@@ -64,7 +66,7 @@ def test_a_send_stored_but_answered_503_is_recognised_on_the_retry(
 
 
 def test_a_wrong_secret_is_refused_as_credentials_never_as_a_document(sim: AxisSimulator) -> None:
-    wrong = AxisClient(sim.url, SYSTEM_ID, "not-the-secret", verify=False, timeout_s=1.0)
+    wrong = AxisClient(sim.url, SYSTEM_ID, "not-the-secret", verify=False, timeout_s=10.0)
     answer = wrong.send(_letter("3"), sender=PROVINCE, message_type=MessageType.EDOC)
     assert judge_send(answer) is Verdict.UNAUTHORIZED
     with pytest.raises(AxisUnauthorized):
@@ -85,8 +87,10 @@ def test_outages_timeouts_and_a_stopped_axis_are_transient_failures_of_their_kin
         client.received(10)
     assert unavailable.value.kind == "http_503"
     sim.faults(timeout_rate=1.0, hang_s=2.0)
+    impatient = AxisClient(sim.url, SYSTEM_ID, SECRET, verify=False, timeout_s=1.0)
     with pytest.raises(AxisUnavailable) as slow:
-        client.received(10)
+        impatient.received(10)
+    impatient.close()
     assert slow.value.kind == "timeout"
     sim.kill()
     with pytest.raises(AxisUnavailable) as refused:

@@ -25,7 +25,7 @@ from typing import Any, cast
 
 import pytest
 from argon2 import PasswordHasher
-from playwright.sync_api import Browser, BrowserType, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserType, Playwright, expect, sync_playwright
 
 from hub.config import Settings, with_overrides
 from hub.console.services import ConsoleServices
@@ -38,6 +38,11 @@ CHROMIUM = Path("/usr/bin/chromium")
 PASSWORD = "mật khẩu đủ dài 2025"
 CHEAP = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 """Argon2id with test parameters (the console's default costs ~160 ms per hash)."""
+
+
+# Playwright's assertions wait 5 s by default; Chromium, the console, the hub and the broker
+# share two cores here, and a page may take longer than that under load.
+expect.set_options(timeout=30_000)
 
 
 @pytest.fixture(scope="session")

@@ -53,9 +53,11 @@ def _refusal(data: bytes, limits: Limits | None = None) -> Reason:
 
 @pytest.mark.parametrize("data", [BOMB, XXE, EXTERNAL_DTD], ids=["billion-laughs", "xxe", "dtd"])
 def test_a_dtd_is_refused_quickly_without_expansion_or_fetching(data: bytes) -> None:
-    started = time.perf_counter()
+    # CPU time of this process, not the clock: a loaded machine may deschedule the test, while
+    # an expanded billion laughs costs seconds of CPU (the refusal: tens of microseconds).
+    started = time.process_time()
     assert _refusal(data) is Reason.ENVELOPE_DTD_FORBIDDEN
-    assert time.perf_counter() - started < 0.05
+    assert time.process_time() - started < 1.0
 
 
 def test_an_undeclared_entity_reference_is_not_resolved() -> None:
@@ -230,9 +232,9 @@ def test_a_dtd_in_utf16_cannot_slip_past_the_markup_declaration_scan() -> None:
     data = BOMB.decode("ascii").replace('version="1.0"', 'version="1.0" encoding="UTF-16"', 1)
     encoded = data.encode("utf-16-le")
     assert b"<!" not in encoded
-    started = time.perf_counter()
+    started = time.process_time()
     assert _refusal(encoded) is Reason.ENVELOPE_ENCODING_INVALID
-    assert time.perf_counter() - started < 0.05
+    assert time.process_time() - started < 1.0
 
 
 def test_a_nul_byte_in_a_utf8_packet_is_refused_before_parsing() -> None:
