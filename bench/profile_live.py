@@ -9,8 +9,8 @@ registers on the queue until the ledger holds every envelope. Without ``--gil`` 
 of the main thread counts, waiting included (how the loop's wall time divides); with ``--gil``
 only samples where the main thread holds the GIL (its Python work; compare the two to see what
 runs with the GIL released — SQLite's statements and commit, socket writes, waits). One JSON
-object: the rate, the samples (and samples a second: a run with ``--gil`` against one without
-gives the share of the loop's time that holds the GIL), each stage's share of the main thread
+object: the rate, the samples (with ``--gil``, the main thread's share of py-spy's samples is
+the share of the time it held the GIL), each stage's share of the main thread
 (inclusive: a sample counts in every stage on its stack) and the top leaves. Session 22
 (docs/PERFORMANCE.md) is the first reading.
 """
@@ -21,6 +21,7 @@ import argparse
 import collections
 import contextlib
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -38,8 +39,8 @@ from hub.testing import devbroker
 STAGES: dict[str, tuple[str, ...]] = {
     "planning": ("IntakeConsumer._plan ",),
     "  parsing": ("parse_packet ",),
-    "    lxml parse and hardening": ("parse_xml ",),
-    "    EDXML schema": ("_validate (",),
+    "    lxml parse and hardening": ("parse_xml (hub/edxml/",),
+    "    EDXML schema": ("_validate (hub/edxml/",),
     "    header read": ("_message_header ",),
     "    field lengths": ("_check_field_lengths ",),
     "  validation": ("validate_packet ",),
@@ -133,11 +134,12 @@ def main(argv: list[str] | None = None) -> int:
                     raise SystemExit(f"profile_live: the consumer did not start; see {s.state}")
                 time.sleep(0.01)
             started = time.perf_counter()
+            report = (root / "py-spy.txt").open("w+", encoding="utf-8")
             sampler = subprocess.Popen(
                 [spy, "record", "--pid", str(s.procs[0].pid), "--rate", str(args.rate),
                  "--format", "raw", "--threads", "--nonblocking", "-o", str(raw),
                  "--gil" if args.gil else "--idle"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                stdout=report, stderr=subprocess.STDOUT)
             while (queue_counts(s.conn, s.names.intake)[0] > 0
                    or ledger_envelopes(s.ledger_path) < args.n):
                 if time.monotonic() > deadline:
@@ -145,13 +147,25 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(0.05)
             elapsed = time.perf_counter() - started
             sampler.send_signal(signal.SIGINT)
-            sampler.wait(60)
+            try:
+                sampler.wait(60)
+            except subprocess.TimeoutExpired:
+                sampler.kill()
+                sampler.wait()
+            report.seek(0)
+            summary = re.search(r"Samples: (\d+) Errors: (\d+)", report.read())
+            report.close()
         result = {"envelopes": args.n, "signer_processes": args.signer,
                   "sampled": "holding the GIL" if args.gil else "wall (waits included)",
                   "envelopes_per_s": round(args.n / elapsed, 1), "seconds": round(elapsed, 2),
                   **analyse(raw, args.top)}
-        # Samples a second of the main thread: a run without --gil against one with it gives
-        # the share of the loop's time that holds the GIL (py-spy's rate is the same in both).
+        # py-spy's own count of the samples it took: in --gil mode the main thread's share of
+        # them is the share of the time it held the GIL (wall mode: ~1, the thread in every one).
+        taken = int(summary.group(1)) if summary else None
+        result["py_spy_samples"] = taken
+        result["py_spy_errors"] = int(summary.group(2)) if summary else None
+        result["main_thread_share_of_samples"] = (
+            round(result["main_thread_samples"] / taken, 3) if taken else None)
         result["main_thread_samples_per_s"] = round(result["main_thread_samples"] / elapsed, 1)
     text = json.dumps(result, indent=2, ensure_ascii=False)
     print(text)

@@ -172,16 +172,19 @@ class PrivateRabbit:
 
     def __init__(self) -> None:
         self.base = Path(tempfile.mkdtemp(prefix="edxml-hub-rabbit-"))
-        self.port = free_port()
+        ports: set[int] = set()
+        while len(ports) < 3:  # AMQP, distribution and epmd: three different ports
+            ports.add(free_port())
+        self.port, dist_port, epmd_port = sorted(ports)
         self.node = f"hub{self.port}@localhost"
         self.env = dict(
             os.environ,
             RABBITMQ_NODENAME=self.node,
             RABBITMQ_NODE_PORT=str(self.port),
-            RABBITMQ_DIST_PORT=str(free_port()),
+            RABBITMQ_DIST_PORT=str(dist_port),
             RABBITMQ_MNESIA_BASE=str(self.base / "mnesia"),
             RABBITMQ_LOG_BASE=str(self.base / "log"),
-            ERL_EPMD_PORT=str(free_port()),
+            ERL_EPMD_PORT=str(epmd_port),
             RABBITMQ_ENABLED_PLUGINS_FILE=str(self.base / "enabled_plugins"),
             RABBITMQ_CONFIG_FILE=str(self.base / "rabbitmq"),
             HOME=str(self.base),
@@ -200,8 +203,11 @@ class PrivateRabbit:
                                      stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            ctl = _run([_rabbit_tool("rabbitmqctl"), "-n", self.node, "await_startup",
-                        "--timeout", "5"], 20, self.env)
+            try:
+                ctl = _run([_rabbit_tool("rabbitmqctl"), "-n", self.node, "await_startup",
+                            "--timeout", "5"], 20, self.env)
+            except subprocess.TimeoutExpired:
+                continue
             if ctl.returncode == 0:
                 return
             if self.proc.poll() is not None:
@@ -209,18 +215,29 @@ class PrivateRabbit:
         raise BrokerUnavailable("private rabbitmq-server did not start in time")
 
     def stop(self) -> None:
-        _run([_rabbit_tool("rabbitmqctl"), "-n", self.node, "stop"], 60, self.env)
+        """Stop the node, then its own epmd (started on ``ERL_EPMD_PORT`` with the node, it would
+        outlive it), and remove its directories."""
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            _run([_rabbit_tool("rabbitmqctl"), "-n", self.node, "stop"], 60, self.env)
         if self.proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=30)
             if self.proc.poll() is None:
                 self.proc.kill()
+        epmd = shutil.which("epmd") or "/usr/bin/epmd"
+        if Path(epmd).exists():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                _run([epmd, "-kill"], 10, self.env)  # the epmd on this node's ERL_EPMD_PORT
         shutil.rmtree(self.base, ignore_errors=True)
 
 
 def start_process() -> RunningBroker:
     rabbit = PrivateRabbit()
-    rabbit.start()
+    try:
+        rabbit.start()
+    except BaseException:
+        rabbit.stop()  # a node that did not boot leaves no process nor directory behind
+        raise
     return RunningBroker(f"amqp://guest:guest@127.0.0.1:{rabbit.port}/", "127.0.0.1",
                          rabbit.port, "process", rabbit)
 

@@ -23,6 +23,12 @@ _DEFAULT_EPHEMERAL = (32768, 60999)
 _LOWEST = 10_000
 """Below this sit the well-known and commonly configured service ports."""
 _TRIES = 200
+_RESERVED = frozenset({
+    11211,                                  # memcached
+    15671, 15672, 15692, 25672, 27017,      # RabbitMQ management, metrics, distribution; MongoDB
+    16721, 16722, 16723, 18443, 18470, 19090,  # deploy/compose.yaml's published ports
+})
+"""Ports of services that may be down at the moment a port is chosen and come back later."""
 
 
 def ephemeral_range() -> tuple[int, int]:
@@ -46,16 +52,19 @@ def _candidates() -> range:
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nothing listens on now at ``host``, outside the ephemeral range when it
     leaves room (else one the kernel picks)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     candidates = _candidates()
     chooser = random.SystemRandom()
     for _ in range(_TRIES if len(candidates) else 0):
         port = candidates[chooser.randrange(len(candidates))]
-        with socket.socket() as probe:
+        if port in _RESERVED:
+            continue
+        with socket.socket(family) as probe:
             try:
                 probe.bind((host, port))
             except OSError:
                 continue
             return port
-    with socket.socket() as probe:
+    with socket.socket(family) as probe:
         probe.bind((host, 0))
         return int(probe.getsockname()[1])

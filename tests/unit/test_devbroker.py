@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pika
@@ -36,4 +37,8 @@ def test_without_docker_a_private_rabbitmq_server_process_boots_takes_a_connecti
         connection.close()
     finally:
         broker.stop()
+    # Nothing outlives it: neither its directories nor the epmd it started on its own port
     assert not broker.handle.base.exists()
+    with pytest.raises(ConnectionRefusedError), socket.create_connection(
+            ("127.0.0.1", int(broker.handle.env["ERL_EPMD_PORT"])), timeout=5):
+        pass

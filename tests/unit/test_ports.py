@@ -20,12 +20,31 @@ def test_a_free_port_lies_outside_the_kernels_ephemeral_range_and_can_be_bound()
             server.listen(1)
 
 
-def test_a_port_someone_listens_on_is_never_offered() -> None:
+def test_a_port_someone_listens_on_is_never_offered(monkeypatch: pytest.MonkeyPatch) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", free_port()))
         taken.listen(1)
         busy = taken.getsockname()[1]
-        assert all(free_port() != busy for _ in range(200))
+        # Two candidates, one of them taken: the probe must skip it every time
+        monkeypatch.setattr(ports, "_candidates", lambda: range(busy, busy + 2))
+        offered = {free_port() for _ in range(50)}
+    assert busy not in offered
+
+
+def test_the_ports_of_known_services_are_never_offered(monkeypatch: pytest.MonkeyPatch) -> None:
+    # RabbitMQ's distribution port, free while a node is down, taken again when it restarts
+    monkeypatch.setattr(ports, "_candidates", lambda: range(25672, 25674))
+    assert 25672 not in {free_port() for _ in range(50)}
+
+
+def test_an_ipv6_host_gets_a_port_too() -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        port = free_port("::1")
+    except OSError:
+        pytest.skip("::1 is not configured here")
+    assert 0 < port < 65536
 
 
 def test_without_room_outside_the_range_the_kernel_chooses(

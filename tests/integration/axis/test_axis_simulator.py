@@ -88,9 +88,11 @@ def test_outages_timeouts_and_a_stopped_axis_are_transient_failures_of_their_kin
     assert unavailable.value.kind == "http_503"
     sim.faults(timeout_rate=1.0, hang_s=2.0)
     impatient = AxisClient(sim.url, SYSTEM_ID, SECRET, verify=False, timeout_s=1.0)
-    with pytest.raises(AxisUnavailable) as slow:
-        impatient.received(10)
-    impatient.close()
+    try:
+        with pytest.raises(AxisUnavailable) as slow:
+            impatient.received(10)
+    finally:
+        impatient.close()
     assert slow.value.kind == "timeout"
     sim.kill()
     with pytest.raises(AxisUnavailable) as refused:
