@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -16,7 +17,7 @@ from hub.edxml import (
     parse_xml,
     sample_header,
 )
-from hub.edxml._xml import _check_shape, _walk_shape, schema, schema_bytes
+from hub.edxml._xml import _check_shape, _new_parser, _walk_shape, schema, schema_bytes
 from hub.reasons import Reason
 
 BOMB = b"""<?xml version="1.0"?>
@@ -288,3 +289,53 @@ def test_the_markup_declaration_named_is_the_first_that_opens_no_comment_or_cdat
 
 def test_exclamation_marks_alone_are_no_markup_declaration() -> None:
     assert parse_xml("<a>Khẩn! <b>!</b>!<!-- ! --></a>".encode(), Limits()).tag == "a"
+
+
+
+MARKER = "SECRET-ON-THE-HUB-MACHINE"
+
+
+def _external_forms(tmp: Path) -> dict[str, bytes]:
+    """Each way a document can make a parser read another file, pointing at files of ``tmp``
+    that hold :data:`MARKER`."""
+    secret = tmp / "secret.txt"
+    secret.write_text(MARKER, encoding="utf-8")
+    dtd = tmp / "evil.dtd"
+    dtd.write_text(f'<!ENTITY leak SYSTEM "{secret.as_uri()}">', encoding="utf-8")
+    root = '<edXML xmlns="http://www.mic.gov.vn/TBT/QCVN_102_2016">'
+    return {
+        "external DTD": (f'<?xml version="1.0"?>\n<!DOCTYPE edXML SYSTEM "{dtd.as_uri()}">\n'
+                         f"{root}&leak;</edXML>").encode(),
+        "external general entity": (
+            f'<?xml version="1.0"?>\n<!DOCTYPE edXML [<!ENTITY x SYSTEM "{secret.as_uri()}">]>\n'
+            f"{root}&x;</edXML>").encode(),
+        "external parameter entity": (
+            f'<?xml version="1.0"?>\n<!DOCTYPE edXML [<!ENTITY % p SYSTEM "{dtd.as_uri()}"> %p;]>'
+            f"\n{root}&leak;</edXML>").encode(),
+    }
+
+
+def _read_by(parser: etree.XMLParser, data: bytes) -> bool:
+    """Whether parsing ``data`` with ``parser`` pulled the marker file's content in."""
+    try:
+        root = etree.fromstring(data, parser)
+    except etree.XMLSyntaxError:
+        return False
+    return MARKER in etree.tostring(root, encoding="unicode")
+
+
+def test_a_permissive_parser_reads_the_files_these_documents_point_at(tmp_path: Path) -> None:
+    # The control: the forms below do reach a file when a parser lets them
+    permissive = etree.XMLParser(load_dtd=True, resolve_entities=True, no_network=True)
+    read = {name: _read_by(permissive, data) for name, data in _external_forms(tmp_path).items()}
+    assert read == dict.fromkeys(read, True)
+
+
+def test_no_external_dtd_or_entity_is_ever_read_by_the_hub_or_by_its_parser(
+        tmp_path: Path) -> None:
+    for name, data in _external_forms(tmp_path).items():
+        # The hub refuses each on its bytes, before any parser runs …
+        assert _refusal(data) is Reason.ENVELOPE_DTD_FORBIDDEN, name
+        # … and its parser, given the same bytes directly (the defence behind that scan),
+        # loads no DTD and resolves no entity
+        assert not _read_by(_new_parser(), data), name
