@@ -300,12 +300,15 @@ def scenario(pki: PkiPaths, url: str, root: Path, shape: Shape, log_level: str
 
 def throughput(pki: PkiPaths, url: str, root: Path, shape: Shape, bodies: Sequence[bytes],
                consumers: int, log_level: str, timeout_s: float = 300,
-               signer_processes: int | None = 1) -> dict[str, Any]:
+               signer_processes: int | None = 1,
+               during: Callable[[list[int]], contextlib.AbstractContextManager[object]] | None
+               = None) -> dict[str, Any]:
     """Pre-load ``bodies`` into the intake queue, start ``consumers`` processes (each with
     ``signer_processes`` signer processes of its own; None: the hub's default), time the
-    drain."""
+    drain. ``during(consumer_pids)``: a context entered when the clock starts and left when it
+    stops (``bench/profile_live.py`` samples the consumer in it)."""
     n = len(bodies)
-    with scenario(pki, url, root, shape, log_level) as s:
+    with scenario(pki, url, root, shape, log_level) as s, contextlib.ExitStack() as observing:
         preload(s.conn, s.names.inbound, bodies, 200 if shape is SMALL else 16)
         ready, _ = queue_counts(s.conn, s.names.intake)
         assert ready == n, f"intake holds {ready} of {n}"
@@ -326,6 +329,8 @@ def throughput(pki: PkiPaths, url: str, root: Path, shape: Shape, bodies: Sequen
                     signer_pids = [c for pid in consumer_pids for c in children(pid)]
                     cpu0 = {pid: cpu_s(pid) for pid in (*consumer_pids, *signer_pids)}
                     machine0 = machine_cpu_s()
+                    if during is not None:
+                        observing.enter_context(during(consumer_pids))
                 elif any(p.poll() is not None for p in s.procs):
                     raise RuntimeError(f"a consumer exited early; see {s.state}/consumer*.log")
             elif queue_counts(s.conn, s.names.intake)[0] > 0:
@@ -334,6 +339,7 @@ def throughput(pki: PkiPaths, url: str, root: Path, shape: Shape, bodies: Sequen
                 t_end = time.perf_counter()
                 cpu1 = {pid: cpu_s(pid) for pid in cpu0}
                 machine1 = machine_cpu_s()
+                observing.close()
                 break
             time.sleep(0.01)
         if t_start is None or t_end is None:

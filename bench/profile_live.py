@@ -9,10 +9,10 @@ registers on the queue until the ledger holds every envelope. Without ``--gil`` 
 of the main thread counts, waiting included (how the loop's wall time divides); with ``--gil``
 only samples where the main thread holds the GIL (its Python work; compare the two to see what
 runs with the GIL released — SQLite's statements and commit, socket writes, waits). One JSON
-object: the rate, the samples (with ``--gil``, the main thread's share of py-spy's samples is
-the share of the time it held the GIL), each stage's share of the main thread
-(inclusive: a sample counts in every stage on its stack) and the top leaves. Session 22
-(docs/PERFORMANCE.md) is the first reading.
+object: the rate, the main thread's samples and samples a second (a ``--gil`` run against a
+wall run bounds the share of the loop that holds the GIL; ``--gil`` slows the consumer, so read
+it per second and per envelope, as session 22 in docs/PERFORMANCE.md does), each stage's share
+of the main thread (inclusive: a sample counts in every stage on its stack) and the top leaves.
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from _workload import SMALL, make_envelopes, make_pki  # bench/ is on sys.path: run as a script
-from bench_hub import ledger_envelopes, preload, queue_counts, scenario
+from bench_hub import throughput
 
 from hub.testing import devbroker
 
@@ -99,6 +99,30 @@ def analyse(raw: Path, top: int) -> dict[str, Any]:
     }
 
 
+def sampling(spy: str, args: argparse.Namespace, raw: Path, report: Path
+             ) -> Callable[[list[int]], contextlib.AbstractContextManager[None]]:
+    """For :func:`bench_hub.throughput`'s ``during``: py-spy records the first consumer while
+    the bench's clock runs (samples to ``raw``, its summary to ``report``)."""
+    @contextlib.contextmanager
+    def record(pids: list[int]) -> Iterator[None]:
+        with report.open("w", encoding="utf-8") as out:
+            sampler = subprocess.Popen(
+                [spy, "record", "--pid", str(pids[0]), "--rate", str(args.rate),
+                 "--format", "raw", "--threads", "--nonblocking", "-o", str(raw),
+                 "--gil" if args.gil else "--idle"],
+                stdout=out, stderr=subprocess.STDOUT)
+            try:
+                yield
+            finally:
+                sampler.send_signal(signal.SIGINT)
+                try:
+                    sampler.wait(60)
+                except subprocess.TimeoutExpired:
+                    sampler.kill()
+                    sampler.wait()
+    return record
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=8000, help="envelopes to drain (10 KB)")
@@ -124,49 +148,23 @@ def main(argv: list[str] | None = None) -> int:
             url = broker.url
         pki = make_pki(root / "pki")
         bodies = make_envelopes(pki, SMALL, args.n)
-        raw = root / "samples.txt"
-        with scenario(pki, url, root, SMALL, "warning") as s:
-            preload(s.conn, s.names.inbound, bodies, 200)
-            s.start_consumers(1, {"HUB_HUB__SIGNER_PROCESSES": str(args.signer)})
-            deadline = time.monotonic() + 300
-            while queue_counts(s.conn, s.names.intake)[1] < 1:
-                if time.monotonic() > deadline or s.procs[0].poll() is not None:
-                    raise SystemExit(f"profile_live: the consumer did not start; see {s.state}")
-                time.sleep(0.01)
-            started = time.perf_counter()
-            report = (root / "py-spy.txt").open("w+", encoding="utf-8")
-            sampler = subprocess.Popen(
-                [spy, "record", "--pid", str(s.procs[0].pid), "--rate", str(args.rate),
-                 "--format", "raw", "--threads", "--nonblocking", "-o", str(raw),
-                 "--gil" if args.gil else "--idle"],
-                stdout=report, stderr=subprocess.STDOUT)
-            while (queue_counts(s.conn, s.names.intake)[0] > 0
-                   or ledger_envelopes(s.ledger_path) < args.n):
-                if time.monotonic() > deadline:
-                    raise SystemExit("profile_live: the consumer did not drain the queue")
-                time.sleep(0.05)
-            elapsed = time.perf_counter() - started
-            sampler.send_signal(signal.SIGINT)
-            try:
-                sampler.wait(60)
-            except subprocess.TimeoutExpired:
-                sampler.kill()
-                sampler.wait()
-            report.seek(0)
-            summary = re.search(r"Samples: (\d+) Errors: (\d+)", report.read())
-            report.close()
+        raw, report = root / "samples.txt", root / "py-spy.txt"
+        # The bench's own drain: pre-load, one consumer, the clock from its registration on
+        # the queue to the ledger holding every envelope — py-spy records meanwhile.
+        run = throughput(pki, url, root, SMALL, bodies, 1, "warning",
+                         signer_processes=args.signer, during=sampling(spy, args, raw, report))
+        summary = re.search(r"Samples: (\d+) Errors: (\d+)", report.read_text(encoding="utf-8"))
         result = {"envelopes": args.n, "signer_processes": args.signer,
                   "sampled": "holding the GIL" if args.gil else "wall (waits included)",
-                  "envelopes_per_s": round(args.n / elapsed, 1), "seconds": round(elapsed, 2),
+                  "envelopes_per_s": run["envelopes_per_s"], "seconds": run["seconds"],
+                  "delivered": run["delivered"], "dead_lettered": run["dead_lettered"],
                   **analyse(raw, args.top)}
-        # py-spy's own count of the samples it took: in --gil mode the main thread's share of
-        # them is the share of the time it held the GIL (wall mode: ~1, the thread in every one).
-        taken = int(summary.group(1)) if summary else None
-        result["py_spy_samples"] = taken
+        # py-spy's own counts: stacks recorded (one per thread sampled; with --gil only those
+        # holding the GIL, so no share of the time can be read from them) and failed reads.
+        result["py_spy_samples"] = int(summary.group(1)) if summary else None
         result["py_spy_errors"] = int(summary.group(2)) if summary else None
-        result["main_thread_share_of_samples"] = (
-            round(result["main_thread_samples"] / taken, 3) if taken else None)
-        result["main_thread_samples_per_s"] = round(result["main_thread_samples"] / elapsed, 1)
+        result["main_thread_samples_per_s"] = round(
+            result["main_thread_samples"] / run["seconds"], 1)
     text = json.dumps(result, indent=2, ensure_ascii=False)
     print(text)
     if args.output:

@@ -291,7 +291,6 @@ def test_exclamation_marks_alone_are_no_markup_declaration() -> None:
     assert parse_xml("<a>Khẩn! <b>!</b>!<!-- ! --></a>".encode(), Limits()).tag == "a"
 
 
-
 MARKER = "SECRET-ON-THE-HUB-MACHINE"
 
 
