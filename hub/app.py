@@ -63,8 +63,7 @@ class Hub:
         opts = IntakeOptions(url=b.url, failover_urls=b.failover_urls,
                              queue=self.topology.names.intake, prefetch=b.prefetch,
                              batch_max=b.batch_max, batch_wait_ms=b.batch_wait_ms,
-                             reconnect_max_s=b.reconnect_max_s, name=name,
-                             commit_beside_planning=self.settings.ledger.commit_beside_planning)
+                             reconnect_max_s=b.reconnect_max_s, name=name)
         return IntakeConsumer(opts, self.pipeline, self.ledger, topology=self.topology,
                               between_batches=CrlRefresher(self.revocation), stop=stop,
                               signing=self.receipt_signing())

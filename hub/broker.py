@@ -260,15 +260,6 @@ class Connection:
             problems = "; ".join(self._failed[-3:]) or "a batch in flight with it failed"
             raise BrokerUnavailable(f"publisher confirms: not accepted: {problems}")
 
-    def confirmed(self, sent: range) -> bool:
-        """Whether the broker has confirmed every message of ``sent``, as far as this
-        connection has read (no I/O: :meth:`pump` reads). False while one is unconfirmed, and
-        when a batch in flight with them failed (:meth:`wait` then says why)."""
-        if sent and sent[0] <= self._failed_through:
-            return False
-        pending = self._pending
-        return not any(seq in pending for seq in sent)
-
     # -- topology ------------------------------------------------------------------------------
     def declare(self, topology: TopologyLike) -> None:
         """Declare exchanges, queues and bindings (idempotent)."""

@@ -108,10 +108,6 @@ class LedgerSettings(_Section):
     sqlite_wal_checkpoints: Literal["background", "inline"] = "background"
     """SQLite: who copies the write-ahead log into the database file: a thread of its own
     (background) or the committing connection, inside the consumer's loop (inline)."""
-    commit_beside_planning: bool = True
-    """``hub run``: a batch whose packets the broker has confirmed is committed by a thread of
-    its own while the consumer's loop plans the next batch (the database works outside the
-    GIL); false: the loop commits it itself, after planning."""
 
 
 class TrustSettings(_Section):

@@ -20,18 +20,6 @@ steps for each batch is unchanged, batches are committed and acked in order, and
 a status about one of *k*'s documents, a receipt *k* issues), *k* is finished first and *k+1*
 planned again against the ledger. With no new work the batch in flight is finished at once.
 
-The ledger transaction of batch *k* runs beside the planning of *k+1* when it can: if, when the
-loop is about to plan *k+1*, the broker has already confirmed *k*'s phase 1, *k*'s receipts are
-signed (taken from the signer now) and *k*'s rows are written by a writer thread of the consumer
-while the loop plans (``[ledger] commit_beside_planning``; the database works outside the GIL).
-Step 2 then is a wait for that thread; if its transaction failed (the ledger down, a receipt
-another consumer recorded first, a row the database refuses), nothing was written and the loop
-commits the batch itself as above. Planning *k+1* against the in-flight view gives the same plan
-whether *k*'s commit lands before, during or after it (each look-up answers from the ledger first,
-then from *k*'s plan). Nothing else changes order: phase 1 confirmed before the commit, the
-commit before the receipts, the ack last; the loop never leaves a batch's commit running behind
-it.
-
 With a signer process (``[hub] signer_processes`` ≥ 1, :mod:`hub.consumers.signing`) the
 receipts of batch *k+1* are planned without their RSA signatures and sent to the signer; the
 loop publishes *k+1*'s phase 1 and finishes batch *k* while the signer signs, and takes the
@@ -59,7 +47,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol, TypeVar
@@ -97,7 +84,6 @@ class BrokerConnection(Protocol):
     def pump(self, time_limit: float) -> None: ...
     def send(self, messages: Iterable[Outgoing]) -> range: ...
     def wait(self, sent: range, timeout: float = 30.0) -> None: ...
-    def confirmed(self, sent: range) -> bool: ...
     def sleep(self, seconds: float) -> None: ...
     def settler(self) -> Settler: ...
     def close(self, timeout: float = 5.0) -> None: ...
@@ -139,16 +125,6 @@ class _InFlight:
     receipts: range = range(0)
     """Publish sequence numbers of its receipts, sent after the commit."""
     sent_s: float = 0.0
-    commit: Future[float] | None = None
-    """Its ledger transaction, running in the writer thread beside the next batch's planning
-    (:meth:`IntakeConsumer._commit_beside`): the seconds it took, or why it failed."""
-
-
-def _timed_write(ledger: LedgerWriter, plan: BatchPlan) -> float:
-    """The writer thread's task: :func:`write_plan`, timed."""
-    t0 = time.perf_counter()
-    write_plan(ledger, plan)
-    return time.perf_counter() - t0
 
 
 @dataclass(slots=True)
@@ -171,8 +147,6 @@ class IntakeOptions:
     batch_wait_ms: int = 0
     reconnect_max_s: float = 30.0
     name: str = "edxml-hub intake"
-    commit_beside_planning: bool = True
-    """Commit a confirmed batch in a writer thread while the next one is planned."""
 
 
 def _host(url: str) -> str:
@@ -208,8 +182,6 @@ class IntakeConsumer:
         self.stats = Stats()
         self._settler_conn: BrokerConnection | None = None
         self._settler_obj: Settler | None = None
-        self._writer: ThreadPoolExecutor | None = None
-        """The thread that commits a batch beside the next one's planning (made on first use)."""
 
     # -- lifecycle -----------------------------------------------------------------------------
     def run(self) -> None:
@@ -219,9 +191,6 @@ class IntakeConsumer:
         try:
             self._run()
         finally:
-            if self._writer is not None:
-                self._writer.shutdown(wait=True)
-                self._writer = None
             if self.signing is not None:
                 self.signing.close()
         log.info("consumer_stopped", acked=self.stats.acked)
@@ -252,20 +221,11 @@ class IntakeConsumer:
                     conn.close()
 
     def _consume(self, conn: BrokerConnection) -> None:
-        hand = _Hand()
-        try:
-            self._consume_into(conn, hand)
-        finally:
-            # Whatever ends the loop, no commit of ours goes on behind it.
-            for batch in (hand.in_flight, hand.settling):
-                if batch is not None and batch.commit is not None:
-                    self._joined(batch, quiet=True)
-
-    def _consume_into(self, conn: BrokerConnection, hand: _Hand) -> None:
         buffer: list[Delivery] = []
         tag = conn.consume(self.options.queue, self.options.prefetch, buffer.append)
         wait = self.options.batch_wait_ms / 1000.0
         batch_max = self.options.batch_max
+        hand = _Hand()
         while True:
             if self.stop.is_set():
                 conn.cancel(tag)
@@ -297,7 +257,6 @@ class IntakeConsumer:
                     conn.pump(left)
             batch = buffer[:batch_max]
             del buffer[: len(batch)]
-            self._commit_beside(conn, hand.in_flight)
             started = self._plan(conn, batch, hand.in_flight)
             if hand.in_flight is not None and started.plan.leans_on_in_flight:
                 # Planned on what the batch in flight will record (a resend, a recall, a
@@ -341,57 +300,18 @@ class IntakeConsumer:
     def _finish(self, conn: BrokerConnection, batch: _InFlight) -> None:
         """Phase 1 confirmed, the receipts signed, ledger committed, the receipts it recorded
         sent (their confirms and the ack: :meth:`_settle`)."""
-        t0 = time.perf_counter()
-        committed = batch.commit is not None and self._joined(batch)
         t1 = time.perf_counter()
         conn.wait(batch.first)
         t2 = time.perf_counter()
         if batch.signing is not None:
             self._signatures(conn, batch)
         t3 = time.perf_counter()
-        receipts = batch.plan.receipts if committed else self._commit(conn, batch)
+        receipts = self._commit(conn, batch)
         t4 = time.perf_counter()
         if receipts:
             batch.receipts = conn.send(receipts)
         batch.sent_s += t2 - t1 + time.perf_counter() - t4
-        self.stats.time("ledger", t4 - t3 + t1 - t0)
-
-    def _commit_beside(self, conn: BrokerConnection, batch: _InFlight | None) -> None:
-        """Start ``batch``'s ledger transaction in the writer thread, to run while the loop
-        plans the next batch — only once the broker has confirmed its phase 1 (nothing is
-        waited for here but its signatures: without them there is nothing to record)."""
-        if batch is None or batch.commit is not None or not self.options.commit_beside_planning:
-            return
-        plan = batch.plan
-        if not (plan.documents or plan.events or plan.outbox):
-            return
-        if batch.first and not conn.confirmed(batch.first):
-            return
-        if batch.signing is not None:
-            self._signatures(conn, batch)
-        if self._writer is None:
-            self._writer = ThreadPoolExecutor(1, thread_name_prefix="ledger-writer")
-        batch.commit = self._writer.submit(_timed_write, self.ledger, plan)
-
-    def _joined(self, batch: _InFlight, *, quiet: bool = False) -> bool:
-        """Wait for the transaction :meth:`_commit_beside` started; whether it committed. A
-        failed one wrote nothing: the loop then commits the batch itself (:meth:`_commit`
-        handles every failure). An exception that is not an error (the process dying)
-        goes on up, unless ``quiet`` (the loop is already leaving)."""
-        future, batch.commit = batch.commit, None
-        assert future is not None
-        try:
-            seconds = future.result()
-        except Exception as exc:
-            log.info("ledger_commit_beside_failed", error=type(exc).__name__,
-                     deliveries=len(batch.plan.ack))
-            return False
-        except BaseException:
-            if quiet:
-                return False
-            raise
-        self.stats.time("ledger_beside", seconds)
-        return True
+        self.stats.time("ledger", t4 - t3)
 
     def _settle(self, conn: BrokerConnection, batch: _InFlight) -> None:
         """The batch's receipts confirmed, then its deliveries acked."""

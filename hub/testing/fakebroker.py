@@ -93,9 +93,6 @@ class FakeConnection:
     def wait(self, sent: range, timeout: float = 30.0) -> None:
         return None  # every send is "confirmed" at once
 
-    def confirmed(self, sent: range) -> bool:
-        return True
-
     def sleep(self, seconds: float) -> None:
         return None
 
