@@ -217,6 +217,18 @@ def ledger_envelopes(path: Path) -> int:
         return 0
 
 
+def broker_url(stack: contextlib.ExitStack, given: str | None,
+               log: Callable[[str], None] = lambda _msg: None) -> str:
+    """``given`` (``--broker-url``), or the URL of the testcontainers broker started for this
+    run, stopped when ``stack`` closes."""
+    if given:
+        return given
+    log("starting RabbitMQ from the testcontainers image")
+    broker = devbroker.start_container(log=log)
+    stack.callback(broker.stop)
+    return broker.url
+
+
 def preload(conn: Connection, inbound: str, bodies: Sequence[bytes], batch: int) -> None:
     for start in range(0, len(bodies), batch):
         conn.publish([Outgoing(inbound, ENVELOPE_KEY, b, message_id=f"m{start + i}",
@@ -823,13 +835,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="edxml-hub-bench-") as tmp, contextlib.ExitStack() as stack:
         root = Path(tmp)
-        if args.broker_url:
-            url = args.broker_url
-        else:
-            say("starting RabbitMQ from the testcontainers image")
-            broker = devbroker.start_container(log=say)
-            stack.callback(broker.stop)
-            url = broker.url
+        url = broker_url(stack, args.broker_url, say)
         say("issuing a test PKI")
         pki = make_pki(root / "pki")
         result: dict[str, Any] = {"machine": machine(), "mode": "quick" if args.quick else "full",

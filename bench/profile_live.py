@@ -32,9 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from _workload import SMALL, make_envelopes, make_pki  # bench/ is on sys.path: run as a script
-from bench_hub import throughput
-
-from hub.testing import devbroker
+from bench_hub import broker_url, throughput
 
 STAGES: dict[str, tuple[str, ...]] = {
     "planning": ("IntakeConsumer._plan ",),
@@ -140,12 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="edxml-hub-live-") as tmp, \
             contextlib.ExitStack() as stack:
         root = Path(tmp)
-        if args.broker_url:
-            url = args.broker_url
-        else:
-            broker = devbroker.start_container(log=lambda _msg: None)
-            stack.callback(broker.stop)
-            url = broker.url
+        url = broker_url(stack, args.broker_url)
         pki = make_pki(root / "pki")
         bodies = make_envelopes(pki, SMALL, args.n)
         raw, report = root / "samples.txt", root / "py-spy.txt"

@@ -34,13 +34,12 @@ from pathlib import Path
 from typing import Any
 
 from _workload import SMALL, make_envelopes, make_pki  # bench/ is on sys.path: run as a script
-from bench_hub import preload, scenario
+from bench_hub import broker_url, preload, scenario
 
 from hub import logs
 from hub.app import build_hub
 from hub.config import with_overrides
 from hub.ops.cli import settle_heap
-from hub.testing import devbroker
 from hub.testing.pki import PkiPaths
 
 Overrides = dict[str, dict[str, Any]]
@@ -136,12 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="edxml-hub-stages-") as tmp, \
             contextlib.ExitStack() as stack:
         root = Path(tmp)
-        if args.broker_url:
-            url = args.broker_url
-        else:
-            broker = devbroker.start_container(log=lambda _msg: None)
-            stack.callback(broker.stop)
-            url = broker.url
+        url = broker_url(stack, args.broker_url)
         pki = make_pki(root / "pki")
         bodies = make_envelopes(pki, SMALL, args.n)
         for round_ in range(1, args.rounds + 1):
