@@ -4,6 +4,7 @@ signatures ok without the operator's trust anchors."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -153,6 +154,26 @@ def _run_as_nobody(args: list[str], cwd: Path,
                           env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
+@contextlib.contextmanager
+def _enterable_by_others(paths: list[Path]) -> Iterator[None]:
+    """Let other users pass through ``paths`` and their ancestors (search, not listing) while
+    the unprivileged child runs: it imports the hub and its packages from this checkout, which
+    may sit in a directory only its owner may enter (``mktemp -d``, mode 700). Each mode is put
+    back afterwards."""
+    changed: dict[Path, int] = {}
+    for path in paths:
+        for directory in (path, *path.parents):
+            mode = directory.stat().st_mode
+            if directory not in changed and not mode & 0o001 and os.geteuid() == 0:
+                changed[directory] = mode
+                directory.chmod((mode | 0o001) & 0o7777)
+    try:
+        yield
+    finally:
+        for directory, mode in changed.items():
+            directory.chmod(mode & 0o7777)
+
+
 @pytest.fixture
 def read_only_copy(audit: tuple[Path, list[str]]) -> Iterator[tuple[Path, list[str]]]:
     """The ledger copied into a directory nobody may write, the file mode 444."""
@@ -172,7 +193,8 @@ def read_only_copy(audit: tuple[Path, list[str]]) -> Iterator[tuple[Path, list[s
         copy.chmod(0o444)
         shared.chmod(0o555)
         base.chmod(0o755)
-        yield copy, readable
+        with _enterable_by_others([REPO, Path(sys.prefix)]):
+            yield copy, readable
     finally:
         shared.chmod(0o755)
         shutil.rmtree(base)
