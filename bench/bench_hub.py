@@ -17,7 +17,9 @@ Measures, on the same envelopes:
   organization; the intake queue is pre-loaded, the clock runs from the first consumer
   registering on the intake queue to the ledger holding every envelope;
 * latency p50/p95/p99 from publish to delivery in the recipient's inbox, with a publisher paced
-  at half the measured single-consumer rate;
+  at half the measured single-consumer rate; and its floor at the same rate, a bare relay in
+  place of ``hub run`` (consume, publish through the deliver exchange, confirms, ack: the
+  broker's two hops, the publisher and the recipient, none of the hub's work);
 * peak RSS (``VmHWM``) of every consumer process.
 
 The broker is the testcontainers image the tests use (:func:`hub.testing.devbroker.start_container`),
@@ -67,7 +69,7 @@ from hub.ops.cli import settle_heap
 from hub.testing import devbroker
 from hub.testing.pki import PkiPaths
 from hub.testing.ports import free_port
-from hub.topology import ENVELOPE_KEY, Names
+from hub.topology import ENVELOPE_KEY, Names, inbox_key
 
 TARGETS = {
     "single_process_10KB_envelopes_per_s": 1000.0,
@@ -401,19 +403,60 @@ def idle_rss_mb(pki: PkiPaths, url: str, root: Path, shape: Shape, log_level: st
         return round(vm_kb(s.procs[0].pid, "VmHWM") / 1024, 1)
 
 
+def relay(url: str, names: Names, stop: threading.Event, ready: threading.Event) -> None:
+    """The latency floor's consumer: the broker path of ``hub run`` and nothing of its work.
+
+    Takes what the intake queue holds, publishes each body through the deliver exchange to the
+    recipient's inbox (persistent, the digest in the header the bench's recipient reads), waits
+    for the broker's confirms, then acks — the order `hub run` settles a batch in, with no
+    parse, verification, receipt or ledger between the two hops."""
+    conn = connect(url, f"bench relay {names.prefix}")
+    try:
+        buffer: list[Delivery] = []
+        conn.consume(names.intake, 1000, buffer.append)
+        settler = conn.settler()
+        key = inbox_key(RECIPIENT)
+        ready.set()
+        while not stop.is_set():
+            conn.pump(0 if buffer else 0.01)
+            if not buffer:
+                continue
+            batch = buffer[:]
+            buffer.clear()
+            conn.wait(conn.send([
+                Outgoing(names.deliver, key, d.body,
+                         {"x-hub-digest": hashlib.sha256(d.body).hexdigest()},
+                         message_id=d.message_id)
+                for d in batch]))
+            settler.ack([d.tag for d in batch])
+    finally:
+        conn.close()
+
+
 def latency(pki: PkiPaths, url: str, root: Path, bodies: Sequence[bytes], rate: float,
             log_level: str, warmup_s: float = 1.0,
-            signer_processes: int | None = None) -> dict[str, Any]:
+            signer_processes: int | None = None, floor: bool = False) -> dict[str, Any]:
     """Publish one envelope at a time at ``rate``/s; time each until it reaches the inbox.
-    ``signer_processes``: the consumer's (None: the hub's default)."""
+    ``signer_processes``: the consumer's (None: the hub's default). ``floor``: :func:`relay`
+    instead of ``hub run`` — what the broker's two hops, the paced publisher and the recipient
+    cost at that rate on this machine, the share of the latency that is not the hub's."""
     sent: dict[str, float] = {}
     received: dict[str, float] = {}
     done = threading.Event()
-    with scenario(pki, url, root, SMALL, log_level) as s:
+    with scenario(pki, url, root, SMALL, log_level) as s, contextlib.ExitStack() as stack:
         metrics_port = free_port()
-        signer = ({} if signer_processes is None
-                  else {"HUB_HUB__SIGNER_PROCESSES": str(signer_processes)})
-        s.start_consumers(1, {"HUB_METRICS__PORT": str(metrics_port), **signer})
+        if floor:
+            relayed, stop = threading.Event(), threading.Event()
+            relaying = threading.Thread(target=relay, args=(url, s.names, stop, relayed),
+                                        daemon=True)
+            relaying.start()
+            stack.callback(relaying.join, 30)
+            stack.callback(stop.set)
+            relayed.wait(30)
+        else:
+            signer = ({} if signer_processes is None
+                      else {"HUB_HUB__SIGNER_PROCESSES": str(signer_processes)})
+            s.start_consumers(1, {"HUB_METRICS__PORT": str(metrics_port), **signer})
         deadline = time.monotonic() + 60
         while queue_counts(s.conn, s.names.intake)[1] < 1 and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -453,12 +496,13 @@ def latency(pki: PkiPaths, url: str, root: Path, bodies: Sequence[bytes], rate: 
         publish_s = time.perf_counter() - t0
         done.set()
         receiver.join(timeout=60)
-        stages = stage_means(metrics_port)
+        stages = {} if floor else stage_means(metrics_port)
         pub.close()
         rx.close()
         lat = sorted((received[d] - t) * 1000 for d, t in sent.items()
                      if d in received and t - t0 >= warmup_s)
         return {
+            "consumer": "relay (the floor)" if floor else "hub run",
             "signer_processes": signer_processes,
             "target_rate_per_s": round(rate, 1),
             "achieved_rate_per_s": round(len(bodies) / publish_s, 1),
@@ -472,7 +516,9 @@ def latency(pki: PkiPaths, url: str, root: Path, bodies: Sequence[bytes], rate: 
 
 
 def stage_means(port: int) -> dict[str, Any]:
-    """Mean milliseconds per batch stage and the batch count, from the consumer's /metrics."""
+    """Mean milliseconds per batch stage and the batch count, from the consumer's /metrics;
+    and for each stage the share of batches that took longer than 5 and 10 ms (the
+    histogram's buckets: where a latency tail comes from)."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
             text = reply.read().decode()
@@ -480,16 +526,26 @@ def stage_means(port: int) -> dict[str, Any]:
         return {"error": type(exc).__name__}
     sums: dict[str, float] = {}
     counts: dict[str, float] = {}
+    within: dict[tuple[str, str], float] = {}
     for line in text.splitlines():
         for suffix, into in (("_sum", sums), ("_count", counts)):
             prefix = f"hub_stage_seconds{suffix}{{stage=\""
             if line.startswith(prefix):
                 stage = line[len(prefix):].split('"', 1)[0]
                 into[stage] = float(line.rsplit(" ", 1)[1])
+        if line.startswith("hub_stage_seconds_bucket{"):
+            labels = dict(part.split("=", 1) for part in
+                          line[line.index("{") + 1:line.index("}")].split(","))
+            within[labels["stage"].strip('"'), labels["le"].strip('"')] = float(
+                line.rsplit(" ", 1)[1])
     out: dict[str, Any] = {"batches": int(counts.get("batch", 0))}
     for stage, total in sorted(sums.items()):
-        if counts.get(stage):
-            out[f"{stage}_ms_mean"] = round(total / counts[stage] * 1000, 2)
+        n = counts.get(stage)
+        if n:
+            out[f"{stage}_ms_mean"] = round(total / n * 1000, 2)
+            for bound, name in (("0.005", "over_5ms"), ("0.01", "over_10ms")):
+                if (stage, bound) in within:
+                    out[f"{stage}_{name}"] = round(1 - within[stage, bound] / n, 4)
     return out
 
 
@@ -775,6 +831,10 @@ def table(result: dict[str, Any]) -> str:
     for run in result.get("latency_runs", []):
         row(f"latency at {run['target_rate_per_s']} env/s, p50 / p99 ms",
             f"{run['p50_ms']} / {run['p99_ms']}")
+    for run in (*result.get("latency_floor_runs", []),
+                *([result["latency_floor"]] if result.get("latency_floor") else [])):
+        row(f"latency floor at {run['target_rate_per_s']} env/s, p50 / p99 ms",
+            f"{run['p50_ms']} / {run['p99_ms']}")
     for name, check in result["targets"].items():
         row(name, check["value"], f"{check['op']} {check['target']}", check["met"])
     return "\n".join(lines)
@@ -874,11 +934,14 @@ def latency_figures(args: argparse.Namespace, pki: PkiPaths, url: str, root: Pat
     n = int(args.latency_at * (4 if args.quick else 10))
     say(f"signing {n * args.latency_runs} 10 KB envelopes")
     bodies = make_envelopes(pki, SMALL, n * args.latency_runs)
-    result["latency_runs"] = []
+    result["latency_runs"], result["latency_floor_runs"] = [], []
     for k in range(args.latency_runs):
-        say(f"latency at {args.latency_at:.0f} env/s, run {k + 1}")
+        say(f"latency at {args.latency_at:.0f} env/s, run {k + 1}; then its floor (a bare relay)")
+        part = bodies[k * n:(k + 1) * n]
         result["latency_runs"].append(latency(
-            pki, url, root, bodies[k * n:(k + 1) * n], args.latency_at, args.log_level))
+            pki, url, root, part, args.latency_at, args.log_level))
+        result["latency_floor_runs"].append(latency(
+            pki, url, root, part, args.latency_at, args.log_level, floor=True))
 
 
 def small_figures(args: argparse.Namespace, pki: PkiPaths, url: str, root: Path, secs: float,
@@ -922,6 +985,9 @@ def small_figures(args: argparse.Namespace, pki: PkiPaths, url: str, root: Path,
     say(f"latency at half load ({one / 2:.0f} env/s)")
     lat_n = int(one / 2 * (4 if args.quick else 10))
     result["latency"] = latency(pki, url, root, small[:lat_n], one / 2, args.log_level)
+    say(f"latency floor at the same rate: a bare relay instead of hub run ({one / 2:.0f} env/s)")
+    result["latency_floor"] = latency(pki, url, root, small[:lat_n], one / 2, args.log_level,
+                                      floor=True)
 
 
 
