@@ -33,6 +33,7 @@ import contextlib
 import cProfile
 import hashlib
 import json
+import multiprocessing
 import os
 import platform
 import pstats
@@ -403,14 +404,16 @@ def idle_rss_mb(pki: PkiPaths, url: str, root: Path, shape: Shape, log_level: st
         return round(vm_kb(s.procs[0].pid, "VmHWM") / 1024, 1)
 
 
-def relay(url: str, names: Names, stop: threading.Event, ready: threading.Event) -> None:
+def relay(url: str, prefix: str, stop: Any, ready: Any) -> None:
     """The latency floor's consumer: the broker path of ``hub run`` and nothing of its work.
 
     Takes what the intake queue holds, publishes each body through the deliver exchange to the
     recipient's inbox (persistent, the digest in the header the bench's recipient reads), waits
     for the broker's confirms, then acks — the order `hub run` settles a batch in, with no
-    parse, verification, receipt or ledger between the two hops."""
-    conn = connect(url, f"bench relay {names.prefix}")
+    parse, verification, receipt or ledger between the two hops. Runs in a process of its own,
+    as ``hub run`` does (``stop`` and ``ready``: multiprocessing events)."""
+    names = Names(prefix)
+    conn = connect(url, f"bench relay {prefix}")
     try:
         buffer: list[Delivery] = []
         conn.consume(names.intake, 1000, buffer.append)
@@ -445,14 +448,18 @@ def latency(pki: PkiPaths, url: str, root: Path, bodies: Sequence[bytes], rate: 
     done = threading.Event()
     with scenario(pki, url, root, SMALL, log_level) as s, contextlib.ExitStack() as stack:
         metrics_port = free_port()
+        relaying: Any = None
         if floor:
-            relayed, stop = threading.Event(), threading.Event()
-            relaying = threading.Thread(target=relay, args=(url, s.names, stop, relayed),
-                                        daemon=True)
+            spawn = multiprocessing.get_context("spawn")
+            relayed, stop = spawn.Event(), spawn.Event()
+            relaying = spawn.Process(target=relay, args=(url, s.names.prefix, stop, relayed),
+                                     daemon=True)
             relaying.start()
             stack.callback(relaying.join, 30)
             stack.callback(stop.set)
-            relayed.wait(30)
+            if not relayed.wait(60):
+                raise RuntimeError(f"the latency floor's relay did not start "
+                                   f"(exit code {relaying.exitcode})")
         else:
             signer = ({} if signer_processes is None
                       else {"HUB_HUB__SIGNER_PROCESSES": str(signer_processes)})
@@ -496,6 +503,9 @@ def latency(pki: PkiPaths, url: str, root: Path, bodies: Sequence[bytes], rate: 
         publish_s = time.perf_counter() - t0
         done.set()
         receiver.join(timeout=60)
+        if relaying is not None and not relaying.is_alive():
+            # A relay that died mid-run would leave percentiles of what got through.
+            raise RuntimeError(f"the latency floor's relay stopped (exit code {relaying.exitcode})")
         stages = {} if floor else stage_means(metrics_port)
         pub.close()
         rx.close()
@@ -830,11 +840,11 @@ def table(result: dict[str, Any]) -> str:
             row(f"hub {shape}, {run['consumers']} consumer(s) env/s", run["envelopes_per_s"])
     for run in result.get("latency_runs", []):
         row(f"latency at {run['target_rate_per_s']} env/s, p50 / p99 ms",
-            f"{run['p50_ms']} / {run['p99_ms']}")
+            f"{run['p50_ms']} / {run['p99_ms']}" + (f" lost {run['lost']}" if run["lost"] else ""))
     for run in (*result.get("latency_floor_runs", []),
                 *([result["latency_floor"]] if result.get("latency_floor") else [])):
         row(f"latency floor at {run['target_rate_per_s']} env/s, p50 / p99 ms",
-            f"{run['p50_ms']} / {run['p99_ms']}")
+            f"{run['p50_ms']} / {run['p99_ms']}" + (f" lost {run['lost']}" if run["lost"] else ""))
     for name, check in result["targets"].items():
         row(name, check["value"], f"{check['op']} {check['target']}", check["met"])
     return "\n".join(lines)
@@ -936,12 +946,11 @@ def latency_figures(args: argparse.Namespace, pki: PkiPaths, url: str, root: Pat
     bodies = make_envelopes(pki, SMALL, n * args.latency_runs)
     result["latency_runs"], result["latency_floor_runs"] = [], []
     for k in range(args.latency_runs):
-        say(f"latency at {args.latency_at:.0f} env/s, run {k + 1}; then its floor (a bare relay)")
+        say(f"latency at {args.latency_at:.0f} env/s, run {k + 1}, and its floor (a bare relay)")
         part = bodies[k * n:(k + 1) * n]
-        result["latency_runs"].append(latency(
-            pki, url, root, part, args.latency_at, args.log_level))
-        result["latency_floor_runs"].append(latency(
-            pki, url, root, part, args.latency_at, args.log_level, floor=True))
+        for floor in ((False, True) if k % 2 == 0 else (True, False)):  # neither always first
+            result["latency_floor_runs" if floor else "latency_runs"].append(latency(
+                pki, url, root, part, args.latency_at, args.log_level, floor=floor))
 
 
 def small_figures(args: argparse.Namespace, pki: PkiPaths, url: str, root: Path, secs: float,
