@@ -8,6 +8,7 @@ the signer process is sent SIGKILL (or SIGSTOP, for one that hangs).
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import threading
@@ -209,6 +210,38 @@ def test_a_signer_thread_that_fails_a_request_is_restarted_and_the_batch_signed_
         assert failures == []
         assert len(threads_seen) == 3
         assert consumer.stats.signer_restarts == 2
+        _same_as_reference(published, recorded, reference)
+    finally:
+        hub.close()
+
+
+def test_a_signature_that_does_not_verify_holds_the_batch_and_it_is_signed_again(
+        pki: PkiPaths, workload: tuple[bytes, list[tuple[bytes, str]]], tmp_path: Path,
+        reference: tuple[dict[str, Outgoing], list[tuple[str, str, bytes]]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a signer thread whose first signature comes back damaged (one bit flipped: a
+    # fault, a key that is not the certificate's) — nothing in the request path fails
+    monkeypatch.setattr(app_module, "usable_cores", lambda: 2)
+    damaged: list[bytes] = []
+
+    def flipping_sign(signer: Any, data: bytes) -> bytes:
+        value = real_sign(signer, data)
+        if not damaged:
+            damaged.append(bytes([value[0] ^ 1]) + value[1:])
+            return damaged[0]
+        return value
+
+    monkeypatch.setattr(signer_thread_module, "sign_bytes", flipping_sign)
+    hub = build_hub(_settings(pki, tmp_path, 0), clock=lambda: NOW)
+    try:
+        # When the workload goes through it
+        published, recorded, consumer = _outcome(hub, workload, signing=True)
+        # Then the damaged signature never left the hub nor reached the ledger: the batch was
+        # held, the signer restarted once and the batch signed again, every byte the reference's
+        assert damaged
+        assert consumer.stats.signer_restarts == 1
+        assert not any(damaged[0] in o.body or base64.b64encode(damaged[0]) in o.body
+                       for o in published.values())
         _same_as_reference(published, recorded, reference)
     finally:
         hub.close()
