@@ -11,8 +11,10 @@ while planning goes on; the consumer then
 publishes the batch's packets and finishes the batch before this one; then
 :meth:`ReceiptSigning.complete` takes the signature values back, checks each against the
 certificate the consumer holds for its organization, and puts the signed bytes in place of the
-placeholders. Only then is the batch recorded and are its receipts published: a placeholder
-never leaves the consumer (checked).
+placeholders. A signer thread is handed those certificate keys and makes that check itself as
+it signs (the GIL released, off the loop); each of its answers names the request it was made
+for, which must be the receipt's it completes. Only then is the batch recorded and are its
+receipts published: a placeholder never leaves the consumer (checked).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from hub.consumers.plan import BatchPlan
 from hub.receipts.issuer import PLACEHOLDER, HubReceipts, PendingSignatures
 from hub.trust.signer_pool import ReceiptSigner, SignerUnavailable, Ticket
+from hub.trust.signing import signed_info_c14n
 
 __all__ = ["SIGN_CHUNK", "ReceiptSigning", "SigningJob", "fill"]
 
@@ -65,6 +68,12 @@ class ReceiptSigning:
             key = signer.cert.public_key()
             if isinstance(key, rsa.RSAPublicKey):
                 self._public[organ_id] = key
+        # A signer thread of this process verifies each signature with these very keys as it
+        # makes it (the GIL released, beside the loop); a signer process is checked here.
+        check_with = getattr(pool, "check_with", None)
+        self._collect_checked: Callable[..., list[tuple[str, bytes, bytes]]] | None = (
+            pool.collect_checked  # type: ignore[attr-defined]
+            if check_with is not None and check_with(self._public) else None)
 
     def start(self) -> None:
         self.pool.start()
@@ -118,6 +127,9 @@ class ReceiptSigning:
             self.submit(job)
         if job.broken:
             raise SignerUnavailable("a request could not be sent to the signer")
+        if self._collect_checked is not None:
+            self._complete_checked(plan, job, pending, self._collect_checked, idle)
+            return
         values = self.pool.collect(job.tickets, idle)
         if len(values) != len(pending):
             raise SignerUnavailable(f"{len(values)} signatures for {len(pending)} receipts")
@@ -134,6 +146,26 @@ class ReceiptSigning:
             except InvalidSignature:
                 raise SignerUnavailable(
                     f"a signature for {presigned.organ_id} does not verify") from None
+            bodies[placeholder] = presigned.complete(value)
+        fill(plan, bodies)
+
+    def _complete_checked(self, plan: BatchPlan, job: SigningJob, pending: PendingSignatures,
+                          collect: Callable[..., list[tuple[str, bytes, bytes]]],
+                          idle: Callable[[], None] | None) -> None:
+        """:meth:`complete` with a signer that verified each signature with this consumer's
+        certificate keys as it made it (:meth:`SignerThread.check_with`): each answer is the
+        request it was made for — matched here to the receipt's, so an answer can never
+        complete another receipt than the one it was verified for."""
+        answers = collect(job.tickets, idle)
+        if len(answers) != len(pending):
+            raise SignerUnavailable(f"{len(answers)} signatures for {len(pending)} receipts")
+        bodies: dict[bytes, bytes] = {}
+        for placeholder, presigned, (organ_id, digest, value) in zip(
+                pending.placeholders, pending.presigned, answers, strict=True):
+            if (organ_id != presigned.organ_id or digest != presigned.digest
+                    or presigned.signed_info != signed_info_c14n(digest)):
+                raise SignerUnavailable(
+                    f"a signature for {organ_id} answers another receipt than asked")
             bodies[placeholder] = presigned.complete(value)
         fill(plan, bodies)
 

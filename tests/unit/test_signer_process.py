@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from hub import app as app_module
 from hub.app import Hub, build_hub
@@ -219,14 +220,21 @@ def test_a_signature_that_does_not_verify_holds_the_batch_and_it_is_signed_again
         pki: PkiPaths, workload: tuple[bytes, list[tuple[bytes, str]]], tmp_path: Path,
         reference: tuple[dict[str, Outgoing], list[tuple[str, str, bytes]]],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given a signer thread whose first signature comes back damaged (one bit flipped: a
-    # fault, a key that is not the certificate's) — nothing in the request path fails
+    # Given signer threads of which the first cannot sign (a token busy: it is restarted) and
+    # the second's first signature comes back damaged (one bit flipped: a fault, a key that
+    # is not the certificate's) — nothing in the request path fails for it
     monkeypatch.setattr(app_module, "usable_cores", lambda: 2)
     damaged: list[bytes] = []
+    threads_seen: list[str] = []
 
     def flipping_sign(signer: Any, data: bytes) -> bytes:
+        name = threading.current_thread().name
+        if name not in threads_seen:
+            threads_seen.append(name)
+            if len(threads_seen) == 1:
+                raise TransientError(Reason.INTERNAL_ERROR, "token busy")
         value = real_sign(signer, data)
-        if not damaged:
+        if not damaged and len(threads_seen) > 1 and name == threads_seen[1]:
             damaged.append(bytes([value[0] ^ 1]) + value[1:])
             return damaged[0]
         return value
@@ -236,15 +244,71 @@ def test_a_signature_that_does_not_verify_holds_the_batch_and_it_is_signed_again
     try:
         # When the workload goes through it
         published, recorded, consumer = _outcome(hub, workload, signing=True)
-        # Then the damaged signature never left the hub nor reached the ledger: the batch was
-        # held, the signer restarted once and the batch signed again, every byte the reference's
+        # Then the damaged signature (made by the restarted thread) never left the hub nor
+        # reached the ledger: the batch was held, the signer restarted again and the batch
+        # signed again, every byte the reference's
         assert damaged
-        assert consumer.stats.signer_restarts == 1
+        assert len(threads_seen) == 3
+        assert consumer.stats.signer_restarts == 2
         assert not any(damaged[0] in o.body or base64.b64encode(damaged[0]) in o.body
                        for o in published.values())
         _same_as_reference(published, recorded, reference)
     finally:
         hub.close()
+
+
+def test_an_answer_matched_to_another_receipt_than_it_was_made_for_holds_the_batch(
+        pki: PkiPaths, workload: tuple[bytes, list[tuple[bytes, str]]], tmp_path: Path,
+        reference: tuple[dict[str, Outgoing], list[tuple[str, str, bytes]]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a signer thread whose first answers come back out of order (each signature valid,
+    # verified in the thread, but for another receipt than the one it would complete)
+    monkeypatch.setattr(app_module, "usable_cores", lambda: 2)
+    real_collect = SignerThread.collect_checked
+    swapped: list[int] = []
+
+    def swapping_collect(self: SignerThread, tickets: Any, idle: Any = None) -> Any:
+        answers = real_collect(self, tickets, idle)
+        if not swapped and len(answers) >= 2:
+            swapped.append(1)
+            answers[0], answers[1] = answers[1], answers[0]
+        return answers
+
+    monkeypatch.setattr(SignerThread, "collect_checked", swapping_collect)
+    hub = build_hub(_settings(pki, tmp_path, 0), clock=lambda: NOW)
+    try:
+        # When the workload goes through it
+        published, recorded, consumer = _outcome(hub, workload, signing=True)
+        # Then the consumer refused the answers (no receipt completed with another one's
+        # signature), restarted the signer and signed the batch again: the reference's bytes
+        assert swapped
+        assert consumer.stats.signer_restarts == 1
+        _same_as_reference(published, recorded, reference)
+    finally:
+        hub.close()
+
+
+def test_a_signer_thread_given_the_certificate_keys_refuses_a_signature_they_do_not_verify(
+        keystore: Keystore) -> None:
+    # Given a signer thread told to check the province's signatures with another body's key
+    other = keystore.signer(FINANCE)
+    assert other is not None
+    key = other.cert.public_key()
+    assert isinstance(key, rsa.RSAPublicKey)
+    thread = SignerThread(keystore, timeout_s=10)
+    assert thread.check_with({PROVINCE: key})
+    thread.start()
+    try:
+        # When it signs for the province
+        ticket = thread.submit([(PROVINCE, bytes(32))])
+        # Then the signature is not answered but refused
+        with pytest.raises(SignerUnavailable, match=f"signature for {PROVINCE} does not verify"):
+            thread.collect([ticket])
+        # And check_with cannot be changed under a running thread
+        with pytest.raises(RuntimeError):
+            thread.check_with({})
+    finally:
+        thread.close()
 
 
 def test_a_signer_thread_that_does_not_answer_in_time_is_given_up_and_replaced(
