@@ -20,7 +20,7 @@ receipts published: a placeholder never leaves the consumer (checked).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from hub.consumers.plan import BatchPlan
 from hub.receipts.issuer import PLACEHOLDER, HubReceipts, PendingSignatures
 from hub.trust.signer_pool import ReceiptSigner, SignerUnavailable, Ticket
-from hub.trust.signing import signed_info_c14n
+from hub.trust.signing import Presigned, signed_info_c14n
 
 __all__ = ["SIGN_CHUNK", "ReceiptSigning", "SigningJob", "fill"]
 
@@ -128,47 +128,51 @@ class ReceiptSigning:
         if job.broken:
             raise SignerUnavailable("a request could not be sent to the signer")
         if self._collect_checked is not None:
-            self._complete_checked(plan, job, pending, self._collect_checked, idle)
-            return
-        values = self.pool.collect(job.tickets, idle)
-        if len(values) != len(pending):
-            raise SignerUnavailable(f"{len(values)} signatures for {len(pending)} receipts")
-        bodies: dict[bytes, bytes] = {}
-        for placeholder, presigned, value in zip(pending.placeholders, pending.presigned,
-                                                 values, strict=True):
-            key = self._public.get(presigned.organ_id)
-            try:
-                if key is None:
-                    raise InvalidSignature
-                # ~0.02 ms: a signer process can never make the hub publish a receipt that does
-                # not verify under the certificate it carries.
-                key.verify(value, presigned.signed_info, padding.PKCS1v15(), hashes.SHA256())
-            except InvalidSignature:
-                raise SignerUnavailable(
-                    f"a signature for {presigned.organ_id} does not verify") from None
-            bodies[placeholder] = presigned.complete(value)
+            values = _values(pending, self._collect_checked(job.tickets, idle), _matched)
+        else:
+            values = _values(pending, self.pool.collect(job.tickets, idle), self._verified)
+        bodies = {placeholder: presigned.complete(value) for placeholder, presigned, value
+                  in zip(pending.placeholders, pending.presigned, values, strict=True)}
         fill(plan, bodies)
 
-    def _complete_checked(self, plan: BatchPlan, job: SigningJob, pending: PendingSignatures,
-                          collect: Callable[..., list[tuple[str, bytes, bytes]]],
-                          idle: Callable[[], None] | None) -> None:
-        """:meth:`complete` with a signer that verified each signature with this consumer's
-        certificate keys as it made it (:meth:`SignerThread.check_with`): each answer is the
-        request it was made for — matched here to the receipt's, so an answer can never
-        complete another receipt than the one it was verified for."""
-        answers = collect(job.tickets, idle)
-        if len(answers) != len(pending):
-            raise SignerUnavailable(f"{len(answers)} signatures for {len(pending)} receipts")
-        bodies: dict[bytes, bytes] = {}
-        for placeholder, presigned, (organ_id, digest, value) in zip(
-                pending.placeholders, pending.presigned, answers, strict=True):
-            if (organ_id != presigned.organ_id or digest != presigned.digest
-                    or presigned.signed_info != signed_info_c14n(digest)):
-                raise SignerUnavailable(
-                    f"a signature for {organ_id} answers another receipt than asked")
-            bodies[placeholder] = presigned.complete(value)
-        fill(plan, bodies)
+    def _verified(self, presigned: Presigned, value: bytes) -> bytes:
+        """``value`` once it verifies over the receipt's SignedInfo under the certificate the
+        consumer holds for its organization (a signer process's answer)."""
+        key = self._public.get(presigned.organ_id)
+        try:
+            if key is None:
+                raise InvalidSignature
+            # ~0.02 ms: a signer process can never make the hub publish a receipt that does
+            # not verify under the certificate it carries.
+            key.verify(value, presigned.signed_info, padding.PKCS1v15(), hashes.SHA256())
+        except InvalidSignature:
+            raise SignerUnavailable(
+                f"a signature for {presigned.organ_id} does not verify") from None
+        return value
 
+
+_A = TypeVar("_A")
+
+
+def _values(pending: PendingSignatures, answers: Sequence[_A],
+            check: Callable[[Presigned, _A], bytes]) -> list[bytes]:
+    """The signature value of each pending receipt, from the signer's ``answers`` in order,
+    each passed by ``check`` (which raises :class:`SignerUnavailable`)."""
+    if len(answers) != len(pending):
+        raise SignerUnavailable(f"{len(answers)} signatures for {len(pending)} receipts")
+    return [check(presigned, answer)
+            for presigned, answer in zip(pending.presigned, answers, strict=True)]
+
+
+def _matched(presigned: Presigned, answer: tuple[str, bytes, bytes]) -> bytes:
+    """The value of an answer from a signer that verified it with this consumer's certificate
+    keys as it made it (:meth:`SignerThread.check_with`), once the request it answers is the
+    receipt's: an answer can never complete another receipt than the one it was verified for."""
+    organ_id, digest, value = answer
+    if (organ_id != presigned.organ_id or digest != presigned.digest
+            or presigned.signed_info != signed_info_c14n(digest)):
+        raise SignerUnavailable(f"a signature for {organ_id} answers another receipt than asked")
+    return value
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
