@@ -183,13 +183,26 @@ def test_receipts_signed_by_signer_processes_are_the_bytes_the_consumer_signs_it
         hub.close()
 
 
+def _through_a_signer_thread(pki: PkiPaths, workload: tuple[bytes, list[tuple[bytes, str]]],
+                             tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                             ) -> tuple[dict[str, Outgoing], list[tuple[str, str, bytes]],
+                                        IntakeConsumer]:
+    """:func:`_outcome` of a hub in single-process mode on two cores: receipts signed by its
+    signer thread (what each test has patched in it)."""
+    monkeypatch.setattr(app_module, "usable_cores", lambda: 2)
+    hub = build_hub(_settings(pki, tmp_path, 0), clock=lambda: NOW)
+    try:
+        return _outcome(hub, workload, signing=True)
+    finally:
+        hub.close()
+
+
 def test_a_signer_thread_that_fails_a_request_is_restarted_and_the_batch_signed_again(
         pki: PkiPaths, workload: tuple[bytes, list[tuple[bytes, str]]], tmp_path: Path,
         reference: tuple[dict[str, Outgoing], list[tuple[str, str, bytes]]],
         monkeypatch: pytest.MonkeyPatch) -> None:
     # Given signer threads whose first signature fails, in the first two threads started (a
     # token that cannot sign, then an unexpected error in the crypto library)
-    monkeypatch.setattr(app_module, "usable_cores", lambda: 2)
     failures = [TransientError(Reason.INTERNAL_ERROR, "token busy"), RuntimeError("boom")]
     threads_seen: set[str] = set()
 
@@ -202,18 +215,15 @@ def test_a_signer_thread_that_fails_a_request_is_restarted_and_the_batch_signed_
         return real_sign(signer, data)
 
     monkeypatch.setattr(signer_thread_module, "sign_bytes", failing_sign)
-    hub = build_hub(_settings(pki, tmp_path, 0), clock=lambda: NOW)
-    try:
-        # When the workload goes through it
-        published, recorded, consumer = _outcome(hub, workload, signing=True)
-        # Then the batch was held, the thread restarted twice, the batch signed again:
-        # nothing published twice, nothing lost, every byte the reference's
-        assert failures == []
-        assert len(threads_seen) == 3
-        assert consumer.stats.signer_restarts == 2
-        _same_as_reference(published, recorded, reference)
-    finally:
-        hub.close()
+    # When the workload goes through it
+    published, recorded, consumer = _through_a_signer_thread(pki, workload, tmp_path,
+                                                             monkeypatch)
+    # Then the batch was held, the thread restarted twice, the batch signed again:
+    # nothing published twice, nothing lost, every byte the reference's
+    assert failures == []
+    assert len(threads_seen) == 3
+    assert consumer.stats.signer_restarts == 2
+    _same_as_reference(published, recorded, reference)
 
 
 def test_a_signature_that_does_not_verify_holds_the_batch_and_it_is_signed_again(
@@ -223,7 +233,6 @@ def test_a_signature_that_does_not_verify_holds_the_batch_and_it_is_signed_again
     # Given signer threads of which the first cannot sign (a token busy: it is restarted) and
     # the second's first signature comes back damaged (one bit flipped: a fault, a key that
     # is not the certificate's) — nothing in the request path fails for it
-    monkeypatch.setattr(app_module, "usable_cores", lambda: 2)
     damaged: list[bytes] = []
     threads_seen: list[str] = []
 
@@ -240,21 +249,18 @@ def test_a_signature_that_does_not_verify_holds_the_batch_and_it_is_signed_again
         return value
 
     monkeypatch.setattr(signer_thread_module, "sign_bytes", flipping_sign)
-    hub = build_hub(_settings(pki, tmp_path, 0), clock=lambda: NOW)
-    try:
-        # When the workload goes through it
-        published, recorded, consumer = _outcome(hub, workload, signing=True)
-        # Then the damaged signature (made by the restarted thread) never left the hub nor
-        # reached the ledger: the batch was held, the signer restarted again and the batch
-        # signed again, every byte the reference's
-        assert damaged
-        assert len(threads_seen) == 3
-        assert consumer.stats.signer_restarts == 2
-        assert not any(damaged[0] in o.body or base64.b64encode(damaged[0]) in o.body
-                       for o in published.values())
-        _same_as_reference(published, recorded, reference)
-    finally:
-        hub.close()
+    # When the workload goes through it
+    published, recorded, consumer = _through_a_signer_thread(pki, workload, tmp_path,
+                                                             monkeypatch)
+    # Then the damaged signature (made by the restarted thread) never left the hub nor
+    # reached the ledger: the batch was held, the signer restarted again and the batch
+    # signed again, every byte the reference's
+    assert damaged
+    assert len(threads_seen) == 3
+    assert consumer.stats.signer_restarts == 2
+    assert not any(damaged[0] in o.body or base64.b64encode(damaged[0]) in o.body
+                   for o in published.values())
+    _same_as_reference(published, recorded, reference)
 
 
 def test_an_answer_matched_to_another_receipt_than_it_was_made_for_holds_the_batch(
@@ -263,7 +269,6 @@ def test_an_answer_matched_to_another_receipt_than_it_was_made_for_holds_the_bat
         monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a signer thread whose first answers come back out of order (each signature valid,
     # verified in the thread, but for another receipt than the one it would complete)
-    monkeypatch.setattr(app_module, "usable_cores", lambda: 2)
     real_collect = SignerThread.collect_checked
     swapped: list[int] = []
 
@@ -275,17 +280,14 @@ def test_an_answer_matched_to_another_receipt_than_it_was_made_for_holds_the_bat
         return answers
 
     monkeypatch.setattr(SignerThread, "collect_checked", swapping_collect)
-    hub = build_hub(_settings(pki, tmp_path, 0), clock=lambda: NOW)
-    try:
-        # When the workload goes through it
-        published, recorded, consumer = _outcome(hub, workload, signing=True)
-        # Then the consumer refused the answers (no receipt completed with another one's
-        # signature), restarted the signer and signed the batch again: the reference's bytes
-        assert swapped
-        assert consumer.stats.signer_restarts == 1
-        _same_as_reference(published, recorded, reference)
-    finally:
-        hub.close()
+    # When the workload goes through it
+    published, recorded, consumer = _through_a_signer_thread(pki, workload, tmp_path,
+                                                             monkeypatch)
+    # Then the consumer refused the answers (no receipt completed with another one's
+    # signature), restarted the signer and signed the batch again: the reference's bytes
+    assert swapped
+    assert consumer.stats.signer_restarts == 1
+    _same_as_reference(published, recorded, reference)
 
 
 def test_a_signer_thread_given_the_certificate_keys_refuses_a_signature_they_do_not_verify(
