@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import json
 import os
 import random
 import shutil
@@ -189,3 +190,11 @@ def consumer_env(settings: Settings, log_level: str) -> dict[str, str]:
         "HUB_LOG__FORMAT": "json",
     })
     return env
+
+
+def emit(result: dict[str, object], output: str | None) -> None:
+    """A bench's result: one JSON object on stdout, and in ``output`` too when given."""
+    text = json.dumps(result, indent=2, ensure_ascii=False)
+    print(text)
+    if output:
+        Path(output).write_text(text + "\n", encoding="utf-8")

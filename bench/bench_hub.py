@@ -32,7 +32,6 @@ import argparse
 import contextlib
 import cProfile
 import hashlib
-import json
 import multiprocessing
 import os
 import platform
@@ -59,6 +58,7 @@ from _workload import (  # bench/ is on sys.path: run as a script
     SMALL_HOSTED,
     Shape,
     consumer_env,
+    emit,
     hub_settings,
     make_envelopes,
     make_pki,
@@ -930,11 +930,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         result["seconds_total"] = round(time.perf_counter() - started, 1)
         result["load_average_at_end"] = list(os.getloadavg())
 
-    text = json.dumps(result, indent=2, ensure_ascii=False)
-    print(text)
+    emit(result, args.output)
     print(table(result), file=sys.stderr)
-    if args.output:
-        Path(args.output).write_text(text + "\n")
     return 0
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
-import json
 import re
 import shutil
 import signal
@@ -31,7 +30,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from _workload import SMALL, make_envelopes, make_pki  # bench/ is on sys.path: run as a script
+from _workload import SMALL, emit, make_envelopes, make_pki  # bench/ is on sys.path: run as a script
 from bench_hub import broker_url, throughput
 
 STAGES: dict[str, tuple[str, ...]] = {
@@ -158,10 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         result["py_spy_errors"] = int(summary.group(2)) if summary else None
         result["main_thread_samples_per_s"] = round(
             result["main_thread_samples"] / run["seconds"], 1)
-    text = json.dumps(result, indent=2, ensure_ascii=False)
-    print(text)
-    if args.output:
-        Path(args.output).write_text(text + "\n", encoding="utf-8")
+    emit(result, args.output)
     return 0
 
 

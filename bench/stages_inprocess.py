@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from _workload import SMALL, make_envelopes, make_pki  # bench/ is on sys.path: run as a script
+from _workload import SMALL, emit, make_envelopes, make_pki  # bench/ is on sys.path: run as a script
 from bench_hub import broker_url, preload, scenario
 
 from hub import logs
@@ -143,10 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                 run = drain(pki, url, root, bodies, overrides)
                 result["runs"].append({"variant": name, "round": round_, **run})
                 print(json.dumps(result["runs"][-1], ensure_ascii=False), file=sys.stderr)
-    text = json.dumps(result, indent=2, ensure_ascii=False)
-    print(text)
-    if args.output:
-        Path(args.output).write_text(text + "\n", encoding="utf-8")
+    emit(result, args.output)
     return 0
 
 
