@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
+import functools
 import hashlib
 import multiprocessing
 import os
@@ -838,6 +839,10 @@ def table(result: dict[str, Any]) -> str:
             row(f"floor {shape} (one process) env/s", fl["envelopes_per_s"])
         for run in result["hub"].get(shape, []):
             row(f"hub {shape}, {run['consumers']} consumer(s) env/s", run["envelopes_per_s"])
+            if "ratio_to_floor_beside" in run:
+                before, after = run["floor_beside_envelopes_per_s"]
+                row("  its floor before / after, ratio beside", f"{before:.0f} / {after:.0f}, "
+                    f"{run['ratio_to_floor_beside']}")
     for run in result.get("latency_runs", []):
         row(f"latency at {run['target_rate_per_s']} env/s, p50 / p99 ms",
             f"{run['p50_ms']} / {run['p99_ms']}" + (f" lost {run['lost']}" if run["lost"] else ""))
@@ -967,15 +972,28 @@ def small_figures(args: argparse.Namespace, pki: PkiPaths, url: str, root: Path,
     say("breakdown of the hub path, 10 KB (in process)")
     result["breakdown"]["10KB"] = breakdown(pki, url, root, small, SMALL, budget,
                                             args.log_level)
+    def beside(run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        # The floor again just before and just after the run: on a host whose speed drifts
+        # (session 25 saw the floor's RSA signature move 0.67-0.98 ms within forty minutes),
+        # the run's own ratio is read against the floor of its own minutes.
+        before = floor(pki, url, small, SMALL, budget)["envelopes_per_s"]
+        figures = run()
+        after = floor(pki, url, small, SMALL, budget)["envelopes_per_s"]
+        figures["floor_beside_envelopes_per_s"] = [before, after]
+        figures["ratio_to_floor_beside"] = round(
+            figures["envelopes_per_s"] / ((before + after) / 2), 3)
+        return figures
+
     runs = []
     for k in (1, 2):
-        say(f"hub, 10 KB, {k} consumer(s), single-process mode")
+        say(f"hub, 10 KB, {k} consumer(s), single-process mode (a floor just before and after)")
         bodies = small[: max(300, int(n_small * k / 2))]
-        runs.append(throughput(pki, url, root, SMALL, bodies, k, args.log_level,
-                               signer_processes=0))
+        runs.append(beside(functools.partial(throughput, pki, url, root, SMALL, bodies, k,
+                                             args.log_level, signer_processes=0)))
     result["hub"]["10KB"] = runs
-    say("hub, 10 KB, 1 consumer with its signer process")
-    signer_run = throughput(pki, url, root, SMALL, small, 1, args.log_level, signer_processes=1)
+    say("hub, 10 KB, 1 consumer with its signer process (a floor just before and after)")
+    signer_run = beside(functools.partial(throughput, pki, url, root, SMALL, small, 1,
+                                          args.log_level, signer_processes=1))
     result["hub"]["10KB_signer_process"] = [signer_run]
     result["ratio_hub_to_floor"]["10KB_1_consumer_with_signer_process"] = round(
         signer_run["envelopes_per_s"] / result["floor"]["10KB"]["envelopes_per_s"], 3)
@@ -987,6 +1005,10 @@ def small_figures(args: argparse.Namespace, pki: PkiPaths, url: str, root: Path,
         one / result["floor"]["10KB"]["envelopes_per_s"], 3)
     result["ratio_hub_to_floor"]["10KB_2_consumers_per_process"] = round(
         runs[1]["per_consumer_envelopes_per_s"] / result["floor"]["10KB"]["envelopes_per_s"], 3)
+    # The same ratios against the floor measured just before and after each run.
+    result["ratio_hub_to_floor"]["10KB_1_consumer_beside"] = runs[0]["ratio_to_floor_beside"]
+    result["ratio_hub_to_floor"]["10KB_1_consumer_with_signer_process_beside"] = (
+        signer_run["ratio_to_floor_beside"])
 
     say(f"latency at half load ({one / 2:.0f} env/s)")
     lat_n = int(one / 2 * (4 if args.quick else 10))
