@@ -980,8 +980,9 @@ def small_figures(args: argparse.Namespace, pki: PkiPaths, url: str, root: Path,
         figures = run()
         after = floor(pki, url, small, SMALL, budget)["envelopes_per_s"]
         figures["floor_beside_envelopes_per_s"] = [before, after]
+        # Per process, as ``ratio_hub_to_floor`` reads two consumers.
         figures["ratio_to_floor_beside"] = round(
-            figures["envelopes_per_s"] / ((before + after) / 2), 3)
+            figures["per_consumer_envelopes_per_s"] / ((before + after) / 2), 3)
         return figures
 
     runs = []
