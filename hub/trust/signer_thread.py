@@ -35,15 +35,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from hub.errors import TransientError
 from hub.logs import get_logger
 from hub.trust.keystore import OrgSigner
 from hub.trust.signer_pool import SignerUnavailable, Ticket
-from hub.trust.signing import sign_bytes, signed_info_c14n
+from hub.trust.signing import sign_bytes, signature_verifies, signed_info_c14n
 from hub.trust.token import TokenKey
 
 __all__ = ["SignerThread", "holds_token_keys"]
@@ -103,16 +101,11 @@ class _Worker:
     def _sign(self, org: str, digest: bytes) -> bytes:
         signed_info = signed_info_c14n(digest)
         value = sign_bytes(self.keystore[org], signed_info)
-        if self.check is not None:
-            key = self.check.get(org)
-            try:
-                if key is None:
-                    raise InvalidSignature
-                # A signature that does not verify under the certificate the receipt carries
-                # never leaves: a fault, a key that is not the certificate's.
-                key.verify(value, signed_info, padding.PKCS1v15(), hashes.SHA256())
-            except InvalidSignature:
-                raise _NotVerified(org) from None
+        # A signature that does not verify under the certificate the receipt carries never
+        # leaves: a fault, a key that is not the certificate's.
+        if self.check is not None and not signature_verifies(self.check.get(org), value,
+                                                             signed_info):
+            raise _NotVerified(org)
         return value
 
 

@@ -20,8 +20,9 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from lxml import etree
 from signxml import (  # type: ignore[attr-defined]
     CanonicalizationMethod,
@@ -235,6 +236,18 @@ def sign_bytes(signer: OrgSigner, data: bytes) -> bytes:
     """The signature value over ``data`` (RSA PKCS#1 v1.5, SHA-256), with the loaded key or on
     its token. Deterministic: any process holding the same key gives the same bytes."""
     return bytes(signer.key.sign(data, padding.PKCS1v15(), hashes.SHA256()))
+
+
+def signature_verifies(key: rsa.RSAPublicKey | None, value: bytes, data: bytes) -> bool:
+    """Whether ``value`` is :func:`sign_bytes`'s signature over ``data`` under ``key`` (no key:
+    False) — the check no receipt signature leaves the hub without, wherever it was made."""
+    if key is None:
+        return False
+    try:
+        key.verify(value, data, padding.PKCS1v15(), hashes.SHA256())
+    except InvalidSignature:
+        return False
+    return True
 
 
 def sign_presigned(presigned: Presigned, signer: OrgSigner) -> bytes:
