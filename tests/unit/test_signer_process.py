@@ -263,6 +263,35 @@ def test_a_signature_that_does_not_verify_holds_the_batch_and_it_is_signed_again
     _same_as_reference(published, recorded, reference)
 
 
+def test_a_signature_the_consumer_checks_itself_and_that_does_not_verify_holds_the_batch(
+        pki: PkiPaths, workload: tuple[bytes, list[tuple[bytes, str]]], tmp_path: Path,
+        reference: tuple[dict[str, Outgoing], list[tuple[str, str, bytes]]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a signer that leaves the check to the consumer, as a signer process does (a signer
+    # thread declining check_with), whose first signature comes back damaged (one bit flipped)
+    damaged: list[bytes] = []
+
+    def flipping_sign(signer: Any, data: bytes) -> bytes:
+        value = real_sign(signer, data)
+        if not damaged:
+            damaged.append(bytes([value[0] ^ 1]) + value[1:])
+            return damaged[0]
+        return value
+
+    monkeypatch.setattr(SignerThread, "check_with", lambda self, keys: False)
+    monkeypatch.setattr(signer_thread_module, "sign_bytes", flipping_sign)
+    # When the workload goes through it
+    published, recorded, consumer = _through_a_signer_thread(pki, workload, tmp_path,
+                                                             monkeypatch)
+    # Then the consumer's own check refused it: the batch was held, the signer restarted and
+    # the batch signed again; the damaged value never left the hub nor reached the ledger
+    assert damaged
+    assert consumer.stats.signer_restarts == 1
+    assert not any(damaged[0] in o.body or base64.b64encode(damaged[0]) in o.body
+                   for o in published.values())
+    _same_as_reference(published, recorded, reference)
+
+
 def test_an_answer_matched_to_another_receipt_than_it_was_made_for_holds_the_batch(
         pki: PkiPaths, workload: tuple[bytes, list[tuple[bytes, str]]], tmp_path: Path,
         reference: tuple[dict[str, Outgoing], list[tuple[str, str, bytes]]],
