@@ -972,13 +972,18 @@ def small_figures(args: argparse.Namespace, pki: PkiPaths, url: str, root: Path,
     say("breakdown of the hub path, 10 KB (in process)")
     result["breakdown"]["10KB"] = breakdown(pki, url, root, small, SMALL, budget,
                                             args.log_level)
+    between: list[float] = []  # the floor after each run: the next run's floor before it
+
     def beside(run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         # The floor again just before and just after the run: on a host whose speed drifts
         # (session 25 saw the floor's RSA signature move 0.67-0.98 ms within forty minutes),
-        # the run's own ratio is read against the floor of its own minutes.
-        before = floor(pki, url, small, SMALL, budget)["envelopes_per_s"]
+        # the run's own ratio is read against the floor of its own minutes. Runs follow one
+        # another: one floor between two runs serves both.
+        before = between[-1] if between else floor(pki, url, small, SMALL,
+                                                   budget)["envelopes_per_s"]
         figures = run()
         after = floor(pki, url, small, SMALL, budget)["envelopes_per_s"]
+        between.append(after)
         figures["floor_beside_envelopes_per_s"] = [before, after]
         # Per process, as ``ratio_hub_to_floor`` reads two consumers.
         figures["ratio_to_floor_beside"] = round(
