@@ -2,7 +2,9 @@
 
 Real-broker tests carry ``@pytest.mark.broker``. With ``CI=true`` a broker that cannot start
 **fails** the run (dramatiq's ``check_rabbitmq`` idea); elsewhere those tests skip with a
-one-line reason. The terminal summary says how many tests used the container.
+one-line reason. The terminal summary says how many tests used the container — counted from
+each test's report, so it holds when pytest-xdist runs the tests in worker processes (each
+worker starts a broker of its own).
 """
 
 from __future__ import annotations
@@ -21,8 +23,11 @@ from hub.testing import devbroker
 logs.configure("console", "info")  # log events to stderr, never into captured stdout
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+_USED = "real_broker"
+"""The ``user_properties`` key a test that used a real broker reports (workers' reports reach
+the controlling process; module globals would not)."""
 _used_broker: set[str] = set()
-_broker_desc: list[str] = []
+_broker_desc: set[str] = set()
 
 
 def _unavailable(reason: str) -> None:
@@ -39,8 +44,6 @@ def rabbitmq() -> Iterator[devbroker.RunningBroker]:
     except devbroker.BrokerUnavailable as exc:
         _unavailable(str(exc))
         raise  # unreachable: skip/fail raise
-    _broker_desc.append(f"{running.kind} {devbroker.IMAGE if running.kind == 'container' else ''}"
-                        f" at {running.host}:{running.port}")
     yield running
     running.stop()
 
@@ -48,7 +51,7 @@ def rabbitmq() -> Iterator[devbroker.RunningBroker]:
 @pytest.fixture
 def broker_url(rabbitmq: devbroker.RunningBroker, request: pytest.FixtureRequest) -> str:
     """The AMQP URL of the session broker; records that this test used it."""
-    _used_broker.add(request.node.nodeid)
+    _record(request, rabbitmq)
     return rabbitmq.url
 
 
@@ -60,7 +63,7 @@ def second_broker(request: pytest.FixtureRequest) -> Iterator[devbroker.RunningB
     except devbroker.BrokerUnavailable as exc:
         _unavailable(str(exc))
         raise
-    _used_broker.add(request.node.nodeid)
+    _record(request, running)
     yield running
     running.stop()
 
@@ -79,8 +82,21 @@ def connection_name(request: pytest.FixtureRequest) -> str:
     return str(request.node.nodeid)[:200]
 
 
+def _record(request: pytest.FixtureRequest, running: devbroker.RunningBroker) -> None:
+    image = devbroker.IMAGE if running.kind == "container" else ""
+    request.node.user_properties.append((_USED, f"{running.kind} {image}".strip()))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Count the tests that used a broker, from their reports (in the process that reports)."""
+    for key, value in report.user_properties:
+        if key == _USED:
+            _used_broker.add(report.nodeid)
+            _broker_desc.add(str(value))
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    where = _broker_desc[0] if _broker_desc else "not started"
+    where = ", ".join(sorted(_broker_desc)) if _broker_desc else "not started"
     terminalreporter.write_line(
         f"real-broker tests: {len(_used_broker)} ran against RabbitMQ ({where})"
     )

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hub.testing.devbroker import IMAGE, BrokerUnavailable, ensure_docker, ensure_image
+from hub.testing.devbroker import IMAGE, BrokerUnavailable, ensure_docker_and_image
 from hub.testing.ports import free_port
 
 __all__ = [
@@ -302,8 +302,7 @@ def start_cluster(size: int = 3, *, image: str = IMAGE, log: Log = print,
     """
     if size < 1:
         raise ValueError("a cluster has at least one node")
-    ensure_docker(log)
-    ensure_image(image, log)
+    ensure_docker_and_image(image, log)
     tag = secrets.token_hex(4)
     network = f"edxml-hub-cluster-{tag}"
     conf_dir = Path(tempfile.mkdtemp(prefix=f"edxml-hub-cluster-{tag}-"))

@@ -17,6 +17,7 @@ It is development tooling: production brokers are operated, not started by the h
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import socket
@@ -149,10 +150,26 @@ class RunningBroker:
             self.handle.stop()
 
 
+_SETUP_LOCK = Path(tempfile.gettempdir()) / "edxml-hub-devbroker.lock"
+"""Held while one process starts ``dockerd`` or builds the image, so that processes starting
+brokers at once (pytest-xdist's workers, a bench beside the tests) wait for it instead of
+starting a second daemon or building the image twice."""
+
+
+def ensure_docker_and_image(tag: str = IMAGE, log: Any = print) -> None:
+    """:func:`ensure_docker` then :func:`ensure_image`, one process at a time."""
+    with open(_SETUP_LOCK, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            ensure_docker(log)
+            ensure_image(tag, log)
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def start_container(tag: str = IMAGE, log: Any = print, **kwargs: Any) -> RunningBroker:
     """Start a RabbitMQ container through testcontainers (building the image if needed)."""
-    ensure_docker(log)
-    ensure_image(tag, log)
+    ensure_docker_and_image(tag, log)
     from testcontainers.community.rabbitmq import RabbitMqContainer
 
     container = RabbitMqContainer(tag, **kwargs)
