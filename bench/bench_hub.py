@@ -67,6 +67,7 @@ from _workload import (  # bench/ is on sys.path: run as a script
 
 from hub.app import build_hub
 from hub.broker import Connection, Delivery, Outgoing, connect
+from hub.config import BrokerSettings
 from hub.ops.cli import settle_heap
 from hub.testing import devbroker
 from hub.testing.pki import PkiPaths
@@ -325,14 +326,25 @@ def throughput(pki: PkiPaths, url: str, root: Path, shape: Shape, bodies: Sequen
     """Pre-load ``bodies`` into the intake queue, start ``consumers`` processes (each with
     ``signer_processes`` signer processes of its own; None: the hub's default), time the
     drain. ``during(consumer_pids)``: a context entered when the clock starts and left when it
-    stops (``bench/profile_live.py`` samples the consumer in it)."""
+    stops (``bench/profile_live.py`` samples the consumer in it).
+
+    With several consumers, none may hold more than its share of the pre-loaded envelopes:
+    when a share is below the hub's prefetch (1 MB: 144 envelopes against a prefetch of 256),
+    the consumers' prefetch is lowered to it — otherwise the first to register takes every
+    envelope before the others have started, and the run measures one consumer beside idle
+    ones (it did until session 26)."""
     n = len(bodies)
+    prefetch = BrokerSettings().prefetch
+    if consumers > 1:
+        prefetch = min(prefetch, -(-n // consumers))
+    env = {} if signer_processes is None else {"HUB_HUB__SIGNER_PROCESSES": str(signer_processes)}
+    if prefetch != BrokerSettings().prefetch:
+        env["HUB_BROKER__PREFETCH"] = str(prefetch)
     with scenario(pki, url, root, shape, log_level) as s, contextlib.ExitStack() as observing:
         preload(s.conn, s.names.inbound, bodies, 200 if shape is SMALL else 16)
         ready, _ = queue_counts(s.conn, s.names.intake)
         assert ready == n, f"intake holds {ready} of {n}"
-        s.start_consumers(consumers, {} if signer_processes is None else
-                          {"HUB_HUB__SIGNER_PROCESSES": str(signer_processes)})
+        s.start_consumers(consumers, env)
         # Start-up (imports, keystore, trust policy) is not envelope work: the clock starts when
         # the first consumer registers on the intake queue and stops when the ledger holds all.
         deadline = time.monotonic() + timeout_s
@@ -373,6 +385,7 @@ def throughput(pki: PkiPaths, url: str, root: Path, shape: Shape, bodies: Sequen
         busy_s, all_s = machine1[0] - machine0[0], machine1[1] - machine0[1]
         return {
             "consumers": consumers, "signer_processes": signer_processes, "envelopes": n,
+            "prefetch": prefetch,
             "envelope_bytes": round(statistics.mean(len(b) for b in bodies)),
             "seconds": round(elapsed, 3),
             "envelopes_per_s": round(n / elapsed, 1),
@@ -1046,15 +1059,20 @@ def large_figures(args: argparse.Namespace, pki: PkiPaths, url: str, root: Path,
     idle = idle_rss_mb(pki, url, root, LARGE, args.log_level)
     peak = max(runs[0]["peak_rss_mb"])
     size_mb = runs[0]["envelope_bytes"] / 1024 / 1024
-    in_flight = size_mb * 256  # prefetch: what one consumer may hold at once
-    batch_payload = size_mb * 128  # batch_max: what one group commit handles
+    # What the one consumer could hold at once: its prefetch, or every envelope of the run
+    # when there are fewer (a --quick run pre-loads 144; until session 26 the ratio was taken
+    # over the full prefetch of 256 envelopes, which that consumer never held).
+    prefetch, batch_max = runs[0]["prefetch"], BrokerSettings().batch_max
+    held = min(n_large, prefetch)
+    in_flight = size_mb * held
+    batch_payload = size_mb * min(n_large, batch_max)  # what one group commit can handle
     result["rss_1MB"] = {
         "idle_mb": idle, "peak_mb": peak, "envelope_mb": round(size_mb, 3),
-        "prefetch": 256, "batch_max": 128,
+        "prefetch": prefetch, "batch_max": batch_max, "envelopes_held_at_most": held,
         "in_flight_payload_mb": round(in_flight, 1),
         "growth_over_in_flight_payload": round((peak - idle) / in_flight, 2),
         "peak_over_batch_payload": round(peak / batch_payload, 2),
-        "growth_per_envelope_in_flight": round((peak - idle) / 256 / size_mb, 2),
+        "growth_per_envelope_in_flight": round((peak - idle) / held / size_mb, 2),
     }
 
 
