@@ -318,6 +318,13 @@ def scenario(pki: PkiPaths, url: str, root: Path, shape: Shape, log_level: str
         s.close()
 
 
+def consumer_setting(name: str) -> int:
+    """A ``[broker]`` number as the consumers get it: the environment they inherit
+    (``HUB_BROKER__…``), else the hub's default."""
+    value = os.environ.get(f"HUB_BROKER__{name.upper()}")
+    return int(value) if value else int(getattr(BrokerSettings(), name))
+
+
 def throughput(pki: PkiPaths, url: str, root: Path, shape: Shape, bodies: Sequence[bytes],
                consumers: int, log_level: str, timeout_s: float = 300,
                signer_processes: int | None = 1,
@@ -334,11 +341,10 @@ def throughput(pki: PkiPaths, url: str, root: Path, shape: Shape, bodies: Sequen
     envelope before the others have started, and the run measures one consumer beside idle
     ones (it did until session 26)."""
     n = len(bodies)
-    prefetch = BrokerSettings().prefetch
-    if consumers > 1:
-        prefetch = min(prefetch, -(-n // consumers))
+    configured = consumer_setting("prefetch")
+    prefetch = min(configured, -(-n // consumers)) if consumers > 1 else configured
     env = {} if signer_processes is None else {"HUB_HUB__SIGNER_PROCESSES": str(signer_processes)}
-    if prefetch != BrokerSettings().prefetch:
+    if prefetch != configured:
         env["HUB_BROKER__PREFETCH"] = str(prefetch)
     with scenario(pki, url, root, shape, log_level) as s, contextlib.ExitStack() as observing:
         preload(s.conn, s.names.inbound, bodies, 200 if shape is SMALL else 16)
@@ -1062,7 +1068,7 @@ def large_figures(args: argparse.Namespace, pki: PkiPaths, url: str, root: Path,
     # What the one consumer could hold at once: its prefetch, or every envelope of the run
     # when there are fewer (a --quick run pre-loads 144; until session 26 the ratio was taken
     # over the full prefetch of 256 envelopes, which that consumer never held).
-    prefetch, batch_max = runs[0]["prefetch"], BrokerSettings().batch_max
+    prefetch, batch_max = runs[0]["prefetch"], consumer_setting("batch_max")
     held = min(n_large, prefetch)
     in_flight = size_mb * held
     batch_payload = size_mb * min(n_large, batch_max)  # what one group commit can handle

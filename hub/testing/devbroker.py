@@ -74,8 +74,38 @@ def docker_ready() -> bool:
         return False
 
 
+_SETUP_LOCK = Path(tempfile.gettempdir()) / f"edxml-hub-devbroker-{os.getuid()}.lock"
+"""Held while one process starts ``dockerd`` or builds the image, so that processes starting
+brokers at once (pytest-xdist's workers, a bench beside the tests) wait for it instead of
+starting a second daemon or building the image twice. One file per user: another user's file
+could not be opened for writing."""
+
+
+@contextlib.contextmanager
+def _one_at_a_time() -> Iterator[None]:
+    """The setup lock; where its file cannot be opened the caller runs unlocked, as before
+    the lock existed, rather than failing a broker over it."""
+    try:
+        handle = open(_SETUP_LOCK, "a+b")  # noqa: SIM115 - closed by the with below
+    except OSError:
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def ensure_docker(log: Any = print) -> None:
-    """Make sure a Docker engine answers; start ``dockerd`` in the background if we may."""
+    """Make sure a Docker engine answers; start ``dockerd`` in the background if we may (one
+    process at a time)."""
+    with _one_at_a_time():
+        _ensure_docker(log)
+
+
+def _ensure_docker(log: Any) -> None:
     if docker_ready():
         return
     dockerd = shutil.which("dockerd")
@@ -95,7 +125,13 @@ def ensure_docker(log: Any = print) -> None:
 
 
 def ensure_image(tag: str = IMAGE, log: Any = print) -> None:
-    """Build the local RabbitMQ image unless an image with ``tag`` exists."""
+    """Build the local RabbitMQ image unless an image with ``tag`` exists (one process at a
+    time)."""
+    with _one_at_a_time():
+        _ensure_image(tag, log)
+
+
+def _ensure_image(tag: str, log: Any) -> None:
     if _run(["docker", "image", "inspect", tag]).returncode == 0:
         return
     if not BUILD_SCRIPT.exists():
@@ -150,21 +186,10 @@ class RunningBroker:
             self.handle.stop()
 
 
-_SETUP_LOCK = Path(tempfile.gettempdir()) / "edxml-hub-devbroker.lock"
-"""Held while one process starts ``dockerd`` or builds the image, so that processes starting
-brokers at once (pytest-xdist's workers, a bench beside the tests) wait for it instead of
-starting a second daemon or building the image twice."""
-
-
 def ensure_docker_and_image(tag: str = IMAGE, log: Any = print) -> None:
-    """:func:`ensure_docker` then :func:`ensure_image`, one process at a time."""
-    with open(_SETUP_LOCK, "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            ensure_docker(log)
-            ensure_image(tag, log)
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    """:func:`ensure_docker` then :func:`ensure_image`."""
+    ensure_docker(log)
+    ensure_image(tag, log)
 
 
 def start_container(tag: str = IMAGE, log: Any = print, **kwargs: Any) -> RunningBroker:

@@ -126,7 +126,7 @@ def test_a_missing_bind_source_is_refused_and_never_created_as_an_empty_director
     tmp_path: Path, project: str,
 ) -> None:
     try:
-        devbroker.ensure_image(log=lambda _msg: None)
+        devbroker.ensure_docker_and_image(log=lambda _msg: None)
     except devbroker.BrokerUnavailable as exc:
         _need(False, str(exc))
     state = tmp_path / "state"
