@@ -16,11 +16,18 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from hub import logs
 from hub.testing import devbroker
 
 logs.configure("console", "info")  # log events to stderr, never into captured stdout
+
+# The suite runs beside another worker, a broker and hub processes on few cores: a property is
+# judged by its examples, never by how long one took (hypothesis' 200 ms deadline and its
+# "too slow" health check would fail a test on a busy machine, not on a defect).
+settings.register_profile("hub", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("hub")
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 _USED = "real_broker"
