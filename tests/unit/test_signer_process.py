@@ -226,6 +226,17 @@ def test_a_signer_thread_that_fails_a_request_is_restarted_and_the_batch_signed_
     _same_as_reference(published, recorded, reference)
 
 
+def _one_bit_flipped(value: bytes) -> bytes:
+    """A signature damaged as a fault would damage it."""
+    return bytes([value[0] ^ 1]) + value[1:]
+
+
+def _nowhere_in(published: dict[str, Outgoing], value: bytes) -> bool:
+    """``value`` left the hub in no published message, raw nor base64 (as receipts carry it)."""
+    return not any(value in o.body or base64.b64encode(value) in o.body
+                   for o in published.values())
+
+
 def test_a_signature_that_does_not_verify_holds_the_batch_and_it_is_signed_again(
         pki: PkiPaths, workload: tuple[bytes, list[tuple[bytes, str]]], tmp_path: Path,
         reference: tuple[dict[str, Outgoing], list[tuple[str, str, bytes]]],
@@ -244,7 +255,7 @@ def test_a_signature_that_does_not_verify_holds_the_batch_and_it_is_signed_again
                 raise TransientError(Reason.INTERNAL_ERROR, "token busy")
         value = real_sign(signer, data)
         if not damaged and len(threads_seen) > 1 and name == threads_seen[1]:
-            damaged.append(bytes([value[0] ^ 1]) + value[1:])
+            damaged.append(_one_bit_flipped(value))
             return damaged[0]
         return value
 
@@ -258,8 +269,7 @@ def test_a_signature_that_does_not_verify_holds_the_batch_and_it_is_signed_again
     assert damaged
     assert len(threads_seen) == 3
     assert consumer.stats.signer_restarts == 2
-    assert not any(damaged[0] in o.body or base64.b64encode(damaged[0]) in o.body
-                   for o in published.values())
+    assert _nowhere_in(published, damaged[0])
     _same_as_reference(published, recorded, reference)
 
 
@@ -274,7 +284,7 @@ def test_a_signature_the_consumer_checks_itself_and_that_does_not_verify_holds_t
     def flipping_sign(signer: Any, data: bytes) -> bytes:
         value = real_sign(signer, data)
         if not damaged:
-            damaged.append(bytes([value[0] ^ 1]) + value[1:])
+            damaged.append(_one_bit_flipped(value))
             return damaged[0]
         return value
 
@@ -287,8 +297,7 @@ def test_a_signature_the_consumer_checks_itself_and_that_does_not_verify_holds_t
     # the batch signed again; the damaged value never left the hub nor reached the ledger
     assert damaged
     assert consumer.stats.signer_restarts == 1
-    assert not any(damaged[0] in o.body or base64.b64encode(damaged[0]) in o.body
-                   for o in published.values())
+    assert _nowhere_in(published, damaged[0])
     _same_as_reference(published, recorded, reference)
 
 
