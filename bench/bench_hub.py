@@ -67,7 +67,7 @@ from _workload import (  # bench/ is on sys.path: run as a script
 
 from hub.app import build_hub
 from hub.broker import Connection, Delivery, Outgoing, connect
-from hub.config import BrokerSettings
+from hub.config import BrokerSettings, load_settings
 from hub.ops.cli import settle_heap
 from hub.testing import devbroker
 from hub.testing.pki import PkiPaths
@@ -318,11 +318,10 @@ def scenario(pki: PkiPaths, url: str, root: Path, shape: Shape, log_level: str
         s.close()
 
 
-def consumer_setting(name: str) -> int:
-    """A ``[broker]`` number as the consumers get it: the environment they inherit
-    (``HUB_BROKER__…``), else the hub's default."""
-    value = os.environ.get(f"HUB_BROKER__{name.upper()}")
-    return int(value) if value else int(getattr(BrokerSettings(), name))
+def consumers_broker() -> BrokerSettings:
+    """The ``[broker]`` settings as the consumers load them (they inherit this environment;
+    the bench sets neither the prefetch nor the batch size)."""
+    return load_settings().broker
 
 
 def throughput(pki: PkiPaths, url: str, root: Path, shape: Shape, bodies: Sequence[bytes],
@@ -341,7 +340,7 @@ def throughput(pki: PkiPaths, url: str, root: Path, shape: Shape, bodies: Sequen
     envelope before the others have started, and the run measures one consumer beside idle
     ones (it did until session 26)."""
     n = len(bodies)
-    configured = consumer_setting("prefetch")
+    configured = consumers_broker().prefetch
     prefetch = min(configured, -(-n // consumers)) if consumers > 1 else configured
     env = {} if signer_processes is None else {"HUB_HUB__SIGNER_PROCESSES": str(signer_processes)}
     if prefetch != configured:
@@ -1068,7 +1067,7 @@ def large_figures(args: argparse.Namespace, pki: PkiPaths, url: str, root: Path,
     # What the one consumer could hold at once: its prefetch, or every envelope of the run
     # when there are fewer (a --quick run pre-loads 144; until session 26 the ratio was taken
     # over the full prefetch of 256 envelopes, which that consumer never held).
-    prefetch, batch_max = runs[0]["prefetch"], consumer_setting("batch_max")
+    prefetch, batch_max = runs[0]["prefetch"], consumers_broker().batch_max
     held = min(n_large, prefetch)
     in_flight = size_mb * held
     batch_payload = size_mb * min(n_large, batch_max)  # what one group commit can handle
