@@ -267,8 +267,10 @@ def make_crl(
     this_update: dt.datetime,
     next_update: dt.datetime,
     number: int = 1,
+    extensions: Iterable[tuple[x509.ExtensionType, bool]] = (),
 ) -> x509.CertificateRevocationList:
-    """Sign a CRL listing ``revoked`` (serial, revocation date) pairs."""
+    """Sign a CRL listing ``revoked`` (serial, revocation date) pairs; ``extensions``: more
+    (extension, critical) pairs (a delta CRL indicator, an issuing distribution point)."""
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(issuer_cert.subject)
@@ -280,6 +282,8 @@ def make_crl(
             critical=False,
         )
     )
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
     for serial, when in revoked:
         builder = builder.add_revoked_certificate(
             x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when).build()

@@ -2,10 +2,13 @@
 
 :class:`RevocationCache` holds the CRLs the hub knows — configured files (``[trust] crls``) and
 CRLs fetched over HTTP from distribution points — and hands out immutable
-:class:`~hub.validators.trust.CrlSnapshot` values. A CRL is *fresh* while it was obtained less
-than ``crl_freshness_s`` ago or its nextUpdate has not passed; the validators answer
-INDETERMINATE (REVOCATION_UNAVAILABLE, retried by the pipeline) otherwise, and the outcome's
-evidence names the distribution-point URLs to fetch (``crl_urls``), which :meth:`refresh` accepts.
+:class:`~hub.validators.trust.CrlSnapshot` values. A CRL is *fresh* until its nextUpdate, or,
+obtained less than ``crl_freshness_s`` ago, at most ``crl_freshness_s`` past it
+(:meth:`~hub.validators.trust.CrlEntry.fresh_until`); the validators answer INDETERMINATE
+(REVOCATION_UNAVAILABLE, retried by the pipeline) otherwise, and the outcome's evidence names
+the distribution-point URLs to fetch (``crl_urls``), which :meth:`refresh` accepts. A
+distribution point that serves an older CRL of its issuer than the one held (earlier
+thisUpdate or lower CRL number) does not replace it.
 
 A CRL file's age is its modification time (an operator copying an old file does not make it
 fresh).
@@ -31,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 
 import requests
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 
 from hub.config import Settings
 from hub.errors import ConfigurationError
@@ -133,6 +137,14 @@ class RevocationCache:
                 self.errors[url] = f"{type(exc).__name__}: {exc}"[:300]
             return None
         with self._lock:
+            held = self._from_urls.get(url)
+            if held is not None and _older(entry, held):
+                # A distribution point never takes the hub back to an older CRL of the same
+                # issuer (a replay on plain HTTP, a stale mirror): the newer one is kept.
+                self.errors[url] = (
+                    f"served CRL {entry.label}, older than the CRL {held.label} held: kept the"
+                    " newer")
+                return held
             self._from_urls[url] = entry
             self._snapshot = None
             self.errors.pop(url, None)
@@ -162,6 +174,16 @@ class RevocationCache:
             if self._snapshot is None:
                 self._snapshot = CrlSnapshot.of([*self._from_files, *self._from_urls.values()])
             return self._snapshot
+
+
+def _older(entry: CrlEntry, held: CrlEntry) -> bool:
+    """Whether ``entry`` is an older CRL of ``held``'s issuer: an earlier thisUpdate, or a
+    lower CRL number (RFC 5280 §5.2.3: numbers only increase)."""
+    if entry.crl.issuer.public_bytes() != held.crl.issuer.public_bytes():
+        return False
+    if entry.crl.last_update_utc < held.crl.last_update_utc:
+        return True
+    return entry.number is not None and held.number is not None and entry.number < held.number
 
 
 class OcspCache:
@@ -243,13 +265,15 @@ class OcspCache:
                 continue
             try:
                 entry = OcspEntry.from_der(self._post(url, cert_id.request()), now, url)
-            except (requests.RequestException, ValueError, OSError) as exc:
+                # Read here, where an answer cryptography cannot read is one more failure.
+                status = entry.response.response_status
+                until = entry.usable_until(cert_id, self._freshness) if entry.successful else None
+            except (requests.RequestException, ValueError, OSError, UnsupportedAlgorithm) as exc:
                 self._failed(url, f"{type(exc).__name__}: {exc}")
                 continue
             if not entry.successful:
-                self._failed(url, f"responder answered {entry.response.response_status.name}")
+                self._failed(url, f"responder answered {status.name}")
                 continue
-            until = entry.usable_until(cert_id, self._freshness)
             if until is None:
                 self._failed(url, f"no SHA-256 answer for {cert_id}")
                 continue

@@ -39,7 +39,7 @@ from types import MappingProxyType
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509 import ocsp
@@ -91,8 +91,12 @@ class CertId:
         )
 
     def matches(self, single: ocsp.OCSPSingleResponse) -> bool:
+        try:
+            algorithm = single.hash_algorithm
+        except UnsupportedAlgorithm:  # an OID cryptography does not know: not a SHA-256 CertID
+            return False
         return (
-            isinstance(single.hash_algorithm, hashes.SHA256)
+            isinstance(algorithm, hashes.SHA256)
             and single.issuer_name_hash == self.issuer_name_hash
             and single.issuer_key_hash == self.issuer_key_hash
             and single.serial_number == self.serial
@@ -272,7 +276,10 @@ def _signer(entry: OcspEntry, issuer: x509.Certificate, at: datetime,
     judged at ``at`` every time. The steps run in the same order either way.
     """
     response = entry.response
-    algorithm = response.signature_hash_algorithm
+    try:
+        algorithm = response.signature_hash_algorithm
+    except UnsupportedAlgorithm:
+        raise OcspUnusable("response signed with an unsupported algorithm") from None
     if not isinstance(algorithm, _STRONG_HASHES):
         raise OcspUnusable(
             f"response signed with {getattr(algorithm, 'name', 'an unsupported algorithm')}")
@@ -311,8 +318,17 @@ def read_answer(
     Raises :class:`OcspUnusable` when the response is unsuccessful, names another certificate,
     is badly signed or comes from the future. Staleness is reported, not raised
     (:attr:`OcspAnswer.fresh`). ``issuer_id``: the issuer's DER digest, under which the
-    entry remembers whose key verifies it (:func:`_signer`).
+    entry remembers whose key verifies it (:func:`_signer`). A response is untrusted input
+    whose fields ``cryptography`` reads lazily: one that cannot be read is unusable too.
     """
+    try:
+        return _read_answer(entry, cert_id, issuer, at, freshness, issuer_id)
+    except (UnsupportedAlgorithm, ValueError, TypeError) as exc:
+        raise OcspUnusable(f"response cannot be read ({type(exc).__name__})") from None
+
+
+def _read_answer(entry: OcspEntry, cert_id: CertId, issuer: x509.Certificate, at: datetime,
+                 freshness: timedelta, issuer_id: str | None) -> OcspAnswer:
     response = entry.response
     if not entry.successful:
         raise OcspUnusable(f"responder answered {response.response_status.name}")

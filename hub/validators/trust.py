@@ -21,7 +21,16 @@ to the root; the source of each rule is named with it):
      revoked, with a revocation time at or before ``at``, verified under the issuing CA — is
      CERT_REVOKED. Revocation is final, so even a stale source counts, except a stale
      certificateHold (a suspension may have been lifted since);
-  2. otherwise a fresh "good" OCSP answer, or a fresh CRL without the serial, is "not revoked";
+  2. otherwise a fresh "good" OCSP answer, or a fresh CRL without the serial, is "not revoked".
+     Only a *complete* CRL whose scope covers the certificate is read (RFC 5280 §5.2.4-5,
+     §6.3.3 (b)-(c): :func:`crl_scope`): a delta CRL, an indirect CRL, one for some reasons
+     only or for attribute certificates, or one with a critical extension the hub does not
+     process is never used; one for CA certificates only, end-entity certificates only or one
+     partition (its issuingDistributionPoint names a distribution point, which the certificate
+     must name too) is used for the certificates it covers. A CRL is fresh up to its
+     nextUpdate; one the hub obtained within ``crl_freshness`` stays usable at most
+     ``crl_freshness`` past it (a CA late to publish), never longer — an old CRL served again
+     is not made fresh by being fetched (:meth:`CrlEntry.fresh_until`);
   3. otherwise (no source, none fresh, OCSP "unknown", a source that does not verify) the check
      is INDETERMINATE (REVOCATION_UNAVAILABLE), never a silent pass: the pipeline retries later.
      The evidence names where to look: ``crl_urls`` (distribution points) and ``ocsp_urls``
@@ -547,16 +556,73 @@ class CrlEntry:
         return label
 
     def is_fresh(self, at: datetime, freshness: timedelta) -> bool:
-        """Usable at ``at``: obtained within ``freshness``, or its nextUpdate not yet passed.
-        The one rule for validation, ``hub doctor`` and the readiness probe."""
+        """Usable at ``at`` (:meth:`fresh_until`). The one rule for validation, ``hub doctor``
+        and the readiness probe."""
         return at <= self.fresh_until(freshness)
 
     def fresh_until(self, freshness: timedelta) -> datetime:
-        """The last instant this CRL is fresh: ``fetched_at + freshness`` or its nextUpdate,
-        whichever is later (:meth:`is_fresh` is true up to it, inclusive)."""
-        window_end = self.fetched_at + freshness
+        """The last instant this CRL is fresh (:meth:`is_fresh` is true up to it, inclusive):
+        its nextUpdate; past it, while the hub obtained it within ``freshness`` (a CA late to
+        publish its next CRL), but at most ``freshness`` past its nextUpdate. Without a
+        nextUpdate, ``freshness`` past its thisUpdate. The CRL's own dates bound it: an old CRL
+        served again (a replay on the plain-HTTP distribution point, a stalled mirror) is not
+        made fresh by being fetched now."""
         next_update = self.crl.next_update_utc
-        return window_end if next_update is None else max(window_end, next_update)
+        if next_update is None:
+            return min(self.fetched_at, self.crl.last_update_utc) + freshness
+        return max(next_update, min(self.fetched_at, next_update) + freshness)
+
+
+@dataclass(frozen=True, slots=True)
+class CrlScope:
+    """Which certificates of its issuer a complete CRL speaks for (its issuingDistributionPoint,
+    RFC 5280 §5.2.5): all of them (the default), one partition, CA or end-entity ones only."""
+
+    points: frozenset[str] | None = None
+    """The distribution point URIs the CRL is for (None: every certificate of the issuer)."""
+    only_user: bool = False
+    only_ca: bool = False
+
+    def covers(self, facts: CertificateFacts) -> bool:
+        """Whether this CRL decides ``facts``' status (RFC 5280 §6.3.3 (b)): the right kind of
+        certificate, and when the CRL is a partition's, one whose CRL distribution points name
+        it (a certificate without distribution points is in no partition)."""
+        if (self.only_ca and not facts.ca) or (self.only_user and facts.ca):
+            return False
+        return self.points is None or not self.points.isdisjoint(facts.crl_urls)
+
+
+_FULL_SCOPE = CrlScope()
+
+
+def crl_scope(crl: x509.CertificateRevocationList) -> CrlScope | None:
+    """The scope of a complete CRL, or None when the hub must not use it to decide anything:
+    a delta CRL (it lists only what changed since its base), an indirect CRL or one whose
+    issuingDistributionPoint limits it to some reasons or to attribute certificates or names
+    its partition only relative to the issuer, a CRL with any other critical extension (RFC
+    5280 §5.2: one the hub does not process), or extensions that cannot be read."""
+    try:
+        extensions = list(crl.extensions)
+    except _UNREADABLE:
+        return None
+    scope = _FULL_SCOPE
+    for extension in extensions:
+        value = extension.value
+        if isinstance(value, x509.IssuingDistributionPoint):
+            if (value.indirect_crl or value.only_some_reasons is not None
+                    or value.only_contains_attribute_certs or value.relative_name is not None):
+                return None
+            points: frozenset[str] | None = None
+            if value.full_name is not None:
+                points = frozenset(n.value for n in value.full_name
+                                   if isinstance(n, x509.UniformResourceIdentifier))
+                if not points:
+                    return None  # a partition named only by names the hub does not match
+            scope = CrlScope(points, value.only_contains_user_certs,
+                             value.only_contains_ca_certs)
+        elif isinstance(value, x509.DeltaCRLIndicator) or extension.critical:
+            return None
+    return scope
 
 
 @dataclass(frozen=True, slots=True)
@@ -564,6 +630,11 @@ class CrlSnapshot:
     """The CRLs known at one moment, by issuer name (DER). Immutable: handed to validators."""
 
     by_issuer: Mapping[bytes, CrlEntry] = field(default_factory=lambda: MappingProxyType({}))
+    """The newest usable CRL per issuer, whatever its scope: what operators are shown."""
+    scoped: Mapping[bytes, tuple[tuple[CrlScope, CrlEntry], ...]] = field(
+        default_factory=lambda: MappingProxyType({}))
+    """Per issuer, the newest usable CRL of each scope, newest first: what validation reads
+    (:meth:`covering`)."""
     _passed: dict[tuple[Any, ...], tuple[datetime, dict[str, str]]] = field(
         default_factory=dict, init=False, compare=False, repr=False)
     """Paths this snapshot's CRLs cleared without OCSP: until when, with what evidence
@@ -571,19 +642,36 @@ class CrlSnapshot:
 
     @classmethod
     def of(cls, entries: Iterable[CrlEntry]) -> CrlSnapshot:
-        """Keep the newest CRL (by thisUpdate) per issuer."""
-        best: dict[bytes, CrlEntry] = {}
+        """Keep the newest CRL (by thisUpdate) per issuer and scope; leave out the CRLs the hub
+        must not use (:func:`crl_scope`)."""
+        best: dict[tuple[bytes, CrlScope], CrlEntry] = {}
         for entry in entries:
-            key = entry.crl.issuer.public_bytes()
+            scope = crl_scope(entry.crl)
+            if scope is None:
+                continue
+            key = (entry.crl.issuer.public_bytes(), scope)
             current = best.get(key)
             if current is None or entry.crl.last_update_utc >= current.crl.last_update_utc:
                 best[key] = entry
-        return cls(MappingProxyType(best))
+        scoped: dict[bytes, list[tuple[CrlScope, CrlEntry]]] = {}
+        for (issuer, scope), entry in best.items():
+            scoped.setdefault(issuer, []).append((scope, entry))
+        for found in scoped.values():
+            found.sort(key=lambda item: item[1].crl.last_update_utc, reverse=True)
+        return cls(MappingProxyType({k: v[0][1] for k, v in scoped.items()}),
+                   MappingProxyType({k: tuple(v) for k, v in scoped.items()}))
 
     def for_issuer(self, name: x509.Name) -> CrlEntry | None:
         # Exact DER, never a cache keyed by Name: Name equality ignores the string type
         # (PrintableString and UTF8String compare equal), the DER does not.
         return self.by_issuer.get(name.public_bytes())
+
+    def covering(self, facts: CertificateFacts) -> CrlEntry | None:
+        """The newest CRL of ``facts``' issuer (exact DER) whose scope covers it."""
+        for scope, entry in self.scoped.get(facts.issuer_der, ()):
+            if scope.covers(facts):
+                return entry
+        return None
 
     @property
     def versions(self) -> tuple[str, ...]:
@@ -591,7 +679,7 @@ class CrlSnapshot:
         return tuple(
             sorted(
                 f"{hashlib.sha256(k).hexdigest()[:16]}:{e.number}:{e.crl.last_update_utc.isoformat()}"
-                for k, e in self.by_issuer.items()
+                for k, found in self.scoped.items() for _, e in found
             )
         )
 
@@ -837,9 +925,10 @@ def _crl_source(
 ) -> _Source:
     facts = read_certificate(cert)
     # Exact issuer DER, as :meth:`CrlSnapshot.for_issuer` (read once with the certificate).
-    entry = crls.by_issuer.get(facts.issuer_der)
+    entry = crls.covering(facts)
     if entry is None:
-        return _Source("crl", problem=f"no CRL for {facts.issuer_text}")
+        scope = " covering this certificate" if facts.issuer_der in crls.scoped else ""
+        return _Source("crl", problem=f"no CRL{scope} for {facts.issuer_text}")
     crl = entry.crl
     if not entry.signed_by(issuer):
         return _Source("crl", problem=f"CRL of {facts.issuer_text} does not verify")

@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import http.server
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -79,6 +80,9 @@ class OcspResponder:
     status: ocsp.OCSPResponseStatus = ocsp.OCSPResponseStatus.SUCCESSFUL
     oversize: bool = False
     """Answer with 100 KB of padding (over the hub's limit)."""
+    rewrite: Callable[[bytes], bytes] | None = None
+    """Applied to each DER answer before it is sent (an answer carrying an OID cryptography
+    does not know, say)."""
     requests: list[CertId] = field(default_factory=list)
     """CertIDs asked over HTTP, in order."""
     _server: http.server.ThreadingHTTPServer | None = field(default=None, repr=False)
@@ -91,6 +95,7 @@ class OcspResponder:
         self.this_update, self.next_update = None, dt.timedelta(days=1)
         self.delegate, self.forge_with = None, None
         self.status, self.oversize = ocsp.OCSPResponseStatus.SUCCESSFUL, False
+        self.rewrite = None
         self.requests.clear()
 
     # -- the pure part --------------------------------------------------------------------
@@ -134,7 +139,8 @@ class OcspResponder:
         if self.delegate is not None:
             builder = builder.certificates([self.delegate.cert])
         response = builder.sign(signer.key, hashes.SHA256())
-        return response.public_bytes(serialization.Encoding.DER)
+        der = response.public_bytes(serialization.Encoding.DER)
+        return der if self.rewrite is None else self.rewrite(der)
 
     def answer(self, cert: x509.Certificate, issuer: x509.Certificate) -> bytes:
         """The DER answer about ``cert`` (no HTTP)."""

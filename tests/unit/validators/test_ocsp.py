@@ -8,7 +8,7 @@ Only the root's CRL is known (it covers the issuing CA), so OCSP decides for the
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from cryptography import x509
@@ -477,3 +477,71 @@ def test_a_certificate_revoked_in_a_refreshed_answer_is_refused_on_the_next_enve
     # Then the very next packet is refused
     report, _ = _judge(vectors, cache)
     assert (report.indication, report.reason) == (Indication.FAILED, Reason.CERT_REVOKED)
+
+
+# -- an answer cryptography cannot read is unusable, never an internal error ----------------------
+
+SHA256_WITH_RSA = bytes.fromhex("2a864886f70d01010b")  # 1.2.840.113549.1.1.11
+UNKNOWN_SIGNATURE = bytes.fromhex("2a864886f70d01016f")  # 1.2.840.113549.1.1.111
+SHA256 = bytes.fromhex("608648016503040201")  # 2.16.840.1.101.3.4.2.1
+UNKNOWN_HASH = bytes.fromhex("60864801650304027f")  # 2.16.840.1.101.3.4.2.127
+
+
+def _swap(old: bytes, new: bytes) -> Callable[[bytes], bytes]:
+    def rewrite(der: bytes) -> bytes:
+        assert der.count(old) == 1
+        return der.replace(old, new)
+    return rewrite
+
+
+def test_an_answer_signed_with_an_algorithm_cryptography_does_not_know_is_unusable(
+    ocsp_pki: GeneratedPki, vectors: Vectors,
+) -> None:
+    ca = Issuer(ocsp_pki.issuing_ca, ocsp_pki.keys("issuing-ca", 2048))
+    responder = OcspResponder(PKI_NOW, issuers=[ca], rewrite=_swap(SHA256_WITH_RSA,
+                                                                   UNKNOWN_SIGNATURE))
+    cert = ocsp_pki.org("000.00.01.H27").cert
+    cert_id = CertId.of(cert, ca.cert)
+    entry = _entry(responder, cert, ca)
+    with pytest.raises(OcspUnusable, match="unsupported algorithm"):
+        read_answer(entry, cert_id, ca.cert, at=AT, freshness=HOUR)
+    # Through the validators: undecided (retried later), not an internal error
+    report = validate_packet(vectors.packet(vectors.valid_raw), at=AT, policy=vectors.policy,
+                             directory=DIRECTORY, crls=vectors.root_crl_only,
+                             ocsp=OcspSnapshot.of([(cert_id, entry)]))
+    assert report.reason is Reason.REVOCATION_UNAVAILABLE, report.describe()
+    assert report.indication is Indication.INDETERMINATE
+    assert "OCSP answer unusable" in _revocation(report)["detail"]
+
+
+def test_an_answer_whose_cert_id_hash_cryptography_does_not_know_names_no_certificate(
+    pki: GeneratedPki, ca: Issuer,
+) -> None:
+    responder = OcspResponder(PKI_NOW, issuers=[ca], rewrite=_swap(SHA256, UNKNOWN_HASH))
+    cert = pki.org("000.00.01.H27").cert
+    cert_id = CertId.of(cert, ca.cert)
+    entry = _entry(responder, cert, ca)
+    assert entry.single(cert_id) is None
+    assert OcspSnapshot.of([(cert_id, entry)]).for_cert(cert_id) is entry
+    with pytest.raises(OcspUnusable, match="no SHA-256 answer"):
+        read_answer(entry, cert_id, ca.cert, at=AT, freshness=HOUR)
+
+
+@pytest.mark.parametrize(("swap", "fetch_error", "detail"), [
+    pytest.param((SHA256, UNKNOWN_HASH), "no SHA-256 answer", "no OCSP answer",
+                 id="an unknown CertID hash: the cache keeps no answer"),
+    pytest.param((SHA256_WITH_RSA, UNKNOWN_SIGNATURE), None, "unsupported algorithm",
+                 id="an unknown signature algorithm: the validators find it unusable"),
+])
+def test_a_responder_answering_with_an_unknown_algorithm_leaves_the_packet_undecided(
+    vectors: Vectors, responder: OcspResponder, cache: RevocationCache,
+    swap: tuple[bytes, bytes], fetch_error: str | None, detail: str,
+) -> None:
+    responder.rewrite = _swap(*swap)
+    first, second = _judge(vectors, cache)
+    assert responder.requests, "the responder was asked"
+    for report in (first, second):
+        assert report.reason is Reason.REVOCATION_UNAVAILABLE, report.describe()
+    errors = " ".join(cache.ocsp.errors.values())
+    assert (fetch_error in errors) if fetch_error else not errors
+    assert detail in _revocation(second)["detail"]

@@ -104,12 +104,18 @@ def test_a_revoked_certificate_is_refused_only_from_its_revocation_date(
     check_revocation(path, _crls(pki), policy, PKI_NOW - dt.timedelta(days=2))
 
 
-def test_a_crl_past_next_update_but_fetched_recently_is_still_used(
+def test_a_crl_past_next_update_but_fetched_recently_is_still_used_within_the_window(
     pki: GeneratedPki, policy: TrustPolicy,
 ) -> None:
-    later = PKI_NOW + dt.timedelta(days=8)
+    # The test PKI's CRLs say nextUpdate PKI_NOW + 7 days; the window is crl_freshness (1 h).
+    later = PKI_NOW + dt.timedelta(days=7, minutes=30)
     path = validate_chain(pki.org(SENDER).cert, (), policy, later)
     check_revocation(path, _crls(pki, fetched_at=later - dt.timedelta(minutes=5)), policy, later)
+    a_day_late = PKI_NOW + dt.timedelta(days=8)
+    with pytest.raises(ValidationFailure) as failure:
+        check_revocation(path, _crls(pki, fetched_at=a_day_late - dt.timedelta(minutes=5)),
+                         policy, a_day_late)
+    assert failure.value.reason is Reason.REVOCATION_UNAVAILABLE
 
 
 def test_a_crl_signed_by_another_key_is_not_trusted(pki: GeneratedPki, policy: TrustPolicy) -> None:

@@ -21,7 +21,7 @@ from lxml import etree
 from hub.config import Settings, with_overrides
 from hub.edxml import parse_packet
 from hub.reasons import Reason
-from hub.testing.pki import make_crl
+from hub.testing.pki import ROOT_BITS, make_crl
 from hub.trust.keystore import OrgSigner
 from hub.trust.revocation import RevocationCache
 from hub.validators import (
@@ -101,8 +101,13 @@ def test_a_certificate_that_expires_between_two_envelopes_is_refused_on_the_seco
     leaf = vectors.org.cert
     before = leaf.not_valid_after_utc - dt.timedelta(minutes=1)
     after = leaf.not_valid_after_utc + dt.timedelta(minutes=1)
-    # CRLs obtained just before: fresh at both instants (within the freshness window)
-    crls = CrlSnapshot.of(CrlEntry(c, fetched_at=before) for c in vectors.pki.crls)
+    # CRLs issued just before: fresh at both instants (before their nextUpdate)
+    pki = vectors.pki
+    crls = CrlSnapshot.of(
+        CrlEntry(make_crl(ca, key, this_update=before - dt.timedelta(hours=1),
+                          next_update=after + dt.timedelta(days=1)), fetched_at=before)
+        for ca, key in ((pki.root, pki.keys("root", ROOT_BITS)),
+                        (pki.issuing_ca, pki.keys("issuing-ca", 2048))))
     # Given an envelope accepted a minute before the signer certificate expires
     first = _judge(vectors, _no_pdf(vectors), at=before, crls=crls)
     assert first.accepted, first.describe()
@@ -120,9 +125,10 @@ def test_a_crl_that_goes_stale_between_two_envelopes_leaves_the_second_undecided
 ) -> None:
     entries = [CrlEntry(c, fetched_at=PKI_NOW) for c in vectors.pki.crls]
     crls = CrlSnapshot.of(entries)
-    # The last instant both CRLs are fresh: obtained within the window, or before nextUpdate
-    deadline = min(max(e.fetched_at + vectors.policy.crl_freshness,
-                       e.crl.next_update_utc or e.fetched_at) for e in entries)
+    # The last instant both CRLs are fresh (CrlEntry.fresh_until: nextUpdate, or the window
+    # after it when obtained later)
+    deadline = min(e.fresh_until(vectors.policy.crl_freshness) for e in entries)
+    assert deadline == min(e.crl.next_update_utc or deadline for e in entries)
     assert _judge(vectors, _no_pdf(vectors), at=deadline, crls=crls).accepted
     later = _judge(vectors, _no_pdf(vectors), at=deadline + dt.timedelta(seconds=1), crls=crls)
     assert later.indication is Indication.INDETERMINATE, later.describe()
