@@ -88,9 +88,11 @@ def cmd_user_add(args: argparse.Namespace) -> int:
         from hub.console.users import _role, check_name
 
         name, role = check_name(args.name), _role(args.role)
-        if store.get(name) is not None:
+        if store.get(name) is not None:  # before anyone types a password for nothing
             raise ConsoleUsageError(f"there is already an account {name!r}")
         password = _password(args)
+        # Every check of ``store.add`` before the audit row: a refused account is not recorded.
+        name, role = store.check_new(name, role, password)
         _audit(settings, args.actor, "user_added", user=name, role=role.value)
         store.add(name, role, password, full_name=args.full_name)
         print(f"account {name} added ({role.value})")
@@ -109,14 +111,18 @@ def cmd_user_ls(args: argparse.Namespace) -> int:
     return _run(args, action)
 
 
+# The changes below check everything that could refuse them (the account exists, the password
+# rule) before the audit row is written, and record the account's name as stored.
+
 def cmd_user_passwd(args: argparse.Namespace) -> int:
     def action(settings: Settings, store: Any) -> int:
-        if store.get(args.name) is None:
-            raise ConsoleUsageError(f"no account {args.name[:64]!r}")
-        password = _password(args)
-        _audit(settings, args.actor, "password_changed", user=args.name)
-        store.set_password(args.name, password)
-        print(f"password of {args.name} changed; its sessions ended")
+        from hub.console.users import check_password
+
+        user = store.existing(args.name)
+        password = check_password(_password(args))
+        _audit(settings, args.actor, "password_changed", user=user.name)
+        store.set_password(user.name, password)
+        print(f"password of {user.name} changed; its sessions ended")
         return 0
 
     return _run(args, action)
@@ -124,11 +130,12 @@ def cmd_user_passwd(args: argparse.Namespace) -> int:
 
 def cmd_user_role(args: argparse.Namespace) -> int:
     def action(settings: Settings, store: Any) -> int:
-        if store.get(args.name) is None:
-            raise ConsoleUsageError(f"no account {args.name[:64]!r}")
-        _audit(settings, args.actor, "role_changed", user=args.name, role=args.role)
-        store.set_role(args.name, args.role)
-        print(f"{args.name} is now {args.role}; its sessions ended")
+        from hub.console.users import _role
+
+        user, role = store.existing(args.name), _role(args.role)
+        _audit(settings, args.actor, "role_changed", user=user.name, role=role.value)
+        store.set_role(user.name, role)
+        print(f"{user.name} is now {role.value}; its sessions ended")
         return 0
 
     return _run(args, action)
@@ -136,12 +143,11 @@ def cmd_user_role(args: argparse.Namespace) -> int:
 
 def cmd_user_active(args: argparse.Namespace) -> int:
     def action(settings: Settings, store: Any) -> int:
-        if store.get(args.name) is None:
-            raise ConsoleUsageError(f"no account {args.name[:64]!r}")
+        user = store.existing(args.name)
         _audit(settings, args.actor, "user_enabled" if args.enable else "user_disabled",
-               user=args.name)
-        store.set_active(args.name, args.enable)
-        print(f"{args.name} {'enabled' if args.enable else 'disabled; its sessions ended'}")
+               user=user.name)
+        store.set_active(user.name, args.enable)
+        print(f"{user.name} {'enabled' if args.enable else 'disabled; its sessions ended'}")
         return 0
 
     return _run(args, action)

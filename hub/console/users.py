@@ -184,6 +184,24 @@ class UserStore:
         assert user is not None
         return user
 
+    def check_new(self, name: str, role: Role | str, password: str) -> tuple[str, Role]:
+        """Every check :meth:`add` makes, without adding: the login name and role as they will
+        be stored, or :class:`UserError`. Run it before the change is audited, so that a
+        refused account leaves no record of being added."""
+        name, checked = check_name(name), _role(role)
+        check_password(password)
+        if self.get(name) is not None:
+            raise UserError(f"there is already an account {name!r}")
+        return name, checked
+
+    def existing(self, name: str) -> User:
+        """The account called ``name`` (any case), or :class:`UserError` when there is none:
+        the check a change to an account needs before it is audited."""
+        user = self.get(name)
+        if user is None:
+            raise UserError(f"no account {name[:64]!r}")
+        return user
+
     def get(self, name: str) -> User | None:
         with self._lock:
             row = self._db.execute("SELECT name, role, full_name, active, created_at FROM "

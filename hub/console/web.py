@@ -561,14 +561,21 @@ def create_app(services: ConsoleServices, users: UserStore) -> FastAPI:
         return render(request, "users.html", session, people=users.users(), roles=list(Role),
                       problem="")
 
+    # Account changes: every check that can refuse one (name, role, password rule, an account
+    # that exists or not) runs before the audit row, so the ledger records only changes made.
     @app.post("/users", response_model=None)
     async def add_user(request: Request, session: UsersAct) -> Response:
         form = await request.form()
-        name, role = str(form.get("name") or ""), str(form.get("role") or "")
+        password = str(form.get("password") or "")
         try:
-            services.audit(session.user.name, "user_added", user=name[:64], role=role[:16])
-            users.add(name, role, str(form.get("password") or ""),
-                      full_name=str(form.get("full_name") or ""))
+            name, role = users.check_new(str(form.get("name") or ""),
+                                         str(form.get("role") or ""), password)
+        except UserError as exc:
+            return render(request, "users.html", session, 400, people=users.users(),
+                          roles=list(Role), problem=str(exc))
+        services.audit(session.user.name, "user_added", user=name, role=role.value)
+        try:  # an account added by someone else in between: refused here, after the record
+            users.add(name, role, password, full_name=str(form.get("full_name") or ""))
         except UserError as exc:
             return render(request, "users.html", session, 400, people=users.users(),
                           roles=list(Role), problem=str(exc))
@@ -579,14 +586,15 @@ def create_app(services: ConsoleServices, users: UserStore) -> FastAPI:
                          session: UsersAct) -> Response:
         form = await request.form()
         active = form.get("active") == "1"
-        if name == session.user.name and not active:
-            raise _Refused(400, "error.bad_input", "an administrator cannot disable themself")
-        services.audit(session.user.name, "user_enabled" if active else "user_disabled",
-                       user=name[:64])
         try:
-            users.set_active(name, active)
+            user = users.existing(name)
         except UserError as exc:
             raise _Refused(404, "error.not_found", str(exc)) from None
+        if user.name == session.user.name and not active:
+            raise _Refused(400, "error.bad_input", "an administrator cannot disable themself")
+        services.audit(session.user.name, "user_enabled" if active else "user_disabled",
+                       user=user.name)
+        users.set_active(user.name, active)
         return RedirectResponse("/users", 303)
 
     return app

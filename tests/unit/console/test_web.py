@@ -6,10 +6,12 @@ What needs the broker (dead letters, replay) is in tests/integration/console.
 
 from __future__ import annotations
 
+import html
 import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
@@ -238,3 +240,95 @@ def test_an_administrator_adds_an_account_and_the_change_is_recorded(
     short = client.post("/users", data={"csrf_token": token, "name": "ngan", "role": "auditor",
                                         "password": "ngắn"})
     assert short.status_code in (400, 403)
+
+
+# -- a refused account change is not in the ledger ----------------------------------------------
+
+@pytest.mark.parametrize(("form", "problem"), [
+    pytest.param({"name": "ngan", "role": "auditor", "password": "ngắn"},
+                 "a password needs at least 10 characters", id="a short password"),
+    pytest.param({"name": "Bad Name!", "role": "auditor", "password": PASSWORD},
+                 "'Bad Name!' is not a usable login name", id="a bad name"),
+    pytest.param({"name": "", "role": "auditor", "password": PASSWORD},
+                 "'' is not a usable login name", id="no name"),
+    pytest.param({"name": "thanhtra", "role": "root", "password": PASSWORD},
+                 "'root' is not a role: operator, auditor or admin", id="a bad role"),
+    pytest.param({"name": "KiemToan", "role": "auditor", "password": PASSWORD},
+                 "there is already an account 'kiemtoan'", id="an account that exists"),
+])
+def test_an_account_the_form_refuses_says_why_and_writes_no_ledger_row(
+    app: tuple[TestClient, ConsoleServices], form: dict[str, str], problem: str
+) -> None:
+    client, services = app
+    sign_in(client, "quantri")
+    token = token_of(client.get("/users").text)
+    before = audit(services)
+
+    response = client.post("/users", data={"csrf_token": token, **form})
+
+    assert response.status_code == 400
+    assert problem in html.unescape(response.text)
+    assert audit(services) == before
+    people = [u.name for u in client.app.state.users.users()]  # type: ignore[attr-defined]
+    assert people == ["kiemtoan", "quantri", "vanhanh"]
+
+
+@pytest.mark.parametrize(("name", "active", "status", "problem"), [
+    pytest.param("khongco", "0", 404, "no account 'khongco'", id="disable an unknown account"),
+    pytest.param("khongco", "1", 404, "no account 'khongco'", id="enable an unknown account"),
+    pytest.param("QuanTri", "0", 400, "an administrator cannot disable themself",
+                 id="disable oneself"),
+])
+def test_an_enable_or_disable_that_is_refused_says_why_and_writes_no_ledger_row(
+    app: tuple[TestClient, ConsoleServices], name: str, active: str, status: int, problem: str
+) -> None:
+    client, services = app
+    sign_in(client, "quantri")
+    token = token_of(client.get("/users").text)
+    before = audit(services)
+
+    response = client.post(f"/users/{name}/active", data={"csrf_token": token,
+                                                          "active": active})
+
+    assert response.status_code == status
+    assert problem in html.unescape(response.text)
+    assert audit(services) == before
+    assert sign_in(client, "quantri") == "/users"  # still active
+
+
+def test_an_accepted_account_change_is_in_the_ledger_before_it_is_made(
+    app: tuple[TestClient, ConsoleServices], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a spy that looks at the accounts when each audit row is written
+    client, services = app
+    store: UserStore = client.app.state.users  # type: ignore[attr-defined]
+    seen: list[tuple[str, bool | None]] = []
+    record = services.audit
+
+    def spy(actor: str, action: str, **detail: Any) -> None:
+        if action.startswith("user_"):
+            user = store.get(str(detail["user"]))
+            seen.append((action, None if user is None else user.active))
+        record(actor, action, **detail)
+
+    monkeypatch.setattr(services, "audit", spy)
+    sign_in(client, "quantri")
+    token = token_of(client.get("/users").text)
+
+    # When an account is added, then disabled
+    added = client.post("/users", data={"csrf_token": token, "name": "ThanhTra",
+                                        "role": "Auditor", "password": PASSWORD},
+                        follow_redirects=False)
+    disabled = client.post("/users/thanhtra/active", data={"csrf_token": token, "active": "0"},
+                           follow_redirects=False)
+
+    # Then each row was written before its change, with the names and role as stored
+    assert (added.status_code, disabled.status_code) == (303, 303)
+    assert seen == [("user_added", None), ("user_disabled", True)]
+    changes = [d for _, d in audit(services) if d["action"].startswith("user_")]
+    assert changes == [
+        {"action": "user_added", "user": "thanhtra", "role": "auditor", "via": "console"},
+        {"action": "user_disabled", "user": "thanhtra", "via": "console"}]
+    thanhtra = store.get("thanhtra")
+    assert thanhtra is not None
+    assert not thanhtra.active
