@@ -39,7 +39,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import zipfile
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -69,6 +71,13 @@ _UNLISTED = ("out/",)  # where the README's commands write their own files
 
 class EvidenceError(Exception):
     """The bundle cannot be made (unknown document, no signed checkpoint)."""
+
+
+class _Malformed(Exception):
+    """A member's structure is not the format's (a missing key, a value of the wrong type).
+
+    Raised while reading a bundle and turned into a problem by :func:`verify_bundle`: a bundle
+    is evidence under examination, so a malformed one fails verification, it is not a bug."""
 
 
 @dataclass(frozen=True)
@@ -273,7 +282,9 @@ def verify_bundle(
     operator's CA roots or pinned certificates; ``trusted_cert_pem`` pins one certificate).
 
     Without a trust anchor the signatures are reported as a problem: nothing in the bundle can
-    vouch for itself (issue 16, L5)."""
+    vouch for itself (issue 16, L5). Nor can its structure: a member that is not what the
+    format says (not JSON, a missing key, a value of the wrong type) is a problem naming the
+    member, and the bundle fails; this never raises for what the bundle holds."""
     if trusted_cert_pem is not None:
         pinned = tuple(load_certificates(trusted_cert_pem)[:1])
         trust = replace(trust, pinned=trust.pinned + pinned) if trust else OperatorTrust(
@@ -283,14 +294,20 @@ def verify_bundle(
     try:
         files = read_members(data)
         manifest_bytes = files.pop("manifest.json")
-        manifest = json.loads(manifest_bytes)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as error:
+    # what zipfile raises for a damaged archive: a bad directory or CRC (BadZipFile), a
+    # truncated or corrupt stream (EOFError, zlib.error), an encrypted member (RuntimeError),
+    # an unknown compression method (NotImplementedError)
+    except (zipfile.BadZipFile, EOFError, zlib.error, RuntimeError, NotImplementedError,
+            KeyError, OSError) as error:
         return BundleResult(None, (f"not an evidence bundle: {error}",))
-    document = manifest.get("document")
+    try:
+        manifest = _object(_load_json("manifest.json", manifest_bytes), "manifest.json")
+        document, listed = _manifest_fields(manifest)
+    except _Malformed as error:
+        return BundleResult(None, (str(error),))
     fmt = manifest.get("format")
     if fmt not in (FORMAT, FORMAT_V1):
         problems.append(f"unknown bundle format {fmt!r}")
-    listed: dict[str, str] = manifest.get("files", {})
     if fmt == FORMAT:
         if chain.canonical_json(manifest) != manifest_bytes:
             problems.append("manifest.json is not in canonical form (edited)")
@@ -305,28 +322,31 @@ def verify_bundle(
         elif hashlib.sha256(files[name]).hexdigest() != listed[name]:
             problems.append(f"{name} does not match its digest in the manifest")
     try:
-        proof = json.loads(files["ledger/proof.json"])
-        lines = files["ledger/entries.jsonl"].splitlines()
-        signed = {
-            int(name.rsplit("/", 1)[1][:-5]): (
-                files[name], files[name[:-5] + ".sig"], files.get(name[:-5] + ".pem"))
-            for name in listed
-            if name.startswith("ledger/checkpoints/") and name.endswith(".json") and name in files}
-        checkpoints = {seq: json.loads(body) for seq, (body, _s, _c) in signed.items()}
-    except (KeyError, ValueError) as error:
+        proof = _proof(files["ledger/proof.json"])
+        lines = _entries(files["ledger/entries.jsonl"])
+        signed: dict[int, tuple[bytes, bytes, bytes | None]] = {}
+        checkpoints: dict[int, dict[str, Any]] = {}
+        for name in listed:
+            if name.startswith("ledger/checkpoints/") and name.endswith(".json") and name in files:
+                seq = _checkpoint_seq(name)
+                signed[seq] = (files[name], files[name[:-5] + ".sig"],
+                               files.get(name[:-5] + ".pem"))
+                checkpoints[seq] = _object(_load_json(name, files[name]), name)
+    except KeyError as error:
         return BundleResult(document, (*problems, f"bundle incomplete: {error}"))
+    except _Malformed as error:
+        return BundleResult(document, (*problems, str(error)))
     if not signed:
         return BundleResult(document, (*problems, "the bundle holds no signed checkpoint"))
-    hashes = {int(s): str(h) for s, h in proof["hashes"]}
-    start, end = int(proof["start"]), int(proof["head"]["seq"])
+    hashes = proof.hashes
+    start, end = proof.start, proof.head_seq
     # 1. the concerned entries, each hashing to its place in the proof
     entries = []
-    for line in lines:
-        entry = json.loads(line)
+    for line, entry in lines:
         entries.append(entry)
         if chain.canonical_json(entry) != line:
             problems.append(f"entry {entry.get('seq')} is not in canonical form")
-        if hashes.get(int(entry["seq"])) != hashlib.sha256(line).hexdigest():
+        if hashes.get(entry["seq"]) != hashlib.sha256(line).hexdigest():
             problems.append(f"entry {entry.get('seq')} does not match the chain proof (modified)")
     # 2. the packets, reports and revocation data against their entries
     for entry in entries:
@@ -336,13 +356,14 @@ def verify_bundle(
                                          "document" for e in entries):
         problems.append("the bundle holds no ledger entry for its document")
     last_cp = max(checkpoints)
-    if int(proof["head"].get("checkpoint_seq", last_cp)) != last_cp:
-        problems.append(f"the head records a checkpoint at row {proof['head']['checkpoint_seq']}"
+    recorded_cp = proof.head_checkpoint_seq
+    if recorded_cp is not None and recorded_cp != last_cp:
+        problems.append(f"the head records a checkpoint at row {recorded_cp}"
                         f" but the latest signed one is at row {last_cp} (removed)")
     if last_cp > end:
         problems.append(f"the signed checkpoint at row {last_cp} lies beyond the head (truncated)")
     # 3. the chain from the first concerned entry through every checkpoint to the head
-    link = str(proof["prev"])
+    link = proof.prev
     for seq in range(start, max(end, last_cp) + 1):
         if seq not in hashes:
             problems.append(f"the chain proof lacks row {seq} (deleted or truncated)")
@@ -350,7 +371,7 @@ def verify_bundle(
         link = chain.link(link, hashes[seq])
         if seq in checkpoints and link != checkpoints[seq].get("head"):
             problems.append(f"the chain does not reach the signed checkpoint at row {seq}")
-        if seq == end and link != proof["head"]["chain_hash"]:
+        if seq == end and link != proof.head_chain_hash:
             problems.append("the chain does not reach the recorded head")
     # 4. the checkpoint signatures, by signers the caller trusts
     signers: list[str] = []
@@ -377,6 +398,137 @@ def verify_bundle(
                      " inside the bundle (--self-signed-ok)")
     return BundleResult(document, tuple(problems), len(entries), last_cp, trusted, tuple(notes),
                         tuple(signers))
+
+
+# -- reading a bundle's structured members: each raises _Malformed naming the member ----------
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_ENTRIES = "ledger/entries.jsonl"
+_PROOF = "ledger/proof.json"
+
+
+@dataclass(frozen=True)
+class _Proof:
+    """``ledger/proof.json``, its types checked."""
+
+    start: int
+    prev: str
+    hashes: dict[int, str]
+    """entry_hash by row, from ``start`` through the head."""
+    head_seq: int
+    head_chain_hash: str
+    head_checkpoint_seq: int | None
+    """The latest checkpoint the ledger's head recorded (absent from older bundles)."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # Python's json reads NaN and Infinity; JSON has none
+
+
+def _load_json(where: str, data: bytes) -> Any:
+    try:
+        return json.loads(data, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
+        raise _Malformed(f"{where}: not JSON ({error})") from None
+
+
+def _object(value: Any, where: str, label: str = "") -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _Malformed(f"{where}: {label + ' is ' if label else ''}not a JSON object")
+    return value
+
+
+def _required(obj: Mapping[str, Any], key: str, where: str, label: str) -> Any:
+    if key not in obj:
+        raise _Malformed(f"{where}: {label} is missing")
+    return obj[key]
+
+
+def _integer(value: Any, where: str, label: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _Malformed(f"{where}: {label} is not an integer")
+    return value
+
+
+def _text(value: Any, where: str, label: str) -> str:
+    if not isinstance(value, str):
+        raise _Malformed(f"{where}: {label} is not a string")
+    return value
+
+
+def _sha256_hex(value: Any, where: str, label: str) -> str:
+    if not isinstance(value, str) or not _SHA256_HEX.fullmatch(value):
+        raise _Malformed(f"{where}: {label} is not a SHA-256 hex digest")
+    return value
+
+
+def _manifest_fields(manifest: Mapping[str, Any]) -> tuple[str | None, dict[str, str]]:
+    """The document digest (absent in no released format, tolerated) and the listed files."""
+    document = manifest.get("document")
+    if document is not None:
+        _text(document, "manifest.json", '"document"')
+    listed = manifest.get("files", {})
+    if not (isinstance(listed, dict) and all(isinstance(v, str) for v in listed.values())):
+        raise _Malformed('manifest.json: "files" is not an object of member names and SHA-256'
+                         " digests")
+    return document, listed
+
+
+def _proof(data: bytes) -> _Proof:
+    proof = _object(_load_json(_PROOF, data), _PROOF)
+    pairs = _required(proof, "hashes", _PROOF, '"hashes"')
+    if not (isinstance(pairs, list) and all(
+            isinstance(p, list) and len(p) == 2 and isinstance(p[0], int)
+            and not isinstance(p[0], bool) and isinstance(p[1], str)
+            and _SHA256_HEX.fullmatch(p[1]) for p in pairs)):
+        raise _Malformed(f'{_PROOF}: "hashes" is not a list of [row, SHA-256] pairs')
+    head = _object(_required(proof, "head", _PROOF, '"head"'), _PROOF, '"head"')
+    checkpoint_seq = head.get("checkpoint_seq")
+    return _Proof(
+        start=_integer(_required(proof, "start", _PROOF, '"start"'), _PROOF, '"start"'),
+        prev=_sha256_hex(_required(proof, "prev", _PROOF, '"prev"'), _PROOF, '"prev"'),
+        hashes={seq: entry_hash for seq, entry_hash in pairs},
+        head_seq=_integer(_required(head, "seq", _PROOF, '"head"."seq"'), _PROOF,
+                          '"head"."seq"'),
+        head_chain_hash=_text(_required(head, "chain_hash", _PROOF, '"head"."chain_hash"'),
+                              _PROOF, '"head"."chain_hash"'),
+        head_checkpoint_seq=None if checkpoint_seq is None else _integer(
+            checkpoint_seq, _PROOF, '"head"."checkpoint_seq"'))
+
+
+def _entries(data: bytes) -> list[tuple[bytes, dict[str, Any]]]:
+    """Each line of ``ledger/entries.jsonl`` with its entry, whose fields that verification
+    reads have the types the ledger writes (``seq``; a document's ``digest`` and revocation
+    references)."""
+    entries: list[tuple[bytes, dict[str, Any]]] = []
+    for number, line in enumerate(data.splitlines(), 1):
+        where = f"{_ENTRIES} line {number}"
+        entry = _object(_load_json(where, line), where)
+        _integer(_required(entry, "seq", where, '"seq"'), where, '"seq"')
+        if entry.get("type") == "document":
+            _text(_required(entry, "digest", where, '"digest"'), where, '"digest"')
+            references = entry.get("revocation") or []
+            if not (isinstance(references, list)
+                    and all(isinstance(ref, dict) for ref in references)):
+                raise _Malformed(f'{where}: "revocation" is not a list of objects')
+            for index, ref in enumerate(references):
+                label = f'"revocation"[{index}]'
+                for key in ("digest", "kind"):
+                    _text(_required(ref, key, where, f'{label}."{key}"'), where,
+                          f'{label}."{key}"')
+                for key in ("certificate", "issuer"):
+                    if ref.get(key) is not None:
+                        _text(ref[key], where, f'{label}."{key}"')
+        entries.append((line, entry))
+    return entries
+
+
+def _checkpoint_seq(name: str) -> int:
+    """The row of ``ledger/checkpoints/<seq>.json``."""
+    stem = name.rsplit("/", 1)[1][:-5]
+    if not (stem.isascii() and stem.isdigit()):
+        raise _Malformed(f"{name}: not named by its row number")
+    return int(stem)
 
 
 def _document_problems(entry: Mapping[str, Any], files: Mapping[str, bytes]) -> list[str]:
