@@ -389,6 +389,27 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _read_toml(p: Path) -> dict[str, Any]:
+    """The settings file's TOML; :class:`ConfigurationError` (one line, naming it) when it
+    cannot be read."""
+    try:
+        with p.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigurationError(f"{p}: configuration file not found") from None
+    except IsADirectoryError:
+        raise ConfigurationError(f"{p}: is a directory, not a configuration file") from None
+    except PermissionError:
+        raise ConfigurationError(f"{p}: permission denied") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"{p}: {exc}") from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8 by definition (TOML 1.0, "Spec")
+        raise ConfigurationError(f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+                                 ) from None
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise ConfigurationError(f"{p}: nested too deeply to read") from None
+
+
 def load_settings(
     path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
@@ -402,17 +423,7 @@ def load_settings(
     if path is not None:
         p = Path(path)
         where = str(p)
-        try:
-            with p.open("rb") as fh:
-                loaded = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ConfigurationError(f"{p}: configuration file not found") from None
-        except IsADirectoryError:
-            raise ConfigurationError(f"{p}: is a directory, not a configuration file") from None
-        except PermissionError:
-            raise ConfigurationError(f"{p}: permission denied") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigurationError(f"{p}: {exc}") from None
+        loaded = _read_toml(p)
         base_dir = p.resolve().parent
         for key, value in loaded.items():
             if key not in _SECTIONS:

@@ -29,6 +29,7 @@ from hub.config import Settings
 from hub.edxml import Limits
 from hub.errors import ConfigurationError
 from hub.ledger import Ledger, LedgerOpenError
+from hub.ops.ledger_cli import ledger_url, open_ledger_url
 
 __all__ = ["RunningApi", "build_context", "running_api", "serve", "uvicorn_config"]
 
@@ -46,11 +47,11 @@ def api_login(settings: Settings) -> tuple[str, str]:
 
 
 def open_ledger_read_only(settings: Settings) -> Ledger:
-    url = settings.ledger.url
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        url = f"sqlite:///{settings.path(url[len('sqlite:///'):])}"
+    """The configured ledger, read-only; :class:`ConfigurationError` (one line) when it is
+    missing or its URL is unusable, :class:`~hub.errors.TransientError` when it is down."""
     try:
-        return Ledger.open(url, blob_dir=settings.path(settings.ledger.blob_dir), read_only=True)
+        return open_ledger_url(ledger_url(settings),
+                               blob_dir=settings.path(settings.ledger.blob_dir), read_only=True)
     except LedgerOpenError as exc:
         raise ConfigurationError(f"ledger: {exc} (start the hub first: it creates the ledger)"
                                  ) from None

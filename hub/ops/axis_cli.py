@@ -21,7 +21,7 @@ from hub.config import load_settings
 EXIT_OK = 0
 """Done."""
 EXIT_USAGE = 2
-"""Unwritable output path (same code as the hub CLI)."""
+"""The directory file cannot be read (missing, not UTF-8) or the output path written."""
 EXIT_UNAVAILABLE = 4
 """The axis could not be reached (same code as the hub CLI)."""
 
@@ -58,18 +58,21 @@ def _sync(args: argparse.Namespace) -> int:
     from hub.ops.cli import UserError
 
     settings = load_settings(args.config)
-    client = client_from_settings(settings)
     if settings.hub.directory:
         source = settings.path(settings.hub.directory)
         try:
             text = source.read_text(encoding="utf-8")
         except OSError as exc:
             raise UserError(f"{source}: {exc.strerror or exc}", EXIT_USAGE) from None
+        except UnicodeDecodeError as exc:  # the directory is TOML, UTF-8 by definition
+            raise UserError(f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})",
+                            EXIT_USAGE) from None
     else:
         import importlib.resources
 
         source = Path(f"hub/data/{SAMPLE_FILE}")
         text = (importlib.resources.files("hub") / "data" / SAMPLE_FILE).read_text("utf-8")
+    client = client_from_settings(settings)  # after the directory: nothing left open on its errors
     try:
         agencies = client.agencies()
     except AxisUnavailable as exc:

@@ -94,10 +94,15 @@ def load_description(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise DescriptionError(f"{path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:  # TOML and JSON (RFC 8259 §8.1) are UTF-8
+        raise DescriptionError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+                               ) from None
     try:
         data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         raise DescriptionError(f"{path}: {exc}") from None
+    except RecursionError:  # both readers recurse once per nested array or table
+        raise DescriptionError(f"{path}: nested too deeply to read") from None
     if not isinstance(data, dict):
         raise DescriptionError(f"{path}: the description must be a table/object")
     return data

@@ -162,18 +162,24 @@ def _date(text: str) -> datetime:
     return iso_datetime(text)
 
 
+def _one_line(text: object) -> str:
+    """A message on one line: a database driver's own messages span several."""
+    return " ".join(str(text).split())
+
+
 def _guarded(handler: Handler) -> Handler:
     def run(args: argparse.Namespace) -> int:
         try:
             return handler(args)
         except TransientError as error:
-            print(f"hub: the ledger is unavailable ({error.detail or error})", file=sys.stderr)
+            print(f"hub: the ledger is unavailable ({_one_line(error.detail or error)})",
+                  file=sys.stderr)
             return EXIT_UNAVAILABLE
         except ConfigurationError as error:
-            print(f"hub: configuration: {error}", file=sys.stderr)
+            print(f"hub: configuration: {_one_line(error)}", file=sys.stderr)
             return EXIT_CONFIG
         except (EvidenceError, BackupError, LedgerOpenError, OSError, ValueError) as error:
-            print(f"hub: {error}", file=sys.stderr)
+            print(f"hub: {_one_line(error)}", file=sys.stderr)
             return EXIT_USAGE
 
     return run
@@ -191,6 +197,25 @@ def ledger_url(settings: Settings) -> str:
     if url.startswith(prefix) and not url.startswith(prefix + "/"):
         return prefix + str(settings.path(url[len(prefix):]))
     return url
+
+
+def open_ledger_url(url: str, **options: Any) -> Ledger:
+    """:meth:`Ledger.open` for a command: what the database layer makes of an unusable URL
+    (not a URL, an unknown or missing driver, an option the driver refuses) becomes one
+    :class:`ConfigurationError` line that never shows the password.
+
+    An unreachable database stays a :class:`TransientError`, a missing ledger a
+    :class:`LedgerOpenError` and an unusable path an :class:`OSError`: those are not the
+    settings' fault."""
+    try:
+        return Ledger.open(url, **options)
+    except (TransientError, ConfigurationError, LedgerOpenError, OSError):
+        raise
+    except Exception as exc:  # SQLAlchemy's and the driver's own errors: an unusable URL
+        from hub.logs import redact_url
+
+        raise ConfigurationError(f"cannot open the ledger at {redact_url(url)}: "
+                                 f"{type(exc).__name__}: {_one_line(exc)}") from None
 
 
 def _open(
@@ -218,19 +243,12 @@ def _open(
             # The signer's certificate, then its issuing CAs: the path a verifier checks.
             cert_pem = b"".join(c.public_bytes(serialization.Encoding.PEM)
                                 for c in (operator.cert, *operator.chain))
-    try:
-        ledger = Ledger.open(url, blob_dir=settings.path(settings.ledger.blob_dir),
+    # A missing ledger (LedgerOpenError) is the user's path (exit 2), not the settings.
+    ledger = open_ledger_url(url, blob_dir=settings.path(settings.ledger.blob_dir),
                              blob_threshold=settings.ledger.blob_threshold,
                              checkpoint_every=settings.ledger.checkpoint_every,
                              checkpoint_signer=signer, checkpoint_cert_pem=cert_pem,
                              read_only=read_only and signer is None, must_exist=True)
-    except (TransientError, ConfigurationError, LedgerOpenError, OSError):
-        raise  # a missing ledger is the user's path (exit 2), not the settings
-    except Exception as exc:  # the database driver's own errors: an unusable URL
-        from hub.logs import redact_url
-
-        raise ConfigurationError(f"cannot open the ledger at {redact_url(url)}: "
-                                 f"{type(exc).__name__}: {exc}") from None
     return ledger, settings
 
 
@@ -356,8 +374,8 @@ def _backup(args: argparse.Namespace) -> int:
 def _restore(args: argparse.Namespace) -> int:
     settings = _settings(args)
     url = getattr(args, "url", None) or ledger_url(settings)
-    with Ledger.open(url, blob_dir=settings.path(settings.ledger.blob_dir),
-                     blob_threshold=settings.ledger.blob_threshold) as ledger:
+    with open_ledger_url(url, blob_dir=settings.path(settings.ledger.blob_dir),
+                         blob_threshold=settings.ledger.blob_threshold) as ledger:
         restore(args.path, ledger)
         result = ledger.verify(_progress_bar)
     print(f"restored {result.rows:,} rows; chain: "
@@ -369,7 +387,7 @@ def _restore(args: argparse.Namespace) -> int:
 def _migrate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     url = getattr(args, "url", None) or ledger_url(settings)
-    with Ledger.open(url) as ledger:
+    with open_ledger_url(url) as ledger:
         seq, _ = ledger.head()
         rebuilt = ledger.rebuild_adoption() if args.rebuild_adoption else None
     print(f"ledger schema up to date ({seq:,} rows)"

@@ -42,6 +42,27 @@ def test_an_unknown_section_in_the_environment_is_an_error() -> None:
         load_settings(None, environ={"HUB_BROKR__URL": "amqp://x"})
 
 
+@pytest.mark.parametrize("via", ["the path", "HUB_CONFIG"])
+def test_a_settings_file_that_is_not_utf8_is_a_one_line_error_naming_it(
+    via: str, tmp_path: Path
+) -> None:
+    f = tmp_path / "hub.toml"
+    f.write_bytes(b"\xff\xfe")  # TOML is UTF-8 by definition
+    path, environ = (f, {}) if via == "the path" else (None, {"HUB_CONFIG": str(f)})
+    with pytest.raises(ConfigurationError, match="not UTF-8") as caught:
+        load_settings(path, environ=environ)
+    assert str(caught.value).startswith(str(f))
+    assert "\n" not in str(caught.value)
+
+
+def test_a_settings_file_nested_too_deeply_is_a_one_line_error_naming_it(tmp_path: Path) -> None:
+    f = tmp_path / "hub.toml"
+    f.write_text("[hub]\nx = " + "[" * 100_000 + "\n")  # the TOML reader recurses per level
+    with pytest.raises(ConfigurationError, match="nested too deeply") as caught:
+        load_settings(f, environ={})
+    assert str(caught.value).startswith(str(f))
+
+
 def test_environment_overrides_the_file_and_is_typed(tmp_path: Path) -> None:
     f = tmp_path / "hub.toml"
     f.write_text("[broker]\nprefetch = 10\nurl = 'amqp://file'\n[trust]\nroots = ['a.pem']\n")

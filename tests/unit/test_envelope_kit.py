@@ -142,6 +142,25 @@ def test_an_unknown_key_in_a_description_is_one_line_naming_it(
     assert not (work / "x.xml").exists()
 
 
+@pytest.mark.parametrize(("name", "content", "fragment"), [
+    ("latin1.toml", b"\xff", "not UTF-8"),
+    ("latin1.json", b'{"from": "S\xf4 T\xe0i ch\xednh"}', "not UTF-8"),
+    ("deep.json", b"[" * 100_000, "nested too deeply"),
+    ("deep.toml", b"a = " + b"[" * 100_000, "nested too deeply"),
+], ids=["TOML not UTF-8", "JSON not UTF-8", "JSON nested too deeply", "TOML nested too deeply"])
+def test_a_description_that_cannot_be_read_as_text_is_one_line_naming_it(
+        name: str, content: bytes, fragment: str, work: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    (work / name).write_bytes(content)
+    assert main(["envelope", "build", name, "-o", "x.xml"]) == EXIT_REFUSED
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith(f"hub: {name}: ")
+    assert fragment in err[0]
+    assert "internal error" not in err[0]
+    assert not (work / "x.xml").exists()
+
+
 def test_a_signed_envelope_is_accepted_and_check_shows_what_is_signed_and_the_chain(
         pki: PkiPaths, config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _signed_letter(pki)
