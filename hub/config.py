@@ -122,7 +122,13 @@ class TrustSettings(_Section):
     policy_oids: StrList = ()
     """Certificate policy OIDs a specialized certificate must carry (empty: not checked)."""
     crl_freshness_s: Positive = 3600
-    """A CRL older than this (past its thisUpdate) without a newer one is stale."""
+    """A CRL is fresh until its nextUpdate; one obtained within this many seconds stays usable
+    at most this long past its nextUpdate (a CA late to publish), never longer: an old CRL
+    served again is stale. A distribution point never replaces a CRL with an older one (an
+    earlier thisUpdate or a lower CRL number). Only complete CRLs whose scope covers the
+    certificate are read: no delta or indirect CRL, none with a critical extension the hub
+    does not process; a partition's CRL, or one for CA or end-entity certificates only, for
+    the certificates it covers."""
     fetch_crls: bool = True
     """Fetch CRLs from the certificate's distribution points over HTTP."""
     min_rsa_bits: Annotated[int, Field(ge=1024)] = 2048
