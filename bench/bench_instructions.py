@@ -1,6 +1,7 @@
 """Instructions per envelope (valgrind callgrind): the consumer's CPU work, counted, not timed.
 
-    .venv/bin/python bench/bench_instructions.py [--n 128] [--workload DIR] [--output FILE]
+    .venv/bin/python bench/bench_instructions.py [--n 128] [--batch 128] [--workload DIR]
+                                                 [--output FILE]
 
 A wall-clock figure on a shared machine moves 10-40 % between runs (``bench/run`` needs
 interleaved series to see a 5 % change); an instruction count is the same for the same program
@@ -77,7 +78,7 @@ def say(msg: str) -> None:
 
 
 # -- the measured children (run under valgrind) ---------------------------------------------------
-def child_hub(data: Path, n: int) -> None:
+def child_hub(data: Path, n: int, batch: int = BATCH) -> None:
     from hub import logs
     from hub.app import build_hub
     from hub.config import with_overrides
@@ -120,14 +121,14 @@ def child_hub(data: Path, n: int) -> None:
         one(bodies[:WARM], "warm")
         settle_heap()  # as `hub run` does before it consumes
         rest = bodies[WARM:WARM + n]
-        for start in range(0, len(rest), BATCH):
-            one(rest[start:start + BATCH], f"b{start}")
+        for start in range(0, len(rest), batch):
+            one(rest[start:start + batch], f"b{start}")
         if signing is not None:
             signing.close()
         hub.close()
 
 
-def child_floor(data: Path, n: int) -> None:
+def child_floor(data: Path, n: int, batch: int = BATCH) -> None:
     import base64
 
     from cryptography import x509
@@ -163,7 +164,7 @@ def child_floor(data: Path, n: int) -> None:
             pub.verify(value, signed_info, pkcs1, sha256)
             key.sign(signed_info, pkcs1, sha256)
             rows.append((f"{digest}:{i}", raw))
-            if len(rows) == BATCH:
+            if len(rows) == batch:
                 db.execute("BEGIN IMMEDIATE")
                 db.executemany("INSERT INTO d (digest, raw) VALUES (?, ?)", rows)
                 db.execute("COMMIT")
@@ -172,11 +173,11 @@ def child_floor(data: Path, n: int) -> None:
 
 
 # -- the parent ----------------------------------------------------------------------------------
-def callgrind(side: str, data: Path, n: int, out: Path) -> int:
+def callgrind(side: str, data: Path, n: int, out: Path, batch: int = BATCH) -> int:
     """Run one child under callgrind; its total instruction count."""
     cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
            sys.executable, str(Path(__file__).resolve()), "--child", side, "--data", str(data),
-           "--n", str(n)]
+           "--n", str(n), "--batch", str(batch)]
     env = dict(os.environ, PYTHONHASHSEED="0")
     done = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0:
@@ -222,6 +223,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--n", type=int, default=128,
                     help="envelopes of the small run (the large one has 3n; default 128)")
+    ap.add_argument("--batch", type=int, default=BATCH,
+                    help="envelopes a batch (default %(default)s): a small batch shows what "
+                         "each batch costs beside its envelopes (the half-load rounds)")
     ap.add_argument("--output", default=None, help="also write the JSON here")
     ap.add_argument("--workload", default=None, metavar="DIR",
                     help="keep the PKI and envelopes in DIR and reuse them when they are there: "
@@ -231,14 +235,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--data", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        (child_hub if args.child == "hub" else child_floor)(Path(args.data), args.n)
+        (child_hub if args.child == "hub" else child_floor)(Path(args.data), args.n, args.batch)
         return 0
     if shutil.which("valgrind") is None:
         print("bench_instructions: valgrind not found (Debian package valgrind)",
               file=sys.stderr)
         return 2
-    if args.n <= 0 or args.n % BATCH:
-        print(f"bench_instructions: --n must be a positive multiple of {BATCH} (whole batches)",
+    if args.batch <= 0 or args.n <= 0 or args.n % args.batch:
+        print("bench_instructions: --n must be a positive multiple of --batch (whole batches)",
               file=sys.stderr)
         return 2
     n_small, n_large = args.n, 3 * args.n
@@ -263,7 +267,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"{len(runs)} runs under callgrind (hub and floor, {n_small} and {n_large} "
             "envelopes), as many at once as there are cores")
         with ThreadPoolExecutor(max(1, os.cpu_count() or 1)) as pool:
-            counted = pool.map(lambda run: callgrind(run[0], data, run[1], outs[run]), runs)
+            counted = pool.map(
+                lambda run: callgrind(run[0], data, run[1], outs[run], args.batch), runs)
             totals = dict(zip(runs, counted, strict=True))
         span = n_large - n_small
         per = {side: (totals[side, n_large] - totals[side, n_small]) / span
@@ -275,6 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "tool": "valgrind --tool=callgrind (instructions, Ir)",
         "envelope_bytes": len(bodies[0]),
         "envelopes_counted": span,
+        "batch": args.batch,
         "hub_instructions_per_envelope": round(per["hub"]),
         "floor_instructions_per_envelope": round(per["floor"]),
         "ratio_floor_to_hub": round(per["floor"] / per["hub"], 3),
