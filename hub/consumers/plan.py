@@ -278,10 +278,14 @@ class _Bound:
                             for k, t in self._tokens.items()})
 
 
+_HUB_HEADER = "x-hub-"
+"""The prefix of the headers that carry the hub's own facts (:class:`~hub.messages.Headers`)."""
+
+
 def _header_int(headers: Mapping[str, Any], name: str) -> int:
     try:
         return int(headers.get(name, 0) or 0)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return 0
 
 
@@ -333,6 +337,7 @@ class Pipeline:
 
     def _plan_batch(self, deliveries: Sequence[Delivery]) -> BatchPlan:
         plan = BatchPlan()
+        deliveries = [self._believed(d) for d in deliveries]
         pending: dict[tuple[str, str], str] = {}  # (sender, document_id) -> digest, this batch
         parsed: dict[int, Envelope | StatusPacket | EnvelopeRefused] = {}
         for delivery in deliveries:
@@ -441,6 +446,20 @@ class Pipeline:
 
     def _trusted(self) -> frozenset[str]:
         return self.config.trusted
+
+    def _believed(self, delivery: Delivery) -> Delivery:
+        """``delivery`` with only the headers the hub may believe. ``x-hub-`` headers state the
+        hub's own facts about a message (attempts, its first failure, reasons, who replayed
+        it, for whom it was published): set by the hub's retries, an operator's replay, the
+        API or the axis connector, all trusted logins. From any other publisher they are
+        claims, dropped before planning, so that an agency can neither back-date nor
+        pre-count its own failures nor dress up what operators see in the dead-letter queue."""
+        headers = delivery.headers
+        if delivery.user_id in self._trusted() or not any(
+                k.startswith(_HUB_HEADER) for k in headers):
+            return delivery
+        return dataclasses.replace(delivery, headers={
+            k: v for k, v in headers.items() if not k.startswith(_HUB_HEADER)})
 
     def _user(self, delivery: Delivery) -> str | None:
         return effective_user(delivery, self._trusted())

@@ -55,17 +55,31 @@ class DeadLetter:
             sender=str(h.get(Headers.SENDER) or ""),
             recipient=str(h.get(Headers.RECIPIENT) or ""),
             first_failure=str(h.get(Headers.FIRST_FAILURE) or ""),
-            attempts=int(h.get(Headers.ATTEMPTS) or 0),
+            attempts=_count(h.get(Headers.ATTEMPTS)),
             routing=str(h.get(Headers.ORIGINAL_ROUTING) or f"{d.exchange}/{d.routing_key}"),
             size=len(d.body),
             headers={k: v for k, v in h.items() if isinstance(v, str | int | float | bool)},
         )
 
     def age(self, now: datetime) -> timedelta | None:
+        """How long ago it first failed (None: no time the hub can read). Headers are data
+        from the broker: a time without a zone is read as UTC, anything else unreadable or
+        out of range is no age, never an error."""
         try:
-            return now - datetime.fromisoformat(self.first_failure)
-        except ValueError:
+            first = datetime.fromisoformat(self.first_failure)
+            if first.tzinfo is None:
+                first = first.replace(tzinfo=UTC)
+            return now - first
+        except (ValueError, TypeError, OverflowError):
             return None
+
+
+def _count(value: Any) -> int:
+    """A header's count (attempts), 0 when it is not a whole number."""
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError, OverflowError):
+        return 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ exist), and an intake consumer in a thread that the test stops and joins.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 from collections.abc import Callable, Iterator
@@ -22,6 +23,7 @@ from hub.config import Settings, with_overrides
 from hub.consumers.intake import IntakeConsumer
 from hub.directory import Directory
 from hub.edxml.build import build_envelope, sample_header
+from hub.testing import devbroker
 from hub.testing.pki import KeyCache, PkiPaths, init_pki
 from hub.trust.keystore import Keystore, OrgSigner
 from hub.trust.signing import sign_xml
@@ -164,3 +166,13 @@ def settings_toml(settings: Settings) -> str:
                 lines.append(f"{name} = {_json.dumps(value, ensure_ascii=False)}")
         lines.append("")
     return "\n".join(lines)
+
+
+def agency_account(rabbitmq: devbroker.RunningBroker, org: str, password: str) -> str:
+    """A broker account of the organization's own (created, or its password set again: tests
+    on one broker may create the same account), allowed to publish; its URL."""
+    with contextlib.suppress(devbroker.BrokerUnavailable):
+        rabbitmq.exec("rabbitmqctl", "add_user", org, password)
+    rabbitmq.exec("rabbitmqctl", "change_password", org, password)
+    rabbitmq.exec("rabbitmqctl", "set_permissions", "-p", "/", org, "^$", ".*", ".*")
+    return f"amqp://{org}:{password}@{rabbitmq.host}:{rabbitmq.port}/"

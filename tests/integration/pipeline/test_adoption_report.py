@@ -10,7 +10,6 @@ PostgreSQL.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from tests.integration.pipeline.harness import (
     FINANCE,
     HOME_AFFAIRS,
     PROVINCE,
+    agency_account,
     hub_settings,
     running_hub,
     settings_toml,
@@ -34,13 +34,6 @@ from tests.integration.pipeline.harness import (
 )
 
 pytestmark = pytest.mark.broker
-
-
-def _account(rabbitmq: devbroker.RunningBroker, org: str, password: str) -> str:
-    with contextlib.suppress(devbroker.BrokerUnavailable):
-        rabbitmq.exec("rabbitmqctl", "add_user", org, password)
-    rabbitmq.exec("rabbitmqctl", "set_permissions", "-p", "/", org, "^$", ".*", ".*")
-    return f"amqp://{org}:{password}@{rabbitmq.host}:{rabbitmq.port}/"
 
 
 def test_the_report_counts_what_the_pipeline_accepted_and_refused_per_organization(
@@ -53,8 +46,8 @@ def test_the_report_counts_what_the_pipeline_accepted_and_refused_per_organizati
     settings = hub_settings(pipeline_pki, tmp_path, broker_url, names, ledger_url=ledger_url)
     config = tmp_path / "hub.toml"
     config.write_text(settings_toml(settings), encoding="utf-8")
-    home_affairs = _account(rabbitmq, HOME_AFFAIRS, "ha-report")
-    commune = _account(rabbitmq, COMMUNE, "commune-report")
+    home_affairs = agency_account(rabbitmq, HOME_AFFAIRS, "ha-report")
+    commune = agency_account(rabbitmq, COMMUNE, "commune-report")
     accepted = [signed_envelope(keystore, HOME_AFFAIRS, (FINANCE,), number=str(n))
                 for n in (201, 202, 203)]
     tampered = signed_envelope(keystore, HOME_AFFAIRS, (FINANCE,), number="204").replace(

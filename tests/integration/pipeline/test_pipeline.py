@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from tests.integration.pipeline.harness import (
     HOME_AFFAIRS,
     MINISTRY,
     PROVINCE,
+    agency_account,
     hub_settings,
     running_hub,
     signed_envelope,
@@ -157,10 +157,7 @@ def test_a_publisher_whose_account_is_not_the_senders_is_refused(
     if rabbitmq.kind != "container":
         pytest.skip("accounts are created with rabbitmqctl inside the broker container")
     # Given Finance's own broker account (the directory's broker_user for 000.00.03.H27)
-    with contextlib.suppress(devbroker.BrokerUnavailable):
-        rabbitmq.exec("rabbitmqctl", "add_user", FINANCE, "finance-test")
-    rabbitmq.exec("rabbitmqctl", "set_permissions", "-p", "/", FINANCE, "^$", ".*", ".*")
-    finance_url = f"amqp://{FINANCE}:finance-test@{rabbitmq.host}:{rabbitmq.port}/"
+    finance_url = agency_account(rabbitmq, FINANCE, "finance-test")
     settings = hub_settings(pipeline_pki, tmp_path, broker_url, names, ledger_url=ledger_url)
     with running_hub(settings) as hub:
         finance = AgencyClient(finance_url, FINANCE, prefix=names)
