@@ -18,7 +18,7 @@ import base64
 import hashlib
 import math
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 import anyio.to_thread
@@ -130,6 +130,46 @@ class BodyLimit:
             return message
 
         await self.app(scope, limited, send)
+
+
+class CrashBoundary:
+    """ASGI middleware, outermost: a request that crashed leaves one ``api_request_crashed``
+    event in the log and a 500 :class:`~hub.api.models.ErrorBody` to the client, nothing more.
+
+    Starlette's ``ServerErrorMiddleware`` calls :func:`_bug` (the event, the 500 answer) and then
+    re-raises "so that servers can log the error": uvicorn would print "Exception in ASGI
+    application" and a plain-text traceback, with whatever the exception carries (an SQL
+    statement and its values), beside the JSON events. The exception stops here instead.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Callable[[], Awaitable[Any]],
+                       send: Callable[[Any], Awaitable[None]]) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Any) -> None:
+            nonlocal started
+            if message.get("type") == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as exc:
+            if started:
+                # _bug has logged it and answered (or the answer was under way: the server
+                # closes the connection of a response left incomplete).
+                return
+            log.error("api_request_crashed", error=type(exc).__name__)
+            await error_response(Reason.INTERNAL_ERROR, 500, "internal error (logged)")(
+                scope, receive, send)
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
@@ -201,9 +241,10 @@ def _send_answer(doc_id: str, mid: str, verdict: Verdict) -> Response:
         "duplicate" if verdict.state == "duplicate" else "pending")
     body = SendResult(docId=doc_id, messageId=mid, verdict=state)
     return JSONResponse(body.model_dump(), status_code=202 if state == "pending" else 200)
-def create_app(ctx: ApiContext) -> BodyLimit:
-    """The ASGI application: :func:`build_fastapi` wrapped in the body-size limit."""
-    return BodyLimit(build_fastapi(ctx), ctx.max_body_bytes)
+def create_app(ctx: ApiContext) -> CrashBoundary:
+    """The ASGI application: :func:`build_fastapi` wrapped in the body-size limit, inside the
+    :class:`CrashBoundary`."""
+    return CrashBoundary(BodyLimit(build_fastapi(ctx), ctx.max_body_bytes))
 
 
 # -- errors ----------------------------------------------------------------------------------
@@ -225,6 +266,26 @@ async def _http(_request: Request, exc: StarletteHTTPException) -> Response:
 async def _bug(_request: Request, exc: Exception) -> Response:
     log.error("api_request_crashed", error=type(exc).__name__)
     return error_response(Reason.INTERNAL_ERROR, 500, "internal error (logged)")
+
+
+def utc_bound(name: str, value: datetime | None) -> datetime | None:
+    """A ``since``/``until`` query value in UTC, the zone the ledger and the lists compare in.
+
+    A value without an offset, or whose UTC form no ``datetime`` holds
+    (``9999-12-31T23:59:59-14:00``), is bad input: 422 ``API_REQUEST_INVALID`` naming it,
+    never an overflow in the ledger query (a 500).
+    """
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ApiError(Reason.API_REQUEST_INVALID, 422,
+                       f"query.{name}: dates need a time zone offset")
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ApiError(Reason.API_REQUEST_INVALID, 422,
+                       f"query.{name}: {value.isoformat()} is out of range: in UTC it must "
+                       "fall between 0001-01-01 and 9999-12-31") from None
 
 
 # -- the operations ------------------------------------------------------------------------
@@ -272,9 +333,7 @@ def received(
     wait: Annotated[float, Query(ge=0, le=30, description=(
         "Long poll: wait up to this many seconds for something to list."))] = 0,
 ) -> ReceivedList:
-    for bound in (since, until):
-        if bound is not None and bound.tzinfo is None:
-            raise ApiError(Reason.API_REQUEST_INVALID, 422, "dates need a time zone offset")
+    since, until = utc_bound("since", since), utc_bound("until", until)
     total, items = ctx.received(caller, since=since, until=until, sender=from_, state=status,
                                 message_type=messageType, page=page, page_size=pageSize,
                                 wait=wait)
@@ -358,9 +417,7 @@ def sent(
     page: Annotated[int, Query(ge=1, le=1000)] = 1,
     pageSize: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> SentList:
-    for bound in (since, until):
-        if bound is not None and bound.tzinfo is None:
-            raise ApiError(Reason.API_REQUEST_INVALID, 422, "dates need a time zone offset")
+    since, until = utc_bound("since", since), utc_bound("until", until)
     items = ctx.sent(caller, since=since, until=until, limit=page * pageSize + 1)
     start = (page - 1) * pageSize
     return SentList(total=len(items), page=page, pageSize=pageSize,

@@ -17,15 +17,26 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def _duration(text: str) -> timedelta:
+    """How long an old secret keeps working: ``7d``, ``12h``, ``30m``, ``90s``.
+
+    Refused, as a usage error: anything else, a negative or non-finite number, and a duration
+    that takes the old secret's end past the year 9999 (no date holds it).
+    """
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     try:
         value, unit = float(text[:-1]), text[-1]
-        if unit not in units or value < 0:
+        if unit not in units or not value >= 0:  # not >=: also refuses NaN
             raise ValueError
     except (ValueError, IndexError):
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 7d, 12h, 30m)"
                                          ) from None
-    return timedelta(seconds=value * units[unit])
+    try:
+        keep = timedelta(seconds=value * units[unit])
+        _ends = datetime.now(UTC) + keep  # the overlap's end is stored as a date
+    except OverflowError:
+        raise argparse.ArgumentTypeError(f"{text!r} is too long: the old secret would be kept "
+                                         "past the year 9999") from None
+    return keep
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

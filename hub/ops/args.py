@@ -27,11 +27,15 @@ delivery_limit) are shown as ``BROKER_<REASON>``."""
 def parse_duration(text: str) -> timedelta:
     """``90s``, ``15m``, ``2h``, ``3d``, ``1w``, combined as ``1h30m``; or ISO 8601 (``PT15M``).
 
-    Raises ``ValueError`` with a message saying what is accepted.
+    Raises ``ValueError`` with a message saying what is accepted, or that the duration is
+    longer than a ``timedelta`` holds (999,999,999 days).
     """
     value = text.strip().lower()
     if _WHOLE.fullmatch(value):
-        return timedelta(seconds=sum(float(n) * _UNITS[u] for n, u in _PART.findall(value)))
+        try:
+            return timedelta(seconds=sum(float(n) * _UNITS[u] for n, u in _PART.findall(value)))
+        except OverflowError:  # more days than a timedelta holds, or a float infinity
+            raise ValueError(f"{text!r} is too long a duration (at most 999999999d)") from None
     if value.startswith("p"):
         from pydantic import TypeAdapter, ValidationError
 
@@ -67,14 +71,34 @@ def nonblank(text: str) -> str:
 
 
 def iso_datetime(text: str) -> datetime:
-    """An ISO date or date-time; without a zone, UTC."""
+    """An ISO date or date-time, returned in UTC; without a zone, it is UTC.
+
+    Accepted from :data:`EARLIEST` to :data:`LATEST` in UTC. The ledger compares instants in
+    UTC, and the reports count days in Vietnam time (UTC+7) from one midnight to the next: an
+    instant in the first or last day that a ``datetime`` holds (``9999-12-31T23:59-14:00`` is in
+    the year 10000 in UTC) would overflow there, so it is refused here, naming the value.
+    """
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not an ISO date or date-time (e.g. 2026-03-01 or 2026-03-01T08:00)"
         ) from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    try:
+        utc = value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST <= utc <= LATEST:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is out of range: in UTC it must fall between "
+            f"{EARLIEST.date().isoformat()} and {LATEST.date().isoformat()}")
+    return utc
+
+
+EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+"""The first instant :func:`iso_datetime` accepts: a day after the first a ``datetime`` holds."""
+LATEST = datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=UTC)
+"""The last instant :func:`iso_datetime` accepts: a day before the last a ``datetime`` holds."""
 
 
 def existing_file(text: str) -> Path:

@@ -429,6 +429,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(protect_ids(sys.argv[1:] if argv is None else argv))
     except SystemExit as exc:  # --help, --version, or a usage error already printed
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    except Exception as exc:
+        # argparse turns only ArgumentTypeError, TypeError and ValueError from a ``type=`` into
+        # a usage line; anything else a value made an argument type raise is still about the
+        # command line the user typed: one usage line, never a traceback.
+        if os.environ.get("HUB_DEBUG"):
+            raise
+        print(f"hub: error: bad command line: {_one_line(str(exc)) or type(exc).__name__} "
+              "(see: hub --help)", file=sys.stderr)
+        return EXIT_USAGE
     try:
         return _run(args)
     except KeyboardInterrupt:

@@ -310,3 +310,89 @@ def test_one_passphrase_opens_a_keystore_that_mixes_encrypted_and_plain_keys(
 
     keystore = Keystore.load(mixed_keystore, b"right")
     assert sorted(keystore) == ["000.00.01.H27", "000.00.03.H27"]
+
+
+# -- values too large or out of range (review of the argument types) ------------------------
+_OUT_OF_RANGE = [
+    # (id, argv after --config, the value the line must name, what it must say)
+    ("dlq ls: more days than a duration holds", ["dlq", "ls", "--older-than", "99999999999d"],
+     "99999999999d", "too long"),
+    ("dlq ls: a duration of 10**400 days", ["dlq", "ls", "--older-than", "9" * 400 + "d"],
+     "999999", "too long"),
+    ("ledger query: a since past the year 9999 in UTC",
+     ["ledger", "query", "--since", "9999-12-31T23:59:59-14:00"], "9999-12-31T23:59:59-14:00",
+     "out of range"),
+    ("ledger query: an until before the year 1 in UTC",
+     ["ledger", "query", "--until", "0001-01-01T00:00+14:00"], "0001-01-01T00:00+14:00",
+     "out of range"),
+    ("ledger report: a since past the year 9999 in UTC",
+     ["ledger", "report", "--since", "9999-12-31T23:59:59-14:00"], "9999-12-31T23:59:59-14:00",
+     "out of range"),
+    ("ledger report: a since in the last day a date holds",
+     ["ledger", "report", "--since", "9999-12-31T23:59:59Z"], "9999-12-31T23:59:59Z",
+     "out of range"),
+    ("subscribers report: an at past the year 9999 in UTC",
+     ["subscribers", "report", "--at", "9999-12-31T23:59:59-14:00"], "9999-12-31T23:59:59-14:00",
+     "out of range"),
+    ("subscribers report: an at in the last day a date holds",
+     ["subscribers", "report", "--at", "9999-12-31T12:00Z"], "9999-12-31T12:00Z", "out of range"),
+    ("subscribers notices: an at before the year 1 in UTC",
+     ["subscribers", "notices", "--at", "0001-01-01T00:00+14:00"], "0001-01-01T00:00+14:00",
+     "out of range"),
+    ("subscribers notices: an at in the last day a date holds",
+     ["subscribers", "notices", "--at", "9999-12-31T23:59:59Z", "--no-sync"],
+     "9999-12-31T23:59:59Z", "out of range"),
+]
+
+
+@pytest.mark.parametrize(("argv", "value", "says"), [c[1:] for c in _OUT_OF_RANGE],
+                         ids=[c[0] for c in _OUT_OF_RANGE])
+def test_a_value_out_of_range_is_one_usage_line_naming_it_not_a_traceback_or_a_bug(
+    argv: list[str], value: str, says: str, cfg: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err, out = run_hub(["--config", str(cfg), *argv], capsys)
+    assert_one_line(code, err, out)
+    assert code == EXIT_USAGE, err
+    assert value in err[0]
+    assert says in err[0]
+    assert "internal error" not in err[0]
+
+
+@pytest.mark.parametrize("argv", [
+    ["ledger", "query", "--since", "0001-01-02T00:00Z", "--until", "9999-12-30T23:59:59Z"],
+    ["ledger", "report", "--since", "9999-12-30T23:59:59Z"],
+    ["subscribers", "notices", "--at", "9999-12-31T06:59:59+07:00", "--no-sync"],
+], ids=["ledger query", "ledger report", "subscribers notices"])
+def test_the_first_and_last_instants_accepted_run_the_command(
+    argv: list[str], cfg: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err, out = run_hub(["--config", str(cfg), *argv], capsys)
+    assert code == 0, err
+    assert "Traceback" not in out
+
+
+def test_an_argument_type_failing_in_an_unforeseen_way_is_one_usage_line_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an argument type that raises what argparse does not turn into a usage error
+    def overflowing(text: str) -> Path:
+        raise OverflowError("Python int too large to convert to C int")
+
+    monkeypatch.setattr("hub.ops.cli.existing_file", overflowing)
+    monkeypatch.delenv("HUB_DEBUG", raising=False)
+    # When the command line is read
+    code, err, out = run_hub(["send", str(tmp_path / "x.xml")], capsys)
+    # Then one usage line, exit code 2
+    assert_one_line(code, err, out)
+    assert code == EXIT_USAGE
+    assert "bad command line" in err[0]
+    assert "too large" in err[0]
+
+
+def test_python_dash_m_hub_answers_a_duration_too_large_in_one_usage_line() -> None:
+    done = subprocess.run([sys.executable, "-m", "hub", "dlq", "ls", "--older-than",
+                           "99999999999d"], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == EXIT_USAGE
+    assert done.stderr.strip().count("\n") == 0
+    assert "99999999999d" in done.stderr
+    assert "Traceback" not in done.stderr
