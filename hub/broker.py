@@ -91,6 +91,52 @@ def _params(url: str, name: str, heartbeat: int = 15) -> pika.URLParameters:
     return params
 
 
+
+def _text(value: Any) -> Any:
+    """A short string as pika decoded it: ``bytes`` when it was not UTF-8, made text."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def _count(value: Any) -> int:
+    """``x-delivery-count``: RabbitMQ's own on a redelivery, but on a first delivery whatever
+    the publisher put there (0 when that is not a whole number)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _delivery(method: Any, props: Any, body: bytes) -> Delivery:
+    """A message as plain data. What came from the publisher is data, never trusted to have
+    the shape AMQP suggests: header names that were not UTF-8 become text (pika hands them
+    over as ``bytes``), as do the message id, user id and app id."""
+    headers = {_text(k): v for k, v in (props.headers or {}).items()}
+    return Delivery(
+        tag=method.delivery_tag, body=body, routing_key=method.routing_key,
+        exchange=method.exchange, redelivered=method.redelivered, headers=headers,
+        message_id=_text(props.message_id), user_id=_text(props.user_id),
+        app_id=_text(props.app_id), delivery_count=_count(headers.get("x-delivery-count")),
+        timestamp=props.timestamp if isinstance(props.timestamp, int) else None,
+    )
+
+
+_PIKA_DECODE_VALUE: Callable[[bytes, int], tuple[Any, int]] = pika.data.decode_value
+
+
+def _decode_value(encoded: bytes, offset: int) -> tuple[Any, int]:
+    """pika's field-value decoder, but a timestamp (``T``) that no ``datetime`` holds stays its
+    number of seconds instead of raising: pika raises while reading the message's content
+    header, drops the connection and the broker delivers the message again — a requeue
+    loop any publisher could start (RabbitMQ passes any 64-bit value), and one that also
+    takes the messages delivered beside it to the delivery limit."""
+    try:
+        return _PIKA_DECODE_VALUE(encoded, offset)
+    except (ValueError, OverflowError, OSError):
+        if encoded[offset:offset + 1] != b"T":
+            raise
+        seconds: int = struct.unpack_from(">Q", encoded, offset + 1)[0]
+        return seconds, offset + 9
+
+
+pika.data.decode_value = _decode_value  # pika's own decode_table looks it up by this name
+
 class Connection:
     """A blocking AMQP connection with a consuming channel and a confirming publish channel."""
 
@@ -316,14 +362,7 @@ class Connection:
         """Start consuming; ``on_delivery`` runs inside :meth:`pump`."""
 
         def _cb(_ch: Any, method: Any, props: Any, body: bytes) -> None:
-            headers = dict(props.headers or {})
-            on_delivery(Delivery(
-                tag=method.delivery_tag, body=body, routing_key=method.routing_key,
-                exchange=method.exchange, redelivered=method.redelivered, headers=headers,
-                message_id=props.message_id, user_id=props.user_id, app_id=props.app_id,
-                delivery_count=int(headers.get("x-delivery-count", 0) or 0),
-                timestamp=props.timestamp,
-            ))
+            on_delivery(_delivery(method, props, body))
 
         try:
             self.channel.basic_qos(prefetch_count=prefetch)
@@ -357,14 +396,7 @@ class Connection:
             raise _channel_error(f"get {queue}", exc) from None
         if method is None:
             return None
-        headers = dict(props.headers or {})
-        return Delivery(
-            tag=method.delivery_tag, body=body, routing_key=method.routing_key,
-            exchange=method.exchange, redelivered=method.redelivered, headers=headers,
-            message_id=props.message_id, user_id=props.user_id, app_id=props.app_id,
-            delivery_count=int(headers.get("x-delivery-count", 0) or 0),
-            timestamp=props.timestamp,
-        )
+        return _delivery(method, props, body)
 
     def settler(self) -> Settler:
         return Settler(self.channel)
