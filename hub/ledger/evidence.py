@@ -281,6 +281,13 @@ def verify_bundle(
     the chain to each signed checkpoint, and each checkpoint's signer against ``trust`` (the
     operator's CA roots or pinned certificates; ``trusted_cert_pem`` pins one certificate).
 
+    Only the checkpoints are signed: the manifest and ``ledger/proof.json`` are not, so nothing
+    in them is taken on trust (see :func:`_binding_problems`). An entry counts only when the
+    chain walked from the proof's start reproduces the signed head of a checkpoint at or after
+    its row; an entry past the last signed checkpoint is a problem, never silently ok (the
+    exporter signs a checkpoint over the document's last entry, or makes no bundle). Only the
+    members the manifest lists are read.
+
     Without a trust anchor the signatures are reported as a problem: nothing in the bundle can
     vouch for itself (issue 16, L5). Nor can its structure: a member that is not what the
     format says (not JSON, a missing key, a value of the wrong type) is a problem naming the
@@ -321,9 +328,12 @@ def verify_bundle(
                 notes.append(f"{name} is not part of the evidence (not in the manifest): ignored")
         elif hashlib.sha256(files[name]).hexdigest() != listed[name]:
             problems.append(f"{name} does not match its digest in the manifest")
+    # From here on only what the manifest lists is read: what the verdict relies on is what
+    # the manifest (and SHA256SUMS, and the README's "sha256sum -c") vouches for.
+    files = {name: body for name, body in files.items() if name in listed}
     try:
-        proof = _proof(files["ledger/proof.json"])
-        lines = _entries(files["ledger/entries.jsonl"])
+        proof = _proof(files[_PROOF])
+        lines = _entries(files[_ENTRIES])
         signed: dict[int, tuple[bytes, bytes, bytes | None]] = {}
         checkpoints: dict[int, dict[str, Any]] = {}
         for name in listed:
@@ -333,13 +343,13 @@ def verify_bundle(
                                files.get(name[:-5] + ".pem"))
                 checkpoints[seq] = _object(_load_json(name, files[name]), name)
     except KeyError as error:
-        return BundleResult(document, (*problems, f"bundle incomplete: {error}"))
+        return BundleResult(document, (*problems, f"bundle incomplete: {error.args[0]} is"
+                                       " missing or not listed in the manifest"))
     except _Malformed as error:
         return BundleResult(document, (*problems, str(error)))
     if not signed:
         return BundleResult(document, (*problems, "the bundle holds no signed checkpoint"))
     hashes = proof.hashes
-    start, end = proof.start, proof.head_seq
     # 1. the concerned entries, each hashing to its place in the proof
     entries = []
     for line, entry in lines:
@@ -348,10 +358,11 @@ def verify_bundle(
             problems.append(f"entry {entry.get('seq')} is not in canonical form")
         if hashes.get(entry["seq"]) != hashlib.sha256(line).hexdigest():
             problems.append(f"entry {entry.get('seq')} does not match the chain proof (modified)")
-    # 2. the packets, reports and revocation data against their entries
+    # 2. the packets, reports and revocation data against their entries, and nothing else
     for entry in entries:
         if entry.get("type") == "document":
             problems.extend(_document_problems(entry, files))
+    problems.extend(_unaccounted_members(entries, files))
     if document is not None and not any(e.get("digest") == document and e.get("type") ==
                                          "document" for e in entries):
         problems.append("the bundle holds no ledger entry for its document")
@@ -360,19 +371,9 @@ def verify_bundle(
     if recorded_cp is not None and recorded_cp != last_cp:
         problems.append(f"the head records a checkpoint at row {recorded_cp}"
                         f" but the latest signed one is at row {last_cp} (removed)")
-    if last_cp > end:
-        problems.append(f"the signed checkpoint at row {last_cp} lies beyond the head (truncated)")
-    # 3. the chain from the first concerned entry through every checkpoint to the head
-    link = proof.prev
-    for seq in range(start, max(end, last_cp) + 1):
-        if seq not in hashes:
-            problems.append(f"the chain proof lacks row {seq} (deleted or truncated)")
-            break
-        link = chain.link(link, hashes[seq])
-        if seq in checkpoints and link != checkpoints[seq].get("head"):
-            problems.append(f"the chain does not reach the signed checkpoint at row {seq}")
-        if seq == end and link != proof.head_chain_hash:
-            problems.append("the chain does not reach the recorded head")
+    problems.extend(_latest_alias_problems(files, last_cp))
+    # 3. every entry and checkpoint inside the proof, and the chain through every checkpoint
+    problems.extend(_binding_problems(proof, [int(e["seq"]) for e in entries], checkpoints))
     # 4. the checkpoint signatures, by signers the caller trusts
     signers: list[str] = []
     for seq, (body, signature, cert_pem) in sorted(signed.items()):
@@ -413,12 +414,18 @@ class _Proof:
 
     start: int
     prev: str
-    hashes: dict[int, str]
-    """entry_hash by row, from ``start`` through the head."""
+    rows: tuple[tuple[int, str], ...]
+    """[row, entry_hash] as listed, which the exporter lists once each from ``start`` through
+    the head, in order (the README's check walks them in this order)."""
     head_seq: int
     head_chain_hash: str
     head_checkpoint_seq: int | None
     """The latest checkpoint the ledger's head recorded (absent from older bundles)."""
+
+    @property
+    def hashes(self) -> dict[int, str]:
+        """entry_hash by row (a row listed twice is reported by :func:`_binding_problems`)."""
+        return dict(self.rows)
 
 
 def _refuse_constant(name: str) -> Any:
@@ -487,7 +494,7 @@ def _proof(data: bytes) -> _Proof:
     return _Proof(
         start=_integer(_required(proof, "start", _PROOF, '"start"'), _PROOF, '"start"'),
         prev=_sha256_hex(_required(proof, "prev", _PROOF, '"prev"'), _PROOF, '"prev"'),
-        hashes={seq: entry_hash for seq, entry_hash in pairs},
+        rows=tuple((seq, entry_hash) for seq, entry_hash in pairs),
         head_seq=_integer(_required(head, "seq", _PROOF, '"head"."seq"'), _PROOF,
                           '"head"."seq"'),
         head_chain_hash=_text(_required(head, "chain_hash", _PROOF, '"head"."chain_hash"'),
@@ -521,6 +528,114 @@ def _entries(data: bytes) -> list[tuple[bytes, dict[str, Any]]]:
                         _text(ref[key], where, f'{label}."{key}"')
         entries.append((line, entry))
     return entries
+
+
+def _binding_problems(proof: _Proof, entry_rows: Sequence[int],
+                      checkpoints: Mapping[int, Mapping[str, Any]]) -> list[str]:
+    """What in the proof is not bound to a signed checkpoint.
+
+    The proof and the manifest are not signed: whoever holds a bundle can move "start" and
+    "prev", add rows to "hashes" or change the head. What cannot be forged is a signed
+    checkpoint's head, the chain hash at its row. So the chain is walked from "start" (with
+    "prev") over every row up to the head, listed once each and in order, and must reproduce
+    the head of every checkpoint the bundle holds, each within those rows; an entry counts
+    only at a row from "start" up to the last checkpoint, since each row up to a checkpoint is
+    then fixed by its signed head (SHA-256 second preimages aside). Rows after the last
+    checkpoint are vouched for by the unsigned head alone."""
+    problems: list[str] = []
+    start, end = proof.start, proof.head_seq
+    if start > end:
+        problems.append(f"the chain proof starts at row {start}, after its head at row {end}:"
+                        " it binds nothing to a signed checkpoint")
+    else:
+        problems.extend(_coverage_problems(proof))
+    for seq in sorted(checkpoints):
+        if seq < start:
+            problems.append(f"the signed checkpoint at row {seq} lies before the chain proof's"
+                            f" start at row {start}: the chain does not reach it")
+        elif seq > end:
+            problems.append(f"the signed checkpoint at row {seq} lies beyond the head"
+                            " (truncated)")
+    covered = [seq for seq in checkpoints if start <= seq <= end]
+    if start <= end and not covered:
+        problems.append(f"no signed checkpoint lies within the chain proof's rows {start} to"
+                        f" {end}: nothing signed binds its entries")
+    last = max(covered, default=None)
+    seen: set[int] = set()
+    for seq in entry_rows:
+        if seq in seen:
+            problems.append(f"entry {seq} appears more than once")
+        seen.add(seq)
+        if seq < start:
+            problems.append(f"entry {seq} lies before the chain proof's start at row {start}:"
+                            " no signed checkpoint covers it")
+        elif last is not None and seq > last:
+            problems.append(f"entry {seq} lies after the last signed checkpoint (row {last}):"
+                            " no signature covers it")
+    if problems:
+        return problems  # the walk below means something only over a well-formed proof
+    link = proof.prev
+    for seq, entry_hash in proof.rows:
+        link = chain.link(link, entry_hash)
+        if seq in checkpoints and link != checkpoints[seq].get("head"):
+            problems.append(f"the chain does not reach the signed checkpoint at row {seq}")
+    if link != proof.head_chain_hash:
+        problems.append("the chain does not reach the recorded head")
+    return problems
+
+
+def _coverage_problems(proof: _Proof) -> list[str]:
+    """The first departure of the proof's rows from "start" through the head, once each in
+    order (it walks the list, never the range: the range is the bundle's to claim)."""
+    start, end = proof.start, proof.head_seq
+    expected = start
+    for seq, _hash in proof.rows:
+        if seq < start or seq > end:
+            return [f"the chain proof lists row {seq}, outside its rows {start} to {end}"]
+        if seq < expected:
+            return [f"the chain proof lists row {seq} twice or out of order"]
+        if seq > expected:
+            return [f"the chain proof lacks row {expected} (deleted or truncated)"]
+        expected += 1
+    if expected <= end:
+        return [f"the chain proof lacks row {expected} (deleted or truncated)"]
+    return []
+
+
+_LATEST_ALIASES = (("ledger/checkpoint.json", ".json"), ("ledger/checkpoint.sig", ".sig"),
+                   ("certs/operator.pem", ".pem"))
+"""The copies of the latest checkpoint's members the exporter writes under fixed names."""
+
+
+def _latest_alias_problems(files: Mapping[str, bytes], last_cp: int) -> list[str]:
+    """The fixed-name copies of the latest checkpoint are that checkpoint's members: the
+    verdict names that row, and an auditor reading the README looks there."""
+    problems = []
+    for alias, suffix in _LATEST_ALIASES:
+        if alias in files and files[alias] != files.get(f"ledger/checkpoints/{last_cp}{suffix}"):
+            problems.append(f"{alias} is not the latest signed checkpoint (row {last_cp})")
+    return problems
+
+
+_EVIDENCE_FOLDERS = ("documents/", "reports/", "revocation/")
+
+
+def _unaccounted_members(entries: Sequence[Mapping[str, Any]],
+                         files: Mapping[str, bytes]) -> list[str]:
+    """Packets, reports and revocation data the manifest lists but no entry names: the
+    exporter writes none, and nothing in the chain vouches for them."""
+    named: set[str] = set()
+    for entry in entries:
+        if entry.get("type") != "document":
+            continue
+        digest = str(entry["digest"])
+        named |= {f"documents/{digest}.xml", _report_name(digest, str(entry.get("kind")))}
+        for ref in entry.get("revocation") or ():
+            named.add(f"revocation/{ref['digest']}.{ref['kind']}")
+            named |= {f"revocation/certs/{ref[k]}.der" for k in ("certificate", "issuer")
+                      if ref.get(k)}
+    return [f"{name} is not named by any ledger entry in the bundle (unaccounted)"
+            for name in sorted(files) if name.startswith(_EVIDENCE_FOLDERS) and name not in named]
 
 
 def _checkpoint_seq(name: str) -> int:
@@ -671,16 +786,30 @@ def _readme(digest: str, created: str, concerned: Sequence[tuple[int, Mapping[st
         "5. The ledger entries are those the checkpoints cover",
         "   ledger/entries.jsonl has one canonical JSON object per line (keys sorted, no",
         "   spaces, UTF-8); entry_hash = SHA-256(line). ledger/proof.json lists [seq,",
-        "   entry_hash] for every row from \"start\" to the head. link = prev; for each row:",
-        "   link = SHA-256(bytes(link) + bytes(entry_hash)); at each checkpoint's \"seq\" the",
-        "   link must equal its \"head\". A document entry names the SHA-256 of its bytes",
+        "   entry_hash] for every row from \"start\" to the head, once each, in order. link =",
+        "   prev; for each row: link = SHA-256(bytes(link) + bytes(entry_hash)); at each",
+        "   checkpoint's \"seq\" the link must equal its \"head\". proof.json is not signed:",
+        "   only the checkpoints are, so every entry must lie from \"start\" up to the last",
+        "   checkpoint. A document entry names the SHA-256 of its bytes",
         "   (documents/<digest>.xml), of its report, and of its revocation data.",
         "$ python3 - <<'EOF'",
         "import glob, hashlib, json, sys",
         "p = json.load(open('ledger/proof.json'))",
+        "rows = [seq for seq, h in p['hashes']]",
+        "end = p['head']['seq']",
+        "if rows != list(range(p['start'], p['start'] + len(rows))) or rows[-1:] != [end]:",
+        "    sys.exit('the chain proof does not list each row from its start to its head once')",
         "proof = {seq: h for seq, h in p['hashes']}",
+        "heads = {}",
+        "for name in glob.glob('ledger/checkpoints/*.json'):",
+        "    c = json.load(open(name))",
+        "    heads[c['seq']] = c['head']",
+        "if not heads:",
+        "    sys.exit('no signed checkpoint')",
         "for line in open('ledger/entries.jsonl', 'rb').read().splitlines():",
         "    e = json.loads(line)",
+        "    if not p['start'] <= e['seq'] <= max(heads):",
+        "        sys.exit(f\"entry {e['seq']} is not covered by a signed checkpoint\")",
         "    if proof.get(e['seq']) != hashlib.sha256(line).hexdigest():",
         "        sys.exit(f\"entry {e['seq']} is not in the chain proof\")",
         "    if e['type'] == 'document':",
@@ -690,17 +819,13 @@ def _readme(digest: str, created: str, concerned: Sequence[tuple[int, Mapping[st
         "            data = None",
         "        if data is not None and hashlib.sha256(data).hexdigest() != e['digest']:",
         "            sys.exit(f\"documents/{e['digest']}.xml does not match its entry\")",
-        "heads = {}",
-        "for name in glob.glob('ledger/checkpoints/*.json'):",
-        "    c = json.load(open(name))",
-        "    heads[c['seq']] = c['head']",
         "link = bytes.fromhex(p['prev'])",
         "for seq, h in p['hashes']:",
         "    link = hashlib.sha256(link + bytes.fromhex(h)).digest()",
         "    if seq in heads and link.hex() != heads.pop(seq):",
         "        sys.exit(f'the chain does not reach the checkpoint at row {seq}')",
         "if heads:",
-        "    sys.exit(f'checkpoints beyond the proof: {sorted(heads)}')",
+        "    sys.exit(f'checkpoints outside the proof: {sorted(heads)}')",
         "print('chain ok')",
         "EOF",
         "",
