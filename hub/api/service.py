@@ -10,7 +10,8 @@ Every operation takes an authenticated :class:`~hub.api.auth.Caller`. What each 
   document it already acknowledged, the ledger — only documents delivered to it or sent by it.
 * **status** signs a QCVN 102 status packet as the caller (when the hub's keystore holds its
   key) and sends it like any other packet; the document is settled once the status is
-  confirmed by the broker.
+  confirmed by the broker. The same update asked again (a client's retry) is answered with the
+  packet signed the first time, never a second one (:meth:`ApiContext.update_status`).
 * **sent / evidence** read the ledger for documents the caller sent.
 """
 
@@ -20,9 +21,11 @@ import base64
 import dataclasses
 import hashlib
 import re
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -72,6 +75,41 @@ class Verdict:
     detail: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class _Asked:
+    """What a status update reports, as its packet reads back (QCVN 102:2016 ``Status``): the
+    fields that make two updates the same one. ``Timestamp`` is not among them — the hub
+    stamps it — nor is the signature."""
+
+    code: str
+    description: str
+    staff: StaffInfo | None
+
+    @classmethod
+    def of(cls, packet: StatusPacket) -> _Asked:
+        return cls(packet.status_code, packet.description, packet.staff_info)
+
+
+@dataclass(frozen=True, slots=True)
+class _Reported:
+    """A status packet the caller sent about a document: the latest one, for a retry."""
+
+    asked: _Asked
+    packet: bytes
+    digest: str
+    taken: bool
+    """The intake took it in (the ledger holds it): nothing is published again."""
+
+
+_REMEMBERED = 4096
+"""Status packets the API remembers having signed (the latest per organization and document),
+for retries that come before the intake has recorded the first one; older ones are found in
+the ledger."""
+
+_STRIPES = 64
+"""Locks over (organization, document): two identical updates at once get one packet."""
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -101,6 +139,13 @@ class ApiContext:
     sign_statuses: bool
     require_client_cert: bool
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    _signed: OrderedDict[tuple[str, str], _Reported] = field(
+        default_factory=OrderedDict, init=False, repr=False)
+    """(organization, docId) → the status packet this process last signed or sent for it."""
+    _signed_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _stripes: tuple[threading.Lock, ...] = field(
+        default_factory=lambda: tuple(threading.Lock() for _ in range(_STRIPES)), init=False,
+        repr=False)
 
     # -- send -----------------------------------------------------------------------------------
     def send(self, caller: Caller, body: bytes, message_type: str, sender: str | None,
@@ -328,6 +373,14 @@ class ApiContext:
     # -- status ---------------------------------------------------------------------------------
     def update_status(self, caller: Caller, key: str, status: str, description: str,
                       staff: StaffInfo | None, wait: float) -> tuple[str, str, Verdict]:
+        """Sign and send a status about ``key`` as the caller.
+
+        A retry is not a new status: when the caller's latest status about the document reports
+        the same code, description and staff, the answer is that packet (same docId, same
+        messageId) and no second one is signed — its ``Timestamp`` would make other bytes, which
+        the intake could not recognise, and the sender would get the status twice. A packet the
+        ledger holds is not published again; one still on its way is published again as it was
+        (the intake recognises the bytes)."""
         code = STATUS_WORDS.get(status, status)
         if code is None:
             raise ApiError(Reason.API_REQUEST_INVALID, 422, "'fail' has no QCVN 102 status code: "
@@ -346,23 +399,94 @@ class ApiContext:
         envelope = parse_packet(raw, self.limits)
         assert isinstance(envelope, Envelope)
         entry = self._entry(caller)
-        packet = sign_xml(build_status(
-            response_for=response_for(envelope), sender=Organization(entry.codes[0], entry.name),
+        reporter = entry.codes[0]
+        draft = build_status(
+            response_for=response_for(envelope), sender=Organization(reporter, entry.name),
             status_code=code, timestamp=self.clock(), description=description,
-            staff_info=staff), signer)
-        return self.send_status(caller, key, packet, wait)
+            staff_info=staff)
+        asked = self._read_back(draft)
+        with self._stripe(caller, key):
+            latest = self._latest_status(caller, key, envelope, reporter)
+            if latest is None or latest.asked != asked:
+                packet = sign_xml(draft, signer)
+                latest = _Reported(asked, packet, hashlib.sha256(packet).hexdigest(), False)
+                self._remember(caller, key, latest)
+        return self._send_status(caller, key, latest.packet, wait, taken=latest.taken)
 
     def send_status(self, caller: Caller, key: str, packet: bytes, wait: float
                     ) -> tuple[str, str, Verdict]:
-        """Send a status packet about ``key``, then settle ``key`` if the API holds it."""
+        """Send the caller's own status packet about ``key``, then settle ``key`` if the API
+        holds it. (The same bytes again are recognised by the intake.)"""
+        with self._stripe(caller, key), self._signed_lock:
+            # It may be the caller's latest status now: the ledger will say.
+            self._signed.pop((caller.organization, key), None)
+        return self._send_status(caller, key, packet, wait)
+
+    def _send_status(self, caller: Caller, key: str, packet: bytes, wait: float, *,
+                     taken: bool = False) -> tuple[str, str, Verdict]:
         box = self.mailbox(caller)
         held = box.get(key)
         if held is None:
             self._stored_for(caller, key)  # a document of the caller's, or 404
-        digest, mid, verdict = self.send(caller, packet, "status", None, wait)
+        if taken:
+            # The intake took this very packet in: the first attempt's answer, nothing published.
+            digest, mid = hashlib.sha256(packet).hexdigest(), message_id_for(packet)
+            verdict = Verdict("accepted")
+        else:
+            digest, mid, verdict = self.send(caller, packet, "status", None, wait)
         if held is not None and box.get(key) is held:
             self._settle(box, [held])
         return digest, mid, verdict
+
+    def _read_back(self, draft: bytes) -> _Asked:
+        """What the status packet the hub would sign reports, as the intake will read it."""
+        try:
+            packet = parse_packet(draft, self.limits)
+        except EnvelopeRefused as exc:
+            raise ApiError(exc.reason, 422, exc.detail) from None
+        assert isinstance(packet, StatusPacket)
+        return _Asked.of(packet)
+
+    def _stripe(self, caller: Caller, key: str) -> threading.Lock:
+        return self._stripes[hash((caller.organization, key)) % len(self._stripes)]
+
+    def _remember(self, caller: Caller, key: str, reported: _Reported) -> None:
+        with self._signed_lock:
+            self._signed[(caller.organization, key)] = reported
+            self._signed.move_to_end((caller.organization, key))
+            while len(self._signed) > _REMEMBERED:
+                self._signed.popitem(last=False)
+
+    def _latest_status(self, caller: Caller, key: str, envelope: Envelope, reporter: str
+                       ) -> _Reported | None:
+        """The caller's latest status about ``envelope``: the one this process last signed
+        while the intake has not recorded it, else the last the ledger holds from ``reporter``
+        about the document (found as the intake finds it: by its sender and DocumentId)."""
+        with self._signed_lock:
+            mine = self._signed.get((caller.organization, key))
+        about = response_for(envelope)
+        original: StoredDocument | None = self._ledger(
+            lambda: self.ledger.find_document(about.organ_id, about.document_id))
+        stored: list[StoredDocument] = [] if original is None else self._ledger(
+            lambda: self.ledger.documents(sender=reporter, kind="status",
+                                          links_to=original.digest))
+        if mine is not None:
+            taken = [d.digest for d in stored]
+            if mine.digest not in taken:
+                return mine  # still on its way (or refused: the same bytes get the same answer)
+            if taken[-1] == mine.digest:
+                return dataclasses.replace(mine, taken=True)
+        if not stored:
+            return None
+        last = stored[-1]
+        raw: bytes | None = self._ledger(partial(self.ledger.raw, last.digest))
+        try:
+            packet = parse_packet(raw, self.limits) if raw is not None else None
+        except EnvelopeRefused:
+            packet = None  # (read under other limits when it came in: not comparable)
+        if raw is None or not isinstance(packet, StatusPacket):
+            return None
+        return _Reported(_Asked.of(packet), raw, last.digest, True)
 
     # -- directory, sent, evidence --------------------------------------------------------------
     def _entry(self, caller: Caller) -> OrgEntry:

@@ -4,7 +4,7 @@ API in front of it, plus agency systems' credentials and HTTP clients."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,15 +81,16 @@ class Api:
 @pytest.fixture
 def make_api(api_pki: PkiPaths, broker_url: str, names: str, tmp_path: Path
              ) -> Iterator[Any]:
-    """``make_api(**api_settings)`` starts the hub and its API (stopped after the test)."""
+    """``make_api(**api_settings)`` starts the hub and its API (stopped after the test); the
+    API's clock is ``clock`` (default: always NOW)."""
     from contextlib import ExitStack
 
     with ExitStack() as stack:
-        def start(**api: Any) -> Api:
+        def start(clock: Callable[[], dt.datetime] = lambda: NOW, **api: Any) -> Api:
             settings = api_settings(api_pki, tmp_path, broker_url, names, **api)
             secrets = register_systems(settings)
             hub = stack.enter_context(running_hub(settings))
-            ctx = build_context(settings, hasher=CHEAP, clock=lambda: NOW)
+            ctx = build_context(settings, hasher=CHEAP, clock=clock)
             running = stack.enter_context(running_api(settings, ctx))
             made = Api(hub, running, settings, secrets)
             def close_clients() -> None:
