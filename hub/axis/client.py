@@ -5,8 +5,10 @@ certificates are verified unless the settings say otherwise (a local simulator).
 failures become :class:`AxisUnavailable` (a :class:`~hub.errors.TransientError`,
 AXIS_UNAVAILABLE) naming their kind — ``timeout``, ``connection``, ``http_5xx`` … — and never
 leak ``requests``' own exceptions. ``send`` returns the axis' :class:`Answer` for the connector
-to judge; the other calls raise on anything but a usable answer. Nothing here logs a secret or
-a document body.
+to judge; the other calls raise on anything but a usable answer — an ``OK`` JSON answer (a body
+that is not JSON, even valid JSON too deeply nested to decode, or that carries no ``status``, is
+``AxisUnavailable("answer")``: a proxy's page or a misbehaving peer, try again later). Nothing
+here logs a secret or a document body.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from hub.axis.protocol import (
     Op,
     StatusWord,
     auth_headers,
+    json_type,
     sha256_hex,
 )
 from hub.config import Settings
@@ -137,10 +140,16 @@ class AxisClient:
         return _answer(self._post(Op.SEND, raw, headers))
 
     def received(self, limit: int) -> list[Listed]:
-        """``getReceivedEdocList``: documents and statuses waiting for this system."""
+        """``getReceivedEdocList``: documents and statuses waiting for this system, each entry
+        as listed — an unusable one says why (:attr:`Listed.problem`) for the connector to
+        refuse or report; none is dropped here."""
         answer = self._json_call(Op.LIST, {"servicetype": SERVICE_TYPE, "limit": limit})
-        items = answer.data if isinstance(answer.data, list) else []
-        return [entry for entry in (Listed.from_json(i) for i in items) if entry is not None]
+        if answer.data is None:
+            return []
+        if not isinstance(answer.data, list):
+            raise AxisUnavailable("answer", f"{Op.LIST.value}: \"data\" is "
+                                  f"{json_type(answer.data)}, not a list ({answer.summary})")
+        return [Listed.from_json(i) for i in answer.data]
 
     def fetch(self, doc_id: str) -> bytes:
         """``getEdoc``: the exact bytes; a body whose SHA-256 differs from the axis'
@@ -175,10 +184,13 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _answer(response: requests.Response) -> Answer:
+    """The answer in ``response``. A body that does not decode as JSON keeps only its status
+    and a note: ``ValueError`` for text that is not JSON (or not UTF-8), ``RecursionError``
+    for valid JSON nested deeper than the decoder recurses (a hostile or broken peer)."""
     try:
         body = response.json()
-    except ValueError:
-        body = None
+    except (ValueError, RecursionError) as exc:
+        return Answer(response.status_code, note=f"the body is not JSON ({type(exc).__name__})")
     return Answer.from_json(response.status_code, body)
 
 
@@ -194,8 +206,9 @@ def _raise_unless_usable(op: Op, answer: Answer) -> None:
     if code >= 400 or answer.status == "FAIL":
         # A refused list/fetch/acknowledge is no document's fault: retry later, say why.
         raise AxisUnavailable("refused_call", f"{op.value}: {answer.summary}")
-    if answer.status not in ("OK", ""):
-        raise AxisUnavailable("answer", f"{op.value}: {answer.summary}")
+    if answer.status != "OK":
+        # Not the axis' answer (no JSON, no status): a proxy's page or a misbehaving peer.
+        raise AxisUnavailable("answer", f"{op.value}: not the axis' answer: {answer.summary}")
 
 
 def client_from_settings(settings: Settings, environ: Mapping[str, str] | None = None

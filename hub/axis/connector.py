@@ -38,6 +38,18 @@ intake queue confirmed the publish and the ledger recorded ``axis_received``, th
 (``updateStatus`` ``inbox``) and that is recorded (``axis_acknowledged``). A crash in between:
 the axis lists the document again, the ledger shows it was handed over, it is acknowledged
 without being published twice (and the intake's duplicate check would catch it anyway).
+
+An entry of the list the connector cannot use (a field of the wrong JSON type: ``"to": 7``) is
+never fetched: it is refused back to the axis (``updateStatus fail``, the axis' word for a
+failed transfer, so it is not listed again and its sender learns of it), logged
+(``axis_listing_entry_refused``) and recorded (``axis_acknowledged``, status ``fail``, ``why``);
+an entry without a usable id cannot be named to the axis and is logged
+(``axis_listing_entry_skipped``) each time it is listed.
+
+**Odd answers.** Whatever the client raises besides :class:`AxisUnavailable` — a bug of ours, or
+an answer no check foresaw — is logged with its type and place (``axis_call_failed``) and then
+handled as the axis unavailable (kind ``unexpected``: backoff, circuit breaker, messages kept in
+hand): the connector's thread never dies of what a peer answered.
 """
 
 from __future__ import annotations
@@ -45,11 +57,12 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+import traceback
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from hub.axis.breaker import Breaker
 from hub.axis.client import AxisUnauthorized, AxisUnavailable
@@ -78,6 +91,7 @@ from hub.topology import ENVELOPE_KEY, STATUS_KEY, Names
 log = get_logger("hub.axis.connector")
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 HUB_EVIDENCE = frozenset({"accepted", "countersigned"})
 """Receipt kinds that are the hub's own evidence (status 00), not QCVN statuses."""
@@ -189,6 +203,8 @@ class AxisConnector:
         self.settled = 0
         self.handed_over = 0
         self.acknowledged = 0
+        self.refused_entries = 0
+        """Entries of the axis' list refused back to it (``updateStatus fail``)."""
 
     # -- lifecycle -------------------------------------------------------------------------------
     def run(self) -> None:
@@ -262,6 +278,26 @@ class AxisConnector:
         self.metrics.up.set(1)
         self.metrics.last_success.set(time.time())
 
+    def _ask(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``call`` the axis client. An exception other than :class:`AxisUnavailable` is a
+        bug or an answer nothing foresaw: logged as an error with its type and where it was
+        raised, then raised as ``AxisUnavailable("unexpected")`` so the caller backs off as
+        for any misbehaving peer, instead of the thread dying and the axis listing the same
+        thing again after a restart."""
+        try:
+            return call(*args, **kwargs)
+        except AxisUnavailable:
+            raise
+        except Exception as exc:
+            operation = getattr(call, "__name__", "call")
+            frames = traceback.extract_tb(exc.__traceback__)
+            where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+            text = str(exc).splitlines()[0][:300] if str(exc) else ""
+            log.error("axis_call_failed", operation=operation, error_type=type(exc).__name__,
+                      detail=text, where=where)
+            raise AxisUnavailable("unexpected", f"{operation}: {type(exc).__name__}: "
+                                  f"{text}") from exc
+
     def _failed(self, exc: AxisUnavailable) -> None:
         now = self.clock()
         if isinstance(exc, AxisUnauthorized):
@@ -333,8 +369,8 @@ class AxisConnector:
             return True
         attempt = self._attempts.get(digest, 0) + 1
         try:
-            answer = self.axis.send(d.body, sender=packet.sender.organ_id,
-                                    message_type=message_type, digest=digest)
+            answer = self._ask(self.axis.send, d.body, sender=packet.sender.organ_id,
+                               message_type=message_type, digest=digest)
         except AxisUnavailable as exc:
             return self._retry_later(eff, exc, mid, at, digest, target, attempt)
         verdict = judge_send(answer)
@@ -475,7 +511,7 @@ class AxisConnector:
     # -- inbound -------------------------------------------------------------------------------
     def _receive_round(self, conn: Connection) -> None:
         try:
-            listed = self.axis.received(self.options.receive_limit)
+            listed = self._ask(self.axis.received, self.options.receive_limit)
         except AxisUnavailable as exc:
             self._failed(exc)
             return
@@ -485,17 +521,20 @@ class AxisConnector:
         names = self.options.names
         outgoing: list[Outgoing] = []
         handed: list[EventIn] = []
-        to_ack: list[Listed] = []
+        to_tell: list[tuple[Listed, StatusWord]] = []  # inbox: the hub holds it; fail: refused
         for item in listed:
+            if not item.usable:
+                self._unusable(item, to_tell)
+                continue
             try:
-                raw = self.axis.fetch(item.id)
+                raw = self._ask(self.axis.fetch, item.id)
             except AxisUnavailable as exc:
                 if exc.kind == "not_found":
                     continue
                 self._failed(exc)
                 break
             digest = _sha256(raw)
-            to_ack.append(item)
+            to_tell.append((item, StatusWord.INBOX))
             history = self._history(digest)
             if any(e.kind is EventKind.AXIS_RECEIVED for e in history):
                 continue  # handed over before (a crash came before the axis' acknowledgement)
@@ -516,24 +555,45 @@ class AxisConnector:
         self._write(conn, [], handed)
         self.handed_over += len(handed)
         self.metrics.received.inc(len(handed))
-        acked: list[EventIn] = []
-        for item in to_ack:
+        acked = self._tell(to_tell)
+        self._write(conn, [], acked)
+        refused = sum(1 for e in acked if e.detail["status"] == StatusWord.FAIL.value)
+        self.acknowledged += len(acked) - refused
+        self.refused_entries += refused
+        if handed:
+            log.info("axis_documents_received", handed_over=len(handed),
+                     acknowledged=len(acked) - refused)
+        self._notify()
+
+    def _unusable(self, item: Listed, to_tell: list[tuple[Listed, StatusWord]]) -> None:
+        """An entry the connector cannot use as listed: refused back to the axis by its id
+        (``fail``: a failed transfer, so it is neither listed again forever nor lost without
+        a word), or, without a usable id, only logged — there is nothing to name it by."""
+        if item.id:
+            log.warning("axis_listing_entry_refused", axis_doc_id=item.id, why=item.problem[:300])
+            to_tell.append((item, StatusWord.FAIL))
+        else:
+            log.warning("axis_listing_entry_skipped", why=item.problem[:300])
+
+    def _tell(self, to_tell: Sequence[tuple[Listed, StatusWord]]) -> list[EventIn]:
+        """``updateStatus`` for each entry, in order; the rows of what the axis took. Stops at
+        the first failure (the rest stay listed and are told on a later round)."""
+        rows: list[EventIn] = []
+        for item, word in to_tell:
             try:
-                answer = self.axis.update_status(item.id, StatusWord.INBOX)
+                answer = self._ask(self.axis.update_status, item.id, word)
             except AxisUnavailable as exc:
                 if exc.kind != "not_found":
                     self._failed(exc)
                     break
                 continue
-            acked.append(EventIn(EventKind.AXIS_ACKNOWLEDGED, f"axis:{item.id}", self.now(),
-                                 organ_id=item.sender or None,
-                                 detail={"axis_doc_id": item.id, "status": StatusWord.INBOX.value,
-                                         "answer": answer.summary[:200]}))
-        self._write(conn, [], acked)
-        self.acknowledged += len(acked)
-        if handed:
-            log.info("axis_documents_received", handed_over=len(handed), acknowledged=len(acked))
-        self._notify()
+            detail: dict[str, Any] = {"axis_doc_id": item.id, "status": word.value,
+                                      "answer": answer.summary[:200]}
+            if word is StatusWord.FAIL:
+                detail["why"] = item.problem[:300]
+            rows.append(EventIn(EventKind.AXIS_ACKNOWLEDGED, f"axis:{item.id}", self.now(),
+                                organ_id=item.sender or None, detail=detail))
+        return rows
 
     # -- the ledger ------------------------------------------------------------------------------
     def _write(self, conn: Connection, documents: Sequence[DocumentIn],

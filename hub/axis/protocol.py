@@ -36,6 +36,11 @@ answer                                  verdict        what happens
 other 4xx, or 2xx ``FAIL``              REFUSED        dead-lettered AXIS_REFUSED with the
                                                        axis' own code and text
 =====================================  =============  ===========================================
+
+Answers are read defensively: a body that is not JSON — an HTML page, or valid JSON nested too
+deeply to decode — keeps only its HTTP status and a note saying why (:attr:`Answer.note`); an
+answer field that is not text is not read as text; an entry of ``getReceivedEdocList`` whose
+fields have the wrong JSON type is read as unusable, with the reason (:attr:`Listed.problem`).
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ from hub.edxml.model import BusinessDocType, Envelope, StatusPacket
 
 __all__ = [
     "DUPLICATE_CODE",
+    "MAX_ID_LENGTH",
     "SERVICE_TYPE",
     "Agency",
     "Answer",
@@ -62,6 +68,7 @@ __all__ = [
     "Verdict",
     "auth_headers",
     "canonical_request",
+    "json_type",
     "judge_send",
     "message_type_of",
     "request_signature",
@@ -192,18 +199,23 @@ class Answer:
     error_desc: str = ""
     doc_id: str = ""
     data: Any = None
+    note: str = ""
+    """Why the body was not read (``the body is not JSON (RecursionError)``), for the summary;
+    empty when it was decoded."""
 
     @classmethod
     def from_json(cls, http_status: int, body: Any) -> Answer:
         """Read the SDK's answer fields (``status``, ``ErrorCode``, ``ErrorDesc``, ``DocID``,
-        ``data``); anything else (an HTML error page, a proxy's text) keeps only the status."""
+        ``data``); anything else (an HTML error page, a proxy's text) keeps only the status.
+        A field that is not a JSON string or number is not read (never ``str()`` of a list
+        or an object: it is no answer of the axis)."""
         if not isinstance(body, Mapping):
             return cls(http_status)
 
         def text(*names: str) -> str:
             for name in names:
                 value = body.get(name)
-                if value is not None:
+                if isinstance(value, str | int | float) and not isinstance(value, bool):
                     return str(value)[:1000]
             return ""
 
@@ -221,7 +233,8 @@ class Answer:
             parts.append(self.error_code)
         if self.error_desc:
             parts.append(self.error_desc[:300])
-        return " ".join(parts)
+        text = " ".join(parts)
+        return f"{text}, {self.note[:200]}" if self.note else text
 
 
 def judge_send(answer: Answer) -> Verdict:
@@ -244,27 +257,92 @@ def judge_send(answer: Answer) -> Verdict:
     return Verdict.TRANSIENT
 
 
+MAX_ID_LENGTH = 200
+"""Longest axis document id the hub accepts (a longer one is no id of the axis')."""
+
+
+def json_type(value: Any) -> str:
+    """The JSON type of a decoded value, for a reason text."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "an object"
+    return type(value).__name__
+
+
 @dataclass(frozen=True, slots=True)
 class Listed:
     """One entry of ``getReceivedEdocList``."""
 
     id: str
+    """The axis' document id (``getEdoc``, ``updateStatus``); empty when the entry has no
+    usable one."""
     sender: str = ""
     to: tuple[str, ...] = ()
     message_type: str = ""
     service_type: str = SERVICE_TYPE
+    problem: str = ""
+    """Why the entry cannot be used as listed (a field of the wrong JSON type, no id); empty
+    when it can. The connector refuses such an entry back to the axis (``updateStatus
+    fail``) when it has an id, and logs it either way."""
+
+    @property
+    def usable(self) -> bool:
+        return not self.problem
 
     @classmethod
-    def from_json(cls, item: Any) -> Listed | None:
-        if not isinstance(item, Mapping) or not item.get("id"):
-            return None
-        to = item.get("to") or ()
-        if isinstance(to, str):
-            to = tuple(t.strip() for t in to.split(",") if t.strip())
-        return cls(str(item["id"])[:200], str(item.get("from") or "")[:64],
-                   tuple(str(t)[:64] for t in to)[:1000],
-                   str(item.get("messagetype") or item.get("messageType") or "")[:32],
-                   str(item.get("servicetype") or SERVICE_TYPE)[:32])
+    def from_json(cls, item: Any) -> Listed:
+        """Read one entry, checking each field's JSON type: ``id`` a non-empty string (or a
+        number) of at most :data:`MAX_ID_LENGTH` characters; ``from``, ``messagetype`` and
+        ``servicetype`` strings; ``to`` a comma-separated string or a list of strings. Absent
+        or null fields are empty. An entry that breaks this is returned with :attr:`problem`
+        naming the field and what it was (and without an id when the id is the problem)."""
+        if not isinstance(item, Mapping):
+            return cls("", problem=f"the entry is not an object but {json_type(item)}")
+        raw_id = item.get("id")
+        if isinstance(raw_id, bool) or not isinstance(raw_id, str | int):
+            return cls("", problem=f'"id" is {json_type(raw_id)}, not a string')
+        doc_id = str(raw_id)
+        if not doc_id.strip():
+            return cls("", problem='"id" is empty')
+        if len(doc_id) > MAX_ID_LENGTH:
+            return cls("", problem=f'"id" is longer than {MAX_ID_LENGTH} characters')
+        problems: list[str] = []
+
+        def text(name: str, *aliases: str, default: str = "") -> str:
+            for key in (name, *aliases):
+                value = item.get(key)
+                if value is None:
+                    continue
+                if isinstance(value, str):
+                    return value or default
+                problems.append(f'"{name}" is {json_type(value)}, not a string')
+                return default
+            return default
+
+        sender = text("from")[:64]
+        message_type = text("messagetype", "messageType")[:32]
+        service_type = text("servicetype", default=SERVICE_TYPE)[:32]
+        raw_to = item.get("to")
+        to: tuple[str, ...] = ()
+        if isinstance(raw_to, str):
+            to = tuple(t.strip()[:64] for t in raw_to.split(",") if t.strip())
+        elif isinstance(raw_to, list) and all(isinstance(t, str) for t in raw_to):
+            to = tuple(t.strip()[:64] for t in raw_to if t.strip())
+        elif isinstance(raw_to, list):
+            odd = next(t for t in raw_to if not isinstance(t, str))
+            problems.append(f'"to" holds {json_type(odd)}, not only strings')
+        elif raw_to is not None:
+            problems.append(f'"to" is {json_type(raw_to)}, not a string or a list of strings')
+        return cls(doc_id, sender, to[:1000], message_type, service_type, "; ".join(problems))
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,12 +360,18 @@ class Agency:
     def from_json(cls, item: Any) -> Agency | None:
         if not isinstance(item, Mapping):
             return None
-        code = str(item.get("code") or "").strip()
-        name = str(item.get("name") or "").strip()
+
+        def text(name: str) -> str:  # only JSON strings and numbers are read as text
+            value = item.get(name)
+            if isinstance(value, str | int) and not isinstance(value, bool):
+                return str(value).strip()
+            return ""
+
+        code, name = text("code"), text("name")
         if not code or not name:
             return None
-        return cls(code[:64], name[:500], str(item.get("code102") or "").strip()[:64],
-                   str(item.get("pcode") or "").strip()[:64], str(item.get("id") or "")[:200])
+        return cls(code[:64], name[:500], text("code102")[:64], text("pcode")[:64],
+                   text("id")[:200])
 
     @property
     def codes(self) -> tuple[str, ...]:

@@ -24,7 +24,14 @@ Faults (``POST /_sim/faults``, JSON; deterministic from ``seed``):
 ``outage_s``              from now, for this long, every call fails (``outage_mode``: ``503``
                           or ``drop``, a closed connection without an answer);
 ``refuse_recipients``     codes whose documents are refused (400 ``AGENCY_NOT_FOUND``) even
-                          when listed among the agencies.
+                          when listed among the agencies;
+``answers``               ``{operation: [body, …]}``: the next calls of that operation (e.g.
+                          ``getReceivedEdocList``) get these bodies verbatim, one each, as a
+                          200 ``application/json`` answer, and do nothing else — odd answers
+                          of the axis or of a proxy in front of it (a deeply nested body, a
+                          ``data`` that is not a list);
+``listing_patch``         ``{doc id: {field: value}}``: fields laid over that document's entry
+                          in ``getReceivedEdocList`` (e.g. ``{"to": 7}``).
 
 Control endpoints (``/_sim/…``) take no credentials: bind the simulator to loopback.
 Run: ``python -m hub.testing.axis_sim --systems FILE.json [--store FILE] [--port N]``; it prints
@@ -44,6 +51,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -95,10 +103,19 @@ class Faults:
     outage_until: float = 0.0
     outage_mode: str = "503"
     refuse_recipients: frozenset[str] = frozenset()
+    answers: dict[str, deque[bytes]] = field(default_factory=dict)
+    listing_patch: dict[str, dict[str, Any]] = field(default_factory=dict)
     rng: random.Random = field(default_factory=lambda: random.Random(1))
 
     def roll(self, rate: float) -> bool:
         return rate > 0 and self.rng.random() < rate
+
+    def scripted(self, operation: str) -> bytes | None:
+        """The next scripted answer of ``operation``, if any (each is given once)."""
+        try:
+            return self.answers[operation].popleft()
+        except (KeyError, IndexError):
+            return None
 
 
 @dataclass(frozen=True)
@@ -225,8 +242,10 @@ class Simulator:
         for doc_id, sender, recipients, message_type, state in rows:
             if state != "new" and not self.faults.roll(self.faults.duplicate_list_rate):
                 continue
-            out.append({"id": doc_id, "from": sender, "to": json.loads(recipients),
-                        "messagetype": message_type, "servicetype": "eDoc"})
+            entry = {"id": doc_id, "from": sender, "to": json.loads(recipients),
+                     "messagetype": message_type, "servicetype": "eDoc"}
+            entry.update(self.faults.listing_patch.get(doc_id, {}))
+            out.append(entry)
             if len(out) >= limit:
                 break
         return out
@@ -288,9 +307,14 @@ class Simulator:
             for system, state, n in self._db.execute(
                     "SELECT system, state, COUNT(*) FROM inbox GROUP BY system, state"):
                 inbox.setdefault(system, {})[state] = n
+            statuses: dict[str, dict[str, str]] = {}
+            for system, doc_id, status in self._db.execute(
+                    "SELECT system, doc_id, status FROM inbox WHERE status IS NOT NULL"):
+                statuses.setdefault(system, {})[doc_id] = status
             docs = self._db.execute("SELECT COUNT(*) FROM docs").fetchone()[0]
         return {"send_outcomes": sends, "documents": docs, "stored_twice": twice,
-                "stored_twice_by_document_id": twice_by_id, "inbox": inbox}
+                "stored_twice_by_document_id": twice_by_id, "inbox": inbox,
+                "statuses": statuses}
 
 
 def _fail(code: str, desc: str) -> dict[str, str]:
@@ -408,6 +432,9 @@ class _Handler(BaseHTTPRequestHandler):
             f.outage_until = time.monotonic() + float(spec["outage_s"])
         f.outage_mode = str(spec.get("outage_mode", "503"))
         f.refuse_recipients = frozenset(spec.get("refuse_recipients", ()))
+        f.answers = {str(op): deque(str(b).encode("utf-8") for b in bodies)
+                     for op, bodies in dict(spec.get("answers", {})).items()}
+        f.listing_patch = {str(k): dict(v) for k, v in dict(spec.get("listing_patch", {})).items()}
         self.sim.faults = f
 
     def _operation(self, path: str, body: bytes) -> None:
@@ -428,6 +455,10 @@ class _Handler(BaseHTTPRequestHandler):
         system = _authenticate(sim, "POST", path, self.headers, body)
         if system is None:
             self._reply(401, _fail("UNAUTHORIZED", "systemId, timestamp or signature refused"))
+            return
+        scripted = faults.scripted(path.lstrip("/"))
+        if scripted is not None:
+            self._reply(200, scripted)
             return
         if path == Op.SEND.path:
             code, answer = sim.send(system, self.headers, body)

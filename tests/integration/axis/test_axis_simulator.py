@@ -113,3 +113,33 @@ def test_a_received_document_is_listed_fetched_byte_for_byte_and_gone_once_ackno
     with pytest.raises(AxisUnavailable) as missing:
         client.fetch("no-such-id")
     assert missing.value.kind == "not_found"
+
+
+DEEPLY_NESTED = "[" * 100_000 + "]" * 100_000
+
+
+def test_bodies_that_are_not_the_axis_json_answer_are_the_axis_unavailable_never_an_exception(
+    sim: AxisSimulator, client: AxisClient
+) -> None:
+    # Given an axis (or a proxy) answering 200 with bodies that are not the axis' JSON answer
+    odd_lists = [DEEPLY_NESTED, '{"status": "OK", "data": 7}', "<html>proxy</html>",
+                 '{"data": []}', '{"status": ["OK"], "data": []}']
+    sim.faults(answers={"getReceivedEdocList": odd_lists, "updateStatus": [DEEPLY_NESTED],
+                        "sendEdoc": [DEEPLY_NESTED]})
+    # Then each list call is the axis unavailable, of kind "answer", saying why
+    for _ in odd_lists:
+        with pytest.raises(AxisUnavailable) as odd:
+            client.received(10)
+        assert odd.value.kind == "answer"
+        assert "getReceivedEdocList" in odd.value.detail
+    # and so is an acknowledgement answered with a nested body
+    with pytest.raises(AxisUnavailable) as ack:
+        client.update_status("some-id", StatusWord.INBOX)
+    assert ack.value.kind == "answer"
+    assert "not JSON" in ack.value.detail
+    # and a send's answer is judged transient (try again), naming the problem
+    answer = client.send(_letter("5"), sender=PROVINCE, message_type=MessageType.EDOC)
+    assert judge_send(answer) is Verdict.TRANSIENT
+    assert "not JSON" in answer.summary
+    # and once the axis answers normally again, so does the client
+    assert client.received(10) == []

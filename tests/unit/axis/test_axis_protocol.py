@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 
@@ -93,7 +94,7 @@ def test_the_request_signature_covers_who_when_which_operation_and_the_exact_bod
 
 
 def test_listing_and_agency_entries_are_read_defensively() -> None:
-    assert Listed.from_json({"no": "id"}) is None
+    assert not Listed.from_json({"no": "id"}).usable
     item = Listed.from_json({"id": "a", "from": "G09", "to": "H27.01, H27.02",
                              "messagetype": "edoc"})
     assert item is not None
@@ -102,3 +103,43 @@ def test_listing_and_agency_entries_are_read_defensively() -> None:
     agency = Agency.from_json({"code": "G09", "code102": "000.00.00.G09", "name": "Bộ Nội vụ"})
     assert agency is not None
     assert agency.codes == ("000.00.00.G09", "G09")
+
+
+@pytest.mark.parametrize(("item", "listed_id", "problem"), [
+    ({"id": "a", "from": "G09", "to": 7, "messagetype": "edoc"}, "a", '"to"'),
+    ({"id": "a", "to": ["H27", 7]}, "a", '"to"'),
+    ({"id": "a", "to": {"code": "H27"}}, "a", '"to"'),
+    ({"id": "a", "from": {"code": "G09"}}, "a", '"from"'),
+    ({"id": "a", "messagetype": ["edoc"]}, "a", '"messagetype"'),
+    ({"id": "a", "servicetype": 1}, "a", '"servicetype"'),
+    ({"id": ["a"]}, "", '"id"'),
+    ({"id": True}, "", '"id"'),
+    ({"id": "x" * 201}, "", '"id"'),
+    ({"no": "id"}, "", '"id"'),
+    (42, "", "not an object"),
+    ([{"id": "a"}], "", "not an object"),
+], ids=lambda v: json.dumps(v)[:60] if not isinstance(v, str) else v)
+def test_a_listed_entry_with_a_field_of_the_wrong_json_type_is_read_as_unusable_and_says_why(
+    item: object, listed_id: str, problem: str
+) -> None:
+    listed = Listed.from_json(item)
+    assert not listed.usable
+    assert listed.id == listed_id  # kept when usable: the entry can be refused back by it
+    assert problem in listed.problem
+
+
+def test_a_listed_entry_of_strings_or_a_list_of_strings_is_usable() -> None:
+    for to in ("H27.01, H27.02", ["H27.01", "H27.02"]):
+        listed = Listed.from_json({"id": "a", "from": "G09", "to": to, "messagetype": "edoc"})
+        assert listed.usable
+        assert (listed.id, listed.sender, listed.to, listed.problem) == (
+            "a", "G09", ("H27.01", "H27.02"), "")
+    bare = Listed.from_json({"id": 12})
+    assert bare.usable
+    assert (bare.id, bare.to) == ("12", ())
+
+
+def test_answer_fields_that_are_not_text_are_not_read_as_text() -> None:
+    answer = Answer.from_json(200, {"status": ["OK"], "ErrorCode": {"a": 1}, "DocID": [1]})
+    assert (answer.status, answer.error_code, answer.doc_id) == ("", "", "")
+    assert judge_send(answer) is Verdict.TRANSIENT
