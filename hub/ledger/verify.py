@@ -17,7 +17,17 @@ What each mutation looks like to it:
 - swapped revocation evidence: a CRL or OCSP answer no longer hashes to its chained reference;
 - a checkpoint signed by anyone but the operator: its certificate does not chain to the
   operator's CA roots, was not valid at the checkpoint's time, or names another organization
-  (:class:`OperatorTrust`; a certificate is never trusted because the database holds it).
+  (:class:`OperatorTrust`; a certificate is never trusted because the database holds it);
+- signed checkpoints removed: the head records a later one, or (signatures required) no signed
+  checkpoint covers any row. What no signature covers is always reported
+  (:attr:`LedgerVerdict.signed_through`): an honest ledger has such rows between two
+  checkpoints, so they cannot be refused, and only the database vouches for them;
+- rows stored outside the chain (beyond the head's position, or at one that is not a whole
+  number), which a walk up to the head would never read but every reader shows;
+- a value the hub never writes (a number where a text belongs, JSON of another shape, a text
+  that is not UTF-8, on SQLite a timestamp in another text than the hub's, which would move the
+  row between periods since period queries compare the text): the row was modified. Nothing a
+  row holds makes the check fail with anything but a verdict.
 
 Once the chain holds, the adoption report's rollup (``ledger_adoption``, derived and not
 chained) is compared with a recomputation from the documents (:mod:`hub.ledger.adoption`): a
@@ -43,15 +53,47 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
-from sqlalchemy import Connection, Dialect, exc, select
+from sqlalchemy import Connection, Dialect, exc, select, text
 
 from hub.ledger import adoption, chain
 from hub.ledger.blobs import BlobStore
-from hub.ledger.models import Checkpoint, Document, Event, EvidenceBlob, Head, UtcDateTime
+from hub.ledger.models import Document, Event, EvidenceBlob, UtcDateTime
 from hub.ledger.records import REFUSED, VerifyResult
 
 SignatureCheck = Callable[[bytes, bytes], bool]
 PROGRESS_EVERY = 10_000
+_UNREADABLE: tuple[type[Exception], ...] = (
+    TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError, RecursionError)
+"""What rebuilding an entry from a value the hub never writes raises (a number where a text
+belongs, a JSON text of another shape, bytes where a text belongs, a time in another text):
+the row holding it was modified."""
+_REREAD = 10_000
+"""Rows read one at a time past the last judged one when a driver cannot read a row: more than
+a cursor reads ahead (PostgreSQL: a batch of 5,000 events)."""
+
+
+@dataclass(frozen=True)
+class LedgerVerdict(VerifyResult):
+    """A :class:`VerifyResult` of a whole ledger that also says how far its signatures reach.
+
+    Rows after the last signed checkpoint hold together only as a chain: nothing but the
+    database vouches for them. An honest ledger has some between two checkpoints (the hub signs
+    when ``checkpoint_every`` rows or ``checkpoint_interval_s`` seconds have passed, at its next
+    write, and when it stops; a crash leaves the rows since unsigned), and how many depends on
+    the writer's settings, which the ledger does not record: they are reported, never refused."""
+
+    signed_through: int = 0
+    """The last row covered by a signed checkpoint the check accepted (0: none). Whether its
+    signer is the operator's is :attr:`signers_trusted`."""
+
+    @property
+    def unsigned_rows(self) -> int:
+        """Rows after :attr:`signed_through`: no signature covers them."""
+        return max(0, self.rows - self.signed_through)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "signed_through": self.signed_through,
+                "unsigned_rows": self.unsigned_rows}
 
 
 class SegmentWalkers(Protocol):
@@ -281,13 +323,14 @@ def verify_ledger(
     if conn.dialect.name == "postgresql":
         conn = conn.execution_options(isolation_level="REPEATABLE READ")
     with conn.begin():
-        head = conn.execute(select(Head.seq, Head.chain_hash, Head.checkpoint_seq)
-                            .where(Head.id == 1)).one()
-        total = int(head.seq)
-        checkpoints = {int(c.seq): c for c in conn.execute(select(*Checkpoint.__table__.c))}
+        head = _read_head(conn)
+        if isinstance(head, str):
+            return VerifyResult(0, None, head)
+        total, head_link, head_checkpoint = head
+        checkpoints, misplaced = _read_checkpoints(conn)
         segments = plan_segments(total, checkpoints, helpers.segments(total)
                                  if helpers is not None else 1)
-        differ: list[str] | None = None
+        differ: list[str] | str | None = None
         differ_error: Exception | None = None
         if len(segments) > 1 and helpers is not None:
             def meanwhile() -> None:
@@ -297,7 +340,7 @@ def verify_ledger(
                 nonlocal differ, differ_error
                 try:
                     with conn.begin_nested():
-                        differ = adoption.differences(conn)
+                        differ = _rollup_differences(conn)
                 except Exception as error:  # kept, raised in the chain's order
                     differ_error = error
 
@@ -315,39 +358,204 @@ def verify_ledger(
         if result.problem is not None:
             return result
         checked_cps, signed = result.checkpoints, result.signed_checkpoints
-        if conn.scalar(select(Head.chain_hash).where(Head.id == 1)) != link:
+        if head_link != link:
             return VerifyResult(total, total, "the recorded chain head does not match the"
                                 " last row", checked_cps, signed)
-        signers = tuple(checker.signers)
-        trusted = checker.trusted
-        rows = total
         signed = sum(1 for c in checkpoints.values() if c.signature is not None)
+
+        def verdict(problem: str | None = None, first_bad_row: int | None = None
+                    ) -> LedgerVerdict:
+            return LedgerVerdict(total, first_bad_row, problem, len(checkpoints), signed,
+                                 tuple(checker.signers), checker.trusted,
+                                 checker.signed_through)
+
         beyond = sorted(s for s in checkpoints if s > total)
         if beyond:
-            return VerifyResult(
-                rows, total + 1,
+            return verdict(
                 f"checkpoint at row {beyond[0]} lies beyond the end of the chain (row {total}):"
-                " the ledger was truncated", len(checkpoints), signed, signers, trusted)
-        if checkpoints and max(checkpoints) != int(head.checkpoint_seq):
-            return VerifyResult(
-                rows, int(head.checkpoint_seq),
-                f"the head records a checkpoint at row {int(head.checkpoint_seq)} but the"
-                f" latest present is at row {max(checkpoints)}: checkpoints were removed",
-                len(checkpoints), signed, signers, trusted)
+                " the ledger was truncated", total + 1)
+        if misplaced:
+            return verdict(f"a checkpoint is stored at position {misplaced[0]!r}, not at a row"
+                           " (a whole number from 1): it was modified")
+        outside = _outside_chain(conn, total)
+        if outside is not None:
+            return verdict(*outside)
+        latest = max(checkpoints, default=0)
+        if latest != head_checkpoint:
+            present = f"the latest present is at row {latest}" if latest else "none is present"
+            return verdict(f"the head records a checkpoint at row {head_checkpoint} but"
+                           f" {present}: checkpoints were removed", head_checkpoint or latest)
+        if require_signed and total > 0 and checker.signed_through == 0:
+            # The hub signs its first write's checkpoint (its checkpoint interval makes the
+            # first one due) and one on the way out: signed rows without one were stripped.
+            return verdict(
+                f"no signed checkpoint covers any of the {total:,} rows: the checkpoints were"
+                " removed (and the chain recomputed), or the ledger was never signed")
         if differ_error is not None:
             raise differ_error
         if differ is None:
-            differ = adoption.differences(conn)
+            differ = _rollup_differences(conn)
+        if isinstance(differ, str):
+            return verdict(differ)
         if differ:
-            return VerifyResult(
-                rows, None,
+            return verdict(
                 f"the chain holds, but the adoption report's rollup (ledger_adoption, derived)"
                 f" differs from the documents for {len(differ)} organization-day(s), e.g."
-                f" {differ[0]}: rebuild it with `hub ledger migrate --rebuild-adoption`",
-                len(checkpoints), signed, signers, trusted)
+                f" {differ[0]}: rebuild it with `hub ledger migrate --rebuild-adoption`")
         if progress is not None:
-            progress(rows, total)
-        return VerifyResult(rows, None, None, len(checkpoints), signed, signers, trusted)
+            progress(total, total)
+        return verdict()
+
+
+def _read_head(conn: Connection) -> tuple[int, Any, int] | str:
+    """The head's ``(seq, chain_hash, checkpoint_seq)``, or why the head cannot be trusted to
+    say where the chain ends: missing, doubled, or holding values the hub never writes."""
+    modified = "the chain head (ledger_head) was modified: it holds a value the hub never writes"
+    try:
+        rows = conn.execute(text(
+            "SELECT id, seq, chain_hash, checkpoint_seq FROM ledger_head")).all()
+    except exc.OperationalError as error:
+        if not _undecodable(error.orig):
+            raise
+        return modified
+    if not any(r[0] == 1 for r in rows):
+        return "the ledger has no chain head (its ledger_head row was deleted)"
+    if len(rows) != 1:
+        return (f"the chain head table (ledger_head) holds {len(rows)} rows; the hub keeps one:"
+                " it was modified")
+    _id, seq, chain_hash, checkpoint_seq = rows[0]
+    if (type(seq) is not int or type(checkpoint_seq) is not int or seq < 0
+            or checkpoint_seq < 0 or type(chain_hash) is not str):
+        return modified
+    return seq, chain_hash, checkpoint_seq
+
+
+@dataclass(frozen=True, slots=True)
+class _StoredCheckpoint:
+    """A checkpoint row, read without trusting it: ``problem`` says why it cannot be judged."""
+
+    seq: int
+    head: str
+    at: datetime
+    signature: bytes | None
+    cert_pem: bytes | None
+    problem: str | None = None
+
+
+_CHECKPOINT_SQL = ("SELECT seq, head, at, signature, cert_pem FROM ledger_checkpoints"
+                   " {where} ORDER BY seq")
+
+
+def _read_checkpoints(conn: Connection) -> tuple[dict[int, _StoredCheckpoint], list[Any]]:
+    """Every checkpoint by position, and the positions stored that are no row's (not a whole
+    number from 1).
+
+    A checkpoint holding a value the hub never writes (a signature or certificate as text, a
+    time in another text) is kept with its ``problem``: judged where the chain reaches it."""
+    mark = "%s" if conn.dialect.name == "postgresql" else "?"
+    try:
+        rows: list[Sequence[Any] | None] = list(_driver_rows(
+            conn, _CHECKPOINT_SQL.format(where=""), (), 1000))
+        stored = [r[0] for r in rows if r is not None]
+    except _UNREADABLE:  # a text that is not UTF-8: find its row, one at a time
+        stored = [r[0] for r in _driver_rows(
+            conn, "SELECT seq FROM ledger_checkpoints ORDER BY seq", (), 1000, named=False)]
+        rows = []
+        for position in stored:
+            try:
+                rows.extend(_driver_rows(conn, _CHECKPOINT_SQL.format(where=f"WHERE seq = {mark}"),
+                                         (position,), 1, named=False))
+            except _UNREADABLE:
+                rows.append(None)
+    time = _TimeText(conn.dialect)
+    checkpoints: dict[int, _StoredCheckpoint] = {}
+    misplaced: list[Any] = []
+    for position, row in zip(stored, rows, strict=True):
+        if type(position) is not int or position < 1:
+            misplaced.append(position)
+            continue
+        try:
+            if row is None:
+                raise ValueError("unreadable")
+            _seq, head, at, signature, cert_pem = row
+            if type(head) is not str:
+                raise TypeError("head")
+            checkpoints[position] = _StoredCheckpoint(
+                position, head, time.instant(at), _stored_bytes(signature),
+                _stored_bytes(cert_pem))
+        except _UNREADABLE:
+            checkpoints[position] = _StoredCheckpoint(
+                position, "", datetime.min.replace(tzinfo=UTC), None, None,
+                f"checkpoint at row {position} was modified: it holds a value the hub never"
+                " writes")
+    return checkpoints, misplaced
+
+
+def _stored_bytes(value: Any) -> bytes | None:
+    """A binary column's value (PostgreSQL's driver gives a memoryview); TypeError for a text
+    or a number, which the hub never writes there."""
+    if value is None or type(value) is bytes:
+        return value
+    if isinstance(value, memoryview | bytearray):
+        return bytes(value)
+    raise TypeError("not bytes")
+
+
+def _outside_chain(conn: Connection, total: int) -> tuple[str, int | None] | None:
+    """A chained row stored where no walk up to the head reads it, and the row to name: beyond
+    the head's position, or at a position that is not a whole number or none. Readers (queries,
+    evidence, the adoption recount) would show it as part of the ledger."""
+    mark = "%s" if conn.dialect.name == "postgresql" else "?"
+    beyond: list[tuple[int, str]] = []
+    other: str | None = None
+    for name, table in (("document", _DOCUMENTS), ("event", _EVENTS)):
+        # SQLite orders texts and blobs after every number: the least beyond is a number if any
+        least = _scalar(conn, _BEYOND_SQL.format(table=table, mark=mark), (total,))
+        if type(least) is int:
+            beyond.append((least, name))
+        elif least is not None:
+            other = other or (f"a {name} is stored at position {least!r}, not a whole number:"
+                              " it was added outside the chain")
+        elif _scalar(conn, _NOWHERE_SQL.format(table=table), ()):
+            other = other or (f"a {name} is stored at no position (seq is NULL): it was added"
+                              " outside the chain")
+    if beyond:
+        seq, name = min(beyond)
+        return (f"row {seq} ({name}) lies beyond the end of the chain (row {total}): it was"
+                " added outside the chain, or the head was moved back", seq)
+    return None if other is None else (other, None)
+
+
+_DOCUMENTS, _EVENTS = "ledger_documents", "ledger_events"
+_BEYOND_SQL = "SELECT min(seq) FROM {table} WHERE seq > {mark}"
+_NOWHERE_SQL = "SELECT count(*) FROM {table} WHERE seq IS NULL"
+_LISTING_SQL = ("SELECT seq FROM {table} WHERE seq > {mark} AND seq <= {mark} ORDER BY seq"
+                " LIMIT {limit}")
+
+
+def _scalar(conn: Connection, sql: str, params: tuple[Any, ...]) -> Any:
+    """The first column of the only row of ``sql``."""
+    return next(iter(_driver_rows(conn, sql, params, 1, named=False)))[0]
+
+
+def _rollup_differences(conn: Connection) -> list[str] | str:
+    """:func:`adoption.differences`, or why the rollup cannot be read (values the hub never
+    writes there): either way the report would lie."""
+    try:
+        return adoption.differences(conn)
+    except _UNREADABLE:
+        pass
+    except exc.OperationalError as error:
+        if not _undecodable(error.orig):
+            raise
+    return ("the chain holds, but the adoption report's rollup (ledger_adoption, derived)"
+            " holds values the hub never writes: rebuild it with"
+            " `hub ledger migrate --rebuild-adoption`")
+
+
+def _undecodable(error: BaseException | None) -> bool:
+    """The SQLite driver could not read a text: it is not UTF-8 (the hub writes only UTF-8)."""
+    return str(error).startswith("Could not decode to UTF-8")
 
 
 _EVENT_SQL = ("SELECT seq, entry_hash, chain_hash, kind, message_id, at, digest, organ_id,"
@@ -358,6 +566,7 @@ _DOCUMENT_SQL = ("SELECT seq, entry_hash, chain_hash, digest, sender, document_i
 _LINK_SQL = ("SELECT chain_hash FROM ledger_documents WHERE seq >= {mark} AND seq < {mark}"
              " UNION ALL SELECT chain_hash FROM ledger_events WHERE seq >= {mark} AND seq < {mark}")
 _EVENT, _DOCUMENT = 0, 1
+_NAMES = ("event", "document")
 _UNSET = object()
 
 
@@ -365,23 +574,40 @@ class _TimeText:
     """A stored ``UtcDateTime`` value, as the driver returns it, to the canonical UTC text:
     ``chain.utc_text`` of what the column type reads (the reference, for anything unusual),
     or a shortcut proven equal to it for the form the hub writes (SQLite: the text
-    ``YYYY-MM-DD HH:MM:SS.ffffff``; PostgreSQL: a naive datetime), from year 1000 on."""
+    ``YYYY-MM-DD HH:MM:SS.ffffff``; PostgreSQL: a naive datetime), from year 1000 on.
+
+    On SQLite only that text is a time (:meth:`instant`): another text of the same instant
+    (``20240301T080200``, an offset, no fraction) hashes the same but sorts elsewhere, and
+    period queries compare the stored text, so the row holding it was modified (ValueError)."""
 
     def __init__(self, dialect: Dialect) -> None:
         self._process = UtcDateTime().dialect_impl(dialect).result_processor(dialect, None)
-        self._stored_as: type = str if dialect.name == "sqlite" else datetime
+        self._sqlite = dialect.name == "sqlite"
+        self._stored_as: type = str if self._sqlite else datetime
         self._last: Any = _UNSET
         self._last_text = ""
 
     def reference(self, value: Any) -> str:
         return chain.utc_text(self._process(value) if self._process is not None else value)
 
+    def instant(self, value: Any) -> datetime:
+        """The aware UTC time the column type reads from ``value``; on SQLite only from the
+        very text the hub writes (``hub.ledger.store._sqlite_time``), else ValueError."""
+        at = self._process(value) if self._process is not None else value
+        if type(at) is not datetime or at.tzinfo is None:
+            raise TypeError(f"{type(value).__name__} is not a stored time")
+        if self._sqlite and (type(value) is not str
+                             or at.replace(tzinfo=None).isoformat(" ", "microseconds") != value):
+            raise ValueError(f"{value!r} is not a time as the hub writes it")
+        return at
+
     def __call__(self, value: Any) -> str:
         if value == self._last and type(value) is type(self._last):
             return self._last_text  # the events of one batch share their time
         text = self._shortcut(value) if type(value) is self._stored_as else None
         if text is None:
-            text = self.reference(value)
+            text = (chain.utc_text(self.instant(value)) if self._sqlite
+                    else self.reference(value))
         self._last, self._last_text = value, text
         return text
 
@@ -408,14 +634,15 @@ class _TimeText:
 
 
 def _driver_rows(conn: Connection, sql: str, params: tuple[Any, ...],
-                 batch: int) -> Generator[Sequence[Any], None, None]:
+                 batch: int, *, named: bool = True) -> Generator[Sequence[Any], None, None]:
     """The rows of ``sql`` straight from a driver cursor in ``conn``'s transaction (a
-    server-side cursor on PostgreSQL, fetching ``batch`` rows at a time); the driver's errors
-    wrapped as SQLAlchemy wraps them, so an unavailable database is still told apart."""
+    server-side cursor on PostgreSQL, fetching ``batch`` rows at a time, unless not ``named``);
+    the driver's errors wrapped as SQLAlchemy wraps them, so an unavailable database is still
+    told apart, except a text SQLite cannot decode: :class:`_UnreadableText`, a modified row."""
     dbapi_error = conn.dialect.loaded_dbapi.Error
     raw: Any = conn.connection.dbapi_connection
     try:
-        if conn.dialect.name == "postgresql":
+        if conn.dialect.name == "postgresql" and named:
             cursor = raw.cursor(name=f"hub_verify_{uuid.uuid4().hex}")
             cursor.itersize = batch
         else:
@@ -426,8 +653,15 @@ def _driver_rows(conn: Connection, sql: str, params: tuple[Any, ...],
         finally:
             cursor.close()
     except dbapi_error as error:
+        if _undecodable(error):
+            raise _UnreadableText(str(error)) from None
         raise exc.DBAPIError.instance(sql, params, error, dbapi_error,
                                       dialect=conn.dialect) from error
+
+
+class _UnreadableText(ValueError):
+    """SQLite holds a text that is not UTF-8 (the hub writes only UTF-8): its row was
+    modified."""
 
 
 def _chained_rows(conn: Connection, up_to: int, *, with_raw: bool,
@@ -447,20 +681,59 @@ def _chained_rows(conn: Connection, up_to: int, *, with_raw: bool,
     events = _driver_rows(conn, _EVENT_SQL.format(mark=mark + bound), params, 5000)
     with closing(docs), closing(events):
         doc = next(docs, None)
-        doc_seq = int(doc[0]) if doc is not None else 0
+        doc_seq = _position(doc[0]) if doc is not None else 0
         for event in events:
             seq = event[0]
             if type(seq) is not int:
-                seq = int(seq)
+                seq = _position(seq)
             while doc is not None and doc_seq <= seq:  # a document first on a tie, as before
                 yield doc_seq, _DOCUMENT, doc
                 doc = next(docs, None)
-                doc_seq = int(doc[0]) if doc is not None else 0
+                doc_seq = _position(doc[0]) if doc is not None else 0
             yield seq, _EVENT, event
         while doc is not None:
             yield doc_seq, _DOCUMENT, doc
             doc = next(docs, None)
-            doc_seq = int(doc[0]) if doc is not None else 0
+            doc_seq = _position(doc[0]) if doc is not None else 0
+
+
+def _position(stored: Any) -> int:
+    """``int()`` of a stored ``seq`` (a SQLite column may hold 11.5: 11), as the typed rows
+    gave; 0 for what has none (an infinity), which a walk finds out of place. The walk refuses
+    every position that is not stored as a whole number."""
+    if type(stored) is int:
+        return stored
+    try:
+        return int(stored)
+    except _UNREADABLE:
+        return 0
+
+
+def _one_by_one(conn: Connection, after: int, total: int, *,
+                with_raw: bool) -> Generator[tuple[int, int, Sequence[Any] | None], None, None]:
+    """The chained rows beyond ``after`` (up to :data:`_REREAD` of each table) as
+    :func:`_chained_rows` gives them, each read on its own, up to the first the driver cannot
+    read (a SQLite text that is not UTF-8, a PostgreSQL time Python cannot hold), which comes
+    as ``(seq, kind, None)``: a cursor reading ahead meets such a row before the walk reaches
+    it; read one at a time, the rows before it are judged first, in order."""
+    mark = "%s" if conn.dialect.name == "postgresql" else "?"
+    listing: list[tuple[int, int, Any]] = []
+    for kind, table in ((_DOCUMENT, _DOCUMENTS), (_EVENT, _EVENTS)):
+        sql = _LISTING_SQL.format(table=table, mark=mark, limit=_REREAD)
+        listing.extend((_position(s), kind, s) for (s,) in _driver_rows(
+            conn, sql, (after, total), _REREAD, named=False))
+    listing.sort(key=lambda item: (item[0], item[1] == _EVENT))  # a document first on a tie
+    one = f"{mark} AND seq = {mark}"
+    for seq, kind, stored in listing:
+        sql = (_DOCUMENT_SQL.format(mark=one, raw="raw" if with_raw else "NULL")
+               if kind == _DOCUMENT else _EVENT_SQL.format(mark=one))
+        try:
+            rows = list(_driver_rows(conn, sql, (total, stored), 1, named=False))
+        except _UNREADABLE:
+            yield seq, kind, None
+            return
+        for row in rows:
+            yield seq, kind, row
 
 
 @dataclass(frozen=True, slots=True)
@@ -541,56 +814,73 @@ def walk_segment(
     def bad(seq: int, problem: str) -> SegmentWalk:
         return SegmentWalk(start, expected - 1, link, links, seq, problem)
 
-    rows = _chained_rows(conn, total, with_raw=check_bytes, after=segment.after)
+    rows: Generator[tuple[int, int, Any], None, None] = _chained_rows(
+        conn, total, with_raw=check_bytes, after=segment.after)
+    seq, kind, reread = segment.after, _EVENT, False
     try:
-        for seq, kind, row in rows:
-            if seq != expected:
-                if seq > expected:
-                    return bad(expected, f"row {expected} is missing (deleted)")
-                return bad(seq, f"row {seq} appears twice")
-            if seq > up_to:
-                break  # the next segment's first row: this one ends whole
-            if kind == _EVENT:
-                (_s, stored_hash, stored_link, event_kind, message_id, at, digest, organ_id,
-                 reason, actor, detail) = row
-                entry = event_entry(
-                    seq=seq, kind=event_kind, message_id=message_id, at=time_text(at),
-                    digest=digest, organ_id=organ_id, reason=reason, actor=actor, detail=detail)
-            else:
-                stored_hash, stored_link = row[1], row[2]
-                entry = _document_entry(seq, row, time_text)
-            entry_digest = sha256(canonical_json(entry)).digest()
-            if entry_digest.hex() != stored_hash:
-                name = "event" if kind == _EVENT else "document"
-                return bad(seq, f"row {seq} ({name}) was modified: its content does not match"
-                                " its hash")
-            # chain.link(link, entry_hash), on bytes
-            link_bytes = sha256(link_bytes + entry_digest).digest()
-            link = link_bytes.hex()
-            if link != stored_link:
-                name = "event" if kind == _EVENT else "document"
-                return bad(seq, f"row {seq} ({name}) breaks the chain: rows were reordered,"
-                                " inserted or rewritten")
-            if kind == _DOCUMENT and check_bytes:
-                problem = _bytes_problem(conn, blobs, seq, row[6], row[3], row[16], entry)
-                if problem is not None:
-                    return bad(seq, problem)
-            if seq in marks:
-                links[seq] = link
-            expected += 1
-            if progress is not None and seq % PROGRESS_EVERY == 0:
-                progress(seq)
-        else:
-            if expected - 1 != up_to:
-                return SegmentWalk(
-                    start, expected - 1, link, links, expected,
-                    f"the chain ends at row {expected - 1} but the head records row {total}:"
-                    " the ledger was truncated")
+        while True:
+            try:
+                for seq, kind, row in rows:
+                    if seq != expected:
+                        if seq > expected:
+                            return bad(expected, f"row {expected} is missing (deleted)")
+                        return bad(seq, f"row {seq} appears twice")
+                    if seq > up_to:  # the next segment's first row: this one ends whole
+                        return SegmentWalk(start, up_to, link, links)
+                    if type(row[0]) is not int:  # (a row the driver could not read is None)
+                        return bad(seq, f"row {seq} ({_NAMES[kind]}) was modified: its position"
+                                        f" {row[0]!r} is not a whole number")
+                    if kind == _EVENT:
+                        (_s, stored_hash, stored_link, event_kind, message_id, at, digest,
+                         organ_id, reason, actor, detail) = row
+                        entry = event_entry(
+                            seq=seq, kind=event_kind, message_id=message_id, at=time_text(at),
+                            digest=digest, organ_id=organ_id, reason=reason, actor=actor,
+                            detail=detail)
+                    else:
+                        stored_hash, stored_link = row[1], row[2]
+                        entry = _document_entry(seq, row, time_text)
+                    entry_digest = sha256(canonical_json(entry)).digest()
+                    if entry_digest.hex() != stored_hash:
+                        return bad(seq, f"row {seq} ({_NAMES[kind]}) was modified: its content"
+                                        " does not match its hash")
+                    # chain.link(link, entry_hash), on bytes
+                    link_bytes = sha256(link_bytes + entry_digest).digest()
+                    link = link_bytes.hex()
+                    if link != stored_link:
+                        return bad(seq, f"row {seq} ({_NAMES[kind]}) breaks the chain: rows"
+                                        " were reordered, inserted or rewritten")
+                    if kind == _DOCUMENT and check_bytes:
+                        problem = _bytes_problem(conn, blobs, seq, row[6], row[3], row[16],
+                                                 entry)
+                        if problem is not None:
+                            return bad(seq, problem)
+                    if seq in marks:
+                        links[seq] = link
+                    expected += 1
+                    if progress is not None and seq % PROGRESS_EVERY == 0:
+                        progress(seq)
+                if expected - 1 != up_to:
+                    return SegmentWalk(
+                        start, expected - 1, link, links, expected,
+                        f"the chain ends at row {expected - 1} but the head records row"
+                        f" {total}: the ledger was truncated")
+                return SegmentWalk(start, up_to, link, links)
+            except _UNREADABLE:
+                if seq == expected:  # the row in hand (a row read as None included)
+                    return bad(seq, f"row {seq} ({_NAMES[kind]}) was modified: it holds a"
+                                    " value the hub never writes")
+                if reread:
+                    return bad(expected, f"row {expected} or one after it was modified: it"
+                                         " holds a value that cannot be read")
+                # the driver could not read a row ahead: read on one row at a time
+                rows.close()
+                rows = _one_by_one(conn, expected - 1, total, with_raw=check_bytes)
+                reread = True
     except Exception as error:  # kept for the caller: raised in the chain's order
         return SegmentWalk(start, expected - 1, link, links, expected, error=error)
     finally:
         rows.close()
-    return SegmentWalk(start, up_to, link, links)
 
 
 def judge_walks(
@@ -610,6 +900,8 @@ def judge_walks(
                 break
             cp = checkpoints[seq]
             checked_cps += 1
+            if cp.problem is not None:
+                return VerifyResult(seq - 1, seq, cp.problem, checked_cps, signed_cps), link
             if cp.head != walk.links[seq]:
                 return VerifyResult(seq - 1, seq, f"checkpoint at row {seq} does not match the"
                                     " chain (forged, or the rows before it were rewritten)",
@@ -642,10 +934,15 @@ def _document_entry(seq: int, row: Sequence[Any], time_text: _TimeText) -> dict[
     """:func:`document_entry_from_row` of a plain row of :data:`_DOCUMENT_SQL`."""
     (_s, _h, _c, digest, sender, document_id, kind, code, subject_digest, recipients,
      received_at, links_to, size, report, refusal, revocation, _raw) = row
+    # json.loads takes bytes and int() a fraction: what reads the same is not what was written
+    if (type(recipients) is not str or type(size) is not int
+            or (refusal is not None and type(refusal) is not str)
+            or (revocation is not None and type(revocation) is not str)):
+        raise TypeError("a column holds a value of a type the hub never writes there")
     return chain.document_entry(
         seq=seq, digest=digest, sender=sender, document_id=document_id, kind=kind, code=code,
         subject_digest=subject_digest, recipients=json.loads(recipients),
-        received_at=time_text(received_at), links_to=links_to, size=int(size),
+        received_at=time_text(received_at), links_to=links_to, size=size,
         report_digest=(chain.sha256_hex(report.encode("utf-8"))
                        if report is not None else None),
         refusal=json.loads(refusal) if refusal is not None else None,
@@ -687,23 +984,37 @@ class _CheckpointChecker:
         self.verify_signature = verify_signature
         self.signers: list[str] = []
         self.trusted = verify_signature is not None or (trust is not None and trust.anchored)
+        self.signed_through = 0
+        """The last checkpoint with a signature this checker accepted (merely present when it
+        has nothing to check signatures against)."""
 
-    def check(self, cp: Any, require_signed: bool) -> str | None:
-        seq = int(cp.seq)
+    def check(self, cp: _StoredCheckpoint, require_signed: bool) -> str | None:
+        seq = cp.seq
         if cp.signature is None:
             return f"checkpoint at row {seq} is not signed" if require_signed else None
         if self.trust is None and self.verify_signature is None:
-            return None  # nothing to judge signers by: chain only (signers_trusted False)
+            # nothing to judge signers by: chain only (signers_trusted False)
+            self.signed_through = max(self.signed_through, seq)
+            return None
         payload = chain.checkpoint_payload(seq, cp.head, chain.utc_text(cp.at))
         problem = checkpoint_signature_problem(
-            seq, payload, bytes(cp.signature),
-            bytes(cp.cert_pem) if cp.cert_pem is not None else None, cp.at,
-            self.trust, self.verify_signature)
-        if problem is None and cp.cert_pem is not None:
-            signer = fingerprint(load_certificates(bytes(cp.cert_pem))[0])
-            if not self.signers or self.signers[-1] != signer:
+            seq, payload, cp.signature, cp.cert_pem, cp.at, self.trust, self.verify_signature)
+        if problem is None:
+            self.signed_through = max(self.signed_through, seq)
+            signer = _signer(cp.cert_pem)
+            if signer is not None and (not self.signers or self.signers[-1] != signer):
                 self.signers.append(signer)
         return problem
+
+
+def _signer(cert_pem: bytes | None) -> str | None:
+    """The fingerprint of the certificate stored beside a signature, if it is one (a signature
+    checked by the caller's own check never needed it)."""
+    try:
+        certs = load_certificates(cert_pem) if cert_pem is not None else []
+    except ValueError:
+        return None
+    return fingerprint(certs[0]) if certs else None
 
 
 def checkpoint_signature_problem(

@@ -301,6 +301,8 @@ def _progress_bar(done: int, total: int) -> None:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from hub.ledger.verify import LedgerVerdict
+
     ledger, settings = _open(args)  # a missing ledger is the first thing to say
     with ledger:
         trust = operator_trust(args, settings)
@@ -317,6 +319,14 @@ def _verify(args: argparse.Namespace) -> int:
                else "UNVERIFIED: checked against the stored certificates only")
         print(f"ok: {result.rows:,} rows, {result.checkpoints} checkpoints"
               f" ({result.signed_checkpoints} signed); operator certificates {signers} ({how})")
+        if isinstance(result, LedgerVerdict) and result.unsigned_rows:
+            # Not a failure: an honest ledger has rows since its last checkpoint (how many
+            # depends on the writer's settings, which the ledger does not record).
+            last = f"row {result.signed_through:,}" if result.signed_through else "none"
+            print(f"note: rows {result.signed_through + 1:,}-{result.rows:,}"
+                  f" ({result.unsigned_rows:,}) come after the last signed checkpoint ({last}):"
+                  " no signature covers them, so this check cannot tell whether they were"
+                  " rewritten")
     else:
         print(f"FAILED{_at_row(result.first_bad_row)}: {result.problem}")
     return EXIT_OK if result.ok else EXIT_FAILED

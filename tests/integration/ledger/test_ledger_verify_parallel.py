@@ -247,12 +247,22 @@ def test_a_tampered_report_is_the_modified_row_not_the_rollups_error(
 def test_an_error_of_the_rollup_check_is_raised_once_the_chain_holds(
     signed_ledger: Ledger, operator_key: OperatorKey
 ) -> None:
+    with signed_ledger.engine.begin() as conn:
+        conn.execute(text("DROP TABLE ledger_adoption"))
+    kind, _ = judged_alike(signed_ledger, operator_key)
+    assert kind == "raises"
+
+
+def test_a_rollup_holding_values_the_hub_never_writes_is_judged_once_the_chain_holds(
+    signed_ledger: Ledger, operator_key: OperatorKey
+) -> None:
     if signed_ledger.engine.dialect.name != "sqlite":
         pytest.skip("a PostgreSQL integer column holds no text")
     with signed_ledger.engine.begin() as conn:
         conn.execute(text("UPDATE ledger_adoption SET accepted = 'many'"))
-    kind, _ = judged_alike(signed_ledger, operator_key)
-    assert kind == "raises"
+    kind, result = judged_alike(signed_ledger, operator_key)
+    assert kind == "result"
+    assert (result.ok, "rollup" in (result.problem or "")) == (False, True)
 
 
 @pytest.mark.parametrize("moved", ["11.5", "10.5", "3.5", "3.25"])

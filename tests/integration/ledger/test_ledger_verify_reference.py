@@ -2,11 +2,15 @@
 
 ``Ledger.verify`` reads plain driver rows and rebuilds each entry itself, with a shortcut for the
 stored timestamps (``hub.ledger.verify._TimeText``). The reference here is the walk it replaced:
-SQLAlchemy's typed rows (``verify.entries``), ``document_entry_from_row`` /
-``event_entry_from_row`` and the standard library encoder. On untouched ledgers and on every
-tampering — the acceptance mutations, timestamps rewritten in other forms of the same or
-another instant, canonical texts rewritten, values of the wrong type — both find the same first
-bad row for the same reason, both pass, or both fail with the same exception.
+each row read through the column types, ``document_entry_from_row`` / ``event_entry_from_row``
+and the standard library encoder, with two rules the verifier adds: a row whose values cannot
+be read that way (or hold a type the hub never writes: a size that is not an integer, a JSON
+column that is not text) was modified, and on SQLite a timestamp stored as anything but the text
+the writer makes of it (``hub.ledger.store._sqlite_time``) was modified, since period queries
+compare that text. On untouched ledgers and on every tampering — the acceptance mutations,
+timestamps rewritten in other forms of the same or another instant, canonical texts rewritten,
+values of the wrong type — both find the same first bad row for the same reason, both pass, or
+both fail with the same exception.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -23,6 +28,8 @@ from sqlalchemy import Connection, create_engine, exc, text
 
 from hub.errors import TransientError
 from hub.ledger import Ledger, chain
+from hub.ledger.models import UtcDateTime
+from hub.ledger.store import _sqlite_time
 from hub.ledger.verify import (
     _TimeText,
     document_entry_from_row,
@@ -40,16 +47,58 @@ from tests.integration.ledger.test_ledger_mutations import MUTATIONS
 Outcome = tuple[str, Any]
 
 
+_UNREADABLE = (TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError,
+               RecursionError)
+
+
+def reference_rows(conn: Connection, total: int) -> list[tuple[Any, str, dict[str, Any]]]:
+    """Both chained tables up to ``total``, as stored (no type processing), in ``seq`` order."""
+    rows: list[tuple[Any, str, dict[str, Any]]] = []
+    for table, kind in (("ledger_documents", "document"), ("ledger_events", "event")):
+        result = conn.execute(text(f"SELECT * FROM {table} WHERE seq <= :t"),  # noqa: S608
+                              {"t": total})
+        rows.extend((row["seq"], kind, dict(row)) for row in result.mappings())
+    return sorted(rows, key=lambda r: (int(r[0]), r[1] == "event"))
+
+
+def typed(conn: Connection, kind: str, stored: dict[str, Any]) -> SimpleNamespace:
+    """A stored row as the column types read it; ValueError for a value the hub never writes."""
+    dialect = conn.dialect
+    read_time = UtcDateTime().dialect_impl(dialect).result_processor(dialect, None)
+    values = dict(stored)
+    for column in ("received_at",) if kind == "document" else ("at",):
+        value = stored[column]
+        at = read_time(value) if read_time is not None else value
+        if dialect.name == "sqlite" and value != _sqlite_time(at):
+            raise ValueError(f"{value!r} is not the text the hub writes")
+        values[column] = at
+    if type(stored["seq"]) is not int:
+        raise ValueError("a position that is not a whole number")
+    if kind == "document":
+        if type(stored["size"]) is not int:
+            raise ValueError("a size that is not a whole number")
+        for column in ("recipients", "refusal", "revocation"):
+            if stored[column] is not None and type(stored[column]) is not str:
+                raise ValueError(f"{column} that is not text")
+    return SimpleNamespace(**values)
+
+
 def reference_walk(conn: Connection) -> tuple[int, str] | None:
     """The first bad row and why (the words of its problem), or None: the walk as it was."""
     total = conn.execute(text("SELECT seq FROM ledger_head")).scalar_one()
     link = chain.GENESIS
     expected = 1
-    for seq, kind, row in entries(conn, total, with_raw=False):
+    for stored_seq, kind, stored in reference_rows(conn, total):
+        seq = int(stored_seq)
         if seq != expected:
             return (expected, "missing") if seq > expected else (seq, "appears twice")
-        entry = document_entry_from_row(row) if kind == "document" else event_entry_from_row(row)
-        entry_hash = hashlib.sha256(chain.canonical_json_reference(entry)).hexdigest()
+        try:
+            row = typed(conn, kind, stored)
+            entry = (document_entry_from_row(row) if kind == "document"
+                     else event_entry_from_row(row))
+            entry_hash = hashlib.sha256(chain.canonical_json_reference(entry)).hexdigest()
+        except _UNREADABLE:
+            return seq, "was modified"
         if entry_hash != row.entry_hash:
             return seq, "was modified"
         link = chain.link(link, entry_hash)
@@ -213,16 +262,27 @@ def test_rewritten_column_values_are_judged_as_the_reference_judges_them(
     assert_judged_as_the_reference(signed_ledger, operator_key)
 
 
-def test_the_time_shortcut_gives_the_column_types_text_or_steps_aside() -> None:
+def test_the_time_reading_gives_the_column_types_text_and_refuses_other_sqlite_texts() -> None:
+    values: list[Any] = [*SQLITE_TIMES.values(), "2024-03-01 08:02:00.000000",
+                         "9999-12-31 23:59:59.999999", "1000-01-01 00:00:00.000000",
+                         "0999-12-31 23:59:59.999999", "0001-01-01 00:00:00.000000",
+                         datetime(2024, 3, 1, 8, 14), datetime(999, 1, 1),
+                         datetime(2024, 3, 1, 8, 14, 0, 1), None, 12, b"2024"]
     for url in ("sqlite://", "postgresql+psycopg2://"):
-        time_text = _TimeText(create_engine(url).dialect)
-        values: list[Any] = [*SQLITE_TIMES.values(), "2024-03-01 08:02:00.000000",
-                             "9999-12-31 23:59:59.999999", "1000-01-01 00:00:00.000000",
-                             datetime(2024, 3, 1, 8, 14), datetime(999, 1, 1),
-                             datetime(2024, 3, 1, 8, 14, 0, 1), None, 12, b"2024"]
+        dialect = create_engine(url).dialect
+        time_text = _TimeText(dialect)
+        read = UtcDateTime().dialect_impl(dialect).result_processor(dialect, None)
+        assert read is not None
         for value in values:
-            assert outcome(partial(time_text, value)) == outcome(
-                partial(time_text.reference, value)), (url, value)
+            got = outcome(partial(time_text, value))
+            reference = outcome(partial(time_text.reference, value))
+            hub_text = (url == "sqlite://" and reference[0] == "result"
+                        and value == _sqlite_time(read(value)))
+            if url == "sqlite://" and not hub_text:
+                # on SQLite only the text the hub writes is a time; anything else was modified
+                assert got in {("raises", ValueError), ("raises", TypeError)}, (url, value)
+            else:
+                assert got == reference, (url, value)
 
 
 def test_a_ledger_verifies_after_its_rows_were_read_in_many_batches(
