@@ -278,6 +278,13 @@ class _Bound:
                             for k, t in self._tokens.items()})
 
 
+RECIPIENT_STATUS_CODES = frozenset({"01", "02", "03", "04", "05", "06", "15", "16"})
+"""QCVN 102 status codes only a recipient of the document sends (arrived, rejected, accepted,
+assigned, in progress, finished; agreeing to or refusing a recall)."""
+SENDER_STATUS_CODES = frozenset({"13"})
+"""QCVN 102 status codes only the document's sender sends (recall). The unused codes (07-12,
+14) pass through from either party."""
+
 _HUB_HEADER = "x-hub-"
 """The prefix of the headers that carry the hub's own facts (:class:`~hub.messages.Headers`)."""
 
@@ -680,14 +687,27 @@ class Pipeline:
                        report=report)
             return
         delivered = self._view.delivered_to(original.digest)
-        if reporter == original.sender:
-            targets = tuple(original.recipients)  # the sender's own status (13: recall)
-        elif reporter in delivered or reporter in original.recipients:
-            targets = (original.sender,)
-        else:
+        is_sender = reporter == original.sender
+        is_recipient = reporter in delivered or reporter in original.recipients
+        if not (is_sender or is_recipient):
             self._fail(plan, delivery, at, attempts, status,
                        Reason.STATUS_REPORTER_NOT_RECIPIENT, reporter, report=report)
             return
+        code = status.status_code
+        if code in RECIPIENT_STATUS_CODES and not is_recipient:
+            # QCVN 102: what the recipient says of the document, never its sender.
+            self._fail(plan, delivery, at, attempts, status,
+                       Reason.STATUS_REPORTER_NOT_RECIPIENT,
+                       f"{reporter} sent the document: status {code} is its recipients'",
+                       report=report)
+            return
+        if code in SENDER_STATUS_CODES and not is_sender:
+            self._fail(plan, delivery, at, attempts, status, Reason.NOT_ORIGINAL_SENDER,
+                       f"{reporter} did not send the document: status {code} is its sender's",
+                       report=report)
+            return
+        # The sender's own status (13: recall) goes to the recipients; a recipient's to the sender.
+        targets = tuple(original.recipients) if is_sender else (original.sender,)
         if self._view.document_by_digest(status.digest) is not None:
             self._duplicate(plan, delivery, status, at, attempts, frozenset())
             return

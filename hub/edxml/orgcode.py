@@ -28,9 +28,10 @@ from datetime import date
 from hub.edxml.errors import EnvelopeRefused
 from hub.reasons import Reason
 
-_LEGACY = re.compile(r"\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}")
-_LEGACY3 = re.compile(r"\d{2}\.\d{2}\.[A-Z]\d{2}")
-_EID = re.compile(r"[A-Z]\d{2}(?:\.[0-9A-Z]+)*")
+# ASCII digits only ([0-9], not \d, which takes any Unicode digit).
+_LEGACY = re.compile(r"[0-9]{3}\.[0-9]{2}\.[0-9]{2}\.[A-Z][0-9]{2}")
+_LEGACY3 = re.compile(r"[0-9]{2}\.[0-9]{2}\.[A-Z][0-9]{2}")
+_EID = re.compile(r"[A-Z][0-9]{2}(?:\.[0-9A-Z]+)*")
 EID_MAX_LENGTH = 35
 """Decision 20/2020/QĐ-TTg; QCVN 102 amendment 1:2022 raised OrganId's length from 13 to 35."""
 
@@ -131,7 +132,7 @@ class OrgCode:
 
 
 DATE_FORMAT = "%Y/%m/%d"
-_DATE = re.compile(r"\d{4}/\d{2}/\d{2}")
+_DATE = re.compile(r"[0-9]{4}/[0-9]{2}/[0-9]{2}")
 
 
 def parse_date(text: str, reason: Reason = Reason.DATE_INVALID) -> date:

@@ -56,8 +56,10 @@ T = TypeVar("T")
 _El = etree._Element
 
 _TIMESTAMP_FORMATS = ("%Y/%m/%d %H:%M:%S", "%d/%m/%Y %H:%M:%S")
-_TIMESTAMP = re.compile(r"\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}|\d{2}/\d{2}/\d{4} \d{2}:\d{2}:\d{2}")
-_STATUS_CODE = re.compile(r"\d{2}")
+# ASCII digits only ([0-9], not \d, which takes any Unicode digit: "٠٦" or "０３" is no code).
+_TIMESTAMP = re.compile(r"[0-9]{4}/[0-9]{2}/[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}"
+                        r"|[0-9]{2}/[0-9]{2}/[0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2}")
+_STATUS_CODE = re.compile(r"[0-9]{2}")
 _B64_WHITESPACE = str.maketrans("", "", " \t\r\n")
 _B64_WHITESPACE_BYTES = b" \t\r\n"
 
