@@ -212,11 +212,16 @@ def issuer_key(text: str) -> str:
     validation reports write its RFC 4514 name: both give the same key."""
     value = text.strip()
     if "=" in value:
-        try:
-            names = x509.Name.from_rfc4514_string(value).get_attributes_for_oid(
-                NameOID.COMMON_NAME)
-        except ValueError:
-            names = []
+        names: list[x509.NameAttribute[Any]] = []
+        # As written first: an RFC 4514 name may end in an escaped space ("CN=CA\\ "), which
+        # stripping would leave a dangling backslash.
+        for written in dict.fromkeys((text, value)):
+            try:
+                names = x509.Name.from_rfc4514_string(written).get_attributes_for_oid(
+                    NameOID.COMMON_NAME)
+                break
+            except ValueError:
+                continue
         if names:
             value = str(names[0].value)
     return _norm(value)

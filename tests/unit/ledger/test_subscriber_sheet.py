@@ -9,6 +9,8 @@ from datetime import date
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from hub.ledger.subscribers import (
     RegistryError,
@@ -216,3 +218,16 @@ def test_a_failed_pdf_check_names_no_pdf_signer(vectors: Vectors) -> None:
 def test_a_status_packet_shows_the_reporting_organization_s_seal(vectors: Vectors) -> None:
     seen = signatures_in_report(_stored_report("valid_status", vectors))
     assert [(o.role, o.uid) for o in seen] == [("seal", RECIPIENT)]
+
+
+@pytest.mark.parametrize("common_name", ["CA ", " CA", "CA  two", "A+B CA", "CA \\ root", "CA=root",
+                                         "CA;x", 'CA "x"', "CA phục vụ các cơ quan Đảng, Nhà nước"])
+def test_a_ca_named_in_the_sheet_matches_the_rfc4514_name_a_report_writes(
+    common_name: str,
+) -> None:
+    # Found by a review: a name ending in a space is written "CN=CA\\ " by RFC 4514, and
+    # stripping it before parsing left a dangling backslash: the certificate never matched.
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Ban Cơ yếu Chính phủ"),
+                      x509.NameAttribute(NameOID.COUNTRY_NAME, "VN")])
+    assert issuer_key(name.rfc4514_string()) == issuer_key(common_name)
