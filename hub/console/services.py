@@ -18,6 +18,7 @@ listing made while ``hub dlq`` runs elsewhere may be short.)
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import threading
 import time
 import uuid
@@ -215,24 +216,25 @@ class ConsoleServices:
     def replay(self, flt: dlq.Filter, *, actor: str, note: str,
                progress: Callable[[int, int], None] | None = None) -> list[dlq.DeadLetter]:
         """:func:`hub.ops.dlq.replay` as ``actor``; ids must match exactly (no prefix)."""
+        flt = dataclasses.replace(flt, exact=True)
         with self._dlq_lock:
             conn = self._connect("replay")
             try:
                 return dlq.replay(conn, self.topology.names.dlq, self.topology.names.intake, flt,
                                   actor=actor, note=note, user=broker_user(self.settings.broker.url),
                                   record=self._recorder("replayed"), progress=progress,
-                                  now=self.clock(), confirm=_exact(flt))
+                                  now=self.clock())
             finally:
                 conn.close()
 
     def discard(self, flt: dlq.Filter, *, actor: str, note: str) -> list[dlq.DeadLetter]:
         """:func:`hub.ops.dlq.discard` as ``actor``; ids must match exactly (no prefix)."""
+        flt = dataclasses.replace(flt, exact=True)
         with self._dlq_lock:
             conn = self._connect("discard")
             try:
                 return dlq.discard(conn, self.topology.names.dlq, flt, actor=actor, note=note,
-                                   record=self._recorder("discarded"), now=self.clock(),
-                                   confirm=_exact(flt))
+                                   record=self._recorder("discarded"), now=self.clock())
             finally:
                 conn.close()
 
@@ -435,11 +437,6 @@ class ConsoleServices:
                 out.error = exc.detail[:200]
                 self._queue_conn = None
         return out
-
-
-def _exact(flt: dlq.Filter) -> Callable[[list[dlq.DeadLetter]], bool]:
-    """Act only when no chosen dead letter was matched by an id prefix alone."""
-    return lambda chosen: not flt.prefix_only(chosen)
 
 
 def letter_digest(dl: dlq.DeadLetter) -> str | None:

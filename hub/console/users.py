@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import os
 import secrets
 import sqlite3
 import threading
@@ -141,7 +142,9 @@ class UserStore:
         self.idle = idle
         self.lifetime = lifetime
         path.parent.mkdir(parents=True, exist_ok=True)
+        _owner_only(path)
         self._lock = threading.Lock()
+        self._signin_lock = threading.Lock()
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -149,8 +152,6 @@ class UserStore:
         self._db.executescript(_SCHEMA)
         # Never hash twice for an unknown name vs a known one: the same work either way.
         self._dummy = self.hasher.hash(secrets.token_urlsafe(16))
-        with suppress(OSError):
-            path.chmod(0o600)
 
     def close(self) -> None:
         with self._lock:
@@ -241,7 +242,13 @@ class UserStore:
         """The account when ``password`` is its password and it may sign in, else None.
 
         Unknown names cost the same hash as known ones; :data:`MAX_FAILURES` wrong passwords in
-        a row lock the account for :data:`LOCKOUT`."""
+        a row lock the account for :data:`LOCKOUT`. Attempts are checked one at a time (callers
+        may be threads): one read in parallel with others would see the account as it was before
+        their failures, and a burst of guesses would slip past the lockout."""
+        with self._signin_lock:
+            return self._authenticate(name, password, now)
+
+    def _authenticate(self, name: str, password: str, now: datetime | None) -> User | None:
         at = now or datetime.now(UTC)
         key = name.strip().lower()[:64]
         with self._lock:
@@ -310,6 +317,21 @@ class UserStore:
     def close_session(self, token: str) -> None:
         with self._tx() as db:
             db.execute("DELETE FROM console_sessions WHERE token_hash = ?", (_token_hash(token),))
+
+
+def _owner_only(path: Path) -> None:
+    """The database and its ``-wal``/``-shm`` files readable by this account alone.
+
+    They hold the password hashes and the sessions' CSRF tokens. SQLite creates the side files
+    with the mode of the database file (``findCreateFileMode`` in ``os_unix.c``), so the database
+    is created 0600 before SQLite opens it, never made so afterwards; side files an older
+    version left behind are closed too. No umask change: it is process-wide, and other threads
+    create files meanwhile."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+    for side in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with suppress(FileNotFoundError):
+            side.chmod(0o600)
 
 
 def _role(role: Role | str) -> Role:

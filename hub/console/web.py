@@ -13,6 +13,10 @@ Security, in one place:
 - **Audit**: sign-in (and refusals), sign-out, replay, discard, bulk replay, downloads of bytes,
   evidence and CSV, account changes, refused attempts — each written to the ledger with the
   person as actor *before* it happens; when the ledger cannot record it, nothing happens.
+- **Never on the event loop**: whatever may block (argon2, the ledger, RabbitMQ, SQLite) runs in
+  plain ``def`` routes and dependencies, which FastAPI runs in its thread pool; only reading the
+  form (:func:`_form`) is ``async``. Sign-in attempts are still checked one at a time
+  (:meth:`UserStore.authenticate`), so parallel guesses cannot race past the lockout.
 - Headers: a strict Content-Security-Policy (no script at all), ``no-store`` on pages,
   ``nosniff``, no framing. No traceback ever reaches a page: every error is one line.
 """
@@ -32,6 +36,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.background import BackgroundTask
+from starlette.datastructures import FormData
 
 from hub.console.i18n import DEFAULT, LANGUAGES, translator
 from hub.console.services import AuditUnavailable, ConsoleServices, counts, letter_digest
@@ -108,14 +113,50 @@ def _age(seconds: float | None, lang: str = DEFAULT) -> str:
 
 
 def _date_param(text: str | None) -> datetime | None:
-    """A form date (``YYYY-MM-DD``), midnight Vietnam time; None when empty."""
+    """A form date (``YYYY-MM-DD``), midnight Vietnam time; None when empty. A day that does
+    not exist, or whose midnight is before year 1 in UTC (``0001-01-01``), is a bad input."""
     if not text:
         return None
     try:
         day = date.fromisoformat(text.strip())
-    except ValueError:
+        return datetime(day.year, day.month, day.day, tzinfo=VIETNAM_TZ).astimezone(UTC)
+    except (ValueError, OverflowError):
         raise _Refused(400, "error.bad_input", f"{text[:40]!r} is not a date (YYYY-MM-DD)") from None
-    return datetime(day.year, day.month, day.day, tzinfo=VIETNAM_TZ).astimezone(UTC)
+
+
+_SEQ_MAX = 2**63 - 1
+"""The largest ledger sequence number SQLite (and PostgreSQL's bigint) can hold."""
+
+
+def _seq_param(text: str) -> int | None:
+    """A page cursor (``before``): a ledger sequence number, or None when empty."""
+    if not text:
+        return None
+    digits = text.strip()
+    value = int(digits) if digits.isascii() and digits.isdigit() and len(digits) <= 19 else -1
+    if not 0 <= value <= _SEQ_MAX:
+        raise _Refused(400, "error.bad_input", f"before={text[:24]!r} is not a page of the ledger")
+    return value
+
+
+def _same_token(sent: str, expected: str) -> bool:
+    """Whether a form returned the token it was given. Compared as bytes:
+    :func:`hmac.compare_digest` refuses a ``str`` holding anything but ASCII (a TypeError),
+    and a token sent by someone else may hold anything."""
+    return bool(sent) and bool(expected) and hmac.compare_digest(
+        sent.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
+
+
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+async def _form(request: Request) -> FormData:
+    """The request's form, read once on the event loop (the routes that use it are plain
+    ``def``, run in the thread pool)."""
+    return await request.form()
+
+
+Form = Annotated[FormData, Depends(_form)]
 
 
 def default_report_since(now: datetime) -> str:
@@ -174,14 +215,13 @@ def create_app(services: ConsoleServices, users: UserStore) -> FastAPI:
 
         return dependency
 
-    def act(permission: str) -> Callable[[Request], Awaitable[Session]]:
+    def act(permission: str) -> Callable[[Request, FormData], Session]:
         """A POST: the CSRF token first, then the session, then the role (refusals recorded)."""
 
-        async def dependency(request: Request) -> Session:
-            form = await request.form()
+        def dependency(request: Request, form: Form) -> Session:
             session = current(request)
             sent = str(form.get("csrf_token") or "")
-            if session is None or not sent or not hmac.compare_digest(sent, session.csrf):
+            if session is None or not _same_token(sent, session.csrf):
                 log.warning("console_csrf_refused", path=request.url.path,
                             signed_in=session is not None)
                 raise _Refused(403, "error.csrf")
@@ -224,18 +264,19 @@ def create_app(services: ConsoleServices, users: UserStore) -> FastAPI:
     async def to_signin(request: Request, exc: _SignIn) -> Response:
         return RedirectResponse("/signin?" + urlencode({"next": exc.next_path}), 303)
 
+    # Plain ``def`` (Starlette runs them in the thread pool): current() reads the user store.
     @app.exception_handler(_Refused)
-    async def refused(request: Request, exc: _Refused) -> Response:
+    def refused(request: Request, exc: _Refused) -> Response:
         return render(request, "error.html", current(request), exc.status,
                       message_key=exc.key, detail=exc.detail)
 
     @app.exception_handler(AuditUnavailable)
-    async def audit_down(request: Request, exc: AuditUnavailable) -> Response:
+    def audit_down(request: Request, exc: AuditUnavailable) -> Response:
         return render(request, "error.html", current(request), 503,
                       message_key="error.unavailable", detail=f"ledger: {exc}")
 
     @app.exception_handler(HubError)
-    async def unavailable(request: Request, exc: HubError) -> Response:
+    def unavailable(request: Request, exc: HubError) -> Response:
         return render(request, "error.html", current(request), 503,
                       message_key="error.unavailable", detail=" ".join(str(exc).split())[:300])
 
@@ -262,10 +303,10 @@ def create_app(services: ConsoleServices, users: UserStore) -> FastAPI:
         return response
 
     @app.post("/signin", response_model=None)
-    async def signin(request: Request) -> Response:
-        form = await request.form()
+    def signin(request: Request, form: Form) -> Response:
         sent, cookie = str(form.get("csrf_token") or ""), request.cookies.get(signin_cookie, "")
-        if not sent or not cookie or not hmac.compare_digest(sent, cookie):
+        if not _same_token(sent, cookie):
+            log.warning("console_csrf_refused", path=request.url.path, signed_in=False)
             raise _Refused(403, "error.csrf")
         name, password = str(form.get("name") or "")[:64], str(form.get("password") or "")
         next_path = _safe_next(str(form.get("next") or "/"))
@@ -283,11 +324,11 @@ def create_app(services: ConsoleServices, users: UserStore) -> FastAPI:
         return response
 
     @app.post("/signout", response_model=None)
-    async def signout(request: Request) -> Response:
-        form = await request.form()
+    def signout(request: Request, form: Form) -> Response:
         session = current(request)
-        if session is None or not hmac.compare_digest(str(form.get("csrf_token") or ""),
-                                                      session.csrf):
+        if session is None or not _same_token(str(form.get("csrf_token") or ""), session.csrf):
+            log.warning("console_csrf_refused", path=request.url.path,
+                        signed_in=session is not None)
             raise _Refused(403, "error.csrf")
         services.audit(session.user.name, "sign_out")
         users.close_session(request.cookies.get(session_cookie, ""))
@@ -377,7 +418,9 @@ def create_app(services: ConsoleServices, users: UserStore) -> FastAPI:
         dl, body = find_letter(id)
         services.audit(session.user.name, "download_bytes", digest=letter_digest(dl),
                        letter=dl.id)
-        name = f"dead-letter-{(letter_digest(dl) or 'unknown')[:16]}.xml"
+        # The digest is a header from the broker: only its hex goes into the file name.
+        hex_digest = "".join(c for c in letter_digest(dl) or "" if c in _HEX)[:16].lower()
+        name = f"dead-letter-{hex_digest or 'unknown'}.xml"
         return Response(body, media_type="application/octet-stream",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
@@ -390,18 +433,16 @@ def create_app(services: ConsoleServices, users: UserStore) -> FastAPI:
         return render(request, "confirm.html", session, dl=dl, verb=verb, note_missing=False)
 
     @app.post("/dlq/letter/{verb}", response_model=None)
-    async def act_on_letter(request: Request, verb: str,
-                            session: DlqAct) -> Response:
+    def act_on_letter(request: Request, verb: str, session: DlqAct, form: Form) -> Response:
         if verb not in ("replay", "discard"):
             raise _Refused(404, "error.not_found")
-        form = await request.form()
         letter_id = str(form.get("id") or "")
         note = " ".join(str(form.get("note") or "").split())[:500]
         if not note:
             dl, _body = find_letter(letter_id)
             return render(request, "confirm.html", session, 400, dl=dl, verb=verb,
                           note_missing=True)
-        flt = dlq.Filter(ids=(letter_id,))
+        flt = dlq.Filter(ids=(letter_id,), exact=True)  # this letter: doc-1 is not doc-10
         if verb == "replay":
             done = services.replay(flt, actor=session.user.name, note=note)
         else:
@@ -421,9 +462,7 @@ def create_app(services: ConsoleServices, users: UserStore) -> FastAPI:
                             "older_than": older_than})
 
     @app.post("/dlq/bulk-replay", response_model=None)
-    async def bulk_replay(request: Request, session: DlqAct
-                          ) -> Response:
-        form = await request.form()
+    def bulk_replay(request: Request, session: DlqAct, form: Form) -> Response:
         values = {k: str(form.get(k) or "") for k in ("reason", "sender", "recipient",
                                                       "older_than")}
         note = " ".join(str(form.get("note") or "").split())[:500]
@@ -453,14 +492,14 @@ def create_app(services: ConsoleServices, users: UserStore) -> FastAPI:
     @app.get("/ledger", response_model=None)
     def ledger_page(request: Request, session: LedgerView, document_id: str = "", sender: str = "",
                     recipient: str = "", since: str = "", until: str = "", outcome: str = "",
-                    before: int | None = None) -> Response:
+                    before: str = "") -> Response:
         if outcome and outcome not in OUTCOMES:
             raise _Refused(400, "error.bad_input", f"outcome {outcome[:20]!r}")
         docs = search_documents(
             services.ledger, document_id=document_id.strip() or None,
             sender=sender.strip() or None, recipient=recipient.strip() or None,
             since=_date_param(since), until=_date_param(until), outcome=outcome or None,
-            before_seq=before, limit=settings.page_size + 1)
+            before_seq=_seq_param(before), limit=settings.page_size + 1)
         more = len(docs) > settings.page_size
         docs = docs[:settings.page_size]
         form = {"document_id": document_id, "sender": sender, "recipient": recipient,
@@ -473,7 +512,7 @@ def create_app(services: ConsoleServices, users: UserStore) -> FastAPI:
                       head=services.ledger.head()[0])
 
     @app.post("/ledger/verify", response_model=None)
-    async def verify_chain(session: LedgerAct) -> Response:
+    def verify_chain(session: LedgerAct) -> Response:
         services.audit(session.user.name, "chain_check_started")
         services.start_verification()
         return RedirectResponse("/ledger", 303)
@@ -564,8 +603,7 @@ def create_app(services: ConsoleServices, users: UserStore) -> FastAPI:
     # Account changes: every check that can refuse one (name, role, password rule, an account
     # that exists or not) runs before the audit row, so the ledger records only changes made.
     @app.post("/users", response_model=None)
-    async def add_user(request: Request, session: UsersAct) -> Response:
-        form = await request.form()
+    def add_user(request: Request, session: UsersAct, form: Form) -> Response:
         password = str(form.get("password") or "")
         try:
             name, role = users.check_new(str(form.get("name") or ""),
@@ -582,9 +620,7 @@ def create_app(services: ConsoleServices, users: UserStore) -> FastAPI:
         return RedirectResponse("/users", 303)
 
     @app.post("/users/{name}/active", response_model=None)
-    async def set_active(request: Request, name: str,
-                         session: UsersAct) -> Response:
-        form = await request.form()
+    def set_active(request: Request, name: str, session: UsersAct, form: Form) -> Response:
         active = form.get("active") == "1"
         try:
             user = users.existing(name)

@@ -87,14 +87,19 @@ class Filter:
     """Which dead letters an operator means (all given conditions must hold)."""
 
     ids: tuple[str, ...] = ()
-    """Dead-letter ids, or leading parts of them (see :meth:`prefix_only`)."""
+    """Dead-letter ids, or leading parts of them (see :meth:`prefix_only`) unless
+    :attr:`exact`."""
     reason: str | None = None
     sender: str | None = None
     recipient: str | None = None
     older_than: timedelta | None = None
+    exact: bool = False
+    """Only whole ids: ``doc-1`` names ``doc-1`` and never ``doc-10``. The console acts on the
+    one letter a person looked at; ``hub dlq`` takes leading parts (confirmed with ``--yes``)."""
 
     def matches(self, dl: DeadLetter, now: datetime) -> bool:
-        if self.ids and not any(dl.id == i or dl.id.startswith(i) for i in self.ids):
+        if self.ids and not (dl.id in self.ids if self.exact else
+                             any(dl.id.startswith(i) for i in self.ids)):
             return False
         if self.reason and dl.reason != self.reason and dl.headers.get(Headers.FIRST_REASON) != self.reason:
             return False
@@ -107,7 +112,6 @@ class Filter:
             if age is None or age < self.older_than:
                 return False
         return True
-
 
     def prefix_only(self, chosen: Iterable[DeadLetter]) -> list[DeadLetter]:
         """The chosen dead letters that no given id names exactly (matched by a prefix only)."""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from argon2 import PasswordHasher
@@ -104,3 +107,96 @@ def test_bad_accounts_are_refused_with_one_line(
 ) -> None:
     with pytest.raises(UserError, match=problem):
         store.add(name, role, password)
+
+
+def _modes(path: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mode & 0o777 for p in path.parent.glob(path.name + "*")}
+
+
+def test_the_store_and_its_write_ahead_log_files_are_readable_by_nobody_else(
+    tmp_path: Path
+) -> None:
+    # Given the usual umask, which leaves new files readable by everyone
+    path = tmp_path / "users.sqlite3"
+    old = os.umask(0o022)
+    try:
+        # When a store is made and written to (the -wal and -shm files then hold hashes)
+        store = UserStore(path, hasher=CHEAP)
+        store.add("vanhanh", Role.OPERATOR, GOOD, now=T0)
+        user = store.authenticate("vanhanh", GOOD, now=T0)
+        assert user is not None
+        store.open_session(user, now=T0)
+
+        # Then the database and both side files are its owner's alone
+        assert _modes(path) == {"users.sqlite3": 0o600, "users.sqlite3-wal": 0o600,
+                                "users.sqlite3-shm": 0o600}
+        store.close()
+    finally:
+        os.umask(old)
+
+
+def test_a_store_left_readable_by_an_older_version_is_closed_to_others_when_opened(
+    tmp_path: Path
+) -> None:
+    # Given a store whose files an older version left readable by everyone
+    path = tmp_path / "users.sqlite3"
+    keep = sqlite3.connect(path)  # holds the -wal and -shm open, as a crash would leave them
+    keep.execute("PRAGMA journal_mode=WAL")
+    keep.execute("CREATE TABLE t (x)")
+    for name in ("users.sqlite3", "users.sqlite3-wal", "users.sqlite3-shm"):
+        (tmp_path / name).chmod(0o644)
+
+    # When the console opens it
+    store = UserStore(path, hasher=CHEAP)
+
+    # Then none of its files is readable by others any more
+    assert all(mode & 0o077 == 0 for mode in _modes(path).values()), _modes(path)
+    store.close()
+    keep.close()
+
+
+class _MeetingHasher(PasswordHasher):
+    """Each ``verify`` waits (up to a timeout) for another one to start alongside it."""
+
+    def __init__(self) -> None:
+        super().__init__(time_cost=1, memory_cost=1024, parallelism=1)
+        self.first_entered = threading.Event()
+        self.met = threading.Event()
+        self._busy = threading.Lock()
+        self._running = 0
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
+        with self._busy:
+            if self._running:
+                self.met.set()
+            self._running += 1
+        self.first_entered.set()
+        self.met.wait(timeout=0.5)  # a bound, not a sleep: the outcome never depends on it
+        try:
+            return super().verify(hash, password)
+        finally:
+            with self._busy:
+                self._running -= 1
+
+
+def test_sign_in_attempts_are_checked_one_at_a_time_so_none_slips_past_a_lockout(
+    tmp_path: Path
+) -> None:
+    # Given a store whose password check notices a second check starting beside it
+    hasher = _MeetingHasher()
+    store = UserStore(tmp_path / "users.sqlite3", hasher=CHEAP)
+    store.add("vanhanh", Role.OPERATOR, GOOD, now=T0)
+    store.hasher = hasher
+
+    # When two sign-ins are attempted at once
+    first = threading.Thread(target=store.authenticate, args=("vanhanh", "sai mật khẩu rồi"))
+    first.start()
+    assert hasher.first_entered.wait(timeout=10)
+    second = threading.Thread(target=store.authenticate, args=("vanhanh", GOOD))
+    second.start()
+    first.join(timeout=10)
+    second.join(timeout=10)
+
+    # Then the second check started only after the first had finished
+    assert not hasher.met.is_set()
+    store.close()

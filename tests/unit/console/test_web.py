@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import html
 import re
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from argon2 import PasswordHasher
+from structlog.testing import capture_logs
 
 from hub.config import Settings, with_overrides
 from hub.console.services import ConsoleServices
@@ -22,6 +24,8 @@ from hub.console.users import UserStore
 from hub.console.web import create_app
 from hub.directory import Directory
 from hub.ledger import EventKind
+from hub.messages import Delivery
+from hub.ops import dlq
 from hub.testing.pki import KeyCache, PkiPaths, init_pki
 
 with warnings.catch_warnings():
@@ -332,3 +336,187 @@ def test_an_accepted_account_change_is_in_the_ledger_before_it_is_made(
     thanhtra = store.get("thanhtra")
     assert thanhtra is not None
     assert not thanhtra.active
+
+
+# -- bad input is a clear answer, never a 500 ---------------------------------------------------
+
+@pytest.mark.parametrize("path", ["/signin", "/signout", "/ledger/verify", "/dlq/letter/replay",
+                                  "/dlq/bulk-replay", "/users"])
+def test_a_form_token_that_is_not_ascii_is_refused_and_logged_like_any_wrong_token(
+    app: tuple[TestClient, ConsoleServices], path: str
+) -> None:
+    # Given a signed-in administrator (the sign-in form also has its own token cookie)
+    client, services = app
+    sign_in(client, "quantri")
+    client.get("/signin")
+    before = len(services.ledger.events())
+
+    # When a form comes back with a token no form of ours ever held
+    with capture_logs() as logs:
+        response = client.post(path, data={"csrf_token": "é", "id": "x", "note": "n",
+                                           "name": "a", "role": "admin", "password": PASSWORD})
+
+    # Then it is the usual refusal, logged, and nothing is recorded or done
+    assert response.status_code == 403
+    assert "Biểu mẫu đã hết hạn" in response.text
+    assert [e["path"] for e in logs if e["event"] == "console_csrf_refused"] == [path]
+    assert len(services.ledger.events()) == before
+
+
+@pytest.mark.parametrize("path", [
+    "/ledger?since=0001-01-01", "/ledger?until=0001-01-01", "/report?since=0001-01-01",
+    "/report.csv?until=0001-01-01", "/report/chart.svg?since=0001-01-01",
+    "/ledger?since=2025-13-01", "/ledger?before=9223372036854775808", "/ledger?before=-1",
+    "/ledger?before=abc"])
+def test_a_date_or_page_cursor_out_of_range_is_a_bad_input_page(
+    app: tuple[TestClient, ConsoleServices], path: str
+) -> None:
+    client, _ = app
+    sign_in(client, "kiemtoan")
+    response = client.get(path)
+    assert response.status_code == 400
+    assert "Traceback" not in response.text
+    assert "internal error" not in response.text
+
+
+def test_the_largest_page_cursor_and_the_second_day_of_year_one_are_answered(
+    app: tuple[TestClient, ConsoleServices]
+) -> None:
+    client, _ = app
+    sign_in(client, "kiemtoan")
+    assert client.get("/ledger?before=9223372036854775807").status_code == 200
+    assert client.get("/ledger?since=0001-01-02").status_code == 200
+
+
+# -- slow work never holds up the other requests ------------------------------------------------
+
+class _HeldHasher(PasswordHasher):
+    """A hasher whose ``verify`` waits until the test lets it go (or gives up after 10 s)."""
+
+    def __init__(self) -> None:
+        super().__init__(time_cost=1, memory_cost=1024, parallelism=1)
+        self.entered, self.release = threading.Event(), threading.Event()
+        self.released_in_time: bool | None = None
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
+        self.entered.set()
+        self.released_in_time = self.release.wait(timeout=10)
+        return super().verify(hash, password)
+
+
+def test_a_slow_sign_in_does_not_hold_up_a_page_asked_for_meanwhile(
+    app: tuple[TestClient, ConsoleServices], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a sign-in whose password check is held until the test releases it
+    client, _ = app
+    hasher = _HeldHasher()
+    monkeypatch.setattr(client.app.state.users, "hasher", hasher)  # type: ignore[attr-defined]
+    token = token_of(client.get("/signin").text)
+    signing_in = threading.Thread(target=lambda: client.post(
+        "/signin", data={"csrf_token": token, "name": "kiemtoan", "password": PASSWORD},
+        follow_redirects=False))
+    signing_in.start()
+    assert hasher.entered.wait(timeout=10)
+
+    # When another request comes in while the check runs
+    response = client.get("/static/console.css")
+    hasher.release.set()
+    signing_in.join(timeout=10)
+
+    # Then it was answered while the check was still held (not after it gave up)
+    assert response.status_code == 200
+    assert hasher.released_in_time is True
+
+
+def test_a_slow_replay_does_not_hold_up_a_page_asked_for_meanwhile(
+    app: tuple[TestClient, ConsoleServices], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an operator's replay that is held (a slow broker) until the test releases it
+    client, services = app
+    sign_in(client, "vanhanh")
+    token = token_of(client.get("/ledger").text)
+    entered, release = threading.Event(), threading.Event()
+    released_in_time: list[bool] = []
+
+    def slow_replay(flt: dlq.Filter, *, actor: str, note: str) -> list[dlq.DeadLetter]:
+        entered.set()
+        released_in_time.append(release.wait(timeout=10))
+        return []
+
+    monkeypatch.setattr(services, "replay", slow_replay)
+    acting = threading.Thread(target=lambda: client.post(
+        "/dlq/letter/replay", data={"csrf_token": token, "id": "doc-1", "note": "thử lại"}))
+    acting.start()
+    assert entered.wait(timeout=10)
+
+    # When another request comes in meanwhile
+    response = client.get("/static/console.css")
+    release.set()
+    acting.join(timeout=10)
+
+    # Then it was answered while the replay was still held
+    assert response.status_code == 200
+    assert released_in_time == [True]
+
+
+# -- a single dead letter is the one named, never one whose id merely begins the same -----------
+
+class _FakeQueue:
+    """Just what :func:`hub.ops.dlq.discard` asks of a connection: ``get``, ``settler().ack``."""
+
+    def __init__(self, ids: list[str]) -> None:
+        self.waiting = [Delivery(n, b"<x/>", "ENVELOPE_MALFORMED", "hub.dlx", False,
+                                 {"x-hub-reason": "CERT_REVOKED"}, i, "guest", None, 0)
+                        for n, i in enumerate(ids, 1)]
+        self.acked: list[int] = []
+
+    def get(self, queue: str) -> Delivery | None:
+        return self.waiting.pop(0) if self.waiting else None
+
+    def settler(self) -> _FakeQueue:
+        return self
+
+    def ack(self, tags: list[int]) -> None:
+        self.acked.extend(tags)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("verb", ["discard", "replay"])
+def test_a_letter_is_acted_on_by_its_exact_id_beside_one_whose_id_begins_with_it(
+    app: tuple[TestClient, ConsoleServices], monkeypatch: pytest.MonkeyPatch, verb: str
+) -> None:
+    # Given doc-1 and doc-10 in the dead-letter queue
+    client, services = app
+    queue = _FakeQueue(["doc-1", "doc-10"])
+    monkeypatch.setattr(services, "_connect", lambda purpose: queue)
+    monkeypatch.setattr(queue, "publish", lambda msgs: None, raising=False)
+    recorded: list[str] = []
+    monkeypatch.setattr(services, "_recorder", lambda kind: lambda items, actor, note:
+                        recorded.extend(dl.id for dl in items))
+    sign_in(client, "vanhanh")
+    token = token_of(client.get("/ledger").text)
+
+    # When the operator acts on doc-1
+    response = client.post(f"/dlq/letter/{verb}",
+                           data={"csrf_token": token, "id": "doc-1", "note": "gửi lại rồi"})
+
+    # Then doc-1 alone is recorded and taken from the queue
+    assert response.status_code == 200
+    assert recorded == ["doc-1"]
+    assert queue.acked == [1]
+
+
+def test_a_raw_download_is_named_after_the_hex_of_its_digest_only(
+    app: tuple[TestClient, ConsoleServices], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, services = app
+    letter = dlq.DeadLetter("doc-1", "CERT_REVOKED", "", "", "", 0, "", 4,
+                            {"x-hub-digest": 'ab"; x=\r\n/../cd0123456789abcdef'})
+    monkeypatch.setattr(services, "dead_letter", lambda letter_id: (letter, b"<x/>"))
+    sign_in(client, "vanhanh")
+    response = client.get("/dlq/letter/raw?id=doc-1")
+    assert response.status_code == 200
+    assert response.headers["content-disposition"] == \
+        'attachment; filename="dead-letter-abcd0123456789ab.xml"'
