@@ -24,6 +24,13 @@ BROKER_REASON = re.compile(r"BROKER_[A-Z_]+")
 delivery_limit) are shown as ``BROKER_<REASON>``."""
 
 
+def one_line(text: object, limit: int | None = None) -> str:
+    """A message on one line (a database driver's or a library's own span several), cut at
+    ``limit`` characters when one is given."""
+    flat = " ".join(str(text).split())
+    return flat if limit is None else flat[:limit]
+
+
 def parse_duration(text: str) -> timedelta:
     """``90s``, ``15m``, ``2h``, ``3d``, ``1w``, combined as ``1h30m``; or ISO 8601 (``PT15M``).
 

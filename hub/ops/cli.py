@@ -20,7 +20,7 @@ import hub
 from hub.config import Settings, load_settings
 from hub.errors import ConfigurationError, HubError
 from hub.logs import redact_url
-from hub.ops.args import existing_file
+from hub.ops.args import existing_file, one_line
 
 EXIT_OK = 0
 """Everything went as asked."""
@@ -70,7 +70,7 @@ class HubArgumentParser(argparse.ArgumentParser):
 
 
 def _one_line(text: str) -> str:
-    return " ".join(str(text).split())[:500]
+    return one_line(text, 500)
 
 
 def _read(path: Path) -> bytes:

@@ -42,7 +42,7 @@ from hub.ledger.records import EventKind, LedgerOpenError, StoredEvent
 from hub.ledger.report import PERIODS, adoption_report, render_csv, render_json, render_table
 from hub.ledger.store import Ledger
 from hub.ledger.verify import OperatorTrust, load_certificates
-from hub.ops.args import iso_datetime, job_count, reason_code
+from hub.ops.args import iso_datetime, job_count, one_line, reason_code
 
 EXIT_OK = 0
 """Everything checked out."""
@@ -162,24 +162,19 @@ def _date(text: str) -> datetime:
     return iso_datetime(text)
 
 
-def _one_line(text: object) -> str:
-    """A message on one line: a database driver's own messages span several."""
-    return " ".join(str(text).split())
-
-
 def _guarded(handler: Handler) -> Handler:
     def run(args: argparse.Namespace) -> int:
         try:
             return handler(args)
         except TransientError as error:
-            print(f"hub: the ledger is unavailable ({_one_line(error.detail or error)})",
+            print(f"hub: the ledger is unavailable ({one_line(error.detail or error)})",
                   file=sys.stderr)
             return EXIT_UNAVAILABLE
         except ConfigurationError as error:
-            print(f"hub: configuration: {_one_line(error)}", file=sys.stderr)
+            print(f"hub: configuration: {one_line(error)}", file=sys.stderr)
             return EXIT_CONFIG
         except (EvidenceError, BackupError, LedgerOpenError, OSError, ValueError) as error:
-            print(f"hub: {_one_line(error)}", file=sys.stderr)
+            print(f"hub: {one_line(error)}", file=sys.stderr)
             return EXIT_USAGE
 
     return run
@@ -215,7 +210,7 @@ def open_ledger_url(url: str, **options: Any) -> Ledger:
         from hub.logs import redact_url
 
         raise ConfigurationError(f"cannot open the ledger at {redact_url(url)}: "
-                                 f"{type(exc).__name__}: {_one_line(exc)}") from None
+                                 f"{type(exc).__name__}: {one_line(exc)}") from None
 
 
 def _open(
