@@ -31,7 +31,6 @@ from tests.integration.axis.harness import (
     ConnectorProcess,
     axis_settings,
     axis_signer,
-    make_axis_pki,
     signed_status,
     start_simulator,
     wait_until,
@@ -50,11 +49,6 @@ pytestmark = pytest.mark.broker
 
 N = int(os.environ.get("AXIS_ACCEPTANCE_N", "40"))
 LOCAL = (PROVINCE, HOME_AFFAIRS, FINANCE, OFFICE)
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> PkiPaths:
-    return make_axis_pki(tmp_path_factory.mktemp("axis-acceptance-pki"))
 
 
 def test_documents_cross_the_axis_both_ways_through_an_outage_and_a_kill_9_of_the_connector(

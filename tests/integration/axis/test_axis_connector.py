@@ -7,7 +7,6 @@ both directions. The long run with an outage and a kill -9 is ``test_axis_accept
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,8 +25,6 @@ from tests.integration.axis.harness import (
     axis_settings,
     axis_signer,
     connector_in_thread,
-    make_axis_pki,
-    start_simulator,
     wait_until,
 )
 from tests.integration.pipeline.harness import (
@@ -39,18 +36,6 @@ from tests.integration.pipeline.harness import (
 )
 
 pytestmark = pytest.mark.broker
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> PkiPaths:
-    return make_axis_pki(tmp_path_factory.mktemp("axis-pki"))
-
-
-@pytest.fixture
-def sim(tmp_path: Path) -> Iterator[AxisSimulator]:
-    running = start_simulator(tmp_path / "sim")
-    yield running
-    running.kill()
 
 
 def test_a_document_the_axis_refuses_is_dead_lettered_with_its_reason_and_the_sender_gets_a_signed_refusal(

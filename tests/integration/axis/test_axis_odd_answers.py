@@ -10,7 +10,7 @@ fields over one document's entry in ``getReceivedEdocList``.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, MutableMapping, Sequence
+from collections.abc import MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,6 @@ from tests.integration.axis.harness import (
     axis_settings,
     axis_signer,
     connector_in_thread,
-    make_axis_pki,
-    start_simulator,
     wait_until,
 )
 from tests.integration.pipeline.harness import FINANCE, NOW, PROVINCE, running_hub, signed_envelope
@@ -39,18 +37,6 @@ pytestmark = pytest.mark.broker
 
 DEEPLY_NESTED = "[" * 100_000 + "]" * 100_000
 """Valid JSON that no recursive decoder reads (Python's raises RecursionError)."""
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> PkiPaths:
-    return make_axis_pki(tmp_path_factory.mktemp("axis-pki"))
-
-
-@pytest.fixture
-def sim(tmp_path: Path) -> Iterator[AxisSimulator]:
-    running = start_simulator(tmp_path / "sim")
-    yield running
-    running.kill()
 
 
 def _ministry_letter(pki: PkiPaths, number: str) -> bytes:

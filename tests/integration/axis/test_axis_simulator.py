@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -13,7 +12,7 @@ from hub.axis.client import AxisClient, AxisUnauthorized, AxisUnavailable
 from hub.axis.protocol import MessageType, StatusWord, Verdict, judge_send
 from hub.edxml.build import build_envelope, sample_header
 from hub.testing.axis_sim import AxisSimulator
-from tests.integration.axis.harness import SECRET, SYSTEM_ID, start_simulator
+from tests.integration.axis.harness import SECRET, SYSTEM_ID
 
 PROVINCE, MINISTRY = "000.00.00.H27", "000.00.00.G09"
 
@@ -21,13 +20,6 @@ PROVINCE, MINISTRY = "000.00.00.H27", "000.00.00.G09"
 def _letter(number: str) -> bytes:
     return build_envelope(sample_header(PROVINCE, (MINISTRY,), number=number, subject="s",
                                         promulgation_date=dt.date(2025, 3, 3)))
-
-
-@pytest.fixture
-def sim(tmp_path: Path) -> Iterator[AxisSimulator]:
-    running = start_simulator(tmp_path / "sim")
-    yield running
-    running.kill()
 
 
 @pytest.fixture

@@ -5,8 +5,6 @@ standing in for the one that revokes the signer."""
 from __future__ import annotations
 
 import datetime as dt
-import http.server
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from hub.validators import CrlEntry, CrlSnapshot, TrustPolicy
 from hub.validators.outcome import ValidationFailure
 from hub.validators.trust import check_revocation, crl_scope, distribution_points
 from tests.pki_fixtures import AT, PKI_NOW, GeneratedPki
+from tests.unit.validators.file_server import serving
 
 SENDER = "000.00.01.H27"
 NEWER = PKI_NOW + dt.timedelta(minutes=1)
@@ -213,22 +212,8 @@ def test_a_crl_is_fresh_until_its_next_update_and_if_fetched_later_the_window_pa
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     """A real HTTP server of one directory; yields (directory, base URL)."""
-    directory = str(tmp_path)
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            super().__init__(*args, directory=directory, **kwargs)  # type: ignore[arg-type]
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield tmp_path, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with serving(tmp_path) as url:
+        yield tmp_path, url
 
 
 def test_a_distribution_point_serving_an_older_crl_does_not_replace_the_newer_one(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import http.server
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,27 +13,14 @@ from hub.errors import ConfigurationError
 from hub.trust.revocation import RevocationCache
 from hub.validators.trust import distribution_points
 from tests.pki_fixtures import PKI_NOW, GeneratedPki
+from tests.unit.validators.file_server import serving
 
 
 @pytest.fixture
 def crl_server(pki: GeneratedPki) -> Iterator[str]:
     """Serves DIR/crl over HTTP on an ephemeral port; yields the base URL."""
-    directory = str(pki.paths.crl_der.parent)
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            super().__init__(*args, directory=directory, **kwargs)  # type: ignore[arg-type]
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with serving(pki.paths.crl_der.parent) as url:
+        yield url
 
 
 def _settings(**trust: object) -> Settings:
