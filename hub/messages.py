@@ -75,12 +75,3 @@ class Headers:
     REPLAY_NOTE = "x-hub-replay-note"
     AXIS_DOC_ID = "x-hub-axis-doc-id"
     """The national axis' id of a document the axis connector took from it."""
-
-
-def header_int(headers: Mapping[str, Any], name: str) -> int:
-    """A count carried in a header (``x-hub-attempts``), 0 when it is absent or not a whole
-    number: headers are data from the broker, never trusted to have their type."""
-    try:
-        return int(headers.get(name, 0) or 0)
-    except (TypeError, ValueError, OverflowError):
-        return 0

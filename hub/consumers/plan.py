@@ -57,7 +57,7 @@ from hub.errors import PermanentError, TransientError
 from hub.ledger import DocumentIn, EventIn, EventKind, IssuedReceipt, Refusal, StoredDocument
 from hub.ledger.records import of_packet
 from hub.logs import get_logger
-from hub.messages import Delivery, Headers, Outgoing, header_int
+from hub.messages import Delivery, Headers, Outgoing
 from hub.reasons import Reason
 from hub.receipts.content import carries_hub_evidence
 from hub.routing import route, route_status
@@ -289,6 +289,13 @@ _HUB_HEADER = "x-hub-"
 """The prefix of the headers that carry the hub's own facts (:class:`~hub.messages.Headers`)."""
 
 
+def _header_int(headers: Mapping[str, Any], name: str) -> int:
+    try:
+        return int(headers.get(name, 0) or 0)
+    except (TypeError, ValueError, OverflowError):
+        return 0
+
+
 class Pipeline:
     """Plans what happens to each delivery. Stateless between batches."""
 
@@ -357,7 +364,7 @@ class Pipeline:
         self._issued = {a: list(rs) for a, rs in self._view.issued(abouts.values()).items()}
         for delivery in deliveries:
             at = self._time_of(delivery, abouts[delivery.tag])
-            attempts = header_int(delivery.headers, Headers.ATTEMPTS) + 1
+            attempts = _header_int(delivery.headers, Headers.ATTEMPTS) + 1
             rows = (len(plan.documents), len(plan.events), len(plan.receipts))
             try:
                 with _Bound(message_id=delivery.message_id, attempt=attempts):
@@ -417,7 +424,7 @@ class Pipeline:
         of stopping the consumer (no signed refusal: the recipients did get the document)."""
         at = self.clock()
         plan = BatchPlan()
-        attempts = header_int(span.delivery.headers, Headers.ATTEMPTS) + 1
+        attempts = _header_int(span.delivery.headers, Headers.ATTEMPTS) + 1
         self._fail(plan, span.delivery, at, attempts, None, Reason.LEDGER_ROW_REJECTED, error)
         return plan
 

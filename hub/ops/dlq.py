@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hub.broker import Connection, Delivery, Outgoing, connect
-from hub.messages import Headers, header_int
+from hub.messages import Headers
 from hub.reasons import Reason
 
 H_REPLAYED_BY = Headers.REPLAYED_BY
@@ -55,7 +55,7 @@ class DeadLetter:
             sender=str(h.get(Headers.SENDER) or ""),
             recipient=str(h.get(Headers.RECIPIENT) or ""),
             first_failure=str(h.get(Headers.FIRST_FAILURE) or ""),
-            attempts=header_int(h, Headers.ATTEMPTS),
+            attempts=_count(h.get(Headers.ATTEMPTS)),
             routing=str(h.get(Headers.ORIGINAL_ROUTING) or f"{d.exchange}/{d.routing_key}"),
             size=len(d.body),
             headers={k: v for k, v in h.items() if isinstance(v, str | int | float | bool)},
@@ -72,6 +72,14 @@ class DeadLetter:
             return now - first
         except (ValueError, TypeError, OverflowError):
             return None
+
+
+def _count(value: Any) -> int:
+    """A header's count (attempts), 0 when it is not a whole number."""
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError, OverflowError):
+        return 0
 
 
 @dataclass(frozen=True, slots=True)
