@@ -36,6 +36,8 @@ from sqlalchemy.engine import make_url
 from hub.errors import TransientError
 from hub.ledger import adoption, chain
 from hub.ledger.blobs import BlobStore
+from hub.ledger.deliveries import DELIVERY_KINDS, PENDING
+from hub.ledger.deliveries import rebuild as rebuild_delivery_state
 from hub.ledger.migrate import stored_revisions, upgrade
 from hub.ledger.models import (
     SCHEMA_REVISION,
@@ -75,13 +77,6 @@ if TYPE_CHECKING:
 Signer = Callable[[bytes], bytes]
 SignatureCheck = Callable[[bytes, bytes], bool]
 Progress = Callable[[int, int], None]
-
-# Event kinds that move one recipient's delivery state (the others concern the whole document).
-DELIVERY_KINDS = frozenset({
-    EventKind.ROUTED, EventKind.DELIVERED, EventKind.STATUS_RECEIVED, EventKind.RECALLED,
-    EventKind.DEAD_LETTERED, EventKind.REPLAYED, EventKind.DISCARDED, EventKind.RETRY_SCHEDULED,
-    EventKind.AXIS_SENT,
-})
 
 _WRITE = "hub_ledger_write"
 
@@ -642,7 +637,7 @@ class Ledger:
             if p["adoption"] is not None:
                 rolled.append(p["adoption"])
             if p["kind"] == "envelope":
-                delivery_rows.extend((p["digest"], organ, "pending", received_at, seq)
+                delivery_rows.extend((p["digest"], organ, PENDING, received_at, seq)
                                      for organ in dict.fromkeys(p["recipient_list"]))
         event_rows: list[tuple[Any, ...]] = []
         for e in prepared_events:
@@ -743,6 +738,12 @@ class Ledger:
         holding the writers' lock (see :mod:`hub.ledger.adoption`); returns its row count."""
         with self._appending() as (conn, _head):
             return adoption.rebuild(conn)
+
+    def rebuild_deliveries(self) -> int:
+        """Recompute the per-recipient delivery state (``ledger_deliveries``) from the chained
+        rows, holding the writers' lock (see :mod:`hub.ledger.deliveries`); returns its rows."""
+        with self._appending() as (conn, _head):
+            return rebuild_delivery_state(conn)
 
     # -- checkpoints -------------------------------------------------------------------------
 

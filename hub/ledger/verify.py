@@ -29,9 +29,10 @@ What each mutation looks like to it:
   row between periods since period queries compare the text): the row was modified. Nothing a
   row holds makes the check fail with anything but a verdict.
 
-Once the chain holds, the adoption report's rollup (``ledger_adoption``, derived and not
-chained) is compared with a recomputation from the documents (:mod:`hub.ledger.adoption`): a
-rollup edited by hand would make the report lie while the chain verifies.
+Once the chain holds, the derived tables (not chained) are compared with a recomputation from
+the chained rows: the adoption report's rollup (``ledger_adoption``, :mod:`hub.ledger.adoption`)
+and the per-recipient delivery state (``ledger_deliveries``, :mod:`hub.ledger.deliveries`). One
+edited by hand would make the report, or a search by recipient, lie while the chain verifies.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 from sqlalchemy import Connection, Dialect, exc, select, text
 
-from hub.ledger import adoption, chain
+from hub.ledger import adoption, chain, deliveries
 from hub.ledger.blobs import BlobStore
 from hub.ledger.models import Document, Event, EvidenceBlob, UtcDateTime
 from hub.ledger.records import REFUSED, VerifyResult
@@ -330,17 +331,19 @@ def verify_ledger(
         checkpoints, misplaced = _read_checkpoints(conn)
         segments = plan_segments(total, checkpoints, helpers.segments(total)
                                  if helpers is not None else 1)
-        differ: list[str] | str | None = None
+        differ: str | None = None
+        differ_read = False
         differ_error: Exception | None = None
         if len(segments) > 1 and helpers is not None:
             def meanwhile() -> None:
                 # The rollup's check, while the helpers walk; what it raises is raised where
                 # one walk meets it: after the chain holds. In a savepoint, so a database error
                 # leaves the snapshot's transaction usable.
-                nonlocal differ, differ_error
+                nonlocal differ, differ_read, differ_error
                 try:
                     with conn.begin_nested():
-                        differ = _rollup_differences(conn)
+                        differ = _derived_differences(conn)
+                        differ_read = True
                 except Exception as error:  # kept, raised in the chain's order
                     differ_error = error
 
@@ -393,15 +396,10 @@ def verify_ledger(
                 " removed (and the chain recomputed), or the ledger was never signed")
         if differ_error is not None:
             raise differ_error
-        if differ is None:
-            differ = _rollup_differences(conn)
-        if isinstance(differ, str):
+        if not differ_read:
+            differ = _derived_differences(conn)
+        if differ is not None:
             return verdict(differ)
-        if differ:
-            return verdict(
-                f"the chain holds, but the adoption report's rollup (ledger_adoption, derived)"
-                f" differs from the documents for {len(differ)} organization-day(s), e.g."
-                f" {differ[0]}: rebuild it with `hub ledger migrate --rebuild-adoption`")
         if progress is not None:
             progress(total, total)
         return verdict()
@@ -538,19 +536,41 @@ def _scalar(conn: Connection, sql: str, params: tuple[Any, ...]) -> Any:
     return next(iter(_driver_rows(conn, sql, params, 1, named=False)))[0]
 
 
-def _rollup_differences(conn: Connection) -> list[str] | str:
-    """:func:`adoption.differences`, or why the rollup cannot be read (values the hub never
-    writes there): either way the report would lie."""
+def _derived_differences(conn: Connection) -> str | None:
+    """What the derived tables say that the chain does not, or None: the adoption report's
+    rollup (:func:`adoption.differences`), then the per-recipient delivery state
+    (:func:`deliveries.differences`) — each either differing from its recomputation or
+    holding values the hub never writes there. Either way a reader of it would be lied to."""
+    rebuild_adoption = "rebuild it with `hub ledger migrate --rebuild-adoption`"
+    rebuild_deliveries = "rebuild it with `hub ledger migrate --rebuild-deliveries`"
+    rollup = "the chain holds, but the adoption report's rollup (ledger_adoption, derived)"
+    state = "the chain holds, but the per-recipient delivery state (ledger_deliveries, derived)"
+    differ = _read_derived(adoption.differences, conn)
+    if differ is None:
+        return f"{rollup} holds values the hub never writes: {rebuild_adoption}"
+    if differ:
+        return (f"{rollup} differs from the documents for {len(differ)} organization-day(s),"
+                f" e.g. {differ[0]}: {rebuild_adoption}")
+    differ = _read_derived(deliveries.differences, conn)
+    if differ is None:
+        return f"{state} holds values the hub never writes: {rebuild_deliveries}"
+    if differ:
+        return (f"{state} differs from the chain for {deliveries.count_of(differ):,}"
+                f" document-recipient pair(s), e.g. {differ[0]}: {rebuild_deliveries}")
+    return None
+
+
+def _read_derived(differences: Callable[[Connection], list[str]],
+                  conn: Connection) -> list[str] | None:
+    """``differences(conn)``, or None when the table holds values the hub never writes."""
     try:
-        return adoption.differences(conn)
+        return differences(conn)
     except _UNREADABLE:
-        pass
+        return None
     except exc.OperationalError as error:
         if not _undecodable(error.orig):
             raise
-    return ("the chain holds, but the adoption report's rollup (ledger_adoption, derived)"
-            " holds values the hub never writes: rebuild it with"
-            " `hub ledger migrate --rebuild-adoption`")
+        return None
 
 
 def _undecodable(error: BaseException | None) -> bool:

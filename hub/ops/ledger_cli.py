@@ -110,6 +110,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--rebuild-adoption", action="store_true",
                    help="also recompute the adoption report's rollup (ledger_adoption) from"
                         " the documents")
+    p.add_argument("--rebuild-deliveries", action="store_true",
+                   help="also recompute the per-recipient delivery state (ledger_deliveries)"
+                        " from the chained documents and events")
 
     evidence = subparsers.add_parser("evidence", help="evidence bundles for auditors")
     esub = evidence.add_subparsers(dest="evidence_command", required=True)
@@ -395,8 +398,10 @@ def _migrate(args: argparse.Namespace) -> int:
     with open_ledger_url(url) as ledger:
         seq, _ = ledger.head()
         rebuilt = ledger.rebuild_adoption() if args.rebuild_adoption else None
+        states = ledger.rebuild_deliveries() if args.rebuild_deliveries else None
     print(f"ledger schema up to date ({seq:,} rows)"
-          + (f"; adoption rollup rebuilt ({rebuilt:,} rows)" if rebuilt is not None else ""))
+          + (f"; adoption rollup rebuilt ({rebuilt:,} rows)" if rebuilt is not None else "")
+          + (f"; delivery state rebuilt ({states:,} rows)" if states is not None else ""))
     return EXIT_OK
 
 

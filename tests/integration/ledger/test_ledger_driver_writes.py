@@ -136,8 +136,9 @@ def test_a_ledger_written_before_the_driver_path_verifies_and_grows(ledger_url: 
     engine.dispose()
     with Ledger.open(ledger_url, checkpoint_every=4) as ledger:
         # (its adoption rollup computed from those documents, as migration r0005 does for a
-        # ledger written before it)
+        # ledger written before it, and the delivery state its writer kept beside the rows)
         ledger.rebuild_adoption()
+        ledger.rebuild_deliveries()
         # Then it verifies
         first = ledger.verify()
         assert first.ok, first.problem

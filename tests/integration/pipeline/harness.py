@@ -22,9 +22,12 @@ from hub.client import AgencyClient
 from hub.config import Settings, with_overrides
 from hub.consumers.intake import IntakeConsumer
 from hub.directory import Directory
-from hub.edxml.build import build_envelope, sample_header
+from hub.edxml import Organization, parse_envelope
+from hub.edxml.build import build_envelope, build_status, response_for, sample_header, sample_trace
+from hub.edxml.model import BusinessDocType
 from hub.testing import devbroker
 from hub.testing.pki import KeyCache, PkiPaths, init_pki
+from hub.topology import ENVELOPE_KEY, STATUS_KEY
 from hub.trust.keystore import Keystore, OrgSigner
 from hub.trust.signing import sign_xml
 
@@ -144,6 +147,43 @@ def signed_envelope(keystore: Keystore, sender: str, recipients: tuple[str, ...]
     header = sample_header(sender, recipients, number=number, subject=subject,
                            promulgation_date=NOW.date(), **kw)
     return sign_xml(build_envelope(header), signer)
+
+
+def plan_and_write(hub: Hub, bodies: list[tuple[bytes, bool]], start: int) -> None:
+    """One batch through the real pipeline and the ledger commit, in process (no broker):
+    ``(body, is_status)`` pairs, delivery tags and message ids from ``start``."""
+    deliveries = [Delivery(start + i, body, STATUS_KEY if status else ENVELOPE_KEY, "inbound",
+                           False, {}, f"m{start + i}", "guest", None, 0)
+                  for i, (body, status) in enumerate(bodies)]
+    hub.write_ledger(hub.pipeline.process_batch(deliveries))
+
+
+def every_kind_of_packet(keystore: Keystore) -> list[list[tuple[bytes, bool]]]:
+    """Two batches for :func:`plan_and_write` that make every kind of ledger row: accepted
+    envelopes to several recipients, a redelivery, a reused DocumentId, a packet edited after
+    signing, a body that is not XML, a recall and a recipient's status."""
+    province = keystore.signer(PROVINCE)
+    finance = keystore.signer(FINANCE)
+    assert province is not None
+    assert finance is not None
+    first = signed_envelope(keystore, PROVINCE, (FINANCE, HOME_AFFAIRS, DISTRICT), number="801",
+                            subject="Về việc “chuyển đổi số” — năm 2025 \u2028 𝒜")
+    second = signed_envelope(keystore, PROVINCE, (HOME_AFFAIRS,), number="802")
+    reused = signed_envelope(keystore, PROVINCE, (HOME_AFFAIRS,), number="802", subject="Khác")
+    edited = first.replace("chuyển đổi số".encode(), b"chuyen doi so")
+    assert edited != first
+    original_header = sample_header(PROVINCE, (FINANCE,), number="803",
+                                    promulgation_date=NOW.date())
+    original = sign_xml(build_envelope(original_header), province)
+    recall = sign_xml(build_envelope(
+        sample_header(PROVINCE, (FINANCE,), number="804", promulgation_date=NOW.date()),
+        trace=sample_trace(PROVINCE, NOW, kind=BusinessDocType.REVOCATION, reason="Sai sót",
+                           replaced_document_id=original_header.document_id)), province)
+    status = sign_xml(build_status(
+        response_for=response_for(parse_envelope(first)), sender=Organization(FINANCE),
+        status_code="03", timestamp=NOW, description="Đã vào sổ \"văn bản\" \\ đến"), finance)
+    return [[(first, False), (second, False), (original, False), (b"not xml \xff", False)],
+            [(first, False), (reused, False), (edited, False), (recall, False), (status, True)]]
 
 
 def settings_toml(settings: Settings) -> str:

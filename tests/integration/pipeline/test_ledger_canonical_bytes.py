@@ -21,24 +21,15 @@ import pytest
 from sqlalchemy import text
 
 from hub.app import Hub, build_hub
-from hub.edxml import Organization, parse_envelope
-from hub.edxml.build import build_envelope, build_status, response_for, sample_header, sample_trace
-from hub.edxml.model import BusinessDocType
 from hub.ledger import chain
 from hub.ledger.verify import document_entry_from_row, entries, event_entry_from_row
-from hub.messages import Delivery
 from hub.testing.pki import PkiPaths
-from hub.topology import ENVELOPE_KEY, STATUS_KEY
 from hub.trust.keystore import Keystore
-from hub.trust.signing import sign_xml
 from tests.integration.pipeline.harness import (
-    DISTRICT,
-    FINANCE,
-    HOME_AFFAIRS,
     NOW,
-    PROVINCE,
+    every_kind_of_packet,
     hub_settings,
-    signed_envelope,
+    plan_and_write,
 )
 
 
@@ -53,41 +44,12 @@ def hub(pipeline_pki: PkiPaths, ledger_url: str, tmp_path: Path) -> Iterator[Hub
         built.close()
 
 
-def _batch(hub: Hub, bodies: list[tuple[bytes, bool]], start: int) -> None:
-    deliveries = [Delivery(start + i, body, STATUS_KEY if status else ENVELOPE_KEY, "inbound",
-                           False, {}, f"m{start + i}", "guest", None, 0)
-                  for i, (body, status) in enumerate(bodies)]
-    hub.write_ledger(hub.pipeline.process_batch(deliveries))
-
-
 def test_every_ledger_entry_the_pipeline_writes_hashes_over_the_reference_bytes(
     hub: Hub, pipeline_pki: PkiPaths
 ) -> None:
     keystore = Keystore.load(pipeline_pki.keystore)
-    province = keystore.signer(PROVINCE)
-    finance = keystore.signer(FINANCE)
-    assert province is not None
-    assert finance is not None
-    first = signed_envelope(keystore, PROVINCE, (FINANCE, HOME_AFFAIRS, DISTRICT), number="801",
-                            subject="Về việc “chuyển đổi số” — năm 2025 \u2028 𝒜")
-    second = signed_envelope(keystore, PROVINCE, (HOME_AFFAIRS,), number="802")
-    reused = signed_envelope(keystore, PROVINCE, (HOME_AFFAIRS,), number="802", subject="Khác")
-    edited = first.replace("chuyển đổi số".encode(), b"chuyen doi so")
-    assert edited != first
-    original_header = sample_header(PROVINCE, (FINANCE,), number="803",
-                                    promulgation_date=NOW.date())
-    original = sign_xml(build_envelope(original_header), province)
-    recall = sign_xml(build_envelope(
-        sample_header(PROVINCE, (FINANCE,), number="804", promulgation_date=NOW.date()),
-        trace=sample_trace(PROVINCE, NOW, kind=BusinessDocType.REVOCATION, reason="Sai sót",
-                           replaced_document_id=original_header.document_id)), province)
-    status = sign_xml(build_status(
-        response_for=response_for(parse_envelope(first)), sender=Organization(FINANCE),
-        status_code="03", timestamp=NOW, description="Đã vào sổ \"văn bản\" \\ đến"), finance)
-
-    _batch(hub, [(first, False), (second, False), (original, False), (b"not xml \xff", False)], 1)
-    _batch(hub, [(first, False), (reused, False), (edited, False), (recall, False),
-                 (status, True)], 10)
+    for start, batch in zip((1, 10), every_kind_of_packet(keystore), strict=True):
+        plan_and_write(hub, batch, start)
 
     ledger = hub.ledger
     kinds: set[str] = set()

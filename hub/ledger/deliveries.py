@@ -1,0 +1,124 @@
+"""The per-recipient delivery state, ``ledger_deliveries``: derived from the chain, and checked.
+
+One row per (document digest, recipient): the state its latest entry gave it. The rule lives
+here once, and :meth:`hub.ledger.Ledger.write` and :func:`recompute` both follow it:
+
+- an accepted envelope (a document of kind ``envelope``) makes each of its recipients
+  ``pending``, at its ``received_at`` and its position;
+- an event of a kind in :data:`DELIVERY_KINDS` that names a digest and an organization moves
+  that pair to the event's kind, at its ``at`` and its position;
+- the entry latest in the chain wins (the ledger is written in ``seq`` order).
+
+The table is not chained: a search by recipient reads it (the console's document search,
+:mod:`hub.ledger.search`; :meth:`hub.ledger.Ledger.documents` for an organization), and
+:meth:`hub.ledger.Ledger.deliveries` answers from it. So a row deleted,
+added or edited by hand would hide a document from its recipient's search, or show it delivered
+when it was not, while every chained entry still verifies. ``hub ledger verify`` therefore
+compares it with :func:`recompute` (:func:`differences`), as it does the adoption rollup, and
+``hub ledger migrate --rebuild-deliveries`` rebuilds it (:func:`rebuild`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, delete, insert, select
+
+from hub.ledger.models import Delivery, Document, Event
+from hub.ledger.records import EventKind
+
+DELIVERY_KINDS = frozenset({
+    EventKind.ROUTED, EventKind.DELIVERED, EventKind.STATUS_RECEIVED, EventKind.RECALLED,
+    EventKind.DEAD_LETTERED, EventKind.REPLAYED, EventKind.DISCARDED, EventKind.RETRY_SCHEDULED,
+    EventKind.AXIS_SENT,
+})
+"""Event kinds that move one recipient's delivery state (the others concern the whole
+document)."""
+
+PENDING = "pending"
+ENVELOPE = "envelope"
+_SHOWN = 5
+"""Differences named in a verdict's detail (the count is always given)."""
+
+State = tuple[int, str, datetime]
+"""(position, state, time) of the entry that set a pair's state."""
+
+
+def recompute(conn: Connection) -> dict[tuple[str, str], State]:
+    """Every (digest, recipient) pair's state as the chain gives it, from the chained rows
+    themselves (each envelope's recipient list, each delivery event)."""
+    out: dict[tuple[str, str], State] = {}
+
+    def put(key: tuple[str, str], state: State) -> None:
+        have = out.get(key)
+        if have is None or have[0] < state[0]:
+            out[key] = state
+
+    for doc in conn.execute(select(Document.seq, Document.digest, Document.recipients,
+                                   Document.received_at)
+                            .where(Document.kind == ENVELOPE).execution_options(yield_per=5000)):
+        recipients = orjson.loads(doc.recipients)
+        if not isinstance(recipients, list) or not all(isinstance(r, str) for r in recipients):
+            raise ValueError("a recipient list the hub never writes")
+        seq = int(doc.seq)
+        for organ in recipients:
+            put((doc.digest, organ), (seq, PENDING, doc.received_at))
+    kinds = sorted(str(k) for k in DELIVERY_KINDS)
+    for event in conn.execute(select(Event.seq, Event.kind, Event.digest, Event.organ_id, Event.at)
+                              .where(Event.kind.in_(kinds), Event.digest.is_not(None),
+                                     Event.organ_id.is_not(None))
+                              .execution_options(yield_per=5000)):
+        if event.digest and event.organ_id:  # the writer skips empty ones as well
+            put((event.digest, event.organ_id), (int(event.seq), event.kind, event.at))
+    return out
+
+
+def stored(conn: Connection) -> dict[tuple[str, str], State]:
+    """The table as stored."""
+    return {(row.digest, row.organ_id): (int(row.updated_seq), row.state, row.updated_at)
+            for row in conn.execute(select(Delivery.digest, Delivery.organ_id, Delivery.state,
+                                           Delivery.updated_at, Delivery.updated_seq)
+                                    .execution_options(yield_per=5000))}
+
+
+def differences(conn: Connection) -> list[str]:
+    """Where the stored table differs from :func:`recompute`: one line per pair (at most a
+    few named, then how many more), empty when they agree."""
+    expected = recompute(conn)
+    found = stored(conn)
+    differ = sorted(key for key in expected.keys() | found.keys()
+                    if found.get(key) != expected.get(key))
+    out = [f"{digest[:16]}… for {organ}: stored {_shown(found.get((digest, organ)))},"
+           f" the chain gives {_shown(expected.get((digest, organ)))}"
+           for digest, organ in differ[:_SHOWN]]
+    if len(differ) > _SHOWN:
+        out.append(f"… and {len(differ) - _SHOWN:,} more")
+    return out if differ else []
+
+
+def count_of(lines: list[str]) -> int:
+    """How many pairs :func:`differences` found (its last line may say '… and N more')."""
+    if lines and lines[-1].startswith("… and "):
+        return _SHOWN + int(lines[-1].split()[2].replace(",", ""))
+    return len(lines)
+
+
+def _shown(state: State | None) -> str:
+    if state is None:
+        return "no row"
+    seq, name, _at = state
+    return f"{name!r} from row {seq}"
+
+
+def rebuild(conn: Connection) -> int:
+    """Replace the table with :func:`recompute` (in the caller's transaction); returns rows."""
+    rows: list[dict[str, Any]] = [
+        {"digest": digest, "organ_id": organ, "state": state, "updated_at": at,
+         "updated_seq": seq}
+        for (digest, organ), (seq, state, at) in sorted(recompute(conn).items())]
+    conn.execute(delete(Delivery))
+    for start in range(0, len(rows), 5000):
+        conn.execute(insert(Delivery), rows[start:start + 5000])
+    return len(rows)
