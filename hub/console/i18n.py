@@ -27,6 +27,9 @@ TEXTS: dict[str, tuple[str, str]] = {
     "signin.submit": ("Đăng nhập", "Sign in"),
     "signin.failed": ("Tên đăng nhập hoặc mật khẩu không đúng, hoặc tài khoản đang bị khóa.",
                       "Wrong login name or password, or the account is locked."),
+    "signin.throttled": ("Quá nhiều lần đăng nhập sai từ địa chỉ này. Hãy thử lại sau ít phút.",
+                         "Too many failed sign-ins from this address. Try again in a few"
+                         " minutes."),
     "role.operator": ("Vận hành", "Operator"),
     "role.auditor": ("Kiểm toán", "Auditor"),
     "role.admin": ("Quản trị", "Administrator"),

@@ -23,6 +23,7 @@ Security, in one place:
 
 import contextlib
 import hmac
+import math
 import secrets
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping
@@ -40,6 +41,7 @@ from starlette.datastructures import FormData
 
 from hub.console.i18n import DEFAULT, LANGUAGES, translator
 from hub.console.services import AuditUnavailable, ConsoleServices, counts, letter_digest
+from hub.console.throttle import AddressFailures
 from hub.console.users import Role, Session, UserError, UserStore
 from hub.edxml import VIETNAM_TZ, Envelope, EnvelopeRefused, StatusPacket, parse_packet
 from hub.errors import HubError
@@ -80,6 +82,11 @@ class _Refused(Exception):
 def _cookie_names(secure: bool) -> tuple[str, str]:
     return (("__Host-hub-session", "__Host-hub-signin") if secure
             else ("hub-session", "hub-signin"))
+
+
+def _seconds_until(until: datetime, now: datetime) -> int:
+    """Whole seconds from ``now`` to ``until``, at least one (a Retry-After value)."""
+    return max(1, math.ceil((until - now).total_seconds()))
 
 
 def _safe_next(value: str | None) -> str:
@@ -165,8 +172,11 @@ def default_report_since(now: datetime) -> str:
     return (today.replace(day=1) - timedelta(days=366)).replace(day=1).isoformat()
 
 
-def create_app(services: ConsoleServices, users: UserStore) -> FastAPI:
-    """The console application (serve it with uvicorn: ``hub console serve``)."""
+def create_app(services: ConsoleServices, users: UserStore,
+               failures: AddressFailures | None = None) -> FastAPI:
+    """The console application (serve it with uvicorn: ``hub console serve``); ``failures``
+    counts failed sign-ins per client address (:mod:`hub.console.throttle`)."""
+    failures = failures if failures is not None else AddressFailures()
     settings = services.settings.console
     secure = settings.secure_cookies
     session_cookie, signin_cookie = _cookie_names(secure)
@@ -294,13 +304,17 @@ def create_app(services: ConsoleServices, users: UserStore) -> FastAPI:
             return RedirectResponse("/signin", 303)
         return RedirectResponse(_HOME[session.user.role], 303)
 
-    @app.get("/signin", response_model=None)
-    def signin_form(request: Request, next: str = "/", failed: int = 0) -> Response:
+    def signin_page(request: Request, next_path: str, status: int, *, failed: bool = False,
+                    throttled: bool = False) -> Response:
         token = secrets.token_urlsafe(32)
-        response = render(request, "signin.html", None, 401 if failed else 200,
-                          csrf=token, next=_safe_next(next), failed=bool(failed))
+        response = render(request, "signin.html", None, status, csrf=token,
+                          next=_safe_next(next_path), failed=failed, throttled=throttled)
         set_cookie(response, signin_cookie, token, 3600)
         return response
+
+    @app.get("/signin", response_model=None)
+    def signin_form(request: Request, next: str = "/", failed: int = 0) -> Response:
+        return signin_page(request, next, 401 if failed else 200, failed=bool(failed))
 
     @app.post("/signin", response_model=None)
     def signin(request: Request, form: Form) -> Response:
@@ -310,8 +324,20 @@ def create_app(services: ConsoleServices, users: UserStore) -> FastAPI:
             raise _Refused(403, "error.csrf")
         name, password = str(form.get("name") or "")[:64], str(form.get("password") or "")
         next_path = _safe_next(str(form.get("next") or "/"))
+        address = request.client.host if request.client is not None else ""
+        now = services.clock()
+        until = failures.blocked_until(address, now)
+        if until is not None:
+            # Refused before the password is looked at: no argon2 work, no ledger row (the
+            # failures that led here each wrote one); a log line says who is held back.
+            log.warning("console_sign_in_throttled", address=address,
+                        retry_after_s=_seconds_until(until, now))
+            response = signin_page(request, next_path, 429, throttled=True)
+            response.headers["Retry-After"] = str(_seconds_until(until, now))
+            return response
         user = users.authenticate(name, password)
         if user is None:
+            failures.failed(address, now)
             services.audit("console", "sign_in_refused", user=name.strip().lower())
             return RedirectResponse("/signin?" + urlencode({"next": next_path, "failed": 1}), 303)
         services.audit(user.name, "sign_in", role=user.role.value)

@@ -11,6 +11,7 @@ import re
 import threading
 import warnings
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +21,7 @@ from structlog.testing import capture_logs
 
 from hub.config import Settings, with_overrides
 from hub.console.services import ConsoleServices
+from hub.console.throttle import AddressFailures
 from hub.console.users import UserStore
 from hub.console.web import create_app
 from hub.directory import Directory
@@ -520,3 +522,105 @@ def test_a_raw_download_is_named_after_the_hex_of_its_digest_only(
     assert response.status_code == 200
     assert response.headers["content-disposition"] == \
         'attachment; filename="dead-letter-abcd0123456789ab.xml"'
+
+
+class CountingHasher(PasswordHasher):
+    """The real argon2 hasher, counting the passwords it checks."""
+
+    def __init__(self) -> None:
+        super().__init__(time_cost=1, memory_cost=1024, parallelism=1)
+        self.checked = 0
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
+        self.checked += 1
+        return super().verify(hash, password)
+
+
+@pytest.fixture
+def sprayed(pki: PkiPaths, tmp_path: Path) -> Iterator[tuple[TestClient, ConsoleServices,
+                                                             CountingHasher, list[datetime]]]:
+    """The console with five accounts, a per-address limit of three failures in ten minutes,
+    a clock the test moves, and a hasher that counts its checks."""
+    settings = with_overrides(
+        Settings(base_dir=str(tmp_path)), broker={"url": UNREACHABLE},
+        trust={"roots": [str(pki.root_cert)], "fetch_crls": False},
+        hub={"keystore": str(pki.keystore)},
+        ledger={"url": f"sqlite:///{tmp_path / 'ledger.sqlite3'}"})
+    hasher = CountingHasher()
+    users = UserStore(tmp_path / "users.sqlite3", hasher=hasher)
+    for n in range(5):
+        users.add(f"vanhanh{n}", "operator", PASSWORD)
+    now = [datetime(2026, 12, 7, 9, 0, tzinfo=UTC)]
+    services = ConsoleServices(settings, clock=lambda: now[0])
+    failures = AddressFailures(limit=3, window=timedelta(minutes=10))
+    with TestClient(create_app(services, users, failures),
+                    base_url="https://console.test") as client:
+        yield client, services, hasher, now
+    services.close()
+    users.close()
+
+
+def post_sign_in(client: TestClient, name: str, password: str) -> Any:
+    form = client.get("/signin").text
+    return client.post("/signin", data={"csrf_token": token_of(form), "name": name,
+                                        "password": password, "next": "/"},
+                       follow_redirects=False)
+
+
+def test_one_password_sprayed_over_many_accounts_is_held_back_per_address(
+    sprayed: tuple[TestClient, ConsoleServices, CountingHasher, list[datetime]]
+) -> None:
+    client, services, hasher, _now = sprayed
+    # Given three wrong passwords from one address, each at another account (none is locked)
+    for n in range(3):
+        assert post_sign_in(client, f"vanhanh{n}", "đoán thử 123456").status_code == 303
+    checked = hasher.checked
+    # Then the next sign-in from that address is refused before any password is checked,
+    # even with the right one
+    with capture_logs() as logs:
+        held = post_sign_in(client, "vanhanh3", PASSWORD)
+    assert held.status_code == 429
+    assert 1 <= int(held.headers["Retry-After"]) <= 600
+    assert "Quá nhiều lần đăng nhập sai từ địa chỉ này" in held.text
+    assert hasher.checked == checked
+    assert [e["event"] for e in logs if e["log_level"] == "warning"] == \
+        ["console_sign_in_throttled"]
+    # and the ledger holds the three refusals, not the held-back attempt
+    refused = [d for actor, d in audit(services) if d.get("action") == "sign_in_refused"]
+    assert [d["user"] for d in refused] == ["vanhanh0", "vanhanh1", "vanhanh2"]
+
+
+def test_an_address_signs_in_again_once_its_failures_leave_the_window(
+    sprayed: tuple[TestClient, ConsoleServices, CountingHasher, list[datetime]]
+) -> None:
+    client, _services, _hasher, now = sprayed
+    for n in range(3):
+        post_sign_in(client, f"vanhanh{n}", "đoán thử 123456")
+        now[0] += timedelta(minutes=1)
+    assert post_sign_in(client, "vanhanh4", PASSWORD).status_code == 429
+    # the first failure (09:00) leaves the ten-minute window at 09:10
+    now[0] = datetime(2026, 12, 7, 9, 10, tzinfo=UTC)
+    signed_in = post_sign_in(client, "vanhanh4", PASSWORD)
+    assert signed_in.status_code == 303
+    assert signed_in.headers["location"] != "/signin?next=%2F&failed=1"
+
+
+def test_a_success_does_not_wipe_the_failures_of_its_address(
+    sprayed: tuple[TestClient, ConsoleServices, CountingHasher, list[datetime]]
+) -> None:
+    # an attacker holding one account cannot reset the count between guesses at the others
+    client, _services, _hasher, _now = sprayed
+    post_sign_in(client, "vanhanh0", "đoán thử 123456")
+    post_sign_in(client, "vanhanh1", "đoán thử 123456")
+    assert post_sign_in(client, "vanhanh4", PASSWORD).status_code == 303
+    post_sign_in(client, "vanhanh2", "đoán thử 123456")
+    assert post_sign_in(client, "vanhanh3", "đoán thử 123456").status_code == 429
+
+
+def test_the_failure_count_forgets_the_least_recent_addresses_beyond_its_bound() -> None:
+    failures = AddressFailures(limit=1, window=timedelta(minutes=10), max_addresses=2)
+    at = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    for address in ("10.0.0.1", "10.0.0.2", "10.0.0.3"):
+        failures.failed(address, at)
+    assert failures.blocked_until("10.0.0.1", at) is None
+    assert failures.blocked_until("10.0.0.3", at) == at + timedelta(minutes=10)
