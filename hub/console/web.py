@@ -26,6 +26,7 @@ import hmac
 import math
 import secrets
 import tempfile
+import threading
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -177,6 +178,8 @@ def create_app(services: ConsoleServices, users: UserStore,
     """The console application (serve it with uvicorn: ``hub console serve``); ``failures``
     counts failed sign-ins per client address (:mod:`hub.console.throttle`)."""
     failures = failures if failures is not None else AddressFailures()
+    account_changes = threading.Lock()
+    """Held from an account's check to its change, around the audit row between them."""
     settings = services.settings.console
     secure = settings.secure_cookies
     session_cookie, signin_cookie = _cookie_names(secure)
@@ -631,18 +634,21 @@ def create_app(services: ConsoleServices, users: UserStore,
     @app.post("/users", response_model=None)
     def add_user(request: Request, session: UsersAct, form: Form) -> Response:
         password = str(form.get("password") or "")
-        try:
-            name, role = users.check_new(str(form.get("name") or ""),
-                                         str(form.get("role") or ""), password)
-        except UserError as exc:
-            return render(request, "users.html", session, 400, people=users.users(),
-                          roles=list(Role), problem=str(exc))
-        services.audit(session.user.name, "user_added", user=name, role=role.value)
-        try:  # an account added by someone else in between: refused here, after the record
-            users.add(name, role, password, full_name=str(form.get("full_name") or ""))
-        except UserError as exc:
-            return render(request, "users.html", session, 400, people=users.users(),
-                          roles=list(Role), problem=str(exc))
+        with account_changes:  # two of this console's requests: one adds, one is refused
+            try:
+                name, role = users.check_new(str(form.get("name") or ""),
+                                             str(form.get("role") or ""), password)
+            except UserError as exc:
+                return render(request, "users.html", session, 400, people=users.users(),
+                              roles=list(Role), problem=str(exc))
+            services.audit(session.user.name, "user_added", user=name, role=role.value)
+            try:  # added from the shell in between: refused after the record, which says so
+                users.add(name, role, password, full_name=str(form.get("full_name") or ""))
+            except UserError as exc:
+                services.audit(session.user.name, "user_add_refused", user=name,
+                               reason=str(exc))
+                return render(request, "users.html", session, 400, people=users.users(),
+                              roles=list(Role), problem=str(exc))
         return RedirectResponse("/users", 303)
 
     @app.post("/users/{name}/active", response_model=None)

@@ -6,6 +6,7 @@ What needs the broker (dead letters, replay) is in tests/integration/console.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import re
 import threading
@@ -624,3 +625,83 @@ def test_the_failure_count_forgets_the_least_recent_addresses_beyond_its_bound()
         failures.failed(address, at)
     assert failures.blocked_until("10.0.0.1", at) is None
     assert failures.blocked_until("10.0.0.3", at) == at + timedelta(minutes=10)
+
+
+class RacingStore(UserStore):
+    """A real store whose ``check_new`` waits for a second caller (at most two seconds) — what
+    two administrators submitting the same account at once look like — or, with ``added_from_the_shell``, has
+    the account added from the shell right after the check."""
+
+    def __init__(self, path: Path, *, added_from_the_shell: bool = False) -> None:
+        super().__init__(path, hasher=PasswordHasher(time_cost=1, memory_cost=1024,
+                                                     parallelism=1))
+        self.added_from_the_shell = added_from_the_shell
+        self.barrier = threading.Barrier(2, timeout=2)
+
+    def check_new(self, name: str, role: Any, password: str) -> Any:
+        checked = super().check_new(name, role, password)
+        if self.added_from_the_shell:
+            UserStore(self.path, hasher=self.hasher).add(checked[0], "operator", PASSWORD)
+        else:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                self.barrier.wait()
+        return checked
+
+
+def racing_console(pki: PkiPaths, tmp_path: Path, store: UserStore
+                   ) -> tuple[TestClient, ConsoleServices]:
+    settings = with_overrides(
+        Settings(base_dir=str(tmp_path)), broker={"url": UNREACHABLE},
+        trust={"roots": [str(pki.root_cert)], "fetch_crls": False},
+        hub={"keystore": str(pki.keystore)},
+        ledger={"url": f"sqlite:///{tmp_path / 'ledger.sqlite3'}"})
+    store.add("quantri", "admin", PASSWORD)
+    services = ConsoleServices(settings)
+    return TestClient(create_app(services, store), base_url="https://console.test"), services
+
+
+def test_the_same_account_added_twice_at_once_is_added_and_recorded_once(
+    pki: PkiPaths, tmp_path: Path
+) -> None:
+    store = RacingStore(tmp_path / "users.sqlite3")
+    client, services = racing_console(pki, tmp_path, store)
+    with client:
+        sign_in(client, "quantri")
+        token = token_of(client.get("/users").text)
+        codes: list[int] = []
+
+        def add() -> None:
+            codes.append(client.post("/users", data={
+                "csrf_token": token, "name": "thanhtra", "role": "auditor",
+                "password": PASSWORD}, follow_redirects=False).status_code)
+
+        threads = [threading.Thread(target=add) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert sorted(codes) == [303, 400]
+    actions = [d["action"] for _actor, d in audit(services) if d["action"].startswith("user_")]
+    assert actions == ["user_added"]
+    services.close()
+    store.close()
+
+
+def test_an_account_added_from_the_shell_after_the_record_is_recorded_as_refused(
+    pki: PkiPaths, tmp_path: Path
+) -> None:
+    store = RacingStore(tmp_path / "users.sqlite3", added_from_the_shell=True)
+    client, services = racing_console(pki, tmp_path, store)
+    with client:
+        sign_in(client, "quantri")
+        token = token_of(client.get("/users").text)
+        refused = client.post("/users", data={"csrf_token": token, "name": "thanhtra",
+                                              "role": "auditor", "password": PASSWORD})
+    assert refused.status_code == 400
+    assert "there is already an account" in refused.text
+    assert [d for _actor, d in audit(services) if d["action"].startswith("user_")] == [
+        {"action": "user_added", "user": "thanhtra", "role": "auditor", "via": "console"},
+        {"action": "user_add_refused", "user": "thanhtra", "via": "console",
+         "reason": "there is already an account 'thanhtra'"}]
+    services.close()
+    store.close()
