@@ -149,6 +149,19 @@ def signed_envelope(keystore: Keystore, sender: str, recipients: tuple[str, ...]
     return sign_xml(build_envelope(header), signer)
 
 
+@contextmanager
+def hub_in_process(pki: PkiPaths, tmp: Path, ledger_url: str, prefix: str) -> Iterator[Hub]:
+    """The hub's objects without a broker (planning and the ledger commit run in process,
+    :func:`plan_and_write`), its clock at :data:`NOW`."""
+    settings = hub_settings(pki, tmp, "amqp://unused:unused@127.0.0.1:1/", prefix,
+                            ledger_url=ledger_url)
+    built = build_hub(settings, clock=lambda: NOW)
+    try:
+        yield built
+    finally:
+        built.close()
+
+
 def plan_and_write(hub: Hub, bodies: list[tuple[bytes, bool]], start: int) -> None:
     """One batch through the real pipeline and the ledger commit, in process (no broker):
     ``(body, is_status)`` pairs, delivery tags and message ids from ``start``."""

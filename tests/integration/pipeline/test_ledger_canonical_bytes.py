@@ -20,28 +20,22 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from hub.app import Hub, build_hub
+from hub.app import Hub
 from hub.ledger import chain
 from hub.ledger.verify import document_entry_from_row, entries, event_entry_from_row
 from hub.testing.pki import PkiPaths
 from hub.trust.keystore import Keystore
 from tests.integration.pipeline.harness import (
-    NOW,
     every_kind_of_packet,
-    hub_settings,
+    hub_in_process,
     plan_and_write,
 )
 
 
 @pytest.fixture
 def hub(pipeline_pki: PkiPaths, ledger_url: str, tmp_path: Path) -> Iterator[Hub]:
-    settings = hub_settings(pipeline_pki, tmp_path, "amqp://unused:unused@127.0.0.1:1/",
-                            "canonical", ledger_url=ledger_url)
-    built = build_hub(settings, clock=lambda: NOW)
-    try:
+    with hub_in_process(pipeline_pki, tmp_path, ledger_url, "canonical") as built:
         yield built
-    finally:
-        built.close()
 
 
 def test_every_ledger_entry_the_pipeline_writes_hashes_over_the_reference_bytes(

@@ -19,40 +19,28 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from hub.app import Hub, build_hub
+from hub.app import Hub
 from hub.ledger import deliveries
 from hub.ledger.search import search_documents
 from hub.ops.cli import EXIT_FAILURE, EXIT_OK
 from hub.ops.cli import main as hub_main
 from hub.testing.pki import PkiPaths
 from hub.trust.keystore import Keystore
+from tests.integration.ledger.test_ledger_verify_distrust import Verdict
 from tests.integration.pipeline.harness import (
-    NOW,
     every_kind_of_packet,
-    hub_settings,
+    hub_in_process,
     plan_and_write,
 )
 
 
 @pytest.fixture
 def hub(pipeline_pki: PkiPaths, ledger_url: str, tmp_path: Path) -> Iterator[Hub]:
-    settings = hub_settings(pipeline_pki, tmp_path, "amqp://unused:unused@127.0.0.1:1/",
-                            "deliveries", ledger_url=ledger_url)
-    built = build_hub(settings, clock=lambda: NOW)
-    try:
+    with hub_in_process(pipeline_pki, tmp_path, ledger_url, "deliveries") as built:
         keystore = Keystore.load(pipeline_pki.keystore)
         for start, batch in zip((1, 10), every_kind_of_packet(keystore), strict=True):
             plan_and_write(built, batch, start)
         yield built
-    finally:
-        built.close()
-
-
-@dataclass(frozen=True)
-class Verdict:
-    code: int
-    out: str
-    err: str
 
 
 @pytest.fixture
