@@ -4,6 +4,13 @@ Event names are snake_case past tense (``envelope_rejected``); the reason code i
 Context (message id, sender, recipient) is bound once per delivery with
 ``structlog.contextvars.bound_contextvars``. Never log keys, passphrases or document bodies:
 :func:`_drop_secrets` removes fields whose names say they hold one, as a last line of defence.
+
+A logged exception (``log.exception``) shows its traceback — the frames, the type and the
+message — and never the values of the frames' local variables: a consumer's frame holds
+deliveries' bodies, a request's frame a secret. structlog's defaults show them (the console's
+rich traceback and its dict tracebacks both default to ``show_locals=True``); the renderers here
+turn that off. In JSON the exception goes into an ``exception`` field as text
+(``format_exc_info``), where it would otherwise be a bare ``"exc_info": true``.
 """
 
 from __future__ import annotations
@@ -47,18 +54,21 @@ def configure(fmt: str = "auto", level: str = "info") -> None:
     """Configure structlog once, in ``main()``."""
     if fmt == "auto":
         fmt = "console" if sys.stderr.isatty() else "json"
-    renderer: Any = (
-        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-        if fmt == "console"
-        else structlog.processors.JSONRenderer(ensure_ascii=False)
-    )
+    rendering: list[Any]
+    if fmt == "console":
+        colors = sys.stderr.isatty()
+        rendering = [structlog.dev.ConsoleRenderer(
+            colors=colors, exception_formatter=_console_traceback(colors))]
+    else:
+        rendering = [structlog.processors.format_exc_info,
+                     structlog.processors.JSONRenderer(ensure_ascii=False)]
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             _drop_secrets,
-            renderer,
+            *rendering,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
@@ -66,6 +76,12 @@ def configure(fmt: str = "auto", level: str = "info") -> None:
         logger_factory=_stderr_logger_factory,
         cache_logger_on_first_use=False,
     )
+
+
+def _console_traceback(colors: bool) -> Any:
+    """rich's readable traceback (rich is a dependency), without local variables."""
+    return structlog.dev.RichTracebackFormatter(
+        show_locals=False, color_system="truecolor" if colors else None)
 
 
 def get_logger(name: str) -> Any:

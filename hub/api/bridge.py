@@ -178,13 +178,18 @@ class BrokerBridge:
                 box.arrived.wait_for(lambda: box.offered >= box.expected, timeout=2.0)
         return box
 
-    def acknowledge(self, box: Mailbox, held: list[Held], timeout: float = 15.0) -> None:
-        """The agency has these messages: remember their ids, then ``basic.ack`` them."""
+    def acknowledge(self, box: Mailbox, held: list[Held], timeout: float = 15.0) -> list[str]:
+        """The agency has these messages: remember their ids, then ``basic.ack`` them.
+
+        Returns the keys this call acknowledged; the others were acknowledged already (two
+        requests that found the same hold — a client's retry racing its first attempt — ack
+        it once: the first to reach the broker thread takes it)."""
         with box.lock:
             for h in held:
                 box.seen.remember(h.delivery.message_id or h.key)
-        self.submit(_Command("ack", Future(), organization=box.organization,
-                             held=tuple(held))).result(timeout)
+        taken: list[str] = self.submit(_Command(
+            "ack", Future(), organization=box.organization, held=tuple(held))).result(timeout)
+        return taken
 
     # -- the broker thread -----------------------------------------------------------------------
     def _run(self) -> None:
@@ -263,35 +268,56 @@ class BrokerBridge:
                         self._subscribed.add(c.organization)
                     c.future.set_result(None)
                 elif c.kind == "ack":
-                    self._ack(c.organization, c.held)
-                    c.future.set_result(None)
+                    c.future.set_result(self._ack(c.organization, c.held))
             if publishes:
                 assert self._conn is not None
                 sent = self._conn.send([m for c in publishes for m in c.messages])
                 self._conn.wait(sent)
                 for c in publishes:
                     c.future.set_result(None)
-        except BrokerUnavailable as exc:
+        except Exception as exc:
+            # Whatever failed (the broker, or a bug here), every request of the batch gets an
+            # answer now, not at its timeout: the connection is given up next (_run), so what
+            # it held is requeued and a publish of this batch may not have gone out — both
+            # are "try again" for the agency, never a 500.
+            failure = exc if isinstance(exc, BrokerUnavailable) else BrokerUnavailable(
+                f"the API's broker thread failed ({type(exc).__name__})")
             for c in commands:
                 if not c.future.done():
-                    c.future.set_exception(exc)
+                    c.future.set_exception(failure)
             raise
 
-    def _ack(self, organization: str, held: tuple[Held, ...]) -> None:
+    def _ack(self, organization: str, held: tuple[Held, ...]) -> list[str]:
+        """``basic.ack`` the holds of ``held`` that are still in the mailbox, taking them out in
+        the same step; returns the keys acknowledged by this command.
+
+        Two requests may have found the same hold (``Mailbox.get``) before either command got
+        here: only the first takes it, so its delivery tag is acked once (a second
+        ``basic.ack`` of a tag is a channel error, and the :class:`~hub.broker.Settler` refuses
+        it). A hold of a connection that is gone was cleared from the mailbox: RabbitMQ
+        requeued it and its redelivery is dropped as seen (its id was remembered before this
+        command) — or, arrived already, is the hold taken in its place."""
         assert self._settler is not None
-        current = [h for h in held if h.generation == self._generation]
-        # Held by a connection that is gone: RabbitMQ requeued it; the redelivery is dropped
-        # as seen (its id was remembered before this command).
-        if current:
-            self._settler.ack([h.delivery.tag for h in current])
         box = self._mailboxes[organization]
+        tags: list[int] = []
+        taken: list[str] = []
         with box.lock:
             for h in held:
-                if box.entries.get(h.key) is h:
+                present = box.entries.get(h.key)
+                if present is not None and (present is h or present.generation > h.generation):
                     del box.entries[h.key]
+                    if present.generation == self._generation:
+                        tags.append(present.delivery.tag)
+                    taken.append(h.key)
+                elif h.generation != self._generation and h.key not in box.acknowledged:
+                    taken.append(h.key)  # settled by the seen file when it comes back
+                # else: another request acknowledged it first
                 box.acknowledged[h.key] = None
             while len(box.acknowledged) > 10_000:
                 del box.acknowledged[next(iter(box.acknowledged))]
+        # Out of the mailbox before the ack: no other command can take these tags now.
+        self._settler.ack(tags)
+        return taken
 
     def _consume(self, organization: str) -> None:
         assert self._conn is not None

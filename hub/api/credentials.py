@@ -17,8 +17,10 @@ Why a cache: argon2 is slow on purpose (~0.4 s per verification with the library
 this machine), which is right for a login and wrong for every request of a document system. A
 secret that verified is remembered for ``[api] secret_cache_s`` under an HMAC of (system id,
 secret) keyed by a random per-process key, so the cache never holds a secret and a wrong secret
-is never served from it. The file is re-read when it changes (a rotation or a removal takes
-effect at once: the cache is dropped on every reload).
+is never served from it. The cache remembers which hash the secret matched: a match of the
+previous secret is served only while the rotation's overlap lasts (``previous_until``, read
+with the store's clock), never for the rest of ``secret_cache_s``. The file is re-read when it
+changes (a rotation or a removal takes effect at once: the cache is dropped on every reload).
 """
 
 from __future__ import annotations
@@ -150,6 +152,7 @@ class CredentialStore:
         self._key = secrets.token_bytes(32)
         self._lock = threading.Lock()
         self._cache: dict[bytes, tuple[str, float]] = {}
+        """HMAC(system id, secret) → (the hash it matched, monotonic expiry)."""
         self._stamp: tuple[int, int] | None = None
         self._checked = 0.0
         self._systems: dict[str, SystemEntry] = {}
@@ -191,20 +194,27 @@ class CredentialStore:
             entry = self._systems.get(system_id)
             cached = self._cache.get(token)
         if cached is not None and entry is not None and cached[1] > time.monotonic():
-            return entry if cached[0] == entry.hash else None
+            # A match of the previous secret ends with the overlap, not with the cache entry.
+            matched = cached[0]
+            if matched == entry.hash or (matched == entry.previous_hash
+                                         and entry.previous_valid(self.clock())):
+                return entry
+            return None
         if entry is None:
             # Same work as for a known system: the answer time does not tell which ids exist.
             self._check(self._dummy, secret)
             return None
-        ok = self._check(entry.hash, secret) or (
-            entry.previous_valid(self.clock()) and self._check(entry.previous_hash, secret))
-        if not ok:
+        if self._check(entry.hash, secret):
+            matched = entry.hash
+        elif entry.previous_valid(self.clock()) and self._check(entry.previous_hash, secret):
+            matched = entry.previous_hash
+        else:
             return None
         if self.cache_s > 0:
             with self._lock:
                 if len(self._cache) > 10_000:
                     self._cache.clear()
-                self._cache[token] = (entry.hash, time.monotonic() + self.cache_s)
+                self._cache[token] = (matched, time.monotonic() + self.cache_s)
         return entry
 
     def _check(self, hashed: str, secret: str) -> bool:

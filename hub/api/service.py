@@ -47,7 +47,7 @@ from hub.edxml.build import build_status, response_for
 from hub.edxml.model import BusinessDocType, Envelope, Organization, StaffInfo, StatusPacket
 from hub.edxml.orgcode import OrgCode, OrgCodeFormat
 from hub.errors import TransientError
-from hub.ledger import EventKind, Ledger, StoredDocument
+from hub.ledger import EventKind, Ledger, StoredDocument, StoredEvent
 from hub.messages import Headers, Outgoing
 from hub.reasons import Reason
 from hub.topology import ENVELOPE_KEY, STATUS_KEY, Names, last_day
@@ -314,8 +314,8 @@ class ApiContext:
         stored: StoredDocument | None = self._ledger(lambda: self.ledger.document_by_digest(key))
         # Another organization's document is "not found": the answer says nothing about
         # whether it exists.
-        if stored is None or (caller.organization not in stored.recipients
-                              and stored.sender != caller.organization):
+        codes = self._codes(caller)
+        if stored is None or (codes.isdisjoint(stored.recipients) and stored.sender not in codes):
             raise ApiError(Reason.API_DOCUMENT_NOT_FOUND, 404, f"docId {key}")
         return stored
 
@@ -326,12 +326,18 @@ class ApiContext:
             raise _ledger_down(exc) from exc
 
     def _receipts(self, caller: Caller, digest: str, sender: str) -> list[Receipt]:
-        """The hub's receipts about ``digest`` the caller may see: all of them for its sender;
-        the hub operator's and the caller's own for a recipient."""
-        docs = self._ledger(lambda: self.ledger.documents(links_to=digest, kind="receipt"))
-        if sender != caller.organization:
-            docs = [d for d in docs if d.sender in (self.operator, caller.organization)]
-        return self._packets(docs)
+        """The hub's receipts about ``digest`` the caller may see: those addressed to it; for a
+        recipient also the hub operator's and its own addressed to the sender.
+
+        Never another organization's: a recipient that publishes the bytes it received again is
+        refused, and that signed ``02`` is linked to the same digest but addressed to the
+        recipient — it is not the sender's evidence, nor other recipients' business."""
+        codes = self._codes(caller)
+        docs: list[StoredDocument] = self._ledger(
+            lambda: self.ledger.documents(links_to=digest, kind="receipt"))
+        issuers = codes | {self.operator}
+        return self._packets(d for d in docs if not codes.isdisjoint(d.recipients) or (
+            sender not in codes and d.sender in issuers and sender in d.recipients))
 
     def _packets(self, docs: Iterable[StoredDocument]) -> list[Receipt]:
         out: list[Receipt] = []
@@ -358,17 +364,23 @@ class ApiContext:
             else:
                 raise ApiError(Reason.API_DOCUMENT_NOT_FOUND, 404,
                                f"docId {key} is not waiting for this organization")
-        self._settle(box, held)
-        return [h.key for h in held], already
+        done = self._settle(box, held)
+        # A hold another request acknowledged between our look-up and the broker thread (a
+        # client's retry racing its first attempt): already acknowledged, as the contract says.
+        already.extend(h.key for h in held if h.key not in done)
+        return [h.key for h in held if h.key in done], already
 
-    def _settle(self, box: Mailbox, held: list[Held]) -> None:
+    def _settle(self, box: Mailbox, held: list[Held]) -> set[str]:
+        """``basic.ack`` ``held``; the keys this call acknowledged (the rest were already)."""
         if not held:
-            return
+            return set()
         try:
-            self.bridge.acknowledge(box, held)
+            return set(self.bridge.acknowledge(box, held))
         except TransientError as exc:
             raise ApiError(Reason.BROKER_UNAVAILABLE, 503, "the broker is unavailable; the "
                            "documents will be offered again") from exc
+        except TimeoutError as exc:
+            raise ApiError(Reason.BROKER_UNAVAILABLE, 503, "the broker did not answer") from exc
 
     # -- status ---------------------------------------------------------------------------------
     def update_status(self, caller: Caller, key: str, status: str, description: str,
@@ -494,6 +506,12 @@ class ApiContext:
         assert entry is not None  # authentication found it
         return entry
 
+    def _codes(self, caller: Caller) -> frozenset[str]:
+        """Every code of the caller's organization: QCVN 102:2016 (``000.00.03.H27``) and
+        Decision 20/2020/QĐ-TTg (``H27.03``). A packet may name it by either (``send`` accepts
+        both as ``from``) and the ledger keeps a ``From`` or a recipient as written."""
+        return frozenset(self._entry(caller).codes) | {caller.organization}
+
     def agencies(self, *, at: datetime | None, query: str | None, reach: str | None
                  ) -> list[Agency]:
         out: list[Agency] = []
@@ -511,8 +529,12 @@ class ApiContext:
 
     def sent(self, caller: Caller, *, since: datetime | None, until: datetime | None,
              limit: int) -> list[SentItem]:
-        docs = self._ledger(lambda: self.ledger.documents(
-            sender=caller.organization, kind="envelope", since=since, until=until, limit=limit))
+        docs: list[StoredDocument] = []
+        for code in sorted(self._codes(caller)):
+            docs += self._ledger(partial(self.ledger.documents, sender=code, kind="envelope",
+                                         since=since, until=until, limit=limit))
+        # (each code's first ``limit`` in ledger order hold the first ``limit`` of them all)
+        docs = sorted(docs, key=lambda d: d.seq)[:limit]
         delivered = self._ledger(lambda: self.ledger.delivered_to_many(d.digest for d in docs))
         return [SentItem(docId=d.digest, documentId=d.document_id, code=d.code,
                          to=list(d.recipients), receivedAt=d.received_at,
@@ -520,18 +542,44 @@ class ApiContext:
 
     def evidence(self, caller: Caller, key: str) -> tuple[StoredDocument, list[Receipt],
                                                         list[Receipt], list[TimelineEvent]]:
+        codes = self._codes(caller)
         stored = self._ledger(lambda: self.ledger.document_by_digest(key))
-        if stored is None or stored.sender != caller.organization:
+        if stored is None or stored.sender not in codes:
             raise ApiError(Reason.API_DOCUMENT_NOT_FOUND, 404, f"no document {key} sent by "
                            f"{caller.organization}")
-        receipts = self._packets(self._ledger(
-            lambda: self.ledger.documents(links_to=key, kind="receipt")))
+        receipts = self._receipts(caller, key, stored.sender)
         statuses = self._packets(self._ledger(
             lambda: self.ledger.documents(links_to=key, kind="status")))
-        events = self._ledger(lambda: self.ledger.events(digest=key))
+        events = _own_events(self._ledger(lambda: self.ledger.events(digest=key)), codes)
         timeline = [TimelineEvent(seq=e.seq, kind=e.kind.value, at=e.at, organization=e.organ_id,
                                   reason=e.reason) for e in events]
         return stored, receipts, statuses, timeline
+
+
+def _own_events(events: list[StoredEvent], codes: frozenset[str]) -> list[StoredEvent]:
+    """The ledger's events about a document, less those of another publisher's attempt at its
+    bytes, for the sender's evidence.
+
+    The ledger keys events by digest, so a recipient that publishes the exact bytes it received
+    adds its attempt to the document's events: received, then rejected and dead-lettered
+    ``SENDER_ACCOUNT_MISMATCH`` (its account does not speak for the ``From``: by the intake's
+    own judgement, not the sender's act), then the signed ``02`` issued *to that recipient*
+    (``detail.to``). The intake writes one delivery's events in a row (``hub.consumers.plan``),
+    so the attempt's ``received`` is the event just before its ``rejected``."""
+    foreign: set[int] = set()
+    for i, e in enumerate(events):
+        if e.kind is EventKind.RECEIPT_ISSUED:
+            to = e.detail.get("to")
+            if to is not None and str(to) not in codes:
+                foreign.add(i)
+        elif (e.kind in (EventKind.REJECTED, EventKind.DEAD_LETTERED)
+              and e.reason == Reason.SENDER_ACCOUNT_MISMATCH.value):
+            foreign.add(i)
+            before = events[i - 1] if i > 0 else None
+            if (e.kind is EventKind.REJECTED and before is not None
+                    and before.kind is EventKind.RECEIVED and before.message_id == e.message_id):
+                foreign.add(i - 1)
+    return [e for i, e in enumerate(events) if i not in foreign]
 
 
 def _header(headers: Any, name: str) -> str | None:
