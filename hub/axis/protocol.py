@@ -33,14 +33,19 @@ answer                                  verdict        what happens
                                                        refused, the circuit opens, an operator
                                                        must act (never dead-letters documents)
 408 / 429 / 5xx, timeout, refused       TRANSIENT      retried with backoff (AXIS_UNAVAILABLE)
-other 4xx, or 2xx ``FAIL``              REFUSED        dead-lettered AXIS_REFUSED with the
-                                                       axis' own code and text
+other 4xx in the axis' words            REFUSED        dead-lettered AXIS_REFUSED with the
+(``status: FAIL`` or an ``ErrorCode``),                axis' own code and text
+or 2xx ``FAIL``
+any other answer: a 4xx page of a       TRANSIENT      retried: the axis never judged the
+proxy (nginx 404/400/413), a 3xx, a                    document (and a redirect is never
+2xx that is no acceptance                              followed, :mod:`hub.axis.client`)
 =====================================  =============  ===========================================
 
 Answers are read defensively: a body that is not JSON — an HTML page, or valid JSON nested too
 deeply to decode — keeps only its HTTP status and a note saying why (:attr:`Answer.note`); an
 answer field that is not text is not read as text; an entry of ``getReceivedEdocList`` whose
-fields have the wrong JSON type is read as unusable, with the reason (:attr:`Listed.problem`).
+fields have the wrong JSON type, hold control characters or are longer than their bound is read
+as unusable, with the reason (:attr:`Listed.problem`).
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ import base64
 import enum
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -57,7 +63,9 @@ from hub.edxml.model import BusinessDocType, Envelope, StatusPacket
 
 __all__ = [
     "DUPLICATE_CODE",
+    "MAX_CODE_LENGTH",
     "MAX_ID_LENGTH",
+    "MAX_WORD_LENGTH",
     "SERVICE_TYPE",
     "Agency",
     "Answer",
@@ -73,6 +81,7 @@ __all__ = [
     "message_type_of",
     "request_signature",
     "sha256_hex",
+    "unfit_text",
 ]
 
 SERVICE_TYPE = "eDoc"
@@ -236,6 +245,13 @@ class Answer:
         text = " ".join(parts)
         return f"{text}, {self.note[:200]}" if self.note else text
 
+    @property
+    def axis_refusal(self) -> bool:
+        """The axis' own refusal: its JSON answer saying ``FAIL``, or naming an ``ErrorCode``
+        (without claiming ``OK``). A proxy's or a gateway's error page (nginx' HTML, a JSON
+        ``{"status": 404, "error": …}``) carries neither: the axis never judged the request."""
+        return self.status == "FAIL" or (bool(self.error_code) and self.status != "OK")
+
 
 def judge_send(answer: Answer) -> Verdict:
     """The verdict on a ``sendEdoc`` answer (table in the module docstring)."""
@@ -252,13 +268,38 @@ def judge_send(answer: Answer) -> Verdict:
         if answer.status == "FAIL":
             return Verdict.REFUSED
         return Verdict.TRANSIENT  # a 2xx that is not the axis' answer: a proxy, try again
-    if 400 <= code < 500:
+    if 400 <= code < 500 and answer.axis_refusal:
         return Verdict.REFUSED
+    # Any other 4xx is no judgement of the axis on the document — a proxy's 404 or 400 page, a
+    # load balancer's 413 — and neither is a 3xx (never followed): keep it, try again later.
     return Verdict.TRANSIENT
 
 
 MAX_ID_LENGTH = 200
 """Longest axis document id the hub accepts (a longer one is no id of the axis')."""
+MAX_CODE_LENGTH = 64
+"""Longest body code (``from``, each of ``to``) a listed entry may carry: QCVN 102 codes
+(``000.00.00.H27``) and Decision 20/2020 identifiers are far shorter."""
+MAX_WORD_LENGTH = 32
+"""Longest ``messagetype`` / ``servicetype`` a listed entry may carry."""
+
+_UNFIT_CHAR = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+"""C0 controls (NUL included), DEL, C1 controls and lone surrogates: never part of an id or a
+code; PostgreSQL refuses a NUL in any text or JSON column and a lone surrogate cannot be
+encoded, so a ledger row carrying one is refused — and in a log line they forge or hide text."""
+
+
+def unfit_text(value: str, limit: int) -> str:
+    """Why ``value`` — text of the axis' answer — cannot be used as an id or a code: longer
+    than ``limit``, or holding a character of :data:`_UNFIT_CHAR` (named by its code point,
+    never repeated). Empty when it can be used."""
+    if len(value) > limit:
+        return f"is longer than {limit} characters"
+    found = _UNFIT_CHAR.search(value)
+    if found is None:
+        return ""
+    kind = "a lone surrogate" if "\ud800" <= found.group() <= "\udfff" else "a control character"
+    return f"holds {kind} (U+{ord(found.group()):04X}) at position {found.start() + 1}"
 
 
 def json_type(value: Any) -> str:
@@ -290,9 +331,10 @@ class Listed:
     message_type: str = ""
     service_type: str = SERVICE_TYPE
     problem: str = ""
-    """Why the entry cannot be used as listed (a field of the wrong JSON type, no id); empty
-    when it can. The connector refuses such an entry back to the axis (``updateStatus
-    fail``) when it has an id, and logs it either way."""
+    """Why the entry cannot be used as listed (a field of the wrong JSON type, holding a control
+    character or too long; no id); empty when it can. The connector refuses such an entry back
+    to the axis (``updateStatus fail``) when it has an id, and logs it either way. The text
+    names fields, JSON types and code points, never the offending characters themselves."""
 
     @property
     def usable(self) -> bool:
@@ -300,11 +342,14 @@ class Listed:
 
     @classmethod
     def from_json(cls, item: Any) -> Listed:
-        """Read one entry, checking each field's JSON type: ``id`` a non-empty string (or a
-        number) of at most :data:`MAX_ID_LENGTH` characters; ``from``, ``messagetype`` and
-        ``servicetype`` strings; ``to`` a comma-separated string or a list of strings. Absent
-        or null fields are empty. An entry that breaks this is returned with :attr:`problem`
-        naming the field and what it was (and without an id when the id is the problem)."""
+        """Read one entry, checking each field: ``id`` a non-empty string (or a number) of at
+        most :data:`MAX_ID_LENGTH` characters; ``from`` and each of ``to`` (a comma-separated
+        string or a list of strings) at most :data:`MAX_CODE_LENGTH`, ``messagetype`` and
+        ``servicetype`` strings of at most :data:`MAX_WORD_LENGTH`; no field holding a control
+        character (C0 with NUL, DEL, C1) or a lone surrogate (:func:`unfit_text`). Absent or
+        null fields are empty. An entry that breaks this is returned with :attr:`problem`
+        naming the field and what is wrong, without the offending field's value (and without an
+        id when the id is the problem: it could name nothing in the ledger)."""
         if not isinstance(item, Mapping):
             return cls("", problem=f"the entry is not an object but {json_type(item)}")
         raw_id = item.get("id")
@@ -313,36 +358,44 @@ class Listed:
         doc_id = str(raw_id)
         if not doc_id.strip():
             return cls("", problem='"id" is empty')
-        if len(doc_id) > MAX_ID_LENGTH:
-            return cls("", problem=f'"id" is longer than {MAX_ID_LENGTH} characters')
+        if why := unfit_text(doc_id, MAX_ID_LENGTH):
+            return cls("", problem=f'"id" {why}')
         problems: list[str] = []
 
-        def text(name: str, *aliases: str, default: str = "") -> str:
+        def text(name: str, *aliases: str, limit: int, default: str = "") -> str:
             for key in (name, *aliases):
                 value = item.get(key)
                 if value is None:
                     continue
-                if isinstance(value, str):
+                if not isinstance(value, str):
+                    problems.append(f'"{name}" is {json_type(value)}, not a string')
+                elif why := unfit_text(value, limit):
+                    problems.append(f'"{name}" {why}')
+                else:
                     return value or default
-                problems.append(f'"{name}" is {json_type(value)}, not a string')
                 return default
             return default
 
-        sender = text("from")[:64]
-        message_type = text("messagetype", "messageType")[:32]
-        service_type = text("servicetype", default=SERVICE_TYPE)[:32]
+        sender = text("from", limit=MAX_CODE_LENGTH)
+        message_type = text("messagetype", "messageType", limit=MAX_WORD_LENGTH)
+        service_type = text("servicetype", limit=MAX_WORD_LENGTH, default=SERVICE_TYPE)
         raw_to = item.get("to")
-        to: tuple[str, ...] = ()
+        listed_to: list[str] = []
         if isinstance(raw_to, str):
-            to = tuple(t.strip()[:64] for t in raw_to.split(",") if t.strip())
+            listed_to = raw_to.split(",")
         elif isinstance(raw_to, list) and all(isinstance(t, str) for t in raw_to):
-            to = tuple(t.strip()[:64] for t in raw_to if t.strip())
+            listed_to = raw_to
         elif isinstance(raw_to, list):
             odd = next(t for t in raw_to if not isinstance(t, str))
             problems.append(f'"to" holds {json_type(odd)}, not only strings')
         elif raw_to is not None:
             problems.append(f'"to" is {json_type(raw_to)}, not a string or a list of strings')
-        return cls(doc_id, sender, to[:1000], message_type, service_type, "; ".join(problems))
+        to = tuple(t.strip() for t in listed_to if t.strip())[:1000]
+        bad_to = next((why for why in (unfit_text(t, MAX_CODE_LENGTH) for t in to) if why), "")
+        if bad_to:
+            problems.append(f'a code of "to" {bad_to}')
+            to = ()
+        return cls(doc_id, sender, to, message_type, service_type, "; ".join(problems))
 
 
 @dataclass(frozen=True, slots=True)

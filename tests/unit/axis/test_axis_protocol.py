@@ -34,7 +34,8 @@ def _answer(code: int, **body: str) -> Answer:
     (_answer(409, status="FAIL", ErrorCode="DUPLICATE", DocID="d1"), Verdict.DUPLICATE),
     (_answer(400, status="FAIL", ErrorCode="AGENCY_NOT_FOUND", ErrorDesc="x"), Verdict.REFUSED),
     (_answer(200, status="FAIL", ErrorCode="INVALID"), Verdict.REFUSED),
-    (_answer(422), Verdict.REFUSED),
+    (_answer(422, status="FAIL", ErrorCode="INVALID"), Verdict.REFUSED),
+    (_answer(422), Verdict.TRANSIENT),  # no word of the axis: a proxy's page, try again
     (_answer(401, status="FAIL"), Verdict.UNAUTHORIZED),
     (_answer(403), Verdict.UNAUTHORIZED),
     (_answer(503, status="FAIL"), Verdict.TRANSIENT),
