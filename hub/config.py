@@ -84,7 +84,9 @@ class BrokerSettings(_Section):
     check_user_id: bool = True
     """Require the AMQP user_id of an inbound message to belong to the From organization."""
     trusted_publishers: StrList = ()
-    """Broker users that may publish for any organization (the hub itself, the axis gateway)."""
+    """Broker users that may publish for any organization: the hub's own logins (consumers,
+    the API). Never ``[axis] broker_user``: the national axis would then speak for the
+    province's own bodies (refused at start-up)."""
 
     @model_validator(mode="after")
     def _retry_cap_not_below_base(self) -> BrokerSettings:
@@ -293,7 +295,10 @@ class ApiSettings(_Section):
     TLS. A certificate is mapped to an organization through the directory (an organization
     signer's uid or fingerprint)."""
     require_client_cert: bool = False
-    """Refuse TLS connections without a client certificate (then no system id + secret)."""
+    """Refuse TLS connections without a client certificate (then no system id + secret); needs
+    ``tls_client_ca``. A client certificate must carry the clientAuth extended key usage and
+    is checked for revocation with the hub's own CRLs and OCSP answers (``[trust]``); while its
+    status cannot be known the request is refused (503), never let through."""
     credentials_file: str = "api-credentials.toml"
     """TOML file of system ids, their organization and argon2 hashes of their secrets
     (``hub api credentials``); re-read when it changes."""
@@ -305,6 +310,19 @@ class ApiSettings(_Section):
     """Requests per second one agency may make on average (token bucket)."""
     rate_burst: Positive = 100
     """Requests one agency may make at once (the bucket's size)."""
+    waits_per_org: Positive = 4
+    """Requests one agency may have waiting at once (long polls, verdict waits): request
+    threads are a pool shared by all agencies. A long poll beyond it is refused (429
+    ``API_RATE_LIMITED``); a send beyond it does not wait (``202 pending``)."""
+    signin_failure_burst: Positive = 10
+    """Failed sign-ins (system id + secret) one client address may make in a row, and
+    separately failed sign-ins for one system id; beyond it the request is answered 429
+    ``API_RATE_LIMITED`` before any secret is checked."""
+    signin_failure_per_s: Annotated[float, Field(gt=0)] = 0.1
+    """How fast that allowance comes back (one failed sign-in every 10 s by default)."""
+    signin_concurrency: Positive = 4
+    """Secret checks (argon2, memory-hard on purpose) run at once; a sign-in beyond it is
+    answered 429 ``API_RATE_LIMITED`` at once instead of queueing for a request thread."""
     window: Annotated[int, Field(ge=1, le=10_000)] = 200
     """Messages the API holds unacknowledged per agency queue (what a list can show)."""
     verdict_wait_s: Annotated[float, Field(ge=0, le=60)] = 10.0
@@ -446,11 +464,28 @@ def load_settings(
         from_env = _Environment(env)()
     except Exception as exc:  # pydantic-settings' SettingsError: a value it cannot decode
         raise ConfigurationError(f"environment: {exc}") from None
+    origin = f"{where} + environment" if from_env else where
     try:
-        return Settings(base_dir=str(base_dir), **_merge(data, from_env))
+        settings = Settings(base_dir=str(base_dir), **_merge(data, from_env))
     except ValidationError as exc:
-        origin = f"{where} + environment" if from_env else where
         raise ConfigurationError(_one_line(exc, origin)) from None
+    return _axis_speaks_for_no_local_body(settings, origin)
+
+
+def _axis_speaks_for_no_local_body(settings: Settings, where: str) -> Settings:
+    """What the axis connector brings in is published as spoken for by ``[axis] broker_user``
+    (``x-hub-original-user``), the account the directory gives every body behind the axis. A
+    trusted publisher may speak for any body: that account trusted would let the axis publish
+    for the province's own bodies, which docs/AXIS.md promises is refused
+    (SENDER_ACCOUNT_MISMATCH). A start-up error, not a hole. (The connector may log in as that
+    account itself, as the compose stack's does: the login is then the account, untrusted.)"""
+    account = settings.axis.broker_user
+    if account and account in settings.broker.trusted_publishers:
+        raise ConfigurationError(
+            f"{where}: [axis] broker_user {account!r} is in [broker] trusted_publishers: the "
+            "national axis could then publish for any body, the province's own included; "
+            "remove it from trusted_publishers")
+    return settings
 
 
 def with_overrides(settings: Settings, **sections: Mapping[str, Any]) -> Settings:
@@ -463,4 +498,4 @@ def with_overrides(settings: Settings, **sections: Mapping[str, Any]) -> Setting
             changes[name] = type(current).model_validate({**current.model_dump(), **values})
         except ValidationError as exc:
             raise ConfigurationError(_one_line(exc, f"override [{name}]")) from None
-    return settings.model_copy(update=changes)
+    return _axis_speaks_for_no_local_body(settings.model_copy(update=changes), "overrides")

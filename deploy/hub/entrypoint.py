@@ -11,6 +11,9 @@ the compose file or in ``docker inspect``. Started as root, this script
 * sets ``HUB_KEY_PASSPHRASE`` from ``key-passphrase`` when that file is not empty;
 * copies the keystore to a tmpfs owned by the ``edxml-hub`` user (the host's key files stay
   root-only, mode 0600) and points ``HUB_HUB__KEYSTORE`` there;
+* copies ``axis-secret`` (mounted into the axis service alone) to a file of that tmpfs only
+  ``edxml-hub`` reads (0400) and points ``HUB_AXIS__SECRET_FILE`` there: the connector reads
+  its secret from a file, never from a variable;
 * drops to ``edxml-hub`` (uid 990) unless ``EDXML_RUN_AS=root`` (the smoke tools), and runs
   ``hub ARGS`` — or ARGS itself when the first one is a path (``/opt/.../python script.py``).
 
@@ -97,6 +100,21 @@ def _private_keystore(env: dict[str, str], uid: int, gid: int) -> None:
     env["HUB_HUB__KEYSTORE"] = str(target)
 
 
+def _axis_secret(env: dict[str, str], uid: int, gid: int) -> None:
+    source = SECRETS / "axis-secret"
+    if not source.is_file() or env.get("HUB_AXIS__SECRET_FILE"):
+        return
+    PRIVATE.mkdir(parents=True, exist_ok=True)
+    target = PRIVATE / "axis-secret"
+    target.unlink(missing_ok=True)
+    # Created 0400 for its owner before a byte is written: never readable by anyone else.
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(source.read_bytes())
+    os.chown(target, uid, gid)
+    env["HUB_AXIS__SECRET_FILE"] = str(target)
+
+
 def main(argv: list[str]) -> None:
     env = dict(os.environ)
     _broker_env(env)
@@ -106,9 +124,12 @@ def main(argv: list[str]) -> None:
         env["HUB_KEY_PASSPHRASE"] = passphrase
     command = argv if argv and argv[0].startswith("/") else [str(VENV / "bin" / "hub"), *argv]
     if os.getuid() != 0 or env.get("EDXML_RUN_AS") == "root":
+        if (SECRETS / "axis-secret").is_file():
+            env.setdefault("HUB_AXIS__SECRET_FILE", str(SECRETS / "axis-secret"))
         os.execve(command[0], command, env)  # noqa: S606 - the container's one process
     account = pwd.getpwnam(USER)
     _private_keystore(env, account.pw_uid, account.pw_gid)
+    _axis_secret(env, account.pw_uid, account.pw_gid)
     blobs = Path("/var/lib/edxml-hub/blobs")
     if blobs.is_dir():
         os.chown(blobs, account.pw_uid, account.pw_gid)

@@ -14,6 +14,16 @@ block** between two marker lines at its end:
   gateway's broker account, an organization signer whose uid is its first code;
 - an entry of the block the axis no longer lists is kept (reported as ``vanished``): removing a
   body would make its old documents unroutable, and the directory has validity dates for that;
+  so is a code the axis stops listing for a body it still lists (reported as ``unlisted``; the
+  entry's note says which): **a code once imported is never dropped**;
+- a body keeps its first code, which is its signer's uid: a code the axis adds comes after it,
+  so a new code never changes the certificate that signs for the body;
+- a code the axis now lists under **another body** is not moved: the entries involved stay as
+  they were and each such code is reported (``moved``, with the body on file and the one on the
+  axis). Moving a code moves the right to sign for it to another certificate; the operator
+  confirms it by writing the entry in the file's own part (local entries win), or with
+  ``rebind=True``, which applies the axis' answer and still reports each move and each code
+  whose signer uid changes (``signer_changes``);
 - codes that are not organization codes are skipped and reported.
 
 The result is loaded with :meth:`hub.directory.Directory.from_toml` before it is returned, so
@@ -23,6 +33,7 @@ a sync never writes a directory the hub would refuse to start with.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,7 +54,7 @@ class SyncReport:
     added: tuple[str, ...] = ()
     """Codes imported by this sync."""
     updated: tuple[str, ...] = ()
-    """Imported before; the axis now gives another name, codes or parent."""
+    """Imported before; the axis now gives another name, parent or more codes."""
     unchanged: int = 0
     local: tuple[str, ...] = ()
     """Agencies that are entries of the operator's own file (left as they are)."""
@@ -53,29 +64,75 @@ class SyncReport:
     """Imported before, no longer listed by the axis (kept)."""
     skipped: tuple[str, ...] = field(default=())
     """Agencies with no valid organization code, or a code another agency already has."""
+    unlisted: tuple[str, ...] = ()
+    """Codes imported before that the axis no longer lists for their body (kept on it)."""
+    moved: tuple[tuple[str, str, str], ...] = ()
+    """(code, its body on file, the body the axis lists it under) for each code the axis gives
+    to another body: ``name [codes]`` each."""
+    moves_applied: bool = False
+    """Whether ``moved`` was applied (``rebind=True``) or left as on file (the default)."""
+    signer_changes: tuple[tuple[str, str, str], ...] = ()
+    """(code, signer uid before, signer uid now) for each imported code whose organization
+    signer changed: another certificate now signs for it."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"added": list(self.added), "updated": list(self.updated),
                 "unchanged": self.unchanged, "local": list(self.local),
                 "renamed_local": [list(r) for r in self.renamed_local],
-                "vanished": list(self.vanished), "skipped": list(self.skipped)}
+                "vanished": list(self.vanished), "skipped": list(self.skipped),
+                "unlisted": list(self.unlisted),
+                "moved": [{"code": c, "directory": on_file, "axis": on_axis}
+                          for c, on_file, on_axis in self.moved],
+                "moves_applied": self.moves_applied,
+                "signer_changes": [{"code": c, "before": was, "now": now}
+                                   for c, was, now in self.signer_changes]}
 
     def lines(self, shown: int = 10) -> list[str]:
         def some(items: Sequence[str]) -> str:
             head = ", ".join(items[:shown])
             return head + (f" … (+{len(items) - shown})" if len(items) > shown else "")
 
+        def more(items: Sequence[object]) -> list[str]:
+            return [f"    … (+{len(items) - shown})"] if len(items) > shown else []
+
         out = [f"added {len(self.added)}, updated {len(self.updated)}, unchanged "
                f"{self.unchanged}, local (kept as written) {len(self.local)}, vanished from "
                f"the axis (kept) {len(self.vanished)}, skipped {len(self.skipped)}"]
         for label, items in (("added", self.added), ("updated", self.updated),
-                             ("vanished", self.vanished), ("skipped", self.skipped)):
+                             ("vanished", self.vanished), ("skipped", self.skipped),
+                             ("codes no longer listed (kept)", self.unlisted)):
             if items:
                 out.append(f"  {label}: {some(items)}")
         for code, mine, theirs in self.renamed_local[:shown]:
             out.append(f"  local entry {code} is {mine!r} here and {theirs!r} on the axis "
                        "(not changed)")
+        if self.moved:
+            if self.moves_applied:
+                out.append(f"  {len(self.moved)} code(s) moved to another body as the axis "
+                           "lists them (applied):")
+            else:
+                out.append(f"  {len(self.moved)} code(s) the axis lists under another body: "
+                           "NOT applied (another certificate would sign for them); to accept, "
+                           "write the entry in the directory's own part")
+            out += [f"    {code}: on file {mine}; on the axis {theirs}"
+                    for code, mine, theirs in self.moved[:shown]] + more(self.moved)
+        if self.signer_changes:
+            out.append(f"  {len(self.signer_changes)} code(s) now signed for by another "
+                       "certificate (signer uid):")
+            out += [f"    {code}: {was} -> {now}"
+                    for code, was, now in self.signer_changes[:shown]] + more(self.signer_changes)
         return out
+
+
+@dataclass
+class _Body:
+    """One entry of the block being written."""
+
+    codes: list[str]
+    name: str
+    parent: str
+    uid: str
+    note: str = NOTE
 
 
 def _split(text: str) -> tuple[str, str, str]:
@@ -89,42 +146,51 @@ def _split(text: str) -> tuple[str, str, str]:
     return text[:start], text[start + len(BEGIN):end], text[end + len(END):]
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _toml(value: str) -> str:
-    return json.dumps(value, ensure_ascii=False)
+    """A TOML basic string. TOML 1.0 forbids U+0000-U+0008, U+000A-U+001F and U+007F unescaped;
+    json.dumps escapes all of them (with escapes TOML shares) but DEL. A lone surrogate is no
+    Unicode scalar value: neither TOML nor UTF-8 can hold it, so it becomes U+FFFD. One odd
+    name among the axis' 111,000 must not stop the sync."""
+    text = json.dumps(_SURROGATE.sub("\ufffd", value), ensure_ascii=False)
+    return text.replace("\x7f", "\\u007F")
 
 
-def _render(codes: Sequence[str], name: str, parent: str | None, broker_user: str) -> str:
-    lines = ["[[org]]", f"codes = [{', '.join(_toml(c) for c in codes)}]", f"name = {_toml(name)}"]
-    if parent:
-        lines.append(f"parent = {_toml(parent)}")
-    lines += [f"broker_user = {_toml(broker_user)}", 'reach = "axis"', f"note = {_toml(NOTE)}",
-              "", "  [[org.signer]]", f"  uid = {_toml(codes[0])}", '  role = "organization"',
-              f"  name = {_toml(name)}", ""]
+def _render(body: _Body, known: set[str], broker_user: str) -> str:
+    lines = ["[[org]]", f"codes = [{', '.join(_toml(c) for c in body.codes)}]",
+             f"name = {_toml(body.name)}"]
+    if body.parent and body.parent in known:
+        lines.append(f"parent = {_toml(body.parent)}")
+    lines += [f"broker_user = {_toml(broker_user)}", 'reach = "axis"', f"note = {_toml(body.note)}",
+              "", "  [[org.signer]]", f"  uid = {_toml(body.uid)}", '  role = "organization"',
+              f"  name = {_toml(body.name)}", ""]
     return "\n".join(lines)
 
 
-def sync_directory(text: str, agencies: Sequence[Agency], *, broker_user: str = "axis-gateway",
-                   source: str = "<directory>") -> tuple[str, SyncReport]:
-    """The directory file ``text`` with the generated block rebuilt from ``agencies``.
+def _label(name: str, codes: Sequence[str]) -> str:
+    return f"{name} [{', '.join(codes)}]"
 
-    Raises :class:`~hub.errors.ConfigurationError` when the file itself does not load, or
-    (a bug) when the result would not."""
-    before, block, after = _split(text)
-    local = Directory.from_toml(before + after, source)
-    first = before.count("\n") + 1
-    last = first + block.count("\n")
-    previous = {e.codes[0]: e for e in Directory.from_toml(text, source).entries
-                if first <= e.line <= last} if block else {}
-    previous_by_code = {c: e for e in previous.values() for c in e.codes}
 
+def _uid(entry: OrgEntry, codes: Sequence[str] | None = None) -> str:
+    """The organization signer's uid of an imported entry (its first code when written here);
+    with ``codes``, the entry's codes as now written: its first one if the uid is no longer
+    among them (the operator took that code into the file's own part)."""
+    uid = next((s.uid for s in entry.signers if s.role == "organization" and s.uid),
+               entry.codes[0])
+    return uid if codes is None or uid in codes else codes[0]
+
+
+def _sort_out(agencies: Sequence[Agency], local: Directory) -> tuple[
+        list[tuple[tuple[str, ...], Agency]], list[str], list[tuple[str, str, str]], list[str]]:
+    """(agencies for the block with their valid codes, local entries the axis lists, local
+    entries it names differently, skipped agencies)."""
     taken: set[str] = set()
-    imported: dict[str, tuple[tuple[str, ...], str, str]] = {}
-    added: list[str] = []
-    updated: list[str] = []
+    listed: list[tuple[tuple[str, ...], Agency]] = []
     local_hits: list[str] = []
     renamed: list[tuple[str, str, str]] = []
     skipped: list[str] = []
-    unchanged = 0
     for agency in agencies:
         codes = tuple(c for c in agency.codes if OrgCode.is_valid(c))
         if not codes or any(c in taken for c in codes):
@@ -137,27 +203,112 @@ def sync_directory(text: str, agencies: Sequence[Agency], *, broker_user: str = 
             if mine.name.strip() != agency.name.strip():
                 renamed.append((mine.codes[0], mine.name, agency.name))
             continue
-        imported[codes[0]] = (codes, agency.name, agency.parent)
-        before_entry = next((previous_by_code[c] for c in codes if c in previous_by_code), None)
-        if before_entry is None:
+        listed.append((codes, agency))
+    return listed, local_hits, renamed, skipped
+
+
+def sync_directory(text: str, agencies: Sequence[Agency], *, broker_user: str = "axis-gateway",
+                   source: str = "<directory>", rebind: bool = False,
+                   ) -> tuple[str, SyncReport]:
+    """The directory file ``text`` with the generated block rebuilt from ``agencies``.
+
+    ``rebind``: apply the axis' answer where it lists a code under another body than the file
+    (by default such codes stay where they are; both ways each one is reported).
+
+    Raises :class:`~hub.errors.ConfigurationError` when the file itself does not load, or
+    (a bug) when the result would not."""
+    before, block, after = _split(text)
+    local = Directory.from_toml(before + after, source)
+    first = before.count("\n") + 1
+    last = first + block.count("\n")
+    local_codes = {c for e in local.entries for c in e.codes}
+    # Imported before, in file order; a code the operator has since written in the file's own
+    # part is theirs now (kept there, not here).
+    previous: list[OrgEntry] = [e for e in Directory.from_toml(text, source).entries
+                                if first <= e.line <= last] if block else []
+    kept_codes = [[c for c in e.codes if c not in local_codes] for e in previous]
+    owner = {c: i for i, codes in enumerate(kept_codes) for c in codes}
+
+    listed, local_hits, renamed, skipped = _sort_out(agencies, local)
+    # Which imported entries each listed agency shares a code with, and the other way round.
+    touches = [{owner[c] for c in codes if c in owner} for codes, _ in listed]
+    claimants: dict[int, list[int]] = {}
+    for a, entries in enumerate(touches):
+        for i in entries:
+            claimants.setdefault(i, []).append(a)
+    # An agency is the same body as an entry when they share codes with each other only; any
+    # other sharing gives some code another body.
+    conflict = [len(t) > 1 or any(len(claimants[i]) > 1 for i in t) for t in touches]
+
+    bodies: list[_Body] = []
+    placed: set[int] = set()          # imported entries already written (or given up)
+    added: list[str] = []
+    updated: list[str] = []
+    unlisted: list[str] = []
+    moved: list[tuple[str, str, str]] = []
+    unchanged = 0
+    for a, (codes, agency) in enumerate(listed):
+        if not touches[a]:
+            bodies.append(_Body(list(codes), agency.name, agency.parent, codes[0]))
             added.append(codes[0])
-        elif (tuple(before_entry.codes), before_entry.name, before_entry.parent or "") != (
-                codes, agency.name, agency.parent):
-            updated.append(codes[0])
+            continue
+        if not conflict[a]:
+            (i,) = touches[a]
+            e = previous[i]
+            mine_codes = kept_codes[i]
+            gone = [c for c in mine_codes if c not in codes]
+            body_codes = mine_codes + [c for c in codes if c not in mine_codes]
+            body = _Body(body_codes, agency.name, agency.parent, _uid(e, body_codes))
+            if gone:
+                body.note = f"{NOTE}; no longer listed by the axis: {', '.join(gone)} (kept)"
+                unlisted += gone
+            bodies.append(body)
+            placed.add(i)
+            if (tuple(body.codes), body.name, body.parent) != (e.codes, e.name, e.parent or ""):
+                updated.append(body.codes[0])
+            else:
+                unchanged += 1
+            continue
+        moved += [(c, _label(previous[owner[c]].name, kept_codes[owner[c]]),
+                   _label(agency.name, codes)) for c in codes if c in owner]
+        if rebind:
+            bodies.append(_Body(list(codes), agency.name, agency.parent, codes[0]))
+            continue
+        for i in sorted(touches[a] - placed):  # kept as on file, where the axis' answer was
+            bodies.append(_Body(list(kept_codes[i]), previous[i].name, previous[i].parent or "",
+                                _uid(previous[i], kept_codes[i]),
+                                f"{NOTE}; the axis lists some of these codes under another "
+                                "body (not applied)"))
+            placed.add(i)
+
+    vanished: list[str] = []
+    listed_codes = {c for codes, _ in listed for c in codes}
+    for i, e in enumerate(previous):
+        if i in placed or not kept_codes[i]:
+            continue
+        left = [c for c in kept_codes[i] if c not in listed_codes]
+        if not left:
+            continue  # every code of it went to other bodies (rebind=True)
+        if i in claimants:  # rebind=True: what the moves left of it stays, with its signer
+            unlisted += left
+            note = f"{NOTE}; no longer listed by the axis: {', '.join(left)} (kept)"
         else:
-            unchanged += 1
-    vanished = [code for code, e in previous.items()
-                if not any(c in taken for c in e.codes) and local.find(code) is None]
-    for code in vanished:
-        e = previous[code]
-        imported[code] = (tuple(e.codes), e.name, e.parent or "")
-    known = {c for e in local.entries for c in e.codes} | {
-        c for codes, _, _ in imported.values() for c in codes}
-    body = "\n".join(
-        _render(codes, name, parent if parent in known else None, broker_user)
-        for codes, name, parent in imported.values())
+            vanished.append(e.codes[0])
+            note = f"{NOTE}; no longer listed by the axis (kept)"
+        bodies.append(_Body(left, e.name, e.parent or "", _uid(e, left), note))
+
+    # Who signs for each code imported before, then and now: every difference is reported.
+    signer_before = {c: _uid(previous[i]) for c, i in owner.items()}
+    signer_now = {c: b.uid for b in bodies for c in b.codes}
+    signer_changes = [(c, was, signer_now[c]) for c, was in signer_before.items()
+                      if c in signer_now and signer_now[c] != was]
+
+    known = local_codes | {c for b in bodies for c in b.codes}
+    body_text = "\n".join(_render(b, known, broker_user) for b in bodies)
     head = before.rstrip("\n")
-    new_text = f"{head}\n\n{BEGIN}\n\n{body}{END}\n{after.lstrip(chr(10))}"
+    new_text = f"{head}\n\n{BEGIN}\n\n{body_text}{END}\n{after.lstrip(chr(10))}"
     Directory.from_toml(new_text, source)  # never hand back a directory the hub cannot load
     return new_text, SyncReport(tuple(added), tuple(updated), unchanged, tuple(local_hits),
-                                tuple(renamed), tuple(vanished), tuple(skipped))
+                                tuple(renamed), tuple(vanished), tuple(skipped),
+                                tuple(unlisted), tuple(moved), rebind and bool(moved),
+                                tuple(signer_changes))

@@ -23,6 +23,7 @@ import binascii
 import contextlib
 import hashlib
 import json
+import os
 import re
 import zipfile
 import zlib
@@ -98,13 +99,22 @@ def _encode(table: Table, row: Any) -> dict[str, Any]:
     return out
 
 
+def _private(path: str, flags: int) -> int:
+    fd = os.open(path, flags, 0o600)
+    os.fchmod(fd, 0o600)  # O_CREAT's mode applies to a new file only
+    return fd
+
+
 def backup(ledger: Ledger, path: Path) -> dict[str, int]:
     """Write a consistent backup of ``ledger`` to ``path``; returns row counts per table."""
     counts: dict[str, int] = {}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with ledger.engine.connect() as conn, conn.begin(), zipfile.ZipFile(
-        path, "w", compression=zipfile.ZIP_DEFLATED
-    ) as zf:
+    # Every document's exact bytes: readable by the owner alone whatever the umask (a default
+    # systemd service has 0022). A directory made here is 0700; the file is 0600 before a
+    # byte is written, an older file at the path included.
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with ledger.engine.connect() as conn, conn.begin(), open(
+        path, "wb", opener=_private
+    ) as out, zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         blob_digests: list[str] = []
         for table in _TABLES:
             n = 0
