@@ -69,7 +69,7 @@ from hub.ledger.models import (
     UtcDateTime,
 )
 from hub.ledger.records import REFUSED
-from hub.ledger.store import _WRITE, Ledger, _is_transient, _unavailable
+from hub.ledger.store import Ledger, is_transient, unavailable
 
 FORMAT = "edxml-hub-ledger-backup/1"
 """Schema r0002 added columns and ledger_evidence_blobs; a backup of an r0001 ledger lacks them
@@ -374,22 +374,20 @@ def _restore(zf: zipfile.ZipFile, path: Path, meta: _Meta, blobs: dict[str, str]
     counts: dict[str, int] = {}
     names = set(zf.namelist())
     try:
-        with ledger.engine.connect() as conn:
-            # On SQLite, BEGIN IMMEDIATE: no other writer between the emptiness check and commit.
-            conn.execution_options(**{_WRITE: True})
-            with conn.begin():
-                _check_empty(conn)
-                conn.execute(delete(Head))
-                for table in _TABLES:
-                    counts[table.name] = _load_table(conn, zf, path, names, meta, table)
-                _check_head(conn, path, meta)
-                _check_documents_bytes(conn, path, blobs, ledger.blobs)
-                counts[AdoptionDay.__tablename__] = _rebuild_adoption(conn, path)
-                if ledger.blobs is not None:
-                    _store_blobs(zf, path, blobs, ledger.blobs, written)
+        # No other writer between the emptiness check and the commit.
+        with ledger.writer_connection() as conn, conn.begin():
+            _check_empty(conn)
+            conn.execute(delete(Head))
+            for table in _TABLES:
+                counts[table.name] = _load_table(conn, zf, path, names, meta, table)
+            _check_head(conn, path, meta)
+            _check_documents_bytes(conn, path, blobs, ledger.blobs)
+            counts[AdoptionDay.__tablename__] = _rebuild_adoption(conn, path)
+            if ledger.blobs is not None:
+                _store_blobs(zf, path, blobs, ledger.blobs, written)
     except (exc.DBAPIError, exc.TimeoutError) as error:
-        if _is_transient(error):
-            raise _unavailable(error) from error
+        if is_transient(error):
+            raise unavailable(error) from error
         raise BackupError(f"{path}: the database refused the restore ({_refusal(error)})"
                           ) from None
     return counts
@@ -446,7 +444,7 @@ def _insert(conn: Connection, table: Table, batch: list[tuple[str, dict[str, Any
             conn.execute(insert(table), [row for _, row in batch])
         return
     except exc.StatementError as error:
-        if _is_transient(error):
+        if is_transient(error):
             raise
         refused = error
     with conn.begin_nested():
@@ -454,7 +452,7 @@ def _insert(conn: Connection, table: Table, batch: list[tuple[str, dict[str, Any
             try:
                 conn.execute(insert(table), row)
             except exc.StatementError as error:
-                if _is_transient(error):
+                if is_transient(error):
                     raise
                 raise BackupError(
                     f"{where}: the database refused the row ({_refusal(error)})") from None

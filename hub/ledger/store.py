@@ -93,7 +93,7 @@ REFUSED_BYTES_CAP = 50 * 1024 * 1024
 _STATE_SQLSTATE_CLASSES = frozenset({"08", "25", "40", "42", "53", "55", "57", "58", "XX"})
 
 
-def _is_transient(error: BaseException) -> bool:
+def is_transient(error: BaseException) -> bool:
     """Whether a failed write may succeed later unchanged (LEDGER_UNAVAILABLE)."""
     if isinstance(error, exc.TimeoutError):
         return True  # the connection pool is exhausted
@@ -192,7 +192,8 @@ class _HeadState:
     checkpoint_at: datetime | None
 
 
-def _unavailable(error: BaseException) -> TransientError:
+def unavailable(error: BaseException) -> TransientError:
+    """LEDGER_UNAVAILABLE for a database error :func:`is_transient` judged passing."""
     return TransientError(Reason.LEDGER_UNAVAILABLE, type(error).__name__)
 
 
@@ -324,7 +325,7 @@ class Ledger:
                 upgrade(engine)
         except (exc.OperationalError, exc.InterfaceError) as error:
             engine.dispose()
-            raise _unavailable(error) from error
+            raise unavailable(error) from error
         except LedgerOpenError:
             engine.dispose()
             raise
@@ -382,12 +383,21 @@ class Ledger:
             if self.wal_checkpointer is not None:
                 self.wal_checkpointer.committed()
         except (exc.DBAPIError, exc.TimeoutError) as error:
-            if _is_transient(error):
-                raise _unavailable(error) from error
+            if is_transient(error):
+                raise unavailable(error) from error
             raise
 
     def _locked_head(self, conn: Connection) -> _HeadState:
         return self._sql.locked_head(conn)
+
+    @contextmanager
+    def writer_connection(self) -> Iterator[Connection]:
+        """A connection whose transactions are the writers' (on SQLite ``BEGIN IMMEDIATE``:
+        no other writer between a transaction's first read and its commit), for a caller
+        that writes outside :meth:`write` — a restore."""
+        with self.engine.connect() as conn:
+            conn.execution_options(**{_WRITE: True})
+            yield conn
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
@@ -397,7 +407,7 @@ class Ledger:
             with self.engine.connect() as conn, conn.begin():
                 yield conn
         except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError) as error:
-            raise _unavailable(error) from error
+            raise unavailable(error) from error
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -428,8 +438,8 @@ class Ledger:
         except (TransientError, PermissionError, ReceiptConflict):
             raise
         except Exception as error:
-            if _is_transient(error):
-                raise _unavailable(error) from error
+            if is_transient(error):
+                raise unavailable(error) from error
             raise self._locate(documents, events, error) from error
 
     def _refuse_receipt_conflicts(self, conn: Connection,
@@ -498,8 +508,8 @@ class Ledger:
                             if digest != rows[message_id]["body_digest"]:
                                 conflicts.append(message_id)
         except (exc.DBAPIError, exc.TimeoutError) as error:
-            if _is_transient(error):
-                raise _unavailable(error) from error
+            if is_transient(error):
+                raise unavailable(error) from error
             raise
         return conflicts
 
@@ -514,8 +524,8 @@ class Ledger:
                 with conn.begin():
                     self._sql.delete_outbox(conn, message_ids)
         except (exc.DBAPIError, exc.TimeoutError) as error:
-            if _is_transient(error):
-                raise _unavailable(error) from error
+            if is_transient(error):
+                raise unavailable(error) from error
             raise
 
     def issued(self, abouts: Iterable[str]) -> dict[str, list[IssuedReceipt]]:
@@ -587,14 +597,14 @@ class Ledger:
                         try:
                             attempt()
                         except Exception as row_error:
-                            if _is_transient(row_error):
+                            if is_transient(row_error):
                                 raise
                             bad.append(index)
                         savepoint.rollback()
                     outer.rollback()
         except Exception as probe_error:
-            if _is_transient(probe_error):
-                raise _unavailable(probe_error) from probe_error
+            if is_transient(probe_error):
+                raise unavailable(probe_error) from probe_error
             raise
         rows: tuple[DocumentIn | EventIn, ...] = (
             *(documents[i] for i in bad_docs), *(events[i] for i in bad_events))
@@ -989,7 +999,7 @@ class Ledger:
                     verify_signature=verify_signature, require_signed=require_signed,
                     check_bytes=check_bytes, helpers=helpers)
         except (exc.OperationalError, exc.InterfaceError) as error:
-            raise _unavailable(error) from error
+            raise unavailable(error) from error
 
 
 _EVENT_KINDS: dict[str, str] = {k.value: k.value for k in EventKind}

@@ -93,7 +93,7 @@ from hub.ledger.models import (
     SubscriberObservation,
     SubscriberScan,
 )
-from hub.ledger.store import _WRITE, Ledger, _is_transient, _unavailable
+from hub.ledger.store import Ledger, is_transient, unavailable
 
 # -- vocabulary ---------------------------------------------------------------------------------
 
@@ -622,17 +622,15 @@ def _writing(ledger: Ledger) -> Iterator[Connection]:
     if ledger.read_only:
         raise PermissionError("this ledger was opened read-only")
     try:
-        with ledger.engine.connect() as conn:
-            conn.execution_options(**{_WRITE: True})
-            with conn.begin():
-                stmt = select(SubscriberScan.seq).where(SubscriberScan.id == 1)
-                if conn.dialect.name == "postgresql":
-                    stmt = stmt.with_for_update()
-                conn.execute(stmt)
-                yield conn
+        with ledger.writer_connection() as conn, conn.begin():
+            stmt = select(SubscriberScan.seq).where(SubscriberScan.id == 1)
+            if conn.dialect.name == "postgresql":
+                stmt = stmt.with_for_update()
+            conn.execute(stmt)
+            yield conn
     except (exc.DBAPIError, exc.TimeoutError) as error:
-        if _is_transient(error):
-            raise _unavailable(error) from error
+        if is_transient(error):
+            raise unavailable(error) from error
         raise
 
 
