@@ -11,7 +11,8 @@ The profile (produced by :func:`hub.trust.signing.sign_xml`):
      header and stock tools such as xmlsec1 fill it; the hub's builder puts its placeholder
      there by default);
   2. the **last child of** ``edXMLHeader`` (some tools; the hub's earlier output), an empty
-     ``edXML:DigitalSignature`` possibly before it.
+     ``edXML:DigitalSignature`` possibly before it (only whitespace in it: the slot is opaque to
+     the schema, and a filled one could hide a second, signed ``MessageHeader``).
 
   Nothing but whitespace may follow the signature (or the slot) or share the slot with it; a
   signature in both places is two signatures; no ``ds:Object``. Why neither placement opens a
@@ -33,7 +34,13 @@ The profile (produced by :func:`hub.trust.signing.sign_xml`):
   ``Limits.max_key_info_certificates`` certificates of at most ``Limits.max_certificate_bytes``
   each (SIGNATURE_KEY_INFO_TOO_LARGE); every certificate is read once, whole, inside one guard,
   and a malformed one (DER, extensions, names, key or algorithm cryptography cannot read) is
-  SIGNATURE_CERTIFICATE_MISSING — never an internal error in a later step;
+  SIGNATURE_CERTIFICATE_MISSING — never an internal error in a later step. KeyInfo carries
+  only what signing tools write and the hub can vouch for: ``X509Data`` with the certificates
+  and, filled or left empty, ``X509SubjectName`` / ``X509IssuerSerial`` / ``X509SKI`` naming
+  the signer's certificate, and one ``KeyValue`` that is the signer's RSA key. A
+  ``RetrievalMethod`` (which xmlsec1 dereferences at the recipient), ``KeyName``, ``PGPData``,
+  ``SPKIData``, ``MgmtData``, ``X509CRL``, a foreign element, text, or a name or key of anyone
+  else is SIGNATURE_INVALID;
 - an empty ``ds:Signature`` (the builder's placeholder, never signed) is SIGNATURE_MISSING;
 - the ``ds:Signature`` element is valid against the XMLDSig schema signxml ships (element
   order, no foreign children; so no ``InclusiveNamespaces``), otherwise SIGNATURE_INVALID;
@@ -69,6 +76,7 @@ from __future__ import annotations
 import binascii
 import dataclasses
 import hashlib
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -78,6 +86,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 from lxml import etree
 from signxml import (  # type: ignore[attr-defined]
     DigestAlgorithm,
@@ -122,7 +131,17 @@ _SIGNATURE_VALUE = f"{DS}SignatureValue"
 _KEY_INFO = f"{DS}KeyInfo"
 _X509_DATA = f"{DS}X509Data"
 _X509_CERTIFICATE = f"{DS}X509Certificate"
+_X509_SUBJECT_NAME = f"{DS}X509SubjectName"
+_X509_ISSUER_SERIAL = f"{DS}X509IssuerSerial"
+_X509_ISSUER_NAME = f"{DS}X509IssuerName"
+_X509_SERIAL_NUMBER = f"{DS}X509SerialNumber"
+_X509_SKI = f"{DS}X509SKI"
+_X509_REFERENCES = frozenset({_X509_SUBJECT_NAME, _X509_ISSUER_SERIAL, _X509_SKI})
+"""The X509Data children that name a certificate rather than carry one."""
 _KEY_VALUE = f"{DS}KeyValue"
+_RSA_KEY_VALUE = f"{DS}RSAKeyValue"
+_MODULUS = f"{DS}Modulus"
+_EXPONENT = f"{DS}Exponent"
 _DER_KEY_VALUE = f"{{{DSIG11_NS}}}DEREncodedKeyValue"
 _SLOT = f"{ED}DigitalSignature"
 _HEADER = f"{ED}edXMLHeader"
@@ -256,6 +275,17 @@ def _check_position(signature: etree._Element, root: etree._Element) -> None:
             raise _wrapping("text after edXML:DigitalSignature in edXMLHeader")
     elif last is not signature:
         raise _wrapping("ds:Signature is not the last child of edXMLHeader")
+    else:
+        # At the end of the header the signature may follow only an EMPTY slot (the SDK's): the
+        # slot is opaque to the schema, and a filled one — signed, so it verifies — could hide a
+        # second MessageHeader that the hub never reads and a recipient searching descendants
+        # does (issue 16 review, D4).
+        for unused in header.iterchildren(_SLOT):
+            if _has_element_child(unused) or not _blank(unused.text) or any(
+                not _blank(child.tail) for child in unused
+            ):
+                raise _wrapping("edXML:DigitalSignature before a ds:Signature at the end of "
+                                "edXMLHeader is not empty")
     if not _blank(signature.tail):
         # Text after the signature is no part of EDXML (and signxml cannot re-read a signature
         # serialized with it): refused on both paths.
@@ -337,27 +367,109 @@ def _b64_text(text: str | None) -> str:
     return (text or "").replace("\n", "").replace(" ", "").replace("\t", "").replace("\r", "")
 
 
-def _key_info_texts(
+class _KeyInfo(NamedTuple):
+    """What KeyInfo carries, read by :func:`_read_key_info` (nothing decoded yet)."""
+
+    texts: tuple[str, ...]
+    """The ``X509Certificate`` texts as they are (whitespace included: decoding drops it,
+    :func:`_load_signer`)."""
+    references: tuple[etree._Element, ...]
+    """The filled ``X509SubjectName`` / ``X509IssuerSerial`` / ``X509SKI``: each must name the
+    signer's certificate (:func:`_check_key_info_claims`)."""
+    key_value: etree._Element | None
+    """The one ``KeyValue``, if any: it must be the signer's key."""
+
+
+def _ds_name(tag: str) -> str:
+    """``ds:Local`` for an XMLDSig tag, the Clark name of any other (for refusal texts)."""
+    return f"ds:{tag[len(DS):]}" if tag.startswith(DS) else tag
+
+
+def _key_info_refused(what: str) -> ValidationFailure:
+    return ValidationFailure(
+        Reason.SIGNATURE_INVALID,
+        f"KeyInfo carries {what}: only X509Data (X509Certificate, and X509SubjectName, "
+        "X509IssuerSerial or X509SKI naming the signer's certificate) and a KeyValue holding "
+        "the signer's key are accepted")
+
+
+def _read_key_info(
     signature: etree._Element, limits: Limits,
     kids: dict[Any, list[etree._Element]] | None = None,
-) -> tuple[str, ...]:
-    """The texts of the KeyInfo certificates as they are (whitespace included: decoding drops
-    it, :func:`_load_signer`), bounded before anything is decoded.
+) -> _KeyInfo:
+    """What KeyInfo carries, refused unless it is what real signing tools write, and bounded
+    before anything is decoded.
 
-    KeyInfo is outside what the signature covers (anyone can add to it in transit), and every
-    certificate in it is parsed: so at most ``limits.max_key_info_certificates``, each at most
-    ``limits.max_certificate_bytes`` once its whitespace is dropped
+    KeyInfo is outside what the signature covers (anyone can add to it in transit), and the
+    XMLDSig schema lets it hold almost anything (issue 16 review, D3). A recipient's verifier
+    acts on some of it — xmlsec1 dereferences a ``RetrievalMethod`` (a local file, a URL of
+    the editor's choosing) and then refuses the document — and the rest (``KeyName``,
+    ``PGPData``, foreign elements, text) is a claim about the signer the hub cannot check. So
+    only ``X509Data`` and one ``KeyValue`` are accepted, and in ``X509Data`` only
+    ``X509Certificate`` and the three elements that name a certificate, which
+    :func:`_check_key_info_claims` matches with the signer's once the certificates are read;
+    an empty one (a template node xmlsec1 leaves unfilled beside the certificate) claims
+    nothing. ``X509CRL`` is refused too: the hub judges revocation from its own sources, and a
+    verifier that loads the document's CRL may reach another verdict. Anything else is
+    SIGNATURE_INVALID.
+
+    Every certificate is parsed: so at most ``limits.max_key_info_certificates``, each at most
+    ``limits.max_certificate_bytes`` once its whitespace is dropped, and at most three names
+    per certificate allowed, none longer than a certificate could hold
     (SIGNATURE_KEY_INFO_TOO_LARGE)."""
     key_infos = (signature.iterchildren(_KEY_INFO) if kids is None
                  else kids.get(_KEY_INFO, ()))
-    nodes = [node for key_info in key_infos
-             for data in key_info.iterchildren(_X509_DATA)
-             for node in data.iterchildren(_X509_CERTIFICATE)]
+    nodes: list[etree._Element] = []
+    references: list[etree._Element] = []
+    key_values: list[etree._Element] = []
+    for key_info in key_infos:
+        if not _blank(key_info.text):
+            raise _key_info_refused("text")
+        for child in key_info:
+            tag = child.tag
+            if not _blank(child.tail):
+                raise _key_info_refused("text")
+            if tag == _X509_DATA:
+                for item in child:  # element-only in the schema: its check refuses text
+                    if item.tag == _X509_CERTIFICATE:
+                        nodes.append(item)
+                    elif item.tag in _X509_REFERENCES:
+                        if _has_element_child(item) or not _blank(item.text):
+                            references.append(item)
+                    elif isinstance(item.tag, str):
+                        raise _key_info_refused(f"{_ds_name(item.tag)} in X509Data")
+            elif tag == _KEY_VALUE:
+                key_values.append(child)
+            elif isinstance(tag, str):  # comments and processing instructions are not read
+                raise _key_info_refused(_ds_name(tag))
+    if len(key_values) > 1:
+        raise _key_info_refused(f"{len(key_values)} KeyValue (at most one, the signer's key)")
+    return _KeyInfo(_bounded_texts(nodes, references, limits), tuple(references),
+                    key_values[0] if key_values else None)
+
+
+def _bounded_texts(nodes: list[etree._Element], references: list[etree._Element],
+                   limits: Limits) -> tuple[str, ...]:
+    """The texts of the ``X509Certificate`` ``nodes`` once KeyInfo is within ``limits``
+    (:func:`_read_key_info`)."""
     if len(nodes) > limits.max_key_info_certificates:
         raise ValidationFailure(
             Reason.SIGNATURE_KEY_INFO_TOO_LARGE,
             f"{len(nodes)} X509Certificate in KeyInfo (at most "
             f"{limits.max_key_info_certificates})")
+    if len(references) > 3 * limits.max_key_info_certificates:
+        raise ValidationFailure(
+            Reason.SIGNATURE_KEY_INFO_TOO_LARGE,
+            f"{len(references)} certificate names in KeyInfo/X509Data (at most "
+            f"{3 * limits.max_key_info_certificates})")
+    for reference in references:
+        # A name escaped as xmlsec1 writes it (\XX per byte) takes at most three characters
+        # per byte of the certificate that holds it.
+        if sum(map(len, reference.itertext())) > 3 * limits.max_certificate_bytes:
+            raise ValidationFailure(
+                Reason.SIGNATURE_KEY_INFO_TOO_LARGE,
+                f"{_ds_name(reference.tag)} longer than a certificate of at most "
+                f"{limits.max_certificate_bytes} bytes could hold")
     longest = (limits.max_certificate_bytes + 2) // 3 * 4  # base64 length of the largest DER
     texts = []
     for position, node in enumerate(nodes, start=1):
@@ -373,6 +485,121 @@ def _key_info_texts(
         raise ValidationFailure(
             Reason.SIGNATURE_CERTIFICATE_MISSING, "no X509Certificate in KeyInfo")
     return tuple(texts)
+
+
+_NAME_KEYWORDS = {
+    "E": NameOID.EMAIL_ADDRESS, "emailAddress": NameOID.EMAIL_ADDRESS,
+    "S": NameOID.STATE_OR_PROVINCE_NAME, "T": NameOID.TITLE, "title": NameOID.TITLE,
+    "G": NameOID.GIVEN_NAME, "GN": NameOID.GIVEN_NAME, "SN": NameOID.SURNAME,
+    "SERIALNUMBER": NameOID.SERIAL_NUMBER, "serialNumber": NameOID.SERIAL_NUMBER,
+}
+"""Attribute keywords beyond RFC 4514's that OpenSSL (xmlsec1) and .NET write in names."""
+_DOTNET_SEPARATOR = re.compile(r"(?<!\\)\s*([,+])\s*(?=(?:OID\.)?[A-Za-z0-9.]+=)")
+_DOTNET_OID = re.compile(r"(^|[,+])OID\.(?=[0-9])")
+
+
+def _read_names(text: str) -> list[x509.Name]:
+    """The distinguished names ``text`` can be read as: RFC 4514 / RFC 2253 as xmlsec1
+    (OpenSSL, non-ASCII as ``\\XX`` escapes) and Java write it, or as .NET's
+    ``X500DistinguishedName.Name`` writes it (``", "`` between attributes, ``OID.`` before a
+    dotted type); none when it is no name. A reading names the signer only if it equals the
+    signer's name attribute for attribute (:func:`_names_leaf`), so a looser reading can refuse
+    a sender's text, never accept a claim about another signer."""
+    text = text.strip()
+    names = []
+    for candidate in {text, _DOTNET_OID.sub(r"\1", _DOTNET_SEPARATOR.sub(r"\1", text))}:
+        try:
+            names.append(x509.Name.from_rfc4514_string(candidate, _NAME_KEYWORDS))
+        except ValueError:  # not a name (cryptography raises ValueError for every form)
+            continue
+    return names
+
+
+_SERIAL = re.compile(r"\s*\+?[0-9]{1,200}\s*")
+"""``xs:integer`` text of a certificate serial number (RFC 5280: at most 20 octets)."""
+
+
+def _is_name(text: str, name: x509.Name) -> bool:
+    """Whether ``text`` is ``name``: written exactly as xmlsec1 (OpenSSL) or cryptography write
+    it — which also covers a name cryptography would not build again, such as a common name
+    over RFC 5280's 64 characters — or read as the same name (:func:`_read_names`)."""
+    text = text.strip()
+    plain = name.rfc4514_string()
+    if text == plain or text == "".join(
+        ch if ch < "\x80" else "".join(f"\\{byte:02X}" for byte in ch.encode()) for ch in plain
+    ):
+        return True
+    return name in _read_names(text)
+
+
+def _names_leaf(reference: etree._Element, leaf: x509.Certificate) -> bool:
+    """Whether the X509SubjectName / X509IssuerSerial / X509SKI ``reference`` names ``leaf``
+    exactly: the same subject, the same issuer and serial number, the same subject key
+    identifier."""
+    tag = reference.tag
+    if tag == _X509_SUBJECT_NAME:
+        return not len(reference) and _is_name(reference.text or "", leaf.subject)
+    if tag == _X509_ISSUER_SERIAL:
+        parts = _by_tag(reference)
+        issuer, serial = _one(parts, _X509_ISSUER_NAME), _one(parts, _X509_SERIAL_NUMBER)
+        if issuer is None or serial is None or len(issuer) or len(serial):
+            return False
+        return (_SERIAL.fullmatch(serial.text or "") is not None
+                and int(serial.text or "") == leaf.serial_number
+                and _is_name(issuer.text or "", leaf.issuer))
+    try:  # X509SKI
+        digest = strict_b64decode(_b64_text(reference.text)) if not len(reference) else b""
+        ski = leaf.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    except (binascii.Error, ValueError, x509.ExtensionNotFound):
+        return False
+    return ski.digest == digest
+
+
+def _key_value_number(parent: dict[Any, list[etree._Element]], tag: str, longest: int
+                      ) -> int | None:
+    """The ``CryptoBinary`` integer of ``tag`` in an RSAKeyValue, None if it is not one."""
+    found = _one(parent, tag)
+    if found is None or len(found) or len(found.text or "") > 2 * longest:
+        return None
+    try:
+        value = strict_b64decode(_b64_text(found.text))
+    except (binascii.Error, ValueError):
+        return None
+    return int.from_bytes(value, "big") if value else None
+
+
+def _check_key_info_claims(key_info: _KeyInfo, signer: _Signer, limits: Limits) -> None:
+    """What KeyInfo says besides the certificates (:func:`_read_key_info`) is true of the
+    signer's certificate: each filled X509SubjectName / X509IssuerSerial / X509SKI names it, and
+    the KeyValue is its RSA key, alone (signxml and xmlsec1 write it beside X509Data).
+    Otherwise SIGNATURE_INVALID: a claim about another signer the hub would be vouching for.
+
+    The leaf only, as W3C XMLDSig §4.4.4 says ("MUST refer to the certificate or certificates
+    containing the validation key"), though xmlsec1 given a whole chain writes names for each
+    of its certificates: a verifier looks the named certificates up in its own store, and
+    xmlsec1, finding the issuing CA there by its X509SKI, verifies with the CA's key and refuses
+    the document (``tests/interop/test_xmlsec1_key_info.py``)."""
+    for reference in key_info.references:
+        if not _names_leaf(reference, signer.leaf):
+            raise ValidationFailure(
+                Reason.SIGNATURE_INVALID,
+                f"KeyInfo/X509Data/{_ds_name(reference.tag)} does not name the signer's "
+                "certificate")
+    if key_info.key_value is not None:
+        key_value = key_info.key_value
+        values = [child for child in key_value if isinstance(child.tag, str)]
+        numbers = signer.key.public_numbers() if signer.key is not None else None
+        if numbers is None or len(values) != 1 or values[0].tag != _RSA_KEY_VALUE:
+            raise _key_info_refused("a KeyValue other than an RSAKeyValue")
+        if not _blank(key_value.text) or any(not _blank(child.tail) for child in key_value):
+            raise _key_info_refused("text in KeyValue")  # mixed content in the schema
+        longest = (limits.max_certificate_bytes + 2) // 3 * 4
+        parts = _by_tag(values[0])
+        if (_key_value_number(parts, _MODULUS, longest) != numbers.n
+                or _key_value_number(parts, _EXPONENT, longest) != numbers.e):
+            raise ValidationFailure(
+                Reason.SIGNATURE_INVALID,
+                "KeyInfo/KeyValue is not the public key of the signer's certificate")
 
 
 _CERTIFICATE_ERRORS = (ValueError, TypeError, UnsupportedAlgorithm, x509.DuplicateExtension,
@@ -477,7 +704,7 @@ class _Signer:
 
 
 def _load_signer(texts: tuple[str, ...]) -> _Signer:
-    """The certificates of the KeyInfo texts (as :func:`_key_info_texts` returns them)."""
+    """The certificates of the KeyInfo texts (as :func:`_read_key_info` reads them)."""
     decoded = [_b64_text(text) for text in texts]
     certs = [_read_certificate(text, n) for n, text in enumerate(decoded, start=1)]
     leaf = _pick_leaf(certs)
@@ -551,8 +778,8 @@ def _cache_key(texts: tuple[str, ...]) -> bytes:
 
 def _signxml_only(profile: _Profile) -> bool:
     """Shapes the direct verifier leaves to signxml: legacy SHA-1, and a KeyInfo that also
-    carries a ``KeyValue`` / ``DEREncodedKeyValue`` (signxml matches those against the
-    certificate; never produced by the hub or xmlsec1 with the hub's template)."""
+    carries a ``KeyValue`` (the hub has matched it with the leaf's key already, and signxml
+    matches it again; ``DEREncodedKeyValue`` was refused by :func:`_read_key_info`)."""
     if not _fastdsig.handles(profile.method, profile.digest):
         return True
     key_info = _one(profile.kids, _KEY_INFO)
@@ -594,7 +821,9 @@ def check_xml_signature(
     method, digest = profile.method, profile.digest
     signature_value = _strict_b64(_one(profile.kids, _SIGNATURE_VALUE), "SignatureValue")
     digest_value = _strict_b64(profile.digest_value(signature), "DigestValue")
-    texts = _key_info_texts(signature, limits or _DEFAULT_LIMITS, profile.kids)
+    limits = limits or _DEFAULT_LIMITS
+    key_info = _read_key_info(signature, limits, profile.kids)
+    texts = key_info.texts
     cache_key = _cache_key(texts)
     cached = SIGNER_CACHE.get(cache_key)
     found = cached if cached is not None else _load_signer(texts)
@@ -606,6 +835,8 @@ def check_xml_signature(
     if key.key_size < policy.min_rsa_bits:
         raise ValidationFailure(
             Reason.SIGNATURE_KEY_TOO_WEAK, f"RSA-{key.key_size} < {policy.min_rsa_bits}")
+    if key_info.references or key_info.key_value is not None:
+        _check_key_info_claims(key_info, found, limits)
 
     _check_schema(signature)
 
