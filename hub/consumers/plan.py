@@ -191,7 +191,8 @@ class PipelineConfig:
     province: str
     check_user_id: bool = True
     trusted_publishers: frozenset[str] = frozenset()
-    """Broker users allowed to publish for any organization (the hub itself, the gateway)."""
+    """Broker users allowed to publish for any organization (the hub itself, an operator's
+    replay) — never the national-axis connector's, which speaks for no local body."""
     hub_user: str | None = None
     """The hub's own broker login: retries and replays are republished under it, carrying the
     original publisher in ``x-hub-original-user`` (only trusted logins may speak for others)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,9 @@ from hub.config import load_settings
 
 EXIT_OK = 0
 """Done."""
+EXIT_HELD = 1
+"""Written, but the axis gives codes to other bodies and they were not moved (review them, then
+``--rebind``)."""
 EXIT_USAGE = 2
 """The directory file cannot be read (missing, not UTF-8) or the output path written."""
 EXIT_UNAVAILABLE = 4
@@ -80,7 +84,7 @@ def _sync(args: argparse.Namespace) -> int:
     finally:
         client.close()
     new_text, report = sync_directory(text, agencies, broker_user=settings.axis.broker_user,
-                                      source=str(source))
+                                      source=str(source), rebind=args.rebind)
     output: Path = args.output
     try:
         output.write_text(new_text, encoding="utf-8")
@@ -93,6 +97,12 @@ def _sync(args: argparse.Namespace) -> int:
         print(f"wrote {output} from {source} and {len(agencies)} agencies of the axis")
         for line in report.lines():
             print(line)
+    if report.moved and not report.moves_applied:
+        # Another certificate would sign for these codes: a person decides, not a nightly job.
+        print(f"hub: {len(report.moved)} code(s) the axis gives to another body were not moved;"
+              " review them, then run again with --rebind (or write the entries in the"
+              " directory's own part)", file=sys.stderr)
+        return EXIT_HELD
     return EXIT_OK
 
 
@@ -107,4 +117,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("output", type=Path,
                    help="the directory TOML to write (the configured one plus the axis' bodies)")
     p.add_argument("--json", action="store_true", help="print the diff report as JSON")
+    p.add_argument("--rebind", action="store_true",
+                   help="apply the axis' answer where it gives a code to another body (each"
+                        " move and each signer change is still reported); without it such"
+                        " codes stay where they are and the command exits 1")
     p.set_defaults(func=_sync)
