@@ -19,6 +19,14 @@ Where the legally binding signatures are (Circular 41/2017/TT-BTTTT Art. 6; Decr
   after an earlier signature (the competent person's), what issuing needs — the clerk filling
   in the number and date — with the fields changed recorded in the evidence
   (``changed_before_seal``);
+- a PAdES document timestamp (``/DocTimeStamp``, B-LTA: what archiving adds after the last
+  signature) is no one's signature — neither the seal nor a signature after it — and is
+  checked on its own (:func:`check_timestamp`): intact, nothing changed after it beyond the
+  same policy, its TSA on a path to the configured roots (PDF_SIGNER_UNTRUSTED otherwise);
+- a signature whose ``/SubFilter`` pyHanko does not validate (``adbe.x509.rsa_sha1``,
+  ``adbe.pkcs7.sha1``), which pyHanko would silently leave out, is PDF_SIGNATURE_INVALID;
+  one made with an algorithm pyHanko's policy refuses (SHA-1, MD5, a short key) is
+  PDF_SIGNER_UNTRUSTED with the algorithm named in the detail;
 - with ``policy.require_pdf_signatures`` (default on) the **main document** — the first PDF in
   the manifest — must carry a valid signature of a *person* signer and one of the
   *organization* signer of the sending body, as the directory lists them
@@ -26,7 +34,15 @@ Where the legally binding signatures are (Circular 41/2017/TT-BTTTT Art. 6; Decr
 - an envelope whose manifest has no PDF passes this check: the requirement applies to the main
   document when it is a PDF (other formats are not signed in place). A PDF that cannot be read
   is PDF_MALFORMED when the policy is on; with the policy off it is skipped (the hub is no PDF
-  linter) — unless it is needed for a signature check, which it then is not.
+  linter) — unless it is needed for a signature check, which it then is not. An encrypted PDF
+  anyone can open (empty user password: an owner password only restricts viewers) is read,
+  decrypted, like any other;
+- what a PDF may cost is bounded before pyHanko reads an object (:func:`_check_cross_references`,
+  pyHanko's own xref reader with the bounds checked on what it parsed): at most
+  :data:`MAX_PDF_REVISIONS` revisions (the difference analysis grows with their square), no
+  xref stream declaring entries that its data or the file cannot hold (pyHanko's lenient
+  reader would make each up: 241 bytes, 1.5 GB), no xref table read twice. Out of bounds is
+  PDF_MALFORMED whatever the policy: such a file is not skipped.
 
 How a signature is checked (:func:`_check_signature`): pyHanko's lower-level API decides
 integrity — the same calls :func:`pyhanko.sign.validation.validate_pdf_signature` makes
@@ -55,10 +71,12 @@ input; anything unusual is handed back to pyHanko's own). It is the one change m
 itself, process-wide: installed explicitly at start-up by :func:`install_hex_reader`, on the
 pinned pyHanko release only (:data:`HEX_READER_PYHANKO`).
 
-Errors: what pyHanko and asn1crypto raise on malformed input is a verdict on the document
-(PDF_SIGNATURE_INVALID; a file nested too deeply for the reader, or unreadable, PDF_MALFORMED;
-a certificate that cannot be read, PDF_SIGNER_UNTRUSTED). Anything else is the hub's own
-problem and propagates (INTERNAL_ERROR, retried), never a permanent refusal.
+Errors: what pyHanko, pyhanko-certvalidator and asn1crypto raise on malformed input — their
+failed ``assert`` statements and cryptography's UnsupportedAlgorithm included
+(:func:`_is_input_error`) — is a verdict on the document (PDF_SIGNATURE_INVALID; a file nested
+too deeply for the reader, or unreadable, PDF_MALFORMED; a certificate that cannot be read,
+PDF_SIGNER_UNTRUSTED). Anything else (MemoryError, RuntimeError, an assert of the hub's own)
+is the hub's own problem and propagates (INTERNAL_ERROR, retried), never a permanent refusal.
 
 pyHanko's synchronous API calls ``asyncio.run()``: never call these functions from inside a
 running event loop (the hub's consumers are threads, not coroutines); doing so is such an
@@ -78,6 +96,7 @@ from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from hub.edxml.model import Attachment, Envelope
@@ -105,11 +124,31 @@ _LEVELS = {PdfChange.NONE: "NONE", PdfChange.REVOCATION_DATA: "LTA_UPDATES",
            PdfChange.FORM_FILLING: "FORM_FILLING", PdfChange.ANNOTATIONS: "ANNOTATIONS"}
 _INPUT_ERRORS: tuple[type[Exception], ...] = (
     ValueError, KeyError, TypeError, IndexError, AttributeError, NotImplementedError,
-    OverflowError, zlib.error)
-"""What pyHanko and asn1crypto raise on malformed input, besides pyHanko's ``PdfError``
-(:func:`_input_errors`): a signature they cannot read is PDF_SIGNATURE_INVALID. Anything else
-(RuntimeError from a running event loop, MemoryError ...) is the hub's problem: it propagates
-and becomes INTERNAL_ERROR, retried — never a permanent verdict on the document."""
+    ArithmeticError, UnsupportedAlgorithm, zlib.error)
+"""What pyHanko, pyhanko-certvalidator and asn1crypto raise on malformed input, besides
+pyHanko's ``PdfError`` (:func:`_input_errors`) and their failed ``assert`` statements
+(:func:`_is_input_error`): a signature they cannot read is PDF_SIGNATURE_INVALID, a file they
+cannot read PDF_MALFORMED. That includes cryptography's UnsupportedAlgorithm (a signer key of
+an algorithm it does not know) and arithmetic on absurd numbers. Anything else (RuntimeError
+from a running event loop, MemoryError ...) is the hub's problem: it propagates and becomes
+INTERNAL_ERROR, retried — never a permanent verdict on the document."""
+MAX_PDF_REVISIONS = 64
+"""Revisions (cross-reference sections) a PDF may have. Signing workflows add a handful — the
+person's signature, the clerk's filling, the seal, revocation data, document timestamps — while
+the cost of pyHanko's difference analysis grows with the square of the count (1,600 empty
+updates, 0.3 MB: 9 s). A PDF with more is PDF_MALFORMED, found before pyHanko reads any
+object."""
+XREF_BYTES_PER_ENTRY = 8
+"""The fewest bytes of the file that one cross-reference entry can stand for. An xref stream
+may declare entries (``/Index``, ``/Size``) that its data does not hold: pyHanko's lenient
+reader then makes each up — a 241-byte file declaring 2,000,000,000 of them ended in
+MemoryError. Every object of a real PDF takes far more than 8 bytes, even compressed in an
+object stream; a PDF whose xref streams declare more entries than its size allows, or more than
+their decoded data holds, is PDF_MALFORMED."""
+_XREF_ENTRIES_FLOOR = 1024
+"""Entries any PDF may declare, however small (a few thousand cost nothing)."""
+_XREF_SHORTFALL = 64
+"""Entries an xref stream's data may lack (a writer off by a few, which pyHanko tolerates)."""
 
 
 class SignerDirectory(Protocol):
@@ -165,6 +204,25 @@ def _input_errors() -> tuple[type[Exception], ...]:
     from pyhanko.pdf_utils.misc import PdfError
 
     return (PdfError, *_INPUT_ERRORS)
+
+
+_LIBRARIES = frozenset({"pyhanko", "pyhanko_certvalidator", "asn1crypto"})
+"""Whose ``assert`` statements check input (:func:`_is_input_error`)."""
+
+
+def _is_input_error(exc: Exception) -> bool:
+    """Whether ``exc`` is what pyHanko, its certificate validator or asn1crypto raise on
+    malformed input (:data:`_INPUT_ERRORS`): a verdict on the document. An AssertionError is,
+    when one of their own ``assert`` statements failed (a SignerInfo naming ECDSA or Ed25519
+    over an RSA key, xref subsections out of order); anywhere else — the hub's code, a test's
+    stand-in — it is a bug, and propagates (INTERNAL_ERROR)."""
+    if isinstance(exc, AssertionError):
+        frames = exc.__traceback__
+        while frames is not None and frames.tb_next is not None:
+            frames = frames.tb_next
+        module = "" if frames is None else str(frames.tb_frame.f_globals.get("__name__", ""))
+        return module.partition(".")[0] in _LIBRARIES
+    return isinstance(exc, _input_errors())
 
 
 def _level(change: PdfChange) -> Any:
@@ -317,7 +375,9 @@ def check_signature_reference(
     except RecursionError:
         raise ValidationFailure(
             Reason.PDF_MALFORMED, f"{name} field {field}: nested too deeply") from None
-    except _input_errors() as exc:  # pyHanko raises many types for broken CMS: "invalid"
+    except Exception as exc:  # pyHanko raises many types for broken CMS: "invalid"
+        if not _is_input_error(exc):
+            raise
         raise ValidationFailure(
             Reason.PDF_SIGNATURE_INVALID, f"{name} field {field}: {type(exc).__name__}") from None
     _refuse_unsound(status, name, field, allowed)
@@ -329,10 +389,27 @@ def check_signature_reference(
         # pyHanko's own verdict below would only repeat the missing revocation data.
         return _Checked(cert, pending, changed, status.modification_level)
     if not status.trusted:
-        raise ValidationFailure(
-            Reason.PDF_SIGNER_UNTRUSTED, f"{name} field {field}: not trusted by pyHanko",
-            evidence={"pdf_signer": fingerprint(cert)})
+        try:
+            problem = _algorithm_problem(embedded.signer_info, status.signing_cert, at,
+                                         remember=False)  # its text only: pyHanko dropped it
+        except Exception as exc:  # pyHanko read the same values without failing
+            if not _is_input_error(exc):
+                raise
+            problem = type(exc).__name__
+        raise _untrusted(name, field, cert, problem, status.trust_problem_indic)
     return _Checked(cert, None, changed, status.modification_level)
+
+
+def _untrusted(
+    name: str, field: str, cert: x509.Certificate, algorithm_problem: str | None, problem: Any,
+) -> ValidationFailure:
+    """PDF_SIGNER_UNTRUSTED for a signer pyHanko does not trust although the hub's own rules
+    do: an algorithm its policy refuses (SHA-1, MD5, a short key — the certificate may well be
+    trusted, the signature made with it is not), else what its path validation found."""
+    detail = (f"algorithm refused: {algorithm_problem}" if algorithm_problem is not None
+              else f"not trusted by pyHanko ({problem})")
+    return ValidationFailure(Reason.PDF_SIGNER_UNTRUSTED, f"{name} field {field}: {detail}",
+                             evidence={"pdf_signer": fingerprint(cert)})
 
 
 def _needs_reference(embedded: Any) -> bool:
@@ -382,6 +459,36 @@ def _algorithm_key(signature_algorithm: bytes, digest_algorithm: bytes, public_k
     return digest.hexdigest()
 
 
+def _algorithm_problem(
+    signer_info: Any, cert: Any, at: datetime, *, remember: bool = True,
+) -> str | None:
+    """Why pyHanko's algorithm policy refuses the signature of ``signer_info`` under ``cert``
+    (its failure message), or None: the exact rule validate_pdf_signature applies, under the
+    certificate validator's default policy (as ValidationContext() carries it). That policy
+    ignores the time, so its verdict is a function of the three DER values it reads: remembered
+    by them (0.4 ms a signature of asn1crypto objects, every PDF signed the same way giving the
+    same answer). ``remember=False``: neither read nor written there (the reference's)."""
+    from pyhanko.sign.validation import errors, generic_cms
+    from pyhanko.sign.validation.utils import CMSAlgorithmUsagePolicy
+    from pyhanko_certvalidator.policy_decl import DisallowWeakAlgorithmsPolicy
+
+    verdict_key = _algorithm_key(signer_info["signature_algorithm"].dump(),
+                                 signer_info["digest_algorithm"].dump(), cert.public_key.dump())
+    remembered = _ALGORITHM_VERDICTS.verdict(verdict_key) if remember else None
+    if remembered is not None:
+        return remembered[0]
+    problem = None
+    try:
+        weak = DisallowWeakAlgorithmsPolicy()  # type: ignore[no-untyped-call]
+        generic_cms._enforce_algorithm_usage(
+            signer_info, cert, CMSAlgorithmUsagePolicy.lift_policy(weak), time_indic=at)
+    except errors.DisallowedAlgorithmError as exc:
+        problem = exc.failure_message
+    if remember:
+        _ALGORITHM_VERDICTS.put(verdict_key, problem)
+    return problem
+
+
 def _integrity(embedded: Any, at: datetime, certs_of: Callable[[Any], Any]) -> _Integrity:
     """pyHanko's validate_pdf_signature up to (not including) path building, step by step:
     ``async_validate_pdf_signature`` and ``cms_basic_validation`` in pyhanko/sign/validation.
@@ -392,8 +499,6 @@ def _integrity(embedded: Any, at: datetime, certs_of: Callable[[Any], Any]) -> _
     from pyhanko.sign.fields import SigSeedSubFilter
     from pyhanko.sign.general import CMSStructuralError, extract_signer_info
     from pyhanko.sign.validation import SignatureCoverageLevel, errors, generic_cms
-    from pyhanko.sign.validation.utils import CMSAlgorithmUsagePolicy
-    from pyhanko_certvalidator.policy_decl import DisallowWeakAlgorithmsPolicy
 
     if embedded.sig_object_type != "/Sig":
         raise errors.SignatureValidationError("Signature object type must be /Sig")
@@ -413,24 +518,7 @@ def _integrity(embedded: Any, at: datetime, certs_of: Callable[[Any], Any]) -> _
     cert = certs.signer_cert
     if signed_data["encap_content_info"]["content"] is not core.VOID:
         raise errors.SignatureValidationError("detached signatures have no encapsulated data")
-    # The exact rule validate_pdf_signature applies, under the certificate validator's default
-    # policy (as ValidationContext() carries it). That policy ignores the time, so its verdict
-    # is a function of the three DER values it reads: remembered by them (0.4 ms a signature
-    # of asn1crypto objects, every PDF signed the same way giving the same answer).
-    verdict_key = _algorithm_key(signer_info["signature_algorithm"].dump(),
-                                 signer_info["digest_algorithm"].dump(), cert.public_key.dump())
-    remembered = _ALGORITHM_VERDICTS.verdict(verdict_key)
-    if remembered is not None:
-        (problem,) = remembered
-    else:
-        problem = None
-        try:
-            weak = DisallowWeakAlgorithmsPolicy()  # type: ignore[no-untyped-call]
-            generic_cms._enforce_algorithm_usage(
-                signer_info, cert, CMSAlgorithmUsagePolicy.lift_policy(weak), time_indic=at)
-        except errors.DisallowedAlgorithmError as exc:
-            problem = exc.failure_message
-        _ALGORITHM_VERDICTS.put(verdict_key, problem)
+    problem = _algorithm_problem(signer_info, cert, at)
     try:
         intact, valid = _pdfcms.validate_sig_integrity(
             signer_info, cert,
@@ -525,7 +613,9 @@ def _check_signature(
     except RecursionError:
         raise ValidationFailure(
             Reason.PDF_MALFORMED, f"{name} field {field}: nested too deeply") from None
-    except _input_errors() as exc:  # pyHanko raises many types for broken CMS: "invalid"
+    except Exception as exc:  # pyHanko raises many types for broken CMS: "invalid"
+        if not _is_input_error(exc):
+            raise
         raise ValidationFailure(
             Reason.PDF_SIGNATURE_INVALID, f"{name} field {field}: {type(exc).__name__}") from None
     _refuse_unsound(facts, name, field, allowed)
@@ -535,18 +625,21 @@ def _check_signature(
         facts.certs.other_certs, cert, name, field, policy, revocation, at)
     if path is None:
         return _Checked(cert, pending, facts.changed, facts.modification_level)
-    problem = facts.algorithm_problem
-    if problem is None:
-        try:
-            problem = _pyhanko_path_check(path, signer, policy, at)
-        except _input_errors() as exc:  # as in the reference, where pyHanko raised it earlier
-            raise ValidationFailure(
-                Reason.PDF_SIGNATURE_INVALID,
-                f"{name} field {field}: {type(exc).__name__}") from None
-    if problem is not None:
+    if facts.algorithm_problem is not None:
+        raise _untrusted(name, field, cert, facts.algorithm_problem, None)
+    try:
+        problem = _pyhanko_path_check(path, signer, policy, at)
+    except RecursionError:
         raise ValidationFailure(
-            Reason.PDF_SIGNER_UNTRUSTED, f"{name} field {field}: not trusted by pyHanko",
-            evidence={"pdf_signer": fingerprint(cert)})
+            Reason.PDF_MALFORMED, f"{name} field {field}: nested too deeply") from None
+    except Exception as exc:  # as in the reference, where pyHanko raised it earlier
+        if not _is_input_error(exc):
+            raise
+        raise ValidationFailure(
+            Reason.PDF_SIGNATURE_INVALID,
+            f"{name} field {field}: {type(exc).__name__}") from None
+    if problem is not None:
+        raise _untrusted(name, field, cert, None, problem)
     return _Checked(cert, None, facts.changed, facts.modification_level)
 
 
@@ -630,24 +723,192 @@ def _seed_digests(data: bytes, signatures: Sequence[Any]) -> None:
     (:func:`~hub.validators._pdfcms.byte_range_digests`), in the cache pyHanko's
     ``compute_digest`` reads first (``external_digests``, per signature object): pyHanko then
     uses the same digest it would have computed. A range it must judge itself is left to it."""
-    for signature, digest in zip(signatures, _pdfcms.byte_range_digests(data, signatures),
-                                 strict=True):
-        if digest is not None:
-            signature.external_digests[signature.external_md_algorithm] = digest
+    try:
+        digests = _pdfcms.byte_range_digests(data, signatures)
+        for signature, digest in zip(signatures, digests, strict=True):
+            if digest is not None:
+                signature.external_digests[signature.external_md_algorithm] = digest
+    except Exception as exc:
+        if not _is_input_error(exc):
+            raise
+        return  # a CMS pyHanko cannot read: its check says so, where it reads it
+
+
+def _malformed(name: str, detail: str) -> ValidationFailure:
+    return ValidationFailure(Reason.PDF_MALFORMED, f"{name}: {detail}")
+
+
+def _xref_stream_entries(xref: Any) -> tuple[int, int]:
+    """(entries, bytes of decoded data per entry) that pyHanko's ``parse_xref_stream`` reads
+    from the cross-reference stream ``xref``: each ``/Index`` count (``[0 /Size]`` without it),
+    and the positive ``/W`` widths, as pyHanko reads them. A value that is no integer makes
+    pyHanko's parse fail before it reads the entries it governs; counting it would only
+    overcount, so it is not."""
+    pairs = xref.get("/Index", None)
+    if pairs is None:
+        pairs = [0, xref.get("/Size")]
+    widths = xref.get("/W")
+    if not isinstance(pairs, list) or not isinstance(widths, list):
+        return 0, 0  # pyHanko's parse fails before its first entry
+    values = list(pairs)  # unresolved, as pyHanko iterates them
+    counts = values[1:len(values) - len(values) % 2:2]
+    entries = sum(c for c in counts if isinstance(c, int) and c > 0)
+    return entries, sum(w for w in list(widths)[:3] if isinstance(w, int) and w > 0)
+
+
+@functools.cache
+def _bounded_xref_builder() -> type[Any]:
+    """pyHanko's own cross-reference reader (``XRefBuilder``, lenient as the hub reads PDFs),
+    with the hub's bounds checked on what it parsed — names decoded, the same sections in the
+    same order — before it turns a section into entries. Used on its own, before the real
+    reader: nothing in pyHanko is changed."""
+    from pyhanko.pdf_utils.decode_limits import DecodePurpose
+    from pyhanko.pdf_utils.xref import XRefBuilder
+
+    class BoundedXRefBuilder(XRefBuilder):
+        def __init__(self, handler: Any, stream: Any, last_startxref: int, name: str,
+                     size: int) -> None:
+            super().__init__(handler, stream, strict=False, last_startxref=last_startxref)
+            self.name, self.size = name, size
+            self.entries = 0
+            """Entries declared by the xref streams read so far."""
+            self.table_bytes = 0
+            """Bytes of the xref tables read so far."""
+
+        def _counted(self) -> None:
+            if len(self.sections) > MAX_PDF_REVISIONS:
+                raise _malformed(self.name, f"more than {MAX_PDF_REVISIONS} revisions "
+                                            "(incremental updates)")
+
+        def _read_xref_table(self, declared_startxref: int) -> Any:
+            found = super()._read_xref_table(declared_startxref)
+            meta = self.sections[-1].meta_info
+            # Each table is read line by line up to its trailer: tables that share their
+            # lines (nested /Prev chains) would make the reading quadratic.
+            self.table_bytes += max(0, meta.end_location - meta.start_location)
+            if self.table_bytes > self.size:
+                raise _malformed(self.name, "cross-reference tables overlap")
+            self._counted()
+            return found
+
+        def _read_xref_stream(self, declared_startxref: int) -> Any:
+            found = super()._read_xref_stream(declared_startxref)
+            self._counted()
+            return found
+
+        def _read_xref_stream_object(self) -> tuple[Any, Any]:
+            """Every xref stream, a hybrid file's ``/XRefStm`` included."""
+            ref, xref = super()._read_xref_stream_object()  # type: ignore[no-untyped-call]
+            entries, width = _xref_stream_entries(xref)
+            self.entries += entries
+            bound = max(_XREF_ENTRIES_FLOOR, self.size // XREF_BYTES_PER_ENTRY)
+            if self.entries > bound:
+                raise _malformed(
+                    self.name, f"cross-reference streams declare {self.entries} entries; "
+                               f"a file of {self.size} bytes holds at most {bound}")
+            if entries > _XREF_SHORTFALL:
+                held = 0
+                if width:
+                    held = len(xref.read_data(DecodePurpose.XREF_STREAM,
+                                              expected_size=entries * (width + 1))) // width
+                if entries - held > _XREF_SHORTFALL:
+                    raise _malformed(
+                        self.name, f"a cross-reference stream declares {entries} entries; "
+                                   f"its data holds {held}")
+            return ref, xref
+
+    return BoundedXRefBuilder
+
+
+def _check_cross_references(data: bytes, name: str) -> bool:
+    """Read the file's cross-reference sections as pyHanko's reader will, refusing what is out
+    of proportion (PDF_MALFORMED, whatever ``require_pdf_signatures`` says: such a file is not
+    skipped as unreadable): more than :data:`MAX_PDF_REVISIONS` sections, xref streams declaring
+    more entries than the file or their data hold (:data:`XREF_BYTES_PER_ENTRY`), xref tables
+    read twice. False when pyHanko could not read them at all (its reader will say so too)."""
+    from pyhanko.pdf_utils.reader import process_data_at_eof
+    from pyhanko.pdf_utils.rw_common import PdfHandler
+
+    stream = io.BytesIO(data)
+    try:
+        stream.seek(-1, io.SEEK_END)  # where pyHanko's reader starts looking for %%EOF
+        builder = _bounded_xref_builder()(
+            PdfHandler(), stream, process_data_at_eof(stream), name, len(data))
+        builder.read_xrefs()
+    except RecursionError:
+        return False
+    except Exception as exc:
+        if not _is_input_error(exc):
+            raise
+        return False
+    return True
+
+
+def _opened(reader: Any) -> bool:
+    """Whether ``reader``'s file is readable: not encrypted, or encrypted with an empty user
+    password (anyone may open it: an owner password only restricts what viewers allow), which
+    then decrypts it. Other encryption (a user password, certificates) cannot be read.
+
+    A PDF 2.0 file's MAC (ISO/TS 32004) is checked once the password is accepted; pyHanko then
+    reports a mismatch as a failure, but the file is decrypted all the same: it was changed
+    after it was last written, and its signatures say what changed (not "unreadable", which
+    ``require_pdf_signatures=false`` would skip)."""
+    from pyhanko.pdf_utils.crypt.api import AuthStatus, PdfMacStatus
+
+    if not reader.encrypted:
+        return True
+    result = reader.decrypt(b"")
+    return result.status is not AuthStatus.FAILED or result.mac_status is PdfMacStatus.FAILED
+
+
+def _unsupported_signatures(reader: Any, embedded: Sequence[Any]) -> list[str]:
+    """The filled signature fields pyHanko left out of ``embedded_signatures`` — it drops, with
+    a log line only, signatures whose /SubFilter it does not support (``adbe.x509.rsa_sha1``,
+    ``adbe.pkcs7.sha1``: ISO 32000-1 §12.8.3, SHA-1 based) — each as "field (SubFilter)"."""
+    from collections import Counter
+
+    from pyhanko.sign.fields import enumerate_sig_fields
+
+    filled = list(enumerate_sig_fields(reader, filled_status=True))
+    left = Counter(s.field_name for s in embedded)
+    missing = []
+    for field, value, _ in filled:
+        if left[field] > 0:
+            left[field] -= 1
+            continue
+        sub_filter = value.get_object().get("/SubFilter", None)
+        missing.append(f"{field or '?'} ({sub_filter})")
+    return missing
 
 
 def _signatures(data: bytes, name: str) -> Sequence[Any] | None:
-    """The embedded signatures in the order they were made (by signed revision), or None when
-    the file cannot be read as a PDF (deep nesting included: pyHanko's reader recurses)."""
+    """The embedded signatures and document timestamps in the order they were made (by signed
+    revision), or None when the file cannot be read as a PDF (deep nesting included: pyHanko's
+    reader recurses; encrypted other than with an empty user password). Raises PDF_MALFORMED
+    for a file out of proportion (:func:`_check_cross_references`), and PDF_SIGNATURE_INVALID
+    for a signature pyHanko cannot validate (:func:`_unsupported_signatures`): it would
+    otherwise go unchecked."""
     from pyhanko.pdf_utils.reader import PdfFileReader
 
+    if not _check_cross_references(data, name):
+        return None
     try:
         reader = PdfFileReader(io.BytesIO(data), strict=False)
-        return sorted(reader.embedded_signatures, key=lambda s: s.signed_revision)
+        if not _opened(reader):
+            return None
+        embedded = sorted(reader.embedded_signatures, key=lambda s: s.signed_revision)
+        unsupported = _unsupported_signatures(reader, embedded)
     except RecursionError:
         return None
-    except _input_errors():
+    except Exception as exc:
+        if not _is_input_error(exc):
+            raise
         return None
+    if unsupported:
+        raise ValidationFailure(
+            Reason.PDF_SIGNATURE_INVALID,
+            f"{name}: unsupported signature format, field {', '.join(unsupported)}")
+    return embedded
 
 
 def _pyhanko_signer(signature: Any) -> Any:
@@ -685,7 +946,9 @@ def _role(
         read_certificate(cert)
     except (RecursionError, ValidationFailure):
         return None
-    except _input_errors():
+    except Exception as exc:
+        if not _is_input_error(exc):
+            raise
         return None
     signer = directory.signer_for(sender, cert, at)
     return None if signer is None else str(signer.role)
@@ -703,7 +966,9 @@ def _seal_revision(
 
 PRELOADED = (
     "asn1crypto.core", "asn1crypto.tsp", "asn1crypto.x509",
+    "pyhanko.pdf_utils.crypt.api", "pyhanko.pdf_utils.decode_limits",
     "pyhanko.pdf_utils.generic", "pyhanko.pdf_utils.misc", "pyhanko.pdf_utils.reader",
+    "pyhanko.pdf_utils.rw_common", "pyhanko.pdf_utils.xref",
     "pyhanko.sign.ades.report", "pyhanko.sign.diff_analysis", "pyhanko.sign.fields",
     "pyhanko.sign.general", "pyhanko.sign.validation", "pyhanko.sign.validation.errors",
     "pyhanko.sign.validation.generic_cms", "pyhanko.sign.validation.pdf_embedded",
@@ -749,8 +1014,9 @@ def check_pdf_attachments(
     ``require_signatures`` overrides ``policy.require_pdf_signatures`` (the national-axis
     interop policy always requires them). The evidence names the main document and the
     fingerprints of the person and organization signers found on it (``main_person``,
-    ``main_organization``), and what changed between a signature and the seal
-    (``changed_before_seal``). ``reference=True`` checks every signature with
+    ``main_organization``), the count of its signatures (``main_signatures``) and document
+    timestamps (``main_timestamps``, when it has any), and what changed between a signature
+    and the seal (``changed_before_seal``). ``reference=True`` checks every signature with
     :func:`check_signature_reference` instead: the same verdict, several times slower.
 
     What may change after each signature is ``policy.pdf_changes``
@@ -796,6 +1062,61 @@ def _certificate_names(prefix: str, cert: x509.Certificate) -> dict[str, str]:
     if facts.uid:
         names[f"{prefix}_uid"] = facts.uid
     return names
+
+
+DOC_TIMESTAMP = "/DocTimeStamp"
+"""The signature object type of a PAdES document timestamp (ETSI EN 319 142-1 §5.4; B-LTA)."""
+
+
+def _is_timestamp(embedded: Any) -> bool:
+    return bool(embedded.sig_object_type == DOC_TIMESTAMP)
+
+
+def check_timestamp(
+    embedded: Any, name: str, policy: TrustPolicy, at: datetime, allowed: PdfChange,
+) -> None:
+    """A document timestamp (PAdES B-LTA, what long-term archiving adds after the last
+    signature): intact and valid — pyHanko's ``validate_pdf_timestamp``: the RFC 3161 token's
+    imprint over the ``/ByteRange``, its CMS signature —, nothing changed after it beyond
+    ``allowed``, and its TSA certificate (extended key usage timeStamping) on a path to the
+    configured roots at ``at`` — never the system's store. It names no signer: it counts
+    neither as the person's signature nor as the seal, and adds no trust to them (the hub
+    judges every signature at ``at``). The same on both paths."""
+    from pyhanko.sign.validation import validate_pdf_timestamp
+
+    field = embedded.field_name or "?"
+    try:
+        status = validate_pdf_timestamp(
+            embedded, validation_context=_validation_context(policy, at))
+    except RecursionError:
+        raise ValidationFailure(
+            Reason.PDF_MALFORMED, f"{name} field {field}: nested too deeply") from None
+    except Exception as exc:
+        if not _is_input_error(exc):
+            raise
+        raise ValidationFailure(
+            Reason.PDF_SIGNATURE_INVALID,
+            f"{name} field {field}: document timestamp: {type(exc).__name__}") from None
+    if not status.intact:
+        raise ValidationFailure(
+            Reason.PDF_MODIFIED_AFTER_SIGNING,
+            f"{name} field {field}: timestamped bytes changed")
+    if not status.valid:
+        raise ValidationFailure(
+            Reason.PDF_SIGNATURE_INVALID,
+            f"{name} field {field}: document timestamp does not verify")
+    # No DocMDP applies to a timestamp (pyHanko leaves docmdp_ok unset): the level decides.
+    if _modified(status.coverage, status.modification_level, True, _level(allowed)):
+        raise ValidationFailure(
+            Reason.PDF_MODIFIED_AFTER_SIGNING,
+            f"{name} field {field}: changed after the document timestamp "
+            f"({_change_name(status.modification_level)}; allowed: {allowed.value})")
+    if not status.trusted:
+        raise ValidationFailure(
+            Reason.PDF_SIGNER_UNTRUSTED,
+            f"{name} field {field}: timestamp authority not trusted "
+            f"({status.trust_problem_indic})",
+            evidence={"pdf_timestamp_authority": status.signing_cert.sha256.hex()})
 
 
 def _refuse_signatures_after_seal(embedded: Sequence[Any], seal: int, name: str) -> None:
@@ -861,16 +1182,27 @@ class _PdfCheck:
             return
         if not self.reference:
             _seed_digests(attachment.data, embedded)
-        seal = _seal_revision(embedded, self.sender, self.directory, self.at, self.signer_of)
+        # Document timestamps are no signatures of anyone: not the seal, nor a signature
+        # after it; each is checked on its own (check_timestamp).
+        signatures = [s for s in embedded if not _is_timestamp(s)]
+        seal = _seal_revision(signatures, self.sender, self.directory, self.at, self.signer_of)
         if seal is not None and not self.changes.signatures_after_seal:
-            _refuse_signatures_after_seal(embedded, seal, name)
-        last = embedded[-1].signed_revision if embedded else None
+            _refuse_signatures_after_seal(signatures, seal, name)
+        last = signatures[-1].signed_revision if signatures else None
         for signature in embedded:
+            if _is_timestamp(signature):
+                revision = signature.signed_revision
+                sealed = last is None or revision >= last or (seal is not None and revision >= seal)
+                check_timestamp(signature, name, self.policy, self.at,
+                                self.changes.after_seal if sealed else self.changes.before_seal)
+                continue
             self.signature(signature, embedded, name, seal=seal, last=last,
                            on_main=attachment is self.main)
         if attachment is self.main:
             self.evidence["main"] = name
-            self.evidence["main_signatures"] = str(len(embedded))
+            self.evidence["main_signatures"] = str(len(signatures))
+            if len(signatures) < len(embedded):
+                self.evidence["main_timestamps"] = str(len(embedded) - len(signatures))
 
     def signature(
         self, signature: Any, embedded: Sequence[Any], name: str, *, seal: int | None,
