@@ -47,6 +47,10 @@ class Reason(enum.StrEnum):
     ENVELOPE_TOO_LARGE = "ENVELOPE_TOO_LARGE"
     ENVELOPE_TOO_DEEP = "ENVELOPE_TOO_DEEP"
     ENVELOPE_TOO_MANY_ELEMENTS = "ENVELOPE_TOO_MANY_ELEMENTS"
+    ENVELOPE_TOO_MANY_ATTRIBUTES = "ENVELOPE_TOO_MANY_ATTRIBUTES"
+    """Too many attributes or namespace declarations on one element or in the packet
+    (:class:`hub.edxml.Limits`): bounded before any signature check, which they made
+    super-linear."""
     ENVELOPE_DTD_FORBIDDEN = "ENVELOPE_DTD_FORBIDDEN"
     ENVELOPE_SCHEMA_INVALID = "ENVELOPE_SCHEMA_INVALID"
     ENVELOPE_NOT_EDXML = "ENVELOPE_NOT_EDXML"
@@ -135,6 +139,15 @@ class Reason(enum.StrEnum):
     API_REQUEST_INVALID = "API_REQUEST_INVALID"
     API_DOCUMENT_NOT_FOUND = "API_DOCUMENT_NOT_FOUND"
     API_KEY_NOT_HELD = "API_KEY_NOT_HELD"
+    API_CLIENT_CERT_REVOKED = "API_CLIENT_CERT_REVOKED"
+    """The client certificate is revoked by the hub's own CRLs or OCSP answers (``[trust]``):
+    Decree 130/2018/NĐ-CP, a revoked certificate proves nothing."""
+    API_CLIENT_CERT_INVALID = "API_CLIENT_CERT_INVALID"
+    """The client certificate is not one for TLS client authentication (no clientAuth extended
+    key usage, RFC 5280 §4.2.1.12) or has no path to a CA of ``[api] tls_client_ca``."""
+    API_CLIENT_CERT_STATUS_UNKNOWN = "API_CLIENT_CERT_STATUS_UNKNOWN"
+    """The client certificate's revocation status cannot be known now (no fresh CRL or OCSP
+    answer): refused for now (503), as the intake never lets REVOCATION_UNAVAILABLE pass."""
 
     @property
     def info(self) -> ReasonInfo:
@@ -168,6 +181,11 @@ CATALOGUE: dict[Reason, ReasonInfo] = {
         "Cấu trúc XML lồng nhau quá sâu", "The XML nesting is too deep", _FIX_SENDER, _R),
     Reason.ENVELOPE_TOO_MANY_ELEMENTS: ReasonInfo(
         "Gói tin có quá nhiều phần tử XML", "The packet has too many XML elements", _FIX_SENDER, _R),
+    Reason.ENVELOPE_TOO_MANY_ATTRIBUTES: ReasonInfo(
+        "Gói tin có quá nhiều thuộc tính hoặc khai báo không gian tên XML",
+        "The packet has too many XML attributes or namespace declarations",
+        "Possible attack (the limits are far above any real document): review the sender's "
+        "system.", _R),
     Reason.ENVELOPE_DTD_FORBIDDEN: ReasonInfo(
         "Gói tin chứa DTD hoặc thực thể XML (bị cấm)",
         "The packet contains a DTD or XML entities (forbidden)",
@@ -381,6 +399,25 @@ CATALOGUE: dict[Reason, ReasonInfo] = {
         "Hệ thống trung gian không giữ khóa của cơ quan: cơ quan phải tự ký và gửi gói tin trạng thái",
         "The hub holds no key of this organization: send a status packet signed by the agency",
         "None, or add the organization's key to the keystore if the hub is to sign for it.", _R),
+    Reason.API_CLIENT_CERT_REVOKED: ReasonInfo(
+        "Chứng thư số của hệ thống đã bị thu hồi",
+        "The client certificate has been revoked",
+        "None on the hub (its CRLs or OCSP say so): the agency needs a new certificate for its "
+        "system, listed as an organization signer in the directory.", _R),
+    Reason.API_CLIENT_CERT_INVALID: ReasonInfo(
+        "Chứng thư số của hệ thống không dùng được để xác thực máy khách (thiếu mục đích "
+        "clientAuth hoặc không có đường dẫn tới CA được tin cậy)",
+        "The client certificate cannot authenticate a client (no clientAuth extended key usage, "
+        "or no path to a trusted CA)",
+        "Tell the agency to use a certificate issued for TLS client authentication; put its "
+        "issuing CA and root in [api] tls_client_ca.", _R),
+    Reason.API_CLIENT_CERT_STATUS_UNKNOWN: ReasonInfo(
+        "Chưa kiểm tra được tình trạng thu hồi chứng thư số của hệ thống (CRL/OCSP), vui lòng "
+        "thử lại sau",
+        "The client certificate's revocation status (CRL/OCSP) could not be checked; try again "
+        "later",
+        "Refresh the CRLs ([trust] crls, fetch_crls; hub doctor names every CA without fresh "
+        "data); requests are accepted again by themselves.", _R),
 }
 
 

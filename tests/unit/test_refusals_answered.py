@@ -62,7 +62,8 @@ EXEMPT: dict[Reason, str] = {
     **dict.fromkeys((Reason.API_AUTH_REQUIRED, Reason.API_CREDENTIALS_INVALID,
                      Reason.API_CLIENT_CERT_UNKNOWN, Reason.API_RATE_LIMITED,
                      Reason.API_REQUEST_INVALID, Reason.API_DOCUMENT_NOT_FOUND,
-                     Reason.API_KEY_NOT_HELD),
+                     Reason.API_KEY_NOT_HELD, Reason.API_CLIENT_CERT_REVOKED,
+                     Reason.API_CLIENT_CERT_INVALID, Reason.API_CLIENT_CERT_STATUS_UNKNOWN),
                     "the agency API's answer to an HTTP request, given in the HTTP answer; no "
                     "packet reached the intake"),
 }

@@ -12,7 +12,8 @@ NOT_A_REFUSAL_OF_THE_SENDER = {
     # The agency API's answers to a request (issue 18): never a packet's outcome in the ledger
     Reason.API_AUTH_REQUIRED, Reason.API_CREDENTIALS_INVALID, Reason.API_CLIENT_CERT_UNKNOWN,
     Reason.API_RATE_LIMITED, Reason.API_REQUEST_INVALID, Reason.API_DOCUMENT_NOT_FOUND,
-    Reason.API_KEY_NOT_HELD,
+    Reason.API_KEY_NOT_HELD, Reason.API_CLIENT_CERT_REVOKED, Reason.API_CLIENT_CERT_INVALID,
+    Reason.API_CLIENT_CERT_STATUS_UNKNOWN,
 }
 """Codes the report counts as ``other``: outcomes of the hub or its operator, not of what the
 sender sent."""

@@ -772,6 +772,21 @@ def _invalid() -> list[tuple[str, bytes, dict[str, Any]]]:
             "Subject over 4096 characters",
             {},
         ),
+        (
+            "ENVELOPE_TOO_MANY_ATTRIBUTES",
+            "namespace-declarations-on-one-element",
+            sub(b"<edXML:edXMLHeader>", b"<edXML:edXMLHeader"
+                + b"".join(b' xmlns:n%d="urn:n%d"' % (i, i) for i in range(33)) + b">"),
+            "33 namespace declarations on one element (limit 32)",
+            {},
+        ),
+        (
+            "ENVELOPE_ENCODING_INVALID",
+            "latin1-declared-after-byte-512",
+            sub(b'encoding="UTF-8"', b" " * 600 + b'encoding="ISO-8859-1"'),
+            "declares ISO-8859-1 after 600 spaces of the XML declaration",
+            {},
+        ),
     ]
     out: list[tuple[str, bytes, dict[str, Any]]] = []
     for n, (reason, slug, data, description, extra) in enumerate(cases, start=1):
