@@ -35,7 +35,8 @@ class AxisMetrics:
         self.held = Gauge("hub_axis_held_messages", "Gateway messages the connector holds "
                           "unacknowledged, waiting for the axis.", registry=r)
         self.sent = Counter("hub_axis_sent", "Gateway messages settled, by the axis' answer "
-                            "(accepted, duplicate, already_sent, refused, skipped).",
+                            "(accepted, duplicate, already_sent, refused, skipped; "
+                            "attempts_exhausted: dead-lettered AXIS_UNAVAILABLE).",
                             ["answer"], registry=r)
         self.received = Counter("hub_axis_received", "Packets fetched from the axis and handed "
                                 "to the intake.", registry=r)
