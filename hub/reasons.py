@@ -369,9 +369,11 @@ CATALOGUE: dict[Reason, ReasonInfo] = {
     Reason.AXIS_UNAVAILABLE: ReasonInfo(
         "Trục liên thông văn bản quốc gia tạm thời không sẵn sàng",
         "The national document exchange axis is unavailable",
-        "Nothing is lost: documents wait in the gateway queue and the connector retries with "
-        "backoff (circuit breaker); check the axis endpoint and the connector's credentials.",
-        _T),
+        "Documents wait in the gateway queue and the connector retries with backoff (circuit "
+        "breaker); check the axis endpoint and the connector's credentials. A letter the axis "
+        "kept failing while it answered other calls is parked in the dead-letter queue under "
+        "this reason after its attempts (the sender is not told): replay it once the axis "
+        "takes it.", _T),
     Reason.API_AUTH_REQUIRED: ReasonInfo(
         "Yêu cầu chưa được xác thực (cần chứng thư số của hệ thống hoặc mã hệ thống và khóa bí mật)",
         "The request is not authenticated (a client certificate or a system id and secret is "

@@ -415,7 +415,9 @@ def _answer(reply: _Reply) -> Answer:
 
 def _raise_unless_usable(op: Op, answer: Answer) -> None:
     code = answer.http_status
-    if code == 404:
+    if code == 404 and answer.axis_refusal:
+        # The axis' own answer that it has no such document; a proxy's 404 page is no such
+        # statement (the connector refuses an entry back to the axis on not_found).
         raise AxisUnavailable("not_found", f"{op.value}: {answer.summary}")
     if code in (401, 403):
         raise AxisUnauthorized(f"{op.value}: the axis refused system credentials "

@@ -694,6 +694,14 @@ class AxisConnector:
                 if exc.kind == "not_found":
                     self._not_found(item, exc, to_tell)
                     continue
+                if exc.kind == "too_large":
+                    # Larger than any envelope the hub accepts (the client stopped reading at
+                    # its cap): refused back now, as every later round would meet it again
+                    # first and the entries behind it would never be fetched.
+                    self._unusable(replace(item, problem=f"getEdoc's answer is larger than the"
+                                                         f" hub accepts: {exc.detail[:200]}"),
+                                   to_tell)
+                    continue
                 self._failed(exc)
                 break
             self._missing.pop(item.id, None)

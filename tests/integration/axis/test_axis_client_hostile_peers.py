@@ -194,6 +194,34 @@ def test_the_axis_own_4xx_refusal_is_still_a_refusal(peer: Peer) -> None:
     assert answer.error_code == "AGENCY_NOT_FOUND"
 
 
+@pytest.mark.parametrize("operation", ["getEdoc", "getReceivedEdocList", "getAgencies"])
+def test_a_proxy_404_page_is_no_not_found_of_the_axis(peer: Peer, operation: str) -> None:
+    # Given a proxy answering 404 with its own page: the axis never said it lacks the document
+    # (the connector refuses an entry back to the axis after three not_found rounds)
+    page = b"<html><body><h1>404 Not Found</h1>nginx</body></html>"
+    peer.behaviour = lambda handler, body: _reply(handler, 404, page, "text/html")
+    client = _client(peer, timeout_s=10.0)
+    try:
+        with pytest.raises(AxisUnavailable) as caught:
+            _calls(client)[operation]()
+    finally:
+        client.close()
+    assert caught.value.kind != "not_found"
+
+
+def test_the_axis_own_404_is_not_found(peer: Peer) -> None:
+    refusal = json.dumps({"status": "FAIL", "ErrorCode": "NOT_FOUND",
+                          "ErrorDesc": "no such document"}).encode()
+    peer.behaviour = lambda handler, body: _reply(handler, 404, refusal)
+    client = _client(peer, timeout_s=10.0)
+    try:
+        with pytest.raises(AxisUnavailable) as caught:
+            client.fetch("doc-1")
+    finally:
+        client.close()
+    assert caught.value.kind == "not_found"
+
+
 # -- A6: one call is bounded in time ------------------------------------------------------------
 TIMEOUT_S = 1.0
 BOUND_S = TIMEOUT_S + 1.5
