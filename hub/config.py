@@ -210,7 +210,8 @@ class AxisSettings(_Section):
     ca_file: str = ""
     """CA bundle (PEM) the axis' certificate must chain to; empty: the system's store."""
     timeout_s: Annotated[float, Field(gt=0, le=600)] = 10.0
-    """Connect and read timeout of one call to the axis."""
+    """The longest one call to the axis may take: connecting, sending, waiting for and reading
+    its whole answer (a peer dripping its answer is cut off at it)."""
     poll_interval_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
     """How often the list of documents received for the province is asked for."""
     receive_limit: Annotated[int, Field(ge=1, le=1000)] = 100
