@@ -17,7 +17,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
@@ -30,7 +31,18 @@ from fastapi.security import APIKeyHeader
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from hub.api.auth import ApiError, Caller, CertificateMap, caller_for, served_entry
+from hub.api.auth import (
+    ApiError,
+    Caller,
+    CertificateMap,
+    Guard,
+    SignInBusy,
+    SignInThrottle,
+    WaitSlots,
+    caller_for,
+    served_entry,
+)
+from hub.api.credentials import SystemEntry
 from hub.api.models import (
     AckRequest,
     AckResult,
@@ -48,6 +60,7 @@ from hub.api.models import (
 )
 from hub.api.service import ApiContext, Verdict
 from hub.api.tls import client_certificate
+from hub.config import ApiSettings
 from hub.edxml.model import StaffInfo
 from hub.logs import get_logger
 from hub.reasons import Reason
@@ -68,11 +81,13 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text} for code, text in (
         (400, "Bad request"), (401, "Not authenticated (API_AUTH_REQUIRED, "
                                     "API_CREDENTIALS_INVALID)"),
-        (403, "Refused (API_CLIENT_CERT_UNKNOWN, SENDER_ACCOUNT_MISMATCH)"),
+        (403, "Refused (API_CLIENT_CERT_UNKNOWN, API_CLIENT_CERT_REVOKED, "
+              "API_CLIENT_CERT_INVALID, SENDER_ACCOUNT_MISMATCH)"),
         (404, "Not found (API_DOCUMENT_NOT_FOUND)"), (413, "Body too large (ENVELOPE_TOO_LARGE)"),
         (422, "Invalid request (API_REQUEST_INVALID) or packet refused by the intake"),
         (429, "Rate limited (API_RATE_LIMITED)"), (500, "Internal error (INTERNAL_ERROR)"),
-        (503, "Broker or ledger unavailable"))}
+        (503, "Broker or ledger unavailable, or the client certificate's revocation status "
+              "unknown for now (API_CLIENT_CERT_STATUS_UNKNOWN)"))}
 
 
 def error_body(reason: Reason, detail: str = "", doc_id: str | None = None) -> dict[str, Any]:
@@ -190,15 +205,60 @@ def _context(request: Request) -> ApiContext:
     return ctx
 
 
+def _guard(request: Request) -> Guard:
+    guard: Guard = request.app.state.guard
+    return guard
+
+
+def _rate_limited(wait: float, detail: str) -> ApiError:
+    return ApiError(Reason.API_RATE_LIMITED, 429, detail,
+                    headers={"Retry-After": str(max(1, math.ceil(wait)))})
+
+
+def _signed_in(ctx: ApiContext, guard: Guard, address: str, system_id: str,
+               secret: str) -> SystemEntry:
+    """The system of a system id + secret. Failed sign-ins are throttled per address and per
+    system id *before* the secret is checked (a secret that verified before skips that), and
+    only a few secret checks run at once (:class:`~hub.api.auth.BoundedHasher`)."""
+    signins = guard.signins
+    known = signins.known(system_id, secret)
+    if not known:
+        wait = signins.reserve(address, system_id)
+        if wait > 0:
+            log.warning("api_sign_in_throttled", system=system_id[:64], address=address)
+            raise _rate_limited(wait, "too many failed sign-ins from this address or for this "
+                                      f"system; retry after {wait:.0f} s")
+    try:
+        system = ctx.credentials.verify(system_id, secret)
+    except SignInBusy:
+        if not known:
+            signins.succeeded(address, system_id)  # nothing was checked: nothing spent
+        raise _rate_limited(1, "too many sign-ins being checked; retry in a second") from None
+    if system is None:
+        signins.forget(system_id, secret)
+        log.warning("api_credentials_refused", system=system_id[:64])
+        raise ApiError(Reason.API_CREDENTIALS_INVALID, 401, "unknown system id or wrong secret")
+    if not known:
+        signins.succeeded(address, system_id)
+        signins.remember(system_id, secret)
+    return system
+
+
 def authenticate(request: Request,
                  system_id: Annotated[str | None, Security(_system_id)] = None,
                  secret: Annotated[str | None, Security(_secret)] = None) -> Caller:
-    """The caller: its client certificate first, else its system id + secret; then its rate."""
+    """The caller: its client certificate first (clientAuth, not revoked, claimed by an
+    organization), else its system id + secret; then its rate."""
     ctx = _context(request)
+    guard = _guard(request)
     now = ctx.clock()
     der = client_certificate(request.scope)
     if der is not None:
         fingerprint = CertificateMap.fingerprint(der)
+        if guard.client_certs is None:  # a certificate only reaches here under mutual TLS
+            raise ApiError(Reason.API_CLIENT_CERT_INVALID, 403,
+                           "client certificates are not configured on this hub")
+        guard.client_certs.check(der, now)
         entry = ctx.certificates.organization(der, now)
         if entry is None:
             log.warning("api_certificate_unknown", fingerprint=fingerprint[:16])
@@ -208,10 +268,8 @@ def authenticate(request: Request,
     elif system_id or secret:
         if ctx.require_client_cert:
             raise ApiError(Reason.API_AUTH_REQUIRED, 401, "this hub requires a client certificate")
-        system = ctx.credentials.verify(system_id or "", secret or "")
-        if system is None:
-            log.warning("api_credentials_refused", system=(system_id or "")[:64])
-            raise ApiError(Reason.API_CREDENTIALS_INVALID, 401, "unknown system id or wrong secret")
+        address = request.client.host if request.client else "unknown"
+        system = _signed_in(ctx, guard, address, system_id or "", secret or "")
         served = served_entry(ctx.directory, system.organization, now)
         if served is None:
             raise ApiError(Reason.API_CREDENTIALS_INVALID, 403,
@@ -222,8 +280,7 @@ def authenticate(request: Request,
                        "present a client certificate, or X-System-Id and X-System-Secret")
     wait = ctx.limiter.take(caller.organization)
     if wait > 0:
-        raise ApiError(Reason.API_RATE_LIMITED, 429, f"retry after {wait:.2f} s",
-                       headers={"Retry-After": str(max(1, math.ceil(wait)))})
+        raise _rate_limited(wait, f"retry after {wait:.2f} s")
     return caller
 
 
@@ -241,10 +298,32 @@ def _send_answer(doc_id: str, mid: str, verdict: Verdict) -> Response:
         "duplicate" if verdict.state == "duplicate" else "pending")
     body = SendResult(docId=doc_id, messageId=mid, verdict=state)
     return JSONResponse(body.model_dump(), status_code=202 if state == "pending" else 200)
-def create_app(ctx: ApiContext) -> CrashBoundary:
+
+
+@contextmanager
+def _waiting(request: Request, caller: Caller, wait: float) -> Iterator[float]:
+    """The verdict wait a send may have: ``wait`` with one of the caller's waiting slots held,
+    or 0 when it has none left (the answer is then ``202 pending`` at once: the packet is
+    sent either way, and its signed receipt follows in the status list)."""
+    if wait <= 0:
+        yield 0.0
+        return
+    with _guard(request).waits.holding(caller.organization) as slot:
+        yield wait if slot else 0.0
+
+
+def create_app(ctx: ApiContext, guard: Guard | None = None) -> CrashBoundary:
     """The ASGI application: :func:`build_fastapi` wrapped in the body-size limit, inside the
-    :class:`CrashBoundary`."""
-    return CrashBoundary(BodyLimit(build_fastapi(ctx), ctx.max_body_bytes))
+    :class:`CrashBoundary`. ``guard`` (:func:`hub.api.server.build_guard`) defaults to the
+    default ``[api]`` limits without client-certificate checks (no mutual TLS)."""
+    return CrashBoundary(BodyLimit(build_fastapi(ctx, guard), ctx.max_body_bytes))
+
+
+def default_guard() -> Guard:
+    """The sign-in and waiting limits of a default ``[api]`` section, without mutual TLS."""
+    api = ApiSettings()
+    return Guard(SignInThrottle(api.signin_failure_per_s, api.signin_failure_burst),
+                 WaitSlots(api.waits_per_org))
 
 
 # -- errors ----------------------------------------------------------------------------------
@@ -312,15 +391,16 @@ async def send_edoc(
     if not body:
         raise ApiError(Reason.API_REQUEST_INVALID, 422, "the body must be the EDXML packet")
     waited = ctx.verdict_wait_s if wait is None else wait
-    doc_id, mid, verdict = await anyio.to_thread.run_sync(
-        lambda: ctx.send(caller, body, messageType, from_, waited))
+    with _waiting(request, caller, waited) as waited:
+        doc_id, mid, verdict = await anyio.to_thread.run_sync(
+            lambda: ctx.send(caller, body, messageType, from_, waited))
     return _send_answer(doc_id, mid, verdict)
 
 
 @router.get(f"{API_PREFIX}/edocs", response_model=ReceivedList, tags=["documents"],
     summary="getReceivedEdocList: documents and statuses waiting for you")
 def received(
-    caller: CallerDep, ctx: CtxDep,
+    request: Request, caller: CallerDep, ctx: CtxDep,
     since: Annotated[datetime | None, Query(description="Received at or after.")] = None,
     until: Annotated[datetime | None, Query(description="Received before.")] = None,
     from_: Annotated[str | None, Query(alias="from", pattern=ORG_CODE,
@@ -334,9 +414,15 @@ def received(
         "Long poll: wait up to this many seconds for something to list."))] = 0,
 ) -> ReceivedList:
     since, until = utc_bound("since", since), utc_bound("until", until)
-    total, items = ctx.received(caller, since=since, until=until, sender=from_, state=status,
-                                message_type=messageType, page=page, page_size=pageSize,
-                                wait=wait)
+    with _guard(request).waits.holding(caller.organization) if wait > 0 else nullcontext(
+            True) as slot:
+        if not slot:
+            raise _rate_limited(1, f"{caller.organization} already has "
+                                   f"{_guard(request).waits.per_key} requests waiting; retry "
+                                   "when one ends, or list without wait")
+        total, items = ctx.received(caller, since=since, until=until, sender=from_,
+                                    state=status, message_type=messageType, page=page,
+                                    page_size=pageSize, wait=wait)
     return ReceivedList(total=total, page=page, pageSize=pageSize, items=items)
 
 
@@ -386,13 +472,14 @@ async def update_status(
     organization (when it holds the key). An XML body: your own signed status packet,
     sent as it is."""
     body = await read_body(request, ctx.max_body_bytes)
-    waited = ctx.verdict_wait_s if wait is None else wait
+    asked_wait = ctx.verdict_wait_s if wait is None else wait
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind in ("application/xml", "text/xml"):
         if not body:
             raise ApiError(Reason.API_REQUEST_INVALID, 422, "empty status packet")
-        doc_id, mid, verdict = await anyio.to_thread.run_sync(
-            lambda: ctx.send_status(caller, docId, body, waited))
+        with _waiting(request, caller, asked_wait) as waited:
+            doc_id, mid, verdict = await anyio.to_thread.run_sync(
+                lambda: ctx.send_status(caller, docId, body, waited))
         return _send_answer(doc_id, mid, verdict)
     try:
         asked = StatusRequest.model_validate_json(body)
@@ -402,9 +489,10 @@ async def update_status(
         raise ApiError(Reason.API_REQUEST_INVALID, 422,
                        f"{where or 'body'}: {first.get('msg', 'invalid')}") from None
     staff = StaffInfo(**asked.staff.model_dump()) if asked.staff is not None else None
-    doc_id, mid, verdict = await anyio.to_thread.run_sync(
-        lambda: ctx.update_status(caller, docId, asked.status, asked.description, staff,
-                                  waited))
+    with _waiting(request, caller, asked_wait) as waited:
+        doc_id, mid, verdict = await anyio.to_thread.run_sync(
+            lambda: ctx.update_status(caller, docId, asked.status, asked.description, staff,
+                                      waited))
     return _send_answer(doc_id, mid, verdict)
 
 
@@ -418,10 +506,12 @@ def sent(
     pageSize: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> SentList:
     since, until = utc_bound("since", since), utc_bound("until", until)
+    # The ledger is read up to one document past this page, not counted: ``total`` is exact
+    # on the last page and a lower bound before it; ``hasMore`` says whether to go on.
     items = ctx.sent(caller, since=since, until=until, limit=page * pageSize + 1)
     start = (page - 1) * pageSize
-    return SentList(total=len(items), page=page, pageSize=pageSize,
-                    items=items[start:start + pageSize])
+    return SentList(total=len(items), hasMore=len(items) > page * pageSize, page=page,
+                    pageSize=pageSize, items=items[start:start + pageSize])
 
 
 @router.get(f"{API_PREFIX}/sent/{{docId}}/evidence", response_model=Evidence, tags=["evidence"],
@@ -473,7 +563,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 
 
 
-def build_fastapi(context: ApiContext | None) -> FastAPI:
+def build_fastapi(context: ApiContext | None, guard: Guard | None = None) -> FastAPI:
     """The FastAPI application; ``None`` builds it for its OpenAPI document only."""
     app = FastAPI(
         title="edxml-hub agency API",
@@ -489,6 +579,7 @@ def build_fastapi(context: ApiContext | None) -> FastAPI:
         responses=_ERRORS,
     )
     app.state.ctx = context
+    app.state.guard = guard or default_guard()
 
     app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]

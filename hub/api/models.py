@@ -168,7 +168,10 @@ class SentItem(_Model):
 
 class SentList(_Model):
     status: Literal["OK"] = "OK"
-    total: int
+    total: int = Field(description=(
+        "Documents up to the end of this page, plus one when more follow: exact on the last "
+        "page, a lower bound before it (the ledger is not counted). Page on while hasMore."))
+    hasMore: bool = Field(description="Whether a next page has documents.")
     page: int
     pageSize: int
     items: list[SentItem]

@@ -11,15 +11,23 @@ import ssl
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import uvicorn
 from argon2 import PasswordHasher
 
 from hub.api.app import create_app
-from hub.api.auth import CertificateMap, RateLimiter
+from hub.api.auth import (
+    BoundedHasher,
+    CertificateMap,
+    ClientCertCheck,
+    Guard,
+    RateLimiter,
+    SignInThrottle,
+    WaitSlots,
+)
 from hub.api.bridge import BrokerBridge
 from hub.api.credentials import CredentialStore
 from hub.api.service import ApiContext
@@ -30,8 +38,12 @@ from hub.edxml import Limits
 from hub.errors import ConfigurationError
 from hub.ledger import Ledger, LedgerOpenError
 from hub.ops.ledger_cli import ledger_url, open_ledger_url
+from hub.trust.revocation import RevocationCache
+from hub.trust.store import load_certificates
+from hub.validators.trust import TrustPolicy
 
-__all__ = ["RunningApi", "build_context", "running_api", "serve", "uvicorn_config"]
+__all__ = ["RunningApi", "build_context", "build_guard", "running_api", "serve",
+           "uvicorn_config"]
 
 
 def api_login(settings: Settings) -> tuple[str, str]:
@@ -79,7 +91,9 @@ def build_context(settings: Settings, *, hasher: PasswordHasher | None = None,
         ledger=ledger or open_ledger_read_only(settings),
         bridge=bridge,
         credentials=CredentialStore(settings.path(api.credentials_file), cache_s=api.secret_cache_s,
-                                    hasher=hasher, clock=now),
+                                    hasher=BoundedHasher(hasher or PasswordHasher(),
+                                                         api.signin_concurrency),
+                                    clock=now),
         certificates=CertificateMap(directory),
         limiter=RateLimiter(api.rate_per_s, api.rate_burst),
         names=names,
@@ -95,7 +109,9 @@ def build_context(settings: Settings, *, hasher: PasswordHasher | None = None,
     )
 
 
-def uvicorn_config(settings: Settings, app: Any, *, port: int | None = None) -> uvicorn.Config:
+def tls_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's TLS arguments; :class:`ConfigurationError` for settings that cannot work
+    (checked before anything else starts)."""
     api = settings.api
     tls: dict[str, Any] = {}
     if api.tls_cert:
@@ -104,8 +120,43 @@ def uvicorn_config(settings: Settings, app: Any, *, port: int | None = None) -> 
         if api.tls_client_ca:
             tls["ssl_ca_certs"] = str(settings.path(api.tls_client_ca))
             tls["ssl_cert_reqs"] = ssl.CERT_REQUIRED if api.require_client_cert else ssl.CERT_OPTIONAL
+        elif api.require_client_cert:
+            # No CA to verify client certificates with: every request would be refused.
+            raise ConfigurationError("[api] require_client_cert needs tls_client_ca (the CAs "
+                                     "that issue agency systems' certificates)")
     elif api.tls_client_ca or api.require_client_cert:
         raise ConfigurationError("[api] mutual TLS needs tls_cert and tls_key")
+    return tls
+
+
+def build_guard(settings: Settings) -> Guard:
+    """The sign-in and waiting limits of ``[api]`` and, under mutual TLS, the client
+    certificate check: a path from ``tls_client_ca`` (its self-signed certificates are the
+    anchors, as for the TLS layer), revocation from the hub's own ``[trust]`` CRLs and OCSP."""
+    api = settings.api
+    guard = Guard(SignInThrottle(api.signin_failure_per_s, api.signin_failure_burst),
+                  WaitSlots(api.waits_per_org))
+    if not (api.tls_cert and api.tls_client_ca):
+        return guard
+    cas = load_certificates([settings.path(api.tls_client_ca)])
+    roots = tuple(c for c in cas if c.subject == c.issuer)
+    if not roots:
+        raise ConfigurationError(f"[api] tls_client_ca {api.tls_client_ca}: no root (self-signed) "
+                                 "certificate; put the issuing CAs and their root in it")
+    trust = settings.trust
+    configured = load_certificates(settings.path(p) for p in trust.intermediates)
+    policy = TrustPolicy(roots=roots,
+                         intermediates=(*(c for c in cas if c.subject != c.issuer), *configured),
+                         min_rsa_bits=trust.min_rsa_bits,
+                         crl_freshness=timedelta(seconds=trust.crl_freshness_s))
+    revocation = RevocationCache(settings, certificates=policy.intermediates)
+    return replace(guard, client_certs=ClientCertCheck(policy, revocation,
+                                                       fetch=trust.fetch_crls))
+
+
+def uvicorn_config(settings: Settings, app: Any, *, port: int | None = None) -> uvicorn.Config:
+    api = settings.api
+    tls = tls_options(settings)
     return uvicorn.Config(app, host=api.host, port=api.port if port is None else port,
                           http=TlsH11Protocol, ws="none", lifespan="off", log_config=None,
                           access_log=False, server_header=False, timeout_keep_alive=30, **tls)
@@ -113,10 +164,12 @@ def uvicorn_config(settings: Settings, app: Any, *, port: int | None = None) -> 
 
 def serve(settings: Settings) -> None:
     """Run the API until SIGTERM/SIGINT (uvicorn's own signal handling)."""
+    tls_options(settings)
+    guard = build_guard(settings)
     ctx = build_context(settings)
     ctx.bridge.start()
     try:
-        config = uvicorn_config(settings, create_app(ctx))
+        config = uvicorn_config(settings, create_app(ctx, guard))
         try:
             config.load()
         except (ssl.SSLError, OSError) as exc:
@@ -133,6 +186,7 @@ class RunningApi:
     server: uvicorn.Server
     thread: threading.Thread
     port: int
+    guard: Guard
 
     @property
     def base_url(self) -> str:
@@ -143,9 +197,10 @@ class RunningApi:
 @contextmanager
 def running_api(settings: Settings, ctx: ApiContext | None = None) -> Iterator[RunningApi]:
     """The API on a free port in a thread (tests, the benchmark)."""
+    guard = build_guard(settings)
     ctx = ctx or build_context(settings)
     ctx.bridge.start()
-    config = uvicorn_config(settings, create_app(ctx), port=0)
+    config = uvicorn_config(settings, create_app(ctx, guard), port=0)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="api-http", daemon=True)
     thread.start()
@@ -155,7 +210,7 @@ def running_api(settings: Settings, ctx: ApiContext | None = None) -> Iterator[R
                 raise RuntimeError("the API server did not start")
             thread.join(0.01)
         port = server.servers[0].sockets[0].getsockname()[1]
-        yield RunningApi(ctx, server, thread, int(port))
+        yield RunningApi(ctx, server, thread, int(port), guard)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
