@@ -506,11 +506,9 @@ def sent(
     pageSize: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> SentList:
     since, until = utc_bound("since", since), utc_bound("until", until)
-    # The ledger is read up to one document past this page, not counted: ``total`` is exact
-    # on the last page and a lower bound before it; ``hasMore`` says whether to go on.
-    items = ctx.sent(caller, since=since, until=until, limit=page * pageSize + 1)
+    total, items = ctx.sent(caller, since=since, until=until, limit=page * pageSize + 1)
     start = (page - 1) * pageSize
-    return SentList(total=len(items), hasMore=len(items) > page * pageSize, page=page,
+    return SentList(total=total, hasMore=len(items) > page * pageSize, page=page,
                     pageSize=pageSize, items=items[start:start + pageSize])
 
 

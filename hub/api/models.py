@@ -169,8 +169,7 @@ class SentItem(_Model):
 class SentList(_Model):
     status: Literal["OK"] = "OK"
     total: int = Field(description=(
-        "Documents up to the end of this page, plus one when more follow: exact on the last "
-        "page, a lower bound before it (the ledger is not counted). Page on while hasMore."))
+        "Documents sent in the period (from any code of the organization), on every page."))
     hasMore: bool = Field(description="Whether a next page has documents.")
     page: int
     pageSize: int

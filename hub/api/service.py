@@ -528,17 +528,21 @@ class ApiContext:
         return out
 
     def sent(self, caller: Caller, *, since: datetime | None, until: datetime | None,
-             limit: int) -> list[SentItem]:
+             limit: int) -> tuple[int, list[SentItem]]:
+        """How many documents the caller sent in the period, and the first ``limit``."""
         docs: list[StoredDocument] = []
+        total = 0
         for code in sorted(self._codes(caller)):
             docs += self._ledger(partial(self.ledger.documents, sender=code, kind="envelope",
                                          since=since, until=until, limit=limit))
+            total += self._ledger(partial(self.ledger.count_documents, sender=code,
+                                          kind="envelope", since=since, until=until))
         # (each code's first ``limit`` in ledger order hold the first ``limit`` of them all)
         docs = sorted(docs, key=lambda d: d.seq)[:limit]
         delivered = self._ledger(lambda: self.ledger.delivered_to_many(d.digest for d in docs))
-        return [SentItem(docId=d.digest, documentId=d.document_id, code=d.code,
-                         to=list(d.recipients), receivedAt=d.received_at,
-                         deliveredTo=sorted(delivered.get(d.digest, ()))) for d in docs]
+        return total, [SentItem(docId=d.digest, documentId=d.document_id, code=d.code,
+                                to=list(d.recipients), receivedAt=d.received_at,
+                                deliveredTo=sorted(delivered.get(d.digest, ()))) for d in docs]
 
     def evidence(self, caller: Caller, key: str) -> tuple[StoredDocument, list[Receipt],
                                                         list[Receipt], list[TimelineEvent]]:

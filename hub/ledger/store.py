@@ -26,6 +26,7 @@ from sqlalchemy import (
     create_engine,
     event,
     exc,
+    func,
     insert,
     or_,
     select,
@@ -841,6 +842,19 @@ class Ledger:
             rows = list(conn.execute(stmt.order_by(Document.seq)))
         rows.sort(key=lambda r: r.kind == REFUSED)  # a taken-in record first
         return _stored_document(rows[0]) if rows else None
+
+    def count_documents(self, *, sender: str, kind: str, since: datetime | None = None,
+                        until: datetime | None = None) -> int:
+        """How many documents of ``kind`` ``sender`` sent in [``since``, ``until``) (the
+        ``(sender, document_id)`` index)."""
+        stmt = select(func.count()).select_from(Document).where(
+            Document.sender == sender, Document.kind == kind)
+        if since is not None:
+            stmt = stmt.where(Document.received_at >= since)
+        if until is not None:
+            stmt = stmt.where(Document.received_at < until)
+        with self._reading() as conn:
+            return int(conn.execute(stmt).scalar_one())
 
     def documents(
         self,

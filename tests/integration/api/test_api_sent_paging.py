@@ -1,5 +1,5 @@
 """``GET /sent`` pages: ``hasMore`` says whether to ask for the next page; ``total`` counts
-the documents up to this page (plus one when more follow), exact on the last page.
+every document sent in the period, on every page (a client paging by it sees them all).
 
 Real broker, real intake, real HTTP; the ledger on SQLite and on PostgreSQL."""
 
@@ -74,8 +74,8 @@ def test_a_client_paging_the_sent_list_by_has_more_sees_every_document_it_sent(
         page += 1
     assert len(seen) == 5
     assert set(seen) == sent
-    # total is a lower bound while more follow, and exact on the last page
-    assert pages == [(3, True, 2), (5, True, 2), (5, False, 1)]
+    # total counts them all on every page
+    assert pages == [(5, True, 2), (5, True, 2), (5, False, 1)]
     # One page holding everything: exact, nothing more
     one = province.get(f"{V1}/sent", params={"pageSize": 100}).json()
     assert (one["total"], one["hasMore"], len(one["items"])) == (5, False, 5)
