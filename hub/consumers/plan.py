@@ -67,6 +67,18 @@ log = get_logger("hub.consumers.plan")
 
 
 
+def _undo(plan: BatchPlan, pending: dict[tuple[str, str], str], rows: tuple[int, int, int],
+          planned: tuple[int, int, int, int]) -> None:
+    """Take back what planning one delivery added before it raised (a receipt the token could
+    not sign after the envelope was routed and recorded): its failure is then planned alone,
+    and its retry finds nothing of it delivered or recorded. ``pending`` gains at most one
+    entry a delivery, the last inserted."""
+    del plan.documents[rows[0]:], plan.events[rows[1]:], plan.receipts[rows[2]:]
+    del plan.first[planned[0]:], plan.outbox[planned[1]:], plan.outcomes[planned[2]:]
+    while len(pending) > planned[3]:
+        pending.popitem()
+
+
 def effective_user(delivery: Delivery, trusted: frozenset[str]) -> str | None:
     """Who really published: the AMQP user_id, or for a message the hub (or an operator's
     replay, both trusted logins) republished, the original publisher it recorded."""
@@ -367,19 +379,23 @@ class Pipeline:
             at = self._time_of(delivery, abouts[delivery.tag])
             attempts = _header_int(delivery.headers, Headers.ATTEMPTS) + 1
             rows = (len(plan.documents), len(plan.events), len(plan.receipts))
+            planned = (len(plan.first), len(plan.outbox), len(plan.outcomes), len(pending))
             try:
                 with _Bound(message_id=delivery.message_id, attempt=attempts):
                     self._process_one(delivery, parsed[delivery.tag], at, attempts, plan,
                                       pending)
             except PermanentError as exc:
+                _undo(plan, pending, rows, planned)
                 self._fail(plan, delivery, at, attempts, None, exc.reason, exc.detail)
             except TransientError as exc:
                 if exc.reason is Reason.LEDGER_UNAVAILABLE:
                     raise  # fail closed: nothing of this batch is published or acked
+                _undo(plan, pending, rows, planned)
                 self._fail(plan, delivery, at, attempts, None, exc.reason, exc.detail)
             except Exception as exc:  # a bug must not crash the consumer or loop the message
                 self._log.exception("delivery_crashed", message_id=delivery.message_id,
                                     error=type(exc).__name__)
+                _undo(plan, pending, rows, planned)
                 self._fail(plan, delivery, at, attempts, None, Reason.INTERNAL_ERROR,
                            type(exc).__name__)
             plan.ack.append(delivery.tag)
