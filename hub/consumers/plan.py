@@ -428,7 +428,12 @@ class Pipeline:
         if signed is None:
             return None
         who, body = signed
-        issued = IssuedReceipt(f"{about}:{kind}:{who}", about, kind, who, code, body, at,
+        message_id = f"{about}:{kind}:{who}"
+        if any(r.message_id == message_id for r in self._issued.get(about, ())):
+            # The same bytes judged again with another verdict (refused for another reason
+            # after a replay): one message id, one byte string — this one names its reason.
+            message_id = f"{message_id}:{code or 'OK'}"
+        issued = IssuedReceipt(message_id, about, kind, who, code, body, at,
                                recipient=to or "")
         # The same bytes twice in one batch (both refused): one receipt under one message id.
         self._issued.setdefault(about, []).append(issued)
