@@ -390,7 +390,11 @@ CATALOGUE: dict[Reason, ReasonInfo] = {
     Reason.API_RATE_LIMITED: ReasonInfo(
         "Vượt quá số yêu cầu cho phép, vui lòng thử lại sau",
         "Too many requests; try again later",
-        "Raise [api] rate_per_s / rate_burst only if the agency's traffic is legitimate.", _R),
+        "The agency exceeded its request rate ([api] rate_per_s / rate_burst), its waiting "
+        "requests (waits_per_org), or failed sign-ins from its address or system id "
+        "(signin_failure_burst), or secret checks were at their cap (signin_concurrency): "
+        "raise a limit only if the traffic is legitimate; the answer's Retry-After says when "
+        "to try again.", _R),
     Reason.API_REQUEST_INVALID: ReasonInfo(
         "Yêu cầu không hợp lệ", "The request is invalid",
         "Tell the agency to check its request against the API description (docs/API.md).", _R),
