@@ -15,9 +15,11 @@ spin in a hot loop, and the next call starts with that message.
 (between the broker's confirm and the ledger commit), or redelivered because an ack was lost,
 is recognised and dropped here. A message id is recorded as seen only after the handler
 returned and *before* the ack (written and flushed to ``seen_file`` when one is given): a crash
-between the two means a redelivery that is dropped, never a document handled twice or lost.
-Keep the seen-set durable in a real agency system (its document register); this client keeps it
-in memory or in a file.
+between the two means a redelivery that is dropped, never a document handled twice or lost —
+also when the redelivery goes to another instance on the same ``seen_file`` (a rolling restart):
+the file is read again before a message is taken for new (:class:`SeenMessages`). Keep the
+seen-set durable in a real agency system (its document register); this client keeps it in
+memory or in a file, bounded to the latest ids.
 
 :meth:`~AgencyClient.documents` and :meth:`~AgencyClient.statuses` are the same with a handler
 that appends to a list in memory (for tests and scripts that keep nothing).
@@ -25,9 +27,11 @@ that appends to a list in memory (for tests and scripts that keep nothing).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,15 +49,44 @@ class SeenMessages:
     In memory, or also appended to ``path`` (one id a line, flushed and fsynced before the
     caller acknowledges the message) so that a restarted receiver still drops what it handled.
     Used by :class:`AgencyClient` and by the HTTP API (``hub.api``), which dedups for agencies.
+
+    **Several instances may share the file** (a rolling restart runs the new receiver next to
+    the old one). Every membership test first reads what was appended since the last look (from
+    a remembered offset: an ``fstat`` and usually no read), so an id the other instance recorded
+    before dying without its ack is found when RabbitMQ redelivers to this one. Reads and
+    writes take an advisory ``flock`` on ``<path>.lock`` (shared to read, exclusive to append or
+    compact), held for a few system calls: the instances serialize, they do not exclude each
+    other. What stays possible is the at-least-once case: two instances handling the same id
+    *at the same time* (neither has recorded it yet).
+
+    **A line is a record only with its newline.** A crash in the middle of an append leaves a
+    last line without one; it is ignored (the message was not acknowledged, so it comes back
+    and is handled), and the next append first cuts it off so the new id is a line of its own.
+
+    **Bounded.** The ids kept are the latest ``keep`` (a redelivery or a hub republish comes
+    within minutes, not after ``keep`` newer messages): when the file holds more than twice that
+    many lines it is rewritten with the latest ``keep`` (a temporary file, fsynced, renamed over
+    the old one, the directory fsynced), and the in-memory set is trimmed the same way.
     """
 
-    def __init__(self, path: Path | None = None) -> None:
+    KEEP = 100_000
+    """Default bound: about 8 MB of ``digest:code`` ids, months of an agency's traffic."""
+
+    def __init__(self, path: Path | None = None, *, keep: int = KEEP) -> None:
         self._path = path
-        self._ids: set[str] = set()
-        if path is not None and path.exists():
-            self._ids.update(path.read_text().split())
+        self._keep = max(1, keep)
+        self._ids: dict[str, None] = {}  # insertion-ordered: the oldest are trimmed first
+        self._offset = 0  # the end of the last complete line read from the file
+        self._lines = 0  # complete lines in the file up to ``_offset``
+        self._file_id: tuple[int, int] | None = None  # (st_dev, st_ino) read from
+        if path is not None:
+            self._refresh()
 
     def __contains__(self, message_id: object) -> bool:
+        if message_id in self._ids:
+            return True
+        if self._path is not None:
+            self._refresh()
         return message_id in self._ids
 
     def __len__(self) -> int:
@@ -61,14 +94,91 @@ class SeenMessages:
 
     def remember(self, message_id: str) -> None:
         """Record ``message_id`` as handled; durable on return when a file is used."""
-        if message_id in self._ids:
+        if self._path is None:
+            if message_id not in self._ids:
+                self._ids[message_id] = None
+                self._trim()
             return
-        self._ids.add(message_id)
-        if self._path is not None:
-            with self._path.open("a") as fh:
-                fh.write(message_id + "\n")
+        with self._locked(exclusive=True):
+            end = self._read_new()
+            if message_id in self._ids:
+                return
+            with self._path.open("ab") as fh:
+                if end > self._offset:  # a torn last line: cut it off before appending
+                    fh.truncate(self._offset)
+                fh.write(message_id.encode() + b"\n")
                 fh.flush()
                 os.fsync(fh.fileno())
+            self._read_new()
+            if self._lines > 2 * self._keep:
+                self._compact()
+
+    # -- the file --------------------------------------------------------------------------------
+    def _refresh(self) -> None:
+        with self._locked(exclusive=False):
+            self._read_new()
+
+    @contextmanager
+    def _locked(self, *, exclusive: bool) -> Iterator[None]:
+        assert self._path is not None
+        lock = self._path.with_name(self._path.name + ".lock")
+        with lock.open("a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _read_new(self) -> int:
+        """Take in the complete lines appended since the last read (all of them if the file was
+        replaced); returns the file's size (beyond ``_offset`` only when a line is torn)."""
+        assert self._path is not None
+        try:
+            fh = self._path.open("rb")
+        except FileNotFoundError:
+            self._offset, self._lines, self._file_id = 0, 0, None
+            return 0
+        with fh:
+            st = os.fstat(fh.fileno())
+            if (st.st_dev, st.st_ino) != self._file_id or st.st_size < self._offset:
+                self._offset, self._lines = 0, 0  # compacted by another instance, or new
+                self._file_id = (st.st_dev, st.st_ino)
+            if st.st_size > self._offset:
+                fh.seek(self._offset)
+                data = fh.read(st.st_size - self._offset)
+                complete = data[:data.rfind(b"\n") + 1]  # b"" when no newline at all
+                for line in complete.splitlines():
+                    message_id = line.decode("utf-8", "replace").strip()
+                    if message_id:
+                        self._ids.pop(message_id, None)  # re-inserted: the latest order
+                        self._ids[message_id] = None
+                    self._lines += 1
+                self._offset += len(complete)
+                self._trim()
+            return st.st_size
+
+    def _compact(self) -> None:
+        """Rewrite the file with the latest ``keep`` ids, atomically (called under the lock)."""
+        assert self._path is not None
+        latest = list(self._ids)[-self._keep:]
+        tmp = self._path.with_name(self._path.name + ".tmp")
+        with tmp.open("wb") as fh:
+            fh.write("".join(f"{message_id}\n" for message_id in latest).encode())
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self._path)
+        directory = os.open(self._path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+        self._ids = dict.fromkeys(latest)
+        self._offset, self._lines, self._file_id = 0, 0, None
+        self._read_new()
+
+    def _trim(self) -> None:
+        if len(self._ids) > 2 * self._keep:
+            self._ids = dict.fromkeys(list(self._ids)[-self._keep:])
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,8 +4,8 @@
 //
 //   node agency.js send --to 000.00.02.H27 --number 12 --notation STC-NS \
 //        --subject "V/v ..." [--date 2026/11/20] [--attach van-ban.pdf]
-//   node agency.js receive [--count N] [--idle-ms MS] [--answer 03]
-//   node agency.js statuses [--count N] [--idle-ms MS]
+//   node agency.js receive [--count N] [--idle-ms MS] [--answer 03] [--retries 2] [--retry-delay-ms 500]
+//   node agency.js statuses [--count N] [--idle-ms MS] [--retries 2] [--retry-delay-ms 500]
 //
 // Settings come from the environment:
 //   AMQP_URL        amqp://LOGIN:PASSWORD@host:5672/vhost (the agency's broker account)
@@ -22,8 +22,11 @@
 // Receiving is at-least-once and idempotent: a delivery is acknowledged only after the document
 // is stored (file fsynced) and answered; a delivery whose message id is already in the seen-set
 // (a copy the hub republished after a crash, or a redelivery after a lost ack) is acknowledged
-// and dropped. A handler failure gives the message back (nack + requeue) after a pause, so a
-// persistent failure cannot spin.
+// and dropped. A handler that throws is retried in place `--retries` times with a growing pause
+// (`--retry-delay-ms`, doubled each time); if it still throws, the message goes back to its
+// queue (nack + requeue, after cancelling the consumer so it is not taken again at once) and the
+// program stops with exit code 1 and one line, as the Python client raises HandlerFailed: a
+// persistent failure cannot spin, and the document waits in the queue until the system is fixed.
 
 const amqp = require('amqplib');
 const crypto = require('node:crypto');
@@ -161,50 +164,84 @@ function storeDurably(file, body) {
   fs.renameSync(tmp, file);
 }
 
+const oneLine = (text) => String(text).trim().split(/\s*\n\s*/).join(' | ');
+
+// What hub.client's HandlerFailed says: the handler threw `attempts` times for one message, which
+// is back in its queue. The handler's last error ends the (single) line.
+class HandlerFailed extends Error {
+  constructor(messageId, queue, attempts, cause) {
+    super(`handler failed ${attempts} time(s) for message ${messageId} from ${queue}; `
+      + `the message was returned to the queue: ${oneLine(cause && cause.message)}`);
+    this.name = 'HandlerFailed';
+  }
+}
+
 // Consume one of this agency's queues until `count` deliveries were taken or nothing came for
-// `idleMs`; `handle(msg)` runs before the ack, and a throw gives the message back.
-async function consume(cfg, queue, { count, idleMs }, handle) {
+// `idleMs`; `handle(msg)` runs before the ack. A throw is retried in place `retries` times, then
+// the message goes back to the queue and this rejects with HandlerFailed (see the header).
+async function consume(cfg, queue, { count, idleMs, retries, retryDelayMs }, handle) {
   fs.mkdirSync(cfg.store, { recursive: true });
   const seen = new SeenSet(path.join(cfg.store, `seen-${path.basename(queue)}.txt`));
   const conn = await amqp.connect(cfg.url);
-  const ch = await conn.createChannel();
-  await ch.prefetch(1);
-  const stats = { taken: 0, handled: 0, duplicates: 0, failed: 0 };
-  await new Promise((resolve, reject) => {
-    let idle;
-    const rearm = () => { clearTimeout(idle); idle = setTimeout(resolve, idleMs); };
-    rearm();
-    let chain = Promise.resolve();
-    ch.consume(queue, (msg) => {
-      if (msg === null) { resolve(); return; } // the queue was deleted
-      clearTimeout(idle);
-      chain = chain.then(async () => {
-        stats.taken += 1;
-        const id = msg.properties.messageId;
-        if (id && seen.has(id)) {
-          stats.duplicates += 1;
-          ch.ack(msg);
-        } else {
-          try {
-            await handle(msg);
-          } catch (error) {
-            stats.failed += 1;
-            console.error(`handler failed for ${id}: ${error.message}; giving it back`);
-            await new Promise((r) => setTimeout(r, 1000)); // no hot requeue loop
-            ch.nack(msg, false, true);
-            return;
+  try {
+    const ch = await conn.createChannel();
+    await ch.prefetch(1);
+    const stats = { taken: 0, handled: 0, duplicates: 0, failed: 0 };
+    await new Promise((resolve, reject) => {
+      let idle;
+      let done = false;
+      const finish = (error) => {
+        if (done) return;
+        done = true;
+        clearTimeout(idle);
+        if (error) reject(error); else resolve();
+      };
+      const rearm = () => { clearTimeout(idle); idle = setTimeout(() => finish(), idleMs); };
+      rearm();
+      let chain = Promise.resolve();
+      ch.consume(queue, (msg) => {
+        if (msg === null) { finish(); return; } // the queue was deleted
+        clearTimeout(idle);
+        chain = chain.then(async () => {
+          if (done) return; // stopping: left unacked, closing the channel gives it back
+          stats.taken += 1;
+          const id = msg.properties.messageId;
+          if (id && seen.has(id)) {
+            stats.duplicates += 1;
+            ch.ack(msg);
+          } else {
+            for (let attempt = 1; ; attempt += 1) {
+              try {
+                await handle(msg);
+                break;
+              } catch (error) {
+                stats.failed += 1;
+                if (attempt > retries) {
+                  // Stop taking messages first: with prefetch 1 the broker would hand the
+                  // requeued message straight back to this consumer.
+                  await ch.cancel(msg.fields.consumerTag);
+                  ch.nack(msg, false, true);
+                  throw new HandlerFailed(id, queue, attempt, error);
+                }
+                const pause = retryDelayMs * 2 ** (attempt - 1);
+                console.error(`handler failed for ${id} (attempt ${attempt} of ${retries + 1}): `
+                  + `${oneLine(error.message)}; retrying in ${pause} ms`);
+                await new Promise((r) => setTimeout(r, pause)); // no hot retry loop
+              }
+            }
+            if (id) seen.add(id); // before the ack: a crash in between means a dropped copy
+            ch.ack(msg);
+            stats.handled += 1;
           }
-          if (id) seen.add(id); // before the ack: a crash in between means a dropped copy
-          ch.ack(msg);
-          stats.handled += 1;
-        }
-        if (count && stats.taken >= count) resolve(); else rearm();
-      }).catch(reject);
-    }, { noAck: false }).catch(reject);
-  });
-  await ch.close();
-  await conn.close();
-  return stats;
+          if (count && stats.taken >= count) finish(); else rearm();
+        }).catch(finish);
+      }, { noAck: false }).catch(finish);
+    });
+    await ch.close();
+    return stats;
+  } finally {
+    await conn.close().catch(() => {}); // already closed if the broker went away
+  }
 }
 
 async function receive(cfg, opts) {
@@ -244,7 +281,19 @@ async function statuses(cfg, opts) {
 }
 
 function limits(opts) {
-  return { count: opts.count ? Number(opts.count) : 0, idleMs: Number(opts['idle-ms'] || 5000) };
+  const number = (name, fallback) => {
+    const value = Number(opts[name] ?? fallback);
+    if (!Number.isInteger(value) || value < 0) {
+      throw new Error(`--${name} must be a whole number, not ${opts[name]}`);
+    }
+    return value;
+  };
+  return {
+    count: number('count', 0),
+    idleMs: number('idle-ms', 5000) || 5000, // 0 meant the default before these checks
+    retries: number('retries', 2), // as hub.client: retries=2, retry_delay=0.5 s
+    retryDelayMs: number('retry-delay-ms', 500),
+  };
 }
 
 async function main() {
@@ -258,6 +307,6 @@ async function main() {
 }
 
 main().catch((error) => {
-  console.error(`agency: ${error.message}`);
+  console.error(`agency: ${oneLine(error.message)}`);
   process.exit(1);
 });
