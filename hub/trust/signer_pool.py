@@ -22,6 +22,11 @@ published. It checks each value against the SignedInfo it built itself.
   of the batch has left the consumer then: it restarts the pool (:meth:`SignerPool.restart`)
   and signs the batch again (:mod:`hub.consumers.intake`). RSA PKCS#1 v1.5 is deterministic, so
   the receipts are the same bytes whichever process signs them.
+* A worker answers its requests in the order they were sent, but they are not always collected
+  in that order: after a ``receipt_conflict`` the batch in hand is planned again, and its new
+  requests are collected before the next batch's, sent earlier. An answer read before it is
+  asked for is kept for its ticket (:class:`Answers`); only the answers of requests given up
+  on (:meth:`SignerPool.abandon`) are dropped.
 
 No asyncio anywhere: the consumer thread must never hold a running event loop (pyHanko's
 synchronous API calls ``asyncio.run``).
@@ -36,16 +41,17 @@ import os
 import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from hub.errors import ConfigurationError, TransientError
 from hub.logs import get_logger
 from hub.reasons import Reason
 
-__all__ = ["ReceiptSigner", "SignerPool", "SignerSpec", "SignerUnavailable", "Ticket"]
+__all__ = ["ANSWERS_KEPT", "Answers", "ReceiptSigner", "SignerPool", "SignerSpec",
+           "SignerUnavailable", "Ticket"]
 
 log = get_logger("hub.trust.signer_pool")
 
@@ -53,6 +59,12 @@ START_TIMEOUT_S = 120.0
 """Longest a worker may take to start and load its keys (a keystore of many keys, a slow token)."""
 _IDLE_EVERY_S = 0.2
 """While waiting on the workers, call the caller's ``idle`` this often (broker heartbeats)."""
+ANSWERS_KEPT = 4096
+"""Outstanding requests a worker keeps answers for (:class:`Answers`); beyond it, the oldest
+are taken as given up on without a word. Only the two batches in hand have requests the
+consumer still collects (:mod:`hub.consumers.intake`), one per ``SIGN_CHUNK`` (32) receipts: a
+few dozen for batches of 128 deliveries; at most 4,096 answers of 32 RSA-2048 signatures are
+held (~35 MB)."""
 
 
 class SignerUnavailable(TransientError):
@@ -97,12 +109,74 @@ class ReceiptSigner(Protocol):
     def submit(self, requests: Sequence[tuple[str, bytes]]) -> Ticket: ...
     def collect(self, tickets: Sequence[Ticket],
                 idle: Callable[[], None] | None = None) -> list[bytes]: ...
+    def abandon(self, tickets: Sequence[Ticket]) -> None: ...
+
+
+_A = TypeVar("_A")
+
+
+class Answers(Generic[_A]):
+    """One worker's answers by request number, from the moment a request is sent until its
+    answer is collected or the request given up on.
+
+    A worker answers in the order it was asked, but the consumer does not always collect in
+    that order: after a ``receipt_conflict`` the batch in hand is planned again
+    (:meth:`hub.consumers.intake.IntakeConsumer._commit`) and its new requests, numbered after
+    those of the next batch already sent, are collected first. The next batch's answers, which
+    came first, are kept here for it — dropping them as stale made it wait the whole
+    ``signer_timeout_s`` and restarted the signer. The answer of a request given up on
+    (:meth:`abandon`) is dropped when it comes. A request given up on without a word (a batch
+    dropped with its broker connection) is forgotten once :data:`ANSWERS_KEPT` later requests
+    are outstanding: the table never grows without bound.
+
+    Not thread-safe: the pool uses it from the consumer's thread alone, a signer thread under
+    its condition's lock."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = ANSWERS_KEPT if limit is None else limit
+        self._outstanding: dict[int, None] = {}
+        """Requests sent and neither collected nor given up on, oldest first."""
+        self._early: dict[int, _A] = {}
+        """Answers of outstanding requests, read before they were asked for."""
+
+    def __len__(self) -> int:
+        return len(self._early)
+
+    def sent(self, seq: int) -> None:
+        """Request ``seq`` left for the worker (before its answer can come)."""
+        self._outstanding[seq] = None
+        while len(self._outstanding) > self.limit:
+            oldest = next(iter(self._outstanding))
+            self.abandon(oldest)
+
+    def wanted(self, seq: int) -> bool:
+        """Whether ``seq`` is outstanding: its answer is kept when it comes."""
+        return seq in self._outstanding
+
+    def arrived(self, seq: int, answer: _A) -> None:
+        """The answer to ``seq``: kept until :meth:`take`, dropped if ``seq`` was given up on."""
+        if seq in self._outstanding:
+            self._early[seq] = answer
+
+    def take(self, seq: int) -> _A | None:
+        """The answer to ``seq`` once it came (then ``seq`` is done), else None."""
+        answer = self._early.pop(seq, None)
+        if answer is not None:
+            del self._outstanding[seq]
+        return answer
+
+    def abandon(self, seq: int) -> None:
+        """Nobody will collect ``seq``: drop its answer, now or when it comes."""
+        self._outstanding.pop(seq, None)
+        self._early.pop(seq, None)
 
 
 @dataclass(slots=True)
 class _Worker:
     process: Any  # multiprocessing.context.SpawnProcess (no public type)
     conn: Connection
+    answers: Answers[tuple[Any, ...]] = field(default_factory=Answers)
+    """Its answers read before they were asked for (a new worker starts with none)."""
 
 
 def usable_cores(affinity: Callable[[int], set[int]] | None = None,
@@ -220,17 +294,28 @@ class SignerPool:
             raise SignerUnavailable("not started")
         seq = next(self._seq)
         index = seq % len(self._workers)
+        worker = self._workers[index]
+        worker.answers.sent(seq)
         try:
-            self._workers[index].conn.send(
+            worker.conn.send(
                 (seq, [org for org, _ in requests], [digest for _, digest in requests]))
         except (OSError, ValueError) as exc:
+            worker.answers.abandon(seq)
             raise SignerUnavailable(f"cannot reach the signer: {exc}") from None
         return Ticket(seq, index, len(requests))
+
+    def abandon(self, tickets: Sequence[Ticket]) -> None:
+        """Nobody will collect ``tickets`` (their batch was given up on): their answers are
+        dropped, not kept for a collect that never comes."""
+        for ticket in tickets:
+            if ticket.worker < len(self._workers):
+                self._workers[ticket.worker].answers.abandon(ticket.seq)
 
     def collect(self, tickets: Sequence[Ticket], idle: Callable[[], None] | None = None
                 ) -> list[bytes]:
         """The signature values of ``tickets``, in order. ``idle`` is called every ~0.2 s
-        while waiting (the consumer pumps its broker connection there)."""
+        while waiting (the consumer pumps its broker connection there). Answers to other
+        requests read meanwhile are kept for their tickets (:class:`Answers`)."""
         values: list[bytes] = []
         for ticket in tickets:
             if ticket.worker >= len(self._workers):
@@ -238,12 +323,15 @@ class SignerPool:
             worker = self._workers[ticket.worker]
             # Per request (a few dozen signatures): a slow token never times a whole batch out.
             deadline = time.monotonic() + self.timeout_s
-            reply = self._receive(worker, deadline, idle)
-            while isinstance(reply[0], int) and reply[0] < ticket.seq:
-                # The answer to a request given up on (its connection was lost meanwhile).
-                reply = self._receive(worker, deadline, idle)
-            if reply[0] != ticket.seq:
-                raise SignerUnavailable(f"answer to request {reply[0]}, not {ticket.seq}")
+            while (reply := worker.answers.take(ticket.seq)) is None:
+                if not worker.answers.wanted(ticket.seq):
+                    # Given up on, forgotten, or sent to a worker replaced since.
+                    raise SignerUnavailable(f"request {ticket.seq} was given up on")
+                got = self._receive(worker, deadline, idle)
+                if not isinstance(got[0], int) or got[0] > ticket.seq:
+                    # In order, a worker answers this request before any later one.
+                    raise SignerUnavailable(f"answer to request {got[0]}, not {ticket.seq}")
+                worker.answers.arrived(got[0], got)
             if reply[1] == "error":
                 raise SignerUnavailable(str(reply[2]))
             if len(reply[2]) != ticket.size:

@@ -17,9 +17,13 @@ Given the caller's certificate keys (:meth:`SignerThread.check_with`), the threa
 check itself, right after each signature and with the GIL released as for the signature, and
 :meth:`SignerThread.collect_checked` answers each value with the request it signed, which the
 caller matches to its receipt: the same check, off the consumer's loop (~3 % of it, measured).
-A request the thread cannot sign (no key, a token that fails) or a thread that stopped makes
-:meth:`collect` raise :class:`~hub.trust.signer_pool.SignerUnavailable`: the batch is held and
-signed again after :meth:`restart`, as with a signer process. Not for keys on a PKCS#11 token
+Answers are kept by request number until collected, in whatever order
+(:class:`~hub.trust.signer_pool.Answers`: after a ``receipt_conflict`` the batch in hand is
+asked again and collected before the next batch, asked earlier); the thread does not sign a
+request given up on (:meth:`SignerThread.abandon`). A request the thread cannot sign (no
+key, a token that fails) or a thread that stopped makes :meth:`collect` raise
+:class:`~hub.trust.signer_pool.SignerUnavailable`: the batch is held and signed again after
+:meth:`restart`, as with a signer process. Not for keys on a PKCS#11 token
 (:func:`holds_token_keys`): the token's session (and its lock) would be shared with the ledger's
 checkpoint signature in the consumer's thread, and a thread stuck in a hung token cannot be
 given up the way a signer process is killed — such a keystore is signed inline or by signer
@@ -40,7 +44,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from hub.errors import TransientError
 from hub.logs import get_logger
 from hub.trust.keystore import OrgSigner
-from hub.trust.signer_pool import SignerUnavailable, Ticket
+from hub.trust.signer_pool import Answers, SignerUnavailable, Ticket
 from hub.trust.signing import sign_bytes, signature_verifies, signed_info_c14n
 from hub.trust.token import TokenKey
 
@@ -69,7 +73,8 @@ class _Worker:
         the caller checks)."""
         self.requests: queue.SimpleQueue[tuple[int, list[tuple[str, bytes]]] | None] = (
             queue.SimpleQueue())
-        self.answers: dict[int, tuple[str, Any]] = {}
+        self.answers: Answers[tuple[str, Any]] = Answers()
+        """Its answers until collected (read and written under :attr:`answered`'s lock)."""
         self.answered = threading.Condition()
         self.stopped = threading.Event()
         """Given up on: requests still queued are dropped, not signed."""
@@ -81,6 +86,9 @@ class _Worker:
             if item is None or self.stopped.is_set():
                 return
             seq, requests = item
+            with self.answered:
+                if not self.answers.wanted(seq):
+                    continue  # given up on while queued: never signed
             answer: tuple[str, Any]
             try:
                 answer = ("ok", [(org, digest, self._sign(org, digest))
@@ -95,7 +103,7 @@ class _Worker:
                 log.error("signer_thread_failed", error=type(exc).__name__)
                 answer = ("error", f"{type(exc).__name__} while signing")
             with self.answered:
-                self.answers[seq] = answer
+                self.answers.arrived(seq, answer)
                 self.answered.notify_all()
 
     def _sign(self, org: str, digest: bytes) -> bytes:
@@ -164,8 +172,21 @@ class SignerThread:
         if worker is None or not worker.thread.is_alive():
             raise SignerUnavailable("the signer thread is not running")
         seq = next(self._seq)
+        with worker.answered:
+            worker.answers.sent(seq)
         worker.requests.put((seq, list(requests)))
         return Ticket(seq, self.restarts, len(requests))
+
+    def abandon(self, tickets: Sequence[Ticket]) -> None:
+        """Nobody will collect ``tickets`` (their batch was given up on): those still queued
+        are not signed, the answers of the others dropped."""
+        worker = self._worker
+        if worker is None:
+            return
+        with worker.answered:
+            for ticket in tickets:
+                if ticket.worker == self.restarts:
+                    worker.answers.abandon(ticket.seq)
 
     def collect(self, tickets: Sequence[Ticket], idle: Callable[[], None] | None = None
                 ) -> list[bytes]:
@@ -186,8 +207,10 @@ class SignerThread:
             deadline = time.monotonic() + self.timeout_s
             while True:
                 with worker.answered:
-                    answer = worker.answers.pop(ticket.seq, None)
+                    answer = worker.answers.take(ticket.seq)
                     if answer is None:
+                        if not worker.answers.wanted(ticket.seq):
+                            raise SignerUnavailable(f"request {ticket.seq} was given up on")
                         left = deadline - time.monotonic()
                         if left <= 0:
                             raise SignerUnavailable(
@@ -195,12 +218,9 @@ class SignerThread:
                         if not worker.thread.is_alive():
                             raise SignerUnavailable("the signer thread stopped")
                         worker.answered.wait(min(left, _IDLE_EVERY_S))
-                        answer = worker.answers.pop(ticket.seq, None)
-                    if answer is not None:
-                        # Requests are answered in order: any earlier answer still here was
-                        # asked for a batch given up on (a lost connection, a planning retry).
-                        for stale in [seq for seq in worker.answers if seq < ticket.seq]:
-                            del worker.answers[stale]
+                        # Answers of other requests stay for their tickets, collected later
+                        # (the next batch's, when the batch in hand was asked again).
+                        answer = worker.answers.take(ticket.seq)
                 if answer is not None:
                     break
                 if idle is not None:
