@@ -223,7 +223,8 @@ class ConsoleServices:
                 return dlq.replay(conn, self.topology.names.dlq, self.topology.names.intake, flt,
                                   actor=actor, note=note, user=broker_user(self.settings.broker.url),
                                   record=self._recorder("replayed"), progress=progress,
-                                  now=self.clock())
+                                  now=self.clock(), trusted=dlq.trusted_logins(self.settings),
+                                  queues=frozenset(q.name for q in self.topology.queues))
             finally:
                 conn.close()
 

@@ -2,30 +2,80 @@
 
 The dead-letter queue holds the exact bytes the hub refused, with the reason in headers
 (``x-hub-reason``, Vietnamese and English texts, first-failure time, attempts, where it was
-going). Listing does not consume: messages are taken without acknowledgement and given back
-when the listing channel closes. Replay republishes to the intake queue through the full
-validation again, marked with who replayed it; discard requires a note. Both are recorded in
-the ledger with the operator's name (Circulars 01/2019 and 02/2019/TT-BNV: the clerk's actions
-on incoming documents are part of the record).
+going), and what the broker dead-lettered itself (``x-death``: an agency's system rejected a
+delivery, a message expired, a queue's delivery limit). Listing does not consume: messages are
+taken without acknowledgement and given back when the listing channel closes (on a quorum queue
+each listing counts as a delivery: docs/OPERATIONS.md, "Dead letters", for RabbitMQ 4's default
+delivery limit).
+
+Replay sends each letter back to the queue it was dead-lettered from, the only place where it
+means what it meant (:func:`send_back`): what the intake refused goes through full validation
+again, as published by the account that published it; a delivery an organization's system
+rejected goes back to its inbox or status queue, a letter the axis connector parked back to the
+gateway queue, untouched. A letter whose way back cannot be established stays in the queue and
+is named. Discard requires a note. Both are recorded in the ledger with the operator's name
+(Circulars 01/2019 and 02/2019/TT-BNV: the clerk's actions on incoming documents are part of
+the record), the ledger being checked before the first letter goes out.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 import json
+import re
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hub.broker import Connection, Delivery, Outgoing, connect
+from hub.errors import ConfigurationError, HubError
 from hub.messages import Headers
 from hub.reasons import Reason
+from hub.topology import AXIS_INBOX_KEY, AXIS_STATUS_KEY, ENVELOPE_KEY, STATUS_KEY, Names
 
 H_REPLAYED_BY = Headers.REPLAYED_BY
 H_REPLAY_NOTE = Headers.REPLAY_NOTE
+
+_HUB_HEADER = "x-hub-"
+_BROKER_HEADERS = ("x-death", "x-first-death", "x-last-death", "x-delivery-count")
+"""What RabbitMQ writes on a message it dead-letters or delivers from a quorum queue."""
+_DEAD_LETTER_HEADERS = frozenset({
+    Headers.REASON, Headers.REASON_TEXT_VI, Headers.REASON_TEXT_EN, Headers.DETAIL,
+    Headers.FIRST_REASON, Headers.FIRST_FAILURE, Headers.ATTEMPTS, Headers.ORIGINAL_ROUTING})
+"""What the hub adds when it dead-letters a message itself (the pipeline, the axis connector)."""
+_DELIVERY_QUEUE = re.compile(r"\.(?:org\.[0-9A-Z][0-9A-Z.]{0,34}\.(?:inbox|status)|gateway\.axis)\Z")
+"""Queues only the hub publishes to (agencies may not write to the deliver exchange): a letter
+the broker dead-lettered from one of them carries the hub's own delivery headers."""
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return "" if value is None else str(value)
+
+
+def _deaths(headers: Mapping[str, Any]) -> list[Mapping[str, Any]] | None:
+    """The broker's ``x-death`` entries, the death that brought the letter here first; None
+    when there are none: the letter was published to the dead-letter exchange by the hub itself
+    (only the hub's login may write there; the hub drops ``x-death`` from what it dead-letters).
+    """
+    if "x-death" not in headers:
+        return None
+    value = headers["x-death"]
+    if not isinstance(value, list | tuple):
+        return []
+    return [e for e in value if isinstance(e, Mapping)]
+
+
+def _when(value: Any) -> str:
+    """An ``x-death`` time (pika gives a naive UTC datetime) as ISO 8601, or ""."""
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    return ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,23 +92,46 @@ class DeadLetter:
     size: int
     headers: dict[str, Any]
 
+    by_broker: bool = False
+    """RabbitMQ dead-lettered it (``x-death``); otherwise the hub did."""
+    returned_to: str = ""
+    """The queue a replay sent it back to (set by :func:`replay`, recorded in the ledger)."""
+
     @classmethod
     def of(cls, d: Delivery) -> DeadLetter:
+        """As operators see it: the hub's own headers, or, for what the broker dead-lettered,
+        the broker's facts (``BROKER_<REASON>``, its time and count). A letter the broker
+        dead-lettered from the intake keeps whatever ``x-hub-*`` headers its publisher wrote:
+        claims, not the hub's word, so none of them is shown (nor matched by a filter)."""
         h = dict(d.headers)
-        death = h.get("x-death")
-        reason = str(h.get(Headers.REASON) or "")
-        if not reason and death:
-            reason = f"BROKER_{str(death[0].get('reason', 'dead-lettered')).upper()}"
+        deaths = _deaths(h)
+        if deaths is None:
+            reason = str(h.get(Headers.REASON) or "")
+            first_failure = str(h.get(Headers.FIRST_FAILURE) or "")
+            attempts = _count(h.get(Headers.ATTEMPTS))
+            routing = str(h.get(Headers.ORIGINAL_ROUTING) or f"{d.exchange}/{d.routing_key}")
+        else:
+            death = deaths[0] if deaths else {}
+            queue = _text(death.get("queue"))
+            if not _DELIVERY_QUEUE.search(queue):
+                h = {k: v for k, v in h.items() if not k.startswith(_HUB_HEADER)}
+            reason = f"BROKER_{_text(death.get('reason')) or 'dead_lettered'}".upper()
+            first_failure = _when(death.get("time"))
+            attempts = _count(death.get("count"))
+            keys = death.get("routing-keys")
+            routing = (f"{_text(death.get('exchange'))}/{_text(keys[0])}"
+                       if isinstance(keys, list | tuple) and keys else queue)
         return cls(
             id=str(d.message_id or h.get(Headers.DIGEST) or d.tag),
             reason=reason,
             sender=str(h.get(Headers.SENDER) or ""),
             recipient=str(h.get(Headers.RECIPIENT) or ""),
-            first_failure=str(h.get(Headers.FIRST_FAILURE) or ""),
-            attempts=_count(h.get(Headers.ATTEMPTS)),
-            routing=str(h.get(Headers.ORIGINAL_ROUTING) or f"{d.exchange}/{d.routing_key}"),
+            first_failure=first_failure,
+            attempts=attempts,
+            routing=routing,
             size=len(d.body),
             headers={k: v for k, v in h.items() if isinstance(v, str | int | float | bool)},
+            by_broker=deaths is not None,
         )
 
     def age(self, now: datetime) -> timedelta | None:
@@ -118,6 +191,12 @@ class Filter:
         exact = set(self.ids)
         return [dl for dl in chosen if dl.id not in exact] if self.ids else []
 
+    def unmatched(self, chosen: Iterable[DeadLetter]) -> list[str]:
+        """The given ids that name none of the chosen dead letters (gone, or mistyped)."""
+        ids = [dl.id for dl in chosen]
+        return [i for i in self.ids
+                if not any(x == i if self.exact else x.startswith(i) for x in ids)]
+
 
 def parse_age(text: str) -> timedelta:
     """``90s``, ``15m``, ``2h``, ``3d``, ``1h30m`` (see :func:`hub.ops.args.parse_duration`)."""
@@ -127,56 +206,256 @@ def parse_age(text: str) -> timedelta:
 
 
 def browse(conn: Connection, queue: str) -> list[tuple[Delivery, DeadLetter]]:
-    """Every message in ``queue``, unacknowledged (given back when the channel closes)."""
+    """Every message in ``queue``, unacknowledged (given back when the channel closes).
+
+    Giving a message back counts as a delivery on a quorum queue (``x-delivery-count``): under
+    a delivery limit every browse brings each letter closer to being dropped. The hub's
+    dead-letter queue has none; RabbitMQ 4 applies one by default (docs/OPERATIONS.md)."""
     out = []
     while (d := conn.get(queue)) is not None:
         out.append((d, DeadLetter.of(d)))
     return out
 
 
+Recorder = Callable[[list[DeadLetter], str, str], None]
+"""Records an operator's action on dead letters ``(letters, actor, note)`` in the ledger.
+Called with no letters before anything is published or acknowledged: it then only checks
+that the ledger can record (and raises when it cannot)."""
+
+
+class NoWayBack(Exception):
+    """Where a dead letter came from, or as whose, cannot be established: it is not replayed."""
+
+
+class DlqError(HubError):
+    """A dead-letter action that did part of what was asked: one line, and what was done."""
+
+    def __init__(self, message: str, done: list[DeadLetter]) -> None:
+        super().__init__(" ".join(message.split()))  # ids come from the broker: one line
+        self.done = done
+
+
+class ReplayRefused(DlqError):
+    """Letters left in the dead-letter queue because their way back cannot be established
+    (:class:`NoWayBack`); the others were replayed (:attr:`done`)."""
+
+
+class ReplayNotRecorded(DlqError):
+    """Letters that went out but that the ledger failed to record."""
+
+
+def _shown(items: Sequence[str], most: int = 3) -> str:
+    return "; ".join(items[:most]) + (" …" if len(items) > most else "")
+
+
+def names_for(intake: str) -> Names:
+    """The hub's names, from the name of its intake queue (``<prefix>.intake``)."""
+    prefix, dot, last = intake.rpartition(".")
+    if not dot or last != "intake":
+        raise ValueError(f"{intake!r} is not the name of a hub's intake queue")
+    return Names(prefix)
+
+
+def _routed(routing: str, names: Names) -> str | None:
+    """The queue that ``exchange/routing key`` reaches in the hub's topology, if one."""
+    exchange, _, key = routing.partition("/")
+    if exchange == names.inbound:
+        return names.intake if key in (ENVELOPE_KEY, STATUS_KEY) else None
+    if exchange == "":
+        return key  # the default exchange: the queue by name (the retries' way back)
+    if exchange == names.deliver:
+        if key in (AXIS_INBOX_KEY, AXIS_STATUS_KEY):
+            return names.gateway
+        kind, _, code = key.partition(".")
+        try:
+            if kind == "inbox":
+                return names.inbox(code)
+            if kind == "status":
+                return names.status(code)
+        except ConfigurationError:
+            return None
+    return None
+
+
+def _hub_queue(queue: str, names: Names) -> bool:
+    """Whether ``queue`` is one a dead letter may go back to: the intake, the gateway queue,
+    an organization's inbox or status queue (never the dead-letter or a retry queue)."""
+    if queue in (names.intake, names.gateway):
+        return True
+    start = f"{names.prefix}.org."
+    for kind, name in (("inbox", names.inbox), ("status", names.status)):
+        end = f".{kind}"
+        if queue.startswith(start) and queue.endswith(end):
+            try:
+                return name(queue[len(start):-len(end)]) == queue
+            except ConfigurationError:
+                return False
+    return False
+
+
+def origin(d: Delivery, names: Names) -> str:
+    """The queue dead letter ``d`` was dead-lettered from: the broker's word (``x-death``, the
+    death that brought it here) when the broker dead-lettered it, otherwise where the hub
+    recorded it was going (``x-hub-original-routing``: the pipeline's intake, the connector's
+    gateway queue). Raises :class:`NoWayBack` when neither names a queue of the hub."""
+    deaths = _deaths(d.headers)
+    if deaths is not None:
+        queue = _text(deaths[0].get("queue")) if deaths else ""
+        if not queue:
+            raise NoWayBack("the broker dead-lettered it without naming the queue")
+        said = f"the broker dead-lettered it from {queue}"
+    else:
+        routing = _text(d.headers.get(Headers.ORIGINAL_ROUTING))
+        if not routing:
+            raise NoWayBack("nothing says where it was going (no x-hub-original-routing)")
+        said = f"it was going to {routing}"
+        found = _routed(routing, names)
+        if found is None:
+            raise NoWayBack(f"{said}, which reaches none of the hub's queues")
+        queue = found
+    if not _hub_queue(queue, names):
+        raise NoWayBack(f"{said}, not the intake, the gateway or an organization's queue")
+    return queue
+
+
+def _as_published(d: Delivery, headers: dict[str, Any], *, by_hub: bool, user: str | None,
+                  trusted: frozenset[str] | None) -> dict[str, Any]:
+    """The headers under which the intake judges a replayed letter as it judged (or would have
+    judged) it when its publisher sent it. The replay is published under the operator tool's
+    login, a trusted one that may speak for any body: the publisher must be named in
+    ``x-hub-original-user`` (the pipeline checks it against the From organization), and only
+    what the hub wrote may be believed.
+
+    - The hub dead-lettered it (no ``x-death``): its headers are the hub's; the pipeline
+      always records the publisher.
+    - The broker did, and a trusted login had published it (the hub's retries, a replay, the
+      API, the axis connector): its ``x-hub-*`` headers are that login's word, as the pipeline
+      believed them; without a named publisher the login spoke for itself.
+    - The broker did, and anyone else had published it (an agency's expired letter): its
+      ``x-hub-*`` headers are claims and dropped; the publisher is the AMQP ``user_id`` the
+      broker checked against the login (none: "", refused as the intake refuses it).
+    """
+    if by_hub:
+        if Headers.ORIGINAL_USER not in headers:
+            raise NoWayBack("its publisher is not recorded (no x-hub-original-user)")
+        return headers
+    publisher = d.user_id or None
+    known = trusted if trusted is not None else frozenset({user} if user else ())
+    if publisher is not None and publisher in known:
+        headers.setdefault(Headers.ORIGINAL_USER, publisher)
+        return headers
+    if trusted is None and Headers.ORIGINAL_USER in headers:
+        raise NoWayBack(f"published by {publisher!r} for "
+                        f"{_text(headers[Headers.ORIGINAL_USER])!r}, and this replay does not "
+                        "know whether that login is trusted: replay it with hub dlq replay")
+    claims = {k: v for k, v in headers.items() if not k.startswith(_HUB_HEADER)}
+    claims[Headers.ORIGINAL_USER] = publisher or ""
+    return claims
+
+
+def send_back(d: Delivery, names: Names, *, actor: str, note: str, user: str | None,
+              trusted: frozenset[str] | None, queues: Collection[str] | None = None) -> Outgoing:
+    """The message that sends dead letter ``d`` back to the queue it came from (:func:`origin`),
+    through the default exchange (the queue by name: exactly that queue), under ``user``.
+
+    Only what goes back to the intake is judged again, as its publisher (:func:`_as_published`);
+    a delivery goes back to its organization's queue (or the gateway) with the hub's headers
+    it was delivered with, and an organization's system drops a copy it has by message id.
+    ``queues``: the queues of the hub's topology (one that is gone is no way back); ``trusted``:
+    the logins the pipeline trusts (None: only ``user`` is known to be). Raises
+    :class:`NoWayBack`."""
+    queue = origin(d, names)
+    if queues is not None and queue not in queues:
+        raise NoWayBack(f"it came from {queue}, which the hub's topology no longer holds")
+    by_hub = _deaths(d.headers) is None
+    headers = {k: v for k, v in d.headers.items() if not k.startswith(_BROKER_HEADERS)}
+    if by_hub or queue == names.intake:
+        # The dead-letter facts are written afresh by whoever dead-letters it again; a
+        # delivery the broker dead-lettered keeps its own (a receipt's x-hub-reason).
+        headers = {k: v for k, v in headers.items() if k not in _DEAD_LETTER_HEADERS}
+    if queue == names.intake:
+        headers = _as_published(d, headers, by_hub=by_hub, user=user, trusted=trusted)
+    headers[H_REPLAYED_BY] = actor
+    headers[H_REPLAY_NOTE] = note[:500]
+    return Outgoing("", queue, d.body, headers, message_id=d.message_id,
+                    content_type="application/xml", user_id=user)
+
+
 def replay(conn: Connection, queue: str, intake: str, flt: Filter, *, actor: str, note: str,
            user: str | None,
-           record: Callable[[list[DeadLetter], str, str], None],
+           record: Recorder,
            progress: Callable[[int, int], None] | None = None,
            now: datetime | None = None,
-           confirm: Callable[[list[DeadLetter]], bool] | None = None) -> list[DeadLetter]:
-    """Republish matching dead letters to the intake (full validation again), then ack them.
+           confirm: Callable[[list[DeadLetter]], bool] | None = None,
+           trusted: frozenset[str] | None = None,
+           queues: Collection[str] | None = None) -> list[DeadLetter]:
+    """Send matching dead letters back where they came from (:func:`send_back`), then ack them.
 
-    Order: publish and confirm, record in the ledger, then ack — a crash leaves them in the
-    dead-letter queue, never lost (a replay twice is caught as a duplicate by the pipeline).
+    Order: check the ledger, then per batch publish and confirm, record in the ledger, ack — a
+    crash leaves them in the dead-letter queue, never lost (a replay twice is caught as a
+    duplicate by the pipeline, or dropped by the organization's system by message id).
+    Letters with no way back stay in the queue: :class:`ReplayRefused`, after the others.
+    The ledger failing after a batch went out: :class:`ReplayNotRecorded` (the batch is
+    acknowledged: it went out, and a second replay would send it again).
     """
+    names = names_for(intake)
     at = now or datetime.now(UTC)
-    items = browse(conn, queue)
-    chosen = [(d, dl) for d, dl in items if flt.matches(dl, at)]
+    chosen = [(d, dl) for d, dl in browse(conn, queue) if flt.matches(dl, at)]
     if confirm is not None and chosen and not confirm([dl for _d, dl in chosen]):
         return []
+    ways: list[tuple[Delivery, DeadLetter, Outgoing]] = []
+    refused: list[str] = []
+    for d, dl in chosen:
+        try:
+            out = send_back(d, names, actor=actor, note=note, user=user, trusted=trusted,
+                            queues=queues)
+        except NoWayBack as exc:
+            refused.append(f"{dl.id}: {exc}")
+            continue
+        ways.append((d, dataclasses.replace(dl, returned_to=out.routing_key), out))
+    if ways:
+        record([], actor, note)  # the ledger can record: checked before anything goes out
     settler = conn.settler()
     done: list[DeadLetter] = []
-    for start in range(0, len(chosen), 100):
-        part = chosen[start:start + 100]
-        msgs = []
-        for d, _dl in part:
-            headers = {k: v for k, v in d.headers.items()
-                       if not k.startswith(("x-death", "x-first-death", "x-last-death",
-                                            "x-delivery-count", Headers.ATTEMPTS,
-                                            Headers.FIRST_FAILURE, Headers.REASON))}
-            headers[H_REPLAYED_BY] = actor
-            headers[H_REPLAY_NOTE] = note[:500]
-            # Republished under the operator tool's login (a trusted one): the original
-            # publisher stays in x-hub-original-user and is checked again by the pipeline.
-            msgs.append(Outgoing("", intake, d.body, headers, message_id=d.message_id,
-                                 content_type="application/xml", user_id=user))
-        conn.publish(msgs)
-        record([dl for _d, dl in part], actor, note)
-        settler.ack([d.tag for d, _dl in part])
-        done.extend(dl for _d, dl in part)
+    for start in range(0, len(ways), 100):
+        part = ways[start:start + 100]
+        conn.publish([out for _d, _dl, out in part])
+        letters = [dl for _d, dl, _out in part]
+        try:
+            record(letters, actor, note)
+        except Exception as exc:
+            raise _not_recorded(settler, part, done, exc) from None
+        settler.ack([d.tag for d, _dl, _out in part])
+        done.extend(letters)
         if progress is not None:
             progress(len(done), len(chosen))
+    if refused:
+        raise ReplayRefused(f"{len(refused)} dead letter(s) not replayed, left in the queue: "
+                            f"{_shown(refused)}", done)
     return done
 
 
+def _not_recorded(settler: Any, part: list[tuple[Delivery, DeadLetter, Outgoing]],
+                  done: list[DeadLetter], exc: Exception) -> ReplayNotRecorded:
+    """The one line for letters that went out and that the ledger did not record. They are
+    acknowledged (they are in their queues: a second replay would send them again); if even
+    that fails they are still in the dead-letter queue, and the line says so."""
+    letters = [dl for _d, dl, _out in part]
+    where = "taken from the dead-letter queue"
+    try:
+        settler.ack([d.tag for d, _dl, _out in part])
+    except HubError:
+        where = "still in the dead-letter queue too: do not replay them again"
+    why = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+    before = f"; {len(done)} before them were replayed and recorded" if done else ""
+    return ReplayNotRecorded(
+        f"{len(letters)} dead letter(s) went out but are not recorded in the ledger "
+        f"({why}): {_shown([dl.id for dl in letters], 10)} — {where}{before}",
+        [*done, *letters])
+
+
 def discard(conn: Connection, queue: str, flt: Filter, *, actor: str, note: str,
-            record: Callable[[list[DeadLetter], str, str], None],
+            record: Recorder,
             now: datetime | None = None,
             confirm: Callable[[list[DeadLetter]], bool] | None = None) -> list[DeadLetter]:
     if not note.strip():
@@ -237,9 +516,19 @@ def _context(args: argparse.Namespace) -> tuple[Any, Any, Connection]:
     return settings, topo, connect(b.url, "edxml-hub dlq")
 
 
-def action_recorder(settings: Any, kind: str) -> Callable[[list[DeadLetter], str, str], None]:
+def trusted_logins(settings: Any) -> frozenset[str]:
+    """The logins the pipeline trusts to speak for others: ``[broker] trusted_publishers`` and
+    the hub's own login (``PipelineConfig.trusted``)."""
+    from hub.app import broker_user
+
+    hub = broker_user(settings.broker.url)
+    return frozenset(settings.broker.trusted_publishers) | ({hub} if hub else set())
+
+
+def action_recorder(settings: Any, kind: str) -> Recorder:
     """Records an operator's replay or discard (``kind``) of dead letters in the ledger, with
-    the person as actor: the CLI and the console keep one audit trail."""
+    the person as actor: the CLI and the console keep one audit trail. Called with no letters,
+    it opens the ledger and reads its head: the check before anything goes out."""
     from hub.app import load_keystore, open_ledger
     from hub.ledger import EventIn, EventKind
 
@@ -247,10 +536,14 @@ def action_recorder(settings: Any, kind: str) -> Callable[[list[DeadLetter], str
         ledger = open_ledger(settings, load_keystore(settings).signer(settings.hub.operator_organ_id))
         at = datetime.now(UTC)
         try:
+            if not items:
+                ledger.head()
+                return
             ledger.write([], [
                 EventIn(EventKind(kind), dl.id, at, digest=str(dl.headers.get(Headers.DIGEST) or "")
                         or None, organ_id=dl.sender or None, reason=dl.reason or None, actor=actor,
-                        detail={"note": note[:500], "reason": dl.reason})
+                        detail={"note": note[:500], "reason": dl.reason,
+                                **({"to": dl.returned_to} if dl.returned_to else {})})
                 for dl in items])
         finally:
             ledger.close()
@@ -322,7 +615,23 @@ def cmd_ls(args: argparse.Namespace) -> int:
     return 0
 
 
+_BROKER_TEXTS = {
+    "BROKER_REJECTED": ("Hệ thống nhận đã từ chối thư, không nhận lại",
+                        "the consuming system rejected it without requeueing it"),
+    "BROKER_EXPIRED": ("Thư hết thời hạn (TTL) trước khi được xử lý",
+                       "it expired (TTL) before it was taken"),
+    "BROKER_DELIVERY_LIMIT": ("Thư bị trả lại hàng đợi quá số lần cho phép",
+                              "it was returned to its queue more times than its limit allows"),
+    "BROKER_MAXLEN": ("Hàng đợi đã đầy", "its queue was full"),
+}
+
+
 def _reason_texts(dl: DeadLetter) -> tuple[str, str, str]:
+    if dl.by_broker:
+        vi, en = _BROKER_TEXTS.get(dl.reason, ("Máy chủ RabbitMQ đã chuyển thư vào hàng đợi lỗi",
+                                               "the broker dead-lettered it"))
+        return (vi, en, "hub dlq replay sends it back to the queue it came from (an intake "
+                "letter is judged again, as its publisher); otherwise discard it with a note.")
     try:
         reason = Reason(dl.reason)
         return reason.vi, reason.en, reason.info.action
@@ -385,6 +694,24 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seen_by(confirm: Callable[[list[DeadLetter]], bool],
+             seen: list[DeadLetter]) -> Callable[[list[DeadLetter]], bool]:
+    """``confirm``, keeping the letters it was asked about (the ones the ids matched)."""
+
+    def keep(chosen: list[DeadLetter]) -> bool:
+        seen.extend(chosen)
+        return confirm(chosen)
+
+    return keep
+
+
+def _missing(flt: Filter, seen: list[DeadLetter]) -> str:
+    """The one-line problem of ids that named no dead letter, or ""."""
+    missing = flt.unmatched(seen)
+    return (f"no dead letter with id {', '.join(missing)} (gone, or not matching the filters)"
+            if missing else "")
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     flt = _filter(args)
     if not (flt.ids or flt.reason or flt.sender or flt.recipient or flt.older_than or args.all):
@@ -392,6 +719,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     settings, topo, conn = _context(args)
     from rich.progress import Progress
 
+    seen: list[DeadLetter] = []
+    problems: list[str] = []
     try:
         from hub.app import broker_user
 
@@ -401,15 +730,32 @@ def cmd_replay(args: argparse.Namespace) -> int:
             def progress(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
-            done = replay(conn, topo.names.dlq, topo.names.intake, flt, actor=args.actor,
-                          user=broker_user(settings.broker.url), note=args.note or "",
-                          record=action_recorder(settings, "replayed"), progress=progress,
-                          confirm=_confirmer(flt, "replay", args.yes))
+            try:
+                done = replay(conn, topo.names.dlq, topo.names.intake, flt, actor=args.actor,
+                              user=broker_user(settings.broker.url), note=args.note or "",
+                              record=action_recorder(settings, "replayed"), progress=progress,
+                              confirm=_seen_by(_confirmer(flt, "replay", args.yes), seen),
+                              trusted=trusted_logins(settings),
+                              queues=frozenset(q.name for q in topo.queues))
+            except ReplayRefused as exc:
+                done = exc.done
+                problems.append(str(exc))
+    except ReplayNotRecorded as exc:
+        from hub.ops.cli import EXIT_UNAVAILABLE
+
+        print(f"hub: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE  # the ledger
     except DlqUsageError as exc:
         return _usage(str(exc))
     finally:
         conn.close()
-    print(f"replayed {len(done)} message(s) through full validation, as {args.actor}")
+    to_intake = sum(1 for dl in done if dl.returned_to == topo.names.intake)
+    print(f"replayed {len(done)} message(s) as {args.actor}: {to_intake} through full validation "
+          f"again, {len(done) - to_intake} back to the queue they came from")
+    problems.append(_missing(flt, seen))
+    if any(problems):
+        print(f"hub: {'; '.join(p for p in problems if p)}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -418,15 +764,19 @@ def cmd_discard(args: argparse.Namespace) -> int:
     if not flt.ids and not flt.reason:
         return _usage("say which dead letters to discard (ids or --reason)")
     settings, topo, conn = _context(args)
+    seen: list[DeadLetter] = []
     try:
         done = discard(conn, topo.names.dlq, flt, actor=args.actor, note=args.note,
                        record=action_recorder(settings, "discarded"),
-                       confirm=_confirmer(flt, "discard", args.yes))
+                       confirm=_seen_by(_confirmer(flt, "discard", args.yes), seen))
     except DlqUsageError as exc:
         return _usage(str(exc))
     finally:
         conn.close()
     print(f"discarded {len(done)} message(s), recorded as {args.actor}: {args.note}")
+    if missing := _missing(flt, seen):
+        print(f"hub: {missing}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -465,7 +815,8 @@ def register(sub: Any) -> None:
                    help=argparse.SUPPRESS)  # an id beginning with "-" (protect_ids)
     q.add_argument("--json", action="store_true", help="print it as JSON")
     q.set_defaults(func=cmd_show)
-    q = dsub.add_parser("replay", help="send dead letters through full validation again")
+    q = dsub.add_parser("replay", help="send dead letters back where they came from (the "
+                        "intake's through full validation again)")
     ids(q)
     filters(q)
     q.add_argument("--all", action="store_true", help="every dead letter")

@@ -467,9 +467,12 @@ def test_a_slow_replay_does_not_hold_up_a_page_asked_for_meanwhile(
 class _FakeQueue:
     """Just what :func:`hub.ops.dlq.discard` asks of a connection: ``get``, ``settler().ack``."""
 
-    def __init__(self, ids: list[str]) -> None:
+    def __init__(self, ids: list[str], way_back: str = "") -> None:
+        # as the pipeline dead-letters a refusal: where it was going, and who published it
+        headers = {"x-hub-reason": "CERT_REVOKED", "x-hub-original-routing": way_back,
+                   "x-hub-original-user": "guest"}
         self.waiting = [Delivery(n, b"<x/>", "ENVELOPE_MALFORMED", "hub.dlx", False,
-                                 {"x-hub-reason": "CERT_REVOKED"}, i, "guest", None, 0)
+                                 dict(headers), i, "guest", None, 0)
                         for n, i in enumerate(ids, 1)]
         self.acked: list[int] = []
 
@@ -492,7 +495,8 @@ def test_a_letter_is_acted_on_by_its_exact_id_beside_one_whose_id_begins_with_it
 ) -> None:
     # Given doc-1 and doc-10 in the dead-letter queue
     client, services = app
-    queue = _FakeQueue(["doc-1", "doc-10"])
+    names = services.topology.names
+    queue = _FakeQueue(["doc-1", "doc-10"], f"{names.inbound}/envelope")
     monkeypatch.setattr(services, "_connect", lambda purpose: queue)
     monkeypatch.setattr(queue, "publish", lambda msgs: None, raising=False)
     recorded: list[str] = []
