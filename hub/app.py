@@ -130,13 +130,22 @@ def load_directory(settings: Settings) -> Directory:
 
 
 def load_keystore(settings: Settings) -> Keystore:
+    """The configured keystore, loaded once. A token that is not there (unplugged, its daemon
+    restarting) raises :class:`~hub.trust.token.TokenUnavailable`, transient: ``hub run`` then
+    exits 4 and its service manager starts it again, where a configuration error (exit 3)
+    would keep it down once the token is back."""
     if not settings.hub.keystore:
         return Keystore({})
     import os
 
+    from hub.trust.token import TokenAbsent, TokenUnavailable
+
     passphrase = os.environ.get(settings.hub.key_passphrase_env)
-    return Keystore.load(settings.path(settings.hub.keystore),
-                         passphrase.encode() if passphrase else None)
+    try:
+        return Keystore.load(settings.path(settings.hub.keystore),
+                             passphrase.encode() if passphrase else None)
+    except TokenAbsent as exc:
+        raise TokenUnavailable(str(exc)) from None
 
 
 def build_hub(settings: Settings, *, clock: Callable[[], datetime] | None = None,
@@ -172,8 +181,13 @@ def build_hub(settings: Settings, *, clock: Callable[[], datetime] | None = None
 
 
 def open_ledger(settings: Settings, operator: OrgSigner | None) -> Ledger:
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import padding
+    """The configured ledger; with ``operator``, its checkpoints are signed with the operator's
+    key — each signature verified under the certificate before it is stored — and stored with
+    that certificate followed by its issuing chain (the path an auditor checks against the
+    operator CA root alone)."""
+    from cryptography.hazmat.primitives import serialization
+
+    from hub.trust.signing import sign_checked
 
     url = settings.ledger.url
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
@@ -183,12 +197,13 @@ def open_ledger(settings: Settings, operator: OrgSigner | None) -> Ledger:
     signer: Callable[[bytes], bytes] | None = None
     cert_pem: bytes | None = None
     if operator is not None:
-        key = operator.key
+        operator_signer = operator
 
         def signer(data: bytes) -> bytes:
-            return bytes(key.sign(data, padding.PKCS1v15(), hashes.SHA256()))
+            return sign_checked(operator_signer, data)
 
-        cert_pem = operator.cert.public_bytes(serialization.Encoding.PEM)
+        cert_pem = b"".join(c.public_bytes(serialization.Encoding.PEM)
+                            for c in (operator.cert, *operator.chain))
     try:
         return Ledger.open(url, blob_dir=settings.path(settings.ledger.blob_dir),
                            blob_threshold=settings.ledger.blob_threshold,

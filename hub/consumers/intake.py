@@ -6,8 +6,9 @@ planned by :class:`~hub.consumers.plan.Pipeline`, then executed in the only safe
 
 1. publish phase 1 (deliveries, forwarded statuses, dead letters, retries: the bytes as
    received) and wait for every confirm;
-2. write the ledger in one transaction (retried while the database is down: fail closed); it
-   records every receipt of the batch, exact bytes;
+2. write the ledger in one transaction (retried while the database is down, or while the
+   signing token cannot sign the checkpoint the write carries: fail closed); it records every
+   receipt of the batch, exact bytes;
 3. publish the receipts it recorded (hub receipts, "01" signed for a hosted recipient,
    countersignatures, signed refusals) and wait for every confirm;
 4. ack the batch (one ``basic.ack`` with ``multiple`` for the batch's contiguous tags).
@@ -63,6 +64,7 @@ from hub.messages import Outgoing
 from hub.reasons import Reason
 from hub.topology import Topology
 from hub.trust.signer_pool import SignerUnavailable
+from hub.trust.token import TokenUnavailable
 
 T = TypeVar("T")
 
@@ -465,23 +467,29 @@ class IntakeConsumer:
         return None
 
     def _while_ledger_down(self, conn: BrokerConnection, held: int, step: Callable[[], T]) -> T:
-        """Run ``step``; on LEDGER_UNAVAILABLE keep the ``held`` deliveries unacknowledged,
-        wait with bounded backoff (heartbeats flowing) and try again. On stop, give up without
-        acking: the broker redelivers after we close."""
+        """Run ``step``; on LEDGER_UNAVAILABLE — or a signing token that cannot sign the
+        ledger's checkpoint inside the write (:class:`~hub.trust.token.TokenUnavailable`) —
+        keep the ``held`` deliveries unacknowledged, wait with bounded backoff (heartbeats
+        flowing) and try again. Nothing of a failed write is recorded (one transaction). On
+        stop, give up without acking: the broker redelivers after we close."""
         backoff = Backoff(0.1, LEDGER_WAIT_CAP_S)
         while True:
             try:
                 return step()
             except TransientError as exc:
-                if exc.reason is not Reason.LEDGER_UNAVAILABLE:
+                token = isinstance(exc, TokenUnavailable)
+                if not token and exc.reason is not Reason.LEDGER_UNAVAILABLE:
                     raise
-                self.stats.ledger_retries += 1
+                if not token:
+                    self.stats.ledger_retries += 1
                 with self.stats.changed:
                     self.stats.changed.notify_all()
-                log.error("ledger_unavailable", detail=exc.detail[:200],
-                          retry_in_s=round(backoff.upcoming, 2), held=held)
+                log.error("signing_token_unavailable" if token else "ledger_unavailable",
+                          detail=exc.detail[:300], retry_in_s=round(backoff.upcoming, 2),
+                          held=held)
                 if self.stop.is_set():
-                    raise BrokerUnavailable("stopping while the ledger is down") from None
+                    what = "the signing token is out" if token else "the ledger is down"
+                    raise BrokerUnavailable(f"stopping while {what}") from None
                 conn.sleep(backoff.next())
 
     def _settler(self, conn: BrokerConnection) -> Settler:

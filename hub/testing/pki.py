@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -304,11 +305,16 @@ def _write_key(path: Path, key: rsa.RSAPrivateKey, passphrase: bytes | None) -> 
         if passphrase
         else serialization.NoEncryption()
     )
+    data = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             encryption)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
-    )
-    path.chmod(0o600)
+    # Created 0600 by the call that creates it: written first and narrowed afterwards, the key
+    # would be readable by everyone in between (umask 022). O_NOFOLLOW: never through a link.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0),
+                 0o600)
+    with os.fdopen(fd, "wb") as out:
+        os.fchmod(fd, 0o600)  # a file an earlier run left keeps its mode under O_TRUNC
+        out.write(data)
 
 
 def _write_issued(

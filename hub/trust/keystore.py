@@ -47,7 +47,7 @@ class OrgSigner:
     cached on first use (:func:`hub.trust.signing.sign_pdf`).
     """
 
-    __slots__ = ("_fingerprint", "_pdf_signer", "cert", "chain", "key", "organ_id")
+    __slots__ = ("_fingerprint", "_pdf_signer", "cert", "chain", "key", "organ_id", "public_key")
 
     def __init__(
         self,
@@ -63,6 +63,10 @@ class OrgSigner:
         self.cert = cert
         self.chain = chain
         self._pdf_signer: Any = None
+        # The certificate's key, loaded once: every signature made in this process is verified
+        # under it before it is used (hub.trust.signing.sign_checked).
+        public = cert.public_key()
+        self.public_key = public if isinstance(public, rsa.RSAPublicKey) else None
         self._fingerprint = hashlib.sha256(
             cert.public_bytes(serialization.Encoding.DER)).hexdigest()
 

@@ -240,7 +240,9 @@ def sign_bytes(signer: OrgSigner, data: bytes) -> bytes:
 
 def signature_verifies(key: rsa.RSAPublicKey | None, value: bytes, data: bytes) -> bool:
     """Whether ``value`` is :func:`sign_bytes`'s signature over ``data`` under ``key`` (no key:
-    False) — the check no receipt signature leaves the hub without, wherever it was made."""
+    False) — the check no receipt signature leaves the hub without, wherever it was made: in a
+    signer process or thread (:mod:`hub.consumers.signing`, :mod:`hub.trust.signer_thread`) or
+    in this one (:func:`sign_checked`)."""
     if key is None:
         return False
     try:
@@ -250,9 +252,26 @@ def signature_verifies(key: rsa.RSAPublicKey | None, value: bytes, data: bytes) 
     return True
 
 
+def sign_checked(signer: OrgSigner, data: bytes) -> bytes:
+    """:func:`sign_bytes`, verified under ``signer``'s certificate before it is used (~0.02 ms).
+
+    A key can change under the hub (a token re-plugged with another key under the label): a
+    signature that does not verify under the certificate the hub attaches or stores beside it
+    raises :class:`~hub.trust.token.TokenUnavailable` — transient, the batch is held and
+    signed again — and is never published nor stored."""
+    from hub.trust.token import TokenUnavailable
+
+    value = sign_bytes(signer, data)
+    if not signature_verifies(signer.public_key, value, data):
+        raise TokenUnavailable(
+            f"the key of {signer.organ_id} made a signature that does not verify under its "
+            f"certificate (sha256 {signer.fingerprint[:16]}): not used")
+    return value
+
+
 def sign_presigned(presigned: Presigned, signer: OrgSigner) -> bytes:
-    """Complete ``presigned`` with ``signer``'s key in this process."""
-    return presigned.complete(sign_bytes(signer, presigned.signed_info))
+    """Complete ``presigned`` with ``signer``'s key in this process (:func:`sign_checked`)."""
+    return presigned.complete(sign_checked(signer, presigned.signed_info))
 
 
 # -- PDF ----------------------------------------------------------------------------------------
