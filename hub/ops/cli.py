@@ -32,7 +32,7 @@ EXIT_CONFIG = 3
 """Settings, directory, keys, trust anchors or broker account unusable (refused login or
 permission, a user id that is not the login)."""
 EXIT_UNAVAILABLE = 4
-"""A service the command needs (broker, database) is unavailable."""
+"""A service the command needs (broker, database, the signing token) is unavailable."""
 EXIT_INTERNAL = 70
 """A bug in the hub (sysexits EX_SOFTWARE): one line here; HUB_DEBUG=1 shows the traceback."""
 
