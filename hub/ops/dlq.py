@@ -37,6 +37,9 @@ from hub.messages import Headers
 from hub.reasons import Reason
 from hub.topology import AXIS_INBOX_KEY, AXIS_STATUS_KEY, ENVELOPE_KEY, STATUS_KEY, Names
 
+EXIT_UNAVAILABLE = 4
+"""The ledger went away after letters went out (the hub CLI's code for an unavailable service)."""
+
 H_REPLAYED_BY = Headers.REPLAYED_BY
 H_REPLAY_NOTE = Headers.REPLAY_NOTE
 
@@ -741,8 +744,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 done = exc.done
                 problems.append(str(exc))
     except ReplayNotRecorded as exc:
-        from hub.ops.cli import EXIT_UNAVAILABLE
-
         print(f"hub: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE  # the ledger
     except DlqUsageError as exc:
