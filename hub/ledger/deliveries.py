@@ -39,8 +39,6 @@ document)."""
 
 PENDING = "pending"
 ENVELOPE = "envelope"
-_SHOWN = 5
-"""Differences named in a verdict's detail (the count is always given)."""
 
 State = tuple[int, str, datetime | Any]
 """(position, state, time) of the entry that set a pair's state (the time as stored, when read
@@ -104,26 +102,18 @@ def stored(conn: Connection, *, raw: bool = False) -> dict[tuple[str, str], Stat
     return {(digest, organ): (int(seq), state, at) for digest, organ, state, at, seq in rows}
 
 
-def differences(conn: Connection) -> list[str]:
-    """Where the stored table differs from :func:`recompute`: one line per pair (at most a
-    few named, then how many more), empty when they agree."""
+def differences(conn: Connection) -> tuple[int, str]:
+    """How many pairs the stored table holds otherwise than :func:`recompute` gives them, and
+    the first of them described; ``(0, "")`` when they agree."""
     expected = recompute(conn, raw=True)
     found = stored(conn, raw=True)
-    differ = sorted(key for key in expected.keys() | found.keys()
-                    if found.get(key) != expected.get(key))
-    out = [f"{digest[:16]}… for {organ}: stored {_shown(found.get((digest, organ)))},"
-           f" the chain gives {_shown(expected.get((digest, organ)))}"
-           for digest, organ in differ[:_SHOWN]]
-    if len(differ) > _SHOWN:
-        out.append(f"… and {len(differ) - _SHOWN:,} more")
-    return out if differ else []
-
-
-def count_of(lines: list[str]) -> int:
-    """How many pairs :func:`differences` found (its last line may say '… and N more')."""
-    if lines and lines[-1].startswith("… and "):
-        return _SHOWN + int(lines[-1].split()[2].replace(",", ""))
-    return len(lines)
+    differ = [key for key in expected.keys() | found.keys()
+              if found.get(key) != expected.get(key)]
+    if not differ:
+        return 0, ""
+    digest, organ = min(differ)
+    return len(differ), (f"{digest[:16]}… for {organ}: stored {_shown(found.get((digest, organ)))},"
+                         f" the chain gives {_shown(expected.get((digest, organ)))}")
 
 
 def _shown(state: State | None) -> str:

@@ -537,40 +537,40 @@ def _scalar(conn: Connection, sql: str, params: tuple[Any, ...]) -> Any:
 
 
 def _derived_differences(conn: Connection) -> str | None:
-    """What the derived tables say that the chain does not, or None: the adoption report's
-    rollup (:func:`adoption.differences`), then the per-recipient delivery state
-    (:func:`deliveries.differences`) — each either differing from its recomputation or
-    holding values the hub never writes there. Either way a reader of it would be lied to."""
-    rebuild_adoption = "rebuild it with `hub ledger migrate --rebuild-adoption`"
-    rebuild_deliveries = "rebuild it with `hub ledger migrate --rebuild-deliveries`"
-    rollup = "the chain holds, but the adoption report's rollup (ledger_adoption, derived)"
-    state = "the chain holds, but the per-recipient delivery state (ledger_deliveries, derived)"
-    differ = _read_derived(adoption.differences, conn)
-    if differ is None:
-        return f"{rollup} holds values the hub never writes: {rebuild_adoption}"
-    if differ:
-        return (f"{rollup} differs from the documents for {len(differ)} organization-day(s),"
-                f" e.g. {differ[0]}: {rebuild_adoption}")
-    differ = _read_derived(deliveries.differences, conn)
-    if differ is None:
-        return f"{state} holds values the hub never writes: {rebuild_deliveries}"
-    if differ:
-        return (f"{state} differs from the chain for {deliveries.count_of(differ):,}"
-                f" document-recipient pair(s), e.g. {differ[0]}: {rebuild_deliveries}")
+    """What the derived tables say that the chain does not, or None: each of
+    :data:`_DERIVED` in turn, either differing from its recomputation or holding values the
+    hub never writes there. Either way a reader of it would be lied to."""
+    for differences, table, source, unit, flag in _DERIVED:
+        rebuild = f"rebuild it with `hub ledger migrate {flag}`"
+        try:
+            count, example = differences(conn)
+        except _UNREADABLE:
+            return f"the chain holds, but {table} holds values the hub never writes: {rebuild}"
+        except exc.OperationalError as error:
+            if not _undecodable(error.orig):
+                raise
+            return f"the chain holds, but {table} holds values the hub never writes: {rebuild}"
+        if count:
+            return (f"the chain holds, but {table} differs from {source} for {count:,} {unit},"
+                    f" e.g. {example}: {rebuild}")
     return None
 
 
-def _read_derived(differences: Callable[[Connection], list[str]],
-                  conn: Connection) -> list[str] | None:
-    """``differences(conn)``, or None when the table holds values the hub never writes."""
-    try:
-        return differences(conn)
-    except _UNREADABLE:
-        return None
-    except exc.OperationalError as error:
-        if not _undecodable(error.orig):
-            raise
-        return None
+def _adoption_differences(conn: Connection) -> tuple[int, str]:
+    """:func:`adoption.differences` counted, with its first line."""
+    lines = adoption.differences(conn)
+    return len(lines), lines[0] if lines else ""
+
+
+_DERIVED: tuple[tuple[Callable[[Connection], tuple[int, str]], str, str, str, str], ...] = (
+    (_adoption_differences, "the adoption report's rollup (ledger_adoption, derived)",
+     "the documents", "organization-day(s)", "--rebuild-adoption"),
+    (deliveries.differences, "the per-recipient delivery state (ledger_deliveries, derived)",
+     "the chain", "document-recipient pair(s)", "--rebuild-deliveries"),
+)
+"""The derived tables verify compares with the rows they are derived from: (count and first
+difference, the table, what it is derived from, what a difference counts, the migrate flag
+that rebuilds it)."""
 
 
 def _undecodable(error: BaseException | None) -> bool:
