@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -99,6 +100,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     logs.configure(settings.log.format, settings.log.level)
     hub = build_hub(settings)
+    try:
+        _judge_keys(hub)
+    except BaseException:
+        hub.close()
+        raise
     stop = threading.Event()
 
     def _stop(_signum: int, _frame: Any) -> None:
@@ -125,6 +131,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         if metrics is not None:
             metrics.shutdown()
     return EXIT_OK
+
+
+def _judge_keys(hub: Any) -> None:
+    """Refuse to start with an operator key receivers refuse; name the other refused keys."""
+    import structlog
+
+    from hub.ops.health import judge_keys_at_start
+
+    log = structlog.get_logger("hub.run")
+    for judged in judge_keys_at_start(hub.keystore, hub.settings.hub.operator_organ_id,
+                                      hub.trust, datetime.now(UTC)):
+        log.warning("keystore_key_refused", organ_id=judged.organ_id, operator=judged.operator,
+                    reason=judged.reason.value, indication=judged.indication.value,
+                    detail=judged.detail[:200])
 
 
 def settle_heap() -> None:

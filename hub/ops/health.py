@@ -179,6 +179,28 @@ def judge_keystore(keystore: Mapping[str, OrgSigner], operator: str,
     return judged
 
 
+def judge_keys_at_start(keystore: Mapping[str, OrgSigner], operator: str,
+                        trust: Callable[[Envelope | StatusPacket, datetime], ValidationReport],
+                        at: datetime) -> list[KeyJudgement]:
+    """``hub run``'s start-up check of its keystore (:func:`judge_keystore`).
+
+    Raises :class:`~hub.errors.ConfigurationError` when receivers refuse what the operator's
+    key signs (FAILED: revoked, expired, outside the specialized roots, another body's …): the
+    hub would sign every receipt and ledger checkpoint with it, so it stays down as for any
+    unusable configuration. Returns the other judgements to name at start — a hosted body's
+    refused key (only its "01" receipts are affected; every other body's documents flow), or
+    an operator key left undecided for want of fresh revocation data (a CRL outage must not
+    keep the hub from restarting; the envelope path retries such verdicts)."""
+    from hub.errors import ConfigurationError
+
+    judged = judge_keystore(keystore, operator, trust, at)
+    fatal = [j for j in judged if j.operator and j.indication is Indication.FAILED]
+    if fatal:
+        raise ConfigurationError("receivers would not accept what the hub signs with "
+                                 + "; ".join(j.describe() for j in fatal))
+    return [j for j in judged if j.refused]
+
+
 def check_keystore(settings: Settings, now: datetime | None = None) -> str:
     """Every key of the keystore signs what receivers accept, judged as they judge it
     (:func:`judge_keystore`).

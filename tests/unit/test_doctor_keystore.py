@@ -16,10 +16,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+import structlog.testing
 
-from hub.config import Settings, with_overrides
+from hub.app import build_hub
+from hub.config import Settings, load_settings, with_overrides
 from hub.directory import Directory
-from hub.ops.cli import EXIT_FAILURE
+from hub.ops.cli import EXIT_CONFIG, EXIT_FAILURE, _judge_keys
 from hub.ops.cli import main as hub_main
 from hub.ops.health import check_keystore
 from hub.testing.pki import KeyCache, PkiPaths, init_pki
@@ -173,3 +175,57 @@ def test_doctor_prints_the_refusal_in_the_keystore_line(
     assert len(keystore_lines) == 1, lines
     assert keystore_lines[0].startswith("FAIL keystore: receivers would not accept")
     assert f"{PROVINCE} (operator): CERT_REVOKED" in keystore_lines[0]
+
+
+def _run_config(pki: PkiPaths, tmp: Path, keystore: Path) -> Path:
+    """A configuration for ``hub run`` whose broker never answers (port 1): a run that gets
+    past its start-up checks ends at the broker, unavailable."""
+    config = tmp / "hub.toml"
+    config.write_text(
+        "[broker]\nurl = 'amqp://guest:guest@127.0.0.1:1/'\n"
+        f"[hub]\nkeystore = '{keystore}'\noperator_organ_id = '{PROVINCE}'\n"
+        "signer_processes = 0\n"
+        f"[trust]\nroots = ['{pki.root_cert}']\nintermediates = ['{pki.issuing_ca_cert}']\n"
+        f"crls = ['{pki.crl_der}', '{pki.root_crl_der}']\nfetch_crls = false\n"
+        f"policy_oids = ['{pki.policy_oid}']\n"
+        f"[ledger]\nurl = 'sqlite:///{tmp / 'ledger.sqlite3'}'\n", encoding="utf-8")
+    return config
+
+
+def test_hub_run_refuses_to_start_with_an_operator_certificate_receivers_refuse(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a configuration whose operator certificate is revoked (a PKI issued now)
+    pki = init_pki(tmp_path / "pki", Directory.sample(), keys=KeyCache())
+    config = _run_config(pki, tmp_path, _operator(pki, tmp_path, "revoked"))
+    # When the operator starts the hub
+    code = hub_main(["--config", str(config), "run"])
+    # Then it stays down as for any unusable configuration (systemd does not restart it): it
+    # would have signed every receipt and checkpoint with a certificate receivers refuse
+    assert code == EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith("hub: configuration: receivers would not accept")
+    assert f"{PROVINCE} (operator): CERT_REVOKED" in err
+
+
+def test_hub_run_starts_with_a_hosted_body_s_refused_key_and_names_it(
+        tmp_path: Path) -> None:
+    # Given the genuine operator pair, and under the Department of Finance's name the pair of
+    # the Department of Home Affairs (its "01" receipts would be refused; every other body's
+    # documents still flow)
+    pki = init_pki(tmp_path / "pki", Directory.sample(), keys=KeyCache())
+    operator = pki.organizations[PROVINCE]
+    other = pki.organizations[HOME_AFFAIRS]
+    keystore = _keystore(tmp_path, {PROVINCE: (operator.cert.read_bytes(), operator.key),
+                                    FINANCE: (other.cert.read_bytes(), other.key)})
+    hub = build_hub(load_settings(_run_config(pki, tmp_path, keystore)))
+    try:
+        # When `hub run` judges its keys at start
+        with structlog.testing.capture_logs() as logs:
+            _judge_keys(hub)
+    finally:
+        hub.close()
+    # Then it starts, and has said which key receivers refuse, and why
+    refused = [e for e in logs if e["event"] == "keystore_key_refused"]
+    assert [(e["organ_id"], e["reason"], e["operator"]) for e in refused] == [
+        (FINANCE, "SIGNER_NOT_AUTHORIZED_FOR_SENDER", False)]
