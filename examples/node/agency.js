@@ -34,6 +34,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const edxml = require('./lib/edxml');
+const { SeenSet } = require('./lib/seen');
 const xmlsec = require('./lib/xmlsec');
 
 function setting(name, fallback) {
@@ -131,26 +132,6 @@ async function send(cfg, opts) {
 }
 
 // -- receiving -------------------------------------------------------------------------------
-
-class SeenSet {
-  constructor(file) {
-    this.file = file;
-    this.ids = new Set(fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').filter(Boolean) : []);
-  }
-
-  has(id) { return this.ids.has(id); }
-
-  add(id) {
-    const fd = fs.openSync(this.file, 'a');
-    try {
-      fs.writeSync(fd, `${id}\n`);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    this.ids.add(id);
-  }
-}
 
 function storeDurably(file, body) {
   const tmp = `${file}.tmp`;
