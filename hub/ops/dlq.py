@@ -26,7 +26,7 @@ import getpass
 import json
 import re
 import sys
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -208,16 +208,16 @@ def parse_age(text: str) -> timedelta:
     return parse_duration(text)
 
 
-def browse(conn: Connection, queue: str) -> list[tuple[Delivery, DeadLetter]]:
-    """Every message in ``queue``, unacknowledged (given back when the channel closes).
+def browse(conn: Connection, queue: str) -> Iterator[tuple[Delivery, DeadLetter]]:
+    """Every message in ``queue``, one at a time, unacknowledged (given back when the channel
+    closes): a caller that keeps only what it needs of each (a listing its row, a discard its
+    delivery tag) holds one letter's body at a time, whatever the queue holds.
 
     Giving a message back counts as a delivery on a quorum queue (``x-delivery-count``): under
     a delivery limit every browse brings each letter closer to being dropped. The hub's
     dead-letter queue has none; RabbitMQ 4 applies one by default (docs/OPERATIONS.md)."""
-    out = []
     while (d := conn.get(queue)) is not None:
-        out.append((d, DeadLetter.of(d)))
-    return out
+        yield d, DeadLetter.of(d)
 
 
 Recorder = Callable[[list[DeadLetter], str, str], None]
@@ -464,13 +464,13 @@ def discard(conn: Connection, queue: str, flt: Filter, *, actor: str, note: str,
     if not note.strip():
         raise ValueError("discarding needs a note saying why")
     at = now or datetime.now(UTC)
-    chosen = [(d, dl) for d, dl in browse(conn, queue) if flt.matches(dl, at)]
-    if confirm is not None and chosen and not confirm([dl for _d, dl in chosen]):
+    chosen = [(d.tag, dl) for d, dl in browse(conn, queue) if flt.matches(dl, at)]
+    if confirm is not None and chosen and not confirm([dl for _tag, dl in chosen]):
         return []
     if chosen:
-        record([dl for _d, dl in chosen], actor, note)
-        conn.settler().ack([d.tag for d, _dl in chosen])
-    return [dl for _d, dl in chosen]
+        record([dl for _tag, dl in chosen], actor, note)
+        conn.settler().ack([tag for tag, _dl in chosen])
+    return [dl for _tag, dl in chosen]
 
 
 # -- CLI ------------------------------------------------------------------------------------

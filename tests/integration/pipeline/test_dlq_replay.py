@@ -378,3 +378,53 @@ def test_an_id_that_names_no_dead_letter_exits_1_naming_it(
         assert _depth(broker_url, topology.names.dlq) == 0
     finally:
         _deleted(settings, topology)
+
+
+def _park(url: str, queue: str, n: int, size: int, reason: str = "SIGNATURE_INVALID") -> None:
+    """``n`` letters of ``size`` bytes in ``queue``, as the hub dead-letters them."""
+    conn = connect(url, "parking letters")
+    try:
+        conn.publish([Outgoing("", queue, bytes([65 + i % 26]) * size,
+                               headers={Headers.REASON: reason,
+                                        Headers.SENDER: FINANCE},
+                               message_id=f"letter-{i}") for i in range(n)])
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("command", ["ls", "discard"])
+def test_listing_or_discarding_dead_letters_holds_one_letter_s_body_at_a_time(
+    pipeline_pki: PkiPaths, broker_url: str, names: str, ledger_url: str, tmp_path: Path,
+    command: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    import tracemalloc
+
+    settings = hub_settings(pipeline_pki, tmp_path, broker_url, names, ledger_url=ledger_url)
+    config = _config(tmp_path, settings)
+    topology = _declared(settings)
+    try:
+        # Given 24 dead letters of 512 KB (12 MB)
+        _park(broker_url, topology.names.dlq, 24, 512 * 1024)
+        args = (["--reason", "SIGNATURE_INVALID", "--yes", "--actor", "ops-nguyen", "--note", "spam"]
+                if command == "discard" else [])
+        # (the command once over another letter: its modules imported, its ledger opened)
+        _park(broker_url, topology.names.dlq, 1, 1024, reason="CERT_REVOKED")
+        warm = ["--reason", "CERT_REVOKED", *args[2:]] if command == "discard" else \
+            ["--reason", "CERT_REVOKED"]
+        assert main(["--config", config, "dlq", command, *warm]) == 0
+        # When an operator lists them, or discards them
+        tracemalloc.start()
+        try:
+            assert main(["--config", config, "dlq", command, *args]) == 0
+            _now, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        # Then every letter was seen, and the command never held more than a few bodies
+        if command == "ls":
+            assert "25 dead letter(s)" in capsys.readouterr().out
+            assert _depth(broker_url, topology.names.dlq) == 25
+        else:
+            assert _depth(broker_url, topology.names.dlq) == 0
+        assert peak < 4 * 512 * 1024, f"peak {peak / 1e6:.1f} MB for 12 MB of letters"
+    finally:
+        _deleted(settings, topology)
