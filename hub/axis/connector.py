@@ -8,8 +8,9 @@ connection (``pump``/``sleep``) so heartbeats keep flowing.
 every delivery routed ``via = "axis"``: documents under ``axis.inbox``, statuses and receipts
 for senders behind the axis under ``axis.status``). Per message, in queue order:
 
-1. hub evidence receipts (``accepted``, ``countersigned``; status ``00``) stay in the ledger
-   unless ``[axis] forward_hub_evidence``; a document that *came from* the axis is not sent
+1. hub evidence receipts (``accepted``, status ``01`` as the exchange; ``countersigned``, the
+   forwarded status's own code, whose original is sent) stay in the ledger unless
+   ``[axis] forward_hub_evidence``; a document that *came from* the axis is not sent
    back to it (the axis fans out to its other recipients itself): ``axis_skipped``;
 2. already handed to the axis (an ``axis_sent`` row for these bytes in the ledger, or earlier
    in this process): recorded, not sent again;
@@ -107,7 +108,8 @@ T = TypeVar("T")
 P = ParamSpec("P")
 
 HUB_EVIDENCE = frozenset({"accepted", "countersigned"})
-"""Receipt kinds that are the hub's own evidence (status 00), not QCVN statuses."""
+"""Receipt kinds that are the hub's own evidence (``accepted``: 01 as the exchange;
+``countersigned``: the forwarded status's code), not a party's status."""
 _REMEMBERED = 100_000
 """Digests this process remembers as handed to the axis (beyond, the ledger answers)."""
 NOT_FOUND_ROUNDS = 3
@@ -472,7 +474,7 @@ class AxisConnector:
         receipt_kind = _text(d.headers.get(Headers.RECEIPT))
         if receipt_kind in HUB_EVIDENCE and not self.options.forward_hub_evidence:
             return self._skip(eff, mid, at, digest, target, receipt_kind,
-                              "hub evidence (status 00): kept in the ledger, not sent")
+                              "hub evidence: kept in the ledger, not sent")
         history = self._history(digest)
         if isinstance(packet, Envelope) and any(
                 e.kind is EventKind.AXIS_RECEIVED for e in history):

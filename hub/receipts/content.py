@@ -8,24 +8,30 @@ cryptographically to what was received. This module builds the *unsigned* bytes 
 the caller signs them with :func:`hub.trust.signing.sign_xml` — as the hub operator, or as the
 recipient organization for ``01``. Pure: no I/O, no broker, no database.
 
-Kinds and status codes — standard codes keep their standard meaning, never another one:
+Kinds and status codes — QCVN 102 codes only, each with its standard meaning
+(:func:`standard_code`), so that a reader that knows only the standard can act on every
+receipt; what only the hub says is in ``hub:HubEvidence``:
 
-==============  ===========  ==============================================================
-kind            StatusCode   meaning
-==============  ===========  ==============================================================
-``received``    ``01``       Đã đến: the document is durably in the recipient's queue
-                             (QCVN 102 status 01, "sent by the recipient, automatically").
-``accepted``    ``00``       The hub verified and recorded the document (hub evidence).
-``rejected``    ``00``       The hub refused it; ``reason`` carries the stable reason code.
-``countersigned`` ``00``     The hub forwarded a status packet (whose own code is recorded in
-                             the evidence's ``status`` attribute).
-==============  ===========  ==============================================================
+=================  ===========  ===========================================================
+kind               StatusCode   meaning
+=================  ===========  ===========================================================
+``received``       ``01``       Đã đến: the document is durably in the recipient's queue
+                                (QCVN 102 status 01, "sent by the recipient, automatically");
+                                signed as the recipient organization.
+``accepted``       ``01``       Đã đến, as the exchange: the hub verified and recorded the
+                                document (hub evidence); signed as the hub operator.
+``rejected``       ``02``       Từ chối: the hub refused it; ``Description`` and ``reason``
+                                carry the stable reason code; signed as the hub operator.
+``countersigned``  the          The hub forwarded a status packet: its own code, also in the
+                   forwarded    evidence's ``status`` attribute; signed as the hub operator.
+                   code
+=================  ===========  ===========================================================
 
-``00`` is outside the range QCVN 102 uses (01–16) and means "see ``hub:HubEvidence``": a
-receiving system that does not know the extension sees an unknown two-digit code, which the
-standard's users already log and pass through (07–12 and 14 are unused), and the bilingual
-``Description``. Using ``02`` (returned by the *recipient*) or ``03`` for the hub's own verdict
-would assert something no recipient said.
+A refusal is about the packet it read (``ResponseFor`` names that packet's sender, ``Code`` and
+``DocumentId``), or — when the bytes could not be read, or named a ``From`` the publishing
+account may not speak for — about the bytes, addressed to the publishing account's
+organization: ``ResponseFor`` then names them ``{publisher},{YYYY/MM/DD},{digest16}/HUB``
+(:func:`unread_document_id`), a DocumentId every QCVN 102 reader parses.
 
 The extension (namespace :data:`HUB_NS`, prefix ``hub``), placed in ``edXMLHeader`` right
 after ``edXML:Status`` and before the signature, so the hub's signature covers it::
@@ -71,6 +77,7 @@ from hub.reasons import Reason
 __all__ = [
     "HUB_NS",
     "QCVN_STATUS_CODES",
+    "UNREAD_NOTATION",
     "Evidence",
     "ReceiptKind",
     "build_receipt",
@@ -80,12 +87,16 @@ __all__ = [
     "issuer_mismatch",
     "read_evidence",
     "signature_value_of",
+    "unread_document_id",
 ]
 
 HUB_NS = "urn:edxml-hub:receipt:1"
 """Namespace of the hub's receipt extension (version 1; a new version gets a new URN)."""
 QCVN_STATUS_CODES = frozenset(code.value for code in StatusCode)
-"""The codes a status packet may carry (QCVN 102:2016 as used by the national axis)."""
+"""The codes in use in QCVN 102:2016 status packets (as used by the national axis); the hub's
+parser also passes the unused codes of the standard's range, 07-12 and 14, through."""
+UNREAD_NOTATION = "HUB"
+"""The notation of the DocumentId that names bytes refused unread (:func:`unread_document_id`)."""
 _XML_NS = "http://www.w3.org/XML/1998/namespace"
 _ALG = "sha-256"
 _RECEIPT_LIMITS = Limits(max_bytes=1024 * 1024, max_attachment_bytes=0, max_depth=32,
@@ -141,6 +152,23 @@ def _hub(name: str) -> str:
 
 def _organization(value: Organization | str) -> Organization:
     return value if isinstance(value, Organization) else Organization(organ_id=value)
+
+
+def unread_document_id(publisher: str, digest: str, at: datetime) -> tuple[str, str]:
+    """``(DocumentId, Code)`` for ``ResponseFor`` in a refusal of bytes the hub did not read
+    as a packet (unparseable, not EDXML, or a From the publishing account may not speak for):
+    ``{publisher},{YYYY/MM/DD},{digest16}/HUB`` and ``{digest16}/HUB``.
+
+    A QCVN 102 DocumentId (§1.14) whose number is the first 16 hex digits of the bytes'
+    SHA-256 and whose notation is :data:`UNREAD_NOTATION`, dated the day of the refusal
+    (Vietnam time; a naive ``at`` is taken as Vietnam time), so that any standard reader —
+    the hub's own parser first — reads the refusal. Stable: the same bytes refused by the same
+    publisher on the same day are named the same; ``hub:HubEvidence`` carries the full digest.
+    """
+    when = at.astimezone(VIETNAM_TZ) if at.tzinfo is not None else at
+    number = digest[:16].lower()
+    document_id = DocumentId.make(publisher, when.date(), number, UNREAD_NOTATION)
+    return str(document_id), f"{number}/{UNREAD_NOTATION}"
 
 
 def promulgation_date(document_id: str, fallback: datetime) -> date:

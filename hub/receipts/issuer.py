@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
-from hub.edxml.model import VIETNAM_TZ, Envelope, StatusPacket
+from hub.edxml.model import Envelope, StatusPacket
 from hub.reasons import Reason
-from hub.receipts.content import signature_value_of
+from hub.receipts.content import signature_value_of, unread_document_id
 from hub.receipts.template import RenderedReceipt, render_receipt
 from hub.trust.keystore import Keystore, OrgSigner
 from hub.trust.signing import Presigned, presign, sign_presigned
@@ -131,8 +131,10 @@ class HubReceipts:
         """The hub's signed refusal (QCVN 102 ``02``). About the parsed ``packet`` when there is
         one; otherwise (unparseable, not EDXML, unknown sender) about the exact bytes ``raw``,
         addressed to ``publisher`` — the organization of the publishing broker account — and
-        identified by their digest (``ResponseFor`` then names the digest, as no DocumentId
-        could be read)."""
+        identified by their digest: no DocumentId could be read (or trusted), so ``ResponseFor``
+        names the bytes as the publisher's ``{digest16}/HUB`` of the day
+        (:func:`~hub.receipts.content.unread_document_id`), a DocumentId any QCVN 102 reader
+        parses."""
         signer = self._operator()
         if signer is None:
             return None
@@ -142,11 +144,11 @@ class HubReceipts:
         if publisher is None:
             return None
         digest = digest or hashlib.sha256(raw).hexdigest()
-        day = at.astimezone(VIETNAM_TZ).date()
+        document_id, code = unread_document_id(publisher, digest, at)
         rendered = render_receipt(
             "rejected", envelope_raw=raw, signature_value=b"", sender=publisher,
-            document_id=f"{publisher},{day:%Y/%m/%d},{digest[:16]}", code=digest[:16],
-            reporter=self.operator, at=at, reason=reason, envelope_digest=digest)
+            document_id=document_id, code=code, reporter=self.operator, at=at, reason=reason,
+            envelope_digest=digest)
         return self.operator, self._sign(rendered, signer)
 
     def received(self, envelope: Envelope, recipient: str, at: datetime) -> bytes | None:

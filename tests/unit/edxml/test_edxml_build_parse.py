@@ -351,10 +351,10 @@ def _with_extension(data: bytes, namespace: str) -> bytes:
 
 def test_the_hub_evidence_extension_is_allowed_before_the_signature() -> None:
     rf = response_for(sample_header(SENDER, RECIPIENTS))
-    data = build_status(response_for=rf, sender=RECIPIENTS[0], status_code="00", timestamp=AT)
+    data = build_status(response_for=rf, sender=RECIPIENTS[0], status_code="01", timestamp=AT)
     extended = _with_extension(data, "urn:edxml-hub:receipt:1")
     assert extended != data
-    assert parse_status(extended).status_code == "00"
+    assert parse_status(extended).status_code == "01"
     with pytest.raises(EnvelopeRefused) as caught:
         parse_status(_with_extension(data, "urn:example:other"))
     assert caught.value.reason is Reason.ENVELOPE_SCHEMA_INVALID
