@@ -210,7 +210,8 @@ def open_ledger(settings: Settings, operator: OrgSigner | None) -> Ledger:
                            checkpoint_every=settings.ledger.checkpoint_every,
                            checkpoint_interval_s=settings.ledger.checkpoint_interval_s,
                            checkpoint_signer=signer, checkpoint_cert_pem=cert_pem,
-                           sqlite_wal_checkpoints=settings.ledger.sqlite_wal_checkpoints)
+                           sqlite_wal_checkpoints=settings.ledger.sqlite_wal_checkpoints,
+                           statement_timeout_s=settings.ledger.statement_timeout_s)
     except (ConfigurationError, TransientError):
         raise  # a database that is down is not a configuration error: EXIT_UNAVAILABLE
     except Exception as exc:

@@ -18,7 +18,12 @@ connection's own ``sleep``/``process_data_events`` keep heartbeats alive while w
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import datetime
+import decimal
 import functools
+import hashlib
+import re
 import struct
 import threading
 import time
@@ -31,8 +36,11 @@ import pika.exceptions
 import pika.spec
 
 from hub.errors import TransientError
+from hub.logs import get_logger
 from hub.messages import Delivery, Outgoing
 from hub.reasons import Reason
+
+log = get_logger("hub.broker")
 
 __all__ = ["BrokerRefused", "BrokerUnavailable", "Connection", "Delivery", "Outgoing", "SettledTwice",
            "Settler", "connect"]
@@ -92,9 +100,121 @@ def _params(url: str, name: str, heartbeat: int = 15) -> pika.URLParameters:
 
 
 
-def _text(value: Any) -> Any:
-    """A short string as pika decoded it: ``bytes`` when it was not UTF-8, made text."""
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+# -- what a publisher sent, made into values the hub can write back ---------------------------
+# The hub copies a publisher's message id and headers onto the messages it publishes about a
+# delivery (its dead letter, its retries): anything taken from a delivery must be something
+# pika can encode again, in a content-header frame the broker accepts. Otherwise one crafted
+# message fails the publish, the connection drops, the delivery comes back — a loop that also
+# takes the messages delivered beside it to the quorum queue's delivery limit.
+
+SHORT_MAX = 255
+"""Bytes of an AMQP short string (AMQP 0-9-1 §4.2.5.3): a message id, a header name."""
+
+HEADERS_MAX = 32 * 1024
+"""Most bytes of a publisher's own headers (encoded) a delivery keeps — less on a broker that
+negotiated a ``frame_max`` under 128 KB (a quarter of it). The dead letter carries them with
+the hub's ``x-hub-*`` headers in one content-header frame, which must fit ``frame_max``."""
+
+HEADER_VALUE_MAX = 8 * 1024
+"""Most bytes of one text header value the hub publishes: a longer list (``x-hub-recipient``
+of an envelope to thousands of bodies) ends in ``… and N more``."""
+
+DROPPED_HEADERS = "x-edxml-hub-dropped-headers"
+"""Set on a delivery whose publisher headers went over :data:`HEADERS_MAX`: how many were
+dropped and how many bytes. Not an ``x-hub-`` name: the hub drops those from publishers that
+are not trusted (``Pipeline._believed``), and this one must reach the dead letter."""
+
+_KEPT_PREFIXES = ("x-hub-", "x-death", "x-delivery-count", "x-first-death")
+"""Headers outside the publisher budget: the hub's own facts (dropped before planning when a
+publisher that is not trusted sends them) and the broker's (never copied onto what the hub
+publishes). The budget counts only what the hub copies."""
+
+_NESTING_MAX = 16
+"""Deepest table or array inside a header the adapter decodes; deeper ones become text
+(pika's decoder recurses: a deep enough value raises while reading the frame)."""
+
+_UNENCODABLE = (pika.exceptions.ShortStringTooLong, pika.exceptions.UnsupportedAMQPFieldException,
+                struct.error, ValueError, OverflowError, TypeError, RecursionError)
+"""What pika's marshalling raises for a value it cannot write (a short string over 255 bytes,
+an integer over 64 bits, a float, text that is not Unicode scalar values)."""
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+"""Control characters (Unicode category Cc) and lone surrogates (Cs, which UTF-8 cannot hold)."""
+
+
+def _short_text(value: Any) -> Any:
+    """A short string (message id, user id, app id, header name) as text that can be written
+    back: UTF-8 of at most :data:`SHORT_MAX` bytes, no control character (PostgreSQL text
+    cannot hold NUL). pika hands over ``bytes`` when it was not UTF-8; such a value, or one
+    with a control character, becomes its printable part followed by ``~`` and 16 hex digits
+    of the SHA-256 of the original bytes, so that two different ids stay different."""
+    if value is None:
+        return None
+    if (type(value) is str and _CONTROL.search(value) is None
+            and (len(value) <= SHORT_MAX // 4 or len(value.encode()) <= SHORT_MAX)):
+        return value
+    raw = value if isinstance(value, bytes) else str(value).encode("utf-8", "surrogatepass")
+    clean = _CONTROL.sub("", raw.decode("utf-8", "replace"))
+    tag = "~" + hashlib.sha256(raw).hexdigest()[:16]
+    head = clean.encode()[:SHORT_MAX - len(tag)].decode("utf-8", "ignore")
+    return head + tag
+
+
+def _header_value(value: Any, depth: int = 0) -> Any:
+    """A header value as something pika encodes again: a number no AMQP integer holds, a
+    float, a table nested too deep — anything it would refuse — becomes text."""
+    if value is None or isinstance(value, str | bytes | bool | datetime.datetime):
+        return value
+    if isinstance(value, int):
+        return value if -2**63 <= value < 2**63 else str(value)
+    if depth >= _NESTING_MAX:
+        return "(nested too deep)"
+    if isinstance(value, dict):
+        return {_short_text(k): _header_value(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_header_value(v, depth + 1) for v in value]
+    if isinstance(value, decimal.Decimal):
+        try:
+            pika.data.encode_value([], value)
+        except _UNENCODABLE:
+            return str(value)
+        return value
+    return str(value)
+
+
+def _entry_size(name: str, value: Any) -> int:
+    """Bytes of one header in a table (pika's encoding); over any budget when unencodable."""
+    try:
+        return 1 + len(name.encode()) + int(pika.data.encode_value([], value))
+    except (*_UNENCODABLE, UnicodeError):
+        return 2**31
+
+
+def _headers(raw: Mapping[Any, Any] | None, budget: int) -> dict[str, Any]:
+    """A delivery's headers as plain data the hub can publish again (:func:`_short_text` names,
+    :func:`_header_value` values), the publisher's own kept in order while they fit ``budget``
+    bytes; the rest are dropped and counted in :data:`DROPPED_HEADERS`."""
+    headers: dict[str, Any] = {}
+    used = dropped = dropped_bytes = 0
+    room = budget - 128  # what the DROPPED_HEADERS note takes
+    for key, value in (raw or {}).items():
+        name = _short_text(key)
+        value = _header_value(value)
+        if name.startswith(_KEPT_PREFIXES):
+            headers[name] = value
+            continue
+        size = _entry_size(name, value)
+        if used + size > room:
+            dropped += 1
+            dropped_bytes += size if size < 2**31 else 0
+            continue
+        used += size
+        headers[name] = value
+    if dropped:
+        headers[DROPPED_HEADERS] = (f"{dropped} header(s), {dropped_bytes} bytes, over the "
+                                    f"hub's {budget}-byte limit")
+    return headers
 
 
 def _count(value: Any) -> int:
@@ -103,39 +223,57 @@ def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
-def _delivery(method: Any, props: Any, body: bytes) -> Delivery:
+def _delivery(method: Any, props: Any, body: bytes, headers_max: int = HEADERS_MAX) -> Delivery:
     """A message as plain data. What came from the publisher is data, never trusted to have
-    the shape AMQP suggests: header names that were not UTF-8 become text (pika hands them
-    over as ``bytes``), as do the message id, user id and app id."""
-    headers = {_text(k): v for k, v in (props.headers or {}).items()}
+    the shape AMQP suggests: header names, message id, user id and app id become text that can
+    be written back (:func:`_short_text`), header values something pika encodes again, and the
+    publisher's headers are bounded (:func:`_headers`)."""
+    headers = _headers(props.headers, headers_max)
     return Delivery(
-        tag=method.delivery_tag, body=body, routing_key=method.routing_key,
-        exchange=method.exchange, redelivered=method.redelivered, headers=headers,
-        message_id=_text(props.message_id), user_id=_text(props.user_id),
-        app_id=_text(props.app_id), delivery_count=_count(headers.get("x-delivery-count")),
+        tag=method.delivery_tag, body=body, routing_key=_short_text(method.routing_key),
+        exchange=_short_text(method.exchange), redelivered=method.redelivered, headers=headers,
+        message_id=_short_text(props.message_id), user_id=_short_text(props.user_id),
+        app_id=_short_text(props.app_id), delivery_count=_count(headers.get("x-delivery-count")),
         timestamp=props.timestamp if isinstance(props.timestamp, int) else None,
     )
 
 
 _PIKA_DECODE_VALUE: Callable[[bytes, int], tuple[Any, int]] = pika.data.decode_value
+_SIZED = struct.Struct(">I")
+_decoding = threading.local()
 
 
 def _decode_value(encoded: bytes, offset: int) -> tuple[Any, int]:
-    """pika's field-value decoder, but a timestamp (``T``) that no ``datetime`` holds stays its
-    number of seconds instead of raising: pika raises while reading the message's content
-    header, drops the connection and the broker delivers the message again — a requeue
-    loop any publisher could start (RabbitMQ passes any 64-bit value), and one that also
-    takes the messages delivered beside it to the delivery limit."""
+    """pika's field-value decoder, but a value pika cannot turn into Python does not raise:
+    pika raises while reading the message's content header, drops the connection and the
+    broker delivers the message again — a requeue loop any publisher could start (RabbitMQ
+    passes any such value), and one that also takes the messages delivered beside it to the
+    delivery limit. A timestamp (``T``) no ``datetime`` holds stays its number of seconds; a
+    float (``f``, ``d``) that is no integer (NaN, infinity) becomes its text; a table or array
+    nested deeper than :data:`_NESTING_MAX` (pika recurses) becomes a note, skipped whole."""
+    kind = encoded[offset:offset + 1]
+    depth = getattr(_decoding, "depth", 0)
+    if kind in (b"F", b"A") and depth >= _NESTING_MAX:
+        size: int = _SIZED.unpack_from(encoded, offset + 1)[0]
+        return "(nested too deep)", offset + 5 + size
+    _decoding.depth = depth + 1
     try:
         return _PIKA_DECODE_VALUE(encoded, offset)
     except (ValueError, OverflowError, OSError):
-        if encoded[offset:offset + 1] != b"T":
-            raise
-        seconds: int = struct.unpack_from(">Q", encoded, offset + 1)[0]
-        return seconds, offset + 9
+        if kind == b"T":
+            seconds: int = struct.unpack_from(">Q", encoded, offset + 1)[0]
+            return seconds, offset + 9
+        if kind == b"d":
+            return str(struct.unpack_from(">d", encoded, offset + 1)[0]), offset + 9
+        if kind == b"f":
+            return str(struct.unpack_from(">f", encoded, offset + 1)[0]), offset + 5
+        raise
+    finally:
+        _decoding.depth = depth
 
 
 pika.data.decode_value = _decode_value  # pika's own decode_table looks it up by this name
+
 
 class Connection:
     """A blocking AMQP connection with a consuming channel and a confirming publish channel."""
@@ -166,6 +304,9 @@ class Connection:
         self._pub_closed: tuple[int, str] | None = None
         """Why the broker closed the publishing channel (reply code and text), if it did."""
         _larger_reads(self._conn._impl)
+        self._headers_max = min(HEADERS_MAX, self._conn._impl._body_max_length // 4)
+        """The publisher headers a delivery keeps (:func:`_headers`): a quarter of the
+        content-header frame this connection negotiated, at most :data:`HEADERS_MAX`."""
         impl = self._pub._impl
         impl.add_on_return_callback(self._on_return)
         impl.add_on_close_callback(self._on_pub_closed)
@@ -275,7 +416,7 @@ class Connection:
                 # before marshalling a message): the channel is open.
                 if impl._state != impl.OPEN:
                     impl._raise_if_not_open()
-                frames.add(*_publish_frames(channel, body_max, msg, int(time.time())))
+                frames.add(*_frames_that_fit(channel, body_max, msg, int(time.time())))
                 frames.flush_if_full()
             frames.close()
         except (pika.exceptions.AMQPError, OSError) as exc:
@@ -361,8 +502,10 @@ class Connection:
     def consume(self, queue: str, prefetch: int, on_delivery: Callable[[Delivery], None]) -> str:
         """Start consuming; ``on_delivery`` runs inside :meth:`pump`."""
 
+        headers_max = self._headers_max
+
         def _cb(_ch: Any, method: Any, props: Any, body: bytes) -> None:
-            on_delivery(_delivery(method, props, body))
+            on_delivery(_delivery(method, props, body, headers_max))
 
         try:
             self.channel.basic_qos(prefetch_count=prefetch)
@@ -396,7 +539,7 @@ class Connection:
             raise _channel_error(f"get {queue}", exc) from None
         if method is None:
             return None
-        return _delivery(method, props, body)
+        return _delivery(method, props, body, self._headers_max)
 
     def settler(self) -> Settler:
         return Settler(self.channel)
@@ -653,6 +796,79 @@ def _publish_frames(channel: int, body_max: int, msg: Outgoing,
         frames += (_BODY_FRAME.pack(3, channel, len(chunk)), chunk, _FRAME_END)
     count = 2 + (length + body_max - 1) // body_max
     return frames, count, len(method) + len(header) + length + 8 * (count - 2)
+
+
+def _frames_that_fit(channel: int, body_max: int, msg: Outgoing,
+                     timestamp: int) -> tuple[list[bytes], int, int]:
+    """:func:`_publish_frames` of ``msg`` — or, when pika could not marshal its properties or
+    their content-header frame would be over the negotiated ``frame_max`` (the broker closes
+    the connection: the delivery that caused it comes back, a loop), of ``msg`` made to fit
+    (:func:`_fitted`). Either way the message is written: a publisher's odd header never fails
+    a publish. A text header value over :data:`HEADER_VALUE_MAX` bytes is always cut."""
+    # The other properties (exchange, routing key, message id, content type, user id) are not
+    # made to fit: a delivery's are (:func:`_delivery`), the rest are the hub's own.
+    try:
+        if any(type(v) is str and len(v) > HEADER_VALUE_MAX // 4
+               and len(v.encode("utf-8", "surrogatepass")) > HEADER_VALUE_MAX
+               for v in msg.headers.values()):
+            raise _FrameTooLarge("a header value")
+        built = _publish_frames(channel, body_max, msg, timestamp)
+        if len(built[0][1]) - 8 <= body_max:  # the content-header frame: 7 octets, payload, end
+            return built
+        raise _FrameTooLarge("the content header")
+    except (*_UNENCODABLE, _FrameTooLarge) as exc:
+        fitted = _fitted(msg, body_max)
+        log.warning("outgoing_properties_cut", message_id=fitted.message_id,
+                    exchange=msg.exchange, routing_key=msg.routing_key,
+                    error=type(exc).__name__, headers=len(msg.headers),
+                    headers_kept=len(fitted.headers))
+        return _publish_frames(channel, body_max, fitted, timestamp)
+
+
+class _FrameTooLarge(Exception):
+    """Properties pika would write but the broker would refuse (over ``frame_max``)."""
+
+
+def _capped(text: str, limit: int = HEADER_VALUE_MAX) -> str:
+    """``text`` in at most ``limit`` UTF-8 bytes: a comma-separated list keeps its first items
+    and says how many more there were, any other text its first bytes."""
+    data = text.encode("utf-8", "replace")  # a lone surrogate (no UTF-8 for it) becomes "?"
+    if len(data) <= limit:
+        return data.decode()
+    room = limit - 48  # the tail
+    items = data.decode().split(",")
+    if len(items) > 1:
+        kept: list[str] = []
+        size = 0
+        for item in items:
+            size += len(item.encode()) + 1
+            if size > room:
+                break
+            kept.append(item)
+        return ",".join([*kept, f"… and {len(items) - len(kept)} more"])
+    head = data[:room].decode("utf-8", "ignore")
+    return f"{head}… and {len(data) - len(head.encode())} more bytes"
+
+
+def _fitted(msg: Outgoing, body_max: int) -> Outgoing:
+    """``msg`` with headers pika can marshal in one content-header frame of ``body_max``
+    bytes: names made short (:func:`_short_text`), values made encodable
+    (:func:`_header_value`) and text values cut (:func:`_capped`); then the hub's own
+    ``x-hub-*`` headers first and the others in order, while they fit. Its other properties
+    are the hub's own (a delivery's message id is made short when it is taken,
+    :func:`_delivery`): one pika refuses is a bug of the hub, and still fails the batch."""
+    headers: dict[str, Any] = {}
+    for key, value in msg.headers.items():
+        value = _header_value(value)
+        headers[_short_text(key)] = _capped(value) if isinstance(value, str) else value
+    room = body_max - 14 - 4 * (SHORT_MAX + 1) - 64  # the other properties, at their longest
+    used, kept = 4, set()
+    for name in sorted(headers, key=lambda k: not k.startswith("x-hub-")):
+        size = _entry_size(name, headers[name])
+        if used + size <= room:
+            used += size
+            kept.add(name)
+    return dataclasses.replace(msg, headers={k: v for k, v in headers.items() if k in kept})
 
 
 def _channel_error(what: str, exc: Exception) -> BrokerUnavailable:

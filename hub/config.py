@@ -110,6 +110,10 @@ class LedgerSettings(_Section):
     sqlite_wal_checkpoints: Literal["background", "inline"] = "background"
     """SQLite: who copies the write-ahead log into the database file: a thread of its own
     (background) or the committing connection, inside the consumer's loop (inline)."""
+    statement_timeout_s: Annotated[float, Field(ge=0, le=3600)] = 20.0
+    """PostgreSQL: longest one statement of the hub may run, or wait for a lock, before the
+    database cancels it; the consumer then holds its batch and retries (broker heartbeats
+    flowing). 0: no limit. Connections also give up after 10 s and use TCP keepalives."""
 
 
 class TrustSettings(_Section):
@@ -233,8 +237,8 @@ class AxisSettings(_Section):
     """The broker account the directory gives bodies reached through the axis: what arrives
     from the axis is published as spoken for by it (``x-hub-original-user``)."""
     forward_hub_evidence: bool = False
-    """Also send the hub's own evidence receipts (accepted, countersigned; status 00) to
-    senders behind the axis; by default they stay in the ledger."""
+    """Also send the hub's own evidence receipts (accepted, countersigned) to senders behind
+    the axis; by default they stay in the ledger."""
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0
     """HTTP port of the connector's /metrics; 0 disables."""
     metrics_host: str = "127.0.0.1"
@@ -461,6 +465,7 @@ def load_settings(
             section = name[4:].lower().partition("__")[0]
             if section not in _SECTIONS:
                 raise ConfigurationError(f"environment: unknown section in {name}")
+    _no_misspelt_override(env, data)
     try:
         from_env = _Environment(env)()
     except Exception as exc:  # pydantic-settings' SettingsError: a value it cannot decode
@@ -471,6 +476,42 @@ def load_settings(
     except ValidationError as exc:
         raise ConfigurationError(_one_line(exc, origin)) from None
     return _axis_speaks_for_no_local_body(settings, origin)
+
+
+_READ_BY_NAME = frozenset({"HUB_CONFIG", "HUB_DEBUG"})
+"""``HUB_*`` variables the hub reads itself, besides the ones ``*_env`` settings name."""
+
+
+def _no_misspelt_override(env: Mapping[str, str], data: Mapping[str, Any]) -> None:
+    """Refuse ``HUB_<SECTION>_<KEY>`` where ``HUB_<SECTION>__<KEY>`` overrides a setting.
+
+    pydantic-settings reads only the double underscore; with one, the variable is ignored and
+    the file's or the default value used in silence (``HUB_LEDGER_URL``: an empty SQLite
+    ledger instead of the PostgreSQL one). A variable the hub reads by name is not one
+    (``HUB_KEY_PASSPHRASE``, ``HUB_AXIS_SECRET``: the defaults, file values or overrides of
+    the ``*_env`` settings; ``HUB_CONFIG``, ``HUB_DEBUG``)."""
+    upper = {k.upper(): v for k, v in env.items()}
+    keys = {section: getattr(Settings.model_fields[section].annotation, "model_fields", {})
+            for section in _SECTIONS}
+    named = set(_READ_BY_NAME)
+    for section, fields in keys.items():
+        in_file = data.get(section)
+        for key, info in fields.items():
+            if key.endswith("_env"):
+                for value in (info.default, isinstance(in_file, dict) and in_file.get(key),
+                              upper.get(f"HUB_{section}__{key}".upper())):
+                    if isinstance(value, str):
+                        named.add(value.upper())
+    for name in env:
+        rest = name.upper().removeprefix("HUB_").lower()
+        if rest == name.lower() or "__" in rest or name.upper() in named:
+            continue
+        for section, fields in keys.items():
+            key = rest.removeprefix(f"{section}_")
+            if key != rest and key in fields:
+                raise ConfigurationError(
+                    f"environment: {name} overrides nothing (did you mean "
+                    f"HUB_{section.upper()}__{key.upper()}?)")
 
 
 def _axis_speaks_for_no_local_body(settings: Settings, where: str) -> Settings:

@@ -45,6 +45,8 @@ exits 0 (while the ledger is down it gives up instead: nothing unfinished is ack
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -149,6 +151,22 @@ class IntakeOptions:
     batch_wait_ms: int = 0
     reconnect_max_s: float = 30.0
     name: str = "edxml-hub intake"
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _plain(text: str) -> str:
+    """``text`` without control characters nor lone surrogates (no database text holds NUL)."""
+    return _CONTROL.sub("", text)
+
+
+def _storable(delivery: Delivery) -> Delivery:
+    """``delivery`` as a refusal the ledger can store whatever it was sent with: no message
+    id (the refusal is recorded under the packet's digest), the account made plain."""
+    user = delivery.user_id
+    return dataclasses.replace(delivery, message_id=None,
+                               user_id=None if user is None else _plain(user))
 
 
 def _host(url: str) -> str:
@@ -442,8 +460,17 @@ class IntakeConsumer:
             isolated = self.pipeline.isolate(span, error)
             conn.wait(conn.send(isolated.first))
             if self._write_or_error(conn, isolated.documents, isolated.events) is not None:
-                # Even the refusal cannot be recorded: say so loudly and go on.
-                log.error("ledger_refusal_unrecorded", message_id=span.delivery.message_id)
+                # The refusal's rows carry the delivery's message id and account as they came:
+                # what the database refused in them (a NUL on PostgreSQL) refuses these too.
+                # Record it under the packet's digest, the account and error made plain; its
+                # dead letter is out already (one per delivery), only the rows are written.
+                isolated = self.pipeline.isolate(
+                    dataclasses.replace(span, delivery=_storable(span.delivery)), _plain(error))
+                if self._write_or_error(conn, isolated.documents, isolated.events) is not None:
+                    # Even the refusal cannot be recorded: say so loudly and go on.
+                    log.error("ledger_refusal_unrecorded", message_id=span.delivery.message_id)
+                else:
+                    receipts.extend(isolated.receipts)
             else:
                 receipts.extend(isolated.receipts)
             self.stats.count(isolated)

@@ -185,6 +185,44 @@ def _install_sqlite_pragmas(
         _on_cursor(conn, statement).close()
 
 
+PG_CONNECT_TIMEOUT_S = 10
+"""Longest wait for a PostgreSQL connection (libpq ``connect_timeout``; none by default)."""
+
+PG_TCP = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+          "keepalives_count": 3, "tcp_user_timeout": 60_000}
+"""libpq TCP settings: an idle connection whose peer vanished without a reset (a host down, a
+firewall forgetting the flow) is found dead in about a minute, as is one whose sent data stays
+unacknowledged for 60 s — instead of a consumer blocked for the kernel's two hours."""
+
+
+def _pg_connect_args(url: str) -> dict[str, Any]:
+    """:data:`PG_CONNECT_TIMEOUT_S` and :data:`PG_TCP`, but for what the URL sets itself."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.drivername not in ("postgresql", "postgresql+psycopg2"):
+        return {}  # libpq's parameters, passed by psycopg2 only
+    wanted: dict[str, Any] = {"connect_timeout": PG_CONNECT_TIMEOUT_S, **PG_TCP}
+    return {k: v for k, v in wanted.items() if k not in parsed.query}
+
+
+def _statement_timeout(engine: Engine, seconds: float) -> None:
+    """Every new session of ``engine`` cancels a statement after ``seconds`` — unless the URL's
+    ``options`` set one (an operator's choice wins)."""
+    options = engine.url.query.get("options", "")
+    if "statement_timeout" in (options if isinstance(options, str) else " ".join(options)):
+        return
+    engine.dispose()
+    milliseconds = max(1, round(seconds * 1000))
+
+    @event.listens_for(engine, "connect")
+    def _set_statement_timeout(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"SET statement_timeout = {milliseconds}")
+        cursor.close()
+        dbapi_connection.commit()  # a SET rolled back with its transaction is undone
+
+
 @dataclass
 class _HeadState:
     seq: int
@@ -270,6 +308,7 @@ class Ledger:
         read_only: bool = False,
         must_exist: bool = False,
         sqlite_wal_checkpoints: str = "inline",
+        statement_timeout_s: float | None = None,
     ) -> Ledger:
         """Connect, create or migrate the schema (``alembic upgrade head``) and return a ledger.
 
@@ -286,6 +325,13 @@ class Ledger:
         ``sqlite_wal_checkpoints="background"``: a SQLite ledger's WAL checkpoints are made by
         a thread of its own (:mod:`hub.ledger.walcheckpoint`), not by the committing
         connection — for a long-running writer (``hub run``); ``close()`` stops it.
+
+        PostgreSQL: a connection attempt gives up after :data:`PG_CONNECT_TIMEOUT_S`, and TCP
+        keepalives and a TCP user timeout (:data:`PG_TCP`) find a peer gone without a reset
+        (parameters the URL names win). ``statement_timeout_s``: the sessions' statement
+        timeout once the schema is current (the database cancels a statement that runs or
+        waits for a lock longer, SQLSTATE 57014: LEDGER_UNAVAILABLE, retried — the consumer
+        keeps its broker heartbeats flowing meanwhile); ``None`` or 0: none, or the URL's.
         """
         must_exist = must_exist or read_only
         if sqlite_synchronous not in {"FULL", "NORMAL", "EXTRA"}:
@@ -306,6 +352,7 @@ class Ledger:
             kwargs["connect_args"] = {"timeout": sqlite_busy_timeout_ms / 1000}
         else:
             kwargs["pool_pre_ping"] = True
+            kwargs["connect_args"] = _pg_connect_args(url)
         engine = create_engine(url, **kwargs)
         wal_path = path if sqlite_wal_checkpoints == "background" and not read_only else None
         if engine.dialect.name == "sqlite":
@@ -330,6 +377,10 @@ class Ledger:
         except LedgerOpenError:
             engine.dispose()
             raise
+        if engine.dialect.name == "postgresql" and statement_timeout_s:
+            # After the migration (an index built on a large ledger may take longer): the
+            # connections it left in the pool are closed, the next ones set the timeout.
+            _statement_timeout(engine, statement_timeout_s)
         checkpointer = None
         if wal_path is not None:
             checkpointer = WalCheckpointer(wal_path, timeout_s=sqlite_busy_timeout_ms / 1000)
@@ -404,11 +455,19 @@ class Ledger:
     def _reading(self) -> Iterator[Connection]:
         # One transaction (one snapshot) for every statement of a look-up, begun explicitly:
         # the driver statements (_DriverSql) do not make SQLAlchemy begin one by themselves.
+        # A read refused for the database's state — unreachable, or a state an operator
+        # fixes (42501 a grant revoked, 42P01 a table renamed away during a restore) — is
+        # LEDGER_UNAVAILABLE, as for a write (:func:`is_transient`): the consumer holds the
+        # batch and retries; let out, it would stop the consumer.
         try:
             with self.engine.connect() as conn, conn.begin():
                 yield conn
         except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError) as error:
             raise unavailable(error) from error
+        except exc.DBAPIError as error:
+            if is_transient(error):
+                raise unavailable(error) from error
+            raise
 
     # -- writing -----------------------------------------------------------------------------
 
