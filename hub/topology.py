@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -64,6 +65,7 @@ __all__ = [
     "DirectoryEntry",
     "DirectorySource",
     "ExchangeSpec",
+    "Handover",
     "Names",
     "QueueSpec",
     "Topology",
@@ -73,6 +75,7 @@ __all__ = [
     "definitions",
     "direct_entries",
     "gateway_permissions",
+    "handovers",
     "inbox_key",
     "instant",
     "last_day",
@@ -345,6 +348,8 @@ def direct_entries(
 
     Without ``at`` abolished bodies keep their queues, so documents already delivered to them
     can still be drained after a merger (the 2025 reorganization abolished whole levels).
+    A code held by two bodies in succession names one pair of queues: the first holder stands
+    for it here; :func:`definitions` decides which account reads them on a given day.
     """
     seen: set[str] = set()
     result: list[DirectoryEntry] = []
@@ -356,6 +361,66 @@ def direct_entries(
             seen.add(code)
             result.append(entry)
     return result
+
+
+def _queue_holders(directory: DirectorySource) -> dict[str, list[DirectoryEntry]]:
+    """Entries reached directly, grouped by the code naming their queues, oldest first.
+
+    A code may pass from one body to another (its periods never overlap: the directory loader
+    checks it), so one pair of queues can have several holders in succession."""
+    holders: dict[str, list[DirectoryEntry]] = {}
+    for entry in directory.entries:
+        if entry.reach == "direct":
+            holders.setdefault(_primary_code(entry), []).append(entry)
+    for entries in holders.values():
+        entries.sort(key=lambda e: e.valid_from or _EARLIEST)
+    return holders
+
+
+_EARLIEST = datetime.min.replace(tzinfo=VIETNAM_TZ)
+
+
+def _holder_at(holders: Sequence[DirectoryEntry], at: datetime) -> DirectoryEntry:
+    """Who reads a code's queues at ``at``: the last holder whose period began by then (still
+    valid, or abolished since and draining what it was sent); before any began, the first."""
+    began = [e for e in holders if e.valid_from is None or e.valid_from <= at]
+    return began[-1] if began else holders[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Handover:
+    """A day on which an organization code, and so its two queues, passes to another account."""
+
+    code: str
+    day: date
+    """The first day (Vietnam time) the new holder reads the queues."""
+    before: str
+    """The broker account reading them until the day before."""
+    after: str
+    before_name: str
+    after_name: str
+
+    def describe(self) -> str:
+        return (f"on {self.day.isoformat()} the queues of {self.code} pass from broker account "
+                f"{self.before!r} ({self.before_name}) to {self.after!r} ({self.after_name})")
+
+
+def handovers(
+    directory: DirectorySource, *, after: date | datetime | None = None
+) -> list[Handover]:
+    """Every change of the account reading a code's queues, in order of day; with ``after``,
+    only those taking effect after that moment (what an operator still has to do)."""
+    found: list[Handover] = []
+    for code, holders in _queue_holders(directory).items():
+        for before, then in itertools.pairwise(holders):
+            if before.broker_user == then.broker_user or then.valid_from is None:
+                continue
+            if after is not None and then.valid_from <= instant(after):
+                continue
+            found.append(Handover(
+                code, then.valid_from.astimezone(VIETNAM_TZ).date(), before.broker_user or "",
+                then.broker_user or "", before.name, then.name))
+    return sorted(found, key=lambda h: (h.day, h.code))
 
 
 def build_topology(
@@ -465,9 +530,14 @@ def agency_permissions(entry: DirectoryEntry, prefix: str = "edxml") -> tuple[st
     they are its own). It can neither publish to the deliver exchange (impersonating the hub)
     nor to the default exchange (straight into another agency's queue).
     """
+    return _agency_grant(prefix, (_primary_code(entry),))
+
+
+def _agency_grant(prefix: str, codes: Sequence[str]) -> tuple[str, str, str]:
+    """An agency's grant reading the queues of ``codes`` (none: ``""``, no queue at all)."""
     names = Names(prefix)
-    code = _primary_code(entry)
-    return "", _anchored(names.inbound), _anchored(names.inbox(code), names.status(code))
+    queues = [name for code in codes for name in (names.inbox(code), names.status(code))]
+    return "", _anchored(names.inbound), _anchored(*queues) if queues else ""
 
 
 def gateway_permissions(prefix: str = "edxml") -> tuple[str, str, str]:
@@ -528,8 +598,15 @@ def definitions(
 ) -> dict[str, Any]:
     """RabbitMQ ``definitions.json`` content for ``topology`` plus one account per agency.
 
-    Agencies reached directly get the least-privilege permissions of
+    Every body reached directly gets an account (past bodies keep theirs to drain their
+    queues; a body that does not exist yet gets its account ahead, so its credentials can be
+    handed out before its first day), with the least-privilege permissions of
     :func:`agency_permissions`; the hub's own account has full rights in ``vhost``.
+
+    A code held by two bodies in succession (:func:`handovers`) names one pair of queues, which
+    one account at a time may read: the body holding the code at ``at`` (the moment the
+    definitions are for; the other account keeps only its right to publish). Without ``at``
+    such a directory is refused, naming the code, the accounts and the day.
     ``password_hashes`` maps account names to ``rabbit_password_hashing_sha256`` hashes.
     """
     users: list[dict[str, Any]] = [_user(hub_user, password_hashes)]
@@ -553,9 +630,34 @@ def definitions(
         )
 
     prefix = topology.names.prefix
-    for entry in direct_entries(directory, at):
-        if entry.broker_user:
-            add(entry.broker_user, repr(entry.name), agency_permissions(entry, prefix))
+    holders = _queue_holders(directory)
+    if at is None:
+        moving = handovers(directory)
+        if moving:
+            raise ConfigurationError(
+                f"{moving[0].describe()}: one account at a time may read them, so give the "
+                "moment the definitions are for (hub topology export --at DAY)"
+            )
+    # Who reads each code's queues at `at` (without `at` every code has one account).
+    reader = {
+        code: _holder_at(entries, instant(at)).broker_user if at is not None
+        else entries[-1].broker_user
+        for code, entries in holders.items()
+    }
+    # One account per broker user: a body in several periods (renamed) under one account and
+    # code is one agency; one account for two codes is refused by add().
+    by_user: dict[str, DirectoryEntry] = {}
+    for entry in directory.entries:
+        if entry.reach != "direct" or not entry.broker_user:
+            continue
+        first = by_user.setdefault(entry.broker_user, entry)
+        if _primary_code(first) != _primary_code(entry):
+            raise ConfigurationError(
+                f"broker user {entry.broker_user!r} is used by {first.name!r} and {entry.name!r}"
+            )
+    for user, entry in by_user.items():
+        code = _primary_code(entry)
+        add(user, repr(entry.name), _agency_grant(prefix, (code,) if reader[code] == user else ()))
     # Bodies behind the national axis share the gateway's account (the sample directory calls
     # it "axis-gateway"); it is created once.
     gateways = dict.fromkeys(

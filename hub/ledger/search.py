@@ -9,16 +9,18 @@ never ``OFFSET``), ``received_at`` for a period, ``sender`` or ``(sender, docume
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
 
+from hub.directory import Directory
 from hub.ledger.models import Checkpoint, Delivery, Document, Head
 from hub.ledger.records import REFUSED, StoredDocument
 from hub.ledger.store import _DOC_COLUMNS, Ledger, _stored_document
 
-__all__ = ["OUTCOMES", "CheckpointInfo", "latest_checkpoint", "search_documents"]
+__all__ = ["OUTCOMES", "CheckpointInfo", "latest_checkpoint", "organ_codes", "search_documents"]
 
 OUTCOMES = {
     "accepted": ("envelope",),
@@ -41,12 +43,35 @@ class CheckpointInfo:
     """Position of the chain head now (rows after ``seq`` are not covered yet)."""
 
 
+def organ_codes(
+    directory: Directory,
+    code: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> tuple[str, ...]:
+    """Every code under which the ledger may hold the documents of the body ``code`` names.
+
+    The ledger records a recipient under the primary code of the body the directory names
+    (``000.00.02.H27``) and a sender as its envelope writes it (either code of the body), so a
+    search by one code must look for all of them. ``code`` may be any code of the body, at any
+    time the body held it: the answer is every code of every directory entry holding it, the
+    primary code first; with ``since`` / ``until``, only the entries whose period meets that
+    one (a code that passed from one body to another names both bodies otherwise). A code the
+    directory does not know is searched as written."""
+    holders = [e for e in directory.entries if code.strip() in e.codes
+               and (until is None or e.valid_from is None or e.valid_from < until)
+               and (since is None or e.valid_to is None or since < e.valid_to)]
+    found = dict.fromkeys(c for e in holders for c in e.codes)
+    return tuple(found) or (code,)
+
+
 def search_documents(
     ledger: Ledger,
     *,
     document_id: str | None = None,
-    sender: str | None = None,
-    recipient: str | None = None,
+    sender: str | Sequence[str] | None = None,
+    recipient: str | Sequence[str] | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     outcome: str | None = None,
@@ -56,7 +81,8 @@ def search_documents(
     """Documents matching every given condition, newest first (``seq`` descending).
 
     ``before_seq`` continues a previous page (the last row's ``seq``); ``since`` is inclusive,
-    ``until`` exclusive; ``outcome`` is a key of :data:`OUTCOMES`."""
+    ``until`` exclusive; ``outcome`` is a key of :data:`OUTCOMES`. ``sender`` and
+    ``recipient`` may be several codes (one body's, :func:`organ_codes`): any of them matches."""
     if outcome is not None and outcome not in OUTCOMES:
         raise ValueError(f"unknown outcome {outcome!r}")
     kinds = OUTCOMES[outcome] if outcome else ("envelope", REFUSED)
@@ -68,11 +94,13 @@ def search_documents(
             # searching under that sender (or none, a refused packet's unknown sender) walks
             # the (sender, document_id) index instead of the whole table.
             stmt = stmt.where(Document.sender.in_([document_id.split(",", 1)[0], ""]))
-    if sender:
-        stmt = stmt.where(Document.sender == sender)
-    if recipient:
+    senders = (sender,) if isinstance(sender, str) else tuple(sender or ())
+    recipients = (recipient,) if isinstance(recipient, str) else tuple(recipient or ())
+    if any(senders):
+        stmt = stmt.where(Document.sender.in_([s for s in senders if s]))
+    if any(recipients):
         stmt = stmt.where(Document.digest.in_(
-            select(Delivery.digest).where(Delivery.organ_id == recipient)))
+            select(Delivery.digest).where(Delivery.organ_id.in_([r for r in recipients if r]))))
     if since is not None:
         stmt = stmt.where(Document.received_at >= since)
     if until is not None:

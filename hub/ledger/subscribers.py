@@ -82,6 +82,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from sqlalchemy import Connection, exc, func, insert, select, update
 
+from hub.directory import Directory, OrgEntry
 from hub.edxml.errors import EnvelopeRefused
 from hub.edxml.model import VIETNAM_TZ
 from hub.edxml.orgcode import OrgCode
@@ -591,6 +592,54 @@ class Registry:
         out: dict[str, list[CertificateRecord]] = {}
         for c in self.certificates:
             out.setdefault(c.identifier, []).append(c)
+        return out
+
+
+class BodyCodes:
+    """The registry's organization codes read through the directory.
+
+    The office may write either code of a body (QCVN 102:2016 ``000.00.02.H27`` or Decision
+    20/2020/QĐ-TTg ``H27.02``) as an ``organ_id`` or an organization's identifier, and a seal's
+    certificate carries one of them in its subject UID: the directory says they are one body.
+    Without a directory every code stands for itself (compared as written)."""
+
+    def __init__(self, directory: Directory | None, at: datetime) -> None:
+        self.directory = directory
+        self.at = at
+
+    def _entry(self, code: str, at: datetime | None = None) -> OrgEntry | None:
+        if self.directory is None:
+            return None
+        return self.directory.find(code, at or self.at) or self.directory.find(code)
+
+    def primary(self, code: str) -> str:
+        """The body's primary code (the one its queues and the ledger use), else ``code``."""
+        entry = self._entry(code)
+        return entry.code if entry is not None else code
+
+    def subscriber_of_uid(self, uid: str | None, subscribers: Mapping[str, Any],
+                          at: datetime | None = None) -> str | None:
+        """The registry identifier a certificate's subject UID names: the UID itself, else
+        another code of the body it is a code of, or whose seal the directory lists with it
+        (on the day ``at`` the certificate was seen, else the directory's latest entry)."""
+        if uid is None:
+            return None
+        if uid in subscribers:
+            return uid
+        if self.directory is None:
+            return None
+        entries = [e for e in (self._entry(uid, at),) if e is not None]
+        entries += self._seals.get(uid, ())
+        return next((c for e in entries for c in e.codes if c in subscribers), None)
+
+    @functools.cached_property
+    def _seals(self) -> dict[str, list[OrgEntry]]:
+        """Seal UID → the entries listing it (built once, on the first unmatched UID)."""
+        out: dict[str, list[OrgEntry]] = {}
+        for entry in self.directory.entries if self.directory is not None else ():
+            for signer in entry.signers:
+                if signer.role == "organization" and signer.uid:
+                    out.setdefault(signer.uid, []).append(entry)
         return out
 
 

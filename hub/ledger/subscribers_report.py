@@ -42,8 +42,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from hub.directory import Directory
 from hub.ledger.store import Ledger
 from hub.ledger.subscribers import (
+    BodyCodes,
     CertificateRecord,
     Registry,
     SubscriberRecord,
@@ -158,13 +160,17 @@ class GroupFigures:
 @dataclass(frozen=True, slots=True)
 class OrganizationRow:
     organ_id: str
-    """The organization's code, or :data:`ALL` for the whole registry."""
+    """The organization's primary code in the directory (as written when the directory does
+    not know it), or :data:`ALL` for the whole registry."""
     period: str
     leaders: GroupFigures
     staff: GroupFigures
+    written_as: tuple[str, ...] = ()
+    """The other codes of the body the registry writes (``H27.02`` for ``000.00.02.H27``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"organ_id": self.organ_id, "period": self.period,
+                "written_as": list(self.written_as),
                 "leaders": self.leaders.to_dict(), "staff": self.staff.to_dict()}
 
 
@@ -328,7 +334,7 @@ class _Linked:
     indexed: int
 
 
-def _link(ledger: Ledger, sync: bool) -> _Linked:
+def _link(ledger: Ledger, sync: bool, bodies: BodyCodes) -> _Linked:
     if sync and not ledger.read_only:
         sync_observations(ledger)
     with ledger._reading() as conn:
@@ -348,7 +354,7 @@ def _link(ledger: Ledger, sync: bool) -> _Linked:
     for key, obs in seen.items():
         cert = by_cert.get(key)
         owner = cert.identifier if cert is not None else (
-            obs.uid if obs.uid in reg.subscribers else None)
+            bodies.subscriber_of_uid(obs.uid, reg.subscribers, obs.last_seen))
         if owner is not None:
             used.add(owner)
             if obs.person_months:
@@ -401,30 +407,40 @@ def plan_report(
     until: date | None = None,
     period: str = "year",
     sync: bool = True,
+    directory: Directory | None = None,
 ) -> PlanReport:
     """Every figure (see the module docstring). ``since`` / ``until`` (exclusive) default to
     the calendar year of ``at`` (default: now); periods are whole calendar periods in Vietnam
     time. With ``sync`` (and a writable ledger) the signature index is brought up to date
-    first; otherwise what it has not read yet is read in memory."""
+    first; otherwise what it has not read yet is read in memory. With the ``directory``, the
+    codes of one body are one organization (:class:`~hub.ledger.subscribers.BodyCodes`);
+    without it, codes are compared as written."""
     at = at or datetime.now(UTC)
     today = vietnam_day(at)
     since = since or date(today.year, 1, 1)
     until = until or date(since.year + 1, 1, 1)
     spans = periods(since, until, period)
-    linked = _link(ledger, sync)
+    bodies = BodyCodes(directory, at)
+    linked = _link(ledger, sync, bodies)
     reg = linked.registry
     held = {k: [c for c in v if c.status != "requested"]
             for k, v in reg.certificates_of().items()}
     by_org: dict[str, list[SubscriberRecord]] = {}
+    written: dict[str, set[str]] = {}
     for s in reg.subscribers.values():
-        by_org.setdefault(s.organ_id, [])
+        organ = bodies.primary(s.organ_id)
+        by_org.setdefault(organ, [])
+        written.setdefault(organ, set()).add(s.organ_id)
         if s.kind == "person":
-            by_org[s.organ_id].append(s)
+            by_org[organ].append(s)
     rows: list[OrganizationRow] = []
     for span in spans:
         months = span.months
-        these = [OrganizationRow(organ, span.label, *(
-            _group(t, members, held, linked.signed_months, span, months) for t in TARGETS))
+        these = [OrganizationRow(
+            organ, span.label,
+            _group(LEADERS, members, held, linked.signed_months, span, months),
+            _group(STAFF, members, held, linked.signed_months, span, months),
+            written_as=tuple(sorted(written[organ] - {organ})))
             for organ, members in sorted(by_org.items())]
         rows.extend(these)
         rows.append(_total(ALL, these, span.label))
@@ -469,15 +485,17 @@ NOTICE_KINDS = {"expiring": "sắp hết hạn", "never_signed": "chưa từng k
 
 
 def notices(ledger: Ledger, *, at: datetime | None = None, within_days: int = 30,
-            sync: bool = True) -> dict[str, list[Notice]]:
-    """Per organization: active certificates whose last valid day is within ``within_days`` of
-    the day of ``at``, and subscribers holding a certificate valid that day who were never
-    seen signing (in any role). Organizations with nothing to say are left out."""
+            sync: bool = True, directory: Directory | None = None) -> dict[str, list[Notice]]:
+    """Per organization (its primary code with the ``directory``, as :func:`plan_report`):
+    active certificates whose last valid day is within ``within_days`` of the day of ``at``,
+    and subscribers holding a certificate valid that day who were never seen signing (in any
+    role). Organizations with nothing to say are left out."""
     if within_days < 0:
         raise ValueError("within_days must not be negative")
     at = at or datetime.now(UTC)
     today = vietnam_day(at)
-    linked = _link(ledger, sync)
+    bodies = BodyCodes(directory, at)
+    linked = _link(ledger, sync, bodies)
     reg = linked.registry
     out: dict[str, list[Notice]] = {}
     for c in reg.certificates:
@@ -485,13 +503,14 @@ def notices(ledger: Ledger, *, at: datetime | None = None, within_days: int = 30
         if owner is None or not c.active or c.valid_to is None or c.valid_to < today:
             continue
         days = (c.valid_to - today).days
+        organ = bodies.primary(owner.organ_id)
         if days <= within_days:
-            out.setdefault(owner.organ_id, []).append(
-                Notice(owner.organ_id, "expiring", CertificateItem.of(c, owner, days)))
+            out.setdefault(organ, []).append(
+                Notice(organ, "expiring", CertificateItem.of(c, owner, days)))
         valid_now = c.valid_from is not None and c.valid_from <= today
         if valid_now and c.identifier not in linked.used:
-            out.setdefault(owner.organ_id, []).append(
-                Notice(owner.organ_id, "never_signed", CertificateItem.of(c, owner, days)))
+            out.setdefault(organ, []).append(
+                Notice(organ, "never_signed", CertificateItem.of(c, owner, days)))
     for items in out.values():
         items.sort(key=lambda n: (n.notice, n.certificate.days_left or 0,
                                   n.certificate.identifier))
@@ -610,7 +629,8 @@ def render_table(report: PlanReport) -> str:
     header = ("Đơn vị / Organization", "Kỳ / Period",
               "Lãnh đạo có CTS / ký (mục tiêu 100 % 2020)",
               "TP, chuyên viên có CTS / ký (mục tiêu 2025)")
-    rows = [(("Toàn tỉnh / all" if r.organ_id == ALL else r.organ_id), r.period,
+    rows = [(("Toàn tỉnh / all" if r.organ_id == ALL else " ".join((r.organ_id, *r.written_as))),
+             r.period,
              f"{r.leaders.certified}/{r.leaders.total} · ký {r.leaders.signed}"
              f" ({_pct(r.leaders.share_signed)})",
              f"{r.staff.certified}/{r.staff.total} · ký {r.staff.signed}"

@@ -21,7 +21,7 @@ import hub
 from hub.config import Settings, load_settings
 from hub.errors import ConfigurationError, HubError
 from hub.logs import redact_url
-from hub.ops.args import existing_file, one_line
+from hub.ops.args import existing_file, iso_datetime, one_line
 
 EXIT_OK = 0
 """Everything went as asked."""
@@ -34,12 +34,19 @@ EXIT_CONFIG = 3
 permission, a user id that is not the login)."""
 EXIT_UNAVAILABLE = 4
 """A service the command needs (broker, database, the signing token) is unavailable."""
+EXIT_INDETERMINATE = 5
+"""``hub envelope check`` / ``hub status check``: undecidable for now (revocation data missing
+or stale: the hub would retry, never refuse); :data:`hub.ops.envelope_cli.EXIT_INDETERMINATE`."""
 EXIT_INTERNAL = 70
 """A bug in the hub (sysexits EX_SOFTWARE): one line here; HUB_DEBUG=1 shows the traceback."""
+EXIT_INTERRUPTED = 130
+"""Interrupted (Ctrl-C: 128 + SIGINT, the shell's code), silently. ``hub run`` is not: SIGINT
+stops it as SIGTERM does, after the batch in hand (exit 0)."""
 
 EXIT_CODES = {"EXIT_OK": EXIT_OK, "EXIT_FAILURE": EXIT_FAILURE, "EXIT_USAGE": EXIT_USAGE,
               "EXIT_CONFIG": EXIT_CONFIG, "EXIT_UNAVAILABLE": EXIT_UNAVAILABLE,
-              "EXIT_INTERNAL": EXIT_INTERNAL}
+              "EXIT_INDETERMINATE": EXIT_INDETERMINATE, "EXIT_INTERNAL": EXIT_INTERNAL,
+              "EXIT_INTERRUPTED": EXIT_INTERRUPTED}
 
 
 def _exit_codes_help() -> str:
@@ -47,9 +54,14 @@ def _exit_codes_help() -> str:
         EXIT_OK: "ok",
         EXIT_FAILURE: "the command ran and found a problem (a check or a verification failed)",
         EXIT_USAGE: "bad command line, missing input file or unwritable output path",
-        EXIT_CONFIG: "unusable settings, directory, keys, trust anchors or broker account",
-        EXIT_UNAVAILABLE: "the broker or the database is unavailable",
+        EXIT_CONFIG: "unusable settings, directory, keys, trust anchors or broker account, or "
+                     "a [metrics] address that cannot be used",
+        EXIT_UNAVAILABLE: "a service is unavailable: the broker, the database or the signing "
+                          "token",
+        EXIT_INDETERMINATE: "(envelope/status check) undecidable for now: revocation data "
+                            "missing or stale",
         EXIT_INTERNAL: "a bug in the hub (HUB_DEBUG=1 shows the traceback)",
+        EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
     }
     return "exit codes:\n" + "\n".join(f"  {code:<3} {text}" for code, text in docs.items())
 
@@ -113,18 +125,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     metrics = None
-    if settings.metrics.port:
-        from hub.ops.metrics import serve_metrics
-
-        metrics = serve_metrics(hub, settings.metrics.host, settings.metrics.port)
-    consumer = hub.consumer(name=args.name or "edxml-hub intake", stop=stop)
-    if metrics is not None:
-        metrics.consumer = consumer
-    from hub.validators import pdf
-
-    pdf.preload()  # not inside the first batch that holds a PDF; before the heap is frozen
-    settle_heap()
     try:
+        if settings.metrics.port:
+            from hub.ops.metrics import serve_metrics
+
+            # ConfigurationError (exit 3, no restart) naming [metrics] port or host when the
+            # address cannot be listened on: taken, privileged or not this machine's.
+            metrics = serve_metrics(hub, settings.metrics.host, settings.metrics.port)
+        consumer = hub.consumer(name=args.name or "edxml-hub intake", stop=stop)
+        if metrics is not None:
+            metrics.consumer = consumer
+        from hub.validators import pdf
+
+        pdf.preload()  # not inside the first batch that holds a PDF; before the heap is frozen
+        settle_heap()
         consumer.run()
     finally:
         hub.close()
@@ -256,16 +270,24 @@ def cmd_topology(args: argparse.Namespace) -> int:
     topo = topology_for(settings, directory)
     if args.action == "export":
         from hub.app import broker_user
+        from hub.topology import handovers
 
         vhost = broker_vhost(b.url)
         # The hub's own account is the one its broker URL logs in with.
         hub_user = broker_user(b.url) or "edxml-hub"
-        defs = definitions(topo, directory, vhost=vhost, hub_user=hub_user)
+        # Where a code passes from one body to another, its queues go to the holder of that
+        # moment (now, or the day the operator prepares the file for).
+        at = args.at or datetime.now(UTC)
+        defs = definitions(topo, directory, vhost=vhost, hub_user=hub_user, at=at)
         hashes = None
         if args.passwords is not None:
             hashes = _password_hashes(args.passwords, [u["name"] for u in defs["users"]])
             defs = definitions(topo, directory, vhost=vhost, hub_user=hub_user,
-                               password_hashes=hashes)
+                               password_hashes=hashes, at=at)
+        for change in handovers(directory, after=at):
+            print(f"hub: note: {change.describe()}: these definitions let {change.before!r} "
+                  f"read them; export again with --at {change.day.isoformat()} and import that "
+                  "file on that day", file=sys.stderr)
         text = json.dumps(defs, indent=2, ensure_ascii=False)
         if args.output and args.output != "-":
             _write(Path(args.output), text + "\n")
@@ -379,6 +401,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="TOML file 'account = \"password\"' for every account: the passwords go "
                         "into the definitions as salted hashes, so a broker that re-imports the "
                         "file at boot keeps them (export)")
+    p.add_argument("--at", type=iso_datetime, default=None,
+                   help="the moment the accounts are for (ISO date or date-time, UTC; default: "
+                        "now): where an organization code passes from one body to another, its "
+                        "queues are read by the body holding it then (export)")
     p.set_defaults(func=cmd_topology)
 
     p = sub.add_parser("receipt", help="receipts the hub issued")
@@ -461,7 +487,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run(args)
     except KeyboardInterrupt:
-        return EXIT_FAILURE
+        return EXIT_INTERRUPTED
     except Exception as exc:
         if os.environ.get("HUB_DEBUG"):
             raise

@@ -26,6 +26,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from hub.config import load_settings
+from hub.directory import Directory
 from hub.errors import ConfigurationError, TransientError
 from hub.ledger.records import LedgerOpenError
 from hub.ledger.store import Ledger
@@ -197,6 +198,14 @@ def _open(args: argparse.Namespace, *, read_only: bool) -> Ledger:
                                  f"{type(exc).__name__}: {exc}") from None
 
 
+def _directory(args: argparse.Namespace) -> Directory:
+    """The configured organization directory: it says which codes are one body."""
+    from hub.app import load_directory
+
+    return load_directory(
+        load_settings(getattr(args, "ledger_config", None) or getattr(args, "config", None)))
+
+
 def _write(text: str, output: Path | None) -> None:
     if output is None:
         sys.stdout.write(text)
@@ -217,6 +226,7 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    _folders_exist(args.output)
     with _open(args, read_only=True) as ledger:
         data = export_registry(ledger, headers=args.headers)
     if args.output is None:
@@ -226,12 +236,22 @@ def _export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _folders_exist(*files: Path | None) -> None:
+    """Refuse a file to write into a folder that does not exist, before any work is done (the
+    report would otherwise be computed, even printed, and the run fail at its last step)."""
+    for file in files:
+        if file is not None and not file.parent.is_dir():
+            raise ValueError(f"{file.parent}: no such directory (for {file.name})")
+
+
 def _report(args: argparse.Namespace) -> int:
     if args.output_dir is not None and not args.output_dir.is_dir():
         raise ValueError(f"{args.output_dir}: no such directory")
+    _folders_exist(args.output, args.chart)
+    directory = _directory(args)
     with _open(args, read_only=args.no_sync) as ledger:
         report = plan_report(ledger, at=args.at, since=args.since, until=args.until,
-                             period=args.period, sync=not args.no_sync)
+                             period=args.period, sync=not args.no_sync, directory=directory)
     renderers = {"table": render_table, "csv": render_csv, "json": render_json}
     _write(renderers[args.format](report), args.output)
     if args.output_dir is not None:
@@ -253,8 +273,10 @@ def _notices(args: argparse.Namespace) -> int:
     if args.output_dir is not None and not args.output_dir.is_dir():
         raise ValueError(f"{args.output_dir}: no such directory")
     at = args.at or datetime.now(UTC)
+    directory = _directory(args)
     with _open(args, read_only=args.no_sync) as ledger:
-        found = notices(ledger, at=at, within_days=args.within, sync=not args.no_sync)
+        found = notices(ledger, at=at, within_days=args.within, sync=not args.no_sync,
+                        directory=directory)
     if args.output_dir is None:
         sys.stdout.write(notices_csv([n for items in found.values() for n in items]))
         return EXIT_OK
