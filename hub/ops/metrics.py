@@ -4,12 +4,16 @@
 and consumers attached (intake: the hub consumers connected; dead letters; national-axis
 gateway), each agency's backlog (documents
 waiting in its inbox) and whether its system is connected (consumers on that inbox), retries,
-reconnects, certificate expiry per organization key, CRL age per issuer, ledger lag, and the
-process metrics and build information ``prometheus_client`` provides. Every metric has a HELP
-text (``promtool check metrics`` runs on this output in the tests).
+reconnects, certificate expiry per organization key, per configured CA whether its revocation
+data is fresh and for how long still (the validators' own rule, :meth:`CrlEntry.fresh_until`,
+that ``hub doctor`` and /readyz apply) and the CRL's age, ledger lag (counted from the start
+while nothing was committed), and the process metrics and build information
+``prometheus_client`` provides. Every metric has a HELP text (``promtool check metrics`` runs
+on this output in the tests).
 
-``GET /livez``: the process answers. ``GET /readyz``: 200 only when the broker, the ledger and
-fresh revocation data are all there (the checks ``hub doctor`` runs).
+``GET /livez``: the process answers. ``GET /readyz``: 200 only when the consumer consumes the
+intake queue now, the ledger answers and every CA has fresh revocation data (the checks
+``hub doctor`` runs).
 
 The server runs in its own threads with its own broker connection (pika connections are not
 shared across threads); it only reads counters the consumer thread writes. Queue figures are
@@ -19,10 +23,11 @@ the broker's, so every consumer exports the same values: the alert rules aggrega
 
 from __future__ import annotations
 
+import errno
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -40,6 +45,7 @@ from prometheus_client.registry import Collector
 
 import hub as hub_package
 from hub.consumers.settlement import Backoff, Failover
+from hub.errors import ConfigurationError
 from hub.logs import get_logger
 
 log = get_logger("hub.ops.metrics")
@@ -112,9 +118,12 @@ class HubCollector(Collector):
                                   "died, failed or did not answer with a batch in hand (held, "
                                   "the signer restarted, the batch signed again).",
                                   value=stats.signer_restarts if stats else 0)
-        last = stats.last_batch_at if stats else 0.0
-        yield GaugeMetricFamily("hub_ledger_lag_seconds", "Seconds since the last committed batch.",
-                                value=max(0.0, time.time() - last) if last else 0.0)
+        # Nothing committed yet: count from the start, or a consumer whose ledger is down from
+        # its first batch would show no lag however long envelopes wait.
+        since = (stats.last_batch_at if stats else 0.0) or self.server.started_at
+        yield GaugeMetricFamily("hub_ledger_lag_seconds", "Seconds since the last committed batch "
+                                "(since the hub started, when none was committed yet).",
+                                value=max(0.0, self.server.clock() - since))
 
     def _queues(self, figures: QueueFigures) -> Iterable[Metric]:
         yield GaugeMetricFamily("hub_broker_up", "1 when this scrape could ask the broker about "
@@ -142,25 +151,54 @@ class HubCollector(Collector):
 
     def _keys(self) -> Iterable[Metric]:
         hub = self.server.hub
-        now = datetime.now(UTC)
+        now = self.server.now()
         expiry = GaugeMetricFamily("hub_certificate_expiry_seconds", "Seconds until each "
                                    "organization key's certificate expires.", labels=["organ_id"])
         for organ_id in sorted(hub.keystore):
             cert = hub.keystore[organ_id].cert
             expiry.add_metric([organ_id], round((cert.not_valid_after_utc - now).total_seconds()))
         yield expiry
+        snapshot = hub.revocation.snapshot()
         crl_age = GaugeMetricFamily("hub_crl_age_seconds", "Seconds since each issuer's CRL was "
-                                    "issued.", labels=["issuer"])
-        for entry in hub.revocation.snapshot().by_issuer.values():
+                                    "issued (its age, not its validity: see hub_crl_fresh).",
+                                    labels=["issuer"])
+        for entry in snapshot.by_issuer.values():
             age = (now - entry.crl.last_update_utc).total_seconds()
             crl_age.add_metric([entry.crl.issuer.rfc4514_string()], round(age))
         yield crl_age
+        # The validators' rule (CrlEntry.fresh_until, as check_crls applies it for `hub doctor`
+        # and /readyz) for every configured CA: one without a CRL is not fresh either.
+        freshness = timedelta(seconds=hub.settings.trust.crl_freshness_s)
+        fresh = GaugeMetricFamily("hub_crl_fresh", "1 when the hub holds fresh revocation data "
+                                  "for each configured CA (before the CRL's nextUpdate, or "
+                                  "within [trust] crl_freshness_s past it); 0: deliveries "
+                                  "signed under it wait.", labels=["issuer"])
+        left = GaugeMetricFamily("hub_crl_fresh_seconds", "Seconds each configured CA's CRL "
+                                 "stays fresh (negative: stale since; absent: no CRL).",
+                                 labels=["issuer"])
+        policy = hub.trust.policy
+        for ca in (*policy.roots, *policy.intermediates):
+            name = ca.subject.rfc4514_string()
+            entry = snapshot.for_issuer(ca.subject)
+            fresh.add_metric([name], 1.0 if entry is not None and entry.is_fresh(now, freshness)
+                             else 0.0)
+            if entry is not None:
+                left.add_metric([name], round((entry.fresh_until(freshness) - now)
+                                              .total_seconds()))
+        yield fresh
+        yield left
 
 
 class MetricsServer:
-    def __init__(self, hub: Any, host: str, port: int) -> None:
+    def __init__(self, hub: Any, host: str, port: int, *,
+                 clock: Callable[[], float] = time.time) -> None:
         self.hub = hub
         self.consumer: Any = None
+        """The intake consumer: its ``stats`` and whether it is ``consuming`` the intake now."""
+        self.clock = clock
+        """Now, in seconds since the epoch (tests pin it)."""
+        self.started_at = clock()
+        """When the hub started serving: the ledger lag counts from it until a first commit."""
         self._lock = threading.Lock()
         self._conn: Any = None
         b = hub.settings.broker
@@ -173,13 +211,19 @@ class MetricsServer:
              registry=self.registry).info({"version": hub_package.__version__})
         self.registry.register(HubCollector(self))
         self._metrics_app = make_wsgi_app(self.registry)
-        server = make_server(host, port, self._app, server_class=_ThreadingServer,
-                             handler_class=_QuietHandler)
+        try:
+            server = make_server(host, port, self._app, server_class=_ThreadingServer,
+                                 handler_class=_QuietHandler)
+        except OSError as exc:
+            raise ConfigurationError(_bind_error(host, port, exc)) from None
         self.server = server
         self.port = int(server.server_address[1])
         self.thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
         self.thread.start()
         log.info("metrics_listening", host=host, port=self.port)
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
 
     def shutdown(self) -> None:
         self.server.shutdown()
@@ -243,15 +287,23 @@ class MetricsServer:
     def ready(self) -> tuple[bool, str]:
         from hub.ops.health import check_crls
 
-        if self.consumer is None or (self.consumer.stats.reconnects
-                                     and not self.queue_figures().reached):
+        consumer = self.consumer
+        if consumer is None:
             return False, "broker unavailable"
+        # The consumer's own state, not a connection of ours: it may reconnect for ever on a
+        # refused declare or consume while the broker answers everyone else.
+        consuming = getattr(consumer, "consuming", None)
+        if consuming is None:  # a consumer that does not say: the broker, as seen from here
+            if consumer.stats.reconnects and not self.queue_figures().reached:
+                return False, "broker unavailable"
+        elif not consuming:
+            return False, f"not consuming {self.hub.topology.names.intake}"
         try:
             self.hub.ledger.head()
         except Exception as exc:
             return False, f"ledger unavailable: {type(exc).__name__}"
         try:
-            check_crls(self.hub.settings, snapshot=self.hub.revocation.snapshot(),
+            check_crls(self.hub.settings, now=self.now(), snapshot=self.hub.revocation.snapshot(),
                        policy=self.hub.trust.policy)
         except Exception as exc:
             return False, f"revocation: {exc}"
@@ -268,6 +320,14 @@ class MetricsServer:
             ok, why = self.ready()
             return _text(start_response, "200 OK" if ok else "503 Service Unavailable", why + "\n")
         return _text(start_response, "404 Not Found", "not found\n")
+
+
+def _bind_error(host: str, port: int, exc: OSError) -> str:
+    """One line naming the setting that cannot be used: the port (taken, or privileged) or the
+    host (not an address of this machine, or no such name)."""
+    setting = "port" if exc.errno in (errno.EADDRINUSE, errno.EACCES) else "host"
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return f"[metrics] {setting}: cannot listen on {where}: {exc.strerror or exc}"
 
 
 def _text(start_response: StartResponse, status: str, body: str) -> list[bytes]:

@@ -63,6 +63,38 @@ def test_a_settings_file_nested_too_deeply_is_a_one_line_error_naming_it(tmp_pat
     assert str(caught.value).startswith(str(f))
 
 
+@pytest.mark.parametrize(("name", "meant"), [
+    ("HUB_LEDGER_URL", "HUB_LEDGER__URL"),
+    ("HUB_BROKER_URL", "HUB_BROKER__URL"),
+    ("hub_broker_failover_urls", "HUB_BROKER__FAILOVER_URLS"),
+    ("HUB_HUB_KEYSTORE", "HUB_HUB__KEYSTORE"),
+])
+def test_an_override_with_one_underscore_after_the_section_is_refused_naming_the_right_one(
+    name: str, meant: str,
+) -> None:
+    # Given an override spelt with one underscore where the section ends (HUB_LEDGER_URL),
+    # which would otherwise be dropped: `hub run` would create an empty SQLite ledger
+    # When the settings are loaded
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(None, environ={name: "postgresql://hub@db/hub"})
+    # Then it is refused, naming the variable and the one meant
+    assert str(caught.value) == (f"environment: {name} overrides nothing "
+                                 f"(did you mean {meant}?)")
+
+
+def test_variables_the_settings_name_themselves_are_not_taken_for_misspelt_overrides(
+    tmp_path: Path,
+) -> None:
+    # Given the variables the hub reads by name (its own, and the ones *_env settings name,
+    # even a configured one that looks like SECTION_KEY) and others of the test tooling
+    f = tmp_path / "hub.toml"
+    f.write_text("[hub]\nkey_passphrase_env = 'HUB_LOG_LEVEL'\n")
+    environ = {"HUB_KEY_PASSPHRASE": "p", "HUB_AXIS_SECRET": "s", "HUB_DEBUG": "1",
+               "HUB_CONFIG": str(f), "HUB_TEST_WORKERS": "2", "HUB_LOG_LEVEL": "p"}
+    # When the settings are loaded, Then none of them is refused
+    assert load_settings(None, environ=environ).hub.key_passphrase_env == "HUB_LOG_LEVEL"
+
+
 def test_environment_overrides_the_file_and_is_typed(tmp_path: Path) -> None:
     f = tmp_path / "hub.toml"
     f.write_text("[broker]\nprefetch = 10\nurl = 'amqp://file'\n[trust]\nroots = ['a.pem']\n")

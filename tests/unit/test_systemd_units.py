@@ -29,3 +29,13 @@ def test_the_crl_refresh_unit_does_not_claim_to_write_crl_files() -> None:
     assert "into /etc/edxml-hub/trust/crls" not in text
     assert "writes no file" in text
     assert _unit("edxml-hub-crl-refresh.service")["Service"]["ExecStart"].endswith(" doctor")
+
+
+def test_the_consumer_creates_its_ledger_and_blobs_readable_by_its_account_only() -> None:
+    # The live SQLite ledger and the blob store hold every document's exact bytes: with
+    # systemd's default umask (0022) they would be world-readable (hub.ledger.blobs makes its
+    # own files 0600 too; this covers the ledger file, its WAL and anything else it creates).
+    service = _unit("edxml-hub@.service")["Service"]
+    assert service["UMask"] == "0077"
+    assert service["StateDirectory"] == "edxml-hub"
+    assert service["StateDirectoryMode"] == "0700"
