@@ -336,7 +336,7 @@ def cmd_receipt_verify(args: argparse.Namespace) -> int:
     settings = _settings(args)
     receipt = _read(args.file)
     envelope = _read(args.envelope) if args.envelope else None
-    ok, lines = verify_receipt(settings, receipt, envelope)
+    ok, lines = verify_receipt(settings, receipt, envelope, at=args.at)
     if args.json:
         print(json.dumps({"file": str(args.file), "ok": ok, "findings": lines}, ensure_ascii=False))
     else:
@@ -413,6 +413,11 @@ def build_parser() -> argparse.ArgumentParser:
     rv.add_argument("file", type=existing_file, help="the receipt (a signed EDXML status packet)")
     rv.add_argument("--envelope", type=existing_file, default=None,
                     help="the original envelope, to check the binding")
+    rv.add_argument("--at", type=iso_datetime, default=None,
+                    help="a time the receipt is proven to have existed (e.g. when the ledger "
+                         "recorded it; ISO date-time, UTC): everything is judged then. Without "
+                         "it, certificates are judged at the receipt's own Timestamp and a "
+                         "revocation that puts the key in doubt counts whatever that says")
     rv.add_argument("--json", action="store_true", help="print the result as JSON")
     rv.set_defaults(func=cmd_receipt_verify)
 

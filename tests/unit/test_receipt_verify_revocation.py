@@ -204,3 +204,25 @@ def test_the_auditors_command_refuses_a_receipt_backdated_with_a_compromised_key
     config.write_text(settings_toml(settings), encoding="utf-8")
     assert main(["--config", str(config), "receipt", "verify", str(tmp_path / "receipt.xml"),
                  "--envelope", str(tmp_path / "letter.xml")]) == EXIT_OK
+
+
+def test_the_auditors_command_takes_a_proof_of_existence_with_at(
+    pki: PkiPaths, tmp_path: Path, letter: bytes, accepted: bytes,
+) -> None:
+    # Given the operator's key revoked for compromise a day ago (a CRL fresh now)
+    now = dt.datetime.now(dt.UTC)
+    settings = _revoking(pki, tmp_path, Flag.key_compromise, revoked_at=now - dt.timedelta(days=1))
+    config = tmp_path / "hub.toml"
+    config.write_text(settings_toml(settings), encoding="utf-8")
+    (tmp_path / "receipt.xml").write_bytes(accepted)
+    (tmp_path / "letter.xml").write_bytes(letter)
+
+    def verify(*extra: str) -> int:
+        return main(["--config", str(config), "receipt", "verify", str(tmp_path / "receipt.xml"),
+                     "--envelope", str(tmp_path / "letter.xml"), *extra])
+
+    # When the auditor shows the receipt existed at its date (the ledger recorded it then)
+    # Then it is judged at that time, before the compromise: valid
+    assert verify("--at", NOW.isoformat()) == EXIT_OK
+    # and a proof dated after the revocation proves nothing for it
+    assert verify("--at", now.isoformat()) == EXIT_FAILURE
