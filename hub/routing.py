@@ -20,8 +20,11 @@ Rules, and where they come from:
 - *A body of this province reached directly* gets the envelope in its inbox; *every other body*
   (another province, a ministry, or an entry marked ``reach = "axis"``) goes through the national
   document exchange axis (Decision 28/2018: bodies are connected through the axis run by the
-  Government Office). All remote recipients share **one** publication to the gateway — the axis
-  fans out by ``To`` itself — while the plan still lists one :class:`Delivery` per recipient.
+  Government Office). The plan lists one :class:`Delivery` per recipient, each with the
+  gateway's routing key, and the pipeline publishes one copy per remote recipient (message id
+  ``<digest>:<recipient>``, recorded as delivered to that recipient); the connector sends the
+  packet to the axis once per digest — the axis fans out by ``To`` itself — and settles the
+  other copies without sending them again.
 - *All or nothing.* If any recipient is malformed (ORGAN_ID_INVALID), unknown or abolished
   (RECIPIENT_UNKNOWN), the whole envelope is refused: a partial delivery would leave the sender
   unsure who got an official document, and its clerk would have to resend to a subset under
@@ -31,6 +34,13 @@ Rules, and where they come from:
 - *Replies, recalls, updates and replacements are ordinary envelopes*: a ``ResponseFor`` reply or
   a ``Bussiness`` revocation is routed to its own ``To`` like any other envelope; checking that
   only the original sender recalls (NOT_ORIGINAL_SENDER) needs the ledger and happens there.
+  A recall, update or replacement also reaches the original's recipients its ``To`` left out
+  (:func:`route_former`): a body abolished since gets it in the inbox kept for draining when
+  this hub delivers to it, and is otherwise named as not reached — never a reason to skip the
+  others.
+- *One body, several codes.* Wherever two codes are compared (a reporter and the document's
+  recipients, a recall's sender and the original's), they are compared as bodies
+  (:func:`body_of`): the primary code of the entry holding each at the time.
 - *Statuses* (:func:`route_status`) go back to the original sender's ``.status`` queue, or to the
   gateway when that sender is behind the national axis.
 """
@@ -61,9 +71,13 @@ from hub.topology import (
 __all__ = [
     "Delivery",
     "DirectoryLookup",
+    "FormerRecipients",
     "RoutingPlan",
     "Via",
+    "body_of",
+    "entry_of",
     "route",
+    "route_former",
     "route_status",
 ]
 
@@ -94,6 +108,9 @@ class Delivery:
     """Key on the deliver exchange (``hub.topology``: ``inbox.<code>``, ``axis.inbox``, …)."""
     written_as: str = ""
     """The code as the packet wrote it (kept in the ledger)."""
+    kept: bool = False
+    """The inbox of a body abolished since, kept for draining (:func:`route_former`): the
+    packet lies there for whoever drains it, and nobody answers "01 đã đến" in its name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,12 +128,23 @@ class RoutingPlan:
 
     @property
     def routing_keys(self) -> tuple[str, ...]:
-        """Distinct routing keys in delivery order: publish the packet once per key."""
+        """Distinct routing keys in delivery order (the gateway's once, however many remote
+        recipients share it). The pipeline publishes one copy per :class:`Delivery`, not per
+        key: each recipient's copy has its own message id and ledger events."""
         return tuple(dict.fromkeys(d.routing_key for d in self.deliveries))
 
     @classmethod
     def refuse(cls, reason: Reason, detail: str) -> RoutingPlan:
         return cls(rejection=reason, detail=detail)
+
+
+@dataclass(frozen=True, slots=True)
+class FormerRecipients:
+    """Where a recall, update or replacement reaches the original's recipients."""
+
+    deliveries: tuple[Delivery, ...] = ()
+    unreached: tuple[str, ...] = ()
+    """Why each recipient that cannot be reached is not (``<code> was abolished …``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +194,24 @@ def _resolve(
 
 def _primary(entry: DirectoryEntry) -> str:
     return entry.codes[0]
+
+
+def entry_of(code: str, directory: DirectoryLookup, at: datetime) -> DirectoryEntry | None:
+    """The body holding ``code`` at ``at``; when none holds it then, the last one that did
+    (an abolished body is still the body it was), else None. ``code`` may be written with
+    surrounding whitespace, as a packet may write it."""
+    normal = _normalized(code)
+    entry = directory.find(normal, at)
+    return entry if entry is not None else directory.find(normal)
+
+
+def body_of(code: str, directory: DirectoryLookup, at: datetime) -> str:
+    """What two organization codes are compared by: the primary code of :func:`entry_of`, else
+    the code itself (normalized). ``000.00.02.H27`` and its Decision 20/2020 identifier
+    ``H27.02`` are one body; a code that passed from one body to another names, at each time,
+    the body holding it then."""
+    entry = entry_of(code, directory, at)
+    return _primary(entry) if entry is not None else _normalized(code)
 
 
 def _is_direct(entry: DirectoryEntry, province: str) -> bool:
@@ -226,6 +272,42 @@ def _plan(
     return RoutingPlan(deliveries=tuple(deliveries.values()))
 
 
+def route_former(
+    recipients: Sequence[str], directory: DirectoryLookup, *, at: datetime, province: str
+) -> FormerRecipients:
+    """Where a recall, update or replacement reaches ``recipients`` of the original, one by one.
+
+    A body valid at ``at`` is reached as :func:`route` reaches it. One abolished since (the
+    2025 reorganization) keeps its inbox for draining when this hub delivers to it directly
+    (:func:`hub.topology.direct_entries`): the packet goes there (:attr:`Delivery.kept`), next
+    to the document it withdraws. Any other is named in :attr:`FormerRecipients.unreached`.
+    Unlike the envelope's own ``To``, nothing here refuses the packet: every recipient that
+    can be reached gets it, whatever became of the others.
+    """
+    deliveries: dict[str, Delivery] = {}
+    unreached: list[str] = []
+    for written in recipients:
+        resolved = _resolve(directory, written, at, Reason.RECIPIENT_UNKNOWN)
+        entry = resolved.entry
+        if entry is None:
+            gone = directory.find(_normalized(written))
+            abolished = (gone is not None and gone.valid_to is not None
+                         and gone.valid_to <= instant(at))
+            if gone is None or not abolished or not _is_direct(gone, province):
+                unreached.append(resolved.why)
+                continue
+            primary = _primary(gone)
+            deliveries.setdefault(primary, Delivery(primary, "direct", inbox_key(primary),
+                                                    written, kept=True))
+            continue
+        primary = _primary(entry)
+        if _is_direct(entry, province):
+            deliveries.setdefault(primary, Delivery(primary, "direct", inbox_key(primary), written))
+        else:
+            deliveries.setdefault(primary, Delivery(primary, "axis", AXIS_INBOX_KEY, written))
+    return FormerRecipients(tuple(deliveries.values()), tuple(unreached))
+
+
 def route_status(
     status: StatusPacket | None,
     original_sender: str,
@@ -243,17 +325,11 @@ def route_status(
     been abolished since still gets its statuses: its queues are kept for draining.
     """
     if status is not None:
-        claimed = _resolve(directory, status.response_for.organ_id, at, Reason.STATUS_ORPHAN)
-        recorded = _resolve(directory, original_sender, at, Reason.STATUS_ORPHAN)
-        same = (
-            claimed.entry is not None
-            and recorded.entry is not None
-            and _primary(claimed.entry) == _primary(recorded.entry)
-        ) or _normalized(status.response_for.organ_id) == _normalized(original_sender)
-        if not same:
+        claimed = status.response_for.organ_id
+        if body_of(claimed, directory, at) != body_of(original_sender, directory, at):
             return RoutingPlan.refuse(
                 Reason.STATUS_ORPHAN,
-                f"ResponseFor names {status.response_for.organ_id[:40]!r}, "
+                f"ResponseFor names {claimed[:40]!r}, "
                 f"the document was sent by {original_sender[:40]!r}",
             )
     resolved = _resolve(directory, original_sender, at, Reason.RECIPIENT_UNKNOWN)

@@ -12,8 +12,10 @@ Per delivery (Decision 28/2018/QĐ-TTg; QCVN 102:2016):
 1. parse through the hardened entry point (reason codes for every refusal);
 2. check the AMQP ``user_id`` belongs to the ``From`` organization (RabbitMQ validates
    ``user_id`` against the login, so this binds the publisher to its organization);
-3. validate the signature (specialized roots only, revocation, who may sign, PDFs);
-4. detect duplicates by (sender, DocumentId, digest) in the ledger *and* in this batch;
+3. detect duplicates by (sender, DocumentId, digest) — a status by its digest — in the ledger
+   *and* in this batch, before anything is judged again (a certificate revoked since does not
+   refuse bytes already accepted);
+4. validate the signature (specialized roots only, revocation, who may sign, PDFs);
 5. route (pure function) and plan one message per recipient with a deterministic
    ``message_id`` (``digest:recipient``) so that recipients can drop a republished copy;
 6. plan receipts: ``01`` signed as the recipient organization when the hub holds its key
@@ -52,7 +54,7 @@ from structlog.contextvars import bind_contextvars
 
 from hub.consumers.settlement import Action, Disposition, RetryPolicy, decide
 from hub.edxml import EnvelopeRefused, Limits, parse_packet
-from hub.edxml.model import BusinessDocType, Envelope, Organization, StatusPacket
+from hub.edxml.model import BusinessDocType, Envelope, StatusPacket
 from hub.errors import PermanentError, TransientError
 from hub.ledger import DocumentIn, EventIn, EventKind, IssuedReceipt, Refusal, StoredDocument
 from hub.ledger.records import of_packet
@@ -60,7 +62,7 @@ from hub.logs import get_logger
 from hub.messages import Delivery, Headers, Outgoing
 from hub.reasons import Reason
 from hub.receipts.content import carries_hub_evidence
-from hub.routing import route, route_status
+from hub.routing import body_of, entry_of, route, route_former, route_status
 from hub.topology import Names, inbox_key, status_key
 
 log = get_logger("hub.consumers.plan")
@@ -462,14 +464,14 @@ class Pipeline:
         plan.events.append(EventIn(EventKind.RECEIVED, mid, at, digest=packet.digest,
                                    organ_id=sender, detail={"bytes": len(delivery.body),
                                                             "attempt": attempts}))
-        if not self._publisher_may_speak_for(delivery, sender):
+        if not self._publisher_may_speak_for(delivery, sender, at):
             self._fail(plan, delivery, at, attempts, packet, Reason.SENDER_ACCOUNT_MISMATCH,
                        f"user_id={self._user(delivery)!r}")
             return
         # Context bound once per delivery: every event below carries sender and digest.
         with _Bound(sender=sender, digest=packet.digest[:16]):
             if isinstance(packet, StatusPacket):
-                self._process_status(delivery, packet, at, attempts, plan)
+                self._process_status(delivery, packet, at, attempts, plan, pending)
                 return
             self._process_envelope(delivery, packet, at, attempts, plan, pending)
 
@@ -493,7 +495,7 @@ class Pipeline:
     def _user(self, delivery: Delivery) -> str | None:
         return effective_user(delivery, self._trusted())
 
-    def _publisher_may_speak_for(self, delivery: Delivery, sender: str) -> bool:
+    def _publisher_may_speak_for(self, delivery: Delivery, sender: str, at: datetime) -> bool:
         if not self.config.check_user_id:
             return True
         user = self._user(delivery)
@@ -501,8 +503,15 @@ class Pipeline:
             return False
         if user in self._trusted():
             return True
-        entry = self.directory.find(sender)
+        # The body holding the code *now*: a code that passed to another body (the 2025
+        # reorganization) speaks for its holder of the day, never for its next or last one.
+        entry = entry_of(sender, self.directory, at)
         return entry is not None and bool(entry.broker_user) and entry.broker_user == user
+
+    def _body(self, code: str, at: datetime) -> str:
+        """The body ``code`` names at ``at`` (:func:`hub.routing.body_of`): what two codes are
+        compared by, so that ``000.00.02.H27`` and ``H27.02`` are one organization."""
+        return body_of(code, self.directory, at)
 
     def _process_envelope(self, delivery: Delivery, env: Envelope, at: datetime, attempts: int,
                           plan: BatchPlan, pending: dict[tuple[str, str], str]) -> None:
@@ -526,11 +535,16 @@ class Pipeline:
         if isinstance(targets, _Refusal):
             self._refuse(plan, delivery, at, attempts, env, targets)
             return
-        deliveries, links_to = targets
+        deliveries, links_to, unreached = targets
+        if stored is None and env.tree is not None and carries_hub_evidence(env.tree):
+            # As in a status: only the hub writes its evidence element (INTEGRATING.md §5).
+            self._fail(plan, delivery, at, attempts, env, Reason.ENVELOPE_SCHEMA_INVALID,
+                       _HUB_EVIDENCE_IS_THE_HUBS, report=report)
+            return
         mid = delivery.message_id or env.digest
         if stored is None:
             pending[(env.sender.organ_id, env.document_id)] = env.digest
-            self._record_envelope(plan, env, mid, at, deliveries, report, links_to)
+            self._record_envelope(plan, env, mid, at, deliveries, report, links_to, unreached)
         delivered = self._view.delivered_to(env.digest) if stored is not None else frozenset()
         if stored is not None:
             self._republish(plan, delivery, env.digest, at)
@@ -594,37 +608,40 @@ class Pipeline:
         return None
 
     def _targets(self, env: Envelope, at: datetime, report: Any
-                 ) -> tuple[list[Any], str | None] | _Refusal:
-        """Where the envelope goes, and the document it recalls/updates/replaces (if any)."""
+                 ) -> tuple[list[Any], str | None, tuple[str, ...]] | _Refusal:
+        """Where the envelope goes, the document it recalls/updates/replaces (if any), and
+        why each recipient of that document that cannot be reached any more is not."""
         routing = route(env, self.directory, at=at, province=self.config.province)
         if routing.rejection is not None:
             return _Refusal(routing.rejection, routing.detail, report)
         deliveries = list(routing.deliveries)
         kind = env.business_kind
         if kind is BusinessDocType.NEW:
-            return deliveries, None
-        original = self._original_of(env)
+            return deliveries, None, ()
+        original = self._original_of(env, at)
         if original is None:
             return _Refusal(Reason.ORIGINAL_UNKNOWN, f"{kind.name.lower()} of an unknown document",
                             report)
-        if original.sender != env.sender.organ_id:
+        if self._body(original.sender, at) != self._body(env.sender.organ_id, at):
             return _Refusal(Reason.NOT_ORIGINAL_SENDER, f"original sent by {original.sender}",
                             report)
         # A recall, update or replacement goes to everyone who got the original (plus any
-        # new addressee in its own To): nobody keeps a document its sender withdrew.
+        # new addressee in its own To): nobody keeps a document its sender withdrew. Each
+        # recipient on its own: one abolished since is no reason to skip the others.
         have = {d.organ_id for d in deliveries}
-        absent = tuple(r for r in original.recipients if r not in have)
-        if absent:
-            widened = dataclasses.replace(env, header=dataclasses.replace(
-                env.header, recipients=env.header.recipients + tuple(
-                    Organization(r) for r in absent)))
-            extra = route(widened, self.directory, at=at, province=self.config.province)
-            if extra.rejection is None:
-                deliveries = list(extra.deliveries)
-        return deliveries, original.digest
+        former = route_former(original.recipients, self.directory, at=at,
+                              province=self.config.province)
+        deliveries.extend(d for d in former.deliveries if d.organ_id not in have)
+        kept = [d.organ_id for d in former.deliveries if d.kept and d.organ_id not in have]
+        if kept or former.unreached:
+            self._log.warning("recall_recipient_abolished", kind=kind.name.lower(),
+                              original=original.digest[:16], kept_queue=kept,
+                              unreached=list(former.unreached))
+        return deliveries, original.digest, former.unreached
 
     def _record_envelope(self, plan: BatchPlan, env: Envelope, mid: str, at: datetime,
-                         deliveries: Sequence[Any], report: Any, links_to: str | None) -> None:
+                         deliveries: Sequence[Any], report: Any, links_to: str | None,
+                         unreached: Sequence[str] = ()) -> None:
         sender = env.sender.organ_id
         plan.documents.append(of_packet(DocumentIn(
             sender=sender, document_id=env.document_id, digest=env.digest, kind="envelope",
@@ -636,10 +653,14 @@ class Pipeline:
                                    organ_id=sender,
                                    detail=report.summary() if report is not None else {}))
         if links_to is not None:
+            detail: dict[str, Any] = {"kind": env.business_kind.name.lower(),
+                                      "original": links_to}
+            if unreached:
+                # Recipients of the original it cannot reach (abolished, their queues gone):
+                # named in the ledger, for whoever took over their documents.
+                detail["unreached"] = list(unreached)
             plan.events.append(EventIn(EventKind.RECALLED, mid, at, digest=env.digest,
-                                       organ_id=sender,
-                                       detail={"kind": env.business_kind.name.lower(),
-                                               "original": links_to}))
+                                       organ_id=sender, detail=detail))
 
     def _plan_deliveries(self, plan: BatchPlan, env: Envelope, mid: str, at: datetime,
                          deliveries: Sequence[Any]) -> None:
@@ -658,7 +679,7 @@ class Pipeline:
                                        organ_id=organ_id, detail={"via": via, "queue": key}))
             plan.events.append(EventIn(EventKind.DELIVERED, mid, at, digest=digest,
                                        organ_id=organ_id, detail={"via": via}))
-            if via == "direct":
+            if via == "direct" and not d.kept:  # nobody answers for an abolished body
                 receipt = self._issue(digest, "received", sender, None, at,
                                       partial(self._received, env, organ_id, at),
                                       issuer=organ_id)
@@ -670,7 +691,7 @@ class Pipeline:
         body = self.receipts.received(env, recipient, at)
         return None if body is None else (recipient, body)
 
-    def _original_of(self, env: Envelope) -> Any:
+    def _original_of(self, env: Envelope, at: datetime) -> Any:
         """The document a recall/update/replacement refers to, looked up under its owner.
 
         A DocumentId starts with its sender's code (QCVN 102: ``{OrganId},{date},{number}``),
@@ -686,31 +707,64 @@ class Pipeline:
         if not ref:
             return None
         owner = ref.split(",", 1)[0].strip()
-        return self._view.find_document(owner or env.sender.organ_id, ref)
+        return self._find_document(owner or env.sender.organ_id, ref, at)
+
+    def _find_document(self, owner: str, document_id: str, at: datetime) -> Any:
+        """The document ``owner`` sent under ``document_id``. The ledger keys it by its
+        ``From`` as written, and a body has two codes (``000.00.02.H27``, Decision 20/2020's
+        ``H27.02``): looked up under the code given, then under the body's other codes."""
+        found = self._view.find_document(owner, document_id)
+        if found is not None:
+            return found
+        entry = entry_of(owner, self.directory, at)
+        for code in entry.codes if entry is not None else ():
+            if code != owner:
+                found = self._view.find_document(code, document_id)
+                if found is not None:
+                    return found
+        return None
 
     def _process_status(self, delivery: Delivery, status: StatusPacket, at: datetime,
-                        attempts: int, plan: BatchPlan) -> None:
+                        attempts: int, plan: BatchPlan,
+                        pending: dict[tuple[str, str], str]) -> None:
+        """Duplicates → trust → the document → who may say what → route → record → forward
+        and countersign."""
         mid = delivery.message_id or status.digest
         reporter = status.sender.organ_id
         if status.tree is not None and carries_hub_evidence(status.tree):
             self._fail(plan, delivery, at, attempts, status, Reason.ENVELOPE_SCHEMA_INVALID,
-                       "hub:HubEvidence is the hub's own: a packet from an agency may not carry it")
+                       _HUB_EVIDENCE_IS_THE_HUBS)
+            return
+        # Duplicates first, as for documents: bytes already recorded are never judged again
+        # (a certificate revoked since, a CRL refreshed since would refuse a status the
+        # sender already holds, countersigned), and never forwarded twice.
+        key = (reporter, _status_document_id(status))
+        if key in pending:  # twice in one batch: the first one is forwarded and recorded
+            self._duplicate(plan, delivery, status, at, attempts, frozenset(), republish=False)
+            return
+        stored = self._view.document_by_digest(status.digest)
+        if stored is not None and stored.kind == "status":
+            self._duplicate(plan, delivery, status, at, attempts, frozenset(),
+                            original=stored.links_to)
             return
         report = self.validate(status, at)
         if report.indeterminate or not report.accepted:
             self._fail(plan, delivery, at, attempts, status, report.reason, _describe(report),
                        report=report)
             return
-        original = self._view.find_document(status.response_for.organ_id,
-                                             status.response_for.document_id)
+        original = self._find_document(status.response_for.organ_id,
+                                       status.response_for.document_id, at)
         if original is None:
             self._fail(plan, delivery, at, attempts, status, Reason.STATUS_ORPHAN,
                        f"{status.response_for.organ_id} {status.response_for.document_id}",
                        report=report)
             return
         delivered = self._view.delivered_to(original.digest)
-        is_sender = reporter == original.sender
-        is_recipient = reporter in delivered or reporter in original.recipients
+        # Compared as bodies: a recipient answers under either of its codes, whichever one
+        # the document named it by.
+        body = self._body(reporter, at)
+        is_sender = body == self._body(original.sender, at)
+        is_recipient = body in {self._body(r, at) for r in (*delivered, *original.recipients)}
         if not (is_sender or is_recipient):
             self._fail(plan, delivery, at, attempts, status,
                        Reason.STATUS_REPORTER_NOT_RECIPIENT, reporter, report=report)
@@ -730,9 +784,6 @@ class Pipeline:
             return
         # The sender's own status (13: recall) goes to the recipients; a recipient's to the sender.
         targets = tuple(original.recipients) if is_sender else (original.sender,)
-        if self._view.document_by_digest(status.digest) is not None:
-            self._duplicate(plan, delivery, status, at, attempts, frozenset())
-            return
         routes: list[tuple[str, Any]] = []
         for target in targets:
             rplan = route_status(status if target == original.sender else None, target,
@@ -742,8 +793,9 @@ class Pipeline:
                            report=report)
                 return
             routes.extend((target, d) for d in rplan.deliveries)
+        pending[key] = status.digest
         plan.documents.append(of_packet(DocumentIn(
-            sender=reporter, document_id=f"status:{status.digest[:32]}", digest=status.digest,
+            sender=reporter, document_id=key[1], digest=status.digest,
             kind="status", raw=status.raw, received_at=at, code=status.status_code,
             recipients=targets, report=report.to_dict(), links_to=original.digest,
         ), status))
@@ -762,17 +814,17 @@ class Pipeline:
                 recipients=tuple(dict.fromkeys(t for t, _ in routes)), links_to=status.digest,
                 code="countersigned"))
         for target, d in routes:
-            headers = {Headers.DIGEST: status.digest, Headers.REPORTER: reporter,
-                       Headers.STATUS: status.status_code, Headers.ORIGINAL: original.digest}
             plan.first.append(Outgoing(self.config.names.deliver, d.routing_key, status.raw,
-                                       headers, message_id=f"{status.digest}:{target}"))
+                                       _forwarded_headers(status, original.digest),
+                                       message_id=f"{status.digest}:{target}"))
             if counter is not None:
                 message_id = f"{status.digest}:{target}:countersigned"
                 plan.outbox.append(dataclasses.replace(counter, message_id=message_id,
                                                        recipient=target))
                 plan.receipts.append(Outgoing(
                     self.config.names.deliver, d.routing_key, counter.body,
-                    {**headers, Headers.RECEIPT: "countersigned"}, message_id=message_id))
+                    _countersigned_headers(status, original.digest, counter.issuer),
+                    message_id=message_id))
                 plan.events.append(EventIn(
                     EventKind.RECEIPT_ISSUED, message_id, at, digest=status.digest,
                     organ_id=counter.issuer,
@@ -789,39 +841,51 @@ class Pipeline:
                    report=refusal.report)
 
     def _duplicate(self, plan: BatchPlan, delivery: Delivery, packet: Envelope | StatusPacket,
-                   at: datetime, attempts: int, delivered: frozenset[str]) -> None:
+                   at: datetime, attempts: int, delivered: frozenset[str], *,
+                   republish: bool = True, original: str | None = None) -> None:
+        """``republish``: False for a copy of a packet planned earlier in this batch (that
+        one publishes the receipts). ``original``: for a status, the document it is about."""
         mid = delivery.message_id or packet.digest
         plan.events.append(EventIn(EventKind.DUPLICATE, mid, at, digest=packet.digest,
                                    organ_id=packet.sender.organ_id, reason=Reason.DUPLICATE.value,
                                    detail={"delivered_to": sorted(delivered)}))
-        self._republish(plan, delivery, packet.digest, at)
+        if republish:
+            forwarded = (packet, original) if isinstance(packet, StatusPacket) and original else None
+            self._republish(plan, delivery, packet.digest, at, status=forwarded)
         plan.outcomes.append((delivery, decide(Reason.OK, attempts=attempts,
                                                policy=self.config.retry, duplicate=True)))
         self._log.debug("duplicate_ignored", message_id=mid, sender=packet.sender.organ_id,
                         digest=packet.digest[:16])
 
-    def _republish(self, plan: BatchPlan, delivery: Delivery, about: str, at: datetime) -> None:
+    def _republish(self, plan: BatchPlan, delivery: Delivery, about: str, at: datetime, *,
+                   status: tuple[StatusPacket, str] | None = None) -> None:
         """A redelivered packet the ledger recorded: its consumer died after the commit, maybe
         before the receipts left. Publish again every receipt recorded about it, the same
-        bytes under the same message id (receivers drop a copy they have), recorded again."""
+        bytes under the same message id (receivers drop a copy they have), recorded again.
+        ``status``: the packet and the document it is about, when ``about`` is a status (its
+        countersignature goes out again with the headers it first had)."""
         if not delivery.redelivered:
             return
         for issued in self._issued.get(about, ()):
+            headers = None
+            if status is not None and issued.kind == "countersigned":
+                headers = _countersigned_headers(status[0], status[1], issued.issuer)
             self._receipt(plan, issued, about, issued.recipient, at,
-                          reason=Reason(issued.reason) if issued.reason else None)
+                          reason=Reason(issued.reason) if issued.reason else None,
+                          headers=headers)
 
     def _receipt(self, plan: BatchPlan, issued: IssuedReceipt,
                  about: Envelope | StatusPacket | str, sender: str, at: datetime, *,
-                 reason: Reason | None = None) -> None:
+                 reason: Reason | None = None, headers: Mapping[str, Any] | None = None) -> None:
         """Record a signed hub receipt about ``about`` (a packet, or the digest of bytes that
-        could not be read) and publish it to ``sender`` once recorded."""
+        could not be read) and publish it to ``sender`` once recorded. ``headers``: those of
+        a receipt of another shape (a countersignature, :func:`_countersigned_headers`)."""
         about_digest = about if isinstance(about, str) else about.digest
         receipt, kind, issuer = issued.body, issued.kind, issued.issuer
         plan.outbox.append(issued)
         digest = _sha256(receipt)
-        headers = {Headers.RECEIPT: kind, Headers.ORIGINAL: about_digest, Headers.ISSUER: issuer}
-        if reason is not None:
-            headers[Headers.REASON] = reason.value
+        if headers is None:
+            headers = _receipt_headers(kind, about_digest, issuer, reason)
         deliver = self.config.names.deliver
         for r in route_status(None, sender, self.directory, at=at,
                               province=self.config.province).deliveries:
@@ -865,8 +929,10 @@ class Pipeline:
         or forged sender). A trusted login (the hub's retries, the gateway) speaks for From."""
         publisher = self._publisher_org(delivery, at)
         sender = packet.sender.organ_id if packet is not None else None
-        if (packet is not None and sender is not None and publisher in (None, sender)
-                and self.directory.find(sender) is not None):
+        # The publisher is named by its primary code; From by either code of its body.
+        if (packet is not None and sender is not None
+                and entry_of(sender, self.directory, at) is not None
+                and publisher in (None, self._body(sender, at))):
             negative = self._issue(packet.digest, "rejected", sender, reason, at,
                                    lambda: self.receipts.rejected(delivery.body, packet, reason,
                                                                   at))
@@ -955,6 +1021,39 @@ class Pipeline:
             self._log.warning("envelope_rejected", message_id=mid, sender=sender,
                               reason=final.value, attempts=attempts)
         plan.outcomes.append((delivery, disposition))
+
+
+_HUB_EVIDENCE_IS_THE_HUBS = (
+    "hub:HubEvidence is the hub's own: a packet from an agency may not carry it")
+
+
+def _status_document_id(status: StatusPacket) -> str:
+    """The ledger's DocumentId of a status packet (a status has none of its own)."""
+    return f"status:{status.digest[:32]}"
+
+
+def _forwarded_headers(status: StatusPacket, original: str) -> dict[str, Any]:
+    """The headers of a status forwarded to a party of the document ``original``."""
+    return {Headers.DIGEST: status.digest, Headers.REPORTER: status.sender.organ_id,
+            Headers.STATUS: status.status_code, Headers.ORIGINAL: original}
+
+
+def _countersigned_headers(status: StatusPacket, original: str, issuer: str) -> dict[str, Any]:
+    """The headers of the hub's countersignature of ``status``: the forwarded status's, the
+    receipt's kind and its signer. Built here only, so that a countersignature published again
+    after a crash carries the headers of the first copy under the same message id."""
+    return {**_forwarded_headers(status, original), Headers.RECEIPT: "countersigned",
+            Headers.ISSUER: issuer}
+
+
+def _receipt_headers(kind: str, about: str, issuer: str, reason: Reason | None
+                     ) -> dict[str, Any]:
+    """The headers of a hub receipt of ``kind`` about the packet of digest ``about``."""
+    headers: dict[str, Any] = {Headers.RECEIPT: kind, Headers.ORIGINAL: about,
+                               Headers.ISSUER: issuer}
+    if reason is not None:
+        headers[Headers.REASON] = reason.value
+    return headers
 
 
 def _describe(report: Any) -> str:
