@@ -186,6 +186,8 @@ def _header_value(value: Any, depth: int = 0) -> Any:
 def _entry_size(name: str, value: Any) -> int:
     """Bytes of one header in a table (pika's encoding); over any budget when unencodable."""
     try:
+        if type(value) is str:  # the common case, counted as pika writes it: 'S', length, UTF-8
+            return 6 + len(name.encode()) + len(value.encode())
         return 1 + len(name.encode()) + int(pika.data.encode_value([], value))
     except (*_UNENCODABLE, UnicodeError):
         return 2**31
