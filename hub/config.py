@@ -14,6 +14,7 @@ Relative paths in the file are resolved against the file's directory.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -482,6 +483,12 @@ _READ_BY_NAME = frozenset({"HUB_CONFIG", "HUB_DEBUG"})
 """``HUB_*`` variables the hub reads itself, besides the ones ``*_env`` settings name."""
 
 
+_SERVICE_LINK = re.compile(r"(tcp|udp|sctp)://[^\s]+:[0-9]+")
+"""The value Kubernetes gives ``<SERVICE>_PORT`` in every pod of a namespace (service links,
+on by default): a Service named ``hub-api`` makes ``HUB_API_PORT=tcp://10.0.0.7:8443`` — not a
+misspelt override, and not to be refused at start-up."""
+
+
 def _no_misspelt_override(env: Mapping[str, str], data: Mapping[str, Any]) -> None:
     """Refuse ``HUB_<SECTION>_<KEY>`` where ``HUB_<SECTION>__<KEY>`` overrides a setting.
 
@@ -502,10 +509,12 @@ def _no_misspelt_override(env: Mapping[str, str], data: Mapping[str, Any]) -> No
                               upper.get(f"HUB_{section}__{key}".upper())):
                     if isinstance(value, str):
                         named.add(value.upper())
-    for name in env:
+    for name, value in env.items():
         rest = name.upper().removeprefix("HUB_").lower()
         if rest == name.lower() or "__" in rest or name.upper() in named:
             continue
+        if _SERVICE_LINK.fullmatch(value or ""):
+            continue  # Kubernetes' service link of a Service named hub-api (HUB_API_PORT=tcp://…)
         for section, fields in keys.items():
             key = rest.removeprefix(f"{section}_")
             if key != rest and key in fields:

@@ -61,7 +61,7 @@ from hub.ledger.records import of_packet
 from hub.logs import get_logger
 from hub.messages import Delivery, Headers, Outgoing
 from hub.reasons import Reason
-from hub.receipts.content import carries_hub_evidence
+from hub.receipts.content import QCVN_STATUS_RANGE, carries_hub_evidence
 from hub.routing import body_of, entry_of, route, route_former, route_status
 from hub.topology import Names, inbox_key, status_key
 
@@ -746,6 +746,10 @@ class Pipeline:
         if stored is not None and stored.kind == "status":
             self._duplicate(plan, delivery, status, at, attempts, frozenset(),
                             original=stored.links_to)
+            return
+        if status.status_code not in QCVN_STATUS_RANGE:
+            self._fail(plan, delivery, at, attempts, status, Reason.STATUS_CODE_INVALID,
+                       f"status code {status.status_code} is outside QCVN 102 (01-16)")
             return
         report = self.validate(status, at)
         if report.indeterminate or not report.accepted:

@@ -60,10 +60,6 @@ _TIMESTAMP_FORMATS = ("%Y/%m/%d %H:%M:%S", "%d/%m/%Y %H:%M:%S")
 _TIMESTAMP = re.compile(r"[0-9]{4}/[0-9]{2}/[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}"
                         r"|[0-9]{2}/[0-9]{2}/[0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2}")
 _STATUS_CODE = re.compile(r"[0-9]{2}")
-_QCVN_STATUS_CODE = re.compile(r"0[1-9]|1[0-6]")
-"""QCVN 102:2016 numbers its statuses 01 to 16 (DOMAIN.md §3: 01-06, 13, 15 and 16 in use; 07-12
-and 14 unused in the samples, passed through). Any other code (00, 17-99) names no status: no
-reader can act on it, and the hub forwards and countersigns only what the standard defines."""
 _B64_WHITESPACE = str.maketrans("", "", " \t\r\n")
 _B64_WHITESPACE_BYTES = b" \t\r\n"
 
@@ -513,10 +509,6 @@ def _status(st_el: _El, raw: bytes, signatures: int) -> StatusPacket:
         raise EnvelopeRefused(
             Reason.STATUS_CODE_INVALID, f"line {st_el.sourceline}: status code is not two digits"
         )
-    if not _QCVN_STATUS_CODE.fullmatch(code):
-        raise EnvelopeRefused(
-            Reason.STATUS_CODE_INVALID,
-            f"line {st_el.sourceline}: status code {code} is outside QCVN 102 (01-16)")
     rf_el = st.kids("ResponseFor")[0]
     return StatusPacket(
         response_for=_response_for(rf_el),

@@ -77,6 +77,7 @@ from hub.reasons import Reason
 __all__ = [
     "HUB_NS",
     "QCVN_STATUS_CODES",
+    "QCVN_STATUS_RANGE",
     "UNREAD_NOTATION",
     "Evidence",
     "ReceiptKind",
@@ -95,6 +96,12 @@ HUB_NS = "urn:edxml-hub:receipt:1"
 QCVN_STATUS_CODES = frozenset(code.value for code in StatusCode)
 """The codes in use in QCVN 102:2016 status packets (as used by the national axis); the hub's
 parser also passes the unused codes of the standard's range, 07-12 and 14, through."""
+QCVN_STATUS_RANGE = frozenset(f"{n:02d}" for n in range(1, 17))
+"""QCVN 102:2016 numbers its statuses 01 to 16 (DOMAIN.md §3: 01-06, 13, 15 and 16 in use;
+07-12 and 14 unused in the samples, passed through). Any other code (00, 17-99) names no
+status: the hub refuses such a status at its intake (STATUS_CODE_INVALID) and forwards and
+countersigns only what the standard defines. The parser itself reads any two digits: a
+receipt the hub countersigned before it refused them still parses and verifies."""
 UNREAD_NOTATION = "HUB"
 """The notation of the DocumentId that names bytes refused unread (:func:`unread_document_id`)."""
 _XML_NS = "http://www.w3.org/XML/1998/namespace"

@@ -190,3 +190,16 @@ def test_usable_cores_count_the_affinity_capped_by_a_cgroup_quota(
     if cpu_max is not None:
         path.write_text(cpu_max)
     assert usable_cores(lambda _pid: affinity, path) == cores
+
+
+def test_kubernetes_service_links_are_not_taken_for_misspelt_overrides() -> None:
+    # Given the variables Kubernetes puts in every pod of a namespace holding Services named
+    # hub-api, hub-console and hub-metrics (service links, on by default)
+    environ = {"HUB_API_PORT": "tcp://10.96.0.12:8443", "HUB_CONSOLE_PORT": "tcp://10.96.0.13:80",
+               "HUB_METRICS_PORT": "tcp://10.96.0.14:9464",
+               "HUB_API_SERVICE_HOST": "10.96.0.12", "HUB_API_PORT_8443_TCP_PORT": "8443"}
+    # When the settings are loaded, Then none of them is refused (nor read)
+    assert load_settings(None, environ=environ).metrics.port == Settings().metrics.port
+    # while the same name holding a port number is the misspelt override it looks like
+    with pytest.raises(ConfigurationError, match="did you mean HUB_METRICS__PORT"):
+        load_settings(None, environ={"HUB_METRICS_PORT": "9464"})

@@ -4,7 +4,8 @@ QCVN 102 numbers its statuses 01 to 16 (DOMAIN.md §3: 01-06, 13, 15 and 16 in u
 unused in the samples, logged and passed through). Found by a review: the parser took any two
 ASCII digits, so a recipient's "00", "42" or "99" — a code the standard does not define, which
 no reader can act on — was forwarded to the sender with the hub operator's countersignature.
-Now such a status is refused with STATUS_CODE_INVALID and a signed 02 to its reporter.
+Now such a status is refused at the hub's intake with STATUS_CODE_INVALID and a signed 02 to
+its reporter; the parser still reads any two digits (receipts countersigned before stay readable).
 
 The real hub (pipeline, validators, receipts, SQLite ledger) runs in process behind the
 in-memory broker, each packet published under its agency's account.
@@ -45,11 +46,18 @@ def _unsigned_status(code: str) -> bytes:
 
 
 @pytest.mark.parametrize("code", OUTSIDE)
-def test_the_parser_refuses_a_status_code_outside_qcvn_102(code: str) -> None:
+def test_the_parser_still_reads_any_two_digits_so_earlier_countersignatures_verify(
+        code: str) -> None:
+    # The hub countersigned such codes before it refused them at its intake (a review of the
+    # fix): receipts carrying them are in senders' hands and ledgers, and `hub receipt verify`
+    # and the console read them with this parser. The intake refuses them (below).
+    assert parse_status(_unsigned_status(code)).status_code == code
+
+
+def test_the_parser_refuses_a_status_code_that_is_not_two_digits() -> None:
     with pytest.raises(EnvelopeRefused) as caught:
-        parse_status(_unsigned_status(code))
+        parse_status(_unsigned_status("1"))
     assert caught.value.reason is Reason.STATUS_CODE_INVALID
-    assert "01-16" in caught.value.detail
 
 
 @pytest.mark.parametrize("code", INSIDE)
