@@ -197,6 +197,14 @@ def _warm_report(services: Any) -> None:
                      name="adoption-report-warm").start()
 
 
+def port(text: str) -> int:
+    """A TCP port to listen on, 1 to 65535 (an ``argparse`` type: a usage error otherwise)."""
+    value = int(text) if text.strip().isascii() and text.strip().isdigit() else -1
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text[:20]!r} is not a TCP port (1 to 65535)")
+    return value
+
+
 def register(sub: Any) -> None:
     import getpass as _getpass
 
@@ -204,7 +212,7 @@ def register(sub: Any) -> None:
     csub = p.add_subparsers(dest="console_command", required=True, metavar="COMMAND")
     q = csub.add_parser("serve", help="serve the console over HTTP (put TLS in front of it)")
     q.add_argument("--host", default=None, help="listen address (default: [console] host)")
-    q.add_argument("--port", type=int, default=None, help="port (default: [console] port)")
+    q.add_argument("--port", type=port, default=None, help="port (default: [console] port)")
     q.set_defaults(func=cmd_serve)
 
     u = csub.add_parser("user", help="console accounts: add, ls, passwd, role, disable, enable")

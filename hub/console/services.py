@@ -22,6 +22,7 @@ import dataclasses
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -50,6 +51,8 @@ PEEK_WAIT_S = 10.0
 """Longest wait for the dead letters the queue said it holds (one may be taken meanwhile)."""
 REPORT_TTL = timedelta(seconds=60)
 """How long an adoption report is reused (figures at most a minute old)."""
+REPORT_VERSIONS = 64
+"""Figures kept by version, so that a page's chart and CSV are the figures the page shows."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,9 +111,36 @@ class Job:
     total: int = 0
     done: int = 0
     state: str = "running"
-    """``running``, ``done`` or ``failed``."""
+    """``running``, ``done``, ``partly`` (some letters have no way back: :attr:`left`),
+    ``none`` (no letter had one) or ``failed``."""
     error: str = ""
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    to_intake: int = 0
+    """Of the letters replayed, those sent back to the intake (judged again)."""
+    left: list[tuple[str, str]] = field(default_factory=list)
+    """Letters left in the dead-letter queue: (id, why it has no way back)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FoundLetter:
+    """One dead letter, its exact bytes, and where a replay would send it."""
+
+    letter: dlq.DeadLetter
+    body: bytes
+    goes_to: str = ""
+    """The queue a replay sends it back to (:func:`hub.ops.dlq.send_back`); "" when none."""
+    no_way_back: str = ""
+    """Why it has no way back (a replay would leave it in the queue)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """One version of the adoption report's figures: the page, its chart and its CSV name the
+    version, so that all three show the same figures."""
+
+    version: str
+    computed_at: datetime
+    rows: list[AdoptionRow]
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,8 +179,9 @@ class ConsoleServices:
         self.verification = Verification()
         self.jobs: dict[str, Job] = {}
         self._checks: dict[tuple[str, str], PacketCheck] = {}
-        self._reports: dict[tuple[Any, ...], tuple[datetime, list[AdoptionRow]]] = {}
-        self._charts: dict[tuple[Any, ...], bytes] = {}
+        self._reports: dict[tuple[Any, ...], Report] = {}
+        self._versions: OrderedDict[str, Report] = OrderedDict()
+        self._charts: OrderedDict[str, bytes] = OrderedDict()
         self._refreshing: set[tuple[Any, ...]] = set()
 
     def close(self) -> None:
@@ -205,16 +236,28 @@ class ConsoleServices:
         """The messages in the dead-letter queue, as :class:`hub.ops.dlq.DeadLetter` values."""
         return [dlq.DeadLetter.of(d) for d in self._peek()]
 
-    def dead_letter(self, letter_id: str) -> tuple[dlq.DeadLetter, bytes] | None:
-        """The dead letter with exactly this id, and its exact bytes."""
+    def dead_letter(self, key: str) -> FoundLetter | None:
+        """The dead letter with this key (:attr:`hub.ops.dlq.DeadLetter.key`, the first of
+        identical ones), its exact bytes and where a replay would send it."""
         for d in self._peek():
             dl = dlq.DeadLetter.of(d)
-            if dl.id == letter_id:
-                return dl, d.body
+            if dl.key == key:
+                try:
+                    out = dlq.send_back(d, self.topology.names, actor="", note="",
+                                        user=broker_user(self.settings.broker.url),
+                                        trusted=dlq.trusted_logins(self.settings),
+                                        queues=self._queue_names())
+                except dlq.NoWayBack as exc:
+                    return FoundLetter(dl, d.body, no_way_back=str(exc))
+                return FoundLetter(dl, d.body, goes_to=out.routing_key)
         return None
 
+    def _queue_names(self) -> frozenset[str]:
+        return frozenset(q.name for q in self.topology.queues)
+
     def replay(self, flt: dlq.Filter, *, actor: str, note: str,
-               progress: Callable[[int, int], None] | None = None) -> list[dlq.DeadLetter]:
+               progress: Callable[[int, int], None] | None = None,
+               most: int | None = None) -> list[dlq.DeadLetter]:
         """:func:`hub.ops.dlq.replay` as ``actor``; ids must match exactly (no prefix)."""
         flt = dataclasses.replace(flt, exact=True)
         with self._dlq_lock:
@@ -224,18 +267,20 @@ class ConsoleServices:
                                   actor=actor, note=note, user=broker_user(self.settings.broker.url),
                                   record=self._recorder("replayed"), progress=progress,
                                   now=self.clock(), trusted=dlq.trusted_logins(self.settings),
-                                  queues=frozenset(q.name for q in self.topology.queues))
+                                  queues=self._queue_names(), most=most)
             finally:
                 conn.close()
 
-    def discard(self, flt: dlq.Filter, *, actor: str, note: str) -> list[dlq.DeadLetter]:
+    def discard(self, flt: dlq.Filter, *, actor: str, note: str,
+                most: int | None = None) -> list[dlq.DeadLetter]:
         """:func:`hub.ops.dlq.discard` as ``actor``; ids must match exactly (no prefix)."""
         flt = dataclasses.replace(flt, exact=True)
         with self._dlq_lock:
             conn = self._connect("discard")
             try:
                 return dlq.discard(conn, self.topology.names.dlq, flt, actor=actor, note=note,
-                                   record=self._recorder("discarded"), now=self.clock())
+                                   record=self._recorder("discarded"), now=self.clock(),
+                                   most=most)
             finally:
                 conn.close()
 
@@ -247,11 +292,20 @@ class ConsoleServices:
         def progress(done: int, total: int) -> None:
             job.done, job.total = done, total
 
+        intake = self.topology.names.intake
+
         def run() -> None:
             try:
-                done = self.replay(flt, actor=actor, note=note, progress=progress)
-                job.done = job.total = len(done) if not job.total else job.total
-                job.state = "done"
+                try:
+                    done = self.replay(flt, actor=actor, note=note, progress=progress)
+                    state = "done"
+                except dlq.ReplayRefused as exc:  # the others went back: partly done
+                    done, state = exc.done, "partly" if exc.done else "none"
+                    job.left = [(dl.id, why) for dl, why in exc.left]
+                job.to_intake = sum(1 for dl in done if dl.returned_to == intake)
+                job.done = len(done)
+                job.total = len(done) + len(job.left)
+                job.state = state
             except Exception as exc:  # shown on the job's page, one line
                 job.state, job.error = "failed", f"{type(exc).__name__}: {exc}"[:300]
                 log.error("console_bulk_replay_failed", job=job.id, error=type(exc).__name__)
@@ -322,17 +376,18 @@ class ConsoleServices:
         return True
 
     def adoption(self, since: datetime | None, until: datetime | None,
-                 period: str) -> list[AdoptionRow]:
+                 period: str) -> Report:
         """The adoption report: whole UTC days from the ledger's daily rollup, the hours of a
         Vietnam-day window before its first and after its last midnight UTC from their
         documents (tens of milliseconds on a 1,000,000-row ledger). The figures of a period are
-        reused, recomputed in the background when older than :data:`REPORT_TTL`, so the page,
-        its chart (drawn once per figures) and its CSV agree."""
+        reused, recomputed in the background when older than :data:`REPORT_TTL` (the reader
+        gets the last figures at once). Each computation is a version (:meth:`report_version`):
+        a page names its version in its chart's and CSV's links, so all three agree."""
         key = (since, until, period)
         now = self.clock()
         with self._lock:
             cached = self._reports.get(key)
-            stale = cached is not None and now - cached[0] >= REPORT_TTL
+            stale = cached is not None and now - cached.computed_at >= REPORT_TTL
             refresh = stale and key not in self._refreshing
             if refresh:
                 self._refreshing.add(key)
@@ -340,38 +395,45 @@ class ConsoleServices:
             if refresh:  # answer now with the last figures; newer ones for the next reader
                 threading.Thread(target=self._compute_report, args=(key,), daemon=True,
                                  name="adoption-report").start()
-            return cached[1]
+            return cached
         return self._compute_report(key)
 
-    def _compute_report(self, key: tuple[Any, ...]) -> list[AdoptionRow]:
+    def report_version(self, version: str) -> Report | None:
+        """The figures of an earlier :meth:`adoption` answer (None: no longer kept, or never
+        made by this process)."""
+        with self._lock:
+            return self._versions.get(version)
+
+    def _compute_report(self, key: tuple[Any, ...]) -> Report:
         since, until, period = key
         try:
             rows = adoption_report(self.ledger, since=since, until=until, period=period)
         finally:
             with self._lock:
                 self._refreshing.discard(key)
+        report = Report(uuid.uuid4().hex[:16], self.clock(), rows)
         with self._lock:
             if len(self._reports) > 64:
                 self._reports.clear()
-            self._reports[key] = (self.clock(), rows)
-        return rows
+            self._reports[key] = report
+            self._versions[report.version] = report
+            while len(self._versions) > REPORT_VERSIONS:
+                self._versions.popitem(last=False)
+        return report
 
-    def adoption_chart(self, since: datetime | None, until: datetime | None,
-                       period: str) -> bytes:
+    def adoption_chart(self, report: Report) -> bytes:
         """The report's chart as SVG (:func:`hub.ledger.chart.render_chart`), drawn once per
-        report (matplotlib takes a second or more for thirty organizations)."""
+        version (matplotlib takes a second or more for thirty organizations)."""
         from hub.ledger.chart import render_chart
 
-        rows = self.adoption(since, until, period)
-        key = (id(rows), since, until, period)
         with self._lock:
-            svg = self._charts.get(key)
+            svg = self._charts.get(report.version)
         if svg is None:
-            svg = render_chart(rows, fmt="svg")
+            svg = render_chart(report.rows, fmt="svg")
             with self._lock:
-                if len(self._charts) > 16:
-                    self._charts.clear()
-                self._charts[key] = svg
+                self._charts[report.version] = svg
+                while len(self._charts) > 16:
+                    self._charts.popitem(last=False)
         return svg
 
     # -- health --------------------------------------------------------------------------------

@@ -7,6 +7,11 @@ and is never locked. So the console also counts failures per client address: aft
 :data:`MAX_ADDRESS_FAILURES` within :data:`WINDOW`, that address's sign-ins are refused without
 looking at the password (no argon2 work) until its oldest failure leaves the window.
 
+Each sign-in first takes one of its address's slots (:meth:`AddressFailures.attempt`), in the
+same locked step that checks the count: attempts still being checked count as failures until
+they are settled, so a burst of simultaneous sign-ins cannot all pass the check before the first
+failure is counted (70 at once had 68 passwords checked against a limit of 30).
+
 A success does not wipe the address's failures: one account an attacker holds would otherwise
 reset the count between guesses at the others. The console runs behind no proxy header handling
 (``proxy_headers=False``): the address is the TCP peer's; behind a reverse proxy every user
@@ -36,26 +41,59 @@ class AddressFailures:
             raise ValueError("a failure limit, window and address count must be positive")
         self.limit, self.window, self.max_addresses = limit, window, max_addresses
         self._failures: OrderedDict[str, deque[datetime]] = OrderedDict()
+        self._pending: dict[str, int] = {}
+        """Attempts per address whose password is being checked (taken, not yet settled)."""
         self._lock = threading.Lock()
 
     def blocked_until(self, address: str, now: datetime) -> datetime | None:
         """When ``address`` may try again, or None when it may now."""
         with self._lock:
-            times = self._recent(address, now)
-            if times is None or len(times) < self.limit:
-                return None
-            return times[0] + self.window
+            return self._blocked(address, now)
+
+    def attempt(self, address: str, now: datetime) -> datetime | None:
+        """Take a slot for one sign-in from ``address``: None when it may go on (then
+        :meth:`settle` it, whatever happens), else when it may try again (no slot taken).
+        Counts the failures in the window and the attempts still being checked, in one step."""
+        with self._lock:
+            until = self._blocked(address, now)
+            if until is None:
+                self._pending[address] = self._pending.get(address, 0) + 1
+            return until
+
+    def settle(self, address: str, now: datetime, *, failed: bool) -> None:
+        """Give back the slot :meth:`attempt` took, counting a failure when it failed."""
+        with self._lock:
+            left = self._pending.get(address, 0) - 1
+            if left > 0:
+                self._pending[address] = left
+            else:
+                self._pending.pop(address, None)
+            if failed:
+                self._count(address, now)
 
     def failed(self, address: str, now: datetime) -> None:
         """Count one failed sign-in from ``address`` at ``now``."""
         with self._lock:
-            times = self._recent(address, now)
-            if times is None:
-                times = self._failures[address] = deque(maxlen=self.limit)
-            times.append(now)
-            self._failures.move_to_end(address)
-            while len(self._failures) > self.max_addresses:
-                self._failures.popitem(last=False)
+            self._count(address, now)
+
+    def _blocked(self, address: str, now: datetime) -> datetime | None:
+        times = self._recent(address, now)
+        taken = len(times) if times is not None else 0
+        if taken + self._pending.get(address, 0) < self.limit:
+            return None
+        if times is not None and taken >= self.limit:
+            return times[0] + self.window
+        # full of attempts still being checked: one of them may succeed in a moment
+        return now + timedelta(seconds=1)
+
+    def _count(self, address: str, now: datetime) -> None:
+        times = self._recent(address, now)
+        if times is None:
+            times = self._failures[address] = deque(maxlen=self.limit)
+        times.append(now)
+        self._failures.move_to_end(address)
+        while len(self._failures) > self.max_addresses:
+            self._failures.popitem(last=False)
 
     def _recent(self, address: str, now: datetime) -> deque[datetime] | None:
         times = self._failures.get(address)

@@ -51,7 +51,19 @@ class Role(enum.StrEnum):
 
 
 class UserError(Exception):
-    """A request about accounts that cannot be done as asked (one line for the person)."""
+    """A request about accounts that cannot be done as asked (one line for the person).
+
+    ``key`` names the text in :data:`hub.console.i18n.TEXTS`, filled with ``params``:
+    ``str()`` is the English line (the shell's), :meth:`text` the page's language."""
+
+    def __init__(self, key: str, **params: object) -> None:
+        self.key, self.params = key, params
+        super().__init__(self.text("en"))
+
+    def text(self, lang: str) -> str:
+        from hub.console.i18n import translator
+
+        return translator(lang)(self.key).format(**self.params)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,16 +130,15 @@ def check_name(name: str) -> str:
     """A login name: 1–64 characters of ``a-z 0-9 . - _ @`` (lower-cased)."""
     value = name.strip().lower()
     if not value or len(value) > 64 or not set(value) <= _NAME_CHARS:
-        raise UserError(f"{name[:64]!r} is not a usable login name: 1 to 64 characters of "
-                        "a-z, 0-9, '.', '-', '_', '@'")
+        raise UserError("user.bad_name", name=repr(name[:64]))
     return value
 
 
 def check_password(password: str) -> str:
     if len(password) < MIN_PASSWORD:
-        raise UserError(f"a password needs at least {MIN_PASSWORD} characters")
+        raise UserError("user.short_password", n=MIN_PASSWORD)
     if len(password) > 1024:
-        raise UserError("a password has at most 1024 characters")
+        raise UserError("user.long_password", n=1024)
     return password
 
 
@@ -177,7 +188,7 @@ class UserStore:
         at = _text(now or datetime.now(UTC))
         with self._tx() as db:
             if db.execute("SELECT 1 FROM console_users WHERE name = ?", (name,)).fetchone():
-                raise UserError(f"there is already an account {name!r}")
+                raise UserError("user.exists", name=repr(name))
             db.execute("INSERT INTO console_users (name, full_name, role, password_hash, "
                        "created_at, changed_at) VALUES (?, ?, ?, ?, ?, ?)",
                        (name, full_name.strip()[:200], role.value, digest, at, at))
@@ -192,7 +203,7 @@ class UserStore:
         name, checked = check_name(name), _role(role)
         check_password(password)
         if self.get(name) is not None:
-            raise UserError(f"there is already an account {name!r}")
+            raise UserError("user.exists", name=repr(name))
         return name, checked
 
     def existing(self, name: str) -> User:
@@ -200,7 +211,7 @@ class UserStore:
         the check a change to an account needs before it is audited."""
         user = self.get(name)
         if user is None:
-            raise UserError(f"no account {name[:64]!r}")
+            raise UserError("user.unknown", name=repr(name[:64]))
         return user
 
     def get(self, name: str) -> User | None:
@@ -234,7 +245,7 @@ class UserStore:
             done = db.execute(f"UPDATE console_users SET {assignments}, changed_at = ? "  # noqa: S608
                               "WHERE name = ?", (*values, at, key)).rowcount
             if not done:
-                raise UserError(f"no account {name[:64]!r}")
+                raise UserError("user.unknown", name=repr(name[:64]))
             db.execute("DELETE FROM console_sessions WHERE name = ?", (key,))
 
     # -- signing in ----------------------------------------------------------------------------
@@ -338,7 +349,7 @@ def _role(role: Role | str) -> Role:
     try:
         return Role(str(role).strip().lower())
     except ValueError:
-        raise UserError(f"{str(role)[:32]!r} is not a role: operator, auditor or admin") from None
+        raise UserError("user.bad_role", role=repr(str(role)[:32])) from None
 
 
 def _user(row: tuple[object, ...]) -> User:

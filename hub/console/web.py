@@ -11,8 +11,12 @@ Security, in one place:
 - **Roles** (:data:`PERMISSIONS`): a POST the role does not allow is refused (403) and the
   attempt is recorded in the ledger; buttons a role cannot use are not shown.
 - **Audit**: sign-in (and refusals), sign-out, replay, discard, bulk replay, downloads of bytes,
-  evidence and CSV, account changes, refused attempts — each written to the ledger with the
-  person as actor *before* it happens; when the ledger cannot record it, nothing happens.
+  evidence and CSV, account changes, refused attempts (pages and forms) — each written to the
+  ledger with the person as actor *before* it happens; when the ledger cannot record it,
+  nothing happens. Sign-out alone ends the session first and records it after (a failed
+  record is logged): nobody is kept signed in at a shared workstation by a ledger outage.
+- **Dead letters** are named by their key (:func:`hub.ops.dlq.letter_key`), never by the
+  message id their publisher chose: an action reaches the one letter confirmed.
 - **Never on the event loop**: whatever may block (argon2, the ledger, RabbitMQ, SQLite) runs in
   plain ``def`` routes and dependencies, which FastAPI runs in its thread pool; only reading the
   form (:func:`_form`) is ``async``. Sign-in attempts are still checked one at a time
@@ -34,14 +38,23 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.background import BackgroundTask
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from hub.console.i18n import DEFAULT, LANGUAGES, translator
-from hub.console.services import AuditUnavailable, ConsoleServices, counts, letter_digest
+from hub.console.i18n import DEFAULT, LANGUAGES, action_text, translator
+from hub.console.services import (
+    AuditUnavailable,
+    ConsoleServices,
+    FoundLetter,
+    Report,
+    counts,
+    letter_digest,
+)
 from hub.console.throttle import AddressFailures
 from hub.console.users import Role, Session, UserError, UserStore
 from hub.edxml import VIETNAM_TZ, Envelope, EnvelopeRefused, StatusPacket, parse_packet
@@ -147,6 +160,15 @@ def _seq_param(text: str) -> int | None:
     return value
 
 
+def _plain(name: str, text: str) -> str:
+    """A text typed into a search field or taken from a path: refused (400) when it holds a
+    control character. PostgreSQL cannot hold a NUL in a text value (the query fails where
+    SQLite finds nothing), and no organization code, DocumentId or digest holds one."""
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text):
+        raise _Refused(400, "error.control_chars", f"{name}={text[:40]!r}")
+    return text
+
+
 def _same_token(sent: str, expected: str) -> bool:
     """Whether a form returned the token it was given. Compared as bytes:
     :func:`hmac.compare_digest` refuses a ``str`` holding anything but ASCII (a TypeError),
@@ -223,10 +245,17 @@ def create_app(services: ConsoleServices, users: UserStore,
                 raise _SignIn(request.url.path + (f"?{request.url.query}" if request.url.query
                                                   else ""))
             if permission not in PERMISSIONS[session.user.role]:
+                refusal(session, request, permission)
                 raise _Refused(403, "error.forbidden", permission)
             return session
 
         return dependency
+
+    def refusal(session: Session, request: Request, permission: str) -> None:
+        """Record a refused request (one ledger row; rare: the pages offer no such link)."""
+        with contextlib.suppress(AuditUnavailable):  # refused either way
+            services.audit(session.user.name, "refused", what=request.url.path,
+                           permission=permission, role=session.user.role.value)
 
     def act(permission: str) -> Callable[[Request, FormData], Session]:
         """A POST: the CSRF token first, then the session, then the role (refusals recorded)."""
@@ -239,9 +268,7 @@ def create_app(services: ConsoleServices, users: UserStore,
                             signed_in=session is not None)
                 raise _Refused(403, "error.csrf")
             if permission not in PERMISSIONS[session.user.role]:
-                with contextlib.suppress(AuditUnavailable):  # refused either way
-                    services.audit(session.user.name, "refused", what=request.url.path,
-                                   permission=permission, role=session.user.role.value)
+                refusal(session, request, permission)
                 raise _Refused(403, "error.forbidden", permission)
             return session
 
@@ -282,6 +309,25 @@ def create_app(services: ConsoleServices, users: UserStore,
     def refused(request: Request, exc: _Refused) -> Response:
         return render(request, "error.html", current(request), exc.status,
                       message_key=exc.key, detail=exc.detail)
+
+    # What FastAPI and Starlette answer themselves (no such page, a method a page does not take,
+    # a query parameter missing or malformed): the same one-line page, with their status.
+    @app.exception_handler(StarletteHTTPException)
+    def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        key = {404: "error.not_found", 405: "error.method"}.get(exc.status_code,
+                                                                "error.bad_input")
+        response = render(request, "error.html", current(request), exc.status_code,
+                          message_key=key, detail="")
+        for name, value in (exc.headers or {}).items():
+            response.headers[name] = value
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    def bad_request(request: Request, exc: RequestValidationError) -> Response:
+        fields = sorted({".".join(str(p) for p in e.get("loc", ())[1:]) or "?"
+                         for e in exc.errors()})
+        return render(request, "error.html", current(request), 422,
+                      message_key="error.bad_input", detail=", ".join(fields)[:200])
 
     @app.exception_handler(AuditUnavailable)
     def audit_down(request: Request, exc: AuditUnavailable) -> Response:
@@ -329,7 +375,7 @@ def create_app(services: ConsoleServices, users: UserStore,
         next_path = _safe_next(str(form.get("next") or "/"))
         address = request.client.host if request.client is not None else ""
         now = services.clock()
-        until = failures.blocked_until(address, now)
+        until = failures.attempt(address, now)  # a slot taken now, before any check
         if until is not None:
             # Refused before the password is looked at: no argon2 work, no ledger row (the
             # failures that led here each wrote one); a log line says who is held back.
@@ -338,10 +384,18 @@ def create_app(services: ConsoleServices, users: UserStore,
             response = signin_page(request, next_path, 429, throttled=True)
             response.headers["Retry-After"] = str(_seconds_until(until, now))
             return response
-        user = users.authenticate(name, password)
+        user = None
+        try:
+            user = users.authenticate(name, password)
+        finally:
+            failures.settle(address, now, failed=user is None)
         if user is None:
-            failures.failed(address, now)
-            services.audit("console", "sign_in_refused", user=name.strip().lower())
+            # The name only when it is an account's: people type passwords into the name field,
+            # and the ledger is permanent.
+            known = users.get(name) if name.strip() else None
+            services.audit("console", "sign_in_refused",
+                           **({"user": known.name} if known is not None
+                              else {"account": "unknown"}))
             return RedirectResponse("/signin?" + urlencode({"next": next_path, "failed": 1}), 303)
         services.audit(user.name, "sign_in", role=user.role.value)
         token, _session = users.open_session(user)
@@ -359,11 +413,14 @@ def create_app(services: ConsoleServices, users: UserStore,
             log.warning("console_csrf_refused", path=request.url.path,
                         signed_in=session is not None)
             raise _Refused(403, "error.csrf")
-        services.audit(session.user.name, "sign_out")
+        # Ended first, recorded after: a person must be able to sign out of a shared
+        # workstation even while the ledger cannot record it (a failed record is logged).
         users.close_session(request.cookies.get(session_cookie, ""))
         response = RedirectResponse("/signin", 303)
         response.delete_cookie(session_cookie, path="/", secure=secure, httponly=True,
                                samesite="strict")
+        with contextlib.suppress(AuditUnavailable):  # services.audit logged it
+            services.audit(session.user.name, "sign_out")
         return response
 
     @app.get("/lang/{lang}", response_model=None)
@@ -385,6 +442,12 @@ def create_app(services: ConsoleServices, users: UserStore,
         return dlq.Filter(reason=reason or None, sender=(sender or "").strip() or None,
                           recipient=(recipient or "").strip() or None, older_than=age)
 
+    def reason_text(dl: dlq.DeadLetter, lang: str) -> str:
+        vi, en, _action = dlq.reason_texts(dl)
+        return vi if lang == "vi" else en
+
+    templates.env.globals.update(reason_text=reason_text)
+
     @app.get("/dlq", response_model=None)
     def dead_letters(request: Request, session: DlqView, reason: str = "", sender: str = "",
                      recipient: str = "", older_than: str = "") -> Response:
@@ -392,7 +455,7 @@ def create_app(services: ConsoleServices, users: UserStore,
         everything = services.dead_letters()
         now = services.clock()
         chosen = [dl for dl in everything if flt.matches(dl, now)]
-        ages = {dl.id: (a.total_seconds() if (a := dl.age(now)) is not None else None)
+        ages = {dl.key: (a.total_seconds() if (a := dl.age(now)) is not None else None)
                 for dl in chosen}
         return render(request, "dlq.html", session, letters=chosen[:settings.page_size],
                       matching=len(chosen), total=len(everything), by_reason=counts(everything),
@@ -403,82 +466,85 @@ def create_app(services: ConsoleServices, users: UserStore,
                           ("reason", reason), ("sender", sender), ("recipient", recipient),
                           ("older_than", older_than)) if v}))
 
-    def find_letter(letter_id: str) -> tuple[dlq.DeadLetter, bytes]:
-        found = services.dead_letter(letter_id)
+    def find_letter(key: str) -> FoundLetter:
+        found = services.dead_letter(key)
         if found is None:
-            raise _Refused(404, "dlq.gone", letter_id[:80])
+            raise _Refused(404, "dlq.gone", key[:80])
         return found
 
-    def reason_texts(dl: dlq.DeadLetter) -> tuple[str, str, str]:
-        try:
-            reason = Reason(dl.reason)
-            return reason.vi, reason.en, reason.info.action
-        except ValueError:
-            from hub.messages import Headers
-
-            return (str(dl.headers.get(Headers.REASON_TEXT_VI, "")),
-                    str(dl.headers.get(Headers.REASON_TEXT_EN, "")), "")
-
-    # Dead-letter ids are message ids an agency chose: they travel as a query parameter, never
-    # as a path segment (a "/" in one would route elsewhere).
+    # A dead letter is named by its key (dlq.letter_key: hex, unique per letter), never by its
+    # message id: an agency chooses message ids, two letters may share one, and one holding a
+    # line feed does not survive a form (browsers send it back as CRLF).
     @app.get("/dlq/letter", response_model=None)
-    def letter(request: Request, session: DlqView, id: str) -> Response:
-        letter_id = id
+    def letter(request: Request, session: DlqView, key: str) -> Response:
         from hub.messages import Headers
 
-        dl, body = find_letter(letter_id)
+        found = find_letter(key)
+        dl = found.letter
         digest = letter_digest(dl)
         report = services.ledger.report(digest) if digest else None
         packet: Envelope | StatusPacket | None = None
         unreadable = ""
         try:
-            packet = parse_packet(body)
+            packet = parse_packet(found.body)
         except EnvelopeRefused as exc:
             unreadable = f"{exc.reason.value}: {exc.reason.vi} / {exc.reason.en}"
-        vi, en, action = reason_texts(dl)
+        vi, en, action = dlq.reason_texts(dl)
         return render(request, "letter.html", session, dl=dl, digest=digest, report=report,
                       packet=packet, envelope=packet if isinstance(packet, Envelope) else None,
-                      unreadable=unreadable, reason_vi=vi, reason_en=en, action=action,
+                      unreadable=unreadable, reason_vi=vi, reason_en=en,
+                      action=action_text(action, lang_of(request)), found=found,
                       detail=str(dl.headers.get(Headers.DETAIL, "")),
                       first_reason=str(dl.headers.get(Headers.FIRST_REASON, "")))
 
     @app.get("/dlq/letter/raw", response_model=None)
-    def letter_raw(id: str, session: DlqView) -> Response:
-        dl, body = find_letter(id)
+    def letter_raw(key: str, session: DlqView) -> Response:
+        found = find_letter(key)
+        dl = found.letter
         services.audit(session.user.name, "download_bytes", digest=letter_digest(dl),
                        letter=dl.id)
         # The digest is a header from the broker: only its hex goes into the file name.
         hex_digest = "".join(c for c in letter_digest(dl) or "" if c in _HEX)[:16].lower()
         name = f"dead-letter-{hex_digest or 'unknown'}.xml"
-        return Response(body, media_type="application/octet-stream",
+        return Response(found.body, media_type="application/octet-stream",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
+    intake = services.topology.names.intake
+
     @app.get("/dlq/letter/{verb}", response_model=None)
-    def confirm_letter(request: Request, verb: str, id: str,
+    def confirm_letter(request: Request, verb: str, key: str,
                        session: DlqConfirm) -> Response:
         if verb not in ("replay", "discard"):
             raise _Refused(404, "error.not_found")
-        dl, _body = find_letter(id)
-        return render(request, "confirm.html", session, dl=dl, verb=verb, note_missing=False)
+        found = find_letter(key)
+        return render(request, "confirm.html", session, dl=found.letter, found=found,
+                      intake=intake, verb=verb, note_missing=False)
 
     @app.post("/dlq/letter/{verb}", response_model=None)
     def act_on_letter(request: Request, verb: str, session: DlqAct, form: Form) -> Response:
         if verb not in ("replay", "discard"):
             raise _Refused(404, "error.not_found")
-        letter_id = str(form.get("id") or "")
+        key = str(form.get("key") or "")
         note = " ".join(str(form.get("note") or "").split())[:500]
         if not note:
-            dl, _body = find_letter(letter_id)
-            return render(request, "confirm.html", session, 400, dl=dl, verb=verb,
-                          note_missing=True)
-        flt = dlq.Filter(ids=(letter_id,), exact=True)  # this letter: doc-1 is not doc-10
+            found = find_letter(key)
+            return render(request, "confirm.html", session, 400, dl=found.letter, found=found,
+                          intake=intake, verb=verb, note_missing=True)
+        # this letter, and only it: not another under the same message id, not one whose id
+        # begins the same, and one of two identical letters (most=1)
+        flt = dlq.Filter(keys=(key,), exact=True)
+        left: tuple[tuple[dlq.DeadLetter, str], ...] = ()
         if verb == "replay":
-            done = services.replay(flt, actor=session.user.name, note=note)
+            try:
+                done = services.replay(flt, actor=session.user.name, note=note, most=1)
+            except dlq.ReplayRefused as exc:  # no way back: a refusal, not an outage
+                done, left = exc.done, exc.left
         else:
-            done = services.discard(flt, actor=session.user.name, note=note)
-        if not done:
-            raise _Refused(404, "dlq.gone", letter_id[:80])
-        return render(request, "acted.html", session, verb=verb, letters=done, note=note)
+            done = services.discard(flt, actor=session.user.name, note=note, most=1)
+        if not done and not left:
+            raise _Refused(404, "dlq.gone", key[:80])
+        return render(request, "acted.html", session, 409 if left else 200, verb=verb,
+                      letters=done, left=left, note=note, intake=intake)
 
     @app.get("/dlq/bulk-replay", response_model=None)
     def confirm_bulk(request: Request, session: DlqConfirm, reason: str = "", sender: str = "",
@@ -524,6 +590,9 @@ def create_app(services: ConsoleServices, users: UserStore,
                     before: str = "") -> Response:
         if outcome and outcome not in OUTCOMES:
             raise _Refused(400, "error.bad_input", f"outcome {outcome[:20]!r}")
+        for name, value in (("document_id", document_id), ("sender", sender),
+                            ("recipient", recipient)):
+            _plain(name, value)
         docs = search_documents(
             services.ledger, document_id=document_id.strip() or None,
             sender=sender.strip() or None, recipient=recipient.strip() or None,
@@ -549,6 +618,7 @@ def create_app(services: ConsoleServices, users: UserStore,
     @app.get("/ledger/doc/{digest}", response_model=None)
     def document(request: Request, digest: str,
                  session: LedgerView) -> Response:
+        _plain("digest", digest)
         docs, events = services.timeline(digest)
         own = [d for d in docs if d.digest == digest]
         if not own:
@@ -565,6 +635,7 @@ def create_app(services: ConsoleServices, users: UserStore,
         from hub.ledger.evidence import EvidenceError, export_evidence
         from hub.ops.ledger_cli import trust_material
 
+        _plain("digest", digest)
         if services.ledger.document_by_digest(digest, include_refused=True) is None:
             raise _Refused(404, "doc.unknown", digest[:80])
         services.audit(session.user.name, "evidence_export", digest=digest)
@@ -586,33 +657,48 @@ def create_app(services: ConsoleServices, users: UserStore,
             raise _Refused(400, "error.bad_input", f"period {period[:10]!r}")
         return _date_param(since), _date_param(until), period
 
+    def report_of(since: str, until: str, period: str, v: str) -> Report:
+        """The figures a page showed (``v``, its version), or the current ones without ``v``."""
+        params = report_params(since, until, period)
+        if not v:
+            return services.adoption(*params)
+        found = services.report_version(v)
+        if found is None:  # this process no longer has them (restarted, or long ago)
+            raise _Refused(410, "report.gone", v[:20])
+        return found
+
     @app.get("/report", response_model=None)
     def report(request: Request, session: ReportView, since: str = "", until: str = "",
                period: str = "month") -> Response:
         if not since and not until:
             since = default_report_since(services.clock())
-        rows = services.adoption(*report_params(since, until, period))
+        figures = services.adoption(*report_params(since, until, period))
         from hub.ledger.report import CLASS_LABELS_VI, CLASSES
 
-        query = urlencode({"since": since, "until": until, "period": period})
-        return render(request, "report.html", session, rows=rows, classes=CLASSES,
+        # the chart and the CSV of this page are these figures, whatever is computed meanwhile
+        query = urlencode({"since": since, "until": until, "period": period,
+                           "v": figures.version})
+        return render(request, "report.html", session, rows=figures.rows, classes=CLASSES,
                       class_labels=CLASS_LABELS_VI, form={"since": since, "until": until,
-                                                         "period": period}, query=query)
+                                                         "period": period}, query=query,
+                      computed_at=figures.computed_at)
 
     @app.get("/report/chart.svg", response_model=None)
     def report_chart(session: ReportView, since: str = "", until: str = "",
-                     period: str = "month") -> Response:
-        return Response(services.adoption_chart(*report_params(since, until, period)),
+                     period: str = "month", v: str = "") -> Response:
+        return Response(services.adoption_chart(report_of(since, until, period, v)),
                         media_type="image/svg+xml")
 
     @app.get("/report.csv", response_model=None)
     def report_csv(session: ReportView, since: str = "", until: str = "",
-                   period: str = "month") -> Response:
+                   period: str = "month", v: str = "") -> Response:
         from hub.ledger.report import render_csv
 
-        rows = services.adoption(*report_params(since, until, period))
-        services.audit(session.user.name, "report_csv", since=since, until=until, period=period)
-        return Response(render_csv(rows).encode("utf-8"), media_type="text/csv; charset=utf-8",
+        figures = report_of(since, until, period, v)
+        services.audit(session.user.name, "report_csv", since=since, until=until, period=period,
+                       version=figures.version)
+        return Response(render_csv(figures.rows).encode("utf-8"),
+                        media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition":
                                  'attachment; filename="adoption-report.csv"'})
 
@@ -640,7 +726,7 @@ def create_app(services: ConsoleServices, users: UserStore,
                                              str(form.get("role") or ""), password)
             except UserError as exc:
                 return render(request, "users.html", session, 400, people=users.users(),
-                              roles=list(Role), problem=str(exc))
+                              roles=list(Role), problem=exc.text(lang_of(request)))
             services.audit(session.user.name, "user_added", user=name, role=role.value)
             try:  # added from the shell in between: refused after the record, which says so
                 users.add(name, role, password, full_name=str(form.get("full_name") or ""))
@@ -648,7 +734,7 @@ def create_app(services: ConsoleServices, users: UserStore,
                 services.audit(session.user.name, "user_add_refused", user=name,
                                reason=str(exc))
                 return render(request, "users.html", session, 400, people=users.users(),
-                              roles=list(Role), problem=str(exc))
+                              roles=list(Role), problem=exc.text(lang_of(request)))
         return RedirectResponse("/users", 303)
 
     @app.post("/users/{name}/active", response_model=None)
@@ -657,9 +743,10 @@ def create_app(services: ConsoleServices, users: UserStore,
         try:
             user = users.existing(name)
         except UserError as exc:
-            raise _Refused(404, "error.not_found", str(exc)) from None
+            raise _Refused(404, "error.not_found", exc.text(lang_of(request))) from None
         if user.name == session.user.name and not active:
-            raise _Refused(400, "error.bad_input", "an administrator cannot disable themself")
+            raise _Refused(400, "error.bad_input",
+                           translator(lang_of(request))("user.self_disable"))
         services.audit(session.user.name, "user_enabled" if active else "user_disabled",
                        user=user.name)
         users.set_active(user.name, active)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import getpass
+import hashlib
 import json
 import re
 import sys
@@ -99,6 +100,9 @@ class DeadLetter:
     """RabbitMQ dead-lettered it (``x-death``); otherwise the hub did."""
     returned_to: str = ""
     """The queue a replay sent it back to (set by :func:`replay`, recorded in the ledger)."""
+    key: str = ""
+    """This letter among the others (:func:`letter_key`): message ids are chosen by whoever
+    published, so two letters may share one; the key tells them apart."""
 
     @classmethod
     def of(cls, d: Delivery) -> DeadLetter:
@@ -126,6 +130,7 @@ class DeadLetter:
                        if isinstance(keys, list | tuple) and keys else queue)
         return cls(
             id=str(d.message_id or h.get(Headers.DIGEST) or d.tag),
+            key=letter_key(d.message_id or "", d.body, reason, first_failure),
             reason=reason,
             sender=str(h.get(Headers.SENDER) or ""),
             recipient=str(h.get(Headers.RECIPIENT) or ""),
@@ -150,6 +155,18 @@ class DeadLetter:
             return None
 
 
+def letter_key(message_id: str, body: bytes, reason: str, first_failure: str) -> str:
+    """An opaque name for one dead letter, the same at every browse: its message id, the
+    SHA-256 of its exact bytes and the facts of its death (reason, first failure), hashed.
+    Two letters under one message id (an agency's software reused it, or sent junk under it)
+    get two keys; a key holds only hex digits, so it survives a form (a browser turns a line
+    feed in a hidden field into CRLF) and a URL. Letters identical in all of these are the
+    same letter twice: :func:`replay` and :func:`discard` take ``most=1`` to act on one."""
+    facts = json.dumps([message_id, hashlib.sha256(body).hexdigest(), reason, first_failure],
+                       ensure_ascii=True)
+    return hashlib.sha256(facts.encode("ascii")).hexdigest()[:32]
+
+
 def _count(value: Any) -> int:
     """A header's count (attempts), 0 when it is not a whole number."""
     try:
@@ -170,10 +187,15 @@ class Filter:
     recipient: str | None = None
     older_than: timedelta | None = None
     exact: bool = False
-    """Only whole ids: ``doc-1`` names ``doc-1`` and never ``doc-10``. The console acts on the
-    one letter a person looked at; ``hub dlq`` takes leading parts (confirmed with ``--yes``)."""
+    """Only whole ids: ``doc-1`` names ``doc-1`` and never ``doc-10``; ``hub dlq`` takes
+    leading parts (confirmed with ``--yes``)."""
+    keys: tuple[str, ...] = ()
+    """Letter keys (:attr:`DeadLetter.key`): the console acts on the one letter a person looked
+    at, never on another that shares its message id."""
 
     def matches(self, dl: DeadLetter, now: datetime) -> bool:
+        if self.keys and dl.key not in self.keys:
+            return False
         if self.ids and not (dl.id in self.ids if self.exact else
                              any(dl.id.startswith(i) for i in self.ids)):
             return False
@@ -241,6 +263,12 @@ class DlqError(HubError):
 class ReplayRefused(DlqError):
     """Letters left in the dead-letter queue because their way back cannot be established
     (:class:`NoWayBack`); the others were replayed (:attr:`done`)."""
+
+    def __init__(self, message: str, done: list[DeadLetter],
+                 left: Sequence[tuple[DeadLetter, str]] = ()) -> None:
+        super().__init__(message, done)
+        self.left = tuple(left)
+        """Each letter left, with why it has no way back."""
 
 
 class ReplayNotRecorded(DlqError):
@@ -391,8 +419,10 @@ def replay(conn: Connection, queue: str, intake: str, flt: Filter, *, actor: str
            now: datetime | None = None,
            confirm: Callable[[list[DeadLetter]], bool] | None = None,
            trusted: frozenset[str] | None = None,
-           queues: Collection[str] | None = None) -> list[DeadLetter]:
-    """Send matching dead letters back where they came from (:func:`send_back`), then ack them.
+           queues: Collection[str] | None = None,
+           most: int | None = None) -> list[DeadLetter]:
+    """Send matching dead letters back where they came from (:func:`send_back`), then ack them
+    (at most ``most`` of them, the first in the queue).
 
     Order: check the ledger, then per batch publish and confirm, record in the ledger, ack — a
     crash leaves them in the dead-letter queue, never lost (a replay twice is caught as a
@@ -403,17 +433,17 @@ def replay(conn: Connection, queue: str, intake: str, flt: Filter, *, actor: str
     """
     names = names_for(intake)
     at = now or datetime.now(UTC)
-    chosen = [(d, dl) for d, dl in browse(conn, queue) if flt.matches(dl, at)]
+    chosen = [(d, dl) for d, dl in browse(conn, queue) if flt.matches(dl, at)][:most]
     if confirm is not None and chosen and not confirm([dl for _d, dl in chosen]):
         return []
     ways: list[tuple[Delivery, DeadLetter, Outgoing]] = []
-    refused: list[str] = []
+    refused: list[tuple[DeadLetter, str]] = []
     for d, dl in chosen:
         try:
             out = send_back(d, names, actor=actor, note=note, user=user, trusted=trusted,
                             queues=queues)
         except NoWayBack as exc:
-            refused.append(f"{dl.id}: {exc}")
+            refused.append((dl, str(exc)))
             continue
         ways.append((d, dataclasses.replace(dl, returned_to=out.routing_key), out))
     if ways:
@@ -434,7 +464,8 @@ def replay(conn: Connection, queue: str, intake: str, flt: Filter, *, actor: str
             progress(len(done), len(chosen))
     if refused:
         raise ReplayRefused(f"{len(refused)} dead letter(s) not replayed, left in the queue: "
-                            f"{_shown(refused)}", done)
+                            f"{_shown([f'{dl.id}: {why}' for dl, why in refused])}", done,
+                            refused)
     return done
 
 
@@ -460,11 +491,14 @@ def _not_recorded(settler: Any, part: list[tuple[Delivery, DeadLetter, Outgoing]
 def discard(conn: Connection, queue: str, flt: Filter, *, actor: str, note: str,
             record: Recorder,
             now: datetime | None = None,
-            confirm: Callable[[list[DeadLetter]], bool] | None = None) -> list[DeadLetter]:
+            confirm: Callable[[list[DeadLetter]], bool] | None = None,
+            most: int | None = None) -> list[DeadLetter]:
+    """Drop matching dead letters (at most ``most``, the first in the queue) for good, recorded
+    in the ledger first."""
     if not note.strip():
         raise ValueError("discarding needs a note saying why")
     at = now or datetime.now(UTC)
-    chosen = [(d.tag, dl) for d, dl in browse(conn, queue) if flt.matches(dl, at)]
+    chosen = [(d.tag, dl) for d, dl in browse(conn, queue) if flt.matches(dl, at)][:most]
     if confirm is not None and chosen and not confirm([dl for _tag, dl in chosen]):
         return []
     if chosen:
@@ -629,19 +663,27 @@ _BROKER_TEXTS = {
 }
 
 
-def _reason_texts(dl: DeadLetter) -> tuple[str, str, str]:
+BROKER_ACTION = ("hub dlq replay sends it back to the queue it came from (an intake letter is "
+                 "judged again, as its publisher); otherwise discard it with a note.")
+"""What to do about a letter the broker dead-lettered itself."""
+UNKNOWN_ACTION = "Unknown reason code: look at the headers."
+
+
+def reason_texts(dl: DeadLetter) -> tuple[str, str, str]:
+    """Why ``dl`` is here, in Vietnamese and English, and what an operator should do (English):
+    the catalogue's texts (:class:`hub.reasons.Reason`), the broker's own reasons
+    (``BROKER_*``), or the texts the hub wrote with a code this version does not know. Shared by
+    ``hub dlq show`` and the console."""
     if dl.by_broker:
         vi, en = _BROKER_TEXTS.get(dl.reason, ("Máy chủ RabbitMQ đã chuyển thư vào hàng đợi lỗi",
                                                "the broker dead-lettered it"))
-        return (vi, en, "hub dlq replay sends it back to the queue it came from (an intake "
-                "letter is judged again, as its publisher); otherwise discard it with a note.")
+        return vi, en, BROKER_ACTION
     try:
         reason = Reason(dl.reason)
         return reason.vi, reason.en, reason.info.action
     except ValueError:
         return (str(dl.headers.get(Headers.REASON_TEXT_VI, "")),
-                str(dl.headers.get(Headers.REASON_TEXT_EN, "")),
-                "Unknown reason code: look at the headers.")
+                str(dl.headers.get(Headers.REASON_TEXT_EN, "")), UNKNOWN_ACTION)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -663,7 +705,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         return _usage(f"id prefix {args.id!r} matches {len(found)} dead letters ({shown}): "
                       "give more of the id")
     dl = (exact or found)[0]
-    vi, en, action = _reason_texts(dl)
+    vi, en, action = reason_texts(dl)
     digest = dl.headers.get(Headers.DIGEST)
     events: list[Any] = []
     if digest:

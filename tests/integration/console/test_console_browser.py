@@ -224,11 +224,11 @@ def test_an_auditor_cannot_replay_or_discard_a_dead_letter(
         for verb in ("replay", "discard"):
             response = page.request.post(
                 f"{console.url}/dlq/letter/{verb}",
-                form={"id": letter.id, "note": "thử", "csrf_token": csrf_token(page)})
+                form={"key": letter.key, "note": "thử", "csrf_token": csrf_token(page)})
             # Then each is refused, and recorded as refused
             assert response.status == 403
             assert "Vai trò của bạn không được phép" in response.text()
-        page.goto(f"{console.url}/dlq/letter/replay?id={letter.id}")
+        page.goto(f"{console.url}/dlq/letter/replay?key={letter.key}")
         expect(page.locator("#problem")).to_contain_text("không được phép")
         page.screenshot(path=str(shots / "refused-to-auditor.png"), full_page=True)
 
@@ -239,7 +239,8 @@ def test_an_auditor_cannot_replay_or_discard_a_dead_letter(
         assert not ledger.events(kind=EventKind.DISCARDED)
         refused = [dict(e.detail) for e in ledger.events(kind=EventKind.OPERATOR_ACTION)
                    if dict(e.detail)["action"] == "refused"]
-        assert [(r["permission"], r["role"]) for r in refused] == [("dlq.act", "auditor")] * 2
+        # (the two posts, and the confirmation page asked for by hand)
+        assert [(r["permission"], r["role"]) for r in refused] == [("dlq.act", "auditor")] * 3
 
 
 def test_a_form_post_without_the_csrf_token_is_refused(
@@ -255,8 +256,8 @@ def test_a_form_post_without_the_csrf_token_is_refused(
 
         # When the operator's browser posts a discard without the token, or with another one
         forms: list[dict[str, str | float | bool]] = [
-            {"id": letter.id, "note": "rác"},
-            {"id": letter.id, "note": "rác", "csrf_token": "x" * 43}]
+            {"key": letter.key, "note": "rác"},
+            {"key": letter.key, "note": "rác", "csrf_token": "x" * 43}]
         for form in forms:
             response = page.request.post(f"{console.url}/dlq/letter/discard", form=form)
             # Then it is refused and nothing is discarded
@@ -271,7 +272,7 @@ def test_a_form_post_without_the_csrf_token_is_refused(
         assert response.status == 403
 
         # While the same discard, from the console's own form, is done
-        page.goto(f"{console.url}/dlq/letter/discard?id={letter.id}")
+        page.goto(f"{console.url}/dlq/letter/discard?key={letter.key}")
         page.fill("#note", "thư thử nghiệm")
         page.click("#confirm")
         expect(page.locator("#done")).to_contain_text("thư thử nghiệm")
@@ -290,3 +291,35 @@ def test_a_form_post_without_the_csrf_token_is_refused(
     expect(page.locator("#users")).to_contain_text("thanhtra")
     page.screenshot(path=str(shots / "users.png"), full_page=True)
     assert page.goto(f"{console.url}/ledger").status == 403  # type: ignore[union-attr]
+
+
+def test_a_letter_whose_message_id_holds_a_line_feed_is_discarded_from_the_browser(
+    page: Page, console: RunningConsole
+) -> None:
+    from hub.broker import Outgoing, connect
+
+    with running_hub(console.settings) as hub:
+        # Given a dead letter under a message id with a line feed (a browser sends a form's line
+        # feed back as CRLF: the id itself cannot travel through a form)
+        conn = connect(console.settings.broker.url, "by hand")
+        try:
+            conn.publish([Outgoing("", hub.names.dlq, b"not xml",
+                                   {"x-hub-reason": "ENVELOPE_MALFORMED"},
+                                   message_id="line1\nline2")])
+        finally:
+            conn.close()
+        assert len(console.services.dead_letters()) == 1
+
+        # When the operator opens it from the list and discards it with a note
+        sign_in(page, console, "vanhanh")
+        page.locator("#letters a").first.click()
+        expect(page.locator("h1")).to_contain_text("ENVELOPE_MALFORMED")
+        page.click("#discard")
+        page.fill("#note", "gói rác")
+        page.click("#confirm")
+
+        # Then it is discarded, and gone from the queue
+        expect(page.locator("#done")).to_contain_text("gói rác")
+        assert console.services.dead_letters() == []
+        discarded = hub.hub.ledger.events(kind=EventKind.DISCARDED)
+        assert [(e.actor, e.reason) for e in discarded] == [("vanhanh", "ENVELOPE_MALFORMED")]

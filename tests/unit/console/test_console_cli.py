@@ -182,3 +182,16 @@ def test_an_accepted_account_change_is_in_the_ledger_before_it_is_made(
     assert _state(tmp_path, name) == after
     [(actor, detail)] = operator_actions(tmp_path)
     assert (actor, detail["action"], detail["user"]) == ("root", action, name)
+
+
+@pytest.mark.parametrize("value", ["99999", "0", "-1", "http", "8470.5"])
+def test_a_port_out_of_range_is_one_line_and_exit_2(
+    config: Path, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    # When the console is to be served on a port no socket can have
+    code = main(["--config", str(config), "console", "serve", f"--port={value}"])
+    # Then one line says so, exit 2, before anything is opened
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1
+    assert "is not a TCP port (1 to 65535)" in err[0]

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import html
-import re
 import threading
-import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,66 +19,21 @@ from argon2 import PasswordHasher
 from structlog.testing import capture_logs
 
 from hub.config import Settings, with_overrides
-from hub.console.services import ConsoleServices
+from hub.console.services import ConsoleServices, FoundLetter
 from hub.console.throttle import AddressFailures
 from hub.console.users import UserStore
 from hub.console.web import create_app
-from hub.directory import Directory
-from hub.ledger import EventKind
 from hub.messages import Delivery
 from hub.ops import dlq
-from hub.testing.pki import KeyCache, PkiPaths, init_pki
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    from fastapi.testclient import TestClient
-
-PASSWORD = "mật khẩu đủ dài 2026"
-UNREACHABLE = "amqp://guest:guest@127.0.0.1:1/"
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> PkiPaths:
-    return init_pki(tmp_path_factory.mktemp("pki"), Directory.sample(), keys=KeyCache())
-
-
-@pytest.fixture
-def app(pki: PkiPaths, tmp_path: Path) -> Iterator[tuple[TestClient, ConsoleServices]]:
-    settings = with_overrides(
-        Settings(base_dir=str(tmp_path)), broker={"url": UNREACHABLE},
-        trust={"roots": [str(pki.root_cert)], "intermediates": [str(pki.issuing_ca_cert)],
-               "crls": [str(pki.crl_der), str(pki.root_crl_der)], "fetch_crls": False},
-        hub={"keystore": str(pki.keystore)},
-        ledger={"url": f"sqlite:///{tmp_path / 'ledger.sqlite3'}"})
-    users = UserStore(tmp_path / "users.sqlite3",
-                      hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-    for name, role in (("vanhanh", "operator"), ("kiemtoan", "auditor"), ("quantri", "admin")):
-        users.add(name, role, PASSWORD)
-    services = ConsoleServices(settings)
-    with TestClient(create_app(services, users), base_url="https://console.test") as client:
-        yield client, services
-    services.close()
-    users.close()
-
-
-def token_of(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert found is not None
-    return found.group(1)
-
-
-def sign_in(client: TestClient, name: str, password: str = PASSWORD, next_path: str = "/"
-            ) -> str:
-    form = client.get("/signin").text
-    response = client.post("/signin", data={"csrf_token": token_of(form), "name": name,
-                                            "password": password, "next": next_path},
-                           follow_redirects=False)
-    return str(response.headers["location"])
-
-
-def audit(services: ConsoleServices) -> list[tuple[str, dict[str, str]]]:
-    return [(e.actor, dict(e.detail)) for e in services.ledger.events(
-        kind=EventKind.OPERATOR_ACTION)]
+from hub.testing.pki import PkiPaths
+from tests.unit.console.conftest import (
+    PASSWORD,
+    UNREACHABLE,
+    TestClient,
+    audit,
+    sign_in,
+    token_of,
+)
 
 
 def test_a_page_without_a_session_sends_the_browser_to_sign_in_and_back(
@@ -149,9 +102,9 @@ def test_an_auditor_is_refused_replay_and_discard_and_the_attempt_is_recorded(
     sign_in(client, "kiemtoan")
     token = token_of(client.get("/ledger").text)
     for verb in ("replay", "discard"):
-        assert client.get(f"/dlq/letter/{verb}?id=abc").status_code == 403
+        assert client.get(f"/dlq/letter/{verb}?key=abc").status_code == 403
         response = client.post(f"/dlq/letter/{verb}",
-                               data={"id": "abc", "note": "thử", "csrf_token": token})
+                               data={"key": "abc", "note": "thử", "csrf_token": token})
         assert response.status_code == 403
         assert "Vai trò của bạn không được phép" in response.text
     response = client.post("/dlq/bulk-replay", data={"reason": "CERT_REVOKED", "note": "x",
@@ -159,7 +112,8 @@ def test_an_auditor_is_refused_replay_and_discard_and_the_attempt_is_recorded(
     assert response.status_code == 403
     refused = [d for actor, d in audit(services) if d["action"] == "refused"]
     assert [(d["what"], d["role"]) for d in refused] == [
-        ("/dlq/letter/replay", "auditor"), ("/dlq/letter/discard", "auditor"),
+        ("/dlq/letter/replay", "auditor"), ("/dlq/letter/replay", "auditor"),
+        ("/dlq/letter/discard", "auditor"), ("/dlq/letter/discard", "auditor"),
         ("/dlq/bulk-replay", "auditor")]
 
 
@@ -268,6 +222,7 @@ def test_an_account_the_form_refuses_says_why_and_writes_no_ledger_row(
 ) -> None:
     client, services = app
     sign_in(client, "quantri")
+    client.cookies.set("hub-lang", "en")
     token = token_of(client.get("/users").text)
     before = audit(services)
 
@@ -291,6 +246,7 @@ def test_an_enable_or_disable_that_is_refused_says_why_and_writes_no_ledger_row(
 ) -> None:
     client, services = app
     sign_in(client, "quantri")
+    client.cookies.set("hub-lang", "en")
     token = token_of(client.get("/users").text)
     before = audit(services)
 
@@ -441,14 +397,15 @@ def test_a_slow_replay_does_not_hold_up_a_page_asked_for_meanwhile(
     entered, release = threading.Event(), threading.Event()
     released_in_time: list[bool] = []
 
-    def slow_replay(flt: dlq.Filter, *, actor: str, note: str) -> list[dlq.DeadLetter]:
+    def slow_replay(flt: dlq.Filter, *, actor: str, note: str,
+                    most: int | None = None) -> list[dlq.DeadLetter]:
         entered.set()
         released_in_time.append(release.wait(timeout=10))
         return []
 
     monkeypatch.setattr(services, "replay", slow_replay)
     acting = threading.Thread(target=lambda: client.post(
-        "/dlq/letter/replay", data={"csrf_token": token, "id": "doc-1", "note": "thử lại"}))
+        "/dlq/letter/replay", data={"csrf_token": token, "key": "ab12", "note": "thử lại"}))
     acting.start()
     assert entered.wait(timeout=10)
 
@@ -506,8 +463,9 @@ def test_a_letter_is_acted_on_by_its_exact_id_beside_one_whose_id_begins_with_it
     token = token_of(client.get("/ledger").text)
 
     # When the operator acts on doc-1
+    key = dlq.DeadLetter.of(queue.waiting[0]).key
     response = client.post(f"/dlq/letter/{verb}",
-                           data={"csrf_token": token, "id": "doc-1", "note": "gửi lại rồi"})
+                           data={"csrf_token": token, "key": key, "note": "gửi lại rồi"})
 
     # Then doc-1 alone is recorded and taken from the queue
     assert response.status_code == 200
@@ -521,9 +479,9 @@ def test_a_raw_download_is_named_after_the_hex_of_its_digest_only(
     client, services = app
     letter = dlq.DeadLetter("doc-1", "CERT_REVOKED", "", "", "", 0, "", 4,
                             {"x-hub-digest": 'ab"; x=\r\n/../cd0123456789abcdef'})
-    monkeypatch.setattr(services, "dead_letter", lambda letter_id: (letter, b"<x/>"))
+    monkeypatch.setattr(services, "dead_letter", lambda key: FoundLetter(letter, b"<x/>"))
     sign_in(client, "vanhanh")
-    response = client.get("/dlq/letter/raw?id=doc-1")
+    response = client.get("/dlq/letter/raw?key=ab12")
     assert response.status_code == 200
     assert response.headers["content-disposition"] == \
         'attachment; filename="dead-letter-abcd0123456789ab.xml"'
@@ -702,7 +660,7 @@ def test_an_account_added_from_the_shell_after_the_record_is_recorded_as_refused
         refused = client.post("/users", data={"csrf_token": token, "name": "thanhtra",
                                               "role": "auditor", "password": PASSWORD})
     assert refused.status_code == 400
-    assert "there is already an account" in refused.text
+    assert "Đã có tài khoản" in refused.text
     assert [d for _actor, d in audit(services) if d["action"].startswith("user_")] == [
         {"action": "user_added", "user": "thanhtra", "role": "auditor", "via": "console"},
         {"action": "user_add_refused", "user": "thanhtra", "via": "console",
