@@ -59,7 +59,7 @@ from hub.console.throttle import AddressFailures
 from hub.console.users import Role, Session, UserError, UserStore
 from hub.edxml import VIETNAM_TZ, Envelope, EnvelopeRefused, StatusPacket, parse_packet
 from hub.errors import HubError
-from hub.ledger.search import OUTCOMES, search_documents
+from hub.ledger.search import OUTCOMES, organ_codes, search_documents
 from hub.logs import get_logger
 from hub.ops import dlq
 from hub.reasons import Reason
@@ -593,10 +593,19 @@ def create_app(services: ConsoleServices, users: UserStore,
         for name, value in (("document_id", document_id), ("sender", sender),
                             ("recipient", recipient)):
             _plain(name, value)
+        since_at, until_at = _date_param(since), _date_param(until)
+
+        def codes(code: str) -> tuple[str, ...] | None:
+            # a body by any of its codes (the ledger records a recipient under its primary
+            # code, a sender as its envelope wrote it), as `hub ledger query --organ`
+            code = code.strip()
+            return organ_codes(services.directory, code, since=since_at, until=until_at) \
+                if code else None
+
         docs = search_documents(
             services.ledger, document_id=document_id.strip() or None,
-            sender=sender.strip() or None, recipient=recipient.strip() or None,
-            since=_date_param(since), until=_date_param(until), outcome=outcome or None,
+            sender=codes(sender), recipient=codes(recipient),
+            since=since_at, until=until_at, outcome=outcome or None,
             before_seq=_seq_param(before), limit=settings.page_size + 1)
         more = len(docs) > settings.page_size
         docs = docs[:settings.page_size]

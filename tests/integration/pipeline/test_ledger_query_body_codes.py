@@ -104,3 +104,27 @@ def test_a_code_resolves_to_every_code_of_the_bodies_that_held_it() -> None:
     assert organ_codes(directory, "H27.02") == (HOME_AFFAIRS, "H27.02")
     assert organ_codes(directory, HOME_AFFAIRS) == (HOME_AFFAIRS, "H27.02")
     assert organ_codes(directory, "H27.999") == ("H27.999",)
+
+
+@pytest.mark.parametrize(("field", "organ", "number"), [
+    ("recipient", "H27.02", "77"), ("sender", HOME_AFFAIRS, "78")])
+def test_the_consoles_ledger_search_finds_a_body_by_either_code(
+    config: Path, tmp_path: Path, field: str, organ: str, number: str,
+) -> None:
+    from hub.config import load_settings
+    from hub.console.web import create_app
+    from tests.unit.console.conftest import TestClient, open_console, sign_in
+
+    # Given the console on that ledger, an auditor signed in
+    services, users = open_console(load_settings(config), tmp_path)
+    try:
+        with TestClient(create_app(services, users), base_url="https://console.test") as client:
+            sign_in(client, "kiemtoan")
+            # When the auditor searches by the other code of the body the ledger recorded
+            page = client.get(f"/ledger?{field}={organ}")
+            # Then the document is listed
+            assert page.status_code == 200
+            assert f"{number}/UBND-VP" in page.text
+    finally:
+        services.close()
+        users.close()
