@@ -54,12 +54,12 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
-from hub.broker import BrokerUnavailable, Delivery, Settler, TopologyLike, connect
+from hub.broker import BrokerRefused, BrokerUnavailable, Delivery, Settler, TopologyLike, connect
 from hub.consumers.plan import BatchPlan, Pipeline
 from hub.consumers.settlement import Backoff, Failover
 from hub.consumers.signing import ReceiptSigning, SigningJob
 from hub.consumers.stats import Stats
-from hub.errors import TransientError
+from hub.errors import ConfigurationError, TransientError
 from hub.ledger.records import DocumentIn, EventIn, ReceiptConflict
 from hub.logs import get_logger
 from hub.messages import Outgoing
@@ -108,6 +108,14 @@ def write_plan(ledger: LedgerWriter, plan: BatchPlan) -> None:
     if plan.documents or plan.events or plan.outbox:
         ledger.write(plan.documents, plan.events, release=plan.release)
 
+
+TOPOLOGY_REFUSALS = frozenset({403, 406})
+"""Reply codes of a declaration that no retry changes: 406 PRECONDITION_FAILED (a queue or
+exchange exists with other arguments: ``[broker] quorum``, the delivery limit, the retry
+delays), 403 ACCESS_REFUSED (the account may not configure them). ``hub run`` ends with
+:data:`~hub.ops.cli.EXIT_CONFIG` on them, as ``hub topology apply`` does. A 404 NOT_FOUND is
+retried: RabbitMQ answers so for a durable classic queue whose home node is down, and that
+node comes back."""
 
 _REPLANS = 3
 """How often a batch is planned again when another consumer recorded the same receipt first."""
@@ -202,10 +210,21 @@ class IntakeConsumer:
         self.stats = Stats()
         self._settler_conn: BrokerConnection | None = None
         self._settler_obj: Settler | None = None
+        self._consuming = False
+
+    @property
+    def consuming(self) -> bool:
+        """True while this consumer holds a ``basic.consume`` on the intake queue; False
+        before it has one, while it (re)connects and once it cancelled it (``/readyz``)."""
+        return self._consuming
 
     # -- lifecycle -----------------------------------------------------------------------------
     def run(self) -> None:
-        """Consume until :attr:`stop` is set; reconnect with bounded backoff on broker loss."""
+        """Consume until :attr:`stop` is set; reconnect with bounded backoff on broker loss.
+
+        Raises :class:`~hub.errors.ConfigurationError` (the broker's one-line reason) when the
+        broker refuses to declare the topology as configured (:data:`TOPOLOGY_REFUSALS`):
+        reconnecting cannot change that, an operator must."""
         if self.signing is not None:
             self.signing.start()  # ConfigurationError: the keys cannot be loaded there
         try:
@@ -223,7 +242,7 @@ class IntakeConsumer:
             try:
                 conn = self._connect(nodes.url, self.options.name)
                 if self.topology is not None:
-                    conn.declare(self.topology)  # idempotent: every (re)connect
+                    self._declare(conn, self.topology)  # idempotent: every (re)connect
                 log.info("consumer_connected", queue=self.options.queue)
                 nodes.connected()
                 self._consume(conn)
@@ -240,15 +259,34 @@ class IntakeConsumer:
                 if conn is not None:
                     conn.close()
 
+    @staticmethod
+    def _declare(conn: BrokerConnection, topology: TopologyLike) -> None:
+        """Declare ``topology``; a refusal no retry changes is a configuration error."""
+        try:
+            conn.declare(topology)
+        except BrokerRefused as exc:
+            if exc.reply_code not in TOPOLOGY_REFUSALS:
+                raise
+            log.error("topology_refused", detail=exc.detail[:300])
+            raise ConfigurationError(exc.detail) from None
+
     def _consume(self, conn: BrokerConnection) -> None:
         buffer: list[Delivery] = []
         tag = conn.consume(self.options.queue, self.options.prefetch, buffer.append)
+        self._consuming = True
+        try:
+            self._consume_from(conn, tag, buffer)
+        finally:
+            self._consuming = False
+
+    def _consume_from(self, conn: BrokerConnection, tag: str, buffer: list[Delivery]) -> None:
         wait = self.options.batch_wait_ms / 1000.0
         batch_max = self.options.batch_max
         hand = _Hand()
         while True:
             if self.stop.is_set():
                 conn.cancel(tag)
+                self._consuming = False
                 conn.pump(0)  # take what is already on the wire, then finish it
                 self._drain(conn, hand)
                 while buffer:

@@ -2,7 +2,8 @@
 
 A backup is a zip: ``backup.json`` (format, head, row counts), one ``<table>.jsonl`` per table
 (bytes as base64, timestamps as canonical UTC text) and ``blobs/<digest>`` for packets kept in the
-content-addressed store. It is taken in one read transaction, so it is a consistent snapshot.
+content-addressed store. It is taken in one read-only transaction that sees one snapshot
+(REPEATABLE READ on PostgreSQL), so a hub writing meanwhile does not make its tables disagree.
 A restore refuses a non-empty target and is all or nothing: every value is checked against its
 column, the row counts and the head against ``backup.json``, every document's bytes are found,
 and only then are the rows, the rollup and the blobs committed, in one transaction; a damaged
@@ -105,6 +106,21 @@ def _private(path: str, flags: int) -> int:
     return fd
 
 
+@contextlib.contextmanager
+def snapshot(conn: Connection) -> Iterator[None]:
+    """One read transaction that sees the ledger as of one instant, whatever commits meanwhile.
+
+    PostgreSQL's default (READ COMMITTED) takes a new snapshot for each statement: a hub
+    committing between two tables' reads would make a backup whose tables, and whose head in
+    ``backup.json``, disagree (the restore refuses it). REPEATABLE READ keeps the first
+    statement's snapshot for the whole transaction; READ ONLY as ``hub ledger verify`` reads.
+    SQLite's transaction (``BEGIN``, then WAL) reads one snapshot already."""
+    if conn.dialect.name == "postgresql":
+        conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+    with conn.begin():
+        yield
+
+
 def backup(ledger: Ledger, path: Path) -> dict[str, int]:
     """Write a consistent backup of ``ledger`` to ``path``; returns row counts per table."""
     counts: dict[str, int] = {}
@@ -112,7 +128,7 @@ def backup(ledger: Ledger, path: Path) -> dict[str, int]:
     # systemd service has 0022). A directory made here is 0700; the file is 0600 before a
     # byte is written, an older file at the path included.
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with ledger.engine.connect() as conn, conn.begin(), open(
+    with ledger.engine.connect() as conn, snapshot(conn), open(
         path, "wb", opener=_private
     ) as out, zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         blob_digests: list[str] = []
@@ -338,6 +354,22 @@ def _blob_members(zf: zipfile.ZipFile, path: Path) -> dict[str, str]:
     return blobs
 
 
+def _open_backup(path: Path) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as error:
+        raise BackupError(f"{path}: not a ledger backup ({error})") from None
+
+
+def check_backup(path: Path) -> None:
+    """Raise :class:`BackupError` unless ``path`` opens as a backup this hub knows (its zip,
+    ``backup.json`` and member names): for a caller to run before it opens the target, which
+    creates and migrates a ledger that is not there yet. :func:`restore` checks the rest."""
+    with _open_backup(path) as zf:
+        _read_meta(zf, path)
+        _blob_members(zf, path)
+
+
 def restore(path: Path, ledger: Ledger) -> dict[str, int]:
     """Load the backup at ``path`` into the empty ``ledger``; returns row counts per table.
 
@@ -346,11 +378,7 @@ def restore(path: Path, ledger: Ledger) -> dict[str, int]:
     bytes were found. Anything wrong is a :class:`BackupError` (one line: the file, the line,
     the column, what is wrong) and the target is left as it was; an unreachable database is a
     :class:`~hub.errors.TransientError`."""
-    try:
-        zf = zipfile.ZipFile(path)
-    except (OSError, zipfile.BadZipFile) as error:
-        raise BackupError(f"{path}: not a ledger backup ({error})") from None
-    with zf:
+    with _open_backup(path) as zf:
         meta = _read_meta(zf, path)
         blobs = _blob_members(zf, path)
         if blobs and ledger.blobs is None:

@@ -27,6 +27,11 @@ Layout (format 2)::
     ledger/checkpoint.json          the exact signed checkpoint bytes
     ledger/checkpoint.sig           its signature (RSA SHA-256)
     ledger/checkpoints/<seq>.*      every signed checkpoint from the first entry (.json .sig .pem)
+    ledger/statement.json|.sig|.pem the operator's signed list of every entry concerning the
+                                    document up to the head the exporter read (absent when the
+                                    exporter had no operator key, and from older bundles: such a
+                                    bundle proves its entries are in the chain, not that they
+                                    are all; :func:`statement_payload`)
     certs/operator.pem              the latest checkpoint's signer certificate, then its CAs
     revocation/<digest>.crl|.ocsp   the exact DER revocation data a validation used (chained)
     revocation/certs/<digest>.der   the certificates that data is about, and their issuers
@@ -42,7 +47,7 @@ import json
 import re
 import zipfile
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +56,7 @@ from typing import Any
 from sqlalchemy import select
 
 from hub.ledger import chain
+from hub.ledger.backup import snapshot
 from hub.ledger.models import Checkpoint, Document, Event, EvidenceBlob, Head
 from hub.ledger.records import REFUSED
 from hub.ledger.store import Ledger
@@ -61,6 +67,7 @@ from hub.ledger.verify import (
     event_entry_from_row,
     fingerprint,
     load_certificates,
+    operator_signature_problem,
 )
 
 FORMAT = "edxml-hub-evidence/2"
@@ -102,6 +109,10 @@ class BundleResult:
     notes: tuple[str, ...] = field(default=())
     signers: tuple[str, ...] = ()
     """SHA-256 fingerprints of the checkpoint signers, oldest first."""
+    complete: bool = False
+    """The entries are every one concerning the document up to the head the exporter read,
+    as the operator signed (``ledger/statement.json``). False: the bundle proves that its
+    entries are in the chain, not that no other entry concerns the document."""
 
     @property
     def ok(self) -> bool:
@@ -111,7 +122,7 @@ class BundleResult:
         return {"ok": self.ok, "document": self.document, "problems": list(self.problems),
                 "entries": self.entries, "checkpoint_seq": self.checkpoint_seq,
                 "signer_trusted": self.signer_trusted, "notes": list(self.notes),
-                "signers": list(self.signers)}
+                "signers": list(self.signers), "complete": self.complete}
 
 
 def resolve_document(ledger: Ledger, key: str) -> str:
@@ -146,7 +157,10 @@ def export_evidence(
         raise EvidenceError(f"unknown document {digest}")
     if trust is None:
         trust = TrustMaterial(roots=dict(trust_files or {}))
-    with ledger.engine.connect() as conn:
+    with ledger.engine.connect() as conn, snapshot(conn):
+        # One snapshot: every entry concerning the document up to this head is read, which
+        # the signed statement (ledger/statement.json) says.
+        through = int(conn.execute(select(Head.seq)).scalar_one())
         related = {digest} | set(conn.scalars(
             select(Document.digest).where(Document.links_to == digest)))
         doc_rows = list(conn.execute(
@@ -225,6 +239,15 @@ def export_evidence(
         for name, data in material.items():
             files[f"trust/{folder}/{Path(name).name}"] = data
     created = chain.utc_text(now or datetime.now(UTC))
+    operator = _operator_key(ledger)
+    if operator is not None:
+        sign, cert_pem = operator
+        statement = statement_payload(digest, through, created, [
+            (seq, chain.entry_hash(entry)) for seq, entry in concerned])
+        files[_STATEMENT] = statement
+        files[_STATEMENT_SIG] = sign(statement)
+        if cert_pem is not None:
+            files[_STATEMENT_PEM] = cert_pem
     files["README.txt"] = _readme(digest, created, concerned, files, last).encode("utf-8")
     listed = {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())}
     manifest = chain.canonical_json({"format": FORMAT, "document": digest, "files": listed})
@@ -234,6 +257,33 @@ def export_evidence(
                            *sorted(files.items())]:
             zf.writestr(zipfile.ZipInfo(name, _FIXED_TIME), data, zipfile.ZIP_DEFLATED)
     return path
+
+
+_STATEMENT = "ledger/statement.json"
+_STATEMENT_SIG = "ledger/statement.sig"
+_STATEMENT_PEM = "ledger/statement.pem"
+STATEMENT_TYPE = "evidence-statement"
+
+
+def statement_payload(document: str, through: int, at: str,
+                      entries: Sequence[tuple[int, str]]) -> bytes:
+    """The exact bytes the operator signs to say which entries concern ``document``: every one
+    up to row ``through`` (the head when the bundle was made), as ``[seq, entry_hash]``.
+
+    A hash-chain proof shows that the entries a bundle holds are in the chain; it cannot show
+    that no other entry concerns the document (one removed from the bundle leaves the rest
+    proven). This list, signed like the checkpoints, can: the verifier wants exactly these.
+    Its ``type`` keeps it apart from a checkpoint signed by the same key."""
+    return chain.canonical_json({
+        "v": chain.ENCODING_VERSION, "type": STATEMENT_TYPE, "ledger": "edxml-hub",
+        "document": document, "through": through, "at": at,
+        "entries": [[seq, entry_hash] for seq, entry_hash in entries]})
+
+
+def _operator_key(ledger: Ledger) -> tuple[Callable[[bytes], bytes], bytes | None] | None:
+    """The key that signs the ledger's checkpoints (the operator's: ``hub evidence export``
+    opens the ledger with it), with its certificate path; None when the ledger cannot sign."""
+    return ledger.checkpoint_signing
 
 
 def _sums(listed: Mapping[str, str]) -> bytes:
@@ -393,12 +443,99 @@ def verify_bundle(
             signer = fingerprint(load_certificates(cert_pem)[0])
             if signer not in signers:
                 signers.append(signer)
+    # 5. the operator's signed list of the entries concerning the document: all there
+    held = {int(e["seq"]): hashlib.sha256(line).hexdigest() for line, e in lines}
+    try:
+        statement = _statement(files, document, held, trust)
+    except _Malformed as error:
+        statement = _StatementCheck([str(error)])
+    problems.extend(statement.problems)
     trusted = trust is not None and trust.anchored
     if trust is not None and not trusted:
         notes.append("UNVERIFIED signer: signatures were checked against the certificates"
                      " inside the bundle (--self-signed-ok)")
+    if not problems:
+        notes.append(_proven(len(entries), last_cp, statement))
     return BundleResult(document, tuple(problems), len(entries), last_cp, trusted, tuple(notes),
-                        tuple(signers))
+                        tuple(signers), statement.through is not None and not problems)
+
+
+@dataclass(frozen=True)
+class _StatementCheck:
+    """What the signed list of the concerned entries (``ledger/statement.json``) showed."""
+
+    problems: list[str] = field(default_factory=list)
+    through: int | None = None
+    """The head up to which the list is complete (None: no signed list was checked)."""
+    at: str = ""
+
+
+def _statement(files: Mapping[str, bytes], document: str | None, held: Mapping[int, str],
+               trust: OperatorTrust | None) -> _StatementCheck:
+    """Check the operator's signed list of the entries concerning the document against the
+    entries the bundle holds (``held``: entry_hash by row): exactly those, or a problem for
+    each one removed, added or changed. No list: nothing is checked (see :func:`_proven`)."""
+    body = files.get(_STATEMENT)
+    if body is None:
+        return _StatementCheck()
+    what = f"the signed list of the entries concerning the document ({_STATEMENT})"
+    fields = _object(_load_json(_STATEMENT, body), _STATEMENT)
+    if fields.get("type") != STATEMENT_TYPE or fields.get("ledger") != "edxml-hub":
+        raise _Malformed(f"{_STATEMENT}: not an evidence statement of an edxml-hub ledger")
+    listed_document = _text(_required(fields, "document", _STATEMENT, '"document"'),
+                            _STATEMENT, '"document"')
+    through = _integer(_required(fields, "through", _STATEMENT, '"through"'), _STATEMENT,
+                       '"through"')
+    at_text = _text(_required(fields, "at", _STATEMENT, '"at"'), _STATEMENT, '"at"')
+    pairs = _required(fields, "entries", _STATEMENT, '"entries"')
+    if not (isinstance(pairs, list) and all(
+            isinstance(p, list) and len(p) == 2 and isinstance(p[0], int)
+            and not isinstance(p[0], bool) and isinstance(p[1], str)
+            and _SHA256_HEX.fullmatch(p[1]) for p in pairs)):
+        raise _Malformed(f'{_STATEMENT}: "entries" is not a list of [row, SHA-256] pairs')
+    try:
+        at = _gmt(at_text)
+    except ValueError:
+        raise _Malformed(f'{_STATEMENT}: "at" is not a time') from None
+    problems: list[str] = []
+    if chain.canonical_json(fields) != body:
+        problems.append(f"{_STATEMENT} is not in canonical form (edited)")
+    signature = files.get(_STATEMENT_SIG)
+    if signature is None:
+        problems.append(f"{what} has no signature ({_STATEMENT_SIG} is missing)")
+    else:
+        problem = operator_signature_problem(what, body, signature, files.get(_STATEMENT_PEM),
+                                             at, trust)
+        if problem is not None:
+            problems.append(problem)
+    if listed_document != document:
+        problems.append(f"{what} is about document {listed_document}, not the bundle's")
+    listed = {int(seq): str(entry_hash) for seq, entry_hash in pairs}
+    for seq in sorted(listed.keys() | held.keys()):
+        if seq not in held:
+            problems.append(f"entry {seq} concerns the document, as the operator signed, but"
+                            " is not in the bundle (removed)")
+        elif seq not in listed:
+            problems.append(f"entry {seq} is in the bundle but not among the entries the"
+                            " operator signed as concerning the document (added)")
+        elif listed[seq] != held[seq]:
+            problems.append(f"entry {seq} is not the one the operator signed as concerning"
+                            " the document")
+    return _StatementCheck(problems, through, at_text)
+
+
+def _proven(entries: int, checkpoint: int, statement: _StatementCheck) -> str:
+    """What a bundle that verified proves, exactly."""
+    chained = (f"proven: these {entries} entries are in the chain that the signed checkpoint"
+               f" at row {checkpoint} covers")
+    if statement.through is None:
+        return (chained + "; NOT proven: that no other entry concerns the document (a chain"
+                f" proof shows presence, not completeness, and the bundle holds no {_STATEMENT}"
+                " signed by the operator to list them: it was made without the operator key,"
+                " by an older hub, or the list was removed)")
+    return (chained + f", and they are every entry concerning the document up to row"
+            f" {statement.through}, as the hub operator signed at {statement.at} (later ones,"
+            " if any, are not in this bundle)")
 
 
 # -- reading a bundle's structured members: each raises _Malformed naming the member ----------
@@ -693,7 +830,9 @@ def _readme(digest: str, created: str, concerned: Sequence[tuple[int, Mapping[st
         "This bundle proves what the hub recorded about one document: the exact bytes it",
         "received, every status and receipt referring to it, the validation reports, the exact",
         "revocation data (CRL or OCSP answer) the validation used, and the ledger entries,",
-        "chained to checkpoints signed by the hub operator organization. Everything can be",
+        "chained to checkpoints signed by the hub operator organization; that these entries",
+        "are all of those concerning the document only by the operator's signed list of",
+        "them (step 6). Everything can be",
         "checked offline. Each line starting with \"$ \" is a command to run (bash) in the",
         "unpacked bundle's folder with Debian's stock xmlsec1 and openssl and python3; the",
         "commands write their own files under out/. Every command must succeed.",
@@ -829,5 +968,48 @@ def _readme(digest: str, created: str, concerned: Sequence[tuple[int, Mapping[st
         "print('chain ok')",
         "EOF",
         "",
+        "6. Which entries concern the document",
+        "   Step 5 proves that the entries in ledger/entries.jsonl are in the chain the signed",
+        "   checkpoints cover: presence, not completeness. An entry left out of the bundle",
+        "   leaves the others proven.",
     ]
+    out += _readme_statement(files)
     return "\n".join(out)
+
+
+def _readme_statement(files: Mapping[str, bytes]) -> list[str]:
+    """Step 6 of the README: the operator's signed list of the concerned entries, if any."""
+    if _STATEMENT not in files:
+        return [
+            "   This bundle holds no list of them signed by the operator (it was made without",
+            "   the operator key): it does NOT prove that no other entry concerns the",
+            "   document.", ""]
+    statement = json.loads(files[_STATEMENT])
+    out = [
+        f"   {_STATEMENT}, signed by the hub operator like the checkpoints, lists [seq,",
+        "   entry_hash] of every entry concerning the document up to row"
+        f" {statement['through']} (the",
+        "   head when the bundle was made); the bundle must hold exactly those.",
+        f"$ openssl x509 -in {_STATEMENT_PEM} -pubkey -noout -out out/statement.pub",
+        f"$ openssl dgst -sha256 -verify out/statement.pub -signature {_STATEMENT_SIG}"
+        f" {_STATEMENT}",
+        f"$ openssl x509 -in {_STATEMENT_PEM} -noout -subject -nameopt RFC2253",
+    ]
+    if any(n.startswith("trust/roots/") for n in files):
+        epoch = int(_gmt(str(statement["at"])).timestamp())
+        out.append(f"$ openssl verify -attime {epoch} -CAfile out/roots.pem -untrusted"
+                   f" {_STATEMENT_PEM} {_STATEMENT_PEM}")
+    out += [
+        "$ python3 - <<'EOF'",
+        "import hashlib, json, sys",
+        f"s = json.load(open('{_STATEMENT}'))",
+        "listed = sorted((seq, h) for seq, h in s['entries'])",
+        "held = sorted((json.loads(line)['seq'], hashlib.sha256(line).hexdigest())",
+        "              for line in open('ledger/entries.jsonl', 'rb').read().splitlines())",
+        "if listed != held:",
+        "    sys.exit('the bundle does not hold exactly the entries the operator signed')",
+        "print('entries complete')",
+        "EOF",
+        "",
+    ]
+    return out

@@ -9,9 +9,13 @@ processes keep one consistent chain (see :mod:`hub.ledger.models`).
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
+import os
+import re
 import sqlite3
+import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -34,7 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
-from hub.errors import TransientError
+from hub.errors import ConfigurationError, TransientError
 from hub.ledger import adoption, chain
 from hub.ledger.blobs import BlobStore
 from hub.ledger.deliveries import DELIVERY_KINDS, PENDING
@@ -70,10 +74,13 @@ from hub.ledger.records import (
 )
 from hub.ledger.urls import sqlite_file as _sqlite_file
 from hub.ledger.walcheckpoint import SAFETY_NET_PAGES, WalCheckpointer
+from hub.logs import get_logger, redact_url
 from hub.reasons import Reason
 
 if TYPE_CHECKING:
-    from hub.ledger.verify import OperatorTrust
+    from hub.ledger.verify import OperatorTrust, Witness
+
+log = get_logger("hub.ledger")
 
 Signer = Callable[[bytes], bytes]
 SignatureCheck = Callable[[bytes, bytes], bool]
@@ -94,19 +101,69 @@ REFUSED_BYTES_CAP = 50 * 1024 * 1024
 _STATE_SQLSTATE_CLASSES = frozenset({"08", "25", "40", "42", "53", "55", "57", "58", "XX"})
 
 
+_CONFIGURATION_SQLSTATES = frozenset({"3D000", "28000", "28P01"})
+"""Refusals of a connection that only an operator can change: 3D000 a database that does not
+exist, 28000 a role that does not exist, may not log in or has no ``pg_hba.conf`` entry, 28P01
+a password or another authentication the server refused."""
+
+_CONFIGURATION_WORDS = re.compile(
+    r'database ".*" does not exist|role ".*" does not exist|authentication failed for user'
+    r"|no pg_hba\.conf entry for|is not permitted to log in|fe_sendauth: no password supplied")
+"""The same refusals in the server's (and libpq's) words: psycopg2 gives an error raised while
+connecting no SQLSTATE. A server whose ``lc_messages`` is not English is judged unavailable
+instead (retried; the detail still says why)."""
+
+
+def _sqlstate(error: exc.DBAPIError) -> str | None:
+    code = getattr(error.orig, "pgcode", None) or getattr(error.orig, "sqlstate", None)
+    return code if isinstance(code, str) and len(code) == 5 else None
+
+
 def is_transient(error: BaseException) -> bool:
-    """Whether a failed write may succeed later unchanged (LEDGER_UNAVAILABLE)."""
+    """Whether a failed write may succeed later unchanged (LEDGER_UNAVAILABLE).
+
+    A running consumer holds its batch and retries on these, a refused login included (an
+    operator may be rotating the role's password); at start-up :meth:`Ledger.open` calls the
+    refusals :func:`is_misconfigured` judges the settings' a configuration error instead."""
     if isinstance(error, exc.TimeoutError):
         return True  # the connection pool is exhausted
     if not isinstance(error, exc.DBAPIError):
         return False  # raised while preparing or binding one row's values
     if error.connection_invalidated:
         return True
-    code = getattr(error.orig, "pgcode", None) or getattr(error.orig, "sqlstate", None)
-    if isinstance(code, str) and len(code) == 5:
+    code = _sqlstate(error)
+    if code is not None:
         return code[:2] in _STATE_SQLSTATE_CLASSES
     # SQLite has no SQLSTATE: "database is locked", I/O errors are OperationalError.
     return isinstance(error, exc.OperationalError | exc.InterfaceError)
+
+
+def is_misconfigured(error: BaseException) -> bool:
+    """Whether a database error is the settings' fault: a database or a role that does not
+    exist, an authentication the server refused (:data:`_CONFIGURATION_SQLSTATES`; without a
+    SQLSTATE, :data:`_CONFIGURATION_WORDS`). Retrying never helps; an operator must act."""
+    if not isinstance(error, exc.DBAPIError):
+        return False
+    code = _sqlstate(error)
+    if code is not None:
+        return code in _CONFIGURATION_SQLSTATES
+    return bool(_CONFIGURATION_WORDS.search(str(error.orig)))
+
+
+_URL_PASSWORD = re.compile(r"(://[^/:@\s]*:)[^@\s]*@")
+_DSN_PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
+_BACKGROUND = re.compile(r"\s*\(Background on this error at: [^)]*\)")
+
+
+def cause(error: BaseException) -> str:
+    """The first line of what the driver (or the pool) said, on one line, without a password:
+    what an operator reads to know why (``Connection refused``, ``database is locked``). Never
+    a statement's values: a driver's first line names the failure, not the rows."""
+    text = str(error.orig) if isinstance(error, exc.DBAPIError) else str(error)
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    first = " ".join(_BACKGROUND.sub("", first).split())
+    first = _DSN_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", first))
+    return first[:240]
 
 
 def _driver_error(conn: Connection, statement: str, params: Any, error: Any,
@@ -232,8 +289,95 @@ class _HeadState:
 
 
 def unavailable(error: BaseException) -> TransientError:
-    """LEDGER_UNAVAILABLE for a database error :func:`is_transient` judged passing."""
-    return TransientError(Reason.LEDGER_UNAVAILABLE, type(error).__name__)
+    """LEDGER_UNAVAILABLE for a database error :func:`is_transient` judged passing; its detail
+    names the error and its :func:`cause` (``OperationalError: connection to server at …
+    failed: Connection refused``)."""
+    why = cause(error)
+    return TransientError(Reason.LEDGER_UNAVAILABLE,
+                          f"{type(error).__name__}: {why}" if why else type(error).__name__)
+
+
+FILE_MODE = 0o600
+"""A SQLite ledger (and its ``-wal`` and ``-shm`` files, which SQLite makes with the database
+file's mode) holds every document's exact bytes: readable by its owner alone, whatever the
+process umask, as its backups and the blob store are."""
+
+
+def _sqlite_checked(path: Path, *, write: bool) -> None:
+    """Raise :class:`ConfigurationError` when ``path`` cannot be a SQLite ledger: a directory,
+    or — to write — a file, or a folder (SQLite makes the ``-wal`` and ``-shm`` files there),
+    this user may not write. ``root`` may write anything: ``os.access`` says so."""
+    if path.is_dir():
+        raise ConfigurationError(f"the ledger at {path}: {path} is a directory, not a SQLite file")
+    if not write:
+        return
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        raise ConfigurationError(f"the ledger at {path}: {path} is not writable by this user")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # the folder the missing ones are made in
+    if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigurationError(f"the ledger at {path}: the folder {folder} is not writable by "
+                                 "this user (the ledger's -wal and -shm files are made there)")
+
+
+def _private_sqlite(path: Path, *, create: bool) -> None:
+    """Create ``path`` (and its missing folders, 0700) :data:`FILE_MODE` before SQLite opens it
+    (it would use the umask); a ledger file, ``-wal`` or ``-shm`` file of ours that others may
+    read is made :data:`FILE_MODE`, one of another owner is left as it is, with a warning."""
+    if create:
+        try:
+            missing = [p for p in (path.parent, *path.parent.parents) if not p.is_dir()]
+            for folder in reversed(missing):  # Path.mkdir makes parents with the umask's mode
+                with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+                    folder.mkdir(mode=0o700)
+                if not folder.is_dir():
+                    raise NotADirectoryError(errno.ENOTDIR, f"{folder} is not a directory")
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        except FileExistsError:
+            pass  # the ledger is there: SQLite opens it
+        except OSError as error:
+            raise ConfigurationError(f"the ledger at {path}: cannot create it: "
+                                     f"{error.strerror or error}") from None
+        else:
+            try:
+                os.fchmod(fd, FILE_MODE)  # the umask took bits away from O_CREAT's mode
+            finally:
+                os.close(fd)
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            info = file.stat()
+        except FileNotFoundError:
+            continue
+        mode = stat.S_IMODE(info.st_mode)
+        if not mode & 0o077:
+            continue
+        if info.st_uid != os.geteuid():
+            log.warning("ledger_file_not_private", path=str(file), mode=oct(mode),
+                        owner_uid=info.st_uid)
+            continue
+        try:
+            file.chmod(mode & 0o700)
+        except OSError as error:
+            log.warning("ledger_file_not_private", path=str(file), mode=oct(mode),
+                        error=error.strerror or str(error))
+            continue
+        log.warning("ledger_file_made_private", path=str(file), was=oct(mode),
+                    now=oct(mode & 0o700))
+
+
+def _sqlite_engine_args(url: str, path: Path, *, read_only: bool, must_exist: bool,
+                        timeout_s: float) -> tuple[str, dict[str, Any]]:
+    """The URL and ``create_engine`` arguments of the SQLite ledger ``url`` (at ``path``), once the
+    path is checked (:func:`_sqlite_checked`), there when it must be, and — for a writer —
+    private (:func:`_private_sqlite`, which creates it unless it ``must_exist``)."""
+    _sqlite_checked(path, write=not read_only)
+    if must_exist and not path.is_file():
+        raise LedgerOpenError(f"no ledger at {path} (no such file)")
+    if read_only:
+        return f"sqlite:///{path}", {"creator": _read_only_sqlite(path, timeout_s)}
+    _private_sqlite(path, create=not must_exist)
+    return url, {"connect_args": {"timeout": timeout_s}}
 
 
 def _read_only_sqlite(path: Path, timeout_s: float) -> Callable[[], sqlite3.Connection]:
@@ -322,6 +466,13 @@ class Ledger:
         never creates or migrates. Raises :class:`LedgerOpenError` (one line) when there is no
         ledger at the current schema there.
 
+        Raises :class:`ConfigurationError` (one line, the cause in the server's words) when the
+        settings are at fault: a PostgreSQL database or role that does not exist, a refused
+        authentication (:func:`is_misconfigured`), a SQLite path that is a directory or that
+        this user cannot write; :class:`TransientError` (LEDGER_UNAVAILABLE, with the
+        :func:`cause`) when the database does not answer. A SQLite ledger is created
+        :data:`FILE_MODE`; an opened one that others may read is made so (``_private_sqlite``).
+
         ``sqlite_wal_checkpoints="background"``: a SQLite ledger's WAL checkpoints are made by
         a thread of its own (:mod:`hub.ledger.walcheckpoint`), not by the committing
         connection — for a long-running writer (``hub run``); ``close()`` stops it.
@@ -339,20 +490,13 @@ class Ledger:
         if sqlite_wal_checkpoints not in {"inline", "background"}:
             raise ValueError("sqlite_wal_checkpoints must be inline or background")
         path = _sqlite_file(url)
-        kwargs: dict[str, Any] = {}
-        if path is not None and must_exist and not path.is_file():
-            raise LedgerOpenError(f"no ledger at {path} (no such file)")
-        if path is not None and read_only:
-            kwargs["creator"] = _read_only_sqlite(path, sqlite_busy_timeout_ms / 1000)
-            url = f"sqlite:///{path}"
-        elif path is not None and must_exist:
-            kwargs["connect_args"] = {"timeout": sqlite_busy_timeout_ms / 1000}
-        elif path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"timeout": sqlite_busy_timeout_ms / 1000}
+        kwargs: dict[str, Any]
+        if path is not None:
+            url, kwargs = _sqlite_engine_args(url, path, read_only=read_only,
+                                              must_exist=must_exist,
+                                              timeout_s=sqlite_busy_timeout_ms / 1000)
         else:
-            kwargs["pool_pre_ping"] = True
-            kwargs["connect_args"] = _pg_connect_args(url)
+            kwargs = {"pool_pre_ping": True, "connect_args": _pg_connect_args(url)}
         engine = create_engine(url, **kwargs)
         wal_path = path if sqlite_wal_checkpoints == "background" and not read_only else None
         if engine.dialect.name == "sqlite":
@@ -373,6 +517,9 @@ class Ledger:
                 upgrade(engine)
         except (exc.OperationalError, exc.InterfaceError) as error:
             engine.dispose()
+            if is_misconfigured(error):  # no restart helps: exit 3, not 4
+                raise ConfigurationError(f"the ledger at {redact_url(url)}: {cause(error)}"
+                                         ) from None
             raise unavailable(error) from error
         except LedgerOpenError:
             engine.dispose()
@@ -1046,8 +1193,13 @@ class Ledger:
         check_bytes: bool = True,
         jobs: int | None = None,
         min_segment_rows: int | None = None,
+        expect: Sequence[Witness] = (),
     ) -> VerifyResult:
         """Check the whole chain, every checkpoint and (by default) every document's bytes.
+
+        ``expect``: witnesses ``(seq, chain hash)`` noted earlier (``hub ledger verify
+        --expect``): the verdict also fails unless the chain holds each of those rows with that
+        hash — a chain cut back to an earlier checkpoint is found only that way.
 
         Checkpoint signatures are checked against ``trust`` (the operator's CA roots or pinned
         certificates, :class:`hub.ledger.verify.OperatorTrust`) or ``verify_signature``; with
@@ -1070,9 +1222,16 @@ class Ledger:
                 return verify_ledger(
                     conn, self.blobs, progress=progress, trust=trust,
                     verify_signature=verify_signature, require_signed=require_signed,
-                    check_bytes=check_bytes, helpers=helpers)
+                    check_bytes=check_bytes, helpers=helpers, expect=expect)
         except (exc.OperationalError, exc.InterfaceError) as error:
             raise unavailable(error) from error
+
+    @property
+    def checkpoint_signing(self) -> tuple[Callable[[bytes], bytes], bytes | None] | None:
+        """The key that signs this ledger's checkpoints (the operator's) with its certificate
+        path, or None when the ledger was opened without it (what an evidence export signs
+        its statement of the entries with)."""
+        return None if self._signer is None else (self._signer, self._cert_pem)
 
 
 _EVENT_KINDS: dict[str, str] = {k.value: k.value for k in EventKind}

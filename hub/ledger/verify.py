@@ -11,7 +11,13 @@ What each mutation looks like to it:
 - an edited row whose hashes were recomputed: the next link (or the signed head) disagrees;
 - a deleted row: a gap in ``seq``;
 - reordered rows: the links disagree;
-- a truncated chain: the chain ends before the recorded head or before a checkpoint;
+- a truncated chain: the chain ends before the recorded head or before a checkpoint. A cut
+  made with the head moved back and the checkpoints after the cut removed leaves a shorter
+  chain that holds together: nothing inside the database can tell it from a ledger that never
+  grew further. Only a witness can: a row and its chain hash noted earlier (the head or the
+  last signed checkpoint this check reports, :meth:`LedgerVerdict.head_line`; a checkpoint of
+  an evidence bundle) and given back as ``expect``, which fails unless the chain holds that
+  row with that hash;
 - a forged checkpoint: its head is not the chain's, or its signature does not verify;
 - swapped envelope bytes: they no longer hash to the document's digest (which is chained);
 - swapped revocation evidence: a CRL or OCSP answer no longer hashes to its chained reference;
@@ -86,15 +92,47 @@ class LedgerVerdict(VerifyResult):
     signed_through: int = 0
     """The last row covered by a signed checkpoint the check accepted (0: none). Whether its
     signer is the operator's is :attr:`signers_trusted`."""
+    head_hash: str = ""
+    """The chain hash at row :attr:`rows` (the head), as the walk recomputed it."""
+    signed_hash: str = ""
+    """The chain hash at row :attr:`signed_through`, which that checkpoint signs ("": none)."""
 
     @property
     def unsigned_rows(self) -> int:
         """Rows after :attr:`signed_through`: no signature covers them."""
         return max(0, self.rows - self.signed_through)
 
+    def head_line(self) -> str:
+        """The head and the last signed checkpoint as ``SEQ:HASH`` witnesses (``expect``): what
+        an auditor notes down, outside the database, to prove on a later day that the chain was
+        not cut back (nothing inside the database can)."""
+        signed = (f"{self.signed_through}:{self.signed_hash}" if self.signed_through
+                  else "none")
+        return (f"head {self.rows}:{self.head_hash}; last signed checkpoint {signed} (note"
+                " them: `--expect SEQ:HASH` fails unless the chain still holds that row)")
+
     def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "signed_through": self.signed_through,
-                "unsigned_rows": self.unsigned_rows}
+                "unsigned_rows": self.unsigned_rows,
+                "head": {"seq": self.rows, "chain_hash": self.head_hash},
+                "signed_checkpoint": ({"seq": self.signed_through,
+                                       "chain_hash": self.signed_hash}
+                                      if self.signed_through else None)}
+
+
+Witness = tuple[int, str]
+"""A row and the chain hash it had when someone outside the database noted it."""
+
+
+def witness(text: str) -> Witness:
+    """``SEQ:HASH`` (a row from 1 and its 64-hex-digit chain hash) as a :data:`Witness`;
+    ValueError otherwise (the ``type`` of ``--expect``: argparse names the option)."""
+    seq, sep, chain_hash = text.strip().partition(":")
+    chain_hash = chain_hash.strip().lower()
+    if (not sep or not seq.isascii() or not seq.isdigit() or int(seq) < 1
+            or len(chain_hash) != 64 or any(c not in "0123456789abcdef" for c in chain_hash)):
+        raise ValueError(f"not SEQ:HASH (a row from 1, a colon, 64 hex digits): {text!r}")
+    return int(seq), chain_hash
 
 
 class SegmentWalkers(Protocol):
@@ -315,11 +353,14 @@ def verify_ledger(
     require_signed: bool = False,
     check_bytes: bool = True,
     helpers: SegmentWalkers | None = None,
+    expect: Sequence[Witness] = (),
 ) -> VerifyResult:
     """Verify the ledger reachable through ``conn`` (one consistent snapshot).
 
     ``helpers``: walk segments of a long chain elsewhere (helper processes,
-    :mod:`hub.ledger.verify_parallel`); the verdict is the one walk's, row for row."""
+    :mod:`hub.ledger.verify_parallel`); the verdict is the one walk's, row for row.
+    ``expect``: rows and chain hashes noted earlier (:meth:`LedgerVerdict.head_line`); the
+    verdict fails unless the chain holds each (a chain cut back below one fails)."""
     checker = _CheckpointChecker(trust, verify_signature)
     if conn.dialect.name == "postgresql":
         conn = conn.execution_options(isolation_level="REPEATABLE READ")
@@ -368,9 +409,10 @@ def verify_ledger(
 
         def verdict(problem: str | None = None, first_bad_row: int | None = None
                     ) -> LedgerVerdict:
+            through = checker.signed_through
             return LedgerVerdict(total, first_bad_row, problem, len(checkpoints), signed,
-                                 tuple(checker.signers), checker.trusted,
-                                 checker.signed_through)
+                                 tuple(checker.signers), checker.trusted, through, link,
+                                 checkpoints[through].head if through else "")
 
         beyond = sorted(s for s in checkpoints if s > total)
         if beyond:
@@ -394,6 +436,9 @@ def verify_ledger(
             return verdict(
                 f"no signed checkpoint covers any of the {total:,} rows: the checkpoints were"
                 " removed (and the chain recomputed), or the ledger was never signed")
+        unwitnessed = _witness_problem(conn, total, expect)
+        if unwitnessed is not None:
+            return verdict(*unwitnessed)
         if differ_error is not None:
             raise differ_error
         if not differ_read:
@@ -403,6 +448,24 @@ def verify_ledger(
         if progress is not None:
             progress(total, total)
         return verdict()
+
+
+def _witness_problem(conn: Connection, total: int,
+                     expect: Iterable[Witness]) -> tuple[str, int] | None:
+    """Why the chain of ``total`` rows (verified) does not hold a witnessed row, and the row
+    to name; None when it holds every one. Called once the chain holds: each of its rows is
+    then stored once, with the chain hash the walk recomputed."""
+    for seq, chain_hash in sorted(set(expect)):
+        if seq > total:
+            return (f"the chain ends at row {total:,}, but the witness given holds row {seq:,}"
+                    f" (chain hash {chain_hash[:16]}…): the ledger was cut back, its head moved"
+                    " back and its later checkpoints removed", total + 1)
+        stored = start_link(conn, seq)
+        if stored != chain_hash:
+            return (f"row {seq:,} has chain hash {str(stored)[:16]}…, not {chain_hash[:16]}… as"
+                    " the witness given holds: the chain was rewritten up to that row (or the"
+                    " witness is another ledger's)", seq)
+    return None
 
 
 def _read_head(conn: Connection) -> tuple[int, Any, int] | str:
@@ -1049,26 +1112,42 @@ def checkpoint_signature_problem(
     """None when the checkpoint at ``seq`` was signed by the operator (per ``trust``), else
     the problem. ``cert_pem`` is what was stored beside the signature: a path to check, never
     a reason to trust."""
+    return operator_signature_problem(f"checkpoint at row {seq}", payload, signature, cert_pem,
+                                      at, trust, verify_signature)
+
+
+def operator_signature_problem(
+    what: str,
+    payload: bytes,
+    signature: bytes,
+    cert_pem: bytes | None,
+    at: datetime,
+    trust: OperatorTrust | None,
+    verify_signature: SignatureCheck | None = None,
+) -> str | None:
+    """None when ``payload`` (``what``, for the problem's text) was signed at ``at`` by the
+    operator (per ``trust``, or ``verify_signature``), else the problem. ``cert_pem`` is what
+    came beside the signature: a path to check, never a reason to trust."""
     if verify_signature is not None:
         if verify_signature(payload, signature):
             return None
-        return f"checkpoint at row {seq} has an invalid signature (forged)"
+        return f"{what} has an invalid signature (forged)"
     if trust is None:
-        return f"checkpoint at row {seq}: no operator trust anchor to check its signer"
+        return f"{what}: no operator trust anchor to check its signer"
     at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
     stored: list[x509.Certificate] = []
     if cert_pem is not None:
         try:
             stored = load_certificates(cert_pem)
         except ValueError:
-            return f"checkpoint at row {seq} carries an unreadable certificate (forged)"
+            return f"{what} carries an unreadable certificate (forged)"
     candidates: list[list[x509.Certificate]] = []
     if stored:
         candidates.append(stored)
     candidates.extend([p] for p in trust.pinned
                       if not stored or fingerprint(p) != fingerprint(stored[0]))
     if not candidates:
-        return f"checkpoint at row {seq} carries no certificate to check its signature"
+        return f"{what} carries no certificate to check its signature"
     first_problem: str | None = None
     for path in candidates:
         problem = trust.signer_problem(path, at)
@@ -1077,5 +1156,4 @@ def checkpoint_signature_problem(
                 return None
             problem = "its signature does not verify"
         first_problem = first_problem or problem
-    return (f"checkpoint at row {seq} is not signed by the hub operator (forged):"
-            f" {first_problem}")
+    return f"{what} is not signed by the hub operator (forged): {first_problem}"

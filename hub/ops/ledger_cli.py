@@ -30,7 +30,7 @@ from typing import Any
 
 from hub.config import Settings, load_settings
 from hub.errors import ConfigurationError, TransientError
-from hub.ledger.backup import BackupError, backup, restore
+from hub.ledger.backup import BackupError, backup, check_backup, restore
 from hub.ledger.evidence import (
     EvidenceError,
     TrustMaterial,
@@ -77,6 +77,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--jobs", type=job_count, default=None,
                    help="processes walking a long chain in segments (default: one per usable"
                         " core; 1: this process alone); the verdict is the same")
+    p.add_argument("--expect", type=witness_arg, action="append", default=[], metavar="SEQ:HASH",
+                   help="a row and its chain hash noted earlier (the head an earlier verify "
+                        "printed, a bundle's checkpoint): fail unless the chain still holds it "
+                        "(repeatable; a chain cut back is found only this way)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
     p = _command(sub, "query", "events or documents by document, organization, period", _query)
@@ -122,7 +126,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = _command(esub, "verify", "check a bundle offline", _verify_bundle, ledger_args=False)
     p.add_argument("bundle", type=Path, help="the evidence bundle (zip or unpacked folder)")
     p.add_argument("--config", dest="ledger_config", type=Path,
-                   help="settings file for the default operator trust anchors")
+                   help="settings file for the default operator trust anchors (default: the"
+                        " hub's --config, then HUB_CONFIG; neither: no settings)")
     _trust_args(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
@@ -298,6 +303,16 @@ def _progress_bar(done: int, total: int) -> None:
     sys.stderr.flush()
 
 
+def witness_arg(text: str) -> tuple[int, str]:
+    """``--expect SEQ:HASH`` (:func:`hub.ledger.verify.witness`), its error one usage line."""
+    from hub.ledger.verify import witness
+
+    try:
+        return witness(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _verify(args: argparse.Namespace) -> int:
     from hub.ledger.verify import LedgerVerdict
 
@@ -308,7 +323,8 @@ def _verify(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         result = ledger.verify(_progress_bar, trust=trust,
                                require_signed=not args.allow_unsigned,
-                               check_bytes=not args.no_bytes, jobs=args.jobs)
+                               check_bytes=not args.no_bytes, jobs=args.jobs,
+                               expect=args.expect)
     if args.json:
         print(json.dumps(result.to_dict()))
     elif result.ok:
@@ -317,6 +333,8 @@ def _verify(args: argparse.Namespace) -> int:
                else "UNVERIFIED: checked against the stored certificates only")
         print(f"ok: {result.rows:,} rows, {result.checkpoints} checkpoints"
               f" ({result.signed_checkpoints} signed); operator certificates {signers} ({how})")
+        if isinstance(result, LedgerVerdict):
+            print(result.head_line())
         if isinstance(result, LedgerVerdict) and result.unsigned_rows:
             # Not a failure: an honest ledger has rows since its last checkpoint (how many
             # depends on the writer's settings, which the ledger does not record).
@@ -406,6 +424,9 @@ def _backup(args: argparse.Namespace) -> int:
 def _restore(args: argparse.Namespace) -> int:
     settings = _settings(args)
     url = getattr(args, "url", None) or ledger_url(settings)
+    # Read the backup before the target is opened (which creates and migrates it): a
+    # missing or unreadable file leaves the target as it was.
+    check_backup(args.path)
     with open_ledger_url(url, blob_dir=settings.path(settings.ledger.blob_dir),
                          blob_threshold=settings.ledger.blob_threshold) as ledger:
         restore(args.path, ledger)
@@ -484,7 +505,9 @@ def _verify_bundle(args: argparse.Namespace) -> int:
     if not args.bundle.exists():
         print(f"hub: {args.bundle}: no such bundle (a zip or an unpacked folder)", file=sys.stderr)
         return EXIT_USAGE
-    settings = _settings(args) if (args.ledger_config or _env_config()) else None
+    # Its own --config, else the hub's global --config, else HUB_CONFIG; none: no settings.
+    given = args.ledger_config or getattr(args, "config", None) or _env_config()
+    settings = _settings(args) if given else None
     trust = operator_trust(args, settings)
     if _no_anchor(trust):
         return EXIT_USAGE

@@ -45,6 +45,19 @@ def _config(tmp_path: Path, url: str) -> Path:
     return path
 
 
+def _command(command: str, tmp_path: Path) -> list[str]:
+    """The command's arguments; a restore gets a real backup (of an empty ledger): it reads
+    the backup before it opens the target."""
+    if command != "ledger restore":
+        return COMMANDS[command]
+    from hub.ledger import Ledger
+    from hub.ledger.backup import backup
+
+    with Ledger.open(f"sqlite:///{tmp_path / 'source.sqlite3'}") as source:
+        backup(source, tmp_path / "backup.zip")
+    return [str(tmp_path / a) if a == "backup.zip" else a for a in COMMANDS[command]]
+
+
 def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
     code = main(argv)
     captured = capsys.readouterr()
@@ -62,7 +75,7 @@ def test_an_unusable_ledger_url_is_one_configuration_line_with_exit_code_3(
     # Given settings whose ledger URL the database layer cannot use
     config = _config(tmp_path, UNUSABLE_URLS[problem])
     # When a command opens the ledger
-    code, err = _run(["--config", str(config), *COMMANDS[command]], capsys)
+    code, err = _run(["--config", str(config), *_command(command, tmp_path)], capsys)
     # Then it says so in one line, as a configuration error, without the password
     assert code == EXIT_CONFIG, err
     assert len(err) == 1, err
@@ -79,7 +92,7 @@ def test_a_database_that_does_not_answer_is_still_unavailable_not_a_configuratio
     # Given a usable URL of a PostgreSQL server that is not there (nothing listens on port 1)
     config = _config(tmp_path, f"postgresql+psycopg2://nobody:{PASSWORD}@127.0.0.1:1/nonedb")
     # When a command that creates or migrates the ledger runs
-    code, err = _run(["--config", str(config), *COMMANDS[command]], capsys)
+    code, err = _run(["--config", str(config), *_command(command, tmp_path)], capsys)
     # Then the database is unavailable (exit 4): the settings may well be right
     assert code == EXIT_UNAVAILABLE, err
     assert len(err) == 1, err

@@ -59,6 +59,31 @@ def test_ledger_verify_passes_across_a_rotation_with_the_operator_ca(
     assert len(result["signers"]) == 2
 
 
+def test_ledger_verify_prints_the_head_to_note_and_fails_when_a_noted_row_is_gone(
+    audit: tuple[Path, list[str]], capsys: pytest.CaptureFixture[str],
+) -> None:
+    db, anchors = audit
+    url = f"sqlite:///{db}"
+    # Given the auditor's verify, which prints the head to note outside the database
+    assert main(["ledger", "verify", "--url", url, *anchors]) == EXIT_OK
+    out = capsys.readouterr().out
+    head = next(line for line in out.splitlines() if line.startswith("head "))
+    noted = head.split()[1].rstrip(";")
+    assert noted.startswith("40:")
+    # When the same head is given back, Then it passes
+    assert main(["ledger", "verify", "--url", url, *anchors, "--expect", noted]) == EXIT_OK
+    capsys.readouterr()
+    # and when the chain no longer holds it (a row of another hash), it fails in one line
+    other = noted[:-1] + ("0" if noted[-1] != "0" else "1")
+    assert main(["ledger", "verify", "--url", url, *anchors, "--expect", other]) == 1
+    assert capsys.readouterr().out.startswith("FAILED at row 40:")
+    # and a witness that is not SEQ:HASH is a usage error naming the option
+    with pytest.raises(SystemExit) as usage:
+        main(["ledger", "verify", "--url", url, *anchors, "--expect", "40"])
+    assert usage.value.code == EXIT_USAGE
+    assert "--expect" in capsys.readouterr().err
+
+
 def test_ledger_verify_without_trust_anchors_refuses_to_say_ok(
     audit: tuple[Path, list[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
