@@ -23,7 +23,6 @@ import datetime
 import decimal
 import functools
 import hashlib
-import re
 import struct
 import threading
 import time
@@ -37,7 +36,7 @@ import pika.spec
 
 from hub.errors import TransientError
 from hub.logs import get_logger
-from hub.messages import Delivery, Outgoing
+from hub.messages import UNFIT_CHAR, Delivery, Outgoing
 from hub.reasons import Reason
 
 log = get_logger("hub.broker")
@@ -139,8 +138,6 @@ _UNENCODABLE = (pika.exceptions.ShortStringTooLong, pika.exceptions.UnsupportedA
 an integer over 64 bits, a float, text that is not Unicode scalar values)."""
 
 
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-"""Control characters (Unicode category Cc) and lone surrogates (Cs, which UTF-8 cannot hold)."""
 
 
 def _short_text(value: Any) -> Any:
@@ -151,11 +148,11 @@ def _short_text(value: Any) -> Any:
     of the SHA-256 of the original bytes, so that two different ids stay different."""
     if value is None:
         return None
-    if (type(value) is str and _CONTROL.search(value) is None
+    if (type(value) is str and UNFIT_CHAR.search(value) is None
             and (len(value) <= SHORT_MAX // 4 or len(value.encode()) <= SHORT_MAX)):
         return value
     raw = value if isinstance(value, bytes) else str(value).encode("utf-8", "surrogatepass")
-    clean = _CONTROL.sub("", raw.decode("utf-8", "replace"))
+    clean = UNFIT_CHAR.sub("", raw.decode("utf-8", "replace"))
     tag = "~" + hashlib.sha256(raw).hexdigest()[:16]
     head = clean.encode()[:SHORT_MAX - len(tag)].decode("utf-8", "ignore")
     return head + tag

@@ -5,9 +5,17 @@ No pika here: the pure pipeline plans in these types and :mod:`hub.broker` execu
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+UNFIT_CHAR = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+"""C0 controls (NUL included), DEL, C1 controls and lone surrogates: never part of an id, a
+code or an account name. PostgreSQL refuses a NUL in any text or JSON column and a lone
+surrogate cannot be encoded, so a ledger row carrying one is refused; in a log line or a page
+they forge or hide text. Shared by the broker adapter, the intake, the axis protocol and the
+console."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,12 +54,12 @@ import base64
 import enum
 import hashlib
 import hmac
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from hub.edxml.model import BusinessDocType, Envelope, StatusPacket
+from hub.messages import UNFIT_CHAR
 
 __all__ = [
     "DUPLICATE_CODE",
@@ -283,19 +283,15 @@ MAX_CODE_LENGTH = 64
 MAX_WORD_LENGTH = 32
 """Longest ``messagetype`` / ``servicetype`` a listed entry may carry."""
 
-_UNFIT_CHAR = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-"""C0 controls (NUL included), DEL, C1 controls and lone surrogates: never part of an id or a
-code; PostgreSQL refuses a NUL in any text or JSON column and a lone surrogate cannot be
-encoded, so a ledger row carrying one is refused — and in a log line they forge or hide text."""
 
 
 def unfit_text(value: str, limit: int) -> str:
     """Why ``value`` — text of the axis' answer — cannot be used as an id or a code: longer
-    than ``limit``, or holding a character of :data:`_UNFIT_CHAR` (named by its code point,
+    than ``limit``, or holding a character of :data:`~hub.messages.UNFIT_CHAR` (named by its code point,
     never repeated). Empty when it can be used."""
     if len(value) > limit:
         return f"is longer than {limit} characters"
-    found = _UNFIT_CHAR.search(value)
+    found = UNFIT_CHAR.search(value)
     if found is None:
         return ""
     kind = "a lone surrogate" if "\ud800" <= found.group() <= "\udfff" else "a control character"

@@ -61,6 +61,7 @@ from hub.edxml import VIETNAM_TZ, Envelope, EnvelopeRefused, StatusPacket, parse
 from hub.errors import HubError
 from hub.ledger.search import OUTCOMES, organ_codes, search_documents
 from hub.logs import get_logger
+from hub.messages import UNFIT_CHAR
 from hub.ops import dlq
 from hub.reasons import Reason
 
@@ -162,9 +163,10 @@ def _seq_param(text: str) -> int | None:
 
 def _plain(name: str, text: str) -> str:
     """A text typed into a search field or taken from a path: refused (400) when it holds a
-    control character. PostgreSQL cannot hold a NUL in a text value (the query fails where
-    SQLite finds nothing), and no organization code, DocumentId or digest holds one."""
-    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text):
+    control character (:data:`~hub.messages.UNFIT_CHAR`). PostgreSQL cannot hold a NUL in a
+    text value (the query fails where SQLite finds nothing), and no organization code,
+    DocumentId or digest holds one."""
+    if UNFIT_CHAR.search(text):
         raise _Refused(400, "error.control_chars", f"{name}={text[:40]!r}")
     return text
 

@@ -46,7 +46,6 @@ exits 0 (while the ledger is down it gives up instead: nothing unfinished is ack
 from __future__ import annotations
 
 import dataclasses
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -62,7 +61,7 @@ from hub.consumers.stats import Stats
 from hub.errors import ConfigurationError, TransientError
 from hub.ledger.records import DocumentIn, EventIn, ReceiptConflict
 from hub.logs import get_logger
-from hub.messages import Outgoing
+from hub.messages import UNFIT_CHAR, Outgoing
 from hub.reasons import Reason
 from hub.topology import Topology
 from hub.trust.signer_pool import SignerUnavailable
@@ -161,12 +160,9 @@ class IntakeOptions:
     name: str = "edxml-hub intake"
 
 
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-
-
 def _plain(text: str) -> str:
     """``text`` without control characters nor lone surrogates (no database text holds NUL)."""
-    return _CONTROL.sub("", text)
+    return UNFIT_CHAR.sub("", text)
 
 
 def _storable(delivery: Delivery) -> Delivery:
