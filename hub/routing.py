@@ -218,6 +218,17 @@ def _is_direct(entry: DirectoryEntry, province: str) -> bool:
     return entry.reach == "direct" and entry.province == province
 
 
+def _inbox_delivery(entry: DirectoryEntry, written: str, province: str, *,
+                    kept: bool = False) -> Delivery:
+    """A document's delivery to the body ``entry`` (written ``written``): its inbox when this
+    hub reaches it directly (``kept``: an abolished body's, kept for draining), else the
+    national-axis gateway."""
+    primary = _primary(entry)
+    if _is_direct(entry, province):
+        return Delivery(primary, "direct", inbox_key(primary), written, kept=kept)
+    return Delivery(primary, "axis", AXIS_INBOX_KEY, written)
+
+
 def route(
     envelope: Envelope, directory: DirectoryLookup, *, at: datetime, province: str
 ) -> RoutingPlan:
@@ -255,13 +266,9 @@ def _plan(
             assert resolved.reason is not None
             problems.append((resolved.reason, f"recipient {resolved.why}"))
             continue
-        primary = _primary(resolved.entry)
-        if primary in deliveries:
-            continue  # the same body written twice, or under both of its codes
-        if _is_direct(resolved.entry, province):
-            deliveries[primary] = Delivery(primary, "direct", inbox_key(primary), written)
-        else:
-            deliveries[primary] = Delivery(primary, "axis", AXIS_INBOX_KEY, written)
+        # the same body written twice, or under both of its codes: one delivery
+        deliveries.setdefault(_primary(resolved.entry),
+                              _inbox_delivery(resolved.entry, written, province))
     if problems:
         # Malformed codes outrank unknown ones: the sender's system is broken, not the directory.
         reasons = [reason for reason, _ in problems]
@@ -296,15 +303,10 @@ def route_former(
             if gone is None or not abolished or not _is_direct(gone, province):
                 unreached.append(resolved.why)
                 continue
-            primary = _primary(gone)
-            deliveries.setdefault(primary, Delivery(primary, "direct", inbox_key(primary),
-                                                    written, kept=True))
+            deliveries.setdefault(_primary(gone),
+                                  _inbox_delivery(gone, written, province, kept=True))
             continue
-        primary = _primary(entry)
-        if _is_direct(entry, province):
-            deliveries.setdefault(primary, Delivery(primary, "direct", inbox_key(primary), written))
-        else:
-            deliveries.setdefault(primary, Delivery(primary, "axis", AXIS_INBOX_KEY, written))
+        deliveries.setdefault(_primary(entry), _inbox_delivery(entry, written, province))
     return FormerRecipients(tuple(deliveries.values()), tuple(unreached))
 
 
