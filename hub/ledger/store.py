@@ -1067,7 +1067,7 @@ class Ledger:
         *,
         code: str | None = None,
         document_id: str | None = None,
-        organ_id: str | None = None,
+        organ_id: str | Sequence[str] | None = None,
         sender: str | None = None,
         kind: str | None = None,
         links_to: str | None = None,
@@ -1075,7 +1075,8 @@ class Ledger:
         until: datetime | None = None,
         limit: int | None = None,
     ) -> list[StoredDocument]:
-        """Documents by code, DocumentId, organization (as sender or recipient), period."""
+        """Documents by code, DocumentId, organization (as sender or recipient; several codes:
+        any of them, one body's as :func:`hub.ledger.search.organ_codes` gives), period."""
         stmt = select(*_DOC_COLUMNS).order_by(Document.seq)
         if code is not None:
             stmt = stmt.where(Document.code == code)
@@ -1088,8 +1089,9 @@ class Ledger:
         if links_to is not None:
             stmt = stmt.where(Document.links_to == links_to)
         if organ_id is not None:
-            recipient_of = select(Delivery.digest).where(Delivery.organ_id == organ_id)
-            stmt = stmt.where(or_(Document.sender == organ_id, Document.digest.in_(recipient_of)))
+            codes = _codes(organ_id)
+            recipient_of = select(Delivery.digest).where(Delivery.organ_id.in_(codes))
+            stmt = stmt.where(or_(Document.sender.in_(codes), Document.digest.in_(recipient_of)))
         if since is not None:
             stmt = stmt.where(Document.received_at >= since)
         if until is not None:
@@ -1134,19 +1136,20 @@ class Ledger:
         self,
         *,
         digest: str | None = None,
-        organ_id: str | None = None,
+        organ_id: str | Sequence[str] | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
         kind: EventKind | str | None = None,
         reason: str | None = None,
         limit: int | None = None,
     ) -> list[StoredEvent]:
-        """Events in chain order, filtered; ``since`` inclusive, ``until`` exclusive."""
+        """Events in chain order, filtered; ``since`` inclusive, ``until`` exclusive;
+        ``organ_id`` one code or several (any of them)."""
         stmt = select(*Event.__table__.c).order_by(Event.seq)
         if digest is not None:
             stmt = stmt.where(Event.digest == digest)
         if organ_id is not None:
-            stmt = stmt.where(Event.organ_id == organ_id)
+            stmt = stmt.where(Event.organ_id.in_(_codes(organ_id)))
         if since is not None:
             stmt = stmt.where(Event.at >= since)
         if until is not None:
@@ -1232,6 +1235,11 @@ class Ledger:
         path, or None when the ledger was opened without it (what an evidence export signs
         its statement of the entries with)."""
         return None if self._signer is None else (self._signer, self._cert_pem)
+
+
+def _codes(organ_id: str | Sequence[str]) -> tuple[str, ...]:
+    """One organization code, or several (a body's), as a tuple for ``IN``."""
+    return (organ_id,) if isinstance(organ_id, str) else tuple(organ_id)
 
 
 _EVENT_KINDS: dict[str, str] = {k.value: k.value for k in EventKind}

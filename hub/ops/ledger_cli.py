@@ -352,23 +352,15 @@ def _at_row(seq: int | None) -> str:
     return "" if seq is None else f" at row {seq}"
 
 
-def _organ_codes(args: argparse.Namespace, settings: Settings) -> Sequence[str | None]:
+def _organ_codes(args: argparse.Namespace, settings: Settings) -> Sequence[str] | None:
     """``--organ`` as the codes the ledger may hold for that body (any of its codes finds its
-    documents: :func:`hub.ledger.search.organ_codes`); without it, one unfiltered query."""
+    documents: :func:`hub.ledger.search.organ_codes`); without it, None: no filter."""
     if not args.organ:
-        return (None,)
+        return None
     from hub.app import load_directory
     from hub.ledger.search import organ_codes
 
     return organ_codes(load_directory(settings), args.organ, since=args.since, until=args.until)
-
-
-def _merged(pages: Sequence[Sequence[dict[str, Any]]], limit: int | None
-            ) -> list[dict[str, Any]]:
-    """Rows of several queries (each in chain order), each row once, in chain order."""
-    rows = {(r["seq"], r.get("kind"), r.get("digest")): r for page in pages for r in page}
-    merged = [rows[k] for k in sorted(rows, key=lambda k: k[0])]
-    return merged if limit is None else merged[:max(limit, 0)]
 
 
 def _query(args: argparse.Namespace) -> int:
@@ -383,19 +375,15 @@ def _query(args: argparse.Namespace) -> int:
                 return EXIT_FAILED
             digest = docs[0].digest
         if args.documents:
-            rows: Sequence[dict[str, Any]] = _merged([[d.to_dict() for d in ledger.documents(
-                code=args.code, document_id=args.document_id, organ_id=organ,
-                since=args.since, until=args.until, limit=args.limit)] for organ in organs],
-                args.limit)
+            rows: Sequence[dict[str, Any]] = [d.to_dict() for d in ledger.documents(
+                code=args.code, document_id=args.document_id, organ_id=organs,
+                since=args.since, until=args.until, limit=args.limit)]
             columns = ["seq", "received_at", "sender", "document_id", "code", "kind", "digest"]
         else:
-            pages = []
-            for organ in organs:
-                events: list[StoredEvent] = ledger.events(
-                    digest=digest, organ_id=organ, since=args.since, until=args.until,
-                    kind=args.kind, reason=args.reason, limit=args.limit)
-                pages.append([e.to_dict() for e in events])
-            rows = _merged(pages, args.limit)
+            events: list[StoredEvent] = ledger.events(
+                digest=digest, organ_id=organs, since=args.since, until=args.until,
+                kind=args.kind, reason=args.reason, limit=args.limit)
+            rows = [e.to_dict() for e in events]
             columns = ["seq", "at", "kind", "organ_id", "reason", "message_id", "digest"]
     if args.json:
         print(json.dumps(list(rows), ensure_ascii=False, indent=2))
