@@ -113,7 +113,8 @@ def snapshot(conn: Connection) -> Iterator[None]:
     PostgreSQL's default (READ COMMITTED) takes a new snapshot for each statement: a hub
     committing between two tables' reads would make a backup whose tables, and whose head in
     ``backup.json``, disagree (the restore refuses it). REPEATABLE READ keeps the first
-    statement's snapshot for the whole transaction; READ ONLY as ``hub ledger verify`` reads.
+    statement's snapshot for the whole transaction, as ``hub ledger verify`` reads; READ ONLY:
+    a backup or an export writes nothing.
     SQLite's transaction (``BEGIN``, then WAL) reads one snapshot already."""
     if conn.dialect.name == "postgresql":
         conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)

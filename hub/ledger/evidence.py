@@ -47,7 +47,7 @@ import json
 import re
 import zipfile
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -239,7 +239,7 @@ def export_evidence(
         for name, data in material.items():
             files[f"trust/{folder}/{Path(name).name}"] = data
     created = chain.utc_text(now or datetime.now(UTC))
-    operator = _operator_key(ledger)
+    operator = ledger.checkpoint_signing  # the operator's key: export opens the ledger with it
     if operator is not None:
         sign, cert_pem = operator
         statement = statement_payload(digest, through, created, [
@@ -278,12 +278,6 @@ def statement_payload(document: str, through: int, at: str,
         "v": chain.ENCODING_VERSION, "type": STATEMENT_TYPE, "ledger": "edxml-hub",
         "document": document, "through": through, "at": at,
         "entries": [[seq, entry_hash] for seq, entry_hash in entries]})
-
-
-def _operator_key(ledger: Ledger) -> tuple[Callable[[bytes], bytes], bytes | None] | None:
-    """The key that signs the ledger's checkpoints (the operator's: ``hub evidence export``
-    opens the ledger with it), with its certificate path; None when the ledger cannot sign."""
-    return ledger.checkpoint_signing
 
 
 def _sums(listed: Mapping[str, str]) -> bytes:

@@ -24,6 +24,7 @@ import argparse
 import dataclasses
 import getpass
 import hashlib
+import itertools
 import json
 import re
 import sys
@@ -433,7 +434,9 @@ def replay(conn: Connection, queue: str, intake: str, flt: Filter, *, actor: str
     """
     names = names_for(intake)
     at = now or datetime.now(UTC)
-    chosen = [(d, dl) for d, dl in browse(conn, queue) if flt.matches(dl, at)][:most]
+    # at most `most`: browsing stops there (the letters after it are not even taken)
+    chosen = list(itertools.islice(((d, dl) for d, dl in browse(conn, queue)
+                                    if flt.matches(dl, at)), most))
     if confirm is not None and chosen and not confirm([dl for _d, dl in chosen]):
         return []
     ways: list[tuple[Delivery, DeadLetter, Outgoing]] = []
@@ -498,7 +501,8 @@ def discard(conn: Connection, queue: str, flt: Filter, *, actor: str, note: str,
     if not note.strip():
         raise ValueError("discarding needs a note saying why")
     at = now or datetime.now(UTC)
-    chosen = [(d.tag, dl) for d, dl in browse(conn, queue) if flt.matches(dl, at)][:most]
+    chosen = list(itertools.islice(((d.tag, dl) for d, dl in browse(conn, queue)
+                                    if flt.matches(dl, at)), most))
     if confirm is not None and chosen and not confirm([dl for _tag, dl in chosen]):
         return []
     if chosen:

@@ -292,11 +292,7 @@ class MetricsServer:
             return False, "broker unavailable"
         # The consumer's own state, not a connection of ours: it may reconnect for ever on a
         # refused declare or consume while the broker answers everyone else.
-        consuming = getattr(consumer, "consuming", None)
-        if consuming is None:  # a consumer that does not say: the broker, as seen from here
-            if consumer.stats.reconnects and not self.queue_figures().reached:
-                return False, "broker unavailable"
-        elif not consuming:
+        if not consumer.consuming:
             return False, f"not consuming {self.hub.topology.names.intake}"
         try:
             self.hub.ledger.head()
